@@ -1,0 +1,252 @@
+//! Wiring: load config, start logging, spawn the edges and the engine, and shut down in order
+//! (inputs stop → transport says goodbye → devices drop → terminal restored → logs flushed).
+
+pub mod engine;
+pub mod signals;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+use crate::config::{self, LoadedConfig};
+use crate::core::msg::Msg;
+use crate::core::snapshot::UiSnapshot;
+use crate::core::state::{AppState, CoreSettings};
+use crate::transport::config::Backend;
+use crate::ui::{headless, tui};
+
+/// Capacity of the engine's input queue (keys, stdin, MIDI actions, audio events).
+pub const INPUT_CAPACITY: usize = 1024;
+
+/// Exit code when a task panicked (the report is in the log).
+pub const EXIT_PANIC: u8 = 101;
+
+/// Runs the program for parsed command-line arguments.
+#[allow(clippy::print_stdout)]
+pub fn run(cli: Cli) -> ExitCode {
+    if cli.print_default_config {
+        print!("{}", config::DEFAULT_CONFIG);
+        return ExitCode::from(EXIT_OK);
+    }
+    let loaded = match config::load(cli.config_dir.as_deref()) {
+        Ok(l) => l,
+        Err(errs) => {
+            eprintln!("{errs}");
+            eprintln!(
+                "scope-deck: {} problem(s) in the configuration; nothing was started.",
+                errs.0.len()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if cli.check_config || matches!(cli.command, Some(Command::CheckConfig)) {
+        println!("configuration ok: {}", loaded.files.join(", "));
+        return ExitCode::from(EXIT_OK);
+    }
+    let mut loaded = loaded;
+    if let Some(url) = &cli.server {
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                loaded.app.server.url = url.clone()
+            }
+            _ => {
+                eprintln!(
+                    "scope-deck: --server {url}: expected an http:// or https:// URL with a host"
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let filter = cli
+        .log_level
+        .clone()
+        .unwrap_or_else(|| loaded.app.logging.level.clone());
+    let log_dir = if loaded.app.logging.dir.is_empty() {
+        crate::logging::default_log_dir()
+    } else {
+        loaded.app.logging.dir.clone().into()
+    };
+    let guard = match crate::logging::init(&log_dir, &filter) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!(
+                "scope-deck: cannot write logs in {}: {e}",
+                log_dir.display()
+            );
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), files = ?loaded.files, "starting");
+    let code = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => {
+            let code = rt.block_on(run_async(cli, loaded));
+            // Stdin readers sit on a blocking thread; do not wait for them.
+            rt.shutdown_timeout(Duration::from_millis(200));
+            code
+        }
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            EXIT_RUNTIME
+        }
+    };
+    tracing::info!(code, "exit");
+    drop(guard); // flush logs last
+    ExitCode::from(code)
+}
+
+fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
+    let app = &loaded.app;
+    let backend = if dry_run {
+        Backend::DryRun
+    } else {
+        app.server.backend
+    };
+    CoreSettings {
+        backend: backend.label().to_string(),
+        server: app.server.url.clone(),
+        panic_mode: app.controls.panic,
+        safe_prompt: app.controls.safe_prompt.clone(),
+        confirm_quit: app.controls.confirm_quit,
+        initial_prompt: app.prompt.initial.clone(),
+        ..CoreSettings::default()
+    }
+}
+
+async fn run_async(cli: Cli, loaded: LoadedConfig) -> u8 {
+    // One TLS provider for reqwest and DTLS alike (two would make rustls panic at handshake).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let cancel = CancellationToken::new();
+    let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
+    let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
+    let transport = match crate::transport::spawn(&loaded.app.server, cli.dry_run, tev_tx) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("scope-deck: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    let state = AppState::new(settings(&loaded, cli.dry_run));
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+
+    let signals = tokio::spawn(signals::forward(inputs_tx.clone(), cancel.clone()));
+
+    // Front end.
+    let (events_tx, frontend) = if cli.headless {
+        let (etx, erx) = mpsc::channel(4096);
+        tokio::spawn(headless::read_stdin(inputs_tx.clone(), cancel.clone()));
+        (
+            Some(etx),
+            tokio::spawn(async move {
+                headless::write_stdout(erx).await;
+                Ok(())
+            }),
+        )
+    } else {
+        let guard = match tui::TerminalGuard::enter() {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("scope-deck: cannot use this terminal ({e}); try --headless");
+                let _ = transport
+                    .commands
+                    .send(crate::transport::TransportCmd::Shutdown)
+                    .await;
+                return EXIT_RUNTIME;
+            }
+        };
+        tui::install_panic_hook();
+        let fe = tokio::spawn(tui::run(
+            guard,
+            loaded.keymap.clone(),
+            inputs_tx.clone(),
+            snap_rx.clone(),
+            loaded.app.ui.fps,
+            cancel.clone(),
+            cli.crash_test,
+        ));
+        (None, fe)
+    };
+
+    let io = engine::EngineIo {
+        inputs: inputs_rx,
+        transport_events: tev_rx,
+        transport_commands: transport.commands.clone(),
+        audio_frames: None,
+        events: events_tx,
+        snapshots: snap_tx,
+    };
+    let tick = Duration::from_secs_f64(1.0 / f64::from(loaded.app.ui.fps.max(1)));
+    let engine = tokio::spawn(engine::run(state, io, tick));
+    drop(inputs_tx);
+
+    // If the front end dies (panic, terminal gone) the engine must still shut down in order.
+    let mut frontend = frontend;
+    let mut code = EXIT_OK;
+    let engine_result = tokio::select! {
+        r = engine => Some(r),
+        fe = &mut frontend => {
+            code = frontend_code(fe);
+            None
+        }
+    };
+    let engine_result = match engine_result {
+        Some(r) => r,
+        None => {
+            // Ask the engine to stop through the signal path and wait for it.
+            let _ = signals::request_stop(&transport.commands).await;
+            cancel.cancel();
+            let _ = tokio::time::timeout(engine::GOODBYE_TIMEOUT, transport.task).await;
+            signals.abort();
+            return code;
+        }
+    };
+    cancel.cancel();
+    match engine_result {
+        Ok((_state, dropped)) => {
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "headless events dropped (stdout not read fast enough)"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!("engine task failed: {e}");
+            code = if e.is_panic() {
+                EXIT_PANIC
+            } else {
+                EXIT_RUNTIME
+            };
+        }
+    }
+    if let Ok(fe) = tokio::time::timeout(Duration::from_secs(2), frontend).await {
+        let c = frontend_code(fe);
+        if code == EXIT_OK {
+            code = c;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
+    signals.abort();
+    code
+}
+
+fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {
+    match r {
+        Ok(Ok(())) => EXIT_OK,
+        Ok(Err(e)) => {
+            tracing::error!("terminal failed: {e}");
+            EXIT_RUNTIME
+        }
+        Err(e) if e.is_panic() => EXIT_PANIC,
+        Err(_) => EXIT_RUNTIME,
+    }
+}

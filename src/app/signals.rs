@@ -1,0 +1,38 @@
+//! SIGINT, SIGTERM and SIGHUP become messages, so every way out goes through the same orderly
+//! shutdown as `q`.
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::msg::{Msg, StopSignal};
+use crate::transport::types::TransportCmd;
+
+/// Forwards stop signals to the engine until cancelled.
+pub async fn forward(inputs: mpsc::Sender<Msg>, cancel: CancellationToken) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; only the quit key will stop scope-deck");
+        return;
+    };
+    loop {
+        let sig = tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = int.recv() => StopSignal::Interrupt,
+            _ = term.recv() => StopSignal::Terminate,
+            _ = hup.recv() => StopSignal::Hangup,
+        };
+        tracing::info!(?sig, "signal received");
+        if inputs.send(Msg::Signal(sig)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Used when the front end died: tell the transport goodbye directly.
+pub async fn request_stop(commands: &mpsc::Sender<TransportCmd>) -> Result<(), ()> {
+    commands.send(TransportCmd::Shutdown).await.map_err(|_| ())
+}

@@ -1,0 +1,5 @@
+//! Audio input and analysis. The real-time callback only copies into a ring; analysis runs on
+//! its own thread and publishes [`features::AudioFrame`]s latest-wins.
+
+pub mod config;
+pub mod features;

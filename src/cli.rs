@@ -1,0 +1,74 @@
+//! Command line: flags override config.toml; exit codes are part of the interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Clean exit: quit, or a handled SIGINT/SIGTERM/SIGHUP.
+pub const EXIT_OK: u8 = 0;
+/// Something failed at run time (terminal unavailable, transport could not start, ...).
+pub const EXIT_RUNTIME: u8 = 1;
+/// Bad command line (clap's own code).
+pub const EXIT_USAGE: u8 = 2;
+/// The configuration, a theme or a keymap is invalid.
+pub const EXIT_CONFIG: u8 = 3;
+
+const EXAMPLES: &str = "\
+Examples:
+  scope-deck --dry-run                      rehearse: demo audio, nothing sent anywhere
+  scope-deck --server http://gpu-box:8000   steer a Scope server
+  scope-deck --server https://<pod>-8000.proxy.runpod.net
+  scope-deck --headless --dry-run           JSON-lines actions on stdin, events on stdout
+      echo '{\"action\":\"reset_cache\"}' | scope-deck --headless --dry-run
+  scope-deck --check-config --config-dir ./my-show
+
+Exit codes:
+  0  clean exit (quit, or SIGINT/SIGTERM/SIGHUP handled)
+  1  run-time failure (see the log)
+  2  bad command line
+  3  invalid config.toml, theme or keymap (every problem is listed with file:line: key)
+
+Files:
+  config   $XDG_CONFIG_HOME/scope-deck/{config.toml,themes/*.toml,keymaps/*.toml}
+  log      $XDG_STATE_HOME/scope-deck/scope-deck.log";
+
+/// scope-deck: play real-time AI video like an instrument.
+#[derive(Debug, Parser)]
+#[command(name = "scope-deck", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// No terminal UI: read JSON-lines actions on stdin, write JSON-lines events on stdout.
+    #[arg(long)]
+    pub headless: bool,
+    /// No server: the transport records what it would send and shows it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Scope server URL (overrides [server] url), e.g. http://127.0.0.1:8000.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Folder with config.toml, themes/ and keymaps/ (default: $XDG_CONFIG_HOME/scope-deck).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Log level or filter (overrides [logging] level), e.g. debug or scope_deck=trace.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Validate config, themes and keymaps, print every problem, and exit (3 if invalid).
+    #[arg(long)]
+    pub check_config: bool,
+    /// Print the built-in config.toml (a commented template) and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+    /// Test hook: panic in the terminal front end after the first frame (checks that a panic
+    /// restores the terminal and lands in the log).
+    #[arg(long, hide = true)]
+    pub crash_test: bool,
+    /// Subcommands.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands besides the main job.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate configuration (same as --check-config).
+    CheckConfig,
+}

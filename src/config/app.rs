@@ -1,0 +1,165 @@
+//! `config.toml`: one section per concern, each owned by its module.
+
+use serde::Deserialize;
+
+use crate::config::diagnostics::{ConfigError, SourceDoc};
+
+/// The validated contents of `config.toml` (defaults filled in).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// `[server]`: backend, URL, pipeline.
+    pub server: crate::transport::config::ServerConfig,
+    /// `[audio]`: input source and analysis.
+    pub audio: crate::audio::config::AudioConfig,
+    /// `[ui]`: frame rate, theme and keymap selection.
+    pub ui: crate::ui::config::UiConfig,
+    /// `[controls]`: panic behaviour, confirmations, MIDI.
+    pub controls: crate::controls::config::ControlsConfig,
+    /// `[prompt]`: starting prompt.
+    pub prompt: PromptConfig,
+    /// `[logging]`: level and directory.
+    pub logging: LoggingConfig,
+    /// The parsed file, kept to locate cross-file errors.
+    #[serde(skip)]
+    doc: Option<SourceDoc>,
+}
+
+impl PartialEq for AppConfig {
+    fn eq(&self, o: &Self) -> bool {
+        self.server == o.server
+            && self.audio == o.audio
+            && self.ui == o.ui
+            && self.controls == o.controls
+            && self.prompt == o.prompt
+            && self.logging == o.logging
+    }
+}
+
+/// `[prompt]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptConfig {
+    /// The prompt sent with the first offer.
+    pub initial: String,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        PromptConfig {
+            initial: "cosmic nebula, swirling colors, deep space".into(),
+        }
+    }
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive.
+    pub level: String,
+    /// Log directory; empty = `$XDG_STATE_HOME/scope-deck`.
+    pub dir: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+            dir: String::new(),
+        }
+    }
+}
+
+/// A section that can check itself after parsing, reporting into the shared error list.
+pub trait Validate {
+    /// Pushes every problem found; `prefix` is the section's key path (`server`).
+    fn validate(&self, doc: &SourceDoc, prefix: &str, errors: &mut Vec<ConfigError>);
+}
+
+impl AppConfig {
+    /// Parses and validates `text` named `name`; `None` if anything was wrong (errors pushed).
+    pub fn from_text(name: &str, text: &str, errors: &mut Vec<ConfigError>) -> Option<AppConfig> {
+        let doc = match SourceDoc::parse(name, text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(e);
+                return None;
+            }
+        };
+        let mut cfg: AppConfig = match doc.deserialize() {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                return None;
+            }
+        };
+        let before = errors.len();
+        cfg.server.validate(&doc, "server", errors);
+        cfg.audio.validate(&doc, "audio", errors);
+        cfg.ui.validate(&doc, "ui", errors);
+        cfg.controls.validate(&doc, "controls", errors);
+        if cfg.prompt.initial.trim().is_empty() {
+            errors.push(doc.error_at("prompt.initial", "must not be empty", None));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&cfg.logging.level).is_err() {
+            errors.push(doc.error_at(
+                "logging.level",
+                "not a log level (error, warn, info, debug, trace) or filter directive",
+                None,
+            ));
+        }
+        cfg.doc = Some(doc);
+        (errors.len() == before).then_some(cfg)
+    }
+
+    /// An error located at `path` in this config's file.
+    pub fn error_at(&self, path: &str, message: String) -> ConfigError {
+        match &self.doc {
+            Some(doc) => doc.error_at(path, message, None),
+            None => ConfigError {
+                file: "<built-in>/config.toml".into(),
+                line: 0,
+                column: 0,
+                key: path.into(),
+                message,
+                value: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_file_equals_code_defaults() {
+        let mut errs = Vec::new();
+        let cfg = AppConfig::from_text("d", crate::config::DEFAULT_CONFIG, &mut errs).unwrap();
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            cfg,
+            AppConfig::default(),
+            "config.default.toml and Default impls drifted"
+        );
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let mut errs = Vec::new();
+        assert_eq!(
+            AppConfig::from_text("e", "", &mut errs).unwrap(),
+            AppConfig::default()
+        );
+    }
+
+    #[test]
+    fn bad_log_level_is_located() {
+        let mut errs = Vec::new();
+        assert!(
+            AppConfig::from_text("c.toml", "[logging]\nlevel = \"loud[\"\n", &mut errs).is_none()
+        );
+        assert_eq!((errs[0].line, errs[0].key.as_str()), (2, "logging.level"));
+    }
+}

@@ -1,0 +1,233 @@
+//! Configuration: `config.toml`, `themes/*.toml` and `keymaps/*.toml`.
+//!
+//! Defaults are embedded in the binary; the user's files in the config directory (XDG
+//! `~/.config/scope-deck`, or `--config-dir`) are layered over them: `config.toml` fills in
+//! whatever it sets over the built-in defaults, and a theme or keymap file replaces the built-in
+//! one with the same file stem (or adds a new one). Every file is parsed into raw structs with
+//! unknown fields denied, then validated, collecting *all* errors with file, line and key.
+
+pub mod app;
+pub mod diagnostics;
+
+use std::path::{Path, PathBuf};
+
+pub use app::AppConfig;
+pub use diagnostics::{ConfigError, ConfigErrors, SourceDoc};
+
+use crate::controls::keymap::Keymap;
+use crate::mapping::theme::Theme;
+
+/// Built-in `config.toml`, also printed by `--print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config.default.toml");
+
+/// Built-in themes (file stem, text).
+pub const EMBEDDED_THEMES: &[(&str, &str)] =
+    &[("default", include_str!("../../themes/default.toml"))];
+
+/// Built-in keymaps (file stem, text).
+pub const EMBEDDED_KEYMAPS: &[(&str, &str)] =
+    &[("default", include_str!("../../keymaps/default.toml"))];
+
+/// Everything loaded and validated.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// `config.toml` merged over defaults.
+    pub app: AppConfig,
+    /// Themes in display order (built-ins first, then the user's, each sorted by file stem).
+    pub themes: Vec<Theme>,
+    /// The active keymap.
+    pub keymap: Keymap,
+    /// Which files were read (for `--check-config` and the log).
+    pub files: Vec<String>,
+    /// The directory user files were looked for in.
+    pub dir: Option<PathBuf>,
+}
+
+/// The default user config directory (`$XDG_CONFIG_HOME/scope-deck`).
+pub fn default_config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "scope-deck").map(|d| d.config_dir().to_path_buf())
+}
+
+/// A named text to parse: user file or embedded default.
+struct Text {
+    name: String,
+    stem: String,
+    text: String,
+}
+
+fn read_dir_tomls(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<Text> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let stem = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        match std::fs::read_to_string(&p) {
+            Ok(text) => out.push(Text {
+                name: p.display().to_string(),
+                stem,
+                text,
+            }),
+            Err(e) => errors.push(file_error(&p, &format!("cannot read: {e}"))),
+        }
+    }
+    out
+}
+
+fn file_error(p: &Path, msg: &str) -> ConfigError {
+    ConfigError {
+        file: p.display().to_string(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: msg.to_string(),
+        value: None,
+    }
+}
+
+/// Embedded entries overlaid by user entries with the same stem.
+fn layered(embedded: &[(&str, &str)], kind: &str, user: Vec<Text>) -> Vec<Text> {
+    let mut out: Vec<Text> = embedded
+        .iter()
+        .map(|(stem, text)| Text {
+            name: format!("<built-in>/{kind}/{stem}.toml"),
+            stem: (*stem).to_string(),
+            text: (*text).to_string(),
+        })
+        .collect();
+    for u in user {
+        match out.iter_mut().find(|t| t.stem == u.stem) {
+            Some(slot) => *slot = u,
+            None => out.push(u),
+        }
+    }
+    out
+}
+
+/// Loads and validates everything from `dir` (or the default directory) over the built-ins.
+pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
+    let dir: Option<PathBuf> = dir.map(Path::to_path_buf).or_else(default_config_dir);
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+
+    // config.toml
+    let user_cfg = dir
+        .as_ref()
+        .map(|d| d.join("config.toml"))
+        .filter(|p| p.exists());
+    let app = match &user_cfg {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) => {
+                files.push(p.display().to_string());
+                AppConfig::from_text(&p.display().to_string(), &text, &mut errors)
+            }
+            Err(e) => {
+                errors.push(file_error(p, &format!("cannot read: {e}")));
+                None
+            }
+        },
+        None => {
+            files.push("<built-in>/config.toml".into());
+            AppConfig::from_text("<built-in>/config.toml", DEFAULT_CONFIG, &mut errors)
+        }
+    };
+
+    // themes
+    let user_themes = dir
+        .as_ref()
+        .map(|d| read_dir_tomls(&d.join("themes"), &mut errors))
+        .unwrap_or_default();
+    let mut themes = Vec::new();
+    for t in layered(EMBEDDED_THEMES, "themes", user_themes) {
+        files.push(t.name.clone());
+        if let Some(theme) = Theme::from_text(&t.name, &t.stem, &t.text, &mut errors) {
+            themes.push(theme);
+        }
+    }
+
+    // keymaps
+    let user_keymaps = dir
+        .as_ref()
+        .map(|d| read_dir_tomls(&d.join("keymaps"), &mut errors))
+        .unwrap_or_default();
+    let mut keymaps = Vec::new();
+    for k in layered(EMBEDDED_KEYMAPS, "keymaps", user_keymaps) {
+        files.push(k.name.clone());
+        if let Some(km) = Keymap::from_text(&k.name, &k.stem, &k.text, &mut errors) {
+            keymaps.push(km);
+        }
+    }
+
+    let Some(app) = app else {
+        return Err(ConfigErrors(errors));
+    };
+    // Cross-file references.
+    if !themes.iter().any(|t| t.id == app.ui.theme) && errors.is_empty() {
+        errors.push(app.error_at(
+            "ui.theme",
+            format!(
+            "no theme named `{}` (have: {})",
+            app.ui.theme,
+            themes.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        ));
+    }
+    let keymap = keymaps.iter().find(|k| k.id == app.ui.keymap).cloned();
+    if keymap.is_none() && errors.is_empty() {
+        errors.push(app.error_at(
+            "ui.keymap",
+            format!(
+            "no keymap named `{}` (have: {})",
+            app.ui.keymap,
+            keymaps.iter().map(|k| k.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        ));
+    }
+    match keymap {
+        Some(keymap) if errors.is_empty() => Ok(LoadedConfig {
+            app,
+            themes,
+            keymap,
+            files,
+            dir,
+        }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_defaults_load_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load(Some(dir.path())).unwrap();
+        assert_eq!(loaded.app, AppConfig::default());
+        assert!(loaded.themes.iter().any(|t| t.id == "default"));
+        assert_eq!(loaded.keymap.id, "default");
+    }
+
+    #[test]
+    fn user_files_override_by_stem_and_errors_are_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[ui]\nfps = 0\n[server]\nurl = \"ftp://x\"\n",
+        )
+        .unwrap();
+        let errs = load(Some(dir.path())).unwrap_err();
+        assert!(errs.0.len() >= 2, "{errs}");
+        assert!(errs.to_string().contains("ui.fps"), "{errs}");
+        assert!(errs.to_string().contains("server.url"), "{errs}");
+    }
+}

@@ -1,0 +1,37 @@
+//! `[controls]` section: panic behaviour and confirmations.
+
+use serde::Deserialize;
+
+use crate::config::app::Validate;
+use crate::config::diagnostics::{ConfigError, SourceDoc};
+use crate::core::state::PanicMode;
+
+/// `[controls]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlsConfig {
+    /// What panic does: `pause` or `safe_prompt`.
+    pub panic: PanicMode,
+    /// Prompt used when `panic = "safe_prompt"`.
+    pub safe_prompt: String,
+    /// Ask before quitting while streaming.
+    pub confirm_quit: bool,
+}
+
+impl Default for ControlsConfig {
+    fn default() -> Self {
+        ControlsConfig {
+            panic: PanicMode::Pause,
+            safe_prompt: "calm dark blue gradient, soft light".into(),
+            confirm_quit: true,
+        }
+    }
+}
+
+impl Validate for ControlsConfig {
+    fn validate(&self, doc: &SourceDoc, prefix: &str, errors: &mut Vec<ConfigError>) {
+        if self.safe_prompt.trim().is_empty() {
+            errors.push(doc.error_at(&format!("{prefix}.safe_prompt"), "must not be empty", None));
+        }
+    }
+}

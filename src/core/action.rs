@@ -1,0 +1,229 @@
+//! What a key, a MIDI binding or a headless script line may ask for.
+//!
+//! Actions are data (serde, tagged by `action`) so keymaps, MIDI bindings and the headless
+//! JSON-lines front end all name them the same way: `{"action":"reset_cache"}`,
+//! `{"action":"set_param","key":"noise_scale","value":0.4}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::params::ParamValue;
+
+/// A request from the performer (or a script). The reducer decides what it means in the
+/// current state; an action never does I/O by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Leave. While streaming the first press asks for confirmation; a second confirms.
+    Quit,
+    /// Leave now, no confirmation (scripts, second Ctrl-C).
+    ForceQuit,
+    /// Dismiss a pending confirmation or close an overlay.
+    Cancel,
+    /// Show or hide the help overlay.
+    ToggleHelp,
+    /// Pause generation (`paused: true`).
+    Pause,
+    /// Resume generation (`paused: false`); also releases panic.
+    Resume,
+    /// Toggle between pause and resume.
+    TogglePause,
+    /// One-shot cache reset: the model forgets its temporal context.
+    ResetCache,
+    /// Emergency: pause or switch to the safe prompt (config), reset the cache, show it loudly.
+    Panic,
+    /// Leave the panic state and restore what was playing before.
+    ReleasePanic,
+    /// Set a parameter to an absolute value.
+    SetParam {
+        /// Scope parameter key (`noise_scale`, `vace_context_scale`, ...).
+        key: String,
+        /// New value; numbers are clamped to the parameter's range.
+        value: ParamValue,
+    },
+    /// Move a numeric parameter by `delta`, clamped to its range.
+    AdjustParam {
+        /// Scope parameter key.
+        key: String,
+        /// Signed change.
+        delta: f64,
+    },
+    /// Replace the current prompt text (sent as a single full-weight prompt).
+    SetPrompt {
+        /// The new prompt.
+        text: String,
+    },
+    /// Drop the connection and connect again (keeps every parameter).
+    Reconnect,
+    /// Next generation theme.
+    ThemeNext,
+    /// Previous generation theme.
+    ThemePrev,
+    /// Select theme by 0-based index in the theme list.
+    SelectTheme {
+        /// 0-based index.
+        index: usize,
+    },
+    /// Next prompt in the active theme's list.
+    PromptNext,
+    /// Previous prompt in the active theme's list.
+    PromptPrev,
+    /// Select prompt by 0-based index in the active theme's list.
+    SelectPrompt {
+        /// 0-based index.
+        index: usize,
+    },
+    /// Set the persona used in `{persona} {style}` prompts.
+    SetPersona {
+        /// Persona word (`androgynous`, `female`, `male`, or any text).
+        name: String,
+    },
+    /// Tap tempo: successive taps set the BPM.
+    TapTempo,
+    /// Nudge the tempo by `bpm` (signed).
+    NudgeTempo {
+        /// BPM change.
+        bpm: f64,
+    },
+    /// Declare that the current beat is beat 1 of the bar.
+    Redownbeat,
+    /// Enable or disable a named mapping of the active theme.
+    ToggleMapping {
+        /// Mapping name as written in the theme.
+        name: String,
+    },
+    /// Start editing the prompt text in the TUI.
+    EditPrompt,
+}
+
+impl Action {
+    /// The snake_case name, as written in keymaps and shown in the activity log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::ForceQuit => "force_quit",
+            Action::Cancel => "cancel",
+            Action::ToggleHelp => "toggle_help",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::TogglePause => "toggle_pause",
+            Action::ResetCache => "reset_cache",
+            Action::Panic => "panic",
+            Action::ReleasePanic => "release_panic",
+            Action::SetParam { .. } => "set_param",
+            Action::AdjustParam { .. } => "adjust_param",
+            Action::SetPrompt { .. } => "set_prompt",
+            Action::Reconnect => "reconnect",
+            Action::ThemeNext => "theme_next",
+            Action::ThemePrev => "theme_prev",
+            Action::SelectTheme { .. } => "select_theme",
+            Action::PromptNext => "prompt_next",
+            Action::PromptPrev => "prompt_prev",
+            Action::SelectPrompt { .. } => "select_prompt",
+            Action::SetPersona { .. } => "set_persona",
+            Action::TapTempo => "tap_tempo",
+            Action::NudgeTempo { .. } => "nudge_tempo",
+            Action::Redownbeat => "redownbeat",
+            Action::ToggleMapping { .. } => "toggle_mapping",
+            Action::EditPrompt => "edit_prompt",
+        }
+    }
+
+    /// A short human label for the activity log and help overlay.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::SetParam { key, value } => format!("set {key} = {value}"),
+            Action::AdjustParam { key, delta } => format!("{key} {delta:+}"),
+            Action::SetPrompt { text } => format!("prompt \"{text}\""),
+            Action::SelectTheme { index } => format!("theme #{}", index + 1),
+            Action::SelectPrompt { index } => format!("prompt #{}", index + 1),
+            Action::SetPersona { name } => format!("persona {name}"),
+            Action::NudgeTempo { bpm } => format!("tempo {bpm:+} BPM"),
+            Action::ToggleMapping { name } => format!("toggle mapping {name}"),
+            other => other.name().replace('_', " "),
+        }
+    }
+
+    /// Parses the short form used in keymaps (`"reset_cache"`) for actions without fields.
+    pub fn from_name(name: &str) -> Result<Action, String> {
+        serde_json::from_value(serde_json::json!({ "action": name })).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("missing field") {
+                format!("action `{name}` needs fields; write it as a table: {{ action = \"{name}\", ... }}")
+            } else {
+                format!("unknown action `{name}`")
+            }
+        })
+    }
+}
+
+/// Where an action came from, shown on the dashboard next to the value it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionSource {
+    /// A key press.
+    #[default]
+    Keyboard,
+    /// A MIDI binding.
+    Midi,
+    /// A line on the headless stdin.
+    Script,
+    /// The theme's mapping engine.
+    Mapping,
+    /// The engine itself (timers, reconnect replays).
+    System,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_uses_action_tag() {
+        let a: Action =
+            serde_json::from_str(r#"{"action":"set_param","key":"noise_scale","value":0.5}"#)
+                .unwrap();
+        assert_eq!(
+            a,
+            Action::SetParam {
+                key: "noise_scale".into(),
+                value: serde_json::json!(0.5)
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Action::Quit).unwrap(),
+            r#"{"action":"quit"}"#
+        );
+    }
+
+    #[test]
+    fn from_name_explains_missing_fields_and_unknown_names() {
+        assert_eq!(
+            Action::from_name("reset_cache").unwrap(),
+            Action::ResetCache
+        );
+        assert!(
+            Action::from_name("set_param")
+                .unwrap_err()
+                .contains("needs fields")
+        );
+        assert!(
+            Action::from_name("explode")
+                .unwrap_err()
+                .contains("unknown action")
+        );
+    }
+
+    #[test]
+    fn name_matches_serde_tag() {
+        for a in [
+            Action::Quit,
+            Action::Panic,
+            Action::TapTempo,
+            Action::EditPrompt,
+            Action::ThemeNext,
+        ] {
+            let v = serde_json::to_value(&a).unwrap();
+            assert_eq!(v["action"], a.name());
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! What the reducer asks the edges to do. The engine executes effects; the reducer never does
+//! I/O itself, which is why it can be tested by folding messages.
+
+use serde::Serialize;
+
+use crate::core::action::{Action, ActionSource};
+use crate::core::msg::StopSignal;
+use crate::core::params::ParamValue;
+use crate::core::state::Level;
+use crate::transport::types::{ConnState, TransportCmd};
+
+/// A side effect for the engine to carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Tell the transport something.
+    Transport(TransportCmd),
+    /// Publish an event (headless stdout, logs).
+    Emit(Event),
+    /// Everything is said and done: leave the engine loop.
+    Exit,
+}
+
+/// An observable event, one JSON line each in headless mode.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The engine is up.
+    Ready {
+        /// scope-deck version.
+        version: String,
+        /// Backend label.
+        backend: String,
+    },
+    /// An action was taken.
+    Action {
+        /// The action.
+        action: Action,
+        /// Its source.
+        source: ActionSource,
+    },
+    /// A parameter changed (after validation).
+    Param {
+        /// Key.
+        key: String,
+        /// Value that will be sent.
+        value: ParamValue,
+        /// The requested value was out of range.
+        clamped: bool,
+    },
+    /// The transport put a message on the wire.
+    Sent {
+        /// Exactly what was sent.
+        payload: serde_json::Value,
+    },
+    /// The connection state changed.
+    Connection {
+        /// New state.
+        state: ConnState,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A message for the performer.
+    Notice {
+        /// Severity.
+        level: Level,
+        /// Text.
+        message: String,
+    },
+    /// Shutdown started.
+    Stopping {
+        /// Why (`quit`, a signal name, `input_closed`).
+        reason: String,
+    },
+    /// A stop signal arrived.
+    Signal {
+        /// Which.
+        signal: StopSignal,
+    },
+}

@@ -1,0 +1,57 @@
+//! Everything the engine reacts to.
+
+use crate::audio::features::{AudioEvent, AudioFrame};
+use crate::core::action::{Action, ActionSource};
+use crate::transport::types::TransportEvent;
+
+/// Why the process is being asked to stop from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopSignal {
+    /// Ctrl-C / SIGINT.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP (terminal or SSH session gone).
+    Hangup,
+    /// Headless stdin closed.
+    InputClosed,
+}
+
+/// One input to the reducer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// The engine started: connect and announce.
+    Started,
+    /// A performer or script action.
+    Action {
+        /// What was asked.
+        action: Action,
+        /// Who asked.
+        source: ActionSource,
+    },
+    /// The frame clock ticked (timers, flashes, confirmations).
+    Tick,
+    /// New audio features (latest wins).
+    AudioFrame(AudioFrame),
+    /// An onset or beat.
+    AudioEvent(AudioEvent),
+    /// The audio source has a problem (or recovered, with `None`).
+    AudioProblem(Option<String>),
+    /// Something from the transport.
+    Transport(TransportEvent),
+    /// A stop request from outside.
+    Signal(StopSignal),
+    /// A headless input line could not be understood.
+    BadInput(String),
+}
+
+impl Msg {
+    /// Shorthand for a keyboard action.
+    pub fn key(action: Action) -> Msg {
+        Msg::Action {
+            action,
+            source: crate::core::action::ActionSource::Keyboard,
+        }
+    }
+}

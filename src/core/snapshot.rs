@@ -1,0 +1,104 @@
+//! The read-only view the front ends draw from, published on a `watch` channel.
+//!
+//! Cheap to build (a few small clones at frame rate) and owned, so the renderer never holds a
+//! lock or touches engine state.
+
+use std::time::Duration;
+
+use crate::core::action::ActionSource;
+use crate::core::params::ParamValue;
+use crate::core::state::{
+    AppState, AudioSlice, ControlsSlice, Lifecycle, Mode, TransportSlice, UiSlice,
+};
+
+/// One parameter row for the live-parameters panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamRow {
+    /// Key.
+    pub key: String,
+    /// Current value.
+    pub value: ParamValue,
+    /// Numeric range, when it has one.
+    pub range: Option<(f64, f64)>,
+    /// Who set it.
+    pub source: ActionSource,
+}
+
+/// Everything a front end shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiSnapshot {
+    /// Engine time of this snapshot.
+    pub now: Duration,
+    /// Backend label.
+    pub backend: String,
+    /// Server URL.
+    pub server: String,
+    /// Audio.
+    pub audio: AudioSlice,
+    /// Connection.
+    pub transport: TransportSlice,
+    /// Parameters with ranges.
+    pub params: Vec<ParamRow>,
+    /// Current prompt.
+    pub prompt: String,
+    /// Last one-shot (name, when).
+    pub last_trigger: Option<(String, Duration)>,
+    /// Performer input state.
+    pub controls: ControlsSlice,
+    /// Front-end state.
+    pub ui: UiSlice,
+    /// Lifecycle.
+    pub lifecycle: Lifecycle,
+    /// Flash duration.
+    pub flash: Duration,
+}
+
+impl UiSnapshot {
+    /// Builds the snapshot of `state` at `now`.
+    pub fn of(state: &AppState, now: Duration) -> Self {
+        let store = &state.params.store;
+        let params = store
+            .entries()
+            .iter()
+            .map(|(k, e)| ParamRow {
+                key: k.clone(),
+                value: e.value.clone(),
+                range: store.spec(k).and_then(|s| s.range()),
+                source: e.source,
+            })
+            .collect();
+        UiSnapshot {
+            now,
+            backend: state.settings.backend.clone(),
+            server: state.settings.server.clone(),
+            audio: state.audio.clone(),
+            transport: state.transport.clone(),
+            params,
+            prompt: state.params.prompt.clone(),
+            last_trigger: state.params.last_trigger.clone(),
+            controls: state.controls.clone(),
+            ui: state.ui.clone(),
+            lifecycle: state.lifecycle,
+            flash: state.settings.flash,
+        }
+    }
+
+    /// The mode shown.
+    pub fn mode(&self) -> Mode {
+        self.ui.mode
+    }
+
+    /// Whether a one-shot is still flashing.
+    pub fn trigger_flash(&self) -> Option<&str> {
+        self.last_trigger
+            .as_ref()
+            .filter(|(_, at)| self.now.saturating_sub(*at) < self.flash)
+            .map(|(n, _)| n.as_str())
+    }
+}
+
+impl Default for UiSnapshot {
+    fn default() -> Self {
+        UiSnapshot::of(&AppState::new(Default::default()), Duration::ZERO)
+    }
+}

@@ -1,0 +1,250 @@
+//! The application state, split into slices that each concern owns. Only the reducer mutates it.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audio::features::{AudioEvent, AudioFrame, TempoSource};
+use crate::core::action::ActionSource;
+use crate::core::params::{ParamStore, ParamValue};
+use crate::transport::types::{ConnState, LinkStats, WarmUp};
+
+/// How many recent entries the activity and notice lists keep.
+pub const RECENT_LEN: usize = 64;
+
+/// Everything the engine knows.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Settings fixed at start-up (from config.toml).
+    pub settings: CoreSettings,
+    /// Audio analysis results.
+    pub audio: AudioSlice,
+    /// Connection to the server.
+    pub transport: TransportSlice,
+    /// Parameters and prompt.
+    pub params: ParamsSlice,
+    /// Performer input: recent actions, panic, confirmations.
+    pub controls: ControlsSlice,
+    /// Front-end mode and notices.
+    pub ui: UiSlice,
+    /// Running, or on the way out.
+    pub lifecycle: Lifecycle,
+}
+
+/// What panic does (config `[controls] panic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PanicMode {
+    /// Pause generation and reset the cache.
+    #[default]
+    Pause,
+    /// Switch to the safe prompt and reset the cache (the picture keeps moving).
+    SafePrompt,
+}
+
+/// Start-up settings the reducer needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreSettings {
+    /// Backend label (`scope`, `scope-osc`, `daydream`, `dry-run`).
+    pub backend: String,
+    /// Server URL shown on the dashboard.
+    pub server: String,
+    /// What panic does.
+    pub panic_mode: PanicMode,
+    /// Prompt used by `PanicMode::SafePrompt`.
+    pub safe_prompt: String,
+    /// Ask before quitting while streaming.
+    pub confirm_quit: bool,
+    /// Initial prompt.
+    pub initial_prompt: String,
+    /// How long a one-shot flash stays lit on the dashboard.
+    pub flash: Duration,
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        CoreSettings {
+            backend: "dry-run".into(),
+            server: "http://127.0.0.1:8000".into(),
+            panic_mode: PanicMode::Pause,
+            safe_prompt: "calm dark blue gradient, soft light".into(),
+            confirm_quit: true,
+            initial_prompt: "cosmic nebula, swirling colors, deep space".into(),
+            flash: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Audio analysis as last published.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AudioSlice {
+    /// Latest features.
+    pub frame: AudioFrame,
+    /// Last beat event and when it arrived (engine time).
+    pub last_beat: Option<(AudioEvent, Duration)>,
+    /// Last onset and when it arrived (engine time).
+    pub last_onset: Option<(AudioEvent, Duration)>,
+    /// Beats seen.
+    pub beats: u64,
+    /// Onsets seen.
+    pub onsets: u64,
+    /// Tempo source in use.
+    pub tempo_source: TempoSource,
+    /// Source description (`demo`, device name, file).
+    pub source: String,
+    /// Source problem, if any (device gone, file unreadable).
+    pub problem: Option<String>,
+}
+
+/// Connection as last reported by the transport.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TransportSlice {
+    /// State machine position.
+    pub state: ConnState,
+    /// Why it is there.
+    pub reason: Option<String>,
+    /// Warm-up countdown while loading.
+    pub warmup: Option<WarmUp>,
+    /// Health figures.
+    pub stats: LinkStats,
+    /// Recent payloads put on the wire (dry run shows them), newest last.
+    pub sent: VecDeque<(Duration, serde_json::Value)>,
+    /// Messages sent in total.
+    pub sent_count: u64,
+    /// Last error from the transport.
+    pub last_error: Option<String>,
+}
+
+/// Parameters and prompt.
+#[derive(Debug, Clone, Default)]
+pub struct ParamsSlice {
+    /// Validated desired state, replayed on reconnect.
+    pub store: ParamStore,
+    /// Current prompt text (without persona).
+    pub prompt: String,
+    /// Last one-shot fired and when (dashboard flash).
+    pub last_trigger: Option<(String, Duration)>,
+}
+
+/// What the performer did recently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityEntry {
+    /// Engine time.
+    #[serde(skip)]
+    pub at: Duration,
+    /// Human label.
+    pub label: String,
+    /// Where it came from.
+    pub source: ActionSource,
+}
+
+/// State saved when panic fires, restored on release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanicSnapshot {
+    /// When panic fired.
+    pub since: Duration,
+    /// `paused` before panic.
+    pub paused: Option<ParamValue>,
+    /// `prompts` before panic.
+    pub prompts: Option<ParamValue>,
+}
+
+/// Performer-input state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ControlsSlice {
+    /// Recent actions, newest last.
+    pub recent: VecDeque<ActivityEntry>,
+    /// Set while panic is engaged.
+    pub panic: Option<PanicSnapshot>,
+    /// A quit is waiting for confirmation (since when).
+    pub quit_pending: Option<Duration>,
+}
+
+/// Front-end mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Playing.
+    #[default]
+    Normal,
+    /// Help overlay open.
+    Help,
+    /// Editing the prompt text.
+    PromptEdit,
+}
+
+/// Severity of a notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Informational.
+    Info,
+    /// Something the performer should know.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// A short message for the status line / activity pane.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notice {
+    /// Engine time.
+    #[serde(skip)]
+    pub at: Duration,
+    /// Severity.
+    pub level: Level,
+    /// Text.
+    pub message: String,
+}
+
+/// Front-end state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UiSlice {
+    /// Current mode.
+    pub mode: Mode,
+    /// Recent notices, newest last.
+    pub notices: VecDeque<Notice>,
+}
+
+/// Running or shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Normal operation.
+    #[default]
+    Running,
+    /// Waiting for the transport's goodbye.
+    ShuttingDown,
+    /// Done: the engine exits.
+    Finished,
+}
+
+impl AppState {
+    /// A fresh state from start-up settings.
+    pub fn new(settings: CoreSettings) -> Self {
+        let params = ParamsSlice {
+            prompt: settings.initial_prompt.clone(),
+            ..ParamsSlice::default()
+        };
+        let mut params = params;
+        params.store = ParamStore::new();
+        AppState {
+            settings,
+            audio: AudioSlice::default(),
+            transport: TransportSlice::default(),
+            params,
+            controls: ControlsSlice::default(),
+            ui: UiSlice::default(),
+            lifecycle: Lifecycle::Running,
+        }
+    }
+}
+
+/// Pushes onto a bounded deque, dropping the oldest.
+pub fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
+    if q.len() >= RECENT_LEN {
+        q.pop_front();
+    }
+    q.push_back(item);
+}

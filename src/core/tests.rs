@@ -1,0 +1,374 @@
+//! Reducer tests: fold scripted messages through `update` and check state and effects.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::core::msg::StopSignal;
+use crate::core::state::{CoreSettings, Lifecycle, Mode, PanicMode};
+use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn started() -> AppState {
+    let mut s = AppState::new(CoreSettings::default());
+    update(&mut s, Msg::Started, ms(0));
+    s
+}
+
+fn streaming() -> AppState {
+    let mut s = started();
+    update(
+        &mut s,
+        Msg::Transport(TransportEvent::State {
+            state: ConnState::Streaming,
+            reason: None,
+        }),
+        ms(1),
+    );
+    s
+}
+
+fn updates(fx: &[Effect]) -> Vec<ParamUpdate> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Transport(TransportCmd::Update(u)) => Some(u.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has_shutdown(fx: &[Effect]) -> bool {
+    fx.iter()
+        .any(|e| matches!(e, Effect::Transport(TransportCmd::Shutdown)))
+}
+
+#[test]
+fn started_announces_and_connects_with_full_state() {
+    let mut s = AppState::new(CoreSettings::default());
+    let fx = update(&mut s, Msg::Started, ms(0));
+    assert!(matches!(fx[0], Effect::Emit(Event::Ready { .. })));
+    let Effect::Transport(TransportCmd::Connect { initial }) = &fx[1] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(initial["paused"], json!(false));
+    assert_eq!(
+        initial["prompts"][0]["text"],
+        json!(CoreSettings::default().initial_prompt)
+    );
+}
+
+#[test]
+fn quit_while_idle_shuts_down_at_once_and_exits_after_goodbye() {
+    let mut s = started();
+    let fx = update(&mut s, Msg::key(Action::Quit), ms(5));
+    assert!(has_shutdown(&fx));
+    assert_eq!(s.lifecycle, Lifecycle::ShuttingDown);
+    let fx = update(&mut s, Msg::Transport(TransportEvent::Stopped), ms(6));
+    assert_eq!(fx, vec![Effect::Exit]);
+    assert_eq!(s.lifecycle, Lifecycle::Finished);
+}
+
+#[test]
+fn quit_while_streaming_needs_confirmation_within_window() {
+    let mut s = streaming();
+    let fx = update(&mut s, Msg::key(Action::Quit), ms(10));
+    assert!(!has_shutdown(&fx));
+    assert!(s.controls.quit_pending.is_some());
+    // The window expires on a tick: a later single press asks again.
+    update(
+        &mut s,
+        Msg::Tick,
+        ms(10) + update::QUIT_CONFIRM_WINDOW + ms(1),
+    );
+    assert!(s.controls.quit_pending.is_none());
+    let fx = update(&mut s, Msg::key(Action::Quit), ms(5000));
+    assert!(!has_shutdown(&fx));
+    let fx = update(&mut s, Msg::key(Action::Quit), ms(5100));
+    assert!(has_shutdown(&fx));
+}
+
+#[test]
+fn scripted_quit_needs_no_confirmation() {
+    let mut s = streaming();
+    let fx = update(
+        &mut s,
+        Msg::Action {
+            action: Action::Quit,
+            source: ActionSource::Script,
+        },
+        ms(10),
+    );
+    assert!(has_shutdown(&fx));
+}
+
+#[test]
+fn another_action_cancels_a_pending_quit() {
+    let mut s = streaming();
+    update(&mut s, Msg::key(Action::Quit), ms(10));
+    update(&mut s, Msg::key(Action::ResetCache), ms(20));
+    let fx = update(&mut s, Msg::key(Action::Quit), ms(30));
+    assert!(!has_shutdown(&fx));
+}
+
+#[test]
+fn force_quit_and_signals_skip_confirmation_and_happen_once() {
+    let mut s = streaming();
+    assert!(has_shutdown(&update(
+        &mut s,
+        Msg::key(Action::ForceQuit),
+        ms(10)
+    )));
+    assert!(!has_shutdown(&update(
+        &mut s,
+        Msg::Signal(StopSignal::Terminate),
+        ms(11)
+    )));
+    let mut s = streaming();
+    let fx = update(&mut s, Msg::Signal(StopSignal::Hangup), ms(10));
+    assert!(has_shutdown(&fx));
+    assert!(fx.contains(&Effect::Emit(Event::Stopping {
+        reason: "hangup".into()
+    })));
+}
+
+#[test]
+fn actions_are_ignored_once_shutting_down() {
+    let mut s = started();
+    update(&mut s, Msg::key(Action::ForceQuit), ms(1));
+    assert!(update(&mut s, Msg::key(Action::ResetCache), ms(2)).is_empty());
+}
+
+#[test]
+fn toggle_help_cancel_and_edit_prompt_switch_modes() {
+    let mut s = started();
+    update(&mut s, Msg::key(Action::ToggleHelp), ms(1));
+    assert_eq!(s.ui.mode, Mode::Help);
+    update(&mut s, Msg::key(Action::ToggleHelp), ms(2));
+    assert_eq!(s.ui.mode, Mode::Normal);
+    update(&mut s, Msg::key(Action::EditPrompt), ms(3));
+    assert_eq!(s.ui.mode, Mode::PromptEdit);
+    update(&mut s, Msg::key(Action::Cancel), ms(4));
+    assert_eq!(s.ui.mode, Mode::Normal);
+}
+
+#[test]
+fn pause_resume_and_toggle_send_paused() {
+    let mut s = started();
+    let u = updates(&update(&mut s, Msg::key(Action::Pause), ms(1)));
+    assert_eq!(u, vec![ParamUpdate::one("paused", json!(true))]);
+    let u = updates(&update(&mut s, Msg::key(Action::TogglePause), ms(2)));
+    assert_eq!(u, vec![ParamUpdate::one("paused", json!(false))]);
+    let u = updates(&update(&mut s, Msg::key(Action::TogglePause), ms(3)));
+    assert_eq!(u, vec![ParamUpdate::one("paused", json!(true))]);
+    let u = updates(&update(&mut s, Msg::key(Action::Resume), ms(4)));
+    assert_eq!(u, vec![ParamUpdate::one("paused", json!(false))]);
+}
+
+#[test]
+fn reset_cache_is_an_urgent_one_shot_and_flashes() {
+    let mut s = started();
+    let u = updates(&update(&mut s, Msg::key(Action::ResetCache), ms(7)));
+    assert_eq!(u, vec![ParamUpdate::trigger("reset_cache", json!(true))]);
+    assert_eq!(s.params.last_trigger, Some(("reset_cache".into(), ms(7))));
+    assert!(
+        s.params.store.get("reset_cache").is_none(),
+        "one-shots are not replayed"
+    );
+}
+
+#[test]
+fn set_and_adjust_param_validate_and_clamp() {
+    let mut s = started();
+    let fx = update(
+        &mut s,
+        Msg::key(Action::SetParam {
+            key: "noise_scale".into(),
+            value: json!(3.0),
+        }),
+        ms(1),
+    );
+    assert!(fx.contains(&Effect::Emit(Event::Param {
+        key: "noise_scale".into(),
+        value: json!(1.0),
+        clamped: true
+    })));
+    let u = updates(&update(
+        &mut s,
+        Msg::key(Action::AdjustParam {
+            key: "noise_scale".into(),
+            delta: -0.25,
+        }),
+        ms(2),
+    ));
+    assert_eq!(u, vec![ParamUpdate::one("noise_scale", json!(0.75))]);
+    // Bad key: nothing sent, an error notice instead.
+    let fx = update(
+        &mut s,
+        Msg::key(Action::SetParam {
+            key: "warp".into(),
+            value: json!(1),
+        }),
+        ms(3),
+    );
+    assert!(updates(&fx).is_empty());
+    assert_eq!(
+        s.ui.notices.back().map(|n| n.level),
+        Some(state::Level::Error)
+    );
+}
+
+#[test]
+fn set_param_on_a_one_shot_key_fires_a_trigger() {
+    let mut s = started();
+    let u = updates(&update(
+        &mut s,
+        Msg::key(Action::SetParam {
+            key: "reset_cache".into(),
+            value: json!(true),
+        }),
+        ms(1),
+    ));
+    assert_eq!(u, vec![ParamUpdate::trigger("reset_cache", json!(true))]);
+}
+
+#[test]
+fn set_prompt_is_urgent_and_empty_prompts_are_ignored() {
+    let mut s = started();
+    let u = updates(&update(
+        &mut s,
+        Msg::key(Action::SetPrompt {
+            text: "neon rain".into(),
+        }),
+        ms(1),
+    ));
+    assert_eq!(u.len(), 1);
+    assert!(u[0].urgent);
+    assert_eq!(u[0].values["prompts"][0]["text"], json!("neon rain"));
+    assert!(
+        updates(&update(
+            &mut s,
+            Msg::key(Action::SetPrompt { text: "  ".into() }),
+            ms(2)
+        ))
+        .is_empty()
+    );
+    assert_eq!(s.params.prompt, "neon rain");
+}
+
+#[test]
+fn panic_pauses_resets_and_release_restores() {
+    let mut s = started();
+    let u = updates(&update(&mut s, Msg::key(Action::Panic), ms(1)));
+    assert_eq!(u.len(), 1);
+    assert!(u[0].urgent);
+    assert_eq!(u[0].values["paused"], json!(true));
+    assert_eq!(u[0].values["reset_cache"], json!(true));
+    assert!(s.controls.panic.is_some());
+    let u = updates(&update(&mut s, Msg::key(Action::ReleasePanic), ms(2)));
+    assert_eq!(u[0].values["paused"], json!(false));
+    assert!(s.controls.panic.is_none());
+}
+
+#[test]
+fn panic_with_safe_prompt_keeps_playing_and_resume_restores_prompt() {
+    let mut s = AppState::new(CoreSettings {
+        panic_mode: PanicMode::SafePrompt,
+        ..CoreSettings::default()
+    });
+    update(&mut s, Msg::Started, ms(0));
+    let before = s.params.store.get("prompts").cloned().unwrap();
+    let u = updates(&update(&mut s, Msg::key(Action::Panic), ms(1)));
+    assert_eq!(
+        u[0].values["prompts"][0]["text"],
+        json!(s.settings.safe_prompt)
+    );
+    assert!(u[0].values.get("paused").is_none());
+    let u = updates(&update(&mut s, Msg::key(Action::Resume), ms(2)));
+    assert_eq!(u[0].values["prompts"], before);
+}
+
+#[test]
+fn reconnect_asks_the_transport() {
+    let mut s = started();
+    let fx = update(&mut s, Msg::key(Action::Reconnect), ms(1));
+    assert!(fx.contains(&Effect::Transport(TransportCmd::Reconnect)));
+}
+
+#[test]
+fn unimplemented_actions_say_so() {
+    let mut s = started();
+    update(&mut s, Msg::key(Action::ThemeNext), ms(1));
+    assert!(s.ui.notices.back().unwrap().message.contains("theme_next"));
+}
+
+#[test]
+fn transport_events_update_the_slice() {
+    let mut s = started();
+    let fx = update(
+        &mut s,
+        Msg::Transport(TransportEvent::State {
+            state: ConnState::Warming,
+            reason: Some("loading".into()),
+        }),
+        ms(1),
+    );
+    assert_eq!(fx.len(), 1);
+    // Same state again: no duplicate event.
+    assert!(
+        update(
+            &mut s,
+            Msg::Transport(TransportEvent::State {
+                state: ConnState::Warming,
+                reason: Some("loading".into())
+            }),
+            ms(2)
+        )
+        .is_empty()
+    );
+    update(
+        &mut s,
+        Msg::Transport(TransportEvent::Sent {
+            payload: json!({"paused": false}),
+        }),
+        ms(3),
+    );
+    assert_eq!(s.transport.sent_count, 1);
+    update(
+        &mut s,
+        Msg::Transport(TransportEvent::Error(
+            "POST /api/v1/webrtc/offer: 500".into(),
+        )),
+        ms(4),
+    );
+    assert!(s.transport.last_error.as_deref().unwrap().contains("500"));
+}
+
+#[test]
+fn bad_input_becomes_an_error_notice() {
+    let mut s = started();
+    let fx = update(
+        &mut s,
+        Msg::BadInput("line 1: unknown action".into()),
+        ms(1),
+    );
+    assert!(matches!(
+        &fx[0],
+        Effect::Emit(Event::Notice {
+            level: state::Level::Error,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn activity_is_bounded() {
+    let mut s = started();
+    for i in 0..200 {
+        update(&mut s, Msg::key(Action::ToggleHelp), ms(i));
+    }
+    assert_eq!(s.controls.recent.len(), state::RECENT_LEN);
+}

@@ -1,0 +1,419 @@
+//! The reducer: `update(state, msg, now) -> effects`. Pure: no I/O, no clock, no randomness.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::core::action::{Action, ActionSource};
+use crate::core::effect::{Effect, Event};
+use crate::core::msg::{Msg, StopSignal};
+use crate::core::params::{Accepted, ParamValue};
+use crate::core::state::{
+    ActivityEntry, AppState, Level, Lifecycle, Mode, Notice, PanicMode, PanicSnapshot, push_bounded,
+};
+use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+
+/// How long a quit confirmation waits for the second press.
+pub const QUIT_CONFIRM_WINDOW: Duration = Duration::from_secs(3);
+
+/// How many sent payloads the transport slice keeps for display.
+const SENT_KEEP: usize = 16;
+
+/// Applies one message to the state and returns what the edges must do.
+pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match msg {
+        Msg::Started => {
+            fx.push(Effect::Emit(Event::Ready {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                backend: state.settings.backend.clone(),
+            }));
+            seed_initial_params(state, now);
+            fx.push(Effect::Transport(TransportCmd::Connect {
+                initial: state.params.store.full_state(),
+            }));
+        }
+        Msg::Action { action, source } => {
+            if state.lifecycle != Lifecycle::Running {
+                return fx;
+            }
+            record_activity(state, &action, source, now);
+            fx.push(Effect::Emit(Event::Action {
+                action: action.clone(),
+                source,
+            }));
+            apply_action(state, action, source, now, &mut fx);
+        }
+        Msg::Tick => {
+            if let Some(since) = state.controls.quit_pending {
+                if now.saturating_sub(since) > QUIT_CONFIRM_WINDOW {
+                    state.controls.quit_pending = None;
+                }
+            }
+        }
+        Msg::AudioFrame(frame) => state.audio.frame = frame,
+        Msg::AudioEvent(ev) => match ev {
+            crate::audio::features::AudioEvent::Beat { .. } => {
+                state.audio.beats += 1;
+                state.audio.last_beat = Some((ev, now));
+            }
+            crate::audio::features::AudioEvent::Onset { .. } => {
+                state.audio.onsets += 1;
+                state.audio.last_onset = Some((ev, now));
+            }
+        },
+        Msg::AudioProblem(problem) => {
+            if let Some(p) = &problem {
+                notice(state, &mut fx, Level::Warn, format!("audio: {p}"), now);
+            }
+            state.audio.problem = problem;
+        }
+        Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
+        Msg::Signal(signal) => {
+            fx.push(Effect::Emit(Event::Signal { signal }));
+            begin_shutdown(state, signal_reason(signal), &mut fx);
+        }
+        Msg::BadInput(why) => notice(state, &mut fx, Level::Error, why, now),
+    }
+    fx
+}
+
+fn signal_reason(s: StopSignal) -> &'static str {
+    match s {
+        StopSignal::Interrupt => "interrupt",
+        StopSignal::Terminate => "terminate",
+        StopSignal::Hangup => "hangup",
+        StopSignal::InputClosed => "input_closed",
+    }
+}
+
+/// Values every session starts with, so the first offer carries a complete state.
+fn seed_initial_params(state: &mut AppState, now: Duration) {
+    let store = &mut state.params.store;
+    if store.get("prompts").is_none() {
+        let prompts = prompts_value(&state.params.prompt);
+        let _ = store.set("prompts", &prompts, ActionSource::System, now);
+    }
+    if store.get("paused").is_none() {
+        let _ = store.set("paused", &json!(false), ActionSource::System, now);
+    }
+}
+
+fn prompts_value(text: &str) -> ParamValue {
+    json!([{ "text": text, "weight": 1.0 }])
+}
+
+fn record_activity(state: &mut AppState, action: &Action, source: ActionSource, now: Duration) {
+    push_bounded(
+        &mut state.controls.recent,
+        ActivityEntry {
+            at: now,
+            label: action.describe(),
+            source,
+        },
+    );
+}
+
+fn notice(
+    state: &mut AppState,
+    fx: &mut Vec<Effect>,
+    level: Level,
+    message: String,
+    now: Duration,
+) {
+    push_bounded(
+        &mut state.ui.notices,
+        Notice {
+            at: now,
+            level,
+            message: message.clone(),
+        },
+    );
+    fx.push(Effect::Emit(Event::Notice { level, message }));
+}
+
+fn is_live(state: &AppState) -> bool {
+    matches!(
+        state.transport.state,
+        ConnState::Streaming | ConnState::Degraded
+    )
+}
+
+fn apply_action(
+    state: &mut AppState,
+    action: Action,
+    source: ActionSource,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    if !matches!(action, Action::Quit) {
+        state.controls.quit_pending = None;
+    }
+    match action {
+        Action::Quit => {
+            // Only a performer's stray key press needs guarding; scripts mean what they say.
+            let by_hand = matches!(source, ActionSource::Keyboard | ActionSource::Midi);
+            let confirm = by_hand && state.settings.confirm_quit && is_live(state);
+            match state.controls.quit_pending {
+                None if confirm => {
+                    state.controls.quit_pending = Some(now);
+                    notice(
+                        state,
+                        fx,
+                        Level::Warn,
+                        "streaming: press quit again to stop the show".into(),
+                        now,
+                    );
+                }
+                _ => begin_shutdown(state, "quit", fx),
+            }
+        }
+        Action::ForceQuit => begin_shutdown(state, "quit", fx),
+        Action::Cancel => state.ui.mode = Mode::Normal,
+        Action::ToggleHelp => {
+            state.ui.mode = if state.ui.mode == Mode::Help {
+                Mode::Normal
+            } else {
+                Mode::Help
+            };
+        }
+        Action::EditPrompt => state.ui.mode = Mode::PromptEdit,
+        Action::Pause => set_param(state, "paused", json!(true), source, now, fx),
+        Action::Resume => {
+            if state.controls.panic.is_some() {
+                release_panic(state, source, now, fx);
+            } else {
+                set_param(state, "paused", json!(false), source, now, fx);
+            }
+        }
+        Action::TogglePause => {
+            let paused = state
+                .params
+                .store
+                .get("paused")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            set_param(state, "paused", json!(!paused), source, now, fx);
+        }
+        Action::ResetCache => fire_trigger(state, "reset_cache", json!(true), now, fx),
+        Action::Panic => engage_panic(state, source, now, fx),
+        Action::ReleasePanic => release_panic(state, source, now, fx),
+        Action::SetParam { key, value } => set_param(state, &key, value, source, now, fx),
+        Action::AdjustParam { key, delta } => {
+            match state.params.store.adjust(&key, delta, source, now) {
+                Ok(acc) => param_changed(&key, acc, fx),
+                Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
+            }
+        }
+        Action::SetPrompt { text } => {
+            if text.trim().is_empty() {
+                notice(state, fx, Level::Warn, "empty prompt ignored".into(), now);
+            } else {
+                state.params.prompt = text.clone();
+                state.ui.mode = Mode::Normal;
+                send_prompt(state, source, now, fx);
+            }
+        }
+        Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
+        other => {
+            // Themes, prompt lists, personas, tempo and mappings arrive with their issues; until
+            // then the performer is told plainly instead of the key doing nothing.
+            notice(
+                state,
+                fx,
+                Level::Info,
+                format!("{} is not available in this build yet", other.name()),
+                now,
+            );
+        }
+    }
+}
+
+fn send_prompt(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {
+    let value = prompts_value(&state.params.prompt);
+    match state.params.store.set("prompts", &value, source, now) {
+        Ok(acc) => {
+            state.params.last_trigger = Some(("prompt".into(), now));
+            fx.push(Effect::Emit(Event::Param {
+                key: "prompts".into(),
+                value: acc.value.clone(),
+                clamped: false,
+            }));
+            fx.push(Effect::Transport(TransportCmd::Update(ParamUpdate {
+                urgent: true,
+                ..ParamUpdate::one("prompts", acc.value)
+            })));
+        }
+        Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
+    }
+}
+
+fn set_param(
+    state: &mut AppState,
+    key: &str,
+    value: ParamValue,
+    source: ActionSource,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    match state.params.store.set(key, &value, source, now) {
+        Ok(acc) => {
+            if state.params.store.spec(key).is_some_and(|s| s.one_shot) {
+                fire_trigger(state, key, acc.value, now, fx);
+            } else {
+                param_changed(key, acc, fx);
+            }
+        }
+        Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
+    }
+}
+
+fn param_changed(key: &str, acc: Accepted, fx: &mut Vec<Effect>) {
+    fx.push(Effect::Emit(Event::Param {
+        key: key.to_string(),
+        value: acc.value.clone(),
+        clamped: acc.clamped,
+    }));
+    fx.push(Effect::Transport(TransportCmd::Update(ParamUpdate::one(
+        key, acc.value,
+    ))));
+}
+
+fn fire_trigger(
+    state: &mut AppState,
+    key: &str,
+    value: ParamValue,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    state.params.last_trigger = Some((key.to_string(), now));
+    fx.push(Effect::Emit(Event::Param {
+        key: key.to_string(),
+        value: value.clone(),
+        clamped: false,
+    }));
+    fx.push(Effect::Transport(TransportCmd::Update(
+        ParamUpdate::trigger(key, value),
+    )));
+}
+
+fn engage_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {
+    if state.controls.panic.is_none() {
+        state.controls.panic = Some(PanicSnapshot {
+            since: now,
+            paused: state.params.store.get("paused").cloned(),
+            prompts: state.params.store.get("prompts").cloned(),
+        });
+    }
+    let mut update = ParamUpdate {
+        urgent: true,
+        ..ParamUpdate::default()
+    };
+    match state.settings.panic_mode {
+        PanicMode::Pause => {
+            let _ = state.params.store.set("paused", &json!(true), source, now);
+            update.values.insert("paused".into(), json!(true));
+        }
+        PanicMode::SafePrompt => {
+            let safe = prompts_value(&state.settings.safe_prompt);
+            let _ = state.params.store.set("prompts", &safe, source, now);
+            update.values.insert("prompts".into(), safe);
+        }
+    }
+    update.values.insert("reset_cache".into(), json!(true));
+    state.params.last_trigger = Some(("panic".into(), now));
+    notice(state, fx, Level::Error, "PANIC engaged".into(), now);
+    fx.push(Effect::Transport(TransportCmd::Update(update)));
+}
+
+fn release_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {
+    let Some(saved) = state.controls.panic.take() else {
+        return;
+    };
+    let mut update = ParamUpdate {
+        urgent: true,
+        ..ParamUpdate::default()
+    };
+    let paused = saved.paused.unwrap_or(json!(false));
+    let _ = state.params.store.set("paused", &paused, source, now);
+    update.values.insert("paused".into(), paused);
+    if let Some(p) = saved.prompts {
+        let _ = state.params.store.set("prompts", &p, source, now);
+        update.values.insert("prompts".into(), p);
+    }
+    notice(state, fx, Level::Info, "panic released".into(), now);
+    fx.push(Effect::Transport(TransportCmd::Update(update)));
+}
+
+fn begin_shutdown(state: &mut AppState, reason: &str, fx: &mut Vec<Effect>) {
+    if state.lifecycle != Lifecycle::Running {
+        return;
+    }
+    state.lifecycle = Lifecycle::ShuttingDown;
+    fx.push(Effect::Emit(Event::Stopping {
+        reason: reason.to_string(),
+    }));
+    fx.push(Effect::Transport(TransportCmd::Shutdown));
+}
+
+fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mut Vec<Effect>) {
+    match ev {
+        TransportEvent::State { state: s, reason } => {
+            if s != ConnState::Warming && s != ConnState::Loading {
+                state.transport.warmup = None;
+            }
+            let changed = state.transport.state != s || state.transport.reason != reason;
+            state.transport.state = s;
+            state.transport.reason = reason.clone();
+            if changed {
+                fx.push(Effect::Emit(Event::Connection { state: s, reason }));
+            }
+        }
+        TransportEvent::WarmUp(w) => state.transport.warmup = Some(w),
+        TransportEvent::Stats(s) => state.transport.stats = s,
+        TransportEvent::Sent { payload } => {
+            state.transport.sent_count += 1;
+            if state.transport.sent.len() >= SENT_KEEP {
+                state.transport.sent.pop_front();
+            }
+            state.transport.sent.push_back((now, payload.clone()));
+            fx.push(Effect::Emit(Event::Sent { payload }));
+        }
+        TransportEvent::Refused { key, reason } => {
+            notice(
+                state,
+                fx,
+                Level::Warn,
+                format!("server refused {key}: {reason}"),
+                now,
+            );
+        }
+        TransportEvent::ServerMessage(v) => {
+            if v.get("type").and_then(|t| t.as_str()) == Some("stream_stopped") {
+                let why = v
+                    .get("error_message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("no reason given");
+                notice(
+                    state,
+                    fx,
+                    Level::Warn,
+                    format!("server stopped the stream: {why}"),
+                    now,
+                );
+            }
+        }
+        TransportEvent::Schema(specs) => state.params.store.merge_specs(specs),
+        TransportEvent::Error(e) => {
+            state.transport.last_error = Some(e.clone());
+            notice(state, fx, Level::Error, e, now);
+        }
+        TransportEvent::Stopped => {
+            state.transport.state = ConnState::Stopped;
+            if state.lifecycle == Lifecycle::ShuttingDown {
+                state.lifecycle = Lifecycle::Finished;
+                fx.push(Effect::Exit);
+            }
+        }
+    }
+}

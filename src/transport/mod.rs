@@ -1,0 +1,58 @@
+//! Transports: the one owner of everything that talks to the server.
+//!
+//! Each backend is an actor task: [`TransportCmd`]s in, [`TransportEvent`]s out, over bounded
+//! channels. The engine only sees [`TransportHandle`], so backends can be swapped (dry run in
+//! tests and rehearsals, Scope on stage).
+
+pub mod config;
+pub mod dry_run;
+pub mod types;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+
+use crate::transport::config::{Backend, ServerConfig};
+
+/// Capacity of the command channel. The actor drains it promptly (it coalesces internally), so
+/// this only absorbs bursts.
+pub const CMD_CAPACITY: usize = 256;
+/// Capacity of the event channel.
+pub const EVENT_CAPACITY: usize = 256;
+
+/// The engine's end of a running transport.
+#[derive(Debug)]
+pub struct TransportHandle {
+    /// Commands to the actor.
+    pub commands: mpsc::Sender<TransportCmd>,
+    /// The actor task; it ends after answering `Shutdown` with `Stopped`.
+    pub task: JoinHandle<()>,
+}
+
+/// Why a transport could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The backend is not part of this build yet.
+    #[error("backend `{0}` is not available in this build; use --dry-run or backend = \"dry-run\"")]
+    Unavailable(&'static str),
+}
+
+/// Starts the transport for `cfg` (or the dry run), reporting on `events`.
+pub fn spawn(
+    cfg: &ServerConfig,
+    dry_run: bool,
+    events: mpsc::Sender<TransportEvent>,
+) -> Result<TransportHandle, StartError> {
+    let (tx, rx) = mpsc::channel(CMD_CAPACITY);
+    let backend = if dry_run {
+        Backend::DryRun
+    } else {
+        cfg.backend
+    };
+    let task = match backend {
+        Backend::DryRun => tokio::spawn(dry_run::run(rx, events)),
+        other => return Err(StartError::Unavailable(other.label())),
+    };
+    Ok(TransportHandle { commands: tx, task })
+}

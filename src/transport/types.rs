@@ -1,0 +1,163 @@
+//! The typed interface between the engine and any transport (Scope WebRTC, Scope OSC, hosted
+//! API, dry run). Commands go in, events come out, both over bounded channels.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::params::ParamValue;
+
+/// A batch of parameter changes for the server.
+///
+/// Continuous values may be merged latest-wins per key by the transport's coalescer; an update
+/// with `urgent` set carries a one-shot (cache reset, prompt switch) and is sent at once, never
+/// merged away.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ParamUpdate {
+    /// Changed keys and their (already validated and clamped) values.
+    pub values: serde_json::Map<String, ParamValue>,
+    /// Contains a one-shot trigger: send immediately, never drop.
+    pub urgent: bool,
+}
+
+impl ParamUpdate {
+    /// A single continuous value.
+    pub fn one(key: &str, value: ParamValue) -> Self {
+        let mut values = serde_json::Map::new();
+        values.insert(key.to_string(), value);
+        ParamUpdate {
+            values,
+            urgent: false,
+        }
+    }
+
+    /// A one-shot trigger.
+    pub fn trigger(key: &str, value: ParamValue) -> Self {
+        ParamUpdate {
+            urgent: true,
+            ..ParamUpdate::one(key, value)
+        }
+    }
+}
+
+/// What the engine asks a transport to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportCmd {
+    /// Connect (load pipeline, warm up, negotiate) and send `initial` as the first state.
+    Connect {
+        /// The full current parameter state.
+        initial: serde_json::Map<String, ParamValue>,
+    },
+    /// Send parameter changes.
+    Update(ParamUpdate),
+    /// The full desired state changed wholesale (e.g. theme switch): replace, then send.
+    Replay {
+        /// The full current parameter state.
+        state: serde_json::Map<String, ParamValue>,
+    },
+    /// Tear the session down and build it again, keeping all state.
+    Reconnect,
+    /// Say goodbye (DELETE the session) and stop. The transport answers with `Stopped`.
+    Shutdown,
+}
+
+/// Connection state machine shared by every backend (see docs/transport.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    /// Nothing attempted yet.
+    #[default]
+    Idle,
+    /// Asking the server to load the pipeline.
+    Loading,
+    /// The pipeline is loading or warming up (countdown running).
+    Warming,
+    /// Offer/answer and ICE in progress.
+    Connecting,
+    /// Parameters flowing and frames arriving.
+    Streaming,
+    /// Connected but unhealthy (no frames, high loss).
+    Degraded,
+    /// Lost; trying again with backoff.
+    Reconnecting,
+    /// Finished (quit, or gave up).
+    Stopped,
+}
+
+impl ConnState {
+    /// Lower-case label for the dashboard and events.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnState::Idle => "idle",
+            ConnState::Loading => "loading",
+            ConnState::Warming => "warming",
+            ConnState::Connecting => "connecting",
+            ConnState::Streaming => "streaming",
+            ConnState::Degraded => "degraded",
+            ConnState::Reconnecting => "reconnecting",
+            ConnState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Warm-up progress for the countdown gauge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WarmUp {
+    /// Time since loading started.
+    pub elapsed: Duration,
+    /// How long it is expected to take.
+    pub expected: Duration,
+    /// The server's loading stage, if it tells.
+    pub stage: Option<String>,
+}
+
+/// Link health figures for the connection panel.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct LinkStats {
+    /// Frames per second received.
+    pub rx_fps: f32,
+    /// Round-trip time in milliseconds.
+    pub rtt_ms: Option<f32>,
+    /// Packet loss fraction 0..1.
+    pub loss: Option<f32>,
+    /// Pipeline fps reported by the server.
+    pub server_fps: Option<f32>,
+    /// Reconnect attempts since start.
+    pub reconnects: u32,
+}
+
+/// What a transport reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportEvent {
+    /// The state machine moved.
+    State {
+        /// New state.
+        state: ConnState,
+        /// Why (shown next to the state).
+        reason: Option<String>,
+    },
+    /// Warm-up progress.
+    WarmUp(WarmUp),
+    /// Health figures.
+    Stats(LinkStats),
+    /// A message was put on the wire (dry run shows these; real transports may too).
+    Sent {
+        /// Exactly what was sent.
+        payload: serde_json::Value,
+    },
+    /// The server refused or could not take a value.
+    Refused {
+        /// Parameter key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server sent a message on the data channel.
+    ServerMessage(serde_json::Value),
+    /// Parameter specs learnt from the pipeline schema.
+    Schema(Vec<crate::core::params::ParamSpec>),
+    /// A problem worth showing the user (endpoint and status named).
+    Error(String),
+    /// The transport finished its goodbye and stopped.
+    Stopped,
+}

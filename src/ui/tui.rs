@@ -1,0 +1,179 @@
+//! The terminal front end: owns the terminal, turns keys into actions through the keymap, and
+//! draws the latest snapshot at a fixed frame rate (so MIDI bursts never drive redraws).
+
+use std::io::{self, Stdout};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyCode, KeyEventKind, KeyModifiers};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use crossterm::{cursor, execute};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::controls::keymap::Keymap;
+use crate::controls::keys::KeyChord;
+use crate::core::action::{Action, ActionSource};
+use crate::core::msg::Msg;
+use crate::core::snapshot::UiSnapshot;
+use crate::core::state::Mode;
+use crate::ui::render::{ViewState, draw};
+
+/// Puts the terminal back (raw mode off, main screen, cursor shown). Safe to call twice.
+pub fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+/// Restores the terminal when dropped, whatever the path out (return, `?`, panic unwinding).
+pub struct TerminalGuard {
+    /// The ratatui terminal.
+    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl TerminalGuard {
+    /// Enters raw mode and the alternate screen.
+    pub fn enter() -> io::Result<Self> {
+        enable_raw_mode()?;
+        let mut out = io::stdout();
+        if let Err(e) = execute!(out, EnterAlternateScreen, cursor::Hide) {
+            restore_terminal();
+            return Err(e);
+        }
+        match Terminal::new(CrosstermBackend::new(out)) {
+            Ok(terminal) => Ok(TerminalGuard { terminal }),
+            Err(e) => {
+                restore_terminal();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Installs a panic hook that restores the terminal and writes the report to the log before
+/// the default hook prints it (now on a normal screen).
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        let bt = std::backtrace::Backtrace::force_capture();
+        tracing::error!("panic: {info}\n{bt}");
+        default(info);
+    }));
+}
+
+/// Maps one key press to a message, handling prompt editing locally.
+pub fn key_to_msg(
+    chord: KeyChord,
+    code: KeyCode,
+    mode: Mode,
+    keymap: &Keymap,
+    view: &mut ViewState,
+) -> Option<Msg> {
+    let act = |a: Action| {
+        Some(Msg::Action {
+            action: a,
+            source: ActionSource::Keyboard,
+        })
+    };
+    // Ctrl-C always works, whatever the keymap says.
+    if chord.ctrl && code == KeyCode::Char('c') {
+        return act(Action::ForceQuit);
+    }
+    if mode == Mode::PromptEdit {
+        if let Some(a) = keymap.lookup(mode, &chord) {
+            if matches!(a, Action::Cancel) {
+                view.edit_buffer.clear();
+            }
+            return act(a.clone());
+        }
+        match code {
+            KeyCode::Enter => {
+                let text = std::mem::take(&mut view.edit_buffer);
+                return act(Action::SetPrompt { text });
+            }
+            KeyCode::Esc => {
+                view.edit_buffer.clear();
+                return act(Action::Cancel);
+            }
+            KeyCode::Backspace => {
+                view.edit_buffer.pop();
+            }
+            KeyCode::Char(c) if !chord.ctrl && !chord.alt => view.edit_buffer.push(c),
+            _ => {}
+        }
+        return None;
+    }
+    keymap.lookup(mode, &chord).cloned().and_then(act)
+}
+
+/// Runs the TUI until cancelled. Keys go to `inputs`; frames are drawn from `snapshots`.
+pub async fn run(
+    mut guard: TerminalGuard,
+    keymap: Keymap,
+    inputs: mpsc::Sender<Msg>,
+    mut snapshots: watch::Receiver<Arc<UiSnapshot>>,
+    fps: u32,
+    cancel: CancellationToken,
+    crash_test: bool,
+) -> io::Result<()> {
+    let mut events = EventStream::new();
+    let mut frame_clock =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps.max(1))));
+    frame_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut view = ViewState::default();
+    let mut snap = snapshots.borrow_and_update().clone();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            ev = events.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
+                    let mode = snapshots.borrow().mode();
+                    if mode == Mode::PromptEdit && snap.mode() != Mode::PromptEdit {
+                        view.edit_buffer = snapshots.borrow().prompt.clone();
+                    }
+                    if let Some(chord) = KeyChord::from_event(&k) {
+                        if let Some(msg) = key_to_msg(chord, k.code, mode, &keymap, &mut view) {
+                            let _ = inputs.send(msg).await;
+                        }
+                    } else if k.modifiers.contains(KeyModifiers::CONTROL) {
+                        tracing::debug!("unmapped key {:?}", k.code);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::error!("terminal input failed: {e}");
+                    break;
+                }
+                None => break,
+            },
+            _ = frame_clock.tick() => {
+                let latest = snapshots.borrow_and_update().clone();
+                if latest.mode() == Mode::PromptEdit && snap.mode() != Mode::PromptEdit {
+                    view.edit_buffer = latest.prompt.clone();
+                }
+                snap = latest;
+                guard.terminal.draw(|f| draw(f, &snap, &view, &keymap))?;
+                if crash_test {
+                    #[allow(clippy::panic)]
+                    {
+                        panic!("crash test requested with --crash-test");
+                    }
+                }
+            }
+        }
+    }
+    drop(guard);
+    Ok(())
+}
