@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what scope-deck needs on a fresh Debian/Ubuntu machine (only what is missing).
+#   scripts/setup.sh run    - build + run dependencies
+#   scripts/setup.sh test   - also the test infrastructure (virtual sound server, JACK, aiortc peer)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-run}"
+
+# Build and run: compilers' -dev packages and the GStreamer runtime plugins.
+RUN_PKGS=(
+  pkg-config libasound2-dev libjack-jackd2-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+)
+# Tests: real audio capture through a PulseAudio null sink, real MIDI ports through JACK's dummy
+# driver, a PTY via tmux, sox for test signals, Python for the aiortc test peer, iproute2 for
+# private network namespaces.
+TEST_PKGS=(
+  pulseaudio pulseaudio-utils libasound2-plugins sox tmux jackd2
+  python3 python3-venv python3-dev iproute2 util-linux
+)
+
+pkgs=("${RUN_PKGS[@]}")
+[ "$mode" = test ] && pkgs+=("${TEST_PKGS[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$mode" = test ]; then
+  # The aiortc test peer (what Scope itself runs) lives in its own venv.
+  venv=tests/peer/.venv
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aiortc, aiohttp' 2>/dev/null; then
+    echo "setup: creating $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/peer/requirements.txt
+  fi
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Everything CI checks, runnable on a fresh machine: install the test infrastructure, then
+# format, lint and test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+export PATH="$PWD/tests/peer/.venv/bin:$PATH"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
