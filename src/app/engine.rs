@@ -32,6 +32,8 @@ pub struct EngineIo {
     pub transport_commands: mpsc::Sender<TransportCmd>,
     /// Latest audio features (latest wins), if an audio source runs.
     pub audio_frames: Option<watch::Receiver<AudioFrame>>,
+    /// Tempo commands for the beat tracker (analysis thread), if an audio source runs.
+    pub tempo_commands: Option<mpsc::Sender<crate::audio::tempo::TempoCmd>>,
     /// Observable events (headless stdout). Never blocks the engine: a full queue drops.
     pub events: Option<mpsc::Sender<Event>>,
     /// The snapshot the front end draws.
@@ -66,6 +68,13 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
                         if let Some(tx) = &io.events {
                             if tx.try_send(ev).is_err() {
                                 dropped_events += 1;
+                            }
+                        }
+                    }
+                    Effect::Tempo(cmd) => {
+                        if let Some(tx) = &io.tempo_commands {
+                            if tx.try_send(cmd).is_err() {
+                                tracing::warn!(?cmd, "beat tracker busy; tempo command dropped");
                             }
                         }
                     }

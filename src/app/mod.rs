@@ -181,6 +181,7 @@ async fn run_async(cli: Cli, loaded: LoadedConfig) -> u8 {
         transport_events: tev_rx,
         transport_commands: transport.commands.clone(),
         audio_frames: None,
+        tempo_commands: None,
         events: events_tx,
         snapshots: snap_tx,
     };

@@ -3,3 +3,4 @@
 
 pub mod config;
 pub mod features;
+pub mod tempo;

@@ -14,6 +14,8 @@ use crate::transport::types::{ConnState, TransportCmd};
 pub enum Effect {
     /// Tell the transport something.
     Transport(TransportCmd),
+    /// Steer the beat tracker (tap, nudge, re-downbeat, external clock).
+    Tempo(crate::audio::tempo::TempoCmd),
     /// Publish an event (headless stdout, logs).
     Emit(Event),
     /// Everything is said and done: leave the engine loop.

@@ -38,6 +38,8 @@ pub enum Msg {
     AudioEvent(AudioEvent),
     /// The audio source has a problem (or recovered, with `None`).
     AudioProblem(Option<String>),
+    /// A tempo source outside the audio (MIDI clock) reports.
+    Tempo(crate::audio::tempo::TempoCmd),
     /// Something from the transport.
     Transport(TransportEvent),
     /// A stop request from outside.

@@ -299,6 +299,33 @@ fn reconnect_asks_the_transport() {
 }
 
 #[test]
+fn tempo_actions_reach_the_beat_tracker() {
+    use crate::audio::tempo::TempoCmd;
+    let mut s = started();
+    let fx = update(&mut s, Msg::key(Action::TapTempo), ms(1500));
+    assert!(fx.contains(&Effect::Tempo(TempoCmd::Tap { at_secs: 1.5 })));
+    let fx = update(&mut s, Msg::key(Action::NudgeTempo { bpm: -0.5 }), ms(1600));
+    assert!(fx.contains(&Effect::Tempo(TempoCmd::Nudge { bpm: -0.5 })));
+    let fx = update(&mut s, Msg::key(Action::Redownbeat), ms(1700));
+    assert!(fx.contains(&Effect::Tempo(TempoCmd::Redownbeat)));
+    let ext = TempoCmd::External {
+        bpm: 128.0,
+        beat_phase: None,
+        source: crate::audio::features::TempoSource::MidiClock,
+    };
+    update(&mut s, Msg::Tempo(ext), ms(1800));
+    assert_eq!(
+        s.audio.tempo_source,
+        crate::audio::features::TempoSource::MidiClock
+    );
+    update(&mut s, Msg::Tempo(TempoCmd::ExternalStopped), ms(1900));
+    assert_eq!(
+        s.audio.tempo_source,
+        crate::audio::features::TempoSource::Detected
+    );
+}
+
+#[test]
 fn unimplemented_actions_say_so() {
     let mut s = started();
     update(&mut s, Msg::key(Action::ThemeNext), ms(1));

@@ -68,6 +68,15 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             }
             state.audio.problem = problem;
         }
+        Msg::Tempo(cmd) => {
+            if let crate::audio::tempo::TempoCmd::External { source, .. } = cmd {
+                state.audio.tempo_source = source;
+            }
+            if cmd == crate::audio::tempo::TempoCmd::ExternalStopped {
+                state.audio.tempo_source = crate::audio::features::TempoSource::Detected;
+            }
+            fx.push(Effect::Tempo(cmd));
+        }
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
         Msg::Signal(signal) => {
             fx.push(Effect::Emit(Event::Signal { signal }));
@@ -215,6 +224,16 @@ fn apply_action(
             }
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
+        Action::TapTempo => {
+            state.audio.tempo_source = crate::audio::features::TempoSource::Tap;
+            fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Tap {
+                at_secs: now.as_secs_f64(),
+            }));
+        }
+        Action::NudgeTempo { bpm } => {
+            fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
+        }
+        Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
         other => {
             // Themes, prompt lists, personas, tempo and mappings arrive with their issues; until
             // then the performer is told plainly instead of the key doing nothing.

@@ -161,3 +161,41 @@ pub enum TransportEvent {
     /// The transport finished its goodbye and stopped.
     Stopped,
 }
+
+/// Video codec negotiated on the WebRTC video transceiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// VP8 (preferred; Scope's own UI forces it).
+    Vp8,
+    /// H.264.
+    H264,
+}
+
+/// One received RTP packet of the generated video, handed from the transport to the video edge
+/// over a bounded channel (the video edge drops, and counts, when it falls behind).
+#[derive(Debug, Clone)]
+pub struct RtpPacket {
+    /// The complete RTP packet (header + payload) as received.
+    pub data: bytes::Bytes,
+    /// Negotiated codec.
+    pub codec: VideoCodec,
+    /// Negotiated payload type.
+    pub payload_type: u8,
+    /// RTP clock rate (90 kHz for video).
+    pub clock_rate: u32,
+    /// When it arrived (for added-latency stats).
+    pub arrival: std::time::Instant,
+}
+
+/// One encoded frame of *outgoing* video (video-to-video pipelines, WHIP ingest), produced by
+/// the video input edge and written to the WebRTC track by the transport.
+#[derive(Debug, Clone)]
+pub struct EncodedSample {
+    /// Encoded frame (VP8 unless stated otherwise).
+    pub data: bytes::Bytes,
+    /// Frame duration.
+    pub duration: Duration,
+    /// Codec of `data`.
+    pub codec: VideoCodec,
+}
