@@ -235,8 +235,8 @@ async fn run(
                     }
                 }
                 if let Some(r) = &current {
-                    let buf = gst::Buffer::from_slice(pkt.data);
-                    if r.out.src.push_buffer(buf).is_err() {
+                    let full = r.out.src.property::<u64>("current-level-buffers") >= output::INPUT_DEPTH;
+                    if full || r.out.src.push_buffer(gst::Buffer::from_slice(pkt.data)).is_err() {
                         counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }

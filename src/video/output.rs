@@ -35,6 +35,9 @@ pub struct Counters {
     pub rebuilds: AtomicU64,
 }
 
+/// RTP packets that may wait in the pipeline input before new ones are dropped (counted).
+pub const INPUT_DEPTH: u64 = 2000;
+
 /// What identifies a negotiated stream; a change rebuilds the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamKey {
@@ -102,8 +105,6 @@ pub fn build(
         .format(gst::Format::Time)
         .do_timestamp(true)
         .build();
-    src.set_property_from_str("leaky-type", "downstream");
-    src.set_property("max-buffers", 2000u64);
     let jb = make("rtpjitterbuffer", "jitter")?;
     jb.set_property("latency", jitter_ms);
     jb.set_property("drop-on-latency", true);
@@ -138,6 +139,8 @@ pub fn build(
         .drop(true)
         .build();
     fan.set_property("enable-last-sample", false);
+    // Live path: no preroll (a prerolling branch behind the tee would stall the others).
+    fan.set_property("async", false);
     pipeline
         .add(&fan)
         .map_err(|e| VideoError::Pipeline(format!("output pipeline: {e}")))?;
@@ -211,6 +214,7 @@ fn add_preview(
         .drop(true)
         .build();
     sink.set_property("enable-last-sample", false);
+    sink.set_property("async", false);
     let els: Vec<gst::Element> = vec![q.clone(), scale, conv, caps, sink.clone().upcast()];
     pipeline
         .add_many(&els)
@@ -225,10 +229,11 @@ fn add_preview(
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             let now = std::time::Instant::now();
             let Ok(mut l) = last.lock() else {
-                return gst::PadProbeReturn::Drop;
+                return gst::PadProbeReturn::Handled;
             };
             match *l {
-                Some(t) if now.duration_since(t) < interval => gst::PadProbeReturn::Drop,
+                // Handled = consumed here (a Drop return trips a NULL unref in GStreamer 1.22).
+                Some(t) if now.duration_since(t) < interval => gst::PadProbeReturn::Handled,
                 _ => {
                     *l = Some(now);
                     gst::PadProbeReturn::Ok

@@ -52,6 +52,14 @@ impl SinkSlot {
             Err(_) => None,
         };
         let Some(src) = src else { return };
+        self.pushed.fetch_add(1, Ordering::Relaxed);
+        // Full: this sink is behind; drop the frame here rather than wait.
+        if src.property::<u64>("current-level-buffers") >= self.depth() {
+            return;
+        }
+        if src.caps().as_ref() != Some(caps) {
+            src.set_caps(Some(caps));
+        }
         // A shallow copy (memory shared) so the sink pipeline stamps its own timestamps.
         let mut buf = buffer.copy();
         {
@@ -59,9 +67,17 @@ impl SinkSlot {
             b.set_pts(gst::ClockTime::NONE);
             b.set_dts(gst::ClockTime::NONE);
         }
-        let sample = gst::Sample::builder().buffer(&buf).caps(caps).build();
-        self.pushed.fetch_add(1, Ordering::Relaxed);
-        let _ = src.push_sample(&sample);
+        let _ = src.push_buffer(buf);
+    }
+
+    /// Frames that may wait for this sink: a recording keeps 2 s so it does not lose frames to a
+    /// moment of CPU contention; live outputs keep 2 frames so they never lag.
+    fn depth(&self) -> u64 {
+        if self.label.starts_with("file:") {
+            60
+        } else {
+            2
+        }
     }
 }
 
@@ -73,6 +89,9 @@ pub struct BuiltSink {
     pub src: gst_app::AppSrc,
     /// The sink element (or the custom bin).
     pub sink: gst::Element,
+    /// Where frames are counted as delivered (the encoder's input for recordings, whose sink
+    /// receives muxed chunks rather than frames).
+    pub count_pad: Option<gst::Pad>,
     /// Output file for a file sink.
     pub file: Option<PathBuf>,
 }
@@ -88,15 +107,19 @@ pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, Vid
         .format(gst::Format::Time)
         .do_timestamp(true)
         .build();
-    src.set_property_from_str("leaky-type", "downstream");
-    src.set_property("max-buffers", 2u64);
+    let depth: u32 = if matches!(cfg, SinkConfig::File { .. }) {
+        60
+    } else {
+        2
+    };
     let queue = make("queue", "q")?;
-    queue.set_property("max-size-buffers", 2u32);
+    queue.set_property("max-size-buffers", depth);
     queue.set_property("max-size-bytes", 0u32);
     queue.set_property("max-size-time", 0u64);
     queue.set_property_from_str("leaky", "downstream");
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), queue];
     let mut file = None;
+    let mut count_pad = None;
     let raw_caps = |format: &str| {
         gst::Caps::builder("video/x-raw")
             .field("format", format)
@@ -174,6 +197,7 @@ pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, Vid
                 enc.set_property("target-bitrate", 4_000_000i32);
                 (enc, make("matroskamux", "mux")?)
             };
+            count_pad = enc.static_pad("sink");
             let sink = make("filesink", "sink")?;
             sink.set_property("location", path.to_string_lossy().as_ref());
             sink.set_property("sync", false);
@@ -226,10 +250,12 @@ pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, Vid
     gst::Element::link_many(&chain).map_err(|e| {
         VideoError::Pipeline(format!("{}: cannot link the sink chain: {e}", cfg.label()))
     })?;
+    let count_pad = count_pad.or_else(|| sink.static_pad("sink"));
     Ok(BuiltSink {
         pipeline,
         src,
         sink,
+        count_pad,
         file,
     })
 }
@@ -294,7 +320,7 @@ async fn run_one(
         return Some(VideoError::Pipeline("sink pipeline has no bus".into()));
     };
     // Count what reaches the sink element.
-    if let Some(pad) = built.sink.static_pad("sink") {
+    if let Some(pad) = &built.count_pad {
         let s = slot.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             s.rendered.fetch_add(1, Ordering::Relaxed);
