@@ -185,14 +185,10 @@ impl SourceDoc {
             .get(span.clone())
             .map(str::trim)
             .filter(|s| !s.is_empty());
-        let message = e.message().trim().to_string();
-        // For an unknown key the snippet *is* the key: do not quote it twice.
+        let message = humanize(e.message().trim());
+        // Do not quote the value twice when the message already does.
         let value = match snippet {
-            Some(s)
-                if !message.contains(&format!("`{s}`")) && s.len() <= 80 && !s.contains('\n') =>
-            {
-                Some(s.to_string())
-            }
+            Some(s) if !message.contains(s) && s.len() <= 80 && !s.contains('\n') => Some(s.to_string()),
             _ => None,
         };
         ConfigError {
