@@ -179,7 +179,10 @@ impl SourceDoc {
     pub fn error_from_toml(&self, e: &toml::de::Error) -> ConfigError {
         let span = e.span().unwrap_or(0..0);
         let (line, column) = self.line_col(span.start);
-        let key = self.key_at(span.start).or_else(|| self.key_by_text(span.start)).unwrap_or_default();
+        let key = self
+            .key_at(span.start)
+            .or_else(|| self.key_by_text(span.start))
+            .unwrap_or_default();
         let snippet = self
             .text
             .get(span.clone())
@@ -188,7 +191,9 @@ impl SourceDoc {
         let message = humanize(e.message().trim());
         // Do not quote the value twice when the message already does.
         let value = match snippet {
-            Some(s) if !message.contains(s) && s.len() <= 80 && !s.contains('\n') => Some(s.to_string()),
+            Some(s) if !message.contains(s) && s.len() <= 80 && !s.contains('\n') => {
+                Some(s.to_string())
+            }
             _ => None,
         };
         ConfigError {
@@ -276,10 +281,14 @@ impl SourceDoc {
         let (line_no, _) = self.line_col(at);
         let lines: Vec<&str> = self.text.lines().collect();
         let line = lines.get(line_no.checked_sub(1)?)?.trim();
-        let key = line.split_once('=').map(|(k, _)| k.trim().to_string()).filter(|k| !k.is_empty() && !k.starts_with('['));
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().to_string())
+            .filter(|k| !k.is_empty() && !k.starts_with('['));
         let header = lines[..line_no - 1].iter().rev().find_map(|l| {
             let t = l.trim();
-            t.starts_with('[').then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+            t.starts_with('[')
+                .then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
         });
         match (header, key) {
             (Some(h), Some(k)) => Some(format!("{h}.{k}")),
