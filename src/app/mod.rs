@@ -147,6 +147,10 @@ async fn run_async(
             return EXIT_RUNTIME;
         }
     };
+    // Video edge: the output pipeline runs when `[video]` lists sinks. HOOK for the transport:
+    // `video_rtp` is the bounded Sender<RtpPacket> it feeds with every received RTP packet of
+    // the generated video (try_send; drop on Full).
+    let (video_rtp, video) = start_video(&loaded, &cancel);
     let state = AppState::new(settings(&loaded, cli.dry_run));
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
@@ -258,8 +262,33 @@ async fn run_async(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
+    drop(video_rtp);
+    if let Some(v) = video {
+        // Sinks get end-of-stream so recordings are finalised.
+        let _ = tokio::time::timeout(Duration::from_secs(4), v.shutdown()).await;
+    }
     signals.abort();
     code
+}
+
+/// Starts the video edge when `[video]` lists sinks (errors are logged; the show goes on).
+fn start_video(
+    loaded: &LoadedConfig,
+    cancel: &CancellationToken,
+) -> (
+    Option<mpsc::Sender<crate::transport::types::RtpPacket>>,
+    Option<crate::video::VideoHandle>,
+) {
+    if loaded.app.video.sinks.is_empty() {
+        return (None, None);
+    }
+    match crate::video::start(&loaded.app.video, cancel.clone()) {
+        Ok((tx, handle)) => (Some(tx), Some(handle)),
+        Err(e) => {
+            tracing::error!("video output not started: {e}");
+            (None, None)
+        }
+    }
 }
 
 fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {
