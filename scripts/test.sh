@@ -8,3 +8,5 @@ export PATH="$PWD/tests/peer/.venv/bin:$PATH"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# NDI sink with gst-plugin-ndi built in and the runtime fetched by setup.sh.
+cargo test --features ndi --test video_ndi
