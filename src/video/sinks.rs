@@ -1,11 +1,11 @@
-//! One small pipeline per configured sink (`appsrc ! queue ! convert ! <sink>`), fed with the
+//! One small pipeline per configured sink (`appsrc ! convert ! <sink>`), fed with the
 //! decoded frames of the output pipeline's tee.
 //!
 //! Why separate pipelines rather than tee branches ending in the sinks: a sink that errors inside
 //! a shared pipeline returns a flow error through the tee and stops the decoder thread with it.
 //! Here a failing sink only stops its own pipeline; the supervisor reports it and rebuilds it
 //! with backoff while the session and the other sinks keep running. Frames are handed over by
-//! reference (no copy), through a leaky 2-frame queue, so a slow sink drops frames instead of
+//! reference (no copy) into the appsrc's own 2-frame queue, so a slow sink drops frames instead of
 //! slowing the others.
 
 use std::path::PathBuf;
@@ -107,17 +107,8 @@ pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, Vid
         .format(gst::Format::Time)
         .do_timestamp(true)
         .build();
-    let depth: u32 = if matches!(cfg, SinkConfig::File { .. }) {
-        60
-    } else {
-        2
-    };
-    let queue = make("queue", "q")?;
-    queue.set_property("max-size-buffers", depth);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 0u64);
-    queue.set_property_from_str("leaky", "downstream");
-    let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), queue];
+    // appsrc is the sink's queue (its own streaming thread); `SinkSlot::push` bounds it.
+    let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
     let mut file = None;
     let mut count_pad = None;
     let raw_caps = |format: &str| {
