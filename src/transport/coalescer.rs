@@ -136,7 +136,7 @@ mod tests {
         for i in 0..10 {
             c.push(ParamUpdate::one(
                 "noise_scale",
-                json!(0.2 + f64::from(i) / 100.0),
+                json!(f64::from(20 + i) / 100.0),
             ));
         }
         c.push(ParamUpdate::one("vace_context_scale", json!(1.0)));

@@ -300,6 +300,7 @@ mod tests {
 
     #[test]
     fn base_urls_with_paths_keep_them() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let h = ScopeHttp::new(
             "https://pod-8000.proxy.runpod.net/scope",
             Duration::from_secs(1),
