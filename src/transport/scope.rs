@@ -131,6 +131,7 @@ impl Actor {
     }
 
     async fn emit(&self, ev: TransportEvent) {
+        tracing::debug!("emit");
         // The engine is gone only while shutting down; nothing to report to then.
         let _ = self.events.send(ev).await;
     }
@@ -512,7 +513,7 @@ impl Actor {
         };
         if let Err(e) = connected.session.answer(answer.sdp).await {
             let e = End::Retry(e.to_string());
-            self.end_session(connected, true).await;
+            self.end_session(connected, true, false).await;
             return Err(e);
         }
         self.emit(TransportEvent::Sent {
@@ -525,25 +526,26 @@ impl Actor {
             let ev = tokio::time::timeout_at(deadline, connected.session.events.recv());
             match self.guard(ev).await {
                 Err(i) => {
-                    self.end_session(connected, true).await;
+                    let wait = matches!(i, Interrupt::Shutdown);
+                    self.end_session(connected, true, wait).await;
                     return Err(i.into());
                 }
                 Ok(Err(_)) => {
-                    self.end_session(connected, true).await;
+                    self.end_session(connected, true, false).await;
                     return Err(End::Retry(format!(
                         "data channel did not open within {} s (ICE/DTLS failed?)",
                         OPEN_TIMEOUT.as_secs()
                     )));
                 }
                 Ok(Ok(None)) => {
-                    self.end_session(connected, true).await;
+                    self.end_session(connected, true, false).await;
                     return Err(End::Retry("WebRTC session ended while connecting".into()));
                 }
                 Ok(Ok(Some(ev))) => match ev {
                     LinkEvent::ChannelOpen => return Ok(connected),
                     LinkEvent::Candidate(c) => self.trickle(&connected.id, c).await,
                     LinkEvent::Peer(RTCPeerConnectionState::Failed) => {
-                        self.end_session(connected, true).await;
+                        self.end_session(connected, true, false).await;
                         return Err(End::Retry("ICE failed while connecting".into()));
                     }
                     _ => {}
@@ -610,9 +612,11 @@ impl Actor {
         let mut stats_n = 0u32;
         // Edits made while disconnected (one-shots) go out now.
         let end = 'session: loop {
+            tracing::debug!("loop: flush");
             if let Err(e) = self.flush(&s).await {
                 break 'session e;
             }
+            tracing::debug!("loop: select");
             let due = self
                 .coalescer
                 .next_due()
@@ -634,6 +638,7 @@ impl Actor {
                     let Some(ev) = ev else {
                         break 'session End::Retry("WebRTC session ended".into());
                     };
+                    tracing::trace!(?ev, "link event");
                     match ev {
                         LinkEvent::ChannelClosed => {
                             break 'session End::Retry("data channel closed".into());
@@ -684,6 +689,7 @@ impl Actor {
                     }
                 }
                 _ = stats_tick.tick() => {
+                    tracing::debug!("stats tick");
                     let now = self.now();
                     let frames = s.session.counters.frames.load(Ordering::Relaxed);
                     for _ in seen_frames..frames {
@@ -709,6 +715,7 @@ impl Actor {
                         }
                     }
                     stats_n += 1;
+                    tracing::debug!("stats: verdict done");
                     if stats_n % 4 == 0 {
                         let c = &s.session.counters;
                         let packets = c.packets.load(Ordering::Relaxed);
@@ -726,10 +733,13 @@ impl Actor {
                 }
             }
         };
+        tracing::debug!("session loop ended");
         monitor.abort();
         let _ = (&mut monitor).await;
+        tracing::debug!("monitor stopped");
         let restarted = matches!(&end, End::Retry(w) if w.starts_with("server restarted"));
-        self.end_session(s, !restarted).await;
+        let wait = matches!(end, End::Shutdown);
+        self.end_session(s, !restarted, wait).await;
         end
     }
 
@@ -765,7 +775,7 @@ impl Actor {
     }
 
     /// DELETE (unless the server is known to have forgotten the session), then close.
-    async fn end_session(&mut self, s: ConnectedSession, delete: bool) {
+    async fn end_session(&mut self, s: ConnectedSession, delete: bool, wait: bool) {
         if delete {
             let http = self.http.clone();
             match tokio::time::timeout(DELETE_TIMEOUT, http.delete_session(&s.id)).await {
@@ -775,7 +785,12 @@ impl Actor {
             }
         }
         let _ = s.codec;
-        s.session.close().await;
+        if wait {
+            s.session.close().await;
+        } else {
+            // Reconnect at once; the old connection winds down on its own.
+            tokio::spawn(s.session.close());
+        }
     }
 }
 

@@ -334,14 +334,26 @@ impl Session {
     }
 
     /// Sends one text message on the data channel.
+    /// A send that does not complete within a second means the association is dying.
     pub async fn send(&self, text: String) -> Result<(), RtcError> {
-        self.dc.send_text(text).await.map(|_| ()).map_err(rtc)
+        match tokio::time::timeout(Duration::from_secs(1), self.dc.send_text(text)).await {
+            Ok(r) => r.map(|_| ()).map_err(rtc),
+            Err(_) => {
+                tracing::warn!("data channel send blocked for 1 s");
+                Err(RtcError("data channel send blocked for 1 s".into()))
+            }
+        }
     }
 
     /// Round-trip time of the selected candidate pair, when the stack measured one.
     pub async fn rtt_ms(&self) -> Option<f32> {
         use webrtc::stats::StatsReportType;
-        let report = self.pc.get_stats().await;
+        let Ok(report) =
+            tokio::time::timeout(Duration::from_millis(200), self.pc.get_stats()).await
+        else {
+            tracing::warn!("get_stats blocked for 200 ms");
+            return None;
+        };
         report.reports.values().find_map(|r| match r {
             StatsReportType::CandidatePair(p) if p.nominated && p.current_round_trip_time > 0.0 => {
                 Some((p.current_round_trip_time * 1000.0) as f32)
@@ -350,12 +362,21 @@ impl Session {
         })
     }
 
-    /// Closes the peer connection and stops the helper tasks.
+    /// Closes the data channel and peer connection (bounded: webrtc-rs can hang closing a
+    /// connection whose peer vanished) and stops the helper tasks.
     pub async fn close(self) {
         for t in &self.tasks {
             t.abort();
         }
-        let _ = self.dc.close().await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.pc.close()).await;
+        let closing = async {
+            let _ = self.dc.close().await;
+            let _ = self.pc.close().await;
+        };
+        if tokio::time::timeout(Duration::from_secs(2), closing)
+            .await
+            .is_err()
+        {
+            tracing::warn!("closing the peer connection took over 2 s; abandoned");
+        }
     }
 }

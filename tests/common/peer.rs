@@ -147,6 +147,23 @@ impl Peer {
         r.json().await.unwrap()
     }
 
+    /// Sends a server → client data-channel message, retrying (2 s deadline) until the peer
+    /// has an open channel to send it on (the client may see "open" a moment before the peer).
+    pub async fn send_to_client(&self, msg: Value) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let r = self.control("send", msg.clone()).await;
+            if r["sent"].as_u64().unwrap_or(0) > 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no open data channel on the peer"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// `GET /_control/stats`: frames sent/received, sessions, deleted session ids, status.
     pub async fn stats(&self) -> Value {
         self.http

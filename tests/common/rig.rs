@@ -25,6 +25,8 @@ pub struct Rig {
     pub seen: Vec<TransportEvent>,
     /// Received RTP (when asked for).
     pub rtp: Option<mpsc::Receiver<RtpPacket>>,
+    /// `seen[..checked]` have been offered to an `until` predicate.
+    checked: usize,
 }
 
 /// A config for the test peer at `url`: fast polls and backoff so tests stay short.
@@ -47,6 +49,10 @@ impl Rig {
     /// Starts the transport for `cfg` and sends `Msg::Started` (→ Connect with the full state).
     pub async fn start(cfg: &ServerConfig, with_rtp: bool) -> Rig {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let (etx, erx) = mpsc::channel(4096);
         let (rtp_tx, rtp_rx) = if with_rtp {
             let (t, r) = mpsc::channel(1024);
@@ -72,6 +78,7 @@ impl Rig {
             t0: Instant::now(),
             seen: Vec::new(),
             rtp: rtp_rx,
+            checked: 0,
         };
         rig.msg(Msg::Started).await;
         rig
@@ -147,6 +154,30 @@ impl Rig {
                 Ok(None) | Err(_) => return false,
             }
         }
+    }
+
+    /// Pumps events until `cond` holds over everything seen so far.
+    pub async fn until_seen(
+        &mut self,
+        within: Duration,
+        mut cond: impl FnMut(&[TransportEvent]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if cond(&self.seen) {
+                self.checked = self.seen.len();
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(ev)) => self.absorb(ev).await,
+                Ok(None) | Err(_) => return cond(&self.seen),
+            }
+        }
+    }
+
+    /// How many times `s` was entered so far.
+    pub fn count_state(&self, s: ConnState) -> usize {
+        self.states().iter().filter(|x| **x == s).count()
     }
 
     /// Waits for a state.
