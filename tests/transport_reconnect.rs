@@ -121,8 +121,13 @@ async fn ten_restarts_each_reconnect_and_replay_the_full_state() {
             .wait_log(Duration::from_secs(5), |entries| {
                 let s = sessions(entries);
                 let last = s.last()?.1.clone();
-                (final_value(&last, "vace_context_scale") == Some(json!(f64::from(round) / 10.0)))
-                    .then_some(last)
+                // The session created after this round's restart (its initialParameters carry
+                // this round's pre-restart state) has received the edit made while down.
+                let initial = last.iter().find(|e| e["kind"] == "initial")?;
+                (initial["data"]["noise_scale"] == json!(f64::from(round) / 20.0)
+                    && final_value(&last, "vace_context_scale")
+                        == Some(json!(f64::from(round) / 10.0)))
+                .then_some(last)
             })
             .await;
         let initial = last.iter().find(|e| e["kind"] == "initial").unwrap();
