@@ -216,6 +216,11 @@ impl Actor {
         loop {
             let end = match self.attempt().await {
                 Ok(session) => self.stream(session).await,
+                Err(End::Retry(why)) => {
+                    // Set-up failures are errors worth showing (endpoint and status named).
+                    self.error(why.clone()).await;
+                    End::Retry(why)
+                }
                 Err(e) => e,
             };
             match end {

@@ -191,12 +191,16 @@ async def faults(request, handler):
     peer.request_log.append({"ts": time.time(), "method": request.method, "path": path})
     if peer.slow_ms:
         await asyncio.sleep(peer.slow_ms / 1000)
+    def hit(f):
+        return (f and f["remaining"] != 0 and path.startswith(f["prefix"])
+                and f.get("method") in (None, request.method))
+
     st = peer.storm
-    if st and st["remaining"] != 0 and path.startswith(st["prefix"]):
+    if hit(st):
         st["remaining"] -= 1
         return web.Response(status=st["status"], text="storm")
     mf = peer.malformed
-    if mf and mf["remaining"] != 0 and path.startswith(mf["prefix"]):
+    if hit(mf):
         mf["remaining"] -= 1
         return web.Response(status=200, text='{"status": "heal', content_type="application/json")
     return await handler(request)
@@ -459,6 +463,7 @@ async def c_faults(request):
             "status": int(s.get("status", 503)),
             "remaining": int(s.get("count", -1)),
             "prefix": s.get("prefix", "/"),
+            "method": s.get("method"),
         }
     if "slow_ms" in body:
         p.slow_ms = int(body["slow_ms"])
@@ -466,6 +471,7 @@ async def c_faults(request):
         m = body["malformed"]
         p.malformed = None if m is None else {
             "prefix": m.get("prefix", "/"), "remaining": int(m.get("count", -1)),
+            "method": m.get("method"),
         }
     if "warmup" in body:
         p.warmup_s = float(body["warmup"])
