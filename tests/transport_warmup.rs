@@ -100,3 +100,33 @@ async fn warm_up_countdown_then_streaming_then_delete_on_quit() {
     assert_eq!(stats["deleted"], serde_json::json!([session]));
     assert_eq!(stats["sessions"], serde_json::json!([]));
 }
+
+/// Trickle ICE (PATCH with candidates after the answer) also connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickle_ice_connects_through_patch() {
+    let peer = Peer::start(PeerOptions::default()).await;
+    let mut cfg = fast_config(&peer.url());
+    cfg.trickle = true;
+    let mut rig = Rig::start(&cfg, false).await;
+    assert!(
+        rig.until_state(ConnState::Streaming, Duration::from_secs(30))
+            .await,
+        "{:?}\n{}",
+        rig.seen,
+        peer.stderr()
+    );
+    let reqs: serde_json::Value = reqwest::get(format!("{}/_control/requests", peer.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        reqs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "PATCH"),
+        "candidates were trickled with PATCH"
+    );
+    assert!(rig.quit().await);
+}
