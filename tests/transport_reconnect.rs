@@ -39,7 +39,7 @@ fn final_value(session: &[Value], key: &str) -> Option<Value> {
         .iter()
         .filter(|e| e["kind"] == "initial" || e["kind"] == "message")
         .filter_map(|e| e["data"].get(key).cloned())
-        .last()
+        .next_back()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
