@@ -99,6 +99,13 @@ async fn measure(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo test --all-targets` runs bench binaries too; the measurement is for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "transport_latency: run with `cargo bench --profile dev --bench transport_latency`"
+        );
+        return;
+    }
     let peer = peer::Peer::start(peer::PeerOptions::default()).await;
     let mut rig = rig::Rig::start(&rig::fast_config(&peer.url()), false).await;
     assert!(
