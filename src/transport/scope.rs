@@ -732,6 +732,7 @@ impl Actor {
                             loss,
                             server_fps,
                             reconnects: self.reconnects,
+                            video_dropped: c.dropped.load(Ordering::Relaxed),
                         };
                         self.emit(TransportEvent::Stats(stats)).await;
                     }
