@@ -103,3 +103,88 @@ pub fn learn_step(
         a => Some(a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controls::midi::binding::ControlKind;
+    use crate::controls::midi::learn::LearnedControl;
+    use crate::core::msg::Msg;
+    use crate::core::update::update;
+
+    fn act(state: &mut AppState, action: Action, source: ActionSource) -> Vec<Effect> {
+        update(state, Msg::Action { action, source }, Duration::ZERO)
+    }
+
+    fn control() -> LearnedControl {
+        LearnedControl {
+            device: "pad".into(),
+            channel: 1,
+            kind: ControlKind::Note,
+            number: Some(36),
+        }
+    }
+
+    #[test]
+    fn learn_flow_turns_the_next_key_action_into_the_target() {
+        let mut st = AppState::new(Default::default());
+        act(&mut st, Action::Learn, ActionSource::Keyboard);
+        assert_eq!(st.controls.learn, LearnStage::WaitingControl);
+        // Keys still act while waiting for a control.
+        let fx = act(&mut st, Action::ResetCache, ActionSource::Keyboard);
+        assert!(fx.iter().any(|e| matches!(e, Effect::Transport(_))));
+        act(
+            &mut st,
+            Action::LearnControl { control: control() },
+            ActionSource::Midi,
+        );
+        assert_eq!(st.controls.learn, LearnStage::WaitingTarget(control()));
+        // The next key action becomes the target and does not act.
+        let fx = act(&mut st, Action::Quit, ActionSource::Keyboard);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Transport(_))));
+        assert_eq!(st.lifecycle, crate::core::state::Lifecycle::Running);
+        assert_eq!(
+            st.controls.learn,
+            LearnStage::Ready {
+                control: control(),
+                target: Action::Quit,
+                serial: 1
+            }
+        );
+        act(
+            &mut st,
+            Action::LearnDone {
+                ok: true,
+                message: "saved".into(),
+            },
+            ActionSource::Midi,
+        );
+        assert_eq!(st.controls.learn, LearnStage::Off);
+        assert!(st.ui.notices.back().unwrap().message.contains("saved"));
+    }
+
+    #[test]
+    fn panic_acts_even_while_being_learned_and_cancel_stops_learning() {
+        let mut st = AppState::new(Default::default());
+        act(&mut st, Action::Learn, ActionSource::Keyboard);
+        act(
+            &mut st,
+            Action::LearnControl { control: control() },
+            ActionSource::Midi,
+        );
+        act(&mut st, Action::Panic, ActionSource::Keyboard);
+        assert!(st.controls.panic.is_some(), "panic acted");
+        assert!(matches!(st.controls.learn, LearnStage::Ready { .. }));
+
+        act(&mut st, Action::Learn, ActionSource::Keyboard);
+        act(&mut st, Action::Cancel, ActionSource::Keyboard);
+        assert_eq!(st.controls.learn, LearnStage::Off);
+        // A stray capture after cancelling is ignored.
+        act(
+            &mut st,
+            Action::LearnControl { control: control() },
+            ActionSource::Midi,
+        );
+        assert_eq!(st.controls.learn, LearnStage::Off);
+    }
+}
