@@ -1,0 +1,306 @@
+//! MIDI through real ports: a private jackd (dummy driver) serves MIDI; the test plays a
+//! controller on virtual JACK ports (midir's `jack` backend) and checks the actions the MIDI edge
+//! produces, the feedback lights it sends back, MIDI clock tempo and hot-plug.
+//!
+//! Run with `cargo test --features jack --test midi_jack`. The test starts its own jackd with a
+//! unique server name and re-runs itself in a child process with `JACK_DEFAULT_SERVER` set
+//! (setting the variable in-process would need `unsafe`), then stops jackd.
+//!
+//! The engine here is the real reducer (`core::update`) folded by the test loop, publishing
+//! snapshots the same way the engine task does; the transport is not involved.
+
+#![cfg(feature = "jack")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use midir::os::unix::{VirtualInput, VirtualOutput};
+use scope_deck::audio::tempo::TempoCmd;
+use scope_deck::controls::keymap::Keymap;
+use scope_deck::controls::midi::io::{LearnTarget, MidiOptions, spawn};
+use scope_deck::core::action::{Action, ActionSource};
+use scope_deck::core::msg::Msg;
+use scope_deck::core::snapshot::UiSnapshot;
+use scope_deck::core::state::AppState;
+use scope_deck::core::update::update;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+const INNER: &str = "SCOPE_DECK_JACK_INNER";
+
+struct Jackd(Child);
+
+impl Drop for Jackd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn midi_through_jack() {
+    if std::env::var_os(INNER).is_some() {
+        inner();
+        return;
+    }
+    let name = format!("scope-deck-test-{}", std::process::id());
+    let jackd = Jackd(
+        Command::new("jackd")
+            .args(["-n", &name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd (Debian package jackd2) must be installed"),
+    );
+    // Wait for the server to answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = Command::new("jack_lsp")
+            .env("JACK_DEFAULT_SERVER", &name)
+            .env("JACK_NO_START_SERVER", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "jackd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "midi_through_jack", "--nocapture", "--test-threads=1"])
+        .env(INNER, "1")
+        .env("JACK_DEFAULT_SERVER", &name)
+        .env("JACK_NO_START_SERVER", "1")
+        .status()
+        .unwrap();
+    drop(jackd);
+    assert!(status.success(), "inner MIDI test failed: {status}");
+}
+
+const KEYMAP: &str = r#"
+name = "jack test"
+[normal]
+"q" = "quit"
+
+[midi_in]
+devices = ["ctl-test*"]
+clock = "ctl-test-clock*"
+
+[[midi]]
+device = "ctl-test*"
+type = "note"
+note = 36
+action = "panic"
+
+[[midi]]
+type = "note"
+note = 37
+mode = "toggle"
+action = "pause"
+off_action = "resume"
+
+[[midi]]
+type = "cc"
+channel = 1
+cc = 7
+param = "noise_scale"
+range = [0.0, 1.0]
+
+[[feedback]]
+device = "ctl-test-lights*"
+source = "panic"
+note = 10
+"#;
+
+/// Folds engine messages through the real reducer and publishes snapshots.
+struct MiniEngine {
+    state: AppState,
+    start: Instant,
+    snaps: watch::Sender<Arc<UiSnapshot>>,
+    rx: mpsc::Receiver<Msg>,
+}
+
+impl MiniEngine {
+    /// Waits for the next message matching `want`, applying every message on the way.
+    async fn until(&mut self, what: &str, mut want: impl FnMut(&Msg) -> bool) -> Msg {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("MIDI edge ended");
+            let hit = want(&msg);
+            let now = self.start.elapsed();
+            update(&mut self.state, msg.clone(), now);
+            self.snaps
+                .send_replace(Arc::new(UiSnapshot::of(&self.state, now)));
+            if hit {
+                return msg;
+            }
+        }
+    }
+}
+
+fn is_action(m: &Msg, f: impl Fn(&Action) -> bool) -> bool {
+    matches!(m, Msg::Action { action, source: ActionSource::Midi } if f(action))
+}
+
+fn wait_bytes(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no feedback {want:?}"));
+        if got == want {
+            return;
+        }
+    }
+}
+
+fn inner() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut errs = Vec::new();
+        let km = Keymap::from_text("jack.toml", "jack", KEYMAP, &mut errs).expect("valid keymap");
+        // The controller: a virtual output we play, and a virtual input that shows the lights.
+        let mut pads = midir::MidiOutput::new("ctl-test")
+            .unwrap()
+            .create_virtual("pads")
+            .unwrap();
+        let (fb_tx, fb_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let _lights = midir::MidiInput::new("ctl-test-lights")
+            .unwrap()
+            .create_virtual(
+                "lights",
+                move |_, bytes, _| {
+                    let _ = fb_tx.send(bytes.to_vec());
+                },
+                (),
+            )
+            .unwrap();
+
+        let state = AppState::new(Default::default());
+        let (snap_tx, snap_rx) =
+            watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let (tx, rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let handle = spawn(
+            MidiOptions {
+                config: km.midi.clone(),
+                tick: Duration::from_millis(16),
+                learn: LearnTarget::default(),
+                open_ports: true,
+            },
+            tx,
+            snap_rx,
+            cancel.clone(),
+        );
+        let mut engine = MiniEngine {
+            state,
+            start: Instant::now(),
+            snaps: snap_tx,
+            rx,
+        };
+        // Publish a first snapshot so feedback computes the initial lights.
+        engine
+            .snaps
+            .send_replace(Arc::new(UiSnapshot::of(&engine.state, Duration::ZERO)));
+
+        // Output connected: the panic light is sent dark once the port is found.
+        wait_bytes(&fb_rx, &[0x90, 10, 0]);
+
+        // Input connected: poll with a CC until the action comes back.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            pads.send(&[0xB0, 7, 127]).unwrap();
+            let got = tokio::time::timeout(Duration::from_millis(300), engine.rx.recv()).await;
+            if let Ok(Some(m)) = got {
+                assert!(is_action(&m, |a| matches!(a, Action::SetParam { key, .. } if key == "noise_scale")), "{m:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "MIDI input never connected");
+        }
+
+        // A note triggers panic; the panic light comes on.
+        pads.send(&[0x90, 36, 100]).unwrap();
+        engine
+            .until("panic", |m| is_action(m, |a| *a == Action::Panic))
+            .await;
+        assert!(engine.state.controls.panic.is_some());
+        wait_bytes(&fb_rx, &[0x90, 10, 127]);
+
+        // Toggle pad: pause, then resume (note-offs in between do nothing).
+        for bytes in [[0x90u8, 37, 100], [0x80, 37, 0], [0x90, 37, 100], [0x80, 37, 0]] {
+            pads.send(&bytes).unwrap();
+        }
+        engine
+            .until("pause", |m| is_action(m, |a| *a == Action::Pause))
+            .await;
+        engine
+            .until("resume", |m| is_action(m, |a| *a == Action::Resume))
+            .await;
+        // Resume released panic: the light goes dark again.
+        wait_bytes(&fb_rx, &[0x90, 10, 0]);
+
+        // A fader sweep arrives coalesced, ending on the last position.
+        for v in 0..=100u8 {
+            pads.send(&[0xB0, 7, v]).unwrap();
+        }
+        let want = 100.0 / 127.0;
+        let mut seen = 0;
+        engine
+            .until("fader at 100", |m| {
+                seen += 1;
+                is_action(m, |a| matches!(a, Action::SetParam { value, .. } if (value.as_f64().unwrap() - want).abs() < 1e-9))
+            })
+            .await;
+        assert!(seen <= 101, "{seen} messages for 101 fader moves");
+
+        // CC on another channel is not bound.
+        pads.send(&[0xB1, 7, 5]).unwrap();
+
+        // Hot-plug: a clock device appears after start, is found by polling and leads tempo.
+        let mut clock = midir::MidiOutput::new("ctl-test-clock")
+            .unwrap()
+            .create_virtual("clock")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pulse = Duration::from_secs_f64(60.0 / 120.0 / 24.0);
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+        let sender = std::thread::spawn(move || {
+            clock.send(&[0xFA]).unwrap();
+            while Instant::now() < deadline && done_rx.try_recv().is_err() {
+                clock.send(&[0xF8]).unwrap();
+                std::thread::sleep(pulse);
+            }
+            clock.send(&[0xFC]).unwrap();
+            // Keep the port alive until the stop was read.
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let m = engine
+            .until("midi clock tempo", |m| {
+                matches!(m, Msg::Tempo(TempoCmd::External { bpm, .. }) if (bpm - 120.0).abs() < 2.0)
+            })
+            .await;
+        println!("clock: {m:?}");
+        let _ = done_tx.send(());
+        engine
+            .until("clock stop", |m| matches!(m, Msg::Tempo(TempoCmd::ExternalStopped)))
+            .await;
+        sender.join().unwrap();
+
+        assert_eq!(
+            handle
+                .stats
+                .dropped_discrete
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        cancel.cancel();
+    });
+}
