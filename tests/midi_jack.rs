@@ -48,7 +48,17 @@ fn midi_through_jack() {
     let name = format!("scope-deck-test-{}", std::process::id());
     let jackd = Jackd(
         Command::new("jackd")
-            .args(["-n", &name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
+            .args([
+                "-n",
+                &name,
+                "--no-realtime",
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+                "256",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -71,7 +81,12 @@ fn midi_through_jack() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "midi_through_jack", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "midi_through_jack",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INNER, "1")
         .env("JACK_DEFAULT_SERVER", &name)
         .env("JACK_NO_START_SERVER", "1")
