@@ -100,6 +100,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
                 tick,
                 learn: LearnTarget::default(),
                 open_ports: false,
+                learn_unavailable: None,
             },
             inputs_tx.clone(),
             snap_rx,

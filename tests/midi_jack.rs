@@ -210,6 +210,7 @@ fn inner() {
                 tick: Duration::from_millis(16),
                 learn: LearnTarget::default(),
                 open_ports: true,
+                learn_unavailable: None,
             },
             tx,
             snap_rx,

@@ -73,6 +73,7 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
                     seed: None,
                 },
                 open_ports: false,
+                learn_unavailable: None,
             },
             tx,
             snap_rx,

@@ -81,7 +81,10 @@ pub struct MidiConfig {
 impl MidiConfig {
     /// True when nothing MIDI is configured (no port is opened then).
     pub fn is_empty(&self) -> bool {
-        self.bindings.is_empty() && self.feedback.is_empty() && self.clock.is_none()
+        self.inputs.is_empty()
+            && self.bindings.is_empty()
+            && self.feedback.is_empty()
+            && self.clock.is_none()
     }
 }
 

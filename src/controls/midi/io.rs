@@ -129,6 +129,9 @@ pub struct MidiOptions {
     pub learn: LearnTarget,
     /// Open real ports (false: only the injector feeds the router).
     pub open_ports: bool,
+    /// Why learn mode cannot capture anything (no ports will ever be opened); it then answers
+    /// at once instead of waiting forever.
+    pub learn_unavailable: Option<String>,
 }
 
 /// Starts the MIDI edge: the port thread (when `open_ports`) and the router task.
@@ -261,6 +264,9 @@ async fn router_task(
                 if waiting != armed {
                     armed = waiting;
                     router.set_learning(waiting);
+                    if let (true, Some(why)) = (waiting, &opts.learn_unavailable) {
+                        send_all!([Msg::Action { action: Action::LearnDone { ok: false, message: why.clone() }, source: ActionSource::Midi }]);
+                    }
                 }
                 if let LearnStage::Ready { control, target, serial } = &snap.controls.learn {
                     if *serial > learned_serial {
@@ -298,7 +304,7 @@ fn port_thread(
     // Last message per feedback entry, resent when a port (re)appears.
     let mut last: HashMap<usize, MidiMsg> = HashMap::new();
     let mut next_poll = Instant::now();
-    let mut warned = false;
+    let mut ports_ok = true;
     let want_in = |name: &str| {
         !name.contains(CLIENT_PREFIX)
             && (cfg.inputs.iter().any(|p| device_matches(p, name))
@@ -312,17 +318,15 @@ fn port_thread(
             && cfg.feedback.iter().any(|f| device_matches(&f.device, name))
     };
     loop {
-        if Instant::now() >= next_poll {
+        if ports_ok && Instant::now() >= next_poll {
             next_poll = Instant::now() + PORT_POLL;
-            match scan_inputs(&mut inputs, &want_in, &inject) {
-                Ok(()) => warned = false,
-                Err(e) if !warned => {
-                    warned = true;
-                    tracing::warn!("MIDI input unavailable: {e}");
-                }
-                Err(_) => {}
+            if let Err(e) = scan_inputs(&mut inputs, &want_in, &inject) {
+                // The backend itself failed (no server, no sequencer): retrying would only
+                // repeat the backend's own error output, so stop polling.
+                tracing::error!("MIDI unavailable: {e}; MIDI is off for this session");
+                ports_ok = false;
             }
-            if !cfg.feedback.is_empty() {
+            if ports_ok && !cfg.feedback.is_empty() {
                 let fresh = scan_outputs(&mut outputs, &want_out);
                 for name in fresh {
                     for (i, msg) in &last {
@@ -339,7 +343,11 @@ fn port_thread(
                 }
             }
         }
-        let wait = next_poll.saturating_duration_since(Instant::now());
+        let wait = if ports_ok {
+            next_poll.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_secs(3600)
+        };
         match feedback.recv_timeout(wait) {
             Ok((i, msg)) => {
                 last.insert(i, msg);
@@ -361,6 +369,22 @@ fn port_thread(
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// Why no MIDI backend can be used here, checked without touching the backend (ALSA writes its
+/// own errors to the terminal on every failed open, which would scribble over the TUI).
+pub fn backend_unavailable() -> Option<String> {
+    #[cfg(all(target_os = "linux", not(feature = "jack")))]
+    {
+        let seq = std::path::Path::new("/dev/snd/seq");
+        if !seq.exists() {
+            return Some(
+                "no ALSA sequencer (/dev/snd/seq is missing: is the snd-seq kernel module loaded?); MIDI is off"
+                    .into(),
+            );
+        }
+    }
+    None
 }
 
 fn scan_inputs(
@@ -465,17 +489,31 @@ pub fn spawn_for(
         .iter()
         .find(|(stem, _)| *stem == km.id)
         .map(|(_, t)| (*t).to_string());
-    // Learn mode works even before any MIDI is configured: open every port then.
-    let mut config = km.midi.clone();
-    if config.inputs.is_empty() {
-        config.inputs = vec!["*".into()];
+    // Ports are only opened when the keymap asks for MIDI, so a keyboard-only session never
+    // touches the MIDI backend. Learn mode then explains how to switch MIDI on.
+    let config = km.midi.clone();
+    let unavailable = backend_unavailable();
+    if let (false, Some(why)) = (config.is_empty(), &unavailable) {
+        tracing::error!("{why}");
     }
+    let open_ports = !config.inputs.is_empty() && unavailable.is_none();
+    let learn_unavailable = if open_ports {
+        None
+    } else {
+        Some(unavailable.unwrap_or_else(|| {
+            format!(
+                "no MIDI input is open: add `[midi_in]` with `devices = [\"*\"]` to keymap `{}`",
+                km.id
+            )
+        }))
+    };
     Some(spawn(
         MidiOptions {
             config,
             tick,
             learn: LearnTarget { path, seed },
-            open_ports: true,
+            open_ports,
+            learn_unavailable,
         },
         inputs.clone(),
         snapshots.clone(),
