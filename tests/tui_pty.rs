@@ -66,7 +66,7 @@ fn starts_reacts_to_keys_and_quits_with_confirmation() {
     let t = start(&sb, "");
     t.wait_for_text("STREAMING", T);
     t.keys(&["r"]);
-    t.wait_for_text("last action: reset cache", T);
+    t.wait_for_text("key   reset cache", T);
     t.keys(&["?"]);
     t.wait_for_text("help — keymap Default", T);
     t.keys(&["Escape"]);
@@ -74,14 +74,15 @@ fn starts_reacts_to_keys_and_quits_with_confirmation() {
         (!t.screen().contains("help — keymap")).then_some(())
     });
     t.keys(&["e"]);
-    t.wait_for_text("prompt>", T);
+    t.wait_for_text("editing (enter sends", T);
     t.keys(&["C-u"]);
     for _ in 0..60 {
         t.keys(&["BSpace"]);
     }
     t.type_text("neon rain");
     t.keys(&["Enter"]);
-    t.wait_for_text("prompt: neon rain", T);
+    t.wait_for_text("│neon rain", T);
+    assert!(!t.screen().contains("editing (enter sends"));
     // Streaming: the first q only asks.
     t.keys(&["q"]);
     t.wait_for_text("press quit again", T);

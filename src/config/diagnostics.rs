@@ -461,7 +461,10 @@ mod tests {
         let e = doc.deserialize::<Raw>().unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (3, "server.port"), "{e}");
         // The message already quotes the value, so it is not repeated.
-        assert!(e.message.contains("\"eighty\"") && e.message.contains("whole number"), "{e}");
+        assert!(
+            e.message.contains("\"eighty\"") && e.message.contains("whole number"),
+            "{e}"
+        );
         assert_eq!(e.value, None, "{e}");
     }
 
