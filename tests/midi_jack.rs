@@ -177,6 +177,14 @@ fn wait_bytes(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &[u8]) {
     }
 }
 
+async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn inner() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -279,6 +287,25 @@ fn inner() {
 
         // CC on another channel is not bound.
         pads.send(&[0xB1, 7, 5]).unwrap();
+
+        // Re-plug: the controller disappears and comes back under the same name.
+        let open = |s: &scope_deck::controls::midi::io::MidiStats| {
+            s.open_inputs.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let before = open(&handle.stats);
+        assert_eq!(before, 1, "one controller connected");
+        drop(pads);
+        poll_until("controller gone", || open(&handle.stats) == 0).await;
+        let pads = midir::MidiOutput::new("ctl-test")
+            .unwrap()
+            .create_virtual("pads")
+            .unwrap();
+        poll_until("controller back", || open(&handle.stats) == 1).await;
+        let mut pads = pads;
+        pads.send(&[0x90, 36, 100]).unwrap();
+        engine
+            .until("panic after re-plug", |m| is_action(m, |a| *a == Action::Panic))
+            .await;
 
         // Hot-plug: a clock device appears after start, is found by polling and leads tempo.
         let mut clock = midir::MidiOutput::new("ctl-test-clock")

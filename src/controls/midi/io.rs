@@ -63,6 +63,10 @@ pub struct MidiStats {
     pub actions_sent: AtomicU64,
     /// Continuous outputs merged away by coalescing.
     pub coalesced: AtomicU64,
+    /// Input ports currently connected (updated at every port poll).
+    pub open_inputs: AtomicU64,
+    /// Output ports currently connected (updated at every port poll).
+    pub open_outputs: AtomicU64,
 }
 
 /// Where learned bindings go.
@@ -343,6 +347,14 @@ fn port_thread(
                 }
             }
         }
+        inject
+            .stats
+            .open_inputs
+            .store(inputs.len() as u64, Ordering::Relaxed);
+        inject
+            .stats
+            .open_outputs
+            .store(outputs.len() as u64, Ordering::Relaxed);
         let wait = if ports_ok {
             next_poll.saturating_duration_since(Instant::now())
         } else {
