@@ -427,3 +427,90 @@ fn kind_name(k: ControlKind) -> &'static str {
         ControlKind::PitchBend => "pitch_bend",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::controls::keymap::Keymap;
+    use crate::controls::midi::binding::{ButtonMode, ControlKind, Encoder, ListKind, Target};
+    use crate::core::action::Action;
+
+    fn load(text: &str) -> Keymap {
+        let mut errs = Vec::new();
+        let km = Keymap::from_text("k.toml", "k", text, &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        km.unwrap()
+    }
+
+    #[test]
+    fn example_rig_parses_every_option() {
+        let km = load(include_str!("../../../keymaps/examples/controller.toml"));
+        let m = &km.midi;
+        assert_eq!(m.inputs, vec!["nanoKONTROL*", "*Launchpad*", "TR-8*"]);
+        assert_eq!(m.clock.as_deref(), Some("TR-8*"));
+        assert_eq!(m.bindings.len(), 14);
+        assert_eq!(m.feedback.len(), 4);
+        let fader = &m.bindings[0];
+        assert_eq!(fader.channel, Some(0), "channels are 1-based in files");
+        assert_eq!(fader.range, Some((0.2, 1.0)));
+        assert!(fader.soft_takeover);
+        assert_eq!(m.bindings[1].encoder, Encoder::TwosComplement);
+        assert_eq!(m.bindings[1].step, Some(0.01));
+        assert_eq!(
+            m.bindings[2].target,
+            Target::List {
+                list: ListKind::Theme,
+                count: Some(8)
+            }
+        );
+        let fine = &m.bindings[4];
+        assert_eq!(fine.kind, ControlKind::Cc14);
+        assert_eq!((fine.number, fine.lsb), (Some(1), 33));
+        assert!(fine.invert);
+        let panic = &m.bindings[6];
+        assert_eq!(panic.mode, ButtonMode::Hold);
+        assert_eq!(
+            panic.target,
+            Target::Action {
+                on: Action::Panic,
+                off: Some(Action::ReleasePanic)
+            }
+        );
+        assert_eq!(
+            m.bindings[10].target,
+            Target::Action {
+                on: Action::NudgeTempo { bpm: 0.5 },
+                off: None
+            }
+        );
+        assert_eq!(m.feedback[0].on, 5);
+    }
+
+    #[test]
+    fn keys_only_keymap_opens_no_ports_and_bindings_default_to_every_port() {
+        let km = load("name = \"x\"\n[normal]\nq = \"quit\"\n");
+        assert!(km.midi.is_empty());
+        assert!(km.midi.inputs.is_empty());
+        let km = load(
+            "name = \"x\"\n[normal]\nq = \"quit\"\n[[midi]]\ntype = \"note\"\nnote = 1\naction = \"panic\"\n",
+        );
+        assert_eq!(km.midi.inputs, vec!["*"]);
+        let km = load("name = \"x\"\n[normal]\nq = \"quit\"\n[midi_in]\ndevices = [\"nano*\"]\n");
+        assert!(!km.midi.is_empty(), "ports opened for learn mode");
+    }
+
+    #[test]
+    fn several_errors_in_one_file_are_all_reported() {
+        let text = "name = \"x\"\n[normal]\nq = \"quit\"\n[[midi]]\ntype = \"cc\"\ncc = 300\nchannel = 0\nparam = \"a\"\n[[feedback]]\ndevice = \"d\"\nsource = \"beat\"\n";
+        let mut errs = Vec::new();
+        assert!(Keymap::from_text("k.toml", "k", text, &mut errs).is_none());
+        let keys: Vec<_> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                (7, "midi[0].channel"),
+                (6, "midi[0].cc"),
+                (9, "feedback[0]")
+            ]
+        );
+    }
+}

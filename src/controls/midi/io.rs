@@ -532,3 +532,77 @@ pub fn spawn_for(
         cancel.clone(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::AppState;
+
+    #[test]
+    fn full_channels_drop_and_count_without_blocking() {
+        let stats = Arc::new(MidiStats::default());
+        let (dtx, _drx) = mpsc::channel(2);
+        let (ctx, _crx) = mpsc::channel(3);
+        let inj = Injector {
+            discrete: dtx,
+            continuous: ctx,
+            stats: stats.clone(),
+        };
+        let port: Arc<str> = Arc::from("p");
+        let cc = MidiMsg::Cc {
+            channel: 0,
+            cc: 1,
+            value: 2,
+        };
+        let sent: Vec<bool> = (0..5).map(|_| inj.send(&port, cc)).collect();
+        assert_eq!(sent, vec![true, true, true, false, false]);
+        // Notes have their own channel: a CC flood does not crowd them out.
+        let note = MidiMsg::NoteOn {
+            channel: 0,
+            note: 36,
+            velocity: 1,
+        };
+        assert!(inj.send(&port, note) && inj.send(&port, note));
+        assert!(!inj.send(&port, note));
+        assert_eq!(stats.received.load(Ordering::Relaxed), 8);
+        assert_eq!(stats.dropped_continuous.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.dropped_discrete.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn learn_answers_at_once_when_no_port_can_be_opened() {
+        let mut state = AppState::new(Default::default());
+        let (snaps, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let (tx, mut rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let _h = spawn(
+            MidiOptions {
+                config: MidiConfig::default(),
+                tick: Duration::from_millis(10),
+                learn: LearnTarget::default(),
+                open_ports: false,
+                learn_unavailable: Some("no MIDI input is open".into()),
+            },
+            tx,
+            snap_rx,
+            cancel.clone(),
+        );
+        crate::core::update::update(&mut state, Msg::key(Action::Learn), Duration::ZERO);
+        snaps.send_replace(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match msg {
+            Msg::Action {
+                action: Action::LearnDone { ok, message },
+                ..
+            } => {
+                assert!(!ok);
+                assert!(message.contains("no MIDI input"));
+            }
+            other => panic!("{other:?}"),
+        }
+        cancel.cancel();
+    }
+}
