@@ -186,6 +186,92 @@ async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn inner() {
+    library_edge();
+    binary_headless();
+}
+
+/// The real binary, headless with the dry-run transport: MIDI notes and CCs on a JACK port
+/// become actions in its JSON event stream (`source: "midi"`), through `run_async`'s wiring.
+fn binary_headless() {
+    use std::io::{BufRead, BufReader};
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cfg.path().join("keymaps")).unwrap();
+    std::fs::write(
+        cfg.path().join("keymaps/rig.toml"),
+        "name = \"rig\"\n[normal]\n\"q\" = \"quit\"\n[midi_in]\ndevices = [\"ctl-bin*\"]\n\
+         [[midi]]\ntype = \"note\"\nnote = 36\naction = \"panic\"\n\
+         [[midi]]\ntype = \"cc\"\ncc = 7\nparam = \"noise_scale\"\n",
+    )
+    .unwrap();
+    std::fs::write(cfg.path().join("config.toml"), "[ui]\nkeymap = \"rig\"\n").unwrap();
+    let mut pads = midir::MidiOutput::new("ctl-bin")
+        .unwrap()
+        .create_virtual("pads")
+        .unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("scope-deck"))
+        .args(["--headless", "--dry-run", "--config-dir"])
+        .arg(cfg.path())
+        .env("XDG_STATE_HOME", cfg.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let midi_action = |v: &serde_json::Value, name: &str| {
+        v["event"] == "action" && v["source"] == "midi" && v["action"]["action"] == name
+    };
+    // Poll with the note until the binary has found the port and answers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    'outer: loop {
+        assert!(
+            Instant::now() < deadline,
+            "the binary never reacted to MIDI"
+        );
+        pads.send(&[0x90, 36, 100]).unwrap();
+        pads.send(&[0x80, 36, 0]).unwrap();
+        let until = Instant::now() + Duration::from_millis(300);
+        while let Ok(v) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            if midi_action(&v, "panic") {
+                break 'outer;
+            }
+        }
+    }
+    pads.send(&[0xB0, 7, 127]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("no set_param from the CC");
+        if midi_action(&v, "set_param") {
+            assert_eq!(v["action"]["key"], "noise_scale");
+            assert_eq!(v["action"]["value"], 1.0);
+            break;
+        }
+    }
+    // Closing stdin stops the binary cleanly.
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "binary did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+fn library_edge() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut errs = Vec::new();
@@ -336,6 +422,15 @@ fn inner() {
             .until("clock stop", |m| matches!(m, Msg::Tempo(TempoCmd::ExternalStopped)))
             .await;
         sender.join().unwrap();
+
+        // Leaving puts the lights out: light the panic pad, stop the edge, see it go dark.
+        pads.send(&[0x90, 36, 100]).unwrap();
+        engine
+            .until("panic again", |m| is_action(m, |a| *a == Action::Panic))
+            .await;
+        wait_bytes(&fb_rx, &[0x90, 10, 127]);
+        cancel.cancel();
+        wait_bytes(&fb_rx, &[0x90, 10, 0]);
 
         assert_eq!(
             handle

@@ -378,7 +378,26 @@ fn port_thread(
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // Leaving: put out every light we lit.
+                for i in last.keys() {
+                    let Some(f) = cfg.feedback.get(*i) else {
+                        continue;
+                    };
+                    let bytes = f.message(f.off).to_bytes();
+                    for (name, conn) in outputs.iter_mut() {
+                        if device_matches(&f.device, name) {
+                            let _ = conn.send(&bytes);
+                        }
+                    }
+                }
+                // Backends such as JACK queue output for their next process cycle and drop it
+                // when the port closes; there is no flush, so give them a few cycles.
+                if !last.is_empty() && !outputs.is_empty() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                return;
+            }
         }
     }
 }
