@@ -33,7 +33,20 @@ const INNER: &str = "SCOPE_DECK_JACK_INNER";
 struct Jackd(Child);
 
 impl Drop for Jackd {
+    /// SIGTERM first: jackd then leaves JACK's shared server registry (which holds only a few
+    /// servers; SIGKILLed servers stay registered and later servers fail to start with "Too
+    /// many servers already active"). SIGKILL only if it does not exit.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
