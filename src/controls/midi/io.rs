@@ -308,6 +308,10 @@ fn port_thread(
     // Last message per feedback entry, resent when a port (re)appears.
     let mut last: HashMap<usize, MidiMsg> = HashMap::new();
     let mut next_poll = Instant::now();
+    // One client each for listing ports, kept for the session (opening a client per poll would
+    // churn the JACK graph / ALSA sequencer every half second).
+    let mut probe_in: Option<midir::MidiInput> = None;
+    let mut probe_out: Option<midir::MidiOutput> = None;
     let mut ports_ok = true;
     let want_in = |name: &str| {
         !name.contains(CLIENT_PREFIX)
@@ -324,14 +328,33 @@ fn port_thread(
     loop {
         if ports_ok && Instant::now() >= next_poll {
             next_poll = Instant::now() + PORT_POLL;
-            if let Err(e) = scan_inputs(&mut inputs, &want_in, &inject) {
+            if probe_in.is_none() {
+                match midir::MidiInput::new(&format!("{CLIENT_PREFIX}-scan")) {
+                    Ok(p) => probe_in = Some(p),
+                    Err(e) => {
+                        tracing::error!("MIDI unavailable: {e}; MIDI is off for this session");
+                        ports_ok = false;
+                    }
+                }
+            }
+            let scanned = match &probe_in {
+                Some(probe) => scan_inputs(probe, &mut inputs, &want_in, &inject),
+                None => Ok(()),
+            };
+            if let Err(e) = scanned {
                 // The backend itself failed (no server, no sequencer): retrying would only
                 // repeat the backend's own error output, so stop polling.
                 tracing::error!("MIDI unavailable: {e}; MIDI is off for this session");
                 ports_ok = false;
             }
             if ports_ok && !cfg.feedback.is_empty() {
-                let fresh = scan_outputs(&mut outputs, &want_out);
+                if probe_out.is_none() {
+                    probe_out = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-scan-out")).ok();
+                }
+                let fresh = match &probe_out {
+                    Some(probe) => scan_outputs(probe, &mut outputs, &want_out),
+                    None => Vec::new(),
+                };
                 for name in fresh {
                     for (i, msg) in &last {
                         if cfg
@@ -419,18 +442,16 @@ pub fn backend_unavailable() -> Option<String> {
 }
 
 fn scan_inputs(
+    probe: &midir::MidiInput,
     conns: &mut HashMap<String, midir::MidiInputConnection<()>>,
     want: &dyn Fn(&str) -> bool,
     inject: &Injector,
 ) -> Result<(), String> {
-    let probe =
-        midir::MidiInput::new(&format!("{CLIENT_PREFIX}-scan")).map_err(|e| e.to_string())?;
     let ports = probe.ports();
     let names: Vec<(String, midir::MidiInputPort)> = ports
         .into_iter()
         .filter_map(|p| probe.port_name(&p).ok().map(|n| (n, p)))
         .collect();
-    drop(probe);
     conns.retain(|name, _| {
         let keep = names.iter().any(|(n, _)| n == name);
         if !keep {
@@ -469,18 +490,15 @@ fn scan_inputs(
 }
 
 fn scan_outputs(
+    probe: &midir::MidiOutput,
     conns: &mut HashMap<String, midir::MidiOutputConnection>,
     want: &dyn Fn(&str) -> bool,
 ) -> Vec<String> {
-    let Ok(probe) = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-scan")) else {
-        return Vec::new();
-    };
     let names: Vec<(String, midir::MidiOutputPort)> = probe
         .ports()
         .into_iter()
         .filter_map(|p| probe.port_name(&p).ok().map(|n| (n, p)))
         .collect();
-    drop(probe);
     conns.retain(|name, _| names.iter().any(|(n, _)| n == name));
     let mut fresh = Vec::new();
     for (name, port) in names {
