@@ -545,8 +545,8 @@ pub fn spawn_for(
     if let (false, Some(why)) = (config.is_empty(), &unavailable) {
         tracing::error!("{why}");
     }
-    let open_ports = !config.inputs.is_empty() && unavailable.is_none();
-    let learn_unavailable = if open_ports {
+    let open_ports = !config.is_empty() && unavailable.is_none();
+    let learn_unavailable = if open_ports && !config.inputs.is_empty() {
         None
     } else {
         Some(unavailable.unwrap_or_else(|| {
