@@ -755,6 +755,44 @@ mod tests {
     }
 
     #[test]
+    fn fourteen_bit_with_an_explicit_lsb_and_a_channel() {
+        let mut b = param(ControlKind::Cc14, Some(7));
+        b.lsb = 40;
+        b.channel = Some(3);
+        let on3 = |cc, value| MidiMsg::Cc {
+            channel: 3,
+            cc,
+            value,
+        };
+        assert!(b.matches(&on3(40, 0)) && b.matches(&on3(7, 0)));
+        assert!(!b.matches(&on3(39, 0)), "default LSB (7 + 32) is not used");
+        assert!(!b.matches(&cc(40, 0)), "other channel");
+        let mut st = BindingState::default();
+        b.eval(&mut st, &on3(7, 127), None);
+        assert_eq!(set_value(b.eval(&mut st, &on3(40, 127), None)), 1.0);
+    }
+
+    #[test]
+    fn inverted_lists_run_backwards() {
+        let mut b = param(ControlKind::Cc, Some(3));
+        b.target = Target::List {
+            list: ListKind::Prompt,
+            count: Some(2),
+        };
+        b.invert = true;
+        let mut st = BindingState::default();
+        assert_eq!(
+            b.eval(&mut st, &cc(3, 0), None).unwrap().action,
+            Action::SelectPrompt { index: 1 }
+        );
+        b.encoder = Encoder::SignBit;
+        assert_eq!(
+            b.eval(&mut st, &cc(3, 1), None).unwrap().action,
+            Action::PromptPrev
+        );
+    }
+
+    #[test]
     fn pitch_bend_is_a_14_bit_position() {
         let mut b = param(ControlKind::PitchBend, None);
         b.range = Some((-1.0, 1.0));
