@@ -23,6 +23,10 @@ pub enum FeedbackSource {
     Param,
     /// Lit while the stream is live (streaming or degraded).
     Streaming,
+    /// Lit while learn mode waits for a control or a target.
+    Learn,
+    /// Lit while MIDI clock leads the tempo.
+    Clock,
 }
 
 /// One validated `[[feedback]]` entry.
@@ -68,6 +72,13 @@ impl Feedback {
                 crate::transport::types::ConnState::Streaming
                     | crate::transport::types::ConnState::Degraded
             ),
+            FeedbackSource::Learn => !matches!(
+                snap.controls.learn,
+                crate::controls::midi::learn::LearnStage::Off
+            ),
+            FeedbackSource::Clock => {
+                snap.audio.tempo_source == crate::audio::features::TempoSource::MidiClock
+            }
             FeedbackSource::Param => {
                 let row = self
                     .param
@@ -197,6 +208,19 @@ mod tests {
         assert_eq!(out[0].1.to_bytes(), vec![0x90, 5, 127]);
         s.forget(0);
         assert_eq!(s.update(&f, &UiSnapshot::of(&st, Duration::ZERO)).len(), 1);
+    }
+
+    #[test]
+    fn learn_and_clock_lights() {
+        let mut st = AppState::new(Default::default());
+        let snap = |st: &AppState| UiSnapshot::of(st, Duration::ZERO);
+        assert_eq!(fb(FeedbackSource::Learn).value(&snap(&st)), 0);
+        assert_eq!(fb(FeedbackSource::Clock).value(&snap(&st)), 0);
+        st.controls.learn = crate::controls::midi::learn::LearnStage::WaitingControl;
+        st.audio.tempo_source = crate::audio::features::TempoSource::MidiClock;
+        assert_eq!(fb(FeedbackSource::Learn).value(&snap(&st)), 127);
+        assert_eq!(fb(FeedbackSource::Clock).value(&snap(&st)), 127);
+        assert_eq!(fb(FeedbackSource::Streaming).value(&snap(&st)), 0);
     }
 
     #[test]
