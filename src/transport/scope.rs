@@ -615,6 +615,7 @@ impl Actor {
         let mut stats_tick = tokio::time::interval(Duration::from_millis(250));
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stats_n = 0u32;
+        let mut reported_drops = 0u64;
         // Edits made while disconnected (one-shots) go out now.
         let end = 'session: loop {
             tracing::debug!("loop: flush");
@@ -732,8 +733,16 @@ impl Actor {
                             loss,
                             server_fps,
                             reconnects: self.reconnects,
-                            video_dropped: c.dropped.load(Ordering::Relaxed),
                         };
+                        let dropped = c.dropped.load(Ordering::Relaxed);
+                        if dropped > reported_drops {
+                            tracing::warn!(
+                                dropped = dropped - reported_drops,
+                                total = dropped,
+                                "video edge fell behind; RTP packets dropped"
+                            );
+                            reported_drops = dropped;
+                        }
                         self.emit(TransportEvent::Stats(stats)).await;
                     }
                 }

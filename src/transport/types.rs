@@ -126,8 +126,6 @@ pub struct LinkStats {
     pub server_fps: Option<f32>,
     /// Reconnect attempts since start.
     pub reconnects: u32,
-    /// Received RTP packets the video edge could not take (its bounded channel was full).
-    pub video_dropped: u64,
 }
 
 /// What a transport reports.
