@@ -139,7 +139,15 @@ async fn run_async(
     let cancel = CancellationToken::new();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
-    let transport = match crate::transport::spawn(&loaded.app.server, cli.dry_run, tev_tx) {
+    // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
+    // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
+    let (video_ports, video, video_input) = start_video(&loaded, &cancel);
+    let transport = match crate::transport::spawn_with_video(
+        &loaded.app.server,
+        cli.dry_run,
+        tev_tx,
+        video_ports,
+    ) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("{e}");
@@ -147,10 +155,6 @@ async fn run_async(
             return EXIT_RUNTIME;
         }
     };
-    // Video edge: the output pipeline runs when `[video]` lists sinks. HOOK for the transport:
-    // `video_rtp` is the bounded Sender<RtpPacket> it feeds with every received RTP packet of
-    // the generated video (try_send; drop on Full).
-    let (video_rtp, video) = start_video(&loaded, &cancel);
     let state = AppState::new(settings(&loaded, cli.dry_run));
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
@@ -263,7 +267,9 @@ async fn run_async(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
-    drop(video_rtp);
+    if let Some(i) = video_input {
+        i.shutdown().await;
+    }
     if let Some(v) = video {
         // Sinks get end-of-stream so recordings are finalised.
         let _ = tokio::time::timeout(Duration::from_secs(4), v.shutdown()).await;
@@ -272,24 +278,40 @@ async fn run_async(
     code
 }
 
-/// Starts the video edge when `[video]` lists sinks (errors are logged; the show goes on).
+/// Starts the video edge: the output pipeline when `[video]` lists sinks, the input when
+/// `[video.input]` has a source. Errors are logged; the show goes on without video.
 fn start_video(
     loaded: &LoadedConfig,
     cancel: &CancellationToken,
 ) -> (
-    Option<mpsc::Sender<crate::transport::types::RtpPacket>>,
+    crate::transport::VideoPorts,
     Option<crate::video::VideoHandle>,
+    Option<crate::video::input::InputHandle>,
 ) {
-    if loaded.app.video.sinks.is_empty() {
-        return (None, None);
-    }
-    match crate::video::start(&loaded.app.video, cancel.clone()) {
-        Ok((tx, handle)) => (Some(tx), Some(handle)),
-        Err(e) => {
-            tracing::error!("video output not started: {e}");
-            (None, None)
+    let cfg = &loaded.app.video;
+    let mut ports = crate::transport::VideoPorts::default();
+    let mut output = None;
+    if !cfg.sinks.is_empty() {
+        match crate::video::start(cfg, cancel.clone()) {
+            Ok((tx, handle)) => {
+                ports.rtp_out = Some(tx);
+                output = Some(handle);
+            }
+            Err(e) => tracing::error!("video output not started: {e}"),
         }
     }
+    let mut input = None;
+    if cfg.input.source != crate::video::config::InputSource::None {
+        let (tx, rx) = mpsc::channel(crate::video::input::SAMPLE_CAPACITY);
+        match crate::video::input::start(&cfg.input, tx, cancel.clone()) {
+            Ok(h) => {
+                ports.samples_in = Some(Arc::new(tokio::sync::Mutex::new(rx)));
+                input = Some(h);
+            }
+            Err(e) => tracing::error!("video input not started: {e}"),
+        }
+    }
+    (ports, output, input)
 }
 
 fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {

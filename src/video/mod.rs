@@ -78,6 +78,8 @@ pub struct VideoStats {
     pub latency_ms_mean: f32,
     /// Output pipeline rebuilds.
     pub rebuilds: u64,
+    /// Key frames requested from the sender.
+    pub keyframe_requests: u64,
     /// Per sink.
     pub sinks: Vec<SinkStatus>,
     /// The last output pipeline error, explained.
@@ -90,6 +92,9 @@ pub struct VideoHandle {
     pub stats: watch::Receiver<VideoStats>,
     /// Latest preview frame (None until the first one).
     pub preview: watch::Receiver<Option<Arc<PreviewFrame>>>,
+    /// Counts key-frame requests: the decoder has no valid reference (start of stream, loss).
+    /// HOOK for the transport: on every change, send RTCP PLI for the video track.
+    pub keyframe_requests: watch::Receiver<u64>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
     sinks: Vec<JoinHandle<()>>,
@@ -144,6 +149,7 @@ pub fn start(
         .collect();
     let (stats_tx, stats_rx) = watch::channel(VideoStats::default());
     let (preview_tx, preview_rx) = watch::channel(None);
+    let (kf_tx, kf_rx) = watch::channel(0u64);
     let preview = cfg.preview.enabled.then_some((
         PreviewSpec {
             fps: cfg.preview.fps,
@@ -157,7 +163,7 @@ pub fn start(
         cfg.jitter_ms,
         slots,
         preview,
-        stats_tx,
+        (stats_tx, kf_tx),
         cancel.clone(),
     ));
     Ok((
@@ -165,6 +171,7 @@ pub fn start(
         VideoHandle {
             stats: stats_rx,
             preview: preview_rx,
+            keyframe_requests: kf_rx,
             cancel,
             task,
             sinks,
@@ -190,9 +197,12 @@ async fn run(
     jitter_ms: u32,
     slots: Arc<Vec<Arc<SinkSlot>>>,
     preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
-    stats_tx: watch::Sender<VideoStats>,
+    (stats_tx, kf_tx): (watch::Sender<VideoStats>, watch::Sender<u64>),
     cancel: CancellationToken,
 ) {
+    // Packets flowing but nothing decoded for this long: ask for a key frame (again).
+    const STARVED: Duration = Duration::from_secs(1);
+    let mut decoded_seen = (0u64, tokio::time::Instant::now());
     let counters = Arc::new(Counters::default());
     let last_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let mut current: Option<Running> = None;
@@ -205,6 +215,14 @@ async fn run(
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
                 let lost = lost_before + current.as_ref().map_or(0, |r| output::jitter_losses(&r.out.jitterbuffer));
+                let decoded = counters.frames_decoded.load(Ordering::Relaxed);
+                if decoded != decoded_seen.0 {
+                    decoded_seen = (decoded, tokio::time::Instant::now());
+                } else if current.is_some() && decoded_seen.1.elapsed() > STARVED {
+                    counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                    kf_tx.send_modify(|n| *n += 1);
+                    decoded_seen.1 = tokio::time::Instant::now();
+                }
                 stats_tx.send_replace(collect(&counters, &slots, lost, &last_error));
             }
             pkt = rx.recv() => {
@@ -223,7 +241,8 @@ async fn run(
                         counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    match start_output(key, jitter_ms, &slots, &preview, &counters, &last_error) {
+                    decoded_seen.1 = tokio::time::Instant::now();
+                    match start_output(key, jitter_ms, &slots, &preview, &counters, &last_error, &kf_tx) {
                         Ok(r) => current = Some(r),
                         Err(e) => {
                             tracing::error!("video output: {e}");
@@ -258,6 +277,7 @@ fn start_output(
     preview: &Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
     counters: &Arc<Counters>,
     last_error: &Arc<std::sync::Mutex<Option<String>>>,
+    keyframes: &watch::Sender<u64>,
 ) -> Result<Running, VideoError> {
     let out = output::build(
         key,
@@ -265,6 +285,7 @@ fn start_output(
         slots.clone(),
         preview.clone(),
         counters.clone(),
+        keyframes.clone(),
     )?;
     let bus = out
         .pipeline
@@ -358,6 +379,7 @@ fn collect(
             0.0
         },
         rebuilds: c.rebuilds.load(Ordering::Relaxed),
+        keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
         sinks,
         last_error: last_error.lock().ok().and_then(|g| g.clone()),
     }

@@ -33,6 +33,8 @@ pub struct Counters {
     pub latency_us_sum: AtomicU64,
     /// Output pipeline rebuilds (codec change or failure).
     pub rebuilds: AtomicU64,
+    /// Key frames asked of the sender (the decoder lost its reference or never had one).
+    pub keyframe_requests: AtomicU64,
 }
 
 /// RTP packets that may wait in the pipeline input before new ones are dropped (counted).
@@ -94,6 +96,7 @@ pub fn build(
     slots: Arc<Vec<Arc<SinkSlot>>>,
     preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
     counters: Arc<Counters>,
+    keyframes: watch::Sender<u64>,
 ) -> Result<OutputPipeline, VideoError> {
     elements::init()?;
     let pipeline = gst::Pipeline::with_name("video-output");
@@ -109,15 +112,35 @@ pub fn build(
     jb.set_property("latency", jitter_ms);
     jb.set_property("drop-on-latency", true);
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb.clone()];
+    // The depayloader asks upstream for a key frame after a loss; that request ends at our appsrc
+    // and is handed to the transport (which sends RTCP PLI) through `keyframes`.
+    if let Some(pad) = src.static_pad("src") {
+        let c = counters.clone();
+        pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(ev)) = &info.data
+                && ev
+                    .structure()
+                    .is_some_and(|s| s.name() == "GstForceKeyUnit")
+            {
+                c.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                keyframes.send_modify(|n| *n += 1);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     match key.codec {
         VideoCodec::Vp8 => {
-            chain.push(make("rtpvp8depay", "depay")?);
+            let depay = make("rtpvp8depay", "depay")?;
+            depay.set_property("request-keyframe", true);
+            chain.push(depay);
             let dec = make("vp8dec", "dec")?;
             dec.set_property("threads", 2u32);
             chain.push(dec);
         }
         VideoCodec::H264 => {
-            chain.push(make("rtph264depay", "depay")?);
+            let depay = make("rtph264depay", "depay")?;
+            depay.set_property("request-keyframe", true);
+            chain.push(depay);
             chain.push(make("h264parse", "parse")?);
             chain.push(make("avdec_h264", "dec")?);
         }
