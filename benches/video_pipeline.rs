@@ -194,7 +194,10 @@ fn run_side(side: Side, frames: &[Vec<Bytes>], w: usize, h: usize) -> Result_ {
     let child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
-        assert!(Instant::now() < deadline, "{side:?}: shm socket never appeared");
+        assert!(
+            Instant::now() < deadline,
+            "{side:?}: shm socket never appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let reader = Command::new("gst-launch-1.0")
@@ -308,10 +311,14 @@ fn child_scope_deck(spec: &str) {
         cfg.preview.enabled = preview;
         let (tx, handle) =
             scope_deck::video::start(&cfg, tokio_util::sync::CancellationToken::new()).unwrap();
-        let sock = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await.unwrap();
+        let sock = tokio::net::UdpSocket::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let mut buf = vec![0u8; 65536];
         loop {
-            let Ok(n) = sock.recv(&mut buf).await else { break };
+            let Ok(n) = sock.recv(&mut buf).await else {
+                break;
+            };
             let pkt = RtpPacket {
                 data: Bytes::copy_from_slice(&buf[..n]),
                 codec: VideoCodec::Vp8,

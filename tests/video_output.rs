@@ -283,10 +283,7 @@ fn v4l2loopback_pipeline_is_validated_up_to_the_sink() {
         .map(|e| e.unwrap().factory().unwrap().name().to_string())
         .collect();
     // iterate_sorted goes sink → source.
-    assert_eq!(
-        names,
-        ["v4l2sink", "capsfilter", "videoconvert", "appsrc"]
-    );
+    assert_eq!(names, ["v4l2sink", "capsfilter", "videoconvert", "appsrc"]);
     assert_eq!(built.sink.property::<String>("device"), "/dev/video98");
     let caps = built
         .pipeline
