@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[path = "../tests/common/rtp_gen.rs"]
-#[allow(dead_code)]
 mod rtp_gen;
 
 use std::collections::HashMap;
