@@ -33,6 +33,11 @@ fn main() {
         child_scope_deck(&spec);
         return;
     }
+    // `cargo test --all-targets` runs bench binaries without `--bench`: skip the 4-minute run.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("video_pipeline: run with `cargo bench --bench video_pipeline`");
+        return;
+    }
     let sizes = [(512usize, 512usize), (1280, 720)];
     let mut report = String::new();
     for (w, h) in sizes {
