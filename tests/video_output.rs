@@ -205,9 +205,9 @@ async fn file_sink_records_every_frame() {
     send_paced(&tx, &frames, 30).await;
     let s = wait_stats(
         &mut stats,
-        "all frames rendered",
-        Duration::from_secs(5),
-        |s| s.sinks[0].frames_out >= 90,
+        "every frame encoded or dropped",
+        Duration::from_secs(10),
+        |s| s.sinks[0].frames_out + s.sinks[0].dropped >= 90,
     )
     .await;
     let path = s.sinks[0].file.clone().unwrap();
@@ -232,8 +232,14 @@ async fn file_sink_records_every_frame() {
         "duration {dur} ms for 90 frames at 30 fps"
     );
 
+    // Every frame the recorder took is in the file; it may only drop when more than 2 s behind
+    // (CPU starvation), and then at most 5 %.
     let count = count_frames(&path);
-    assert_eq!(count, 90, "frames in the recording");
+    assert_eq!(
+        count as u64, s.sinks[0].frames_out,
+        "frames in the recording: {s:#?}"
+    );
+    assert!(count >= 86, "only {count} of 90 frames recorded: {s:#?}");
 }
 
 fn count_frames(path: &std::path::Path) -> usize {

@@ -45,6 +45,8 @@ pub struct SinkStatus {
     pub frames_in: u64,
     /// Frames that reached the sink element.
     pub frames_out: u64,
+    /// Frames dropped because the sink was behind.
+    pub dropped: u64,
     /// Rebuilds after failures.
     pub restarts: u64,
     /// Connected readers (shm).
@@ -68,7 +70,7 @@ pub struct VideoStats {
     pub frames_in: u64,
     /// Frames rendered, summed over sinks ("frames out").
     pub frames_out: u64,
-    /// Frames handed to sinks but not rendered (slow sink, leaky queue), summed over sinks.
+    /// Frames dropped because a sink was behind, summed over sinks.
     pub frames_dropped: u64,
     /// Decoder errors (corrupt frames, undecodable input).
     pub decode_errors: u64,
@@ -351,6 +353,7 @@ fn collect(
             running: s.running.load(Ordering::Relaxed),
             frames_in: s.pushed.load(Ordering::Relaxed),
             frames_out: s.rendered.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
             restarts: s.restarts.load(Ordering::Relaxed),
             clients: s.clients.load(Ordering::Relaxed),
             last_error: s.last_error.lock().ok().and_then(|g| g.clone()),
@@ -359,10 +362,7 @@ fn collect(
         .collect();
     let frames_in = c.frames_decoded.load(Ordering::Relaxed);
     let frames_out = sinks.iter().map(|s| s.frames_out).sum();
-    let frames_dropped = sinks
-        .iter()
-        .map(|s| s.frames_in.saturating_sub(s.frames_out))
-        .sum();
+    let frames_dropped = sinks.iter().map(|s| s.dropped).sum();
     let sum = c.latency_us_sum.load(Ordering::Relaxed);
     VideoStats {
         packets_in: c.packets_in.load(Ordering::Relaxed),

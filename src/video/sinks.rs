@@ -32,6 +32,8 @@ pub struct SinkSlot {
     pub pushed: AtomicU64,
     /// Frames that reached the sink element.
     pub rendered: AtomicU64,
+    /// Frames dropped because this sink was behind (its queue was full).
+    pub dropped: AtomicU64,
     /// Times the sink was rebuilt after failing.
     pub restarts: AtomicU64,
     /// Readers connected (shm only).
@@ -55,6 +57,7 @@ impl SinkSlot {
         self.pushed.fetch_add(1, Ordering::Relaxed);
         // Full: this sink is behind; drop the frame here rather than wait.
         if src.property::<u64>("current-level-buffers") >= self.depth() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if src.caps().as_ref() != Some(caps) {
