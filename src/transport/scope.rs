@@ -35,7 +35,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Consecutive failed `/health` polls before the link counts as lost.
 const HEALTH_FAILURES: u32 = 3;
 /// How long the goodbye DELETE may take.
-const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+const DELETE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Why an await was cut short by a command.
 enum Interrupt {
