@@ -176,8 +176,13 @@ impl Actor {
                 Ok(())
             }
             Some(TransportCmd::DownloadModels) => {
+                // Only meaningful while waiting for models; never tears down a live session.
                 self.download_requested = true;
-                Err(Interrupt::Reconnect)
+                if self.machine.state() == ConnState::Loading {
+                    Err(Interrupt::Reconnect)
+                } else {
+                    Ok(())
+                }
             }
         }
     }
