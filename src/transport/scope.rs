@@ -365,9 +365,9 @@ impl Actor {
             if !downloading {
                 if !(self.cfg.auto_download_models || self.download_requested) {
                     let msg = format!(
-                        "pipeline `{id}`: its models are not downloaded on the server; set \
-                         server.auto_download_models = true (or download them in Scope), then \
-                         reconnect"
+                        "pipeline `{id}`: its models are not downloaded on the server; run the \
+                         `download_models` action to fetch them (or set \
+                         server.auto_download_models = true)"
                     );
                     self.error(msg.clone()).await;
                     self.go(ConnState::Loading, msg).await;
