@@ -287,6 +287,8 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
         }
     }
     if let Some(e) = &t.last_error {
+        // The server URL is on the row above; keep only the endpoint so the error fits.
+        let e = e.replace(snap.server.trim_end_matches('/'), "");
         frame.render_widget(
             Paragraph::new(Line::styled(format!("✖ {e}"), Style::new().fg(style.bad)))
                 .wrap(Wrap { trim: true }),
