@@ -4,8 +4,8 @@
 //! same time scope-deck's video input (test pattern / looped file → VP8) reaches the peer, which
 //! counts the frames it decodes.
 //!
-//! The transport does not yet answer the video edge's key-frame requests with RTCP PLI; when a
-//! session's first key frame is lost the test reconnects instead (see `keyframe_requests`).
+//! The video edge's key-frame requests reach the peer as RTCP PLI through the transport, so a lost
+//! first key frame is recovered inside the same session (no reconnect).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -71,6 +71,7 @@ struct Session {
 async fn connect(
     rtp_out: Option<mpsc::Sender<scope_deck::transport::types::RtpPacket>>,
     samples: Option<mpsc::Receiver<scope_deck::transport::types::EncodedSample>>,
+    keyframes: Option<tokio::sync::watch::Receiver<u64>>,
     peer_opts: PeerOptions,
 ) -> Session {
     let peer = Peer::start(peer_opts).await;
@@ -79,6 +80,7 @@ async fn connect(
     let ports = VideoPorts {
         rtp_out,
         samples_in: samples.map(|s| Arc::new(tokio::sync::Mutex::new(s))),
+        keyframe_requests: keyframes,
     };
     let transport = spawn_with_video(&fast_config(&peer.url()), false, etx, ports).unwrap();
     let mut initial = serde_json::Map::new();
@@ -139,7 +141,7 @@ async fn peer_counters_reach_the_shm_reader_and_test_pattern_reaches_the_peer() 
     let cancel = CancellationToken::new();
     let (rtp_tx, vh) = video::start(&cfg, cancel.clone()).unwrap();
     let mut stats = vh.stats.clone();
-    let mut keyframes = vh.keyframe_requests.clone();
+    let keyframes = vh.keyframe_requests.clone();
     let (sample_tx, sample_rx) = mpsc::channel(input::SAMPLE_CAPACITY);
     let inp = input::start(
         &InputConfig {
@@ -201,6 +203,7 @@ async fn peer_counters_reach_the_shm_reader_and_test_pattern_reaches_the_peer() 
     let s = connect(
         Some(rtp_tx),
         Some(sample_rx),
+        Some(keyframes),
         PeerOptions {
             fps: 30.0,
             size: (W as u32, H as u32),
@@ -211,25 +214,7 @@ async fn peer_counters_reach_the_shm_reader_and_test_pattern_reaches_the_peer() 
     // Collect ~150 generated frames, and wait for the peer to decode ≥ 30 of ours.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut peer_received = 0;
-    let mut reconnects = 0;
-    let mut last_connect = Instant::now();
     loop {
-        // Stand-in for RTCP PLI (the transport does not send it yet): when the video edge asks
-        // for a key frame before any frame got through, start a new session (it opens with one).
-        if keyframes.has_changed().unwrap_or(false)
-            && counters.lock().unwrap().is_empty()
-            && last_connect.elapsed() > Duration::from_secs(3)
-        {
-            keyframes.borrow_and_update();
-            last_connect = Instant::now();
-            reconnects += 1;
-            assert!(reconnects <= 5, "never got a key frame");
-            s.transport
-                .commands
-                .send(TransportCmd::Reconnect)
-                .await
-                .unwrap();
-        }
         peer_received = s.peer.stats().await["frames_received"]
             .as_u64()
             .unwrap_or(peer_received);
@@ -310,7 +295,7 @@ async fn looped_file_input_reaches_the_peer() {
         cancel.clone(),
     )
     .unwrap();
-    let s = connect(None, Some(sample_rx), PeerOptions::default()).await;
+    let s = connect(None, Some(sample_rx), None, PeerOptions::default()).await;
     // 15-frame file: ≥ 30 decoded frames at the peer means it looped.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

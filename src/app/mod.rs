@@ -295,6 +295,7 @@ fn start_video(
         match crate::video::start(cfg, cancel.clone()) {
             Ok((tx, handle)) => {
                 ports.rtp_out = Some(tx);
+                ports.keyframe_requests = Some(handle.keyframe_requests.clone());
                 output = Some(handle);
             }
             Err(e) => tracing::error!("video output not started: {e}"),
