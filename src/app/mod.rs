@@ -139,7 +139,7 @@ async fn run_async(
     let cancel = CancellationToken::new();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
-    let transport = match crate::transport::spawn(&loaded.app.server, cli.dry_run, tev_tx) {
+    let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("{e}");
@@ -260,6 +260,23 @@ async fn run_async(
     let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
     signals.abort();
     code
+}
+
+/// Starts the configured transport (the hosted Daydream backend has its own section and preset).
+fn spawn_transport(
+    loaded: &LoadedConfig,
+    dry_run: bool,
+    events: mpsc::Sender<crate::transport::TransportEvent>,
+) -> Result<crate::transport::TransportHandle, crate::transport::StartError> {
+    if loaded.app.server.backend == Backend::Daydream && !dry_run {
+        return crate::transport::daydream::spawn(
+            &loaded.app.daydream,
+            loaded.dir.as_deref(),
+            events,
+            crate::transport::daydream::DaydreamVideo::default(),
+        );
+    }
+    crate::transport::spawn(&loaded.app.server, dry_run, events)
 }
 
 fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {

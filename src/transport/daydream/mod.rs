@@ -1,0 +1,95 @@
+//! The `daydream` backend: Daydream's hosted StreamDiffusion API (the seeds' "Dream").
+//!
+//! A stream is created from an editable preset (the seeds' production SD-Turbo payload by
+//! default), polled for status through a warm-up grace window, fed the video input over WHIP and
+//! played back over WHEP into the same RTP channel as Scope's video. Parameter changes are
+//! mapped to Daydream's keys, filtered to the live-changeable ones, throttled and coalesced into
+//! `PATCH`es that always carry `model_id`; pipeline-reloading changes wait for a confirmation.
+//! Pure policy lives in [`params`], [`policy`], [`allowlist`] and [`preset`]; the edges in
+//! [`api`], [`rtc`] and [`actor`]. The contract is summarised in docs/daydream-api.md.
+
+pub mod actor;
+pub mod allowlist;
+pub mod api;
+pub mod config;
+pub mod key;
+pub mod params;
+pub mod policy;
+pub mod preset;
+pub mod rtc;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc};
+
+use crate::transport::types::{EncodedSample, RtpPacket, TransportCmd, TransportEvent};
+use crate::transport::{CMD_CAPACITY, StartError, TransportHandle};
+
+pub use config::DaydreamConfig;
+pub use key::ApiKey;
+pub use preset::Preset;
+
+/// Where the video goes and comes from.
+#[derive(Debug, Clone, Default)]
+pub struct DaydreamVideo {
+    /// Received RTP packets of the generated video (WHEP), for the video edge.
+    pub rtp_out: Option<mpsc::Sender<RtpPacket>>,
+    /// Encoded frames of the video input to ingest (WHIP).
+    pub samples_in: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
+}
+
+/// Everything the actor needs, checked before it starts.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// `[daydream]`.
+    pub cfg: DaydreamConfig,
+    /// The create payload.
+    pub preset: Preset,
+    /// Video ports.
+    pub video: DaydreamVideo,
+}
+
+/// Loads the key and preset, checks the API URL and starts the actor. Errors say what to fix
+/// (preset errors name file, line and key) and never contain the key.
+pub fn spawn(
+    cfg: &DaydreamConfig,
+    config_dir: Option<&Path>,
+    events: mpsc::Sender<TransportEvent>,
+    video: DaydreamVideo,
+) -> Result<TransportHandle, StartError> {
+    let key_file = (!cfg.api_key_file.is_empty()).then(|| Path::new(&cfg.api_key_file));
+    let key =
+        ApiKey::from_env_or_file(key_file).map_err(|e| StartError::Daydream(e.to_string()))?;
+    spawn_with_key(cfg, config_dir, key, events, video)
+}
+
+/// [`spawn`] with an explicit key (tests).
+pub fn spawn_with_key(
+    cfg: &DaydreamConfig,
+    config_dir: Option<&Path>,
+    key: ApiKey,
+    events: mpsc::Sender<TransportEvent>,
+    video: DaydreamVideo,
+) -> Result<TransportHandle, StartError> {
+    let preset = Preset::load(config_dir, &cfg.preset).map_err(|errs| {
+        StartError::Daydream(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let base = allowlist::check_api_url(&cfg.api_url, cfg.allow_local_dev)
+        .map_err(|e| StartError::Daydream(format!("[daydream] api_url: {e}")))?;
+    let http = api::http_client().map_err(StartError::Daydream)?;
+    let client = api::Api::new(http.clone(), base, key);
+    let (tx, rx): (mpsc::Sender<TransportCmd>, _) = mpsc::channel(CMD_CAPACITY);
+    let setup = Setup {
+        cfg: cfg.clone(),
+        preset,
+        video,
+    };
+    let task = tokio::spawn(actor::run(setup, client, http, rx, events));
+    Ok(TransportHandle { commands: tx, task })
+}
