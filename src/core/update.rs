@@ -169,6 +169,9 @@ fn apply_action(
     if !matches!(action, Action::Quit) {
         state.controls.quit_pending = None;
     }
+    let Some(action) = crate::controls::midi::learn_step(state, action, source, now, fx) else {
+        return;
+    };
     match action {
         Action::Quit => {
             // Only a performer's stray key press needs guarding; scripts mean what they say.
