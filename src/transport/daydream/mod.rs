@@ -93,3 +93,53 @@ pub fn spawn_with_key(
     let task = tokio::spawn(actor::run(setup, client, http, rx, events));
     Ok(TransportHandle { commands: tx, task })
 }
+
+#[cfg(test)]
+mod reducer_tests {
+    //! The core's side of the daydream backend: its schema makes Daydream's keys settable and
+    //! `confirm_reload` a one-shot that reaches the transport.
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::core::action::Action;
+    use crate::core::effect::Effect;
+    use crate::core::msg::Msg;
+    use crate::core::state::{AppState, CoreSettings};
+    use crate::core::update::update;
+    use crate::transport::types::{ParamUpdate, TransportCmd, TransportEvent};
+
+    #[test]
+    fn confirm_reload_reaches_the_transport_only_where_announced() {
+        let mut s = AppState::new(CoreSettings::default());
+        update(&mut s, Msg::Started, Duration::ZERO);
+        let fx = update(&mut s, Msg::key(Action::ConfirmReload), Duration::ZERO);
+        assert!(
+            !fx.iter().any(|f| matches!(f, Effect::Transport(_))),
+            "{fx:?}"
+        );
+        update(
+            &mut s,
+            Msg::Transport(TransportEvent::Schema(super::params::specs(5))),
+            Duration::ZERO,
+        );
+        let fx = update(&mut s, Msg::key(Action::ConfirmReload), Duration::ZERO);
+        assert!(fx.contains(&Effect::Transport(TransportCmd::Update(
+            ParamUpdate::trigger("confirm_reload", json!(true))
+        ))));
+        let fx = update(
+            &mut s,
+            Msg::key(Action::SetParam {
+                key: "controlnet_scale_4".into(),
+                value: json!(3.0),
+            }),
+            Duration::ZERO,
+        );
+        assert!(
+            fx.contains(&Effect::Transport(TransportCmd::Update(ParamUpdate::one(
+                "controlnet_scale_4",
+                json!(2.0)
+            ))))
+        );
+    }
+}
