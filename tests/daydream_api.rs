@@ -350,6 +350,20 @@ async fn five_failures_make_live_updates_unavailable() {
         n,
         "PATCHed after giving up"
     );
+    // A restart applies the changes: the new stream is created with them, the old one deleted.
+    rig.seen.clear();
+    rig.send(TransportCmd::Reconnect).await;
+    rig.wait("streaming again", 40, is_state(ConnState::Streaming))
+        .await;
+    let creates = standin.matching("POST", "/v1/streams");
+    assert_eq!(creates.len(), 2);
+    assert_eq!(creates[1]["body"]["params"]["guidance_scale"], json!(3.0));
+    assert_eq!(
+        standin.matching("DELETE", "/v1/streams").len(),
+        1,
+        "old stream deleted"
+    );
+    assert!(rig.errors().is_empty(), "{:?}", rig.errors());
     rig.shutdown().await;
 }
 

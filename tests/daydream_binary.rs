@@ -57,7 +57,9 @@ fn key_is_used_for_the_api_only_and_never_logged() {
             break;
         }
     };
-    wait_for("streaming", &|v| v["event"] == "connection" && v["state"] == "streaming");
+    wait_for("streaming", &|v| {
+        v["event"] == "connection" && v["state"] == "streaming"
+    });
     let mut stdin = child.stdin.take().unwrap();
     for l in [
         r#"{"action":"set_param","key":"noise_scale","value":0.25}"#,
@@ -65,10 +67,14 @@ fn key_is_used_for_the_api_only_and_never_logged() {
     ] {
         writeln!(stdin, "{l}").unwrap();
     }
-    wait_for("the PATCH", &|v| v["event"] == "sent" && v["payload"]["params"]["prompt"] == "glass jellyfish");
+    wait_for("the PATCH", &|v| {
+        v["event"] == "sent" && v["payload"]["params"]["prompt"] == "glass jellyfish"
+    });
     writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
     drop(stdin);
-    let status = common::wait_for("exit", Duration::from_secs(20), || child.try_wait().unwrap());
+    let status = common::wait_for("exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
+    });
     assert!(status.success(), "exit {status}");
     for l in rx.try_iter() {
         lines.push(l);
@@ -80,8 +86,16 @@ fn key_is_used_for_the_api_only_and_never_logged() {
     let api = standin.matching("POST", "/v1/streams");
     assert_eq!(api[0]["headers"]["Authorization"], format!("Bearer {KEY}"));
     let patches = standin.matching("PATCH", "/v1/streams/");
-    assert!(patches.iter().any(|p| p["status"] == 200 && p["body"]["params"]["delta"] == 0.25));
-    assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1, "DELETE on quit");
+    assert!(
+        patches
+            .iter()
+            .any(|p| p["status"] == 200 && p["body"]["params"]["delta"] == 0.25)
+    );
+    assert_eq!(
+        standin.matching("DELETE", "/v1/streams").len(),
+        1,
+        "DELETE on quit"
+    );
     // ... never to WHIP/WHEP ...
     let media: Vec<Value> = standin
         .requests()
@@ -91,17 +105,30 @@ fn key_is_used_for_the_api_only_and_never_logged() {
             p.starts_with("/whip") || p.starts_with("/whep")
         })
         .collect();
-    assert!(media.len() >= 2, "WHIP and WHEP offers expected: {media:#?}");
+    assert!(
+        media.len() >= 2,
+        "WHIP and WHEP offers expected: {media:#?}"
+    );
     for r in &media {
         assert!(!r.to_string().contains(KEY), "key sent to {}", r["path"]);
         assert!(r["headers"].get("Authorization").is_none());
     }
     // ... and nowhere in the log file (trace level), stdout or stderr.
     let log = sb.log();
-    assert!(log.len() > 1000, "log file too small to mean anything: {} bytes", log.len());
-    assert!(log.contains("Daydream stream created"), "log lacks the session");
+    assert!(
+        log.len() > 1000,
+        "log file too small to mean anything: {} bytes",
+        log.len()
+    );
+    assert!(
+        log.contains("Daydream stream created"),
+        "log lacks the session"
+    );
     assert!(!log.contains(KEY), "API key in the log file");
-    assert!(!log.contains("TESTKEY"), "part of the API key in the log file");
+    assert!(
+        !log.contains("TESTKEY"),
+        "part of the API key in the log file"
+    );
     assert!(!lines.join("\n").contains("TESTKEY"), "API key on stdout");
     assert!(!stderr.contains("TESTKEY"), "API key on stderr");
 }
@@ -113,7 +140,10 @@ fn key_file_readable_by_others_is_refused() {
     let key = sb.root.path().join("daydream.key");
     std::fs::write(&key, format!("{KEY}\n")).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    sb.write_config(&config(&standin, &format!("api_key_file = \"{}\"\n", key.display())));
+    sb.write_config(&config(
+        &standin,
+        &format!("api_key_file = \"{}\"\n", key.display()),
+    ));
     let out = Command::new(common::bin())
         .args(["--headless", "--config-dir"])
         .arg(sb.config_dir())
@@ -124,7 +154,13 @@ fn key_file_readable_by_others_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("mode is 644") && stderr.contains("chmod 600"), "{stderr}");
+    assert!(
+        stderr.contains("mode is 644") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("TESTKEY"));
-    assert!(standin.requests().is_empty(), "nothing may be sent without a usable key");
+    assert!(
+        standin.requests().is_empty(),
+        "nothing may be sent without a usable key"
+    );
 }

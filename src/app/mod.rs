@@ -118,7 +118,11 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
     };
     CoreSettings {
         backend: backend.label().to_string(),
-        server: app.server.url.clone(),
+        server: if backend == Backend::Daydream {
+            app.daydream.api_url.clone()
+        } else {
+            app.server.url.clone()
+        },
         panic_mode: app.controls.panic,
         safe_prompt: app.controls.safe_prompt.clone(),
         confirm_quit: app.controls.confirm_quit,
