@@ -143,7 +143,12 @@ async fn run_async(
     let cancel = CancellationToken::new();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
-    let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx) {
+    let transport = match spawn_transport(
+        &loaded,
+        cli.dry_run,
+        tev_tx,
+        crate::transport::VideoPorts::default(),
+    ) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("{e}");
@@ -267,21 +272,23 @@ async fn run_async(
     code
 }
 
-/// Starts the configured transport (the hosted Daydream backend has its own section and preset).
+/// Starts the configured transport with the video ports (the hosted Daydream backend has its own
+/// section and preset; it uses the same ports: WHEP into `rtp_out`, WHIP from `samples_in`).
 fn spawn_transport(
     loaded: &LoadedConfig,
     dry_run: bool,
     events: mpsc::Sender<crate::transport::TransportEvent>,
+    video: crate::transport::VideoPorts,
 ) -> Result<crate::transport::TransportHandle, crate::transport::StartError> {
     if loaded.app.server.backend == Backend::Daydream && !dry_run {
         return crate::transport::daydream::spawn(
             &loaded.app.daydream,
             loaded.dir.as_deref(),
             events,
-            crate::transport::daydream::DaydreamVideo::default(),
+            video,
         );
     }
-    crate::transport::spawn(&loaded.app.server, dry_run, events)
+    crate::transport::spawn_with_video(&loaded.app.server, dry_run, events, video)
 }
 
 fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {

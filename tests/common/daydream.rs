@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,29 +53,15 @@ pub struct Standin {
     dir: tempfile::TempDir,
 }
 
-fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 impl Standin {
     /// Starts it and waits (30 s deadline) until it answers.
     pub fn start(o: StandinOptions) -> Standin {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("requests.jsonl");
-        let port = free_port();
+        let port = super::peer::free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/daydream_standin.py");
         let codes: Vec<String> = o.warmup_codes.iter().map(u16::to_string).collect();
-        let mut cmd = Command::new(python());
+        let mut cmd = Command::new(super::peer::python());
         cmd.arg(&script)
             .args(["--port", &port.to_string(), "--key", KEY])
             .arg("--log")

@@ -202,6 +202,13 @@ impl Actor {
                 self.teardown().await;
                 self.start_stream().await;
             }
+            TransportCmd::DownloadModels => {
+                self.emit(TransportEvent::Refused {
+                    key: "download_models".into(),
+                    reason: "Daydream hosts its models; there is nothing to download".into(),
+                })
+                .await;
+            }
             TransportCmd::Shutdown => {}
         }
     }

@@ -19,25 +19,18 @@ pub mod preset;
 pub mod rtc;
 
 use std::path::Path;
-use std::sync::Arc;
+use tokio::sync::mpsc;
 
-use tokio::sync::{Mutex, mpsc};
-
-use crate::transport::types::{EncodedSample, RtpPacket, TransportCmd, TransportEvent};
+use crate::transport::types::{TransportCmd, TransportEvent};
 use crate::transport::{CMD_CAPACITY, StartError, TransportHandle};
 
 pub use config::DaydreamConfig;
 pub use key::ApiKey;
 pub use preset::Preset;
 
-/// Where the video goes and comes from.
-#[derive(Debug, Clone, Default)]
-pub struct DaydreamVideo {
-    /// Received RTP packets of the generated video (WHEP), for the video edge.
-    pub rtp_out: Option<mpsc::Sender<RtpPacket>>,
-    /// Encoded frames of the video input to ingest (WHIP).
-    pub samples_in: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
-}
+/// Where the video goes and comes from: the same ports as the Scope backend (WHEP playback into
+/// `rtp_out`, the video input's encoded frames from `samples_in` over WHIP).
+pub type DaydreamVideo = crate::transport::VideoPorts;
 
 /// Everything the actor needs, checked before it starts.
 #[derive(Debug, Clone)]

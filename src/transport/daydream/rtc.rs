@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 use webrtc::api::APIBuilder;
 use webrtc::api::interceptor_registry::register_default_interceptors;
-use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8, MediaEngine};
+use webrtc::api::media_engine::{MIME_TYPE_VP8, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
@@ -23,9 +23,7 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-use webrtc::rtp_transceiver::rtp_codec::{
-    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
-};
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
@@ -107,31 +105,6 @@ fn rtc_err(what: &'static str) -> impl Fn(webrtc::Error) -> MediaError {
     }
 }
 
-fn codecs() -> Vec<RTCRtpCodecParameters> {
-    vec![
-        RTCRtpCodecParameters {
-            capability: RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90_000,
-                ..Default::default()
-            },
-            payload_type: 96,
-            ..Default::default()
-        },
-        RTCRtpCodecParameters {
-            capability: RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_H264.to_owned(),
-                clock_rate: 90_000,
-                sdp_fmtp_line:
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
-                ..Default::default()
-            },
-            payload_type: 102,
-            ..Default::default()
-        },
-    ]
-}
-
 async fn peer(
     what: &'static str,
     opts: &RtcOptions,
@@ -143,7 +116,8 @@ async fn peer(
     MediaError,
 > {
     let mut media = MediaEngine::default();
-    for c in codecs() {
+    // The Scope backend's codec preference: VP8 first, H264 accepted.
+    for c in crate::transport::sdp::video_codecs() {
         media
             .register_codec(c, RTPCodecType::Video)
             .map_err(rtc_err(what))?;
@@ -423,12 +397,8 @@ pub async fn whep(
         let out = rtp_out.clone();
         Box::pin(async move {
             let params = track.codec();
-            let mime = params.capability.mime_type.to_ascii_lowercase();
-            let codec = if mime.ends_with("h264") {
-                VideoCodec::H264
-            } else {
-                VideoCodec::Vp8
-            };
+            let codec = crate::transport::sdp::codec_of(&params.capability.mime_type)
+                .unwrap_or(VideoCodec::Vp8);
             let pt = track.payload_type();
             let clock_rate = params.capability.clock_rate;
             tokio::spawn(async move {
