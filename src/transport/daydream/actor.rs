@@ -454,6 +454,16 @@ impl Actor {
     }
 
     async fn emit_health(&mut self, h: &Health) {
+        tracing::debug!(
+            input_fps = ?h.input_fps,
+            output_fps = ?h.output_fps,
+            restarts = ?h.restart_count,
+            jitter = ?h.jitter,
+            packets_lost = ?h.packets_lost,
+            rtt_ms = ?h.rtt_ms,
+            last_error = ?h.last_error,
+            "Daydream status"
+        );
         let loss = h.packets_lost.map(|l| {
             let total = self.counters.packets.load(Ordering::Relaxed) as f64 + l;
             if total > 0.0 { (l / total) as f32 } else { 0.0 }
