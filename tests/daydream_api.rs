@@ -392,3 +392,27 @@ async fn whip_url_outside_the_allowlist_is_refused() {
     // The stream it could not use is still deleted.
     assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1);
 }
+
+/// Quitting while the stream is still being created (create retried after a 503) still deletes
+/// the stream once it exists, within the goodbye time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_during_creation_deletes_the_stream() {
+    let standin = Standin::start(StandinOptions {
+        create_fail: 1,
+        ..Default::default()
+    });
+    let rig = Rig::start(standin.config()).await;
+    let t = Instant::now();
+    let seen = rig.shutdown().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "goodbye took {:?}",
+        t.elapsed()
+    );
+    assert!(seen.iter().any(is_state(ConnState::Stopped)));
+    assert_eq!(
+        statuses(&standin.matching("POST", "/v1/streams")),
+        vec![503, 201]
+    );
+    assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1);
+}

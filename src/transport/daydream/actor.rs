@@ -28,6 +28,8 @@ enum Inner {
     Patched(u64, Result<(), HttpFail>, Map<String, Value>),
     Whip(u64, Result<MediaLink, MediaError>),
     Whep(u64, Result<MediaLink, MediaError>),
+    /// A connected WHIP/WHEP peer connection failed or closed.
+    MediaLost(u64, &'static str, String),
 }
 
 struct Stream {
@@ -53,6 +55,7 @@ struct Actor {
     clock: Instant,
     epoch: u64,
     creating: Option<Duration>,
+    create_task: Option<tokio::task::JoinHandle<()>>,
     stream: Option<Stream>,
     patch_in_flight: bool,
     inner_tx: mpsc::Sender<Inner>,
@@ -85,6 +88,7 @@ pub async fn run(
         clock: Instant::now(),
         epoch: 0,
         creating: None,
+        create_task: None,
         stream: None,
         patch_in_flight: false,
         inner_tx,
@@ -101,7 +105,7 @@ pub async fn run(
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 Some(TransportCmd::Shutdown) | None => {
-                    a.goodbye().await;
+                    a.goodbye(&mut inner_rx).await;
                     return;
                 }
                 Some(c) => a.on_cmd(c).await,
@@ -111,6 +115,27 @@ pub async fn run(
             _ = stats_tick.tick() => a.on_stats_tick().await,
         }
     }
+}
+
+/// Watches a connected link's peer state; a failure or close is reported to the actor.
+fn watch_media(
+    mut link: MediaLink,
+    what: &'static str,
+    tx: mpsc::Sender<Inner>,
+    epoch: u64,
+) -> MediaLink {
+    let (_, empty) = mpsc::channel(1);
+    let mut states = std::mem::replace(&mut link.states, empty);
+    tokio::spawn(async move {
+        while let Some(s) = states.recv().await {
+            use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState as P;
+            if matches!(s, P::Failed | P::Closed) {
+                let _ = tx.send(Inner::MediaLost(epoch, what, s.to_string())).await;
+                return;
+            }
+        }
+    });
+    link
 }
 
 async fn sleep_until(clock: Instant, at: Option<Duration>) {
@@ -231,7 +256,10 @@ impl Actor {
         let api = self.api.clone();
         let tx = self.inner_tx.clone();
         let clock = self.clock;
-        tokio::spawn(async move {
+        if let Some(t) = self.create_task.take() {
+            t.abort();
+        }
+        self.create_task = Some(tokio::spawn(async move {
             let mut attempt = 0;
             let result = loop {
                 match api.create(&body).await {
@@ -247,7 +275,7 @@ impl Actor {
                 }
             };
             let _ = tx.send(Inner::Created(epoch, result)).await;
-        });
+        }));
     }
 
     async fn on_inner(&mut self, inner: Inner) {
@@ -257,6 +285,19 @@ impl Actor {
             Inner::Patched(g, r, changes) if g == self.epoch => self.on_patched(r, changes).await,
             Inner::Whip(g, r) if g == self.epoch => self.on_whip(r).await,
             Inner::Whep(g, r) if g == self.epoch => self.on_whep(r).await,
+            Inner::MediaLost(g, what, why) if g == self.epoch => {
+                let msg = if what == "WHIP" {
+                    "video ingest lost"
+                } else {
+                    "video playback lost"
+                };
+                self.emit(TransportEvent::Error(format!(
+                    "{what}: peer connection {why}"
+                )))
+                .await;
+                self.set_state(ConnState::Degraded, format!("{msg}; reconnect to retry"))
+                    .await;
+            }
             // A result from a stream already torn down: close what it opened.
             Inner::Whip(_, Ok(link)) | Inner::Whep(_, Ok(link)) => link.close(&self.http).await,
             Inner::Created(_, Ok(c)) => {
@@ -397,10 +438,14 @@ impl Actor {
                 s.status_attempt = 0;
                 s.next_poll = Some(now + poll);
                 let first = !s.active;
+                let recovered = s.gave_up_warmup;
                 s.active = true;
+                s.gave_up_warmup = false;
                 let whip_up = s.whip.is_some();
                 self.emit_health(&h).await;
-                if first {
+                if recovered && whip_up {
+                    self.streaming().await;
+                } else if first {
                     tracing::info!("Daydream stream active");
                     if whip_up {
                         self.streaming().await;
@@ -433,7 +478,7 @@ impl Actor {
                     }
                     Decision::GiveUp => {
                         s.next_poll = Some(now + poll);
-                        if outcome == Outcome::Fatal || !s.gave_up_warmup {
+                        if !s.gave_up_warmup {
                             s.gave_up_warmup = true;
                             let was_active = s.active;
                             let msg = if was_active {
@@ -539,7 +584,7 @@ impl Actor {
                 link.close(&self.http).await;
                 return;
             };
-            s.whip = Some(link);
+            s.whip = Some(watch_media(link, "WHIP", self.inner_tx.clone(), self.epoch));
             s.active
         };
         if active {
@@ -584,7 +629,7 @@ impl Actor {
                 tracing::info!("WHEP playback connected");
                 let active = match self.stream.as_mut() {
                     Some(s) => {
-                        s.whep = Some(link);
+                        s.whep = Some(watch_media(link, "WHEP", self.inner_tx.clone(), self.epoch));
                         s.active && s.whip.is_some()
                     }
                     None => {
@@ -703,7 +748,29 @@ impl Actor {
         }
     }
 
-    async fn goodbye(&mut self) {
+    async fn goodbye(&mut self, inner_rx: &mut mpsc::Receiver<Inner>) {
+        // Quit while the stream is being created: wait briefly for it so it can be deleted
+        // (a stream left running on the service costs the performer), then stop trying.
+        if self.creating.is_some() {
+            let end = tokio::time::Instant::now() + Duration::from_millis(1500);
+            while let Ok(Some(inner)) = tokio::time::timeout_at(end, inner_rx.recv()).await {
+                if let Inner::Created(g, r) = inner {
+                    if g == self.epoch {
+                        if let Ok(c) = r {
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                self.api.delete(&c.id),
+                            )
+                            .await;
+                        }
+                        break;
+                    }
+                }
+            }
+            if let Some(t) = self.create_task.take() {
+                t.abort();
+            }
+        }
         self.teardown().await;
         self.set_state(ConnState::Stopped, "quit").await;
         self.emit(TransportEvent::Stopped).await;
