@@ -299,6 +299,15 @@ fn reconnect_asks_the_transport() {
 }
 
 #[test]
+fn download_models_asks_the_transport() {
+    let mut s = started();
+    let fx = update(&mut s, Msg::key(Action::DownloadModels), ms(1));
+    assert!(fx.contains(&Effect::Transport(TransportCmd::DownloadModels)));
+    let v = serde_json::to_value(Action::DownloadModels).unwrap();
+    assert_eq!(v["action"], Action::DownloadModels.name());
+}
+
+#[test]
 fn tempo_actions_reach_the_beat_tracker() {
     use crate::audio::tempo::TempoCmd;
     let mut s = started();

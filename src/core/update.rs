@@ -238,6 +238,7 @@ fn apply_action(
             }
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
+        Action::DownloadModels => fx.push(Effect::Transport(TransportCmd::DownloadModels)),
         Action::TapTempo => {
             state.audio.tempo_source = crate::audio::features::TempoSource::Tap;
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Tap {
