@@ -28,6 +28,10 @@ pub struct StandinOptions {
     pub patch_fail: u16,
     /// Put whip_url on this (foreign) https host.
     pub whip_host: Option<String>,
+    /// WHEP video size.
+    pub size: (u32, u32),
+    /// WHEP video frame rate.
+    pub fps: f64,
 }
 
 impl Default for StandinOptions {
@@ -39,6 +43,8 @@ impl Default for StandinOptions {
             create_fail: 0,
             patch_fail: 0,
             whip_host: None,
+            size: (128, 64),
+            fps: 15.0,
         }
     }
 }
@@ -74,6 +80,8 @@ impl Standin {
             .args(["--warmup-codes", &codes.join(",")])
             .args(["--create-fail", &o.create_fail.to_string()])
             .args(["--patch-fail", &o.patch_fail.to_string()])
+            .args(["--size", &format!("{}x{}", o.size.0, o.size.1)])
+            .args(["--fps", &o.fps.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
