@@ -375,8 +375,8 @@ impl Actor {
 
     fn rtc_options(&self, url: &url::Url) -> RtcOptions {
         let loopback = self.setup.cfg.allow_local_dev
-            && matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-            || url.host_str() == Some("localhost");
+            && (matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+                || url.host_str() == Some("localhost"));
         RtcOptions {
             ice_servers: if loopback {
                 Vec::new()
