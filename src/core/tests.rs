@@ -426,3 +426,23 @@ fn spectrum_peaks_hold_then_decay_with_engine_time() {
     update(&mut s, Msg::AudioFrame(AudioFrame::default()), ms(5000));
     assert_eq!(s.audio.spectrum_peaks[3], 0.0);
 }
+
+#[test]
+fn streaming_again_clears_the_last_error() {
+    let mut s = started();
+    update(
+        &mut s,
+        Msg::Transport(TransportEvent::Error("GET /health: no answer".into())),
+        ms(1),
+    );
+    assert!(s.transport.last_error.is_some());
+    update(
+        &mut s,
+        Msg::Transport(TransportEvent::State {
+            state: ConnState::Streaming,
+            reason: None,
+        }),
+        ms(2),
+    );
+    assert!(s.transport.last_error.is_none());
+}

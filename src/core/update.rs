@@ -413,6 +413,10 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
             let changed = state.transport.state != s || state.transport.reason != reason;
             state.transport.state = s;
             state.transport.reason = reason.clone();
+            if s == ConnState::Streaming {
+                // Recovered: an old error would only mislead.
+                state.transport.last_error = None;
+            }
             if changed {
                 fx.push(Effect::Emit(Event::Connection { state: s, reason }));
             }
