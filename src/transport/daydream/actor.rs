@@ -473,7 +473,16 @@ impl Actor {
                     Decision::RetryAfter(d) => {
                         s.status_attempt += 1;
                         s.next_poll = Some(now + d);
-                        let w = self.warm_up_figures(now, Some(format!("not ready: {why}")));
+                        // Short enough for the connection panel's stage line.
+                        let short = match &other {
+                            Err(HttpFail {
+                                status: Some(code), ..
+                            }) => format!("HTTP {code}"),
+                            Err(_) => "no answer".to_string(),
+                            Ok(_) => "not active yet".to_string(),
+                        };
+                        tracing::debug!("Daydream status not ready: {why}");
+                        let w = self.warm_up_figures(now, Some(format!("not ready ({short})")));
                         self.emit(TransportEvent::WarmUp(w)).await;
                     }
                     Decision::GiveUp => {
