@@ -32,6 +32,8 @@ pub struct StandinOptions {
     pub size: (u32, u32),
     /// WHEP video frame rate.
     pub fps: f64,
+    /// Leave the `livepeer-playback-url` header out of the WHIP answer.
+    pub no_playback_header: bool,
 }
 
 impl Default for StandinOptions {
@@ -45,6 +47,7 @@ impl Default for StandinOptions {
             whip_host: None,
             size: (128, 64),
             fps: 15.0,
+            no_playback_header: false,
         }
     }
 }
@@ -87,6 +90,9 @@ impl Standin {
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("stderr")).unwrap(),
             ));
+        if o.no_playback_header {
+            cmd.arg("--no-playback-header");
+        }
         if let Some(h) = &o.whip_host {
             cmd.args(["--whip-host", h]);
         }

@@ -42,6 +42,11 @@ struct Stream {
     poll_in_flight: bool,
     next_poll: Option<Duration>,
     gave_up_warmup: bool,
+    /// WHEP URL from the status endpoint (fallback when the WHIP answer lacks the header).
+    whep_hint: Option<String>,
+    /// WHIP is up but had no playback header: start WHEP when a hint arrives.
+    whep_wanted: bool,
+    whep_started: bool,
 }
 
 struct Actor {
@@ -340,6 +345,9 @@ impl Actor {
             poll_in_flight: false,
             next_poll: Some(now),
             gave_up_warmup: false,
+            whep_hint: None,
+            whep_wanted: false,
+            whep_started: false,
         });
         let whip_url = match whip_url {
             Ok(u) => u,
@@ -441,6 +449,10 @@ impl Actor {
                 let recovered = s.gave_up_warmup;
                 s.active = true;
                 s.gave_up_warmup = false;
+                if h.whep_url.is_some() {
+                    s.whep_hint = h.whep_url.clone();
+                }
+                let pending_whep = s.whep_wanted.then(|| s.whep_hint.clone()).flatten();
                 let whip_up = s.whip.is_some();
                 self.emit_health(&h).await;
                 if recovered && whip_up {
@@ -456,6 +468,9 @@ impl Actor {
                         )
                         .await;
                     }
+                }
+                if let Some(u) = pending_whep {
+                    self.start_whep(&u).await;
                 }
                 self.try_patch().await;
             }
@@ -599,16 +614,36 @@ impl Actor {
         if active {
             self.streaming().await;
         }
-        let Some(p) = playback else {
-            self.emit(TransportEvent::Error(format!(
-                "the WHIP answer has no `{}` header: no low-latency playback",
-                rtc::PLAYBACK_HEADER
-            )))
-            .await;
-            return;
-        };
+        match playback {
+            Some(p) => self.start_whep(&p).await,
+            None => {
+                // Fall back to the gateway's WHEP URL from the status endpoint.
+                let hint = self.stream.as_mut().and_then(|s| {
+                    s.whep_wanted = true;
+                    s.whep_hint.clone()
+                });
+                match hint {
+                    Some(h) => self.start_whep(&h).await,
+                    None => tracing::info!(
+                        "the WHIP answer has no `{}` header; waiting for the status endpoint's whep_url",
+                        rtc::PLAYBACK_HEADER
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Starts WHEP playback from `p` (checked against the allowlist first), once per stream.
+    async fn start_whep(&mut self, p: &str) {
+        match self.stream.as_mut() {
+            Some(s) if !s.whep_started => {
+                s.whep_started = true;
+                s.whep_wanted = false;
+            }
+            _ => return,
+        }
         let cfg = &self.setup.cfg;
-        let url = match allowlist::check_media_url(&p, &cfg.allowed_hosts, cfg.allow_local_dev) {
+        let url = match allowlist::check_media_url(p, &cfg.allowed_hosts, cfg.allow_local_dev) {
             Ok(u) => u,
             Err(why) => {
                 self.emit(TransportEvent::Error(format!("WHEP URL refused: {why}")))
