@@ -143,12 +143,10 @@ async fn run_async(
     let cancel = CancellationToken::new();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
-    let transport = match spawn_transport(
-        &loaded,
-        cli.dry_run,
-        tev_tx,
-        crate::transport::VideoPorts::default(),
-    ) {
+    // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
+    // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
+    let (video_ports, video, video_input) = start_video(&loaded, &cancel);
+    let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx, video_ports) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("{e}");
@@ -268,6 +266,13 @@ async fn run_async(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
+    if let Some(i) = video_input {
+        i.shutdown().await;
+    }
+    if let Some(v) = video {
+        // Sinks get end-of-stream so recordings are finalised.
+        let _ = tokio::time::timeout(Duration::from_secs(4), v.shutdown()).await;
+    }
     signals.abort();
     code
 }
@@ -289,6 +294,42 @@ fn spawn_transport(
         );
     }
     crate::transport::spawn_with_video(&loaded.app.server, dry_run, events, video)
+}
+
+/// Starts the video edge: the output pipeline when `[video]` lists sinks, the input when
+/// `[video.input]` has a source. Errors are logged; the show goes on without video.
+fn start_video(
+    loaded: &LoadedConfig,
+    cancel: &CancellationToken,
+) -> (
+    crate::transport::VideoPorts,
+    Option<crate::video::VideoHandle>,
+    Option<crate::video::input::InputHandle>,
+) {
+    let cfg = &loaded.app.video;
+    let mut ports = crate::transport::VideoPorts::default();
+    let mut output = None;
+    if !cfg.sinks.is_empty() {
+        match crate::video::start(cfg, cancel.clone()) {
+            Ok((tx, handle)) => {
+                ports.rtp_out = Some(tx);
+                output = Some(handle);
+            }
+            Err(e) => tracing::error!("video output not started: {e}"),
+        }
+    }
+    let mut input = None;
+    if cfg.input.source != crate::video::config::InputSource::None {
+        let (tx, rx) = mpsc::channel(crate::video::input::SAMPLE_CAPACITY);
+        match crate::video::input::start(&cfg.input, tx, cancel.clone()) {
+            Ok(h) => {
+                ports.samples_in = Some(Arc::new(tokio::sync::Mutex::new(rx)));
+                input = Some(h);
+            }
+            Err(e) => tracing::error!("video input not started: {e}"),
+        }
+    }
+    (ports, output, input)
 }
 
 fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {
