@@ -164,3 +164,102 @@ fn key_file_readable_by_others_is_refused() {
         "nothing may be sent without a usable key"
     );
 }
+
+/// The real binary wires the video edge to the daydream backend: `[video.input]` test pattern
+/// goes out over WHIP (the stand-in decodes it), the stand-in's WHEP frames come back through the
+/// output pipeline to an `shm` sink read by a second process (`gst-launch-1.0 shmsrc`).
+#[test]
+fn binary_streams_test_pattern_in_and_frames_out_to_shm() {
+    const W: usize = 256;
+    const H: usize = 256;
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        size: (W as u32, H as u32),
+        fps: 15.0,
+        ..Default::default()
+    });
+    let sb = common::Sandbox::new();
+    let socket = sb.root.path().join("out.shm");
+    sb.write_config(&config(
+        &standin,
+        &format!(
+            "[video]\n[[video.sinks]]\nkind = \"shm\"\nsocket = \"{}\"\nformat = \"I420\"\n[video.preview]\nenabled = false\n[video.input]\nsource = \"test_pattern\"\nwidth = 256\nheight = 256\nfps = 15\n",
+            socket.display()
+        ),
+    ).replace("level = \"trace\"", "level = \"info\""));
+    let mut child = Command::new(common::bin())
+        .args(["--headless", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .env("DAYDREAM_API_KEY", KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for("shm socket", Duration::from_secs(20), || {
+        socket.exists().then_some(())
+    });
+    let mut reader = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "shmsrc",
+            &format!("socket-path={}", socket.display()),
+            "is-live=true",
+            "!",
+            &format!("video/x-raw,format=I420,width={W},height={H},framerate=30/1"),
+            "!",
+            "fdsink",
+            "fd=1",
+            "sync=false",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = reader.stdout.take().unwrap();
+    let (ftx, frx) = mpsc::channel::<u32>();
+    let read_thread = std::thread::spawn(move || {
+        let mut frame = vec![0u8; W * H * 3 / 2];
+        while std::io::Read::read_exact(&mut out, &mut frame).is_ok() {
+            let cell = W / 32;
+            let v = (0..32).fold(0u32, |n, bit| {
+                n << 1 | u32::from(frame[16 * W + bit * cell + cell / 2] > 128)
+            });
+            if ftx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let mut ingest = 0;
+    while got.len() < 45 || ingest < 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shm reader got {} frames, stand-in decoded {ingest} ingest frames; log:\n{}",
+            got.len(),
+            sb.log()
+        );
+        if let Ok(v) = frx.recv_timeout(Duration::from_millis(200)) {
+            got.push(v);
+        }
+        ingest = standin.state()["whip_frames_in"].as_u64().unwrap_or(0);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
+    drop(stdin);
+    let status = common::wait_for("exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "exit {status}");
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let _ = read_thread.join();
+    let increasing = got.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(
+        increasing * 100 >= (got.len() - 1) * 95,
+        "counters not increasing: {got:?}"
+    );
+    assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1);
+}
