@@ -118,7 +118,11 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
     };
     CoreSettings {
         backend: backend.label().to_string(),
-        server: app.server.url.clone(),
+        server: if backend == Backend::Daydream {
+            app.daydream.api_url.clone()
+        } else {
+            app.server.url.clone()
+        },
         panic_mode: app.controls.panic,
         safe_prompt: app.controls.safe_prompt.clone(),
         confirm_quit: app.controls.confirm_quit,
@@ -142,12 +146,7 @@ async fn run_async(
     // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
     // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
     let (video_ports, video, video_input) = start_video(&loaded, &cancel);
-    let transport = match crate::transport::spawn_with_video(
-        &loaded.app.server,
-        cli.dry_run,
-        tev_tx,
-        video_ports,
-    ) {
+    let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx, video_ports) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("{e}");
@@ -276,6 +275,25 @@ async fn run_async(
     }
     signals.abort();
     code
+}
+
+/// Starts the configured transport with the video ports (the hosted Daydream backend has its own
+/// section and preset; it uses the same ports: WHEP into `rtp_out`, WHIP from `samples_in`).
+fn spawn_transport(
+    loaded: &LoadedConfig,
+    dry_run: bool,
+    events: mpsc::Sender<crate::transport::TransportEvent>,
+    video: crate::transport::VideoPorts,
+) -> Result<crate::transport::TransportHandle, crate::transport::StartError> {
+    if loaded.app.server.backend == Backend::Daydream && !dry_run {
+        return crate::transport::daydream::spawn(
+            &loaded.app.daydream,
+            loaded.dir.as_deref(),
+            events,
+            video,
+        );
+    }
+    crate::transport::spawn_with_video(&loaded.app.server, dry_run, events, video)
 }
 
 /// Starts the video edge: the output pipeline when `[video]` lists sinks, the input when

@@ -249,6 +249,20 @@ fn apply_action(
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
         }
         Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
+        Action::ConfirmReload => {
+            // Only backends that hold reloads announce the key (daydream's schema).
+            if state.params.store.spec("confirm_reload").is_some() {
+                fire_trigger(state, "confirm_reload", json!(true), now, fx);
+            } else {
+                notice(
+                    state,
+                    fx,
+                    Level::Info,
+                    "nothing to confirm on this backend".into(),
+                    now,
+                );
+            }
+        }
         other => {
             // Themes, prompt lists, personas, tempo and mappings arrive with their issues; until
             // then the performer is told plainly instead of the key doing nothing.
