@@ -2,5 +2,6 @@
 //! its own thread and publishes [`features::AudioFrame`]s latest-wins.
 
 pub mod config;
+pub mod dsp;
 pub mod features;
 pub mod tempo;
