@@ -3,5 +3,8 @@
 
 pub mod config;
 pub mod dsp;
+pub mod error;
 pub mod features;
+pub mod source;
+pub mod synth;
 pub mod tempo;

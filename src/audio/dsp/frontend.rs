@@ -150,7 +150,8 @@ impl FrontEnd {
         let window = asymmetric_window(fft_size, hop);
         let wsum = window.iter().sum::<f32>();
         let norm = 2.0 / wsum;
-        let power_norm = wsum * wsum / (fft_size as f32 * window.iter().map(|w| w * w).sum::<f32>());
+        let power_norm =
+            wsum * wsum / (fft_size as f32 * window.iter().map(|w| w * w).sum::<f32>());
         let bins = fft_size / 2 + 1;
         let bin_hz = sample_rate / fft_size as f32;
         let nyq = sample_rate / 2.0;
@@ -258,8 +259,9 @@ impl FrontEnd {
             centroid_hz: centroid(&self.mags, bin_hz),
             bands: [
                 (self.power_norm * band_power(&self.mags, bin_hz, 0.0, self.cutoffs[0])).sqrt(),
-                (self.power_norm * band_power(&self.mags, bin_hz, self.cutoffs[0], self.cutoffs[1]))
-                    .sqrt(),
+                (self.power_norm
+                    * band_power(&self.mags, bin_hz, self.cutoffs[0], self.cutoffs[1]))
+                .sqrt(),
                 (self.power_norm * band_power(&self.mags, bin_hz, self.cutoffs[1], nyq)).sqrt(),
             ],
         }
