@@ -8,3 +8,5 @@ export PATH="$PWD/tests/peer/.venv/bin:$PATH"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# The real-time audio callback must not allocate (allocation-checking allocator).
+cargo test --features alloc-guard --test audio_alloc_guard

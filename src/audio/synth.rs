@@ -260,20 +260,21 @@ impl Sequencer {
                         * if step % 16 == 6 { 2.0 } else { 1.0 };
                 }
             }
+            // Every voice decays below -60 dB before it is cut, so cuts never click.
             let mut s = 0.0f32;
             if self.click_t < 2400 {
                 let t = self.click_t as f32 / sr;
                 s += 0.9 * (-t / 0.004).exp() * (two_pi * 1800.0 * t).sin();
                 self.click_t += 1;
             }
-            if self.kick_t < 24_000 {
+            if self.kick_t < 48_000 {
                 let t = self.kick_t as f32 / sr;
                 let f = 48.0 + 110.0 * (-t / 0.035).exp();
                 self.kick_ph += two_pi * f / sr;
-                s += 0.9 * (-t / 0.22).exp() * self.kick_ph.sin();
+                s += 0.9 * (-t / 0.14).exp() * self.kick_ph.sin();
                 self.kick_t += 1;
             }
-            if self.snare_t < 12_000 {
+            if self.snare_t < 19_200 {
                 let t = self.snare_t as f32 / sr;
                 let nz = self.noise();
                 s += 0.45 * (-t / 0.06).exp() * nz
@@ -288,12 +289,12 @@ impl Sequencer {
                 s += 0.18 * (-t / 0.018).exp() * hp;
                 self.hat_t += 1;
             }
-            if self.bass_t < 24_000 {
+            if self.bass_t < 48_000 {
                 let t = self.bass_t as f32 / sr;
                 self.bass_ph = (self.bass_ph + self.bass_f / sr).fract();
                 let saw = 2.0 * self.bass_ph - 1.0;
                 self.bass_lp += 0.08 * (saw - self.bass_lp);
-                let env = (t / 0.002).min(1.0) * (-t / 0.18).exp();
+                let env = (t / 0.002).min(1.0) * (-t / 0.14).exp();
                 s += 0.5 * env * self.bass_lp;
                 self.bass_t += 1;
             }

@@ -88,6 +88,8 @@ pub struct Analyzer {
     bars_raw: [f32; SPECTRUM_BARS],
     bars: [f32; SPECTRUM_BARS],
     frame: AudioFrame,
+    /// Last onset detection function value (diagnostics).
+    pub last_odf: f32,
 }
 
 impl Analyzer {
@@ -96,7 +98,8 @@ impl Analyzer {
         let fe = FrontEnd::new(s.sample_rate, s.fft_size, s.hop, s.cutoffs);
         let hop_secs = s.hop as f64 / f64::from(s.sample_rate);
         let hs = hop_secs as f32;
-        let onset = OnsetDetector::new(fe.filterbank().len(), hs, s.onset);
+        let onset = OnsetDetector::new(fe.filterbank().len(), hs, s.onset)
+            .with_warmup((s.fft_size / s.hop.max(1)) as u64);
         Analyzer {
             beat: BeatTracker::new(hop_secs, s.beat),
             onset,
@@ -112,6 +115,7 @@ impl Analyzer {
             bars_raw: [0.0; SPECTRUM_BARS],
             bars: [0.0; SPECTRUM_BARS],
             frame: AudioFrame::default(),
+            last_odf: 0.0,
             s,
         }
     }
@@ -135,6 +139,11 @@ impl Analyzer {
     pub fn command(&mut self, cmd: TempoCmd) {
         let now = self.time();
         self.beat.command(cmd, now);
+    }
+
+    /// Onset detector internals for diagnostics: (last threshold, running mean).
+    pub fn onset_debug(&self) -> (f32, f32) {
+        (self.onset.last_threshold, self.onset.mean())
     }
 
     /// The detected tempo (ignores tap/external overrides).
@@ -176,6 +185,7 @@ impl Analyzer {
             1.0
         } * self.s.sensitivity;
         let oh: OnsetHop = self.onset.process(self.fe.filterbank(), gain, rms_db);
+        self.last_odf = oh.odf;
         let mut onset_at = None;
         if oh.onset {
             let hop = self.s.hop;

@@ -19,17 +19,27 @@ pub struct OnsetParams {
     pub stats_tau: f32,
     /// Log compression factor λ in log10(1 + λ·x) on auto-gained magnitudes.
     pub lambda: f32,
+    /// Per-band whitening: a band's rise counts only above this multiple of its own running
+    /// mean rise, so stationary noise stops adding up across bands (0 disables).
+    pub whiten: f32,
+    /// Time constant of the per-band running rise, seconds.
+    pub whiten_tau: f32,
+    /// Floor of a band's scale in the whitening division (log10 units).
+    pub whiten_floor: f32,
 }
 
 impl Default for OnsetParams {
     fn default() -> Self {
         OnsetParams {
             k: 4.0,
-            delta: 0.05,
+            delta: 0.15,
             gate_db: -60.0,
             refractory: 0.03,
             stats_tau: 0.5,
             lambda: 100.0,
+            whiten: 2.0,
+            whiten_tau: 1.0,
+            whiten_floor: 0.05,
         }
     }
 }
@@ -52,27 +62,45 @@ pub struct OnsetDetector {
     p: OnsetParams,
     hop_secs: f32,
     prev: Vec<f32>,
+    prev2: Vec<f32>,
     prev_max: Vec<f32>,
     cur: Vec<f32>,
+    band_mean: Vec<f32>,
     mean: f32,
     dev: f32,
     since_onset: f32,
     frames: u64,
+    warmup: u64,
+    decay_pow: f32,
+    /// Last threshold (for diagnostics).
+    pub last_threshold: f32,
 }
 
 impl OnsetDetector {
+    /// No onsets during the first `frames` hops (the first analysis window is incomplete, so
+    /// the start of the stream would look like an onset).
+    pub fn with_warmup(mut self, frames: u64) -> Self {
+        self.warmup = frames;
+        self
+    }
+
     /// A detector for `bands` filterbank bands at one frame per `hop_secs`.
     pub fn new(bands: usize, hop_secs: f32, p: OnsetParams) -> Self {
         OnsetDetector {
             p,
             hop_secs,
             prev: vec![0.0; bands],
+            prev2: vec![0.0; bands],
             prev_max: vec![0.0; bands],
             cur: vec![0.0; bands],
+            band_mean: vec![0.0; bands],
             mean: 0.0,
             dev: 0.0,
             since_onset: f32::INFINITY,
             frames: 0,
+            warmup: 4,
+            decay_pow: 1.0,
+            last_threshold: 0.0,
         }
     }
 
@@ -84,36 +112,59 @@ impl OnsetDetector {
         for (c, b) in self.cur.iter_mut().zip(bands) {
             *c = (1.0 + lam * b).log10();
         }
-        // Max filter over neighbouring bands of the previous frame.
+        // Max filter over neighbouring bands of the two previous frames: a real onset rises
+        // above all of them, a random fluctuation of noise rarely does.
         for i in 0..n {
             let lo = i.saturating_sub(1);
             let hi = (i + 1).min(n - 1);
-            let mut m = self.prev[lo];
-            for &v in &self.prev[lo + 1..=hi] {
-                m = m.max(v);
+            let mut m = self.prev[lo].max(self.prev2[lo]);
+            for j in lo + 1..=hi {
+                m = m.max(self.prev[j]).max(self.prev2[j]);
             }
             self.prev_max[i] = m;
         }
         let mut flux = 0.0;
-        for (c, m) in self.cur.iter().zip(&self.prev_max) {
-            let d = c - m;
-            if d > 0.0 {
-                flux += d;
+        let wa = (self.hop_secs / self.p.whiten_tau).min(1.0);
+        let w = self.p.whiten;
+        for ((c, m), bm) in self
+            .cur
+            .iter()
+            .zip(&self.prev_max)
+            .zip(self.band_mean.iter_mut())
+        {
+            let d = (c - m).max(0.0);
+            let excess = d - w * *bm;
+            if excess > 0.0 {
+                // Divide by the band's own scale: reliable (quiet) bands weigh more.
+                flux += excess / (*bm + self.p.whiten_floor);
             }
+            // Clip the update so one big hit does not raise the band's floor much.
+            *bm += wa * (d.min(4.0 * *bm + 0.02) - *bm);
         }
         let odf = if n > 0 { flux / n as f32 } else { 0.0 };
-        std::mem::swap(&mut self.prev, &mut self.cur);
+        std::mem::swap(&mut self.prev2, &mut self.cur);
+        std::mem::swap(&mut self.prev, &mut self.prev2);
         self.frames += 1;
         self.since_onset += self.hop_secs;
 
-        let threshold = self.mean + self.p.k * self.dev + self.p.delta;
+        // Bias-corrected running statistics (they start at zero): right from the first frames.
+        let a = (self.hop_secs / self.p.stats_tau).min(1.0);
+        self.decay_pow *= 1.0 - a;
+        let corr = 1.0 / (1.0 - self.decay_pow).max(1e-6);
+        let (mean, dev) = if self.frames > 1 {
+            (self.mean * corr, self.dev * corr)
+        } else {
+            (0.0, 0.0)
+        };
+        let threshold = mean + self.p.k * dev + self.p.delta;
         // Skip the first frames: the filterbank starts from silence.
-        let warm = self.frames > 2;
+        self.last_threshold = threshold;
+        let warm = self.frames > self.warmup;
         let onset = warm
             && odf > threshold
             && rms_db > self.p.gate_db
             && self.since_onset >= self.p.refractory;
-        let excess = (odf - self.mean).max(0.0);
+        let excess = (odf - mean).max(0.0);
         let strength = if onset {
             ((odf - threshold) / (threshold + 1e-6)).clamp(0.0, 1.0)
         } else {
@@ -123,8 +174,7 @@ impl OnsetDetector {
             self.since_onset = 0.0;
         }
         // Running statistics; big onsets are clipped so one hit does not deafen the detector.
-        let a = (self.hop_secs / self.p.stats_tau).min(1.0);
-        let clipped = odf.min(threshold.max(self.mean + 3.0 * self.dev + self.p.delta));
+        let clipped = odf.min(threshold);
         self.mean += a * (clipped - self.mean);
         self.dev += a * ((clipped - self.mean).abs() - self.dev);
         OnsetHop {
