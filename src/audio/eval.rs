@@ -470,7 +470,7 @@ mod debug_scratch {
     #[ignore]
     fn show_misses() {
         for c in eval_set() {
-            if !["drums_110", "neg_noise_floor", "neg_loud_noise"].contains(&c.name.as_str()) {
+            if !["song_122", "neg_loud_noise"].contains(&c.name.as_str()) {
                 continue;
             }
             let a = analyze_samples(&c.samples, AnalyzerSettings::new(EVAL_RATE as f32));
@@ -538,7 +538,7 @@ mod sweep_scratch {
             "song_122",
             "neg_noise_floor",
             "neg_loud_noise",
-            "drums_110",
+            "song_122",
         ];
         let cases: Vec<EvalCase> = eval_set()
             .into_iter()
@@ -564,6 +564,40 @@ mod sweep_scratch {
                     println!("{line}");
                 }
             }
+        }
+    }
+}
+#[cfg(test)]
+mod beat_scratch {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn beat_misses() {
+        for c in eval_set() {
+            if ![
+                "song_122",
+                "demo_120_to_128",
+                "drums_heavy_noise_96",
+                "click_step_100_130",
+            ]
+            .contains(&c.name.as_str())
+            {
+                continue;
+            }
+            let a = analyze_samples(&c.samples, AnalyzerSettings::new(EVAL_RATE as f32));
+            let (_, pairs) = match_events(&a.beats, &c.beats, 0.07);
+            let hit: std::collections::HashSet<usize> = pairs.iter().map(|p| p.1).collect();
+            let miss: Vec<usize> = (0..c.beats.len())
+                .filter(|j| !hit.contains(j) && c.beats[*j] >= 5.0)
+                .collect();
+            let fp: Vec<String> = a
+                .beats
+                .iter()
+                .enumerate()
+                .filter(|(i, t)| **t >= 5.0 && !pairs.iter().any(|p| p.0 == *i))
+                .map(|(_, t)| format!("{t:.2}"))
+                .collect();
+            println!("{}: missed beat idx {:?}\n   fp {:?}", c.name, miss, fp);
         }
     }
 }

@@ -105,6 +105,8 @@ pub struct BeatTracker {
     taps: [f64; TAPS],
     ntaps: usize,
     disagree_since: Option<f64>,
+    grid: Option<f64>,
+    lost_since: Option<f64>,
 }
 
 impl BeatTracker {
@@ -139,6 +141,8 @@ impl BeatTracker {
             taps: [0.0; TAPS],
             ntaps: 0,
             disagree_since: None,
+            grid: None,
+            lost_since: None,
         }
     }
 
@@ -397,7 +401,9 @@ impl BeatTracker {
         state.bpm = (60.0 / period) as f32;
 
         // Phase: where in the last period the resonator peaks.
-        let resonator_anchor = if pf >= 2 && t + 1 >= pf {
+        let delay = f64::from(self.p.odf_delay);
+        let at_j = |j: f64| now - self.hop * (j + 0.5) - delay;
+        let peak = if pf >= 2 && t + 1 >= pf {
             let mut best_j = 0usize;
             let mut best_v = f32::MIN;
             for j in 0..pf.min(self.mask) {
@@ -407,10 +413,53 @@ impl BeatTracker {
                     best_j = j;
                 }
             }
-            (best_v > 0.0)
-                .then(|| now - self.hop * (best_j as f64 + 0.5) - f64::from(self.p.odf_delay))
+            (best_v > 0.0).then_some((best_j, best_v))
         } else {
             None
+        };
+        // Keep a beat grid with inertia: follow the resonator's local peak near our own phase,
+        // and only jump to a different phase when ours has been clearly weaker for 3 beats (a
+        // syncopated breakdown must not flip the beat onto the off-beat).
+        let resonator_anchor = match (peak, self.grid) {
+            (None, _) => None,
+            (Some((j, _)), None) => {
+                self.grid = Some(at_j(j as f64));
+                self.grid
+            }
+            (Some((pj, pv)), Some(grid)) => {
+                let pfl = pf as f64;
+                // Frames back to our most recent grid beat, in [0, pf).
+                let j_ours = ((now - delay - grid) / self.hop - 0.5).rem_euclid(pfl);
+                let w = (pfl / 8.0).max(1.0);
+                let lo = (j_ours - w).round() as i64;
+                let hi = (j_ours + w).round() as i64;
+                let mut lj = j_ours;
+                let mut lv = f32::MIN;
+                for j in lo..=hi {
+                    let jj = if j < 0 { j + pf as i64 } else { j } as usize;
+                    if jj > self.mask || jj > t {
+                        continue;
+                    }
+                    let v = self.res[(t - jj) & self.mask];
+                    if v > lv {
+                        lv = v;
+                        lj = j as f64;
+                    }
+                }
+                if lv >= 0.8 * pv {
+                    self.lost_since = None;
+                    let target = at_j(lj);
+                    let ours = at_j(j_ours);
+                    self.grid = Some(ours + 0.2 * (target - ours));
+                } else {
+                    let since = *self.lost_since.get_or_insert(now);
+                    if now - since > 2.0 * period {
+                        self.grid = Some(at_j(pj as f64));
+                        self.lost_since = None;
+                    }
+                }
+                self.grid
+            }
         };
         let free_running = !matches!(self.mode, Mode::Detected);
         let use_music = self.emitting && resonator_anchor.is_some();

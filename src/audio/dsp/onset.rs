@@ -26,6 +26,8 @@ pub struct OnsetParams {
     pub whiten_tau: f32,
     /// Floor of a band's scale in the whitening division (log10 units).
     pub whiten_floor: f32,
+    /// How many previous frames the max filter covers.
+    pub max_frames: usize,
 }
 
 impl Default for OnsetParams {
@@ -40,6 +42,7 @@ impl Default for OnsetParams {
             whiten: 2.0,
             whiten_tau: 1.0,
             whiten_floor: 0.05,
+            max_frames: 4,
         }
     }
 }
@@ -61,8 +64,9 @@ pub struct OnsetHop {
 pub struct OnsetDetector {
     p: OnsetParams,
     hop_secs: f32,
+    /// The last `max_frames` frames, ring-ordered, `bands` values each.
     prev: Vec<f32>,
-    prev2: Vec<f32>,
+    prev_pos: usize,
     prev_max: Vec<f32>,
     cur: Vec<f32>,
     band_mean: Vec<f32>,
@@ -89,8 +93,8 @@ impl OnsetDetector {
         OnsetDetector {
             p,
             hop_secs,
-            prev: vec![0.0; bands],
-            prev2: vec![0.0; bands],
+            prev: vec![0.0; bands * p.max_frames.max(1)],
+            prev_pos: 0,
             prev_max: vec![0.0; bands],
             cur: vec![0.0; bands],
             band_mean: vec![0.0; bands],
@@ -112,16 +116,19 @@ impl OnsetDetector {
         for (c, b) in self.cur.iter_mut().zip(bands) {
             *c = (1.0 + lam * b).log10();
         }
-        // Max filter over neighbouring bands of the two previous frames: a real onset rises
-        // above all of them, a random fluctuation of noise rarely does.
-        for i in 0..n {
-            let lo = i.saturating_sub(1);
-            let hi = (i + 1).min(n - 1);
-            let mut m = self.prev[lo].max(self.prev2[lo]);
-            for j in lo + 1..=hi {
-                m = m.max(self.prev[j]).max(self.prev2[j]);
+        // Max filter over neighbouring bands of the last few frames: a real onset rises above
+        // all of them; noise, vibrato and beating partials rarely do.
+        let bands_n = self.cur.len();
+        self.prev_max.fill(0.0);
+        for frame in self.prev.chunks_exact(bands_n) {
+            for i in 0..n {
+                let lo = i.saturating_sub(1);
+                let hi = (i + 1).min(n - 1);
+                let m = frame[lo].max(frame[i]).max(frame[hi]);
+                if m > self.prev_max[i] {
+                    self.prev_max[i] = m;
+                }
             }
-            self.prev_max[i] = m;
         }
         let mut flux = 0.0;
         let wa = (self.hop_secs / self.p.whiten_tau).min(1.0);
@@ -142,8 +149,12 @@ impl OnsetDetector {
             *bm += wa * (d.min(4.0 * *bm + 0.02) - *bm);
         }
         let odf = if n > 0 { flux / n as f32 } else { 0.0 };
-        std::mem::swap(&mut self.prev2, &mut self.cur);
-        std::mem::swap(&mut self.prev, &mut self.prev2);
+        let frames_kept = self.prev.len() / bands_n.max(1);
+        if frames_kept > 0 {
+            let at = (self.prev_pos % frames_kept) * bands_n;
+            self.prev[at..at + bands_n].copy_from_slice(&self.cur);
+            self.prev_pos += 1;
+        }
         self.frames += 1;
         self.since_onset += self.hop_secs;
 
