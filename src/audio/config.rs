@@ -77,7 +77,7 @@ impl Default for AudioConfig {
             sensitivity: 1.0,
             auto_gain: true,
             gate_db: -60.0,
-            onset_threshold: 4.0,
+            onset_threshold: 5.0,
             bpm_min: 80.0,
             bpm_max: 170.0,
             bass_cutoff_hz: 250.0,

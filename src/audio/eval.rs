@@ -544,11 +544,11 @@ mod sweep_scratch {
             .into_iter()
             .filter(|c| names.contains(&c.name.as_str()))
             .collect();
-        for w in [2.0f32, 3.0] {
-            for k in [4.0f32, 6.0] {
-                for d in [0.1f32, 0.2, 0.3] {
+        for w in [6usize, 8] {
+            for k in [4.0f32, 5.0] {
+                for d in [0.15f32, 0.2, 0.25] {
                     let mut st = AnalyzerSettings::new(EVAL_RATE as f32);
-                    st.onset.whiten = w;
+                    st.onset.max_frames = w;
                     st.onset.k = k;
                     st.onset.delta = d;
                     let mut line = format!("w{w} k{k} d{d}:");

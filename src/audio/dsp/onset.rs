@@ -33,7 +33,7 @@ pub struct OnsetParams {
 impl Default for OnsetParams {
     fn default() -> Self {
         OnsetParams {
-            k: 4.0,
+            k: 5.0,
             delta: 0.15,
             gate_db: -60.0,
             refractory: 0.03,
@@ -42,7 +42,7 @@ impl Default for OnsetParams {
             whiten: 2.0,
             whiten_tau: 1.0,
             whiten_floor: 0.05,
-            max_frames: 4,
+            max_frames: 8,
         }
     }
 }
