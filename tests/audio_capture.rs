@@ -115,7 +115,9 @@ fn child_capture() {
     let mut beats = 0usize;
     let mut last_onset_at = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(40);
+    let mut max_db = -200.0f32;
     loop {
+        max_db = max_db.max(frames_rx.borrow().rms_db);
         match in_rx.try_recv() {
             Ok(Msg::AudioEvent(AudioEvent::Onset { time, .. })) => {
                 onsets.push(time);
@@ -131,6 +133,13 @@ fn child_capture() {
         }
     }
     let bpm = frames_rx.borrow().bpm;
+    let ring = &handle.counters.ring;
+    eprintln!(
+        "capture: loudest hop {max_db:.1} dBFS, {} frames, {} overruns, {} beats",
+        ring.frames.load(std::sync::atomic::Ordering::Relaxed),
+        ring.overruns.load(std::sync::atomic::Ordering::Relaxed),
+        beats
+    );
     drop(handle);
     println!(
         "{}",
@@ -171,19 +180,19 @@ fn captures_a_click_track_through_pulseaudio() {
     let mut result: Option<serde_json::Value> = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if line.trim() == "READY" {
+        // libtest may print "test <name> ... " before the child's own output on the same line.
+        if line.trim_end().ends_with("READY") {
             let mut p = Command::new("paplay");
             p.args(["--latency-msec=20", "-d", "scope"]).arg(&wav);
             pulse_env(&mut p, dir.path());
             player = Some(p.spawn().expect("paplay (pulseaudio-utils)"));
-        } else if line.starts_with('{') {
-            result = serde_json::from_str(&line).ok();
+        } else if let Some(i) = line.find("{\"") {
+            result = serde_json::from_str(&line[i..]).ok();
         }
     }
     let status = child.wait().unwrap();
-    if let Some(mut p) = player {
-        let _ = p.wait();
-    }
+    let played = player.map(|mut p| p.wait().map(|s| s.success()).unwrap_or(false));
+    assert_eq!(played, Some(true), "paplay did not play the click track");
     assert!(status.success(), "capture child failed");
     let r = result.expect("capture child printed its result");
     let onsets: Vec<f64> = serde_json::from_value(r["onsets"].clone()).unwrap();

@@ -157,7 +157,7 @@ impl BeatTracker {
 
     fn period_secs(&self) -> Option<f64> {
         match self.mode {
-            Mode::Detected => (self.det_period > 0.0).then(|| self.det_period * self.hop),
+            Mode::Detected => (self.det_period > 0.0).then_some(self.det_period * self.hop),
             Mode::Manual { bpm } | Mode::External { bpm, .. } => Some(60.0 / bpm),
         }
     }
