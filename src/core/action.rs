@@ -93,6 +93,20 @@ pub enum Action {
     },
     /// Start editing the prompt text in the TUI.
     EditPrompt,
+    /// MIDI learn: the next touched control is bound to the next key action.
+    Learn,
+    /// Learn mode captured a control (sent by the MIDI edge).
+    LearnControl {
+        /// The control touched.
+        control: crate::controls::midi::learn::LearnedControl,
+    },
+    /// The MIDI edge wrote (or failed to write) the learned binding.
+    LearnDone {
+        /// Written and reloaded.
+        ok: bool,
+        /// File written, or why not.
+        message: String,
+    },
 }
 
 impl Action {
@@ -125,6 +139,9 @@ impl Action {
             Action::Redownbeat => "redownbeat",
             Action::ToggleMapping { .. } => "toggle_mapping",
             Action::EditPrompt => "edit_prompt",
+            Action::Learn => "learn",
+            Action::LearnControl { .. } => "learn_control",
+            Action::LearnDone { .. } => "learn_done",
         }
     }
 
@@ -139,6 +156,8 @@ impl Action {
             Action::SetPersona { name } => format!("persona {name}"),
             Action::NudgeTempo { bpm } => format!("tempo {bpm:+} BPM"),
             Action::ToggleMapping { name } => format!("toggle mapping {name}"),
+            Action::LearnControl { control } => format!("learn {}", control.label()),
+            Action::LearnDone { message, .. } => format!("learn: {message}"),
             other => other.name().replace('_', " "),
         }
     }

@@ -60,6 +60,8 @@ pub struct CoreSettings {
     pub initial_prompt: String,
     /// How long a one-shot flash stays lit on the dashboard.
     pub flash: Duration,
+    /// Beats per bar (beat indicator).
+    pub beats_per_bar: u32,
 }
 
 impl Default for CoreSettings {
@@ -72,6 +74,7 @@ impl Default for CoreSettings {
             confirm_quit: true,
             initial_prompt: "cosmic nebula, swirling colors, deep space".into(),
             flash: Duration::from_millis(250),
+            beats_per_bar: 4,
         }
     }
 }
@@ -95,6 +98,10 @@ pub struct AudioSlice {
     pub source: String,
     /// Source problem, if any (device gone, file unreadable).
     pub problem: Option<String>,
+    /// Peak-hold heights of the spectrum bars (decay over engine time).
+    pub spectrum_peaks: [f32; crate::audio::features::SPECTRUM_BARS],
+    /// When the last frame arrived (engine time).
+    pub frame_at: Duration,
 }
 
 /// Connection as last reported by the transport.
@@ -159,6 +166,10 @@ pub struct ControlsSlice {
     pub panic: Option<PanicSnapshot>,
     /// A quit is waiting for confirmation (since when).
     pub quit_pending: Option<Duration>,
+    /// MIDI learn progress.
+    pub learn: crate::controls::midi::learn::LearnStage,
+    /// Learns completed so far (numbers each `LearnStage::Ready`).
+    pub learn_serial: u64,
 }
 
 /// Front-end mode.
