@@ -29,28 +29,48 @@ fn analyze_prints_exactly_the_documented_json() {
         .arg("--json")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is only JSON");
     let obj = v.as_object().unwrap();
     assert_eq!(obj.len(), 2);
-    for (name, bpm) in [("a.wav", 120.0), ("b.wav", 100.0)] {
+    for (name, bpm) in [("a.wav", 120.0f64), ("b.wav", 100.0)] {
         let r = obj[name].as_object().unwrap();
         let mut keys: Vec<&str> = r.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["beat_detect_times", "beats", "bpm", "onset_detect_times", "onsets"]);
+        assert_eq!(
+            keys,
+            [
+                "beat_detect_times",
+                "beats",
+                "bpm",
+                "onset_detect_times",
+                "onsets"
+            ]
+        );
         let onsets: Vec<f64> = serde_json::from_value(r["onsets"].clone()).unwrap();
         let det: Vec<f64> = serde_json::from_value(r["onset_detect_times"].clone()).unwrap();
         let beats: Vec<f64> = serde_json::from_value(r["beats"].clone()).unwrap();
         let bdet: Vec<f64> = serde_json::from_value(r["beat_detect_times"].clone()).unwrap();
         let period = 60.0 / bpm;
-        assert_eq!(onsets.len(), (12.0 / period).ceil() as usize, "{name}: {onsets:?}");
+        assert_eq!(
+            onsets.len(),
+            (12.0 / period).ceil() as usize,
+            "{name}: {onsets:?}"
+        );
         assert_eq!(det.len(), onsets.len());
         assert_eq!(bdet.len(), beats.len());
         // Clicks start at 0.25 s; onsets are on the grid and emitted after they happen.
         for (i, (o, d)) in onsets.iter().zip(&det).enumerate() {
             let truth = 0.25 + i as f64 * period;
             assert!((o - truth).abs() < 0.01, "{name}: onset {o} vs {truth}");
-            assert!(*d >= truth && *d - truth < 0.02, "{name}: detected at {d} for {truth}");
+            assert!(
+                *d >= truth && *d - truth < 0.02,
+                "{name}: detected at {d} for {truth}"
+            );
         }
         assert!(beats.len() >= 8, "{name}: {beats:?}");
         let found = r["bpm"].as_f64().unwrap();
@@ -72,7 +92,10 @@ fn analyze_bad_file_is_a_clear_error_with_nothing_on_stdout() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/song.flac") && err.contains("no such file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/song.flac") && err.contains("no such file"),
+        "{err}"
+    );
     let out = Command::cargo_bin("scope-deck")
         .unwrap()
         .env("XDG_CONFIG_HOME", dir.path())

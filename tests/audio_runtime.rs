@@ -28,7 +28,14 @@ fn demo_source_produces_beats_and_obeys_tempo_commands() {
     assert_eq!(cfg.source, SourceKind::Demo);
     let (ftx, frx) = tokio::sync::watch::channel(AudioFrame::default());
     let (itx, mut irx) = tokio::sync::mpsc::channel::<Msg>(1024);
-    let (handle, tempo) = start(&cfg, AudioSinks { frames: ftx, inputs: itx }).unwrap();
+    let (handle, tempo) = start(
+        &cfg,
+        AudioSinks {
+            frames: ftx,
+            inputs: itx,
+        },
+    )
+    .unwrap();
     // The demo plays at 120 BPM: beats arrive, spaced half a second apart.
     let mut beats = Vec::new();
     wait_for(Duration::from_secs(30), || {
@@ -62,7 +69,11 @@ fn demo_source_produces_beats_and_obeys_tempo_commands() {
     });
     let t = Instant::now();
     drop(handle);
-    assert!(t.elapsed() < Duration::from_secs(2), "stopping took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "stopping took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -74,12 +85,22 @@ fn missing_file_is_reported_as_an_audio_problem() {
     };
     let (ftx, _frx) = tokio::sync::watch::channel(AudioFrame::default());
     let (itx, mut irx) = tokio::sync::mpsc::channel::<Msg>(16);
-    let (handle, _tempo) = start(&cfg, AudioSinks { frames: ftx, inputs: itx }).unwrap();
+    let (handle, _tempo) = start(
+        &cfg,
+        AudioSinks {
+            frames: ftx,
+            inputs: itx,
+        },
+    )
+    .unwrap();
     let p = wait_for(Duration::from_secs(5), || match irx.try_recv() {
         Ok(Msg::AudioProblem(Some(p))) => Some(p),
         _ => None,
     });
-    assert!(p.contains("/nonexistent/set.wav") && p.contains("no such file"), "{p}");
+    assert!(
+        p.contains("/nonexistent/set.wav") && p.contains("no such file"),
+        "{p}"
+    );
     drop(handle);
 }
 
@@ -105,7 +126,14 @@ fn wav_file_source_plays_in_real_time() {
     let (ftx, frx) = tokio::sync::watch::channel(AudioFrame::default());
     let (itx, mut irx) = tokio::sync::mpsc::channel::<Msg>(1024);
     let started = Instant::now();
-    let (handle, _tempo) = start(&cfg, AudioSinks { frames: ftx, inputs: itx }).unwrap();
+    let (handle, _tempo) = start(
+        &cfg,
+        AudioSinks {
+            frames: ftx,
+            inputs: itx,
+        },
+    )
+    .unwrap();
     let mut onsets = Vec::new();
     wait_for(Duration::from_secs(10), || {
         while let Ok(m) = irx.try_recv() {
@@ -116,7 +144,11 @@ fn wav_file_source_plays_in_real_time() {
         (onsets.len() >= 4).then_some(())
     });
     // Paced in real time: four clicks (the 4th at 1.75 s of audio) cannot arrive sooner.
-    assert!(started.elapsed() >= Duration::from_millis(1700), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1700),
+        "{:?}",
+        started.elapsed()
+    );
     for w in onsets.windows(2) {
         assert!((w[1] - w[0] - 0.5).abs() < 0.01, "{onsets:?}");
     }
