@@ -155,3 +155,64 @@ fn wav_file_source_plays_in_real_time() {
     assert!(frx.borrow().time > 1.5);
     drop(handle);
 }
+
+/// A GStreamer source description (what an operator uses for SRT/RTP/UDP audio from the DJ's
+/// laptop): here a live `audiotestsrc` ticking every 500 ms.
+#[test]
+fn gstreamer_description_source_is_analysed() {
+    let cfg = AudioConfig {
+        source: SourceKind::Gstreamer,
+        pipeline: "audiotestsrc is-live=true wave=ticks tick-interval=500000000 volume=0.5".into(),
+        ..AudioConfig::default()
+    };
+    let (ftx, _frx) = tokio::sync::watch::channel(AudioFrame::default());
+    let (itx, mut irx) = tokio::sync::mpsc::channel::<Msg>(1024);
+    let (handle, _tempo) = start(
+        &cfg,
+        AudioSinks {
+            frames: ftx,
+            inputs: itx,
+        },
+    )
+    .unwrap();
+    let mut onsets = Vec::new();
+    wait_for(Duration::from_secs(15), || {
+        while let Ok(m) = irx.try_recv() {
+            match m {
+                Msg::AudioEvent(AudioEvent::Onset { time, .. }) => onsets.push(time),
+                Msg::AudioProblem(Some(p)) => panic!("{p}"),
+                _ => {}
+            }
+        }
+        (onsets.len() >= 5).then_some(())
+    });
+    for w in onsets[1..].windows(2) {
+        assert!((w[1] - w[0] - 0.5).abs() < 0.01, "{onsets:?}");
+    }
+    drop(handle);
+}
+
+#[test]
+fn unknown_gstreamer_element_names_the_problem() {
+    let cfg = AudioConfig {
+        source: SourceKind::Gstreamer,
+        pipeline: "nosuchsrc port=5004".into(),
+        ..AudioConfig::default()
+    };
+    let (ftx, _frx) = tokio::sync::watch::channel(AudioFrame::default());
+    let (itx, mut irx) = tokio::sync::mpsc::channel::<Msg>(16);
+    let (handle, _tempo) = start(
+        &cfg,
+        AudioSinks {
+            frames: ftx,
+            inputs: itx,
+        },
+    )
+    .unwrap();
+    let p = wait_for(Duration::from_secs(10), || match irx.try_recv() {
+        Ok(Msg::AudioProblem(Some(p))) => Some(p),
+        _ => None,
+    });
+    assert!(p.contains("nosuchsrc") && p.contains("missing"), "{p}");
+    drop(handle);
+}

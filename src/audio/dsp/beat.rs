@@ -83,7 +83,12 @@ const ONSET_MEMORY: usize = 64;
 pub struct BeatTracker {
     p: BeatParams,
     hop: f64,
+    /// Onset strength history, newest first from `hist_pos`, stored twice so the last
+    /// `len` values are always one contiguous slice (the ACF update vectorises).
     hist: Vec<f32>,
+    hist_pos: usize,
+    /// Tempo prior per lag (precomputed).
+    prior: Vec<f32>,
     res: Vec<f32>,
     mask: usize,
     t: usize,
@@ -119,7 +124,22 @@ impl BeatTracker {
         BeatTracker {
             p,
             hop: hop_secs,
-            hist: vec![0.0; len],
+            hist: vec![0.0; 2 * len],
+            hist_pos: 0,
+            prior: (0..=lag_max)
+                .map(|l| {
+                    if l == 0 {
+                        return 0.0;
+                    }
+                    let bpm = 60.0 * fps / l as f64;
+                    let center = (f64::from(p.bpm_min) * f64::from(p.bpm_max)).sqrt();
+                    if bpm < f64::from(p.bpm_min) * 0.98 || bpm > f64::from(p.bpm_max) * 1.02 {
+                        0.0
+                    } else {
+                        (-0.5 * (bpm / center).log2().powi(2)).exp() as f32
+                    }
+                })
+                .collect(),
             res: vec![0.0; len],
             mask: len - 1,
             t: 0,
@@ -261,18 +281,15 @@ impl BeatTracker {
 
     fn estimate_tempo(&mut self) {
         let score = |acf: &[f32], l: usize| acf[l] + 0.5 * acf[2 * l];
-        let center = (f64::from(self.p.bpm_min) * f64::from(self.p.bpm_max)).sqrt();
-        let fps = 1.0 / self.hop;
         let mut best = 0usize;
         let mut best_s = 0.0f32;
         let mut sum = 0.0f32;
         for l in self.lag_min..=self.lag_max {
-            let bpm = 60.0 * fps / l as f64;
             sum += self.acf[l];
-            if bpm < f64::from(self.p.bpm_min) * 0.98 || bpm > f64::from(self.p.bpm_max) * 1.02 {
+            let prior = self.prior[l];
+            if prior <= 0.0 {
                 continue;
             }
-            let prior = (-0.5 * ((bpm / center).log2() / 1.0).powi(2)).exp() as f32;
             let s = score(&self.acf, l) * prior;
             if s > best_s {
                 best_s = s;
@@ -343,12 +360,15 @@ impl BeatTracker {
         }
         let t = self.t;
         let x = strength;
-        self.hist[t & self.mask] = x;
+        let len = self.mask + 1;
+        self.hist_pos = (self.hist_pos + len - 1) % len;
+        self.hist[self.hist_pos] = x;
+        self.hist[self.hist_pos + len] = x;
         let a = (self.hop / f64::from(self.p.acf_tau)).min(1.0) as f32;
-        let acf_len = self.acf.len().min(t + 1);
-        for l in 0..acf_len {
-            let prod = x * self.hist[(t - l) & self.mask];
-            self.acf[l] += a * (prod - self.acf[l]);
+        let acf_len = self.acf.len().min(len);
+        let recent = &self.hist[self.hist_pos..self.hist_pos + acf_len];
+        for (c, h) in self.acf.iter_mut().zip(recent) {
+            *c += a * (x * h - *c);
         }
         if t % 4 == 0 {
             self.estimate_tempo();

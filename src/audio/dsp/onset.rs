@@ -117,17 +117,13 @@ impl OnsetDetector {
             *c = (1.0 + lam * b).log10();
         }
         // Max filter over neighbouring bands of the last few frames: a real onset rises above
-        // all of them; noise, vibrato and beating partials rarely do.
+        // all of them; noise, vibrato and beating partials rarely do. Frames are stored already
+        // max-filtered across bands, so this is an element-wise max (vectorises).
         let bands_n = self.cur.len();
         self.prev_max.fill(0.0);
         for frame in self.prev.chunks_exact(bands_n) {
-            for i in 0..n {
-                let lo = i.saturating_sub(1);
-                let hi = (i + 1).min(n - 1);
-                let m = frame[lo].max(frame[i]).max(frame[hi]);
-                if m > self.prev_max[i] {
-                    self.prev_max[i] = m;
-                }
+            for (m, v) in self.prev_max.iter_mut().zip(frame) {
+                *m = m.max(*v);
             }
         }
         let mut flux = 0.0;
@@ -150,9 +146,14 @@ impl OnsetDetector {
         }
         let odf = if n > 0 { flux / n as f32 } else { 0.0 };
         let frames_kept = self.prev.len() / bands_n.max(1);
-        if frames_kept > 0 {
+        if frames_kept > 0 && n > 0 {
             let at = (self.prev_pos % frames_kept) * bands_n;
-            self.prev[at..at + bands_n].copy_from_slice(&self.cur);
+            let dst = &mut self.prev[at..at + bands_n];
+            for (i, d) in dst.iter_mut().enumerate().take(n) {
+                let lo = i.saturating_sub(1);
+                let hi = (i + 1).min(n - 1);
+                *d = self.cur[lo].max(self.cur[i]).max(self.cur[hi]);
+            }
             self.prev_pos += 1;
         }
         self.frames += 1;
