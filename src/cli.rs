@@ -21,6 +21,8 @@ Examples:
   scope-deck --headless --dry-run           JSON-lines actions on stdin, events on stdout
       echo '{\"action\":\"reset_cache\"}' | scope-deck --headless --dry-run
   scope-deck --check-config --config-dir ./my-show
+  scope-deck audio-devices                  list audio inputs for [audio] device
+  scope-deck analyze set.flac --json        beats, onsets, tempo (offline, same analysis)
 
 Exit codes:
   0  clean exit (quit, or SIGINT/SIGTERM/SIGHUP handled)
