@@ -20,6 +20,7 @@ use scope_deck::audio::synth::{Pattern, Sequencer, TempoMap};
 use scope_deck::core::msg::Msg;
 
 const CHILD: &str = "SCOPE_DECK_CAPTURE_CHILD";
+const CHILD_LOSS: &str = "SCOPE_DECK_CAPTURE_LOSS_CHILD";
 
 struct Daemon(Child);
 impl Drop for Daemon {
@@ -211,4 +212,125 @@ fn captures_a_click_track_through_pulseaudio() {
     let within = gaps.iter().filter(|g| (*g - 0.5).abs() < 0.015).count();
     assert!(within + 2 >= gaps.len(), "spacing off: {gaps:?}");
     assert!((bpm - 120.0).abs() < 2.4, "detected {bpm} BPM");
+}
+
+/// The child of the loss test: report READY, LOST (AudioProblem(Some)), BACK (AudioProblem(None)),
+/// then the onsets heard after the device returned.
+fn child_loss() {
+    let cfg = AudioConfig {
+        source: SourceKind::Device,
+        ..AudioConfig::default()
+    };
+    let (frames_tx, mut frames_rx) = tokio::sync::watch::channel(AudioFrame::default());
+    let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<Msg>(1024);
+    let (handle, _tempo) = start(
+        &cfg,
+        AudioSinks {
+            frames: frames_tx,
+            inputs: in_tx,
+        },
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while frames_rx.borrow_and_update().time < 0.2 {
+        assert!(
+            Instant::now() < deadline,
+            "no audio frames from the capture device"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("READY");
+    let mut stage = 0;
+    let mut onsets = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match in_rx.try_recv() {
+            Ok(Msg::AudioProblem(Some(p))) if stage == 0 => {
+                eprintln!("capture: lost: {p}");
+                println!("LOST");
+                stage = 1;
+            }
+            Ok(Msg::AudioProblem(None)) if stage == 1 => {
+                println!("BACK");
+                stage = 2;
+            }
+            Ok(Msg::AudioEvent(AudioEvent::Onset { time, .. })) if stage == 2 => onsets.push(time),
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+        if onsets.len() >= 6 {
+            break;
+        }
+    }
+    drop(handle);
+    println!("{}", serde_json::json!({"stage": stage, "onsets": onsets}));
+}
+
+/// The input device disappears (the sound server dies) and comes back (restarted on the same
+/// socket): the source reports the problem, reopens by itself, reports recovery and analyses
+/// again.
+#[test]
+fn survives_the_device_disappearing_and_returning() {
+    if std::env::var_os(CHILD_LOSS).is_some() {
+        child_loss();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Some(start_pulse(dir.path()));
+    let mut seq = Sequencer::new(48_000, TempoMap::Const(120.0), Pattern::Clicks, 0.0, false);
+    let clicks = seq.render(6.0);
+    let wav = dir.path().join("clicks.wav");
+    scope_deck::audio::source::wav::write_wav(&wav, 48_000, &clicks).unwrap();
+
+    let mut child_cmd = Command::new(std::env::current_exe().unwrap());
+    child_cmd
+        .args([
+            "survives_the_device_disappearing_and_returning",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_LOSS, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    pulse_env(&mut child_cmd, dir.path());
+    let mut child = child_cmd.spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut result: Option<serde_json::Value> = None;
+    let mut player: Option<Child> = None;
+    for line in lines {
+        let line = line.unwrap();
+        let l = line.trim_end();
+        if l.ends_with("READY") {
+            drop(daemon.take()); // kill the sound server under the running capture
+        } else if l.ends_with("LOST") {
+            let _ = std::fs::remove_file(dir.path().join("pulse.sock"));
+            daemon = Some(start_pulse(dir.path()));
+        } else if l.ends_with("BACK") {
+            let mut p = Command::new("paplay");
+            p.args(["--latency-msec=20", "-d", "scope"]).arg(&wav);
+            pulse_env(&mut p, dir.path());
+            player = Some(p.spawn().unwrap());
+        } else if let Some(i) = line.find("{\"") {
+            result = serde_json::from_str(&line[i..]).ok();
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    if let Some(mut p) = player {
+        let _ = p.wait();
+    }
+    let r = result.expect("child result");
+    assert_eq!(
+        r["stage"].as_i64(),
+        Some(2),
+        "problem and recovery were both reported: {r}"
+    );
+    let onsets: Vec<f64> = serde_json::from_value(r["onsets"].clone()).unwrap();
+    assert!(
+        onsets.len() >= 6,
+        "analysis resumed after recovery: {onsets:?}"
+    );
+    for w in onsets.windows(2) {
+        assert!((w[1] - w[0] - 0.5).abs() < 0.015, "{onsets:?}");
+    }
 }

@@ -449,6 +449,15 @@ fn run_gst(
     }
 }
 
+/// Makes ALSA re-read its configuration before reopening a lost device: routing hooks (the
+/// PulseAudio plugin is only the default while the server runs) are evaluated at load time.
+fn refresh_device_config() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = alsa::config::update_free_global() {
+        tracing::debug!("ALSA configuration not refreshed: {e}");
+    }
+}
+
 fn run_device(
     cfg: &AudioConfig,
     stop: &AtomicBool,
@@ -458,6 +467,9 @@ fn run_device(
 ) {
     let mut failing = false;
     while !stop.load(Ordering::Relaxed) {
+        if failing {
+            refresh_device_config();
+        }
         let opened = crate::audio::source::device::open(
             &cfg.device,
             cfg.channel,
