@@ -13,3 +13,5 @@ cargo test --features alloc-guard --test audio_alloc_guard
 # MIDI through real JACK ports (test-only feature: swaps ALSA for JACK in midir and cpal).
 cargo clippy --features jack --test midi_jack -- -D warnings
 cargo test --features jack --test midi_jack
+# NDI sink with gst-plugin-ndi built in and the runtime fetched by setup.sh.
+cargo test --features ndi --test video_ndi

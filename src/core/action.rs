@@ -54,6 +54,8 @@ pub enum Action {
     },
     /// Drop the connection and connect again (keeps every parameter).
     Reconnect,
+    /// Agree to download the loaded pipeline's missing models on the server.
+    DownloadModels,
     /// Next generation theme.
     ThemeNext,
     /// Previous generation theme.
@@ -107,6 +109,9 @@ pub enum Action {
         /// File written, or why not.
         message: String,
     },
+    /// Apply the pipeline-reloading changes the hosted (daydream) backend is holding back
+    /// during a show (~30 s without video).
+    ConfirmReload,
 }
 
 impl Action {
@@ -127,6 +132,7 @@ impl Action {
             Action::AdjustParam { .. } => "adjust_param",
             Action::SetPrompt { .. } => "set_prompt",
             Action::Reconnect => "reconnect",
+            Action::DownloadModels => "download_models",
             Action::ThemeNext => "theme_next",
             Action::ThemePrev => "theme_prev",
             Action::SelectTheme { .. } => "select_theme",
@@ -142,6 +148,7 @@ impl Action {
             Action::Learn => "learn",
             Action::LearnControl { .. } => "learn_control",
             Action::LearnDone { .. } => "learn_done",
+            Action::ConfirmReload => "confirm_reload",
         }
     }
 

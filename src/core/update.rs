@@ -238,6 +238,7 @@ fn apply_action(
             }
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
+        Action::DownloadModels => fx.push(Effect::Transport(TransportCmd::DownloadModels)),
         Action::TapTempo => {
             state.audio.tempo_source = crate::audio::features::TempoSource::Tap;
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Tap {
@@ -248,6 +249,20 @@ fn apply_action(
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
         }
         Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
+        Action::ConfirmReload => {
+            // Only backends that hold reloads announce the key (daydream's schema).
+            if state.params.store.spec("confirm_reload").is_some() {
+                fire_trigger(state, "confirm_reload", json!(true), now, fx);
+            } else {
+                notice(
+                    state,
+                    fx,
+                    Level::Info,
+                    "nothing to confirm on this backend".into(),
+                    now,
+                );
+            }
+        }
         other => {
             // Themes, prompt lists, personas, tempo and mappings arrive with their issues; until
             // then the performer is told plainly instead of the key doing nothing.
@@ -398,6 +413,10 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
             let changed = state.transport.state != s || state.transport.reason != reason;
             state.transport.state = s;
             state.transport.reason = reason.clone();
+            if s == ConnState::Streaming {
+                // Recovered: an old error would only mislead.
+                state.transport.last_error = None;
+            }
             if changed {
                 fx.push(Effect::Emit(Event::Connection { state: s, reason }));
             }

@@ -25,9 +25,9 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::util::Marshal;
@@ -80,7 +80,14 @@ pub struct VideoPorts {
     pub rtp_out: Option<mpsc::Sender<RtpPacket>>,
     /// Encoded frames to send (video-to-video); shared across reconnects.
     pub samples_in: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
+    /// The video edge's key-frame request counter: each change asks the sender for a key frame
+    /// (RTCP PLI), so a lost first key frame or a loss burst does not leave the picture frozen.
+    pub keyframe_requests: Option<tokio::sync::watch::Receiver<u64>>,
 }
+
+/// Fewest milliseconds between two key-frame requests (a decoder asking every packet must not
+/// flood the sender).
+pub const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A negotiated-but-not-yet-answered session (the offer is ready).
 pub struct Session {
@@ -96,6 +103,10 @@ pub struct Session {
     pub counters: Arc<VideoCounters>,
     /// Background tasks to stop with the session.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The video transceiver (its placeholder sender track may need the answer's codec).
+    video_transceiver: Arc<RTCRtpTransceiver>,
+    /// True when the video edge feeds a real (VP8) track.
+    has_input: bool,
 }
 
 /// Errors from the WebRTC stack (kept as text: they are shown, not matched on).
@@ -210,7 +221,14 @@ pub async fn build(
 
     // Video: sendrecv with a track for video-to-video, sendrecv without one for text-to-video
     // (what Scope's own UI does). Generated video comes back on this transceiver.
-    if let Some(samples) = video.samples_in.clone() {
+    let has_input = video.samples_in.is_some();
+    let init = || {
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendrecv,
+            send_encodings: vec![],
+        })
+    };
+    let video_transceiver = if let Some(samples) = video.samples_in.clone() {
         let track = Arc::new(TrackLocalStaticSample::new(
             RTCRtpCodecCapability {
                 mime_type: MIME_TYPE_VP8.to_owned(),
@@ -220,7 +238,11 @@ pub async fn build(
             "video".to_owned(),
             "scope-deck".to_owned(),
         ));
-        pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>)
+        let t = pc
+            .add_transceiver_from_track(
+                Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
+                init(),
+            )
             .await
             .map_err(rtc)?;
         tasks.push(tokio::spawn(async move {
@@ -236,25 +258,42 @@ pub async fn build(
                 }
             }
         }));
+        t
     } else {
-        pc.add_transceiver_from_kind(
-            RTPCodecType::Video,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendrecv,
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .map_err(rtc)?;
-    }
+        pc.add_transceiver_from_kind(RTPCodecType::Video, init())
+            .await
+            .map_err(rtc)?
+    };
     {
         let t = tx.clone();
         let counters = Arc::clone(&counters);
         let out = video.rtp_out.clone();
+        let keyframes = video.keyframe_requests.clone();
+        let weak_pc = Arc::downgrade(&pc);
         pc.on_track(Box::new(move |track, _receiver, _transceiver| {
             let t = t.clone();
             let counters = Arc::clone(&counters);
             let out = out.clone();
+            if let Some(mut kf) = keyframes.clone() {
+                let weak_pc = weak_pc.clone();
+                let media_ssrc = track.ssrc();
+                tokio::spawn(async move {
+                    kf.mark_unchanged();
+                    while kf.changed().await.is_ok() {
+                        let Some(pc) = weak_pc.upgrade() else { break };
+                        let pli = webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc,
+                        };
+                        if pc.write_rtcp(&[Box::new(pli)]).await.is_err() {
+                            break;
+                        }
+                        tracing::debug!(media_ssrc, "key frame requested (RTCP PLI)");
+                        drop(pc);
+                        tokio::time::sleep(PLI_MIN_INTERVAL).await;
+                    }
+                });
+            }
             Box::pin(async move {
                 let codec_params = track.codec();
                 let codec =
@@ -307,6 +346,8 @@ pub async fn build(
         events_tx: tx,
         counters,
         tasks,
+        video_transceiver,
+        has_input,
     })
 }
 
@@ -328,7 +369,36 @@ impl Session {
     }
 
     /// Applies the server's answer.
+    ///
+    /// webrtc-rs gives a track-less `sendrecv` transceiver a silent placeholder track of the
+    /// first registered codec (VP8); when Scope answers H264 that placeholder cannot bind, so it
+    /// is swapped for an H264 one first. Real outgoing video is VP8: an H264 answer then cannot
+    /// carry it, which is reported as such.
     pub async fn answer(&self, sdp: String) -> Result<(), RtcError> {
+        let chosen = sdp::negotiated_video(&sdp).map(|(c, _)| c);
+        if chosen == Some(VideoCodec::H264) {
+            if self.has_input {
+                return Err(RtcError(
+                    "the server answered H264 but the outgoing video is VP8".into(),
+                ));
+            }
+            let h264 = sdp::video_codecs()
+                .into_iter()
+                .find(|c| sdp::codec_of(&c.capability.mime_type) == Some(VideoCodec::H264))
+                .map(|c| c.capability)
+                .unwrap_or_default();
+            let placeholder = Arc::new(TrackLocalStaticSample::new(
+                h264,
+                "video".to_owned(),
+                "scope-deck".to_owned(),
+            ));
+            self.video_transceiver
+                .sender()
+                .await
+                .replace_track(Some(placeholder as Arc<dyn TrackLocal + Send + Sync>))
+                .await
+                .map_err(rtc)?;
+        }
         let desc = RTCSessionDescription::answer(sdp).map_err(rtc)?;
         self.pc.set_remote_description(desc).await.map_err(rtc)
     }
