@@ -128,3 +128,41 @@ fn a_panic_restores_the_terminal_and_lands_in_the_log() {
     });
     assert!(log.contains("panic"), "{log}");
 }
+
+/// The audio panel: the rows between the top border and the level line, left column only.
+fn audio_panel(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.contains("lvl "))
+        .map(|l| l.chars().take(50).collect())
+        .collect()
+}
+
+#[test]
+fn the_demo_source_moves_the_meters_and_finds_the_tempo() {
+    let sb = common::Sandbox::new();
+    let t = start(&sb, "");
+    t.wait_for_text("audio · demo", T);
+    // The tracker locks onto the demo's tempo: a number replaces `--.-`.
+    common::wait_for("a detected tempo", T, || {
+        let s = t.screen();
+        s.lines()
+            .any(|l| l.contains(" BPM ") && !l.contains("--.-"))
+            .then_some(())
+    });
+    // Meters move: several different spectrum pictures with bars in them.
+    let mut pictures = std::collections::HashSet::new();
+    common::wait_for("moving spectrum bars", T, || {
+        let panel = audio_panel(&t.screen());
+        if panel.iter().any(|l| l.contains('█')) {
+            pictures.insert(panel);
+        }
+        (pictures.len() >= 3).then_some(())
+    });
+    t.keys(&["q"]);
+    t.wait_for_text("press q again", T);
+    t.keys(&["q"]);
+    let screen = t.wait_for_text("MODES-END", T);
+    assert!(screen.contains("EXIT:0"), "{screen}");
+}

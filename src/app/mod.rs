@@ -157,7 +157,8 @@ async fn run_async(
             return EXIT_RUNTIME;
         }
     };
-    let state = AppState::new(settings(&loaded, cli.dry_run));
+    let mut state = AppState::new(settings(&loaded, cli.dry_run));
+    state.audio.source = loaded.app.audio.source_label();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
     let signals = tokio::spawn(signals::forward(inputs_tx.clone(), cancel.clone()));

@@ -87,6 +87,24 @@ impl Default for AudioConfig {
     }
 }
 
+impl AudioConfig {
+    /// A short label of the input for the dashboard (`demo`, `device: USB Audio`, `file: set.flac`).
+    pub fn source_label(&self) -> String {
+        match self.source {
+            SourceKind::Demo => "demo".to_string(),
+            SourceKind::Device if self.device.trim().is_empty() => "device: default".to_string(),
+            SourceKind::Device => format!("device: {}", self.device.trim()),
+            SourceKind::File => {
+                let name = std::path::Path::new(&self.file)
+                    .file_name()
+                    .map_or_else(|| self.file.clone(), |n| n.to_string_lossy().into_owned());
+                format!("file: {name}")
+            }
+            SourceKind::Gstreamer => "gstreamer".to_string(),
+        }
+    }
+}
+
 impl Validate for AudioConfig {
     fn validate(&self, doc: &SourceDoc, prefix: &str, errors: &mut Vec<ConfigError>) {
         let at = |k: &str| format!("{prefix}.{k}");
