@@ -55,7 +55,11 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
     loop {
         // Fold everything already queued, then publish once.
         let mut exit = false;
+        // Snapshots are built at the frame rate (and at once for performer input), not for every
+        // audio hop: the front end draws at the frame rate anyway.
+        let mut publish = false;
         for msg in pending.drain(..) {
+            publish |= matches!(msg, Msg::Tick | Msg::Started | Msg::Action { .. } | Msg::Signal(_));
             for fx in update(&mut state, msg, now()) {
                 match fx {
                     Effect::Transport(cmd) => {
@@ -85,8 +89,9 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
         if state.lifecycle == Lifecycle::ShuttingDown && goodbye_deadline.is_none() {
             goodbye_deadline = Some(Instant::now() + GOODBYE_TIMEOUT);
         }
-        io.snapshots
-            .send_replace(Arc::new(UiSnapshot::of(&state, now())));
+        if publish || exit || state.lifecycle != Lifecycle::Running {
+            io.snapshots.send_replace(Arc::new(UiSnapshot::of(&state, now())));
+        }
         if exit || state.lifecycle == Lifecycle::Finished {
             break;
         }
