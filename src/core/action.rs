@@ -93,6 +93,14 @@ pub enum Action {
     },
     /// Start editing the prompt text in the TUI.
     EditPrompt,
+    /// Set a named theme macro (a MIDI knob or fader), 0..1; mappings read it as
+    /// `macro.<name>`.
+    SetMacro {
+        /// Macro name as declared in the theme's `[macros]`.
+        name: String,
+        /// 0..1 (clamped).
+        value: f64,
+    },
 }
 
 impl Action {
@@ -125,6 +133,7 @@ impl Action {
             Action::Redownbeat => "redownbeat",
             Action::ToggleMapping { .. } => "toggle_mapping",
             Action::EditPrompt => "edit_prompt",
+            Action::SetMacro { .. } => "set_macro",
         }
     }
 
@@ -139,6 +148,7 @@ impl Action {
             Action::SetPersona { name } => format!("persona {name}"),
             Action::NudgeTempo { bpm } => format!("tempo {bpm:+} BPM"),
             Action::ToggleMapping { name } => format!("toggle mapping {name}"),
+            Action::SetMacro { name, value } => format!("macro {name} = {value:.2}"),
             other => other.name().replace('_', " "),
         }
     }

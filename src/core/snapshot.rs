@@ -51,6 +51,8 @@ pub struct UiSnapshot {
     pub lifecycle: Lifecycle,
     /// Flash duration.
     pub flash: Duration,
+    /// Themes, prompt with persona, pending quantised change, mappings and triggers.
+    pub mapping: crate::mapping::view::MappingView,
 }
 
 impl UiSnapshot {
@@ -80,6 +82,7 @@ impl UiSnapshot {
             ui: state.ui.clone(),
             lifecycle: state.lifecycle,
             flash: state.settings.flash,
+            mapping: crate::mapping::view::MappingView::of(state, &state.audio.frame),
         }
     }
 

@@ -28,6 +28,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 backend: state.settings.backend.clone(),
             }));
+            crate::mapping::reduce::on_started(state, now);
             seed_initial_params(state, now);
             fx.push(Effect::Transport(TransportCmd::Connect {
                 initial: state.params.store.full_state(),
@@ -50,9 +51,17 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                     state.controls.quit_pending = None;
                 }
             }
+            crate::mapping::reduce::on_tick(state, now, &mut fx);
         }
-        Msg::AudioFrame(frame) => state.audio.frame = frame,
-        Msg::AudioEvent(ev) => match ev {
+        Msg::AudioFrame(frame) => {
+            state.audio.frame = frame;
+            crate::mapping::reduce::on_frame(state, &frame, now, &mut fx);
+        }
+        Msg::ThemesReloaded(result) => {
+            crate::mapping::reduce::on_themes_reloaded(state, result, now, &mut fx)
+        }
+        Msg::AudioEvent(ev) => {
+            match ev {
             crate::audio::features::AudioEvent::Beat { .. } => {
                 state.audio.beats += 1;
                 state.audio.last_beat = Some((ev, now));
@@ -61,7 +70,9 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                 state.audio.onsets += 1;
                 state.audio.last_onset = Some((ev, now));
             }
-        },
+            }
+            crate::mapping::reduce::on_event(state, &ev, now, &mut fx);
+        }
         Msg::AudioProblem(problem) => {
             if let Some(p) = &problem {
                 notice(state, &mut fx, Level::Warn, format!("audio: {p}"), now);
@@ -123,7 +134,8 @@ fn record_activity(state: &mut AppState, action: &Action, source: ActionSource, 
     );
 }
 
-fn notice(
+/// Records a notice for the dashboard and emits it.
+pub(crate) fn notice(
     state: &mut AppState,
     fx: &mut Vec<Effect>,
     level: Level,
@@ -234,9 +246,10 @@ fn apply_action(
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
         }
         Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
+        other if crate::mapping::reduce::on_action(state, &other, source, now, fx) => {}
         other => {
-            // Themes, prompt lists, personas, tempo and mappings arrive with their issues; until
-            // then the performer is told plainly instead of the key doing nothing.
+            // Actions whose concern is not built yet: the performer is told plainly instead of
+            // the key doing nothing.
             notice(
                 state,
                 fx,
@@ -298,7 +311,8 @@ fn param_changed(key: &str, acc: Accepted, fx: &mut Vec<Effect>) {
     ))));
 }
 
-fn fire_trigger(
+/// Sends a one-shot (urgent) and lights the dashboard flash.
+pub(crate) fn fire_trigger(
     state: &mut AppState,
     key: &str,
     value: ParamValue,
