@@ -139,7 +139,7 @@ async fn run_async(cli: Cli, loaded: LoadedConfig) -> u8 {
     state.mapping = crate::mapping::slice::MappingSlice::new(
         loaded.themes.clone(),
         &loaded.app.ui.theme,
-        u32::from(loaded.app.audio.beats_per_bar),
+        loaded.app.audio.beats_per_bar,
     );
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 

@@ -23,11 +23,26 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../config.default.toml");
 /// Built-in themes (file stem, text).
 pub const EMBEDDED_THEMES: &[(&str, &str)] = &[
     ("default", include_str!("../../themes/default.toml")),
-    ("cosmic-voyage", include_str!("../../themes/cosmic-voyage.toml")),
-    ("neon-foundry", include_str!("../../themes/neon-foundry.toml")),
-    ("digital-forest", include_str!("../../themes/digital-forest.toml")),
-    ("synthwave-highway", include_str!("../../themes/synthwave-highway.toml")),
-    ("crystal-sanctuary", include_str!("../../themes/crystal-sanctuary.toml")),
+    (
+        "cosmic-voyage",
+        include_str!("../../themes/cosmic-voyage.toml"),
+    ),
+    (
+        "neon-foundry",
+        include_str!("../../themes/neon-foundry.toml"),
+    ),
+    (
+        "digital-forest",
+        include_str!("../../themes/digital-forest.toml"),
+    ),
+    (
+        "synthwave-highway",
+        include_str!("../../themes/synthwave-highway.toml"),
+    ),
+    (
+        "crystal-sanctuary",
+        include_str!("../../themes/crystal-sanctuary.toml"),
+    ),
 ];
 
 /// Built-in keymaps (file stem, text).

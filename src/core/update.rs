@@ -62,14 +62,14 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         }
         Msg::AudioEvent(ev) => {
             match ev {
-            crate::audio::features::AudioEvent::Beat { .. } => {
-                state.audio.beats += 1;
-                state.audio.last_beat = Some((ev, now));
-            }
-            crate::audio::features::AudioEvent::Onset { .. } => {
-                state.audio.onsets += 1;
-                state.audio.last_onset = Some((ev, now));
-            }
+                crate::audio::features::AudioEvent::Beat { .. } => {
+                    state.audio.beats += 1;
+                    state.audio.last_beat = Some((ev, now));
+                }
+                crate::audio::features::AudioEvent::Onset { .. } => {
+                    state.audio.onsets += 1;
+                    state.audio.last_onset = Some((ev, now));
+                }
             }
             crate::mapping::reduce::on_event(state, &ev, now, &mut fx);
         }

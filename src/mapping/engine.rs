@@ -158,10 +158,7 @@ impl EngineState {
             .mappings
             .iter()
             .map(|m| {
-                let start = theme
-                    .params
-                    .get(&m.target)
-                    .or_else(|| store.get(&m.target));
+                let start = theme.params.get(&m.target).or_else(|| store.get(&m.target));
                 let norm = start.and_then(|v| norm_of(m, v));
                 let mut filter = AttackRelease::new(m.attack, m.release);
                 filter.value = norm;
@@ -304,8 +301,10 @@ impl EngineState {
             self.last_forward_at = Some(now);
             let playing = frame.bpm >= 20.0;
             if playing {
-                out.values
-                    .push(("bpm".into(), serde_json::json!(round6(f64::from(frame.bpm)))));
+                out.values.push((
+                    "bpm".into(),
+                    serde_json::json!(round6(f64::from(frame.bpm))),
+                ));
             }
             out.values.push((
                 "beat_phase".into(),
@@ -338,7 +337,8 @@ impl EngineState {
                 if theme.beat.enabled {
                     out.values
                         .push(("beat_count".into(), serde_json::json!(count)));
-                    out.values.push(("beat_phase".into(), serde_json::json!(0.0)));
+                    out.values
+                        .push(("beat_phase".into(), serde_json::json!(0.0)));
                 }
                 Stimulus::Beat {
                     count,
@@ -555,7 +555,11 @@ mod tests {
         );
         let mut e = EngineState::for_theme(&t, &ParamStore::new());
         assert_eq!(e.toggle(&t, "n"), Some(false));
-        assert!(e.on_frame(&t, &frame(1.0), &BTreeMap::new(), ms(0)).values.is_empty());
+        assert!(
+            e.on_frame(&t, &frame(1.0), &BTreeMap::new(), ms(0))
+                .values
+                .is_empty()
+        );
         assert_eq!(e.toggle(&t, "n"), Some(true));
         assert_eq!(e.toggle(&t, "nope"), None);
     }

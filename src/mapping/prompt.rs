@@ -78,11 +78,23 @@ mod tests {
         let t = crate::mapping::theme::DEFAULT_TEMPLATE;
         // (template, persona, prompt, style, expected)
         let table = [
-            (t, "androgynous", "dj", "cartoon magical blue sparkle", "androgynous dj, cartoon magical blue sparkle"),
+            (
+                t,
+                "androgynous",
+                "dj",
+                "cartoon magical blue sparkle",
+                "androgynous dj, cartoon magical blue sparkle",
+            ),
             (t, "", "nebula", "", "nebula"),
             (t, "female", "dj", "", "female dj"),
             (t, "", "nebula", "neon", "nebula, neon"),
-            ("{persona} {style}", "male", "ignored", "cartoon magical dj blue sparkle", "male cartoon magical dj blue sparkle"),
+            (
+                "{persona} {style}",
+                "male",
+                "ignored",
+                "cartoon magical dj blue sparkle",
+                "male cartoon magical dj blue sparkle",
+            ),
             ("{style}, {prompt}", "", "forest", "", "forest"),
         ];
         for (tpl, persona, prompt, style, want) in table {

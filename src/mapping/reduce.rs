@@ -102,7 +102,12 @@ pub fn on_event(state: &mut AppState, ev: &AudioEvent, now: Duration, fx: &mut V
 
 /// The frame clock: lands a switch whose deadline passed while no audio arrives.
 pub fn on_tick(state: &mut AppState, now: Duration, fx: &mut Vec<Effect>) {
-    if state.mapping.pending.as_ref().is_some_and(|p| now >= p.deadline) {
+    if state
+        .mapping
+        .pending
+        .as_ref()
+        .is_some_and(|p| now >= p.deadline)
+    {
         land(state, now, fx);
     }
 }
@@ -121,11 +126,19 @@ pub fn on_action(
             notice(state, fx, Level::Warn, "no themes loaded".into(), now);
         }
         Action::ThemeNext => {
-            let base = state.mapping.pending.as_ref().map_or(state.mapping.active, |p| p.to);
+            let base = state
+                .mapping
+                .pending
+                .as_ref()
+                .map_or(state.mapping.active, |p| p.to);
             request_theme(state, (base + 1) % n, now, fx);
         }
         Action::ThemePrev => {
-            let base = state.mapping.pending.as_ref().map_or(state.mapping.active, |p| p.to);
+            let base = state
+                .mapping
+                .pending
+                .as_ref()
+                .map_or(state.mapping.active, |p| p.to);
             request_theme(state, (base + n - 1) % n, now, fx);
         }
         Action::SelectTheme { index } => {
@@ -165,7 +178,13 @@ pub fn on_action(
         Action::ToggleMapping { name } => toggle(state, name, now, fx),
         Action::SetMacro { name, value } => {
             if !value.is_finite() {
-                notice(state, fx, Level::Warn, format!("macro {name}: not a number"), now);
+                notice(
+                    state,
+                    fx,
+                    Level::Warn,
+                    format!("macro {name}: not a number"),
+                    now,
+                );
             } else {
                 state
                     .mapping
@@ -188,7 +207,13 @@ pub fn on_themes_reloaded(
 ) {
     let themes = match result {
         Ok(t) if t.is_empty() => {
-            notice(state, fx, Level::Error, "themes reload: no valid theme; keeping the running ones".into(), now);
+            notice(
+                state,
+                fx,
+                Level::Error,
+                "themes reload: no valid theme; keeping the running ones".into(),
+                now,
+            );
             return;
         }
         Ok(t) => t,
@@ -236,8 +261,18 @@ pub fn on_themes_reloaded(
             state.mapping.prompt_index = keep;
             send_prompt(state, Some(0), ActionSource::System, now, fx);
         }
-        let name = state.mapping.theme().map(|t| t.name.clone()).unwrap_or_default();
-        notice(state, fx, Level::Info, format!("theme reloaded: {name}"), now);
+        let name = state
+            .mapping
+            .theme()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        notice(
+            state,
+            fx,
+            Level::Info,
+            format!("theme reloaded: {name}"),
+            now,
+        );
     } else {
         notice(state, fx, Level::Info, "themes reloaded".into(), now);
     }
@@ -315,7 +350,13 @@ fn request_theme(state: &mut AppState, to: usize, now: Duration, fx: &mut Vec<Ef
     };
     if to == state.mapping.active {
         if state.mapping.pending.take().is_some() {
-            notice(state, fx, Level::Info, format!("staying on {}", theme.name), now);
+            notice(
+                state,
+                fx,
+                Level::Info,
+                format!("staying on {}", theme.name),
+                now,
+            );
         }
         return;
     }
@@ -335,9 +376,7 @@ fn request_theme(state: &mut AppState, to: usize, now: Duration, fx: &mut Vec<Ef
         return;
     }
     let boundary = match mode {
-        QuantizeMode::Beat => {
-            Boundary::Beat(state.mapping.last_beat.map_or(0, |(c, _)| c + 1))
-        }
+        QuantizeMode::Beat => Boundary::Beat(state.mapping.last_beat.map_or(0, |(c, _)| c + 1)),
         _ => {
             let n = mode.bars().max(1);
             Boundary::Bar(state.mapping.bars.div_ceil(n) * n)
@@ -372,7 +411,11 @@ fn request_theme(state: &mut AppState, to: usize, now: Duration, fx: &mut Vec<Ef
         state,
         fx,
         Level::Info,
-        format!("{} on the next {}", theme.name, mode.as_str().replace('_', " ")),
+        format!(
+            "{} on the next {}",
+            theme.name,
+            mode.as_str().replace('_', " ")
+        ),
         now,
     );
 }
@@ -566,7 +609,10 @@ fn toggle(state: &mut AppState, name: &str, now: Duration, fx: &mut Vec<Effect>)
         Some(false) => (Level::Info, format!("mapping {name} off")),
         None => (
             Level::Warn,
-            format!("theme {} has no mapping or trigger named `{name}`", theme.name),
+            format!(
+                "theme {} has no mapping or trigger named `{name}`",
+                theme.name
+            ),
         ),
     };
     notice(state, fx, msg.0, msg.1, now);
@@ -583,7 +629,8 @@ pub fn eta(state: &AppState, p: &PendingSwitch, frame: &AudioFrame) -> Option<Du
     let beats = match p.boundary {
         Boundary::Beat(b) => {
             let last = state.mapping.last_beat.map_or(0, |(c, _)| c);
-            (b.saturating_sub(last + 1)) as f64 + (1.0 - f64::from(frame.beat_phase).clamp(0.0, 1.0))
+            (b.saturating_sub(last + 1)) as f64
+                + (1.0 - f64::from(frame.beat_phase).clamp(0.0, 1.0))
         }
         Boundary::Bar(b) => {
             let bars_between = b.saturating_sub(state.mapping.bars) as f64;

@@ -610,10 +610,7 @@ impl Theme {
             }
         };
         let before = errors.len();
-        let mut c = Check {
-            doc: &doc,
-            errors,
-        };
+        let mut c = Check { doc: &doc, errors };
         let store = ParamStore::new();
         if raw.name.trim().is_empty() {
             c.err("name", "must not be empty");
@@ -662,9 +659,7 @@ impl Theme {
             };
             match store.spec(k) {
                 None => c.err(&path, "not a known Scope parameter"),
-                Some(spec) if spec.one_shot => {
-                    c.err(&path, "is a one-shot trigger, not a default")
-                }
+                Some(spec) if spec.one_shot => c.err(&path, "is a one-shot trigger, not a default"),
                 Some(_) if k == "prompts" || k == "transition" => c.err(
                     &path,
                     "is set by the theme's `prompts` and `transition`, not a default",
@@ -774,7 +769,10 @@ impl Theme {
             if let Some(mp) = check_mapping(&mut c, &store, &ranges, &macros, i, m) {
                 let p = format!("mappings[{i}]");
                 if !names.insert(mp.name.clone()) {
-                    c.err(&format!("{p}.name"), format!("duplicate name `{}`", mp.name));
+                    c.err(
+                        &format!("{p}.name"),
+                        format!("duplicate name `{}`", mp.name),
+                    );
                 }
                 if let Some(j) = driven.insert(mp.target.clone(), i) {
                     c.err(
@@ -1036,7 +1034,10 @@ fn check_mapping(
                                 })
                         });
                         if !ok {
-                            c.err(&sp, "must be a non-empty list of integers in strictly descending order");
+                            c.err(
+                                &sp,
+                                "must be a non-empty list of integers in strictly descending order",
+                            );
                             continue;
                         }
                         let Ok(j) = to_json(v) else { continue };
@@ -1153,7 +1154,10 @@ fn check_trigger(
                 macros,
             );
             let Some(th) = t.threshold.filter(|x| x.is_finite()) else {
-                c.err(&format!("{p}.threshold"), "a rise trigger needs a threshold");
+                c.err(
+                    &format!("{p}.threshold"),
+                    "a rise trigger needs a threshold",
+                );
                 return None;
             };
             let hy = t.hysteresis.unwrap_or(0.05);
@@ -1245,7 +1249,10 @@ fn check_trigger(
         c.err(&format!("{p}.prompt"), "only used by action `prompt`");
     }
     if (t.target.is_some() || t.amount.is_some() || t.decay_ms.is_some()) && t.action != "nudge" {
-        c.err(&p, "target, amount and decay_ms are only used by action `nudge`");
+        c.err(
+            &p,
+            "target, amount and decay_ms are only used by action `nudge`",
+        );
     }
     if matches!(action, Some(TriggerAction::ResetCache)) && t.cooldown_ms < 250.0 {
         c.err(
@@ -1353,7 +1360,8 @@ target = "noise_scale"
 amount = 0.1
 "#;
         let mut errs = Vec::new();
-        let th = Theme::from_text("f.toml", "f", t, &mut errs).unwrap_or_else(|| panic!("{errs:?}"));
+        let th =
+            Theme::from_text("f.toml", "f", t, &mut errs).unwrap_or_else(|| panic!("{errs:?}"));
         assert_eq!(th.prompts[1].parts.len(), 2);
         assert_eq!(th.mappings[0].output, (0.3, 0.9));
         assert_eq!(th.mappings[0].name, "energy→noise_scale");

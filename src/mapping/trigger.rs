@@ -51,13 +51,14 @@ pub fn evaluate(
     now: Duration,
 ) -> bool {
     let condition = match (&trig.on, stim) {
-        (TriggerOn::Beat { every }, Stimulus::Beat { count, .. }) => {
-            count % u64::from(*every) == 0
-        }
-        (TriggerOn::Bar { every }, Stimulus::Beat {
-            downbeat_of_bar: Some(bar),
-            ..
-        }) => bar % u64::from(*every) == 0,
+        (TriggerOn::Beat { every }, Stimulus::Beat { count, .. }) => count % u64::from(*every) == 0,
+        (
+            TriggerOn::Bar { every },
+            Stimulus::Beat {
+                downbeat_of_bar: Some(bar),
+                ..
+            },
+        ) => bar % u64::from(*every) == 0,
         (TriggerOn::Onset { threshold }, Stimulus::Onset { strength }) => strength >= *threshold,
         (
             TriggerOn::Rise {
@@ -129,7 +130,11 @@ mod tests {
     fn beat_and_bar_triggers_with_cooldowns() {
         // (trigger, min energy, energy, fired beat counts among 0..16)
         let table: Vec<(Trigger, f32, Vec<u64>)> = vec![
-            (trig(TriggerOn::Beat { every: 1 }, 0, None), 1.0, (0..16).collect()),
+            (
+                trig(TriggerOn::Beat { every: 1 }, 0, None),
+                1.0,
+                (0..16).collect(),
+            ),
             // Cooldown longer than a beat: every other beat survives.
             (
                 trig(TriggerOn::Beat { every: 1 }, 600, None),
@@ -137,14 +142,34 @@ mod tests {
                 (0..16).step_by(2).collect(),
             ),
             // Exactly one beat: 500 ms cooldown lets every beat through.
-            (trig(TriggerOn::Beat { every: 1 }, 500, None), 1.0, (0..16).collect()),
-            (trig(TriggerOn::Beat { every: 4 }, 0, None), 1.0, vec![0, 4, 8, 12]),
-            (trig(TriggerOn::Bar { every: 1 }, 0, None), 1.0, vec![0, 4, 8, 12]),
+            (
+                trig(TriggerOn::Beat { every: 1 }, 500, None),
+                1.0,
+                (0..16).collect(),
+            ),
+            (
+                trig(TriggerOn::Beat { every: 4 }, 0, None),
+                1.0,
+                vec![0, 4, 8, 12],
+            ),
+            (
+                trig(TriggerOn::Bar { every: 1 }, 0, None),
+                1.0,
+                vec![0, 4, 8, 12],
+            ),
             (trig(TriggerOn::Bar { every: 2 }, 0, None), 1.0, vec![0, 8]),
             // Bars with a 3 s cooldown: bar 0 (0 s), bar 2 (4 s) ... not bar 1 (2 s).
-            (trig(TriggerOn::Bar { every: 1 }, 3000, None), 1.0, vec![0, 8]),
+            (
+                trig(TriggerOn::Bar { every: 1 }, 3000, None),
+                1.0,
+                vec![0, 8],
+            ),
             // Energy gate.
-            (trig(TriggerOn::Beat { every: 1 }, 0, Some(0.5)), 0.4, vec![]),
+            (
+                trig(TriggerOn::Beat { every: 1 }, 0, Some(0.5)),
+                0.4,
+                vec![],
+            ),
         ];
         for (t, energy, want) in table {
             let mut st = TriggerState::default();
