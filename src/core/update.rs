@@ -22,6 +22,7 @@ const SENT_KEEP: usize = 16;
 /// Applies one message to the state and returns what the edges must do.
 pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     let mut fx = Vec::new();
+    let to_mapping = crate::mapping::reduce::MappingInput::of(&msg);
     match msg {
         Msg::Started => {
             fx.push(Effect::Emit(Event::Ready {
@@ -51,27 +52,20 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                     state.controls.quit_pending = None;
                 }
             }
-            crate::mapping::reduce::on_tick(state, now, &mut fx);
         }
-        Msg::AudioFrame(frame) => {
-            state.audio.frame = frame;
-            crate::mapping::reduce::on_frame(state, &frame, now, &mut fx);
-        }
+        Msg::AudioFrame(frame) => state.audio.frame = frame,
+        Msg::AudioEvent(ev) => match ev {
+            crate::audio::features::AudioEvent::Beat { .. } => {
+                state.audio.beats += 1;
+                state.audio.last_beat = Some((ev, now));
+            }
+            crate::audio::features::AudioEvent::Onset { .. } => {
+                state.audio.onsets += 1;
+                state.audio.last_onset = Some((ev, now));
+            }
+        },
         Msg::ThemesReloaded(result) => {
             crate::mapping::reduce::on_themes_reloaded(state, result, now, &mut fx)
-        }
-        Msg::AudioEvent(ev) => {
-            match ev {
-                crate::audio::features::AudioEvent::Beat { .. } => {
-                    state.audio.beats += 1;
-                    state.audio.last_beat = Some((ev, now));
-                }
-                crate::audio::features::AudioEvent::Onset { .. } => {
-                    state.audio.onsets += 1;
-                    state.audio.last_onset = Some((ev, now));
-                }
-            }
-            crate::mapping::reduce::on_event(state, &ev, now, &mut fx);
         }
         Msg::AudioProblem(problem) => {
             if let Some(p) = &problem {
@@ -95,6 +89,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         }
         Msg::BadInput(why) => notice(state, &mut fx, Level::Error, why, now),
     }
+    crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
     fx
 }
 

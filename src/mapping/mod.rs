@@ -17,3 +17,6 @@ pub mod smoothing;
 pub mod theme;
 pub mod trigger;
 pub mod view;
+
+#[cfg(test)]
+mod tests;

@@ -21,6 +21,48 @@ use crate::mapping::slice::{Boundary, PendingSwitch};
 use crate::mapping::theme::{QuantizeMode, Theme};
 use crate::transport::types::{ParamUpdate, TransportCmd};
 
+/// The part of a message the mapping engine reacts to after the core reducer has handled it
+/// (copied out first, so the core's own arms stay untouched).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MappingInput {
+    /// Nothing for the mapping engine.
+    None,
+    /// A frame.
+    Frame(AudioFrame),
+    /// An onset or beat.
+    Event(AudioEvent),
+    /// The frame clock.
+    Tick,
+}
+
+impl MappingInput {
+    /// Picks out what the mapping engine needs from `msg`.
+    pub fn of(msg: &crate::core::msg::Msg) -> Self {
+        use crate::core::msg::Msg;
+        match msg {
+            Msg::AudioFrame(f) => MappingInput::Frame(*f),
+            Msg::AudioEvent(e) => MappingInput::Event(*e),
+            Msg::Tick => MappingInput::Tick,
+            _ => MappingInput::None,
+        }
+    }
+}
+
+/// Runs the mapping engine for a message the core reducer has just applied.
+pub fn after_update(
+    state: &mut AppState,
+    input: MappingInput,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    match input {
+        MappingInput::None => {}
+        MappingInput::Frame(f) => on_frame(state, &f, now, fx),
+        MappingInput::Event(e) => on_event(state, &e, now, fx),
+        MappingInput::Tick => on_tick(state, now, fx),
+    }
+}
+
 /// How recent the last beat must be for the grid to count as running.
 const GRID_STALE: Duration = Duration::from_secs(3);
 
