@@ -40,6 +40,13 @@ pub fn cooldown_over(last: Option<Duration>, cooldown: Duration, now: Duration) 
     last.is_none_or(|t| now.saturating_sub(t) >= cooldown)
 }
 
+/// Every `every`-th beat or bar, counting from the first: with `every = 4` that is 4, 8, 12, ...
+/// (a change *after* four bars, not on the very first downbeat); `every = 1` is every one.
+fn nth(index: u64, every: u32) -> bool {
+    let every = u64::from(every.max(1));
+    index % every == 0 && (every == 1 || index > 0)
+}
+
 /// Decides whether `trig` fires for `stim` at `now` with the current `energy`, updating its
 /// state. A condition met during the cooldown is dropped, not deferred: a late cache reset
 /// would land off the beat.
@@ -51,14 +58,14 @@ pub fn evaluate(
     now: Duration,
 ) -> bool {
     let condition = match (&trig.on, stim) {
-        (TriggerOn::Beat { every }, Stimulus::Beat { count, .. }) => count % u64::from(*every) == 0,
+        (TriggerOn::Beat { every }, Stimulus::Beat { count, .. }) => nth(count, *every),
         (
             TriggerOn::Bar { every },
             Stimulus::Beat {
                 downbeat_of_bar: Some(bar),
                 ..
             },
-        ) => bar % u64::from(*every) == 0,
+        ) => nth(bar, *every),
         (TriggerOn::Onset { threshold }, Stimulus::Onset { strength }) => strength >= *threshold,
         (
             TriggerOn::Rise {
@@ -150,14 +157,14 @@ mod tests {
             (
                 trig(TriggerOn::Beat { every: 4 }, 0, None),
                 1.0,
-                vec![0, 4, 8, 12],
+                vec![4, 8, 12],
             ),
             (
                 trig(TriggerOn::Bar { every: 1 }, 0, None),
                 1.0,
                 vec![0, 4, 8, 12],
             ),
-            (trig(TriggerOn::Bar { every: 2 }, 0, None), 1.0, vec![0, 8]),
+            (trig(TriggerOn::Bar { every: 2 }, 0, None), 1.0, vec![8]),
             // Bars with a 3 s cooldown: bar 0 (0 s), bar 2 (4 s) ... not bar 1 (2 s).
             (
                 trig(TriggerOn::Bar { every: 1 }, 3000, None),
