@@ -117,6 +117,8 @@ pub struct EngineState {
     pub last_frame_at: Option<Duration>,
     /// Last continuous beat-forwarding send.
     pub last_forward_at: Option<Duration>,
+    /// Last forwarded tempo and playing state (sent again only when they change).
+    pub last_forward_tempo: Option<(f64, bool)>,
 }
 
 /// The value of `source` in this frame.
@@ -300,12 +302,16 @@ impl EngineState {
         {
             self.last_forward_at = Some(now);
             let playing = frame.bpm >= 20.0;
-            if playing {
-                out.values.push((
-                    "bpm".into(),
-                    serde_json::json!(round6(f64::from(frame.bpm))),
-                ));
+            let bpm = (f64::from(frame.bpm) * 10.0).round() / 10.0;
+            let (last_bpm, last_playing) = self.last_forward_tempo.unwrap_or((-1.0, !playing));
+            if playing && bpm != last_bpm {
+                out.values.push(("bpm".into(), serde_json::json!(bpm)));
             }
+            if playing != last_playing {
+                out.values
+                    .push(("is_playing".into(), serde_json::json!(playing)));
+            }
+            self.last_forward_tempo = Some((if playing { bpm } else { last_bpm }, playing));
             out.values.push((
                 "beat_phase".into(),
                 serde_json::json!(round6(f64::from(frame.beat_phase.clamp(0.0, 1.0)))),
@@ -314,8 +320,6 @@ impl EngineState {
                 "bar_position".into(),
                 serde_json::json!(round6(f64::from(frame.bar_position.clamp(0.0, 64.0)))),
             ));
-            out.values
-                .push(("is_playing".into(), serde_json::json!(playing)));
         }
         self.start_nudges(theme, &out.fired, now);
         out
