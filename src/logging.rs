@@ -19,7 +19,12 @@ pub fn default_log_dir() -> PathBuf {
 }
 
 /// Installs the global subscriber. Keep the guard alive until the very end: dropping it flushes.
-pub fn init(dir: &Path, filter: &str) -> std::io::Result<WorkerGuard> {
+/// `pane` additionally copies records to the dashboard's log pane.
+pub fn init(
+    dir: &Path,
+    filter: &str,
+    pane: Option<crate::ui::log_layer::PaneLayer>,
+) -> std::io::Result<WorkerGuard> {
     std::fs::create_dir_all(dir)?;
     let appender = tracing_appender::rolling::never(dir, LOG_FILE);
     let (writer, guard) = tracing_appender::non_blocking(appender);
@@ -32,6 +37,7 @@ pub fn init(dir: &Path, filter: &str) -> std::io::Result<WorkerGuard> {
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(file_layer)
+        .with(pane)
         .try_init();
     Ok(guard)
 }

@@ -70,7 +70,14 @@ pub fn run(cli: Cli) -> ExitCode {
     } else {
         loaded.app.logging.dir.clone().into()
     };
-    let guard = match crate::logging::init(&log_dir, &filter) {
+    // The dashboard shows recent log records; headless mode has no pane.
+    let (pane, pane_rx) = if cli.headless {
+        (None, None)
+    } else {
+        let (layer, rx, _dropped) = crate::ui::log_layer::PaneLayer::new(256);
+        (Some(layer), Some(rx))
+    };
+    let guard = match crate::logging::init(&log_dir, &filter, pane) {
         Ok(g) => g,
         Err(e) => {
             eprintln!(
@@ -87,7 +94,7 @@ pub fn run(cli: Cli) -> ExitCode {
         .build()
     {
         Ok(rt) => {
-            let code = rt.block_on(run_async(cli, loaded));
+            let code = rt.block_on(run_async(cli, loaded, pane_rx));
             // Stdin readers sit on a blocking thread; do not wait for them.
             rt.shutdown_timeout(Duration::from_millis(200));
             code
@@ -116,11 +123,16 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
         safe_prompt: app.controls.safe_prompt.clone(),
         confirm_quit: app.controls.confirm_quit,
         initial_prompt: app.prompt.initial.clone(),
+        beats_per_bar: app.audio.beats_per_bar,
         ..CoreSettings::default()
     }
 }
 
-async fn run_async(cli: Cli, loaded: LoadedConfig) -> u8 {
+async fn run_async(
+    cli: Cli,
+    loaded: LoadedConfig,
+    pane_rx: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
+) -> u8 {
     // One TLS provider for reqwest and DTLS alike (two would make rustls panic at handshake).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
@@ -174,9 +186,19 @@ async fn run_async(cli: Cli, loaded: LoadedConfig) -> u8 {
             }
         };
         tui::install_panic_hook();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let style = if no_color {
+            loaded.style.clone().monochrome()
+        } else {
+            loaded.style.clone()
+        };
         let fe = tokio::spawn(tui::run(
             guard,
-            loaded.keymap.clone(),
+            tui::TuiSetup {
+                keymap: loaded.keymap.clone(),
+                style,
+                logs: pane_rx,
+            },
             inputs_tx.clone(),
             snap_rx.clone(),
             loaded.app.ui.fps,

@@ -179,18 +179,19 @@ impl SourceDoc {
     pub fn error_from_toml(&self, e: &toml::de::Error) -> ConfigError {
         let span = e.span().unwrap_or(0..0);
         let (line, column) = self.line_col(span.start);
-        let key = self.key_at(span.start).unwrap_or_default();
+        let key = self
+            .key_at(span.start)
+            .or_else(|| self.key_by_text(span.start))
+            .unwrap_or_default();
         let snippet = self
             .text
             .get(span.clone())
             .map(str::trim)
             .filter(|s| !s.is_empty());
-        let message = e.message().trim().to_string();
-        // For an unknown key the snippet *is* the key: do not quote it twice.
+        let message = humanize(e.message().trim());
+        // Do not quote the value twice when the message already does.
         let value = match snippet {
-            Some(s)
-                if !message.contains(&format!("`{s}`")) && s.len() <= 80 && !s.contains('\n') =>
-            {
+            Some(s) if !message.contains(s) && s.len() <= 80 && !s.contains('\n') => {
                 Some(s.to_string())
             }
             _ => None,
@@ -274,12 +275,55 @@ impl SourceDoc {
         best.map(|(k, v)| (k, v, true))
     }
 
+    /// Best-effort key path for a byte offset from the raw text alone (used when the file does not
+    /// parse): the nearest `[table]` header above plus the `key =` on that line.
+    fn key_by_text(&self, at: usize) -> Option<String> {
+        let (line_no, _) = self.line_col(at);
+        let lines: Vec<&str> = self.text.lines().collect();
+        let line = lines.get(line_no.checked_sub(1)?)?.trim();
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().to_string())
+            .filter(|k| !k.is_empty() && !k.starts_with('['));
+        let header = lines[..line_no - 1].iter().rev().find_map(|l| {
+            let t = l.trim();
+            t.starts_with('[')
+                .then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        });
+        match (header, key) {
+            (Some(h), Some(k)) => Some(format!("{h}.{k}")),
+            (None, Some(k)) => Some(k),
+            (Some(h), None) => Some(h),
+            (None, None) => None,
+        }
+    }
+
     /// The dotted key path whose key or value contains byte `at` (deepest match).
     pub fn key_at(&self, at: usize) -> Option<String> {
         let mut path = String::new();
         key_at_node(&self.root, at, &mut path);
         if path.is_empty() { None } else { Some(path) }
     }
+}
+
+/// Replaces Rust type names in serde messages with words a performer knows.
+fn humanize(msg: &str) -> String {
+    let mut out = msg.to_string();
+    for (rust, human) in [
+        ("expected u8", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, human);
+    }
+    out
 }
 
 /// Appends to `path` the deepest key containing `at`; returns whether anything matched.
@@ -416,7 +460,12 @@ mod tests {
         let doc = SourceDoc::parse("c.toml", "[server]\nurl = \"x\"\nport = \"eighty\"\n").unwrap();
         let e = doc.deserialize::<Raw>().unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (3, "server.port"), "{e}");
-        assert_eq!(e.value.as_deref(), Some("\"eighty\""), "{e}");
+        // The message already quotes the value, so it is not repeated.
+        assert!(
+            e.message.contains("\"eighty\"") && e.message.contains("whole number"),
+            "{e}"
+        );
+        assert_eq!(e.value, None, "{e}");
     }
 
     #[test]
@@ -435,6 +484,7 @@ mod tests {
         let e = SourceDoc::parse("bad.toml", "[server]\nurl = \n").unwrap_err();
         assert_eq!(e.file, "bad.toml");
         assert_eq!(e.line, 2, "{e}");
+        assert_eq!(e.key, "server.url", "{e}");
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub const EMBEDDED_THEMES: &[(&str, &str)] = &[
 pub const EMBEDDED_KEYMAPS: &[(&str, &str)] =
     &[("default", include_str!("../../keymaps/default.toml"))];
 
+/// Built-in dashboard styles (file stem, text).
+pub const EMBEDDED_STYLES: &[(&str, &str)] =
+    &[("default", include_str!("../../styles/default.toml"))];
+
 /// Everything loaded and validated.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
@@ -58,6 +62,8 @@ pub struct LoadedConfig {
     pub themes: Vec<Theme>,
     /// The active keymap.
     pub keymap: Keymap,
+    /// The active dashboard style (colours).
+    pub style: crate::ui::style::UiStyle,
     /// Which files were read (for `--check-config` and the log).
     pub files: Vec<String>,
     /// The directory user files were looked for in.
@@ -198,6 +204,21 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
         }
     }
 
+    // dashboard styles
+    let user_styles = dir
+        .as_ref()
+        .map(|d| read_dir_tomls(&d.join("styles"), &mut errors))
+        .unwrap_or_default();
+    let mut styles = Vec::new();
+    for st in layered(EMBEDDED_STYLES, "styles", user_styles) {
+        files.push(st.name.clone());
+        if let Some(style) =
+            crate::ui::style::UiStyle::from_text(&st.name, &st.stem, &st.text, &mut errors)
+        {
+            styles.push(style);
+        }
+    }
+
     let Some(app) = app else {
         return Err(ConfigErrors(errors));
     };
@@ -223,11 +244,23 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
         ),
         ));
     }
-    match keymap {
-        Some(keymap) if errors.is_empty() => Ok(LoadedConfig {
+    let style = styles.iter().find(|s| s.id == app.ui.style).cloned();
+    if style.is_none() && errors.is_empty() {
+        errors.push(app.error_at(
+            "ui.style",
+            format!(
+                "no style named `{}` (have: {})",
+                app.ui.style,
+                styles.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    match (keymap, style) {
+        (Some(keymap), Some(style)) if errors.is_empty() => Ok(LoadedConfig {
             app,
             themes,
             keymap,
+            style,
             files,
             dir,
         }),

@@ -51,6 +51,8 @@ pub struct UiSnapshot {
     pub lifecycle: Lifecycle,
     /// Flash duration.
     pub flash: Duration,
+    /// Beats per bar.
+    pub beats_per_bar: u32,
     /// Themes, prompt with persona, pending quantised change, mappings and triggers.
     pub mapping: crate::mapping::view::MappingView,
 }
@@ -82,6 +84,7 @@ impl UiSnapshot {
             ui: state.ui.clone(),
             lifecycle: state.lifecycle,
             flash: state.settings.flash,
+            beats_per_bar: state.settings.beats_per_bar,
             mapping: crate::mapping::view::MappingView::of(state, &state.audio.frame),
         }
     }
@@ -89,6 +92,14 @@ impl UiSnapshot {
     /// The mode shown.
     pub fn mode(&self) -> Mode {
         self.ui.mode
+    }
+
+    /// Whether a beat happened within the flash window.
+    pub fn beat_flash(&self) -> bool {
+        self.audio
+            .last_beat
+            .as_ref()
+            .is_some_and(|(_, at)| self.now.saturating_sub(*at) < self.flash)
     }
 
     /// Whether a one-shot is still flashing.

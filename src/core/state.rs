@@ -62,6 +62,8 @@ pub struct CoreSettings {
     pub initial_prompt: String,
     /// How long a one-shot flash stays lit on the dashboard.
     pub flash: Duration,
+    /// Beats per bar (beat indicator).
+    pub beats_per_bar: u32,
 }
 
 impl Default for CoreSettings {
@@ -74,6 +76,7 @@ impl Default for CoreSettings {
             confirm_quit: true,
             initial_prompt: "cosmic nebula, swirling colors, deep space".into(),
             flash: Duration::from_millis(250),
+            beats_per_bar: 4,
         }
     }
 }
@@ -97,6 +100,10 @@ pub struct AudioSlice {
     pub source: String,
     /// Source problem, if any (device gone, file unreadable).
     pub problem: Option<String>,
+    /// Peak-hold heights of the spectrum bars (decay over engine time).
+    pub spectrum_peaks: [f32; crate::audio::features::SPECTRUM_BARS],
+    /// When the last frame arrived (engine time).
+    pub frame_at: Duration,
 }
 
 /// Connection as last reported by the transport.

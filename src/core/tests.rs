@@ -405,3 +405,21 @@ fn activity_is_bounded() {
     }
     assert_eq!(s.controls.recent.len(), state::RECENT_LEN);
 }
+
+#[test]
+fn spectrum_peaks_hold_then_decay_with_engine_time() {
+    use crate::audio::features::AudioFrame;
+    let mut s = started();
+    let mut loud = AudioFrame::default();
+    loud.spectrum[3] = 0.9;
+    update(&mut s, Msg::AudioFrame(loud), ms(1000));
+    assert_eq!(s.audio.spectrum_peaks[3], 0.9);
+    update(&mut s, Msg::AudioFrame(AudioFrame::default()), ms(1500));
+    let p = s.audio.spectrum_peaks[3];
+    assert!(
+        (p - (0.9 - update::PEAK_DECAY_PER_SEC * 0.5)).abs() < 1e-6,
+        "{p}"
+    );
+    update(&mut s, Msg::AudioFrame(AudioFrame::default()), ms(5000));
+    assert_eq!(s.audio.spectrum_peaks[3], 0.0);
+}

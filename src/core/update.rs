@@ -16,6 +16,9 @@ use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEve
 /// How long a quit confirmation waits for the second press.
 pub const QUIT_CONFIRM_WINDOW: Duration = Duration::from_secs(3);
 
+/// How fast spectrum peak-hold marks fall (full scale per second).
+pub const PEAK_DECAY_PER_SEC: f32 = 0.6;
+
 /// How many sent payloads the transport slice keeps for display.
 const SENT_KEEP: usize = 16;
 
@@ -53,7 +56,15 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                 }
             }
         }
-        Msg::AudioFrame(frame) => state.audio.frame = frame,
+        Msg::AudioFrame(frame) => {
+            let dt = now.saturating_sub(state.audio.frame_at).as_secs_f32();
+            let decay = PEAK_DECAY_PER_SEC * dt;
+            for (peak, v) in state.audio.spectrum_peaks.iter_mut().zip(frame.spectrum) {
+                *peak = (*peak - decay).max(v);
+            }
+            state.audio.frame = frame;
+            state.audio.frame_at = now;
+        }
         Msg::AudioEvent(ev) => match ev {
             crate::audio::features::AudioEvent::Beat { .. } => {
                 state.audio.beats += 1;

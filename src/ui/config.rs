@@ -15,6 +15,8 @@ pub struct UiConfig {
     pub theme: String,
     /// Active keymap (file stem in `keymaps/`).
     pub keymap: String,
+    /// Dashboard colours (file stem in `styles/`).
+    pub style: String,
 }
 
 impl Default for UiConfig {
@@ -23,6 +25,7 @@ impl Default for UiConfig {
             fps: 30,
             theme: "default".into(),
             keymap: "default".into(),
+            style: "default".into(),
         }
     }
 }

@@ -2,5 +2,11 @@
 
 pub mod config;
 pub mod headless;
+pub mod log_layer;
 pub mod render;
+pub mod style;
+pub mod widgets;
+
+#[cfg(test)]
+mod screen_tests;
 pub mod tui;

@@ -1,146 +1,480 @@
-//! Drawing: a pure function of the snapshot (and the TUI's own view state). No locks, no I/O.
+//! The dashboard: a pure function of the snapshot (and the terminal's own view state). No locks,
+//! no I/O, no clock. Layout adapts from 80×24 up; colours come from the UI style.
+
+use std::collections::VecDeque;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style, Stylize};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use crate::controls::keymap::Keymap;
 use crate::core::snapshot::UiSnapshot;
 use crate::core::state::{Level, Mode};
+use crate::transport::types::ConnState;
+use crate::ui::log_layer::LogLine;
+use crate::ui::style::UiStyle;
+use crate::ui::widgets::beat::BeatIndicator;
+use crate::ui::widgets::gauge::WarmupGauge;
+use crate::ui::widgets::meter::{LevelMeter, SpectrumBars};
+use crate::ui::widgets::params::{ParamList, source_tag};
+
+/// How many log lines the pane keeps.
+pub const LOG_KEEP: usize = 200;
 
 /// State that belongs to the terminal front end only (not the engine).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewState {
     /// The prompt text being edited (mode `PromptEdit`).
     pub edit_buffer: String,
+    /// Recent log lines for the log pane, newest last.
+    pub log: VecDeque<LogLine>,
+    /// Log lines the pane could not keep up with.
+    pub log_dropped: u64,
+}
+
+impl ViewState {
+    /// Adds a log line, keeping at most [`LOG_KEEP`].
+    pub fn push_log(&mut self, line: LogLine) {
+        if self.log.len() >= LOG_KEEP {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+    }
 }
 
 /// Draws the whole screen.
-pub fn draw(frame: &mut Frame, snap: &UiSnapshot, view: &ViewState, keymap: &Keymap) {
+pub fn draw(
+    frame: &mut Frame,
+    snap: &UiSnapshot,
+    view: &ViewState,
+    keymap: &Keymap,
+    style: &UiStyle,
+) {
     let area = frame.area();
-    let [status, body, hint] = Layout::vertical([
+    let big = area.height >= 40 && area.width >= 120;
+    let panic = snap.controls.panic.is_some();
+    let [status, banner, main, prompt, bottom, hint] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Min(3),
+        Constraint::Length(if panic { 3 } else { 0 }),
+        Constraint::Min(8),
+        Constraint::Length(if big { 4 } else { 3 }),
+        Constraint::Length(if big {
+            12
+        } else if area.height >= 24 {
+            6
+        } else {
+            0
+        }),
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_status(frame, status, snap);
-    draw_body(frame, body, snap, view);
-    let hint_text = match snap.mode() {
-        Mode::Normal => "? help · q quit · space pause · r reset cache · ! panic",
-        Mode::Help => "esc / ? close help",
-        Mode::PromptEdit => "enter send · esc cancel",
+    draw_status(frame, status, snap, style);
+    if panic {
+        draw_panic(frame, banner, snap, style);
+    }
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)]).areas(main);
+    draw_audio(frame, left, snap, style);
+    let conn_h = if matches!(
+        snap.transport.state,
+        ConnState::Loading | ConnState::Warming
+    ) {
+        7
+    } else {
+        6
     };
-    frame.render_widget(Paragraph::new(hint_text).dim(), hint);
+    let [conn, params] =
+        Layout::vertical([Constraint::Length(conn_h), Constraint::Min(3)]).areas(right);
+    draw_connection(frame, conn, snap, style);
+    draw_params(frame, params, snap, style);
+    draw_prompt(frame, prompt, snap, view, style);
+    if bottom.height > 0 {
+        let [act, log] =
+            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                .areas(bottom);
+        draw_activity(frame, act, snap, style);
+        draw_log(frame, log, view, style);
+    }
+    draw_hint(frame, hint, snap, style);
     if snap.mode() == Mode::Help {
-        draw_help(frame, area, keymap);
+        draw_help(frame, area, keymap, style);
     }
 }
 
-fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot) {
+fn block<'a>(title: impl Into<Line<'a>>, style: &UiStyle) -> Block<'a> {
+    Block::bordered()
+        .title(title)
+        .border_style(style.dimmed())
+        .title_style(Style::new().fg(style.accent))
+}
+
+fn state_style(s: ConnState, style: &UiStyle) -> Style {
+    let c = match s {
+        ConnState::Streaming => style.good,
+        ConnState::Degraded
+        | ConnState::Reconnecting
+        | ConnState::Warming
+        | ConnState::Loading
+        | ConnState::Connecting => style.warn,
+        ConnState::Stopped => style.bad,
+        ConnState::Idle => style.dim,
+    };
+    Style::new().fg(c).add_modifier(Modifier::BOLD)
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
     let mut spans = vec![
         Span::styled(
             " scope-deck ",
-            Style::new().add_modifier(Modifier::REVERSED),
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ),
-        Span::raw(format!(" {} ", snap.backend)),
-        Span::raw(format!("{} ", snap.server)),
+        Span::raw(" "),
         Span::styled(
-            snap.transport.state.label().to_uppercase(),
-            Style::new().bold(),
+            format!("● {}", snap.transport.state.label().to_uppercase()),
+            state_style(snap.transport.state, style),
         ),
+        Span::styled(format!("  {} ", snap.backend), style.dimmed()),
     ];
-    if let Some(r) = &snap.transport.reason {
-        spans.push(Span::raw(format!(" ({r})")));
-    }
     if snap.controls.panic.is_some() {
-        spans.insert(0, Span::styled(" PANIC ", Style::new().bold().reversed()));
+        spans.push(Span::styled(" PANIC ", style.panic()));
+    }
+    if snap.controls.quit_pending.is_some() {
+        spans.push(Span::styled(
+            " press q again to quit ",
+            Style::new()
+                .fg(style.warn)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
     }
     frame.render_widget(Line::from(spans), area);
 }
 
-fn draw_body(frame: &mut Frame, area: Rect, snap: &UiSnapshot, view: &ViewState) {
-    let mut lines = Vec::new();
-    let mode = match snap.mode() {
-        Mode::Normal => "normal",
-        Mode::Help => "help",
-        Mode::PromptEdit => "edit prompt",
+fn draw_panic(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let what = match snap
+        .params
+        .iter()
+        .find(|r| r.key == "paused")
+        .and_then(|r| r.value.as_bool())
+    {
+        Some(true) => "generation paused, cache reset",
+        _ => "safe prompt, cache reset",
     };
-    lines.push(Line::from(vec![
-        Span::raw("mode: "),
-        Span::styled(mode, Style::new().bold()),
-    ]));
-    if snap.mode() == Mode::PromptEdit {
-        lines.push(Line::from(vec![
-            Span::raw("prompt> "),
-            Span::styled(format!("{}▏", view.edit_buffer), Style::new().bold()),
-        ]));
+    let text = vec![
+        Line::from(""),
+        Line::from(format!("██ PANIC ██  {what}  —  esc releases")).centered(),
+        Line::from(""),
+    ];
+    frame.render_widget(Paragraph::new(text).style(style.panic()), area);
+}
+
+fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let src = if snap.audio.source.is_empty() {
+        "no input".to_string()
     } else {
-        lines.push(Line::from(format!("prompt: {}", snap.prompt)));
+        snap.audio.source.clone()
+    };
+    let b = block(format!(" audio · {src} "), style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    if inner.height < 3 {
+        return;
     }
-    let last = snap.controls.recent.back().map_or("—".to_string(), |a| {
-        format!("{} ({:?})", a.label, a.source)
-    });
-    lines.push(Line::from(format!("last action: {last}")));
-    if let Some(t) = snap.trigger_flash() {
-        lines.push(Line::from(Span::styled(
-            format!("» {t}"),
-            Style::new().bold().reversed(),
-        )));
-    } else {
-        lines.push(Line::from(""));
-    }
-    lines.push(Line::from(format!(
-        "messages sent: {}",
-        snap.transport.sent_count
-    )));
-    if let Some((_, p)) = snap.transport.sent.back() {
-        lines.push(Line::from(format!("last sent: {p}")).dim());
-    }
-    for n in snap.ui.notices.iter().rev().take(4) {
-        let style = match n.level {
-            Level::Error => Style::new().bold(),
-            Level::Warn => Style::new(),
-            Level::Info => Style::new().dim(),
-        };
-        lines.push(Line::from(Span::styled(n.message.clone(), style)));
+    let problem_h = u16::from(snap.audio.problem.is_some());
+    let [spec, problem, level, beat] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(problem_h),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        SpectrumBars {
+            values: &snap.audio.frame.spectrum,
+            peaks: &snap.audio.spectrum_peaks,
+            style,
+        },
+        spec,
+    );
+    if let Some(p) = &snap.audio.problem {
+        frame.render_widget(
+            Line::styled(
+                format!("⚠ {p}"),
+                Style::new().fg(style.warn).add_modifier(Modifier::BOLD),
+            ),
+            problem,
+        );
     }
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(Block::default().borders(Borders::TOP)),
-        area,
+        LevelMeter {
+            rms_db: snap.audio.frame.rms_db,
+            peak_db: snap.audio.frame.peak_db,
+            style,
+        },
+        level,
+    );
+    frame.render_widget(
+        BeatIndicator {
+            bpm: snap.audio.frame.bpm,
+            confidence: snap.audio.frame.confidence,
+            bar_position: snap.audio.frame.bar_position,
+            beats_per_bar: snap.beats_per_bar,
+            source: snap.audio.tempo_source,
+            flash: snap.beat_flash(),
+            style,
+        },
+        beat,
     );
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap) {
-    let w = area.width.saturating_sub(4).min(60);
-    let h = area.height.saturating_sub(2);
+fn fmt_opt(v: Option<f32>, unit: &str, scale: f32, prec: usize) -> String {
+    v.map_or_else(
+        || "–".to_string(),
+        |x| format!("{:.prec$}{unit}", x * scale),
+    )
+}
+
+fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let b = block(" connection ", style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let t = &snap.transport;
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(t.state.label().to_uppercase(), state_style(t.state, style)),
+            Span::styled(
+                t.reason
+                    .as_ref()
+                    .map(|r| format!("  {r}"))
+                    .unwrap_or_default(),
+                style.dimmed(),
+            ),
+        ]),
+        Line::styled(snap.server.clone(), style.dimmed()),
+    ];
+    let warming = t.warmup.is_some() && matches!(t.state, ConnState::Loading | ConnState::Warming);
+    if !warming {
+        let s = &t.stats;
+        lines.push(Line::from(format!(
+            "rx {:.1} fps  rtt {}  loss {}",
+            s.rx_fps,
+            fmt_opt(s.rtt_ms, " ms", 1.0, 0),
+            fmt_opt(s.loss, "%", 100.0, 1)
+        )));
+        lines.push(Line::from(format!(
+            "srv {}  reconn {}  sent {}",
+            fmt_opt(s.server_fps, " fps", 1.0, 1),
+            s.reconnects,
+            t.sent_count
+        )));
+    }
+    if let Some(e) = &t.last_error {
+        lines.push(Line::styled(format!("✖ {e}"), Style::new().fg(style.bad)));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
+    if let (true, Some(w)) = (warming, &t.warmup) {
+        let g = Rect {
+            y: inner.y + 2,
+            height: 2.min(inner.height.saturating_sub(2)),
+            ..inner
+        };
+        frame.render_widget(WarmupGauge { warmup: w, style }, g);
+    }
+}
+
+fn draw_params(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let b = block(" parameters ", style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let rows: Vec<_> = snap
+        .params
+        .iter()
+        .filter(|r| r.key != "prompts")
+        .cloned()
+        .collect();
+    frame.render_widget(
+        ParamList {
+            rows: &rows,
+            flash: snap.trigger_flash(),
+            style,
+        },
+        inner,
+    );
+}
+
+fn draw_prompt(
+    frame: &mut Frame,
+    area: Rect,
+    snap: &UiSnapshot,
+    view: &ViewState,
+    style: &UiStyle,
+) {
+    let editing = snap.mode() == Mode::PromptEdit;
+    let title = if editing {
+        " prompt — editing (enter sends, esc cancels) "
+    } else {
+        " prompt "
+    };
+    let b = block(title, style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let line = if editing {
+        Line::from(vec![
+            Span::styled("✎ ", Style::new().fg(style.accent)),
+            Span::styled(
+                format!("{}▏", view.edit_buffer),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+        ])
+    } else {
+        Line::from(snap.prompt.clone())
+    };
+    frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), inner);
+}
+
+fn draw_activity(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let b = block(" activity ", style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let lines: Vec<Line> = snap
+        .controls
+        .recent
+        .iter()
+        .rev()
+        .take(inner.height as usize)
+        .map(|a| {
+            Line::from(vec![
+                Span::styled(format!("{:<5} ", source_tag(a.source)), style.dimmed()),
+                Span::raw(a.label.clone()),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_log(frame: &mut Frame, area: Rect, view: &ViewState, style: &UiStyle) {
+    let title = if view.log_dropped > 0 {
+        format!(" log ({} not shown) ", view.log_dropped)
+    } else {
+        " log ".to_string()
+    };
+    let b = block(title, style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let lines: Vec<Line> = view
+        .log
+        .iter()
+        .rev()
+        .take(inner.height as usize)
+        .rev()
+        .map(|l| {
+            let (tag, st) = match l.level {
+                tracing::Level::ERROR => (
+                    "ERR ",
+                    Style::new().fg(style.bad).add_modifier(Modifier::BOLD),
+                ),
+                tracing::Level::WARN => ("WARN", Style::new().fg(style.warn)),
+                _ => ("info", style.dimmed()),
+            };
+            Line::from(vec![
+                Span::styled(format!("{tag} "), st),
+                Span::styled(
+                    l.text.clone(),
+                    if l.level == tracing::Level::ERROR {
+                        st
+                    } else {
+                        Style::new()
+                    },
+                ),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let last_notice = snap
+        .ui
+        .notices
+        .back()
+        .filter(|n| snap.now.saturating_sub(n.at).as_secs() < 5);
+    let line = match last_notice {
+        Some(n) => {
+            let st = match n.level {
+                Level::Error => Style::new().fg(style.bad).add_modifier(Modifier::BOLD),
+                Level::Warn => Style::new().fg(style.warn),
+                Level::Info => Style::new(),
+            };
+            Line::styled(n.message.clone(), st)
+        }
+        None => Line::styled(
+            match snap.mode() {
+                Mode::Normal => {
+                    "? help · space pause · r reset cache · ! panic · e edit prompt · q quit"
+                }
+                Mode::Help => "esc / ? close help",
+                Mode::PromptEdit => "enter send · esc cancel",
+            },
+            style.dimmed(),
+        ),
+    };
+    frame.render_widget(line, area);
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
+    let bindings = keymap.bindings(Mode::Normal);
+    let two_cols = area.width >= 100;
+    let rows = if two_cols {
+        bindings.len().div_ceil(2)
+    } else {
+        bindings.len()
+    };
+    let w = if two_cols {
+        90.min(area.width - 4)
+    } else {
+        area.width.saturating_sub(4).min(60)
+    };
+    let h = (rows as u16 + 2).min(area.height.saturating_sub(2));
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
-        y: area.y + 1,
+        y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
     };
-    let lines: Vec<Line> = keymap
-        .bindings(Mode::Normal)
-        .iter()
-        .map(|b| {
-            Line::from(vec![
+    let col_w = if two_cols { (w - 2) / 2 } else { w - 2 } as usize;
+    let cell = |i: usize| -> Vec<Span<'static>> {
+        bindings.get(i).map_or_else(Vec::new, |b| {
+            let desc: String = b
+                .action
+                .describe()
+                .chars()
+                .take(col_w.saturating_sub(12))
+                .collect();
+            vec![
                 Span::styled(
-                    format!("{:>10}  ", b.chord.to_string()),
-                    Style::new().bold(),
+                    format!("{:>9}  ", b.chord.to_string()),
+                    Style::new().fg(style.accent).add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(b.action.describe()),
-            ])
+                Span::raw(format!("{desc:<width$}", width = col_w.saturating_sub(11))),
+            ]
+        })
+    };
+    let lines: Vec<Line> = (0..rows)
+        .map(|r| {
+            let mut spans = cell(r);
+            if two_cols {
+                spans.extend(cell(r + rows));
+            }
+            Line::from(spans)
         })
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(Block::bordered().title(format!(" help — keymap {} ", keymap.name))),
+        Paragraph::new(lines).block(block(
+            format!(" help — keymap {} (esc closes) ", keymap.name),
+            style,
+        )),
         popup,
     );
 }

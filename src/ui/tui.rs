@@ -118,10 +118,20 @@ pub fn key_to_msg(
     keymap.lookup(mode, &chord).cloned().and_then(act)
 }
 
+/// What the terminal front end draws with.
+pub struct TuiSetup {
+    /// Active keymap.
+    pub keymap: Keymap,
+    /// Colours.
+    pub style: crate::ui::style::UiStyle,
+    /// Log records for the log pane.
+    pub logs: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
+}
+
 /// Runs the TUI until cancelled. Keys go to `inputs`; frames are drawn from `snapshots`.
 pub async fn run(
     mut guard: TerminalGuard,
-    keymap: Keymap,
+    setup: TuiSetup,
     inputs: mpsc::Sender<Msg>,
     mut snapshots: watch::Receiver<Arc<UiSnapshot>>,
     fps: u32,
@@ -132,6 +142,11 @@ pub async fn run(
     let mut frame_clock =
         tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps.max(1))));
     frame_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let TuiSetup {
+        keymap,
+        style,
+        mut logs,
+    } = setup;
     let mut view = ViewState::default();
     let mut snap = snapshots.borrow_and_update().clone();
     loop {
@@ -164,7 +179,13 @@ pub async fn run(
                     view.edit_buffer = latest.prompt.clone();
                 }
                 snap = latest;
-                guard.terminal.draw(|f| draw(f, &snap, &view, &keymap))?;
+                // Drain what is pending before drawing once.
+                if let Some(rx) = logs.as_mut() {
+                    while let Ok(line) = rx.try_recv() {
+                        view.push_log(line);
+                    }
+                }
+                guard.terminal.draw(|f| draw(f, &snap, &view, &keymap, &style))?;
                 if crash_test {
                     #[allow(clippy::panic)]
                     {

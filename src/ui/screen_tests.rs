@@ -1,0 +1,258 @@
+//! Whole-screen snapshots at 80×24 and 160×48, each state built by folding scripted messages
+//! through the real reducer (no clock, no sleeps), drawn with the real renderer.
+
+use std::time::Duration;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+
+use crate::audio::features::{AudioEvent, AudioFrame, SPECTRUM_BARS};
+use crate::controls::keymap::Keymap;
+use crate::core::action::{Action, ActionSource};
+use crate::core::msg::Msg;
+use crate::core::snapshot::UiSnapshot;
+use crate::core::state::{AppState, CoreSettings};
+use crate::core::update::update;
+use crate::transport::types::{ConnState, LinkStats, TransportEvent, WarmUp};
+use crate::ui::log_layer::LogLine;
+use crate::ui::render::{ViewState, draw};
+use crate::ui::style::UiStyle;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+struct Script {
+    state: AppState,
+    now: Duration,
+}
+
+impl Script {
+    fn new() -> Self {
+        let mut s = Script {
+            state: AppState::new(CoreSettings::default()),
+            now: Duration::ZERO,
+        };
+        s.state.audio.source = "demo".into();
+        s
+    }
+    fn at(&mut self, t: u64, msg: Msg) -> &mut Self {
+        self.now = ms(t);
+        update(&mut self.state, msg, self.now);
+        self
+    }
+    fn key(&mut self, t: u64, a: Action) -> &mut Self {
+        self.at(
+            t,
+            Msg::Action {
+                action: a,
+                source: ActionSource::Keyboard,
+            },
+        )
+    }
+    fn conn(&mut self, t: u64, state: ConnState, reason: &str) -> &mut Self {
+        self.at(
+            t,
+            Msg::Transport(TransportEvent::State {
+                state,
+                reason: Some(reason.into()),
+            }),
+        )
+    }
+    fn snapshot(&self) -> UiSnapshot {
+        UiSnapshot::of(&self.state, self.now)
+    }
+}
+
+fn frame(t: f64, k: usize) -> AudioFrame {
+    let mut f = AudioFrame {
+        time: t,
+        rms_db: -14.5,
+        peak_db: -3.2,
+        energy: 0.6,
+        bpm: 124.0,
+        confidence: 0.82,
+        ..AudioFrame::default()
+    };
+    for i in 0..SPECTRUM_BARS {
+        // A deterministic, music-like tilt with some movement.
+        let base = 1.0 - i as f32 / SPECTRUM_BARS as f32;
+        f.spectrum[i] = (base * (0.6 + 0.4 * (((i + k) % 5) as f32 / 4.0))).clamp(0.0, 1.0);
+    }
+    f.bar_position = 1.3;
+    f
+}
+
+fn streaming() -> Script {
+    let mut s = Script::new();
+    s.at(0, Msg::Started)
+        .conn(100, ConnState::Connecting, "offer sent")
+        .conn(900, ConnState::Streaming, "video arriving");
+    s.at(
+        950,
+        Msg::Transport(TransportEvent::Stats(LinkStats {
+            rx_fps: 24.6,
+            rtt_ms: Some(38.0),
+            loss: Some(0.004),
+            server_fps: Some(25.1),
+            reconnects: 0,
+        })),
+    );
+    s.key(
+        1000,
+        Action::SetParam {
+            key: "noise_scale".into(),
+            value: json!(0.62),
+        },
+    );
+    s
+}
+
+fn render(snap: &UiSnapshot, view: &ViewState, w: u16, h: u16) -> String {
+    let mut errs = Vec::new();
+    let keymap = Keymap::from_text(
+        "k",
+        "default",
+        crate::config::EMBEDDED_KEYMAPS[0].1,
+        &mut errs,
+    )
+    .unwrap();
+    let style = UiStyle::default().monochrome();
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| draw(f, snap, view, &keymap, &style)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn both(name: &str, snap: &UiSnapshot, view: &ViewState) {
+    insta::assert_snapshot!(format!("{name}_80x24"), render(snap, view, 80, 24));
+    insta::assert_snapshot!(format!("{name}_160x48"), render(snap, view, 160, 48));
+}
+
+#[test]
+fn idle() {
+    both("idle", &Script::new().snapshot(), &ViewState::default());
+}
+
+#[test]
+fn warming_up_with_countdown() {
+    let mut s = Script::new();
+    s.at(0, Msg::Started)
+        .conn(100, ConnState::Loading, "POST /api/v1/pipeline/load")
+        .conn(2000, ConnState::Warming, "loading longlive");
+    s.at(
+        42_000,
+        Msg::Transport(TransportEvent::WarmUp(WarmUp {
+            elapsed: Duration::from_secs(42),
+            expected: Duration::from_secs(120),
+            stage: Some("loading diffusion model".into()),
+        })),
+    );
+    both("warming", &s.snapshot(), &ViewState::default());
+}
+
+#[test]
+fn streaming_with_meters_moving() {
+    let mut s = streaming();
+    for k in 0..8u64 {
+        s.at(
+            1100 + k * 20,
+            Msg::AudioFrame(frame(1.1 + k as f64 * 0.02, k as usize)),
+        );
+    }
+    s.at(
+        1250,
+        Msg::AudioEvent(AudioEvent::Beat {
+            time: 1.25,
+            count: 9,
+            in_bar: 1,
+            bpm: 124.0,
+        }),
+    );
+    s.key(1260, Action::ResetCache);
+    s.at(1300, Msg::AudioFrame(frame(1.3, 3)));
+    both("streaming", &s.snapshot(), &ViewState::default());
+}
+
+#[test]
+fn reconnecting() {
+    let mut s = streaming();
+    s.conn(
+        5000,
+        ConnState::Reconnecting,
+        "peer restarted; retry 2 in 1.6 s",
+    );
+    s.at(
+        5001,
+        Msg::Transport(TransportEvent::Stats(LinkStats {
+            rx_fps: 0.0,
+            rtt_ms: None,
+            loss: None,
+            server_fps: None,
+            reconnects: 2,
+        })),
+    );
+    both("reconnecting", &s.snapshot(), &ViewState::default());
+}
+
+#[test]
+fn panic_engaged() {
+    let mut s = streaming();
+    s.key(3000, Action::Panic);
+    both("panic", &s.snapshot(), &ViewState::default());
+}
+
+#[test]
+fn help_open() {
+    let mut s = streaming();
+    s.key(3000, Action::ToggleHelp);
+    both("help", &s.snapshot(), &ViewState::default());
+}
+
+#[test]
+fn prompt_editing() {
+    let mut s = streaming();
+    s.key(3000, Action::EditPrompt);
+    let view = ViewState {
+        edit_buffer: "neon rain over tokyo".into(),
+        ..ViewState::default()
+    };
+    both("prompt_edit", &s.snapshot(), &view);
+}
+
+#[test]
+fn errors_in_the_log_pane() {
+    let mut s = streaming();
+    s.at(
+        4000,
+        Msg::Transport(TransportEvent::Error(
+            "POST http://127.0.0.1:8000/api/v1/webrtc/offer: 500 Internal Server Error".into(),
+        )),
+    );
+    let mut view = ViewState::default();
+    for (level, text) in [
+        (tracing::Level::INFO, "connection state=streaming"),
+        (
+            tracing::Level::WARN,
+            "no video for 5 s: is pipeline_ids in initialParameters?",
+        ),
+        (
+            tracing::Level::ERROR,
+            "POST http://127.0.0.1:8000/api/v1/webrtc/offer: 500 Internal Server Error",
+        ),
+    ] {
+        view.push_log(LogLine {
+            level,
+            target: "scope_deck".into(),
+            text: text.into(),
+        });
+    }
+    both("errors", &s.snapshot(), &view);
+}

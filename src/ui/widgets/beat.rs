@@ -1,0 +1,140 @@
+//! Beat indicator: tempo, confidence, position in the bar, tempo source, and a flash on the beat.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::widgets::Widget;
+
+use crate::audio::features::TempoSource;
+use crate::ui::style::UiStyle;
+
+/// `♩ 128.0 BPM  87%  ●○○○  detected`
+pub struct BeatIndicator<'a> {
+    /// Tempo (0 = unknown).
+    pub bpm: f32,
+    /// Confidence 0..1.
+    pub confidence: f32,
+    /// Beat index in the bar, fractional.
+    pub bar_position: f32,
+    /// Beats per bar.
+    pub beats_per_bar: u32,
+    /// Where the tempo comes from.
+    pub source: TempoSource,
+    /// A beat happened within the flash window.
+    pub flash: bool,
+    /// Colours.
+    pub style: &'a UiStyle,
+}
+
+/// Label for a tempo source.
+pub fn source_label(s: TempoSource) -> &'static str {
+    match s {
+        TempoSource::Detected => "detected",
+        TempoSource::Tap => "tap",
+        TempoSource::MidiClock => "midi clock",
+    }
+}
+
+impl Widget for BeatIndicator<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.is_empty() {
+            return;
+        }
+        let mut x = area.x;
+        let right = area.x + area.width;
+        let mut put = |s: &str, st: Style, x: &mut u16| {
+            if *x < right {
+                let (nx, _) = buf.set_stringn(*x, area.y, s, (right - *x) as usize, st);
+                *x = nx;
+            }
+        };
+        let note_style = if self.flash {
+            Style::new()
+                .fg(self.style.beat)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED)
+        } else {
+            Style::new().fg(self.style.beat)
+        };
+        put("♩", note_style, &mut x);
+        let tempo = if self.bpm > 0.0 {
+            format!(" {:5.1} BPM ", self.bpm)
+        } else {
+            "  --.- BPM ".to_string()
+        };
+        put(&tempo, Style::new().add_modifier(Modifier::BOLD), &mut x);
+        put(
+            &format!("{:>3.0}% ", (self.confidence.clamp(0.0, 1.0) * 100.0)),
+            self.style.dimmed(),
+            &mut x,
+        );
+        let beats = self.beats_per_bar.clamp(1, 16);
+        let current = if self.bpm > 0.0 {
+            (self.bar_position.max(0.0) as u32) % beats
+        } else {
+            u32::MAX
+        };
+        for i in 0..beats {
+            let (c, st) = if i == current {
+                (
+                    "●",
+                    Style::new()
+                        .fg(self.style.beat)
+                        .add_modifier(Modifier::BOLD),
+                )
+            } else {
+                ("○", self.style.dimmed())
+            };
+            put(c, st, &mut x);
+        }
+        put(
+            &format!(" {}", source_label(self.source)),
+            self.style.dimmed(),
+            &mut x,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_line_with_position_and_source() {
+        let style = UiStyle::default().monochrome();
+        let mut buf = Buffer::empty(Rect::new(0, 0, 30, 1));
+        BeatIndicator {
+            bpm: 128.0,
+            confidence: 0.87,
+            bar_position: 2.4,
+            beats_per_bar: 4,
+            source: TempoSource::Tap,
+            flash: true,
+            style: &style,
+        }
+        .render(buf.area, &mut buf);
+        let line: String = (0..30).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert_eq!(line, "♩ 128.0 BPM  87% ○○●○ tap     ");
+        assert!(
+            buf[(0, 0)].modifier.contains(Modifier::REVERSED),
+            "beat flash"
+        );
+    }
+
+    #[test]
+    fn unknown_tempo_lights_no_beat() {
+        let style = UiStyle::default().monochrome();
+        let mut buf = Buffer::empty(Rect::new(0, 0, 26, 1));
+        BeatIndicator {
+            bpm: 0.0,
+            confidence: 0.0,
+            bar_position: 0.0,
+            beats_per_bar: 3,
+            source: TempoSource::Detected,
+            flash: false,
+            style: &style,
+        }
+        .render(buf.area, &mut buf);
+        let line: String = (0..26).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert_eq!(line, "♩  --.- BPM   0% ○○○ detec");
+    }
+}

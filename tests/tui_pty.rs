@@ -1,0 +1,130 @@
+//! The real binary in a real pseudo-terminal (tmux): it starts, reacts to keys, and leaves the
+//! terminal as it found it after `q`, SIGTERM and a forced panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::tmux::Tmux;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Runs the binary in a shell that afterwards prints its exit code and the terminal modes, so the
+/// test can check raw mode was switched off.
+fn start(sb: &common::Sandbox, extra: &str) -> Tmux {
+    let cmd = format!(
+        "env XDG_STATE_HOME='{}' '{}' --dry-run --config-dir '{}' {extra}; echo EXIT:$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo MODES-END; exec sleep 600",
+        sb.state_home().display(),
+        common::bin().display(),
+        sb.config_dir().display(),
+    );
+    Tmux::start(&cmd, 100, 30)
+}
+
+fn assert_restored(t: &Tmux, screen: &str) {
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "still on the alternate screen:\n{screen}"
+    );
+    assert_eq!(t.format("#{cursor_flag}"), "1", "cursor left hidden");
+    let modes = screen
+        .lines()
+        .find(|l| l.contains("icanon"))
+        .unwrap_or_default();
+    assert!(
+        modes.contains("icanon") && !modes.contains("-icanon"),
+        "raw mode left on: {modes:?}"
+    );
+    assert!(!modes.contains("-echo"), "echo left off: {modes:?}");
+}
+
+fn pid_of(sb: &common::Sandbox) -> String {
+    common::wait_for("scope-deck pid", T, || {
+        let pattern = format!("--config-dir {}", sb.config_dir().display());
+        let out = Command::new("pgrep")
+            .args(["-f", "--", &pattern])
+            .output()
+            .ok()?;
+        let s = String::from_utf8_lossy(&out.stdout);
+        // The wrapping shell's command line matches too: keep the scope-deck process itself.
+        s.lines()
+            .map(str::trim)
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "scope-deck")
+            })
+            .map(str::to_string)
+    })
+}
+
+#[test]
+fn starts_reacts_to_keys_and_quits_with_confirmation() {
+    let sb = common::Sandbox::new();
+    let t = start(&sb, "");
+    t.wait_for_text("STREAMING", T);
+    t.keys(&["r"]);
+    t.wait_for_text("key   reset cache", T);
+    t.keys(&["?"]);
+    t.wait_for_text("help — keymap Default", T);
+    t.keys(&["Escape"]);
+    common::wait_for("help closed", T, || {
+        (!t.screen().contains("help — keymap")).then_some(())
+    });
+    t.keys(&["e"]);
+    t.wait_for_text("editing (enter sends", T);
+    t.keys(&["C-u"]);
+    for _ in 0..60 {
+        t.keys(&["BSpace"]);
+    }
+    t.type_text("neon rain");
+    t.keys(&["Enter"]);
+    t.wait_for_text("│neon rain", T);
+    assert!(!t.screen().contains("editing (enter sends"));
+    // Streaming: the first q only asks.
+    t.keys(&["q"]);
+    t.wait_for_text("press quit again", T);
+    t.keys(&["q"]);
+    let screen = t.wait_for_text("MODES-END", T);
+    assert!(screen.contains("EXIT:0"), "{screen}");
+    assert_restored(&t, &screen);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let sb = common::Sandbox::new();
+    let t = start(&sb, "");
+    t.wait_for_text("STREAMING", T);
+    let pid = pid_of(&sb);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let screen = t.wait_for_text("MODES-END", T);
+    assert!(screen.contains("EXIT:0"), "{screen}");
+    assert_restored(&t, &screen);
+    assert!(
+        sb.log().contains("Terminate"),
+        "signal not logged:\n{}",
+        sb.log()
+    );
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_lands_in_the_log() {
+    let sb = common::Sandbox::new();
+    let t = start(&sb, "--crash-test");
+    let screen = t.wait_for_text("MODES-END", T);
+    assert!(screen.contains("EXIT:101"), "{screen}");
+    assert_restored(&t, &screen);
+    let log = common::wait_for("panic report in the log", T, || {
+        let l = sb.log();
+        l.contains("crash test requested").then_some(l)
+    });
+    assert!(log.contains("panic"), "{log}");
+}
