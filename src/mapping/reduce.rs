@@ -493,10 +493,7 @@ fn apply_now(
     };
     theme_values(state, &theme, now, steps, &mut upd);
     switch_engine(state, to, now);
-    fx.push(Effect::Emit(Event::Notice {
-        level: Level::Info,
-        message: format!("theme: {}", theme.name),
-    }));
+    notice(state, fx, Level::Info, format!("theme: {}", theme.name), now);
     fx.push(Effect::Transport(TransportCmd::Update(upd)));
 }
 

@@ -148,3 +148,73 @@ impl MappingView {
         }
     }
 }
+
+/// The prompt panel title: ` prompt ` plus theme, prompt position, persona and the pending
+/// quantised switch with its predicted landing (`next: Neon Foundry @bar 1.2s`).
+pub fn prompt_title(v: &MappingView, _now: Duration) -> String {
+    if v.theme_name.is_empty() {
+        return " prompt ".to_string();
+    }
+    let mut t = format!(
+        " prompt · {} {}/{}",
+        v.theme_name,
+        v.prompt_index + 1,
+        v.prompt_count
+    );
+    if !v.persona.is_empty() {
+        t.push_str(&format!(" · {}", v.persona));
+    }
+    if v.off {
+        t.push_str(" · mapping OFF");
+    }
+    if let Some(p) = &v.pending {
+        t.push_str(&format!(
+            " · next: {} @{}",
+            p.theme,
+            p.boundary.replace('_', " ")
+        ));
+        if let Some(eta) = p.eta {
+            t.push_str(&format!(" {:.1}s", eta.as_secs_f64()));
+        }
+        if p.server_quantized {
+            t.push_str(" (server)");
+        }
+    }
+    t.push(' ');
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_names_theme_prompt_persona_and_pending_switch() {
+        let mut v = MappingView {
+            theme_name: "Cosmic Voyage".into(),
+            prompt_index: 1,
+            prompt_count: 4,
+            persona: "female".into(),
+            ..MappingView::default()
+        };
+        assert_eq!(
+            prompt_title(&v, Duration::ZERO),
+            " prompt · Cosmic Voyage 2/4 · female "
+        );
+        v.pending = Some(PendingView {
+            theme: "Neon Foundry".into(),
+            boundary: "2_bar".into(),
+            eta: Some(Duration::from_millis(1250)),
+            deadline: Duration::from_secs(9),
+            server_quantized: true,
+        });
+        assert_eq!(
+            prompt_title(&v, Duration::ZERO),
+            " prompt · Cosmic Voyage 2/4 · female · next: Neon Foundry @2 bar 1.2s (server) "
+        );
+        assert_eq!(
+            prompt_title(&MappingView::default(), Duration::ZERO),
+            " prompt "
+        );
+    }
+}

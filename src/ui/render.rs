@@ -312,9 +312,9 @@ fn draw_prompt(
 ) {
     let editing = snap.mode() == Mode::PromptEdit;
     let title = if editing {
-        " prompt — editing (enter sends, esc cancels) "
+        " prompt — editing (enter sends, esc cancels) ".to_string()
     } else {
-        " prompt "
+        crate::mapping::view::prompt_title(&snap.mapping, snap.now)
     };
     let b = block(title, style);
     let inner = b.inner(area);
@@ -327,6 +327,8 @@ fn draw_prompt(
                 Style::new().add_modifier(Modifier::BOLD),
             ),
         ])
+    } else if !snap.mapping.prompt.is_empty() {
+        Line::from(snap.mapping.prompt.clone())
     } else {
         Line::from(snap.prompt.clone())
     };
