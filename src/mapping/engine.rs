@@ -247,6 +247,17 @@ impl EngineState {
         }
 
         // Nudges on parameters no mapping drives: base + decaying offset.
+        if !self.nudges.is_empty() {
+            self.run_nudges(theme, now, &mut out);
+        }
+
+        self.rise_and_forward(theme, frame, macros, now, &mut out);
+        self.start_nudges(theme, &out.fired, now);
+        out
+    }
+
+    /// Nudge values for targets no running mapping drives.
+    fn run_nudges(&mut self, theme: &Theme, now: Duration, out: &mut Output) {
         let mapped: BTreeSet<&str> = theme
             .mappings
             .iter()
@@ -274,6 +285,17 @@ impl EngineState {
         for k in done {
             self.nudges.remove(&k);
         }
+    }
+
+    /// Rise triggers and the continuous part of beat forwarding.
+    fn rise_and_forward(
+        &mut self,
+        theme: &Theme,
+        frame: &AudioFrame,
+        macros: &BTreeMap<String, f32>,
+        now: Duration,
+        out: &mut Output,
+    ) {
 
         // Rise triggers.
         for (i, t) in theme.triggers.iter().enumerate() {
@@ -321,8 +343,6 @@ impl EngineState {
                 serde_json::json!(round6(f64::from(frame.bar_position.clamp(0.0, 64.0)))),
             ));
         }
-        self.start_nudges(theme, &out.fired, now);
-        out
     }
 
     /// Runs beat, bar and onset triggers (and beat forwarding of the count) for one event.

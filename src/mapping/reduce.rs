@@ -87,9 +87,9 @@ pub fn on_started(state: &mut AppState, now: Duration) {
 
 /// A new audio frame (already stored in `state.audio.frame`).
 pub fn on_frame(state: &mut AppState, frame: &AudioFrame, now: Duration, fx: &mut Vec<Effect>) {
-    let Some(theme) = active_theme(state) else {
+    if state.mapping.theme().is_none() {
         return;
-    };
+    }
     // A quantised switch lands early by its lookahead, or late by its deadline.
     if let Some(p) = state.mapping.pending.clone() {
         let to_theme = state.mapping.themes.get(p.to).cloned();
@@ -104,8 +104,13 @@ pub fn on_frame(state: &mut AppState, frame: &AudioFrame, now: Duration, fx: &mu
     if suspended(state) {
         return;
     }
-    let macros = state.mapping.macros.clone();
-    let out = state.mapping.engine.on_frame(&theme, frame, &macros, now);
+    // Borrow the theme in place (no per-frame clone): the engine is moved out meanwhile.
+    let mut engine = std::mem::take(&mut state.mapping.engine);
+    let out = match state.mapping.theme() {
+        Some(theme) => engine.on_frame(theme, frame, &state.mapping.macros, now),
+        None => Output::default(),
+    };
+    state.mapping.engine = engine;
     apply_output(state, out, now, fx);
 }
 
@@ -128,17 +133,16 @@ pub fn on_event(state: &mut AppState, ev: &AudioEvent, now: Duration, fx: &mut V
             }
         }
     }
-    let Some(theme) = active_theme(state) else {
-        return;
-    };
     if suspended(state) {
         return;
     }
     let energy = state.audio.frame.energy;
-    let out = state
-        .mapping
-        .engine
-        .on_event(&theme, ev, downbeat, energy, now);
+    let mut engine = std::mem::take(&mut state.mapping.engine);
+    let out = match state.mapping.theme() {
+        Some(theme) => engine.on_event(theme, ev, downbeat, energy, now),
+        None => Output::default(),
+    };
+    state.mapping.engine = engine;
     apply_output(state, out, now, fx);
 }
 
