@@ -8,3 +8,6 @@ export PATH="$PWD/tests/peer/.venv/bin:$PATH"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# MIDI through real JACK ports (test-only feature: swaps ALSA for JACK in midir and cpal).
+cargo clippy --features jack --test midi_jack -- -D warnings
+cargo test --features jack --test midi_jack

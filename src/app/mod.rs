@@ -218,6 +218,7 @@ async fn run_async(
         snapshots: snap_tx,
     };
     let tick = Duration::from_secs_f64(1.0 / f64::from(loaded.app.ui.fps.max(1)));
+    let _midi = crate::controls::midi::io::spawn_for(&loaded, tick, &inputs_tx, &snap_rx, &cancel);
     let engine = tokio::spawn(engine::run(state, io, tick));
     drop(inputs_tx);
 

@@ -26,6 +26,12 @@ struct RawKeymap {
     help: toml::Table,
     #[serde(default)]
     prompt_edit: toml::Table,
+    #[serde(default)]
+    midi_in: crate::controls::midi::config::RawMidiIn,
+    #[serde(default)]
+    midi: Vec<crate::controls::midi::config::RawMidiBinding>,
+    #[serde(default)]
+    feedback: Vec<crate::controls::midi::config::RawFeedback>,
 }
 
 /// One binding: chord → action.
@@ -46,6 +52,8 @@ pub struct Keymap {
     pub name: String,
     /// Bindings per mode, in file order (the help overlay lists them in this order).
     pub modes: BTreeMap<ModeKey, Vec<KeyBinding>>,
+    /// MIDI inputs, bindings, clock and feedback declared in the same file.
+    pub midi: crate::controls::midi::config::MidiConfig,
 }
 
 /// `Mode` as a map key.
@@ -153,6 +161,13 @@ impl Keymap {
             }
             modes.insert(mode, list);
         }
+        let midi = crate::controls::midi::config::validate(
+            &doc,
+            &raw.midi_in,
+            &raw.midi,
+            &raw.feedback,
+            errors,
+        );
         let has_quit = modes.get(&ModeKey::Normal).is_some_and(|l| {
             l.iter()
                 .any(|b| matches!(b.action, Action::Quit | Action::ForceQuit))
@@ -168,6 +183,7 @@ impl Keymap {
             id: stem.to_string(),
             name: raw.name,
             modes,
+            midi,
         })
     }
 

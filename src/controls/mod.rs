@@ -1,5 +1,7 @@
-//! Performer input: key chords and keymaps (MIDI joins in the Controls issue).
+//! Performer input: key chords, keymaps, MIDI in/out, learn mode and the help overlay data.
 
 pub mod config;
+pub mod help;
 pub mod keymap;
 pub mod keys;
+pub mod midi;

@@ -101,6 +101,20 @@ pub enum Action {
         /// 0..1 (clamped).
         value: f64,
     },
+    /// MIDI learn: the next touched control is bound to the next key action.
+    Learn,
+    /// Learn mode captured a control (sent by the MIDI edge).
+    LearnControl {
+        /// The control touched.
+        control: crate::controls::midi::learn::LearnedControl,
+    },
+    /// The MIDI edge wrote (or failed to write) the learned binding.
+    LearnDone {
+        /// Written and reloaded.
+        ok: bool,
+        /// File written, or why not.
+        message: String,
+    },
 }
 
 impl Action {
@@ -134,6 +148,9 @@ impl Action {
             Action::ToggleMapping { .. } => "toggle_mapping",
             Action::EditPrompt => "edit_prompt",
             Action::SetMacro { .. } => "set_macro",
+            Action::Learn => "learn",
+            Action::LearnControl { .. } => "learn_control",
+            Action::LearnDone { .. } => "learn_done",
         }
     }
 
@@ -149,6 +166,8 @@ impl Action {
             Action::NudgeTempo { bpm } => format!("tempo {bpm:+} BPM"),
             Action::ToggleMapping { name } => format!("toggle mapping {name}"),
             Action::SetMacro { name, value } => format!("macro {name} = {value:.2}"),
+            Action::LearnControl { control } => format!("learn {}", control.label()),
+            Action::LearnDone { message, .. } => format!("learn: {message}"),
             other => other.name().replace('_', " "),
         }
     }

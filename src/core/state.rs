@@ -168,6 +168,10 @@ pub struct ControlsSlice {
     pub panic: Option<PanicSnapshot>,
     /// A quit is waiting for confirmation (since when).
     pub quit_pending: Option<Duration>,
+    /// MIDI learn progress.
+    pub learn: crate::controls::midi::learn::LearnStage,
+    /// Learns completed so far (numbers each `LearnStage::Ready`).
+    pub learn_serial: u64,
 }
 
 /// Front-end mode.

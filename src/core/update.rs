@@ -176,6 +176,9 @@ fn apply_action(
     if !matches!(action, Action::Quit) {
         state.controls.quit_pending = None;
     }
+    let Some(action) = crate::controls::midi::learn_step(state, action, source, now, fx) else {
+        return;
+    };
     match action {
         Action::Quit => {
             // Only a performer's stray key press needs guarding; scripts mean what they say.
@@ -225,6 +228,12 @@ fn apply_action(
         Action::ResetCache => fire_trigger(state, "reset_cache", json!(true), now, fx),
         Action::Panic => engage_panic(state, source, now, fx),
         Action::ReleasePanic => release_panic(state, source, now, fx),
+        // `macro.<name>` keys are theme macros (MIDI faders bound with `param = "macro.x"`).
+        a @ (Action::SetParam { .. } | Action::AdjustParam { .. })
+            if crate::mapping::reduce::is_macro_action(&a) =>
+        {
+            crate::mapping::reduce::on_action(state, &a, source, now, fx);
+        }
         Action::SetParam { key, value } => set_param(state, &key, value, source, now, fx),
         Action::AdjustParam { key, delta } => {
             match state.params.store.adjust(&key, delta, source, now) {

@@ -296,7 +296,6 @@ impl EngineState {
         now: Duration,
         out: &mut Output,
     ) {
-
         // Rise triggers.
         for (i, t) in theme.triggers.iter().enumerate() {
             let TriggerOn::Rise { source, .. } = &t.on else {

@@ -222,25 +222,56 @@ pub fn on_action(
             send_prompt(state, None, source, now, fx);
         }
         Action::ToggleMapping { name } => toggle(state, name, now, fx),
-        Action::SetMacro { name, value } => {
-            if !value.is_finite() {
-                notice(
+        Action::SetMacro { name, value } => set_macro(state, name, *value, now, fx),
+        Action::SetParam { key, value } if is_macro_action(action) => {
+            let name = key.trim_start_matches("macro.");
+            match value.as_f64() {
+                Some(v) => set_macro(state, name, v, now, fx),
+                None => notice(
                     state,
                     fx,
                     Level::Warn,
-                    format!("macro {name}: not a number"),
+                    format!("macro {name}: expects a number 0..1"),
                     now,
-                );
-            } else {
-                state
-                    .mapping
-                    .macros
-                    .insert(name.clone(), value.clamp(0.0, 1.0) as f32);
+                ),
             }
+        }
+        Action::AdjustParam { key, delta } if is_macro_action(action) => {
+            let name = key.trim_start_matches("macro.");
+            let cur = state.mapping.macros.get(name).copied().unwrap_or(0.5);
+            set_macro(state, name, f64::from(cur) + delta, now, fx);
         }
         _ => return false,
     }
     true
+}
+
+/// Whether a `set_param` / `adjust_param` addresses a theme macro (`macro.<name>`), so MIDI
+/// faders and encoders bound with `param = "macro.drive"` steer macros.
+pub fn is_macro_action(a: &Action) -> bool {
+    match a {
+        Action::SetParam { key, .. } | Action::AdjustParam { key, .. } => {
+            key.strip_prefix("macro.").is_some_and(|n| !n.is_empty())
+        }
+        _ => false,
+    }
+}
+
+fn set_macro(state: &mut AppState, name: &str, value: f64, now: Duration, fx: &mut Vec<Effect>) {
+    if !value.is_finite() {
+        notice(
+            state,
+            fx,
+            Level::Warn,
+            format!("macro {name}: not a number"),
+            now,
+        );
+    } else {
+        state
+            .mapping
+            .macros
+            .insert(name.to_string(), value.clamp(0.0, 1.0) as f32);
+    }
 }
 
 /// New themes from the hot-reload watcher. An invalid edit keeps everything running and shows
@@ -497,7 +528,13 @@ fn apply_now(
     };
     theme_values(state, &theme, now, steps, &mut upd);
     switch_engine(state, to, now);
-    notice(state, fx, Level::Info, format!("theme: {}", theme.name), now);
+    notice(
+        state,
+        fx,
+        Level::Info,
+        format!("theme: {}", theme.name),
+        now,
+    );
     fx.push(Effect::Transport(TransportCmd::Update(upd)));
 }
 

@@ -422,3 +422,37 @@ fn beat_forwarding_sends_tempo_state() {
     }
     assert_eq!(s.params.store.get("bpm"), Some(&json!(120.0)));
 }
+
+#[test]
+fn macro_params_from_midi_bindings_set_macros() {
+    let mut s = state_on("cosmic-voyage");
+    act(
+        &mut s,
+        Action::SetParam {
+            key: "macro.detail".into(),
+            value: json!(0.9),
+        },
+        0,
+    );
+    assert_eq!(s.mapping.macros["detail"], 0.9);
+    act(
+        &mut s,
+        Action::AdjustParam {
+            key: "macro.detail".into(),
+            delta: 0.5,
+        },
+        10,
+    );
+    assert_eq!(s.mapping.macros["detail"], 1.0);
+    // Ordinary parameters are untouched by the bridge.
+    act(
+        &mut s,
+        Action::SetParam {
+            key: "noise_scale".into(),
+            value: json!(0.4),
+        },
+        20,
+    );
+    assert_eq!(s.params.store.get("noise_scale"), Some(&json!(0.4)));
+    assert!(s.params.store.get("macro.detail").is_none());
+}

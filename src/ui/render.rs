@@ -327,8 +327,6 @@ fn draw_prompt(
                 Style::new().add_modifier(Modifier::BOLD),
             ),
         ])
-    } else if !snap.mapping.prompt.is_empty() {
-        Line::from(snap.mapping.prompt.clone())
     } else {
         Line::from(snap.prompt.clone())
     };
@@ -425,19 +423,23 @@ fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) 
 }
 
 fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
-    let bindings = keymap.bindings(Mode::Normal);
+    // Generated from the active keymap: keyboard bindings of the normal mode, then MIDI.
+    let rows: Vec<_> = crate::controls::help::help_rows(keymap)
+        .into_iter()
+        .filter(|r| r.mode == "normal" || r.mode == "midi")
+        .collect();
     let two_cols = area.width >= 100;
-    let rows = if two_cols {
-        bindings.len().div_ceil(2)
+    let per_col = if two_cols {
+        rows.len().div_ceil(2)
     } else {
-        bindings.len()
+        rows.len()
     };
     let w = if two_cols {
-        90.min(area.width - 4)
+        100.min(area.width - 4)
     } else {
-        area.width.saturating_sub(4).min(60)
+        area.width.saturating_sub(4).min(64)
     };
-    let h = (rows as u16 + 2).min(area.height.saturating_sub(2));
+    let h = (per_col as u16 + 2).min(area.height.saturating_sub(2));
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -445,28 +447,28 @@ fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
         height: h,
     };
     let col_w = if two_cols { (w - 2) / 2 } else { w - 2 } as usize;
+    let key_w = 14usize.min(col_w / 2);
     let cell = |i: usize| -> Vec<Span<'static>> {
-        bindings.get(i).map_or_else(Vec::new, |b| {
-            let desc: String = b
-                .action
-                .describe()
-                .chars()
-                .take(col_w.saturating_sub(12))
-                .collect();
+        rows.get(i).map_or_else(Vec::new, |r| {
+            let control: String = r.control.chars().take(key_w).collect();
+            let desc_w = col_w.saturating_sub(key_w + 2);
+            let desc: String = r.description.chars().take(desc_w).collect();
+            let key_style = if r.mode == "midi" {
+                Style::new().fg(style.beat).add_modifier(Modifier::BOLD)
+            } else {
+                Style::new().fg(style.accent).add_modifier(Modifier::BOLD)
+            };
             vec![
-                Span::styled(
-                    format!("{:>9}  ", b.chord.to_string()),
-                    Style::new().fg(style.accent).add_modifier(Modifier::BOLD),
-                ),
-                Span::raw(format!("{desc:<width$}", width = col_w.saturating_sub(11))),
+                Span::styled(format!("{control:>key_w$}  "), key_style),
+                Span::raw(format!("{desc:<desc_w$}")),
             ]
         })
     };
-    let lines: Vec<Line> = (0..rows)
+    let lines: Vec<Line> = (0..per_col)
         .map(|r| {
             let mut spans = cell(r);
             if two_cols {
-                spans.extend(cell(r + rows));
+                spans.extend(cell(r + per_col));
             }
             Line::from(spans)
         })

@@ -1,0 +1,293 @@
+//! MIDI out: light pads and rings from the published [`UiSnapshot`] (panic, pause, beat flash,
+//! one-shot flash, parameter values). Pure: computes which messages changed since last time;
+//! the MIDI edge sends them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::controls::midi::parse::MidiMsg;
+use crate::core::snapshot::UiSnapshot;
+
+/// What a light shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackSource {
+    /// Lit while panic is engaged.
+    Panic,
+    /// Lit while generation is paused.
+    Paused,
+    /// Flashes on every beat (for the dashboard's flash duration).
+    Beat,
+    /// Flashes when a one-shot fires (cache reset, prompt change, panic).
+    Trigger,
+    /// A parameter's value scaled into 0..127 (LED rings, motor faders).
+    Param,
+    /// Lit while the stream is live (streaming or degraded).
+    Streaming,
+    /// Lit while learn mode waits for a control or a target.
+    Learn,
+    /// Lit while MIDI clock leads the tempo.
+    Clock,
+}
+
+/// One validated `[[feedback]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    /// Output-port name pattern.
+    pub device: String,
+    /// What it shows.
+    pub source: FeedbackSource,
+    /// 0-based channel.
+    pub channel: u8,
+    /// Note to light (velocity = value).
+    pub note: Option<u8>,
+    /// CC to send (value = value).
+    pub cc: Option<u8>,
+    /// Parameter key for `source = "param"`.
+    pub param: Option<String>,
+    /// Value when lit.
+    pub on: u8,
+    /// Value when dark.
+    pub off: u8,
+}
+
+impl Feedback {
+    /// The 0..127 value this light should show now.
+    pub fn value(&self, snap: &UiSnapshot) -> u8 {
+        let lit = match self.source {
+            FeedbackSource::Panic => snap.controls.panic.is_some(),
+            FeedbackSource::Paused => snap
+                .params
+                .iter()
+                .find(|r| r.key == "paused")
+                .and_then(|r| r.value.as_bool())
+                .unwrap_or(false),
+            FeedbackSource::Beat => snap
+                .audio
+                .last_beat
+                .as_ref()
+                .is_some_and(|(_, at)| snap.now.saturating_sub(*at) < snap.flash),
+            FeedbackSource::Trigger => snap.trigger_flash().is_some(),
+            FeedbackSource::Streaming => matches!(
+                snap.transport.state,
+                crate::transport::types::ConnState::Streaming
+                    | crate::transport::types::ConnState::Degraded
+            ),
+            FeedbackSource::Learn => !matches!(
+                snap.controls.learn,
+                crate::controls::midi::learn::LearnStage::Off
+            ),
+            FeedbackSource::Clock => {
+                snap.audio.tempo_source == crate::audio::features::TempoSource::MidiClock
+            }
+            FeedbackSource::Param => {
+                let row = self
+                    .param
+                    .as_deref()
+                    .and_then(|k| snap.params.iter().find(|r| r.key == k));
+                let Some(row) = row else { return self.off };
+                let Some(v) = row.value.as_f64() else {
+                    return if row.value.as_bool() == Some(true) {
+                        self.on
+                    } else {
+                        self.off
+                    };
+                };
+                let (lo, hi) = row.range.unwrap_or((0.0, 1.0));
+                let x = if hi != lo {
+                    ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let (a, b) = (f64::from(self.off), f64::from(self.on));
+                return (a + x * (b - a)).round().clamp(0.0, 127.0) as u8;
+            }
+        };
+        if lit { self.on } else { self.off }
+    }
+
+    /// The message that shows `value`.
+    pub fn message(&self, value: u8) -> MidiMsg {
+        match (self.note, self.cc) {
+            (Some(note), _) => MidiMsg::NoteOn {
+                channel: self.channel,
+                note,
+                velocity: value,
+            },
+            (None, cc) => MidiMsg::Cc {
+                channel: self.channel,
+                cc: cc.unwrap_or(0),
+                value,
+            },
+        }
+    }
+}
+
+/// Remembers what each light shows so only changes go out.
+#[derive(Debug, Clone, Default)]
+pub struct FeedbackState {
+    last: Vec<Option<u8>>,
+}
+
+impl FeedbackState {
+    /// State for `n` feedback entries, all unknown (the first update sends everything).
+    pub fn new(n: usize) -> Self {
+        FeedbackState {
+            last: vec![None; n],
+        }
+    }
+
+    /// Messages to send for `snap`: (feedback index, message), only where the value changed.
+    pub fn update(&mut self, fb: &[Feedback], snap: &UiSnapshot) -> Vec<(usize, MidiMsg)> {
+        self.last.resize(fb.len(), None);
+        let mut out = Vec::new();
+        for (i, f) in fb.iter().enumerate() {
+            let v = f.value(snap);
+            if self.last[i] != Some(v) {
+                self.last[i] = Some(v);
+                out.push((i, f.message(v)));
+            }
+        }
+        out
+    }
+
+    /// Forgets what entry `i` shows (a port reconnected: resend its state).
+    pub fn forget(&mut self, i: usize) {
+        if let Some(slot) = self.last.get_mut(i) {
+            *slot = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::state::{AppState, PanicSnapshot};
+
+    fn fb(source: FeedbackSource) -> Feedback {
+        Feedback {
+            device: "x".into(),
+            source,
+            channel: 0,
+            note: Some(5),
+            cc: None,
+            param: None,
+            on: 127,
+            off: 0,
+        }
+    }
+
+    #[test]
+    fn panic_light_turns_on_once_and_off_again() {
+        let mut st = AppState::new(Default::default());
+        let f = vec![fb(FeedbackSource::Panic)];
+        let mut s = FeedbackState::new(1);
+        let out = s.update(&f, &UiSnapshot::of(&st, Duration::ZERO));
+        assert_eq!(
+            out,
+            vec![(
+                0,
+                MidiMsg::NoteOn {
+                    channel: 0,
+                    note: 5,
+                    velocity: 0
+                }
+            )]
+        );
+        assert!(
+            s.update(&f, &UiSnapshot::of(&st, Duration::ZERO))
+                .is_empty()
+        );
+        st.controls.panic = Some(PanicSnapshot {
+            since: Duration::ZERO,
+            paused: None,
+            prompts: None,
+        });
+        let out = s.update(&f, &UiSnapshot::of(&st, Duration::ZERO));
+        assert_eq!(out[0].1.to_bytes(), vec![0x90, 5, 127]);
+        s.forget(0);
+        assert_eq!(s.update(&f, &UiSnapshot::of(&st, Duration::ZERO)).len(), 1);
+    }
+
+    #[test]
+    fn learn_and_clock_lights() {
+        let mut st = AppState::new(Default::default());
+        let snap = |st: &AppState| UiSnapshot::of(st, Duration::ZERO);
+        assert_eq!(fb(FeedbackSource::Learn).value(&snap(&st)), 0);
+        assert_eq!(fb(FeedbackSource::Clock).value(&snap(&st)), 0);
+        st.controls.learn = crate::controls::midi::learn::LearnStage::WaitingControl;
+        st.audio.tempo_source = crate::audio::features::TempoSource::MidiClock;
+        assert_eq!(fb(FeedbackSource::Learn).value(&snap(&st)), 127);
+        assert_eq!(fb(FeedbackSource::Clock).value(&snap(&st)), 127);
+        assert_eq!(fb(FeedbackSource::Streaming).value(&snap(&st)), 0);
+    }
+
+    #[test]
+    fn beat_flashes_for_the_flash_duration() {
+        let mut st = AppState::new(Default::default());
+        st.audio.last_beat = Some((
+            crate::audio::features::AudioEvent::Beat {
+                time: 1.0,
+                count: 1,
+                in_bar: 0,
+                bpm: 120.0,
+            },
+            Duration::from_secs(1),
+        ));
+        let f = fb(FeedbackSource::Beat);
+        assert_eq!(
+            f.value(&UiSnapshot::of(&st, Duration::from_millis(1100))),
+            127
+        );
+        assert_eq!(
+            f.value(&UiSnapshot::of(&st, Duration::from_millis(1600))),
+            0
+        );
+    }
+
+    #[test]
+    fn param_ring_scales_value_into_on_off_span() {
+        let mut st = AppState::new(Default::default());
+        st.params
+            .store
+            .set(
+                "noise_scale",
+                &serde_json::json!(0.5),
+                crate::core::action::ActionSource::Midi,
+                Duration::ZERO,
+            )
+            .unwrap();
+        let mut f = fb(FeedbackSource::Param);
+        f.note = None;
+        f.cc = Some(20);
+        f.param = Some("noise_scale".into());
+        let snap = UiSnapshot::of(&st, Duration::ZERO);
+        let row = snap.params.iter().find(|r| r.key == "noise_scale").unwrap();
+        let (lo, hi) = row.range.unwrap_or((0.0, 1.0));
+        let expect = ((0.5 - lo) / (hi - lo) * 127.0).round() as u8;
+        assert_eq!(f.value(&snap), expect);
+        assert_eq!(
+            f.message(expect),
+            MidiMsg::Cc {
+                channel: 0,
+                cc: 20,
+                value: expect
+            }
+        );
+        // Paused flag.
+        st.params
+            .store
+            .set(
+                "paused",
+                &serde_json::json!(true),
+                crate::core::action::ActionSource::Midi,
+                Duration::ZERO,
+            )
+            .unwrap();
+        assert_eq!(
+            fb(FeedbackSource::Paused).value(&UiSnapshot::of(&st, Duration::ZERO)),
+            127
+        );
+    }
+}

@@ -1,0 +1,645 @@
+//! The MIDI edge: midir ports in and out, and the async router task.
+//!
+//! * A port thread owns every midir connection. It polls the port lists (hot-plug: new matching
+//!   ports are opened, vanished ones dropped) and sends feedback bytes.
+//! * Each input callback parses bytes with its own [`MidiParser`] and `try_send`s the messages
+//!   into one of two bounded channels: discrete messages (notes, programs, clock) and continuous
+//!   ones (CC, pitch bend). The callback never blocks; a full channel drops the message and
+//!   counts it ([`MidiStats`]). The discrete channel is drained first, so a flood of CCs cannot
+//!   delay or starve a panic pad.
+//! * The router task evaluates bindings ([`Router`]), sends discrete actions to the engine at
+//!   once, coalesces continuous ones per binding and flushes them once per engine tick, turns
+//!   the published snapshot into feedback, and carries out learn mode.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::controls::midi::binding::{Current, device_matches};
+use crate::controls::midi::config::MidiConfig;
+use crate::controls::midi::feedback::{Feedback, FeedbackState};
+use crate::controls::midi::learn::{LearnStage, write_binding};
+use crate::controls::midi::parse::{MidiMsg, MidiParser};
+use crate::controls::midi::router::Router;
+use crate::core::action::{Action, ActionSource};
+use crate::core::msg::Msg;
+use crate::core::snapshot::UiSnapshot;
+
+/// Capacity of the continuous (CC, pitch bend) channel from the callbacks.
+pub const CONTINUOUS_CAPACITY: usize = 4096;
+/// Capacity of the discrete (notes, programs, clock) channel from the callbacks.
+pub const DISCRETE_CAPACITY: usize = 1024;
+/// How often the port lists are polled for hot-plugged devices.
+pub const PORT_POLL: Duration = Duration::from_millis(500);
+/// Client-name prefix of our own ports (never connected to ourselves).
+pub const CLIENT_PREFIX: &str = "scope-deck";
+
+/// One parsed message with where and when it arrived.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    /// Input-port name.
+    pub port: Arc<str>,
+    /// The message.
+    pub msg: MidiMsg,
+    /// Arrival time.
+    pub at: Instant,
+}
+
+/// Counters shared by the callbacks and the router.
+#[derive(Debug, Default)]
+pub struct MidiStats {
+    /// Messages parsed in the callbacks.
+    pub received: AtomicU64,
+    /// Continuous messages dropped because the channel was full.
+    pub dropped_continuous: AtomicU64,
+    /// Discrete messages dropped because the channel was full (should stay 0).
+    pub dropped_discrete: AtomicU64,
+    /// Actions sent to the engine.
+    pub actions_sent: AtomicU64,
+    /// Continuous outputs merged away by coalescing.
+    pub coalesced: AtomicU64,
+    /// Input ports currently connected (updated at every port poll).
+    pub open_inputs: AtomicU64,
+    /// Output ports currently connected (updated at every port poll).
+    pub open_outputs: AtomicU64,
+}
+
+/// Where learned bindings go.
+#[derive(Debug, Clone, Default)]
+pub struct LearnTarget {
+    /// The user's keymap file (`<config dir>/keymaps/<id>.toml`); `None` disables learn.
+    pub path: Option<PathBuf>,
+    /// Text to start from when the user has no such file yet (the built-in keymap).
+    pub seed: Option<String>,
+}
+
+/// Handle to the running MIDI edge.
+pub struct MidiHandle {
+    /// Counters.
+    pub stats: Arc<MidiStats>,
+    /// The router task (ends when cancelled or the engine's input channel closes).
+    pub task: tokio::task::JoinHandle<()>,
+    /// Senders for injecting events as if they came from a port (tests, tools).
+    pub inject: Injector,
+}
+
+/// Sends events into the router as the callbacks do (same channels, same drop policy).
+#[derive(Clone)]
+pub struct Injector {
+    discrete: mpsc::Sender<RawEvent>,
+    continuous: mpsc::Sender<RawEvent>,
+    stats: Arc<MidiStats>,
+}
+
+impl Injector {
+    /// Queues `msg` from `port` without blocking; returns false when it was dropped.
+    pub fn send(&self, port: &Arc<str>, msg: MidiMsg) -> bool {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let ev = RawEvent {
+            port: port.clone(),
+            msg,
+            at: Instant::now(),
+        };
+        if msg.is_discrete() {
+            let ok = self.discrete.try_send(ev).is_ok();
+            if !ok {
+                self.stats.dropped_discrete.fetch_add(1, Ordering::Relaxed);
+            }
+            ok
+        } else {
+            let ok = self.continuous.try_send(ev).is_ok();
+            if !ok {
+                self.stats
+                    .dropped_continuous
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            ok
+        }
+    }
+}
+
+/// Options for [`spawn`].
+pub struct MidiOptions {
+    /// Validated MIDI configuration from the active keymap.
+    pub config: MidiConfig,
+    /// Coalescing period (the engine tick).
+    pub tick: Duration,
+    /// Learn-mode file.
+    pub learn: LearnTarget,
+    /// Open real ports (false: only the injector feeds the router).
+    pub open_ports: bool,
+    /// Why learn mode cannot capture anything (no ports will ever be opened); it then answers
+    /// at once instead of waiting forever.
+    pub learn_unavailable: Option<String>,
+}
+
+/// Starts the MIDI edge: the port thread (when `open_ports`) and the router task.
+pub fn spawn(
+    opts: MidiOptions,
+    inputs: mpsc::Sender<Msg>,
+    snapshots: watch::Receiver<Arc<UiSnapshot>>,
+    cancel: CancellationToken,
+) -> MidiHandle {
+    let stats = Arc::new(MidiStats::default());
+    let (dtx, drx) = mpsc::channel(DISCRETE_CAPACITY);
+    let (ctx, crx) = mpsc::channel(CONTINUOUS_CAPACITY);
+    let inject = Injector {
+        discrete: dtx,
+        continuous: ctx,
+        stats: stats.clone(),
+    };
+    let (fb_tx, fb_rx) = std::sync::mpsc::sync_channel::<(usize, MidiMsg)>(1024);
+    if opts.open_ports {
+        let inj = inject.clone();
+        let cfg = opts.config.clone();
+        let spawned = std::thread::Builder::new()
+            .name("midi-ports".into())
+            .spawn(move || port_thread(cfg, inj, fb_rx));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the MIDI port thread: {e}");
+        }
+    }
+    let task = tokio::spawn(router_task(
+        opts,
+        drx,
+        crx,
+        inputs,
+        snapshots,
+        fb_tx,
+        stats.clone(),
+        cancel,
+    ));
+    MidiHandle {
+        stats,
+        task,
+        inject,
+    }
+}
+
+fn current_of(snap: &UiSnapshot, key: &str) -> Option<Current> {
+    let row = snap.params.iter().find(|r| r.key == key)?;
+    Some(Current {
+        value: row.value.as_f64()?,
+        range: row.range,
+        by_midi: row.source == ActionSource::Midi,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn router_task(
+    opts: MidiOptions,
+    mut discrete: mpsc::Receiver<RawEvent>,
+    mut continuous: mpsc::Receiver<RawEvent>,
+    inputs: mpsc::Sender<Msg>,
+    mut snapshots: watch::Receiver<Arc<UiSnapshot>>,
+    feedback_out: std::sync::mpsc::SyncSender<(usize, MidiMsg)>,
+    stats: Arc<MidiStats>,
+    cancel: CancellationToken,
+) {
+    let start = Instant::now();
+    let mut router = Router::new(&opts.config);
+    let mut feedback: Vec<Feedback> = opts.config.feedback.clone();
+    let mut fb_state = FeedbackState::new(feedback.len());
+    let mut ticker = tokio::time::interval(opts.tick.max(Duration::from_millis(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut snap = snapshots.borrow().clone();
+    let mut armed = false;
+    let mut learned_serial = snap.controls.learn_serial;
+    let secs = |at: Instant| at.saturating_duration_since(start).as_secs_f64();
+
+    macro_rules! send_all {
+        ($msgs:expr) => {
+            for m in $msgs {
+                if inputs.send(m).await.is_err() {
+                    return;
+                }
+                stats.actions_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+    }
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            ev = discrete.recv() => {
+                let Some(ev) = ev else { return };
+                let out = router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k));
+                send_all!(out);
+            }
+            ev = continuous.recv() => {
+                let Some(ev) = ev else { return };
+                let mut out = router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k));
+                // Drain what is queued (bounded per round so discrete messages never wait long).
+                for _ in 0..256 {
+                    if !discrete.is_empty() {
+                        break;
+                    }
+                    match continuous.try_recv() {
+                        Ok(ev) => out.extend(router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k))),
+                        Err(_) => break,
+                    }
+                }
+                send_all!(out);
+            }
+            _ = ticker.tick() => {
+                let out = router.flush();
+                stats.coalesced.store(router.stats.coalesced, Ordering::Relaxed);
+                send_all!(out);
+                if let Some(m) = router.poll(secs(Instant::now())) {
+                    send_all!([m]);
+                }
+            }
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                snap = snapshots.borrow_and_update().clone();
+                for (i, msg) in fb_state.update(&feedback, &snap) {
+                    let _ = feedback_out.try_send((i, msg));
+                }
+                // Learn mode.
+                let waiting = snap.controls.learn == LearnStage::WaitingControl;
+                if waiting != armed {
+                    armed = waiting;
+                    router.set_learning(waiting);
+                    if let (true, Some(why)) = (waiting, &opts.learn_unavailable) {
+                        send_all!([Msg::Action { action: Action::LearnDone { ok: false, message: why.clone() }, source: ActionSource::Midi }]);
+                    }
+                }
+                if let LearnStage::Ready { control, target, serial } = &snap.controls.learn {
+                    if *serial > learned_serial {
+                        learned_serial = *serial;
+                        let done = match &opts.learn.path {
+                            None => Action::LearnDone { ok: false, message: "no config directory to write the keymap into".into() },
+                            Some(path) => match write_binding(path, opts.learn.seed.as_deref(), control, target) {
+                                Ok(km) => {
+                                    router.reload(&km.midi);
+                                    feedback = km.midi.feedback.clone();
+                                    fb_state = FeedbackState::new(feedback.len());
+                                    tracing::info!(file = %path.display(), "learned {} → {}", control.label(), target.describe());
+                                    Action::LearnDone { ok: true, message: format!("{} → {} saved in {}", control.label(), target.describe(), path.display()) }
+                                }
+                                Err(e) => Action::LearnDone { ok: false, message: e },
+                            },
+                        };
+                        send_all!([Msg::Action { action: done, source: ActionSource::Midi }]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens matching ports, reconnects on hot-plug and sends feedback. Runs until the router task
+/// drops the feedback sender.
+fn port_thread(
+    cfg: MidiConfig,
+    inject: Injector,
+    feedback: std::sync::mpsc::Receiver<(usize, MidiMsg)>,
+) {
+    let mut inputs: HashMap<String, midir::MidiInputConnection<()>> = HashMap::new();
+    let mut outputs: HashMap<String, midir::MidiOutputConnection> = HashMap::new();
+    // Last message per feedback entry, resent when a port (re)appears.
+    let mut last: HashMap<usize, MidiMsg> = HashMap::new();
+    let mut next_poll = Instant::now();
+    // One client each for listing ports, kept for the session (opening a client per poll would
+    // churn the JACK graph / ALSA sequencer every half second).
+    let mut probe_in: Option<midir::MidiInput> = None;
+    let mut probe_out: Option<midir::MidiOutput> = None;
+    let mut ports_ok = true;
+    let want_in = |name: &str| {
+        !name.contains(CLIENT_PREFIX)
+            && (cfg.inputs.iter().any(|p| device_matches(p, name))
+                || cfg
+                    .clock
+                    .as_deref()
+                    .is_some_and(|p| device_matches(p, name)))
+    };
+    let want_out = |name: &str| {
+        !name.contains(CLIENT_PREFIX)
+            && cfg.feedback.iter().any(|f| device_matches(&f.device, name))
+    };
+    loop {
+        if ports_ok && Instant::now() >= next_poll {
+            next_poll = Instant::now() + PORT_POLL;
+            if probe_in.is_none() {
+                match midir::MidiInput::new(&format!("{CLIENT_PREFIX}-scan")) {
+                    Ok(p) => probe_in = Some(p),
+                    Err(e) => {
+                        tracing::error!("MIDI unavailable: {e}; MIDI is off for this session");
+                        ports_ok = false;
+                    }
+                }
+            }
+            let scanned = match &probe_in {
+                Some(probe) => scan_inputs(probe, &mut inputs, &want_in, &inject),
+                None => Ok(()),
+            };
+            if let Err(e) = scanned {
+                // The backend itself failed (no server, no sequencer): retrying would only
+                // repeat the backend's own error output, so stop polling.
+                tracing::error!("MIDI unavailable: {e}; MIDI is off for this session");
+                ports_ok = false;
+            }
+            if ports_ok && !cfg.feedback.is_empty() {
+                if probe_out.is_none() {
+                    probe_out = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-scan-out")).ok();
+                }
+                let fresh = match &probe_out {
+                    Some(probe) => scan_outputs(probe, &mut outputs, &want_out),
+                    None => Vec::new(),
+                };
+                for name in fresh {
+                    for (i, msg) in &last {
+                        if cfg
+                            .feedback
+                            .get(*i)
+                            .is_some_and(|f| device_matches(&f.device, &name))
+                        {
+                            if let Some(conn) = outputs.get_mut(&name) {
+                                let _ = conn.send(&msg.to_bytes());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        inject
+            .stats
+            .open_inputs
+            .store(inputs.len() as u64, Ordering::Relaxed);
+        inject
+            .stats
+            .open_outputs
+            .store(outputs.len() as u64, Ordering::Relaxed);
+        let wait = if ports_ok {
+            next_poll.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_secs(3600)
+        };
+        match feedback.recv_timeout(wait) {
+            Ok((i, msg)) => {
+                last.insert(i, msg);
+                let Some(f) = cfg.feedback.get(i) else {
+                    continue;
+                };
+                let bytes = msg.to_bytes();
+                let mut gone = Vec::new();
+                for (name, conn) in outputs.iter_mut() {
+                    if device_matches(&f.device, name) && conn.send(&bytes).is_err() {
+                        gone.push(name.clone());
+                    }
+                }
+                for g in gone {
+                    outputs.remove(&g);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // Leaving: put out every light we lit.
+                for i in last.keys() {
+                    let Some(f) = cfg.feedback.get(*i) else {
+                        continue;
+                    };
+                    let bytes = f.message(f.off).to_bytes();
+                    for (name, conn) in outputs.iter_mut() {
+                        if device_matches(&f.device, name) {
+                            let _ = conn.send(&bytes);
+                        }
+                    }
+                }
+                // Backends such as JACK queue output for their next process cycle and drop it
+                // when the port closes; there is no flush, so give them a few cycles.
+                if !last.is_empty() && !outputs.is_empty() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Why no MIDI backend can be used here, checked without touching the backend (ALSA writes its
+/// own errors to the terminal on every failed open, which would scribble over the TUI).
+pub fn backend_unavailable() -> Option<String> {
+    #[cfg(all(target_os = "linux", not(feature = "jack")))]
+    {
+        let seq = std::path::Path::new("/dev/snd/seq");
+        if !seq.exists() {
+            return Some(
+                "no ALSA sequencer (/dev/snd/seq is missing: is the snd-seq kernel module loaded?); MIDI is off"
+                    .into(),
+            );
+        }
+    }
+    None
+}
+
+fn scan_inputs(
+    probe: &midir::MidiInput,
+    conns: &mut HashMap<String, midir::MidiInputConnection<()>>,
+    want: &dyn Fn(&str) -> bool,
+    inject: &Injector,
+) -> Result<(), String> {
+    let ports = probe.ports();
+    let names: Vec<(String, midir::MidiInputPort)> = ports
+        .into_iter()
+        .filter_map(|p| probe.port_name(&p).ok().map(|n| (n, p)))
+        .collect();
+    conns.retain(|name, _| {
+        let keep = names.iter().any(|(n, _)| n == name);
+        if !keep {
+            tracing::info!(port = %name, "MIDI input gone");
+        }
+        keep
+    });
+    for (name, port) in names {
+        if conns.contains_key(&name) || !want(&name) {
+            continue;
+        }
+        let mut input =
+            midir::MidiInput::new(&format!("{CLIENT_PREFIX}-in")).map_err(|e| e.to_string())?;
+        input.ignore(midir::Ignore::None);
+        let label: Arc<str> = Arc::from(name.as_str());
+        let inj = inject.clone();
+        let mut parser = MidiParser::new();
+        match input.connect(
+            &port,
+            "in",
+            move |_stamp, bytes, _| {
+                parser.feed(bytes, |m| {
+                    inj.send(&label, m);
+                })
+            },
+            (),
+        ) {
+            Ok(c) => {
+                tracing::info!(port = %name, "MIDI input connected");
+                conns.insert(name, c);
+            }
+            Err(e) => tracing::warn!(port = %name, "cannot open MIDI input: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn scan_outputs(
+    probe: &midir::MidiOutput,
+    conns: &mut HashMap<String, midir::MidiOutputConnection>,
+    want: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    let names: Vec<(String, midir::MidiOutputPort)> = probe
+        .ports()
+        .into_iter()
+        .filter_map(|p| probe.port_name(&p).ok().map(|n| (n, p)))
+        .collect();
+    conns.retain(|name, _| names.iter().any(|(n, _)| n == name));
+    let mut fresh = Vec::new();
+    for (name, port) in names {
+        if conns.contains_key(&name) || !want(&name) {
+            continue;
+        }
+        let Ok(out) = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-out")) else {
+            continue;
+        };
+        match out.connect(&port, "feedback") {
+            Ok(c) => {
+                tracing::info!(port = %name, "MIDI output connected");
+                conns.insert(name.clone(), c);
+                fresh.push(name);
+            }
+            Err(e) => tracing::warn!(port = %name, "cannot open MIDI output: {e}"),
+        }
+    }
+    fresh
+}
+
+/// Starts the MIDI edge for a loaded configuration (nothing when the active keymap declares no
+/// MIDI). Learned bindings go to `<config dir>/keymaps/<keymap id>.toml`.
+pub fn spawn_for(
+    loaded: &crate::config::LoadedConfig,
+    tick: Duration,
+    inputs: &mpsc::Sender<Msg>,
+    snapshots: &watch::Receiver<Arc<UiSnapshot>>,
+    cancel: &CancellationToken,
+) -> Option<MidiHandle> {
+    let km = &loaded.keymap;
+    let path = loaded
+        .dir
+        .as_ref()
+        .map(|d| d.join("keymaps").join(format!("{}.toml", km.id)));
+    let seed = crate::config::EMBEDDED_KEYMAPS
+        .iter()
+        .find(|(stem, _)| *stem == km.id)
+        .map(|(_, t)| (*t).to_string());
+    // Ports are only opened when the keymap asks for MIDI, so a keyboard-only session never
+    // touches the MIDI backend. Learn mode then explains how to switch MIDI on.
+    let config = km.midi.clone();
+    let unavailable = backend_unavailable();
+    if let (false, Some(why)) = (config.is_empty(), &unavailable) {
+        tracing::error!("{why}");
+    }
+    let open_ports = !config.is_empty() && unavailable.is_none();
+    let learn_unavailable = if open_ports && !config.inputs.is_empty() {
+        None
+    } else {
+        Some(unavailable.unwrap_or_else(|| {
+            format!(
+                "no MIDI input is open: add `[midi_in]` with `devices = [\"*\"]` to keymap `{}`",
+                km.id
+            )
+        }))
+    };
+    Some(spawn(
+        MidiOptions {
+            config,
+            tick,
+            learn: LearnTarget { path, seed },
+            open_ports,
+            learn_unavailable,
+        },
+        inputs.clone(),
+        snapshots.clone(),
+        cancel.clone(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::AppState;
+
+    #[test]
+    fn full_channels_drop_and_count_without_blocking() {
+        let stats = Arc::new(MidiStats::default());
+        let (dtx, _drx) = mpsc::channel(2);
+        let (ctx, _crx) = mpsc::channel(3);
+        let inj = Injector {
+            discrete: dtx,
+            continuous: ctx,
+            stats: stats.clone(),
+        };
+        let port: Arc<str> = Arc::from("p");
+        let cc = MidiMsg::Cc {
+            channel: 0,
+            cc: 1,
+            value: 2,
+        };
+        let sent: Vec<bool> = (0..5).map(|_| inj.send(&port, cc)).collect();
+        assert_eq!(sent, vec![true, true, true, false, false]);
+        // Notes have their own channel: a CC flood does not crowd them out.
+        let note = MidiMsg::NoteOn {
+            channel: 0,
+            note: 36,
+            velocity: 1,
+        };
+        assert!(inj.send(&port, note) && inj.send(&port, note));
+        assert!(!inj.send(&port, note));
+        assert_eq!(stats.received.load(Ordering::Relaxed), 8);
+        assert_eq!(stats.dropped_continuous.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.dropped_discrete.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn learn_answers_at_once_when_no_port_can_be_opened() {
+        let mut state = AppState::new(Default::default());
+        let (snaps, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let (tx, mut rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let _h = spawn(
+            MidiOptions {
+                config: MidiConfig::default(),
+                tick: Duration::from_millis(10),
+                learn: LearnTarget::default(),
+                open_ports: false,
+                learn_unavailable: Some("no MIDI input is open".into()),
+            },
+            tx,
+            snap_rx,
+            cancel.clone(),
+        );
+        crate::core::update::update(&mut state, Msg::key(Action::Learn), Duration::ZERO);
+        snaps.send_replace(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match msg {
+            Msg::Action {
+                action: Action::LearnDone { ok, message },
+                ..
+            } => {
+                assert!(!ok);
+                assert!(message.contains("no MIDI input"));
+            }
+            other => panic!("{other:?}"),
+        }
+        cancel.cancel();
+    }
+}

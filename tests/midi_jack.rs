@@ -1,0 +1,457 @@
+//! MIDI through real ports: a private jackd (dummy driver) serves MIDI; the test plays a
+//! controller on virtual JACK ports (midir's `jack` backend) and checks the actions the MIDI edge
+//! produces, the feedback lights it sends back, MIDI clock tempo and hot-plug.
+//!
+//! Run with `cargo test --features jack --test midi_jack`. The test starts its own jackd with a
+//! unique server name and re-runs itself in a child process with `JACK_DEFAULT_SERVER` set
+//! (setting the variable in-process would need `unsafe`), then stops jackd.
+//!
+//! The engine here is the real reducer (`core::update`) folded by the test loop, publishing
+//! snapshots the same way the engine task does; the transport is not involved.
+
+#![cfg(feature = "jack")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use midir::os::unix::{VirtualInput, VirtualOutput};
+use scope_deck::audio::tempo::TempoCmd;
+use scope_deck::controls::keymap::Keymap;
+use scope_deck::controls::midi::io::{LearnTarget, MidiOptions, spawn};
+use scope_deck::core::action::{Action, ActionSource};
+use scope_deck::core::msg::Msg;
+use scope_deck::core::snapshot::UiSnapshot;
+use scope_deck::core::state::AppState;
+use scope_deck::core::update::update;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+const INNER: &str = "SCOPE_DECK_JACK_INNER";
+
+struct Jackd(Child);
+
+impl Drop for Jackd {
+    /// SIGTERM first: jackd then leaves JACK's shared server registry (which holds only a few
+    /// servers; SIGKILLed servers stay registered and later servers fail to start with "Too
+    /// many servers already active"). SIGKILL only if it does not exit.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn midi_through_jack() {
+    if std::env::var_os(INNER).is_some() {
+        inner();
+        return;
+    }
+    let name = format!("scope-deck-test-{}", std::process::id());
+    let jackd = Jackd(
+        Command::new("jackd")
+            .args([
+                "-n",
+                &name,
+                "--no-realtime",
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+                "256",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd (Debian package jackd2) must be installed"),
+    );
+    // Wait for the server to answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = Command::new("jack_lsp")
+            .env("JACK_DEFAULT_SERVER", &name)
+            .env("JACK_NO_START_SERVER", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "jackd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "midi_through_jack",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(INNER, "1")
+        .env("JACK_DEFAULT_SERVER", &name)
+        .env("JACK_NO_START_SERVER", "1")
+        .status()
+        .unwrap();
+    drop(jackd);
+    assert!(status.success(), "inner MIDI test failed: {status}");
+}
+
+const KEYMAP: &str = r#"
+name = "jack test"
+[normal]
+"q" = "quit"
+
+[midi_in]
+devices = ["ctl-test*"]
+clock = "ctl-test-clock*"
+
+[[midi]]
+device = "ctl-test*"
+type = "note"
+note = 36
+action = "panic"
+
+[[midi]]
+type = "note"
+note = 37
+mode = "toggle"
+action = "pause"
+off_action = "resume"
+
+[[midi]]
+type = "cc"
+channel = 1
+cc = 7
+param = "noise_scale"
+range = [0.0, 1.0]
+
+[[feedback]]
+device = "ctl-test-lights*"
+source = "panic"
+note = 10
+"#;
+
+/// Folds engine messages through the real reducer and publishes snapshots.
+struct MiniEngine {
+    state: AppState,
+    start: Instant,
+    snaps: watch::Sender<Arc<UiSnapshot>>,
+    rx: mpsc::Receiver<Msg>,
+}
+
+impl MiniEngine {
+    /// Waits for the next message matching `want`, applying every message on the way.
+    async fn until(&mut self, what: &str, mut want: impl FnMut(&Msg) -> bool) -> Msg {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("MIDI edge ended");
+            let hit = want(&msg);
+            let now = self.start.elapsed();
+            update(&mut self.state, msg.clone(), now);
+            self.snaps
+                .send_replace(Arc::new(UiSnapshot::of(&self.state, now)));
+            if hit {
+                return msg;
+            }
+        }
+    }
+}
+
+fn is_action(m: &Msg, f: impl Fn(&Action) -> bool) -> bool {
+    matches!(m, Msg::Action { action, source: ActionSource::Midi } if f(action))
+}
+
+fn wait_bytes(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no feedback {want:?}"));
+        if got == want {
+            return;
+        }
+    }
+}
+
+async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn inner() {
+    library_edge();
+    binary_headless();
+}
+
+/// The real binary, headless with the dry-run transport: MIDI notes and CCs on a JACK port
+/// become actions in its JSON event stream (`source: "midi"`), through `run_async`'s wiring.
+fn binary_headless() {
+    use std::io::{BufRead, BufReader};
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cfg.path().join("keymaps")).unwrap();
+    std::fs::write(
+        cfg.path().join("keymaps/rig.toml"),
+        "name = \"rig\"\n[normal]\n\"q\" = \"quit\"\n[midi_in]\ndevices = [\"ctl-bin*\"]\n\
+         [[midi]]\ntype = \"note\"\nnote = 36\naction = \"panic\"\n\
+         [[midi]]\ntype = \"cc\"\ncc = 7\nparam = \"noise_scale\"\n",
+    )
+    .unwrap();
+    std::fs::write(cfg.path().join("config.toml"), "[ui]\nkeymap = \"rig\"\n").unwrap();
+    let mut pads = midir::MidiOutput::new("ctl-bin")
+        .unwrap()
+        .create_virtual("pads")
+        .unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("scope-deck"))
+        .args(["--headless", "--dry-run", "--config-dir"])
+        .arg(cfg.path())
+        .env("XDG_STATE_HOME", cfg.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let midi_action = |v: &serde_json::Value, name: &str| {
+        v["event"] == "action" && v["source"] == "midi" && v["action"]["action"] == name
+    };
+    // Poll with the note until the binary has found the port and answers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    'outer: loop {
+        assert!(
+            Instant::now() < deadline,
+            "the binary never reacted to MIDI"
+        );
+        pads.send(&[0x90, 36, 100]).unwrap();
+        pads.send(&[0x80, 36, 0]).unwrap();
+        let until = Instant::now() + Duration::from_millis(300);
+        while let Ok(v) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            if midi_action(&v, "panic") {
+                break 'outer;
+            }
+        }
+    }
+    pads.send(&[0xB0, 7, 127]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("no set_param from the CC");
+        if midi_action(&v, "set_param") {
+            assert_eq!(v["action"]["key"], "noise_scale");
+            assert_eq!(v["action"]["value"], 1.0);
+            break;
+        }
+    }
+    // Closing stdin stops the binary cleanly.
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "binary did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+fn library_edge() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut errs = Vec::new();
+        let km = Keymap::from_text("jack.toml", "jack", KEYMAP, &mut errs).expect("valid keymap");
+        // The controller: a virtual output we play, and a virtual input that shows the lights.
+        let mut pads = midir::MidiOutput::new("ctl-test")
+            .unwrap()
+            .create_virtual("pads")
+            .unwrap();
+        let (fb_tx, fb_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let _lights = midir::MidiInput::new("ctl-test-lights")
+            .unwrap()
+            .create_virtual(
+                "lights",
+                move |_, bytes, _| {
+                    let _ = fb_tx.send(bytes.to_vec());
+                },
+                (),
+            )
+            .unwrap();
+
+        let state = AppState::new(Default::default());
+        let (snap_tx, snap_rx) =
+            watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let (tx, rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let handle = spawn(
+            MidiOptions {
+                config: km.midi.clone(),
+                tick: Duration::from_millis(16),
+                learn: LearnTarget::default(),
+                open_ports: true,
+                learn_unavailable: None,
+            },
+            tx,
+            snap_rx,
+            cancel.clone(),
+        );
+        let mut engine = MiniEngine {
+            state,
+            start: Instant::now(),
+            snaps: snap_tx,
+            rx,
+        };
+        // Publish a first snapshot so feedback computes the initial lights.
+        engine
+            .snaps
+            .send_replace(Arc::new(UiSnapshot::of(&engine.state, Duration::ZERO)));
+
+        // Output connected: the panic light is sent dark once the port is found.
+        wait_bytes(&fb_rx, &[0x90, 10, 0]);
+
+        // Input connected: poll with a CC until the action comes back.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            pads.send(&[0xB0, 7, 127]).unwrap();
+            let got = tokio::time::timeout(Duration::from_millis(300), engine.rx.recv()).await;
+            if let Ok(Some(m)) = got {
+                assert!(is_action(&m, |a| matches!(a, Action::SetParam { key, .. } if key == "noise_scale")), "{m:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "MIDI input never connected");
+        }
+
+        // A note triggers panic; the panic light comes on.
+        pads.send(&[0x90, 36, 100]).unwrap();
+        engine
+            .until("panic", |m| is_action(m, |a| *a == Action::Panic))
+            .await;
+        assert!(engine.state.controls.panic.is_some());
+        wait_bytes(&fb_rx, &[0x90, 10, 127]);
+
+        // Toggle pad: pause, then resume (note-offs in between do nothing).
+        for bytes in [[0x90u8, 37, 100], [0x80, 37, 0], [0x90, 37, 100], [0x80, 37, 0]] {
+            pads.send(&bytes).unwrap();
+        }
+        engine
+            .until("pause", |m| is_action(m, |a| *a == Action::Pause))
+            .await;
+        engine
+            .until("resume", |m| is_action(m, |a| *a == Action::Resume))
+            .await;
+        // Resume released panic: the light goes dark again.
+        wait_bytes(&fb_rx, &[0x90, 10, 0]);
+
+        // A fader sweep arrives coalesced, ending on the last position.
+        for v in 0..=100u8 {
+            pads.send(&[0xB0, 7, v]).unwrap();
+        }
+        let want = 100.0 / 127.0;
+        let mut seen = 0;
+        engine
+            .until("fader at 100", |m| {
+                seen += 1;
+                is_action(m, |a| matches!(a, Action::SetParam { value, .. } if (value.as_f64().unwrap() - want).abs() < 1e-9))
+            })
+            .await;
+        assert!(seen <= 101, "{seen} messages for 101 fader moves");
+
+        // CC on another channel is not bound.
+        pads.send(&[0xB1, 7, 5]).unwrap();
+
+        // Re-plug: the controller disappears and comes back under the same name.
+        let open = |s: &scope_deck::controls::midi::io::MidiStats| {
+            s.open_inputs.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let before = open(&handle.stats);
+        assert_eq!(before, 1, "one controller connected");
+        drop(pads);
+        poll_until("controller gone", || open(&handle.stats) == 0).await;
+        let pads = midir::MidiOutput::new("ctl-test")
+            .unwrap()
+            .create_virtual("pads")
+            .unwrap();
+        poll_until("controller back", || open(&handle.stats) == 1).await;
+        let mut pads = pads;
+        pads.send(&[0x90, 36, 100]).unwrap();
+        engine
+            .until("panic after re-plug", |m| is_action(m, |a| *a == Action::Panic))
+            .await;
+
+        // Hot-plug: a clock device appears after start, is found by polling and leads tempo.
+        let mut clock = midir::MidiOutput::new("ctl-test-clock")
+            .unwrap()
+            .create_virtual("clock")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pulse = Duration::from_secs_f64(60.0 / 120.0 / 24.0);
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+        let sender = std::thread::spawn(move || {
+            clock.send(&[0xFA]).unwrap();
+            while Instant::now() < deadline && done_rx.try_recv().is_err() {
+                clock.send(&[0xF8]).unwrap();
+                std::thread::sleep(pulse);
+            }
+            clock.send(&[0xFC]).unwrap();
+            // Keep the port alive until the stop was read.
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let m = engine
+            .until("midi clock tempo", |m| {
+                matches!(m, Msg::Tempo(TempoCmd::External { bpm, .. }) if (bpm - 120.0).abs() < 2.0)
+            })
+            .await;
+        println!("clock: {m:?}");
+        let _ = done_tx.send(());
+        engine
+            .until("clock stop", |m| matches!(m, Msg::Tempo(TempoCmd::ExternalStopped)))
+            .await;
+        sender.join().unwrap();
+
+        // Leaving puts the lights out: light the panic pad, stop the edge, see it go dark.
+        pads.send(&[0x90, 36, 100]).unwrap();
+        engine
+            .until("panic again", |m| is_action(m, |a| *a == Action::Panic))
+            .await;
+        wait_bytes(&fb_rx, &[0x90, 10, 127]);
+        cancel.cancel();
+        wait_bytes(&fb_rx, &[0x90, 10, 0]);
+
+        assert_eq!(
+            handle
+                .stats
+                .dropped_discrete
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        cancel.cancel();
+    });
+}

@@ -1,0 +1,153 @@
+//! Learn mode end to end: learn key → a touched MIDI control → the next key's action becomes the
+//! target → the MIDI edge appends the binding to the user's keymap file (keeping its comments
+//! and layout), reloads it, and the control works at once.
+//!
+//! MIDI messages enter through the edge's injector (same channels as the midir callbacks); the
+//! engine is the real reducer folded by the test loop. Real ports are covered by `midi_jack`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scope_deck::controls::keymap::Keymap;
+use scope_deck::controls::midi::io::{LearnTarget, MidiOptions, spawn};
+use scope_deck::controls::midi::parse::MidiMsg;
+use scope_deck::core::action::{Action, ActionSource};
+use scope_deck::core::msg::Msg;
+use scope_deck::core::snapshot::UiSnapshot;
+use scope_deck::core::state::AppState;
+use scope_deck::core::update::update;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+const USER_KEYMAP: &str = "# My rig — hand-written, keep my notes!\nname = \"rig\"  # shown in help\n\n[normal]\n\"q\" = \"quit\"      # out\n\"r\" = \"reset_cache\"\n\"l\" = \"learn\"\n\n# the fader\n[[midi]]\ntype = \"cc\"\ncc = 0\nparam = \"noise_scale\"   # main fader\n";
+
+fn apply(state: &mut AppState, snaps: &watch::Sender<Arc<UiSnapshot>>, msg: Msg) {
+    update(state, msg, Duration::ZERO);
+    snaps.send_replace(Arc::new(UiSnapshot::of(state, Duration::ZERO)));
+}
+
+async fn next_midi_action(
+    rx: &mut mpsc::Receiver<Msg>,
+    state: &mut AppState,
+    snaps: &watch::Sender<Arc<UiSnapshot>>,
+) -> Action {
+    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("timed out")
+        .expect("edge ended");
+    let Msg::Action {
+        action,
+        source: ActionSource::Midi,
+    } = &msg
+    else {
+        panic!("unexpected {msg:?}");
+    };
+    let action = action.clone();
+    apply(state, snaps, msg);
+    action
+}
+
+#[test]
+fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keymaps").join("rig.toml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, USER_KEYMAP).unwrap();
+        let mut errs = Vec::new();
+        let km = Keymap::from_text("rig.toml", "rig", USER_KEYMAP, &mut errs).unwrap();
+
+        let mut state = AppState::new(Default::default());
+        let (snaps, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let (tx, mut rx) = mpsc::channel(64);
+        let cancel = CancellationToken::new();
+        let edge = spawn(
+            MidiOptions {
+                config: km.midi.clone(),
+                tick: Duration::from_millis(10),
+                learn: LearnTarget {
+                    path: Some(path.clone()),
+                    seed: None,
+                },
+                open_ports: false,
+                learn_unavailable: None,
+            },
+            tx,
+            snap_rx,
+            cancel.clone(),
+        );
+        let port: Arc<str> = Arc::from("nanoPAD2 MIDI 1 24:0");
+        let pad = MidiMsg::NoteOn {
+            channel: 9,
+            note: 40,
+            velocity: 100,
+        };
+
+        // Before learning the pad does nothing.
+        assert!(edge.inject.send(&port, pad));
+
+        // 1. Learn key.
+        apply(&mut state, &snaps, Msg::key(Action::Learn));
+        // 2. Touch the pad (the edge arms on the snapshot; retry until it captured).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let captured = loop {
+            assert!(edge.inject.send(&port, pad));
+            match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+                Ok(Some(msg)) => {
+                    apply(&mut state, &snaps, msg.clone());
+                    break msg;
+                }
+                _ => assert!(Instant::now() < deadline, "learn never captured"),
+            }
+        };
+        let Msg::Action {
+            action: Action::LearnControl { control },
+            ..
+        } = captured
+        else {
+            panic!("{captured:?}");
+        };
+        assert_eq!(control.device, "nanoPAD2 MIDI 1");
+        assert_eq!(control.channel, 10);
+        assert_eq!(control.number, Some(40));
+        // 3. The key whose action the pad takes over.
+        apply(&mut state, &snaps, Msg::key(Action::ResetCache));
+        // The edge writes the file and reports.
+        match next_midi_action(&mut rx, &mut state, &snaps).await {
+            Action::LearnDone { ok: true, message } => assert!(message.contains("rig.toml")),
+            other => panic!("{other:?}"),
+        }
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with(USER_KEYMAP),
+            "comments and layout kept:\n{text}"
+        );
+        let added = &text[USER_KEYMAP.len()..];
+        for want in [
+            "[[midi]]",
+            "device = \"nanoPAD2 MIDI 1\"",
+            "type = \"note\"",
+            "channel = 10",
+            "note = 40",
+            "action = \"reset_cache\"",
+            "# learned:",
+        ] {
+            assert!(added.contains(want), "missing `{want}` in:\n{added}");
+        }
+        let mut errs = Vec::new();
+        let reloaded = Keymap::from_text("rig.toml", "rig", &text, &mut errs).unwrap();
+        assert_eq!(reloaded.midi.bindings.len(), 2);
+
+        // 4. The pad works at once.
+        assert!(edge.inject.send(&port, pad));
+        assert_eq!(
+            next_midi_action(&mut rx, &mut state, &snaps).await,
+            Action::ResetCache
+        );
+        cancel.cancel();
+    });
+}
