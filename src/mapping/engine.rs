@@ -119,6 +119,8 @@ pub struct EngineState {
     pub last_forward_at: Option<Duration>,
     /// Last forwarded tempo and playing state (sent again only when they change).
     pub last_forward_tempo: Option<(f64, bool)>,
+    /// Mapping targets the performer set by hand, paused until the given time.
+    pub holds: BTreeMap<String, Duration>,
 }
 
 /// The value of `source` in this frame.
@@ -203,6 +205,24 @@ impl EngineState {
         Some(self.is_enabled(name, declared))
     }
 
+    /// The performer set `target` to `value` by hand: its mapping pauses until `until`, then
+    /// glides from `value` with its own attack/release (no jump back).
+    pub fn hold(&mut self, theme: &Theme, target: &str, value: &ParamValue, until: Duration) {
+        let Some(i) = theme.mappings.iter().position(|m| m.target == target) else {
+            return;
+        };
+        let (Some(m), Some(rt)) = (theme.mappings.get(i), self.mappings.get_mut(i)) else {
+            return;
+        };
+        let norm = norm_of(m, value);
+        if norm.is_some() {
+            rt.filter.value = norm;
+            rt.last_sent_norm = norm;
+            rt.last_sent = Some(value.clone());
+        }
+        self.holds.insert(target.to_string(), until);
+    }
+
     /// Runs mappings, rise triggers, nudges and beat forwarding for one frame.
     pub fn on_frame(
         &mut self,
@@ -220,6 +240,12 @@ impl EngineState {
         for (i, m) in theme.mappings.iter().enumerate() {
             if !self.is_enabled(&m.name, m.enabled) {
                 continue;
+            }
+            if let Some(until) = self.holds.get(&m.target) {
+                if now < *until {
+                    continue;
+                }
+                self.holds.remove(&m.target);
             }
             let Some(rt) = self.mappings.get_mut(i) else {
                 continue;

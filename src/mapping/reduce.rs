@@ -23,7 +23,7 @@ use crate::transport::types::{ParamUpdate, TransportCmd};
 
 /// The part of a message the mapping engine reacts to after the core reducer has handled it
 /// (copied out first, so the core's own arms stay untouched).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MappingInput {
     /// Nothing for the mapping engine.
     None,
@@ -33,6 +33,8 @@ pub enum MappingInput {
     Event(AudioEvent),
     /// The frame clock.
     Tick,
+    /// The performer (not the mapping) set or adjusted this parameter.
+    Manual(String),
 }
 
 impl MappingInput {
@@ -43,6 +45,12 @@ impl MappingInput {
             Msg::AudioFrame(f) => MappingInput::Frame(*f),
             Msg::AudioEvent(e) => MappingInput::Event(*e),
             Msg::Tick => MappingInput::Tick,
+            Msg::Action {
+                action: Action::SetParam { key, .. } | Action::AdjustParam { key, .. },
+                source,
+            } if *source != ActionSource::Mapping && !key.starts_with("macro.") => {
+                MappingInput::Manual(key.clone())
+            }
             _ => MappingInput::None,
         }
     }
@@ -60,7 +68,22 @@ pub fn after_update(
         MappingInput::Frame(f) => on_frame(state, &f, now, fx),
         MappingInput::Event(e) => on_event(state, &e, now, fx),
         MappingInput::Tick => on_tick(state, now, fx),
+        MappingInput::Manual(key) => on_manual(state, &key, now),
     }
+}
+
+/// A hand-set value on a mapped parameter holds that mapping for the theme's `hold_ms`.
+fn on_manual(state: &mut AppState, key: &str, now: Duration) {
+    let Some(value) = state.params.store.get(key).cloned() else {
+        return;
+    };
+    let mut engine = std::mem::take(&mut state.mapping.engine);
+    if let Some(theme) = state.mapping.theme() {
+        if !theme.hold.is_zero() {
+            engine.hold(theme, key, &value, now + theme.hold);
+        }
+    }
+    state.mapping.engine = engine;
 }
 
 /// How recent the last beat must be for the grid to count as running.

@@ -456,3 +456,35 @@ fn macro_params_from_midi_bindings_set_macros() {
     assert_eq!(s.params.store.get("noise_scale"), Some(&json!(0.4)));
     assert!(s.params.store.get("macro.detail").is_none());
 }
+
+#[test]
+fn a_hand_set_mapped_parameter_holds_its_mapping_then_glides_back() {
+    let mut s = state_on("default"); // breath: energy → noise_scale, hold 4 s
+    play(&mut s, 0, 500, 1.0);
+    act(
+        &mut s,
+        Action::SetParam {
+            key: "noise_scale".into(),
+            value: json!(0.5),
+        },
+        500,
+    );
+    let held = play(&mut s, 500, 4500, 1.0);
+    assert!(
+        held.iter().all(|(_, e)| !matches!(e, Effect::Transport(TransportCmd::Update(u)) if u.values.contains_key("noise_scale"))),
+        "mapping must hold while the hand-set value stands"
+    );
+    assert_eq!(s.params.store.get("noise_scale"), Some(&json!(0.5)));
+    let after = play(&mut s, 4500, 4800, 1.0);
+    let first = after
+        .iter()
+        .find_map(|(_, e)| match e {
+            Effect::Transport(TransportCmd::Update(u)) => u.values.get("noise_scale").cloned(),
+            _ => None,
+        })
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    // Glides from 0.5 (attack 250 ms), no jump to the top of the range.
+    assert!(first > 0.5 && first < 0.55, "{first}");
+}

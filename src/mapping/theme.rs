@@ -38,6 +38,8 @@ struct RawTheme {
     prompts: Vec<toml::Value>,
     #[serde(default)]
     negative_prompt: String,
+    #[serde(default = "default_hold_ms")]
+    hold_ms: f64,
     #[serde(default)]
     pipeline: RawPipeline,
     #[serde(default)]
@@ -154,6 +156,10 @@ struct RawMapping {
 
 fn yes() -> bool {
     true
+}
+
+fn default_hold_ms() -> f64 {
+    4000.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -528,6 +534,9 @@ pub struct Theme {
     pub prompts: Vec<PromptEntry>,
     /// Negative prompt, for backends that take one.
     pub negative_prompt: String,
+    /// After a performer sets a mapped parameter by hand, its mapping pauses this long and
+    /// then glides back from the hand-set value (zero: the mapping wins at once).
+    pub hold: Duration,
     /// Pipeline hints.
     pub pipeline: PipelineHints,
     /// Parameter defaults applied when the theme becomes active (validated against the built-in
@@ -628,6 +637,8 @@ impl Theme {
                 c.err(&format!("personas[{i}]"), "must not be empty");
             }
         }
+
+        let hold = c.duration_ms("hold_ms", raw.hold_ms, 600000.0);
 
         // Pipeline hints.
         let mut pipeline = PipelineHints::default();
@@ -808,6 +819,7 @@ impl Theme {
             template,
             prompts,
             negative_prompt: raw.negative_prompt,
+            hold,
             pipeline,
             params,
             ranges,
