@@ -1272,6 +1272,20 @@ fn check_trigger(
             "cache resets need a cooldown of at least 250 ms so a busy track cannot thrash the model",
         );
     }
+    if matches!(
+        action,
+        Some(
+            TriggerAction::NextPrompt { .. }
+                | TriggerAction::PrevPrompt { .. }
+                | TriggerAction::Prompt { .. }
+        )
+    ) && t.cooldown_ms < 500.0
+    {
+        c.err(
+            &format!("{p}.cooldown_ms"),
+            "prompt changes need a cooldown of at least 500 ms (a crossfade needs time to land)",
+        );
+    }
     if c.errors.len() != before {
         return None;
     }
