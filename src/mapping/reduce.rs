@@ -449,7 +449,11 @@ fn request_theme(state: &mut AppState, to: usize, now: Duration, fx: &mut Vec<Ef
         return;
     };
     if to == state.mapping.active {
-        if state.mapping.pending.take().is_some() {
+        if let Some(p) = state.mapping.pending.take() {
+            if p.sent {
+                // The server already scheduled the other theme: schedule this one over it.
+                send_quantised(state, &theme, p.mode, now, fx);
+            }
             notice(
                 state,
                 fx,
@@ -484,19 +488,7 @@ fn request_theme(state: &mut AppState, to: usize, now: Duration, fx: &mut Vec<Ef
     };
     let mut sent = false;
     if theme.switch.server_quantized {
-        let mut upd = ParamUpdate {
-            urgent: true,
-            ..ParamUpdate::default()
-        };
-        theme_values(state, &theme, now, Some(theme.transition.steps), &mut upd);
-        upd.values.insert("_quantized".into(), json!(true));
-        upd.values
-            .insert("quantize_mode".into(), json!(mode.as_str()));
-        upd.values.insert(
-            "lookahead_ms".into(),
-            json!(theme.switch.lookahead.as_millis() as u64),
-        );
-        fx.push(Effect::Transport(TransportCmd::Update(upd)));
+        send_quantised(state, &theme, mode, now, fx);
         sent = true;
     }
     state.mapping.pending = Some(PendingSwitch {
@@ -518,6 +510,30 @@ fn request_theme(state: &mut AppState, to: usize, now: Duration, fx: &mut Vec<Ef
         ),
         now,
     );
+}
+
+/// Sends a theme's values with Scope's `_quantized`, `quantize_mode` and `lookahead_ms`: the
+/// server applies them on its next boundary.
+fn send_quantised(
+    state: &mut AppState,
+    theme: &Theme,
+    mode: QuantizeMode,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let mut upd = ParamUpdate {
+        urgent: true,
+        ..ParamUpdate::default()
+    };
+    theme_values(state, theme, now, Some(theme.transition.steps), &mut upd);
+    upd.values.insert("_quantized".into(), json!(true));
+    upd.values
+        .insert("quantize_mode".into(), json!(mode.as_str()));
+    upd.values.insert(
+        "lookahead_ms".into(),
+        json!(theme.switch.lookahead.as_millis() as u64),
+    );
+    fx.push(Effect::Transport(TransportCmd::Update(upd)));
 }
 
 /// Lands the pending switch.

@@ -488,3 +488,25 @@ fn a_hand_set_mapped_parameter_holds_its_mapping_then_glides_back() {
     // Glides from 0.5 (attack 250 ms), no jump to the top of the range.
     assert!(first > 0.5 && first < 0.55, "{first}");
 }
+
+#[test]
+fn cancelling_a_server_quantised_switch_schedules_the_running_theme_back() {
+    let mut s = state_on("default");
+    play(&mut s, 0, 1200, 0.5);
+    let ix = index_of(&s, "synthwave-highway");
+    act(&mut s, Action::SelectTheme { index: ix }, 1200);
+    assert!(s.mapping.pending.as_ref().unwrap().sent);
+    let fx = act(&mut s, Action::SelectTheme { index: 0 }, 1300);
+    let u = updates(&fx);
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert_eq!(u[0].values["_quantized"], json!(true));
+    assert_eq!(u[0].values["quantize_mode"], json!("2_bar"));
+    assert!(
+        u[0].values["transition"]["target_prompts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("cosmic nebula")
+    );
+    assert!(s.mapping.pending.is_none());
+    assert_eq!(s.mapping.theme().unwrap().id, "default");
+}
