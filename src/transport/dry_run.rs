@@ -1,13 +1,32 @@
-//! The dry-run transport: no server, but the same state machine and the same messages, each
-//! reported as `Sent` so a rehearsal (or a test) sees exactly what a show would send.
+//! The dry-run transport: no server, but the same state machine and the same coalescer as a
+//! show, each message reported as `Sent`, so a rehearsal (or a test) sees exactly what a show
+//! would send and when.
+
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
+use crate::core::params::builtin_specs;
+use crate::transport::coalescer::{Coalescer, Message};
+use crate::transport::machine::ConnMachine;
+use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
 
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
-pub async fn run(mut commands: mpsc::Receiver<TransportCmd>, events: mpsc::Sender<TransportEvent>) {
-    let mut state = serde_json::Map::new();
+/// `send_rate_hz` is the coalescer rate a show would use.
+pub async fn run(
+    mut commands: mpsc::Receiver<TransportCmd>,
+    events: mpsc::Sender<TransportEvent>,
+    send_rate_hz: f64,
+) {
+    let t0 = Instant::now();
+    let mut machine = ConnMachine::default();
+    let mut coalescer = Coalescer::new(send_rate_hz);
+    let mut state = Message::new();
+    let one_shots: Vec<String> = builtin_specs()
+        .into_values()
+        .filter(|s| s.one_shot)
+        .map(|s| s.key)
+        .collect();
     let emit = |ev: TransportEvent| {
         let events = events.clone();
         async move {
@@ -15,59 +34,84 @@ pub async fn run(mut commands: mpsc::Receiver<TransportCmd>, events: mpsc::Sende
             let _ = events.send(ev).await;
         }
     };
-    let set = |s: ConnState, why: &str| TransportEvent::State {
-        state: s,
-        reason: Some(why.to_string()),
-    };
-    while let Some(cmd) = commands.recv().await {
+    let mut connected = false;
+    loop {
+        let due = coalescer
+            .next_due()
+            .map(|d| tokio::time::Instant::from_std(t0 + d));
+        let cmd = tokio::select! {
+            c = commands.recv() => Some(c),
+            _ = async {
+                match due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+        };
+        let mut moves: Vec<(ConnState, &str)> = Vec::new();
+        let mut replay = false;
         match cmd {
-            TransportCmd::Connect { initial } => {
-                state = initial;
-                emit(set(ConnState::Connecting, "dry run")).await;
-                emit(TransportEvent::Sent {
-                    payload: serde_json::Value::Object(state.clone()),
-                })
-                .await;
-                emit(set(
-                    ConnState::Streaming,
-                    "dry run: nothing leaves this machine",
-                ))
-                .await;
+            None => {}
+            Some(None) | Some(Some(TransportCmd::Shutdown)) => {
+                // Whatever is pending would have been sent before the goodbye.
+                for m in coalescer.poll(t0.elapsed() + coalescer.min_interval()) {
+                    emit(TransportEvent::Sent {
+                        payload: serde_json::Value::Object(m),
+                    })
+                    .await;
+                }
+                if let Ok(Some(ev)) = machine.go(ConnState::Stopped, "quit", t0.elapsed()) {
+                    emit(ev).await;
+                }
+                emit(TransportEvent::Stopped).await;
+                return;
             }
-            TransportCmd::Update(u) => {
+            Some(Some(TransportCmd::Connect { initial })) => {
+                state = initial;
+                replay = true;
+                if !connected {
+                    moves.push((ConnState::Connecting, "dry run"));
+                    moves.push((ConnState::Streaming, "dry run: nothing leaves this machine"));
+                    connected = true;
+                }
+            }
+            Some(Some(TransportCmd::Replay { state: s })) => {
+                state = s;
+                replay = true;
+            }
+            Some(Some(TransportCmd::Reconnect)) | Some(Some(TransportCmd::DownloadModels)) => {
+                replay = true;
+                moves.push((ConnState::Reconnecting, "dry run: reconnect requested"));
+                moves.push((ConnState::Connecting, "dry run"));
+                moves.push((ConnState::Streaming, "dry run: nothing leaves this machine"));
+            }
+            Some(Some(TransportCmd::Update(u))) => {
                 for (k, v) in &u.values {
-                    if k != "reset_cache" {
+                    if !one_shots.contains(k) {
                         state.insert(k.clone(), v.clone());
                     }
                 }
+                coalescer.push(u);
+            }
+        }
+        for (s, why) in moves {
+            if let Ok(Some(ev)) = machine.go(s, why, t0.elapsed()) {
+                emit(ev).await;
+            }
+        }
+        if replay {
+            coalescer.clear_continuous();
+            coalescer.push(ParamUpdate {
+                values: state.clone(),
+                urgent: true,
+            });
+        }
+        if connected {
+            for m in coalescer.poll(t0.elapsed()) {
                 emit(TransportEvent::Sent {
-                    payload: serde_json::Value::Object(u.values),
+                    payload: serde_json::Value::Object(m),
                 })
                 .await;
-            }
-            TransportCmd::Replay { state: s } => {
-                state = s;
-                emit(TransportEvent::Sent {
-                    payload: serde_json::Value::Object(state.clone()),
-                })
-                .await;
-            }
-            TransportCmd::Reconnect => {
-                emit(set(ConnState::Reconnecting, "dry run: reconnect requested")).await;
-                emit(TransportEvent::Sent {
-                    payload: serde_json::Value::Object(state.clone()),
-                })
-                .await;
-                emit(set(
-                    ConnState::Streaming,
-                    "dry run: nothing leaves this machine",
-                ))
-                .await;
-            }
-            TransportCmd::Shutdown => {
-                emit(set(ConnState::Stopped, "quit")).await;
-                emit(TransportEvent::Stopped).await;
-                return;
             }
         }
     }
@@ -76,14 +120,13 @@ pub async fn run(mut commands: mpsc::Receiver<TransportCmd>, events: mpsc::Sende
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::types::ParamUpdate;
     use serde_json::json;
 
     #[tokio::test]
     async fn replays_full_state_on_reconnect_and_stops_on_shutdown() {
         let (ctx, crx) = mpsc::channel(8);
-        let (etx, mut erx) = mpsc::channel(32);
-        let task = tokio::spawn(run(crx, etx));
+        let (etx, mut erx) = mpsc::channel(64);
+        let task = tokio::spawn(run(crx, etx, 60.0));
         let mut init = serde_json::Map::new();
         init.insert("paused".into(), json!(false));
         ctx.send(TransportCmd::Connect { initial: init })
@@ -114,11 +157,55 @@ mod tests {
             }
         }
         assert!(stopped);
+        assert_eq!(sent[0], json!({"paused": false}));
+        assert!(
+            sent.iter()
+                .filter(|m| m.get("reset_cache").is_some())
+                .count()
+                == 1,
+            "the trigger went out exactly once: {sent:?}"
+        );
         assert_eq!(
             sent.last().unwrap(),
             &json!({"paused": false, "noise_scale": 0.3}),
             "replay has no one-shots"
         );
-        assert_eq!(sent[2], json!({"reset_cache": true}));
+    }
+
+    /// A rehearsal shows the coalescing a show would do: a burst becomes few messages.
+    #[tokio::test]
+    async fn a_burst_is_coalesced_like_a_show() {
+        let (ctx, crx) = mpsc::channel(2048);
+        let (etx, mut erx) = mpsc::channel(2048);
+        let task = tokio::spawn(run(crx, etx, 10.0));
+        ctx.send(TransportCmd::Connect {
+            initial: serde_json::Map::new(),
+        })
+        .await
+        .unwrap();
+        for i in 0..500 {
+            ctx.send(TransportCmd::Update(ParamUpdate::one(
+                "noise_scale",
+                json!(f64::from(i) / 1000.0),
+            )))
+            .await
+            .unwrap();
+        }
+        ctx.send(TransportCmd::Shutdown).await.unwrap();
+        task.await.unwrap();
+        let mut values = Vec::new();
+        while let Ok(ev) = erx.try_recv() {
+            if let TransportEvent::Sent { payload } = ev {
+                if let Some(v) = payload.get("noise_scale") {
+                    values.push(v.clone());
+                }
+            }
+        }
+        assert!(
+            values.len() < 50,
+            "{} messages for 500 updates",
+            values.len()
+        );
+        assert_eq!(values.last(), Some(&json!(0.499)));
     }
 }

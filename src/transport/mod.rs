@@ -4,14 +4,25 @@
 //! channels. The engine only sees [`TransportHandle`], so backends can be swapped (dry run in
 //! tests and rehearsals, Scope on stage).
 
+pub mod backoff;
+pub mod coalescer;
 pub mod config;
 pub mod dry_run;
+pub mod http;
+pub mod machine;
+pub mod osc;
+pub mod protocol;
+pub mod schema;
+pub mod scope;
+pub mod sdp;
 pub mod types;
+pub mod webrtc_session;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+pub use webrtc_session::VideoPorts;
 
 use crate::transport::config::{Backend, ServerConfig};
 
@@ -38,11 +49,22 @@ pub enum StartError {
     Unavailable(&'static str),
 }
 
-/// Starts the transport for `cfg` (or the dry run), reporting on `events`.
+/// Starts the transport for `cfg` (or the dry run), reporting on `events`, without video ports.
 pub fn spawn(
     cfg: &ServerConfig,
     dry_run: bool,
     events: mpsc::Sender<TransportEvent>,
+) -> Result<TransportHandle, StartError> {
+    spawn_with_video(cfg, dry_run, events, VideoPorts::default())
+}
+
+/// Starts the transport with video ports: received RTP goes to `video.rtp_out` (bounded,
+/// `try_send`, drops counted), encoded frames from `video.samples_in` are sent (video-to-video).
+pub fn spawn_with_video(
+    cfg: &ServerConfig,
+    dry_run: bool,
+    events: mpsc::Sender<TransportEvent>,
+    video: VideoPorts,
 ) -> Result<TransportHandle, StartError> {
     let (tx, rx) = mpsc::channel(CMD_CAPACITY);
     let backend = if dry_run {
@@ -51,7 +73,10 @@ pub fn spawn(
         cfg.backend
     };
     let task = match backend {
-        Backend::DryRun => tokio::spawn(dry_run::run(rx, events)),
+        Backend::DryRun => tokio::spawn(dry_run::run(rx, events, cfg.send_rate_hz)),
+        Backend::Scope => tokio::spawn(scope::run(cfg.clone(), rx, events, video)),
+        Backend::ScopeOsc => tokio::spawn(osc::run(cfg.clone(), rx, events)),
+        // The hosted API lands in its own module (its own issue).
         other => return Err(StartError::Unavailable(other.label())),
     };
     Ok(TransportHandle { commands: tx, task })

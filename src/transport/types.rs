@@ -59,6 +59,8 @@ pub enum TransportCmd {
     Reconnect,
     /// Say goodbye (DELETE the session) and stop. The transport answers with `Stopped`.
     Shutdown,
+    /// The performer agreed to download the pipeline's missing models on the server.
+    DownloadModels,
 }
 
 /// Connection state machine shared by every backend (see docs/transport.md).

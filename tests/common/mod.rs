@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: an isolated environment for the real binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod peer;
+pub mod rig;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};

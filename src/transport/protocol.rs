@@ -1,0 +1,342 @@
+//! Wire types for both directions: Scope's HTTP replies, data-channel messages from the server,
+//! and the client's parameter messages. Unknown server message types are kept, never fatal:
+//! newer Scope versions add types, and a performance must not stop for one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::transport::coalescer::Message;
+
+/// Scope's limit for one data-channel message.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Health {
+    /// `healthy` when all is well.
+    pub status: String,
+    /// Changes when the server restarts (seconds since the epoch).
+    pub server_start_time: f64,
+    /// Server version.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// `status` of `GET /api/v1/pipeline/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadStatus {
+    /// Nothing loaded.
+    NotLoaded,
+    /// Loading (the warm-up).
+    Loading,
+    /// Ready.
+    Loaded,
+    /// Load failed (`error` says why; reported once, then `not_loaded`).
+    Error,
+    /// A status this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// `GET /api/v1/pipeline/status`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PipelineStatus {
+    /// Load status.
+    pub status: LoadStatus,
+    /// Loaded pipeline.
+    #[serde(default)]
+    pub pipeline_id: Option<String>,
+    /// Error text when `status` is `error`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Loading stage, when the server reports one.
+    #[serde(default)]
+    pub loading_stage: Option<String>,
+}
+
+/// One ICE server from `GET /api/v1/webrtc/ice-servers`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct IceServer {
+    /// One URL or several.
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// `GET /api/v1/webrtc/ice-servers`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct IceServers {
+    /// The servers.
+    #[serde(rename = "iceServers", default)]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// `POST /api/v1/webrtc/offer` body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer<'a> {
+    /// Offer SDP (complete, non-trickle by default).
+    pub sdp: &'a str,
+    /// Always `offer`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The full current state plus `pipeline_ids`.
+    #[serde(rename = "initialParameters")]
+    pub initial_parameters: &'a Message,
+}
+
+/// `POST /api/v1/webrtc/offer` reply.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Answer {
+    /// Answer SDP.
+    pub sdp: String,
+    /// `answer`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Session id for PATCH and DELETE.
+    #[serde(rename = "sessionId")]
+    pub session_id: String,
+}
+
+/// `GET /api/v1/models/status`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelsStatus {
+    /// Weights present.
+    pub downloaded: bool,
+    /// Download progress, when one runs.
+    #[serde(default)]
+    pub progress: Option<serde_json::Value>,
+}
+
+impl ModelsStatus {
+    /// Progress percentage, if the server reports one.
+    pub fn percent(&self) -> Option<f64> {
+        let p = self.progress.as_ref()?;
+        ["percentage", "percent", "progress"]
+            .iter()
+            .find_map(|k| p.get(*k).and_then(|v| v.as_f64()))
+    }
+
+    /// An error message carried in the progress (auth failures land here).
+    pub fn error(&self) -> Option<String> {
+        let p = self.progress.as_ref()?;
+        p.get("error")
+            .and_then(|e| e.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+}
+
+/// One session in `GET /api/v1/session/metrics`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct SessionMetrics {
+    /// Frames out per second.
+    #[serde(default)]
+    pub fps_out: Option<f64>,
+    /// Pipeline fps.
+    #[serde(default)]
+    pub pipeline_fps: Option<f64>,
+}
+
+/// `GET /api/v1/session/metrics`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct Metrics {
+    /// Per session.
+    #[serde(default)]
+    pub sessions: BTreeMap<String, SessionMetrics>,
+}
+
+/// A message from the server on the data channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    /// The server ended the session.
+    StreamStopped {
+        /// Why, when it says.
+        error_message: Option<String>,
+    },
+    /// Parameters changed through the REST API.
+    ParametersUpdated(serde_json::Value),
+    /// Tempo sync state.
+    TempoUpdate(serde_json::Value),
+    /// A quantized change will apply after `delay_ms`.
+    ChangeScheduled {
+        /// Delay until it applies.
+        delay_ms: Option<f64>,
+    },
+    /// A quantized change was applied.
+    ChangeApplied(serde_json::Value),
+    /// Anything else (kept whole).
+    Unknown(serde_json::Value),
+}
+
+/// The server sent something that is not JSON at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("server sent a data-channel message that is not JSON ({error}): {start}")]
+pub struct NotJson {
+    /// Parser error.
+    pub error: String,
+    /// The start of the message.
+    pub start: String,
+}
+
+impl ServerMessage {
+    /// Parses one message; anything JSON is accepted (unknown shapes become `Unknown`).
+    pub fn parse(text: &str) -> Result<(ServerMessage, serde_json::Value), NotJson> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| NotJson {
+            error: e.to_string(),
+            start: text.chars().take(80).collect(),
+        })?;
+        let ty = v.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        let msg = match ty {
+            "stream_stopped" => ServerMessage::StreamStopped {
+                error_message: v
+                    .get("error_message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string),
+            },
+            "parameters_updated" => ServerMessage::ParametersUpdated(v.clone()),
+            "tempo_update" => ServerMessage::TempoUpdate(v.clone()),
+            "change_scheduled" => ServerMessage::ChangeScheduled {
+                delay_ms: v.get("delay_ms").and_then(|d| d.as_f64()),
+            },
+            "change_applied" => ServerMessage::ChangeApplied(v.clone()),
+            _ => ServerMessage::Unknown(v.clone()),
+        };
+        Ok((msg, v))
+    }
+}
+
+/// A client message too big for the data channel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "message of {bytes} bytes exceeds Scope's {MAX_MESSAGE_BYTES}-byte limit (largest key `{largest}`)"
+)]
+pub struct TooLarge {
+    /// Size.
+    pub bytes: usize,
+    /// The key with the largest value (the likely culprit).
+    pub largest: String,
+}
+
+/// Encodes one parameter message for the data channel.
+pub fn encode(msg: &Message) -> Result<String, TooLarge> {
+    let text = serde_json::Value::Object(msg.clone()).to_string();
+    if text.len() > MAX_MESSAGE_BYTES {
+        let largest = msg
+            .iter()
+            .max_by_key(|(_, v)| v.to_string().len())
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default();
+        return Err(TooLarge {
+            bytes: text.len(),
+            largest,
+        });
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_messages_parse_and_unknown_types_are_kept() {
+        let (m, _) =
+            ServerMessage::parse(r#"{"type":"stream_stopped","error_message":"oom"}"#).unwrap();
+        assert_eq!(
+            m,
+            ServerMessage::StreamStopped {
+                error_message: Some("oom".into())
+            }
+        );
+        let (m, _) = ServerMessage::parse(r#"{"type":"change_scheduled","delay_ms":125}"#).unwrap();
+        assert_eq!(
+            m,
+            ServerMessage::ChangeScheduled {
+                delay_ms: Some(125.0)
+            }
+        );
+        let (m, raw) = ServerMessage::parse(r#"{"type":"brand_new","x":[1]}"#).unwrap();
+        assert_eq!(
+            m,
+            ServerMessage::Unknown(json!({"type":"brand_new","x":[1]}))
+        );
+        assert_eq!(raw["x"], json!([1]));
+        let (m, _) = ServerMessage::parse("[1,2]").unwrap();
+        assert!(matches!(m, ServerMessage::Unknown(_)));
+        let e = ServerMessage::parse("{oops").unwrap_err();
+        assert!(e.to_string().contains("not JSON"));
+    }
+
+    #[test]
+    fn http_replies_parse_including_unknown_statuses_and_single_urls() {
+        let s: PipelineStatus = serde_json::from_value(json!({
+            "status":"loading","pipeline_id":"longlive","loading_stage":"weights","error":null,
+            "produces_video": true
+        }))
+        .unwrap();
+        assert_eq!(s.status, LoadStatus::Loading);
+        assert_eq!(s.loading_stage.as_deref(), Some("weights"));
+        let s: PipelineStatus = serde_json::from_value(json!({"status":"compiling"})).unwrap();
+        assert_eq!(s.status, LoadStatus::Other);
+        let i: IceServers = serde_json::from_value(json!({"iceServers":[
+            {"urls":"stun:stun.l.google.com:19302"},
+            {"urls":["turn:a","turns:b"],"username":"u","credential":"c"}]}))
+        .unwrap();
+        assert_eq!(i.ice_servers[0].urls, vec!["stun:stun.l.google.com:19302"]);
+        assert_eq!(i.ice_servers[1].username.as_deref(), Some("u"));
+        let a: Answer =
+            serde_json::from_value(json!({"sdp":"v=0","type":"answer","sessionId":"abc"})).unwrap();
+        assert_eq!(a.session_id, "abc");
+        let m: ModelsStatus = serde_json::from_value(json!({"downloaded":false,
+            "progress":{"is_downloading":true,"percentage":41.5}}))
+        .unwrap();
+        assert_eq!(m.percent(), Some(41.5));
+        assert_eq!(m.error(), None);
+    }
+
+    #[test]
+    fn offers_serialise_with_scope_field_names() {
+        let mut init = Message::new();
+        init.insert("pipeline_ids".into(), json!(["longlive"]));
+        let o = Offer {
+            sdp: "v=0",
+            kind: "offer",
+            initial_parameters: &init,
+        };
+        assert_eq!(
+            serde_json::to_value(o).unwrap(),
+            json!({"sdp":"v=0","type":"offer","initialParameters":{"pipeline_ids":["longlive"]}})
+        );
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_naming_the_key() {
+        let mut m = Message::new();
+        m.insert("noise_scale".into(), json!(0.5));
+        assert_eq!(encode(&m).unwrap(), r#"{"noise_scale":0.5}"#);
+        m.insert("vace_ref_images".into(), json!("x".repeat(70_000)));
+        let e = encode(&m).unwrap_err();
+        assert_eq!(e.largest, "vace_ref_images");
+    }
+}

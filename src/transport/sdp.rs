@@ -1,0 +1,138 @@
+//! Codec preference and SDP inspection.
+//!
+//! Scope speaks VP8 and H264 only and its own web UI forces VP8, so the offer lists exactly
+//! those two, VP8 first. The answer's first payload type on the video m-line is what the server
+//! will send; the video edge needs to know which depayloader to use.
+
+use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
+use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTCRtpCodecParameters};
+
+use crate::transport::types::VideoCodec;
+
+fn feedback() -> Vec<RTCPFeedback> {
+    ["goog-remb", "ccm", "nack", "nack"]
+        .iter()
+        .zip(["", "fir", "", "pli"])
+        .map(|(t, p)| RTCPFeedback {
+            typ: (*t).to_string(),
+            parameter: p.to_string(),
+        })
+        .collect()
+}
+
+/// The video codecs to register, in preference order (VP8 first, H264 accepted).
+pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
+    vec![
+        RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: feedback(),
+            },
+            payload_type: 96,
+            ..Default::default()
+        },
+        RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                        .to_owned(),
+                rtcp_feedback: feedback(),
+            },
+            payload_type: 102,
+            ..Default::default()
+        },
+    ]
+}
+
+/// Maps a MIME type or rtpmap encoding name to our codec.
+pub fn codec_of(name: &str) -> Option<VideoCodec> {
+    let n = name.rsplit('/').next().unwrap_or(name);
+    let n = n.split('/').next().unwrap_or(n);
+    if n.eq_ignore_ascii_case("vp8") {
+        Some(VideoCodec::Vp8)
+    } else if n.eq_ignore_ascii_case("h264") {
+        Some(VideoCodec::H264)
+    } else {
+        None
+    }
+}
+
+/// The codec and payload type the answer chose for the first video m-line (its first listed
+/// payload type that is VP8 or H264).
+pub fn negotiated_video(sdp: &str) -> Option<(VideoCodec, u8)> {
+    let mut in_video = false;
+    let mut order: Vec<u8> = Vec::new();
+    let mut maps: Vec<(u8, VideoCodec)> = Vec::new();
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            if in_video {
+                break;
+            }
+            in_video = m.starts_with("video ");
+            if in_video {
+                order = m
+                    .split_whitespace()
+                    .skip(3)
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+            }
+            continue;
+        }
+        if !in_video {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+            let mut it = rest.splitn(2, ' ');
+            let pt = it.next().and_then(|p| p.parse::<u8>().ok());
+            let enc = it.next().and_then(|e| e.split('/').next());
+            if let (Some(pt), Some(c)) = (pt, enc.and_then(codec_of)) {
+                maps.push((pt, c));
+            }
+        }
+    }
+    order
+        .iter()
+        .find_map(|pt| maps.iter().find(|(p, _)| p == pt).map(|(p, c)| (*c, *p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_is_offered_first_and_h264_accepted() {
+        let c = video_codecs();
+        assert_eq!(c.len(), 2);
+        assert_eq!(codec_of(&c[0].capability.mime_type), Some(VideoCodec::Vp8));
+        assert_eq!(codec_of(&c[1].capability.mime_type), Some(VideoCodec::H264));
+        assert!(
+            c[1].capability
+                .sdp_fmtp_line
+                .contains("packetization-mode=1")
+        );
+    }
+
+    #[test]
+    fn reads_the_chosen_codec_from_an_answer() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 102 96 97\r\na=rtpmap:96 VP8/90000\r\n\
+                   a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert_eq!(negotiated_video(sdp), Some((VideoCodec::H264, 102)));
+        let vp8 =
+            "m=video 9 UDP/TLS/RTP/SAVPF 97 96\na=rtpmap:97 rtx/90000\na=rtpmap:96 VP8/90000\n";
+        assert_eq!(negotiated_video(vp8), Some((VideoCodec::Vp8, 96)));
+        assert_eq!(negotiated_video("v=0\r\nm=application 9 x\r\n"), None);
+        assert_eq!(
+            negotiated_video("m=video 9 RTP 100\na=rtpmap:100 AV1/90000\n"),
+            None
+        );
+    }
+}

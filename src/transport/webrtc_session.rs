@@ -1,0 +1,382 @@
+//! One WebRTC session with a Scope server (webrtc-rs 0.17): peer connection, the `parameters`
+//! data channel created before the offer, one video transceiver (VP8 first, H264 accepted), and
+//! the received track handed to the video edge as RTP packets.
+//!
+//! Callbacks do nothing but turn what happened into [`LinkEvent`]s on a bounded channel (or bump
+//! atomic counters for per-packet facts); the transport actor owns every decision.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, mpsc};
+use webrtc::api::APIBuilder;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::Sample;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::track::track_local::TrackLocal;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::util::Marshal;
+
+use crate::transport::protocol::IceServer;
+use crate::transport::sdp;
+use crate::transport::types::{EncodedSample, RtpPacket, VideoCodec};
+
+/// Capacity of the link event channel (callbacks → actor).
+const LINK_CAPACITY: usize = 256;
+
+/// Something the WebRTC stack reported.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// The data channel opened.
+    ChannelOpen,
+    /// The data channel closed.
+    ChannelClosed,
+    /// A text message from the server.
+    Message(String),
+    /// Peer connection state changed.
+    Peer(RTCPeerConnectionState),
+    /// A local ICE candidate (trickle mode), as Scope's PATCH body item.
+    Candidate(serde_json::Value),
+    /// The remote video track started.
+    Track(VideoCodec),
+    /// `/health` answered (server start time) or failed (why).
+    Health(Result<f64, String>),
+    /// Server-side fps from `/api/v1/session/metrics`.
+    ServerFps(Option<f32>),
+}
+
+/// Per-packet counters shared with the RTP reader task (no channel traffic per packet).
+#[derive(Debug, Default)]
+pub struct VideoCounters {
+    /// Frames completed (RTP marker bits).
+    pub frames: AtomicU64,
+    /// Packets received.
+    pub packets: AtomicU64,
+    /// Packets missing by sequence number.
+    pub lost: AtomicU64,
+    /// Packets the video edge did not take (its channel was full).
+    pub dropped: AtomicU64,
+}
+
+/// Where received and sent video goes.
+#[derive(Debug, Clone, Default)]
+pub struct VideoPorts {
+    /// Received RTP packets for the video edge (bounded; `try_send`, drops counted).
+    pub rtp_out: Option<mpsc::Sender<RtpPacket>>,
+    /// Encoded frames to send (video-to-video); shared across reconnects.
+    pub samples_in: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
+}
+
+/// A negotiated-but-not-yet-answered session (the offer is ready).
+pub struct Session {
+    /// The peer connection.
+    pub pc: Arc<RTCPeerConnection>,
+    /// The `parameters` channel.
+    pub dc: Arc<RTCDataChannel>,
+    /// Events from callbacks.
+    pub events: mpsc::Receiver<LinkEvent>,
+    /// A sender for the actor's own monitors (health polling).
+    pub events_tx: mpsc::Sender<LinkEvent>,
+    /// Video counters.
+    pub counters: Arc<VideoCounters>,
+    /// Background tasks to stop with the session.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Errors from the WebRTC stack (kept as text: they are shown, not matched on).
+#[derive(Debug, thiserror::Error)]
+#[error("WebRTC: {0}")]
+pub struct RtcError(pub String);
+
+fn rtc<E: std::fmt::Display>(e: E) -> RtcError {
+    RtcError(e.to_string())
+}
+
+/// Builds the peer connection, data channel and transceiver.
+pub async fn build(
+    ice: &[IceServer],
+    loopback: bool,
+    trickle: bool,
+    video: &VideoPorts,
+) -> Result<Session, RtcError> {
+    let mut media = MediaEngine::default();
+    for c in sdp::video_codecs() {
+        media.register_codec(c, RTPCodecType::Video).map_err(rtc)?;
+    }
+    let registry = register_default_interceptors(Registry::new(), &mut media).map_err(rtc)?;
+    let mut se = SettingEngine::default();
+    se.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    se.set_network_types(vec![NetworkType::Udp4]);
+    if loopback {
+        se.set_include_loopback_candidate(true);
+        se.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    }
+    let api = APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(se)
+        .build();
+    let config = RTCConfiguration {
+        ice_servers: ice
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let pc = Arc::new(api.new_peer_connection(config).await.map_err(rtc)?);
+    let (tx, rx) = mpsc::channel(LINK_CAPACITY);
+    let counters = Arc::new(VideoCounters::default());
+    let mut tasks = Vec::new();
+
+    // Data channel first (before the offer), ordered, negotiated in-band.
+    let dc = pc
+        .create_data_channel(
+            "parameters",
+            Some(RTCDataChannelInit {
+                ordered: Some(true),
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(rtc)?;
+    {
+        let t = tx.clone();
+        dc.on_open(Box::new(move || {
+            let t = t.clone();
+            Box::pin(async move {
+                let _ = t.send(LinkEvent::ChannelOpen).await;
+            })
+        }));
+        let t = tx.clone();
+        dc.on_close(Box::new(move || {
+            let t = t.clone();
+            Box::pin(async move {
+                let _ = t.send(LinkEvent::ChannelClosed).await;
+            })
+        }));
+        let t = tx.clone();
+        dc.on_message(Box::new(move |m| {
+            let t = t.clone();
+            Box::pin(async move {
+                let text = String::from_utf8_lossy(&m.data).into_owned();
+                let _ = t.send(LinkEvent::Message(text)).await;
+            })
+        }));
+    }
+    {
+        let t = tx.clone();
+        pc.on_peer_connection_state_change(Box::new(move |s| {
+            let t = t.clone();
+            Box::pin(async move {
+                let _ = t.send(LinkEvent::Peer(s)).await;
+            })
+        }));
+    }
+    if trickle {
+        let t = tx.clone();
+        pc.on_ice_candidate(Box::new(move |c| {
+            let t = t.clone();
+            Box::pin(async move {
+                if let Some(c) = c.and_then(|c| c.to_json().ok()) {
+                    let v = serde_json::json!({
+                        "candidate": c.candidate,
+                        "sdpMid": c.sdp_mid,
+                        "sdpMLineIndex": c.sdp_mline_index,
+                    });
+                    let _ = t.send(LinkEvent::Candidate(v)).await;
+                }
+            })
+        }));
+    }
+
+    // Video: sendrecv with a track for video-to-video, sendrecv without one for text-to-video
+    // (what Scope's own UI does). Generated video comes back on this transceiver.
+    if let Some(samples) = video.samples_in.clone() {
+        let track = Arc::new(TrackLocalStaticSample::new(
+            RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90_000,
+                ..Default::default()
+            },
+            "video".to_owned(),
+            "scope-deck".to_owned(),
+        ));
+        pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>)
+            .await
+            .map_err(rtc)?;
+        tasks.push(tokio::spawn(async move {
+            let mut rx = samples.lock().await;
+            while let Some(s) = rx.recv().await {
+                let sample = Sample {
+                    data: s.data,
+                    duration: s.duration,
+                    ..Default::default()
+                };
+                if track.write_sample(&sample).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    } else {
+        pc.add_transceiver_from_kind(
+            RTPCodecType::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendrecv,
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .map_err(rtc)?;
+    }
+    {
+        let t = tx.clone();
+        let counters = Arc::clone(&counters);
+        let out = video.rtp_out.clone();
+        pc.on_track(Box::new(move |track, _receiver, _transceiver| {
+            let t = t.clone();
+            let counters = Arc::clone(&counters);
+            let out = out.clone();
+            Box::pin(async move {
+                let codec_params = track.codec();
+                let codec =
+                    sdp::codec_of(&codec_params.capability.mime_type).unwrap_or(VideoCodec::Vp8);
+                let _ = t.send(LinkEvent::Track(codec)).await;
+                let pt = track.payload_type();
+                let clock = codec_params.capability.clock_rate;
+                tokio::spawn(async move {
+                    let mut last_seq: Option<u16> = None;
+                    while let Ok((pkt, _)) = track.read_rtp().await {
+                        counters.packets.fetch_add(1, Ordering::Relaxed);
+                        let seq = pkt.header.sequence_number;
+                        if let Some(prev) = last_seq {
+                            let gap = seq.wrapping_sub(prev);
+                            if gap > 1 && gap < 1000 {
+                                counters
+                                    .lost
+                                    .fetch_add(u64::from(gap - 1), Ordering::Relaxed);
+                            }
+                        }
+                        last_seq = Some(seq);
+                        if pkt.header.marker {
+                            counters.frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if let Some(out) = &out {
+                            let data = match pkt.marshal() {
+                                Ok(b) => b,
+                                Err(_) => continue,
+                            };
+                            let p = RtpPacket {
+                                data,
+                                codec,
+                                payload_type: pt,
+                                clock_rate: clock,
+                                arrival: Instant::now(),
+                            };
+                            if out.try_send(p).is_err() {
+                                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                });
+            })
+        }));
+    }
+    Ok(Session {
+        pc,
+        dc,
+        events: rx,
+        events_tx: tx,
+        counters,
+        tasks,
+    })
+}
+
+impl Session {
+    /// Creates the offer; unless trickling, waits (up to `gather_timeout`) for ICE gathering so
+    /// the SDP carries every candidate. Returns the SDP to POST.
+    pub async fn offer(&self, trickle: bool, gather_timeout: Duration) -> Result<String, RtcError> {
+        let offer = self.pc.create_offer(None).await.map_err(rtc)?;
+        let mut gathered = self.pc.gathering_complete_promise().await;
+        self.pc.set_local_description(offer).await.map_err(rtc)?;
+        if !trickle {
+            let _ = tokio::time::timeout(gather_timeout, gathered.recv()).await;
+        }
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| RtcError("no local description after create_offer".into()))
+    }
+
+    /// Applies the server's answer.
+    pub async fn answer(&self, sdp: String) -> Result<(), RtcError> {
+        let desc = RTCSessionDescription::answer(sdp).map_err(rtc)?;
+        self.pc.set_remote_description(desc).await.map_err(rtc)
+    }
+
+    /// Sends one text message on the data channel.
+    /// A send that does not complete within a second means the association is dying.
+    pub async fn send(&self, text: String) -> Result<(), RtcError> {
+        match tokio::time::timeout(Duration::from_secs(1), self.dc.send_text(text)).await {
+            Ok(r) => r.map(|_| ()).map_err(rtc),
+            Err(_) => {
+                tracing::warn!("data channel send blocked for 1 s");
+                Err(RtcError("data channel send blocked for 1 s".into()))
+            }
+        }
+    }
+
+    /// Round-trip time of the selected candidate pair, when the stack measured one.
+    pub async fn rtt_ms(&self) -> Option<f32> {
+        use webrtc::stats::StatsReportType;
+        let Ok(report) =
+            tokio::time::timeout(Duration::from_millis(200), self.pc.get_stats()).await
+        else {
+            tracing::warn!("get_stats blocked for 200 ms");
+            return None;
+        };
+        report.reports.values().find_map(|r| match r {
+            StatsReportType::CandidatePair(p) if p.nominated && p.current_round_trip_time > 0.0 => {
+                Some((p.current_round_trip_time * 1000.0) as f32)
+            }
+            _ => None,
+        })
+    }
+
+    /// Closes the data channel and peer connection (bounded: webrtc-rs can hang closing a
+    /// connection whose peer vanished) and stops the helper tasks.
+    pub async fn close(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let closing = async {
+            let _ = self.dc.close().await;
+            let _ = self.pc.close().await;
+        };
+        if tokio::time::timeout(Duration::from_secs(2), closing)
+            .await
+            .is_err()
+        {
+            tracing::warn!("closing the peer connection took over 2 s; abandoned");
+        }
+    }
+}
