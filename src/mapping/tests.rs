@@ -510,3 +510,23 @@ fn cancelling_a_server_quantised_switch_schedules_the_running_theme_back() {
     assert!(s.mapping.pending.is_none());
     assert_eq!(s.mapping.theme().unwrap().id, "default");
 }
+
+#[test]
+fn crossfades_and_quantise_flags_are_one_shots_never_replayed() {
+    let specs = crate::core::params::builtin_specs();
+    for k in [
+        "transition",
+        "_quantized",
+        "quantize_mode",
+        "lookahead_ms",
+        "reset_cache",
+    ] {
+        assert!(specs[k].one_shot, "{k}");
+    }
+    // A theme switch leaves the destination prompt, not the fade, in the replayed state.
+    let mut s = state_on("default");
+    act(&mut s, Action::ThemeNext, 10);
+    let full = s.params.store.full_state();
+    assert!(full.contains_key("prompts"));
+    assert!(!full.contains_key("transition"));
+}
