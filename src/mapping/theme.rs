@@ -795,6 +795,20 @@ impl Theme {
             }
         }
 
+        if beat.enabled {
+            for (i, m) in raw.mappings.iter().enumerate() {
+                if matches!(
+                    m.target.as_str(),
+                    "bpm" | "beat_phase" | "bar_position" | "beat_count" | "is_playing"
+                ) {
+                    c.err(
+                        &format!("mappings[{i}].target"),
+                        format!("`{}` is sent by beat forwarding ([beat] forward)", m.target),
+                    );
+                }
+            }
+        }
+
         // Triggers.
         let mut triggers = Vec::new();
         for (i, t) in raw.triggers.iter().enumerate() {
