@@ -130,3 +130,30 @@ async fn trickle_ice_connects_through_patch() {
     );
     assert!(rig.quit().await);
 }
+
+/// Scope may answer H264: the transport accepts it and labels the RTP packets accordingly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_answer_is_accepted() {
+    let peer = Peer::start(PeerOptions {
+        codec: Some("h264"),
+        ..PeerOptions::default()
+    })
+    .await;
+    let mut rig = Rig::start(&fast_config(&peer.url()), true).await;
+    assert!(
+        rig.until_state(ConnState::Streaming, Duration::from_secs(30))
+            .await,
+        "{:?}\n{}",
+        rig.seen,
+        peer.stderr()
+    );
+    let mut rtp = rig.rtp.take().unwrap();
+    let p = tokio::time::timeout(Duration::from_secs(15), rtp.recv())
+        .await
+        .expect("H264 video within 15 s")
+        .unwrap();
+    assert_eq!(p.codec, scope_deck::transport::types::VideoCodec::H264);
+    assert_eq!(p.payload_type, 102);
+    drop(rtp);
+    assert!(rig.quit().await);
+}

@@ -54,6 +54,8 @@ pub enum Action {
     },
     /// Drop the connection and connect again (keeps every parameter).
     Reconnect,
+    /// Agree to download the loaded pipeline's missing models on the server.
+    DownloadModels,
     /// Next generation theme.
     ThemeNext,
     /// Previous generation theme.
@@ -135,6 +137,7 @@ impl Action {
             Action::AdjustParam { .. } => "adjust_param",
             Action::SetPrompt { .. } => "set_prompt",
             Action::Reconnect => "reconnect",
+            Action::DownloadModels => "download_models",
             Action::ThemeNext => "theme_next",
             Action::ThemePrev => "theme_prev",
             Action::SelectTheme { .. } => "select_theme",

@@ -299,6 +299,15 @@ fn reconnect_asks_the_transport() {
 }
 
 #[test]
+fn download_models_asks_the_transport() {
+    let mut s = started();
+    let fx = update(&mut s, Msg::key(Action::DownloadModels), ms(1));
+    assert!(fx.contains(&Effect::Transport(TransportCmd::DownloadModels)));
+    let v = serde_json::to_value(Action::DownloadModels).unwrap();
+    assert_eq!(v["action"], Action::DownloadModels.name());
+}
+
+#[test]
 fn tempo_actions_reach_the_beat_tracker() {
     use crate::audio::tempo::TempoCmd;
     let mut s = started();
@@ -422,4 +431,24 @@ fn spectrum_peaks_hold_then_decay_with_engine_time() {
     );
     update(&mut s, Msg::AudioFrame(AudioFrame::default()), ms(5000));
     assert_eq!(s.audio.spectrum_peaks[3], 0.0);
+}
+
+#[test]
+fn streaming_again_clears_the_last_error() {
+    let mut s = started();
+    update(
+        &mut s,
+        Msg::Transport(TransportEvent::Error("GET /health: no answer".into())),
+        ms(1),
+    );
+    assert!(s.transport.last_error.is_some());
+    update(
+        &mut s,
+        Msg::Transport(TransportEvent::State {
+            state: ConnState::Streaming,
+            reason: None,
+        }),
+        ms(2),
+    );
+    assert!(s.transport.last_error.is_none());
 }

@@ -251,6 +251,7 @@ fn apply_action(
             }
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
+        Action::DownloadModels => fx.push(Effect::Transport(TransportCmd::DownloadModels)),
         Action::TapTempo => {
             state.audio.tempo_source = crate::audio::features::TempoSource::Tap;
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Tap {
@@ -413,6 +414,10 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
             let changed = state.transport.state != s || state.transport.reason != reason;
             state.transport.state = s;
             state.transport.reason = reason.clone();
+            if s == ConnState::Streaming {
+                // Recovered: an old error would only mislead.
+                state.transport.last_error = None;
+            }
             if changed {
                 fx.push(Effect::Emit(Event::Connection { state: s, reason }));
             }

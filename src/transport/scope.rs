@@ -35,7 +35,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Consecutive failed `/health` polls before the link counts as lost.
 const HEALTH_FAILURES: u32 = 3;
 /// How long the goodbye DELETE may take.
-const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+const DELETE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Why an await was cut short by a command.
 enum Interrupt {
@@ -176,8 +176,13 @@ impl Actor {
                 Ok(())
             }
             Some(TransportCmd::DownloadModels) => {
+                // Only meaningful while waiting for models; never tears down a live session.
                 self.download_requested = true;
-                Err(Interrupt::Reconnect)
+                if self.machine.state() == ConnState::Loading {
+                    Err(Interrupt::Reconnect)
+                } else {
+                    Ok(())
+                }
             }
         }
     }
@@ -360,9 +365,9 @@ impl Actor {
             if !downloading {
                 if !(self.cfg.auto_download_models || self.download_requested) {
                     let msg = format!(
-                        "pipeline `{id}`: its models are not downloaded on the server; set \
-                         server.auto_download_models = true (or download them in Scope), then \
-                         reconnect"
+                        "pipeline `{id}`: its models are not downloaded on the server; run the \
+                         `download_models` action to fetch them (or set \
+                         server.auto_download_models = true)"
                     );
                     self.error(msg.clone()).await;
                     self.go(ConnState::Loading, msg).await;

@@ -25,9 +25,9 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::util::Marshal;
@@ -96,6 +96,10 @@ pub struct Session {
     pub counters: Arc<VideoCounters>,
     /// Background tasks to stop with the session.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The video transceiver (its placeholder sender track may need the answer's codec).
+    video_transceiver: Arc<RTCRtpTransceiver>,
+    /// True when the video edge feeds a real (VP8) track.
+    has_input: bool,
 }
 
 /// Errors from the WebRTC stack (kept as text: they are shown, not matched on).
@@ -210,7 +214,14 @@ pub async fn build(
 
     // Video: sendrecv with a track for video-to-video, sendrecv without one for text-to-video
     // (what Scope's own UI does). Generated video comes back on this transceiver.
-    if let Some(samples) = video.samples_in.clone() {
+    let has_input = video.samples_in.is_some();
+    let init = || {
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendrecv,
+            send_encodings: vec![],
+        })
+    };
+    let video_transceiver = if let Some(samples) = video.samples_in.clone() {
         let track = Arc::new(TrackLocalStaticSample::new(
             RTCRtpCodecCapability {
                 mime_type: MIME_TYPE_VP8.to_owned(),
@@ -220,7 +231,11 @@ pub async fn build(
             "video".to_owned(),
             "scope-deck".to_owned(),
         ));
-        pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>)
+        let t = pc
+            .add_transceiver_from_track(
+                Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
+                init(),
+            )
             .await
             .map_err(rtc)?;
         tasks.push(tokio::spawn(async move {
@@ -236,17 +251,12 @@ pub async fn build(
                 }
             }
         }));
+        t
     } else {
-        pc.add_transceiver_from_kind(
-            RTPCodecType::Video,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendrecv,
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .map_err(rtc)?;
-    }
+        pc.add_transceiver_from_kind(RTPCodecType::Video, init())
+            .await
+            .map_err(rtc)?
+    };
     {
         let t = tx.clone();
         let counters = Arc::clone(&counters);
@@ -307,6 +317,8 @@ pub async fn build(
         events_tx: tx,
         counters,
         tasks,
+        video_transceiver,
+        has_input,
     })
 }
 
@@ -328,7 +340,36 @@ impl Session {
     }
 
     /// Applies the server's answer.
+    ///
+    /// webrtc-rs gives a track-less `sendrecv` transceiver a silent placeholder track of the
+    /// first registered codec (VP8); when Scope answers H264 that placeholder cannot bind, so it
+    /// is swapped for an H264 one first. Real outgoing video is VP8: an H264 answer then cannot
+    /// carry it, which is reported as such.
     pub async fn answer(&self, sdp: String) -> Result<(), RtcError> {
+        let chosen = sdp::negotiated_video(&sdp).map(|(c, _)| c);
+        if chosen == Some(VideoCodec::H264) {
+            if self.has_input {
+                return Err(RtcError(
+                    "the server answered H264 but the outgoing video is VP8".into(),
+                ));
+            }
+            let h264 = sdp::video_codecs()
+                .into_iter()
+                .find(|c| sdp::codec_of(&c.capability.mime_type) == Some(VideoCodec::H264))
+                .map(|c| c.capability)
+                .unwrap_or_default();
+            let placeholder = Arc::new(TrackLocalStaticSample::new(
+                h264,
+                "video".to_owned(),
+                "scope-deck".to_owned(),
+            ));
+            self.video_transceiver
+                .sender()
+                .await
+                .replace_track(Some(placeholder as Arc<dyn TrackLocal + Send + Sync>))
+                .await
+                .map_err(rtc)?;
+        }
         let desc = RTCSessionDescription::answer(sdp).map_err(rtc)?;
         self.pc.set_remote_description(desc).await.map_err(rtc)
     }

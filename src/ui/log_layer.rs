@@ -68,7 +68,10 @@ impl Visit for Collect {
 impl<S: Subscriber> Layer<S> for PaneLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
-        if *meta.level() > Level::INFO {
+        // The pane is for the performer: our own info and up, other crates' errors only (the
+        // file log keeps everything).
+        let ours = meta.target().starts_with("scope_deck");
+        if *meta.level() > Level::INFO || (!ours && *meta.level() > Level::ERROR) {
             return;
         }
         let mut c = Collect(String::new());
@@ -95,6 +98,7 @@ mod tests {
         let sub = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(sub, || {
             tracing::debug!("too detailed");
+            tracing::warn!(target: "webrtc_dtls", "dependency noise");
             tracing::error!(code = 500, "server said no");
             tracing::info!("hello");
             tracing::warn!("third does not fit");

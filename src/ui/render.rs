@@ -77,11 +77,9 @@ pub fn draw(
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)]).areas(main);
     draw_audio(frame, left, snap, style);
-    let conn_h = if matches!(
-        snap.transport.state,
-        ConnState::Loading | ConnState::Warming
-    ) {
-        7
+    // Room for a wrapped error under the stats when there is one.
+    let conn_h = if snap.transport.last_error.is_some() {
+        8
     } else {
         6
     };
@@ -240,7 +238,17 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
     let inner = b.inner(area);
     frame.render_widget(b, area);
     let t = &snap.transport;
-    let mut lines = vec![
+    let warming = t.warmup.is_some() && matches!(t.state, ConnState::Loading | ConnState::Warming);
+    // Fixed rows, no wrapping: state, server, then the gauge (2 rows) or the stats (2 rows),
+    // then the last error.
+    let [state_row, server_row, mid, err_row] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(2),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    frame.render_widget(
         Line::from(vec![
             Span::styled(t.state.label().to_uppercase(), state_style(t.state, style)),
             Span::styled(
@@ -251,35 +259,41 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
                 style.dimmed(),
             ),
         ]),
+        state_row,
+    );
+    frame.render_widget(
         Line::styled(snap.server.clone(), style.dimmed()),
-    ];
-    let warming = t.warmup.is_some() && matches!(t.state, ConnState::Loading | ConnState::Warming);
-    if !warming {
-        let s = &t.stats;
-        lines.push(Line::from(format!(
-            "rx {:.1} fps  rtt {}  loss {}",
-            s.rx_fps,
-            fmt_opt(s.rtt_ms, " ms", 1.0, 0),
-            fmt_opt(s.loss, "%", 100.0, 1)
-        )));
-        lines.push(Line::from(format!(
-            "srv {}  reconn {}  sent {}",
-            fmt_opt(s.server_fps, " fps", 1.0, 1),
-            s.reconnects,
-            t.sent_count
-        )));
+        server_row,
+    );
+    match (&t.warmup, warming) {
+        (Some(w), true) => frame.render_widget(WarmupGauge { warmup: w, style }, mid),
+        _ => {
+            let s = &t.stats;
+            let lines = vec![
+                Line::from(format!(
+                    "rx {:.1} fps  rtt {}  loss {}",
+                    s.rx_fps,
+                    fmt_opt(s.rtt_ms, " ms", 1.0, 0),
+                    fmt_opt(s.loss, "%", 100.0, 1)
+                )),
+                Line::from(format!(
+                    "srv {}  reconn {}  sent {}",
+                    fmt_opt(s.server_fps, " fps", 1.0, 1),
+                    s.reconnects,
+                    t.sent_count
+                )),
+            ];
+            frame.render_widget(Paragraph::new(lines), mid);
+        }
     }
     if let Some(e) = &t.last_error {
-        lines.push(Line::styled(format!("✖ {e}"), Style::new().fg(style.bad)));
-    }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
-    if let (true, Some(w)) = (warming, &t.warmup) {
-        let g = Rect {
-            y: inner.y + 2,
-            height: 2.min(inner.height.saturating_sub(2)),
-            ..inner
-        };
-        frame.render_widget(WarmupGauge { warmup: w, style }, g);
+        // The server URL is on the row above; keep only the endpoint so the error fits.
+        let e = e.replace(snap.server.trim_end_matches('/'), "");
+        frame.render_widget(
+            Paragraph::new(Line::styled(format!("✖ {e}"), Style::new().fg(style.bad)))
+                .wrap(Wrap { trim: true }),
+            err_row,
+        );
     }
 }
 

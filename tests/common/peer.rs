@@ -22,6 +22,8 @@ pub struct PeerOptions {
     pub missing_models: Vec<String>,
     /// Model download duration, seconds.
     pub download: f64,
+    /// Answer with only this video codec (`vp8`, `h264`) instead of the offer's order.
+    pub codec: Option<&'static str>,
 }
 
 impl Default for PeerOptions {
@@ -33,6 +35,7 @@ impl Default for PeerOptions {
             size: (128, 64),
             missing_models: Vec::new(),
             download: 0.5,
+            codec: None,
         }
     }
 }
@@ -87,6 +90,9 @@ impl Peer {
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("peer.stderr")).unwrap(),
             ));
+        if let Some(c) = opts.codec {
+            cmd.args(["--codec", c]);
+        }
         if !opts.missing_models.is_empty() {
             cmd.arg("--missing-models").args(&opts.missing_models);
         }

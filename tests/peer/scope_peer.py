@@ -335,6 +335,15 @@ async def offer(request):
         asyncio.ensure_future(consume())
 
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
+    if p.args.codec != "any":
+        # Answer with one codec only (Scope speaks VP8 and H264; clients must accept both).
+        want = "video/" + p.args.codec
+        for t in pc.getTransceivers():
+            if t.kind == "video":
+                kept = [c for c in t._codecs if c.mimeType.lower() == want]
+                if not kept:
+                    return jerr(422, f"offer has no {p.args.codec} codec")
+                t._codecs = kept
     pc.addTrack(CounterTrack(p, sess))
     answer = await pc.createAnswer()
     await pc.setLocalDescription(answer)
@@ -555,6 +564,8 @@ def main():
     ap.add_argument("--download", type=float, default=1.0, help="model download time, seconds")
     ap.add_argument("--missing-models", nargs="*", default=[], help="pipelines without models")
     ap.add_argument("--log", default="", help="JSON-lines data-channel message log")
+    ap.add_argument("--codec", default="any", choices=["any", "vp8", "h264"],
+                    help="answer with this video codec only (default: the offer's order)")
     args = ap.parse_args()
     w, h = args.size.lower().split("x")
     args.width, args.height = int(w), int(h)
