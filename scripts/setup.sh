@@ -46,3 +46,24 @@ if [ "$mode" = test ]; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r tests/peer/requirements.txt
   fi
 fi
+
+if [ "$mode" = test ]; then
+  # NDI runtime for the NDI sink tests (`cargo test --features ndi --test video_ndi`): its licence
+  # forbids committing it, so take libndi.so.6 from PyPI's ndi-python wheel into target/.
+  ndi_dir=target/ndi-runtime
+  if [ ! -f "$ndi_dir/libndi.so.6" ]; then
+    tmp=$(mktemp -d)
+    if python3 -m pip download -q --disable-pip-version-check --no-deps -d "$tmp" ndi-python; then
+      mkdir -p "$ndi_dir"
+      python3 - "$tmp" "$ndi_dir" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/ndi_python-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2] + "/libndi.so.6", "wb") as out:
+    out.write(z.read("NDIlib/libndi.so.6"))
+PY
+    else
+      echo "setup: could not fetch the NDI runtime (ndi-python wheel); NDI delivery test will fail" >&2
+    fi
+    rm -rf "$tmp"
+  fi
+fi

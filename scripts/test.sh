@@ -11,3 +11,5 @@ cargo test --all-targets
 # MIDI through real JACK ports (test-only feature: swaps ALSA for JACK in midir and cpal).
 cargo clippy --features jack --test midi_jack -- -D warnings
 cargo test --features jack --test midi_jack
+# NDI sink with gst-plugin-ndi built in and the runtime fetched by setup.sh.
+cargo test --features ndi --test video_ndi

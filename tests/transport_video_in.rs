@@ -58,6 +58,7 @@ async fn encoded_frames_reach_the_peer_while_generated_video_comes_back() {
     let video = VideoPorts {
         rtp_out: Some(rtp_tx),
         samples_in: Some(Arc::new(Mutex::new(sample_rx))),
+        ..VideoPorts::default()
     };
     let handle = spawn_with_video(&fast_config(&peer.url()), false, etx, video).unwrap();
     let mut initial = serde_json::Map::new();

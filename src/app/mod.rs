@@ -118,7 +118,11 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
     };
     CoreSettings {
         backend: backend.label().to_string(),
-        server: app.server.url.clone(),
+        server: if backend == Backend::Daydream {
+            app.daydream.api_url.clone()
+        } else {
+            app.server.url.clone()
+        },
         panic_mode: app.controls.panic,
         safe_prompt: app.controls.safe_prompt.clone(),
         confirm_quit: app.controls.confirm_quit,
@@ -139,7 +143,10 @@ async fn run_async(
     let cancel = CancellationToken::new();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
-    let transport = match crate::transport::spawn(&loaded.app.server, cli.dry_run, tev_tx) {
+    // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
+    // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
+    let (video_ports, video, video_input) = start_video(&loaded, &cancel);
+    let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx, video_ports) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("{e}");
@@ -269,8 +276,71 @@ async fn run_async(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
+    if let Some(i) = video_input {
+        i.shutdown().await;
+    }
+    if let Some(v) = video {
+        // Sinks get end-of-stream so recordings are finalised.
+        let _ = tokio::time::timeout(Duration::from_secs(4), v.shutdown()).await;
+    }
     signals.abort();
     code
+}
+
+/// Starts the configured transport with the video ports (the hosted Daydream backend has its own
+/// section and preset; it uses the same ports: WHEP into `rtp_out`, WHIP from `samples_in`).
+fn spawn_transport(
+    loaded: &LoadedConfig,
+    dry_run: bool,
+    events: mpsc::Sender<crate::transport::TransportEvent>,
+    video: crate::transport::VideoPorts,
+) -> Result<crate::transport::TransportHandle, crate::transport::StartError> {
+    if loaded.app.server.backend == Backend::Daydream && !dry_run {
+        return crate::transport::daydream::spawn(
+            &loaded.app.daydream,
+            loaded.dir.as_deref(),
+            events,
+            video,
+        );
+    }
+    crate::transport::spawn_with_video(&loaded.app.server, dry_run, events, video)
+}
+
+/// Starts the video edge: the output pipeline when `[video]` lists sinks, the input when
+/// `[video.input]` has a source. Errors are logged; the show goes on without video.
+fn start_video(
+    loaded: &LoadedConfig,
+    cancel: &CancellationToken,
+) -> (
+    crate::transport::VideoPorts,
+    Option<crate::video::VideoHandle>,
+    Option<crate::video::input::InputHandle>,
+) {
+    let cfg = &loaded.app.video;
+    let mut ports = crate::transport::VideoPorts::default();
+    let mut output = None;
+    if !cfg.sinks.is_empty() {
+        match crate::video::start(cfg, cancel.clone()) {
+            Ok((tx, handle)) => {
+                ports.rtp_out = Some(tx);
+                ports.keyframe_requests = Some(handle.keyframe_requests.clone());
+                output = Some(handle);
+            }
+            Err(e) => tracing::error!("video output not started: {e}"),
+        }
+    }
+    let mut input = None;
+    if cfg.input.source != crate::video::config::InputSource::None {
+        let (tx, rx) = mpsc::channel(crate::video::input::SAMPLE_CAPACITY);
+        match crate::video::input::start(&cfg.input, tx, cancel.clone()) {
+            Ok(h) => {
+                ports.samples_in = Some(Arc::new(tokio::sync::Mutex::new(rx)));
+                input = Some(h);
+            }
+            Err(e) => tracing::error!("video input not started: {e}"),
+        }
+    }
+    (ports, output, input)
 }
 
 fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {

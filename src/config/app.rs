@@ -20,6 +20,10 @@ pub struct AppConfig {
     pub prompt: PromptConfig,
     /// `[logging]`: level and directory.
     pub logging: LoggingConfig,
+    /// `[daydream]`: the hosted StreamDiffusion backend.
+    pub daydream: crate::transport::daydream::DaydreamConfig,
+    /// `[video]`: output sinks, terminal preview, video input.
+    pub video: crate::video::config::VideoConfig,
     /// The parsed file, kept to locate cross-file errors.
     #[serde(skip)]
     doc: Option<SourceDoc>,
@@ -33,6 +37,8 @@ impl PartialEq for AppConfig {
             && self.controls == o.controls
             && self.prompt == o.prompt
             && self.logging == o.logging
+            && self.daydream == o.daydream
+            && self.video == o.video
     }
 }
 
@@ -99,6 +105,8 @@ impl AppConfig {
         cfg.audio.validate(&doc, "audio", errors);
         cfg.ui.validate(&doc, "ui", errors);
         cfg.controls.validate(&doc, "controls", errors);
+        cfg.daydream.validate(&doc, "daydream", errors);
+        cfg.video.validate(&doc, "video", errors);
         if cfg.prompt.initial.trim().is_empty() {
             errors.push(doc.error_at("prompt.initial", "must not be empty", None));
         }

@@ -222,6 +222,14 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
     let Some(app) = app else {
         return Err(ConfigErrors(errors));
     };
+    // The hosted backend's stream preset (presets/<name>.toml), checked like any config file.
+    if app.server.backend == crate::transport::config::Backend::Daydream {
+        if let Err(errs) =
+            crate::transport::daydream::Preset::load(dir.as_deref(), &app.daydream.preset)
+        {
+            errors.extend(errs);
+        }
+    }
     // Cross-file references.
     if !themes.iter().any(|t| t.id == app.ui.theme) && errors.is_empty() {
         errors.push(app.error_at(

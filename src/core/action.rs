@@ -117,6 +117,9 @@ pub enum Action {
         /// File written, or why not.
         message: String,
     },
+    /// Apply the pipeline-reloading changes the hosted (daydream) backend is holding back
+    /// during a show (~30 s without video).
+    ConfirmReload,
 }
 
 impl Action {
@@ -154,6 +157,7 @@ impl Action {
             Action::Learn => "learn",
             Action::LearnControl { .. } => "learn_control",
             Action::LearnDone { .. } => "learn_done",
+            Action::ConfirmReload => "confirm_reload",
         }
     }
 

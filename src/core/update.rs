@@ -262,6 +262,20 @@ fn apply_action(
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
         }
         Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
+        Action::ConfirmReload => {
+            // Only backends that hold reloads announce the key (daydream's schema).
+            if state.params.store.spec("confirm_reload").is_some() {
+                fire_trigger(state, "confirm_reload", json!(true), now, fx);
+            } else {
+                notice(
+                    state,
+                    fx,
+                    Level::Info,
+                    "nothing to confirm on this backend".into(),
+                    now,
+                );
+            }
+        }
         other if crate::mapping::reduce::on_action(state, &other, source, now, fx) => {}
         other => {
             // Actions whose concern is not built yet: the performer is told plainly instead of

@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod coalescer;
 pub mod config;
+pub mod daydream;
 pub mod dry_run;
 pub mod http;
 pub mod machine;
@@ -47,6 +48,9 @@ pub enum StartError {
     /// The backend is not part of this build yet.
     #[error("backend `{0}` is not available in this build; use --dry-run or backend = \"dry-run\"")]
     Unavailable(&'static str),
+    /// The daydream backend cannot start (missing key, bad preset, bad URL).
+    #[error("daydream: {0}")]
+    Daydream(String),
 }
 
 /// Starts the transport for `cfg` (or the dry run), reporting on `events`, without video ports.

@@ -80,7 +80,14 @@ pub struct VideoPorts {
     pub rtp_out: Option<mpsc::Sender<RtpPacket>>,
     /// Encoded frames to send (video-to-video); shared across reconnects.
     pub samples_in: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
+    /// The video edge's key-frame request counter: each change asks the sender for a key frame
+    /// (RTCP PLI), so a lost first key frame or a loss burst does not leave the picture frozen.
+    pub keyframe_requests: Option<tokio::sync::watch::Receiver<u64>>,
 }
+
+/// Fewest milliseconds between two key-frame requests (a decoder asking every packet must not
+/// flood the sender).
+pub const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A negotiated-but-not-yet-answered session (the offer is ready).
 pub struct Session {
@@ -261,10 +268,32 @@ pub async fn build(
         let t = tx.clone();
         let counters = Arc::clone(&counters);
         let out = video.rtp_out.clone();
+        let keyframes = video.keyframe_requests.clone();
+        let weak_pc = Arc::downgrade(&pc);
         pc.on_track(Box::new(move |track, _receiver, _transceiver| {
             let t = t.clone();
             let counters = Arc::clone(&counters);
             let out = out.clone();
+            if let Some(mut kf) = keyframes.clone() {
+                let weak_pc = weak_pc.clone();
+                let media_ssrc = track.ssrc();
+                tokio::spawn(async move {
+                    kf.mark_unchanged();
+                    while kf.changed().await.is_ok() {
+                        let Some(pc) = weak_pc.upgrade() else { break };
+                        let pli = webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc,
+                        };
+                        if pc.write_rtcp(&[Box::new(pli)]).await.is_err() {
+                            break;
+                        }
+                        tracing::debug!(media_ssrc, "key frame requested (RTCP PLI)");
+                        drop(pc);
+                        tokio::time::sleep(PLI_MIN_INTERVAL).await;
+                    }
+                });
+            }
             Box::pin(async move {
                 let codec_params = track.codec();
                 let codec =

@@ -1,1 +1,386 @@
-//! Received video → GStreamer → sinks (v4l2loopback, NDI, shm, file, window, custom).
+//! Received video → GStreamer → sinks (v4l2loopback, NDI, shm, file, window, custom), a terminal
+//! preview, and video input for video-to-video pipelines.
+//!
+//! Hook for the transport: [`start`] returns the bounded `Sender<RtpPacket>` the transport feeds
+//! with every RTP packet of the generated video, plus a [`VideoHandle`] (stats, preview, stop).
+//! The output pipeline is built when the first packet arrives (its codec/payload type/clock rate
+//! give the caps) and rebuilt if they change or the decoder fails. Each sink is its own small
+//! pipeline under a supervisor, so one failing sink never stops the others (see [`sinks`]).
+
+pub mod config;
+pub mod elements;
+pub mod input;
+pub mod output;
+pub mod preview;
+pub mod scope_api;
+pub mod sinks;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::transport::types::RtpPacket;
+pub use elements::VideoError;
+use output::{Counters, OutputPipeline, PreviewSpec, StreamKey};
+pub use preview::{PreviewFrame, PreviewWidget};
+use sinks::SinkSlot;
+
+/// Capacity of the RTP packet channel (≈ 1 s of 720p video at 2–3 Mbit/s in 1200-byte packets).
+pub const RTP_CAPACITY: usize = 512;
+
+/// State of one sink for the dashboard.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SinkStatus {
+    /// `shm:/tmp/x`, `ndi:name`...
+    pub label: String,
+    /// Running now.
+    pub running: bool,
+    /// Frames handed to it.
+    pub frames_in: u64,
+    /// Frames that reached the sink element.
+    pub frames_out: u64,
+    /// Frames dropped because the sink was behind.
+    pub dropped: u64,
+    /// Rebuilds after failures.
+    pub restarts: u64,
+    /// Connected readers (shm).
+    pub clients: u64,
+    /// Last failure, explained.
+    pub last_error: Option<String>,
+    /// The recording being written (file sink).
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Output statistics, published every 250 ms.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VideoStats {
+    /// RTP packets received from the transport.
+    pub packets_in: u64,
+    /// RTP packets dropped before the jitter buffer (channel or input full).
+    pub packets_dropped: u64,
+    /// Packets the jitter buffer counted lost or too late.
+    pub packets_lost: u64,
+    /// Decoded frames ("frames in").
+    pub frames_in: u64,
+    /// Frames rendered, summed over sinks ("frames out").
+    pub frames_out: u64,
+    /// Frames dropped because a sink was behind, summed over sinks.
+    pub frames_dropped: u64,
+    /// Decoder errors (corrupt frames, undecodable input).
+    pub decode_errors: u64,
+    /// Added latency of the last frame: RTP arrival → decoded frame handed to the sinks.
+    pub latency_ms: f32,
+    /// Mean of the same since start.
+    pub latency_ms_mean: f32,
+    /// Output pipeline rebuilds.
+    pub rebuilds: u64,
+    /// Key frames requested from the sender.
+    pub keyframe_requests: u64,
+    /// Per sink.
+    pub sinks: Vec<SinkStatus>,
+    /// The last output pipeline error, explained.
+    pub last_error: Option<String>,
+}
+
+/// A running video edge.
+pub struct VideoHandle {
+    /// Latest statistics.
+    pub stats: watch::Receiver<VideoStats>,
+    /// Latest preview frame (None until the first one).
+    pub preview: watch::Receiver<Option<Arc<PreviewFrame>>>,
+    /// Counts key-frame requests: the decoder has no valid reference (start of stream, loss).
+    /// HOOK for the transport: on every change, send RTCP PLI for the video track.
+    pub keyframe_requests: watch::Receiver<u64>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    sinks: Vec<JoinHandle<()>>,
+}
+
+impl VideoHandle {
+    /// Stops everything in order: sinks get end-of-stream (files are finalised), then the output
+    /// pipeline is torn down. Returns when all of it is done.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for s in self.sinks {
+            let _ = s.await;
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the video edge for `cfg`. Returns the sender the transport feeds with received RTP
+/// packets (bounded: on `Full` the transport should drop the packet, it is counted as lost by
+/// the jitter buffer) and the handle.
+pub fn start(
+    cfg: &config::VideoConfig,
+    cancel: CancellationToken,
+) -> Result<(mpsc::Sender<RtpPacket>, VideoHandle), VideoError> {
+    elements::init()?;
+    let cancel = cancel.child_token();
+    let (tx, rx) = mpsc::channel(RTP_CAPACITY);
+    let slots: Arc<Vec<Arc<SinkSlot>>> = Arc::new(
+        cfg.sinks
+            .iter()
+            .map(|s| {
+                Arc::new(SinkSlot {
+                    label: s.label(),
+                    ..SinkSlot::default()
+                })
+            })
+            .collect(),
+    );
+    let backoff = Duration::from_millis(cfg.restart_backoff_ms);
+    let sinks = cfg
+        .sinks
+        .iter()
+        .zip(slots.iter())
+        .map(|(c, s)| {
+            tokio::spawn(sinks::supervise(
+                c.clone(),
+                s.clone(),
+                backoff,
+                cancel.clone(),
+            ))
+        })
+        .collect();
+    let (stats_tx, stats_rx) = watch::channel(VideoStats::default());
+    let (preview_tx, preview_rx) = watch::channel(None);
+    let (kf_tx, kf_rx) = watch::channel(0u64);
+    let preview = cfg.preview.enabled.then_some((
+        PreviewSpec {
+            fps: cfg.preview.fps,
+            width: cfg.preview.width,
+            height: cfg.preview.height,
+        },
+        preview_tx,
+    ));
+    let task = tokio::spawn(run(
+        rx,
+        cfg.jitter_ms,
+        slots,
+        preview,
+        (stats_tx, kf_tx),
+        cancel.clone(),
+    ));
+    Ok((
+        tx,
+        VideoHandle {
+            stats: stats_rx,
+            preview: preview_rx,
+            keyframe_requests: kf_rx,
+            cancel,
+            task,
+            sinks,
+        },
+    ))
+}
+
+struct Running {
+    out: OutputPipeline,
+    failed: Arc<AtomicBool>,
+    bus_task: JoinHandle<()>,
+}
+
+impl Running {
+    fn stop(self) {
+        self.bus_task.abort();
+        let _ = self.out.pipeline.set_state(gst::State::Null);
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<RtpPacket>,
+    jitter_ms: u32,
+    slots: Arc<Vec<Arc<SinkSlot>>>,
+    preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    (stats_tx, kf_tx): (watch::Sender<VideoStats>, watch::Sender<u64>),
+    cancel: CancellationToken,
+) {
+    // Packets flowing but nothing decoded for this long: ask for a key frame (again).
+    const STARVED: Duration = Duration::from_secs(1);
+    let mut decoded_seen = (0u64, tokio::time::Instant::now());
+    let counters = Arc::new(Counters::default());
+    let last_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let mut current: Option<Running> = None;
+    let mut lost_before = 0u64; // losses counted by pipelines already torn down
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut retry_after: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                let lost = lost_before + current.as_ref().map_or(0, |r| output::jitter_losses(&r.out.jitterbuffer));
+                let decoded = counters.frames_decoded.load(Ordering::Relaxed);
+                if decoded != decoded_seen.0 {
+                    decoded_seen = (decoded, tokio::time::Instant::now());
+                } else if current.is_some() && decoded_seen.1.elapsed() > STARVED {
+                    counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                    kf_tx.send_modify(|n| *n += 1);
+                    decoded_seen.1 = tokio::time::Instant::now();
+                }
+                stats_tx.send_replace(collect(&counters, &slots, lost, &last_error));
+            }
+            pkt = rx.recv() => {
+                let Some(pkt) = pkt else { break };
+                counters.packets_in.fetch_add(1, Ordering::Relaxed);
+                let key = StreamKey { codec: pkt.codec, payload_type: pkt.payload_type, clock_rate: pkt.clock_rate };
+                let stale = current.as_ref().is_some_and(|r| r.out.key != key || r.failed.load(Ordering::Relaxed));
+                if stale && let Some(r) = current.take() {
+                    lost_before += output::jitter_losses(&r.out.jitterbuffer);
+                    r.stop();
+                    counters.rebuilds.fetch_add(1, Ordering::Relaxed);
+                    retry_after = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+                }
+                if current.is_none() {
+                    if retry_after.is_some_and(|t| tokio::time::Instant::now() < t) {
+                        counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    decoded_seen.1 = tokio::time::Instant::now();
+                    match start_output(key, jitter_ms, &slots, &preview, &counters, &last_error, &kf_tx) {
+                        Ok(r) => current = Some(r),
+                        Err(e) => {
+                            tracing::error!("video output: {e}");
+                            if let Ok(mut g) = last_error.lock() { *g = Some(e.to_string()); }
+                            retry_after = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                            counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                }
+                if let Some(r) = &current {
+                    let full = r.out.src.property::<u64>("current-level-buffers") >= output::INPUT_DEPTH;
+                    if full || r.out.src.push_buffer(gst::Buffer::from_slice(pkt.data)).is_err() {
+                        counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    // Drain: sinks finish on the same cancel token (EOS to files); stop the decoder side.
+    if let Some(r) = current.take() {
+        r.stop();
+    }
+    let lost = lost_before;
+    stats_tx.send_replace(collect(&counters, &slots, lost, &last_error));
+}
+
+fn start_output(
+    key: StreamKey,
+    jitter_ms: u32,
+    slots: &Arc<Vec<Arc<SinkSlot>>>,
+    preview: &Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    counters: &Arc<Counters>,
+    last_error: &Arc<std::sync::Mutex<Option<String>>>,
+    keyframes: &watch::Sender<u64>,
+) -> Result<Running, VideoError> {
+    let out = output::build(
+        key,
+        jitter_ms,
+        slots.clone(),
+        preview.clone(),
+        counters.clone(),
+        keyframes.clone(),
+    )?;
+    let bus = out
+        .pipeline
+        .bus()
+        .ok_or_else(|| VideoError::Pipeline("output pipeline has no bus".into()))?;
+    out.pipeline.set_state(gst::State::Playing).map_err(|_| {
+        VideoError::Pipeline(format!("output pipeline for {key:?} could not start"))
+    })?;
+    tracing::info!(?key, "video output pipeline running");
+    let failed = Arc::new(AtomicBool::new(false));
+    let f = failed.clone();
+    let c = counters.clone();
+    let le = last_error.clone();
+    let bus_task = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut stream = bus.stream();
+        while let Some(msg) = stream.next().await {
+            let from_decoder = msg
+                .src()
+                .is_some_and(|s| s.name().as_str() == "dec" || s.name().as_str() == "depay");
+            match msg.view() {
+                gst::MessageView::Warning(w) if from_decoder => {
+                    c.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("video decode: {}", w.error());
+                }
+                gst::MessageView::Error(e) => {
+                    if from_decoder {
+                        c.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let text = format!(
+                        "video output pipeline failed ({}), rebuilding: {}",
+                        msg.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                        e.error()
+                    );
+                    tracing::warn!("{text}");
+                    if let Ok(mut g) = le.lock() {
+                        *g = Some(text);
+                    }
+                    f.store(true, Ordering::Relaxed);
+                    return;
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(Running {
+        out,
+        failed,
+        bus_task,
+    })
+}
+
+fn collect(
+    c: &Counters,
+    slots: &[Arc<SinkSlot>],
+    lost: u64,
+    last_error: &std::sync::Mutex<Option<String>>,
+) -> VideoStats {
+    let sinks: Vec<SinkStatus> = slots
+        .iter()
+        .map(|s| SinkStatus {
+            label: s.label.clone(),
+            running: s.running.load(Ordering::Relaxed),
+            frames_in: s.pushed.load(Ordering::Relaxed),
+            frames_out: s.rendered.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            restarts: s.restarts.load(Ordering::Relaxed),
+            clients: s.clients.load(Ordering::Relaxed),
+            last_error: s.last_error.lock().ok().and_then(|g| g.clone()),
+            file: s.current_file.lock().ok().and_then(|g| g.clone()),
+        })
+        .collect();
+    let frames_in = c.frames_decoded.load(Ordering::Relaxed);
+    let frames_out = sinks.iter().map(|s| s.frames_out).sum();
+    let frames_dropped = sinks.iter().map(|s| s.dropped).sum();
+    let sum = c.latency_us_sum.load(Ordering::Relaxed);
+    VideoStats {
+        packets_in: c.packets_in.load(Ordering::Relaxed),
+        packets_dropped: c.packets_dropped.load(Ordering::Relaxed),
+        packets_lost: lost,
+        frames_in,
+        frames_out,
+        frames_dropped,
+        decode_errors: c.decode_errors.load(Ordering::Relaxed),
+        latency_ms: c.latency_us_last.load(Ordering::Relaxed) as f32 / 1000.0,
+        latency_ms_mean: if frames_in > 0 {
+            sum as f32 / frames_in as f32 / 1000.0
+        } else {
+            0.0
+        },
+        rebuilds: c.rebuilds.load(Ordering::Relaxed),
+        keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+        sinks,
+        last_error: last_error.lock().ok().and_then(|g| g.clone()),
+    }
+}

@@ -74,3 +74,4 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+pub mod daydream;

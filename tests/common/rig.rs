@@ -63,6 +63,7 @@ impl Rig {
         let video = VideoPorts {
             rtp_out: rtp_tx,
             samples_in: None,
+            ..VideoPorts::default()
         };
         let handle = spawn_with_video(cfg, false, etx, video).unwrap();
         let settings = CoreSettings {

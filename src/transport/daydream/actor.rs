@@ -1,0 +1,822 @@
+//! The daydream transport actor: the one owner of the hosted stream. Commands in, events out;
+//! HTTP requests and WHIP/WHEP negotiations run as tasks that report back on an internal
+//! channel, so the actor never blocks on the network and always answers `Shutdown` in time.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::transport::daydream::Setup;
+use crate::transport::daydream::allowlist;
+use crate::transport::daydream::api::{Api, Created, Health, HttpFail};
+use crate::transport::daydream::params::{ParamPlan, Report, specs};
+use crate::transport::daydream::policy::{
+    Backoff, Decision, Outcome, PatchHealth, PatchVerdict, Throttle, UNAVAILABLE, Warmup,
+};
+use crate::transport::daydream::rtc::{self, MediaError, MediaLink, RtcOptions, RxCounters};
+use crate::transport::types::{ConnState, LinkStats, TransportCmd, TransportEvent, WarmUp};
+
+/// How long the goodbye (WHIP/WHEP close, DELETE) may take: the engine waits 3 s in all.
+const GOODBYE: Duration = Duration::from_millis(2500);
+
+enum Inner {
+    Created(u64, Result<Created, HttpFail>),
+    Status(u64, Result<Health, HttpFail>),
+    Patched(u64, Result<(), HttpFail>, Map<String, Value>),
+    Whip(u64, Result<MediaLink, MediaError>),
+    Whep(u64, Result<MediaLink, MediaError>),
+    /// A connected WHIP/WHEP peer connection failed or closed.
+    MediaLost(u64, &'static str, String),
+}
+
+struct Stream {
+    id: String,
+    warmup: Warmup,
+    active: bool,
+    whip: Option<MediaLink>,
+    whep: Option<MediaLink>,
+    status_attempt: u32,
+    poll_in_flight: bool,
+    next_poll: Option<Duration>,
+    gave_up_warmup: bool,
+    /// WHEP URL from the status endpoint (fallback when the WHIP answer lacks the header).
+    whep_hint: Option<String>,
+    /// WHIP is up but had no playback header: start WHEP when a hint arrives.
+    whep_wanted: bool,
+    whep_started: bool,
+}
+
+struct Actor {
+    setup: Setup,
+    api: Api,
+    http: reqwest::Client,
+    events: mpsc::Sender<TransportEvent>,
+    plan: ParamPlan,
+    health: PatchHealth,
+    throttle: Throttle,
+    clock: Instant,
+    epoch: u64,
+    creating: Option<Duration>,
+    create_task: Option<tokio::task::JoinHandle<()>>,
+    stream: Option<Stream>,
+    patch_in_flight: bool,
+    inner_tx: mpsc::Sender<Inner>,
+    counters: Arc<RxCounters>,
+    state: ConnState,
+    reconnects: u32,
+    last_rx: (Duration, u64),
+    rx_fps: f32,
+    backoff: Backoff,
+}
+
+/// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
+pub async fn run(
+    setup: Setup,
+    api: Api,
+    http: reqwest::Client,
+    mut commands: mpsc::Receiver<TransportCmd>,
+    events: mpsc::Sender<TransportEvent>,
+) {
+    let (inner_tx, mut inner_rx) = mpsc::channel(64);
+    let plan = ParamPlan::new(setup.preset.params_json(), setup.cfg.confirm_reloads);
+    let mut a = Actor {
+        health: PatchHealth::new(setup.cfg.max_patch_failures),
+        throttle: Throttle::new(setup.cfg.patch_rate_hz),
+        setup,
+        api,
+        http,
+        events,
+        plan,
+        clock: Instant::now(),
+        epoch: 0,
+        creating: None,
+        create_task: None,
+        stream: None,
+        patch_in_flight: false,
+        inner_tx,
+        counters: Arc::new(RxCounters::default()),
+        state: ConnState::Idle,
+        reconnects: 0,
+        last_rx: (Duration::ZERO, 0),
+        rx_fps: 0.0,
+        backoff: Backoff::default(),
+    };
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let wake = a.next_wake();
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(TransportCmd::Shutdown) | None => {
+                    a.goodbye(&mut inner_rx).await;
+                    return;
+                }
+                Some(c) => a.on_cmd(c).await,
+            },
+            Some(inner) = inner_rx.recv() => a.on_inner(inner).await,
+            _ = sleep_until(a.clock, wake) => a.on_timer().await,
+            _ = stats_tick.tick() => a.on_stats_tick().await,
+        }
+    }
+}
+
+/// Watches a connected link's peer state; a failure or close is reported to the actor.
+fn watch_media(
+    mut link: MediaLink,
+    what: &'static str,
+    tx: mpsc::Sender<Inner>,
+    epoch: u64,
+) -> MediaLink {
+    let (_, empty) = mpsc::channel(1);
+    let mut states = std::mem::replace(&mut link.states, empty);
+    tokio::spawn(async move {
+        while let Some(s) = states.recv().await {
+            use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState as P;
+            if matches!(s, P::Failed | P::Closed) {
+                let _ = tx.send(Inner::MediaLost(epoch, what, s.to_string())).await;
+                return;
+            }
+        }
+    });
+    link
+}
+
+async fn sleep_until(clock: Instant, at: Option<Duration>) {
+    match at {
+        Some(t) => tokio::time::sleep_until((clock + t).into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    async fn emit(&self, ev: TransportEvent) {
+        let _ = self.events.send(ev).await;
+    }
+
+    async fn set_state(&mut self, s: ConnState, reason: impl Into<String>) {
+        self.state = s;
+        self.emit(TransportEvent::State {
+            state: s,
+            reason: Some(reason.into()),
+        })
+        .await;
+    }
+
+    async fn report(&self, reports: Vec<Report>) {
+        for r in reports {
+            self.emit(TransportEvent::Refused {
+                key: r.key,
+                reason: r.reason,
+            })
+            .await;
+        }
+    }
+
+    fn warmup_from(&self, at: Duration) -> Warmup {
+        Warmup {
+            created_at: at,
+            grace: self.setup.cfg.grace(),
+            backoff: self.backoff,
+        }
+    }
+
+    fn next_wake(&self) -> Option<Duration> {
+        let mut t: Option<Duration> = None;
+        let mut consider = |x: Duration| t = Some(t.map_or(x, |y: Duration| y.min(x)));
+        if let Some(s) = &self.stream {
+            if let Some(p) = s.next_poll {
+                if !s.poll_in_flight {
+                    consider(p);
+                }
+            }
+            if s.active
+                && self.plan.has_pending()
+                && !self.patch_in_flight
+                && !self.health.unavailable()
+            {
+                consider(self.throttle.next_at());
+            }
+        }
+        t
+    }
+
+    async fn on_cmd(&mut self, cmd: TransportCmd) {
+        match cmd {
+            TransportCmd::Connect { initial } => {
+                let reports = self.plan.apply_initial(&initial);
+                self.emit(TransportEvent::Schema(specs(self.plan.controlnet_count())))
+                    .await;
+                self.report(reports).await;
+                self.start_stream().await;
+            }
+            TransportCmd::Update(u) => {
+                let reports = self.plan.push(&u.values);
+                self.report(reports).await;
+                self.try_patch().await;
+            }
+            TransportCmd::Replay { state } => {
+                let reports = self.plan.push(&state);
+                self.report(reports).await;
+                self.try_patch().await;
+            }
+            TransportCmd::Reconnect => {
+                self.reconnects += 1;
+                self.set_state(ConnState::Reconnecting, "restarting the Daydream stream")
+                    .await;
+                self.teardown().await;
+                self.start_stream().await;
+            }
+            TransportCmd::DownloadModels => {
+                self.emit(TransportEvent::Refused {
+                    key: "download_models".into(),
+                    reason: "Daydream hosts its models; there is nothing to download".into(),
+                })
+                .await;
+            }
+            TransportCmd::Shutdown => {}
+        }
+    }
+
+    async fn start_stream(&mut self) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        self.health.reset();
+        self.patch_in_flight = false;
+        let body = json!({"pipeline": "streamdiffusion", "params": self.plan.create_params()});
+        self.set_state(ConnState::Loading, "creating the Daydream stream")
+            .await;
+        self.emit(TransportEvent::Sent {
+            payload: body.clone(),
+        })
+        .await;
+        let now = self.now();
+        self.creating = Some(now);
+        let warmup = self.warmup_from(now);
+        let api = self.api.clone();
+        let tx = self.inner_tx.clone();
+        let clock = self.clock;
+        if let Some(t) = self.create_task.take() {
+            t.abort();
+        }
+        self.create_task = Some(tokio::spawn(async move {
+            let mut attempt = 0;
+            let result = loop {
+                match api.create(&body).await {
+                    Ok(c) => break Ok(c),
+                    Err(f) => match warmup.after_failure(f.outcome(), attempt, clock.elapsed()) {
+                        Decision::RetryAfter(d) => {
+                            tracing::debug!("create not ready ({f}); retry in {d:?}");
+                            attempt += 1;
+                            tokio::time::sleep(d).await;
+                        }
+                        Decision::GiveUp => break Err(f),
+                    },
+                }
+            };
+            let _ = tx.send(Inner::Created(epoch, result)).await;
+        }));
+    }
+
+    async fn on_inner(&mut self, inner: Inner) {
+        match inner {
+            Inner::Created(g, r) if g == self.epoch => self.on_created(r).await,
+            Inner::Status(g, r) if g == self.epoch => self.on_status(r).await,
+            Inner::Patched(g, r, changes) if g == self.epoch => self.on_patched(r, changes).await,
+            Inner::Whip(g, r) if g == self.epoch => self.on_whip(r).await,
+            Inner::Whep(g, r) if g == self.epoch => self.on_whep(r).await,
+            Inner::MediaLost(g, what, why) if g == self.epoch => {
+                let msg = if what == "WHIP" {
+                    "video ingest lost"
+                } else {
+                    "video playback lost"
+                };
+                self.emit(TransportEvent::Error(format!(
+                    "{what}: peer connection {why}"
+                )))
+                .await;
+                self.set_state(ConnState::Degraded, format!("{msg}; reconnect to retry"))
+                    .await;
+            }
+            // A result from a stream already torn down: close what it opened.
+            Inner::Whip(_, Ok(link)) | Inner::Whep(_, Ok(link)) => link.close(&self.http).await,
+            Inner::Created(_, Ok(c)) => {
+                let _ = tokio::time::timeout(GOODBYE, self.api.delete(&c.id)).await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_created(&mut self, r: Result<Created, HttpFail>) {
+        self.creating = None;
+        let c = match r {
+            Ok(c) => c,
+            Err(f) => {
+                self.emit(TransportEvent::Error(format!(
+                    "cannot create the Daydream stream: {f}"
+                )))
+                .await;
+                self.set_state(
+                    ConnState::Stopped,
+                    format!("stream not created ({f}); reconnect to retry"),
+                )
+                .await;
+                return;
+            }
+        };
+        let now = self.now();
+        let warmup = self.warmup_from(now);
+        tracing::info!(stream = %c.id, "Daydream stream created");
+        let cfg = &self.setup.cfg;
+        let whip_url =
+            allowlist::check_media_url(&c.whip_url, &cfg.allowed_hosts, cfg.allow_local_dev);
+        self.stream = Some(Stream {
+            id: c.id.clone(),
+            warmup,
+            active: false,
+            whip: None,
+            whep: None,
+            status_attempt: 0,
+            poll_in_flight: false,
+            next_poll: Some(now),
+            gave_up_warmup: false,
+            whep_hint: None,
+            whep_wanted: false,
+            whep_started: false,
+        });
+        let whip_url = match whip_url {
+            Ok(u) => u,
+            Err(why) => {
+                self.emit(TransportEvent::Error(format!("WHIP URL refused: {why}")))
+                    .await;
+                self.set_state(ConnState::Degraded, "no video ingest: WHIP URL refused")
+                    .await;
+                return;
+            }
+        };
+        self.set_state(ConnState::Warming, "Daydream pipeline warming up")
+            .await;
+        self.emit(TransportEvent::WarmUp(self.warm_up_figures(now, None)))
+            .await;
+        let http = self.http.clone();
+        let opts = self.rtc_options(&whip_url);
+        let samples = self.setup.video.samples_in.clone();
+        if samples.is_none() {
+            self.emit(TransportEvent::Error(
+                "no video input for WHIP: Daydream transforms a camera, file or test pattern; set one in [video]".into(),
+            ))
+            .await;
+        }
+        let tx = self.inner_tx.clone();
+        let epoch = self.epoch;
+        let clock = self.clock;
+        tokio::spawn(async move {
+            let r = rtc::whip(&http, &whip_url, &opts, samples, &warmup, clock).await;
+            let _ = tx.send(Inner::Whip(epoch, r)).await;
+        });
+    }
+
+    fn rtc_options(&self, url: &url::Url) -> RtcOptions {
+        let loopback = self.setup.cfg.allow_local_dev
+            && (matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+                || url.host_str() == Some("localhost"));
+        RtcOptions {
+            ice_servers: if loopback {
+                Vec::new()
+            } else {
+                self.setup.cfg.ice_servers.clone()
+            },
+            loopback,
+            gather_timeout: rtc::GATHER_TIMEOUT,
+            connect_timeout: rtc::CONNECT_TIMEOUT,
+        }
+    }
+
+    fn warm_up_figures(&self, now: Duration, stage: Option<String>) -> WarmUp {
+        let since = self.stream.as_ref().map_or(now, |s| s.warmup.created_at);
+        WarmUp {
+            elapsed: now.saturating_sub(since),
+            expected: Duration::from_secs_f64(self.setup.cfg.expected_warmup_secs),
+            stage,
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let now = self.now();
+        let poll_due = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| !s.poll_in_flight && s.next_poll.is_some_and(|t| t <= now));
+        if poll_due {
+            self.poll_status();
+        }
+        self.try_patch().await;
+    }
+
+    fn poll_status(&mut self) {
+        let Some(s) = self.stream.as_mut() else {
+            return;
+        };
+        s.poll_in_flight = true;
+        s.next_poll = None;
+        let api = self.api.clone();
+        let id = s.id.clone();
+        let tx = self.inner_tx.clone();
+        let epoch = self.epoch;
+        tokio::spawn(async move {
+            let r = api.status(&id).await;
+            let _ = tx.send(Inner::Status(epoch, r)).await;
+        });
+    }
+
+    async fn on_status(&mut self, r: Result<Health, HttpFail>) {
+        let now = self.now();
+        let poll = Duration::from_secs_f64(self.setup.cfg.status_poll_secs);
+        let Some(s) = self.stream.as_mut() else {
+            return;
+        };
+        s.poll_in_flight = false;
+        match r {
+            Ok(h) if h.active => {
+                s.status_attempt = 0;
+                s.next_poll = Some(now + poll);
+                let first = !s.active;
+                let recovered = s.gave_up_warmup;
+                s.active = true;
+                s.gave_up_warmup = false;
+                if h.whep_url.is_some() {
+                    s.whep_hint = h.whep_url.clone();
+                }
+                let pending_whep = s.whep_wanted.then(|| s.whep_hint.clone()).flatten();
+                let whip_up = s.whip.is_some();
+                self.emit_health(&h).await;
+                if recovered && whip_up {
+                    self.streaming().await;
+                } else if first {
+                    tracing::info!("Daydream stream active");
+                    if whip_up {
+                        self.streaming().await;
+                    } else {
+                        self.set_state(
+                            ConnState::Connecting,
+                            "stream active; WHIP ingest connecting",
+                        )
+                        .await;
+                    }
+                }
+                if let Some(u) = pending_whep {
+                    self.start_whep(&u).await;
+                }
+                self.try_patch().await;
+            }
+            other => {
+                let (outcome, why) = match &other {
+                    Ok(h) => (
+                        Outcome::NotReady,
+                        h.error
+                            .clone()
+                            .unwrap_or_else(|| "status: not active yet".into()),
+                    ),
+                    Err(f) => (f.outcome(), f.to_string()),
+                };
+                match s.warmup.after_failure(outcome, s.status_attempt, now) {
+                    Decision::RetryAfter(d) => {
+                        s.status_attempt += 1;
+                        s.next_poll = Some(now + d);
+                        // Short enough for the connection panel's stage line.
+                        let short = match &other {
+                            Err(HttpFail {
+                                status: Some(code), ..
+                            }) => format!("HTTP {code}"),
+                            Err(_) => "no answer".to_string(),
+                            Ok(_) => "not active yet".to_string(),
+                        };
+                        tracing::debug!("Daydream status not ready: {why}");
+                        let w = self.warm_up_figures(now, Some(format!("not ready ({short})")));
+                        self.emit(TransportEvent::WarmUp(w)).await;
+                    }
+                    Decision::GiveUp => {
+                        s.next_poll = Some(now + poll);
+                        if !s.gave_up_warmup {
+                            s.gave_up_warmup = true;
+                            let was_active = s.active;
+                            let msg = if was_active {
+                                format!("Daydream status check failed: {why}")
+                            } else {
+                                format!(
+                                    "Daydream stream did not become active within the warm-up window: {why}"
+                                )
+                            };
+                            self.emit(TransportEvent::Error(msg)).await;
+                            self.set_state(ConnState::Degraded, "Daydream stream not healthy")
+                                .await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn emit_health(&mut self, h: &Health) {
+        tracing::debug!(
+            input_fps = ?h.input_fps,
+            output_fps = ?h.output_fps,
+            restarts = ?h.restart_count,
+            jitter = ?h.jitter,
+            packets_lost = ?h.packets_lost,
+            rtt_ms = ?h.rtt_ms,
+            last_error = ?h.last_error,
+            "Daydream status"
+        );
+        let loss = h.packets_lost.map(|l| {
+            let total = self.counters.packets.load(Ordering::Relaxed) as f64 + l;
+            if total > 0.0 { (l / total) as f32 } else { 0.0 }
+        });
+        self.emit(TransportEvent::Stats(LinkStats {
+            rx_fps: self.rx_fps,
+            rtt_ms: h.rtt_ms,
+            loss,
+            server_fps: h.output_fps,
+            reconnects: h.restart_count.unwrap_or(0) + self.reconnects,
+        }))
+        .await;
+        // Figures the shared panel has no slot for travel as a server message (and the log).
+        self.emit(TransportEvent::ServerMessage(json!({
+            "type": "daydream_health",
+            "input_fps": h.input_fps,
+            "output_fps": h.output_fps,
+            "restart_count": h.restart_count,
+            "jitter": h.jitter,
+            "packets_lost": h.packets_lost,
+            "rtt_ms": h.rtt_ms,
+            "last_error": h.last_error,
+        })))
+        .await;
+    }
+
+    async fn on_stats_tick(&mut self) {
+        let now = self.now();
+        let frames = self.counters.frames.load(Ordering::Relaxed);
+        let (t0, f0) = self.last_rx;
+        let dt = now.saturating_sub(t0).as_secs_f32();
+        if dt > 0.0 {
+            self.rx_fps = frames.saturating_sub(f0) as f32 / dt;
+        }
+        self.last_rx = (now, frames);
+    }
+
+    async fn streaming(&mut self) {
+        let has_whep = self.stream.as_ref().is_some_and(|s| s.whep.is_some());
+        let why = if self.health.unavailable() {
+            UNAVAILABLE
+        } else if has_whep {
+            "Daydream: ingest and playback connected"
+        } else {
+            "Daydream: ingest connected; playback connecting"
+        };
+        let s = if self.health.unavailable() {
+            ConnState::Degraded
+        } else {
+            ConnState::Streaming
+        };
+        self.set_state(s, why).await;
+    }
+
+    async fn on_whip(&mut self, r: Result<MediaLink, MediaError>) {
+        let link = match r {
+            Ok(l) => l,
+            Err(e) => {
+                self.emit(TransportEvent::Error(format!("video ingest failed: {e}")))
+                    .await;
+                self.set_state(
+                    ConnState::Degraded,
+                    "WHIP ingest failed; reconnect to retry",
+                )
+                .await;
+                return;
+            }
+        };
+        tracing::info!("WHIP ingest connected");
+        let playback = link.playback_url.clone();
+        let active = {
+            let Some(s) = self.stream.as_mut() else {
+                link.close(&self.http).await;
+                return;
+            };
+            s.whip = Some(watch_media(link, "WHIP", self.inner_tx.clone(), self.epoch));
+            s.active
+        };
+        if active {
+            self.streaming().await;
+        }
+        match playback {
+            Some(p) => self.start_whep(&p).await,
+            None => {
+                // Fall back to the gateway's WHEP URL from the status endpoint.
+                let hint = self.stream.as_mut().and_then(|s| {
+                    s.whep_wanted = true;
+                    s.whep_hint.clone()
+                });
+                match hint {
+                    Some(h) => self.start_whep(&h).await,
+                    None => tracing::info!(
+                        "the WHIP answer has no `{}` header; waiting for the status endpoint's whep_url",
+                        rtc::PLAYBACK_HEADER
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Starts WHEP playback from `p` (checked against the allowlist first), once per stream.
+    async fn start_whep(&mut self, p: &str) {
+        match self.stream.as_mut() {
+            Some(s) if !s.whep_started => {
+                s.whep_started = true;
+                s.whep_wanted = false;
+            }
+            _ => return,
+        }
+        let cfg = &self.setup.cfg;
+        let url = match allowlist::check_media_url(p, &cfg.allowed_hosts, cfg.allow_local_dev) {
+            Ok(u) => u,
+            Err(why) => {
+                self.emit(TransportEvent::Error(format!("WHEP URL refused: {why}")))
+                    .await;
+                return;
+            }
+        };
+        let http = self.http.clone();
+        let opts = self.rtc_options(&url);
+        let out = self.setup.video.rtp_out.clone();
+        let counters = Arc::clone(&self.counters);
+        let Some(warmup) = self.stream.as_ref().map(|s| s.warmup) else {
+            return;
+        };
+        let tx = self.inner_tx.clone();
+        let epoch = self.epoch;
+        let clock = self.clock;
+        tokio::spawn(async move {
+            let r = rtc::whep(&http, &url, &opts, out, counters, &warmup, clock).await;
+            let _ = tx.send(Inner::Whep(epoch, r)).await;
+        });
+    }
+
+    async fn on_whep(&mut self, r: Result<MediaLink, MediaError>) {
+        match r {
+            Ok(link) => {
+                tracing::info!("WHEP playback connected");
+                let active = match self.stream.as_mut() {
+                    Some(s) => {
+                        s.whep = Some(watch_media(link, "WHEP", self.inner_tx.clone(), self.epoch));
+                        s.active && s.whip.is_some()
+                    }
+                    None => {
+                        link.close(&self.http).await;
+                        return;
+                    }
+                };
+                if active {
+                    self.streaming().await;
+                }
+            }
+            Err(e) => {
+                self.emit(TransportEvent::Error(format!("video playback failed: {e}")))
+                    .await;
+            }
+        }
+    }
+
+    async fn try_patch(&mut self) {
+        let now = self.now();
+        let Some(s) = &self.stream else { return };
+        if !s.active
+            || self.patch_in_flight
+            || self.health.unavailable()
+            || !self.throttle.ready(now)
+        {
+            return;
+        }
+        let Some((body, changes)) = self.plan.take_patch() else {
+            return;
+        };
+        self.throttle.sent(now);
+        self.patch_in_flight = true;
+        self.emit(TransportEvent::Sent {
+            payload: body.clone(),
+        })
+        .await;
+        let api = self.api.clone();
+        let id = s.id.clone();
+        let tx = self.inner_tx.clone();
+        let epoch = self.epoch;
+        tokio::spawn(async move {
+            let r = api.patch(&id, &body).await;
+            let _ = tx.send(Inner::Patched(epoch, r, changes)).await;
+        });
+    }
+
+    async fn on_patched(&mut self, r: Result<(), HttpFail>, changes: Map<String, Value>) {
+        self.patch_in_flight = false;
+        let now = self.now();
+        let Some(warmup) = self.stream.as_ref().map(|s| s.warmup) else {
+            return;
+        };
+        let outcome = match &r {
+            Ok(()) => Outcome::Ok,
+            Err(f) => f.outcome(),
+        };
+        match self.health.record(outcome, &warmup, now) {
+            PatchVerdict::Applied => self.plan.patch_succeeded(changes),
+            PatchVerdict::Retry(d) => {
+                self.plan.requeue(changes);
+                self.throttle.delay(now, d);
+            }
+            PatchVerdict::Failed { consecutive, retry } => {
+                self.plan.requeue(changes);
+                self.throttle.delay(now, retry);
+                if let Err(f) = &r {
+                    self.emit(TransportEvent::Error(format!(
+                        "parameter update failed ({consecutive}/{}): {f}",
+                        self.setup.cfg.max_patch_failures
+                    )))
+                    .await;
+                }
+            }
+            PatchVerdict::Unavailable => {
+                self.plan.requeue(changes);
+                let why = r.err().map(|f| f.to_string()).unwrap_or_default();
+                self.emit(TransportEvent::Error(format!(
+                    "{UNAVAILABLE} (last: {why})"
+                )))
+                .await;
+                self.set_state(ConnState::Degraded, UNAVAILABLE).await;
+            }
+        }
+        self.try_patch().await;
+    }
+
+    async fn teardown(&mut self) {
+        self.epoch += 1;
+        self.patch_in_flight = false;
+        let stream = self.stream.take();
+        let Some(s) = stream else { return };
+        let http = self.http.clone();
+        let api = self.api.clone();
+        let work = async move {
+            let whip = async {
+                if let Some(l) = s.whip {
+                    l.close(&http).await;
+                }
+            };
+            let whep = async {
+                if let Some(l) = s.whep {
+                    l.close(&http).await;
+                }
+            };
+            let del = async {
+                match api.delete(&s.id).await {
+                    Ok(()) => tracing::info!(stream = %s.id, "Daydream stream deleted"),
+                    Err(f) => tracing::warn!("{f}"),
+                }
+            };
+            tokio::join!(whip, whep, del);
+        };
+        if tokio::time::timeout(GOODBYE, work).await.is_err() {
+            tracing::warn!("Daydream goodbye took over {GOODBYE:?}; abandoned");
+        }
+    }
+
+    async fn goodbye(&mut self, inner_rx: &mut mpsc::Receiver<Inner>) {
+        // Quit while the stream is being created: wait briefly for it so it can be deleted
+        // (a stream left running on the service costs the performer), then stop trying.
+        if self.creating.is_some() {
+            let end = tokio::time::Instant::now() + Duration::from_millis(1500);
+            while let Ok(Some(inner)) = tokio::time::timeout_at(end, inner_rx.recv()).await {
+                if let Inner::Created(g, r) = inner {
+                    if g == self.epoch {
+                        if let Ok(c) = r {
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                self.api.delete(&c.id),
+                            )
+                            .await;
+                        }
+                        break;
+                    }
+                }
+            }
+            if let Some(t) = self.create_task.take() {
+                t.abort();
+            }
+        }
+        self.teardown().await;
+        self.set_state(ConnState::Stopped, "quit").await;
+        self.emit(TransportEvent::Stopped).await;
+    }
+}

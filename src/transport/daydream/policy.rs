@@ -1,0 +1,323 @@
+//! Timing policy for the hosted API, pure and driven by injected time (`now` = time since the
+//! transport started):
+//! - the warm-up grace window: while a stream warms up (create 2–5 s, pipeline 10–20 s, WHIP
+//!   2–5 s), 404/409/429/5xx and network errors mean "not ready yet" and are retried with
+//!   exponential backoff instead of being shown;
+//! - the PATCH health counter: after N consecutive real failures outside the window, live
+//!   updates are switched off ("live updates unavailable — changes apply on restart");
+//! - the PATCH throttle: at most a few per second.
+
+use std::time::Duration;
+
+/// The message shown when live updates are switched off.
+pub const UNAVAILABLE: &str = "live updates unavailable — changes apply on restart";
+
+/// What an HTTP exchange came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx.
+    Ok,
+    /// 404/409/429/5xx or a network error: plausibly "not ready yet".
+    NotReady,
+    /// Any other status (400, 401, 403, 422, ...): retrying will not help.
+    Fatal,
+}
+
+impl Outcome {
+    /// Classifies an HTTP status (`None` = no response: network error or timeout).
+    pub fn of(status: Option<u16>) -> Outcome {
+        match status {
+            Some(s) if (200..300).contains(&s) => Outcome::Ok,
+            Some(404 | 409 | 429) | None => Outcome::NotReady,
+            Some(s) if s >= 500 => Outcome::NotReady,
+            Some(_) => Outcome::Fatal,
+        }
+    }
+}
+
+/// Exponential backoff without jitter (one controller per stream: nothing to spread).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Cap.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(4),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let f = 2u32.saturating_pow(attempt.min(16));
+        self.initial.saturating_mul(f).min(self.max)
+    }
+}
+
+/// What to do after a failed step (create, status poll, WHIP/WHEP offer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Try again after this delay (not shown to the performer).
+    RetryAfter(Duration),
+    /// Give up and report.
+    GiveUp,
+}
+
+/// The warm-up grace window of one stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warmup {
+    /// When the stream was created.
+    pub created_at: Duration,
+    /// Window length.
+    pub grace: Duration,
+    /// Retry pacing.
+    pub backoff: Backoff,
+}
+
+impl Warmup {
+    /// Whether `now` is still inside the window.
+    pub fn inside(&self, now: Duration) -> bool {
+        now.saturating_sub(self.created_at) < self.grace
+    }
+
+    /// Retry or give up after the `attempt`-th consecutive failure with `outcome` at `now`.
+    pub fn after_failure(&self, outcome: Outcome, attempt: u32, now: Duration) -> Decision {
+        match outcome {
+            Outcome::NotReady if self.inside(now) => {
+                Decision::RetryAfter(self.backoff.delay(attempt))
+            }
+            _ => Decision::GiveUp,
+        }
+    }
+}
+
+/// What the PATCH health counter says about one result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchVerdict {
+    /// Applied.
+    Applied,
+    /// Not ready (inside the window): retry after the delay; not counted.
+    Retry(Duration),
+    /// Counted failure; retry after the delay.
+    Failed {
+        /// Consecutive failures so far.
+        consecutive: u32,
+        /// Retry delay.
+        retry: Duration,
+    },
+    /// The limit was reached just now: live updates are off.
+    Unavailable,
+}
+
+/// Consecutive PATCH failure counter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchHealth {
+    max: u32,
+    consecutive: u32,
+    not_ready: u32,
+    unavailable: bool,
+}
+
+impl PatchHealth {
+    /// Switches off after `max` consecutive failures.
+    pub fn new(max: u32) -> Self {
+        PatchHealth {
+            max: max.max(1),
+            consecutive: 0,
+            not_ready: 0,
+            unavailable: false,
+        }
+    }
+
+    /// Live updates were switched off.
+    pub fn unavailable(&self) -> bool {
+        self.unavailable
+    }
+
+    /// Consecutive counted failures.
+    pub fn consecutive(&self) -> u32 {
+        self.consecutive
+    }
+
+    /// Records one PATCH result.
+    pub fn record(&mut self, outcome: Outcome, warmup: &Warmup, now: Duration) -> PatchVerdict {
+        if self.unavailable {
+            return PatchVerdict::Unavailable;
+        }
+        match outcome {
+            Outcome::Ok => {
+                self.consecutive = 0;
+                self.not_ready = 0;
+                PatchVerdict::Applied
+            }
+            Outcome::NotReady if warmup.inside(now) => {
+                let d = warmup.backoff.delay(self.not_ready);
+                self.not_ready += 1;
+                PatchVerdict::Retry(d)
+            }
+            _ => {
+                self.consecutive += 1;
+                if self.consecutive >= self.max {
+                    self.unavailable = true;
+                    PatchVerdict::Unavailable
+                } else {
+                    PatchVerdict::Failed {
+                        consecutive: self.consecutive,
+                        retry: warmup.backoff.delay(self.consecutive - 1),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A restart (new stream): counting starts again.
+    pub fn reset(&mut self) {
+        *self = PatchHealth::new(self.max);
+    }
+}
+
+/// At most one PATCH per interval, and none before a retry delay has passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttle {
+    min_interval: Duration,
+    not_before: Duration,
+}
+
+impl Throttle {
+    /// `rate_hz` PATCHes per second at most.
+    pub fn new(rate_hz: f64) -> Self {
+        let rate = if rate_hz.is_finite() && rate_hz > 0.0 {
+            rate_hz
+        } else {
+            1.0
+        };
+        Throttle {
+            min_interval: Duration::from_secs_f64(1.0 / rate),
+            not_before: Duration::ZERO,
+        }
+    }
+
+    /// When the next PATCH may go.
+    pub fn next_at(&self) -> Duration {
+        self.not_before
+    }
+
+    /// Whether a PATCH may go at `now`.
+    pub fn ready(&self, now: Duration) -> bool {
+        now >= self.not_before
+    }
+
+    /// A PATCH went out at `now`.
+    pub fn sent(&mut self, now: Duration) {
+        self.not_before = now + self.min_interval;
+    }
+
+    /// Hold off until at least `now + delay` (retry backoff).
+    pub fn delay(&mut self, now: Duration, delay: Duration) {
+        self.not_before = self.not_before.max(now + delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn warm() -> Warmup {
+        Warmup {
+            created_at: S(10),
+            grace: S(60),
+            backoff: Backoff::default(),
+        }
+    }
+
+    #[test]
+    fn statuses_are_classified_like_the_seeds() {
+        for s in [404, 409, 429, 500, 502, 503] {
+            assert_eq!(Outcome::of(Some(s)), Outcome::NotReady, "{s}");
+        }
+        for s in [400, 401, 403, 405, 422] {
+            assert_eq!(Outcome::of(Some(s)), Outcome::Fatal, "{s}");
+        }
+        assert_eq!(Outcome::of(None), Outcome::NotReady);
+        assert_eq!(Outcome::of(Some(201)), Outcome::Ok);
+    }
+
+    #[test]
+    fn not_ready_is_retried_with_growing_delays_only_inside_the_window() {
+        let w = warm();
+        let d: Vec<Decision> = (0..6)
+            .map(|a| w.after_failure(Outcome::NotReady, a, S(20)))
+            .collect();
+        assert_eq!(d[0], Decision::RetryAfter(Duration::from_millis(250)));
+        assert_eq!(d[1], Decision::RetryAfter(Duration::from_millis(500)));
+        assert_eq!(d[5], Decision::RetryAfter(S(4)), "capped");
+        assert_eq!(
+            w.after_failure(Outcome::NotReady, 0, S(70)),
+            Decision::GiveUp
+        );
+        assert_eq!(w.after_failure(Outcome::Fatal, 0, S(20)), Decision::GiveUp);
+    }
+
+    #[test]
+    fn five_consecutive_failures_outside_the_window_switch_live_updates_off() {
+        let w = warm();
+        let mut h = PatchHealth::new(5);
+        // Inside the window, not-ready answers are not counted however many.
+        for _ in 0..20 {
+            assert!(matches!(
+                h.record(Outcome::NotReady, &w, S(30)),
+                PatchVerdict::Retry(_)
+            ));
+        }
+        assert_eq!(h.consecutive(), 0);
+        // A success in between resets the count.
+        for _ in 0..4 {
+            assert!(matches!(
+                h.record(Outcome::NotReady, &w, S(80)),
+                PatchVerdict::Failed { .. }
+            ));
+        }
+        assert_eq!(h.record(Outcome::Ok, &w, S(81)), PatchVerdict::Applied);
+        for i in 1..5 {
+            assert_eq!(
+                h.record(Outcome::Fatal, &w, S(82)),
+                PatchVerdict::Failed {
+                    consecutive: i,
+                    retry: w.backoff.delay(i - 1)
+                }
+            );
+        }
+        assert_eq!(
+            h.record(Outcome::Fatal, &w, S(83)),
+            PatchVerdict::Unavailable
+        );
+        assert!(h.unavailable());
+        assert_eq!(
+            h.record(Outcome::Ok, &w, S(84)),
+            PatchVerdict::Unavailable,
+            "stays off"
+        );
+        h.reset();
+        assert!(!h.unavailable());
+    }
+
+    #[test]
+    fn throttle_spaces_patches_and_honours_retry_delays() {
+        let mut t = Throttle::new(4.0);
+        assert!(t.ready(S(0)));
+        t.sent(S(0));
+        assert!(!t.ready(Duration::from_millis(249)));
+        assert!(t.ready(Duration::from_millis(250)));
+        t.delay(Duration::from_millis(250), S(2));
+        assert_eq!(t.next_at(), Duration::from_millis(2250));
+    }
+}

@@ -1,0 +1,471 @@
+//! WHIP ingest and WHEP playback (webrtc-rs 0.17): one peer connection each, non-trickle ICE
+//! (gather fully, at most 20 s, then one offer), 45 s to connect. WHIP sends the video input's
+//! encoded frames; WHEP receives the generated video and hands every RTP packet to the same
+//! bounded channel the Scope transport feeds, so the same GStreamer output pipeline plays it.
+//! The API key is never sent here: WHIP/WHEP URLs are pre-signed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, mpsc};
+use webrtc::api::APIBuilder;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::Sample;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::track::track_local::TrackLocal;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::util::Marshal;
+
+use crate::transport::daydream::api::{HttpFail, without_url};
+use crate::transport::daydream::policy::{Decision, Warmup};
+use crate::transport::types::{EncodedSample, RtpPacket, VideoCodec};
+
+/// Non-trickle ICE gathering limit (the seeds' 20 s).
+pub const GATHER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connection limit after the answer (the seeds' 45 s).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// The playback URL header of the WHIP answer.
+pub const PLAYBACK_HEADER: &str = "livepeer-playback-url";
+
+/// How the peer connections are built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtcOptions {
+    /// STUN/TURN URLs (empty: host candidates only).
+    pub ice_servers: Vec<String>,
+    /// Loopback-only candidates (local development / tests).
+    pub loopback: bool,
+    /// ICE gathering limit.
+    pub gather_timeout: Duration,
+    /// Connection limit.
+    pub connect_timeout: Duration,
+}
+
+/// Why WHIP/WHEP failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MediaError {
+    /// The HTTP offer/answer failed.
+    #[error("{0}")]
+    Http(HttpFail),
+    /// The WebRTC stack failed.
+    #[error("{what}: WebRTC: {why}")]
+    Rtc {
+        /// WHIP or WHEP.
+        what: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// No connection within the limit.
+    #[error("{0}: connection timed out after {1:?}")]
+    Timeout(&'static str, Duration),
+}
+
+/// Per-packet counters of the WHEP receiver (no channel traffic per packet).
+#[derive(Debug, Default)]
+pub struct RxCounters {
+    /// Frames completed (RTP marker bits).
+    pub frames: AtomicU64,
+    /// Packets received.
+    pub packets: AtomicU64,
+    /// Packets missing by sequence number.
+    pub lost: AtomicU64,
+    /// Packets the video edge did not take (channel full).
+    pub dropped: AtomicU64,
+}
+
+/// A connected WHIP or WHEP session.
+pub struct MediaLink {
+    /// The peer connection.
+    pub pc: Arc<RTCPeerConnection>,
+    /// The WHIP/WHEP resource (`Location`) for the goodbye DELETE.
+    pub resource: Option<url::Url>,
+    /// WHIP: the playback URL header, if any.
+    pub playback_url: Option<String>,
+    /// Peer state changes after connecting.
+    pub states: mpsc::Receiver<RTCPeerConnectionState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn rtc_err(what: &'static str) -> impl Fn(webrtc::Error) -> MediaError {
+    move |e| MediaError::Rtc {
+        what,
+        why: e.to_string(),
+    }
+}
+
+async fn peer(
+    what: &'static str,
+    opts: &RtcOptions,
+) -> Result<
+    (
+        Arc<RTCPeerConnection>,
+        mpsc::Receiver<RTCPeerConnectionState>,
+    ),
+    MediaError,
+> {
+    let mut media = MediaEngine::default();
+    // The Scope backend's codec preference: VP8 first, H264 accepted.
+    for c in crate::transport::sdp::video_codecs() {
+        media
+            .register_codec(c, RTPCodecType::Video)
+            .map_err(rtc_err(what))?;
+    }
+    let registry =
+        register_default_interceptors(Registry::new(), &mut media).map_err(rtc_err(what))?;
+    let mut se = SettingEngine::default();
+    se.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    se.set_network_types(vec![NetworkType::Udp4]);
+    if opts.loopback {
+        se.set_include_loopback_candidate(true);
+        se.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    }
+    let api = APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(se)
+        .build();
+    let config = RTCConfiguration {
+        ice_servers: if opts.ice_servers.is_empty() {
+            vec![]
+        } else {
+            vec![RTCIceServer {
+                urls: opts.ice_servers.clone(),
+                ..Default::default()
+            }]
+        },
+        ..Default::default()
+    };
+    let pc = Arc::new(
+        api.new_peer_connection(config)
+            .await
+            .map_err(rtc_err(what))?,
+    );
+    let (tx, rx) = mpsc::channel(16);
+    pc.on_peer_connection_state_change(Box::new(move |s| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            let _ = tx.try_send(s);
+        })
+    }));
+    Ok((pc, rx))
+}
+
+/// Creates the offer and waits for ICE gathering (non-trickle).
+async fn offer(
+    what: &'static str,
+    pc: &RTCPeerConnection,
+    opts: &RtcOptions,
+) -> Result<String, MediaError> {
+    let offer = pc.create_offer(None).await.map_err(rtc_err(what))?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer)
+        .await
+        .map_err(rtc_err(what))?;
+    if tokio::time::timeout(opts.gather_timeout, gathered.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{what}: ICE gathering incomplete after {:?}; offering what we have",
+            opts.gather_timeout
+        );
+    }
+    pc.local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or_else(|| MediaError::Rtc {
+            what,
+            why: "no local description".into(),
+        })
+}
+
+/// The answer of one offer POST.
+struct Answer {
+    sdp: String,
+    location: Option<url::Url>,
+    playback: Option<String>,
+}
+
+async fn post_offer(
+    http: &reqwest::Client,
+    what: &'static str,
+    url: &url::Url,
+    sdp: &str,
+) -> Result<Answer, HttpFail> {
+    let endpoint = format!("POST {what} {}", url.path());
+    // No Authorization header: the URL is pre-signed.
+    let resp = http
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/sdp")
+        .header(reqwest::header::ACCEPT, "application/sdp")
+        .body(sdp.to_string())
+        .send()
+        .await
+        .map_err(|e| HttpFail {
+            endpoint: endpoint.clone(),
+            status: None,
+            detail: without_url(&e),
+        })?;
+    let status = resp.status().as_u16();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let location = header("location").and_then(|l| url.join(&l).ok());
+    let playback = header(PLAYBACK_HEADER);
+    let text = resp.text().await.unwrap_or_default();
+    if !(200..300).contains(&status) {
+        let detail: String = text.chars().take(160).collect();
+        return Err(HttpFail {
+            endpoint,
+            status: Some(status),
+            detail,
+        });
+    }
+    Ok(Answer {
+        sdp: text,
+        location,
+        playback,
+    })
+}
+
+/// POSTs the offer, retrying not-ready answers inside the warm-up window.
+async fn negotiate(
+    http: &reqwest::Client,
+    what: &'static str,
+    url: &url::Url,
+    sdp: &str,
+    warmup: &Warmup,
+    clock: Instant,
+) -> Result<Answer, MediaError> {
+    let mut attempt = 0;
+    loop {
+        match post_offer(http, what, url, sdp).await {
+            Ok(a) => return Ok(a),
+            Err(f) => match warmup.after_failure(f.outcome(), attempt, clock.elapsed()) {
+                Decision::RetryAfter(d) => {
+                    tracing::debug!("{what} not ready ({f}); retry in {d:?}");
+                    attempt += 1;
+                    tokio::time::sleep(d).await;
+                }
+                Decision::GiveUp => return Err(MediaError::Http(f)),
+            },
+        }
+    }
+}
+
+async fn connect(
+    what: &'static str,
+    pc: &RTCPeerConnection,
+    states: &mut mpsc::Receiver<RTCPeerConnectionState>,
+    answer: String,
+    opts: &RtcOptions,
+) -> Result<(), MediaError> {
+    let desc = RTCSessionDescription::answer(answer).map_err(rtc_err(what))?;
+    pc.set_remote_description(desc)
+        .await
+        .map_err(rtc_err(what))?;
+    let wait = async {
+        while let Some(s) = states.recv().await {
+            match s {
+                RTCPeerConnectionState::Connected => return Ok(()),
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    return Err(MediaError::Rtc {
+                        what,
+                        why: format!("peer connection {s}"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Err(MediaError::Rtc {
+            what,
+            why: "peer connection gone".into(),
+        })
+    };
+    match tokio::time::timeout(opts.connect_timeout, wait).await {
+        Ok(r) => r,
+        Err(_) => Err(MediaError::Timeout(what, opts.connect_timeout)),
+    }
+}
+
+/// WHIP: sends the video input (`samples`, VP8) to `url`. Returns once connected.
+pub async fn whip(
+    http: &reqwest::Client,
+    url: &url::Url,
+    opts: &RtcOptions,
+    samples: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
+    warmup: &Warmup,
+    clock: Instant,
+) -> Result<MediaLink, MediaError> {
+    const W: &str = "WHIP";
+    let (pc, mut states) = peer(W, opts).await?;
+    let track = Arc::new(TrackLocalStaticSample::new(
+        RTCRtpCodecCapability {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            ..Default::default()
+        },
+        "video".to_owned(),
+        "scope-deck".to_owned(),
+    ));
+    pc.add_transceiver_from_track(
+        Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            send_encodings: vec![],
+        }),
+    )
+    .await
+    .map_err(rtc_err(W))?;
+    let result = async {
+        let sdp = offer(W, &pc, opts).await?;
+        let answer = negotiate(http, W, url, &sdp, warmup, clock).await?;
+        connect(W, &pc, &mut states, answer.sdp.clone(), opts).await?;
+        Ok::<_, MediaError>(answer)
+    }
+    .await;
+    let answer = match result {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;
+            return Err(e);
+        }
+    };
+    let mut tasks = Vec::new();
+    if let Some(samples) = samples {
+        tasks.push(tokio::spawn(async move {
+            let mut rx = samples.lock().await;
+            while let Some(s) = rx.recv().await {
+                let sample = Sample {
+                    data: s.data,
+                    duration: s.duration,
+                    ..Default::default()
+                };
+                if track.write_sample(&sample).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    Ok(MediaLink {
+        pc,
+        resource: answer.location,
+        playback_url: answer.playback,
+        states,
+        tasks,
+    })
+}
+
+/// WHEP: receives the generated video from `url` into `rtp_out`. Returns once connected.
+pub async fn whep(
+    http: &reqwest::Client,
+    url: &url::Url,
+    opts: &RtcOptions,
+    rtp_out: Option<mpsc::Sender<RtpPacket>>,
+    counters: Arc<RxCounters>,
+    warmup: &Warmup,
+    clock: Instant,
+) -> Result<MediaLink, MediaError> {
+    const W: &str = "WHEP";
+    let (pc, mut states) = peer(W, opts).await?;
+    pc.add_transceiver_from_kind(
+        RTPCodecType::Video,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            send_encodings: vec![],
+        }),
+    )
+    .await
+    .map_err(rtc_err(W))?;
+    pc.on_track(Box::new(move |track, _r, _t| {
+        let counters = Arc::clone(&counters);
+        let out = rtp_out.clone();
+        Box::pin(async move {
+            let params = track.codec();
+            let codec = crate::transport::sdp::codec_of(&params.capability.mime_type)
+                .unwrap_or(VideoCodec::Vp8);
+            let pt = track.payload_type();
+            let clock_rate = params.capability.clock_rate;
+            tokio::spawn(async move {
+                let mut last: Option<u16> = None;
+                while let Ok((pkt, _)) = track.read_rtp().await {
+                    counters.packets.fetch_add(1, Ordering::Relaxed);
+                    let seq = pkt.header.sequence_number;
+                    if let Some(prev) = last {
+                        let gap = seq.wrapping_sub(prev);
+                        if gap > 1 && gap < 1000 {
+                            counters
+                                .lost
+                                .fetch_add(u64::from(gap - 1), Ordering::Relaxed);
+                        }
+                    }
+                    last = Some(seq);
+                    if pkt.header.marker {
+                        counters.frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(out) = &out {
+                        let Ok(data) = pkt.marshal() else { continue };
+                        let p = RtpPacket {
+                            data,
+                            codec,
+                            payload_type: pt,
+                            clock_rate,
+                            arrival: Instant::now(),
+                        };
+                        if out.try_send(p).is_err() {
+                            counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        })
+    }));
+    let result = async {
+        let sdp = offer(W, &pc, opts).await?;
+        let answer = negotiate(http, W, url, &sdp, warmup, clock).await?;
+        connect(W, &pc, &mut states, answer.sdp.clone(), opts).await?;
+        Ok::<_, MediaError>(answer)
+    }
+    .await;
+    match result {
+        Ok(answer) => Ok(MediaLink {
+            pc,
+            resource: answer.location,
+            playback_url: None,
+            states,
+            tasks: Vec::new(),
+        }),
+        Err(e) => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;
+            Err(e)
+        }
+    }
+}
+
+impl MediaLink {
+    /// Closes the connection and DELETEs the resource (bounded; no key).
+    pub async fn close(self, http: &reqwest::Client) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.pc.close()).await;
+        if let Some(r) = self.resource {
+            let _ = tokio::time::timeout(Duration::from_secs(2), http.delete(r).send()).await;
+        }
+    }
+}

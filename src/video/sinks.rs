@@ -1,0 +1,481 @@
+//! One small pipeline per configured sink (`appsrc ! convert ! <sink>`), fed with the
+//! decoded frames of the output pipeline's tee.
+//!
+//! Why separate pipelines rather than tee branches ending in the sinks: a sink that errors inside
+//! a shared pipeline returns a flow error through the tee and stops the decoder thread with it.
+//! Here a failing sink only stops its own pipeline; the supervisor reports it and rebuilds it
+//! with backoff while the session and the other sinks keep running. Frames are handed over by
+//! reference (no copy) into the appsrc's own 2-frame queue, so a slow sink drops frames instead of
+//! slowing the others.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tokio_util::sync::CancellationToken;
+
+use super::config::SinkConfig;
+use super::elements::{self, VideoError, make};
+
+/// Live state of one sink, shared between its supervisor, the frame fan-out and the stats.
+#[derive(Debug, Default)]
+pub struct SinkSlot {
+    /// Label for logs and the dashboard.
+    pub label: String,
+    /// The running pipeline's entry point (None while down or restarting).
+    pub(crate) src: Mutex<Option<gst_app::AppSrc>>,
+    /// Frames handed to this sink.
+    pub pushed: AtomicU64,
+    /// Frames that reached the sink element.
+    pub rendered: AtomicU64,
+    /// Frames dropped because this sink was behind (its queue was full).
+    pub dropped: AtomicU64,
+    /// Times the sink was rebuilt after failing.
+    pub restarts: AtomicU64,
+    /// Readers connected (shm only).
+    pub clients: AtomicU64,
+    /// The last failure, explained.
+    pub last_error: Mutex<Option<String>>,
+    /// Whether the pipeline is currently running.
+    pub running: std::sync::atomic::AtomicBool,
+    /// Path of the file being written (file sink).
+    pub current_file: Mutex<Option<PathBuf>>,
+}
+
+impl SinkSlot {
+    /// Hands a decoded frame to this sink if it is up (never blocks; drops when full).
+    pub(crate) fn push(&self, buffer: &gst::Buffer, caps: &gst::Caps) {
+        let src = match self.src.lock() {
+            Ok(g) => g.clone(),
+            Err(_) => None,
+        };
+        let Some(src) = src else { return };
+        self.pushed.fetch_add(1, Ordering::Relaxed);
+        // Full: this sink is behind; drop the frame here rather than wait.
+        if src.property::<u64>("current-level-buffers") >= self.depth() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if src.caps().as_ref() != Some(caps) {
+            src.set_caps(Some(caps));
+        }
+        // A shallow copy (memory shared) so the sink pipeline stamps its own timestamps.
+        let mut buf = buffer.copy();
+        {
+            let b = buf.make_mut();
+            b.set_pts(gst::ClockTime::NONE);
+            b.set_dts(gst::ClockTime::NONE);
+        }
+        let _ = src.push_buffer(buf);
+    }
+
+    /// Frames that may wait for this sink: a recording keeps 2 s so it does not lose frames to a
+    /// moment of CPU contention; live outputs keep 2 frames so they never lag.
+    fn depth(&self) -> u64 {
+        if self.label.starts_with("file:") {
+            60
+        } else {
+            2
+        }
+    }
+}
+
+/// A built (not yet started) sink pipeline.
+pub struct BuiltSink {
+    /// The pipeline.
+    pub pipeline: gst::Pipeline,
+    /// Where frames go in.
+    pub src: gst_app::AppSrc,
+    /// The sink element (or the custom bin).
+    pub sink: gst::Element,
+    /// Where frames are counted as delivered (the encoder's input for recordings, whose sink
+    /// receives muxed chunks rather than frames).
+    pub count_pad: Option<gst::Pad>,
+    /// Output file for a file sink.
+    pub file: Option<PathBuf>,
+}
+
+/// Builds the pipeline for `cfg`. `check_device` = false skips the device-node check so that the
+/// pipeline can be validated where the device cannot exist (tests, CI).
+pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, VideoError> {
+    elements::init()?;
+    let pipeline = gst::Pipeline::with_name(&format!("sink-{}", cfg.label()));
+    let src = gst_app::AppSrc::builder()
+        .name("src")
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(true)
+        .build();
+    // appsrc is the sink's queue (its own streaming thread); `SinkSlot::push` bounds it.
+    let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
+    let mut file = None;
+    let mut count_pad = None;
+    let raw_caps = |format: &str| {
+        gst::Caps::builder("video/x-raw")
+            .field("format", format)
+            .build()
+    };
+    let sink = match cfg {
+        SinkConfig::V4l2loopback { device, format } => {
+            if check_device {
+                elements::check_v4l2loopback(device)?;
+            }
+            let conv = make("videoconvert", "conv")?;
+            let caps = make("capsfilter", "caps")?;
+            caps.set_property("caps", raw_caps(format));
+            let sink = make("v4l2sink", "sink")?;
+            sink.set_property("device", device);
+            sink.set_property("sync", false);
+            chain.extend([conv, caps, sink.clone()]);
+            sink
+        }
+        SinkConfig::Shm { socket, format } => {
+            let conv = make("videoconvert", "conv")?;
+            let caps = make("capsfilter", "caps")?;
+            caps.set_property("caps", raw_caps(format));
+            let sink = make("shmsink", "sink")?;
+            sink.set_property("socket-path", socket);
+            sink.set_property("wait-for-connection", false);
+            sink.set_property("sync", false);
+            // Room for several 1080p frames so a slow reader does not stall the writer.
+            sink.set_property("shm-size", 64u32 * 1024 * 1024);
+            if let Some(parent) = std::path::Path::new(socket).parent()
+                && !parent.as_os_str().is_empty()
+                && !parent.exists()
+            {
+                return Err(VideoError::Device(format!(
+                    "shm socket {socket}: folder {} does not exist",
+                    parent.display()
+                )));
+            }
+            chain.extend([conv, caps, sink.clone()]);
+            sink
+        }
+        SinkConfig::Ndi { name } => {
+            let conv = make("videoconvert", "conv")?;
+            let caps = make("capsfilter", "caps")?;
+            caps.set_property("caps", raw_caps("UYVY"));
+            let sink = make("ndisink", "sink")?;
+            sink.set_property("ndi-name", name);
+            chain.extend([conv, caps, sink.clone()]);
+            sink
+        }
+        SinkConfig::File {
+            dir,
+            container,
+            prefix,
+        } => {
+            let dir = expand_home(dir);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                VideoError::Device(format!("recording folder {}: {e}", dir.display()))
+            })?;
+            let path = unique_file(&dir, prefix, container);
+            let conv = make("videoconvert", "conv")?;
+            let (enc, mux) = if container == "mp4" {
+                let enc = make("x264enc", "enc")?;
+                enc.set_property_from_str("tune", "zerolatency");
+                enc.set_property_from_str("speed-preset", "ultrafast");
+                let mux = make("mp4mux", "mux")?;
+                // Fragmented: a crash or a restart still leaves a playable file.
+                mux.set_property("fragment-duration", 1000u32);
+                (enc, mux)
+            } else {
+                let enc = make("vp8enc", "enc")?;
+                enc.set_property("deadline", 1i64);
+                enc.set_property("cpu-used", 8i32);
+                enc.set_property("threads", 2i32);
+                enc.set_property("target-bitrate", 4_000_000i32);
+                (enc, make("matroskamux", "mux")?)
+            };
+            count_pad = enc.static_pad("sink");
+            let sink = make("filesink", "sink")?;
+            sink.set_property("location", path.to_string_lossy().as_ref());
+            sink.set_property("sync", false);
+            file = Some(path);
+            chain.extend([conv, enc, mux, sink.clone()]);
+            sink
+        }
+        SinkConfig::Window {} => {
+            if std::env::var_os("DISPLAY").is_none()
+                && std::env::var_os("WAYLAND_DISPLAY").is_none()
+            {
+                return Err(VideoError::NoDisplay(
+                    "window sink: no display here ($DISPLAY and $WAYLAND_DISPLAY are unset); over \
+                     SSH use the terminal preview, or an shm/v4l2loopback/ndi sink"
+                        .into(),
+                ));
+            }
+            let conv = make("videoconvert", "conv")?;
+            let sink = make("autovideosink", "sink")?;
+            sink.set_property("sync", false);
+            chain.extend([conv, sink.clone()]);
+            sink
+        }
+        SinkConfig::Custom { pipeline: desc } => {
+            let mut ctx = gst::ParseContext::new();
+            let bin = gst::parse::bin_from_description_full(
+                desc,
+                true,
+                Some(&mut ctx),
+                gst::ParseFlags::FATAL_ERRORS,
+            )
+            .map_err(|e| {
+                let missing = ctx.missing_elements();
+                match missing.first() {
+                    Some(m) => VideoError::MissingElement {
+                        element: m.to_string(),
+                        hint: elements::install_hint(m),
+                    },
+                    None => VideoError::Pipeline(format!("custom sink \"{desc}\": {e}")),
+                }
+            })?;
+            let bin: gst::Element = bin.upcast();
+            chain.push(bin.clone());
+            bin
+        }
+    };
+    pipeline
+        .add_many(&chain)
+        .map_err(|e| VideoError::Pipeline(format!("{}: {e}", cfg.label())))?;
+    gst::Element::link_many(&chain).map_err(|e| {
+        VideoError::Pipeline(format!("{}: cannot link the sink chain: {e}", cfg.label()))
+    })?;
+    let count_pad = count_pad.or_else(|| sink.static_pad("sink"));
+    Ok(BuiltSink {
+        pipeline,
+        src,
+        sink,
+        count_pad,
+        file,
+    })
+}
+
+/// Keeps one sink running: builds it, watches its bus, and on failure reports the explained error
+/// and rebuilds it after a backoff (doubling up to 30 s, reset after a minute of health).
+pub async fn supervise(
+    cfg: SinkConfig,
+    slot: Arc<SinkSlot>,
+    first_backoff: Duration,
+    cancel: CancellationToken,
+) {
+    let mut backoff = first_backoff;
+    let mut attempt = 0u64;
+    loop {
+        if attempt > 0 {
+            slot.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        attempt += 1;
+        let started = std::time::Instant::now();
+        match build_sink(&cfg, true) {
+            Ok(built) => {
+                let outcome = run_one(&built, &slot, &cancel).await;
+                if let Ok(mut g) = slot.src.lock() {
+                    *g = None;
+                }
+                slot.running.store(false, Ordering::Relaxed);
+                let _ = built.pipeline.set_state(gst::State::Null);
+                match outcome {
+                    None => return, // cancelled: finished in order
+                    Some(err) => report(&slot, &err),
+                }
+            }
+            Err(err) => report(&slot, &err),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = first_backoff;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn report(slot: &SinkSlot, err: &VideoError) {
+    tracing::warn!(sink = %slot.label, "video sink failed, restarting with backoff: {err}");
+    if let Ok(mut g) = slot.last_error.lock() {
+        *g = Some(err.to_string());
+    }
+}
+
+/// Runs a built sink until it fails (Some(error)) or `cancel` fires (None, after EOS so files are
+/// finalised).
+async fn run_one(
+    built: &BuiltSink,
+    slot: &Arc<SinkSlot>,
+    cancel: &CancellationToken,
+) -> Option<VideoError> {
+    let Some(bus) = built.pipeline.bus() else {
+        return Some(VideoError::Pipeline("sink pipeline has no bus".into()));
+    };
+    // Count what reaches the sink element.
+    if let Some(pad) = &built.count_pad {
+        let s = slot.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            s.rendered.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+    if built.sink.find_property("socket-path").is_some() {
+        let s = slot.clone();
+        built.sink.connect("client-connected", false, move |_| {
+            s.clients.fetch_add(1, Ordering::Relaxed);
+            None
+        });
+        let s = slot.clone();
+        built.sink.connect("client-disconnected", false, move |_| {
+            let _ = s
+                .clients
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+            None
+        });
+    }
+    if let Ok(mut g) = slot.current_file.lock() {
+        *g = built.file.clone();
+    }
+    let factory = built.sink.factory().map(|f| f.name().to_string());
+    if built.pipeline.set_state(gst::State::Playing).is_err() {
+        return Some(
+            first_error(&bus, &slot.label, factory.as_deref()).unwrap_or_else(|| {
+                VideoError::Pipeline(format!("{}: could not start", slot.label))
+            }),
+        );
+    }
+    if let Ok(mut g) = slot.src.lock() {
+        *g = Some(built.src.clone());
+    }
+    slot.running.store(true, Ordering::Relaxed);
+    tracing::info!(sink = %slot.label, "video sink running");
+    let mut stream = bus.stream();
+    use futures::StreamExt;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                finish(built, &bus).await;
+                return None;
+            }
+            msg = stream.next() => {
+                let Some(msg) = msg else { return Some(VideoError::Pipeline(format!("{}: bus closed", slot.label))) };
+                match msg.view() {
+                    gst::MessageView::Error(e) => {
+                        let src_factory = msg.src().and_then(|s| s.downcast_ref::<gst::Element>()).and_then(|e| e.factory()).map(|f| f.name().to_string());
+                        return Some(elements::explain_runtime_error(
+                            &slot.label,
+                            src_factory.as_deref().or(factory.as_deref()),
+                            &e.error().to_string(),
+                            &e.debug().map(|d| d.to_string()).unwrap_or_default(),
+                        ));
+                    }
+                    gst::MessageView::Eos(_) => {
+                        return Some(VideoError::Pipeline(format!("{}: ended unexpectedly", slot.label)));
+                    }
+                    gst::MessageView::Warning(w) => {
+                        tracing::debug!(sink = %slot.label, "warning: {}", w.error());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Ends the stream so muxers write their indexes, waiting at most 3 s.
+async fn finish(built: &BuiltSink, bus: &gst::Bus) {
+    let _ = built.src.end_of_stream();
+    let bus = bus.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(3),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+    })
+    .await;
+    let _ = built.pipeline.set_state(gst::State::Null);
+}
+
+/// The first error on `bus` (after a failed state change), explained.
+fn first_error(bus: &gst::Bus, label: &str, factory: Option<&str>) -> Option<VideoError> {
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_mseconds(500),
+        &[gst::MessageType::Error],
+    )?;
+    if let gst::MessageView::Error(e) = msg.view() {
+        let src_factory = msg
+            .src()
+            .and_then(|s| s.downcast_ref::<gst::Element>())
+            .and_then(|e| e.factory())
+            .map(|f| f.name().to_string());
+        return Some(elements::explain_runtime_error(
+            label,
+            src_factory.as_deref().or(factory),
+            &e.error().to_string(),
+            &e.debug().map(|d| d.to_string()).unwrap_or_default(),
+        ));
+    }
+    None
+}
+
+/// `~/x` → `$HOME/x`.
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// `<dir>/<prefix>-YYYYMMDD-HHMMSS.<ext>` in UTC, with `-N` added when it already exists.
+fn unique_file(dir: &std::path::Path, prefix: &str, ext: &str) -> PathBuf {
+    let stamp = utc_stamp(std::time::SystemTime::now());
+    let mut path = dir.join(format!("{prefix}-{stamp}.{ext}"));
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{prefix}-{stamp}-{n}.{ext}"));
+        n += 1;
+    }
+    path
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) without a date crate.
+pub fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_formats_known_instants() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(utc_stamp(t), "20261118-110640");
+        // 2000-02-29 (leap day) 01:01:01
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661);
+        assert_eq!(utc_stamp(t), "20000229-010101");
+    }
+}

@@ -1,0 +1,118 @@
+//! Test-side RTP VP8 generator: frames carrying a 32-bit counter in their top 32 pixel rows
+//! (32 equal-width cells, MSB first, white = 1), encoded with the real `vp8enc` and packetised by
+//! the real `rtpvp8pay`, exactly like the aiortc test peer's frames.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use scope_deck::transport::types::{RtpPacket, VideoCodec};
+use tokio::sync::mpsc;
+
+/// An I420 frame of `w`×`h` with counter `n` drawn in the top 32 rows.
+pub fn counter_frame_i420(n: u32, w: usize, h: usize) -> Vec<u8> {
+    let mut f = vec![0u8; w * h * 3 / 2];
+    let cell = w / 32;
+    for y in 0..h {
+        for x in 0..w {
+            let v = if y < 32 {
+                let bit = (x / cell).min(31);
+                if n >> (31 - bit) & 1 == 1 { 235 } else { 16 }
+            } else {
+                // Moving gradient so the encoder has real work to do.
+                ((x + y + n as usize * 4) % 200 + 28) as u8
+            };
+            f[y * w + x] = v;
+        }
+    }
+    for b in &mut f[w * h..] {
+        *b = 128;
+    }
+    f
+}
+
+/// Reads the counter back from an I420 (or any planar 8-bit luma-first) frame.
+pub fn read_counter_luma(y_plane: &[u8], w: usize) -> u32 {
+    let cell = w / 32;
+    let mut n = 0u32;
+    for bit in 0..32 {
+        let x = bit * cell + cell / 2;
+        let v = y_plane[16 * w + x];
+        n = n << 1 | u32::from(v > 128);
+    }
+    n
+}
+
+/// RTP packets of `count` counter frames, grouped per frame (last packet has the marker bit).
+pub fn encode_frames(count: u32, w: usize, h: usize, first: u32) -> Vec<Vec<Bytes>> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=I420,width={w},height={h},framerate=30/1 ! \
+         vp8enc deadline=1 cpu-used=8 target-bitrate=3000000 keyframe-max-dist=30 lag-in-frames=0 ! \
+         rtpvp8pay pt=96 mtu=1200 ! appsink name=out sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let out = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..count {
+            let mut buf = gst::Buffer::from_mut_slice(counter_frame_i420(first + i, w, h));
+            {
+                let b = buf.get_mut().unwrap();
+                b.set_pts(gst::ClockTime::from_nseconds(u64::from(i) * 33_333_333));
+                b.set_duration(gst::ClockTime::from_nseconds(33_333_333));
+            }
+            src.push_buffer(buf).unwrap();
+        }
+        src.end_of_stream().unwrap();
+    });
+    let mut frames = Vec::new();
+    let mut cur = Vec::new();
+    while let Ok(s) = out.pull_sample() {
+        let b = s.buffer().unwrap().map_readable().unwrap();
+        let pkt = Bytes::copy_from_slice(b.as_slice());
+        let marker = pkt[1] & 0x80 != 0;
+        cur.push(pkt);
+        if marker {
+            frames.push(std::mem::take(&mut cur));
+        }
+    }
+    feeder.join().unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(frames.len(), count as usize, "encoder produced every frame");
+    frames
+}
+
+/// Sends frames paced at `fps` as the transport would.
+pub async fn send_paced(tx: &mpsc::Sender<RtpPacket>, frames: &[Vec<Bytes>], fps: u32) {
+    let start = Instant::now();
+    for (i, f) in frames.iter().enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / f64::from(fps));
+        tokio::time::sleep_until(due.into()).await;
+        for p in f {
+            tx.send(RtpPacket {
+                data: p.clone(),
+                codec: VideoCodec::Vp8,
+                payload_type: 96,
+                clock_rate: 90_000,
+                arrival: Instant::now(),
+            })
+            .await
+            .unwrap();
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The `daydream` backend against a LOCAL STAND-IN of Daydream's API (tests/peer/
+//! daydream_standin.py, aiohttp + aiortc). The stand-in is built from docs/daydream-api.md and the
+//! seeds' description of the production client, not from the real service, which cannot be
+//! reached from here. Loopback only: empty ICE server lists, 127.0.0.1 candidates.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::daydream::{KEY, Standin, StandinOptions};
+use scope_deck::transport::TransportHandle;
+use scope_deck::transport::daydream::{ApiKey, DaydreamConfig, DaydreamVideo, spawn_with_key};
+use scope_deck::transport::types::{
+    ConnState, EncodedSample, ParamUpdate, TransportCmd, TransportEvent,
+};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+use tokio::time::Instant;
+
+struct Rig {
+    handle: TransportHandle,
+    events: mpsc::Receiver<TransportEvent>,
+    seen: Vec<TransportEvent>,
+    // Keeps the WHIP sample channel open.
+    _samples: mpsc::Sender<EncodedSample>,
+}
+
+impl Rig {
+    async fn start(cfg: DaydreamConfig) -> Rig {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (etx, erx) = mpsc::channel(1024);
+        let (stx, srx) = mpsc::channel(8);
+        let video = DaydreamVideo {
+            rtp_out: None,
+            samples_in: Some(Arc::new(Mutex::new(srx))),
+        };
+        let handle = spawn_with_key(&cfg, None, ApiKey::new(KEY), etx, video).unwrap();
+        let mut initial = serde_json::Map::new();
+        initial.insert(
+            "prompts".into(),
+            json!([{"text": "neon koi", "weight": 1.0}]),
+        );
+        initial.insert("paused".into(), json!(false));
+        handle
+            .commands
+            .send(TransportCmd::Connect { initial })
+            .await
+            .unwrap();
+        Rig {
+            handle,
+            events: erx,
+            seen: Vec::new(),
+            _samples: stx,
+        }
+    }
+
+    async fn send(&self, cmd: TransportCmd) {
+        self.handle.commands.send(cmd).await.unwrap();
+    }
+
+    /// Waits for an event matching `pred` (deadline), keeping everything seen.
+    async fn wait(
+        &mut self,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&TransportEvent) -> bool,
+    ) -> TransportEvent {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(end, self.events.recv()).await {
+                Ok(Some(ev)) => {
+                    self.seen.push(ev.clone());
+                    if pred(&ev) {
+                        return ev;
+                    }
+                }
+                Ok(None) => panic!(
+                    "transport ended while waiting for {what}; seen {:#?}",
+                    self.seen
+                ),
+                Err(_) => panic!("timed out waiting for {what}; seen {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Collects what arrives within `d`.
+    async fn drain_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while let Ok(Some(ev)) = tokio::time::timeout_at(end, self.events.recv()).await {
+            self.seen.push(ev);
+        }
+    }
+
+    async fn shutdown(mut self) -> Vec<TransportEvent> {
+        self.send(TransportCmd::Shutdown).await;
+        self.wait("Stopped", 5, |e| matches!(e, TransportEvent::Stopped))
+            .await;
+        self.seen
+    }
+
+    fn errors(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                TransportEvent::Error(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn is_state(s: ConnState) -> impl Fn(&TransportEvent) -> bool {
+    move |e| matches!(e, TransportEvent::State { state, .. } if *state == s)
+}
+
+fn statuses(reqs: &[Value]) -> Vec<u64> {
+    reqs.iter().map(|r| r["status"].as_u64().unwrap()).collect()
+}
+
+/// Warm-up: creates answered 503 twice, status answered 404/409/503/429 for 2 s, then success;
+/// the transport retries quietly (no error event), reports warm-up progress, reaches streaming,
+/// and on shutdown DELETEs the stream and the WHIP session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_not_ready_answers_are_retried_quietly_then_streaming() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 2.0,
+        create_fail: 2,
+        warmup_codes: vec![404, 409, 503],
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    rig.wait("streaming", 40, is_state(ConnState::Streaming))
+        .await;
+    assert!(
+        rig.errors().is_empty(),
+        "errors during warm-up: {:?}",
+        rig.errors()
+    );
+    assert!(
+        rig.seen.iter().any(|e| matches!(e, TransportEvent::WarmUp(w) if w.stage.as_deref().is_some_and(|s| s.contains("not ready")))),
+        "no warm-up progress reported"
+    );
+    let creates = statuses(&standin.matching("POST", "/v1/streams"));
+    assert_eq!(creates, vec![503, 503, 201]);
+    let polls = statuses(&standin.matching("GET", "/v1/streams/"));
+    for code in [404, 409, 503, 200] {
+        assert!(
+            polls.contains(&code),
+            "status answers {polls:?} lack {code}"
+        );
+    }
+    let first_ok = polls.iter().position(|&c| c == 200).unwrap();
+    assert!(polls[..first_ok].iter().all(|&c| c != 200));
+    // The create body is the preset with the performer's prompt and without unsupported keys.
+    let body = standin.matching("POST", "/v1/streams").last().unwrap()["body"].clone();
+    assert_eq!(body["pipeline"], "streamdiffusion");
+    assert_eq!(body["params"]["model_id"], "stabilityai/sd-turbo");
+    assert_eq!(body["params"]["prompt"], "neon koi");
+    assert_eq!(body["params"]["controlnets"].as_array().unwrap().len(), 5);
+    assert!(body["params"].get("paused").is_none());
+    assert!(
+        rig.seen
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Refused { key, .. } if key == "paused")),
+        "unsupported key not reported"
+    );
+    // Health figures from the status endpoint.
+    rig.wait("stats", 10, |e| matches!(e, TransportEvent::Stats(s) if s.server_fps == Some(24.5) && s.rtt_ms == Some(12.5))).await;
+    let seen = rig.shutdown().await;
+    assert!(seen.iter().any(is_state(ConnState::Stopped)));
+    let deletes = standin.matching("DELETE", "/v1/streams");
+    assert_eq!(deletes.len(), 1, "stream DELETE");
+    assert!(deletes[0]["query"].as_str().unwrap().starts_with("id=str_"));
+    assert_eq!(
+        standin.matching("DELETE", "/whip/").len(),
+        1,
+        "WHIP session DELETE"
+    );
+}
+
+/// PATCH: throttled to the configured rate with the latest value winning, only live-changeable
+/// keys (always with model_id), not-ready PATCH answers retried quietly inside the window, a
+/// reloading change held until confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patches_are_throttled_filtered_and_carry_model_id() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 1.0,
+        patch_warmup: Some(3.0),
+        ..Default::default()
+    });
+    let mut cfg = standin.config();
+    cfg.patch_rate_hz = 4.0;
+    let mut rig = Rig::start(cfg).await;
+    rig.wait("streaming", 40, is_state(ConnState::Streaming))
+        .await;
+    // 100 knob moves over 2 s, a prompt change and an unsupported key.
+    let start = Instant::now();
+    for i in 0..100 {
+        let v = f64::from(i) / 100.0;
+        rig.send(TransportCmd::Update(ParamUpdate::one(
+            "noise_scale",
+            json!(v),
+        )))
+        .await;
+        if i == 50 {
+            rig.send(TransportCmd::Update(ParamUpdate::trigger(
+                "prompts",
+                json!([{"text": "a", "weight": 1.0}, {"text": "b", "weight": 0.5}]),
+            )))
+            .await;
+            rig.send(TransportCmd::Update(ParamUpdate::one(
+                "vace_context_scale",
+                json!(1.0),
+            )))
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let burst = start.elapsed();
+    rig.send(TransportCmd::Update(ParamUpdate::one("width", json!(640))))
+        .await;
+    rig.wait("width held", 5, |e| matches!(e, TransportEvent::Refused { key, reason } if key == "width" && reason.contains("reloads"))).await;
+    // Wait until the PATCH warm-up is over and the final value went through.
+    rig.drain_for(Duration::from_secs(4)).await;
+    let patches = standin.matching("PATCH", "/v1/streams/");
+    let ok: Vec<&Value> = patches.iter().filter(|r| r["status"] == 200).collect();
+    assert!(
+        !ok.is_empty(),
+        "no PATCH succeeded: {:?}",
+        statuses(&patches)
+    );
+    assert!(
+        statuses(&patches).iter().any(|&c| c != 200),
+        "PATCH warm-up answers were not exercised"
+    );
+    assert!(
+        rig.errors().is_empty(),
+        "not-ready PATCHes must not surface: {:?}",
+        rig.errors()
+    );
+    // Rate: at most one per 250 ms (plus one) over the whole time PATCHes were made.
+    let ts: Vec<f64> = patches.iter().map(|r| r["ts"].as_f64().unwrap()).collect();
+    for w in ts.windows(2) {
+        assert!(w[1] - w[0] >= 0.15, "PATCHes {:.3}s apart", w[1] - w[0]);
+    }
+    assert!(
+        patches.len() < 100 / 5,
+        "{} PATCHes for 100 moves in {burst:?}",
+        patches.len()
+    );
+    let dynamic = [
+        "model_id",
+        "prompt",
+        "guidance_scale",
+        "delta",
+        "num_inference_steps",
+        "t_index_list",
+        "seed",
+        "controlnets",
+    ];
+    for p in &patches {
+        assert_eq!(p["body"]["pipeline"], "streamdiffusion");
+        let params = p["body"]["params"].as_object().unwrap();
+        assert_eq!(params["model_id"], "stabilityai/sd-turbo");
+        for k in params.keys() {
+            assert!(dynamic.contains(&k.as_str()), "non-dynamic key {k} in {p}");
+        }
+    }
+    let last = ok.last().unwrap();
+    assert_eq!(
+        last["body"]["params"]["delta"],
+        json!(0.99),
+        "latest value wins"
+    );
+    assert!(
+        ok.iter()
+            .any(|p| p["body"]["params"]["prompt"] == json!([["a", 1.0], ["b", 0.5]]))
+    );
+    assert!(
+        rig.seen.iter().any(
+            |e| matches!(e, TransportEvent::Refused { key, .. } if key == "vace_context_scale")
+        )
+    );
+    // Confirming sends the held reload.
+    rig.send(TransportCmd::Update(ParamUpdate::trigger(
+        "confirm_reload",
+        json!(true),
+    )))
+    .await;
+    rig.wait("reload sent", 5, |e| matches!(e, TransportEvent::Sent { payload } if payload["params"]["width"] == json!(640))).await;
+    rig.drain_for(Duration::from_millis(800)).await;
+    let last = standin.matching("PATCH", "/v1/streams/").pop().unwrap();
+    assert_eq!(
+        last["body"]["params"],
+        json!({"model_id": "stabilityai/sd-turbo", "width": 640})
+    );
+    assert_eq!(last["status"], 200);
+    rig.shutdown().await;
+}
+
+/// Five consecutive PATCH failures outside the warm-up window switch live updates off (error and
+/// degraded state naming it), and no further PATCH is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_failures_make_live_updates_unavailable() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        patch_fail: 500,
+        ..Default::default()
+    });
+    let mut cfg = standin.config();
+    cfg.warmup_grace_secs = 3.0;
+    let mut rig = Rig::start(cfg).await;
+    rig.wait("streaming", 40, is_state(ConnState::Streaming))
+        .await;
+    rig.send(TransportCmd::Update(ParamUpdate::one(
+        "guidance_scale",
+        json!(2.0),
+    )))
+    .await;
+    rig.wait("unavailable", 30, |e| matches!(e, TransportEvent::State { state: ConnState::Degraded, reason: Some(r) } if r.contains("live updates unavailable"))).await;
+    let errors = rig.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("live updates unavailable — changes apply on restart")),
+        "{errors:?}"
+    );
+    let counted: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.contains("parameter update failed"))
+        .collect();
+    assert_eq!(counted.len(), 4, "{errors:?}");
+    assert!(
+        counted[0].contains("(1/5)")
+            && counted[0].contains("PATCH /v1/streams/")
+            && counted[0].contains("HTTP 500"),
+        "{counted:?}"
+    );
+    let n = standin.matching("PATCH", "/v1/streams/").len();
+    rig.send(TransportCmd::Update(ParamUpdate::one(
+        "guidance_scale",
+        json!(3.0),
+    )))
+    .await;
+    rig.drain_for(Duration::from_secs(2)).await;
+    assert_eq!(
+        standin.matching("PATCH", "/v1/streams/").len(),
+        n,
+        "PATCHed after giving up"
+    );
+    // A restart applies the changes: the new stream is created with them, the old one deleted.
+    rig.seen.clear();
+    rig.send(TransportCmd::Reconnect).await;
+    rig.wait("streaming again", 40, is_state(ConnState::Streaming))
+        .await;
+    let creates = standin.matching("POST", "/v1/streams");
+    assert_eq!(creates.len(), 2);
+    assert_eq!(creates[1]["body"]["params"]["guidance_scale"], json!(3.0));
+    assert_eq!(
+        standin.matching("DELETE", "/v1/streams").len(),
+        1,
+        "old stream deleted"
+    );
+    assert!(rig.errors().is_empty(), "{:?}", rig.errors());
+    rig.shutdown().await;
+}
+
+/// A whip_url on a host outside the allowlist is refused before any connection is attempted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_url_outside_the_allowlist_is_refused() {
+    let standin = Standin::start(StandinOptions {
+        whip_host: Some("ingest.evil-livepeer.example".into()),
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    let ev = rig
+        .wait(
+            "refusal",
+            20,
+            |e| matches!(e, TransportEvent::Error(m) if m.contains("WHIP URL refused")),
+        )
+        .await;
+    let TransportEvent::Error(msg) = ev else {
+        unreachable!()
+    };
+    assert!(msg.contains("ingest.evil-livepeer.example"), "{msg}");
+    assert!(msg.contains("allowed_hosts"), "{msg}");
+    assert!(standin.matching("POST", "/whip").is_empty());
+    rig.shutdown().await;
+    // The stream it could not use is still deleted.
+    assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1);
+}
+
+/// Quitting while the stream is still being created (create retried after a 503) still deletes
+/// the stream once it exists, within the goodbye time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_during_creation_deletes_the_stream() {
+    let standin = Standin::start(StandinOptions {
+        create_fail: 1,
+        ..Default::default()
+    });
+    let rig = Rig::start(standin.config()).await;
+    let t = Instant::now();
+    let seen = rig.shutdown().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "goodbye took {:?}",
+        t.elapsed()
+    );
+    assert!(seen.iter().any(is_state(ConnState::Stopped)));
+    assert_eq!(
+        statuses(&standin.matching("POST", "/v1/streams")),
+        vec![503, 201]
+    );
+    assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1);
+}
+
+/// Without the `livepeer-playback-url` header, playback falls back to the status endpoint's
+/// `gateway_status.whep_url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_falls_back_to_the_status_whep_url() {
+    let standin = Standin::start(StandinOptions {
+        no_playback_header: true,
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    rig.wait("playback", 40, |e| {
+        matches!(e, TransportEvent::State { state: ConnState::Streaming, reason: Some(r) } if r.contains("playback connected"))
+    })
+    .await;
+    assert_eq!(standin.matching("POST", "/whep/").len(), 1);
+    assert!(rig.errors().is_empty(), "{:?}", rig.errors());
+    rig.shutdown().await;
+}

@@ -1,0 +1,265 @@
+//! The real binary on the `daydream` backend against the LOCAL STAND-IN of Daydream's API
+//! (tests/peer/daydream_standin.py, built from docs/daydream-api.md, not the real service, which
+//! cannot be reached from here): the API key from the environment is used for the API, never
+//! sent to WHIP/WHEP, never written to the log file (trace level) or stdout; a key file readable
+//! by others is refused with a clear message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::daydream::{KEY, Standin, StandinOptions};
+use serde_json::Value;
+
+fn config(standin: &Standin, extra: &str) -> String {
+    format!(
+        "[server]\nbackend = \"daydream\"\n[logging]\nlevel = \"trace\"\n[daydream]\napi_url = \"{}\"\nallow_local_dev = true\nice_servers = []\nstatus_poll_secs = 0.5\n{extra}",
+        standin.url()
+    )
+}
+
+#[test]
+fn key_is_used_for_the_api_only_and_never_logged() {
+    let standin = Standin::start(StandinOptions::default());
+    let sb = common::Sandbox::new();
+    sb.write_config(&config(&standin, ""));
+    let mut child = Command::new(common::bin())
+        .args(["--headless", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .env("DAYDREAM_API_KEY", KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let mut wait_for = |what: &str, pred: &dyn Fn(&Value) -> bool| loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(40))
+            .unwrap_or_else(|_| panic!("no {what} within 40 s; got {lines:#?}"));
+        lines.push(l.clone());
+        if serde_json::from_str::<Value>(&l).is_ok_and(|v| pred(&v)) {
+            break;
+        }
+    };
+    wait_for("streaming", &|v| {
+        v["event"] == "connection" && v["state"] == "streaming"
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    for l in [
+        r#"{"action":"set_param","key":"noise_scale","value":0.25}"#,
+        r#"{"action":"set_prompt","text":"glass jellyfish"}"#,
+    ] {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    wait_for("the PATCH", &|v| {
+        v["event"] == "sent" && v["payload"]["params"]["prompt"] == "glass jellyfish"
+    });
+    writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
+    drop(stdin);
+    let status = common::wait_for("exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "exit {status}");
+    for l in rx.try_iter() {
+        lines.push(l);
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+
+    // The key went to the API ...
+    let api = standin.matching("POST", "/v1/streams");
+    assert_eq!(api[0]["headers"]["Authorization"], format!("Bearer {KEY}"));
+    let patches = standin.matching("PATCH", "/v1/streams/");
+    assert!(
+        patches
+            .iter()
+            .any(|p| p["status"] == 200 && p["body"]["params"]["delta"] == 0.25)
+    );
+    assert_eq!(
+        standin.matching("DELETE", "/v1/streams").len(),
+        1,
+        "DELETE on quit"
+    );
+    // ... never to WHIP/WHEP ...
+    let media: Vec<Value> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            let p = r["path"].as_str().unwrap();
+            p.starts_with("/whip") || p.starts_with("/whep")
+        })
+        .collect();
+    assert!(
+        media.len() >= 2,
+        "WHIP and WHEP offers expected: {media:#?}"
+    );
+    for r in &media {
+        assert!(!r.to_string().contains(KEY), "key sent to {}", r["path"]);
+        assert!(r["headers"].get("Authorization").is_none());
+    }
+    // ... and nowhere in the log file (trace level), stdout or stderr.
+    let log = sb.log();
+    assert!(
+        log.len() > 1000,
+        "log file too small to mean anything: {} bytes",
+        log.len()
+    );
+    assert!(
+        log.contains("Daydream stream created"),
+        "log lacks the session"
+    );
+    assert!(!log.contains(KEY), "API key in the log file");
+    assert!(
+        !log.contains("TESTKEY"),
+        "part of the API key in the log file"
+    );
+    assert!(!lines.join("\n").contains("TESTKEY"), "API key on stdout");
+    assert!(!stderr.contains("TESTKEY"), "API key on stderr");
+}
+
+#[test]
+fn key_file_readable_by_others_is_refused() {
+    let standin = Standin::start(StandinOptions::default());
+    let sb = common::Sandbox::new();
+    let key = sb.root.path().join("daydream.key");
+    std::fs::write(&key, format!("{KEY}\n")).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    sb.write_config(&config(
+        &standin,
+        &format!("api_key_file = \"{}\"\n", key.display()),
+    ));
+    let out = Command::new(common::bin())
+        .args(["--headless", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .env_remove("DAYDREAM_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mode is 644") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("TESTKEY"));
+    assert!(
+        standin.requests().is_empty(),
+        "nothing may be sent without a usable key"
+    );
+}
+
+/// The real binary wires the video edge to the daydream backend: `[video.input]` test pattern
+/// goes out over WHIP (the stand-in decodes it), the stand-in's WHEP frames come back through the
+/// output pipeline to an `shm` sink read by a second process (`gst-launch-1.0 shmsrc`).
+#[test]
+fn binary_streams_test_pattern_in_and_frames_out_to_shm() {
+    const W: usize = 256;
+    const H: usize = 256;
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        size: (W as u32, H as u32),
+        fps: 15.0,
+        ..Default::default()
+    });
+    let sb = common::Sandbox::new();
+    let socket = sb.root.path().join("out.shm");
+    sb.write_config(&config(
+        &standin,
+        &format!(
+            "[video]\n[[video.sinks]]\nkind = \"shm\"\nsocket = \"{}\"\nformat = \"I420\"\n[video.preview]\nenabled = false\n[video.input]\nsource = \"test_pattern\"\nwidth = 256\nheight = 256\nfps = 15\n",
+            socket.display()
+        ),
+    ).replace("level = \"trace\"", "level = \"info\""));
+    let mut child = Command::new(common::bin())
+        .args(["--headless", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .env("DAYDREAM_API_KEY", KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for("shm socket", Duration::from_secs(20), || {
+        socket.exists().then_some(())
+    });
+    let mut reader = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "shmsrc",
+            &format!("socket-path={}", socket.display()),
+            "is-live=true",
+            "!",
+            &format!("video/x-raw,format=I420,width={W},height={H},framerate=30/1"),
+            "!",
+            "fdsink",
+            "fd=1",
+            "sync=false",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = reader.stdout.take().unwrap();
+    let (ftx, frx) = mpsc::channel::<u32>();
+    let read_thread = std::thread::spawn(move || {
+        let mut frame = vec![0u8; W * H * 3 / 2];
+        while std::io::Read::read_exact(&mut out, &mut frame).is_ok() {
+            let cell = W / 32;
+            let v = (0..32).fold(0u32, |n, bit| {
+                n << 1 | u32::from(frame[16 * W + bit * cell + cell / 2] > 128)
+            });
+            if ftx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let mut ingest = 0;
+    while got.len() < 45 || ingest < 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shm reader got {} frames, stand-in decoded {ingest} ingest frames; log:\n{}",
+            got.len(),
+            sb.log()
+        );
+        if let Ok(v) = frx.recv_timeout(Duration::from_millis(200)) {
+            got.push(v);
+        }
+        ingest = standin.state()["whip_frames_in"].as_u64().unwrap_or(0);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
+    drop(stdin);
+    let status = common::wait_for("exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "exit {status}");
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let _ = read_thread.join();
+    let increasing = got.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(
+        increasing * 100 >= (got.len() - 1) * 95,
+        "counters not increasing: {got:?}"
+    );
+    assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1);
+}
