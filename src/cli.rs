@@ -21,6 +21,8 @@ Examples:
   scope-deck --headless --dry-run           JSON-lines actions on stdin, events on stdout
       echo '{\"action\":\"reset_cache\"}' | scope-deck --headless --dry-run
   scope-deck --check-config --config-dir ./my-show
+  scope-deck audio-devices                  list audio inputs for [audio] device
+  scope-deck analyze set.flac --json        beats, onsets, tempo (offline, same analysis)
 
 Exit codes:
   0  clean exit (quit, or SIGINT/SIGTERM/SIGHUP handled)
@@ -71,4 +73,25 @@ pub struct Cli {
 pub enum Command {
     /// Validate configuration (same as --check-config).
     CheckConfig,
+    /// Analyse audio files faster than real time with the live (causal) analysis and print
+    /// beats, onsets, tempo and when each event was emitted, as JSON keyed by file name.
+    Analyze {
+        /// Audio files (WAV natively; FLAC, MP3, OGG, ... through GStreamer).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print JSON (the only output format; accepted for clarity in scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List audio input devices (index and name) for `[audio] device`.
+    AudioDevices,
+    /// Developer benchmarks: `bench audio` prints the audio accuracy table and speed.
+    #[command(hide = true)]
+    Bench {
+        /// What to benchmark (`audio`).
+        what: String,
+        /// Also write the generated evaluation set (WAV + truth.json) into this folder.
+        #[arg(long, value_name = "DIR")]
+        write_set: Option<PathBuf>,
+    },
 }

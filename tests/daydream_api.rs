@@ -35,6 +35,7 @@ impl Rig {
         let video = DaydreamVideo {
             rtp_out: None,
             samples_in: Some(Arc::new(Mutex::new(srx))),
+            ..DaydreamVideo::default()
         };
         let handle = spawn_with_key(&cfg, None, ApiKey::new(KEY), etx, video).unwrap();
         let mut initial = serde_json::Map::new();

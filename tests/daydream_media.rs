@@ -115,6 +115,7 @@ async fn whip_ingest_and_whep_playback_carry_frames() {
     let video = DaydreamVideo {
         rtp_out: Some(rtx),
         samples_in: Some(Arc::new(Mutex::new(srx))),
+        ..DaydreamVideo::default()
     };
     let h = spawn_with_key(&standin.config(), None, ApiKey::new(KEY), etx, video).unwrap();
     h.commands

@@ -113,6 +113,7 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
     let ports = VideoPorts {
         rtp_out: Some(rtp_tx),
         samples_in: Some(Arc::new(tokio::sync::Mutex::new(sample_rx))),
+        keyframe_requests: Some(vh.keyframe_requests.clone()),
     };
     let h = spawn_with_key(&standin.config(), None, ApiKey::new(KEY), etx, ports).unwrap();
     h.commands

@@ -43,6 +43,9 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Some(code) = crate::audio::cli::dispatch(cli.command.as_ref(), &loaded.app.audio) {
+        return ExitCode::from(code);
+    }
     if cli.check_config || matches!(cli.command, Some(Command::CheckConfig)) {
         println!("configuration ok: {}", loaded.files.join(", "));
         return ExitCode::from(EXIT_OK);
@@ -215,12 +218,15 @@ async fn run_async(
         (None, fe)
     };
 
+    // Audio: source + analysis threads; onsets/beats/problems arrive on the input queue.
+    let (audio, audio_frames, tempo_commands) =
+        crate::audio::runtime::start_for_engine(&loaded.app.audio, inputs_tx.clone());
     let io = engine::EngineIo {
         inputs: inputs_rx,
         transport_events: tev_rx,
         transport_commands: transport.commands.clone(),
-        audio_frames: None,
-        tempo_commands: None,
+        audio_frames,
+        tempo_commands,
         events: events_tx,
         snapshots: snap_tx,
     };
@@ -246,11 +252,13 @@ async fn run_async(
             let _ = signals::request_stop(&transport.commands).await;
             cancel.cancel();
             let _ = tokio::time::timeout(engine::GOODBYE_TIMEOUT, transport.task).await;
+            crate::audio::runtime::stop_in_background(audio).await;
             signals.abort();
             return code;
         }
     };
     cancel.cancel();
+    crate::audio::runtime::stop_in_background(audio).await;
     match engine_result {
         Ok((_state, dropped)) => {
             if dropped > 0 {

@@ -38,6 +38,28 @@ pub struct AudioConfig {
     pub hop: usize,
     /// Beats per bar.
     pub beats_per_bar: u32,
+    /// Input channel to analyse, 1-based; 0 mixes all channels down to mono.
+    pub channel: u32,
+    /// Also play a file source audibly on the default output (file source only).
+    pub monitor: bool,
+    /// Level multiplier after auto-gain (0.1..10): higher makes meters and energy jumpier.
+    pub sensitivity: f32,
+    /// Map quiet and loud rooms alike by normalising to the recent peak.
+    pub auto_gain: bool,
+    /// Onsets below this hop level (dBFS) are ignored (evaluated at the onset itself).
+    pub gate_db: f32,
+    /// Onset threshold in running deviations above the mean: higher = fewer onsets.
+    pub onset_threshold: f32,
+    /// Preferred tempo range; tempi outside fold by octaves into it (87 vs 174).
+    pub bpm_min: f32,
+    /// Upper end of the preferred tempo range.
+    pub bpm_max: f32,
+    /// Bass/mid boundary, Hz.
+    pub bass_cutoff_hz: f32,
+    /// Mid/high boundary, Hz.
+    pub high_cutoff_hz: f32,
+    /// Meter fall-off in full scales per second (cava-like gravity).
+    pub meter_falloff: f32,
 }
 
 impl Default for AudioConfig {
@@ -50,6 +72,17 @@ impl Default for AudioConfig {
             fft_size: 1024,
             hop: 256,
             beats_per_bar: 4,
+            channel: 0,
+            monitor: false,
+            sensitivity: 1.0,
+            auto_gain: true,
+            gate_db: -60.0,
+            onset_threshold: 5.0,
+            bpm_min: 80.0,
+            bpm_max: 170.0,
+            bass_cutoff_hz: 250.0,
+            high_cutoff_hz: 4000.0,
+            meter_falloff: 1.5,
         }
     }
 }
@@ -70,6 +103,50 @@ impl Validate for AudioConfig {
         if !(1..=16).contains(&self.beats_per_bar) {
             errors.push(doc.error_at(&at("beats_per_bar"), "must be from 1 to 16", None));
         }
+        if self.channel > 64 {
+            errors.push(doc.error_at(
+                &at("channel"),
+                "must be 0 (mix all) or a channel from 1 to 64",
+                None,
+            ));
+        }
+        if !(0.1..=10.0).contains(&self.sensitivity) {
+            errors.push(doc.error_at(&at("sensitivity"), "must be from 0.1 to 10", None));
+        }
+        if !(-100.0..=0.0).contains(&self.gate_db) {
+            errors.push(doc.error_at(&at("gate_db"), "must be from -100 to 0 dBFS", None));
+        }
+        if !(0.5..=20.0).contains(&self.onset_threshold) {
+            errors.push(doc.error_at(&at("onset_threshold"), "must be from 0.5 to 20", None));
+        }
+        if !(30.0..=300.0).contains(&self.bpm_min) {
+            errors.push(doc.error_at(&at("bpm_min"), "must be from 30 to 300", None));
+        }
+        if !(30.0..=300.0).contains(&self.bpm_max) || self.bpm_max < self.bpm_min * 1.9 {
+            errors.push(doc.error_at(
+                &at("bpm_max"),
+                "must be from 30 to 300 and at least 1.9 × bpm_min (the range must hold an octave)",
+                None,
+            ));
+        }
+        if !(20.0..=2000.0).contains(&self.bass_cutoff_hz) {
+            errors.push(doc.error_at(&at("bass_cutoff_hz"), "must be from 20 to 2000 Hz", None));
+        }
+        if !(500.0..=20_000.0).contains(&self.high_cutoff_hz)
+            || self.high_cutoff_hz <= self.bass_cutoff_hz
+        {
+            errors.push(doc.error_at(
+                &at("high_cutoff_hz"),
+                "must be from 500 to 20000 Hz and above bass_cutoff_hz",
+                None,
+            ));
+        }
+        if !(0.05..=20.0).contains(&self.meter_falloff) {
+            errors.push(doc.error_at(&at("meter_falloff"), "must be from 0.05 to 20", None));
+        }
+        if self.monitor && self.source != SourceKind::File {
+            errors.push(doc.error_at(&at("monitor"), "only applies to source = \"file\"", None));
+        }
         match self.source {
             SourceKind::File if self.file.trim().is_empty() => {
                 errors.push(doc.error_at(&at("source"), "source = \"file\" needs `file = \"path\"` in [audio]", None))
@@ -81,5 +158,57 @@ impl Validate for AudioConfig {
             )),
             _ => {}
         }
+    }
+}
+
+impl AudioConfig {
+    /// Analysis settings for a source running at `sample_rate`.
+    pub fn analyzer_settings(
+        &self,
+        sample_rate: u32,
+    ) -> crate::audio::dsp::analyzer::AnalyzerSettings {
+        use crate::audio::dsp::analyzer::AnalyzerSettings;
+        let mut s = AnalyzerSettings::new(sample_rate as f32);
+        s.fft_size = self.fft_size;
+        s.hop = self.hop;
+        s.cutoffs = [self.bass_cutoff_hz, self.high_cutoff_hz];
+        s.sensitivity = self.sensitivity;
+        s.auto_gain = self.auto_gain;
+        s.meter_falloff = self.meter_falloff;
+        s.onset.gate_db = self.gate_db;
+        s.onset.k = self.onset_threshold;
+        s.beat.bpm_min = self.bpm_min;
+        s.beat.bpm_max = self.bpm_max;
+        s.beat.beats_per_bar = self.beats_per_bar;
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::app::AppConfig;
+
+    fn errors(toml: &str) -> Vec<String> {
+        let mut errs = Vec::new();
+        let _ = AppConfig::from_text("t/config.toml", toml, &mut errs);
+        errs.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        let e = errors("[audio]\nbpm_min = 100.0\nbpm_max = 150.0\nsensitivity = 50.0\n");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("t/config.toml:3") && m.contains("audio.bpm_max")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains(":4") && m.contains("audio.sensitivity")),
+            "{e:?}"
+        );
+        let e = errors("[audio]\nmonitor = true\n");
+        assert!(e.iter().any(|m| m.contains("audio.monitor")), "{e:?}");
+        assert!(errors("[audio]\nchannel = 2\nbass_cutoff_hz = 150.0\n").is_empty());
     }
 }

@@ -35,6 +35,8 @@ pub struct AudioFrame {
     pub bar_position: f32,
     /// Tempo confidence 0..1.
     pub confidence: f32,
+    /// Who sets the tempo right now (detection, tap, MIDI clock).
+    pub tempo_source: TempoSource,
 }
 
 impl Default for AudioFrame {
@@ -53,6 +55,7 @@ impl Default for AudioFrame {
             beat_phase: 0.0,
             bar_position: 0.0,
             confidence: 0.0,
+            tempo_source: TempoSource::Detected,
         }
     }
 }

@@ -1,6 +1,15 @@
 //! Audio input and analysis. The real-time callback only copies into a ring; analysis runs on
 //! its own thread and publishes [`features::AudioFrame`]s latest-wins.
 
+pub mod analyze;
+pub mod cli;
 pub mod config;
+pub mod dsp;
+pub mod error;
+pub mod eval;
 pub mod features;
+pub mod ring;
+pub mod runtime;
+pub mod source;
+pub mod synth;
 pub mod tempo;

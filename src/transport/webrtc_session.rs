@@ -85,6 +85,77 @@ pub struct VideoPorts {
     pub keyframe_requests: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
+/// Reads every RTP packet of a received video track: counts packets, losses (by sequence number)
+/// and frames (marker bits), and hands each packet to the video edge with `try_send` (a full
+/// channel drops and counts; the network side never waits for GStreamer).
+pub fn forward_track(
+    track: Arc<webrtc::track::track_remote::TrackRemote>,
+    codec: VideoCodec,
+    counters: Arc<VideoCounters>,
+    out: Option<mpsc::Sender<RtpPacket>>,
+) {
+    let pt = track.payload_type();
+    let clock_rate = track.codec().capability.clock_rate;
+    tokio::spawn(async move {
+        let mut last_seq: Option<u16> = None;
+        while let Ok((pkt, _)) = track.read_rtp().await {
+            counters.packets.fetch_add(1, Ordering::Relaxed);
+            let seq = pkt.header.sequence_number;
+            if let Some(prev) = last_seq {
+                let gap = seq.wrapping_sub(prev);
+                if gap > 1 && gap < 1000 {
+                    counters
+                        .lost
+                        .fetch_add(u64::from(gap - 1), Ordering::Relaxed);
+                }
+            }
+            last_seq = Some(seq);
+            if pkt.header.marker {
+                counters.frames.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(out) = &out {
+                let Ok(data) = pkt.marshal() else { continue };
+                let p = RtpPacket {
+                    data,
+                    codec,
+                    payload_type: pt,
+                    clock_rate,
+                    arrival: Instant::now(),
+                };
+                if out.try_send(p).is_err() {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
+/// Answers the video edge's key-frame requests with RTCP PLI for `media_ssrc`, at most one per
+/// [`PLI_MIN_INTERVAL`], until the peer connection is gone.
+pub fn spawn_pli(
+    pc: std::sync::Weak<RTCPeerConnection>,
+    media_ssrc: u32,
+    mut requests: tokio::sync::watch::Receiver<u64>,
+) {
+    tokio::spawn(async move {
+        requests.mark_unchanged();
+        while requests.changed().await.is_ok() {
+            let Some(pc) = pc.upgrade() else { break };
+            let pli =
+                webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+            if pc.write_rtcp(&[Box::new(pli)]).await.is_err() {
+                break;
+            }
+            tracing::debug!(media_ssrc, "key frame requested (RTCP PLI)");
+            drop(pc);
+            tokio::time::sleep(PLI_MIN_INTERVAL).await;
+        }
+    });
+}
+
 /// Fewest milliseconds between two key-frame requests (a decoder asking every packet must not
 /// flood the sender).
 pub const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
@@ -274,68 +345,15 @@ pub async fn build(
             let t = t.clone();
             let counters = Arc::clone(&counters);
             let out = out.clone();
-            if let Some(mut kf) = keyframes.clone() {
-                let weak_pc = weak_pc.clone();
-                let media_ssrc = track.ssrc();
-                tokio::spawn(async move {
-                    kf.mark_unchanged();
-                    while kf.changed().await.is_ok() {
-                        let Some(pc) = weak_pc.upgrade() else { break };
-                        let pli = webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
-                            sender_ssrc: 0,
-                            media_ssrc,
-                        };
-                        if pc.write_rtcp(&[Box::new(pli)]).await.is_err() {
-                            break;
-                        }
-                        tracing::debug!(media_ssrc, "key frame requested (RTCP PLI)");
-                        drop(pc);
-                        tokio::time::sleep(PLI_MIN_INTERVAL).await;
-                    }
-                });
+            if let Some(kf) = keyframes.clone() {
+                spawn_pli(weak_pc.clone(), track.ssrc(), kf);
             }
             Box::pin(async move {
                 let codec_params = track.codec();
                 let codec =
                     sdp::codec_of(&codec_params.capability.mime_type).unwrap_or(VideoCodec::Vp8);
                 let _ = t.send(LinkEvent::Track(codec)).await;
-                let pt = track.payload_type();
-                let clock = codec_params.capability.clock_rate;
-                tokio::spawn(async move {
-                    let mut last_seq: Option<u16> = None;
-                    while let Ok((pkt, _)) = track.read_rtp().await {
-                        counters.packets.fetch_add(1, Ordering::Relaxed);
-                        let seq = pkt.header.sequence_number;
-                        if let Some(prev) = last_seq {
-                            let gap = seq.wrapping_sub(prev);
-                            if gap > 1 && gap < 1000 {
-                                counters
-                                    .lost
-                                    .fetch_add(u64::from(gap - 1), Ordering::Relaxed);
-                            }
-                        }
-                        last_seq = Some(seq);
-                        if pkt.header.marker {
-                            counters.frames.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if let Some(out) = &out {
-                            let data = match pkt.marshal() {
-                                Ok(b) => b,
-                                Err(_) => continue,
-                            };
-                            let p = RtpPacket {
-                                data,
-                                codec,
-                                payload_type: pt,
-                                clock_rate: clock,
-                                arrival: Instant::now(),
-                            };
-                            if out.try_send(p).is_err() {
-                                counters.dropped.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                });
+                forward_track(track, codec, counters, out);
             })
         }));
     }

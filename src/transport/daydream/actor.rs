@@ -653,7 +653,10 @@ impl Actor {
         };
         let http = self.http.clone();
         let opts = self.rtc_options(&url);
-        let out = self.setup.video.rtp_out.clone();
+        let video = crate::transport::VideoPorts {
+            samples_in: None,
+            ..self.setup.video.clone()
+        };
         let counters = Arc::clone(&self.counters);
         let Some(warmup) = self.stream.as_ref().map(|s| s.warmup) else {
             return;
@@ -662,7 +665,7 @@ impl Actor {
         let epoch = self.epoch;
         let clock = self.clock;
         tokio::spawn(async move {
-            let r = rtc::whep(&http, &url, &opts, out, counters, &warmup, clock).await;
+            let r = rtc::whep(&http, &url, &opts, video, counters, &warmup, clock).await;
             let _ = tx.send(Inner::Whep(epoch, r)).await;
         });
     }

@@ -5,7 +5,6 @@
 //! The API key is never sent here: WHIP/WHEP URLs are pre-signed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, mpsc};
@@ -27,11 +26,10 @@ use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
-use webrtc::util::Marshal;
 
 use crate::transport::daydream::api::{HttpFail, without_url};
 use crate::transport::daydream::policy::{Decision, Warmup};
-use crate::transport::types::{EncodedSample, RtpPacket, VideoCodec};
+use crate::transport::types::{EncodedSample, VideoCodec};
 
 /// Non-trickle ICE gathering limit (the seeds' 20 s).
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -72,18 +70,8 @@ pub enum MediaError {
     Timeout(&'static str, Duration),
 }
 
-/// Per-packet counters of the WHEP receiver (no channel traffic per packet).
-#[derive(Debug, Default)]
-pub struct RxCounters {
-    /// Frames completed (RTP marker bits).
-    pub frames: AtomicU64,
-    /// Packets received.
-    pub packets: AtomicU64,
-    /// Packets missing by sequence number.
-    pub lost: AtomicU64,
-    /// Packets the video edge did not take (channel full).
-    pub dropped: AtomicU64,
-}
+/// Per-packet counters of the received video (shared with the Scope transport).
+pub use crate::transport::webrtc_session::VideoCounters as RxCounters;
 
 /// A connected WHIP or WHEP session.
 pub struct MediaLink {
@@ -376,7 +364,7 @@ pub async fn whep(
     http: &reqwest::Client,
     url: &url::Url,
     opts: &RtcOptions,
-    rtp_out: Option<mpsc::Sender<RtpPacket>>,
+    video: crate::transport::VideoPorts,
     counters: Arc<RxCounters>,
     warmup: &Warmup,
     clock: Instant,
@@ -392,48 +380,21 @@ pub async fn whep(
     )
     .await
     .map_err(rtc_err(W))?;
+    let weak_pc = Arc::downgrade(&pc);
+    let (rtp_out, keyframes) = (video.rtp_out, video.keyframe_requests);
     pc.on_track(Box::new(move |track, _r, _t| {
-        let counters = Arc::clone(&counters);
-        let out = rtp_out.clone();
-        Box::pin(async move {
-            let params = track.codec();
-            let codec = crate::transport::sdp::codec_of(&params.capability.mime_type)
-                .unwrap_or(VideoCodec::Vp8);
-            let pt = track.payload_type();
-            let clock_rate = params.capability.clock_rate;
-            tokio::spawn(async move {
-                let mut last: Option<u16> = None;
-                while let Ok((pkt, _)) = track.read_rtp().await {
-                    counters.packets.fetch_add(1, Ordering::Relaxed);
-                    let seq = pkt.header.sequence_number;
-                    if let Some(prev) = last {
-                        let gap = seq.wrapping_sub(prev);
-                        if gap > 1 && gap < 1000 {
-                            counters
-                                .lost
-                                .fetch_add(u64::from(gap - 1), Ordering::Relaxed);
-                        }
-                    }
-                    last = Some(seq);
-                    if pkt.header.marker {
-                        counters.frames.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let Some(out) = &out {
-                        let Ok(data) = pkt.marshal() else { continue };
-                        let p = RtpPacket {
-                            data,
-                            codec,
-                            payload_type: pt,
-                            clock_rate,
-                            arrival: Instant::now(),
-                        };
-                        if out.try_send(p).is_err() {
-                            counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            });
-        })
+        if let Some(kf) = keyframes.clone() {
+            crate::transport::webrtc_session::spawn_pli(weak_pc.clone(), track.ssrc(), kf);
+        }
+        let codec = crate::transport::sdp::codec_of(&track.codec().capability.mime_type)
+            .unwrap_or(VideoCodec::Vp8);
+        crate::transport::webrtc_session::forward_track(
+            track,
+            codec,
+            Arc::clone(&counters),
+            rtp_out.clone(),
+        );
+        Box::pin(async {})
     }));
     let result = async {
         let sdp = offer(W, &pc, opts).await?;

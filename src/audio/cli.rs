@@ -1,0 +1,60 @@
+//! The audio subcommands (`analyze`, `audio-devices`, `bench audio`), run before any runtime
+//! starts. Only the requested output goes to stdout; problems go to stderr.
+
+use crate::audio::config::AudioConfig;
+use crate::cli::{Command, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+
+/// Runs an audio subcommand if `cmd` is one; returns the exit code, or `None` for other
+/// commands.
+#[allow(clippy::print_stdout)]
+pub fn dispatch(cmd: Option<&Command>, cfg: &AudioConfig) -> Option<u8> {
+    match cmd? {
+        Command::Analyze { files, .. } => {
+            Some(match crate::audio::analyze::analyze_files(files, cfg) {
+                Ok(map) => match serde_json::to_string(&map) {
+                    Ok(s) => {
+                        println!("{s}");
+                        EXIT_OK
+                    }
+                    Err(e) => {
+                        eprintln!("scope-deck analyze: {e}");
+                        EXIT_RUNTIME
+                    }
+                },
+                Err(e) => {
+                    eprintln!("scope-deck analyze: {e}");
+                    EXIT_RUNTIME
+                }
+            })
+        }
+        Command::AudioDevices => Some(match crate::audio::source::device::list_inputs() {
+            Ok(list) => {
+                for (i, name) in list.iter().enumerate() {
+                    println!("{i}\t{name}");
+                }
+                if list.is_empty() {
+                    eprintln!("no audio input devices found");
+                }
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("scope-deck: {e}");
+                EXIT_RUNTIME
+            }
+        }),
+        Command::Bench { what, write_set } => Some(if what == "audio" {
+            if let Some(dir) = write_set {
+                if let Err(e) = crate::audio::eval::write_set(dir) {
+                    eprintln!("scope-deck bench: cannot write {}: {e}", dir.display());
+                    return Some(EXIT_RUNTIME);
+                }
+            }
+            print!("{}", crate::audio::eval::run_bench());
+            EXIT_OK
+        } else {
+            eprintln!("scope-deck bench: unknown target `{what}` (known: audio)");
+            EXIT_USAGE
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,6 @@
+//! Pure DSP on `&[f32]`: no I/O, no threads, no allocation after construction.
+
+pub mod analyzer;
+pub mod beat;
+pub mod frontend;
+pub mod onset;
