@@ -88,6 +88,7 @@ fn features(t: f64) -> AudioFrame {
 }
 
 /// One timed input.
+#[derive(Clone)]
 enum Input {
     Frame(AudioFrame),
     Event(AudioEvent),
@@ -129,6 +130,35 @@ fn sequence() -> Vec<(Duration, Input)> {
     out
 }
 
+/// The analysis of a generated track: the built-in demo song (120 BPM) rendered for 32 s and
+/// run through the real analyser hop by hop, as the live thread does. Frames are decimated to
+/// every 4th hop (≈ 23 ms, what a latest-wins consumer at UI rate sees); every event is kept.
+fn analysed_sequence() -> Vec<(Duration, Input)> {
+    use scope_deck::audio::dsp::analyzer::{Analyzer, AnalyzerSettings};
+    use scope_deck::audio::synth::Sequencer;
+    let sr = 44_100u32;
+    let samples = Sequencer::demo(sr).render(32.0);
+    let mut a = Analyzer::new(AnalyzerSettings::new(sr as f32));
+    let mut out = Vec::new();
+    let mut hops = 0u64;
+    for chunk in samples.chunks(256) {
+        let mut frames = Vec::new();
+        let mut events = Vec::new();
+        a.push(chunk, &mut |f| frames.push(*f), &mut |e| events.push(e));
+        let at = Duration::from_secs_f64(a.time());
+        for e in events {
+            out.push((at, Input::Event(e)));
+        }
+        for f in frames {
+            hops += 1;
+            if hops % 4 == 0 {
+                out.push((at, Input::Frame(f)));
+            }
+        }
+    }
+    out
+}
+
 fn shipped() -> Vec<Theme> {
     let mut errs = Vec::new();
     let mut files = Vec::new();
@@ -139,12 +169,20 @@ fn shipped() -> Vec<Theme> {
 
 /// Runs one theme; returns the updates sent with their times.
 fn run(theme_id: &str) -> (Vec<(Duration, ParamUpdate)>, AppState) {
+    run_over(theme_id, sequence())
+}
+
+/// Runs one theme over `seq`; returns the updates sent with their times.
+fn run_over(
+    theme_id: &str,
+    seq: Vec<(Duration, Input)>,
+) -> (Vec<(Duration, ParamUpdate)>, AppState) {
     let mut s = AppState::new(CoreSettings::default());
     s.mapping = MappingSlice::new(shipped(), theme_id, 4);
     assert_eq!(s.mapping.theme().unwrap().id, theme_id);
     update(&mut s, Msg::Started, Duration::ZERO);
     let mut sent = Vec::new();
-    for (at, input) in sequence() {
+    for (at, input) in seq {
         let msg = match input {
             Input::Frame(f) => Msg::AudioFrame(f),
             Input::Event(e) => Msg::AudioEvent(e),
@@ -393,4 +431,45 @@ fn crystal_sanctuary_changes_rarely() {
         .unwrap();
     assert_eq!(resets(&sent), vec![(first_peak * 1000.0).round() / 1000.0]);
     assert!(on_grid(first_peak, 1.0), "{first_peak}");
+}
+
+/// Every shipped theme over the analysis of the generated demo track: parameters in range and
+/// smooth, resets only on the tracker's beats and never inside their cooldown, and a snapshot of
+/// the message sequence (tests/snapshots/theme_replay__analysis_<theme>.snap).
+#[test]
+fn every_theme_over_the_analysis_of_the_demo_track() {
+    let seq = analysed_sequence();
+    let beats: Vec<f64> = seq
+        .iter()
+        .filter(|(_, i)| matches!(i, Input::Event(AudioEvent::Beat { .. })))
+        .map(|(t, _)| t.as_secs_f64())
+        .collect();
+    assert!(beats.len() > 40, "the tracker found {} beats", beats.len());
+    for theme in shipped() {
+        let (sent, _) = run_over(&theme.id, seq.clone());
+        check_ranges_and_smoothness(&theme, &sent);
+        check_urgency(&theme, &sent);
+        let r = resets(&sent);
+        for t in &r {
+            assert!(
+                beats.iter().any(|b| (b - t).abs() < 1e-9)
+                    || theme.triggers.iter().any(|tr| matches!(
+                        tr.on,
+                        scope_deck::mapping::theme::TriggerOn::Rise { .. }
+                    )),
+                "{}: reset at {t} not on a beat",
+                theme.id
+            );
+        }
+        let min_cooldown = theme
+            .triggers
+            .iter()
+            .filter(|t| matches!(t.action, TriggerAction::ResetCache))
+            .map(|t| t.cooldown.as_secs_f64())
+            .fold(f64::INFINITY, f64::min);
+        if r.len() > 1 {
+            assert!(min_gap(&r) >= min_cooldown - 1e-9, "{}: {r:?}", theme.id);
+        }
+        insta::assert_snapshot!(format!("analysis_{}", theme.id), render(&sent));
+    }
 }
