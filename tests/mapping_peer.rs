@@ -3,8 +3,7 @@
 //! changes arrive on the data channel as Scope `transition` crossfades.
 //!
 //! No audio source runs here (no beat grid), so switches land at once; the beat-locked path
-//! (demo audio → analysis → mapping → data channel) is `mapping_e2e.rs` once the audio
-//! analysis is on main.
+//! (demo audio → analysis → mapping → data channel) is `mapping_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

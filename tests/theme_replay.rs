@@ -2,8 +2,9 @@
 //!
 //! The feature sequence is a deterministic 16-bar arrangement at 120 BPM (intro, build, drop,
 //! breakdown) generated here frame by frame, with the beat and onset events an analyser would
-//! emit. It stands in for recorded analysis: once the Audio helper's analysis is on main it
-//! should become the analysis of a generated track. The test asserts that every parameter stays
+//! emit, so expected triggers can be stated exactly; `every_theme_over_the_analysis_of_the_demo_track`
+//! runs the same checks over the real analyser's output for the generated demo song. The tests
+//! assert that every parameter stays
 //! in its range, that continuous values move no faster than their smoothing allows, that
 //! triggers fire where the theme says (on the grid, outside their cooldowns), and snapshots the
 //! whole message sequence (tests/snapshots/theme_replay__replay_<theme>.snap).
