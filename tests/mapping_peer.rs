@@ -2,7 +2,8 @@
 //! prompt ride in the offer's initial parameters, and theme switches, prompt steps and persona
 //! changes arrive on the data channel as Scope `transition` crossfades.
 //!
-//! No audio source runs here (no beat grid), so switches land at once; the beat-locked path
+//! The default demo audio runs, so Synthwave Highway's server-quantised switch is sent at once
+//! (with `_quantized`) or, before the beat grid locks, lands at once; the beat-locked path
 //! (demo audio → analysis → mapping → data channel) is `mapping_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -69,7 +70,9 @@ async fn theme_prompt_and_persona_changes_reach_the_peer() {
         })
         .await;
     assert_eq!(initial["denoising_step_list"], json!([1000, 750, 500, 250]));
-    assert_eq!(initial["noise_scale"], json!(0.6));
+    // The demo audio may already have moved the mapped noise within the theme's range.
+    let noise = initial["noise_scale"].as_f64().unwrap();
+    assert!((0.4..=0.9).contains(&noise), "{noise}");
     assert!(
         initial["prompts"][0]["text"]
             .as_str()
