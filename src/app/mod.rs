@@ -159,9 +159,19 @@ async fn run_async(
     };
     let mut state = AppState::new(settings(&loaded, cli.dry_run));
     state.audio.source = loaded.app.audio.source_label();
+    state.mapping = crate::mapping::slice::MappingSlice::new(
+        loaded.themes.clone(),
+        &loaded.app.ui.theme,
+        loaded.app.audio.beats_per_bar,
+    );
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
     let signals = tokio::spawn(signals::forward(inputs_tx.clone(), cancel.clone()));
+    // Theme hot reload: edits to the user's themes/ apply on save.
+    let _theme_watch = loaded
+        .dir
+        .clone()
+        .and_then(|d| crate::mapping::reload::spawn(d, inputs_tx.clone(), cancel.clone()));
 
     // Front end.
     let (events_tx, frontend) = if cli.headless {

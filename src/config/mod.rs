@@ -21,8 +21,29 @@ use crate::mapping::theme::Theme;
 pub const DEFAULT_CONFIG: &str = include_str!("../../config.default.toml");
 
 /// Built-in themes (file stem, text).
-pub const EMBEDDED_THEMES: &[(&str, &str)] =
-    &[("default", include_str!("../../themes/default.toml"))];
+pub const EMBEDDED_THEMES: &[(&str, &str)] = &[
+    ("default", include_str!("../../themes/default.toml")),
+    (
+        "cosmic-voyage",
+        include_str!("../../themes/cosmic-voyage.toml"),
+    ),
+    (
+        "neon-foundry",
+        include_str!("../../themes/neon-foundry.toml"),
+    ),
+    (
+        "digital-forest",
+        include_str!("../../themes/digital-forest.toml"),
+    ),
+    (
+        "synthwave-highway",
+        include_str!("../../themes/synthwave-highway.toml"),
+    ),
+    (
+        "crystal-sanctuary",
+        include_str!("../../themes/crystal-sanctuary.toml"),
+    ),
+];
 
 /// Built-in keymaps (file stem, text).
 pub const EMBEDDED_KEYMAPS: &[(&str, &str)] =
@@ -119,6 +140,26 @@ fn layered(embedded: &[(&str, &str)], kind: &str, user: Vec<Text>) -> Vec<Text> 
     out
 }
 
+/// Loads the built-in themes layered with `dir/themes/*.toml` (start-up and hot reload),
+/// collecting every error and the file names read.
+pub fn load_themes(
+    dir: Option<&Path>,
+    errors: &mut Vec<ConfigError>,
+    files: &mut Vec<String>,
+) -> Vec<Theme> {
+    let user_themes = dir
+        .map(|d| read_dir_tomls(&d.join("themes"), errors))
+        .unwrap_or_default();
+    let mut themes = Vec::new();
+    for t in layered(EMBEDDED_THEMES, "themes", user_themes) {
+        files.push(t.name.clone());
+        if let Some(theme) = Theme::from_text(&t.name, &t.stem, &t.text, errors) {
+            themes.push(theme);
+        }
+    }
+    themes
+}
+
 /// Loads and validates everything from `dir` (or the default directory) over the built-ins.
 pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
     let dir: Option<PathBuf> = dir.map(Path::to_path_buf).or_else(default_config_dir);
@@ -148,17 +189,7 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
     };
 
     // themes
-    let user_themes = dir
-        .as_ref()
-        .map(|d| read_dir_tomls(&d.join("themes"), &mut errors))
-        .unwrap_or_default();
-    let mut themes = Vec::new();
-    for t in layered(EMBEDDED_THEMES, "themes", user_themes) {
-        files.push(t.name.clone());
-        if let Some(theme) = Theme::from_text(&t.name, &t.stem, &t.text, &mut errors) {
-            themes.push(theme);
-        }
-    }
+    let themes = load_themes(dir.as_deref(), &mut errors, &mut files);
 
     // keymaps
     let user_keymaps = dir

@@ -95,6 +95,14 @@ pub enum Action {
     },
     /// Start editing the prompt text in the TUI.
     EditPrompt,
+    /// Set a named theme macro (a MIDI knob or fader), 0..1; mappings read it as
+    /// `macro.<name>`.
+    SetMacro {
+        /// Macro name as declared in the theme's `[macros]`.
+        name: String,
+        /// 0..1 (clamped).
+        value: f64,
+    },
     /// MIDI learn: the next touched control is bound to the next key action.
     Learn,
     /// Learn mode captured a control (sent by the MIDI edge).
@@ -145,6 +153,7 @@ impl Action {
             Action::Redownbeat => "redownbeat",
             Action::ToggleMapping { .. } => "toggle_mapping",
             Action::EditPrompt => "edit_prompt",
+            Action::SetMacro { .. } => "set_macro",
             Action::Learn => "learn",
             Action::LearnControl { .. } => "learn_control",
             Action::LearnDone { .. } => "learn_done",
@@ -163,6 +172,7 @@ impl Action {
             Action::SetPersona { name } => format!("persona {name}"),
             Action::NudgeTempo { bpm } => format!("tempo {bpm:+} BPM"),
             Action::ToggleMapping { name } => format!("toggle mapping {name}"),
+            Action::SetMacro { name, value } => format!("macro {name} = {value:.2}"),
             Action::LearnControl { control } => format!("learn {}", control.label()),
             Action::LearnDone { message, .. } => format!("learn: {message}"),
             other => other.name().replace('_', " "),

@@ -46,6 +46,9 @@ pub enum Msg {
     Signal(StopSignal),
     /// A headless input line could not be understood.
     BadInput(String),
+    /// The theme watcher re-read the themes: the new list, or every error found (the running
+    /// theme stays).
+    ThemesReloaded(Result<Vec<crate::mapping::theme::Theme>, String>),
 }
 
 impl Msg {

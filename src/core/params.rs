@@ -234,18 +234,38 @@ pub fn builtin_specs() -> BTreeMap<String, ParamSpec> {
             options: vec!["linear".into(), "slerp".into()],
         },
     ));
-    for k in [
-        "prompts",
-        "transition",
-        "lora_scales",
-        "vace_ref_images",
-        "output_sinks",
-    ] {
+    for k in ["prompts", "lora_scales", "vace_ref_images", "output_sinks"] {
         add(ParamSpec::new(k, ParamKind::Json));
     }
     add(ParamSpec {
         key: "reset_cache".into(),
         kind: ParamKind::Bool,
+        one_shot: true,
+    });
+    // A crossfade and Scope's quantise flags act once, on the message they ride in: never
+    // stored or replayed on reconnect (a replayed `_quantized` would delay the whole state).
+    add(ParamSpec {
+        key: "transition".into(),
+        kind: ParamKind::Json,
+        one_shot: true,
+    });
+    add(ParamSpec {
+        key: "_quantized".into(),
+        kind: ParamKind::Bool,
+        one_shot: true,
+    });
+    add(ParamSpec {
+        key: "quantize_mode".into(),
+        kind: ParamKind::Choice {
+            options: ["none", "beat", "bar", "2_bar", "4_bar"]
+                .map(String::from)
+                .to_vec(),
+        },
+        one_shot: true,
+    });
+    add(ParamSpec {
+        key: "lookahead_ms".into(),
+        kind: ParamKind::Int { min: 0, max: 10000 },
         one_shot: true,
     });
     // Beat state forwarded to Scope's tempo engine.

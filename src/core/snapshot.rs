@@ -53,6 +53,8 @@ pub struct UiSnapshot {
     pub flash: Duration,
     /// Beats per bar.
     pub beats_per_bar: u32,
+    /// Themes, prompt with persona, pending quantised change, mappings and triggers.
+    pub mapping: crate::mapping::view::MappingView,
 }
 
 impl UiSnapshot {
@@ -83,6 +85,7 @@ impl UiSnapshot {
             lifecycle: state.lifecycle,
             flash: state.settings.flash,
             beats_per_bar: state.settings.beats_per_bar,
+            mapping: crate::mapping::view::MappingView::of(state, &state.audio.frame),
         }
     }
 

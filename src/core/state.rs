@@ -30,6 +30,8 @@ pub struct AppState {
     pub ui: UiSlice,
     /// Running, or on the way out.
     pub lifecycle: Lifecycle,
+    /// Themes, prompts, persona and the mapping engine.
+    pub mapping: crate::mapping::slice::MappingSlice,
 }
 
 /// What panic does (config `[controls] panic`).
@@ -248,6 +250,7 @@ impl AppState {
             controls: ControlsSlice::default(),
             ui: UiSlice::default(),
             lifecycle: Lifecycle::Running,
+            mapping: Default::default(),
         }
     }
 }

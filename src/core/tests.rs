@@ -335,10 +335,16 @@ fn tempo_actions_reach_the_beat_tracker() {
 }
 
 #[test]
-fn unimplemented_actions_say_so() {
+fn theme_actions_without_themes_say_so() {
     let mut s = started();
     update(&mut s, Msg::key(Action::ThemeNext), ms(1));
-    assert!(s.ui.notices.back().unwrap().message.contains("theme_next"));
+    assert!(
+        s.ui.notices
+            .back()
+            .unwrap()
+            .message
+            .contains("no themes loaded")
+    );
 }
 
 #[test]

@@ -25,12 +25,14 @@ const SENT_KEEP: usize = 16;
 /// Applies one message to the state and returns what the edges must do.
 pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     let mut fx = Vec::new();
+    let to_mapping = crate::mapping::reduce::MappingInput::of(&msg);
     match msg {
         Msg::Started => {
             fx.push(Effect::Emit(Event::Ready {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 backend: state.settings.backend.clone(),
             }));
+            crate::mapping::reduce::on_started(state, now);
             seed_initial_params(state, now);
             fx.push(Effect::Transport(TransportCmd::Connect {
                 initial: state.params.store.full_state(),
@@ -73,6 +75,9 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                 state.audio.last_onset = Some((ev, now));
             }
         },
+        Msg::ThemesReloaded(result) => {
+            crate::mapping::reduce::on_themes_reloaded(state, result, now, &mut fx)
+        }
         Msg::AudioProblem(problem) => {
             if let Some(p) = &problem {
                 notice(state, &mut fx, Level::Warn, format!("audio: {p}"), now);
@@ -95,6 +100,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         }
         Msg::BadInput(why) => notice(state, &mut fx, Level::Error, why, now),
     }
+    crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
     fx
 }
 
@@ -134,7 +140,8 @@ fn record_activity(state: &mut AppState, action: &Action, source: ActionSource, 
     );
 }
 
-fn notice(
+/// Records a notice for the dashboard and emits it.
+pub(crate) fn notice(
     state: &mut AppState,
     fx: &mut Vec<Effect>,
     level: Level,
@@ -221,6 +228,12 @@ fn apply_action(
         Action::ResetCache => fire_trigger(state, "reset_cache", json!(true), now, fx),
         Action::Panic => engage_panic(state, source, now, fx),
         Action::ReleasePanic => release_panic(state, source, now, fx),
+        // `macro.<name>` keys are theme macros (MIDI faders bound with `param = "macro.x"`).
+        a @ (Action::SetParam { .. } | Action::AdjustParam { .. })
+            if crate::mapping::reduce::is_macro_action(&a) =>
+        {
+            crate::mapping::reduce::on_action(state, &a, source, now, fx);
+        }
         Action::SetParam { key, value } => set_param(state, &key, value, source, now, fx),
         Action::AdjustParam { key, delta } => {
             match state.params.store.adjust(&key, delta, source, now) {
@@ -263,9 +276,10 @@ fn apply_action(
                 );
             }
         }
+        other if crate::mapping::reduce::on_action(state, &other, source, now, fx) => {}
         other => {
-            // Themes, prompt lists, personas, tempo and mappings arrive with their issues; until
-            // then the performer is told plainly instead of the key doing nothing.
+            // Actions whose concern is not built yet: the performer is told plainly instead of
+            // the key doing nothing.
             notice(
                 state,
                 fx,
@@ -327,7 +341,8 @@ fn param_changed(key: &str, acc: Accepted, fx: &mut Vec<Effect>) {
     ))));
 }
 
-fn fire_trigger(
+/// Sends a one-shot (urgent) and lights the dashboard flash.
+pub(crate) fn fire_trigger(
     state: &mut AppState,
     key: &str,
     value: ParamValue,

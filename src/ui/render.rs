@@ -326,9 +326,9 @@ fn draw_prompt(
 ) {
     let editing = snap.mode() == Mode::PromptEdit;
     let title = if editing {
-        " prompt — editing (enter sends, esc cancels) "
+        " prompt — editing (enter sends, esc cancels) ".to_string()
     } else {
-        " prompt "
+        crate::mapping::view::prompt_title(&snap.mapping, snap.now)
     };
     let b = block(title, style);
     let inner = b.inner(area);

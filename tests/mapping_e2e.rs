@@ -1,0 +1,126 @@
+//! End to end: demo audio → analysis → mapping → data channel of the aiortc test peer.
+//!
+//! The real binary runs headless with the `scope` backend against the peer, the built-in demo
+//! track (120 BPM) as audio source and a theme whose only trigger resets the cache on every
+//! beat with a 1 s cooldown. The peer logs every data-channel message with its receive time:
+//! the resets must arrive no closer than the cooldown and on the beat grid: with beat
+//! forwarding on, each reset travels with (or right after) the `beat_count` of the beat that
+//! fired it. (Wall-clock intervals are not whole beats: the tracker's predicted beats move
+//! while it corrects its phase on the demo song's syncopated parts.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::peer::{Peer, PeerOptions};
+use serde_json::json;
+
+const THEME: &str = r#"
+name = "Beat reset"
+prompts = ["test pattern"]
+[params]
+noise_scale = 0.5
+[[mappings]]
+source = "energy"
+target = "noise_scale"
+output = [0.3, 0.7]
+attack_ms = 50
+release_ms = 300
+dead_band = 0.05
+[beat]
+forward = true
+interval_ms = 200
+[[triggers]]
+name = "reset"
+on = "beat"
+cooldown_ms = 1000
+action = "reset_cache"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beat_resets_reach_the_peer_on_the_grid_within_the_cooldown() {
+    let peer = Peer::start(PeerOptions::default()).await;
+    let sb = common::Sandbox::new();
+    sb.write_config(&format!(
+        "[server]\nbackend = \"scope\"\nurl = \"{}\"\npipeline_ids = [\"longlive\"]\n\
+         status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n\
+         [audio]\nsource = \"demo\"\n[ui]\ntheme = \"beat-reset\"\n",
+        peer.url()
+    ));
+    std::fs::create_dir_all(sb.config_dir().join("themes")).unwrap();
+    std::fs::write(sb.config_dir().join("themes/beat-reset.toml"), THEME).unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["--headless", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+
+    // Wait for twelve resets (the first ones fall in the beat tracker's lock-in).
+    let entries: Vec<serde_json::Value> = peer
+        .wait_log(Duration::from_secs(60), |entries| {
+            let n = entries
+                .iter()
+                .filter(|e| e["kind"] == "message" && e["data"]["reset_cache"] == json!(true))
+                .count();
+            (n >= 12).then(|| entries.to_vec())
+        })
+        .await;
+    let msgs: Vec<&serde_json::Value> = entries.iter().filter(|e| e["kind"] == "message").collect();
+    let mut resets = Vec::new(); // (ts, beat_count of the beat that fired it)
+    for (i, m) in msgs.iter().enumerate() {
+        if m["data"]["reset_cache"] != json!(true) {
+            continue;
+        }
+        let ts = m["ts"].as_f64().unwrap();
+        // On the beat grid: the beat that fired it was forwarded in the same message or the
+        // one just before (the beat's `beat_count` and the urgent reset leave the reducer
+        // together; the coalescer may merge them).
+        let beat = msgs[..=i].iter().rev().take(2).find_map(|b| {
+            b["data"]["beat_count"]
+                .as_u64()
+                .map(|c| (c, b["ts"].as_f64().unwrap()))
+        });
+        let (count, beat_ts) = beat.unwrap_or_else(|| panic!("reset at {ts} not next to a beat"));
+        assert!(
+            ts - beat_ts <= 0.05,
+            "reset {ts} is {} s after its beat",
+            ts - beat_ts
+        );
+        resets.push((ts, count));
+    }
+    // Mapped values arrive too, inside the theme's output range.
+    let noise: Vec<f64> = peer
+        .messages()
+        .iter()
+        .filter_map(|m| m["noise_scale"].as_f64())
+        .collect();
+    assert!(!noise.is_empty());
+    assert!(
+        noise.iter().all(|v| (0.3 - 1e-9..=0.7 + 1e-9).contains(v)),
+        "{noise:?}"
+    );
+
+    writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
+    let status = common::wait_for("exit", Duration::from_secs(15), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0));
+
+    let tolerance = 0.05; // transport scheduling on a loaded box
+    for w in resets.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap >= 1.0 - tolerance,
+            "resets {gap:.3} s apart: inside the 1 s cooldown: {resets:?}"
+        );
+        assert!(w[1].1 > w[0].1, "one reset per beat at most: {resets:?}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Themes through the real transport to the aiortc test peer: the active theme's defaults and
+//! prompt ride in the offer's initial parameters, and theme switches, prompt steps and persona
+//! changes arrive on the data channel as Scope `transition` crossfades.
+//!
+//! The default demo audio runs, so Synthwave Highway's server-quantised switch is sent at once
+//! (with `_quantized`) or, before the beat grid locks, lands at once; the beat-locked path
+//! (demo audio → analysis → mapping → data channel) is `mapping_e2e.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::peer::{Peer, PeerOptions};
+use serde_json::{Value, json};
+
+fn first_text(v: &Value) -> String {
+    v["target_prompts"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn theme_prompt_and_persona_changes_reach_the_peer() {
+    let peer = Peer::start(PeerOptions::default()).await;
+    let sb = common::Sandbox::new();
+    sb.write_config(&format!(
+        "[server]\nbackend = \"scope\"\nurl = \"{}\"\npipeline_ids = [\"longlive\"]\n\
+         status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n\
+         [ui]\ntheme = \"neon-foundry\"\n",
+        peer.url()
+    ));
+    let mut child = Command::new(common::bin())
+        .args(["--headless", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let Ok(l) = l else { return };
+            if let Ok(v) = serde_json::from_str(&l) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    common::wait_for("streaming", Duration::from_secs(30), || {
+        rx.try_iter()
+            .any(|v| v["event"] == "connection" && v["state"] == "streaming")
+            .then_some(())
+    });
+
+    // The offer carried Neon Foundry.
+    let initial = peer
+        .wait_log(Duration::from_secs(10), |e| {
+            e.iter()
+                .find(|x| x["kind"] == "initial")
+                .map(|x| x["data"].clone())
+        })
+        .await;
+    assert_eq!(initial["denoising_step_list"], json!([1000, 750, 500, 250]));
+    // The demo audio may already have moved the mapped noise within the theme's range.
+    let noise = initial["noise_scale"].as_f64().unwrap();
+    assert!((0.4..=0.9).contains(&noise), "{noise}");
+    assert!(
+        initial["prompts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("robotic arms forging glowing circuits"),
+        "{initial}"
+    );
+
+    // Synthwave Highway is theme #5: without a beat grid it lands at once, as a crossfade.
+    writeln!(stdin, r#"{{"action":"select_theme","index":4}}"#).unwrap();
+    let tr = peer
+        .wait_log(Duration::from_secs(10), |e| {
+            e.iter()
+                .filter(|x| x["kind"] == "message")
+                .find_map(|x| x["data"].get("transition").cloned())
+        })
+        .await;
+    assert_eq!(tr["num_steps"], json!(6));
+    assert!(
+        first_text(&tr).starts_with("androgynous cartoon magical dj driving"),
+        "{tr}"
+    );
+
+    // Next prompt, then a persona change: each one crossfade, nothing else reloaded.
+    writeln!(stdin, r#"{{"action":"prompt_next"}}"#).unwrap();
+    writeln!(stdin, r#"{{"action":"set_persona","name":"female"}}"#).unwrap();
+    let texts = peer
+        .wait_log(Duration::from_secs(10), |e| {
+            let t: Vec<String> = e
+                .iter()
+                .filter(|x| x["kind"] == "message")
+                .filter_map(|x| x["data"].get("transition").map(first_text))
+                .collect();
+            (t.len() >= 3).then_some(t)
+        })
+        .await;
+    assert!(texts[1].starts_with("androgynous cartoon magical dj under a giant setting sun"));
+    assert!(texts[2].starts_with("female cartoon magical dj under a giant setting sun"));
+    // No pipeline reload for any of it: one load at start-up.
+    let requests: Value = reqwest::get(format!("{}/_control/requests", peer.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let loads = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == "/api/v1/pipeline/load")
+        .count();
+    assert_eq!(loads, 1, "{requests}");
+
+    writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
+    let status = common::wait_for("exit", Duration::from_secs(15), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0));
+}
