@@ -8,10 +8,11 @@ export PATH="$PWD/tests/peer/.venv/bin:$PATH"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
-# The real-time audio callback must not allocate (allocation-checking allocator).
-cargo test --features alloc-guard --test audio_alloc_guard
-# MIDI through real JACK ports (test-only feature: swaps ALSA for JACK in midir and cpal).
-cargo clippy --features jack --test midi_jack -- -D warnings
-cargo test --features jack --test midi_jack
-# NDI sink with gst-plugin-ndi built in and the runtime fetched by setup.sh.
-cargo test --features ndi --test video_ndi
+# Test-only features, built once together:
+#  - alloc-guard: the real-time audio callback must not allocate (allocation-checking allocator,
+#    installed only inside that test binary);
+#  - jack: MIDI through real JACK ports (swaps ALSA for JACK in midir and cpal);
+#  - ndi: the NDI sink with gst-plugin-ndi built in and the runtime fetched by setup.sh.
+FEATURES="alloc-guard jack ndi"
+cargo clippy --features "$FEATURES" --test audio_alloc_guard --test midi_jack --test video_ndi -- -D warnings
+cargo test --features "$FEATURES" --test audio_alloc_guard --test midi_jack --test video_ndi
