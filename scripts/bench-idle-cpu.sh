@@ -2,6 +2,7 @@
 # Idle CPU of the whole process (TUI at its frame rate + demo audio analysis + dry-run transport),
 # measured from /proc over a window, in a real terminal (tmux). Prints one line per run.
 #   scripts/bench-idle-cpu.sh [seconds] [runs]
+# SETTLE=50 waits past the demo's first 47 s cycle (synthesised once, then looped from memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -22,7 +23,7 @@ for r in $(seq 1 "$runs"); do
     sleep 0.1
   done
   [ -n "$pid" ] || { echo "scope-deck did not start" >&2; exit 1; }
-  sleep 3 # let it settle (window sized, analysis running)
+  sleep "${SETTLE:-3}" # let it settle (window sized, analysis running)
   t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
   sleep "$secs"
   t1=$(awk '{print $14+$15}' "/proc/$pid/stat")

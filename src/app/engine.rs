@@ -59,7 +59,10 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
         // audio hop: the front end draws at the frame rate anyway.
         let mut publish = false;
         for msg in pending.drain(..) {
-            publish |= matches!(msg, Msg::Tick | Msg::Started | Msg::Action { .. } | Msg::Signal(_));
+            publish |= matches!(
+                msg,
+                Msg::Tick | Msg::Started | Msg::Action { .. } | Msg::Signal(_)
+            );
             for fx in update(&mut state, msg, now()) {
                 match fx {
                     Effect::Transport(cmd) => {
@@ -90,7 +93,8 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
             goodbye_deadline = Some(Instant::now() + GOODBYE_TIMEOUT);
         }
         if publish || exit || state.lifecycle != Lifecycle::Running {
-            io.snapshots.send_replace(Arc::new(UiSnapshot::of(&state, now())));
+            io.snapshots
+                .send_replace(Arc::new(UiSnapshot::of(&state, now())));
         }
         if exit || state.lifecycle == Lifecycle::Finished {
             break;

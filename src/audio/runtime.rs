@@ -165,8 +165,10 @@ fn run_analysis(
         let avail = c.slots();
         let hop = a.settings().hop;
         if avail < hop {
-            // Polling: the callback may not make syscalls, so it cannot wake us.
-            std::thread::sleep(Duration::from_millis(2));
+            // Polling: the callback may not make syscalls, so it cannot wake us. Sleep until the
+            // rest of a hop is due (at least 1 ms): one wake-up per hop instead of a busy poll.
+            let missing = (hop - avail) as f64 / f64::from(rate.max(1));
+            std::thread::sleep(Duration::from_secs_f64(missing.max(0.001)));
             continue;
         }
         let Ok(chunk) = c.read_chunk(avail.min(16 * hop)) else {
@@ -292,14 +294,38 @@ fn run_demo(stop: &AtomicBool, counters: &AudioCounters, rings: &cb::Sender<NewR
     let Some(mut w) = new_ring(rate, counters, rings) else {
         return;
     };
-    let mut buf = vec![0.0f32; 256];
+    // The demo repeats every DEMO_CYCLE_SECS: synthesise the first cycle once (remembering it),
+    // then loop the remembered samples, so the demo costs next to nothing after the first pass.
+    let cycle = (DEMO_CYCLE_SECS * f64::from(rate)).round() as usize;
+    let mut cache: Vec<f32> = Vec::with_capacity(cycle);
+    let mut pos = 0usize;
+    // 10 ms blocks: the analysis timestamps by stream position, so block size adds no timing
+    // error, and fewer wake-ups keep the idle CPU down.
+    let mut buf = vec![0.0f32; 480];
     let mut pace = Pacer::new(rate);
     while !stop.load(Ordering::Relaxed) {
-        synth.fill(&mut buf);
+        if cache.len() < cycle {
+            synth.fill(&mut buf);
+            let take = buf.len().min(cycle - cache.len());
+            cache.extend_from_slice(&buf[..take]);
+            // The cycle completed inside this block: continue from the cycle's start.
+            for o in buf.iter_mut().skip(take) {
+                *o = cache[pos];
+                pos += 1;
+            }
+        } else {
+            for o in buf.iter_mut() {
+                *o = cache[pos];
+                pos = (pos + 1) % cycle;
+            }
+        }
         w.write_mono(&buf);
         pace.wait(stop, buf.len());
     }
 }
+
+/// Length of one cycle of the built-in demo: 64 beats at 120 BPM then 32 at 128 BPM.
+pub const DEMO_CYCLE_SECS: f64 = 64.0 * 60.0 / 120.0 + 32.0 * 60.0 / 128.0;
 
 /// Sleeps up to `d` in slices, returning early on stop.
 fn nap(stop: &AtomicBool, d: Duration) {
