@@ -89,11 +89,24 @@ pub fn draw(
     draw_params(frame, params, snap, style);
     draw_prompt(frame, prompt, snap, view, style);
     if bottom.height > 0 {
-        let [act, log] =
-            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
-                .areas(bottom);
-        draw_activity(frame, act, snap, style);
-        draw_log(frame, log, view, style);
+        if area.width >= 100 && !snap.mapping.themes.is_empty() {
+            // Wide terminals get the theme list next to activity and log.
+            let [act, themes, log] = Layout::horizontal([
+                Constraint::Percentage(30),
+                Constraint::Length(26),
+                Constraint::Min(20),
+            ])
+            .areas(bottom);
+            draw_activity(frame, act, snap, style);
+            draw_themes(frame, themes, snap, style);
+            draw_log(frame, log, view, style);
+        } else {
+            let [act, log] =
+                Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                    .areas(bottom);
+            draw_activity(frame, act, snap, style);
+            draw_log(frame, log, view, style);
+        }
     }
     draw_hint(frame, hint, snap, style);
     if snap.mode() == Mode::Help {
@@ -301,12 +314,21 @@ fn draw_params(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
     let b = block(" parameters ", style);
     let inner = b.inner(area);
     frame.render_widget(b, area);
-    let rows: Vec<_> = snap
+    // What the performer steers first; the beat state forwarded to Scope last.
+    const BEAT_STATE: [&str; 5] = [
+        "bpm",
+        "beat_phase",
+        "bar_position",
+        "beat_count",
+        "is_playing",
+    ];
+    let (beat, mut rows): (Vec<_>, Vec<_>) = snap
         .params
         .iter()
         .filter(|r| r.key != "prompts")
         .cloned()
-        .collect();
+        .partition(|r| BEAT_STATE.contains(&r.key.as_str()));
+    rows.extend(beat);
     frame.render_widget(
         ParamList {
             rows: &rows,
@@ -362,6 +384,45 @@ fn draw_activity(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiSty
                 Span::styled(format!("{:<5} ", source_tag(a.source)), style.dimmed()),
                 Span::raw(a.label.clone()),
             ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The theme list: the active one marked, a pending quantised switch shown with its ETA.
+fn draw_themes(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let b = block(" themes ", style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let m = &snap.mapping;
+    let pending = m.pending.as_ref().map(|p| p.theme.as_str());
+    let rows = inner.height as usize;
+    // Keep the active theme in view on short panels.
+    let first = m
+        .active
+        .map_or(0, |a| a.saturating_sub(rows.saturating_sub(1)));
+    let lines: Vec<Line> = m
+        .themes
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .map(|(i, name)| {
+            if m.active == Some(i) {
+                Line::styled(
+                    format!("▶ {name}"),
+                    Style::new().fg(style.accent).add_modifier(Modifier::BOLD),
+                )
+            } else if pending == Some(name.as_str()) {
+                let eta = m
+                    .pending
+                    .as_ref()
+                    .and_then(|p| p.eta)
+                    .map_or(String::new(), |e| format!(" {:.1}s", e.as_secs_f32()));
+                Line::styled(format!("⏱ {name}{eta}"), Style::new().fg(style.warn))
+            } else {
+                Line::styled(format!("  {name}"), style.dimmed())
+            }
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);

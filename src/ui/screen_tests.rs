@@ -35,6 +35,15 @@ impl Script {
             now: Duration::ZERO,
         };
         s.state.audio.source = "demo".into();
+        // The shipped themes (built-ins only: a directory that does not exist has no overlay).
+        let (mut errs, mut files) = (Vec::new(), Vec::new());
+        let themes = crate::config::load_themes(
+            Some(std::path::Path::new("/nonexistent/scope-deck")),
+            &mut errs,
+            &mut files,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        s.state.mapping = crate::mapping::slice::MappingSlice::new(themes, "cosmic-voyage", 4);
         s
     }
     fn at(&mut self, t: u64, msg: Msg) -> &mut Self {
