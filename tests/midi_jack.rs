@@ -78,7 +78,7 @@ fn midi_through_jack() {
             .expect("jackd (Debian package jackd2) must be installed"),
     );
     // Wait for the server to answer.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ok = Command::new("jack_lsp")
             .env("JACK_DEFAULT_SERVER", &name)
@@ -155,7 +155,7 @@ struct MiniEngine {
 impl MiniEngine {
     /// Waits for the next message matching `want`, applying every message on the way.
     async fn until(&mut self, what: &str, mut want: impl FnMut(&Msg) -> bool) -> Msg {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let msg = tokio::time::timeout_at(deadline, self.rx.recv())
                 .await
@@ -178,7 +178,7 @@ fn is_action(m: &Msg, f: impl Fn(&Action) -> bool) -> bool {
 }
 
 fn wait_bytes(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let got = rx
@@ -191,7 +191,7 @@ fn wait_bytes(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &[u8]) {
 }
 
 async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -244,7 +244,7 @@ fn binary_headless() {
         v["event"] == "action" && v["source"] == "midi" && v["action"]["action"] == name
     };
     // Poll with the note until the binary has found the port and answers.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     'outer: loop {
         assert!(
             Instant::now() < deadline,
@@ -260,7 +260,7 @@ fn binary_headless() {
         }
     }
     pads.send(&[0xB0, 7, 127]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let v = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -273,7 +273,7 @@ fn binary_headless() {
     }
     // Closing stdin stops the binary cleanly.
     drop(child.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -338,7 +338,7 @@ fn library_edge() {
         wait_bytes(&fb_rx, &[0x90, 10, 0]);
 
         // Input connected: poll with a CC until the action comes back.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             pads.send(&[0xB0, 7, 127]).unwrap();
             let got = tokio::time::timeout(Duration::from_millis(300), engine.rx.recv()).await;
@@ -411,7 +411,7 @@ fn library_edge() {
             .unwrap()
             .create_virtual("clock")
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let pulse = Duration::from_secs_f64(60.0 / 120.0 / 24.0);
         let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
         let sender = std::thread::spawn(move || {
