@@ -69,7 +69,18 @@ async fn theme_prompt_and_persona_changes_reach_the_peer() {
                 .map(|x| x["data"].clone())
         })
         .await;
-    assert_eq!(initial["denoising_step_list"], json!([1000, 750, 500, 250]));
+    // The theme's default schedule, or — when the demo audio already moved the energy mapping
+    // before the offer went out — one of the mapping's own schedules.
+    let schedules = [
+        json!([1000, 750, 500, 250]),
+        json!([1000, 750, 500]),
+        json!([1000, 500]),
+    ];
+    assert!(
+        schedules.contains(&initial["denoising_step_list"]),
+        "{}",
+        initial["denoising_step_list"]
+    );
     // The demo audio may already have moved the mapped noise within the theme's range.
     let noise = initial["noise_scale"].as_f64().unwrap();
     assert!((0.4..=0.9).contains(&noise), "{noise}");
