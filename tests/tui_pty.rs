@@ -166,3 +166,39 @@ fn the_demo_source_moves_the_meters_and_finds_the_tempo() {
     let screen = t.wait_for_text("MODES-END", T);
     assert!(screen.contains("EXIT:0"), "{screen}");
 }
+
+/// The layout follows the terminal: a resize (SIGWINCH) redraws at the new size, with the wide
+/// layout's theme list appearing and going again. (The TUI sizes its viewport from resize
+/// events, not by asking the terminal before every frame.)
+#[test]
+fn the_layout_follows_a_terminal_resize() {
+    let sb = common::Sandbox::new();
+    let cmd = format!(
+        "env XDG_STATE_HOME='{}' '{}' --dry-run --config-dir '{}'; echo EXIT:$?; exec sleep 600",
+        sb.state_home().display(),
+        common::bin().display(),
+        sb.config_dir().display(),
+    );
+    let t = Tmux::start(&cmd, 80, 24);
+    let screen = t.wait_for_text("STREAMING", T);
+    assert!(!screen.contains("┌ themes "), "{screen}");
+    t.resize(160, 48);
+    let wide = t.wait_for_text("┌ themes ", T);
+    // The frame spans the new width: the bottom panels' right border sits in the last column.
+    let last_border = wide
+        .lines()
+        .filter(|l| l.starts_with('└'))
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(last_border, 160, "{wide}");
+    t.resize(80, 24);
+    let narrow = common::wait_for("the narrow layout again", T, || {
+        let s = t.screen();
+        (!s.contains("┌ themes ")).then_some(s)
+    });
+    assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+    t.keys(&["q", "q"]);
+    let screen = t.wait_for_text("EXIT:", T);
+    assert!(screen.contains("EXIT:0"), "{screen}");
+}

@@ -115,16 +115,20 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
                     pending.push(Msg::Transport(TransportEvent::Stopped));
                 }
             },
-            changed = async {
-                match io.audio_frames.as_mut() {
-                    Some(rx) => rx.changed().await.map(|_| *rx.borrow_and_update()),
-                    None => std::future::pending().await,
+            _ = ticker.tick() => {
+                // Audio features are folded at the frame rate, not at the analysis' publish
+                // rate: the latest frame wins anyway (onsets and beats come as their own
+                // messages, on time), and waking for every frame only to fold it again before
+                // the next snapshot is wasted work.
+                if let Some(rx) = io.audio_frames.as_mut() {
+                    match rx.has_changed() {
+                        Ok(true) => pending.push(Msg::AudioFrame(*rx.borrow_and_update())),
+                        Ok(false) => {}
+                        Err(_) => io.audio_frames = None,
+                    }
                 }
-            } => match changed {
-                Ok(frame) => pending.push(Msg::AudioFrame(frame)),
-                Err(_) => io.audio_frames = None,
-            },
-            _ = ticker.tick() => pending.push(Msg::Tick),
+                pending.push(Msg::Tick);
+            }
             _ = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => {
                 tracing::warn!("transport did not confirm shutdown within {:?}; leaving anyway", GOODBYE_TIMEOUT);
                 break;

@@ -34,6 +34,31 @@ const PUBLISH_HZ: f64 = 60.0;
 struct NewRing {
     consumer: rtrb::Consumer<f32>,
     sample_rate: u32,
+    /// The writer wakes the analysis thread after every block (paced sources: demo, file,
+    /// GStreamer). A device callback may not make that syscall, so for a device the analysis
+    /// wakes itself when the next hop is due.
+    wakes: bool,
+}
+
+/// The source thread's side of the hand-over to the analysis thread.
+struct RingOut {
+    rings: cb::Sender<NewRing>,
+    analysis: std::thread::Thread,
+}
+
+impl RingOut {
+    /// Sends a new ring (wakes = the writer calls [`RingOut::wake`] after each block).
+    fn send(&self, ring: NewRing) -> bool {
+        let ok = self.rings.send(ring).is_ok();
+        self.analysis.unpark();
+        ok
+    }
+
+    /// Tells the analysis thread that a block was written (one wake-up per block instead of
+    /// one per hop).
+    fn wake(&self) {
+        self.analysis.unpark();
+    }
 }
 
 /// Counters worth logging at shutdown.
@@ -103,15 +128,7 @@ pub fn start(
     let (ring_tx, ring_rx) = cb::bounded::<NewRing>(2);
     let (tempo_tx, tempo_rx) = mpsc::channel::<TempoCmd>(TEMPO_CAPACITY);
 
-    let src = {
-        let cfg = cfg.clone();
-        let stop = stop.clone();
-        let counters = counters.clone();
-        let inputs = sinks.inputs.clone();
-        std::thread::Builder::new()
-            .name("audio-source".into())
-            .spawn(move || run_source(&cfg, &stop, &counters, &ring_tx, &inputs))?
-    };
+    let inputs = sinks.inputs.clone();
     let ana = {
         let cfg = cfg.clone();
         let stop = stop.clone();
@@ -119,6 +136,18 @@ pub fn start(
         std::thread::Builder::new()
             .name("audio-analysis".into())
             .spawn(move || run_analysis(&cfg, &stop, &counters, ring_rx, tempo_rx, &sinks))?
+    };
+    let src = {
+        let cfg = cfg.clone();
+        let stop = stop.clone();
+        let counters = counters.clone();
+        let out = RingOut {
+            rings: ring_tx,
+            analysis: ana.thread().clone(),
+        };
+        std::thread::Builder::new()
+            .name("audio-source".into())
+            .spawn(move || run_source(&cfg, &stop, &counters, &out, &inputs))?
     };
     Ok((
         AudioHandle {
@@ -139,6 +168,7 @@ fn run_analysis(
     sinks: &AudioSinks,
 ) {
     let mut consumer: Option<rtrb::Consumer<f32>> = None;
+    let mut woken_by_writer = false;
     let mut analyzer: Option<Analyzer> = None;
     let mut rate = 0u32;
     let mut offset = 0.0f64;
@@ -154,9 +184,10 @@ fn run_analysis(
                 last_pub = f64::NEG_INFINITY;
             }
             consumer = Some(r.consumer);
+            woken_by_writer = r.wakes;
         }
         let (Some(c), Some(a)) = (consumer.as_mut(), analyzer.as_mut()) else {
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::park_timeout(Duration::from_millis(5));
             continue;
         };
         while let Ok(cmd) = tempo.try_recv() {
@@ -165,10 +196,16 @@ fn run_analysis(
         let avail = c.slots();
         let hop = a.settings().hop;
         if avail < hop {
-            // Polling: the callback may not make syscalls, so it cannot wake us. Sleep until the
-            // rest of a hop is due (at least 1 ms): one wake-up per hop instead of a busy poll.
-            let missing = (hop - avail) as f64 / f64::from(rate.max(1));
-            std::thread::sleep(Duration::from_secs_f64(missing.max(0.001)));
+            if woken_by_writer {
+                // A paced source wakes us after each block it writes; the timeout only bounds
+                // how late a stop request or a new ring is noticed.
+                std::thread::park_timeout(Duration::from_millis(100));
+            } else {
+                // A device callback may not make syscalls, so it cannot wake us. Sleep until
+                // the rest of a hop is due (at least 1 ms): one wake-up per hop, no busy poll.
+                let missing = (hop - avail) as f64 / f64::from(rate.max(1));
+                std::thread::sleep(Duration::from_secs_f64(missing.max(0.001)));
+            }
             continue;
         }
         let Ok(chunk) = c.read_chunk(avail.min(16 * hop)) else {
@@ -253,11 +290,7 @@ fn problem(inputs: &mpsc::Sender<Msg>, counters: &AudioCounters, msg: Option<Str
     send_msg(inputs, Msg::AudioProblem(msg), counters);
 }
 
-fn new_ring(
-    rate: u32,
-    counters: &AudioCounters,
-    rings: &cb::Sender<NewRing>,
-) -> Option<RingWriter> {
+fn new_ring(rate: u32, counters: &AudioCounters, rings: &RingOut) -> Option<RingWriter> {
     let (w, consumer) = ring(
         (rate as f32 * RING_SECS) as usize,
         1,
@@ -268,16 +301,16 @@ fn new_ring(
         .send(NewRing {
             consumer,
             sample_rate: rate,
+            wakes: true,
         })
-        .ok()?;
-    Some(w)
+        .then_some(w)
 }
 
 fn run_source(
     cfg: &AudioConfig,
     stop: &AtomicBool,
     counters: &AudioCounters,
-    rings: &cb::Sender<NewRing>,
+    rings: &RingOut,
     inputs: &mpsc::Sender<Msg>,
 ) {
     match cfg.source {
@@ -288,7 +321,7 @@ fn run_source(
     }
 }
 
-fn run_demo(stop: &AtomicBool, counters: &AudioCounters, rings: &cb::Sender<NewRing>) {
+fn run_demo(stop: &AtomicBool, counters: &AudioCounters, rings: &RingOut) {
     let rate = 48_000;
     let mut synth = Sequencer::demo(rate);
     let Some(mut w) = new_ring(rate, counters, rings) else {
@@ -299,9 +332,10 @@ fn run_demo(stop: &AtomicBool, counters: &AudioCounters, rings: &cb::Sender<NewR
     let cycle = (DEMO_CYCLE_SECS * f64::from(rate)).round() as usize;
     let mut cache: Vec<f32> = Vec::with_capacity(cycle);
     let mut pos = 0usize;
-    // 10 ms blocks: the analysis timestamps by stream position, so block size adds no timing
-    // error, and fewer wake-ups keep the idle CPU down.
-    let mut buf = vec![0.0f32; 480];
+    // 20 ms blocks: the analysis timestamps by stream position, so block size adds no timing
+    // error; the demo is never heard, so the extra delay shows nowhere, and every block is one
+    // wake-up of this thread and of the analysis (idle CPU).
+    let mut buf = vec![0.0f32; 960];
     let mut pace = Pacer::new(rate);
     while !stop.load(Ordering::Relaxed) {
         if cache.len() < cycle {
@@ -320,6 +354,7 @@ fn run_demo(stop: &AtomicBool, counters: &AudioCounters, rings: &cb::Sender<NewR
             }
         }
         w.write_mono(&buf);
+        rings.wake();
         pace.wait(stop, buf.len());
     }
 }
@@ -339,7 +374,7 @@ fn run_file(
     cfg: &AudioConfig,
     stop: &AtomicBool,
     counters: &AudioCounters,
-    rings: &cb::Sender<NewRing>,
+    rings: &RingOut,
     inputs: &mpsc::Sender<Msg>,
 ) {
     let path = PathBuf::from(&cfg.file);
@@ -387,6 +422,7 @@ fn run_file(
                     mixdown(&inter, usize::from(ch), cfg.channel, &mut mono);
                     any |= !mono.is_empty();
                     w.write_mono(&mono);
+                    rings.wake();
                     if !self_paced {
                         pace.wait(stop, mono.len());
                     }
@@ -410,7 +446,7 @@ fn run_gst(
     cfg: &AudioConfig,
     stop: &AtomicBool,
     counters: &AudioCounters,
-    rings: &cb::Sender<NewRing>,
+    rings: &RingOut,
     inputs: &mpsc::Sender<Msg>,
 ) {
     let mut writer: Option<(RingWriter, u32)> = None;
@@ -451,6 +487,7 @@ fn run_gst(
                 Ok(Some(_)) => {
                     mixdown(&inter, usize::from(ch), cfg.channel, &mut mono);
                     w.write_mono(&mono);
+                    rings.wake();
                 }
                 Ok(None) => {
                     problem(
@@ -488,7 +525,7 @@ fn run_device(
     cfg: &AudioConfig,
     stop: &AtomicBool,
     counters: &AudioCounters,
-    rings: &cb::Sender<NewRing>,
+    rings: &RingOut,
     inputs: &mpsc::Sender<Msg>,
 ) {
     let mut failing = false;
@@ -514,13 +551,11 @@ fn run_device(
             }
         };
         tracing::info!(device = %stream.name, rate = stream.sample_rate, "audio input open");
-        if rings
-            .send(NewRing {
-                consumer,
-                sample_rate: stream.sample_rate,
-            })
-            .is_err()
-        {
+        if !rings.send(NewRing {
+            consumer,
+            sample_rate: stream.sample_rate,
+            wakes: false,
+        }) {
             return;
         }
         if failing {

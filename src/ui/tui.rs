@@ -11,8 +11,9 @@ use crossterm::terminal::{
 };
 use crossterm::{cursor, execute};
 use futures::StreamExt;
-use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +46,14 @@ impl TerminalGuard {
             restore_terminal();
             return Err(e);
         }
-        match Terminal::new(CrosstermBackend::new(out)) {
+        // A fixed viewport sized here and on every resize event: the default (fullscreen)
+        // viewport asks the terminal for its size before every frame, which opens `/dev/tty`
+        // 30 times a second.
+        let (w, h) = crossterm::terminal::size().unwrap_or((80, 24));
+        let options = TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, w, h)),
+        };
+        match Terminal::with_options(CrosstermBackend::new(out), options) {
             Ok(terminal) => Ok(TerminalGuard { terminal }),
             Err(e) => {
                 restore_terminal();
@@ -129,6 +137,10 @@ pub struct TuiSetup {
 }
 
 /// Runs the TUI until cancelled. Keys go to `inputs`; frames are drawn from `snapshots`.
+///
+/// A frame is drawn only when something changed (a new snapshot, a log line, a key, a resize)
+/// and at most `fps` times a second, so a silent idle screen costs nothing and input bursts never
+/// drive redraws.
 pub async fn run(
     mut guard: TerminalGuard,
     setup: TuiSetup,
@@ -139,9 +151,7 @@ pub async fn run(
     crash_test: bool,
 ) -> io::Result<()> {
     let mut events = EventStream::new();
-    let mut frame_clock =
-        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps.max(1))));
-    frame_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let frame = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
     let TuiSetup {
         keymap,
         style,
@@ -149,6 +159,9 @@ pub async fn run(
     } = setup;
     let mut view = ViewState::default();
     let mut snap = snapshots.borrow_and_update().clone();
+    let mut next_frame = tokio::time::Instant::now();
+    let mut dirty = true;
+    let mut engine_gone = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -165,6 +178,12 @@ pub async fn run(
                     } else if k.modifiers.contains(KeyModifiers::CONTROL) {
                         tracing::debug!("unmapped key {:?}", k.code);
                     }
+                    // Prompt editing changes the view without a new snapshot.
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(w, h))) => {
+                    guard.terminal.resize(Rect::new(0, 0, w, h))?;
+                    dirty = true;
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -173,7 +192,25 @@ pub async fn run(
                 }
                 None => break,
             },
-            _ = frame_clock.tick() => {
+            changed = snapshots.changed(), if !dirty && !engine_gone => {
+                // The engine publishes its last snapshot before it leaves; the cancellation
+                // token ends this loop after that.
+                engine_gone = changed.is_err();
+                dirty = !engine_gone;
+            }
+            line = async {
+                match logs.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            }, if !dirty => match line {
+                Some(line) => {
+                    view.push_log(line);
+                    dirty = true;
+                }
+                None => logs = None,
+            },
+            _ = tokio::time::sleep_until(next_frame), if dirty => {
                 let latest = snapshots.borrow_and_update().clone();
                 if latest.mode() == Mode::PromptEdit && snap.mode() != Mode::PromptEdit {
                     view.edit_buffer = latest.prompt.clone();
@@ -186,6 +223,11 @@ pub async fn run(
                     }
                 }
                 guard.terminal.draw(|f| draw(f, &snap, &view, &keymap, &style))?;
+                dirty = false;
+                // The next frame slot: a fixed rate, not drifting with the draw time, and not
+                // bunching up after a quiet spell.
+                let now = tokio::time::Instant::now();
+                next_frame = (next_frame + frame).max(now);
                 if crash_test {
                     #[allow(clippy::panic)]
                     {

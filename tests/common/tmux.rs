@@ -74,6 +74,18 @@ impl Tmux {
         );
     }
 
+    /// Resizes the window (the program gets SIGWINCH, as when a terminal window is resized).
+    pub fn resize(&self, width: u16, height: u16) {
+        assert!(
+            self.cmd()
+                .args(["resize-window", "-t", "t", "-x", &width.to_string(), "-y"])
+                .arg(height.to_string())
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     /// A tmux format value for the pane (`#{alternate_on}`, `#{cursor_flag}`).
     pub fn format(&self, f: &str) -> String {
         let out = self
