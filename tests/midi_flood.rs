@@ -109,6 +109,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
         let engine = tokio::spawn(run(
             state,
             EngineIo {
+                video_stats: None,
                 inputs: inputs_rx,
                 transport_events: tev_rx,
                 transport_commands: transport.commands.clone(),

@@ -32,6 +32,8 @@ pub struct EngineIo {
     pub transport_commands: mpsc::Sender<TransportCmd>,
     /// Latest audio features (latest wins), if an audio source runs.
     pub audio_frames: Option<watch::Receiver<AudioFrame>>,
+    /// The video output's statistics (latest wins), if a video output runs.
+    pub video_stats: Option<watch::Receiver<crate::video::VideoStats>>,
     /// Tempo commands for the beat tracker (analysis thread), if an audio source runs.
     pub tempo_commands: Option<mpsc::Sender<crate::audio::tempo::TempoCmd>>,
     /// Observable events (headless stdout). Never blocks the engine: a full queue drops.
@@ -125,6 +127,16 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
                         Ok(true) => pending.push(Msg::AudioFrame(*rx.borrow_and_update())),
                         Ok(false) => {}
                         Err(_) => io.audio_frames = None,
+                    }
+                }
+                if let Some(rx) = io.video_stats.as_mut() {
+                    match rx.has_changed() {
+                        Ok(true) => {
+                            let stats = rx.borrow_and_update().clone();
+                            pending.push(Msg::VideoStats(Box::new(stats)));
+                        }
+                        Ok(false) => {}
+                        Err(_) => io.video_stats = None,
                     }
                 }
                 pending.push(Msg::Tick);

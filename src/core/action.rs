@@ -21,6 +21,8 @@ pub enum Action {
     Cancel,
     /// Show or hide the help overlay.
     ToggleHelp,
+    /// Show or hide the large video preview (over the meters; keys keep working).
+    TogglePreview,
     /// Pause generation (`paused: true`).
     Pause,
     /// Resume generation (`paused: false`); also releases panic.
@@ -130,6 +132,7 @@ impl Action {
             Action::ForceQuit => "force_quit",
             Action::Cancel => "cancel",
             Action::ToggleHelp => "toggle_help",
+            Action::TogglePreview => "toggle_preview",
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::TogglePause => "toggle_pause",

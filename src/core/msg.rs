@@ -42,6 +42,8 @@ pub enum Msg {
     Tempo(crate::audio::tempo::TempoCmd),
     /// Something from the transport.
     Transport(TransportEvent),
+    /// The video output's latest statistics (latest wins, folded at the frame rate).
+    VideoStats(Box<crate::video::VideoStats>),
     /// A stop request from outside.
     Signal(StopSignal),
     /// A headless input line could not be understood.

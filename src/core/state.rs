@@ -32,6 +32,19 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// Themes, prompts, persona and the mapping engine.
     pub mapping: crate::mapping::slice::MappingSlice,
+    /// The video output's statistics (`None` when no video output runs).
+    pub video: Option<VideoSlice>,
+}
+
+/// What the video output reports, with the frame rate derived from its counters.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VideoSlice {
+    /// The latest statistics.
+    pub stats: crate::video::VideoStats,
+    /// Decoded frames per second over the last report interval.
+    pub fps_in: f32,
+    /// When the latest statistics arrived.
+    pub at: std::time::Duration,
 }
 
 /// What panic does (config `[controls] panic`).
@@ -216,6 +229,8 @@ pub struct Notice {
 pub struct UiSlice {
     /// Current mode.
     pub mode: Mode,
+    /// The large video preview is open (not a mode: keys keep playing while it shows).
+    pub preview: bool,
     /// Recent notices, newest last.
     pub notices: VecDeque<Notice>,
 }
@@ -251,6 +266,7 @@ impl AppState {
             ui: UiSlice::default(),
             lifecycle: Lifecycle::Running,
             mapping: Default::default(),
+            video: None,
         }
     }
 }

@@ -94,6 +94,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             fx.push(Effect::Tempo(cmd));
         }
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
+        Msg::VideoStats(stats) => on_video_stats(state, *stats, now),
         Msg::Signal(signal) => {
             fx.push(Effect::Emit(Event::Signal { signal }));
             begin_shutdown(state, signal_reason(signal), &mut fx);
@@ -102,6 +103,22 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     }
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
     fx
+}
+
+/// Keeps the latest video statistics and derives the decoded frame rate from the counter.
+fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Duration) {
+    let fps_in = match &state.video {
+        Some(prev) if now > prev.at && stats.frames_in >= prev.stats.frames_in => {
+            (stats.frames_in - prev.stats.frames_in) as f32 / (now - prev.at).as_secs_f32()
+        }
+        Some(prev) if now == prev.at => prev.fps_in,
+        _ => 0.0,
+    };
+    state.video = Some(crate::core::state::VideoSlice {
+        stats,
+        fps_in,
+        at: now,
+    });
 }
 
 fn signal_reason(s: StopSignal) -> &'static str {
@@ -207,6 +224,7 @@ fn apply_action(
                 Mode::Help
             };
         }
+        Action::TogglePreview => state.ui.preview = !state.ui.preview,
         Action::EditPrompt => state.ui.mode = Mode::PromptEdit,
         Action::Pause => set_param(state, "paused", json!(true), source, now, fx),
         Action::Resume => {

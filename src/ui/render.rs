@@ -9,7 +9,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use crate::controls::keymap::Keymap;
+use crate::controls::keymap::{Keymap, ModeKey};
+use crate::core::action::Action;
 use crate::core::snapshot::UiSnapshot;
 use crate::core::state::{Level, Mode};
 use crate::transport::types::ConnState;
@@ -19,6 +20,7 @@ use crate::ui::widgets::beat::BeatIndicator;
 use crate::ui::widgets::gauge::WarmupGauge;
 use crate::ui::widgets::meter::{LevelMeter, SpectrumBars};
 use crate::ui::widgets::params::{ParamList, source_tag};
+use crate::ui::widgets::video::VideoPanel;
 
 /// How many log lines the pane keeps.
 pub const LOG_KEEP: usize = 200;
@@ -32,6 +34,10 @@ pub struct ViewState {
     pub log: VecDeque<LogLine>,
     /// Log lines the pane could not keep up with.
     pub log_dropped: u64,
+    /// The latest downscaled frame of the video output (for the preview).
+    pub preview: Option<std::sync::Arc<crate::video::PreviewFrame>>,
+    /// What colours the terminal can show the preview in.
+    pub preview_colors: crate::video::preview::PreviewColors,
 }
 
 impl ViewState {
@@ -76,13 +82,23 @@ pub fn draw(
     }
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)]).areas(main);
-    draw_audio(frame, left, snap, style);
-    // Room for a wrapped error under the stats when there is one.
+    // Tall screens keep the video panel (preview and numbers) under the meters; smaller ones
+    // show a summary line in the connection panel and the preview on demand (overlay).
+    if snap.video.is_some() && main.height >= 26 {
+        let [audio, video] =
+            Layout::vertical([Constraint::Min(10), Constraint::Length(main.height / 2 - 2)])
+                .areas(left);
+        draw_audio(frame, audio, snap, style);
+        draw_video(frame, video, " video ", snap, view, style);
+    } else {
+        draw_audio(frame, left, snap, style);
+    }
+    // Room for a wrapped error under the stats when there is one, and for the video summary.
     let conn_h = if snap.transport.last_error.is_some() {
         8
     } else {
         6
-    };
+    } + u16::from(snap.video.is_some());
     let [conn, params] =
         Layout::vertical([Constraint::Length(conn_h), Constraint::Min(3)]).areas(right);
     draw_connection(frame, conn, snap, style);
@@ -108,7 +124,11 @@ pub fn draw(
             draw_log(frame, log, view, style);
         }
     }
-    draw_hint(frame, hint, snap, style);
+    draw_hint(frame, hint, snap, keymap, style);
+    if snap.ui.preview {
+        frame.render_widget(Clear, main);
+        draw_video(frame, main, " video preview ", snap, view, style);
+    }
     if snap.mode() == Mode::Help {
         draw_help(frame, area, keymap, style);
     }
@@ -254,13 +274,17 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
     let warming = t.warmup.is_some() && matches!(t.state, ConnState::Loading | ConnState::Warming);
     // Fixed rows, no wrapping: state, server, then the gauge (2 rows) or the stats (2 rows),
     // then the last error.
-    let [state_row, server_row, mid, err_row] = Layout::vertical([
+    let [state_row, server_row, mid, video_row, err_row] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(2),
+        Constraint::Length(u16::from(snap.video.is_some())),
         Constraint::Min(0),
     ])
     .areas(inner);
+    if let Some(v) = &snap.video {
+        frame.render_widget(crate::ui::widgets::video::summary_line(v, style), video_row);
+    }
     frame.render_widget(
         Line::from(vec![
             Span::styled(t.state.label().to_uppercase(), state_style(t.state, style)),
@@ -468,7 +492,77 @@ fn draw_log(frame: &mut Frame, area: Rect, view: &ViewState, style: &UiStyle) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+/// The video panel (preview beside the numbers) in a bordered block.
+fn draw_video(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    snap: &UiSnapshot,
+    view: &ViewState,
+    style: &UiStyle,
+) {
+    let b = block(title.to_string(), style);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    frame.render_widget(
+        VideoPanel {
+            video: snap.video.as_ref(),
+            preview: view.preview.as_deref(),
+            colors: view.preview_colors,
+            style,
+        },
+        inner,
+    );
+}
+
+/// The normal mode's hint line, from the active keymap (first key bound to each action), so a
+/// remapped key is never advertised under its default name. Entries that do not fit `width`
+/// are left out, least important first (help and quit stay).
+fn normal_hint(keymap: &Keymap, video: bool, width: u16) -> String {
+    // (action, label, importance: lower stays longer)
+    let wanted = [
+        (Action::ToggleHelp, "help", 0),
+        (Action::TogglePause, "pause", 3),
+        (Action::ResetCache, "reset cache", 4),
+        (Action::Panic, "panic", 2),
+        (Action::EditPrompt, "edit prompt", 6),
+        (Action::TogglePreview, "preview", 5),
+        (Action::Quit, "quit", 1),
+    ];
+    let normal = keymap.modes.get(&ModeKey::Normal);
+    let mut items: Vec<(String, u8)> = wanted
+        .iter()
+        .filter(|(a, _, _)| video || *a != Action::TogglePreview)
+        .filter_map(|(a, label, rank)| {
+            let b = normal?.iter().find(|b| &b.action == a)?;
+            Some((format!("{} {label}", b.chord), *rank))
+        })
+        .collect();
+    let len = |items: &[(String, u8)]| {
+        items
+            .iter()
+            .map(|(s, _)| s.chars().count() + 3)
+            .sum::<usize>()
+    };
+    while len(&items) > usize::from(width) + 3 && items.len() > 2 {
+        let Some(worst) = items
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, (_, rank))| *rank)
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        items.remove(worst);
+    }
+    items
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, style: &UiStyle) {
     let last_notice = snap
         .ui
         .notices
@@ -485,11 +579,9 @@ fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) 
         }
         None => Line::styled(
             match snap.mode() {
-                Mode::Normal => {
-                    "? help · space pause · r reset cache · ! panic · e edit prompt · q quit"
-                }
-                Mode::Help => "esc / ? close help",
-                Mode::PromptEdit => "enter send · esc cancel",
+                Mode::Normal => normal_hint(keymap, snap.video.is_some(), area.width),
+                Mode::Help => "esc / ? close help".to_string(),
+                Mode::PromptEdit => "enter send · esc cancel".to_string(),
             },
             style.dimmed(),
         ),
@@ -503,12 +595,18 @@ fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
         .into_iter()
         .filter(|r| r.mode == "normal" || r.mode == "midi")
         .collect();
-    let two_cols = area.width >= 100;
+    // Two columns on wide terminals, and on narrower ones when one column would not fit the
+    // height; whatever still does not fit is counted on the last row, never silently cut.
+    let max_rows = usize::from(area.height.saturating_sub(4)).max(1);
+    let two_cols = area.width >= 100 || (rows.len() > max_rows && area.width >= 60);
     let per_col = if two_cols {
         rows.len().div_ceil(2)
     } else {
         rows.len()
-    };
+    }
+    .min(max_rows);
+    let shown = if two_cols { per_col * 2 } else { per_col };
+    let hidden = rows.len().saturating_sub(shown);
     let w = if two_cols {
         100.min(area.width - 4)
     } else {
@@ -522,8 +620,19 @@ fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
         height: h,
     };
     let col_w = if two_cols { (w - 2) / 2 } else { w - 2 } as usize;
-    let key_w = 14usize.min(col_w / 2);
+    let longest = rows
+        .iter()
+        .map(|r| r.control.chars().count())
+        .max()
+        .unwrap_or(0);
+    let key_w = longest.clamp(3, 14).min(col_w / 2);
     let cell = |i: usize| -> Vec<Span<'static>> {
+        if hidden > 0 && i + 1 == shown {
+            return vec![Span::styled(
+                format!("… {} more: a larger terminal shows them", hidden + 1),
+                style.dimmed(),
+            )];
+        }
         rows.get(i).map_or_else(Vec::new, |r| {
             let control: String = r.control.chars().take(key_w).collect();
             let desc_w = col_w.saturating_sub(key_w + 2);

@@ -265,3 +265,72 @@ fn errors_in_the_log_pane() {
     }
     both("errors", &s.snapshot(), &view);
 }
+
+/// A video output running: stats folded through the reducer (two reports → a frame rate), a
+/// preview frame in the view (a diagonal gradient, drawn with the monochrome ramp here).
+fn with_video() -> (Script, ViewState) {
+    let mut s = streaming();
+    let stats = |frames_in: u64, latency_ms: f32| crate::video::VideoStats {
+        packets_in: frames_in * 4,
+        frames_in,
+        frames_out: frames_in * 2,
+        latency_ms,
+        latency_ms_mean: 1.6,
+        sinks: vec![
+            crate::video::SinkStatus {
+                label: "v4l2:/dev/video10".into(),
+                running: true,
+                frames_in,
+                frames_out: frames_in,
+                ..Default::default()
+            },
+            crate::video::SinkStatus {
+                label: "ndi:scope-deck".into(),
+                running: false,
+                restarts: 1,
+                last_error: Some("NDI runtime not found".into()),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    s.at(1000, Msg::VideoStats(Box::new(stats(100, 1.9))));
+    s.at(2000, Msg::VideoStats(Box::new(stats(125, 1.7))));
+    let (w, h) = (32u32, 32u32);
+    let mut rgb = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let v = ((x + y) * 255 / (w + h - 2)) as u8;
+            rgb.extend_from_slice(&[v, v, v]);
+        }
+    }
+    let view = ViewState {
+        preview: Some(std::sync::Arc::new(crate::video::PreviewFrame {
+            width: w,
+            height: h,
+            rgb,
+            seq: 1,
+        })),
+        preview_colors: crate::video::preview::PreviewColors::Mono,
+        ..ViewState::default()
+    };
+    (s, view)
+}
+
+#[test]
+fn video_output_running() {
+    let (s, view) = with_video();
+    let snap = s.snapshot();
+    let fps = snap.video.as_ref().map(|v| v.fps_in);
+    assert_eq!(fps, Some(25.0), "25 frames in 1 s");
+    both("video", &snap, &view);
+}
+
+#[test]
+fn video_preview_overlay() {
+    let (mut s, view) = with_video();
+    s.key(2100, Action::TogglePreview);
+    both("preview", &s.snapshot(), &view);
+    s.key(2200, Action::TogglePreview);
+    assert!(!s.snapshot().ui.preview);
+}

@@ -134,6 +134,8 @@ pub struct TuiSetup {
     pub style: crate::ui::style::UiStyle,
     /// Log records for the log pane.
     pub logs: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
+    /// Downscaled frames of the video output for the preview (when a video output runs).
+    pub preview: Option<watch::Receiver<Option<Arc<crate::video::PreviewFrame>>>>,
 }
 
 /// Runs the TUI until cancelled. Keys go to `inputs`; frames are drawn from `snapshots`.
@@ -156,8 +158,15 @@ pub async fn run(
         keymap,
         style,
         mut logs,
+        mut preview,
     } = setup;
-    let mut view = ViewState::default();
+    let mut view = ViewState {
+        preview_colors: crate::video::preview::PreviewColors::detect(
+            std::env::var("COLORTERM").ok().as_deref(),
+            style.monochrome,
+        ),
+        ..ViewState::default()
+    };
     let mut snap = snapshots.borrow_and_update().clone();
     let mut next_frame = tokio::time::Instant::now();
     let mut dirty = true;
@@ -198,6 +207,15 @@ pub async fn run(
                 engine_gone = changed.is_err();
                 dirty = !engine_gone;
             }
+            changed = async {
+                match preview.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            }, if !dirty => match changed {
+                Ok(()) => dirty = true,
+                Err(_) => preview = None,
+            },
             line = async {
                 match logs.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -216,6 +234,9 @@ pub async fn run(
                     view.edit_buffer = latest.prompt.clone();
                 }
                 snap = latest;
+                if let Some(rx) = preview.as_mut() {
+                    view.preview = rx.borrow_and_update().clone();
+                }
                 // Drain what is pending before drawing once.
                 if let Some(rx) = logs.as_mut() {
                     while let Ok(line) = rx.try_recv() {

@@ -33,17 +33,109 @@ impl PreviewFrame {
     }
 }
 
+/// How the preview may use colour, from what the terminal can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PreviewColors {
+    /// 24-bit colour (`COLORTERM=truecolor`).
+    #[default]
+    TrueColor,
+    /// The xterm 256-colour palette (most terminals, tmux and screen with a -256color TERM).
+    Ansi256,
+    /// No colour (`NO_COLOR`): brightness drawn with characters.
+    Mono,
+}
+
+impl PreviewColors {
+    /// Picks the mode from the terminal's environment: `COLORTERM` announces 24-bit colour;
+    /// without it the 256-colour palette is the safe choice; `monochrome` wins.
+    pub fn detect(colorterm: Option<&str>, monochrome: bool) -> PreviewColors {
+        if monochrome {
+            PreviewColors::Mono
+        } else if colorterm.is_some_and(|c| c.eq_ignore_ascii_case("truecolor") || c == "24bit") {
+            PreviewColors::TrueColor
+        } else {
+            PreviewColors::Ansi256
+        }
+    }
+}
+
+/// Characters from dark to bright for the monochrome preview.
+const LUMA_RAMP: [char; 10] = [' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'];
+
+/// The xterm 256-colour index nearest to an RGB colour (6×6×6 cube or the grey ramp).
+pub fn ansi256(r: u8, g: u8, b: u8) -> u8 {
+    const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+    let level = |v: u8| -> usize {
+        LEVELS
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| (i32::from(**l) - i32::from(v)).abs())
+            .map_or(0, |(i, _)| i)
+    };
+    let (ri, gi, bi) = (level(r), level(g), level(b));
+    let cube = (LEVELS[ri], LEVELS[gi], LEVELS[bi]);
+    let dist = |c: (u8, u8, u8)| {
+        let d = |a: u8, b: u8| (i32::from(a) - i32::from(b)).pow(2);
+        d(c.0, r) + d(c.1, g) + d(c.2, b)
+    };
+    // Grey ramp 232..=255: 8, 18, ..., 238.
+    let avg = (u32::from(r) + u32::from(g) + u32::from(b)) / 3;
+    let gi_ramp = (avg.saturating_sub(3) / 10).min(23) as u8;
+    let grey = 8 + 10 * gi_ramp;
+    if dist((grey, grey, grey)) < dist(cube) {
+        232 + gi_ramp
+    } else {
+        16 + 36 * ri as u8 + 6 * gi as u8 + bi as u8
+    }
+}
+
+/// The largest rectangle inside `area` that shows a `width`×`height` frame undistorted (one
+/// cell is one pixel wide and two tall with half blocks, about square on common fonts),
+/// centred.
+pub fn fit(area: Rect, width: u32, height: u32) -> Rect {
+    if width == 0 || height == 0 || area.is_empty() {
+        return Rect::new(area.x, area.y, 0, 0);
+    }
+    let (cols, px_rows) = (u32::from(area.width), u32::from(area.height) * 2);
+    // Scale = min(cols / width, px_rows / height), kept as a fraction to stay exact.
+    let (w, h) = if cols * height <= px_rows * width {
+        (cols, (cols * height / width).max(1))
+    } else {
+        ((px_rows * width / height).max(1), px_rows)
+    };
+    let (w, rows) = (
+        w.min(cols) as u16,
+        (h.div_ceil(2)).min(u32::from(area.height)) as u16,
+    );
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - rows) / 2,
+        w,
+        rows,
+    )
+}
+
 /// Draws a [`PreviewFrame`] with `▀` cells (upper pixel = foreground, lower = background),
-/// scaled nearest-neighbour to fill the area.
+/// scaled nearest-neighbour to fill the area (use [`fit`] first to keep the aspect ratio).
 #[derive(Debug, Clone, Copy)]
 pub struct PreviewWidget<'a> {
     frame: &'a PreviewFrame,
+    colors: PreviewColors,
 }
 
 impl<'a> PreviewWidget<'a> {
-    /// A widget for `frame`.
+    /// A widget for `frame` in 24-bit colour.
     pub fn new(frame: &'a PreviewFrame) -> Self {
-        PreviewWidget { frame }
+        PreviewWidget {
+            frame,
+            colors: PreviewColors::TrueColor,
+        }
+    }
+
+    /// The same in the given colour mode.
+    pub fn colors(mut self, colors: PreviewColors) -> Self {
+        self.colors = colors;
+        self
     }
 }
 
@@ -55,12 +147,22 @@ pub fn half_block_cell(
     col: u16,
     row: u16,
 ) -> (Color, Color) {
+    let (a, b) = half_block_pixels(frame, cols, rows, col, row);
+    (Color::Rgb(a.0, a.1, a.2), Color::Rgb(b.0, b.1, b.2))
+}
+
+fn half_block_pixels(
+    frame: &PreviewFrame,
+    cols: u16,
+    rows: u16,
+    col: u16,
+    row: u16,
+) -> ((u8, u8, u8), (u8, u8, u8)) {
     let sample = |sub_row: u32| {
         let px_rows = u32::from(rows) * 2;
         let x = u32::from(col) * frame.width / u32::from(cols.max(1));
         let y = sub_row * frame.height / px_rows.max(1);
-        let (r, g, b) = frame.pixel(x, y);
-        Color::Rgb(r, g, b)
+        frame.pixel(x, y)
     };
     (sample(u32::from(row) * 2), sample(u32::from(row) * 2 + 1))
 }
@@ -72,9 +174,34 @@ impl Widget for PreviewWidget<'_> {
         }
         for row in 0..area.height {
             for col in 0..area.width {
-                let (top, bottom) = half_block_cell(self.frame, area.width, area.height, col, row);
-                if let Some(cell) = buf.cell_mut((area.x + col, area.y + row)) {
-                    cell.set_symbol("▀").set_fg(top).set_bg(bottom);
+                let (top, bottom) =
+                    half_block_pixels(self.frame, area.width, area.height, col, row);
+                let Some(cell) = buf.cell_mut((area.x + col, area.y + row)) else {
+                    continue;
+                };
+                match self.colors {
+                    PreviewColors::TrueColor => {
+                        cell.set_symbol("▀")
+                            .set_fg(Color::Rgb(top.0, top.1, top.2))
+                            .set_bg(Color::Rgb(bottom.0, bottom.1, bottom.2));
+                    }
+                    PreviewColors::Ansi256 => {
+                        cell.set_symbol("▀")
+                            .set_fg(Color::Indexed(ansi256(top.0, top.1, top.2)))
+                            .set_bg(Color::Indexed(ansi256(bottom.0, bottom.1, bottom.2)));
+                    }
+                    PreviewColors::Mono => {
+                        // Rec. 601 luma of the two pixels, averaged.
+                        let luma = |p: (u8, u8, u8)| {
+                            299 * u32::from(p.0) + 587 * u32::from(p.1) + 114 * u32::from(p.2)
+                        };
+                        let l = (luma(top) + luma(bottom)) / 2 / 1000; // 0..=255
+                        let i = (l as usize * (LUMA_RAMP.len() - 1) + 127) / 255;
+                        let mut tmp = [0u8; 4];
+                        cell.set_symbol(
+                            LUMA_RAMP[i.min(LUMA_RAMP.len() - 1)].encode_utf8(&mut tmp),
+                        );
+                    }
                 }
             }
         }
@@ -137,5 +264,61 @@ mod tests {
         assert_eq!((c.fg, c.bg), (Color::Rgb(255, 0, 0), Color::Rgb(0, 0, 255)));
         // Outside the area nothing was drawn.
         assert_eq!(buf[(0, 0)].symbol(), " ");
+    }
+
+    #[test]
+    fn fit_keeps_the_aspect_ratio_and_centres() {
+        // A square frame in a wide area: square in pixels = twice as many columns as rows.
+        assert_eq!(
+            fit(Rect::new(0, 0, 40, 10), 64, 64),
+            Rect::new(10, 0, 20, 10)
+        );
+        // A 16:9 frame in a tall area: full width.
+        assert_eq!(
+            fit(Rect::new(2, 1, 32, 20), 1280, 720),
+            Rect::new(2, 6, 32, 9)
+        );
+        assert_eq!(fit(Rect::new(0, 0, 10, 10), 0, 64).width, 0);
+    }
+
+    #[test]
+    fn ansi256_maps_primaries_and_greys() {
+        assert_eq!(ansi256(255, 0, 0), 196);
+        assert_eq!(ansi256(0, 0, 255), 21);
+        assert_eq!(ansi256(0, 0, 0), 16);
+        assert_eq!(ansi256(128, 128, 128), 244);
+        assert_eq!(ansi256(255, 255, 255), 231);
+    }
+
+    #[test]
+    fn colour_modes_follow_the_terminal() {
+        assert_eq!(
+            PreviewColors::detect(Some("truecolor"), false),
+            PreviewColors::TrueColor
+        );
+        assert_eq!(PreviewColors::detect(None, false), PreviewColors::Ansi256);
+        assert_eq!(
+            PreviewColors::detect(Some("truecolor"), true),
+            PreviewColors::Mono
+        );
+        let f = frame();
+        let area = Rect::new(0, 0, 4, 2);
+        let mut buf = Buffer::empty(area);
+        PreviewWidget::new(&f)
+            .colors(PreviewColors::Mono)
+            .render(area, &mut buf);
+        // Red (luma 76) is dim, blue (29) darker; the white corner brightens its cell.
+        assert_eq!(buf[(0, 0)].symbol(), "-");
+        assert_eq!(buf[(0, 1)].symbol(), ".");
+        assert_eq!(buf[(3, 1)].symbol(), "+");
+        assert_eq!(buf[(0, 0)].fg, Color::Reset);
+        let mut buf = Buffer::empty(area);
+        PreviewWidget::new(&f)
+            .colors(PreviewColors::Ansi256)
+            .render(area, &mut buf);
+        assert_eq!(
+            (buf[(0, 0)].fg, buf[(0, 1)].bg),
+            (Color::Indexed(196), Color::Indexed(21))
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod beat;
 pub mod gauge;
 pub mod meter;
 pub mod params;
+pub mod video;
 
 /// Eighth-block characters from empty to full, for sub-cell resolution.
 pub const VERTICAL_EIGHTHS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
