@@ -103,9 +103,12 @@ pub fn draw(
         Layout::vertical([Constraint::Length(conn_h), Constraint::Min(3)]).areas(right);
     draw_connection(frame, conn, snap, style);
     draw_params(frame, params, snap, style);
-    draw_prompt(frame, prompt, snap, view, style);
+    // Narrow terminals have no room for the theme list panel: a strip in the prompt panel's
+    // border shows the active theme between its neighbours instead.
+    let wide_themes = area.width >= 100 && bottom.height > 0;
+    draw_prompt(frame, prompt, snap, view, !wide_themes, style);
     if bottom.height > 0 {
-        if area.width >= 100 && !snap.mapping.themes.is_empty() {
+        if wide_themes && !snap.mapping.themes.is_empty() {
             // Wide terminals get the theme list next to activity and log.
             let [act, themes, log] = Layout::horizontal([
                 Constraint::Percentage(30),
@@ -368,6 +371,7 @@ fn draw_prompt(
     area: Rect,
     snap: &UiSnapshot,
     view: &ViewState,
+    theme_strip: bool,
     style: &UiStyle,
 ) {
     let editing = snap.mode() == Mode::PromptEdit;
@@ -376,7 +380,11 @@ fn draw_prompt(
     } else {
         crate::mapping::view::prompt_title(&snap.mapping, snap.now)
     };
-    let b = block(title, style);
+    let mut b = block(title, style);
+    if theme_strip && snap.mapping.themes.len() > 1 {
+        let width = usize::from(area.width.saturating_sub(4));
+        b = b.title_bottom(themes_strip(snap, width, style));
+    }
     let inner = b.inner(area);
     frame.render_widget(b, area);
     let line = if editing {
@@ -391,6 +399,66 @@ fn draw_prompt(
         Line::from(snap.prompt.clone())
     };
     frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), inner);
+}
+
+/// `◂ Default │ ▶ Cosmic Voyage │ Neon Foundry ▸`: the active theme with as many neighbours as
+/// fit `width`, the pending one (a quantised switch) marked, arrows where more are hidden.
+fn themes_strip<'a>(snap: &UiSnapshot, width: usize, style: &UiStyle) -> Line<'a> {
+    let m = &snap.mapping;
+    let n = m.themes.len();
+    let active = m.active.unwrap_or(0).min(n.saturating_sub(1));
+    let pending = m.pending.as_ref().map(|p| p.theme.as_str());
+    let label = |i: usize| -> String {
+        let name = &m.themes[i];
+        if i == active {
+            format!("▶ {name}")
+        } else if pending == Some(name.as_str()) {
+            format!("⏱ {name}")
+        } else {
+            name.clone()
+        }
+    };
+    // Grow a window around the active theme, alternating right and left, while it fits.
+    let (mut lo, mut hi) = (active, active);
+    let cost = |lo: usize, hi: usize| -> usize {
+        (lo..=hi).map(|i| label(i).chars().count() + 3).sum::<usize>() + 4
+    };
+    loop {
+        let mut grew = false;
+        if hi + 1 < n && cost(lo, hi + 1) <= width {
+            hi += 1;
+            grew = true;
+        }
+        if lo > 0 && cost(lo - 1, hi) <= width {
+            lo -= 1;
+            grew = true;
+        }
+        if !grew {
+            break;
+        }
+    }
+    let mut spans = vec![Span::styled(
+        if lo > 0 { " ◂ " } else { " " },
+        style.dimmed(),
+    )];
+    for i in lo..=hi {
+        if i > lo {
+            spans.push(Span::styled(" │ ", style.dimmed()));
+        }
+        let st = if i == active {
+            Style::new().fg(style.accent).add_modifier(Modifier::BOLD)
+        } else if pending == Some(m.themes[i].as_str()) {
+            Style::new().fg(style.warn)
+        } else {
+            style.dimmed()
+        };
+        spans.push(Span::styled(label(i), st));
+    }
+    spans.push(Span::styled(
+        if hi + 1 < n { " ▸ " } else { " " },
+        style.dimmed(),
+    ));
+    Line::from(spans)
 }
 
 fn draw_activity(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
