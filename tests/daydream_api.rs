@@ -169,6 +169,21 @@ async fn warm_up_not_ready_answers_are_retried_quietly_then_streaming() {
     );
     // Health figures from the status endpoint.
     rig.wait("stats", 10, |e| matches!(e, TransportEvent::Stats(s) if s.server_fps == Some(24.5) && s.rtt_ms == Some(12.5))).await;
+    // What the server receives from us: input fps, and the jitter (seconds → ms).
+    let stats = rig
+        .seen
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            TransportEvent::Stats(s) if s.server_fps == Some(24.5) => Some(*s),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(stats.input_fps, Some(29.8));
+    assert!(
+        stats.jitter_ms.is_some_and(|j| (j - 3.0).abs() < 1e-3),
+        "{stats:?}"
+    );
     let seen = rig.shutdown().await;
     assert!(seen.iter().any(is_state(ConnState::Stopped)));
     let deletes = standin.matching("DELETE", "/v1/streams");

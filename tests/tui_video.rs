@@ -16,7 +16,9 @@ const T: Duration = Duration::from_secs(45);
 
 /// The decoded frame rate shown in the connection panel's video row.
 fn video_fps(screen: &str) -> Option<f32> {
-    let line = screen.lines().find(|l| l.contains("video ") && l.contains(" fps"))?;
+    let line = screen
+        .lines()
+        .find(|l| l.contains("video ") && l.contains(" fps"))?;
     let after = line.split("video ").nth(1)?;
     after.split_whitespace().next()?.parse().ok()
 }

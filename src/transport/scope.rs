@@ -738,6 +738,7 @@ impl Actor {
                             loss,
                             server_fps,
                             reconnects: self.reconnects,
+                            ..LinkStats::default()
                         };
                         let dropped = c.dropped.load(Ordering::Relaxed);
                         if dropped > reported_drops {

@@ -126,6 +126,10 @@ pub struct LinkStats {
     pub server_fps: Option<f32>,
     /// Reconnect attempts since start.
     pub reconnects: u32,
+    /// Frames per second the server receives from us (video-to-video input), if it says.
+    pub input_fps: Option<f32>,
+    /// Ingest jitter in milliseconds as the server measures it, if it says.
+    pub jitter_ms: Option<f32>,
 }
 
 /// What a transport reports.

@@ -98,7 +98,10 @@ pub fn draw(
         8
     } else {
         6
-    } + u16::from(snap.video.is_some());
+    } + u16::from(snap.video.is_some())
+        + u16::from(
+            snap.transport.stats.input_fps.is_some() || snap.transport.stats.jitter_ms.is_some(),
+        );
     let [conn, params] =
         Layout::vertical([Constraint::Length(conn_h), Constraint::Min(3)]).areas(right);
     draw_connection(frame, conn, snap, style);
@@ -277,16 +280,30 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
     let warming = t.warmup.is_some() && matches!(t.state, ConnState::Loading | ConnState::Warming);
     // Fixed rows, no wrapping: state, server, then the gauge (2 rows) or the stats (2 rows),
     // then the last error.
-    let [state_row, server_row, mid, video_row, err_row] = Layout::vertical([
+    let [state_row, server_row, mid, ingest_row, video_row, err_row] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(2),
+        Constraint::Length(u16::from(
+            t.stats.input_fps.is_some() || t.stats.jitter_ms.is_some(),
+        )),
         Constraint::Length(u16::from(snap.video.is_some())),
         Constraint::Min(0),
     ])
     .areas(inner);
     if let Some(v) = &snap.video {
         frame.render_widget(crate::ui::widgets::video::summary_line(v, style), video_row);
+    }
+    if ingest_row.height > 0 {
+        // What the server receives from us (hosted backend): input rate and jitter.
+        frame.render_widget(
+            Line::from(format!(
+                "in {}  jitter {}",
+                fmt_opt(t.stats.input_fps, " fps", 1.0, 1),
+                fmt_opt(t.stats.jitter_ms, " ms", 1.0, 0)
+            )),
+            ingest_row,
+        );
     }
     frame.render_widget(
         Line::from(vec![
@@ -421,7 +438,10 @@ fn themes_strip<'a>(snap: &UiSnapshot, width: usize, style: &UiStyle) -> Line<'a
     // Grow a window around the active theme, alternating right and left, while it fits.
     let (mut lo, mut hi) = (active, active);
     let cost = |lo: usize, hi: usize| -> usize {
-        (lo..=hi).map(|i| label(i).chars().count() + 3).sum::<usize>() + 4
+        (lo..=hi)
+            .map(|i| label(i).chars().count() + 3)
+            .sum::<usize>()
+            + 4
     };
     loop {
         let mut grew = false;

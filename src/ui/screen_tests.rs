@@ -106,6 +106,7 @@ fn streaming() -> Script {
             loss: Some(0.004),
             server_fps: Some(25.1),
             reconnects: 0,
+            ..LinkStats::default()
         })),
     );
     s.key(
@@ -206,6 +207,7 @@ fn reconnecting() {
             loss: None,
             server_fps: None,
             reconnects: 2,
+            ..LinkStats::default()
         })),
     );
     both("reconnecting", &s.snapshot(), &ViewState::default());
@@ -333,4 +335,25 @@ fn video_preview_overlay() {
     both("preview", &s.snapshot(), &view);
     s.key(2200, Action::TogglePreview);
     assert!(!s.snapshot().ui.preview);
+}
+
+/// The hosted backend reports what it receives from us: the connection panel adds a row.
+#[test]
+fn hosted_backend_ingest_stats() {
+    let mut s = streaming();
+    s.at(
+        1500,
+        Msg::Transport(TransportEvent::Stats(LinkStats {
+            rx_fps: 23.9,
+            rtt_ms: Some(41.0),
+            loss: Some(0.01),
+            server_fps: Some(24.0),
+            reconnects: 2,
+            input_fps: Some(29.5),
+            jitter_ms: Some(4.0),
+        })),
+    );
+    let screen = render(&s.snapshot(), &ViewState::default(), 80, 24);
+    assert!(screen.contains("│in 29.5 fps  jitter 4 ms"), "{screen}");
+    insta::assert_snapshot!("hosted_80x24", screen);
 }

@@ -543,6 +543,10 @@ impl Actor {
             loss,
             server_fps: h.output_fps,
             reconnects: h.restart_count.unwrap_or(0) + self.reconnects,
+            input_fps: h.input_fps,
+            // The gateway reports RTCP-style jitter in seconds; values of 1 or more are taken
+            // as already in milliseconds.
+            jitter_ms: h.jitter.map(|j| if j < 1.0 { j * 1000.0 } else { j }),
         }))
         .await;
         // Figures the shared panel has no slot for travel as a server message (and the log).
