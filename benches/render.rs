@@ -85,6 +85,47 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
         });
     });
+    // Worst case: the preview overlay open over the meters (a 64×64 frame scaled into it, in
+    // 24-bit colour) with the video row in the connection panel.
+    let mut s2 = AppState::new(CoreSettings::default());
+    update(&mut s2, Msg::Started, Duration::ZERO);
+    let stats = scope_deck::video::VideoStats {
+        frames_in: 250,
+        latency_ms: 1.7,
+        sinks: vec![scope_deck::video::SinkStatus {
+            label: "v4l2:/dev/video10".into(),
+            running: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    update(
+        &mut s2,
+        Msg::VideoStats(Box::new(stats)),
+        Duration::from_millis(50),
+    );
+    update(
+        &mut s2,
+        Msg::Action {
+            action: Action::TogglePreview,
+            source: ActionSource::Keyboard,
+        },
+        Duration::from_millis(60),
+    );
+    let snap2 = UiSnapshot::of(&s2, Duration::from_millis(100));
+    let rgb = (0..64 * 64 * 3).map(|i| (i % 251) as u8).collect();
+    view.preview = Some(std::sync::Arc::new(scope_deck::video::PreviewFrame {
+        width: 64,
+        height: 64,
+        rgb,
+        seq: 1,
+    }));
+    c.bench_function("render_dashboard_120x40_preview", |b| {
+        b.iter(|| {
+            term.draw(|f| draw(f, &snap2, &view, &keymap, &style))
+                .unwrap();
+        });
+    });
 }
 
 criterion_group!(benches, bench);
