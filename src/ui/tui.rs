@@ -163,6 +163,7 @@ pub async fn run(
     let mut view = ViewState {
         preview_colors: crate::video::preview::PreviewColors::detect(
             std::env::var("COLORTERM").ok().as_deref(),
+            std::env::var("TERM").ok().as_deref(),
             style.monochrome,
         ),
         ..ViewState::default()

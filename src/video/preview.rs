@@ -39,22 +39,27 @@ pub enum PreviewColors {
     /// 24-bit colour (`COLORTERM=truecolor`).
     #[default]
     TrueColor,
-    /// The xterm 256-colour palette (most terminals, tmux and screen with a -256color TERM).
+    /// The xterm 256-colour palette (a `*-256color` TERM).
     Ansi256,
+    /// The 16 ANSI colours (the Linux console, `screen`, `xterm-16color`...).
+    Ansi16,
     /// No colour (`NO_COLOR`): brightness drawn with characters.
     Mono,
 }
 
 impl PreviewColors {
-    /// Picks the mode from the terminal's environment: `COLORTERM` announces 24-bit colour;
-    /// without it the 256-colour palette is the safe choice; `monochrome` wins.
-    pub fn detect(colorterm: Option<&str>, monochrome: bool) -> PreviewColors {
+    /// Picks the mode from the terminal's environment: `COLORTERM` announces 24-bit colour,
+    /// a `*256color*` TERM the 256-colour palette, anything else gets the 16 ANSI colours;
+    /// `monochrome` (`NO_COLOR`) wins.
+    pub fn detect(colorterm: Option<&str>, term: Option<&str>, monochrome: bool) -> PreviewColors {
         if monochrome {
             PreviewColors::Mono
         } else if colorterm.is_some_and(|c| c.eq_ignore_ascii_case("truecolor") || c == "24bit") {
             PreviewColors::TrueColor
-        } else {
+        } else if term.is_some_and(|t| t.contains("256color")) {
             PreviewColors::Ansi256
+        } else {
+            PreviewColors::Ansi16
         }
     }
 }
@@ -87,6 +92,33 @@ pub fn ansi256(r: u8, g: u8, b: u8) -> u8 {
     } else {
         16 + 36 * ri as u8 + 6 * gi as u8 + bi as u8
     }
+}
+
+/// The nearest of the 16 ANSI colours (xterm's default palette values).
+pub fn ansi16(r: u8, g: u8, b: u8) -> Color {
+    const PALETTE: [(Color, (u8, u8, u8)); 16] = [
+        (Color::Black, (0, 0, 0)),
+        (Color::Red, (205, 0, 0)),
+        (Color::Green, (0, 205, 0)),
+        (Color::Yellow, (205, 205, 0)),
+        (Color::Blue, (0, 0, 238)),
+        (Color::Magenta, (205, 0, 205)),
+        (Color::Cyan, (0, 205, 205)),
+        (Color::Gray, (229, 229, 229)),
+        (Color::DarkGray, (127, 127, 127)),
+        (Color::LightRed, (255, 0, 0)),
+        (Color::LightGreen, (0, 255, 0)),
+        (Color::LightYellow, (255, 255, 0)),
+        (Color::LightBlue, (92, 92, 255)),
+        (Color::LightMagenta, (255, 0, 255)),
+        (Color::LightCyan, (0, 255, 255)),
+        (Color::White, (255, 255, 255)),
+    ];
+    let d = |a: u8, b: u8| (i32::from(a) - i32::from(b)).pow(2);
+    PALETTE
+        .iter()
+        .min_by_key(|(_, c)| d(c.0, r) + d(c.1, g) + d(c.2, b))
+        .map_or(Color::Reset, |(c, _)| *c)
 }
 
 /// The largest rectangle inside `area` that shows a `width`×`height` frame undistorted (one
@@ -189,6 +221,11 @@ impl Widget for PreviewWidget<'_> {
                         cell.set_symbol("▀")
                             .set_fg(Color::Indexed(ansi256(top.0, top.1, top.2)))
                             .set_bg(Color::Indexed(ansi256(bottom.0, bottom.1, bottom.2)));
+                    }
+                    PreviewColors::Ansi16 => {
+                        cell.set_symbol("▀")
+                            .set_fg(ansi16(top.0, top.1, top.2))
+                            .set_bg(ansi16(bottom.0, bottom.1, bottom.2));
                     }
                     PreviewColors::Mono => {
                         // Rec. 601 luma of the two pixels, averaged.
@@ -293,14 +330,28 @@ mod tests {
     #[test]
     fn colour_modes_follow_the_terminal() {
         assert_eq!(
-            PreviewColors::detect(Some("truecolor"), false),
+            PreviewColors::detect(Some("truecolor"), Some("xterm"), false),
             PreviewColors::TrueColor
         );
-        assert_eq!(PreviewColors::detect(None, false), PreviewColors::Ansi256);
         assert_eq!(
-            PreviewColors::detect(Some("truecolor"), true),
+            PreviewColors::detect(None, Some("tmux-256color"), false),
+            PreviewColors::Ansi256
+        );
+        assert_eq!(
+            PreviewColors::detect(None, Some("linux"), false),
+            PreviewColors::Ansi16
+        );
+        assert_eq!(
+            PreviewColors::detect(None, None, false),
+            PreviewColors::Ansi16
+        );
+        assert_eq!(
+            PreviewColors::detect(Some("truecolor"), None, true),
             PreviewColors::Mono
         );
+        assert_eq!(ansi16(250, 10, 10), Color::LightRed);
+        assert_eq!(ansi16(20, 20, 20), Color::Black);
+        assert_eq!(ansi16(120, 125, 130), Color::DarkGray);
         let f = frame();
         let area = Rect::new(0, 0, 4, 2);
         let mut buf = Buffer::empty(area);
