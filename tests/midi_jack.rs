@@ -140,10 +140,21 @@ cc = 7
 param = "noise_scale"
 range = [0.0, 1.0]
 
+[[midi]]
+type = "note"
+note = 44
+action = { action = "select_theme", index = 0 }
+
 [[feedback]]
 device = "ctl-test-lights*"
 source = "panic"
 note = 10
+
+[[feedback]]
+device = "ctl-test-lights*"
+source = "theme"
+theme = "default"
+note = 11
 "#;
 
 /// Folds engine messages through the real reducer and publishes snapshots.
@@ -331,7 +342,17 @@ fn library_edge() {
             )
             .unwrap();
 
-        let state = AppState::new(Default::default());
+        // The shipped themes, starting on another one than `default` (the theme light's).
+        let mut state = AppState::new(Default::default());
+        let (mut errs, mut files) = (Vec::new(), Vec::new());
+        let themes = scope_deck::config::load_themes(
+            Some(std::path::Path::new("/nonexistent/scope-deck")),
+            &mut errs,
+            &mut files,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(themes[0].id, "default", "the theme pad selects index 0");
+        state.mapping = scope_deck::mapping::slice::MappingSlice::new(themes, "cosmic-voyage", 4);
         let (snap_tx, snap_rx) =
             watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
         let (tx, rx) = mpsc::channel(1024);
@@ -361,6 +382,8 @@ fn library_edge() {
 
         // Output connected: the panic light is sent dark once the port is found.
         wait_bytes(&fb_rx, &[0x90, 10, 0]);
+        // The theme light starts dark (another theme is playing).
+        wait_bytes(&fb_rx, &[0x90, 11, 0]);
 
         // Input connected: poll with a CC until the action comes back (activity reports on the
         // way are applied).
@@ -415,6 +438,17 @@ fn library_edge() {
             .await;
         // Resume released panic: the light goes dark again.
         wait_bytes(&fb_rx, &[0x90, 10, 0]);
+
+        // The theme pad selects `default`; its light comes on.
+        assert_ne!(engine.state.mapping.active, 0);
+        pads.send(&[0x90, 44, 100]).unwrap();
+        engine
+            .until("select_theme", |m| {
+                is_action(m, |a| *a == Action::SelectTheme { index: 0 })
+            })
+            .await;
+        assert_eq!(engine.state.mapping.active, 0, "no beat grid: switched at once");
+        wait_bytes(&fb_rx, &[0x90, 11, 127]);
 
         // A fader sweep arrives coalesced, ending on the last position.
         for v in 0..=100u8 {

@@ -55,6 +55,9 @@ pub struct UiSnapshot {
     pub beats_per_bar: u32,
     /// Themes, prompt with persona, pending quantised change, mappings and triggers.
     pub mapping: crate::mapping::view::MappingView,
+    /// Theme file stems in list order (how keymaps and `[[feedback]]` lights name themes; the
+    /// mapping view carries display names).
+    pub theme_ids: Vec<String>,
 }
 
 impl UiSnapshot {
@@ -86,6 +89,7 @@ impl UiSnapshot {
             flash: state.settings.flash,
             beats_per_bar: state.settings.beats_per_bar,
             mapping: crate::mapping::view::MappingView::of(state, &state.audio.frame),
+            theme_ids: state.mapping.themes.iter().map(|t| t.id.clone()).collect(),
         }
     }
 
