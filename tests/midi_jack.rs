@@ -213,6 +213,23 @@ async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
 
 fn inner() {
     library_edge();
+    // The edge's port thread closes its JACK clients shortly after the router ends; start the
+    // binary only once they are gone. Without this wait about one run in five failed with the
+    // binary's input connected (its `midi_activity` event said so) but never receiving: jackd
+    // logged that client as "not finished, state = Triggered" in every cycle.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("jack_lsp").output().expect("jack_lsp");
+        let ports = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && !ports.contains("scope-deck") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the MIDI edge's JACK clients outlived it:\n{ports}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     binary_headless();
 }
 
