@@ -127,8 +127,14 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
             let mut panics: Vec<Instant> = Vec::new();
             let mut last_noise: Option<f64> = None;
             let mut sent_total = 0u64;
+            let mut activity = 0u64;
+            let mut last_count = 0u64;
             while let Some(ev) = ev_rx.recv().await {
                 match ev {
+                    Event::MidiActivity { devices } => {
+                        activity += 1;
+                        last_count = devices.iter().map(|d| d.count).sum();
+                    }
                     Event::Action {
                         action: Action::Panic,
                         ..
@@ -143,7 +149,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
                     _ => {}
                 }
             }
-            (sent_noise, sent_total, panics, last_noise)
+            (sent_noise, sent_total, panics, last_noise, (activity, last_count))
         });
 
         let rss_before = rss_kib();
@@ -192,7 +198,8 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
         drop(inputs_tx);
         let (final_state, _) = engine.await.unwrap();
         cancel.cancel();
-        let (sent_noise, sent_total, panics, _last_noise) = observer.await.unwrap();
+        let (sent_noise, sent_total, panics, _last_noise, (activity, activity_count)) =
+            observer.await.unwrap();
 
         let stats = &midi.stats;
         let received = stats.received.load(Ordering::Relaxed);
@@ -208,7 +215,8 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
         println!(
             "flood: {received} messages in {elapsed:?}; dropped continuous {dropped_c}, discrete {dropped_d}; \
              coalesced away {coalesced}; transport sends {sent_total} ({sent_noise} with noise_scale) over {ticks:.0} ticks; \
-             panic latency {latencies:?}; RSS {rss_before} KiB → max {max_rss} KiB"
+             panic latency {latencies:?}; RSS {rss_before} KiB → max {max_rss} KiB; \
+             {activity} activity reports (last counted {activity_count})"
         );
 
         assert!(received >= RATE * SECS);
@@ -227,6 +235,16 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
         assert!(
             (sent_noise as f64) <= ticks * 2.0 * 1.5 + 20.0,
             "not coalesced: {sent_noise} sends in {ticks:.0} ticks"
+        );
+        // Activity reports are throttled (≤ 10/s; generous cut-off) and counted what arrived.
+        assert!(activity >= 1, "no activity report");
+        assert!(
+            (activity as f64) <= elapsed.as_secs_f64() * 10.0 * 1.5 + 20.0,
+            "{activity} activity reports in {elapsed:?}"
+        );
+        assert!(
+            activity_count <= received - dropped_c,
+            "counted {activity_count}, received {received}, dropped {dropped_c}"
         );
         // Bounded memory: the channels are bounded; growth stays small.
         assert!(

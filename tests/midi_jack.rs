@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use midir::os::unix::{VirtualInput, VirtualOutput};
 use scope_deck::audio::tempo::TempoCmd;
 use scope_deck::controls::keymap::Keymap;
+use scope_deck::controls::midi::activity::DeviceActivity;
 use scope_deck::controls::midi::io::{LearnTarget, MidiOptions, spawn};
+use scope_deck::controls::midi::parse::MidiMsg;
 use scope_deck::core::action::{Action, ActionSource};
 use scope_deck::core::msg::Msg;
 use scope_deck::core::snapshot::UiSnapshot;
@@ -138,10 +140,21 @@ cc = 7
 param = "noise_scale"
 range = [0.0, 1.0]
 
+[[midi]]
+type = "note"
+note = 44
+action = { action = "select_theme", index = 0 }
+
 [[feedback]]
 device = "ctl-test-lights*"
 source = "panic"
 note = 10
+
+[[feedback]]
+device = "ctl-test-lights*"
+source = "theme"
+theme = "default"
+note = 11
 "#;
 
 /// Folds engine messages through the real reducer and publishes snapshots.
@@ -200,6 +213,23 @@ async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
 
 fn inner() {
     library_edge();
+    // The edge's port thread closes its JACK clients shortly after the router ends; start the
+    // binary only once they are gone. Without this wait about one run in five failed with the
+    // binary's input connected (its `midi_activity` event said so) but never receiving: jackd
+    // logged that client as "not finished, state = Triggered" in every cycle.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("jack_lsp").output().expect("jack_lsp");
+        let ports = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && !ports.contains("scope-deck") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the MIDI edge's JACK clients outlived it:\n{ports}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     binary_headless();
 }
 
@@ -261,15 +291,38 @@ fn binary_headless() {
     }
     pads.send(&[0xB0, 7, 127]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut history = Vec::new();
     loop {
         let v = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("no set_param from the CC");
+        history.push(v.clone());
         if midi_action(&v, "set_param") {
             assert_eq!(v["action"]["key"], "noise_scale");
             assert_eq!(v["action"]["value"], 1.0);
             break;
         }
+    }
+    // The device's activity is in the event stream: connected, with the CC as its last message.
+    let shows_cc = |v: &serde_json::Value| {
+        v["event"] == "midi_activity"
+            && v["devices"].as_array().is_some_and(|ds| {
+                ds.iter().any(|d| {
+                    d["name"].as_str().is_some_and(|n| n.contains("ctl-bin"))
+                        && d["connected"] == true
+                        && d["count"].as_u64().is_some_and(|c| c >= 2)
+                        && d["last"]["type"] == "cc"
+                        && d["last"]["cc"] == 7
+                        && d["last"]["value"] == 127
+                })
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !history.iter().any(shows_cc) {
+        let v = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no midi_activity event with the CC; saw {history:?}"));
+        history.push(v);
     }
     // Closing stdin stops the binary cleanly.
     drop(child.stdin.take());
@@ -306,7 +359,17 @@ fn library_edge() {
             )
             .unwrap();
 
-        let state = AppState::new(Default::default());
+        // The shipped themes, starting on another one than `default` (the theme light's).
+        let mut state = AppState::new(Default::default());
+        let (mut errs, mut files) = (Vec::new(), Vec::new());
+        let themes = scope_deck::config::load_themes(
+            Some(std::path::Path::new("/nonexistent/scope-deck")),
+            &mut errs,
+            &mut files,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(themes[0].id, "default", "the theme pad selects index 0");
+        state.mapping = scope_deck::mapping::slice::MappingSlice::new(themes, "cosmic-voyage", 4);
         let (snap_tx, snap_rx) =
             watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
         let (tx, rx) = mpsc::channel(1024);
@@ -336,18 +399,41 @@ fn library_edge() {
 
         // Output connected: the panic light is sent dark once the port is found.
         wait_bytes(&fb_rx, &[0x90, 10, 0]);
+        // The theme light starts dark (another theme is playing).
+        wait_bytes(&fb_rx, &[0x90, 11, 0]);
 
-        // Input connected: poll with a CC until the action comes back.
+        // Input connected: poll with a CC until the action comes back (activity reports on the
+        // way are applied).
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        'poll: loop {
             pads.send(&[0xB0, 7, 127]).unwrap();
-            let got = tokio::time::timeout(Duration::from_millis(300), engine.rx.recv()).await;
-            if let Ok(Some(m)) = got {
+            let until = tokio::time::Instant::now() + Duration::from_millis(300);
+            while let Ok(Some(m)) = tokio::time::timeout_at(until, engine.rx.recv()).await {
+                if let Msg::MidiActivity(_) = &m {
+                    update(&mut engine.state, m, engine.start.elapsed());
+                    continue;
+                }
                 assert!(is_action(&m, |a| matches!(a, Action::SetParam { key, .. } if key == "noise_scale")), "{m:?}");
-                break;
+                break 'poll;
             }
             assert!(Instant::now() < deadline, "MIDI input never connected");
         }
+
+        // The controller shows as a device on the dashboard: connected, the CC last.
+        let pads_cc = |d: &DeviceActivity| {
+            d.name.contains("ctl-test")
+                && d.connected
+                && d.last == Some(MidiMsg::Cc { channel: 0, cc: 7, value: 127 })
+        };
+        engine
+            .until("activity of the CC", |m| {
+                matches!(m, Msg::MidiActivity(ds) if ds.iter().any(pads_cc))
+            })
+            .await;
+        let devices = &engine.state.controls.midi.devices;
+        assert_eq!(devices.len(), 1, "{devices:?}");
+        assert!(engine.state.controls.midi.configured);
+        let pads_name = devices[0].activity.name.clone();
 
         // A note triggers panic; the panic light comes on.
         pads.send(&[0x90, 36, 100]).unwrap();
@@ -370,6 +456,17 @@ fn library_edge() {
         // Resume released panic: the light goes dark again.
         wait_bytes(&fb_rx, &[0x90, 10, 0]);
 
+        // The theme pad selects `default`; its light comes on.
+        assert_ne!(engine.state.mapping.active, 0);
+        pads.send(&[0x90, 44, 100]).unwrap();
+        engine
+            .until("select_theme", |m| {
+                is_action(m, |a| *a == Action::SelectTheme { index: 0 })
+            })
+            .await;
+        assert_eq!(engine.state.mapping.active, 0, "no beat grid: switched at once");
+        wait_bytes(&fb_rx, &[0x90, 11, 127]);
+
         // A fader sweep arrives coalesced, ending on the last position.
         for v in 0..=100u8 {
             pads.send(&[0xB0, 7, v]).unwrap();
@@ -378,7 +475,7 @@ fn library_edge() {
         let mut seen = 0;
         engine
             .until("fader at 100", |m| {
-                seen += 1;
+                seen += usize::from(matches!(m, Msg::Action { .. }));
                 is_action(m, |a| matches!(a, Action::SetParam { value, .. } if (value.as_f64().unwrap() - want).abs() < 1e-9))
             })
             .await;
@@ -395,11 +492,32 @@ fn library_edge() {
         assert_eq!(before, 1, "one controller connected");
         drop(pads);
         poll_until("controller gone", || open(&handle.stats) == 0).await;
+        // The dashboard shows it gone (same record, same count).
+        engine
+            .until("device gone", |m| {
+                matches!(m, Msg::MidiActivity(ds) if ds.iter().any(|d| d.name == pads_name && !d.connected))
+            })
+            .await;
+        assert!(
+            engine
+                .state
+                .ui
+                .notices
+                .iter()
+                .any(|n| n.message.starts_with("MIDI input gone: ")),
+            "{:?}",
+            engine.state.ui.notices
+        );
         let pads = midir::MidiOutput::new("ctl-test")
             .unwrap()
             .create_virtual("pads")
             .unwrap();
         poll_until("controller back", || open(&handle.stats) == 1).await;
+        engine
+            .until("device back", |m| {
+                matches!(m, Msg::MidiActivity(ds) if ds.iter().any(|d| d.name == pads_name && d.connected))
+            })
+            .await;
         let mut pads = pads;
         pads.send(&[0x90, 36, 100]).unwrap();
         engine

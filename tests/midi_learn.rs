@@ -33,10 +33,18 @@ async fn next_midi_action(
     state: &mut AppState,
     snaps: &watch::Sender<Arc<UiSnapshot>>,
 ) -> Action {
-    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .expect("timed out")
-        .expect("edge ended");
+    // Activity reports (the injected pad counts as input activity) are applied on the way.
+    let msg = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("timed out")
+            .expect("edge ended");
+        if matches!(msg, Msg::MidiActivity(_)) {
+            apply(state, snaps, msg);
+        } else {
+            break msg;
+        }
+    };
     let Msg::Action {
         action,
         source: ActionSource::Midi,
@@ -98,7 +106,9 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
             match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
                 Ok(Some(msg)) => {
                     apply(&mut state, &snaps, msg.clone());
-                    break msg;
+                    if !matches!(msg, Msg::MidiActivity(_)) {
+                        break msg;
+                    }
                 }
                 _ => assert!(Instant::now() < deadline, "learn never captured"),
             }
@@ -148,6 +158,29 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
             next_midi_action(&mut rx, &mut state, &snaps).await,
             Action::ResetCache
         );
+        // The pad shows as one device with its last message (reports may trail the action).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let dev = state
+                .controls
+                .midi
+                .devices
+                .first()
+                .map(|d| d.activity.clone());
+            if dev
+                .as_ref()
+                .is_some_and(|d| d.last == Some(pad) && d.count >= 3)
+            {
+                assert_eq!(state.controls.midi.devices.len(), 1);
+                assert_eq!(state.controls.midi.devices[0].label(), "nanoPAD2 MIDI 1");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no activity report: {dev:?}");
+            if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            {
+                apply(&mut state, &snaps, msg);
+            }
+        }
         cancel.cancel();
     });
 }

@@ -78,4 +78,10 @@ pub enum Event {
         /// Which.
         signal: StopSignal,
     },
+    /// MIDI input activity per device changed (at most ~10 a second), so scripts can see which
+    /// controllers are plugged in and alive.
+    MidiActivity {
+        /// Every known input port.
+        devices: Vec<crate::controls::midi::activity::DeviceActivity>,
+    },
 }

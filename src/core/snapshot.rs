@@ -57,6 +57,9 @@ pub struct UiSnapshot {
     pub mapping: crate::mapping::view::MappingView,
     /// Video output statistics (`None` when no video output runs).
     pub video: Option<crate::core::state::VideoSlice>,
+    /// Theme file stems in list order (how keymaps and `[[feedback]]` lights name themes; the
+    /// mapping view carries display names).
+    pub theme_ids: Vec<String>,
 }
 
 impl UiSnapshot {
@@ -89,6 +92,7 @@ impl UiSnapshot {
             beats_per_bar: state.settings.beats_per_bar,
             mapping: crate::mapping::view::MappingView::of(state, &state.audio.frame),
             video: state.video.clone(),
+            theme_ids: state.mapping.themes.iter().map(|t| t.id.clone()).collect(),
         }
     }
 

@@ -185,6 +185,8 @@ pub struct ControlsSlice {
     pub learn: crate::controls::midi::learn::LearnStage,
     /// Learns completed so far (numbers each `LearnStage::Ready`).
     pub learn_serial: u64,
+    /// MIDI input activity per device (dashboard activity pane).
+    pub midi: crate::controls::midi::activity::MidiInputs,
 }
 
 /// Front-end mode.

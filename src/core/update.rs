@@ -100,6 +100,9 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             begin_shutdown(state, signal_reason(signal), &mut fx);
         }
         Msg::BadInput(why) => notice(state, &mut fx, Level::Error, why, now),
+        Msg::MidiActivity(devices) => {
+            crate::controls::midi::activity::on_report(state, devices, now, &mut fx)
+        }
     }
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
     fx

@@ -483,8 +483,23 @@ fn themes_strip<'a>(snap: &UiSnapshot, width: usize, style: &UiStyle) -> Line<'a
 
 fn draw_activity(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
     let b = block(" activity ", style);
-    let inner = b.inner(area);
+    let mut inner = b.inner(area);
     frame.render_widget(b, area);
+    // MIDI devices on top, at most half the rows (at least one) so the last actions stay
+    // visible; nothing extra when MIDI is not in use.
+    let devices = crate::ui::widgets::midi::MidiDevices {
+        inputs: &snap.controls.midi,
+        now: snap.now,
+        flash: snap.flash,
+        style,
+    };
+    let dev_h = devices.rows().min((inner.height / 2).max(1));
+    if dev_h > 0 && inner.height > 0 {
+        let [dev_area, rest] =
+            Layout::vertical([Constraint::Length(dev_h), Constraint::Min(0)]).areas(inner);
+        frame.render_widget(devices, dev_area);
+        inner = rest;
+    }
     let lines: Vec<Line> = snap
         .controls
         .recent

@@ -357,3 +357,93 @@ fn hosted_backend_ingest_stats() {
     assert!(screen.contains("│in 29.5 fps  jitter 4 ms"), "{screen}");
     insta::assert_snapshot!("hosted_80x24", screen);
 }
+
+#[test]
+fn midi_activity_per_device() {
+    use crate::controls::midi::activity::DeviceActivity;
+    use crate::controls::midi::parse::MidiMsg;
+    let dev = |name: &str, connected: bool, count: u64, rate: u32, last: MidiMsg| DeviceActivity {
+        name: name.into(),
+        connected,
+        count,
+        rate,
+        last: Some(last),
+        clock: false,
+    };
+    let mut s = streaming();
+    s.at(
+        1100,
+        Msg::MidiActivity(vec![
+            dev(
+                "Launchpad X LPX MIDI In 24:0",
+                true,
+                3,
+                3,
+                MidiMsg::NoteOn {
+                    channel: 0,
+                    note: 36,
+                    velocity: 100,
+                },
+            ),
+            dev(
+                "nanoKONTROL2 MIDI 1 28:0",
+                true,
+                40,
+                40,
+                MidiMsg::Cc {
+                    channel: 0,
+                    cc: 16,
+                    value: 64,
+                },
+            ),
+        ]),
+    );
+    for (t, a) in [
+        (1150, Action::ResetCache),
+        (
+            1200,
+            Action::SetParam {
+                key: "noise_scale".into(),
+                value: json!(0.5),
+            },
+        ),
+    ] {
+        s.at(
+            t,
+            Msg::Action {
+                action: a,
+                source: ActionSource::Midi,
+            },
+        );
+    }
+    // The nanoKONTROL keeps sending; the Launchpad is unplugged.
+    s.at(
+        1300,
+        Msg::MidiActivity(vec![
+            dev(
+                "Launchpad X LPX MIDI In 24:0",
+                false,
+                3,
+                0,
+                MidiMsg::NoteOn {
+                    channel: 0,
+                    note: 36,
+                    velocity: 100,
+                },
+            ),
+            dev(
+                "nanoKONTROL2 MIDI 1 28:0",
+                true,
+                52,
+                52,
+                MidiMsg::Cc {
+                    channel: 0,
+                    cc: 16,
+                    value: 80,
+                },
+            ),
+        ]),
+    );
+    s.at(1350, Msg::Tick);
+    both("midi_activity", &s.snapshot(), &ViewState::default());
+}

@@ -8,7 +8,7 @@ use crate::controls::keymap::parse_action_value;
 use crate::controls::midi::binding::{
     ButtonMode, ControlKind, Curve, Encoder, ListKind, MidiBinding, Target,
 };
-use crate::controls::midi::feedback::{Feedback, FeedbackSource};
+use crate::controls::midi::feedback::{Feedback, FeedbackSource, ThemeRef};
 
 /// `[midi_in]`: which input ports to open and which one is the clock.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,6 +61,9 @@ pub struct RawFeedback {
     note: Option<i64>,
     cc: Option<i64>,
     param: Option<String>,
+    theme: Option<toml::Value>,
+    prompt: Option<i64>,
+    mapping: Option<String>,
     on: Option<i64>,
     off: Option<i64>,
 }
@@ -381,18 +384,82 @@ pub fn validate(
                 None,
             ));
         }
-        match (f.source, &f.param) {
-            (FeedbackSource::Param, None) => errors.push(doc.error_at(
-                &p("source"),
-                "`source = \"param\"` needs `param = \"<key>\"`",
+        // Each of these keys belongs to one source, which needs it.
+        for (key, source, given, example) in [
+            (
+                "param",
+                FeedbackSource::Param,
+                f.param.is_some(),
+                "\"<key>\"",
+            ),
+            (
+                "theme",
+                FeedbackSource::Theme,
+                f.theme.is_some(),
+                "\"<name>\"` or `theme = <0-based index>",
+            ),
+            (
+                "prompt",
+                FeedbackSource::Prompt,
+                f.prompt.is_some(),
+                "<0-based index>",
+            ),
+            (
+                "mapping",
+                FeedbackSource::Mapping,
+                f.mapping.is_some(),
+                "\"<mapping or trigger name>\"` or `mapping = \"*\"",
+            ),
+        ] {
+            if f.source == source && !given {
+                errors.push(doc.error_at(
+                    &p("source"),
+                    format!("`source = \"{key}\"` needs `{key} = {example}`"),
+                    None,
+                ));
+            } else if f.source != source && given {
+                errors.push(doc.error_at(
+                    &p(key),
+                    format!("`{key}` only applies to `source = \"{key}\"`"),
+                    None,
+                ));
+            }
+        }
+        let theme = match &f.theme {
+            None => None,
+            Some(toml::Value::String(n)) if !n.trim().is_empty() => {
+                Some(ThemeRef::Name(n.trim().to_string()))
+            }
+            Some(toml::Value::Integer(i)) if *i >= 0 => {
+                usize::try_from(*i).ok().map(ThemeRef::Index)
+            }
+            Some(other) => {
+                errors.push(doc.error_at(
+                    &p("theme"),
+                    "a theme name (`\"cosmic-voyage\"`) or its 0-based position in the theme list",
+                    Some(other.to_string()),
+                ));
+                None
+            }
+        };
+        let prompt = match f.prompt {
+            None => None,
+            Some(i) if i >= 0 => usize::try_from(i).ok(),
+            Some(i) => {
+                errors.push(doc.error_at(
+                    &p("prompt"),
+                    "a 0-based prompt number in the active theme",
+                    Some(i.to_string()),
+                ));
+                None
+            }
+        };
+        if f.mapping.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            errors.push(doc.error_at(
+                &p("mapping"),
+                "empty mapping name; `\"*\"` follows the whole mapping engine",
                 None,
-            )),
-            (s, Some(_)) if s != FeedbackSource::Param => errors.push(doc.error_at(
-                &p("param"),
-                "`param` only applies to `source = \"param\"`",
-                None,
-            )),
-            _ => {}
+            ));
         }
         if errors.len() != before {
             continue;
@@ -404,6 +471,9 @@ pub fn validate(
             note,
             cc,
             param: f.param.clone(),
+            theme,
+            prompt,
+            mapping: f.mapping.as_ref().map(|m| m.trim().to_string()),
             on,
             off,
         });
@@ -447,8 +517,8 @@ mod tests {
         let m = &km.midi;
         assert_eq!(m.inputs, vec!["nanoKONTROL*", "*Launchpad*", "TR-8*"]);
         assert_eq!(m.clock.as_deref(), Some("TR-8*"));
-        assert_eq!(m.bindings.len(), 14);
-        assert_eq!(m.feedback.len(), 4);
+        assert_eq!(m.bindings.len(), 17);
+        assert_eq!(m.feedback.len(), 7);
         let fader = &m.bindings[0];
         assert_eq!(fader.channel, Some(0), "channels are 1-based in files");
         assert_eq!(fader.range, Some((0.2, 1.0)));
@@ -483,6 +553,47 @@ mod tests {
             }
         );
         assert_eq!(m.feedback[0].on, 5);
+        assert_eq!(
+            m.bindings[15].target,
+            Target::Action {
+                on: Action::SelectTheme { index: 1 },
+                off: None
+            }
+        );
+        use crate::controls::midi::feedback::{FeedbackSource, ThemeRef};
+        assert_eq!(m.feedback[4].source, FeedbackSource::Theme);
+        assert_eq!(m.feedback[4].theme, Some(ThemeRef::Name("default".into())));
+        assert_eq!(m.feedback[5].theme, Some(ThemeRef::Index(1)));
+        assert_eq!(m.feedback[6].mapping.as_deref(), Some("nebula-noise"));
+    }
+
+    #[test]
+    fn theme_prompt_and_mapping_lights_need_their_key_and_only_theirs() {
+        let km = load(
+            "name = \"x\"\n[normal]\nq = \"quit\"\n\
+             [[feedback]]\ndevice = \"d\"\nsource = \"prompt\"\nprompt = 2\nnote = 1\n\
+             [[feedback]]\ndevice = \"d\"\nsource = \"mapping\"\nmapping = \"*\"\ncc = 3\n",
+        );
+        assert_eq!(km.midi.feedback[0].prompt, Some(2));
+        assert_eq!(km.midi.feedback[1].mapping.as_deref(), Some("*"));
+        let text = "name = \"x\"\n[normal]\nq = \"quit\"\n\
+                    [[feedback]]\ndevice = \"d\"\nsource = \"theme\"\nnote = 1\n\
+                    [[feedback]]\ndevice = \"d\"\nsource = \"beat\"\nmapping = \"x\"\nnote = 1\n\
+                    [[feedback]]\ndevice = \"d\"\nsource = \"theme\"\ntheme = -1\nnote = 1\n\
+                    [[feedback]]\ndevice = \"d\"\nsource = \"prompt\"\nprompt = -3\nnote = 1\n";
+        let mut errs = Vec::new();
+        assert!(Keymap::from_text("k.toml", "k", text, &mut errs).is_none());
+        let got: Vec<_> = errs
+            .iter()
+            .map(|e| (e.line, e.key.as_str(), e.message.clone()))
+            .collect();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0].1, "feedback[0].source");
+        assert!(got[0].2.contains("needs `theme = "), "{got:?}");
+        assert_eq!((got[1].0, got[1].1), (11, "feedback[1].mapping"));
+        assert!(got[1].2.contains("only applies to `source = \"mapping\"`"));
+        assert_eq!(got[2].1, "feedback[2].theme");
+        assert_eq!(got[3].1, "feedback[3].prompt");
     }
 
     #[test]

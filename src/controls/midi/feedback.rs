@@ -1,6 +1,6 @@
 //! MIDI out: light pads and rings from the published [`UiSnapshot`] (panic, pause, beat flash,
-//! one-shot flash, parameter values). Pure: computes which messages changed since last time;
-//! the MIDI edge sends them.
+//! one-shot flash, parameter values, the active theme and prompt, mapping toggles). Pure:
+//! computes which messages changed since last time; the MIDI edge sends them.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,23 @@ pub enum FeedbackSource {
     Learn,
     /// Lit while MIDI clock leads the tempo.
     Clock,
+    /// Lit while the theme named (or numbered) by `theme` is active: the pad that selects a
+    /// theme shows which one is playing.
+    Theme,
+    /// Lit while the active theme's prompt number `prompt` (0-based) is the current one.
+    Prompt,
+    /// Lit while the mapping or trigger named by `mapping` is enabled in the active theme
+    /// (`toggle_mapping` pads); `"*"` is the whole mapping engine.
+    Mapping,
+}
+
+/// Which theme a `source = "theme"` light follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThemeRef {
+    /// 0-based position in the theme list (as `select_theme` counts).
+    Index(usize),
+    /// Theme file stem or display name (case-insensitive), robust against list reordering.
+    Name(String),
 }
 
 /// One validated `[[feedback]]` entry.
@@ -44,6 +61,12 @@ pub struct Feedback {
     pub cc: Option<u8>,
     /// Parameter key for `source = "param"`.
     pub param: Option<String>,
+    /// Theme for `source = "theme"`.
+    pub theme: Option<ThemeRef>,
+    /// 0-based prompt number for `source = "prompt"`.
+    pub prompt: Option<usize>,
+    /// Mapping or trigger name for `source = "mapping"` (`"*"`: the engine itself).
+    pub mapping: Option<String>,
     /// Value when lit.
     pub on: u8,
     /// Value when dark.
@@ -78,6 +101,31 @@ impl Feedback {
             ),
             FeedbackSource::Clock => {
                 snap.audio.tempo_source == crate::audio::features::TempoSource::MidiClock
+            }
+            FeedbackSource::Theme => {
+                let m = &snap.mapping;
+                match (&self.theme, m.active) {
+                    (Some(ThemeRef::Index(i)), Some(a)) => *i == a,
+                    (Some(ThemeRef::Name(n)), Some(a)) => {
+                        let is = |t: &String| t.eq_ignore_ascii_case(n);
+                        snap.theme_ids.get(a).is_some_and(is) || m.themes.get(a).is_some_and(is)
+                    }
+                    _ => false,
+                }
+            }
+            FeedbackSource::Prompt => {
+                snap.mapping.active.is_some() && self.prompt == Some(snap.mapping.prompt_index)
+            }
+            FeedbackSource::Mapping => {
+                let m = &snap.mapping;
+                match self.mapping.as_deref() {
+                    Some("*" | "all") => m.active.is_some() && !m.off,
+                    Some(name) => {
+                        m.mappings.iter().any(|r| r.name == name && r.enabled)
+                            || m.triggers.iter().any(|r| r.name == name && r.enabled)
+                    }
+                    None => false,
+                }
             }
             FeedbackSource::Param => {
                 let row = self
@@ -173,6 +221,9 @@ mod tests {
             note: Some(5),
             cc: None,
             param: None,
+            theme: None,
+            prompt: None,
+            mapping: None,
             on: 127,
             off: 0,
         }
@@ -289,5 +340,103 @@ mod tests {
             fb(FeedbackSource::Paused).value(&UiSnapshot::of(&st, Duration::ZERO)),
             127
         );
+    }
+
+    fn with_themes() -> AppState {
+        let mut st = AppState::new(Default::default());
+        let (mut errs, mut files) = (Vec::new(), Vec::new());
+        let themes = crate::config::load_themes(
+            Some(std::path::Path::new("/nonexistent/scope-deck")),
+            &mut errs,
+            &mut files,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        st.mapping = crate::mapping::slice::MappingSlice::new(themes, "cosmic-voyage", 4);
+        st
+    }
+
+    fn lit(f: &Feedback, st: &AppState) -> bool {
+        f.value(&UiSnapshot::of(st, Duration::ZERO)) == f.on
+    }
+
+    #[test]
+    fn theme_lights_follow_the_active_theme_by_id_name_or_index() {
+        let mut st = AppState::new(Default::default());
+        let mut by_id = fb(FeedbackSource::Theme);
+        by_id.theme = Some(ThemeRef::Name("Cosmic-Voyage".into()));
+        assert!(!lit(&by_id, &st), "no themes loaded: dark");
+        st = with_themes();
+        let active = st.mapping.active;
+        let mut by_name = fb(FeedbackSource::Theme);
+        by_name.theme = Some(ThemeRef::Name("cosmic voyage".into()));
+        let mut by_index = fb(FeedbackSource::Theme);
+        by_index.theme = Some(ThemeRef::Index(active));
+        let mut other = fb(FeedbackSource::Theme);
+        other.theme = Some(ThemeRef::Index(active + 1));
+        assert!(lit(&by_id, &st) && lit(&by_name, &st) && lit(&by_index, &st));
+        assert!(!lit(&other, &st));
+        // Another theme becomes active: the lights swap, and only the changes go out.
+        let lights = vec![by_id.clone(), other.clone()];
+        let mut state = FeedbackState::new(2);
+        assert_eq!(
+            state
+                .update(&lights, &UiSnapshot::of(&st, Duration::ZERO))
+                .len(),
+            2
+        );
+        st.mapping.active = active + 1;
+        let out = state.update(&lights, &UiSnapshot::of(&st, Duration::ZERO));
+        assert_eq!(out, vec![(0, by_id.message(0)), (1, other.message(127)),]);
+        assert!(!lit(&by_id, &st) && lit(&other, &st));
+    }
+
+    #[test]
+    fn prompt_lights_follow_the_prompt_number() {
+        let mut st = with_themes();
+        let mut first = fb(FeedbackSource::Prompt);
+        first.prompt = Some(0);
+        let mut second = fb(FeedbackSource::Prompt);
+        second.prompt = Some(1);
+        assert!(lit(&first, &st) && !lit(&second, &st));
+        crate::core::update::update(
+            &mut st,
+            crate::core::msg::Msg::key(crate::core::action::Action::PromptNext),
+            Duration::ZERO,
+        );
+        assert_eq!(st.mapping.prompt_index, 1);
+        assert!(!lit(&first, &st) && lit(&second, &st));
+    }
+
+    #[test]
+    fn mapping_lights_follow_toggle_mapping_and_the_engine_switch() {
+        let mut st = with_themes();
+        let toggle = |st: &mut AppState, name: &str| {
+            crate::core::update::update(
+                st,
+                crate::core::msg::Msg::key(crate::core::action::Action::ToggleMapping {
+                    name: name.into(),
+                }),
+                Duration::ZERO,
+            );
+        };
+        let mut noise = fb(FeedbackSource::Mapping);
+        noise.mapping = Some("nebula-noise".into());
+        let mut drift = fb(FeedbackSource::Mapping);
+        drift.mapping = Some("bass-drift".into());
+        let mut engine = fb(FeedbackSource::Mapping);
+        engine.mapping = Some("*".into());
+        let mut missing = fb(FeedbackSource::Mapping);
+        missing.mapping = Some("no-such-mapping".into());
+        let was = lit(&noise, &st);
+        assert!(lit(&engine, &st) && !lit(&missing, &st));
+        toggle(&mut st, "nebula-noise");
+        assert_eq!(lit(&noise, &st), !was, "a mapping toggle flips its light");
+        toggle(&mut st, "nebula-noise");
+        assert_eq!(lit(&noise, &st), was);
+        let trig = lit(&drift, &st);
+        toggle(&mut st, "bass-drift");
+        assert_eq!(lit(&drift, &st), !trig, "triggers too");
+        toggle(&mut st, "*");
+        assert!(!lit(&engine, &st), "engine off");
     }
 }

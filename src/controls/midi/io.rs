@@ -10,6 +10,9 @@
 //! * The router task evaluates bindings ([`Router`]), sends discrete actions to the engine at
 //!   once, coalesces continuous ones per binding and flushes them once per engine tick, turns
 //!   the published snapshot into feedback, and carries out learn mode.
+//! * The router task also tracks input activity per port ([`ActivityTracker`]: counts, rate,
+//!   last message, port opened/vanished as told by the port thread) and reports it to the
+//!   engine at most every 100 ms, only when it changed. The callbacks stay as they were.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::controls::midi::activity::ActivityTracker;
 use crate::controls::midi::binding::{Current, device_matches};
 use crate::controls::midi::config::MidiConfig;
 use crate::controls::midi::feedback::{Feedback, FeedbackState};
@@ -34,6 +38,8 @@ use crate::core::snapshot::UiSnapshot;
 pub const CONTINUOUS_CAPACITY: usize = 4096;
 /// Capacity of the discrete (notes, programs, clock) channel from the callbacks.
 pub const DISCRETE_CAPACITY: usize = 1024;
+/// Capacity of the port opened/vanished channel from the port thread.
+pub const PORT_EVENT_CAPACITY: usize = 64;
 /// How often the port lists are polled for hot-plugged devices.
 pub const PORT_POLL: Duration = Duration::from_millis(500);
 /// Client-name prefix of our own ports (never connected to ourselves).
@@ -93,6 +99,7 @@ pub struct MidiHandle {
 pub struct Injector {
     discrete: mpsc::Sender<RawEvent>,
     continuous: mpsc::Sender<RawEvent>,
+    ports: mpsc::Sender<(Arc<str>, bool)>,
     stats: Arc<MidiStats>,
 }
 
@@ -121,6 +128,12 @@ impl Injector {
             ok
         }
     }
+
+    /// Tells the router that input port `port` was opened (`true`) or vanished (`false`), as
+    /// the port thread does on hot-plug. Never blocks; false when the notice was dropped.
+    pub fn port(&self, port: &Arc<str>, connected: bool) -> bool {
+        self.ports.try_send((port.clone(), connected)).is_ok()
+    }
 }
 
 /// Options for [`spawn`].
@@ -148,9 +161,11 @@ pub fn spawn(
     let stats = Arc::new(MidiStats::default());
     let (dtx, drx) = mpsc::channel(DISCRETE_CAPACITY);
     let (ctx, crx) = mpsc::channel(CONTINUOUS_CAPACITY);
+    let (ptx, prx) = mpsc::channel(PORT_EVENT_CAPACITY);
     let inject = Injector {
         discrete: dtx,
         continuous: ctx,
+        ports: ptx,
         stats: stats.clone(),
     };
     let (fb_tx, fb_rx) = std::sync::mpsc::sync_channel::<(usize, MidiMsg)>(1024);
@@ -166,8 +181,11 @@ pub fn spawn(
     }
     let task = tokio::spawn(router_task(
         opts,
-        drx,
-        crx,
+        Receivers {
+            discrete: drx,
+            continuous: crx,
+            ports: prx,
+        },
         inputs,
         snapshots,
         fb_tx,
@@ -190,18 +208,32 @@ fn current_of(snap: &UiSnapshot, key: &str) -> Option<Current> {
     })
 }
 
+/// What the router task reads from the callbacks and the port thread.
+struct Receivers {
+    discrete: mpsc::Receiver<RawEvent>,
+    continuous: mpsc::Receiver<RawEvent>,
+    ports: mpsc::Receiver<(Arc<str>, bool)>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn router_task(
     opts: MidiOptions,
-    mut discrete: mpsc::Receiver<RawEvent>,
-    mut continuous: mpsc::Receiver<RawEvent>,
+    rx: Receivers,
     inputs: mpsc::Sender<Msg>,
     mut snapshots: watch::Receiver<Arc<UiSnapshot>>,
     feedback_out: std::sync::mpsc::SyncSender<(usize, MidiMsg)>,
     stats: Arc<MidiStats>,
     cancel: CancellationToken,
 ) {
+    let Receivers {
+        mut discrete,
+        mut continuous,
+        mut ports,
+    } = rx;
     let start = Instant::now();
+    // Only a session that opens input ports announces "no MIDI input" while nothing is there.
+    let mut activity = ActivityTracker::new(opts.open_ports && !opts.config.inputs.is_empty());
+    let mut ports_open = true;
     let mut router = Router::new(&opts.config);
     let mut feedback: Vec<Feedback> = opts.config.feedback.clone();
     let mut fb_state = FeedbackState::new(feedback.len());
@@ -229,11 +261,13 @@ async fn router_task(
             _ = cancel.cancelled() => return,
             ev = discrete.recv() => {
                 let Some(ev) = ev else { return };
+                activity.on_message(&ev.port, &ev.msg, ev.at.saturating_duration_since(start));
                 let out = router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k));
                 send_all!(out);
             }
             ev = continuous.recv() => {
                 let Some(ev) = ev else { return };
+                activity.on_message(&ev.port, &ev.msg, ev.at.saturating_duration_since(start));
                 let mut out = router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k));
                 // Drain what is queued (bounded per round so discrete messages never wait long).
                 for _ in 0..256 {
@@ -241,7 +275,10 @@ async fn router_task(
                         break;
                     }
                     match continuous.try_recv() {
-                        Ok(ev) => out.extend(router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k))),
+                        Ok(ev) => {
+                            activity.on_message(&ev.port, &ev.msg, ev.at.saturating_duration_since(start));
+                            out.extend(router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k)));
+                        }
                         Err(_) => break,
                     }
                 }
@@ -254,7 +291,16 @@ async fn router_task(
                 if let Some(m) = router.poll(secs(Instant::now())) {
                     send_all!([m]);
                 }
+                if let Some(report) = activity.report(start.elapsed()) {
+                    if inputs.send(Msg::MidiActivity(report)).await.is_err() {
+                        return;
+                    }
+                }
             }
+            ev = ports.recv(), if ports_open => match ev {
+                Some((port, connected)) => activity.on_port(&port, connected, start.elapsed()),
+                None => ports_open = false,
+            },
             changed = snapshots.changed() => {
                 if changed.is_err() {
                     return;
@@ -456,6 +502,7 @@ fn scan_inputs(
         let keep = names.iter().any(|(n, _)| n == name);
         if !keep {
             tracing::info!(port = %name, "MIDI input gone");
+            inject.port(&Arc::from(name.as_str()), false);
         }
         keep
     });
@@ -481,6 +528,7 @@ fn scan_inputs(
         ) {
             Ok(c) => {
                 tracing::info!(port = %name, "MIDI input connected");
+                inject.port(&Arc::from(name.as_str()), true);
                 conns.insert(name, c);
             }
             Err(e) => tracing::warn!(port = %name, "cannot open MIDI input: {e}"),
@@ -580,9 +628,11 @@ mod tests {
         let stats = Arc::new(MidiStats::default());
         let (dtx, _drx) = mpsc::channel(2);
         let (ctx, _crx) = mpsc::channel(3);
+        let (ptx, _prx) = mpsc::channel(1);
         let inj = Injector {
             discrete: dtx,
             continuous: ctx,
+            ports: ptx,
             stats: stats.clone(),
         };
         let port: Arc<str> = Arc::from("p");
@@ -641,5 +691,75 @@ mod tests {
             other => panic!("{other:?}"),
         }
         cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn activity_reaches_the_engine_throttled_and_a_vanished_port_is_reported() {
+        let state = AppState::new(Default::default());
+        let (_snaps, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let (tx, mut rx) = mpsc::channel(4096);
+        let cancel = CancellationToken::new();
+        let h = spawn(
+            MidiOptions {
+                config: MidiConfig::default(),
+                tick: Duration::from_millis(5),
+                learn: LearnTarget::default(),
+                open_ports: false,
+                learn_unavailable: None,
+            },
+            tx,
+            snap_rx,
+            cancel.clone(),
+        );
+        let port: Arc<str> = Arc::from("nanoKONTROL2 MIDI 1 24:0");
+        assert!(h.inject.port(&port, true));
+        for v in 0..200u8 {
+            h.inject.send(
+                &port,
+                MidiMsg::Cc {
+                    channel: 0,
+                    cc: 16,
+                    value: v % 128,
+                },
+            );
+        }
+        // Reports until every CC is counted (unbound CCs send no actions).
+        let mut reports = 0;
+        let last = loop {
+            let d = next_activity(&mut rx).await;
+            reports += 1;
+            if d.first().is_some_and(|d| d.count == 200) {
+                break d;
+            }
+            assert!(reports < 50, "{d:?}");
+        };
+        assert_eq!(last.len(), 1);
+        assert!(last[0].connected);
+        assert_eq!(
+            last[0].last,
+            Some(MidiMsg::Cc {
+                channel: 0,
+                cc: 16,
+                value: 199 % 128
+            })
+        );
+        assert!(h.inject.port(&port, false));
+        let gone = loop {
+            let d = next_activity(&mut rx).await;
+            if !d[0].connected {
+                break d;
+            }
+        };
+        assert_eq!(gone[0].count, 200);
+        cancel.cancel();
+    }
+
+    async fn next_activity(
+        rx: &mut mpsc::Receiver<Msg>,
+    ) -> Vec<crate::controls::midi::activity::DeviceActivity> {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(Msg::MidiActivity(d))) => d,
+            other => panic!("{other:?}"),
+        }
     }
 }

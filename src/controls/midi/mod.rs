@@ -1,6 +1,7 @@
 //! MIDI: byte parsing, bindings, clock, feedback, learn mode, the engine-side router, and the
 //! midir edge that connects them to real ports.
 
+pub mod activity;
 pub mod binding;
 pub mod clock;
 pub mod config;

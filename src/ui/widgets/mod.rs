@@ -4,6 +4,7 @@
 pub mod beat;
 pub mod gauge;
 pub mod meter;
+pub mod midi;
 pub mod params;
 pub mod video;
 
