@@ -55,6 +55,8 @@ pub struct UiSnapshot {
     pub beats_per_bar: u32,
     /// Themes, prompt with persona, pending quantised change, mappings and triggers.
     pub mapping: crate::mapping::view::MappingView,
+    /// Scope's own outputs (availability, what is on) and the reference images in use.
+    pub scope_outputs: crate::video::reduce::ScopeOutputsView,
 }
 
 impl UiSnapshot {
@@ -86,6 +88,7 @@ impl UiSnapshot {
             flash: state.settings.flash,
             beats_per_bar: state.settings.beats_per_bar,
             mapping: crate::mapping::view::MappingView::of(state, &state.audio.frame),
+            scope_outputs: crate::video::reduce::ScopeOutputsView::of(state),
         }
     }
 

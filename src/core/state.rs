@@ -32,6 +32,8 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// Themes, prompts, persona and the mapping engine.
     pub mapping: crate::mapping::slice::MappingSlice,
+    /// Server-side video features (Scope's own outputs, reference images).
+    pub video: crate::video::reduce::VideoSlice,
 }
 
 /// What panic does (config `[controls] panic`).
@@ -64,6 +66,9 @@ pub struct CoreSettings {
     pub flash: Duration,
     /// Beats per bar (beat indicator).
     pub beats_per_bar: u32,
+    /// Scope's own outputs and the VACE reference images (`[video.scope_outputs]`,
+    /// `[video.vace]`).
+    pub video: crate::video::reduce::VideoSettings,
 }
 
 impl Default for CoreSettings {
@@ -77,6 +82,7 @@ impl Default for CoreSettings {
             initial_prompt: "cosmic nebula, swirling colors, deep space".into(),
             flash: Duration::from_millis(250),
             beats_per_bar: 4,
+            video: Default::default(),
         }
     }
 }
@@ -251,6 +257,7 @@ impl AppState {
             ui: UiSlice::default(),
             lifecycle: Lifecycle::Running,
             mapping: Default::default(),
+            video: Default::default(),
         }
     }
 }

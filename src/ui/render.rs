@@ -307,6 +307,10 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
                 .wrap(Wrap { trim: true }),
             err_row,
         );
+    } else {
+        // The Scope server's own outputs that are on (empty when none).
+        let outs = snap.scope_outputs.summary();
+        frame.render_widget(Line::styled(outs, style.dimmed()), err_row);
     }
 }
 

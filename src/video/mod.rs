@@ -12,6 +12,7 @@ pub mod elements;
 pub mod input;
 pub mod output;
 pub mod preview;
+pub mod reduce;
 pub mod scope_api;
 pub mod sinks;
 
