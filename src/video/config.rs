@@ -104,16 +104,21 @@ pub enum SinkConfig {
         #[serde(default = "default_shm_format")]
         format: String,
     },
-    /// A recording with a timestamped file name.
+    /// A recording with a timestamped file name. By default the received stream is stored as it
+    /// came (no re-encoding: no extra CPU, no quality loss), starting on a key frame.
     File {
         /// Folder for the recordings (created if missing).
         dir: String,
-        /// `mkv` (VP8) or `mp4` (H.264).
+        /// `mkv` (any codec) or `mp4` (H.264 as received; a VP8 stream, which MP4 cannot hold,
+        /// is written to `.mkv` instead unless `reencode` is on).
         #[serde(default = "default_container")]
         container: String,
         /// File name prefix.
         #[serde(default = "default_prefix")]
         prefix: String,
+        /// Decode and re-encode to a fixed format instead (VP8 in `mkv`, H.264 in `mp4`).
+        #[serde(default)]
+        reencode: bool,
     },
     /// A local window, only where a display exists.
     Window {},
@@ -141,6 +146,17 @@ fn default_prefix() -> String {
 }
 
 impl SinkConfig {
+    /// Whether this sink takes the received (pre-decoder) stream rather than decoded frames.
+    pub fn wants_encoded(&self) -> bool {
+        matches!(
+            self,
+            SinkConfig::File {
+                reencode: false,
+                ..
+            }
+        )
+    }
+
     /// Short label for logs and the dashboard (`shm:/tmp/x`, `ndi:scope-deck`).
     pub fn label(&self) -> String {
         match self {
@@ -282,6 +298,7 @@ impl Validate for VideoConfig {
                     dir,
                     container,
                     prefix: _,
+                    reencode: _,
                 } => {
                     if dir.trim().is_empty() {
                         errors.push(doc.error_at(&p("dir"), "must be a folder path", None));
@@ -430,6 +447,17 @@ mod tests {
         assert!(parse("[video.scope_outputs]\nenable = [\"hdmi\"]\n").is_err());
         let errs = parse("[video.vace]\ncontext_scale = 3.0\n").unwrap_err();
         assert_eq!(errs[0].key, "video.vace.context_scale");
+    }
+
+    #[test]
+    fn recordings_store_the_stream_unless_reencode() {
+        let c = parse(
+            "[[video.sinks]]\nkind = \"file\"\ndir = \"/tmp\"\n\
+             [[video.sinks]]\nkind = \"file\"\ndir = \"/tmp\"\nreencode = true\n",
+        )
+        .unwrap();
+        assert!(c.sinks[0].wants_encoded());
+        assert!(!c.sinks[1].wants_encoded());
     }
 
     #[test]

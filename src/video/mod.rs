@@ -123,6 +123,7 @@ pub fn start(
     cancel: CancellationToken,
 ) -> Result<(mpsc::Sender<RtpPacket>, VideoHandle), VideoError> {
     elements::init()?;
+    elements::preload(cfg.sinks.iter().any(|s| s.wants_encoded()));
     let cancel = cancel.child_token();
     let (tx, rx) = mpsc::channel(RTP_CAPACITY);
     let slots: Arc<Vec<Arc<SinkSlot>>> = Arc::new(
@@ -131,6 +132,7 @@ pub fn start(
             .map(|s| {
                 Arc::new(SinkSlot {
                     label: s.label(),
+                    encoded: s.wants_encoded(),
                     ..SinkSlot::default()
                 })
             })
