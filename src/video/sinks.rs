@@ -63,6 +63,9 @@ pub struct SinkSlot {
     /// Arrival of the first frame of the current recording: timestamps are arrival times
     /// relative to it.
     pub(crate) rec_base: Mutex<Option<std::time::Instant>>,
+    /// Last decoded frame's timestamp pushed into the current sink pipeline (None: the pad
+    /// offset mapping it onto this pipeline's clock is still to be taken).
+    pub(crate) ts_offset: Mutex<Option<gst::ClockTime>>,
 }
 
 /// At most this many frames are held while an `encoded` sink starts (≈ 4 s at 30 fps).
@@ -88,14 +91,25 @@ impl SinkSlot {
         if src.caps().as_ref() != Some(caps) {
             src.set_caps(Some(caps));
         }
-        // A shallow copy (memory shared) so the sink pipeline stamps its own timestamps.
-        let mut buf = buffer.copy();
+        // The frame itself (a reference, never a copy sharing its memory: the decoder's buffer
+        // pool would then find the memory shared on release, free it and allocate a fresh frame
+        // — page faults on every frame). Its timestamps are the output pipeline's running time;
+        // a pad offset maps them onto this pipeline's clock, re-taken when they jump back (the
+        // output pipeline was rebuilt).
+        if let Some(pts) = buffer.pts()
+            && let Ok(mut g) = self.ts_offset.lock()
         {
-            let b = buf.make_mut();
-            b.set_pts(gst::ClockTime::NONE);
-            b.set_dts(gst::ClockTime::NONE);
+            let jumped = g.is_none_or(|last| pts < last);
+            if jumped
+                && let (Some(now), Some(pad)) = (src.current_running_time(), src.static_pad("src"))
+            {
+                let off = i64::try_from(now.nseconds()).unwrap_or(i64::MAX)
+                    - i64::try_from(pts.nseconds()).unwrap_or(i64::MAX);
+                pad.set_offset(off);
+            }
+            *g = Some(pts);
         }
-        let _ = src.push_buffer(buf);
+        let _ = src.push_buffer(buffer.clone());
     }
 
     /// Hands a received (encoded) frame to this sink if it is up, never blocking. Returns true
@@ -249,7 +263,9 @@ pub fn build_sink_for(
         .name("src")
         .is_live(true)
         .format(gst::Format::Time)
-        .do_timestamp(true)
+        // Frames come stamped (see `SinkSlot::push`); stamping here would write into a buffer
+        // the other sinks share.
+        .do_timestamp(false)
         .build();
     // appsrc is the sink's queue (its own streaming thread); `SinkSlot::push` bounds it.
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
@@ -581,6 +597,9 @@ async fn run_one(
     // A stored stream starts on a key frame, its timestamps from its first frame.
     slot.waiting_key.store(true, Ordering::Relaxed);
     if let Ok(mut g) = slot.rec_base.lock() {
+        *g = None;
+    }
+    if let Ok(mut g) = slot.ts_offset.lock() {
         *g = None;
     }
     let built_codec = built
