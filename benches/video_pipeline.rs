@@ -7,6 +7,10 @@
 //! frame it receives, so latency is measured the same way for both: last RTP packet of a frame
 //! sent → that frame read from shared memory. CPU is each child's utime+stime over the measured
 //! window (from /proc). Run: `cargo bench --bench video_pipeline`.
+//!
+//! Diagnostics: `VIDEO_BENCH_THREADS=1` also prints each child's CPU per thread (from
+//! /proc/<pid>/task, grouped by thread name), `VIDEO_BENCH_REPS=n` and `VIDEO_BENCH_SIZES=720`
+//! (or `512`) shorten a run while investigating.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[path = "../tests/common/rtp_gen.rs"]
@@ -26,6 +30,13 @@ const WARMUP: usize = 90;
 const MEASURED: usize = 300;
 /// Interleaved repetitions per side and size.
 const REPS: usize = 3;
+
+fn reps() -> usize {
+    std::env::var("VIDEO_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(REPS)
+}
 const CHILD_ENV: &str = "VIDEO_BENCH_CHILD";
 
 fn main() {
@@ -38,7 +49,11 @@ fn main() {
         println!("video_pipeline: run with `cargo bench --bench video_pipeline`");
         return;
     }
-    let sizes = [(512usize, 512usize), (1280, 720)];
+    let only = std::env::var("VIDEO_BENCH_SIZES").unwrap_or_default();
+    let sizes: Vec<(usize, usize)> = [(512usize, 512usize), (1280, 720)]
+        .into_iter()
+        .filter(|(_, h)| only.is_empty() || only.contains(&h.to_string()))
+        .collect();
     let mut report = String::new();
     for (w, h) in sizes {
         eprintln!("encoding {} frames at {w}x{h}...", WARMUP + MEASURED);
@@ -50,7 +65,7 @@ fn main() {
             Side::ScopeDeck { preview: true },
         ];
         let mut runs: Vec<Vec<Result_>> = vec![Vec::new(), Vec::new(), Vec::new()];
-        for rep in 0..REPS {
+        for rep in 0..reps() {
             for (k, side) in sides.iter().enumerate() {
                 eprintln!("{w}x{h} run {rep}: {side:?}");
                 runs[k].push(run_side(*side, &frames, w, h));
@@ -130,6 +145,58 @@ fn cpu_ticks(pid: u32) -> u64 {
     let ut: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
     let st: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     ut + st
+}
+
+/// CPU ticks per thread name (`/proc/<pid>/task/*/stat`), for the per-thread breakdown.
+fn thread_ticks(pid: u32) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in rd.flatten() {
+        let s = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let name = s
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_default();
+        // Group numbered threads (`tokio-runtime-w`, `queue0:src`...) by their name.
+        let name: String = name.trim_end_matches(|c: char| c.is_ascii_digit()).into();
+        let rest = s.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ut: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let st: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        *out.entry(name).or_insert(0) += ut + st;
+    }
+    out
+}
+
+/// Voluntary + involuntary context switches summed over the process's threads
+/// (`/proc/<pid>/task/*/status`; the process's own status only counts its main thread).
+fn ctx_switches(pid: u32) -> u64 {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|t| {
+            let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Minor page faults of the process (`/proc/<pid>/stat`, 10th field): fresh memory being
+/// touched, e.g. frame buffers allocated instead of recycled.
+fn minor_faults(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit(')').next().unwrap_or("");
+    rest.split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn clk_tck() -> f64 {
@@ -256,6 +323,14 @@ fn run_side(side: Side, frames: &[Vec<Bytes>], w: usize, h: usize) -> Result_ {
     }
     // Measured: the next MEASURED frames of the same stream.
     let first = i;
+    let threads = std::env::var_os("VIDEO_BENCH_THREADS").is_some();
+    let th0 = if threads {
+        thread_ticks(child.0.id())
+    } else {
+        HashMap::new()
+    };
+    let cs0 = ctx_switches(child.0.id());
+    let mf0 = minor_faults(child.0.id());
     let t_cpu0 = cpu_ticks(child.0.id());
     let t0 = Instant::now();
     for (k, idx) in (first..first + MEASURED).enumerate() {
@@ -267,6 +342,28 @@ fn run_side(side: Side, frames: &[Vec<Bytes>], w: usize, h: usize) -> Result_ {
     std::thread::sleep(wait_end.saturating_duration_since(Instant::now()));
     let elapsed = t0.elapsed().as_secs_f64();
     let t_cpu1 = cpu_ticks(child.0.id());
+    if threads {
+        // Threads of the whole window (ended threads drop out; none end while measuring).
+        let th1 = thread_ticks(child.0.id());
+        let cs = ctx_switches(child.0.id()) - cs0;
+        let mf = minor_faults(child.0.id()) - mf0;
+        let mut rows: Vec<(String, f64)> = th1
+            .iter()
+            .map(|(n, t)| {
+                let d = t - th0.get(n).copied().unwrap_or(0);
+                (n.clone(), d as f64 / clk_tck() / elapsed * 100.0)
+            })
+            .filter(|(_, p)| *p > 0.0)
+            .collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let rows: Vec<String> = rows.iter().map(|(n, p)| format!("{n} {p:.1}%")).collect();
+        eprintln!(
+            "  {side:?} threads: {} | ctx switches/s {:.0} | minor faults/s {:.0}",
+            rows.join(", "),
+            cs as f64 / elapsed,
+            mf as f64 / elapsed
+        );
+    }
     drop(child);
     drop(reader);
     read_thread.join().unwrap();

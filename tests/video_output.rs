@@ -12,9 +12,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::rtp_gen::{encode_frames, read_counter_luma, send_paced};
+use common::rtp_gen::{
+    encode_frames, encode_frames_h264, read_counter_luma, send_paced, send_paced_as,
+};
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use scope_deck::transport::types::VideoCodec;
 use scope_deck::video::config::{SinkConfig, VideoConfig};
 use scope_deck::video::{self, VideoStats};
 use tokio_util::sync::CancellationToken;
@@ -182,34 +185,62 @@ async fn shm_sink_delivers_counters_in_order_while_other_sinks_fail() {
     handle.shutdown().await;
 }
 
-/// File sink: the recording's resolution and duration come from GStreamer discovery, and its
-/// frames are counted by demuxing it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file_sink_records_every_frame() {
-    let dir = tempfile::tempdir().unwrap();
-    let frames = encode_frames(90, W, H, 1);
+/// Records `frames` through a file sink and returns (file, sink stats, video stats).
+async fn record(
+    frames: &[Vec<bytes::Bytes>],
+    container: &str,
+    reencode: bool,
+    codec: VideoCodec,
+    pt: u8,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, VideoStats) {
     let cfg = VideoConfig {
         sinks: vec![SinkConfig::File {
-            dir: dir.path().to_string_lossy().into(),
-            container: "mkv".into(),
+            dir: dir.to_string_lossy().into(),
+            container: container.into(),
             prefix: "show".into(),
+            reencode,
         }],
         ..VideoConfig::default()
     };
     let (tx, handle) = video::start(&cfg, CancellationToken::new()).unwrap();
     let mut stats = handle.stats.clone();
-    wait_stats(&mut stats, "the file sink", Duration::from_secs(10), |s| {
-        s.sinks.first().is_some_and(|k| k.running)
-    })
-    .await;
-    send_paced(&tx, &frames, 30).await;
-    let s = wait_stats(
+    if reencode {
+        // Built at once; a stored stream waits for the first frame to know its codec.
+        wait_stats(&mut stats, "the file sink", Duration::from_secs(10), |s| {
+            s.sinks.first().is_some_and(|k| k.running)
+        })
+        .await;
+    }
+    send_paced_as(&tx, frames, 30, codec, pt).await;
+    let packets: u64 = frames.iter().map(|f| f.len() as u64).sum();
+    wait_stats(
         &mut stats,
-        "every frame encoded or dropped",
+        "every packet in the pipeline",
         Duration::from_secs(10),
-        |s| s.sinks[0].frames_out + s.sinks[0].dropped >= 90,
+        |s| s.packets_in + s.packets_dropped >= packets,
     )
     .await;
+    // Then until the recorder's count holds still over two stats periods (250 ms each): the
+    // jitter buffer and the sink queue have drained.
+    let mut last = u64::MAX;
+    let mut still = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        tokio::time::timeout(Duration::from_secs(2), stats.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        let s = stats.borrow_and_update().clone();
+        let k = &s.sinks[0];
+        let n = k.frames_out + k.dropped;
+        still = if n == last && k.running { still + 1 } else { 0 };
+        last = n;
+        if still >= 2 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "recorder never settled: {s:#?}");
+    };
     let path = s.sinks[0].file.clone().unwrap();
     assert!(
         path.file_name()
@@ -218,33 +249,93 @@ async fn file_sink_records_every_frame() {
             .starts_with("show-"),
         "{path:?}"
     );
+    // Shutdown sends end-of-stream: the file is finalised (index written).
     handle.shutdown().await;
+    let s = stats.borrow().clone();
+    (path, s)
+}
 
-    let uri = url::Url::from_file_path(&path).unwrap().to_string();
+/// Resolution and duration of a recording by GStreamer discovery.
+fn discover(path: &std::path::Path) -> ((u32, u32), u64) {
+    let uri = url::Url::from_file_path(path).unwrap().to_string();
     let disc = gstreamer_pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).unwrap();
     let info = disc.discover_uri(&uri).unwrap();
     let v = info.video_streams();
     assert_eq!(v.len(), 1);
-    assert_eq!((v[0].width(), v[0].height()), (W as u32, H as u32));
-    let dur = info.duration().unwrap().mseconds();
-    assert!(
-        (2700..=3300).contains(&dur),
-        "duration {dur} ms for 90 frames at 30 fps"
-    );
+    (
+        (v[0].width(), v[0].height()),
+        info.duration().unwrap().mseconds(),
+    )
+}
 
-    // Every frame the recorder took is in the file; it may only drop when more than 2 s behind
-    // (CPU starvation), and then at most 5 %.
-    let count = count_frames(&path);
-    assert_eq!(
-        count as u64, s.sinks[0].frames_out,
-        "frames in the recording: {s:#?}"
+/// File sink, both modes: the recording's resolution and duration come from GStreamer
+/// discovery, and its frames are counted by demuxing it. The default stores the received VP8 as
+/// is (no encoder in the sink); `reencode = true` decodes and re-encodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sink_records_every_frame_stored_or_reencoded() {
+    let frames = encode_frames(90, W, H, 1);
+    for reencode in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, s) = record(&frames, "mkv", reencode, VideoCodec::Vp8, 96, dir.path()).await;
+        assert_eq!(path.extension().unwrap(), "mkv");
+        let ((w, h), dur) = discover(&path);
+        assert_eq!((w, h), (W as u32, H as u32), "reencode={reencode}");
+        assert!(
+            (2700..=3300).contains(&dur),
+            "reencode={reencode}: duration {dur} ms for 90 frames at 30 fps"
+        );
+        // Every frame the recorder took is in the file; it may only drop when more than 2 s
+        // behind (CPU starvation), and then at most 5 %.
+        let count = count_frames(&path, "matroskademux");
+        assert_eq!(
+            count as u64, s.sinks[0].frames_out,
+            "reencode={reencode}: frames in the recording: {s:#?}"
+        );
+        assert!(
+            count >= 86,
+            "reencode={reencode}: only {count} of 90 frames recorded: {s:#?}"
+        );
+    }
+}
+
+/// A stored recording starts on a key frame: joining mid-GOP drops the delta frames before the
+/// next key frame and asks the sender for one (RTCP PLI through the key-frame hook).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_recording_starts_on_a_key_frame() {
+    // Key frames at 0, 30 and 60: starting at frame 5 leaves 25 frames to skip.
+    let frames = encode_frames(90, W, H, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (path, s) = record(&frames[5..], "mkv", false, VideoCodec::Vp8, 96, dir.path()).await;
+    let count = count_frames(&path, "matroskademux");
+    assert_eq!(count as u64, s.sinks[0].frames_out, "{s:#?}");
+    assert!(
+        (55..=60).contains(&count),
+        "{count} frames from the key frame on: {s:#?}"
     );
+    assert!(s.keyframe_requests >= 1, "{s:#?}");
+    // Decodable from its first frame: discovery reads the resolution.
+    assert_eq!(discover(&path).0, (W as u32, H as u32));
+}
+
+/// H.264 as a Scope server sends it, stored in MP4 without decoding or encoding
+/// (h264parse → mp4mux).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_is_stored_in_mp4_without_reencoding() {
+    let frames = encode_frames_h264(90, W, H, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (path, s) = record(&frames, "mp4", false, VideoCodec::H264, 102, dir.path()).await;
+    assert_eq!(path.extension().unwrap(), "mp4");
+    let ((w, h), dur) = discover(&path);
+    assert_eq!((w, h), (W as u32, H as u32));
+    assert!((2700..=3300).contains(&dur), "duration {dur} ms");
+    let count = count_frames(&path, "qtdemux");
+    assert_eq!(count as u64, s.sinks[0].frames_out, "{s:#?}");
     assert!(count >= 86, "only {count} of 90 frames recorded: {s:#?}");
 }
 
-fn count_frames(path: &std::path::Path) -> usize {
+fn count_frames(path: &std::path::Path, demux: &str) -> usize {
     let p = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! matroskademux ! appsink name=s sync=false",
+        "filesrc location=\"{}\" ! {demux} ! appsink name=s sync=false",
         path.display()
     ))
     .unwrap()

@@ -122,6 +122,21 @@ pub enum Action {
     /// Apply the pipeline-reloading changes the hosted (daydream) backend is holding back
     /// during a show (~30 s without video).
     ConfirmReload,
+    /// Turn one of the Scope server's own outputs (NDI/Spout/Syphon, `output_sinks`) on or off.
+    ToggleScopeOutput {
+        /// `ndi`, `spout` or `syphon`.
+        output: crate::video::scope_api::ScopeOutput,
+    },
+    /// Set one of the Scope server's own outputs explicitly (for scripts: no toggle state).
+    SetScopeOutput {
+        /// `ndi`, `spout` or `syphon`.
+        output: crate::video::scope_api::ScopeOutput,
+        /// On or off.
+        enabled: bool,
+    },
+    /// Upload the `[video.vace]` reference images to the server again and send
+    /// `vace_ref_images` (after editing the files on disk).
+    UploadRefImages,
 }
 
 impl Action {
@@ -161,6 +176,9 @@ impl Action {
             Action::LearnControl { .. } => "learn_control",
             Action::LearnDone { .. } => "learn_done",
             Action::ConfirmReload => "confirm_reload",
+            Action::ToggleScopeOutput { .. } => "toggle_scope_output",
+            Action::SetScopeOutput { .. } => "set_scope_output",
+            Action::UploadRefImages => "upload_ref_images",
         }
     }
 
@@ -178,6 +196,15 @@ impl Action {
             Action::SetMacro { name, value } => format!("macro {name} = {value:.2}"),
             Action::LearnControl { control } => format!("learn {}", control.label()),
             Action::LearnDone { message, .. } => format!("learn: {message}"),
+            Action::ToggleScopeOutput { output } => {
+                format!("server {} output on/off", output.label())
+            }
+            Action::SetScopeOutput { output, enabled } => format!(
+                "server {} output {}",
+                output.label(),
+                if *enabled { "on" } else { "off" }
+            ),
+            Action::UploadRefImages => "upload reference images".into(),
             other => other.name().replace('_', " "),
         }
     }
@@ -231,6 +258,28 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Action::Quit).unwrap(),
             r#"{"action":"quit"}"#
+        );
+    }
+
+    #[test]
+    fn scope_output_actions_parse_from_scripts() {
+        let a: Action =
+            serde_json::from_str(r#"{"action":"set_scope_output","output":"ndi","enabled":true}"#)
+                .unwrap();
+        assert_eq!(
+            a,
+            Action::SetScopeOutput {
+                output: crate::video::scope_api::ScopeOutput::Ndi,
+                enabled: true
+            }
+        );
+        assert!(
+            serde_json::from_str::<Action>(r#"{"action":"toggle_scope_output","output":"hdmi"}"#)
+                .is_err()
+        );
+        assert_eq!(
+            Action::from_name("upload_ref_images").unwrap(),
+            Action::UploadRefImages
         );
     }
 

@@ -56,10 +56,12 @@ pub struct UiSnapshot {
     /// Themes, prompt with persona, pending quantised change, mappings and triggers.
     pub mapping: crate::mapping::view::MappingView,
     /// Video output statistics (`None` when no video output runs).
-    pub video: Option<crate::core::state::VideoSlice>,
+    pub video_output: Option<crate::core::state::VideoOutputSlice>,
     /// Theme file stems in list order (how keymaps and `[[feedback]]` lights name themes; the
     /// mapping view carries display names).
     pub theme_ids: Vec<String>,
+    /// Scope's own outputs (availability, what is on) and the reference images in use.
+    pub scope_outputs: crate::video::reduce::ScopeOutputsView,
 }
 
 impl UiSnapshot {
@@ -91,8 +93,9 @@ impl UiSnapshot {
             flash: state.settings.flash,
             beats_per_bar: state.settings.beats_per_bar,
             mapping: crate::mapping::view::MappingView::of(state, &state.audio.frame),
-            video: state.video.clone(),
+            video_output: state.video_output.clone(),
             theme_ids: state.mapping.themes.iter().map(|t| t.id.clone()).collect(),
+            scope_outputs: crate::video::reduce::ScopeOutputsView::of(state),
         }
     }
 

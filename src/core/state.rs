@@ -33,12 +33,14 @@ pub struct AppState {
     /// Themes, prompts, persona and the mapping engine.
     pub mapping: crate::mapping::slice::MappingSlice,
     /// The video output's statistics (`None` when no video output runs).
-    pub video: Option<VideoSlice>,
+    pub video_output: Option<VideoOutputSlice>,
+    /// Server-side video features (Scope's own outputs, reference images).
+    pub video: crate::video::reduce::VideoSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct VideoSlice {
+pub struct VideoOutputSlice {
     /// The latest statistics.
     pub stats: crate::video::VideoStats,
     /// Decoded frames per second over the last report interval.
@@ -77,6 +79,9 @@ pub struct CoreSettings {
     pub flash: Duration,
     /// Beats per bar (beat indicator).
     pub beats_per_bar: u32,
+    /// Scope's own outputs and the VACE reference images (`[video.scope_outputs]`,
+    /// `[video.vace]`).
+    pub video: crate::video::reduce::VideoSettings,
 }
 
 impl Default for CoreSettings {
@@ -90,6 +95,7 @@ impl Default for CoreSettings {
             initial_prompt: "cosmic nebula, swirling colors, deep space".into(),
             flash: Duration::from_millis(250),
             beats_per_bar: 4,
+            video: Default::default(),
         }
     }
 }
@@ -268,7 +274,8 @@ impl AppState {
             ui: UiSlice::default(),
             lifecycle: Lifecycle::Running,
             mapping: Default::default(),
-            video: None,
+            video_output: None,
+            video: Default::default(),
         }
     }
 }

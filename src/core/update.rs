@@ -34,9 +34,11 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             }));
             crate::mapping::reduce::on_started(state, now);
             seed_initial_params(state, now);
+            crate::video::reduce::seed(state, now);
             fx.push(Effect::Transport(TransportCmd::Connect {
                 initial: state.params.store.full_state(),
             }));
+            crate::video::reduce::on_started(state, now, &mut fx);
         }
         Msg::Action { action, source } => {
             if state.lifecycle != Lifecycle::Running {
@@ -110,14 +112,14 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
 
 /// Keeps the latest video statistics and derives the decoded frame rate from the counter.
 fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Duration) {
-    let fps_in = match &state.video {
+    let fps_in = match &state.video_output {
         Some(prev) if now > prev.at && stats.frames_in >= prev.stats.frames_in => {
             (stats.frames_in - prev.stats.frames_in) as f32 / (now - prev.at).as_secs_f32()
         }
         Some(prev) if now == prev.at => prev.fps_in,
         _ => 0.0,
     };
-    state.video = Some(crate::core::state::VideoSlice {
+    state.video_output = Some(crate::core::state::VideoOutputSlice {
         stats,
         fps_in,
         at: now,
@@ -298,6 +300,7 @@ fn apply_action(
             }
         }
         other if crate::mapping::reduce::on_action(state, &other, source, now, fx) => {}
+        other if crate::video::reduce::on_action(state, &other, source, now, fx) => {}
         other => {
             // Actions whose concern is not built yet: the performer is told plainly instead of
             // the key doing nothing.
@@ -492,6 +495,10 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
             }
         }
         TransportEvent::Schema(specs) => state.params.store.merge_specs(specs),
+        TransportEvent::Hardware(hw) => crate::video::reduce::on_hardware(state, hw, now, fx),
+        TransportEvent::AssetsUploaded { uploaded } => {
+            crate::video::reduce::on_assets(state, uploaded, now, fx)
+        }
         TransportEvent::Error(e) => {
             state.transport.last_error = Some(e.clone());
             notice(state, fx, Level::Error, e, now);

@@ -93,6 +93,39 @@ pub async fn run(
                 }
                 coalescer.push(u);
             }
+            Some(Some(TransportCmd::UploadAssets { files })) => {
+                // Nothing is uploaded; the files are checked as a show would read them and their
+                // local paths stand in for the server's asset paths.
+                let mut uploaded = Vec::new();
+                for f in files {
+                    match tokio::fs::metadata(&f).await {
+                        Ok(m) if m.is_file() => {
+                            tracing::info!("dry run: would upload {}", f.display());
+                            let shown = f.display().to_string();
+                            uploaded.push((f, shown));
+                        }
+                        Ok(_) => {
+                            emit(TransportEvent::Error(format!(
+                                "reference image {}: not a file",
+                                f.display()
+                            )))
+                            .await
+                        }
+                        Err(e) => {
+                            emit(TransportEvent::Error(format!(
+                                "reference image {}: {e}",
+                                f.display()
+                            )))
+                            .await
+                        }
+                    }
+                }
+                let paths: Vec<String> = uploaded.iter().map(|(_, p)| p.clone()).collect();
+                let value = serde_json::json!(paths);
+                state.insert("vace_ref_images".into(), value.clone());
+                coalescer.push(ParamUpdate::one("vace_ref_images", value));
+                emit(TransportEvent::AssetsUploaded { uploaded }).await;
+            }
         }
         for (s, why) in moves {
             if let Ok(Some(ev)) = machine.go(s, why, t0.elapsed()) {
@@ -169,6 +202,47 @@ mod tests {
             sent.last().unwrap(),
             &json!({"paused": false, "noise_scale": 0.3}),
             "replay has no one-shots"
+        );
+    }
+
+    /// A rehearsal checks the reference images as a show would read them and shows the
+    /// `vace_ref_images` it would send; a missing file is named.
+    #[tokio::test]
+    async fn upload_assets_checks_files_and_shows_the_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.png");
+        std::fs::write(&good, b"png").unwrap();
+        let missing = dir.path().join("nope.png");
+        let (ctx, crx) = mpsc::channel(8);
+        let (etx, mut erx) = mpsc::channel(64);
+        let task = tokio::spawn(run(crx, etx, 60.0));
+        ctx.send(TransportCmd::Connect {
+            initial: serde_json::Map::new(),
+        })
+        .await
+        .unwrap();
+        ctx.send(TransportCmd::UploadAssets {
+            files: vec![good.clone(), missing.clone()],
+        })
+        .await
+        .unwrap();
+        ctx.send(TransportCmd::Shutdown).await.unwrap();
+        task.await.unwrap();
+        let (mut errors, mut uploaded, mut sent) = (Vec::new(), Vec::new(), Vec::new());
+        while let Ok(ev) = erx.try_recv() {
+            match ev {
+                TransportEvent::Error(e) => errors.push(e),
+                TransportEvent::AssetsUploaded { uploaded: u } => uploaded = u,
+                TransportEvent::Sent { payload } => sent.push(payload),
+                _ => {}
+            }
+        }
+        assert!(errors[0].contains("nope.png"), "{errors:?}");
+        assert_eq!(uploaded, vec![(good.clone(), good.display().to_string())]);
+        assert!(
+            sent.iter()
+                .any(|p| p["vace_ref_images"] == json!([good.display().to_string()])),
+            "{sent:?}"
         );
     }
 

@@ -140,6 +140,24 @@ impl ScopeHttp {
         self.call(reqwest::Method::GET, "health", None).await
     }
 
+    /// `GET /api/v1/hardware/info`: which server-side outputs the server can publish.
+    pub async fn hardware_info(&self) -> Result<crate::video::scope_api::HardwareInfo, HttpError> {
+        let v: serde_json::Value = self
+            .call(reqwest::Method::GET, "api/v1/hardware/info", None)
+            .await?;
+        Ok(crate::video::scope_api::HardwareInfo::from_json(&v))
+    }
+
+    /// The underlying client (for calls with non-JSON bodies, such as asset uploads).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
     /// `POST /api/v1/pipeline/load`.
     pub async fn load(
         &self,

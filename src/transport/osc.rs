@@ -159,6 +159,13 @@ pub async fn run(
                 }
                 coalescer.push(u);
             }
+            Some(Some(TransportCmd::UploadAssets { .. })) => {
+                emit(TransportEvent::Refused {
+                    key: "vace_ref_images".into(),
+                    reason: "reference images need the HTTP API of backend = \"scope\"".into(),
+                })
+                .await;
+            }
             None => {}
         }
         if socket.is_none() {

@@ -77,6 +77,13 @@ struct Actor {
     server_start: Option<f64>,
     reconnects: u32,
     download_requested: bool,
+    /// Local reference images to upload (`UploadAssets`).
+    ref_files: Vec<std::path::PathBuf>,
+    /// An upload was asked for and has not run yet.
+    upload_due: bool,
+    /// `server_start_time` of the server the images were last uploaded to (a restarted server
+    /// may have lost them: upload again).
+    uploaded_to: Option<f64>,
 }
 
 /// Runs the Scope backend until `Shutdown` (answered with `Stopped`) or the command channel
@@ -121,6 +128,9 @@ pub async fn run(
         server_start: None,
         reconnects: 0,
         download_requested: false,
+        ref_files: Vec::new(),
+        upload_due: false,
+        uploaded_to: None,
     };
     actor.main().await;
 }
@@ -173,6 +183,12 @@ impl Actor {
                     }
                 }
                 self.coalescer.push(u);
+                Ok(())
+            }
+            Some(TransportCmd::UploadAssets { files }) => {
+                // Done at the next safe point: before the offer, or in the streaming loop.
+                self.ref_files = files;
+                self.upload_due = true;
                 Ok(())
             }
             Some(TransportCmd::DownloadModels) => {
@@ -303,12 +319,65 @@ impl Actor {
             Err(e) => self.error(e.to_string()).await,
         }
 
+        // 3b. What the server can publish itself (NDI/Spout/Syphon via `output_sinks`).
+        match self.guard(http.hardware_info()).await? {
+            Ok(hw) => self.emit(TransportEvent::Hardware(hw)).await,
+            Err(e) => {
+                // Older servers lack the endpoint: availability stays unknown, nothing refused.
+                tracing::info!("{e}; the server's own outputs are not checked");
+                self.emit(TransportEvent::Hardware(Default::default()))
+                    .await;
+            }
+        }
+
+        // 3c. Reference images, before the offer so `initialParameters` carries their paths.
+        if self.upload_wanted() {
+            self.upload_refs(false).await?;
+        }
+
         // 4. ICE servers.
         let ice = self.ice_servers().await?;
 
         // 5. Offer / answer.
         self.go(ConnState::Connecting, "negotiating WebRTC").await;
         self.negotiate(ice).await
+    }
+
+    /// Reference images are configured and not yet on this server (or an upload was asked for).
+    fn upload_wanted(&self) -> bool {
+        !self.ref_files.is_empty() && (self.upload_due || self.uploaded_to != self.server_start)
+    }
+
+    /// Uploads every reference image to `/api/v1/assets` (each failure reported with the file,
+    /// endpoint and status) and puts the server paths in the desired state as `vace_ref_images`;
+    /// `live` also queues them for the open data channel.
+    async fn upload_refs(&mut self, live: bool) -> Result<(), Interrupt> {
+        self.upload_due = false;
+        let http = self.http.clone();
+        let mut uploaded = Vec::new();
+        for f in self.ref_files.clone() {
+            let up = crate::video::scope_api::upload_asset(http.client(), http.base_url(), &f);
+            match self.guard(up).await? {
+                Ok(path) => uploaded.push((f, path)),
+                Err(e) => self.error(e).await,
+            }
+        }
+        if uploaded.is_empty() {
+            return Ok(());
+        }
+        self.uploaded_to = self.server_start;
+        let paths: Vec<&str> = uploaded.iter().map(|(_, p)| p.as_str()).collect();
+        let value = serde_json::json!(paths);
+        self.desired.insert("vace_ref_images".into(), value.clone());
+        if live {
+            self.coalescer
+                .push(crate::transport::types::ParamUpdate::one(
+                    "vace_ref_images",
+                    value,
+                ));
+        }
+        self.emit(TransportEvent::AssetsUploaded { uploaded }).await;
+        Ok(())
     }
 
     async fn ice_servers(&mut self) -> Result<Vec<IceServer>, End> {
@@ -623,6 +692,11 @@ impl Actor {
         let mut reported_drops = 0u64;
         // Edits made while disconnected (one-shots) go out now.
         let end = 'session: loop {
+            if self.upload_due && !self.ref_files.is_empty() {
+                if let Err(i) = self.upload_refs(true).await {
+                    break 'session i.into();
+                }
+            }
             tracing::debug!("loop: flush");
             if let Err(e) = self.flush(&s).await {
                 break 'session e;

@@ -61,6 +61,12 @@ pub enum TransportCmd {
     Shutdown,
     /// The performer agreed to download the pipeline's missing models on the server.
     DownloadModels,
+    /// Upload these local reference images to the server (`/api/v1/assets`) on this and every
+    /// later connect to a fresh server, and send their server paths as `vace_ref_images`.
+    UploadAssets {
+        /// Local image files.
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Connection state machine shared by every backend (see docs/transport.md).
@@ -162,6 +168,14 @@ pub enum TransportEvent {
     ServerMessage(serde_json::Value),
     /// Parameter specs learnt from the pipeline schema.
     Schema(Vec<crate::core::params::ParamSpec>),
+    /// What `/api/v1/hardware/info` says (read after each connect; all unknown when the server
+    /// lacks the endpoint).
+    Hardware(crate::video::scope_api::HardwareInfo),
+    /// Reference images uploaded; `vace_ref_images` already carries their server paths.
+    AssetsUploaded {
+        /// (local file, server path), in config order.
+        uploaded: Vec<(std::path::PathBuf, String)>,
+    },
     /// A problem worth showing the user (endpoint and status named).
     Error(String),
     /// The transport finished its goodbye and stopped.

@@ -84,7 +84,7 @@ pub fn draw(
         Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)]).areas(main);
     // Tall screens keep the video panel (preview and numbers) under the meters; smaller ones
     // show a summary line in the connection panel and the preview on demand (overlay).
-    if snap.video.is_some() && main.height >= 26 {
+    if snap.video_output.is_some() && main.height >= 26 {
         let [audio, video] =
             Layout::vertical([Constraint::Min(10), Constraint::Length(main.height / 2 - 2)])
                 .areas(left);
@@ -98,7 +98,8 @@ pub fn draw(
         8
     } else {
         6
-    } + u16::from(snap.video.is_some())
+    } + u16::from(snap.video_output.is_some())
+        + u16::from(!snap.scope_outputs.summary().is_empty())
         + u16::from(
             snap.transport.stats.input_fps.is_some() || snap.transport.stats.jitter_ms.is_some(),
         );
@@ -280,18 +281,27 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
     let warming = t.warmup.is_some() && matches!(t.state, ConnState::Loading | ConnState::Warming);
     // Fixed rows, no wrapping: state, server, then the gauge (2 rows) or the stats (2 rows),
     // then the last error.
-    let [state_row, server_row, mid, ingest_row, video_row, err_row] = Layout::vertical([
+    let [
+        state_row,
+        server_row,
+        mid,
+        ingest_row,
+        video_row,
+        outputs_row,
+        err_row,
+    ] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(2),
         Constraint::Length(u16::from(
             t.stats.input_fps.is_some() || t.stats.jitter_ms.is_some(),
         )),
-        Constraint::Length(u16::from(snap.video.is_some())),
+        Constraint::Length(u16::from(snap.video_output.is_some())),
+        Constraint::Length(u16::from(!snap.scope_outputs.summary().is_empty())),
         Constraint::Min(0),
     ])
     .areas(inner);
-    if let Some(v) = &snap.video {
+    if let Some(v) = &snap.video_output {
         frame.render_widget(crate::ui::widgets::video::summary_line(v, style), video_row);
     }
     if ingest_row.height > 0 {
@@ -350,6 +360,13 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
             Paragraph::new(Line::styled(format!("✖ {e}"), Style::new().fg(style.bad)))
                 .wrap(Wrap { trim: true }),
             err_row,
+        );
+    }
+    if outputs_row.height > 0 {
+        // The Scope server's own outputs that are on.
+        frame.render_widget(
+            Line::styled(snap.scope_outputs.summary(), style.dimmed()),
+            outputs_row,
         );
     }
 }
@@ -609,7 +626,7 @@ fn draw_video(
     frame.render_widget(b, area);
     frame.render_widget(
         VideoPanel {
-            video: snap.video.as_ref(),
+            video: snap.video_output.as_ref(),
             preview: view.preview.as_deref(),
             colors: view.preview_colors,
             style,
@@ -682,7 +699,7 @@ fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, 
         }
         None => Line::styled(
             match snap.mode() {
-                Mode::Normal => normal_hint(keymap, snap.video.is_some(), area.width),
+                Mode::Normal => normal_hint(keymap, snap.video_output.is_some(), area.width),
                 Mode::Help => "esc / ? close help".to_string(),
                 Mode::PromptEdit => "enter send · esc cancel".to_string(),
             },

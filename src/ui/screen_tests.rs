@@ -323,7 +323,7 @@ fn with_video() -> (Script, ViewState) {
 fn video_output_running() {
     let (s, view) = with_video();
     let snap = s.snapshot();
-    let fps = snap.video.as_ref().map(|v| v.fps_in);
+    let fps = snap.video_output.as_ref().map(|v| v.fps_in);
     assert_eq!(fps, Some(25.0), "25 frames in 1 s");
     both("video", &snap, &view);
 }

@@ -20,6 +20,48 @@ pub struct VideoConfig {
     pub preview: PreviewConfig,
     /// Video sent to the server for video-to-video pipelines (`[video.input]`).
     pub input: InputConfig,
+    /// The Scope server's own NDI/Spout/Syphon outputs (`[video.scope_outputs]`).
+    pub scope_outputs: ScopeOutputsConfig,
+    /// Reference images for VACE identity consistency (`[video.vace]`).
+    pub vace: VaceConfig,
+}
+
+/// `[video.scope_outputs]`: outputs the *server* publishes (toggled with `toggle_scope_output`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScopeOutputsConfig {
+    /// Sender name the server publishes under.
+    pub name: String,
+    /// Outputs to turn on once connected (`"ndi"`, `"spout"`, `"syphon"`).
+    pub enable: Vec<crate::video::scope_api::ScopeOutput>,
+}
+
+impl Default for ScopeOutputsConfig {
+    fn default() -> Self {
+        ScopeOutputsConfig {
+            name: "scope-deck".into(),
+            enable: Vec::new(),
+        }
+    }
+}
+
+/// `[video.vace]`: reference images uploaded to the server on connect.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaceConfig {
+    /// Local image files (relative paths are relative to the config folder).
+    pub ref_images: Vec<String>,
+    /// `vace_context_scale`, 0–2 (how strongly the images steer the picture).
+    pub context_scale: f64,
+}
+
+impl Default for VaceConfig {
+    fn default() -> Self {
+        VaceConfig {
+            ref_images: Vec::new(),
+            context_scale: 1.0,
+        }
+    }
 }
 
 impl Default for VideoConfig {
@@ -30,6 +72,8 @@ impl Default for VideoConfig {
             restart_backoff_ms: 500,
             preview: PreviewConfig::default(),
             input: InputConfig::default(),
+            scope_outputs: ScopeOutputsConfig::default(),
+            vace: VaceConfig::default(),
         }
     }
 }
@@ -60,16 +104,21 @@ pub enum SinkConfig {
         #[serde(default = "default_shm_format")]
         format: String,
     },
-    /// A recording with a timestamped file name.
+    /// A recording with a timestamped file name. By default the received stream is stored as it
+    /// came (no re-encoding: no extra CPU, no quality loss), starting on a key frame.
     File {
         /// Folder for the recordings (created if missing).
         dir: String,
-        /// `mkv` (VP8) or `mp4` (H.264).
+        /// `mkv` (any codec) or `mp4` (H.264 as received; a VP8 stream, which MP4 cannot hold,
+        /// is written to `.mkv` instead unless `reencode` is on).
         #[serde(default = "default_container")]
         container: String,
         /// File name prefix.
         #[serde(default = "default_prefix")]
         prefix: String,
+        /// Decode and re-encode to a fixed format instead (VP8 in `mkv`, H.264 in `mp4`).
+        #[serde(default)]
+        reencode: bool,
     },
     /// A local window, only where a display exists.
     Window {},
@@ -97,6 +146,17 @@ fn default_prefix() -> String {
 }
 
 impl SinkConfig {
+    /// Whether this sink takes the received (pre-decoder) stream rather than decoded frames.
+    pub fn wants_encoded(&self) -> bool {
+        matches!(
+            self,
+            SinkConfig::File {
+                reencode: false,
+                ..
+            }
+        )
+    }
+
     /// Short label for logs and the dashboard (`shm:/tmp/x`, `ndi:scope-deck`).
     pub fn label(&self) -> String {
         match self {
@@ -238,6 +298,7 @@ impl Validate for VideoConfig {
                     dir,
                     container,
                     prefix: _,
+                    reencode: _,
                 } => {
                     if dir.trim().is_empty() {
                         errors.push(doc.error_at(&p("dir"), "must be a folder path", None));
@@ -300,6 +361,19 @@ impl Validate for VideoConfig {
         if !(50..=50_000).contains(&inp.bitrate_kbps) {
             errors.push(doc.error_at(&at("input.bitrate_kbps"), "must be from 50 to 50000", None));
         }
+        if !(self.vace.context_scale.is_finite() && (0.0..=2.0).contains(&self.vace.context_scale))
+        {
+            errors.push(doc.error_at(&at("vace.context_scale"), "must be from 0 to 2", None));
+        }
+        for (i, f) in self.vace.ref_images.iter().enumerate() {
+            if f.trim().is_empty() {
+                errors.push(doc.error_at(
+                    &format!("{prefix}.vace.ref_images[{i}]"),
+                    "must be an image file path",
+                    None,
+                ));
+            }
+        }
     }
 }
 
@@ -355,6 +429,35 @@ mod tests {
     fn unknown_kind_and_field_are_refused() {
         assert!(parse("[[video.sinks]]\nkind = \"hdmi\"\n").is_err());
         assert!(parse("[[video.sinks]]\nkind = \"shm\"\nsocket = \"/x\"\nsize = 3\n").is_err());
+    }
+
+    #[test]
+    fn scope_outputs_and_vace_parse_and_validate() {
+        let c = parse(
+            "[video.scope_outputs]\nname = \"stage\"\nenable = [\"ndi\"]\n\
+             [video.vace]\nref_images = [\"a.png\"]\ncontext_scale = 1.5\n",
+        )
+        .unwrap();
+        assert_eq!(c.scope_outputs.name, "stage");
+        assert_eq!(
+            c.scope_outputs.enable,
+            vec![crate::video::scope_api::ScopeOutput::Ndi]
+        );
+        assert_eq!(c.vace.ref_images, vec!["a.png"]);
+        assert!(parse("[video.scope_outputs]\nenable = [\"hdmi\"]\n").is_err());
+        let errs = parse("[video.vace]\ncontext_scale = 3.0\n").unwrap_err();
+        assert_eq!(errs[0].key, "video.vace.context_scale");
+    }
+
+    #[test]
+    fn recordings_store_the_stream_unless_reencode() {
+        let c = parse(
+            "[[video.sinks]]\nkind = \"file\"\ndir = \"/tmp\"\n\
+             [[video.sinks]]\nkind = \"file\"\ndir = \"/tmp\"\nreencode = true\n",
+        )
+        .unwrap();
+        assert!(c.sinks[0].wants_encoded());
+        assert!(!c.sinks[1].wants_encoded());
     }
 
     #[test]

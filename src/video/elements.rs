@@ -101,6 +101,28 @@ pub fn init() -> Result<(), VideoError> {
     .map_err(VideoError::Init)
 }
 
+/// Loads the plugins the output pipeline needs now, at start-up, rather than when the first
+/// packet arrives: a slow first build lets packets pile up, and the jitter buffer then drops the
+/// oldest ones (the first key frame). Missing plugins are reported later, where they are used.
+pub fn preload(recording: bool) {
+    let mut names = vec![
+        "rtpjitterbuffer",
+        "rtpvp8depay",
+        "vp8dec",
+        "rtph264depay",
+        "h264parse",
+        "avdec_h264",
+    ];
+    if recording {
+        names.extend(["matroskamux", "mp4mux"]);
+    }
+    for name in names {
+        if let Some(f) = gstreamer::ElementFactory::find(name) {
+            let _ = gstreamer::prelude::PluginFeatureExtManual::load(&f);
+        }
+    }
+}
+
 /// Checks a v4l2loopback device node exists, explaining how to create it if not.
 pub fn check_v4l2loopback(device: &str) -> Result<(), VideoError> {
     if Path::new(device).exists() {

@@ -12,6 +12,7 @@ pub mod elements;
 pub mod input;
 pub mod output;
 pub mod preview;
+pub mod reduce;
 pub mod scope_api;
 pub mod sinks;
 
@@ -122,6 +123,7 @@ pub fn start(
     cancel: CancellationToken,
 ) -> Result<(mpsc::Sender<RtpPacket>, VideoHandle), VideoError> {
     elements::init()?;
+    elements::preload(cfg.sinks.iter().any(|s| s.wants_encoded()));
     let cancel = cancel.child_token();
     let (tx, rx) = mpsc::channel(RTP_CAPACITY);
     let slots: Arc<Vec<Arc<SinkSlot>>> = Arc::new(
@@ -130,6 +132,7 @@ pub fn start(
             .map(|s| {
                 Arc::new(SinkSlot {
                     label: s.label(),
+                    encoded: s.wants_encoded(),
                     ..SinkSlot::default()
                 })
             })
@@ -228,38 +231,67 @@ async fn run(
                 stats_tx.send_replace(collect(&counters, &slots, lost, &last_error));
             }
             pkt = rx.recv() => {
-                let Some(pkt) = pkt else { break };
-                counters.packets_in.fetch_add(1, Ordering::Relaxed);
-                let key = StreamKey { codec: pkt.codec, payload_type: pkt.payload_type, clock_rate: pkt.clock_rate };
-                let stale = current.as_ref().is_some_and(|r| r.out.key != key || r.failed.load(Ordering::Relaxed));
-                if stale && let Some(r) = current.take() {
-                    lost_before += output::jitter_losses(&r.out.jitterbuffer);
-                    r.stop();
-                    counters.rebuilds.fetch_add(1, Ordering::Relaxed);
-                    retry_after = Some(tokio::time::Instant::now() + Duration::from_millis(500));
-                }
-                if current.is_none() {
-                    if retry_after.is_some_and(|t| tokio::time::Instant::now() < t) {
-                        counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                let Some(first) = pkt else { break };
+                // What else is already queued (the rest of a frame's packets) goes in with it, as
+                // one buffer list: one wake-up of the pipeline's input thread per burst instead of
+                // one per packet.
+                let mut batch = Vec::with_capacity(8);
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
                     }
-                    decoded_seen.1 = tokio::time::Instant::now();
-                    match start_output(key, jitter_ms, &slots, &preview, &counters, &last_error, &kf_tx) {
-                        Ok(r) => current = Some(r),
-                        Err(e) => {
-                            tracing::error!("video output: {e}");
-                            if let Ok(mut g) = last_error.lock() { *g = Some(e.to_string()); }
-                            retry_after = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                }
+                let mut list = gst::BufferList::new_sized(batch.len());
+                for pkt in batch {
+                    counters.packets_in.fetch_add(1, Ordering::Relaxed);
+                    let key = StreamKey { codec: pkt.codec, payload_type: pkt.payload_type, clock_rate: pkt.clock_rate };
+                    let stale = current.as_ref().is_some_and(|r| r.out.key != key || r.failed.load(Ordering::Relaxed));
+                    if stale && let Some(r) = current.take() {
+                        push_list(&r, std::mem::replace(&mut list, gst::BufferList::new()), &counters);
+                        lost_before += output::jitter_losses(&r.out.jitterbuffer);
+                        r.stop();
+                        counters.rebuilds.fetch_add(1, Ordering::Relaxed);
+                        retry_after = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+                    }
+                    if current.is_none() {
+                        if retry_after.is_some_and(|t| tokio::time::Instant::now() < t) {
                             counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
                             continue;
+                        }
+                        decoded_seen.1 = tokio::time::Instant::now();
+                        match start_output(key, jitter_ms, &slots, &preview, &counters, &last_error, &kf_tx) {
+                            Ok(r) => current = Some(r),
+                            Err(e) => {
+                                tracing::error!("video output: {e}");
+                                if let Ok(mut g) = last_error.lock() { *g = Some(e.to_string()); }
+                                retry_after = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                                counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        }
+                    }
+                    let mut buf = gst::Buffer::from_slice(pkt.data);
+                    // Arrival time in the pipeline's clock (what `do-timestamp` would stamp for a
+                    // single push; in a list only the first buffer would get it).
+                    if let (Some(r), Some(b)) = (&current, buf.get_mut())
+                        && let Some(now) = r.out.src.current_running_time()
+                    {
+                        let age = gst::ClockTime::from_nseconds(
+                            u64::try_from(pkt.arrival.elapsed().as_nanos()).unwrap_or(0),
+                        );
+                        b.set_dts(now.saturating_sub(age));
+                    }
+                    match list.get_mut() {
+                        Some(l) => l.add(buf),
+                        None => {
+                            counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
                 if let Some(r) = &current {
-                    let full = r.out.src.property::<u64>("current-level-buffers") >= output::INPUT_DEPTH;
-                    if full || r.out.src.push_buffer(gst::Buffer::from_slice(pkt.data)).is_err() {
-                        counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                    push_list(r, list, &counters);
                 }
             }
         }
@@ -270,6 +302,22 @@ async fn run(
     }
     let lost = lost_before;
     stats_tx.send_replace(collect(&counters, &slots, lost, &last_error));
+}
+
+/// At most this many queued packets are pushed together.
+const MAX_BATCH: usize = 64;
+
+/// Pushes a burst of RTP packets into the running pipeline, or drops (and counts) all of them
+/// when its input is full or down.
+fn push_list(r: &Running, list: gst::BufferList, counters: &Counters) {
+    let n = list.len() as u64;
+    if n == 0 {
+        return;
+    }
+    let full = r.out.src.property::<u64>("current-level-buffers") >= output::INPUT_DEPTH;
+    if full || r.out.src.push_buffer_list(list).is_err() {
+        counters.packets_dropped.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 fn start_output(

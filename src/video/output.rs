@@ -1,5 +1,7 @@
 //! The output pipeline: RTP packets from the transport → `appsrc` → `rtpjitterbuffer` → depay →
-//! decode → `tee` → (fan-out to the sink pipelines) + (leaky low-rate preview branch).
+//! decode → `tee` → (fan-out to the sink pipelines) + (leaky low-rate preview branch). When a sink
+//! stores the received stream (a recording without re-encoding), a second tee right before the
+//! decoder hands it the depayloaded frames.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,6 +116,7 @@ pub fn build(
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), jb.clone()];
     // The depayloader asks upstream for a key frame after a loss; that request ends at our appsrc
     // and is handed to the transport (which sends RTCP PLI) through `keyframes`.
+    let kf_for_sinks = keyframes.clone();
     if let Some(pad) = src.static_pad("src") {
         let c = counters.clone();
         pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
@@ -128,11 +131,19 @@ pub fn build(
             gst::PadProbeReturn::Ok
         });
     }
+    // Sinks storing the received stream get it from a tee just before the decoder (only built
+    // when one is configured: no cost otherwise).
+    let encoded_tee = if slots.iter().any(|s| s.encoded) {
+        Some(make("tee", "encoded-tee")?)
+    } else {
+        None
+    };
     match key.codec {
         VideoCodec::Vp8 => {
             let depay = make("rtpvp8depay", "depay")?;
             depay.set_property("request-keyframe", true);
             chain.push(depay);
+            chain.extend(encoded_tee.clone());
             let dec = make("vp8dec", "dec")?;
             dec.set_property("threads", 2u32);
             chain.push(dec);
@@ -141,7 +152,13 @@ pub fn build(
             let depay = make("rtph264depay", "depay")?;
             depay.set_property("request-keyframe", true);
             chain.push(depay);
-            chain.push(make("h264parse", "parse")?);
+            let parse = make("h264parse", "parse")?;
+            if encoded_tee.is_some() {
+                // SPS/PPS before every IDR, so a recording can start at any key frame.
+                parse.set_property("config-interval", -1i32);
+            }
+            chain.push(parse);
+            chain.extend(encoded_tee.clone());
             chain.push(make("avdec_h264", "dec")?);
         }
     }
@@ -171,6 +188,7 @@ pub fn build(
         .map_err(|e| VideoError::Pipeline(format!("output pipeline: tee → fan-out: {e}")))?;
     let pipe_weak = pipeline.downgrade();
     let c = counters.clone();
+    let fan_slots = slots.clone();
     fan.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -187,13 +205,53 @@ pub fn build(
                     c.latency_us_last.store(us, Ordering::Relaxed);
                     c.latency_us_sum.fetch_add(us, Ordering::Relaxed);
                 }
-                for slot in slots.iter() {
+                for slot in fan_slots.iter().filter(|s| !s.encoded) {
                     slot.push(&buffer, &caps);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
+
+    if let Some(etee) = &encoded_tee {
+        let sink = gst_app::AppSink::builder()
+            .name("encoded")
+            .sync(false)
+            .max_buffers(2)
+            .drop(true)
+            .build();
+        sink.set_property("enable-last-sample", false);
+        sink.set_property("async", false);
+        pipeline
+            .add(&sink)
+            .map_err(|e| VideoError::Pipeline(format!("output pipeline: {e}")))?;
+        etee.link(&sink).map_err(|e| {
+            VideoError::Pipeline(format!("output pipeline: encoded tee → recorders: {e}"))
+        })?;
+        let slots = slots.clone();
+        let c = counters.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps_owned())
+                    else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let mut want_key = false;
+                    for slot in slots.iter().filter(|s| s.encoded) {
+                        want_key |= slot.push_encoded(&buffer, &caps);
+                    }
+                    if want_key {
+                        // Handed to the transport, which sends RTCP PLI.
+                        c.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                        kf_for_sinks.send_modify(|n| *n += 1);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
 
     if let Some((spec, tx)) = preview {
         add_preview(&pipeline, &tee, spec, tx)?;

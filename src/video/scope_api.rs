@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use crate::transport::types::ParamUpdate;
 
 /// A server-side output the server itself can publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeOutput {
     /// NDI (any OS with the NDI runtime on the server).
@@ -19,6 +21,18 @@ pub enum ScopeOutput {
 }
 
 impl ScopeOutput {
+    /// Every output, in dashboard order.
+    pub const ALL: [ScopeOutput; 3] = [ScopeOutput::Ndi, ScopeOutput::Spout, ScopeOutput::Syphon];
+
+    /// Display name (`NDI`, `Spout`, `Syphon`) for notices and the dashboard.
+    pub fn label(self) -> &'static str {
+        match self {
+            ScopeOutput::Ndi => "NDI",
+            ScopeOutput::Spout => "Spout",
+            ScopeOutput::Syphon => "Syphon",
+        }
+    }
+
     /// Key inside `output_sinks`.
     pub fn key(self) -> &'static str {
         match self {
@@ -139,13 +153,14 @@ pub async fn upload_asset(
     base: &str,
     file: &std::path::Path,
 ) -> Result<String, String> {
+    let what = format!("reference image {}", file.display());
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{}: not a file name", file.display()))?;
+        .ok_or_else(|| format!("{what}: not a file name"))?;
     let body = tokio::fs::read(file)
         .await
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+        .map_err(|e| format!("{what}: cannot read it: {e}"))?;
     let mut url = url::Url::parse(&format!("{}/api/v1/assets", base.trim_end_matches('/')))
         .map_err(|e| format!("server URL {base}: {e}"))?;
     url.query_pairs_mut().append_pair("filename", name);
@@ -155,20 +170,20 @@ pub async fn upload_asset(
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
+        .map_err(|e| format!("{what}: POST /api/v1/assets: no answer from the server ({e})"))?;
     let status = resp.status();
     if !status.is_success() {
         let text = resp.text().await.unwrap_or_default();
+        let detail: String = text.trim().chars().take(200).collect();
         return Err(format!(
-            "POST /api/v1/assets: HTTP {status} {}",
-            text.trim()
+            "{what}: POST /api/v1/assets: HTTP {status} {detail}"
         ));
     }
     let v: Value = resp
         .json()
         .await
-        .map_err(|e| format!("POST /api/v1/assets: not JSON: {e}"))?;
-    asset_path(&v).ok_or_else(|| "POST /api/v1/assets: the answer has no `path`".into())
+        .map_err(|e| format!("{what}: POST /api/v1/assets: not JSON: {e}"))?;
+    asset_path(&v).ok_or_else(|| format!("{what}: POST /api/v1/assets: the answer has no `path`"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! One small pipeline per configured sink (`appsrc ! convert ! <sink>`), fed with the
-//! decoded frames of the output pipeline's tee.
+//! decoded frames of the output pipeline's tee — or, for recordings that store the stream as
+//! received (`reencode = false`), with the depayloaded frames before the decoder
+//! (`appsrc ! [h264parse] ! matroskamux|mp4mux ! filesink`, built once the codec is known and
+//! started on a key frame).
 //!
 //! Why separate pipelines rather than tee branches ending in the sinks: a sink that errors inside
 //! a shared pipeline returns a flow error through the tee and stops the decoder thread with it.
@@ -44,7 +47,32 @@ pub struct SinkSlot {
     pub running: std::sync::atomic::AtomicBool,
     /// Path of the file being written (file sink).
     pub current_file: Mutex<Option<PathBuf>>,
+    /// Takes the received (pre-decoder) stream instead of decoded frames.
+    pub encoded: bool,
+    /// Caps of the received stream (`encoded` sinks are built for them).
+    pub(crate) stream_caps: Mutex<Option<gst::Caps>>,
+    /// Signalled when `stream_caps` changes codec.
+    pub(crate) stream_changed: tokio::sync::Notify,
+    /// An `encoded` sink drops delta frames until a key frame (start, or after a drop).
+    pub(crate) waiting_key: std::sync::atomic::AtomicBool,
+    /// When a key frame was last asked for on this sink's behalf (rate limit).
+    pub(crate) last_key_request: Mutex<Option<std::time::Instant>>,
+    /// Received frames held (from the last key frame on) while the pipeline is being built, so
+    /// a recording does not lose its first group of pictures to the start-up time.
+    pub(crate) pending: Mutex<Vec<(gst::Buffer, std::time::Instant)>>,
+    /// Arrival of the first frame of the current recording: timestamps are arrival times
+    /// relative to it.
+    pub(crate) rec_base: Mutex<Option<std::time::Instant>>,
+    /// Last decoded frame's timestamp pushed into the current sink pipeline (None: the pad
+    /// offset mapping it onto this pipeline's clock is still to be taken).
+    pub(crate) ts_offset: Mutex<Option<gst::ClockTime>>,
 }
+
+/// At most this many frames are held while an `encoded` sink starts (≈ 4 s at 30 fps).
+const PENDING_MAX: usize = 120;
+
+/// How often an `encoded` sink waiting for a key frame may ask the sender for one.
+const KEY_REQUEST_EVERY: Duration = Duration::from_millis(500);
 
 impl SinkSlot {
     /// Hands a decoded frame to this sink if it is up (never blocks; drops when full).
@@ -63,14 +91,131 @@ impl SinkSlot {
         if src.caps().as_ref() != Some(caps) {
             src.set_caps(Some(caps));
         }
-        // A shallow copy (memory shared) so the sink pipeline stamps its own timestamps.
+        // The frame itself (a reference, never a copy sharing its memory: the decoder's buffer
+        // pool would then find the memory shared on release, free it and allocate a fresh frame
+        // — page faults on every frame). Its timestamps are the output pipeline's running time;
+        // a pad offset maps them onto this pipeline's clock, re-taken when they jump back (the
+        // output pipeline was rebuilt).
+        if let Some(pts) = buffer.pts()
+            && let Ok(mut g) = self.ts_offset.lock()
+        {
+            let jumped = g.is_none_or(|last| pts < last);
+            if jumped
+                && let (Some(now), Some(pad)) = (src.current_running_time(), src.static_pad("src"))
+            {
+                let off = i64::try_from(now.nseconds()).unwrap_or(i64::MAX)
+                    - i64::try_from(pts.nseconds()).unwrap_or(i64::MAX);
+                pad.set_offset(off);
+            }
+            *g = Some(pts);
+        }
+        let _ = src.push_buffer(buffer.clone());
+    }
+
+    /// Hands a received (encoded) frame to this sink if it is up, never blocking. Returns true
+    /// when a key frame should be asked of the sender (waiting for one, rate-limited).
+    pub(crate) fn push_encoded(&self, buffer: &gst::Buffer, caps: &gst::Caps) -> bool {
+        let arrival = std::time::Instant::now();
+        let codec = |c: &gst::Caps| c.structure(0).map(|s| s.name().to_string());
+        if let Ok(mut g) = self.stream_caps.lock() {
+            let changed = g.as_ref().map(codec) != Some(codec(caps));
+            if g.as_ref() != Some(caps) {
+                *g = Some(caps.clone());
+            }
+            if changed {
+                if let Ok(mut p) = self.pending.lock() {
+                    p.clear();
+                }
+                self.stream_changed.notify_one();
+            }
+        }
+        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let src = match self.src.lock() {
+            Ok(g) => g.clone(),
+            Err(_) => None,
+        };
+        let Some(src) = src else {
+            // Starting (or restarting): hold the frames from the last key frame on.
+            if let Ok(mut p) = self.pending.lock() {
+                if key {
+                    p.clear();
+                }
+                if (key || !p.is_empty()) && p.len() < PENDING_MAX {
+                    p.push((buffer.clone(), arrival));
+                } else {
+                    p.clear();
+                }
+            }
+            return false;
+        };
+        if src.caps().as_ref() != Some(caps) {
+            src.set_caps(Some(caps));
+        }
+        let held = self
+            .pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        let mut want_key = false;
+        for (b, at) in held
+            .iter()
+            .chain(std::iter::once(&(buffer.clone(), arrival)))
+        {
+            want_key |= self.write_encoded(&src, b, *at);
+        }
+        want_key
+    }
+
+    /// One frame into a running `encoded` sink: starts on a key frame, resumes on one after a
+    /// drop, stamps the arrival time.
+    fn write_encoded(
+        &self,
+        src: &gst_app::AppSrc,
+        buffer: &gst::Buffer,
+        arrival: std::time::Instant,
+    ) -> bool {
+        if self.waiting_key.load(Ordering::Relaxed) {
+            if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                return self.key_request_due();
+            }
+            self.waiting_key.store(false, Ordering::Relaxed);
+        }
+        self.pushed.fetch_add(1, Ordering::Relaxed);
+        if src.property::<u64>("current-level-buffers") >= self.depth() {
+            // A gap would leave undecodable delta frames in the file: resume on a key frame.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.waiting_key.store(true, Ordering::Relaxed);
+            return self.key_request_due();
+        }
+        let base = match self.rec_base.lock() {
+            Ok(mut g) => *g.get_or_insert(arrival),
+            Err(_) => arrival,
+        };
+        let pts = gst::ClockTime::from_nseconds(
+            u64::try_from(arrival.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX),
+        );
         let mut buf = buffer.copy();
         {
+            // Muxers need PTS and DTS on every frame (no B-frames in a live stream).
             let b = buf.make_mut();
-            b.set_pts(gst::ClockTime::NONE);
-            b.set_dts(gst::ClockTime::NONE);
+            b.set_pts(pts);
+            b.set_dts(pts);
+            b.set_duration(gst::ClockTime::NONE);
         }
         let _ = src.push_buffer(buf);
+        false
+    }
+
+    fn key_request_due(&self) -> bool {
+        let Ok(mut last) = self.last_key_request.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < KEY_REQUEST_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Frames that may wait for this sink: a recording keeps 2 s so it does not lose frames to a
@@ -102,13 +247,25 @@ pub struct BuiltSink {
 /// Builds the pipeline for `cfg`. `check_device` = false skips the device-node check so that the
 /// pipeline can be validated where the device cannot exist (tests, CI).
 pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, VideoError> {
+    build_sink_for(cfg, check_device, None)
+}
+
+/// Like [`build_sink`]; a sink that stores the received stream (see
+/// [`SinkConfig::wants_encoded`]) is built for `stream`, the received caps.
+pub fn build_sink_for(
+    cfg: &SinkConfig,
+    check_device: bool,
+    stream: Option<&gst::Caps>,
+) -> Result<BuiltSink, VideoError> {
     elements::init()?;
     let pipeline = gst::Pipeline::with_name(&format!("sink-{}", cfg.label()));
     let src = gst_app::AppSrc::builder()
         .name("src")
         .is_live(true)
         .format(gst::Format::Time)
-        .do_timestamp(true)
+        // Frames come stamped (see `SinkSlot::push`); stamping here would write into a buffer
+        // the other sinks share.
+        .do_timestamp(false)
         .build();
     // appsrc is the sink's queue (its own streaming thread); `SinkSlot::push` bounds it.
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
@@ -168,6 +325,74 @@ pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, Vid
             dir,
             container,
             prefix,
+            reencode: false,
+        } => {
+            let caps = stream.ok_or_else(|| {
+                VideoError::Pipeline(format!(
+                    "{}: the received stream's format is not known yet",
+                    cfg.label()
+                ))
+            })?;
+            let codec = caps
+                .structure(0)
+                .map(|s| s.name().to_string())
+                .unwrap_or_default();
+            let dir = expand_home(dir);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                VideoError::Device(format!("recording folder {}: {e}", dir.display()))
+            })?;
+            let mut ext = container.as_str();
+            let mut els = Vec::new();
+            match codec.as_str() {
+                "video/x-vp8" => {
+                    if ext == "mp4" {
+                        tracing::warn!(
+                            sink = %cfg.label(),
+                            "MP4 cannot hold the received VP8 stream: recording to .mkv (set \
+                             reencode = true for an H.264 MP4)"
+                        );
+                        ext = "mkv";
+                    }
+                    els.push(make("matroskamux", "mux")?);
+                }
+                "video/x-h264" => {
+                    // Re-packs (byte-stream ↔ avc) as the muxer needs; no decoding.
+                    els.push(make("h264parse", "parse")?);
+                    if ext == "mp4" {
+                        let mux = make("mp4mux", "mux")?;
+                        // Fragmented: a crash or a restart still leaves a playable file.
+                        mux.set_property("fragment-duration", 1000u32);
+                        els.push(mux);
+                    } else {
+                        els.push(make("matroskamux", "mux")?);
+                    }
+                }
+                other => {
+                    return Err(VideoError::Pipeline(format!(
+                        "{}: cannot store a `{other}` stream without re-encoding; set \
+                         reencode = true",
+                        cfg.label()
+                    )));
+                }
+            }
+            src.set_caps(Some(caps));
+            // Frames carry their arrival time (see `SinkSlot::push_encoded`).
+            src.set_property("do-timestamp", false);
+            count_pad = src.static_pad("src");
+            let path = unique_file(&dir, prefix, ext);
+            let sink = make("filesink", "sink")?;
+            sink.set_property("location", path.to_string_lossy().as_ref());
+            sink.set_property("sync", false);
+            file = Some(path);
+            chain.extend(els);
+            chain.push(sink.clone());
+            sink
+        }
+        SinkConfig::File {
+            dir,
+            container,
+            prefix,
+            reencode: true,
         } => {
             let dir = expand_home(dir);
             std::fs::create_dir_all(&dir).map_err(|e| {
@@ -269,8 +494,17 @@ pub async fn supervise(
             slot.restarts.fetch_add(1, Ordering::Relaxed);
         }
         attempt += 1;
+        let stream = if cfg.wants_encoded() {
+            // Built for the received codec: wait until the first frame tells it.
+            let Some(caps) = stream_caps(&slot, &cancel).await else {
+                return;
+            };
+            Some(caps)
+        } else {
+            None
+        };
         let started = std::time::Instant::now();
-        match build_sink(&cfg, true) {
+        match build_sink_for(&cfg, true, stream.as_ref()) {
             Ok(built) => {
                 let outcome = run_one(&built, &slot, &cancel).await;
                 if let Ok(mut g) = slot.src.lock() {
@@ -293,6 +527,20 @@ pub async fn supervise(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The received stream's caps, waiting for the first frame (None when cancelled first).
+async fn stream_caps(slot: &SinkSlot, cancel: &CancellationToken) -> Option<gst::Caps> {
+    loop {
+        let changed = slot.stream_changed.notified();
+        if let Some(c) = slot.stream_caps.lock().ok().and_then(|g| g.clone()) {
+            return Some(c);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = changed => {}
+        }
     }
 }
 
@@ -346,6 +594,18 @@ async fn run_one(
             }),
         );
     }
+    // A stored stream starts on a key frame, its timestamps from its first frame.
+    slot.waiting_key.store(true, Ordering::Relaxed);
+    if let Ok(mut g) = slot.rec_base.lock() {
+        *g = None;
+    }
+    if let Ok(mut g) = slot.ts_offset.lock() {
+        *g = None;
+    }
+    let built_codec = built
+        .src
+        .caps()
+        .and_then(|c| c.structure(0).map(|s| s.name().to_string()));
     if let Ok(mut g) = slot.src.lock() {
         *g = Some(built.src.clone());
     }
@@ -358,6 +618,24 @@ async fn run_one(
             _ = cancel.cancelled() => {
                 finish(built, &bus).await;
                 return None;
+            }
+            _ = slot.stream_changed.notified(), if slot.encoded => {
+                let now = slot
+                    .stream_caps
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.as_ref().and_then(|c| c.structure(0).map(|s| s.name().to_string())));
+                if now != built_codec {
+                    // Close this file properly and start a new one for the new codec.
+                    if let Ok(mut g) = slot.src.lock() {
+                        *g = None;
+                    }
+                    finish(built, &bus).await;
+                    return Some(VideoError::Pipeline(format!(
+                        "{}: the received codec changed; starting a new recording",
+                        slot.label
+                    )));
+                }
             }
             msg = stream.next() => {
                 let Some(msg) = msg else { return Some(VideoError::Pipeline(format!("{}: bus closed", slot.label))) };

@@ -24,6 +24,9 @@ pub struct PeerOptions {
     pub download: f64,
     /// Answer with only this video codec (`vp8`, `h264`) instead of the offer's order.
     pub codec: Option<&'static str>,
+    /// Server-side outputs `/api/v1/hardware/info` reports as available (`ndi`, `spout`,
+    /// `syphon`).
+    pub hardware: Vec<&'static str>,
 }
 
 impl Default for PeerOptions {
@@ -36,6 +39,7 @@ impl Default for PeerOptions {
             missing_models: Vec::new(),
             download: 0.5,
             codec: None,
+            hardware: Vec::new(),
         }
     }
 }
@@ -92,6 +96,9 @@ impl Peer {
             ));
         if let Some(c) = opts.codec {
             cmd.args(["--codec", c]);
+        }
+        if !opts.hardware.is_empty() {
+            cmd.arg("--hardware").args(&opts.hardware);
         }
         if !opts.missing_models.is_empty() {
             cmd.arg("--missing-models").args(&opts.missing_models);
@@ -174,6 +181,18 @@ impl Peer {
     pub async fn stats(&self) -> Value {
         self.http
             .get(format!("{}/_control/stats", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /_control/uploads`: every asset upload `{name, path, size_bytes}` in order.
+    pub async fn uploads(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_control/uploads", self.url()))
             .send()
             .await
             .unwrap()

@@ -48,6 +48,15 @@ pub fn fast_config(url: &str) -> ServerConfig {
 impl Rig {
     /// Starts the transport for `cfg` and sends `Msg::Started` (→ Connect with the full state).
     pub async fn start(cfg: &ServerConfig, with_rtp: bool) -> Rig {
+        Rig::start_with(cfg, with_rtp, |_| {}).await
+    }
+
+    /// Like [`Rig::start`], with the core settings adjusted by `tweak` first.
+    pub async fn start_with(
+        cfg: &ServerConfig,
+        with_rtp: bool,
+        tweak: impl FnOnce(&mut CoreSettings),
+    ) -> Rig {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -66,12 +75,13 @@ impl Rig {
             ..VideoPorts::default()
         };
         let handle = spawn_with_video(cfg, false, etx, video).unwrap();
-        let settings = CoreSettings {
+        let mut settings = CoreSettings {
             backend: "scope".into(),
             server: cfg.url.clone(),
             confirm_quit: false,
             ..CoreSettings::default()
         };
+        tweak(&mut settings);
         let mut rig = Rig {
             state: AppState::new(settings),
             handle: Some(handle),

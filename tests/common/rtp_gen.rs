@@ -48,11 +48,34 @@ pub fn read_counter_luma(y_plane: &[u8], w: usize) -> u32 {
 
 /// RTP packets of `count` counter frames, grouped per frame (last packet has the marker bit).
 pub fn encode_frames(count: u32, w: usize, h: usize, first: u32) -> Vec<Vec<Bytes>> {
+    encode_with(
+        "vp8enc deadline=1 cpu-used=8 target-bitrate=3000000 keyframe-max-dist=30 lag-in-frames=0 ! \
+         rtpvp8pay pt=96 mtu=1200",
+        count,
+        w,
+        h,
+        first,
+    )
+}
+
+/// Like [`encode_frames`] in H.264 (baseline, key frame every 30 frames, payload type 102), as
+/// a Scope server answering H.264 sends it.
+pub fn encode_frames_h264(count: u32, w: usize, h: usize, first: u32) -> Vec<Vec<Bytes>> {
+    encode_with(
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=3000 ! \
+         video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 mtu=1200 config-interval=-1",
+        count,
+        w,
+        h,
+        first,
+    )
+}
+
+fn encode_with(enc: &str, count: u32, w: usize, h: usize, first: u32) -> Vec<Vec<Bytes>> {
     gst::init().unwrap();
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=I420,width={w},height={h},framerate=30/1 ! \
-         vp8enc deadline=1 cpu-used=8 target-bitrate=3000000 keyframe-max-dist=30 lag-in-frames=0 ! \
-         rtpvp8pay pt=96 mtu=1200 ! appsink name=out sync=false"
+         {enc} ! appsink name=out sync=false"
     ))
     .unwrap()
     .downcast::<gst::Pipeline>()
@@ -99,6 +122,17 @@ pub fn encode_frames(count: u32, w: usize, h: usize, first: u32) -> Vec<Vec<Byte
 
 /// Sends frames paced at `fps` as the transport would.
 pub async fn send_paced(tx: &mpsc::Sender<RtpPacket>, frames: &[Vec<Bytes>], fps: u32) {
+    send_paced_as(tx, frames, fps, VideoCodec::Vp8, 96).await;
+}
+
+/// Like [`send_paced`] for any codec and payload type.
+pub async fn send_paced_as(
+    tx: &mpsc::Sender<RtpPacket>,
+    frames: &[Vec<Bytes>],
+    fps: u32,
+    codec: VideoCodec,
+    payload_type: u8,
+) {
     let start = Instant::now();
     for (i, f) in frames.iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / f64::from(fps));
@@ -106,8 +140,8 @@ pub async fn send_paced(tx: &mpsc::Sender<RtpPacket>, frames: &[Vec<Bytes>], fps
         for p in f {
             tx.send(RtpPacket {
                 data: p.clone(),
-                codec: VideoCodec::Vp8,
-                payload_type: 96,
+                codec,
+                payload_type,
                 clock_rate: 90_000,
                 arrival: Instant::now(),
             })

@@ -13,7 +13,9 @@ import argparse
 import asyncio
 import fractions
 import json
+import os
 import sys
+import tempfile
 import time
 import uuid
 
@@ -97,6 +99,18 @@ class Peer:
         self.download = None  # dict(pipeline_id, started, duration)
         self.log = open(args.log, "a", buffering=1) if args.log else None
         self.request_log = []
+        # /api/v1/hardware/info: which server-side outputs exist (--hardware, /_control/hardware).
+        avail = set(args.hardware)
+        self.hardware = {
+            "vram_gb": 0,
+            "ndi_available": "ndi" in avail,
+            "spout_available": "spout" in avail,
+            "syphon_available": "syphon" in avail,
+        }
+        # Uploaded assets (/api/v1/assets) land here, under the name given.
+        self.assets_dir = args.assets_dir or tempfile.mkdtemp(prefix="scope-peer-assets-")
+        os.makedirs(self.assets_dir, exist_ok=True)
+        self.uploads = []
 
     # ---- logging -------------------------------------------------------------------------
     def record(self, session, kind, data=None, raw=None):
@@ -435,10 +449,35 @@ async def session_metrics(request):
 
 
 async def hardware_info(request):
+    return web.json_response(request.app["peer"].hardware)
+
+
+async def assets_upload(request):
+    """`POST /api/v1/assets?filename=NAME`, raw bytes (application/octet-stream), as Scope's
+    docs/api/vace.md shows; answers with the stored file's server path."""
+    p = request.app["peer"]
+    name = os.path.basename(request.query.get("filename", ""))
+    if not name:
+        return jerr(422, [{"loc": ["query", "filename"], "msg": "field required"}])
+    body = await request.read()
+    if not body:
+        return jerr(400, "empty upload")
+    path = os.path.join(p.assets_dir, name)
+    with open(path, "wb") as f:
+        f.write(body)
+    p.uploads.append({"name": name, "path": path, "size_bytes": len(body)})
+    p.record(None, "asset", {"name": name, "path": path, "size_bytes": len(body)})
     return web.json_response({
-        "vram_gb": 0, "spout_available": False, "ndi_available": False,
-        "syphon_available": False,
+        "name": os.path.splitext(name)[0], "path": path, "size_bytes": len(body),
+        "type": "image", "created_at": time.time(),
     })
+
+
+async def assets_list(request):
+    p = request.app["peer"]
+    return web.json_response({"assets": [
+        {"name": os.path.splitext(u["name"])[0], "path": u["path"], "size_bytes": u["size_bytes"],
+         "type": "image"} for u in p.uploads]})
 
 
 # ---- control API -----------------------------------------------------------------------------
@@ -487,6 +526,17 @@ async def c_faults(request):
     if "missing_models" in body:
         p.models_missing = set(body["missing_models"])
     return web.json_response({"ok": True})
+
+
+async def c_hardware(request):
+    """Merges the body into the /api/v1/hardware/info answer (e.g. {"ndi_available": true})."""
+    p = request.app["peer"]
+    p.hardware.update(await request.json())
+    return web.json_response(p.hardware)
+
+
+async def c_uploads(request):
+    return web.json_response(request.app["peer"].uploads)
 
 
 async def c_send(request):
@@ -538,11 +588,15 @@ def make_app(args):
     r.add_post("/api/v1/models/download", models_download)
     r.add_get("/api/v1/session/metrics", session_metrics)
     r.add_get("/api/v1/hardware/info", hardware_info)
+    r.add_post("/api/v1/assets", assets_upload)
+    r.add_get("/api/v1/assets", assets_list)
     r.add_post("/_control/restart", c_restart)
     r.add_post("/_control/drop_channel", c_drop_channel)
     r.add_post("/_control/stall", c_stall)
     r.add_post("/_control/faults", c_faults)
     r.add_post("/_control/send", c_send)
+    r.add_post("/_control/hardware", c_hardware)
+    r.add_get("/_control/uploads", c_uploads)
     r.add_get("/_control/stats", c_stats)
     r.add_get("/_control/requests", c_requests)
 
@@ -566,6 +620,9 @@ def main():
     ap.add_argument("--log", default="", help="JSON-lines data-channel message log")
     ap.add_argument("--codec", default="any", choices=["any", "vp8", "h264"],
                     help="answer with this video codec only (default: the offer's order)")
+    ap.add_argument("--hardware", nargs="*", default=[], choices=["ndi", "spout", "syphon"],
+                    help="server-side outputs /api/v1/hardware/info reports as available")
+    ap.add_argument("--assets-dir", default="", help="where uploaded assets are stored")
     args = ap.parse_args()
     w, h = args.size.lower().split("x")
     args.width, args.height = int(w), int(h)

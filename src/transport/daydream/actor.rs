@@ -239,6 +239,13 @@ impl Actor {
                 })
                 .await;
             }
+            TransportCmd::UploadAssets { .. } => {
+                self.emit(TransportEvent::Refused {
+                    key: "vace_ref_images".into(),
+                    reason: "reference images (VACE) are a Scope-only feature".into(),
+                })
+                .await;
+            }
             TransportCmd::Shutdown => {}
         }
     }

@@ -7,7 +7,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use crate::core::state::VideoSlice;
+use crate::core::state::VideoOutputSlice;
 use crate::ui::style::UiStyle;
 use crate::video::PreviewFrame;
 use crate::video::preview::{PreviewColors, PreviewWidget, fit};
@@ -16,7 +16,7 @@ use crate::video::preview::{PreviewColors, PreviewWidget, fit};
 pub const STATS_WIDTH: u16 = 26;
 
 /// One-line summary for the connection panel: `video 24.8 fps · +1.7 ms · 2/2 sinks`.
-pub fn summary_line<'a>(video: &VideoSlice, style: &UiStyle) -> Line<'a> {
+pub fn summary_line<'a>(video: &VideoOutputSlice, style: &UiStyle) -> Line<'a> {
     let s = &video.stats;
     let running = s.sinks.iter().filter(|k| k.running).count();
     let trouble = running < s.sinks.len() || s.last_error.is_some();
@@ -38,7 +38,7 @@ pub fn summary_line<'a>(video: &VideoSlice, style: &UiStyle) -> Line<'a> {
 }
 
 /// The statistics lines (without the preview), most important first.
-pub fn stats_lines<'a>(video: &VideoSlice, style: &UiStyle) -> Vec<Line<'a>> {
+pub fn stats_lines<'a>(video: &VideoOutputSlice, style: &UiStyle) -> Vec<Line<'a>> {
     let s = &video.stats;
     let mut lines = vec![
         Line::from(format!("in {:.1} fps  #{}", video.fps_in, s.frames_in)),
@@ -80,7 +80,7 @@ pub fn stats_lines<'a>(video: &VideoSlice, style: &UiStyle) -> Vec<Line<'a>> {
 /// Preview on the left (aspect kept), statistics on the right when there is room.
 pub struct VideoPanel<'a> {
     /// Statistics (`None`: no video output runs).
-    pub video: Option<&'a VideoSlice>,
+    pub video: Option<&'a VideoOutputSlice>,
     /// The latest preview frame, if any arrived.
     pub preview: Option<&'a PreviewFrame>,
     /// Colour mode of the preview.
@@ -142,8 +142,8 @@ mod tests {
     use super::*;
     use crate::video::{SinkStatus, VideoStats};
 
-    fn video() -> VideoSlice {
-        VideoSlice {
+    fn video() -> VideoOutputSlice {
+        VideoOutputSlice {
             stats: VideoStats {
                 frames_in: 1200,
                 packets_lost: 2,
