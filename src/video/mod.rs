@@ -244,6 +244,9 @@ async fn run(
                     }
                 }
                 let mut list = gst::BufferList::new_sized(batch.len());
+                // One clock reading per burst (the pipeline clock and the wall clock); each
+                // packet's stamp is that minus its own age.
+                let mut clock_now: Option<(gst::ClockTime, std::time::Instant)> = None;
                 for pkt in batch {
                     counters.packets_in.fetch_add(1, Ordering::Relaxed);
                     let key = StreamKey { codec: pkt.codec, payload_type: pkt.payload_type, clock_rate: pkt.clock_rate };
@@ -256,6 +259,8 @@ async fn run(
                         retry_after = Some(tokio::time::Instant::now() + Duration::from_millis(500));
                     }
                     if current.is_none() {
+                        // A new pipeline has its own running time.
+                        clock_now = None;
                         if retry_after.is_some_and(|t| tokio::time::Instant::now() < t) {
                             counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
                             continue;
@@ -275,13 +280,21 @@ async fn run(
                     let mut buf = gst::Buffer::from_slice(pkt.data);
                     // Arrival time in the pipeline's clock (what `do-timestamp` would stamp for a
                     // single push; in a list only the first buffer would get it).
-                    if let (Some(r), Some(b)) = (&current, buf.get_mut())
-                        && let Some(now) = r.out.src.current_running_time()
-                    {
-                        let age = gst::ClockTime::from_nseconds(
-                            u64::try_from(pkt.arrival.elapsed().as_nanos()).unwrap_or(0),
-                        );
-                        b.set_dts(now.saturating_sub(age));
+                    if let (Some(r), Some(b)) = (&current, buf.get_mut()) {
+                        if clock_now.is_none() {
+                            clock_now = r
+                                .out
+                                .src
+                                .current_running_time()
+                                .map(|t| (t, std::time::Instant::now()));
+                        }
+                        if let Some((now, wall)) = clock_now {
+                            let age = gst::ClockTime::from_nseconds(
+                                u64::try_from(wall.saturating_duration_since(pkt.arrival).as_nanos())
+                                    .unwrap_or(0),
+                            );
+                            b.set_dts(now.saturating_sub(age));
+                        }
                     }
                     match list.get_mut() {
                         Some(l) => l.add(buf),
