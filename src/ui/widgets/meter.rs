@@ -37,21 +37,29 @@ impl Widget for SpectrumBars<'_> {
             return;
         }
         let n = self.values.len();
-        // One column per bar, plus a gap when there is room for it.
-        let gap = usize::from(area.width as usize >= n * 2);
-        let stride = 1 + gap;
-        let shown = (area.width as usize / stride).min(n).max(1);
+        let w = area.width as usize;
         let h = area.height as usize;
-        for i in 0..shown {
-            // Resample when fewer columns than bars: take the max of the bars in this column.
-            let lo = i * n / shown;
-            let hi = ((i + 1) * n / shown).max(lo + 1);
+        // Bars spread over the whole width: column `c` shows bar `c·n/w` (each bar gets one or
+        // more columns), with the last column of a bar left as a gap when bars are at least
+        // two wide. Narrower than the bar count: each column shows the loudest of its bars.
+        let gaps = w >= 2 * n;
+        for c in 0..w {
+            let (lo, hi) = if w >= n {
+                let b = c * n / w;
+                if gaps && (c + 1) * n / w != b {
+                    continue;
+                }
+                (b, b + 1)
+            } else {
+                let lo = c * n / w;
+                (lo, ((c + 1) * n / w).max(lo + 1))
+            };
             let v = self.values[lo..hi].iter().copied().fold(0.0f32, f32::max);
             let p = self
                 .peaks
                 .get(lo..hi)
                 .map_or(0.0, |s| s.iter().copied().fold(0.0f32, f32::max));
-            let x = area.x + (i * stride) as u16;
+            let x = area.x + c as u16;
             let eighths = (v.clamp(0.0, 1.0) * h as f32 * 8.0).round() as usize;
             for row in 0..h {
                 let y = area.y + (h - 1 - row) as u16;
@@ -137,7 +145,7 @@ mod tests {
             style: &style,
         }
         .render(buf.area, &mut buf);
-        // Rows top to bottom; bars at columns 0, 2, 4, 6 (width allows a gap).
+        // Rows top to bottom; each bar two columns wide, its second column a gap.
         let expected = Buffer::with_lines(["█       ", "█   ▔   ", "█ █     ", "█ █ ▄   "]);
         for y in 0..4 {
             for x in 0..8 {
@@ -148,6 +156,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn spectrum_bars_fill_the_width() {
+        let style = mono();
+        // 3 bars over 7 columns: bars get 2 or 3 columns, the last of each a gap.
+        let mut buf = Buffer::empty(Rect::new(0, 0, 7, 1));
+        SpectrumBars {
+            values: &[1.0, 1.0, 1.0],
+            peaks: &[0.0; 3],
+            style: &style,
+        }
+        .render(buf.area, &mut buf);
+        let row: String = (0..7).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert_eq!(row, "██ █ █ ");
+        // Between n and 2n columns: no gaps, every column drawn.
+        let mut buf = Buffer::empty(Rect::new(0, 0, 5, 1));
+        SpectrumBars {
+            values: &[1.0, 0.0, 1.0],
+            peaks: &[0.0; 3],
+            style: &style,
+        }
+        .render(buf.area, &mut buf);
+        let row: String = (0..5).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert_eq!(row, "██  █");
     }
 
     #[test]
