@@ -179,3 +179,48 @@ async fn whip_ingest_and_whep_playback_carry_frames() {
         "WHEP session DELETE"
     );
 }
+
+/// The WHIP exchange succeeds but media never connects (the stand-in's answer points every
+/// candidate at the discard port): the connection limit ends the attempt with an error that
+/// names the leg and the limit, instead of hanging. The limit is injected (1 s) where the
+/// product uses the seeds' 45 s (`rtc::CONNECT_TIMEOUT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_that_never_connects_times_out_with_a_named_error() {
+    use scope_deck::transport::daydream::policy::{Backoff, Warmup};
+    use scope_deck::transport::daydream::rtc::{self, MediaError, RtcOptions};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let standin = Standin::start(StandinOptions {
+        unreachable_media: true,
+        ..Default::default()
+    });
+    let url = url::Url::parse(&format!(
+        "{}/whip/str_timeout?token=presigned",
+        standin.url()
+    ))
+    .unwrap();
+    let opts = RtcOptions {
+        ice_servers: Vec::new(),
+        loopback: true,
+        gather_timeout: rtc::GATHER_TIMEOUT,
+        connect_timeout: Duration::from_secs(1),
+    };
+    let warmup = Warmup {
+        created_at: Duration::ZERO,
+        grace: Duration::ZERO,
+        backoff: Backoff::default(),
+    };
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let result = rtc::whip(&http, &url, &opts, None, &warmup, started).await;
+    match result {
+        Err(e @ MediaError::Timeout(what, limit)) => {
+            assert_eq!(what, "WHIP");
+            assert_eq!(limit, Duration::from_secs(1));
+            assert!(e.to_string().contains("WHIP: connection timed out"), "{e}");
+        }
+        Err(other) => panic!("expected the connection timeout, got {other}"),
+        Ok(_) => panic!("connected to candidates on the discard port"),
+    }
+    // The HTTP leg did happen: the failure is the media connection, not the offer.
+    assert_eq!(standin.matching("POST", "/whip/").len(), 1);
+}

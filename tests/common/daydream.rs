@@ -34,6 +34,8 @@ pub struct StandinOptions {
     pub fps: f64,
     /// Leave the `livepeer-playback-url` header out of the WHIP answer.
     pub no_playback_header: bool,
+    /// WHIP answers whose ICE candidates point at the discard port: media never connects.
+    pub unreachable_media: bool,
 }
 
 impl Default for StandinOptions {
@@ -48,6 +50,7 @@ impl Default for StandinOptions {
             size: (128, 64),
             fps: 15.0,
             no_playback_header: false,
+            unreachable_media: false,
         }
     }
 }
@@ -92,6 +95,9 @@ impl Standin {
             ));
         if o.no_playback_header {
             cmd.arg("--no-playback-header");
+        }
+        if o.unreachable_media {
+            cmd.arg("--unreachable-media");
         }
         if let Some(h) = &o.whip_host {
             cmd.args(["--whip-host", h]);

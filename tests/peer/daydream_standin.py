@@ -239,9 +239,26 @@ async def whip(request):
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
     await pc.setLocalDescription(await pc.createAnswer())
     headers = {"Location": f"/whip/{sid}/session", "Content-Type": "application/sdp"}
+    answer = pc.localDescription.sdp
+    if st.args.unreachable_media:
+        answer = unreachable(answer)
     if not st.args.no_playback_header:
         headers["livepeer-playback-url"] = f"{base(request)}/whep/{sid}"
-    return web.Response(status=201, text=pc.localDescription.sdp, headers=headers)
+    return web.Response(status=201, text=answer, headers=headers)
+
+
+def unreachable(sdp):
+    """The answer with every ICE candidate moved to the discard port: the HTTP exchange succeeds
+    but media never connects (tests the client's connection timeout)."""
+    out = []
+    for line in sdp.split("\r\n"):
+        if line.startswith("a=candidate:"):
+            f = line.split(" ")
+            if len(f) > 5:
+                f[5] = "9"
+            line = " ".join(f)
+        out.append(line)
+    return "\r\n".join(out)
 
 
 async def whep(request):
@@ -285,6 +302,8 @@ async def state(request):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--unreachable-media", action="store_true",
+                    help="WHIP answers carry candidates on the discard port (never connects)")
     ap.add_argument("--log", required=True)
     ap.add_argument("--key", required=True, help="the API key the stand-in accepts")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of not-ready answers")
