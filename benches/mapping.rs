@@ -13,10 +13,7 @@ use scope_deck::core::update::update;
 use scope_deck::mapping::slice::MappingSlice;
 
 fn state_on(id: &str) -> AppState {
-    let mut errs = Vec::new();
-    let mut files = Vec::new();
-    let themes = scope_deck::config::load_themes(None, &mut errs, &mut files);
-    assert!(errs.is_empty());
+    let themes = scope_deck::config::builtin_themes().unwrap();
     let mut s = AppState::new(CoreSettings::default());
     s.mapping = MappingSlice::new(themes, id, 4);
     update(&mut s, Msg::Started, Duration::ZERO);

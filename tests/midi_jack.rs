@@ -361,13 +361,7 @@ fn library_edge() {
 
         // The shipped themes, starting on another one than `default` (the theme light's).
         let mut state = AppState::new(Default::default());
-        let (mut errs, mut files) = (Vec::new(), Vec::new());
-        let themes = scope_deck::config::load_themes(
-            Some(std::path::Path::new("/nonexistent/scope-deck")),
-            &mut errs,
-            &mut files,
-        );
-        assert!(errs.is_empty(), "{errs:?}");
+        let themes = scope_deck::config::builtin_themes().unwrap();
         assert_eq!(themes[0].id, "default", "the theme pad selects index 0");
         state.mapping = scope_deck::mapping::slice::MappingSlice::new(themes, "cosmic-voyage", 4);
         let (snap_tx, snap_rx) =

@@ -161,11 +161,7 @@ fn analysed_sequence() -> Vec<(Duration, Input)> {
 }
 
 fn shipped() -> Vec<Theme> {
-    let mut errs = Vec::new();
-    let mut files = Vec::new();
-    let themes = scope_deck::config::load_themes(None, &mut errs, &mut files);
-    assert!(errs.is_empty(), "{errs:?}");
-    themes
+    scope_deck::config::builtin_themes().unwrap()
 }
 
 /// Runs one theme; returns the updates sent with their times.

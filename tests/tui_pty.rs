@@ -14,11 +14,10 @@ const T: Duration = Duration::from_secs(30);
 /// Runs the binary in a shell that afterwards prints its exit code and the terminal modes, so the
 /// test can check raw mode was switched off.
 fn start(sb: &common::Sandbox, extra: &str) -> Tmux {
-    let cmd = format!(
-        "env XDG_STATE_HOME='{}' '{}' --dry-run --config-dir '{}' {extra}; echo EXIT:$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo MODES-END; exec sleep 600",
-        sb.state_home().display(),
-        common::bin().display(),
-        sb.config_dir().display(),
+    let cmd = common::tmux::app_command(
+        sb,
+        &format!("--dry-run {extra}"),
+        "stty -a | tr ' ;' '\\n\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo MODES-END;",
     );
     Tmux::start(&cmd, 100, 30)
 }
@@ -173,12 +172,7 @@ fn the_demo_source_moves_the_meters_and_finds_the_tempo() {
 #[test]
 fn the_layout_follows_a_terminal_resize() {
     let sb = common::Sandbox::new();
-    let cmd = format!(
-        "env XDG_STATE_HOME='{}' '{}' --dry-run --config-dir '{}'; echo EXIT:$?; exec sleep 600",
-        sb.state_home().display(),
-        common::bin().display(),
-        sb.config_dir().display(),
-    );
+    let cmd = common::tmux::app_command(&sb, "--dry-run", "");
     let t = Tmux::start(&cmd, 80, 24);
     let screen = t.wait_for_text("STREAMING", T);
     assert!(!screen.contains("┌ themes "), "{screen}");

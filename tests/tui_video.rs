@@ -34,12 +34,7 @@ async fn the_preview_shows_the_received_video() {
          [video.preview]\nenabled = true\nfps = 6\nwidth = 32\nheight = 16\n",
         peer.url()
     ));
-    let cmd = format!(
-        "env XDG_STATE_HOME='{}' '{}' --config-dir '{}'; echo EXIT:$?; exec sleep 600",
-        sb.state_home().display(),
-        common::bin().display(),
-        sb.config_dir().display(),
-    );
+    let cmd = common::tmux::app_command(&sb, "", "");
     let t = Tmux::start(&cmd, 100, 30);
     t.wait_for_text("STREAMING", T);
     // Frames are decoded: the video row's rate becomes positive.

@@ -140,6 +140,17 @@ fn layered(embedded: &[(&str, &str)], kind: &str, user: Vec<Text>) -> Vec<Text> 
     out
 }
 
+/// The themes that ship inside the binary, with no user overlay (tests, replays, defaults).
+pub fn builtin_themes() -> Result<Vec<Theme>, Vec<ConfigError>> {
+    let (mut errors, mut files) = (Vec::new(), Vec::new());
+    let themes = load_themes(None, &mut errors, &mut files);
+    if errors.is_empty() {
+        Ok(themes)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Loads the built-in themes layered with `dir/themes/*.toml` (start-up and hot reload),
 /// collecting every error and the file names read.
 pub fn load_themes(

@@ -19,11 +19,7 @@ fn ms(v: u64) -> Duration {
 }
 
 fn shipped() -> Vec<crate::mapping::theme::Theme> {
-    let mut errs = Vec::new();
-    let mut files = Vec::new();
-    let t = crate::config::load_themes(None, &mut errs, &mut files);
-    assert!(errs.is_empty(), "{errs:?}");
-    t
+    crate::config::builtin_themes().unwrap()
 }
 
 fn index_of(s: &AppState, id: &str) -> usize {

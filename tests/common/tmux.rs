@@ -6,6 +6,18 @@ use std::time::Duration;
 
 use super::wait_for;
 
+/// The shell command that runs the real binary with the sandbox's config and state folders and
+/// `args`, then prints `EXIT:<code>`, runs `after` (more shell), and keeps the pane open so the
+/// screen can still be read.
+pub fn app_command(sb: &super::Sandbox, args: &str, after: &str) -> String {
+    format!(
+        "env XDG_STATE_HOME='{}' '{}' --config-dir '{}' {args}; echo EXIT:$?; {after} exec sleep 600",
+        sb.state_home().display(),
+        super::bin().display(),
+        sb.config_dir().display(),
+    )
+}
+
 /// One tmux session on a private server; killed on drop.
 pub struct Tmux {
     socket: String,

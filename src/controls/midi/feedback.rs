@@ -344,13 +344,7 @@ mod tests {
 
     fn with_themes() -> AppState {
         let mut st = AppState::new(Default::default());
-        let (mut errs, mut files) = (Vec::new(), Vec::new());
-        let themes = crate::config::load_themes(
-            Some(std::path::Path::new("/nonexistent/scope-deck")),
-            &mut errs,
-            &mut files,
-        );
-        assert!(errs.is_empty(), "{errs:?}");
+        let themes = crate::config::builtin_themes().unwrap();
         st.mapping = crate::mapping::slice::MappingSlice::new(themes, "cosmic-voyage", 4);
         st
     }
