@@ -200,50 +200,17 @@ fn binary_streams_test_pattern_in_and_frames_out_to_shm() {
     common::wait_for("shm socket", Duration::from_secs(20), || {
         socket.exists().then_some(())
     });
-    let mut reader = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "shmsrc",
-            &format!("socket-path={}", socket.display()),
-            "is-live=true",
-            "!",
-            &format!("video/x-raw,format=I420,width={W},height={H},framerate=30/1"),
-            "!",
-            "fdsink",
-            "fd=1",
-            "sync=false",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = reader.stdout.take().unwrap();
-    let (ftx, frx) = mpsc::channel::<u32>();
-    let read_thread = std::thread::spawn(move || {
-        let mut frame = vec![0u8; W * H * 3 / 2];
-        while std::io::Read::read_exact(&mut out, &mut frame).is_ok() {
-            let cell = W / 32;
-            let v = (0..32).fold(0u32, |n, bit| {
-                n << 1 | u32::from(frame[16 * W + bit * cell + cell / 2] > 128)
-            });
-            if ftx.send(v).is_err() {
-                break;
-            }
-        }
-    });
-    let mut got = Vec::new();
+    let reader = common::rtp_gen::ShmReader::start(&socket, W, H);
     let deadline = std::time::Instant::now() + Duration::from_secs(45);
     let mut ingest = 0;
-    while got.len() < 45 || ingest < 30 {
+    while reader.frames_read() < 45 || ingest < 30 {
         assert!(
             std::time::Instant::now() < deadline,
             "shm reader got {} frames, stand-in decoded {ingest} ingest frames; log:\n{}",
-            got.len(),
+            reader.frames_read(),
             sb.log()
         );
-        if let Ok(v) = frx.recv_timeout(Duration::from_millis(200)) {
-            got.push(v);
-        }
+        std::thread::sleep(Duration::from_millis(200));
         ingest = standin.state()["whip_frames_in"].as_u64().unwrap_or(0);
     }
     let mut stdin = child.stdin.take().unwrap();
@@ -253,9 +220,7 @@ fn binary_streams_test_pattern_in_and_frames_out_to_shm() {
         child.try_wait().unwrap()
     });
     assert!(status.success(), "exit {status}");
-    let _ = reader.kill();
-    let _ = reader.wait();
-    let _ = read_thread.join();
+    let got = reader.stop();
     let increasing = got.windows(2).filter(|w| w[1] > w[0]).count();
     assert!(
         increasing * 100 >= (got.len() - 1) * 95,

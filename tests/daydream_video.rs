@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::daydream::{KEY, Standin, StandinOptions};
+use common::rtp_gen::ShmReader;
 use scope_deck::transport::daydream::{ApiKey, spawn_with_key};
 use scope_deck::transport::{ConnState, TransportCmd, TransportEvent, VideoPorts};
 use scope_deck::video::config::{InputConfig, InputSource, SinkConfig, VideoConfig};
@@ -23,13 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 const W: usize = 256;
 const H: usize = 256;
-
-fn read_counter(y: &[u8]) -> u32 {
-    let cell = W / 32;
-    (0..32).fold(0u32, |n, bit| {
-        n << 1 | u32::from(y[16 * W + bit * cell + cell / 2] > 128)
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
@@ -69,32 +61,7 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
     common::wait_for("shm socket", Duration::from_secs(10), || {
         socket.exists().then_some(())
     });
-    let mut reader = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "shmsrc",
-            &format!("socket-path={}", socket.display()),
-            "is-live=true",
-            "!",
-            &format!("video/x-raw,format=I420,width={W},height={H},framerate=30/1"),
-            "!",
-            "fdsink",
-            "fd=1",
-            "sync=false",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = reader.stdout.take().unwrap();
-    let counters = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let c2 = counters.clone();
-    let read_thread = std::thread::spawn(move || {
-        let mut frame = vec![0u8; W * H * 3 / 2];
-        while out.read_exact(&mut frame).is_ok() {
-            c2.lock().unwrap().push(read_counter(&frame[..W * H]));
-        }
-    });
+    let reader = ShmReader::start(&socket, W, H);
     let deadline = Instant::now() + Duration::from_secs(10);
     while stats
         .borrow_and_update()
@@ -138,7 +105,7 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
     let drain = tokio::spawn(async move { while erx.recv().await.is_some() {} });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let n = counters.lock().unwrap().len();
+        let n = reader.frames_read();
         let ingest = standin.state()["whip_frames_in"].as_u64().unwrap_or(0);
         if n >= 45 && ingest >= 30 {
             break;
@@ -150,10 +117,7 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let got = counters.lock().unwrap().clone();
-    reader.kill().unwrap();
-    let _ = reader.wait();
-    read_thread.join().unwrap();
+    let got = reader.stop();
     h.commands.send(TransportCmd::Shutdown).await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), h.task).await;
     drain.abort();

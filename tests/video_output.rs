@@ -7,14 +7,9 @@ mod common {
     pub mod rtp_gen;
 }
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::rtp_gen::{
-    encode_frames, encode_frames_h264, read_counter_luma, send_paced, send_paced_as,
-};
+use common::rtp_gen::{ShmReader, encode_frames, encode_frames_h264, send_paced, send_paced_as};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use scope_deck::transport::types::VideoCodec;
@@ -83,34 +78,7 @@ async fn shm_sink_delivers_counters_in_order_while_other_sinks_fail() {
         assert!(Instant::now() < deadline, "shm socket never appeared");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut reader = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "shmsrc",
-            &format!("socket-path={}", socket.display()),
-            "is-live=true",
-            "!",
-            &format!("video/x-raw,format=I420,width={W},height={H},framerate=30/1"),
-            "!",
-            "fdsink",
-            "fd=1",
-            "sync=false",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = reader.stdout.take().unwrap();
-    let counters = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let c2 = counters.clone();
-    let read_thread = std::thread::spawn(move || {
-        let mut frame = vec![0u8; W * H * 3 / 2];
-        while out.read_exact(&mut frame).is_ok() {
-            c2.lock()
-                .unwrap()
-                .push(read_counter_luma(&frame[..W * H], W));
-        }
-    });
+    let reader = ShmReader::start(&socket, W, H);
     wait_stats(
         &mut stats,
         "the shm reader to connect",
@@ -121,14 +89,11 @@ async fn shm_sink_delivers_counters_in_order_while_other_sinks_fail() {
 
     send_paced(&tx, &frames, 30).await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while counters.lock().unwrap().len() < frames.len() && Instant::now() < deadline {
+    while reader.frames_read() < frames.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let s = stats.borrow().clone();
-    let got = counters.lock().unwrap().clone();
-    reader.kill().unwrap();
-    let _ = reader.wait();
-    read_thread.join().unwrap();
+    let got = reader.stop();
 
     let wanted: Vec<u32> = (1000..1150).collect();
     let valid: Vec<u32> = got.iter().copied().filter(|c| wanted.contains(c)).collect();

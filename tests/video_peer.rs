@@ -10,13 +10,13 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::peer::{Peer, PeerOptions};
 use common::rig::fast_config;
+use common::rtp_gen::ShmReader;
 use scope_deck::transport::{
     ConnState, TransportCmd, TransportEvent, VideoPorts, spawn_with_video,
 };
@@ -27,14 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 const W: usize = 512;
 const H: usize = 512;
-
-/// Same decoding as the peer README: mean-free centre sample of each of the 32 top cells.
-fn read_counter(y: &[u8]) -> u32 {
-    let cell = W / 32;
-    (0..32).fold(0u32, |n, bit| {
-        n << 1 | u32::from(y[16 * W + bit * cell + cell / 2] > 128)
-    })
-}
 
 /// The longest strictly increasing subsequence (patience sorting).
 fn longest_increasing(v: &[u32]) -> Vec<u32> {
@@ -160,32 +152,7 @@ async fn peer_counters_reach_the_shm_reader_and_test_pattern_reaches_the_peer() 
     common::wait_for("shm socket", Duration::from_secs(10), || {
         socket.exists().then_some(())
     });
-    let mut reader = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "shmsrc",
-            &format!("socket-path={}", socket.display()),
-            "is-live=true",
-            "!",
-            &format!("video/x-raw,format=I420,width={W},height={H},framerate=30/1"),
-            "!",
-            "fdsink",
-            "fd=1",
-            "sync=false",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = reader.stdout.take().unwrap();
-    let counters = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let c2 = counters.clone();
-    let read_thread = std::thread::spawn(move || {
-        let mut frame = vec![0u8; W * H * 3 / 2];
-        while out.read_exact(&mut frame).is_ok() {
-            c2.lock().unwrap().push(read_counter(&frame[..W * H]));
-        }
-    });
+    let reader = ShmReader::start(&socket, W, H);
     let deadline = Instant::now() + Duration::from_secs(10);
     while stats
         .borrow_and_update()
@@ -218,7 +185,7 @@ async fn peer_counters_reach_the_shm_reader_and_test_pattern_reaches_the_peer() 
         peer_received = s.peer.stats().await["frames_received"]
             .as_u64()
             .unwrap_or(peer_received);
-        let n = counters.lock().unwrap().len();
+        let n = reader.frames_read();
         if n >= 150 && peer_received >= 30 {
             break;
         }
@@ -230,11 +197,8 @@ async fn peer_counters_reach_the_shm_reader_and_test_pattern_reaches_the_peer() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let got = counters.lock().unwrap().clone();
+    let got = reader.stop();
     let vstats = stats.borrow().clone();
-    reader.kill().unwrap();
-    let _ = reader.wait();
-    read_thread.join().unwrap();
     s.close().await;
     inp.shutdown().await;
     vh.shutdown().await;

@@ -3,6 +3,7 @@
 
 pub mod peer;
 pub mod rig;
+pub mod rtp_gen;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};

@@ -150,3 +150,81 @@ pub async fn send_paced_as(
         }
     }
 }
+
+/// A second process reading scope-deck's shm sink (`gst-launch-1.0 shmsrc ! fdsink`), every
+/// I420 frame's counter decoded on a reader thread (what a local consumer such as OBS would
+/// receive). Killed on drop.
+pub struct ShmReader {
+    child: std::process::Child,
+    thread: Option<std::thread::JoinHandle<()>>,
+    counters: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+impl ShmReader {
+    /// Starts reading `socket` as `w`×`h` I420 frames.
+    pub fn start(socket: &std::path::Path, w: usize, h: usize) -> ShmReader {
+        use std::io::Read;
+        let mut child = std::process::Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "shmsrc",
+                &format!("socket-path={}", socket.display()),
+                "is-live=true",
+                "!",
+                &format!("video/x-raw,format=I420,width={w},height={h},framerate=30/1"),
+                "!",
+                "fdsink",
+                "fd=1",
+                "sync=false",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0 is installed (scripts/setup.sh test)");
+        let mut out = child.stdout.take().expect("piped stdout");
+        let counters = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let c2 = counters.clone();
+        let thread = std::thread::spawn(move || {
+            let mut frame = vec![0u8; w * h * 3 / 2];
+            while out.read_exact(&mut frame).is_ok() {
+                let n = read_counter_luma(&frame[..w * h], w);
+                match c2.lock() {
+                    Ok(mut v) => v.push(n),
+                    Err(_) => return,
+                }
+            }
+        });
+        ShmReader {
+            child,
+            thread: Some(thread),
+            counters,
+        }
+    }
+
+    /// The counters read so far.
+    pub fn counters(&self) -> Vec<u32> {
+        self.counters.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// How many frames were read so far.
+    pub fn frames_read(&self) -> usize {
+        self.counters.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Stops the reader and returns every counter it read.
+    pub fn stop(mut self) -> Vec<u32> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.counters()
+    }
+}
+
+impl Drop for ShmReader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
