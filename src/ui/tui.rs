@@ -141,8 +141,8 @@ pub struct TuiSetup {
 /// Runs the TUI until cancelled. Keys go to `inputs`; frames are drawn from `snapshots`.
 ///
 /// A frame is drawn only when something changed (a new snapshot, a log line, a key, a resize)
-/// and at most `fps` times a second, so a silent idle screen costs nothing and input bursts never
-/// drive redraws.
+/// and at most `fps` times a second, so input bursts never drive redraws and the TUI wakes once
+/// per engine tick rather than on a clock of its own.
 pub async fn run(
     mut guard: TerminalGuard,
     setup: TuiSetup,
