@@ -93,16 +93,15 @@ pub fn draw(
     } else {
         draw_audio(frame, left, snap, style);
     }
-    // Room for a wrapped error under the stats when there is one, and for the video summary.
+    // Room for a wrapped error under the stats when there is one, and for the optional rows.
+    let rows = ConnectionRows::of(snap);
     let conn_h = if snap.transport.last_error.is_some() {
         8
     } else {
         6
-    } + u16::from(snap.video_output.is_some())
-        + u16::from(!snap.scope_outputs.summary().is_empty())
-        + u16::from(
-            snap.transport.stats.input_fps.is_some() || snap.transport.stats.jitter_ms.is_some(),
-        );
+    } + u16::from(rows.ingest)
+        + u16::from(rows.video)
+        + u16::from(rows.outputs);
     let [conn, params] =
         Layout::vertical([Constraint::Length(conn_h), Constraint::Min(3)]).areas(right);
     draw_connection(frame, conn, snap, style);
@@ -273,7 +272,29 @@ fn fmt_opt(v: Option<f32>, unit: &str, scale: f32, prec: usize) -> String {
     )
 }
 
+/// The connection panel's optional rows, decided once for both its height and its layout.
+struct ConnectionRows {
+    /// What the server receives from us (hosted backend).
+    ingest: bool,
+    /// The video output's summary.
+    video: bool,
+    /// The Scope server's own outputs that are on.
+    outputs: bool,
+}
+
+impl ConnectionRows {
+    fn of(snap: &UiSnapshot) -> Self {
+        let s = &snap.transport.stats;
+        ConnectionRows {
+            ingest: s.input_fps.is_some() || s.jitter_ms.is_some(),
+            video: snap.video_output.is_some(),
+            outputs: snap.scope_outputs.any_on(),
+        }
+    }
+}
+
 fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let rows = ConnectionRows::of(snap);
     let b = block(" connection ", style);
     let inner = b.inner(area);
     frame.render_widget(b, area);
@@ -293,11 +314,9 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(2),
-        Constraint::Length(u16::from(
-            t.stats.input_fps.is_some() || t.stats.jitter_ms.is_some(),
-        )),
-        Constraint::Length(u16::from(snap.video_output.is_some())),
-        Constraint::Length(u16::from(!snap.scope_outputs.summary().is_empty())),
+        Constraint::Length(u16::from(rows.ingest)),
+        Constraint::Length(u16::from(rows.video)),
+        Constraint::Length(u16::from(rows.outputs)),
         Constraint::Min(0),
     ])
     .areas(inner);

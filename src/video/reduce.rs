@@ -130,6 +130,11 @@ impl ScopeOutputsView {
         }
     }
 
+    /// Whether any server output is on (the summary line is not empty), without building it.
+    pub fn any_on(&self) -> bool {
+        self.outputs.iter().any(|r| r.enabled)
+    }
+
     /// One short line (`server out: NDI on · Spout n/a`), empty when nothing is on or
     /// unavailable, for the connection panel.
     pub fn summary(&self) -> String {
