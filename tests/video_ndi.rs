@@ -15,32 +15,12 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use scope_deck::video;
 use scope_deck::video::config::{SinkConfig, VideoConfig};
-use scope_deck::video::{self, VideoStats};
 use tokio_util::sync::CancellationToken;
 
 fn runtime_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ndi-runtime")
-}
-
-async fn wait_stats(
-    rx: &mut tokio::sync::watch::Receiver<VideoStats>,
-    timeout: Duration,
-    cond: impl Fn(&VideoStats) -> bool,
-) -> VideoStats {
-    let deadline = Instant::now() + timeout;
-    loop {
-        {
-            let s = rx.borrow_and_update();
-            if cond(&s) {
-                return s.clone();
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
-            panic!("timed out: {:#?}", rx.borrow());
-        }
-    }
 }
 
 /// Runs `test` of this binary in a child process with `envs`, inside `unshare -n` when `netns`.
@@ -102,7 +82,7 @@ async fn inner_missing_runtime() {
     };
     let (_tx, handle) = video::start(&cfg, CancellationToken::new()).unwrap();
     let mut stats = handle.stats.clone();
-    let s = wait_stats(&mut stats, Duration::from_secs(10), |s| {
+    let s = common::rtp_gen::wait_stats(&mut stats, "the NDI sink", Duration::from_secs(10), |s| {
         s.sinks.first().is_some_and(|k| k.restarts >= 1)
     })
     .await;
@@ -148,7 +128,7 @@ async fn inner_frames_reach_receiver() {
     };
     let (tx, handle) = video::start(&cfg, CancellationToken::new()).unwrap();
     let mut stats = handle.stats.clone();
-    wait_stats(&mut stats, Duration::from_secs(10), |s| {
+    common::rtp_gen::wait_stats(&mut stats, "the NDI sink", Duration::from_secs(10), |s| {
         s.sinks.first().is_some_and(|k| k.running)
     })
     .await;

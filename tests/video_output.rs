@@ -9,7 +9,9 @@ mod common {
 
 use std::time::{Duration, Instant};
 
-use common::rtp_gen::{ShmReader, encode_frames, encode_frames_h264, send_paced, send_paced_as};
+use common::rtp_gen::{
+    ShmReader, encode_frames, encode_frames_h264, send_paced, send_paced_as, wait_stats,
+};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use scope_deck::transport::types::VideoCodec;
@@ -19,27 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 const W: usize = 512;
 const H: usize = 512;
-
-async fn wait_stats(
-    rx: &mut tokio::sync::watch::Receiver<VideoStats>,
-    what: &str,
-    timeout: Duration,
-    cond: impl Fn(&VideoStats) -> bool,
-) -> VideoStats {
-    let deadline = Instant::now() + timeout;
-    loop {
-        {
-            let s = rx.borrow_and_update();
-            if cond(&s) {
-                return s.clone();
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
-            panic!("timed out waiting for {what}: {:#?}", rx.borrow());
-        }
-    }
-}
 
 /// shm sink read by a second process, with a mid-show failing sink and a sink whose device is
 /// missing running alongside: ≥ 95 % of counters arrive, in order, and the other sinks' failures

@@ -228,3 +228,26 @@ impl Drop for ShmReader {
         let _ = self.child.wait();
     }
 }
+
+/// Waits (up to `timeout`, woken by each published change) until the video edge's statistics
+/// satisfy `cond`; panics naming `what` with the last statistics.
+pub async fn wait_stats(
+    rx: &mut tokio::sync::watch::Receiver<scope_deck::video::VideoStats>,
+    what: &str,
+    timeout: Duration,
+    cond: impl Fn(&scope_deck::video::VideoStats) -> bool,
+) -> scope_deck::video::VideoStats {
+    let deadline = Instant::now() + timeout;
+    loop {
+        {
+            let s = rx.borrow_and_update();
+            if cond(&s) {
+                return s.clone();
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+            panic!("timed out waiting for {what}: {:#?}", rx.borrow());
+        }
+    }
+}
