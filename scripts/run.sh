@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
-cargo build --release --quiet
+if [ ! -x target/release/scope-deck ]; then
+  echo "run: first build of scope-deck (release; about 5–10 minutes on 2 cores)…" >&2
+fi
+cargo build --release
+echo "run: the binary is target/release/scope-deck (\`cargo install --path .\` puts it on your PATH)" >&2
 args=("$@")
 if ! printf '%s\n' "${args[@]}" | grep -q -- '--server'; then
   args=(--dry-run "${args[@]}")

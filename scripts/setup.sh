@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 mode="${1:-run}"
 
 # Build and run: compilers' -dev packages and the GStreamer runtime plugins.
+# build-essential: a fresh rustup machine may have no C compiler or linker (`cc`), which rustc
+# needs to link and several -sys crates need to build.
 RUN_PKGS=(
-  pkg-config libasound2-dev libjack-jackd2-dev
+  build-essential pkg-config libasound2-dev libjack-jackd2-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
@@ -53,7 +55,8 @@ if [ "$mode" = test ]; then
   ndi_dir=target/ndi-runtime
   if [ ! -f "$ndi_dir/libndi.so.6" ]; then
     tmp=$(mktemp -d)
-    if python3 -m pip download -q --disable-pip-version-check --no-deps -d "$tmp" ndi-python; then
+    # The peer's venv brings its own pip (Debian's python3 may have none).
+    if "$venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$tmp" ndi-python; then
       mkdir -p "$ndi_dir"
       python3 - "$tmp" "$ndi_dir" <<'PY'
 import glob, sys, zipfile
