@@ -28,7 +28,8 @@ Exit codes:
   0  clean exit (quit, or SIGINT/SIGTERM/SIGHUP handled)
   1  run-time failure (see the log)
   2  bad command line
-  3  invalid config.toml, theme or keymap (every problem is listed with file:line: key)
+  3  invalid config.toml, theme or keymap, or a pre-flight problem (every problem is listed
+     with file:line: key)
 
 Files:
   config   $XDG_CONFIG_HOME/scope-deck/{config.toml,themes/*.toml,keymaps/*.toml}
@@ -53,7 +54,9 @@ pub struct Cli {
     /// Log level or filter (overrides [logging] level), e.g. debug or scope_deck=trace.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// Validate config, themes and keymaps, print every problem, and exit (3 if invalid).
+    /// Validate config, themes and keymaps, then pre-flight what would fail at show time
+    /// (features not built in, missing devices and files, a panic the backend cannot do);
+    /// print every problem and exit (3 if any).
     #[arg(long)]
     pub check_config: bool,
     /// Print the built-in config.toml (a commented template) and exit.

@@ -2,6 +2,7 @@
 //! (inputs stop → transport says goodbye → devices drop → terminal restored → logs flushed).
 
 pub mod engine;
+pub mod preflight;
 pub mod signals;
 
 use std::process::ExitCode;
@@ -32,6 +33,15 @@ pub fn run(cli: Cli) -> ExitCode {
         print!("{}", config::DEFAULT_CONFIG);
         return ExitCode::from(EXIT_OK);
     }
+    if let Some(dir) = &cli.config_dir {
+        if !dir.is_dir() {
+            eprintln!(
+                "scope-deck: --config-dir {}: no such folder (nothing was started)",
+                dir.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     let loaded = match config::load(cli.config_dir.as_deref()) {
         Ok(l) => l,
         Err(errs) => {
@@ -47,6 +57,20 @@ pub fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(code);
     }
     if cli.check_config || matches!(cli.command, Some(Command::CheckConfig)) {
+        let backend = if cli.dry_run {
+            Backend::DryRun
+        } else {
+            loaded.app.server.backend
+        };
+        let problems = preflight::check(&loaded, backend);
+        if !problems.is_empty() {
+            eprintln!("{}", config::diagnostics::ConfigErrors(problems.clone()));
+            eprintln!(
+                "scope-deck: the files parse, but {} problem(s) would fail at show time.",
+                problems.len()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
         println!("configuration ok: {}", loaded.files.join(", "));
         return ExitCode::from(EXIT_OK);
     }
