@@ -71,6 +71,19 @@ impl PeakFollower {
     }
 }
 
+/// Makes one input sample safe for every running statistic downstream: NaN and ±Inf (a broken
+/// driver, a corrupt float file) become silence, denormals and sub-1e-30 dust become exact zero
+/// (denormal arithmetic is up to 100× slower), and everything else is clamped to full scale so
+/// one wild sample cannot blow up the auto-gain reference for the next half minute.
+#[inline]
+pub fn sanitize(x: f32) -> f32 {
+    if !x.is_finite() || x.abs() < 1e-30 {
+        0.0
+    } else {
+        x.clamp(-1.0, 1.0)
+    }
+}
+
 /// The analysis pipeline.
 pub struct Analyzer {
     s: AnalyzerSettings,
@@ -152,7 +165,8 @@ impl Analyzer {
     }
 
     /// Feeds mono samples. Calls `on_frame` after every completed hop and `on_event` for each
-    /// onset and beat, in order.
+    /// onset and beat, in order. Samples are sanitised on the way in ([`sanitize`]), so a broken
+    /// driver or file cannot stop or poison the analysis.
     pub fn push(
         &mut self,
         mut samples: &[f32],
@@ -162,7 +176,10 @@ impl Analyzer {
         let hop = self.s.hop;
         while !samples.is_empty() {
             let take = (hop - self.filled).min(samples.len());
-            self.pending[self.filled..self.filled + take].copy_from_slice(&samples[..take]);
+            let dst = &mut self.pending[self.filled..self.filled + take];
+            for (d, x) in dst.iter_mut().zip(&samples[..take]) {
+                *d = sanitize(*x);
+            }
             self.filled += take;
             samples = &samples[take..];
             if self.filled == hop {
