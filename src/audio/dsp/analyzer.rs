@@ -33,12 +33,14 @@ pub struct AnalyzerSettings {
 }
 
 impl AnalyzerSettings {
-    /// Defaults for a sample rate: FFT 1024, hop 256 (scaled for other rates is up to the config).
+    /// Defaults for a sample rate. Window and hop are set in time (see [`fft_and_hop_for`]), so
+    /// 8 kHz and 192 kHz input see the same ~21 ms window and ~5.3 ms hop as 48 kHz does.
     pub fn new(sample_rate: f32) -> Self {
+        let (fft_size, hop) = fft_and_hop_for(sample_rate);
         AnalyzerSettings {
             sample_rate,
-            fft_size: 1024,
-            hop: 256,
+            fft_size,
+            hop,
             cutoffs: [250.0, 4000.0],
             sensitivity: 1.0,
             auto_gain: true,
@@ -47,6 +49,25 @@ impl AnalyzerSettings {
             beat: BeatParams::default(),
         }
     }
+}
+
+/// Default analysis window, seconds (1024 samples at 48 kHz).
+pub const WINDOW_SECS: f64 = 1024.0 / 48_000.0;
+/// Default hop, seconds (256 samples at 48 kHz).
+pub const HOP_SECS: f64 = 256.0 / 48_000.0;
+
+/// FFT size and hop in samples for a sample rate: the hop is [`HOP_SECS`] rounded to whole
+/// samples, the FFT the smallest power of two holding [`WINDOW_SECS`] (at least 64, so the
+/// window never gets shorter — lower rates keep their bass resolution). 48 kHz → 1024/256,
+/// 44.1 kHz → 1024/235, 8 kHz → 256/43, 192 kHz → 4096/1024.
+pub fn fft_and_hop_for(sample_rate: f32) -> (usize, usize) {
+    let sr = f64::from(sample_rate).max(1.0);
+    let hop = ((sr * HOP_SECS).round() as usize).max(1);
+    let fft = ((sr * WINDOW_SECS).round() as usize)
+        .max(64)
+        .next_power_of_two()
+        .max(hop.next_power_of_two());
+    (fft, hop)
 }
 
 /// Slow-decaying peak follower (auto-gain reference).

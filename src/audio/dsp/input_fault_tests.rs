@@ -234,3 +234,69 @@ fn sanitize_maps_faults_to_safe_values() {
     assert_eq!(sanitize(-3.0), -1.0);
     assert_eq!(sanitize(0.25), 0.25);
 }
+
+#[test]
+fn window_and_hop_are_set_in_time() {
+    use crate::audio::dsp::analyzer::fft_and_hop_for;
+    assert_eq!(fft_and_hop_for(48_000.0), (1024, 256));
+    assert_eq!(fft_and_hop_for(44_100.0), (1024, 235));
+    assert_eq!(fft_and_hop_for(8_000.0), (256, 43));
+    assert_eq!(fft_and_hop_for(96_000.0), (2048, 512));
+    assert_eq!(fft_and_hop_for(192_000.0), (4096, 1024));
+}
+
+/// The same click track rendered at each rate gives the same onsets (±5 ms) and beats.
+#[test]
+fn click_tracks_at_8_to_192_khz_give_the_same_onsets() {
+    let secs = 12.0;
+    let mut reference: Option<Vec<f64>> = None;
+    for sr in [
+        8_000.0f32, 16_000.0, 22_050.0, 44_100.0, 48_000.0, 96_000.0, 192_000.0,
+    ] {
+        let n = (secs * f64::from(sr)) as usize;
+        let mut x = vec![0.0f32; n];
+        let mut truth = Vec::new();
+        let mut t = 0.25;
+        while t < secs - 0.1 {
+            let i0 = (t * f64::from(sr)).round() as usize;
+            let len = (0.01 * f64::from(sr)) as usize;
+            for (k, v) in x[i0..(i0 + len).min(n)].iter_mut().enumerate() {
+                let tk = k as f32 / sr;
+                // 1.25 ms decay, 1.5 kHz: the same sound below every Nyquist here.
+                *v = 0.8 * (-tk / 0.00125).exp() * (2.0 * std::f32::consts::PI * 1500.0 * tk).sin();
+            }
+            truth.push(i0 as f64 / f64::from(sr));
+            t += 60.0 / BPM;
+        }
+        let mut a = Analyzer::new(AnalyzerSettings::new(sr));
+        let mut onsets = Vec::new();
+        let mut beats = Vec::new();
+        a.push(&x, &mut |_| {}, &mut |e| match e {
+            AudioEvent::Onset { time, .. } => onsets.push(time),
+            AudioEvent::Beat { time, .. } => beats.push(time),
+        });
+        assert_eq!(onsets.len(), truth.len(), "{sr} Hz: {onsets:?}");
+        for (o, t) in onsets.iter().zip(&truth) {
+            assert!(
+                (o - t).abs() < 0.005,
+                "{sr} Hz: onset {o:.4} for a click at {t:.4}"
+            );
+        }
+        if let Some(r) = &reference {
+            for (o, p) in onsets.iter().zip(r) {
+                assert!(
+                    (o - p).abs() < 0.005,
+                    "{sr} Hz: onset {o:.4} vs {p:.4} at 8 kHz"
+                );
+            }
+        } else {
+            reference = Some(onsets.clone());
+        }
+        assert!(
+            (a.detected_bpm() - BPM).abs() / BPM < 0.02 && beats.len() >= 12,
+            "{sr} Hz: {} BPM, {} beats",
+            a.detected_bpm(),
+            beats.len()
+        );
+    }
+}
