@@ -51,6 +51,12 @@ impl AnalyzerSettings {
     }
 }
 
+/// Which beat tracker the analysis runs, as reported by `analyze` (bump it when the beats it
+/// emits change, so stored results can be told apart).
+pub fn tracker_version() -> &'static str {
+    "dsp-1"
+}
+
 /// Default analysis window, seconds (1024 samples at 48 kHz).
 pub const WINDOW_SECS: f64 = 1024.0 / 48_000.0;
 /// Default hop, seconds (256 samples at 48 kHz).
