@@ -71,6 +71,18 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The output and exit-status contract of `analyze`, shown by `analyze --help`.
+const ANALYZE_HELP: &str = "\
+Output: one JSON object on stdout, one entry per file, keyed by the file's name; when two
+different paths share a name (a/set.wav, b/set.wav) both are keyed by the path as given. Each
+entry has `path` (as given) and either the analysis (beats, onsets, bpm, beat_detect_times,
+onset_detect_times, beat_confidence, beat_in_bar, downbeats, sample_rate, duration, tracker) or
+`error`. Files are decoded and analysed in blocks: memory does not grow with length.
+
+Exit status: 0 every file was analysed; 1 one or more files failed (each failure is printed on
+stderr and is an `error` entry in the JSON, the other files are still analysed); 2 bad command
+line; 3 bad configuration.";
+
 /// Subcommands besides the main job.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -78,6 +90,7 @@ pub enum Command {
     CheckConfig,
     /// Analyse audio files faster than real time with the live (causal) analysis and print
     /// beats, onsets, tempo and when each event was emitted, as JSON keyed by file name.
+    #[command(after_help = ANALYZE_HELP)]
     Analyze {
         /// Audio files (WAV natively; FLAC, MP3, OGG, ... through GStreamer).
         #[arg(required = true, value_name = "FILE")]

@@ -139,7 +139,11 @@ fn analysed_sequence() -> Vec<(Duration, Input)> {
     use scope_deck::audio::synth::Sequencer;
     let sr = 44_100u32;
     let samples = Sequencer::demo(sr).render(32.0);
-    let mut a = Analyzer::new(AnalyzerSettings::new(sr as f32));
+    // Pinned to the FFT/hop the snapshots were recorded with (the timed default at 44.1 kHz is
+    // 1024/235): these snapshots judge the themes, not the analysis settings.
+    let mut settings = AnalyzerSettings::new(sr as f32);
+    (settings.fft_size, settings.hop) = (1024, 256);
+    let mut a = Analyzer::new(settings);
     let mut out = Vec::new();
     let mut hops = 0u64;
     for chunk in samples.chunks(256) {

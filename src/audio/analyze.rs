@@ -1,19 +1,22 @@
 //! `scope-deck analyze FILE... --json`: the live analysis, run faster than real time over files.
 //! Event times *and* the stream time at which each was emitted are reported, so accuracy and
-//! detection latency can be scored offline.
+//! detection latency can be scored offline. Files are decoded and analysed block by block, so
+//! memory does not grow with a file's length (only with the number of events found).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::audio::config::AudioConfig;
-use crate::audio::dsp::analyzer::{Analyzer, AnalyzerSettings};
+use crate::audio::dsp::analyzer::{Analyzer, AnalyzerSettings, tracker_version};
 use crate::audio::error::AudioError;
 use crate::audio::features::AudioEvent;
-use crate::audio::source::file::decode_mono;
+use crate::audio::source::file::{FileDecoder, mixdown};
 
-/// The analysis of one file (the JSON contract of `analyze`).
+/// The analysis of one file (the JSON contract of `analyze`). Fields are only ever added, so
+/// scripts written against older versions keep working.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FileAnalysis {
     /// Beat times, seconds.
@@ -26,47 +29,232 @@ pub struct FileAnalysis {
     pub beat_detect_times: Vec<f64>,
     /// Stream time (audio consumed) when each onset was emitted.
     pub onset_detect_times: Vec<f64>,
+    /// The tracker's confidence (0..1) when each beat was emitted.
+    pub beat_confidence: Vec<f64>,
+    /// Each beat's index in the bar (0 = downbeat).
+    pub beat_in_bar: Vec<u32>,
+    /// The beats with `beat_in_bar` 0, seconds.
+    pub downbeats: Vec<f64>,
+    /// Input sample rate, Hz.
+    pub sample_rate: u32,
+    /// Audio analysed, seconds.
+    pub duration: f64,
+    /// Which beat tracker produced the beats ([`tracker_version`]).
+    pub tracker: &'static str,
 }
 
-/// Runs the causal analysis over mono samples, hop by hop, exactly as the live thread does.
-pub fn analyze_samples(x: &[f32], settings: AnalyzerSettings) -> FileAnalysis {
-    let mut a = Analyzer::new(settings);
-    let hop = settings.hop;
-    let mut out = FileAnalysis::default();
-    let mut events: Vec<AudioEvent> = Vec::with_capacity(8);
-    for chunk in x.chunks(hop) {
-        a.push(chunk, &mut |_| {}, &mut |e| events.push(e));
-        let t = a.time();
-        for e in events.drain(..) {
-            match e {
-                AudioEvent::Onset { time, .. } => {
-                    out.onsets.push(time);
-                    out.onset_detect_times.push(t);
-                }
-                AudioEvent::Beat { time, .. } => {
-                    out.beats.push(time);
-                    out.beat_detect_times.push(t);
+/// One entry of `analyze`'s JSON: the analysis, or why the file could not be analysed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FileReport {
+    /// The file was analysed.
+    Ok {
+        /// The path as given on the command line.
+        path: String,
+        /// The analysis (its fields sit next to `path`).
+        #[serde(flatten)]
+        analysis: FileAnalysis,
+    },
+    /// The file could not be opened or decoded.
+    Error {
+        /// The path as given on the command line.
+        path: String,
+        /// What went wrong, as printed on stderr.
+        error: String,
+    },
+}
+
+/// Drives an [`Analyzer`] and collects its events with the stream time and confidence at which
+/// each was emitted.
+struct Collector {
+    a: Analyzer,
+    out: FileAnalysis,
+    events: Vec<AudioEvent>,
+    samples: u64,
+}
+
+/// Rounds a 0..1 figure to 3 decimals so the JSON does not carry f32 noise.
+fn round3(x: f32) -> f64 {
+    (f64::from(x) * 1000.0).round() / 1000.0
+}
+
+impl Collector {
+    fn new(settings: AnalyzerSettings) -> Self {
+        Collector {
+            a: Analyzer::new(settings),
+            out: FileAnalysis {
+                sample_rate: settings.sample_rate.round() as u32,
+                tracker: tracker_version(),
+                ..FileAnalysis::default()
+            },
+            events: Vec::with_capacity(8),
+            samples: 0,
+        }
+    }
+
+    /// Feeds mono samples. Pushes at most one hop at a time, so every event is stamped with
+    /// the stream time and confidence of the hop that emitted it.
+    fn push(&mut self, x: &[f32]) {
+        self.samples += x.len() as u64;
+        let hop = self.a.settings().hop;
+        for chunk in x.chunks(hop) {
+            let events = &mut self.events;
+            self.a.push(chunk, &mut |_| {}, &mut |e| events.push(e));
+            if self.events.is_empty() {
+                continue;
+            }
+            let t = self.a.time();
+            let conf = round3(self.a.frame().confidence);
+            let out = &mut self.out;
+            for e in self.events.drain(..) {
+                match e {
+                    AudioEvent::Onset { time, .. } => {
+                        out.onsets.push(time);
+                        out.onset_detect_times.push(t);
+                    }
+                    AudioEvent::Beat { time, in_bar, .. } => {
+                        out.beats.push(time);
+                        out.beat_detect_times.push(t);
+                        out.beat_confidence.push(conf);
+                        out.beat_in_bar.push(in_bar);
+                        if in_bar == 0 {
+                            out.downbeats.push(time);
+                        }
+                    }
                 }
             }
         }
     }
-    out.bpm = f64::from(a.frame().bpm);
-    out
+
+    fn finish(mut self) -> FileAnalysis {
+        self.out.bpm = f64::from(self.a.frame().bpm);
+        self.out.duration = self.samples as f64 / f64::from(self.a.settings().sample_rate);
+        self.out
+    }
 }
 
-/// Decodes and analyses each file; returns the JSON map keyed by basename, or the first error.
+/// Runs the causal analysis over mono samples, hop by hop, exactly as the live thread does.
+pub fn analyze_samples(x: &[f32], settings: AnalyzerSettings) -> FileAnalysis {
+    let mut c = Collector::new(settings);
+    c.push(x);
+    c.finish()
+}
+
+/// Frames decoded per block: memory use is a few blocks whatever the file's length.
+const BLOCK_FRAMES: usize = 65_536;
+/// A decoder that delivers nothing for this long is reported as stalled instead of hanging.
+const STALL: Duration = Duration::from_secs(20);
+
+/// Decodes `path` block by block and analyses it as it goes.
+pub fn analyze_file(path: &Path, cfg: &AudioConfig) -> Result<FileAnalysis, AudioError> {
+    let mut d = FileDecoder::open(path, false)?;
+    let (ch, rate) = d.format()?;
+    let mut c = Collector::new(cfg.analyzer_settings(rate));
+    let mut inter = Vec::with_capacity(BLOCK_FRAMES * usize::from(ch.max(1)));
+    let mut mono = Vec::with_capacity(BLOCK_FRAMES);
+    let mut last_data = Instant::now();
+    while let Some(n) = d.read(&mut inter, BLOCK_FRAMES)? {
+        if n == 0 {
+            if last_data.elapsed() > STALL {
+                return Err(AudioError::file(
+                    path.display(),
+                    format!("the decoder delivered no audio for {}s", STALL.as_secs()),
+                ));
+            }
+            continue;
+        }
+        last_data = Instant::now();
+        mixdown(&inter, usize::from(ch), cfg.channel, &mut mono);
+        inter.clear();
+        c.push(&mono);
+        mono.clear();
+    }
+    Ok(c.finish())
+}
+
+/// The JSON keys for `files`: each file's name, or the path as given when two different paths
+/// share a name (`a/set.wav` and `b/set.wav`), so no result hides another.
+pub fn report_keys(files: &[PathBuf]) -> Vec<String> {
+    let name = |f: &PathBuf| {
+        f.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| f.display().to_string())
+    };
+    let mut paths_by_name: HashMap<String, Vec<&PathBuf>> = HashMap::new();
+    for f in files {
+        let v = paths_by_name.entry(name(f)).or_default();
+        if !v.contains(&f) {
+            v.push(f);
+        }
+    }
+    files
+        .iter()
+        .map(|f| {
+            let n = name(f);
+            if paths_by_name.get(&n).is_some_and(|v| v.len() > 1) {
+                f.display().to_string()
+            } else {
+                n
+            }
+        })
+        .collect()
+}
+
+/// Analyses each file; a file that fails gets an error entry (and `on_error` is told) while
+/// the others are still analysed. Returns the JSON map and how many files failed.
 pub fn analyze_files(
     files: &[PathBuf],
     cfg: &AudioConfig,
-) -> Result<BTreeMap<String, FileAnalysis>, AudioError> {
+    on_error: &mut impl FnMut(&str),
+) -> (BTreeMap<String, FileReport>, usize) {
     let mut map = BTreeMap::new();
-    for f in files {
-        let (x, rate) = decode_mono(f, cfg.channel)?;
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| f.display().to_string());
-        map.insert(name, analyze_samples(&x, cfg.analyzer_settings(rate)));
+    let mut failed = 0;
+    for (f, key) in files.iter().zip(report_keys(files)) {
+        if map.contains_key(&key) {
+            continue; // the same path given twice
+        }
+        let path = f.display().to_string();
+        let report = match analyze_file(f, cfg) {
+            Ok(analysis) => FileReport::Ok { path, analysis },
+            Err(e) => {
+                failed += 1;
+                let mut error = e.to_string();
+                if !error.contains(&path) {
+                    error = format!("{path}: {error}");
+                }
+                on_error(&error);
+                FileReport::Error { path, error }
+            }
+        };
+        map.insert(key, report);
     }
-    Ok(map)
+    (map, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_names_in_different_folders_get_their_paths_as_keys() {
+        let files: Vec<PathBuf> = ["a/set.wav", "b/set.wav", "c/other.wav", "a/set.wav"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            report_keys(&files),
+            ["a/set.wav", "b/set.wav", "other.wav", "a/set.wav"]
+        );
+        let files = vec![PathBuf::from("x/one.wav"), PathBuf::from("x/one.wav")];
+        assert_eq!(report_keys(&files), ["one.wav", "one.wav"]);
+    }
+
+    #[test]
+    fn samples_carry_rate_duration_and_tracker() {
+        let a = analyze_samples(&vec![0.0; 48_000 * 2], AnalyzerSettings::new(48_000.0));
+        assert_eq!(a.sample_rate, 48_000);
+        assert!((a.duration - 2.0).abs() < 1e-9);
+        assert_eq!(a.tracker, tracker_version());
+        assert!(a.beats.is_empty() && a.beat_confidence.is_empty());
+    }
 }

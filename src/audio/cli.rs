@@ -10,17 +10,22 @@ use crate::cli::{Command, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 pub fn dispatch(cmd: Option<&Command>, cfg: &AudioConfig) -> Option<u8> {
     match cmd? {
         Command::Analyze { files, .. } => {
-            Some(match crate::audio::analyze::analyze_files(files, cfg) {
-                Ok(map) => match serde_json::to_string(&map) {
-                    Ok(s) => {
-                        println!("{s}");
+            let (map, failed) = crate::audio::analyze::analyze_files(files, cfg, &mut |e| {
+                eprintln!("scope-deck analyze: {e}");
+            });
+            Some(match serde_json::to_string(&map) {
+                Ok(s) => {
+                    println!("{s}");
+                    if failed > 0 {
+                        eprintln!(
+                            "scope-deck analyze: {failed} of {} file(s) failed",
+                            map.len()
+                        );
+                        EXIT_RUNTIME
+                    } else {
                         EXIT_OK
                     }
-                    Err(e) => {
-                        eprintln!("scope-deck analyze: {e}");
-                        EXIT_RUNTIME
-                    }
-                },
+                }
                 Err(e) => {
                     eprintln!("scope-deck analyze: {e}");
                     EXIT_RUNTIME

@@ -32,10 +32,11 @@ pub struct AudioConfig {
     pub file: String,
     /// GStreamer source description (`source = "gstreamer"`).
     pub pipeline: String,
-    /// FFT size in samples (power of two).
-    pub fft_size: usize,
-    /// Hop size in samples.
-    pub hop: usize,
+    /// FFT size in samples (power of two); unset = the smallest power of two holding ~21 ms at
+    /// the input's rate (1024 at 48 kHz).
+    pub fft_size: Option<usize>,
+    /// Hop size in samples; unset = ~5.3 ms at the input's rate (256 at 48 kHz).
+    pub hop: Option<usize>,
     /// Beats per bar.
     pub beats_per_bar: u32,
     /// Input channel to analyse, 1-based; 0 mixes all channels down to mono.
@@ -69,8 +70,8 @@ impl Default for AudioConfig {
             device: String::new(),
             file: String::new(),
             pipeline: String::new(),
-            fft_size: 1024,
-            hop: 256,
+            fft_size: None,
+            hop: None,
             beats_per_bar: 4,
             channel: 0,
             monitor: false,
@@ -108,15 +109,19 @@ impl AudioConfig {
 impl Validate for AudioConfig {
     fn validate(&self, doc: &SourceDoc, prefix: &str, errors: &mut Vec<ConfigError>) {
         let at = |k: &str| format!("{prefix}.{k}");
-        if !self.fft_size.is_power_of_two() || !(256..=16384).contains(&self.fft_size) {
-            errors.push(doc.error_at(
-                &at("fft_size"),
-                "must be a power of two from 256 to 16384",
-                None,
-            ));
+        if let Some(fft) = self.fft_size {
+            if !fft.is_power_of_two() || !(64..=16384).contains(&fft) {
+                errors.push(doc.error_at(
+                    &at("fft_size"),
+                    "must be a power of two from 64 to 16384 (or left out: ~21 ms at the input's rate)",
+                    None,
+                ));
+            }
         }
-        if self.hop == 0 || self.hop > self.fft_size {
-            errors.push(doc.error_at(&at("hop"), "must be between 1 and fft_size", None));
+        if let Some(hop) = self.hop {
+            if hop == 0 || hop > self.fft_size.unwrap_or(16384) {
+                errors.push(doc.error_at(&at("hop"), "must be between 1 and fft_size", None));
+            }
         }
         if !(1..=16).contains(&self.beats_per_bar) {
             errors.push(doc.error_at(&at("beats_per_bar"), "must be from 1 to 16", None));
@@ -187,8 +192,15 @@ impl AudioConfig {
     ) -> crate::audio::dsp::analyzer::AnalyzerSettings {
         use crate::audio::dsp::analyzer::AnalyzerSettings;
         let mut s = AnalyzerSettings::new(sample_rate as f32);
-        s.fft_size = self.fft_size;
-        s.hop = self.hop;
+        // Overrides in samples win; a hop set alone keeps the timed window but never outgrows it.
+        if let Some(hop) = self.hop {
+            s.hop = hop;
+            s.fft_size = s.fft_size.max(hop.next_power_of_two());
+        }
+        if let Some(fft) = self.fft_size {
+            s.fft_size = fft;
+            s.hop = s.hop.min(fft);
+        }
         s.cutoffs = [self.bass_cutoff_hz, self.high_cutoff_hz];
         s.sensitivity = self.sensitivity;
         s.auto_gain = self.auto_gain;
@@ -228,5 +240,38 @@ mod tests {
         let e = errors("[audio]\nmonitor = true\n");
         assert!(e.iter().any(|m| m.contains("audio.monitor")), "{e:?}");
         assert!(errors("[audio]\nchannel = 2\nbass_cutoff_hz = 150.0\n").is_empty());
+        let e = errors("[audio]\nfft_size = 512\nhop = 1024\n");
+        assert!(e.iter().any(|m| m.contains("audio.hop")), "{e:?}");
+    }
+
+    #[test]
+    fn window_and_hop_follow_the_rate_unless_set() {
+        use crate::audio::config::AudioConfig;
+        let cfg = AudioConfig::default();
+        let s = cfg.analyzer_settings(8_000);
+        assert_eq!((s.fft_size, s.hop), (256, 43));
+        let s = cfg.analyzer_settings(48_000);
+        assert_eq!((s.fft_size, s.hop), (1024, 256));
+        let cfg = AudioConfig {
+            fft_size: Some(2048),
+            hop: Some(128),
+            ..AudioConfig::default()
+        };
+        let s = cfg.analyzer_settings(8_000);
+        assert_eq!((s.fft_size, s.hop), (2048, 128));
+        // A hop alone keeps the timed window, grown to hold the hop.
+        let cfg = AudioConfig {
+            hop: Some(512),
+            ..AudioConfig::default()
+        };
+        let s = cfg.analyzer_settings(8_000);
+        assert_eq!((s.fft_size, s.hop), (512, 512));
+        // An FFT alone keeps the timed hop, capped at the FFT.
+        let cfg = AudioConfig {
+            fft_size: Some(64),
+            ..AudioConfig::default()
+        };
+        let s = cfg.analyzer_settings(192_000);
+        assert_eq!((s.fft_size, s.hop), (64, 64));
     }
 }

@@ -33,12 +33,14 @@ pub struct AnalyzerSettings {
 }
 
 impl AnalyzerSettings {
-    /// Defaults for a sample rate: FFT 1024, hop 256 (scaled for other rates is up to the config).
+    /// Defaults for a sample rate. Window and hop are set in time (see [`fft_and_hop_for`]), so
+    /// 8 kHz and 192 kHz input see the same ~21 ms window and ~5.3 ms hop as 48 kHz does.
     pub fn new(sample_rate: f32) -> Self {
+        let (fft_size, hop) = fft_and_hop_for(sample_rate);
         AnalyzerSettings {
             sample_rate,
-            fft_size: 1024,
-            hop: 256,
+            fft_size,
+            hop,
             cutoffs: [250.0, 4000.0],
             sensitivity: 1.0,
             auto_gain: true,
@@ -47,6 +49,31 @@ impl AnalyzerSettings {
             beat: BeatParams::default(),
         }
     }
+}
+
+/// Which beat tracker the analysis runs, as reported by `analyze` (bump it when the beats it
+/// emits change, so stored results can be told apart).
+pub fn tracker_version() -> &'static str {
+    "dsp-1"
+}
+
+/// Default analysis window, seconds (1024 samples at 48 kHz).
+pub const WINDOW_SECS: f64 = 1024.0 / 48_000.0;
+/// Default hop, seconds (256 samples at 48 kHz).
+pub const HOP_SECS: f64 = 256.0 / 48_000.0;
+
+/// FFT size and hop in samples for a sample rate: the hop is [`HOP_SECS`] rounded to whole
+/// samples, the FFT the smallest power of two holding [`WINDOW_SECS`] (at least 64, so the
+/// window never gets shorter — lower rates keep their bass resolution). 48 kHz → 1024/256,
+/// 44.1 kHz → 1024/235, 8 kHz → 256/43, 192 kHz → 4096/1024.
+pub fn fft_and_hop_for(sample_rate: f32) -> (usize, usize) {
+    let sr = f64::from(sample_rate).max(1.0);
+    let hop = ((sr * HOP_SECS).round() as usize).max(1);
+    let fft = ((sr * WINDOW_SECS).round() as usize)
+        .max(64)
+        .next_power_of_two()
+        .max(hop.next_power_of_two());
+    (fft, hop)
 }
 
 /// Slow-decaying peak follower (auto-gain reference).
@@ -68,6 +95,19 @@ impl PeakFollower {
     fn update(&mut self, x: f32) -> f32 {
         self.value = (self.value * self.decay).max(x).max(self.floor);
         self.value
+    }
+}
+
+/// Makes one input sample safe for every running statistic downstream: NaN and ±Inf (a broken
+/// driver, a corrupt float file) become silence, denormals and sub-1e-30 dust become exact zero
+/// (denormal arithmetic is up to 100× slower), and everything else is clamped to full scale so
+/// one wild sample cannot blow up the auto-gain reference for the next half minute.
+#[inline]
+pub fn sanitize(x: f32) -> f32 {
+    if !x.is_finite() || x.abs() < 1e-30 {
+        0.0
+    } else {
+        x.clamp(-1.0, 1.0)
     }
 }
 
@@ -152,7 +192,8 @@ impl Analyzer {
     }
 
     /// Feeds mono samples. Calls `on_frame` after every completed hop and `on_event` for each
-    /// onset and beat, in order.
+    /// onset and beat, in order. Samples are sanitised on the way in ([`sanitize`]), so a broken
+    /// driver or file cannot stop or poison the analysis.
     pub fn push(
         &mut self,
         mut samples: &[f32],
@@ -162,7 +203,10 @@ impl Analyzer {
         let hop = self.s.hop;
         while !samples.is_empty() {
             let take = (hop - self.filled).min(samples.len());
-            self.pending[self.filled..self.filled + take].copy_from_slice(&samples[..take]);
+            let dst = &mut self.pending[self.filled..self.filled + take];
+            for (d, x) in dst.iter_mut().zip(&samples[..take]) {
+                *d = sanitize(*x);
+            }
             self.filled += take;
             samples = &samples[take..];
             if self.filled == hop {

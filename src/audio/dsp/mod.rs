@@ -4,3 +4,6 @@ pub mod analyzer;
 pub mod beat;
 pub mod frontend;
 pub mod onset;
+
+#[cfg(test)]
+mod input_fault_tests;
