@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::core::action::{Action, ActionSource};
-use crate::core::effect::{Effect, Event};
-use crate::core::msg::{Msg, StopSignal};
-use crate::core::params::{Accepted, ParamValue};
-use crate::core::state::{
+use crate::action::{Action, ActionSource};
+use crate::effect::{Effect, Event};
+use crate::msg::{Msg, StopSignal};
+use crate::params::{Accepted, ParamValue};
+use crate::state::{
     ActivityEntry, AppState, Level, Lifecycle, Mode, Notice, PanicMode, PanicSnapshot, push_bounded,
 };
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
@@ -103,7 +103,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         }
         Msg::BadInput(why) => notice(state, &mut fx, Level::Error, why, now),
         Msg::MidiActivity(devices) => {
-            crate::controls::midi::activity::on_report(state, devices, now, &mut fx)
+            crate::midi::activity::on_report(state, devices, now, &mut fx)
         }
     }
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
@@ -119,7 +119,7 @@ fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Du
         Some(prev) if now == prev.at => prev.fps_in,
         _ => 0.0,
     };
-    state.video_output = Some(crate::core::state::VideoOutputSlice {
+    state.video_output = Some(crate::state::VideoOutputSlice {
         stats,
         fps_in,
         at: now,
@@ -198,7 +198,7 @@ fn apply_action(
     if !matches!(action, Action::Quit) {
         state.controls.quit_pending = None;
     }
-    let Some(action) = crate::controls::midi::learn_step(state, action, source, now, fx) else {
+    let Some(action) = crate::midi::learn_step(state, action, source, now, fx) else {
         return;
     };
     match action {
