@@ -9,6 +9,7 @@
 
 pub mod action;
 pub mod audio;
+mod ctx;
 pub mod diagnostics;
 pub mod effect;
 pub mod mapping;

@@ -9,9 +9,11 @@ use crate::effect::{Effect, Event};
 use crate::msg::{Msg, StopSignal};
 use crate::params::{Accepted, ParamValue};
 use crate::state::{
-    ActivityEntry, AppState, Level, Lifecycle, Mode, Notice, PanicMode, PanicSnapshot, push_bounded,
+    ActivityEntry, AppState, Level, Lifecycle, Mode, PanicMode, PanicSnapshot, push_bounded,
 };
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+
+pub(crate) use crate::ctx::{fire_trigger, notice};
 
 /// How long a quit confirmation waits for the second press.
 pub const QUIT_CONFIRM_WINDOW: Duration = Duration::from_secs(3);
@@ -160,25 +162,6 @@ fn record_activity(state: &mut AppState, action: &Action, source: ActionSource, 
             source,
         },
     );
-}
-
-/// Records a notice for the dashboard and emits it.
-pub(crate) fn notice(
-    state: &mut AppState,
-    fx: &mut Vec<Effect>,
-    level: Level,
-    message: String,
-    now: Duration,
-) {
-    push_bounded(
-        &mut state.ui.notices,
-        Notice {
-            at: now,
-            level,
-            message: message.clone(),
-        },
-    );
-    fx.push(Effect::Emit(Event::Notice { level, message }));
 }
 
 fn is_live(state: &AppState) -> bool {
@@ -363,25 +346,6 @@ fn param_changed(key: &str, acc: Accepted, fx: &mut Vec<Effect>) {
     fx.push(Effect::Transport(TransportCmd::Update(ParamUpdate::one(
         key, acc.value,
     ))));
-}
-
-/// Sends a one-shot (urgent) and lights the dashboard flash.
-pub(crate) fn fire_trigger(
-    state: &mut AppState,
-    key: &str,
-    value: ParamValue,
-    now: Duration,
-    fx: &mut Vec<Effect>,
-) {
-    state.params.last_trigger = Some((key.to_string(), now));
-    fx.push(Effect::Emit(Event::Param {
-        key: key.to_string(),
-        value: value.clone(),
-        clamped: false,
-    }));
-    fx.push(Effect::Transport(TransportCmd::Update(
-        ParamUpdate::trigger(key, value),
-    )));
 }
 
 fn engage_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {

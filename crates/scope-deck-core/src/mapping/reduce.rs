@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::action::{Action, ActionSource};
 use crate::audio::features::{AudioEvent, AudioFrame};
+use crate::ctx::{fire_trigger, notice};
 use crate::effect::{Effect, Event};
 use crate::mapping::engine::{EngineState, Fired, Output, PromptMove};
 use crate::mapping::prompt::{prompts_value, transition_value};
@@ -19,7 +20,6 @@ use crate::mapping::theme::{QuantizeMode, Theme};
 use crate::params::ParamValue;
 use crate::state::{AppState, Level};
 use crate::transport::types::{ParamUpdate, TransportCmd};
-use crate::update::{fire_trigger, notice};
 
 /// The part of a message the mapping engine reacts to after the core reducer has handled it
 /// (copied out first, so the core's own arms stay untouched).

@@ -270,7 +270,7 @@ pub fn on_report(
         .collect();
     midi.devices = devices;
     for (level, message) in notices {
-        crate::update::notice(state, fx, level, message, now);
+        crate::ctx::notice(state, fx, level, message, now);
     }
     fx.push(Effect::Emit(Event::MidiActivity { devices: report }));
 }

@@ -9,30 +9,10 @@ pub mod parse;
 use std::time::Duration;
 
 use crate::action::{Action, ActionSource};
-use crate::effect::{Effect, Event};
+use crate::ctx::notice;
+use crate::effect::Effect;
 use crate::midi::learn::LearnStage;
-use crate::state::{AppState, Level, Notice, push_bounded};
-
-fn learn_notice(
-    state: &mut AppState,
-    fx: &mut Vec<Effect>,
-    level: Level,
-    msg: String,
-    now: Duration,
-) {
-    push_bounded(
-        &mut state.ui.notices,
-        Notice {
-            at: now,
-            level,
-            message: msg.clone(),
-        },
-    );
-    fx.push(Effect::Emit(Event::Notice {
-        level,
-        message: msg,
-    }));
-}
+use crate::state::{AppState, Level};
 
 /// The reducer's learn-mode step: consumes learn actions and, while a touched control waits for
 /// its target, the next performer action (which becomes the target instead of acting). Returns
@@ -48,7 +28,7 @@ pub fn learn_step(
     match action {
         Action::Learn => {
             state.controls.learn = LearnStage::WaitingControl;
-            learn_notice(
+            notice(
                 state,
                 fx,
                 Level::Info,
@@ -60,7 +40,7 @@ pub fn learn_step(
         Action::LearnDone { ok, message } => {
             state.controls.learn = LearnStage::Off;
             let level = if ok { Level::Info } else { Level::Error };
-            learn_notice(state, fx, level, format!("learn: {message}"), now);
+            notice(state, fx, level, format!("learn: {message}"), now);
             None
         }
         Action::LearnControl { control } => {
@@ -70,13 +50,13 @@ pub fn learn_step(
                     control.label()
                 );
                 state.controls.learn = LearnStage::WaitingTarget(control);
-                learn_notice(state, fx, Level::Info, msg, now);
+                notice(state, fx, Level::Info, msg, now);
             }
             None
         }
         Action::Cancel if *stage != LearnStage::Off => {
             state.controls.learn = LearnStage::Off;
-            learn_notice(state, fx, Level::Info, "learn cancelled".into(), now);
+            notice(state, fx, Level::Info, "learn cancelled".into(), now);
             None
         }
         Action::ForceQuit => Some(Action::ForceQuit),
@@ -93,7 +73,7 @@ pub fn learn_step(
                 target: a,
                 serial: state.controls.learn_serial,
             };
-            learn_notice(state, fx, Level::Info, msg, now);
+            notice(state, fx, Level::Info, msg, now);
             passes
         }
         a => Some(a),

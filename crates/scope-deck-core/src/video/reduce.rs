@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::action::{Action, ActionSource};
+use crate::ctx::notice;
 use crate::effect::{Effect, Event};
 use crate::state::{AppState, Level};
 use crate::transport::types::{ParamUpdate, TransportCmd};
-use crate::update::notice;
 use crate::video::scope_api::{HardwareInfo, ScopeOutput, output_sink_update};
 
 /// Start-up settings of the video concern the reducer needs (from `[video.scope_outputs]` and
