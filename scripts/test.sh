@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export PATH="$PWD/tests/peer/.venv/bin:$PATH"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --all-targets
 # Test-only features, built once together:
 #  - alloc-guard: the real-time audio callback must not allocate (allocation-checking allocator,
 #    installed only inside that test binary);

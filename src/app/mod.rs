@@ -155,7 +155,7 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
         confirm_quit: app.controls.confirm_quit,
         initial_prompt: app.prompt.initial.clone(),
         beats_per_bar: app.audio.beats_per_bar,
-        video: crate::video::reduce::VideoSettings::from_config(&app.video, loaded.dir.as_deref()),
+        video: app.video.settings(loaded.dir.as_deref()),
         ..CoreSettings::default()
     }
 }

@@ -7,7 +7,7 @@
 //! unknown fields denied, then validated, collecting *all* errors with file, line and key.
 
 pub mod app;
-pub mod diagnostics;
+pub use scope_deck_core::diagnostics;
 
 use std::path::{Path, PathBuf};
 

@@ -7,16 +7,10 @@
 //!   view.
 //! - [`reload`]: the hot-reload edge (file watcher → `Msg::ThemesReloaded`).
 
-pub mod curve;
-pub mod engine;
-pub mod prompt;
-pub mod reduce;
+pub use scope_deck_core::mapping::{
+    curve, engine, prompt, reduce, slice, smoothing, theme, trigger, view,
+};
 pub mod reload;
-pub mod slice;
-pub mod smoothing;
-pub mod theme;
-pub mod trigger;
-pub mod view;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ pub mod protocol;
 pub mod schema;
 pub mod scope;
 pub mod sdp;
-pub mod types;
+pub use scope_deck_core::transport::types;
 pub mod webrtc_session;
 
 use tokio::sync::mpsc;

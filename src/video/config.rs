@@ -377,6 +377,27 @@ impl Validate for VideoConfig {
     }
 }
 
+impl VideoConfig {
+    /// The reducer's start-up video settings; relative reference-image paths are resolved
+    /// against `dir` (the config folder) so a config works from any working directory.
+    pub fn settings(&self, dir: Option<&std::path::Path>) -> crate::video::reduce::VideoSettings {
+        use std::path::PathBuf;
+        let resolve = |p: &String| {
+            let p = PathBuf::from(p);
+            match dir {
+                Some(d) if p.is_relative() => d.join(p),
+                _ => p,
+            }
+        };
+        crate::video::reduce::VideoSettings {
+            output_name: self.scope_outputs.name.clone(),
+            start_outputs: self.scope_outputs.enable.clone(),
+            ref_images: self.vace.ref_images.iter().map(resolve).collect(),
+            context_scale: self.vace.context_scale,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

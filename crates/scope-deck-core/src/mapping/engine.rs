@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::audio::features::{AudioEvent, AudioFrame};
-use crate::core::params::{ParamStore, ParamValue};
 use crate::mapping::smoothing::{AttackRelease, lerp, outside_dead_band, quantise, round6, unlerp};
 use crate::mapping::theme::{Mapping, Quantise, Source, Theme, TriggerAction, TriggerOn};
 use crate::mapping::trigger::{Stimulus, TriggerState, evaluate};
+use crate::params::{ParamStore, ParamValue};
 
 /// A nudge in progress: `amount` decaying linearly to 0 over `decay`.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,7 +433,7 @@ impl EngineState {
                 .get(target)
                 .copied()
                 .or_else(|| {
-                    crate::core::params::builtin_specs()
+                    crate::params::builtin_specs()
                         .get(target)
                         .and_then(|s| s.range())
                 })

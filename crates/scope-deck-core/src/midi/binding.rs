@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::controls::midi::parse::MidiMsg;
-use crate::core::action::Action;
+use crate::action::Action;
+use crate::midi::parse::MidiMsg;
 
 /// Which kind of control a binding listens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::ActionSource;
 use crate::audio::features::{AudioEvent, AudioFrame, TempoSource};
-use crate::core::action::ActionSource;
-use crate::core::params::{ParamStore, ParamValue};
+use crate::params::{ParamStore, ParamValue};
 use crate::transport::types::{ConnState, LinkStats, WarmUp};
 
 /// How many recent entries the activity and notice lists keep.
@@ -188,11 +188,11 @@ pub struct ControlsSlice {
     /// A quit is waiting for confirmation (since when).
     pub quit_pending: Option<Duration>,
     /// MIDI learn progress.
-    pub learn: crate::controls::midi::learn::LearnStage,
+    pub learn: crate::midi::learn::LearnStage,
     /// Learns completed so far (numbers each `LearnStage::Ready`).
     pub learn_serial: u64,
     /// MIDI input activity per device (dashboard activity pane).
-    pub midi: crate::controls::midi::activity::MidiInputs,
+    pub midi: crate::midi::activity::MidiInputs,
 }
 
 /// Front-end mode.

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::controls::midi::learn::stable_port_name;
-use crate::controls::midi::parse::MidiMsg;
-use crate::core::effect::{Effect, Event};
-use crate::core::state::{AppState, Level};
+use crate::effect::{Effect, Event};
+use crate::midi::learn::stable_port_name;
+use crate::midi::parse::MidiMsg;
+use crate::state::{AppState, Level};
 
 /// Least time between two reports to the engine (at most ~10 per second).
 pub const REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -270,7 +270,7 @@ pub fn on_report(
         .collect();
     midi.devices = devices;
     for (level, message) in notices {
-        crate::core::update::notice(state, fx, level, message, now);
+        crate::ctx::notice(state, fx, level, message, now);
     }
     fx.push(Effect::Emit(Event::MidiActivity { devices: report }));
 }
@@ -278,8 +278,8 @@ pub fn on_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::msg::Msg;
-    use crate::core::update::update;
+    use crate::msg::Msg;
+    use crate::update::update;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

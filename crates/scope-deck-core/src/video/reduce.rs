@@ -2,18 +2,18 @@
 //! (`output_sinks`, gated by `/api/v1/hardware/info`) and VACE reference images.
 //!
 //! Called from `core::update`; like the rest of the core it does no I/O. The desired
-//! `output_sinks` object and `vace_ref_images` live in the [`ParamStore`](crate::core::params)
+//! `output_sinks` object and `vace_ref_images` live in the [`ParamStore`](crate::params)
 //! so every reconnect replays them with the rest of the state.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::core::action::{Action, ActionSource};
-use crate::core::effect::{Effect, Event};
-use crate::core::state::{AppState, Level};
-use crate::core::update::notice;
+use crate::action::{Action, ActionSource};
+use crate::ctx::notice;
+use crate::effect::{Effect, Event};
+use crate::state::{AppState, Level};
 use crate::transport::types::{ParamUpdate, TransportCmd};
 use crate::video::scope_api::{HardwareInfo, ScopeOutput, output_sink_update};
 
@@ -39,26 +39,6 @@ impl Default for VideoSettings {
             start_outputs: Vec::new(),
             ref_images: Vec::new(),
             context_scale: 1.0,
-        }
-    }
-}
-
-impl VideoSettings {
-    /// From the `[video]` config; relative reference-image paths are resolved against `dir`
-    /// (the config folder) so a config works from any working directory.
-    pub fn from_config(cfg: &crate::video::config::VideoConfig, dir: Option<&Path>) -> Self {
-        let resolve = |p: &String| {
-            let p = PathBuf::from(p);
-            match dir {
-                Some(d) if p.is_relative() => d.join(p),
-                _ => p,
-            }
-        };
-        VideoSettings {
-            output_name: cfg.scope_outputs.name.clone(),
-            start_outputs: cfg.scope_outputs.enable.clone(),
-            ref_images: cfg.vace.ref_images.iter().map(resolve).collect(),
-            context_scale: cfg.vace.context_scale,
         }
     }
 }
@@ -369,10 +349,10 @@ pub fn on_assets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::msg::Msg;
-    use crate::core::state::CoreSettings;
-    use crate::core::update::update;
+    use crate::msg::Msg;
+    use crate::state::CoreSettings;
     use crate::transport::types::TransportEvent;
+    use crate::update::update;
 
     fn state(backend: &str) -> AppState {
         let mut s = AppState::new(CoreSettings {

@@ -1,7 +1,7 @@
 //! Everything the engine reacts to.
 
+use crate::action::{Action, ActionSource};
 use crate::audio::features::{AudioEvent, AudioFrame};
-use crate::core::action::{Action, ActionSource};
 use crate::transport::types::TransportEvent;
 
 /// Why the process is being asked to stop from outside.
@@ -53,7 +53,7 @@ pub enum Msg {
     ThemesReloaded(Result<Vec<crate::mapping::theme::Theme>, String>),
     /// The MIDI edge's input activity per device (at most ~10 a second, only on change): every
     /// known input port with its counts, last message and whether it is still there.
-    MidiActivity(Vec<crate::controls::midi::activity::DeviceActivity>),
+    MidiActivity(Vec<crate::midi::activity::DeviceActivity>),
 }
 
 impl Msg {
@@ -61,7 +61,7 @@ impl Msg {
     pub fn key(action: Action) -> Msg {
         Msg::Action {
             action,
-            source: crate::core::action::ActionSource::Keyboard,
+            source: crate::action::ActionSource::Keyboard,
         }
     }
 }

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::diagnostics::{ConfigError, SourceDoc};
-use crate::core::params::{ParamKind, ParamStore, ParamValue};
+use crate::diagnostics::{ConfigError, SourceDoc};
 use crate::mapping::curve::Curve;
+use crate::params::{ParamKind, ParamStore, ParamValue};
 
 /// The default prompt template: persona, then the prompt, then style keywords.
 pub const DEFAULT_TEMPLATE: &str = "{persona} {prompt}, {style}";

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::core::params::ParamValue;
 use crate::mapping::theme::Quantise;
+use crate::params::ParamValue;
 
 /// A one-pole low-pass with separate rise (attack) and fall (release) time constants.
 ///

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::core::msg::StopSignal;
-use crate::core::state::{CoreSettings, Lifecycle, Mode, PanicMode};
+use crate::msg::StopSignal;
+use crate::state::{CoreSettings, Lifecycle, Mode, PanicMode};
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
 
 fn ms(v: u64) -> Duration {

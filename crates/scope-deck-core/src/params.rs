@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::action::ActionSource;
+use crate::action::ActionSource;
 
 /// A parameter value as sent on the wire (JSON).
 pub type ParamValue = serde_json::Value;

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::params::ParamValue;
+use crate::params::ParamValue;
 
 /// A request from the performer (or a script). The reducer decides what it means in the
 /// current state; an action never does I/O by itself.
@@ -110,7 +110,7 @@ pub enum Action {
     /// Learn mode captured a control (sent by the MIDI edge).
     LearnControl {
         /// The control touched.
-        control: crate::controls::midi::learn::LearnedControl,
+        control: crate::midi::learn::LearnedControl,
     },
     /// The MIDI edge wrote (or failed to write) the learned binding.
     LearnDone {

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use crate::core::params::ParamValue;
 use crate::mapping::theme::{PromptEntry, Theme};
+use crate::params::ParamValue;
 
 /// Fills the theme's template for one prompt text. Empty persona or style leave no stray
 /// spaces or commas behind.

@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::core::action::{Action, ActionSource};
-use crate::core::effect::{Effect, Event};
-use crate::core::msg::{Msg, StopSignal};
-use crate::core::params::{Accepted, ParamValue};
-use crate::core::state::{
-    ActivityEntry, AppState, Level, Lifecycle, Mode, Notice, PanicMode, PanicSnapshot, push_bounded,
+use crate::action::{Action, ActionSource};
+use crate::effect::{Effect, Event};
+use crate::msg::{Msg, StopSignal};
+use crate::params::{Accepted, ParamValue};
+use crate::state::{
+    ActivityEntry, AppState, Level, Lifecycle, Mode, PanicMode, PanicSnapshot, push_bounded,
 };
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+
+pub(crate) use crate::ctx::{fire_trigger, notice};
 
 /// How long a quit confirmation waits for the second press.
 pub const QUIT_CONFIRM_WINDOW: Duration = Duration::from_secs(3);
@@ -103,7 +105,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         }
         Msg::BadInput(why) => notice(state, &mut fx, Level::Error, why, now),
         Msg::MidiActivity(devices) => {
-            crate::controls::midi::activity::on_report(state, devices, now, &mut fx)
+            crate::midi::activity::on_report(state, devices, now, &mut fx)
         }
     }
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
@@ -119,7 +121,7 @@ fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Du
         Some(prev) if now == prev.at => prev.fps_in,
         _ => 0.0,
     };
-    state.video_output = Some(crate::core::state::VideoOutputSlice {
+    state.video_output = Some(crate::state::VideoOutputSlice {
         stats,
         fps_in,
         at: now,
@@ -162,25 +164,6 @@ fn record_activity(state: &mut AppState, action: &Action, source: ActionSource, 
     );
 }
 
-/// Records a notice for the dashboard and emits it.
-pub(crate) fn notice(
-    state: &mut AppState,
-    fx: &mut Vec<Effect>,
-    level: Level,
-    message: String,
-    now: Duration,
-) {
-    push_bounded(
-        &mut state.ui.notices,
-        Notice {
-            at: now,
-            level,
-            message: message.clone(),
-        },
-    );
-    fx.push(Effect::Emit(Event::Notice { level, message }));
-}
-
 fn is_live(state: &AppState) -> bool {
     matches!(
         state.transport.state,
@@ -198,7 +181,7 @@ fn apply_action(
     if !matches!(action, Action::Quit) {
         state.controls.quit_pending = None;
     }
-    let Some(action) = crate::controls::midi::learn_step(state, action, source, now, fx) else {
+    let Some(action) = crate::midi::learn_step(state, action, source, now, fx) else {
         return;
     };
     match action {
@@ -363,25 +346,6 @@ fn param_changed(key: &str, acc: Accepted, fx: &mut Vec<Effect>) {
     fx.push(Effect::Transport(TransportCmd::Update(ParamUpdate::one(
         key, acc.value,
     ))));
-}
-
-/// Sends a one-shot (urgent) and lights the dashboard flash.
-pub(crate) fn fire_trigger(
-    state: &mut AppState,
-    key: &str,
-    value: ParamValue,
-    now: Duration,
-    fx: &mut Vec<Effect>,
-) {
-    state.params.last_trigger = Some((key.to_string(), now));
-    fx.push(Effect::Emit(Event::Param {
-        key: key.to_string(),
-        value: value.clone(),
-        clamped: false,
-    }));
-    fx.push(Effect::Transport(TransportCmd::Update(
-        ParamUpdate::trigger(key, value),
-    )));
 }
 
 fn engage_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {

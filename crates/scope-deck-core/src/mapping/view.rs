@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::audio::features::AudioFrame;
-use crate::core::state::AppState;
 use crate::mapping::prompt::display;
+use crate::state::AppState;
 
 /// One mapping row.
 #[derive(Debug, Clone, PartialEq)]

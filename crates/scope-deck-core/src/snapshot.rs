@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use crate::core::action::ActionSource;
-use crate::core::params::ParamValue;
-use crate::core::state::{
-    AppState, AudioSlice, ControlsSlice, Lifecycle, Mode, TransportSlice, UiSlice,
-};
+use crate::action::ActionSource;
+use crate::params::ParamValue;
+use crate::state::{AppState, AudioSlice, ControlsSlice, Lifecycle, Mode, TransportSlice, UiSlice};
 
 /// One parameter row for the live-parameters panel.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +54,7 @@ pub struct UiSnapshot {
     /// Themes, prompt with persona, pending quantised change, mappings and triggers.
     pub mapping: crate::mapping::view::MappingView,
     /// Video output statistics (`None` when no video output runs).
-    pub video_output: Option<crate::core::state::VideoOutputSlice>,
+    pub video_output: Option<crate::state::VideoOutputSlice>,
     /// Theme file stems in list order (how keymaps and `[[feedback]]` lights name themes; the
     /// mapping view carries display names).
     pub theme_ids: Vec<String>,

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::action::{Action, ActionSource};
 use crate::audio::features::{AudioEvent, AudioFrame};
-use crate::core::action::{Action, ActionSource};
-use crate::core::effect::{Effect, Event};
-use crate::core::params::ParamValue;
-use crate::core::state::{AppState, Level};
-use crate::core::update::{fire_trigger, notice};
+use crate::ctx::{fire_trigger, notice};
+use crate::effect::{Effect, Event};
 use crate::mapping::engine::{EngineState, Fired, Output, PromptMove};
 use crate::mapping::prompt::{prompts_value, transition_value};
 use crate::mapping::slice::{Boundary, PendingSwitch};
 use crate::mapping::theme::{QuantizeMode, Theme};
+use crate::params::ParamValue;
+use crate::state::{AppState, Level};
 use crate::transport::types::{ParamUpdate, TransportCmd};
 
 /// The part of a message the mapping engine reacts to after the core reducer has handled it
@@ -39,8 +39,8 @@ pub enum MappingInput {
 
 impl MappingInput {
     /// Picks out what the mapping engine needs from `msg`.
-    pub fn of(msg: &crate::core::msg::Msg) -> Self {
-        use crate::core::msg::Msg;
+    pub fn of(msg: &crate::msg::Msg) -> Self {
+        use crate::msg::Msg;
         match msg {
             Msg::AudioFrame(f) => MappingInput::Frame(*f),
             Msg::AudioEvent(e) => MappingInput::Event(*e),

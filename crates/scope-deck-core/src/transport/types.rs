@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::params::ParamValue;
+use crate::params::ParamValue;
 
 /// A batch of parameter changes for the server.
 ///
@@ -167,7 +167,7 @@ pub enum TransportEvent {
     /// The server sent a message on the data channel.
     ServerMessage(serde_json::Value),
     /// Parameter specs learnt from the pipeline schema.
-    Schema(Vec<crate::core::params::ParamSpec>),
+    Schema(Vec<crate::params::ParamSpec>),
     /// What `/api/v1/hardware/info` says (read after each connect; all unknown when the server
     /// lacks the endpoint).
     Hardware(crate::video::scope_api::HardwareInfo),

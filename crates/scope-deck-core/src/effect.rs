@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::core::action::{Action, ActionSource};
-use crate::core::msg::StopSignal;
-use crate::core::params::ParamValue;
-use crate::core::state::Level;
+use crate::action::{Action, ActionSource};
+use crate::msg::StopSignal;
+use crate::params::ParamValue;
+use crate::state::Level;
 use crate::transport::types::{ConnState, TransportCmd};
 
 /// A side effect for the engine to carry out.
@@ -82,6 +82,6 @@ pub enum Event {
     /// controllers are plugged in and alive.
     MidiActivity {
         /// Every known input port.
-        devices: Vec<crate::controls::midi::activity::DeviceActivity>,
+        devices: Vec<crate::midi::activity::DeviceActivity>,
     },
 }

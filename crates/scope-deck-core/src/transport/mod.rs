@@ -1,0 +1,5 @@
+//! What the engine and the transport edge say to each other (commands, events, link state).
+
+pub mod types;
+
+pub use types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
