@@ -60,6 +60,8 @@ pub struct AudioConfig {
     pub high_cutoff_hz: f32,
     /// Meter fall-off in full scales per second (cava-like gravity).
     pub meter_falloff: f32,
+    /// Beat tracker: `learned` (network + bar-pointer decoder) or `dsp` (hand-written fallback).
+    pub beat_tracker: crate::audio::dsp::beat::TrackerKind,
 }
 
 impl Default for AudioConfig {
@@ -83,6 +85,7 @@ impl Default for AudioConfig {
             bass_cutoff_hz: 250.0,
             high_cutoff_hz: 4000.0,
             meter_falloff: 1.5,
+            beat_tracker: crate::audio::dsp::beat::TrackerKind::Learned,
         }
     }
 }
@@ -198,6 +201,7 @@ impl AudioConfig {
         s.beat.bpm_min = self.bpm_min;
         s.beat.bpm_max = self.bpm_max;
         s.beat.beats_per_bar = self.beats_per_bar;
+        s.beat.tracker = self.beat_tracker;
         s
     }
 }

@@ -3,4 +3,5 @@
 pub mod analyzer;
 pub mod beat;
 pub mod frontend;
+pub mod learned;
 pub mod onset;
