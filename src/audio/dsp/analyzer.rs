@@ -112,6 +112,9 @@ impl Analyzer {
         let beat = match s.beat.tracker {
             TrackerKind::Dsp => dsp(),
             TrackerKind::Learned => match LearnedTracker::new(f64::from(s.sample_rate), hop_secs) {
+                // An untrained placeholder model (before training has committed weights) would
+                // be worse than the hand-written tracker.
+                Ok(t) if t.model_version().starts_with("placeholder") => dsp(),
                 Ok(t) => BeatPath::Learned(Box::new(t)),
                 Err(e) => {
                     tracing::warn!("{e}; using the hand-written beat tracker");

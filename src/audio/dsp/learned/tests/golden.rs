@@ -4,7 +4,17 @@ use super::super::features::Features;
 use super::super::gru::Gru;
 
 pub fn check(text: &str) {
-    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+    let g: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+    let net = Gru::builtin().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(g["model_version"].as_str(), Some(net.version()));
+    let cases = g["cases"].as_array().unwrap_or_else(|| panic!("cases"));
+    assert!(!cases.is_empty());
+    for c in cases {
+        check_case(c);
+    }
+}
+
+fn check_case(v: &serde_json::Value) {
     let sr = v["sample_rate"]
         .as_f64()
         .unwrap_or_else(|| panic!("sample_rate"));
@@ -17,7 +27,7 @@ pub fn check(text: &str) {
     let want_f = v["features"]
         .as_array()
         .unwrap_or_else(|| panic!("features"));
-    let want_o = v["outputs"].as_array().unwrap_or_else(|| panic!("outputs"));
+    let want_o = v["probs"].as_array().unwrap_or_else(|| panic!("probs"));
     let mut fe = Features::new(sr);
     let mut net = Gru::builtin().unwrap_or_else(|e| panic!("{e}"));
     let mut k = 0usize;
