@@ -41,6 +41,8 @@ pub struct FileAnalysis {
     pub duration: f64,
     /// Which beat tracker produced the beats ([`tracker_version`]).
     pub tracker: &'static str,
+    /// The learned tracker's model version (`None` when the hand-written tracker ran).
+    pub model_version: Option<String>,
 }
 
 /// One entry of `analyze`'s JSON: the analysis, or why the file could not be analysed.
@@ -80,11 +82,18 @@ fn round3(x: f32) -> f64 {
 
 impl Collector {
     fn new(settings: AnalyzerSettings) -> Self {
+        let a = Analyzer::new(settings);
+        let model_version = a.beat_model_version().map(str::to_owned);
         Collector {
-            a: Analyzer::new(settings),
+            a,
             out: FileAnalysis {
                 sample_rate: settings.sample_rate.round() as u32,
-                tracker: tracker_version(),
+                tracker: if model_version.is_some() {
+                    "learned-1"
+                } else {
+                    tracker_version()
+                },
+                model_version,
                 ..FileAnalysis::default()
             },
             events: Vec::with_capacity(8),

@@ -61,6 +61,9 @@ pub struct AudioConfig {
     pub high_cutoff_hz: f32,
     /// Meter fall-off in full scales per second (cava-like gravity).
     pub meter_falloff: f32,
+    /// Beat tracker: `dsp` (hand-written, default) or `learned` (network + bar-pointer decoder;
+    /// opt-in while its weights are an interim model).
+    pub beat_tracker: crate::audio::dsp::beat::TrackerKind,
 }
 
 impl Default for AudioConfig {
@@ -84,6 +87,7 @@ impl Default for AudioConfig {
             bass_cutoff_hz: 250.0,
             high_cutoff_hz: 4000.0,
             meter_falloff: 1.5,
+            beat_tracker: crate::audio::dsp::beat::TrackerKind::Dsp,
         }
     }
 }
@@ -210,6 +214,7 @@ impl AudioConfig {
         s.beat.bpm_min = self.bpm_min;
         s.beat.bpm_max = self.bpm_max;
         s.beat.beats_per_bar = self.beats_per_bar;
+        s.beat.tracker = self.beat_tracker;
         s
     }
 }

@@ -3,8 +3,9 @@
 //! per hop and passes onsets and beats to a callback. Pure, allocation-free after construction,
 //! so the live analysis thread and `scope-deck analyze` run exactly the same code.
 
-use crate::audio::dsp::beat::{BeatParams, BeatTracker};
+use crate::audio::dsp::beat::{BeatParams, BeatTracker, TrackerKind};
 use crate::audio::dsp::frontend::{FrontEnd, amp_to_db};
+use crate::audio::dsp::learned::LearnedTracker;
 use crate::audio::dsp::onset::{OnsetDetector, OnsetHop, OnsetParams, refine_onset};
 use crate::audio::features::{AudioEvent, AudioFrame, SPECTRUM_BARS};
 use crate::audio::tempo::TempoCmd;
@@ -111,12 +112,19 @@ pub fn sanitize(x: f32) -> f32 {
     }
 }
 
+/// The beat path: the learned tracker, or the hand-written one (config `beat_tracker = "dsp"`,
+/// or when the compiled-in model cannot be loaded).
+enum BeatPath {
+    Learned(Box<LearnedTracker>),
+    Dsp(Box<BeatTracker>),
+}
+
 /// The analysis pipeline.
 pub struct Analyzer {
     s: AnalyzerSettings,
     fe: FrontEnd,
     onset: OnsetDetector,
-    beat: BeatTracker,
+    beat: BeatPath,
     pending: Vec<f32>,
     filled: usize,
     hops: u64,
@@ -140,8 +148,22 @@ impl Analyzer {
         let hs = hop_secs as f32;
         let onset = OnsetDetector::new(fe.filterbank().len(), hs, s.onset)
             .with_warmup((s.fft_size / s.hop.max(1)) as u64);
+        let dsp = || BeatPath::Dsp(Box::new(BeatTracker::new(hop_secs, s.beat)));
+        let beat = match s.beat.tracker {
+            TrackerKind::Dsp => dsp(),
+            TrackerKind::Learned => match LearnedTracker::new(f64::from(s.sample_rate), hop_secs) {
+                // An untrained placeholder model (before training has committed weights) would
+                // be worse than the hand-written tracker.
+                Ok(t) if t.model_version().starts_with("placeholder") => dsp(),
+                Ok(t) => BeatPath::Learned(Box::new(t)),
+                Err(e) => {
+                    tracing::warn!("{e}; using the hand-written beat tracker");
+                    dsp()
+                }
+            },
+        };
         Analyzer {
-            beat: BeatTracker::new(hop_secs, s.beat),
+            beat,
             onset,
             fe,
             pending: vec![0.0; s.hop],
@@ -178,7 +200,18 @@ impl Analyzer {
     /// Obeys a tempo command at the current stream time.
     pub fn command(&mut self, cmd: TempoCmd) {
         let now = self.time();
-        self.beat.command(cmd, now);
+        match &mut self.beat {
+            BeatPath::Learned(b) => b.command(cmd, now),
+            BeatPath::Dsp(b) => b.command(cmd, now),
+        }
+    }
+
+    /// The beat model's version, or `None` when the hand-written tracker runs.
+    pub fn beat_model_version(&self) -> Option<&str> {
+        match &self.beat {
+            BeatPath::Learned(b) => Some(b.model_version()),
+            BeatPath::Dsp(_) => None,
+        }
     }
 
     /// Onset detector internals for diagnostics: (last threshold, running mean).
@@ -188,7 +221,10 @@ impl Analyzer {
 
     /// The detected tempo (ignores tap/external overrides).
     pub fn detected_bpm(&self) -> f64 {
-        self.beat.detected_bpm()
+        match &self.beat {
+            BeatPath::Learned(b) => b.detected_bpm(),
+            BeatPath::Dsp(b) => b.detected_bpm(),
+        }
     }
 
     /// Feeds mono samples. Calls `on_frame` after every completed hop and `on_event` for each
@@ -243,7 +279,10 @@ impl Analyzer {
                 strength: oh.strength,
             });
         }
-        let bs = self.beat.process(now, oh.excess, onset_at, on_event);
+        let bs = match &mut self.beat {
+            BeatPath::Learned(b) => b.process(now, &self.pending, on_event),
+            BeatPath::Dsp(b) => b.process(now, oh.excess, onset_at, on_event),
+        };
 
         // Features for the meters.
         let f = &mut self.frame;
@@ -311,7 +350,13 @@ mod tests {
     }
 
     fn analyse(x: &[f32], sr: f32) -> (Vec<f64>, Vec<f64>, Analyzer) {
-        let mut a = Analyzer::new(AnalyzerSettings::new(sr));
+        let mut s = AnalyzerSettings::new(sr);
+        s.beat.tracker = TrackerKind::Dsp;
+        analyse_with(x, s)
+    }
+
+    fn analyse_with(x: &[f32], s: AnalyzerSettings) -> (Vec<f64>, Vec<f64>, Analyzer) {
+        let mut a = Analyzer::new(s);
         let mut onsets = Vec::new();
         let mut beats = Vec::new();
         a.push(x, &mut |_| {}, &mut |e| match e {

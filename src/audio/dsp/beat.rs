@@ -8,9 +8,23 @@
 use crate::audio::features::{AudioEvent, TempoSource};
 use crate::audio::tempo::TempoCmd;
 
+/// Which beat tracker the analyser runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackerKind {
+    /// The learned network + bar-pointer decoder (`dsp::learned`). Opt-in until a model trained
+    /// on the full training split is committed (the current weights are an interim model).
+    Learned,
+    /// This hand-written tracker (the default for now, and the fallback).
+    #[default]
+    Dsp,
+}
+
 /// Tunables of the beat tracker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BeatParams {
+    /// Learned or hand-written tracker; the fields below tune only the hand-written one.
+    pub tracker: TrackerKind,
     /// Slowest preferred tempo.
     pub bpm_min: f32,
     /// Fastest preferred tempo.
@@ -34,6 +48,7 @@ pub struct BeatParams {
 impl Default for BeatParams {
     fn default() -> Self {
         BeatParams {
+            tracker: TrackerKind::Dsp,
             bpm_min: 80.0,
             bpm_max: 170.0,
             beats_per_bar: 4,

@@ -3,6 +3,7 @@
 pub mod analyzer;
 pub mod beat;
 pub mod frontend;
+pub mod learned;
 pub mod onset;
 
 #[cfg(test)]

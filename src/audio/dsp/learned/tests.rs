@@ -1,0 +1,99 @@
+//! Tracker-level tests: random weights for shapes and causality, taps and clocks, and the golden
+//! fixture of the committed model when the training side has written one.
+
+use super::*;
+
+const SR: f64 = 48_000.0;
+const HOP: usize = 256;
+
+fn tracker() -> LearnedTracker {
+    let model = gru::random_model(2, 16, 7);
+    LearnedTracker::with_model(SR, HOP as f64 / SR, &model).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn any_chunking_gives_the_same_activations() {
+    let x: Vec<f32> = (0..48_000)
+        .map(|i| {
+            if i % 12_000 < 300 {
+                ((i as f32) * 0.3).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut a = tracker();
+    let mut acts = Vec::new();
+    for (h, c) in x.chunks(HOP).enumerate() {
+        a.process((h + 1) as f64 * HOP as f64 / SR, c, &mut |_| {});
+        acts.push(a.activation());
+    }
+    assert_ne!(acts[10], [1.0, 0.0, 0.0]);
+    // Causal: changing the future leaves the past alone.
+    let mut y = x.clone();
+    y[30_000..].iter_mut().for_each(|v| *v = 0.9);
+    let mut b = tracker();
+    for (h, c) in y.chunks(HOP).enumerate() {
+        b.process((h + 1) as f64 * HOP as f64 / SR, c, &mut |_| {});
+        if (h + 1) * HOP <= 30_000 {
+            assert_eq!(b.activation(), acts[h], "hop {h}");
+        }
+    }
+}
+
+#[test]
+fn taps_and_external_clock_hold_the_tempo() {
+    let mut t = tracker();
+    for i in 0..4 {
+        t.command(
+            TempoCmd::Tap {
+                at_secs: 10.0 + 0.6 * f64::from(i),
+            },
+            1.0,
+        );
+    }
+    let silence = [0.0f32; HOP];
+    let mut beats = Vec::new();
+    let mut st = BeatState::default();
+    for h in 0..1000 {
+        let now = 1.0 + (h + 1) as f64 * HOP as f64 / SR;
+        st = t.process(now, &silence, &mut |e| {
+            if let AudioEvent::Beat { time, .. } = e {
+                beats.push(time)
+            }
+        });
+    }
+    assert_eq!(st.source, TempoSource::Tap);
+    assert!((st.bpm - 100.0).abs() < 0.01, "{}", st.bpm);
+    assert!((beats[0] - 1.6).abs() < 1e-6, "{beats:?}");
+    assert!((beats[1] - beats[0] - 0.6).abs() < 1e-6);
+    t.command(
+        TempoCmd::External {
+            bpm: 128.0,
+            beat_phase: Some(0.0),
+            source: TempoSource::MidiClock,
+        },
+        8.0,
+    );
+    let st = t.process(8.0, &silence, &mut |_| {});
+    assert_eq!(st.source, TempoSource::MidiClock);
+    assert!((st.bpm - 128.0).abs() < 0.01);
+    t.command(TempoCmd::ExternalStopped, 9.0);
+    let st = t.process(9.0, &silence, &mut |_| {});
+    assert_eq!(st.source, TempoSource::Detected);
+}
+
+/// `assets/beat/golden.json` (docs/beat-model.md): features and outputs within 1e-4.
+#[test]
+fn golden_fixture_matches() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/beat/golden.json");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        // The placeholder model has no fixture; a trained one must.
+        let g = Gru::builtin().unwrap_or_else(|e| panic!("{e}"));
+        assert!(g.version().starts_with("placeholder"), "{path} missing");
+        return;
+    };
+    golden::check(&text);
+}
+
+mod golden;
