@@ -27,7 +27,8 @@ def one(path):
 
 if __name__ == "__main__":
     files = sorted(glob.glob(os.path.join(DATA, "*", "*", "*.flac")))
-    files = [f for f in files if f.split(os.sep)[-3] in ("train", "valid", "heldout")]
-    with Pool(int(sys.argv[1]) if len(sys.argv) > 1 else 2) as p:
+    splits = sys.argv[1:] or ["train", "valid", "heldout"]
+    files = [f for f in files if f.split(os.sep)[-3] in splits]
+    with Pool(2) as p:
         p.map(one, files, chunksize=4)
     print(f"cached {len(files)} files", file=sys.stderr)
