@@ -1,0 +1,602 @@
+"""Deterministic generator of music with exact beat/downbeat grids (and negatives).
+
+Every file is a pure function of (split, index, seed): python gen.py --split train --count 300
+--seed 1. Melodic parts (and half of the drum tracks) are rendered by fluidsynth with FluidR3_GM
+from MIDI written here; the other drum tracks are synthesised in numpy. Note times come from the
+beat grid, so tempo steps, ramps and swing stay exact. See README.md for the recipe and splits.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from multiprocessing import Pool
+
+import mido
+import numpy as np
+import soundfile as sf
+from scipy import signal
+
+SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+SR = 44100
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# What is held out: GM drum kits, GM programs and pattern variants used only in "heldout".
+KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32]}
+PROGS = {
+    "train": {
+        "bass": [33, 34, 38, 39],
+        "guitar": [29, 30, 27],
+        "pad": [88, 89, 90, 92, 94, 48, 49],
+        "keys": [0, 4, 5],
+        "lead": [80, 81, 84],
+    },
+    "heldout": {
+        "bass": [35, 36],
+        "guitar": [29, 30, 31],
+        "pad": [91, 95, 50, 51],
+        "keys": [1, 2, 6],
+        "lead": [82, 87],
+    },
+}
+GM = {"kick": 36, "snare": 38, "clap": 39, "chh": 42, "ohh": 46, "ride": 51, "crash": 49,
+      "tom": 45, "rim": 37, "shaker": 70, "phh": 44}
+
+GENRES = ["house", "trance", "dnb", "halftime", "hiphop", "rock", "metal", "drumless",
+          "waltz", "tempo_change", "negative"]
+# relative weight of each genre in a split
+WEIGHTS = [14, 8, 12, 7, 9, 12, 11, 8, 5, 9, 5]
+
+
+def pool_of(split):
+    return "heldout" if split == "heldout" else "train"
+
+
+# ---------------------------------------------------------------- beat grids
+def make_grid(rng, bpm_fn, n_beats, t0=0.0):
+    """Beat times from a per-beat tempo function."""
+    t = [t0]
+    for i in range(n_beats):
+        t.append(t[-1] + 60.0 / bpm_fn(i))
+    return np.array(t)
+
+
+def pos_to_time(grid, pos):
+    """Time of a fractional beat position (linear within a beat, extrapolated at the ends)."""
+    pos = np.asarray(pos, dtype=float)
+    i = np.clip(np.floor(pos).astype(int), 0, len(grid) - 2)
+    frac = pos - i
+    return grid[i] + frac * (grid[i + 1] - grid[i])
+
+
+# ---------------------------------------------------------------- patterns (16 steps / 4 beats)
+def steps(*s):
+    return [x / 4.0 for x in s]
+
+
+def drum_pattern(genre, rng, variant):
+    """List of (beat position within bar, voice, velocity); bar length in beats."""
+    p = []
+    bar = 4
+    if genre in ("house", "tempo_change_house"):
+        p += [(b, "kick", 115) for b in range(4)]
+        p += [(b + 0.5, "ohh", 90) for b in range(4)]
+        if rng.random() < 0.7:
+            p += [(b, "clap", 100) for b in (1, 3)]
+        if rng.random() < 0.6:
+            p += [(x, "chh", 60) for x in steps(1, 3, 5, 7, 9, 11, 13, 15)]
+        if variant == "B":  # heldout-only: shuffled 16ths and a shaker
+            p += [(x + 0.04, "shaker", 55) for x in steps(1, 5, 9, 13)]
+            p += [(3.75, "rim", 70)]
+    elif genre == "trance":
+        p += [(b, "kick", 120) for b in range(4)]
+        p += [(b + 0.5, "ohh", 95) for b in range(4)]
+        p += [(b, "clap", 90) for b in (1, 3)]
+        p += [(x, "chh", 50) for x in steps(*range(16))] if rng.random() < 0.5 else []
+        if variant == "B":
+            p += [(x, "ride", 60) for x in steps(2, 6, 10, 14)]
+    elif genre == "dnb":
+        breaks = [
+            [(0, "kick"), (4, "snare"), (10, "kick"), (12, "snare")],
+            [(0, "kick"), (2, "kick"), (4, "snare"), (7, "snare"), (9, "snare"), (10, "kick"),
+             (12, "snare"), (15, "snare")],  # amen-ish
+            [(0, "kick"), (4, "snare"), (6, "kick"), (10, "kick"), (12, "snare"), (14, "snare")],
+        ]
+        if variant == "B":  # heldout-only break
+            br = [(0, "kick"), (3, "kick"), (4, "snare"), (8, "kick"), (11, "snare"),
+                  (12, "snare"), (14, "kick")]
+        else:
+            br = breaks[rng.integers(len(breaks))]
+        p += [(s / 4.0, v, 115 if v == "kick" else 105) for s, v in br]
+        hat = "ride" if rng.random() < 0.3 else "chh"
+        hs = range(0, 16, 2) if rng.random() < 0.5 else range(16)
+        p += [(s / 4.0, hat, 70 if s % 2 == 0 else 45) for s in hs]
+        p += [(s / 4.0, "snare", 35) for s in (3, 11) if rng.random() < 0.5]  # ghosts
+    elif genre == "halftime":
+        p += [(0, "kick", 120), (2, "snare", 115)]
+        if rng.random() < 0.5:
+            p += [(2.75, "kick", 100)]
+        p += [(x, "chh", 70) for x in steps(*range(0, 16, 2))]
+        if variant == "B":
+            p += [(x, "chh", 45) for x in (1 / 3, 2 / 3, 4 / 3, 5 / 3)]
+    elif genre == "hiphop":
+        p += [(0, "kick", 115), (1.75, "kick", 95), (2.5, "kick", 105), (1, "snare", 110),
+              (3, "snare", 110)]
+        p += [(x, "chh", 75 if x % 1 == 0 else 55) for x in steps(*range(0, 16, 2))]
+        if variant == "B":
+            p += [(3.75, "snare", 50), (0.75, "kick", 80)]
+    elif genre in ("rock", "metal", "tempo_change_rock"):
+        kicks = [0, 2] + ([2.5] if rng.random() < 0.5 else []) + ([1.5] if rng.random() < 0.3 else [])
+        if genre == "metal" and rng.random() < 0.5:
+            kicks = [x / 2 for x in range(8)]  # double-kick eighths
+        p += [(x, "kick", 115) for x in kicks]
+        p += [(b, "snare", 115) for b in (1, 3)]
+        hat = "ride" if rng.random() < 0.35 else "chh"
+        p += [(x / 2, hat, 80 if x % 2 == 0 else 60) for x in range(8)]
+        if variant == "B":  # heldout-only: tom fill on beat 4
+            p += [(3 + x / 4, "tom", 90) for x in range(4)]
+    elif genre == "waltz":
+        bar = 3
+        p += [(0, "kick", 110), (1, "chh", 70), (2, "chh", 70)]
+        if rng.random() < 0.5:
+            p += [(1, "snare", 80), (2, "snare", 80)]
+    return p, bar
+
+
+# ---------------------------------------------------------------- numpy drum synth
+def synth_voice(voice, rng, kitb):
+    """One drum hit as a numpy array at SR; kitb selects the heldout parameter ranges."""
+    def env(n, tau):
+        return np.exp(-np.arange(n) / (tau * SR))
+    if voice == "kick":
+        n = int(0.35 * SR)
+        f0 = rng.uniform(40, 55) if not kitb else rng.uniform(58, 70)
+        f1 = rng.uniform(120, 200) if not kitb else rng.uniform(220, 300)
+        f = f0 + (f1 - f0) * env(n, 0.025)
+        ph = 2 * np.pi * np.cumsum(f) / SR
+        x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
+        x[:200] += rng.normal(0, 0.3, 200) * env(200, 0.001)
+        return x
+    if voice in ("snare", "clap", "rim"):
+        n = int(0.25 * SR)
+        noise = rng.normal(0, 1, n)
+        b, a = signal.butter(2, [rng.uniform(800, 2000) / (SR / 2), 0.45], "band")
+        noise = signal.lfilter(b, a, noise)
+        tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
+        tau = 0.06 if voice == "snare" else 0.03
+        if kitb:
+            tau *= 1.6
+        x = (0.7 * noise + 0.4 * tone) * env(n, tau)
+        if voice == "clap":
+            for d in (0.01, 0.02):
+                k = int(d * SR)
+                x[k:] += 0.6 * x[: n - k]
+        return x * (0.5 if voice == "rim" else 1.0)
+    if voice in ("chh", "ohh", "shaker", "phh", "ride", "crash"):
+        dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
+        n = int(dur * 2.5 * SR)
+        noise = rng.normal(0, 1, n)
+        lo = rng.uniform(5000, 8000) if not kitb else rng.uniform(3500, 5000)
+        b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
+        x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
+        return x
+    if voice == "tom":
+        n = int(0.3 * SR)
+        f = rng.uniform(90, 180) * (1 + 0.5 * env(n, 0.03))
+        return np.sin(2 * np.pi * np.cumsum(f) / SR) * env(n, 0.1)
+    return np.zeros(1)
+
+
+def render_synth_drums(hits, total_n, rng, kitb):
+    """hits: list of (time_s, voice, velocity)."""
+    out = np.zeros(total_n + SR)
+    bank = {}
+    for v in set(h[1] for h in hits):
+        bank[v] = [synth_voice(v, rng, kitb) for _ in range(3)]  # round robin
+    for i, (t, v, vel) in enumerate(hits):
+        s = int(round(t * SR))
+        if s < 0 or s >= total_n:
+            continue
+        x = bank[v][i % 3] * (vel / 127.0) ** 1.5
+        e = min(len(out), s + len(x))
+        out[s:e] += x[: e - s]
+    return out[:total_n]
+
+
+# ---------------------------------------------------------------- MIDI + fluidsynth
+class Midi:
+    def __init__(self):
+        self.events = []  # (time_s, order, msg)
+        self.chan_prog = {}
+
+    def program(self, ch, prog):
+        self.chan_prog[ch] = prog
+
+    def note(self, ch, t, dur, note, vel):
+        if t < 0:
+            return
+        note = int(np.clip(note, 0, 127))
+        vel = int(np.clip(vel, 1, 127))
+        self.events.append((t, 1, mido.Message("note_on", channel=ch, note=note, velocity=vel)))
+        self.events.append((t + dur, 0, mido.Message("note_off", channel=ch, note=note, velocity=0)))
+
+    def write(self, path, drum_kit):
+        mf = mido.MidiFile(ticks_per_beat=1000)
+        tr = mido.MidiTrack()
+        mf.tracks.append(tr)
+        tr.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 2000 ticks per second
+        if drum_kit is not None:
+            tr.append(mido.Message("program_change", channel=9, program=drum_kit, time=0))
+        for ch, pr in self.chan_prog.items():
+            tr.append(mido.Message("program_change", channel=ch, program=pr, time=0))
+        last = 0
+        for t, _, msg in sorted(self.events, key=lambda e: (e[0], e[1])):
+            tick = int(round(t * 2000))
+            tr.append(msg.copy(time=max(0, tick - last)))
+            last = max(last, tick)
+        mf.save(path)
+
+
+def fluid_render(midi, drum_kit, total_n, rng):
+    with tempfile.TemporaryDirectory() as d:
+        mp, wp = os.path.join(d, "a.mid"), os.path.join(d, "a.wav")
+        midi.write(mp, drum_kit)
+        rev = "1" if rng.random() < 0.5 else "0"
+        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-R", rev, "-C", "0", "-r", str(SR),
+                        "-F", wp, SF2, mp], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        x, sr = sf.read(wp, dtype="float64", always_2d=True)
+    x = x.mean(axis=1)
+    out = np.zeros(total_n)
+    out[: min(total_n, len(x))] = x[:total_n]
+    return out
+
+
+# ---------------------------------------------------------------- songs
+CHORDS = [[0, 4, 7], [9, 12, 16], [5, 9, 12], [7, 11, 14], [2, 5, 9], [4, 7, 11]]
+
+
+def song(genre, rng, split, dur, opts=None):
+    """Render one piece. Returns (audio@SR, beats [(t, beat_in_bar)], meta)."""
+    opts = opts or {}
+    pool = pool_of(split)
+    progs = PROGS[pool]
+    variant = "B" if (pool == "heldout" and rng.random() < 0.5) else "A"
+    variant = opts.get("variant", variant)
+    meta = {"genre": genre, "variant": variant}
+    sub = genre
+    if genre == "tempo_change":
+        sub = "tempo_change_house" if rng.random() < 0.5 else "tempo_change_rock"
+    lo_hi = {"house": (120, 132), "tempo_change_house": (110, 140), "trance": (136, 140),
+             "dnb": (170, 178), "halftime": (140, 140), "hiphop": (85, 95), "rock": (100, 160),
+             "tempo_change_rock": (90, 170), "metal": (160, 190), "drumless": (70, 140),
+             "waltz": (90, 180)}[sub]
+    bpm0 = float(rng.uniform(*lo_hi))
+    if sub == "halftime":
+        bpm0 = float(rng.choice([139.0, 140.0, 140.0, 141.0]))
+    bpm0 = float(opts.get("bpm", bpm0))
+    n_beats = int(dur * 200 / 60) + 8
+    bpm_fn = lambda i: bpm0
+    tempo_desc = {"bpm": round(bpm0, 3)}
+    if genre == "tempo_change":
+        bpm1 = float(np.clip(bpm0 * rng.choice([0.8, 0.88, 1.12, 1.25]), 80, 180))
+        at = int(rng.integers(16, 40)) // 4 * 4
+        if rng.random() < 0.5:  # step
+            bpm_fn = lambda i: bpm0 if i < at else bpm1
+            kind = "step"
+            ramp = 0
+        else:
+            ramp = int(rng.choice([8, 16, 32]))
+            bpm_fn = lambda i: bpm0 + (bpm1 - bpm0) * float(np.clip((i - at) / ramp, 0, 1))
+            kind = "ramp"
+        tempo_desc = {"bpm": None, "tempo_change": kind, "bpm_from": round(bpm0, 3),
+                      "bpm_to": round(bpm1, 3), "change_at_beat": at, "ramp_beats": ramp}
+    lead_in = float(opts.get("lead_in", rng.uniform(0.0, 1.5)))
+    grid = make_grid(rng, bpm_fn, n_beats, lead_in)
+    pat, bar = drum_pattern(sub if sub != "drumless" else "", rng, variant)
+    if genre == "drumless":
+        bar = 3 if rng.random() < 0.15 else 4
+    total_n = int(dur * SR)
+    # structure: intro without drums, 8-bar breakdown, stop into silence
+    n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
+    plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
+    drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
+    drum_start_bar = 0 if plain else drum_start_bar
+    breakdown = None
+    if genre != "drumless" and n_bars > 20 and rng.random() < 0.35 and not plain:
+        b0 = int(rng.integers(drum_start_bar + 4, n_bars - 10))
+        breakdown = (b0, b0 + 8)
+    end_bar = n_bars
+    music_end = dur
+    if rng.random() < 0.3 and not plain:
+        end_bar = max(8, n_bars - int(rng.integers(2, 6)))
+        music_end = float(grid[end_bar * bar])
+    meta.update(tempo_desc)
+    meta["meter"] = bar
+
+    def drums_on(bar_i):
+        if bar_i < drum_start_bar or bar_i >= end_bar:
+            return False
+        return not (breakdown and breakdown[0] <= bar_i < breakdown[1])
+
+    swing = float(rng.uniform(0.05, 0.15)) if sub == "hiphop" else 0.0
+    hum = 0.004 if sub in ("rock", "metal", "tempo_change_rock", "waltz") else 0.001
+
+    def t_of(pos):
+        f = pos % 1.0
+        if swing and abs(f - 0.5) < 1e-6:
+            pos = pos + swing
+        if swing and abs(f - 0.25) < 1e-6:
+            pos = pos + swing / 2
+        if swing and abs(f - 0.75) < 1e-6:
+            pos = pos + swing / 2
+        return float(pos_to_time(grid, pos)) + float(rng.normal(0, hum))
+
+    hits = []
+    for bi in range(end_bar):
+        if not drums_on(bi):
+            continue
+        for pos, v, vel in pat:
+            vel = vel * rng.uniform(0.85, 1.0)
+            hits.append((t_of(bi * bar + pos), v, vel))
+        if bi % 8 == 0 and sub in ("rock", "metal", "trance", "dnb", "tempo_change_rock") and rng.random() < 0.6:
+            hits.append((t_of(bi * bar), "crash", 100))
+    drums_start = min([h[0] for h in hits], default=None)
+    meta["drums_start_s"] = round(drums_start, 4) if drums_start is not None else None
+
+    midi = Midi()
+    use_gm_drums = (rng.random() < 0.5 and hits) if "gm_drums" not in opts else opts["gm_drums"]
+    kit = int(rng.choice(KITS[pool])) if use_gm_drums else None
+    if use_gm_drums:
+        for t, v, vel in hits:
+            midi.note(9, t, 0.1, GM[v], vel)
+    key = int(rng.integers(0, 12))
+    prog_seq = [int(rng.integers(len(CHORDS))) for _ in range(4)]
+    parts = {}
+    # bass
+    if rng.random() < 0.9 or plain:
+        parts["bass"] = int(rng.choice(progs["bass"]))
+        midi.program(0, parts["bass"])
+        for bi in range(end_bar):
+            root = 36 + key + CHORDS[prog_seq[bi % 4]][0]
+            if sub in ("house", "tempo_change_house"):
+                poss = [b + 0.5 for b in range(bar)]
+            elif sub == "trance":
+                poss = [b + x for b in range(bar) for x in (0.25, 0.5, 0.75)]
+            elif sub in ("dnb", "halftime"):
+                poss = [0.0, 2.5] if rng.random() < 0.7 else [0.0]
+            elif sub in ("rock", "metal", "tempo_change_rock"):
+                poss = [x / 2 for x in range(bar * 2)]
+            elif sub == "waltz" or bar == 3:
+                poss = [0.0]
+            else:
+                poss = [0.0, 1.5, 2.0] if bar == 4 else [0.0]
+            for pos in poss:
+                t = t_of(bi * bar + pos)
+                ln = (grid[min(len(grid) - 1, bi * bar + 1)] - grid[bi * bar]) * (0.45 if len(poss) > 2 else 1.5)
+                midi.note(0, t, float(ln), root, 100 * rng.uniform(0.8, 1))
+    # chords: guitar power chords for rock/metal, keys/pads otherwise
+    if sub in ("rock", "metal", "tempo_change_rock") and rng.random() < 0.95:
+        parts["guitar"] = int(rng.choice(progs["guitar"]))
+        midi.program(1, parts["guitar"])
+        eighths = rng.random() < 0.7
+        for bi in range(end_bar):
+            root = 40 + (key + CHORDS[prog_seq[bi % 4]][0]) % 12
+            poss = [x / 2 for x in range(bar * 2)] if eighths else [0.0, 1.5, 2.0, 3.0][:bar]
+            for pos in poss:
+                t = t_of(bi * bar + pos)
+                ln = 60 / bpm_fn(bi * bar) * (0.45 if eighths else 1.4)
+                for iv in (0, 7, 12):
+                    midi.note(1, t, ln, root + iv, 105 * rng.uniform(0.85, 1))
+        if rng.random() < 0.5:  # second guitar sustaining chords
+            midi.program(4, int(rng.choice(progs["guitar"])))
+            for bi in range(end_bar):
+                root = 52 + (key + CHORDS[prog_seq[bi % 4]][0]) % 12
+                t = t_of(bi * bar)
+                for iv in (0, 7, 12):
+                    midi.note(4, t, 60 / bpm_fn(bi * bar) * bar * 0.95, root + iv, 80)
+    if rng.random() < 0.8 or genre == "drumless":
+        parts["pad"] = int(rng.choice(progs["pad"]))
+        midi.program(2, parts["pad"])
+        for bi in range(end_bar):
+            ch = CHORDS[prog_seq[bi % 4]]
+            t = t_of(bi * bar)
+            for iv in ch:
+                midi.note(2, t, 60 / bpm_fn(bi * bar) * bar * 0.98, 60 + key % 12 + iv, 70)
+    if rng.random() < 0.6 or genre == "drumless":
+        parts["keys"] = int(rng.choice(progs["keys"] + progs["lead"]))
+        midi.program(3, parts["keys"])
+        arp = rng.choice(["8th", "beat", "16th", "offbeat"]) if sub not in ("dnb",) else "8th"
+        for bi in range(end_bar):
+            ch = CHORDS[prog_seq[bi % 4]]
+            if arp == "16th":
+                poss = [x / 4 for x in range(bar * 4)]
+            elif arp == "8th":
+                poss = [x / 2 for x in range(bar * 2)]
+            elif arp == "offbeat":
+                poss = [b + 0.5 for b in range(bar)]
+            else:
+                poss = [float(b) for b in range(bar)]
+            for j, pos in enumerate(poss):
+                note = 72 + key % 12 + ch[j % 3] + (12 if j % 4 == 3 else 0)
+                accent = 1.0 if pos % 1 == 0 else 0.75
+                midi.note(3, t_of(bi * bar + pos), 60 / bpm_fn(bi * bar) * 0.22, note,
+                          95 * accent * rng.uniform(0.8, 1))
+    meta["gm_drum_kit"] = kit
+    meta["gm_programs"] = parts
+    mel = fluid_render(midi, kit, total_n, rng)
+    synth = np.zeros(total_n)
+    if hits and not use_gm_drums:
+        synth = render_synth_drums(hits, total_n, rng, kitb=(pool == "heldout"))
+        meta["drums"] = "synth-B" if pool == "heldout" else "synth-A"
+    elif hits:
+        meta["drums"] = "gm"
+    else:
+        meta["drums"] = None
+    # mix: drums relative to the rest
+    dr_gain = 10 ** (rng.uniform(-8, 4) / 20)
+    rms_m = np.sqrt(np.mean(mel**2)) + 1e-9
+    rms_s = np.sqrt(np.mean(synth**2)) + 1e-9
+    x = mel / rms_m * 0.1 + (synth / rms_s * 0.1 * dr_gain if hits and not use_gm_drums else 0)
+    if music_end < dur:
+        fade = int(0.02 * SR)
+        e = int((music_end + 60 / bpm_fn(end_bar * bar) * 0.9) * SR)  # last notes ring a bit
+        e = min(e, total_n)
+        x[e:] = 0
+        x[max(0, e - fade):e] *= np.linspace(1, 0, e - max(0, e - fade))
+    beats = [(float(grid[i]), (i % bar) + 1) for i in range(min(len(grid), end_bar * bar))
+             if grid[i] < dur]
+    meta["music_end_s"] = round(music_end, 4)
+    return x, beats, meta
+
+
+def negative(rng, dur):
+    n = int(dur * SR)
+    kind = rng.choice(["silence", "noise_floor", "loud_noise", "sweep", "speech"])
+    t = np.arange(n) / SR
+    if kind == "silence":
+        x = np.zeros(n)
+    elif kind == "noise_floor":
+        x = rng.normal(0, 10 ** (rng.uniform(-80, -55) / 20), n)
+    elif kind == "loud_noise":
+        x = rng.normal(0, 1, n)
+        if rng.random() < 0.5:  # pink-ish
+            b, a = signal.butter(1, 0.02)
+            x = signal.lfilter(b, a, x)
+        x = x / np.max(np.abs(x)) * 10 ** (rng.uniform(-12, -1) / 20)
+    elif kind == "sweep":
+        f0, f1 = rng.uniform(20, 200), rng.uniform(2000, 18000)
+        ph = 2 * np.pi * f0 * dur / np.log(f1 / f0) * (np.exp(t / dur * np.log(f1 / f0)) - 1)
+        x = 0.5 * np.sin(ph)
+    else:
+        words = ("the beat drops when the lights go down and everyone waits for the next bar "
+                 "tempo rhythm music speaker microphone stage hello testing one two three "
+                 "video model prompt scene colour night city river forest").split()
+        text = " ".join(rng.choice(words, 80))
+        voice = str(rng.choice(["en", "en-us", "de", "fr", "es", "en+f3", "en+m3"]))
+        with tempfile.TemporaryDirectory() as d:
+            wp = os.path.join(d, "s.wav")
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.integers(130, 200))),
+                            "-w", wp, text], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            s, ssr = sf.read(wp, dtype="float64")
+        s = signal.resample_poly(s, SR, ssr)
+        x = np.zeros(n)
+        x[: min(n, len(s))] = s[:n] * 0.5
+    return x, {"genre": "negative", "negative": True, "kind": str(kind), "bpm": None,
+               "drums_start_s": None, "music_end_s": None}
+
+
+# ---------------------------------------------------------------- augmentation
+def augment(x, rng, strength=1.0):
+    desc = {}
+    if rng.random() < 0.6 * strength:  # EQ: random tilt / band cut
+        b, a = signal.butter(2, rng.uniform(80, 400) / (SR / 2), "high" if rng.random() < 0.5 else "low")
+        if a is not None and rng.random() < 0.5:
+            y = signal.lfilter(b, a, x)
+            g = rng.uniform(0.3, 0.8)
+            x = (1 - g) * x + g * y
+            desc["eq"] = True
+    if rng.random() < 0.4 * strength:  # reverb
+        n = int(rng.uniform(0.2, 1.5) * SR)
+        ir = rng.normal(0, 1, n) * np.exp(-np.arange(n) / (rng.uniform(0.05, 0.4) * SR))
+        ir[0] = 0
+        wet = signal.fftconvolve(x, ir)[: len(x)]
+        wet *= np.sqrt(np.mean(x**2) + 1e-12) / (np.sqrt(np.mean(wet**2)) + 1e-12)
+        x = x + wet * rng.uniform(0.1, 0.5)
+        desc["reverb"] = True
+    if rng.random() < 0.5 * strength:  # compression / saturation
+        drive = 10 ** (rng.uniform(0, 15) / 20)
+        peak = np.max(np.abs(x)) + 1e-12
+        x = np.tanh(x / peak * drive) / np.tanh(drive) * peak
+        desc["compress_db"] = round(20 * np.log10(drive), 1)
+    peak = np.max(np.abs(x)) + 1e-12
+    level = 10 ** (rng.uniform(-30, -0.5) / 20) if strength > 0 else 10 ** (-3 / 20)
+    x = x / peak * level if peak > 1e-9 else x
+    if rng.random() < 0.35 * strength:
+        snr = rng.uniform(10, 45)
+        rms = np.sqrt(np.mean(x**2)) + 1e-12
+        x = x + rng.normal(0, rms * 10 ** (-snr / 20), len(x))
+        desc["noise_snr_db"] = round(snr, 1)
+    return np.clip(x, -1, 1), desc
+
+
+def out_rate(rng):
+    return int(rng.choice([8000, 11025, 16000, 22050, 22050, 32000, 44100, 44100, 44100, 48000]))
+
+
+# ---------------------------------------------------------------- driver
+def make_one(args):
+    split, idx, seed, out_dir, forced = args
+    rng = np.random.default_rng([seed, {"train": 1, "valid": 2, "heldout": 3, "fixture": 4}[split], idx])
+    if forced:
+        genre, dur = forced["genre"], forced["dur"]
+    else:
+        w = np.array(WEIGHTS, float)
+        genre = str(rng.choice(GENRES, p=w / w.sum()))
+        dur = float(rng.uniform(30, 45))
+    if genre == "negative":
+        x, meta = negative(rng, dur)
+        beats = []
+    else:
+        x, beats, meta = song(genre, rng, "heldout" if split in ("heldout", "fixture") else split, dur,
+                              forced.get("opts") if forced else None)
+        meta["negative"] = False
+    strength = forced.get("aug", 1.0) if forced else 1.0
+    if genre != "negative" or meta.get("kind") in ("speech", "loud_noise"):
+        x, aug = augment(x, rng, strength)
+        meta["augment"] = aug
+    # varispeed (time-stretch with pitch): exact, the grid scales with it
+    speed = 1.0
+    if not forced and genre not in ("negative", "halftime", "trance") and rng.random() < 0.3:
+        speed = float(rng.uniform(0.97, 1.03))
+    sr = forced["sr"] if forced else out_rate(rng)
+    # resample SR -> sr/speed-equivalent: play SR-sampled audio `speed` times faster
+    src = SR * speed
+    up, down = sr, int(round(src))
+    g = np.gcd(up, down)
+    y = signal.resample_poly(x, up // g, down // g) if (up, down) != (SR, SR) else x
+    y = np.clip(y, -1, 1)
+    beats = [(t / speed, b) for t, b in beats]
+    for k in ("drums_start_s", "music_end_s"):
+        if meta.get(k) is not None:
+            meta[k] = round(meta[k] / speed, 4)
+    for k in ("bpm", "bpm_from", "bpm_to"):
+        if meta.get(k) is not None:
+            meta[k] = round(meta[k] * speed, 3)
+    meta["speed"] = round(speed, 4)
+    meta["sample_rate"] = sr
+    meta["duration_s"] = round(len(y) / sr, 4)
+    meta["seed"] = seed
+    meta["split"] = split
+    name = forced["name"] if forced else f"{split}_{idx:04d}_{genre}"
+    d = out_dir if forced else os.path.join(out_dir, split, genre)
+    os.makedirs(d, exist_ok=True)
+    sf.write(os.path.join(d, name + ".flac"), y.astype(np.float32), sr, subtype="PCM_16")
+    with open(os.path.join(d, name + ".beats"), "w") as f:
+        for t, b in beats:
+            f.write(f"{t:.6f} {b}\n")
+    with open(os.path.join(d, name + ".json"), "w") as f:
+        json.dump(meta, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    return len(y) / sr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout"])
+    ap.add_argument("--count", type=int, required=True)
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", default=os.path.join(HERE, "data"))
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    jobs = [(a.split, i, a.seed, a.out, None) for i in range(a.start, a.start + a.count)]
+    with Pool(a.jobs) as p:
+        total = sum(p.imap_unordered(make_one, jobs, chunksize=1))
+    print(f"{a.split}: {a.count} files, {total / 60:.1f} min", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Trains the causal beat/downbeat GRU of docs/beat-model.md on the cached generated data.
+
+python train.py --minutes 25 --seed 1 [--out ../../assets/beat/model.safetensors]
+Keeps the weights with the best valid beat F; reports valid and heldout separately.
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+DATA = os.environ.get("BEAT_DATA", os.path.join(HERE, "data"))
+# The causal window tapers its newest samples, so an onset shows most clearly 1-2 frames after
+# the frame the contract's label rule names; the network is trained to answer one frame later.
+LABEL_OFFSET = 1
+FRONTEND = "fps100-w46ms-b55-log1000-posdiff"
+
+
+def load_split(split):
+    items = []
+    for f in sorted(glob.glob(os.path.join(DATA, "cache", split, "*.npy"))):
+        name = os.path.basename(f)[:-4]
+        meta_glob = glob.glob(os.path.join(DATA, split, "*", name + ".json"))
+        if not meta_glob:
+            continue
+        base = meta_glob[0][:-5]
+        with open(base + ".json") as fh:
+            meta = json.load(fh)
+        feats = np.load(f)
+        beats = np.loadtxt(base + ".beats", ndmin=2) if os.path.getsize(base + ".beats") else np.zeros((0, 2))
+        items.append({"name": name, "genre": meta["genre"], "x": feats, "beats": beats, "meta": meta})
+    return items
+
+
+def targets(n, beats):
+    """Soft 3-class targets [n, 3] and per-frame loss weights."""
+    y = np.zeros((n, 3), np.float32)
+    y[:, 0] = 1.0
+    for t, b in beats:
+        k = int(np.ceil(100 * t - 1e-9)) - 1 + LABEL_OFFSET
+        c = 2 if int(b) == 1 else 1
+        for dk, v in ((0, 1.0), (-1, 0.5), (1, 0.5)):
+            j = k + dk
+            if 0 <= j < n and y[j, c] < v:
+                y[j] = 0
+                y[j, c] = v
+                y[j, 0] = 1 - v
+    w = np.where(y[:, 0] < 1, 4.0, 1.0).astype(np.float32)
+    return y, w
+
+
+class Net(nn.Module):
+    def __init__(self, layers, hidden, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(std))
+        self.gru = nn.GRU(110, hidden, layers, batch_first=True)
+        self.head = nn.Linear(hidden, 3)
+
+    def forward(self, x):
+        h, _ = self.gru((x - self.mean) / self.std)
+        return self.head(h)
+
+
+def peaks(act, thr=0.3, radius=7):
+    """Causal-agnostic simple peak picking: local maxima above thr, at least radius apart."""
+    out = []
+    last = -10**9
+    n = len(act)
+    for k in range(n):
+        a = act[k]
+        if a < thr:
+            continue
+        lo, hi = max(0, k - radius), min(n, k + radius + 1)
+        if a >= act[lo:hi].max() and k - last > radius:
+            out.append(k)
+            last = k
+    return np.array(out, int)
+
+
+def f_measure(est, ref, tol=0.07):
+    if len(ref) == 0 and len(est) == 0:
+        return 1.0
+    if len(ref) == 0 or len(est) == 0:
+        return 0.0
+    used = np.zeros(len(est), bool)
+    hit = 0
+    for r in ref:
+        d = np.abs(est - r)
+        d[used] = np.inf
+        j = int(np.argmin(d))
+        if d[j] <= tol:
+            used[j] = True
+            hit += 1
+    p, r = hit / len(est), hit / len(ref)
+    return 0.0 if hit == 0 else 2 * p * r / (p + r)
+
+
+@torch.no_grad()
+def evaluate(net, items):
+    net.eval()
+    res = {}
+    for it in items:
+        x = torch.from_numpy(it["x"])[None]
+        p = torch.softmax(net(x), -1)[0].numpy()
+        beat_act = p[:, 1] + p[:, 2]
+        y, _ = targets(len(p), it["beats"])
+        tgt = (y[:, 0] < 1)
+        pred = beat_act > 0.5
+        tp = (pred & tgt).sum()
+        # frame F: frames with beat activation > 0.5 against the (widened) target frames
+        frame_f = 2 * tp / (pred.sum() + tgt.sum()) if tgt.any() or pred.any() else 1.0
+        est = (peaks(beat_act) + 1 - LABEL_OFFSET) / 100.0
+        ref = it["beats"][:, 0] if len(it["beats"]) else np.zeros(0)
+        bf = f_measure(est, ref)
+        dest = (peaks(p[:, 2]) + 1 - LABEL_OFFSET) / 100.0
+        dref = it["beats"][it["beats"][:, 1] == 1, 0] if len(it["beats"]) else np.zeros(0)
+        df = f_measure(dest, dref)
+        g = it["genre"]
+        res.setdefault(g, []).append((frame_f, bf, df, len(est) / (len(p) / 6000)))
+    net.train()
+    out = {}
+    for g, v in res.items():
+        a = np.array(v)
+        out[g] = {"n": len(v), "frame_f": a[:, 0].mean(), "beat_f": a[:, 1].mean(),
+                  "downbeat_f": a[:, 2].mean(), "beats_per_min": a[:, 3].mean()}
+    allv = np.array([x for v in res.values() for x in v])
+    music = np.array([x for g, v in res.items() if g != "negative" for x in v])
+    out["ALL_MUSIC"] = {"n": len(music), "frame_f": music[:, 0].mean(), "beat_f": music[:, 1].mean(),
+                        "downbeat_f": music[:, 2].mean(), "beats_per_min": music[:, 3].mean()}
+    out["ALL"] = {"n": len(allv), "frame_f": allv[:, 0].mean(), "beat_f": allv[:, 1].mean(),
+                  "downbeat_f": allv[:, 2].mean(), "beats_per_min": allv[:, 3].mean()}
+    return out
+
+
+def table(title, r):
+    lines = [f"{title}: genre n frame_F beat_F downbeat_F peaks/min"]
+    for g in sorted(r):
+        v = r[g]
+        lines.append(f"  {g:14s} {v['n']:3d} {v['frame_f']:.3f} {v['beat_f']:.3f} {v['downbeat_f']:.3f} {v['beats_per_min']:.1f}")
+    return "\n".join(lines)
+
+
+def export(net, path, meta):
+    sd = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    t = {"norm.mean": sd["mean"], "norm.std": sd["std"], "head.weight": sd["head.weight"],
+         "head.bias": sd["head.bias"]}
+    for k, v in sd.items():
+        if k.startswith("gru."):
+            t[k] = v
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in t.items()}, path, metadata=meta)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=25)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=48)
+    ap.add_argument("--chunk", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--eval-every", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=os.path.join(ROOT, "assets", "beat", "model.safetensors"))
+    ap.add_argument("--train-split", default="train")
+    ap.add_argument("--version", default="beatgru-2x48-2026-12-05")
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    rng = np.random.default_rng(a.seed)
+    t0 = time.time()
+    train, valid, held = load_split(a.train_split), load_split("valid"), load_split("heldout")
+    print(f"loaded train {len(train)} valid {len(valid)} heldout {len(held)} files in {time.time() - t0:.0f}s", flush=True)
+    allx = np.concatenate([it["x"] for it in train])
+    mean = allx.mean(0).astype(np.float32)
+    std = np.maximum(allx.std(0), 1e-2).astype(np.float32)
+    del allx
+    for it in train:
+        it["y"], it["w"] = targets(len(it["x"]), it["beats"])
+    lens = np.array([len(it["x"]) for it in train], float)
+    prob = lens / lens.sum()
+    net = Net(a.layers, a.hidden, mean, std)
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    budget = a.minutes * 60
+    best, best_state, step = -1.0, None, 0
+    tstart = time.time()
+    meta = {
+        "model_version": a.version,
+        "frontend": FRONTEND,
+        "data_recipe": "training/beat/make-data.sh (gen.py seed 1: train 400, valid 70, heldout 70 files)",
+        "train_command": "training/beat/train.sh (" + " ".join(sys.argv[1:]) + ")",
+        "classes": "none,beat,downbeat",
+        "label_offset_frames": str(LABEL_OFFSET),
+    }
+    while True:
+        el = time.time() - tstart
+        if el > budget:
+            break
+        lr = a.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, el / budget))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        xb, yb, wb = [], [], []
+        for i in rng.choice(len(train), a.batch, p=prob):
+            it = train[i]
+            n = len(it["x"])
+            s = 0 if (rng.random() < 0.2 or n <= a.chunk) else int(rng.integers(0, n - a.chunk))
+            e = min(n, s + a.chunk)
+            pad = a.chunk - (e - s)
+            xx = np.pad(it["x"][s:e], ((0, pad), (0, 0)))
+            yy = np.pad(it["y"][s:e], ((0, pad), (0, 0)))
+            ww = np.pad(it["w"][s:e], (0, pad))
+            xb.append(xx)
+            yb.append(yy)
+            wb.append(ww)
+        x = torch.from_numpy(np.stack(xb))
+        x = x + 0.02 * torch.randn_like(x) * x.std()  # light feature noise
+        y = torch.from_numpy(np.stack(yb))
+        w = torch.from_numpy(np.stack(wb))
+        logp = torch.log_softmax(net(x), -1)
+        loss = -((y * logp).sum(-1) * w).sum() / w.sum()
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % a.eval_every == 0:
+            r = evaluate(net, valid)
+            f = r["ALL"]["beat_f"]
+            print(f"step {step} {time.time() - tstart:.0f}s lr {lr:.5f} loss {loss.item():.4f} valid beat F {f:.3f} "
+                  f"music {r['ALL_MUSIC']['beat_f']:.3f} downbeat {r['ALL_MUSIC']['downbeat_f']:.3f}", flush=True)
+            if f > best:
+                best = f
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+                export(net, a.out, meta)
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    export(net, a.out, meta)
+    print(f"trained {step} steps in {(time.time() - tstart) / 60:.1f} min; best valid beat F {best:.3f}")
+    print(table("valid", evaluate(net, valid)))
+    print(table("heldout", evaluate(net, held)))
+
+
+if __name__ == "__main__":
+    main()
