@@ -55,7 +55,7 @@ pub enum FileReport {
         path: String,
         /// The analysis (its fields sit next to `path`).
         #[serde(flatten)]
-        analysis: FileAnalysis,
+        analysis: Box<FileAnalysis>,
     },
     /// The file could not be opened or decoded.
     Error {
@@ -224,7 +224,10 @@ pub fn analyze_files(
         }
         let path = f.display().to_string();
         let report = match analyze_file(f, cfg) {
-            Ok(analysis) => FileReport::Ok { path, analysis },
+            Ok(analysis) => FileReport::Ok {
+                path,
+                analysis: Box::new(analysis),
+            },
             Err(e) => {
                 failed += 1;
                 let mut error = e.to_string();
