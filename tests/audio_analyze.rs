@@ -53,6 +53,7 @@ fn analyze_prints_exactly_the_documented_json() {
                 "bpm",
                 "downbeats",
                 "duration",
+                "model_version",
                 "onset_detect_times",
                 "onsets",
                 "path",
