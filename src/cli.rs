@@ -76,8 +76,9 @@ const ANALYZE_HELP: &str = "\
 Output: one JSON object on stdout, one entry per file, keyed by the file's name; when two
 different paths share a name (a/set.wav, b/set.wav) both are keyed by the path as given. Each
 entry has `path` (as given) and either the analysis (beats, onsets, bpm, beat_detect_times,
-onset_detect_times, beat_confidence, beat_in_bar, downbeats, sample_rate, duration, tracker) or
-`error`. Files are decoded and analysed in blocks: memory does not grow with length.
+onset_detect_times, beat_confidence, beat_in_bar, downbeats, sample_rate, duration, tracker,
+model_version) or `error`. Files are decoded and analysed in blocks: memory does not grow with
+length. `--beat-tracker dsp|learned` overrides `[audio] beat_tracker` for this run.
 
 Exit status: 0 every file was analysed; 1 one or more files failed (each failure is printed on
 stderr and is an `error` entry in the JSON, the other files are still analysed); 2 bad command
@@ -98,6 +99,10 @@ pub enum Command {
         /// Print JSON (the only output format; accepted for clarity in scripts).
         #[arg(long)]
         json: bool,
+        /// Beat tracker to run instead of the configured `[audio] beat_tracker`, e.g. to
+        /// compare both on the same files.
+        #[arg(long, value_enum, value_name = "TRACKER")]
+        beat_tracker: Option<crate::audio::dsp::beat::TrackerKind>,
     },
     /// List audio input devices (index and name) for `[audio] device`.
     AudioDevices,

@@ -1,7 +1,7 @@
 """Runs every beat tracker on the same files in one run, scores them, prints markdown tables.
 
     python run.py [--bin target/release/scope-deck] [--splits heldout,valid]
-                  [--trackers scope-deck,madmom,beatnet,aubio,librosa] DATA_DIR...
+                  [--trackers scope-deck-learned,scope-deck-dsp,madmom,beatnet,aubio,librosa] DATA_DIR...
 
 DATA_DIR holds <split>/<genre>/<name>.flac with <name>.beats (`time_s beat_in_bar`) and
 <name>.json (genre, bpm, drums_start_s, music_end_s, negative, sample_rate); a DATA_DIR without
@@ -62,6 +62,8 @@ def make_trackers(names, binary):
         try:
             if n == "scope-deck":
                 made.append(T.ScopeDeck(binary))
+            elif n in ("scope-deck-learned", "scope-deck-dsp"):
+                made.append(T.ScopeDeck(binary, n.rsplit("-", 1)[1]))
             elif n == "madmom":
                 made.append(T.MadmomOnline())
             elif n == "beatnet":
@@ -189,7 +191,8 @@ def main():
     ap.add_argument("data", nargs="+")
     ap.add_argument("--bin", default=str(HERE.parent.parent / "target/release/scope-deck"))
     ap.add_argument("--splits", default="heldout,valid")
-    ap.add_argument("--trackers", default="scope-deck,madmom,beatnet,aubio,librosa")
+    ap.add_argument("--trackers",
+                    default="scope-deck-learned,scope-deck-dsp,madmom,beatnet,aubio,librosa")
     ap.add_argument("--limit", type=int, default=0, help="at most N files per split (0 = all)")
     ap.add_argument("--out", default=str(HERE / "out"))
     a = ap.parse_args()
@@ -211,8 +214,8 @@ def main():
     order = [s for s in splits if s in found] + [s for s in found if s not in splits]
     for split in order:
         items = found[split]
-        if a.limit:
-            items = items[:a.limit]
+        if a.limit:  # spread over the sorted list, so every genre keeps some files
+            items = items[::max(1, len(items) // a.limit)][:a.limit]
         files = [f for _, f in items]
         refs = {f: load_ref(f) for f in files}
         durations = {f: refs[f][3] for f in files}
@@ -240,9 +243,8 @@ def main():
         a_s, c_s = speed[t.name]
         md.append(f"| {t.name} | {'online (causal)' if t.online else 'offline'} | "
                   f"{(a_s / c_s if c_s else float('nan')):.0f}× |")
-    sd = next((t for t in trs if isinstance(t, T.ScopeDeck)), None)
-    if sd is not None:
-        md += ["", f"scope-deck tracker: `{sd.version}`."]
+    for sd in (t for t in trs if isinstance(t, T.ScopeDeck)):
+        md += ["", f"{sd.name}: `{sd.version}`."]
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
     (out / "results.json").write_text(json.dumps(raw_all, indent=1, default=str))

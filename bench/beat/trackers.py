@@ -38,9 +38,13 @@ class ScopeDeck:
     name = "scope-deck"
     online = True
 
-    def __init__(self, binary):
+    def __init__(self, binary, tracker=None):
         self.binary = binary
         self.version = None
+        # `--beat-tracker dsp|learned` (builds before it ran the configured tracker only).
+        self.tracker = tracker
+        if tracker:
+            self.name = f"scope-deck {tracker}"
 
     def run_all(self, files):
         out = {}
@@ -54,7 +58,8 @@ class ScopeDeck:
                 batches.append([f])
         for b in batches:
             c0 = _child_cpu()
-            p = subprocess.run([self.binary, "analyze", "--json", *map(str, b)],
+            opt = ["--beat-tracker", self.tracker] if self.tracker else []
+            p = subprocess.run([self.binary, "analyze", "--json", *opt, *map(str, b)],
                                capture_output=True, text=True)
             cpu = _child_cpu() - c0
             try:
@@ -77,7 +82,8 @@ class ScopeDeck:
                     out[f] = None
                     continue
                 if self.version is None:
-                    self.version = v.get("tracker", "dsp (pre-tracker-field build)")
+                    mv = v.get("model_version")
+                    self.version = v.get("tracker", "dsp (pre-tracker-field build)") + (f" ({mv})" if mv else "")
                 down = v.get("downbeats")
                 out[f] = {
                     "beats": list(v.get("beats", [])),

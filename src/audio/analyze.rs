@@ -23,7 +23,8 @@ pub struct FileAnalysis {
     pub beats: Vec<f64>,
     /// Onset times, seconds.
     pub onsets: Vec<f64>,
-    /// Final tempo estimate (0 when none).
+    /// The tempo readout when the last beat was emitted (0 when none was): the readout itself
+    /// drops to 0 once the music stops, so the value at the end of the file would hide it.
     pub bpm: f64,
     /// Stream time (audio consumed) when each beat was emitted.
     pub beat_detect_times: Vec<f64>,
@@ -114,6 +115,7 @@ impl Collector {
             }
             let t = self.a.time();
             let conf = round3(self.a.frame().confidence);
+            let bpm = f64::from(self.a.frame().bpm);
             let out = &mut self.out;
             for e in self.events.drain(..) {
                 match e {
@@ -126,6 +128,9 @@ impl Collector {
                         out.beat_detect_times.push(t);
                         out.beat_confidence.push(conf);
                         out.beat_in_bar.push(in_bar);
+                        if bpm > 0.0 {
+                            out.bpm = bpm;
+                        }
                         if in_bar == 0 {
                             out.downbeats.push(time);
                         }
@@ -136,7 +141,6 @@ impl Collector {
     }
 
     fn finish(mut self) -> FileAnalysis {
-        self.out.bpm = f64::from(self.a.frame().bpm);
         self.out.duration = self.samples as f64 / f64::from(self.a.settings().sample_rate);
         self.out
     }

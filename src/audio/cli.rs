@@ -9,8 +9,16 @@ use crate::cli::{Command, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 #[allow(clippy::print_stdout)]
 pub fn dispatch(cmd: Option<&Command>, cfg: &AudioConfig) -> Option<u8> {
     match cmd? {
-        Command::Analyze { files, .. } => {
-            let (map, failed) = crate::audio::analyze::analyze_files(files, cfg, &mut |e| {
+        Command::Analyze {
+            files,
+            beat_tracker,
+            ..
+        } => {
+            let mut cfg = cfg.clone();
+            if let Some(t) = beat_tracker {
+                cfg.beat_tracker = *t;
+            }
+            let (map, failed) = crate::audio::analyze::analyze_files(files, &cfg, &mut |e| {
                 eprintln!("scope-deck analyze: {e}");
             });
             Some(match serde_json::to_string(&map) {

@@ -1,7 +1,9 @@
 """Trains the causal beat/downbeat GRU of docs/beat-model.md on the cached generated data.
 
-python train.py --minutes 25 --seed 1 [--out ../../assets/beat/model.safetensors]
+python train.py --steps 6000 --seed 1 [--out ../../assets/beat/model.safetensors]
 Keeps the weights with the best valid beat F; reports valid and heldout separately.
+`--steps` makes a run repeatable (same seed, same batches, same learning-rate schedule on any
+machine); `--minutes` instead runs the schedule on wall-clock time (a quick look, not repeatable).
 """
 
 import argparse
@@ -164,6 +166,7 @@ def export(net, path, meta):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=25)
+    ap.add_argument("--steps", type=int, default=0, help="train exactly this many steps (0 = use --minutes)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=48)
@@ -205,9 +208,10 @@ def main():
     }
     while True:
         el = time.time() - tstart
-        if el > budget:
+        if (a.steps and step >= a.steps) or (not a.steps and el > budget):
             break
-        lr = a.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, el / budget))))
+        done = step / a.steps if a.steps else el / budget
+        lr = a.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, done))))
         for g in opt.param_groups:
             g["lr"] = lr
         xb, yb, wb = [], [], []

@@ -78,6 +78,17 @@ pub enum Event {
         /// Which.
         signal: StopSignal,
     },
+    /// A theme trigger fired on an audio event. `audio_time` is the stream time (seconds from
+    /// the start of the audio source) of the beat or onset that fired it, so a script can line
+    /// triggers up with the music: a bar trigger should sit on a downbeat, not between kicks.
+    Trigger {
+        /// Trigger name from the theme.
+        name: String,
+        /// Stream time of the firing beat or onset, seconds.
+        audio_time: f64,
+        /// Running beat count of the firing beat (None for an onset).
+        beat_count: Option<u64>,
+    },
     /// MIDI input activity per device changed (at most ~10 a second), so scripts can see which
     /// controllers are plugged in and alive.
     MidiActivity {

@@ -9,7 +9,7 @@ use crate::audio::features::{AudioEvent, TempoSource};
 use crate::audio::tempo::TempoCmd;
 
 /// Which beat tracker the analyser runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackerKind {
     /// The learned network + bar-pointer decoder (`dsp::learned`). Opt-in until a model trained

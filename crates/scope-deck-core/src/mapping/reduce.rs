@@ -166,6 +166,17 @@ pub fn on_event(state: &mut AppState, ev: &AudioEvent, now: Duration, fx: &mut V
         None => Output::default(),
     };
     state.mapping.engine = engine;
+    let (audio_time, beat_count) = match *ev {
+        AudioEvent::Beat { time, count, .. } => (time, Some(count)),
+        AudioEvent::Onset { time, .. } => (time, None),
+    };
+    for f in &out.fired {
+        fx.push(Effect::Emit(Event::Trigger {
+            name: f.trigger.clone(),
+            audio_time,
+            beat_count,
+        }));
+    }
     apply_output(state, out, now, fx);
 }
 
