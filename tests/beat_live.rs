@@ -128,13 +128,15 @@ fn nearest(grid: &[(f64, u32)], t: f64) -> (f64, u32) {
 fn four_on_the_floor_bar_trigger_lands_on_the_kick() {
     let beats = grid("four_on_floor_128.beats");
     let events = play("four_on_floor_128.flac", 18.0);
-    // The drums start at 0.5 s; allow the tracker four seconds to lock.
+    // The drums start at 0.5 s; from 1.5 s on every bar trigger must sit on a kick, up to the
+    // last labelled beat (the one beat predicted past the end of the music is allowed).
+    let last = beats.last().unwrap().0 + 0.07;
     let bars: Vec<(f64, u64)> = bar_triggers(&events)
         .into_iter()
-        .filter(|(t, _)| *t >= 4.5 && *t < 20.0)
+        .filter(|(t, _)| *t >= 1.5 && *t <= last)
         .collect();
     assert!(
-        bars.len() >= 6,
+        bars.len() >= 8,
         "want a bar trigger every 1.875 s after lock, got {bars:?}"
     );
     let offsets: Vec<f64> = bars
@@ -152,7 +154,11 @@ fn four_on_the_floor_bar_trigger_lands_on_the_kick() {
         off_kick.is_empty(),
         "bar triggers off the kick (stream time, count) → offset s: {off_kick:?}"
     );
-    for w in bars.windows(2) {
+    // The bar position may settle during the first bars (a downbeat moved by a beat); after
+    // that, one bar trigger every four beats.
+    let settled: Vec<(f64, u64)> = bars.iter().copied().filter(|(t, _)| *t >= 4.0).collect();
+    assert!(settled.len() >= 6, "{bars:?}");
+    for w in settled.windows(2) {
         let (dt, dn) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
         assert_eq!(dn, 4, "a bar is four beats at 128 BPM: {bars:?}");
         assert!((dt - 1.875).abs() < 0.07, "bar period {dt} s: {bars:?}");

@@ -108,7 +108,9 @@ def score_file(meta, ref_beats, ref_down, duration, res):
         before = rb[rb <= end + 1e-6]
         period = float(np.median(np.diff(before[-5:]))) if len(before) >= 2 else 60 / ref_tempo
         s["stops"] = True
-        s["late_beat"] = bool((beats > end + period).any())
+        # The same ±70 ms tolerance as every beat figure: a beat one period after the end, on
+        # time, is the last one the goal allows.
+        s["late_beat"] = bool((beats > end + period + WIN).any())
         s["last_beat_after_end_s"] = float(beats.max() - end) if len(beats) else None
     else:
         s["stops"] = False
