@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::peer::{Peer, PeerOptions};
 use common::rig::{Rig, fast_config};
 use scope_deck::core::Action;
-use scope_deck::transport::{ConnState, TransportEvent};
+use scope_deck::transport::{ConnState, ServerMessage, TransportEvent};
 use serde_json::{Value, json};
 
 fn set(key: &str, value: Value) -> Action {
@@ -188,11 +188,13 @@ async fn dropped_channel_and_server_stop_reconnect_and_unknown_messages_are_kept
         .await;
     assert!(
         rig.until(Duration::from_secs(5), |e| matches!(e,
-            TransportEvent::ServerMessage(v) if v["type"] == "change_scheduled"))
+            TransportEvent::ServerMessage(ServerMessage::ChangeScheduled { delay_ms: Some(d) }) if *d == 120.0))
             .await
     );
-    assert!(rig.seen.iter().any(|e| matches!(e,
-        TransportEvent::ServerMessage(v) if v["type"] == "brand_new_type")));
+    assert!(
+        rig.seen.iter().any(|e| matches!(e,
+        TransportEvent::ServerMessage(ServerMessage::Unknown(v)) if v["type"] == "brand_new_type"))
+    );
     assert!(
         !rig.states().contains(&ConnState::Reconnecting),
         "{:?}",
