@@ -51,8 +51,7 @@ async fn a_transport_that_never_reads_does_not_stop_the_engine() {
         confirm_quit: false,
         ..CoreSettings::default()
     });
-    let (snap_tx, mut snap_rx) =
-        watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+    let (snap_tx, mut snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
     let engine = tokio::spawn(run(
         state,
         EngineIo {
