@@ -50,6 +50,8 @@ enum Interrupt {
 enum End {
     /// Try again after backoff.
     Retry(String),
+    /// The server restarted (it forgot the session: no DELETE); try again after backoff.
+    Restarted(String),
     /// Try again at once (the performer asked).
     Now(String),
     /// Quit.
@@ -232,7 +234,7 @@ impl Actor {
                     self.backoff.reset();
                     self.go(ConnState::Reconnecting, why).await;
                 }
-                End::Retry(why) => {
+                End::Retry(why) | End::Restarted(why) => {
                     self.reconnects += 1;
                     let delay = self.backoff.next_delay();
                     self.go(
@@ -768,7 +770,7 @@ impl Actor {
                             health_failures = 0;
                             if self.server_start.is_some_and(|p| p != start) {
                                 self.server_start = Some(start);
-                                break 'session End::Retry("server restarted (new server_start_time)".into());
+                                break 'session End::Restarted("server restarted (new server_start_time)".into());
                             }
                         }
                         LinkEvent::Health(Err(e)) => {
@@ -840,7 +842,7 @@ impl Actor {
         monitor.abort();
         let _ = (&mut monitor).await;
         tracing::debug!("monitor stopped");
-        let restarted = matches!(&end, End::Retry(w) if w.starts_with("server restarted"));
+        let restarted = matches!(end, End::Restarted(_));
         let wait = matches!(end, End::Shutdown);
         self.end_session(s, !restarted, wait).await;
         end

@@ -218,6 +218,28 @@ impl Rig {
         self.until(d, |_| false).await;
     }
 
+    /// Waits until `check` over the peer's log gives a value, folding transport events
+    /// meanwhile as the engine would (the transport reads the engine's desired state on
+    /// connect, so a rig that stops folding would hand it a stale one).
+    pub async fn wait_peer<T>(
+        &mut self,
+        peer: &super::peer::Peer,
+        within: Duration,
+        mut check: impl FnMut(&[serde_json::Value]) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(t) = check(&peer.entries()) {
+                return t;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "peer log condition not met within {within:?}"
+            );
+            self.pump(Duration::from_millis(20)).await;
+        }
+    }
+
     /// States seen so far, in order.
     pub fn states(&self) -> Vec<ConnState> {
         self.seen
