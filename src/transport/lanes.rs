@@ -191,11 +191,6 @@ impl TransportLink {
     pub fn merged(&self) -> u64 {
         self.shared.lock().merged
     }
-
-    /// True once the transport has ended (its inbox is gone).
-    pub fn is_closed(&self) -> bool {
-        self.urgent.is_closed()
-    }
 }
 
 impl Inbox {
@@ -277,11 +272,6 @@ impl Inbox {
                 .await
                 .is_ok_and(|r| r.is_ok())
         }
-    }
-
-    /// How many schemas the engine has merged so far (as last published).
-    pub fn schemas_merged(&self) -> u64 {
-        self.desired.borrow().schemas_merged
     }
 }
 
