@@ -44,9 +44,10 @@ impl Rig {
             json!([{"text": "neon koi", "weight": 1.0}]),
         );
         initial.insert("paused".into(), json!(false));
+        handle.link.publish_fixed(initial);
         handle
-            .commands
-            .send(TransportCmd::Connect { initial })
+            .link
+            .send_waiting(TransportCmd::Connect)
             .await
             .unwrap();
         Rig {
@@ -58,7 +59,7 @@ impl Rig {
     }
 
     async fn send(&self, cmd: TransportCmd) {
-        self.handle.commands.send(cmd).await.unwrap();
+        self.handle.link.send_waiting(cmd).await.unwrap();
     }
 
     /// Waits for an event matching `pred` (deadline), keeping everything seen.

@@ -118,12 +118,7 @@ async fn whip_ingest_and_whep_playback_carry_frames() {
         ..DaydreamVideo::default()
     };
     let h = spawn_with_key(&standin.config(), None, ApiKey::new(KEY), etx, video).unwrap();
-    h.commands
-        .send(TransportCmd::Connect {
-            initial: serde_json::Map::new(),
-        })
-        .await
-        .unwrap();
+    h.link.send_waiting(TransportCmd::Connect).await.unwrap();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(40);
     loop {
@@ -165,7 +160,7 @@ async fn whip_ingest_and_whep_playback_carry_frames() {
         counters.windows(2).all(|w| w[1] > w[0]),
         "frame counters not increasing: {counters:?}"
     );
-    h.commands.send(TransportCmd::Shutdown).await.unwrap();
+    h.link.send_waiting(TransportCmd::Shutdown).await.unwrap();
     while let Some(ev) = erx.recv().await {
         if ev == TransportEvent::Stopped {
             break;

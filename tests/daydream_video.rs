@@ -83,12 +83,7 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
         keyframe_requests: Some(vh.keyframe_requests.clone()),
     };
     let h = spawn_with_key(&standin.config(), None, ApiKey::new(KEY), etx, ports).unwrap();
-    h.commands
-        .send(TransportCmd::Connect {
-            initial: serde_json::Map::new(),
-        })
-        .await
-        .unwrap();
+    h.link.send_waiting(TransportCmd::Connect).await.unwrap();
     let end = Instant::now() + Duration::from_secs(40);
     loop {
         let left = end.saturating_duration_since(Instant::now());
@@ -118,7 +113,7 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let got = reader.stop();
-    h.commands.send(TransportCmd::Shutdown).await.unwrap();
+    h.link.send_waiting(TransportCmd::Shutdown).await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), h.task).await;
     drain.abort();
     inp.shutdown().await;

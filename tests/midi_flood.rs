@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use scope_deck::app::engine::{EngineIo, run};
+use scope_deck::app::engine::{Clocks, EngineIo, run};
 use scope_deck::controls::keymap::Keymap;
 use scope_deck::controls::midi::io::{LearnTarget, MidiOptions, spawn};
 use scope_deck::controls::midi::parse::MidiMsg;
@@ -112,13 +112,16 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
                 video_stats: None,
                 inputs: inputs_rx,
                 transport_events: tev_rx,
-                transport_commands: transport.commands.clone(),
+                transport: transport.link.clone(),
                 audio_frames: None,
                 tempo_commands: None,
                 events: Some(ev_tx),
                 snapshots: snap_tx,
             },
-            tick,
+            Clocks {
+                control: tick,
+                frame: tick,
+            },
         ));
 
         // Observe events with arrival times.

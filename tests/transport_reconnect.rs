@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::peer::{Peer, PeerOptions};
 use common::rig::{Rig, fast_config};
 use scope_deck::core::Action;
-use scope_deck::transport::{ConnState, TransportEvent};
+use scope_deck::transport::{ConnState, ServerMessage, TransportEvent};
 use serde_json::{Value, json};
 
 fn set(key: &str, value: Value) -> Action {
@@ -188,11 +188,13 @@ async fn dropped_channel_and_server_stop_reconnect_and_unknown_messages_are_kept
         .await;
     assert!(
         rig.until(Duration::from_secs(5), |e| matches!(e,
-            TransportEvent::ServerMessage(v) if v["type"] == "change_scheduled"))
+            TransportEvent::ServerMessage(ServerMessage::ChangeScheduled { delay_ms: Some(d) }) if *d == 120.0))
             .await
     );
-    assert!(rig.seen.iter().any(|e| matches!(e,
-        TransportEvent::ServerMessage(v) if v["type"] == "brand_new_type")));
+    assert!(
+        rig.seen.iter().any(|e| matches!(e,
+        TransportEvent::ServerMessage(ServerMessage::Unknown(v)) if v["type"] == "brand_new_type"))
+    );
     assert!(
         !rig.states().contains(&ConnState::Reconnecting),
         "{:?}",
@@ -230,5 +232,72 @@ async fn dropped_channel_and_server_stop_reconnect_and_unknown_messages_are_kept
     // Sessions the client left were DELETEd (no zombies).
     let stats = peer.stats().await;
     assert_eq!(stats["sessions"].as_array().unwrap().len(), 1, "{stats}");
+    assert!(rig.quit().await);
+}
+
+/// The server comes back with a pipeline whose schema narrowed a range: the held value is
+/// re-clamped by the engine's store before the new session's `initialParameters` carry it,
+/// and a value the old schema allowed never reaches the new session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_schema_reclamps_held_values_before_they_reach_the_wire() {
+    let peer = Peer::start(PeerOptions {
+        warmup: 0.2,
+        ..PeerOptions::default()
+    })
+    .await;
+    let mut rig = Rig::start(&fast_config(&peer.url()), false).await;
+    assert!(
+        rig.until_state(ConnState::Streaming, Duration::from_secs(30))
+            .await
+    );
+    // Allowed by the first schema (noise_scale 0..0.8).
+    rig.action(set("noise_scale", json!(0.75))).await;
+    peer.wait_log(Duration::from_secs(5), |entries| {
+        entries
+            .iter()
+            .any(|e| e["kind"] == "message" && e["data"]["noise_scale"] == json!(0.75))
+            .then_some(())
+    })
+    .await;
+    // The restarted server loads a pipeline that takes at most 0.5.
+    peer.control(
+        "schema",
+        json!({"noise_scale": {"type": "number", "minimum": 0.0, "maximum": 0.5}}),
+    )
+    .await;
+    peer.control("restart", json!({})).await;
+    assert!(
+        rig.until_state(ConnState::Reconnecting, Duration::from_secs(10))
+            .await
+    );
+    assert!(
+        rig.until_state(ConnState::Streaming, Duration::from_secs(30))
+            .await
+    );
+    let entries = peer.entries();
+    let all = sessions(&entries);
+    let (_, second) = all.last().unwrap();
+    let initial = second.iter().find(|e| e["kind"] == "initial").unwrap();
+    assert_eq!(
+        initial["data"]["noise_scale"],
+        json!(0.5),
+        "re-clamped before the offer: {initial}"
+    );
+    assert!(
+        second
+            .iter()
+            .filter_map(|e| e["data"].get("noise_scale"))
+            .all(|v| v.as_f64().is_some_and(|x| x <= 0.5)),
+        "no out-of-range value in the new session: {second:?}"
+    );
+    assert_eq!(rig.state.params.store.get("noise_scale"), Some(&json!(0.5)));
+    assert!(
+        rig.state
+            .ui
+            .notices
+            .iter()
+            .any(|n| n.message.contains("noise_scale") && n.message.contains("0.5")),
+        "the performer is told"
+    );
     assert!(rig.quit().await);
 }

@@ -63,9 +63,10 @@ async fn encoded_frames_reach_the_peer_while_generated_video_comes_back() {
     let handle = spawn_with_video(&fast_config(&peer.url()), false, etx, video).unwrap();
     let mut initial = serde_json::Map::new();
     initial.insert("paused".into(), serde_json::json!(false));
+    handle.link.publish_fixed(initial);
     handle
-        .commands
-        .send(TransportCmd::Connect { initial })
+        .link
+        .send_waiting(TransportCmd::Connect)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -119,7 +120,11 @@ async fn encoded_frames_reach_the_peer_while_generated_video_comes_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     feeder.abort();
-    handle.commands.send(TransportCmd::Shutdown).await.unwrap();
+    handle
+        .link
+        .send_waiting(TransportCmd::Shutdown)
+        .await
+        .unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), handle.task).await;
     drain.abort();
 }

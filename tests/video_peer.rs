@@ -77,9 +77,10 @@ async fn connect(
     let transport = spawn_with_video(&fast_config(&peer.url()), false, etx, ports).unwrap();
     let mut initial = serde_json::Map::new();
     initial.insert("paused".into(), serde_json::json!(false));
+    transport.link.publish_fixed(initial);
     transport
-        .commands
-        .send(TransportCmd::Connect { initial })
+        .link
+        .send_waiting(TransportCmd::Connect)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -110,8 +111,8 @@ async fn connect(
 impl Session {
     async fn close(self) {
         self.transport
-            .commands
-            .send(TransportCmd::Shutdown)
+            .link
+            .send_waiting(TransportCmd::Shutdown)
             .await
             .unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.transport.task).await;

@@ -242,8 +242,8 @@ async fn reference_images_upload_byte_identical_and_reach_the_server() {
     // Upload again (the action) → a second upload, sent on the open data channel.
     std::fs::write(&missing, b"second image").unwrap();
     rig.action(Action::UploadRefImages).await;
-    let paths = peer
-        .wait_log(WITHIN, |entries| {
+    let paths = rig
+        .wait_peer(&peer, WITHIN, |entries| {
             let s = last_session(entries);
             let v = s
                 .iter()
@@ -263,7 +263,7 @@ async fn reference_images_upload_byte_identical_and_reach_the_server() {
     // A restarted server may have lost them: uploaded again and in the new initialParameters.
     let before = sessions_started(&peer.entries());
     peer.control("restart", json!({})).await;
-    peer.wait_log(WITHIN, |entries| {
+    rig.wait_peer(&peer, WITHIN, |entries| {
         if sessions_started(entries) <= before {
             return None;
         }

@@ -13,6 +13,7 @@ use crate::core::msg::Msg;
 use crate::core::snapshot::UiSnapshot;
 use crate::core::state::{AppState, Lifecycle};
 use crate::core::update::update;
+use crate::transport::lanes::{LaneError, TransportLink};
 use crate::transport::types::{TransportCmd, TransportEvent};
 
 /// How long the transport gets to say goodbye (DELETE the session) before the engine leaves
@@ -22,14 +23,41 @@ pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many queued inputs the engine folds before publishing one snapshot.
 const DRAIN_LIMIT: usize = 512;
 
+/// The engine's two clocks: the control clock drives mapping, smoothing and the parameter
+/// changes they send; the frame clock only paces snapshots for the front end, so a slow
+/// dashboard (`ui.fps = 10` over SSH) never slows the music's control of the video.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clocks {
+    /// `Msg::Tick` period (`1 / [engine] control_hz`).
+    pub control: Duration,
+    /// Snapshot period (`1 / [ui] fps`).
+    pub frame: Duration,
+}
+
+impl Clocks {
+    /// From rates in Hz (each at least 1).
+    pub fn from_hz(control_hz: f64, fps: u32) -> Clocks {
+        let control_hz = if control_hz.is_finite() {
+            control_hz.max(1.0)
+        } else {
+            1.0
+        };
+        Clocks {
+            control: Duration::from_secs_f64(1.0 / control_hz),
+            frame: Duration::from_secs_f64(1.0 / f64::from(fps.max(1))),
+        }
+    }
+}
+
 /// The engine's channels.
 pub struct EngineIo {
     /// Actions, signals and audio events from every input.
     pub inputs: mpsc::Receiver<Msg>,
     /// Events from the transport.
     pub transport_events: mpsc::Receiver<TransportEvent>,
-    /// Commands to the transport.
-    pub transport_commands: mpsc::Sender<TransportCmd>,
+    /// Commands to the transport: never awaited (latest-wins values, a bounded urgent lane
+    /// whose overflow becomes `Msg::CommandDropped`), plus the published desired state.
+    pub transport: TransportLink,
     /// Latest audio features (latest wins), if an audio source runs.
     pub audio_frames: Option<watch::Receiver<AudioFrame>>,
     /// The video output's statistics (latest wins), if a video output runs.
@@ -44,50 +72,84 @@ pub struct EngineIo {
 
 /// Runs the engine until the reducer says `Exit` (after the transport's goodbye, or after
 /// [`GOODBYE_TIMEOUT`]). Returns the final state and how many events were dropped.
-pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppState, u64) {
+///
+/// Nothing here awaits an edge: inputs are received, every output is a `try_send`, a watch or
+/// the transport lane.
+pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppState, u64) {
     let start = Instant::now();
     let now = || start.elapsed();
     let mut dropped_events = 0u64;
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut control = tokio::time::interval(clocks.control);
+    control.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut frame = tokio::time::interval(clocks.frame);
+    frame.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut goodbye_deadline: Option<Instant> = None;
     let mut inputs_open = true;
+    let mut transport_gone_logged = false;
+    let mut published_rev: Option<u64> = None;
+    let mut to_transport: Vec<TransportCmd> = Vec::new();
 
     let mut pending: Vec<Msg> = vec![Msg::Started];
+    let mut publish = false;
     loop {
         // Fold everything already queued, then publish once.
         let mut exit = false;
-        // Snapshots are built at the frame rate (and at once for performer input), not for every
-        // audio hop: the front end draws at the frame rate anyway.
-        let mut publish = false;
-        for msg in pending.drain(..) {
-            publish |= matches!(
-                msg,
-                Msg::Tick | Msg::Started | Msg::Action { .. } | Msg::Signal(_)
-            );
-            for fx in update(&mut state, msg, now()) {
-                match fx {
-                    Effect::Transport(cmd) => {
-                        if io.transport_commands.send(cmd).await.is_err() {
-                            tracing::warn!("transport gone; command dropped");
-                        }
-                    }
-                    Effect::Emit(ev) => {
-                        log_event(&ev);
-                        if let Some(tx) = &io.events {
-                            if tx.try_send(ev).is_err() {
-                                dropped_events += 1;
+        while !pending.is_empty() {
+            for msg in std::mem::take(&mut pending) {
+                // The performer's own presses show at once; everything else (MIDI at control
+                // rate, audio, ticks) waits for the frame clock.
+                publish |= match &msg {
+                    Msg::Started | Msg::Signal(_) => true,
+                    Msg::Action { source, .. } => matches!(
+                        source,
+                        crate::core::ActionSource::Keyboard | crate::core::ActionSource::Script
+                    ),
+                    _ => false,
+                };
+                for fx in update(&mut state, msg, now()) {
+                    match fx {
+                        Effect::Transport(cmd) => to_transport.push(cmd),
+                        Effect::Emit(ev) => {
+                            log_event(&ev);
+                            if let Some(tx) = &io.events {
+                                if tx.try_send(ev).is_err() {
+                                    dropped_events += 1;
+                                }
                             }
                         }
-                    }
-                    Effect::Tempo(cmd) => {
-                        if let Some(tx) = &io.tempo_commands {
-                            if tx.try_send(cmd).is_err() {
-                                tracing::warn!(?cmd, "beat tracker busy; tempo command dropped");
+                        Effect::Tempo(cmd) => {
+                            if let Some(tx) = &io.tempo_commands {
+                                if tx.try_send(cmd).is_err() {
+                                    tracing::warn!(
+                                        ?cmd,
+                                        "beat tracker busy; tempo command dropped"
+                                    );
+                                }
                             }
                         }
+                        Effect::Exit => exit = true,
                     }
-                    Effect::Exit => exit = true,
+                }
+            }
+            // The desired state first, then the batch's commands: whatever the transport takes
+            // from the lanes is already in the desired state it reads on its next connect.
+            let store = &state.params.store;
+            if published_rev != Some(store.revision()) {
+                published_rev = Some(store.revision());
+                io.transport
+                    .publish(store.full_state(), store.schemas_merged());
+            }
+            for cmd in to_transport.drain(..) {
+                match io.transport.send(cmd) {
+                    Ok(()) => {}
+                    // Folded right away: counted, and the performer is told.
+                    Err(LaneError::Full(kind)) => pending.push(Msg::CommandDropped(kind)),
+                    Err(LaneError::Closed) => {
+                        if !transport_gone_logged {
+                            transport_gone_logged = true;
+                            tracing::warn!("transport gone; commands dropped");
+                        }
+                    }
                 }
             }
         }
@@ -95,6 +157,7 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
             goodbye_deadline = Some(Instant::now() + GOODBYE_TIMEOUT);
         }
         if publish || exit || state.lifecycle != Lifecycle::Running {
+            publish = false;
             io.snapshots
                 .send_replace(Arc::new(UiSnapshot::of(&state, now())));
         }
@@ -117,11 +180,10 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
                     pending.push(Msg::Transport(TransportEvent::Stopped));
                 }
             },
-            _ = ticker.tick() => {
-                // Audio features are folded at the frame rate, not at the analysis' publish
+            _ = control.tick() => {
+                // Audio features are folded at the control rate, not at the analysis' publish
                 // rate: the latest frame wins anyway (onsets and beats come as their own
-                // messages, on time), and waking for every frame only to fold it again before
-                // the next snapshot is wasted work.
+                // messages, on time).
                 if let Some(rx) = io.audio_frames.as_mut() {
                     match rx.has_changed() {
                         Ok(true) => pending.push(Msg::AudioFrame(*rx.borrow_and_update())),
@@ -129,6 +191,9 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
                         Err(_) => io.audio_frames = None,
                     }
                 }
+                pending.push(Msg::Tick);
+            }
+            _ = frame.tick() => {
                 if let Some(rx) = io.video_stats.as_mut() {
                     match rx.has_changed() {
                         Ok(true) => {
@@ -139,7 +204,7 @@ pub async fn run(mut state: AppState, mut io: EngineIo, tick: Duration) -> (AppS
                         Err(_) => io.video_stats = None,
                     }
                 }
-                pending.push(Msg::Tick);
+                publish = true;
             }
             _ = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => {
                 tracing::warn!("transport did not confirm shutdown within {:?}; leaving anyway", GOODBYE_TIMEOUT);

@@ -215,9 +215,8 @@ async fn run_async(
             Err(e) => {
                 eprintln!("scope-deck: cannot use this terminal ({e}); try --headless");
                 let _ = transport
-                    .commands
-                    .send(crate::transport::TransportCmd::Shutdown)
-                    .await;
+                    .link
+                    .send(crate::transport::TransportCmd::Shutdown);
                 return EXIT_RUNTIME;
             }
         };
@@ -251,16 +250,23 @@ async fn run_async(
     let io = engine::EngineIo {
         inputs: inputs_rx,
         transport_events: tev_rx,
-        transport_commands: transport.commands.clone(),
+        transport: transport.link.clone(),
         audio_frames,
         video_stats: video.as_ref().map(|v| v.stats.clone()),
         tempo_commands,
         events: events_tx,
         snapshots: snap_tx,
     };
-    let tick = Duration::from_secs_f64(1.0 / f64::from(loaded.app.ui.fps.max(1)));
-    let _midi = crate::controls::midi::io::spawn_for(&loaded, tick, &inputs_tx, &snap_rx, &cancel);
-    let engine = tokio::spawn(engine::run(state, io, tick));
+    let clocks = engine::Clocks::from_hz(loaded.app.engine.control_hz, loaded.app.ui.fps);
+    // The router flushes on the control clock, not the dashboard's frame.
+    let _midi = crate::controls::midi::io::spawn_for(
+        &loaded,
+        clocks.control,
+        &inputs_tx,
+        &snap_rx,
+        &cancel,
+    );
+    let engine = tokio::spawn(engine::run(state, io, clocks));
     drop(inputs_tx);
 
     // If the front end dies (panic, terminal gone) the engine must still shut down in order.
@@ -277,7 +283,7 @@ async fn run_async(
         Some(r) => r,
         None => {
             // Ask the engine to stop through the signal path and wait for it.
-            let _ = signals::request_stop(&transport.commands).await;
+            signals::request_stop(&transport.link);
             cancel.cancel();
             let _ = tokio::time::timeout(engine::GOODBYE_TIMEOUT, transport.task).await;
             crate::audio::runtime::stop_in_background(audio).await;

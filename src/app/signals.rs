@@ -32,7 +32,8 @@ pub async fn forward(inputs: mpsc::Sender<Msg>, cancel: CancellationToken) {
     }
 }
 
-/// Used when the front end died: tell the transport goodbye directly.
-pub async fn request_stop(commands: &mpsc::Sender<TransportCmd>) -> Result<(), ()> {
-    commands.send(TransportCmd::Shutdown).await.map_err(|_| ())
+/// Used when the front end died: tell the transport goodbye directly (a flag that cannot be
+/// lost to a full lane).
+pub fn request_stop(link: &crate::transport::lanes::TransportLink) {
+    let _ = link.send(TransportCmd::Shutdown);
 }

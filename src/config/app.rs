@@ -12,6 +12,8 @@ pub struct AppConfig {
     pub server: crate::transport::config::ServerConfig,
     /// `[audio]`: input source and analysis.
     pub audio: crate::audio::config::AudioConfig,
+    /// `[engine]`: the control clock.
+    pub engine: EngineConfig,
     /// `[ui]`: frame rate, theme and keymap selection.
     pub ui: crate::ui::config::UiConfig,
     /// `[controls]`: panic behaviour, confirmations, MIDI.
@@ -33,12 +35,45 @@ impl PartialEq for AppConfig {
     fn eq(&self, o: &Self) -> bool {
         self.server == o.server
             && self.audio == o.audio
+            && self.engine == o.engine
             && self.ui == o.ui
             && self.controls == o.controls
             && self.prompt == o.prompt
             && self.logging == o.logging
             && self.daydream == o.daydream
             && self.video == o.video
+    }
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Control clock in Hz: mapping, smoothing and the parameter changes they send run at
+    /// this rate, and the MIDI router flushes at it, whatever the dashboard's `ui.fps`.
+    pub control_hz: f64,
+}
+
+impl EngineConfig {
+    /// The accepted range of `control_hz`.
+    pub const CONTROL_HZ: std::ops::RangeInclusive<f64> = 30.0..=1000.0;
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { control_hz: 100.0 }
+    }
+}
+
+impl Validate for EngineConfig {
+    fn validate(&self, doc: &SourceDoc, prefix: &str, errors: &mut Vec<ConfigError>) {
+        if !Self::CONTROL_HZ.contains(&self.control_hz) {
+            errors.push(doc.error_at(
+                &format!("{prefix}.control_hz"),
+                "must be from 30 to 1000 (Hz)",
+                None,
+            ));
+        }
     }
 }
 
@@ -103,6 +138,7 @@ impl AppConfig {
         let before = errors.len();
         cfg.server.validate(&doc, "server", errors);
         cfg.audio.validate(&doc, "audio", errors);
+        cfg.engine.validate(&doc, "engine", errors);
         cfg.ui.validate(&doc, "ui", errors);
         cfg.controls.validate(&doc, "controls", errors);
         cfg.daydream.validate(&doc, "daydream", errors);
@@ -160,6 +196,21 @@ mod tests {
             AppConfig::from_text("e", "", &mut errs).unwrap(),
             AppConfig::default()
         );
+    }
+
+    #[test]
+    fn control_rate_is_validated_and_located() {
+        let mut errs = Vec::new();
+        assert!(
+            AppConfig::from_text("c.toml", "[engine]\ncontrol_hz = 10.0\n", &mut errs).is_none()
+        );
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (2, "engine.control_hz")
+        );
+        let mut errs = Vec::new();
+        let cfg = AppConfig::from_text("c.toml", "[engine]\ncontrol_hz = 250.0\n", &mut errs);
+        assert_eq!(cfg.map(|c| c.engine.control_hz), Some(250.0));
     }
 
     #[test]

@@ -6,27 +6,17 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::core::params::builtin_specs;
-use crate::transport::coalescer::{Coalescer, Message};
+use crate::transport::coalescer::Coalescer;
+use crate::transport::lanes::Inbox;
 use crate::transport::machine::ConnMachine;
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
 
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
 /// `send_rate_hz` is the coalescer rate a show would use.
-pub async fn run(
-    mut commands: mpsc::Receiver<TransportCmd>,
-    events: mpsc::Sender<TransportEvent>,
-    send_rate_hz: f64,
-) {
+pub async fn run(mut commands: Inbox, events: mpsc::Sender<TransportEvent>, send_rate_hz: f64) {
     let t0 = Instant::now();
     let mut machine = ConnMachine::default();
     let mut coalescer = Coalescer::new(send_rate_hz);
-    let mut state = Message::new();
-    let one_shots: Vec<String> = builtin_specs()
-        .into_values()
-        .filter(|s| s.one_shot)
-        .map(|s| s.key)
-        .collect();
     let emit = |ev: TransportEvent| {
         let events = events.clone();
         async move {
@@ -54,6 +44,10 @@ pub async fn run(
             None => {}
             Some(None) | Some(Some(TransportCmd::Shutdown)) => {
                 // Whatever is pending would have been sent before the goodbye.
+                coalescer.push(ParamUpdate {
+                    values: commands.take_continuous(),
+                    urgent: false,
+                });
                 for m in coalescer.poll(t0.elapsed() + coalescer.min_interval()) {
                     emit(TransportEvent::Sent {
                         payload: serde_json::Value::Object(m),
@@ -66,8 +60,7 @@ pub async fn run(
                 emit(TransportEvent::Stopped).await;
                 return;
             }
-            Some(Some(TransportCmd::Connect { initial })) => {
-                state = initial;
+            Some(Some(TransportCmd::Connect)) => {
                 replay = true;
                 if !connected {
                     moves.push((ConnState::Connecting, "dry run"));
@@ -75,24 +68,13 @@ pub async fn run(
                     connected = true;
                 }
             }
-            Some(Some(TransportCmd::Replay { state: s })) => {
-                state = s;
-                replay = true;
-            }
             Some(Some(TransportCmd::Reconnect)) | Some(Some(TransportCmd::DownloadModels)) => {
                 replay = true;
                 moves.push((ConnState::Reconnecting, "dry run: reconnect requested"));
                 moves.push((ConnState::Connecting, "dry run"));
                 moves.push((ConnState::Streaming, "dry run: nothing leaves this machine"));
             }
-            Some(Some(TransportCmd::Update(u))) => {
-                for (k, v) in &u.values {
-                    if !one_shots.contains(k) {
-                        state.insert(k.clone(), v.clone());
-                    }
-                }
-                coalescer.push(u);
-            }
+            Some(Some(TransportCmd::Update(u))) => coalescer.push(u),
             Some(Some(TransportCmd::UploadAssets { files })) => {
                 // Nothing is uploaded; the files are checked as a show would read them and their
                 // local paths stand in for the server's asset paths.
@@ -122,7 +104,6 @@ pub async fn run(
                 }
                 let paths: Vec<String> = uploaded.iter().map(|(_, p)| p.clone()).collect();
                 let value = serde_json::json!(paths);
-                state.insert("vace_ref_images".into(), value.clone());
                 coalescer.push(ParamUpdate::one("vace_ref_images", value));
                 emit(TransportEvent::AssetsUploaded { uploaded }).await;
             }
@@ -133,9 +114,10 @@ pub async fn run(
             }
         }
         if replay {
+            // The engine's desired state, whole (its store owns the values).
             coalescer.clear_continuous();
             coalescer.push(ParamUpdate {
-                values: state.clone(),
+                values: commands.full_state(),
                 urgent: true,
             });
         }
@@ -157,30 +139,38 @@ mod tests {
 
     #[tokio::test]
     async fn replays_full_state_on_reconnect_and_stops_on_shutdown() {
-        let (ctx, crx) = mpsc::channel(8);
+        let (ctx, crx) = crate::transport::lanes::pair();
         let (etx, mut erx) = mpsc::channel(64);
         let task = tokio::spawn(run(crx, etx, 60.0));
         let mut init = serde_json::Map::new();
         init.insert("paused".into(), json!(false));
-        ctx.send(TransportCmd::Connect { initial: init })
-            .await
-            .unwrap();
-        ctx.send(TransportCmd::Update(ParamUpdate::one(
+        ctx.publish(init.clone(), 0);
+        ctx.send_waiting(TransportCmd::Connect).await.unwrap();
+        let mut sent = Vec::new();
+        // The first message is the full state the engine published.
+        while sent.is_empty() {
+            if let Some(TransportEvent::Sent { payload }) = erx.recv().await {
+                sent.push(payload);
+            }
+        }
+        ctx.send_waiting(TransportCmd::Update(ParamUpdate::one(
             "noise_scale",
             json!(0.3),
         )))
         .await
         .unwrap();
-        ctx.send(TransportCmd::Update(ParamUpdate::trigger(
+        // The engine's store holds it too (it is the only owner of values).
+        init.insert("noise_scale".into(), json!(0.3));
+        ctx.publish(init, 0);
+        ctx.send_waiting(TransportCmd::Update(ParamUpdate::trigger(
             "reset_cache",
             json!(true),
         )))
         .await
         .unwrap();
-        ctx.send(TransportCmd::Reconnect).await.unwrap();
-        ctx.send(TransportCmd::Shutdown).await.unwrap();
+        ctx.send_waiting(TransportCmd::Reconnect).await.unwrap();
+        ctx.send_waiting(TransportCmd::Shutdown).await.unwrap();
         task.await.unwrap();
-        let mut sent = Vec::new();
         let mut stopped = false;
         while let Ok(ev) = erx.try_recv() {
             match ev {
@@ -213,20 +203,16 @@ mod tests {
         let good = dir.path().join("a.png");
         std::fs::write(&good, b"png").unwrap();
         let missing = dir.path().join("nope.png");
-        let (ctx, crx) = mpsc::channel(8);
+        let (ctx, crx) = crate::transport::lanes::pair();
         let (etx, mut erx) = mpsc::channel(64);
         let task = tokio::spawn(run(crx, etx, 60.0));
-        ctx.send(TransportCmd::Connect {
-            initial: serde_json::Map::new(),
-        })
-        .await
-        .unwrap();
-        ctx.send(TransportCmd::UploadAssets {
+        ctx.send_waiting(TransportCmd::Connect).await.unwrap();
+        ctx.send_waiting(TransportCmd::UploadAssets {
             files: vec![good.clone(), missing.clone()],
         })
         .await
         .unwrap();
-        ctx.send(TransportCmd::Shutdown).await.unwrap();
+        ctx.send_waiting(TransportCmd::Shutdown).await.unwrap();
         task.await.unwrap();
         let (mut errors, mut uploaded, mut sent) = (Vec::new(), Vec::new(), Vec::new());
         while let Ok(ev) = erx.try_recv() {
@@ -249,23 +235,19 @@ mod tests {
     /// A rehearsal shows the coalescing a show would do: a burst becomes few messages.
     #[tokio::test]
     async fn a_burst_is_coalesced_like_a_show() {
-        let (ctx, crx) = mpsc::channel(2048);
+        let (ctx, crx) = crate::transport::lanes::pair();
         let (etx, mut erx) = mpsc::channel(2048);
         let task = tokio::spawn(run(crx, etx, 10.0));
-        ctx.send(TransportCmd::Connect {
-            initial: serde_json::Map::new(),
-        })
-        .await
-        .unwrap();
+        ctx.send_waiting(TransportCmd::Connect).await.unwrap();
         for i in 0..500 {
-            ctx.send(TransportCmd::Update(ParamUpdate::one(
+            ctx.send_waiting(TransportCmd::Update(ParamUpdate::one(
                 "noise_scale",
                 json!(f64::from(i) / 1000.0),
             )))
             .await
             .unwrap();
         }
-        ctx.send(TransportCmd::Shutdown).await.unwrap();
+        ctx.send_waiting(TransportCmd::Shutdown).await.unwrap();
         task.await.unwrap();
         let mut values = Vec::new();
         while let Ok(ev) = erx.try_recv() {

@@ -1,8 +1,9 @@
 //! Transports: the one owner of everything that talks to the server.
 //!
-//! Each backend is an actor task: [`TransportCmd`]s in, [`TransportEvent`]s out, over bounded
-//! channels. The engine only sees [`TransportHandle`], so backends can be swapped (dry run in
-//! tests and rehearsals, Scope on stage).
+//! Each backend is an actor task: [`TransportCmd`]s in through an [`lanes::Inbox`] (latest-wins
+//! values, a bounded urgent lane, a stop flag: the engine never waits on it), [`TransportEvent`]s
+//! out over a bounded channel. The engine only sees [`TransportHandle`], so backends can be
+//! swapped (dry run in tests and rehearsals, Scope on stage).
 
 pub mod backoff;
 pub mod coalescer;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod daydream;
 pub mod dry_run;
 pub mod http;
+pub mod lanes;
 pub mod machine;
 pub mod osc;
 pub mod protocol;
@@ -22,22 +24,19 @@ pub mod webrtc_session;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+pub use types::{ConnState, ParamUpdate, ServerMessage, TransportCmd, TransportEvent};
 pub use webrtc_session::VideoPorts;
 
 use crate::transport::config::{Backend, ServerConfig};
 
-/// Capacity of the command channel. The actor drains it promptly (it coalesces internally), so
-/// this only absorbs bursts.
-pub const CMD_CAPACITY: usize = 256;
 /// Capacity of the event channel.
 pub const EVENT_CAPACITY: usize = 256;
 
 /// The engine's end of a running transport.
 #[derive(Debug)]
 pub struct TransportHandle {
-    /// Commands to the actor.
-    pub commands: mpsc::Sender<TransportCmd>,
+    /// Commands to the actor (never waits; see [`lanes`]).
+    pub link: lanes::TransportLink,
     /// The actor task; it ends after answering `Shutdown` with `Stopped`.
     pub task: JoinHandle<()>,
 }
@@ -70,7 +69,7 @@ pub fn spawn_with_video(
     events: mpsc::Sender<TransportEvent>,
     video: VideoPorts,
 ) -> Result<TransportHandle, StartError> {
-    let (tx, rx) = mpsc::channel(CMD_CAPACITY);
+    let (link, rx) = lanes::pair();
     let backend = if dry_run {
         Backend::DryRun
     } else {
@@ -83,5 +82,5 @@ pub fn spawn_with_video(
         // The hosted API lands in its own module (its own issue).
         other => return Err(StartError::Unavailable(other.label())),
     };
-    Ok(TransportHandle { commands: tx, task })
+    Ok(TransportHandle { link, task })
 }

@@ -9,7 +9,6 @@ use rosc::{OscMessage, OscPacket, OscType};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::core::params::builtin_specs;
 use crate::transport::coalescer::{Coalescer, Message};
 use crate::transport::config::ServerConfig;
 use crate::transport::machine::ConnMachine;
@@ -97,18 +96,12 @@ pub fn target(cfg: &ServerConfig) -> Option<(String, u16)> {
 /// Runs the OSC backend until `Shutdown` (answered with `Stopped`).
 pub async fn run(
     cfg: ServerConfig,
-    mut commands: mpsc::Receiver<TransportCmd>,
+    mut commands: crate::transport::lanes::Inbox,
     events: mpsc::Sender<TransportEvent>,
 ) {
     let t0 = Instant::now();
     let mut machine = ConnMachine::default();
     let mut coalescer = Coalescer::new(cfg.send_rate_hz);
-    let one_shots: Vec<String> = builtin_specs()
-        .into_values()
-        .filter(|s| s.one_shot)
-        .map(|s| s.key)
-        .collect();
-    let mut desired = Message::new();
     let emit = |ev: TransportEvent| {
         let events = events.clone();
         async move {
@@ -135,11 +128,7 @@ pub async fn run(
                 emit(TransportEvent::Stopped).await;
                 return;
             }
-            Some(Some(TransportCmd::Connect { initial }))
-            | Some(Some(TransportCmd::Replay { state: initial })) => {
-                desired = initial;
-                replay = true;
-            }
+            Some(Some(TransportCmd::Connect)) => replay = true,
             Some(Some(TransportCmd::Reconnect)) | Some(Some(TransportCmd::DownloadModels)) => {
                 socket = None;
                 if let Some(ev) = go(
@@ -151,14 +140,7 @@ pub async fn run(
                 }
                 replay = true;
             }
-            Some(Some(TransportCmd::Update(u))) => {
-                for (k, v) in &u.values {
-                    if !one_shots.contains(k) {
-                        desired.insert(k.clone(), v.clone());
-                    }
-                }
-                coalescer.push(u);
-            }
+            Some(Some(TransportCmd::Update(u))) => coalescer.push(u),
             Some(Some(TransportCmd::UploadAssets { .. })) => {
                 emit(TransportEvent::Refused {
                     key: "vace_ref_images".into(),
@@ -193,9 +175,10 @@ pub async fn run(
             }
         }
         if replay {
+            // The engine's desired state, whole (its store owns the values).
             coalescer.clear_continuous();
             coalescer.push(ParamUpdate {
-                values: desired.clone(),
+                values: commands.full_state(),
                 urgent: true,
             });
         }
@@ -302,15 +285,12 @@ mod tests {
             send_rate_hz: 1000.0,
             ..ServerConfig::default()
         };
-        let (ctx, crx) = mpsc::channel(64);
+        let (ctx, crx) = crate::transport::lanes::pair();
         let (etx, mut erx) = mpsc::channel(256);
         let task = tokio::spawn(run(cfg, crx, etx));
-        ctx.send(TransportCmd::Connect {
-            initial: obj(json!({"paused": false})),
-        })
-        .await
-        .unwrap();
-        ctx.send(TransportCmd::Update(ParamUpdate::trigger(
+        ctx.publish(obj(json!({"paused": false})), 0);
+        ctx.send_waiting(TransportCmd::Connect).await.unwrap();
+        ctx.send_waiting(TransportCmd::Update(ParamUpdate::trigger(
             "reset_cache",
             json!(true),
         )))
@@ -328,7 +308,7 @@ mod tests {
             }
         }
         assert_eq!(got, vec!["/scope/paused", "/scope/reset_cache"]);
-        ctx.send(TransportCmd::Shutdown).await.unwrap();
+        ctx.send_waiting(TransportCmd::Shutdown).await.unwrap();
         task.await.unwrap();
         let mut stopped = false;
         while let Ok(ev) = erx.try_recv() {

@@ -165,28 +165,7 @@ pub struct Metrics {
     pub sessions: BTreeMap<String, SessionMetrics>,
 }
 
-/// A message from the server on the data channel.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServerMessage {
-    /// The server ended the session.
-    StreamStopped {
-        /// Why, when it says.
-        error_message: Option<String>,
-    },
-    /// Parameters changed through the REST API.
-    ParametersUpdated(serde_json::Value),
-    /// Tempo sync state.
-    TempoUpdate(serde_json::Value),
-    /// A quantized change will apply after `delay_ms`.
-    ChangeScheduled {
-        /// Delay until it applies.
-        delay_ms: Option<f64>,
-    },
-    /// A quantized change was applied.
-    ChangeApplied(serde_json::Value),
-    /// Anything else (kept whole).
-    Unknown(serde_json::Value),
-}
+pub use crate::transport::types::ServerMessage;
 
 /// The server sent something that is not JSON at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,31 +177,14 @@ pub struct NotJson {
     pub start: String,
 }
 
-impl ServerMessage {
-    /// Parses one message; anything JSON is accepted (unknown shapes become `Unknown`).
-    pub fn parse(text: &str) -> Result<(ServerMessage, serde_json::Value), NotJson> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| NotJson {
-            error: e.to_string(),
-            start: text.chars().take(80).collect(),
-        })?;
-        let ty = v.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        let msg = match ty {
-            "stream_stopped" => ServerMessage::StreamStopped {
-                error_message: v
-                    .get("error_message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string),
-            },
-            "parameters_updated" => ServerMessage::ParametersUpdated(v.clone()),
-            "tempo_update" => ServerMessage::TempoUpdate(v.clone()),
-            "change_scheduled" => ServerMessage::ChangeScheduled {
-                delay_ms: v.get("delay_ms").and_then(|d| d.as_f64()),
-            },
-            "change_applied" => ServerMessage::ChangeApplied(v.clone()),
-            _ => ServerMessage::Unknown(v.clone()),
-        };
-        Ok((msg, v))
-    }
+/// Parses one data-channel message once, at the edge, into the typed message the engine
+/// folds; anything JSON is accepted (unknown shapes become `ServerMessage::Unknown`).
+pub fn parse_server_message(text: &str) -> Result<ServerMessage, NotJson> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| NotJson {
+        error: e.to_string(),
+        start: text.chars().take(80).collect(),
+    })?;
+    Ok(ServerMessage::from_json(v))
 }
 
 /// A client message too big for the data channel.
@@ -261,30 +223,28 @@ mod tests {
 
     #[test]
     fn server_messages_parse_and_unknown_types_are_kept() {
-        let (m, _) =
-            ServerMessage::parse(r#"{"type":"stream_stopped","error_message":"oom"}"#).unwrap();
+        let m = parse_server_message(r#"{"type":"stream_stopped","error_message":"oom"}"#).unwrap();
         assert_eq!(
             m,
             ServerMessage::StreamStopped {
                 error_message: Some("oom".into())
             }
         );
-        let (m, _) = ServerMessage::parse(r#"{"type":"change_scheduled","delay_ms":125}"#).unwrap();
+        let m = parse_server_message(r#"{"type":"change_scheduled","delay_ms":125}"#).unwrap();
         assert_eq!(
             m,
             ServerMessage::ChangeScheduled {
                 delay_ms: Some(125.0)
             }
         );
-        let (m, raw) = ServerMessage::parse(r#"{"type":"brand_new","x":[1]}"#).unwrap();
+        let m = parse_server_message(r#"{"type":"brand_new","x":[1]}"#).unwrap();
         assert_eq!(
             m,
             ServerMessage::Unknown(json!({"type":"brand_new","x":[1]}))
         );
-        assert_eq!(raw["x"], json!([1]));
-        let (m, _) = ServerMessage::parse("[1,2]").unwrap();
+        let m = parse_server_message("[1,2]").unwrap();
         assert!(matches!(m, ServerMessage::Unknown(_)));
-        let e = ServerMessage::parse("{oops").unwrap_err();
+        let e = parse_server_message("{oops").unwrap_err();
         assert!(e.to_string().contains("not JSON"));
     }
 

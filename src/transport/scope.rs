@@ -5,11 +5,11 @@
 //! countdown → schema → offer/answer with `initialParameters` = full state + `pipeline_ids` →
 //! streaming, with the coalescer feeding the data channel. Any loss (server restart seen on
 //! `/health`, data channel closed, peer connection failed, `stream_stopped`) goes to
-//! `reconnecting` with exponential backoff and jitter, and the next session replays the full
-//! state. Commands are served during every await, so a quit during a 5-minute warm-up is
-//! instant and edits made while disconnected are kept.
+//! `reconnecting` with exponential backoff and jitter, and the next session starts from the
+//! engine's full desired state, read after the engine merged (and re-clamped to) the schema
+//! this session reported. Commands are served during every await, so a quit during a 5-minute
+//! warm-up is instant and edits made while disconnected are kept.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 
-use crate::core::params::builtin_specs;
 use crate::transport::backoff::Backoff;
-use crate::transport::coalescer::{Coalescer, Message};
+use crate::transport::coalescer::Coalescer;
 use crate::transport::config::{IceMode, ServerConfig};
 use crate::transport::http::{HttpError, ScopeHttp};
+use crate::transport::lanes::Inbox;
 use crate::transport::machine::{ConnMachine, FpsMeter, FrameVerdict, FrameWatch};
 use crate::transport::protocol::{self, IceServer, LoadStatus, ServerMessage};
 use crate::transport::schema;
@@ -36,6 +36,9 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 const HEALTH_FAILURES: u32 = 3;
 /// How long the goodbye DELETE may take.
 const DELETE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long to wait for the engine to merge the schema before the offer (it folds at once
+/// unless it is stuck; then the offer goes out with the state it has).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why an await was cut short by a command.
 enum Interrupt {
@@ -47,6 +50,8 @@ enum Interrupt {
 enum End {
     /// Try again after backoff.
     Retry(String),
+    /// The server restarted (it forgot the session: no DELETE); try again after backoff.
+    Restarted(String),
     /// Try again at once (the performer asked).
     Now(String),
     /// Quit.
@@ -66,13 +71,13 @@ struct Actor {
     cfg: ServerConfig,
     http: ScopeHttp,
     events: mpsc::Sender<TransportEvent>,
-    commands: mpsc::Receiver<TransportCmd>,
+    commands: Inbox,
     video: VideoPorts,
     t0: Instant,
     machine: ConnMachine,
-    desired: Message,
     coalescer: Coalescer,
-    one_shot_keys: BTreeSet<String>,
+    /// Schemas reported to the engine (the offer waits until it has merged them all).
+    schemas_sent: u64,
     backoff: Backoff,
     server_start: Option<f64>,
     reconnects: u32,
@@ -90,7 +95,7 @@ struct Actor {
 /// closes.
 pub async fn run(
     cfg: ServerConfig,
-    commands: mpsc::Receiver<TransportCmd>,
+    commands: Inbox,
     events: mpsc::Sender<TransportEvent>,
     video: VideoPorts,
 ) {
@@ -108,11 +113,6 @@ pub async fn run(
             return;
         }
     };
-    let one_shot_keys = builtin_specs()
-        .into_values()
-        .filter(|s| s.one_shot)
-        .map(|s| s.key)
-        .collect();
     let mut actor = Actor {
         coalescer: Coalescer::new(cfg.send_rate_hz),
         backoff: Backoff::new(cfg.backoff_policy()),
@@ -123,8 +123,7 @@ pub async fn run(
         video,
         t0: Instant::now(),
         machine: ConnMachine::default(),
-        desired: Message::new(),
-        one_shot_keys,
+        schemas_sent: 0,
         server_start: None,
         reconnects: 0,
         download_requested: false,
@@ -166,22 +165,9 @@ impl Actor {
         match cmd {
             None | Some(TransportCmd::Shutdown) => Err(Interrupt::Shutdown),
             Some(TransportCmd::Reconnect) => Err(Interrupt::Reconnect),
-            Some(TransportCmd::Connect { initial })
-            | Some(TransportCmd::Replay { state: initial }) => {
-                self.coalescer.clear_continuous();
-                self.desired = initial.clone();
-                self.coalescer.push(crate::transport::types::ParamUpdate {
-                    values: initial,
-                    urgent: true,
-                });
-                Ok(())
-            }
+            // Already connecting: every session starts from the full desired state anyway.
+            Some(TransportCmd::Connect) => Ok(()),
             Some(TransportCmd::Update(u)) => {
-                for (k, v) in &u.values {
-                    if !self.one_shot_keys.contains(k) {
-                        self.desired.insert(k.clone(), v.clone());
-                    }
-                }
                 self.coalescer.push(u);
                 Ok(())
             }
@@ -222,10 +208,7 @@ impl Actor {
         // Wait for the engine's Connect (commands before it only shape the state).
         loop {
             match self.commands.recv().await {
-                Some(TransportCmd::Connect { initial }) => {
-                    self.desired = initial;
-                    break;
-                }
+                Some(TransportCmd::Connect) => break,
                 other => {
                     if let Err(Interrupt::Shutdown) = self.absorb(other) {
                         return self.stopped("quit before connecting").await;
@@ -251,7 +234,7 @@ impl Actor {
                     self.backoff.reset();
                     self.go(ConnState::Reconnecting, why).await;
                 }
-                End::Retry(why) => {
+                End::Retry(why) | End::Restarted(why) => {
                     self.reconnects += 1;
                     let delay = self.backoff.next_delay();
                     self.go(
@@ -307,17 +290,21 @@ impl Actor {
             self.load_and_warm().await?;
         }
 
-        // 3. Schema → specs (clamping happens in the reducer).
-        match self.guard(http.schemas()).await? {
+        // 3. Schema → specs (clamping happens in the reducer; reported after the uploads).
+        let specs = match self.guard(http.schemas()).await? {
             Ok(reply) => match schema::specs_from_schemas(&reply, &self.cfg.pipeline_ids) {
-                Ok(specs) => self.emit(TransportEvent::Schema(specs)).await,
+                Ok(specs) => specs,
                 Err(e) => {
                     self.error(format!("GET /api/v1/pipelines/schemas: {e}"))
-                        .await
+                        .await;
+                    Vec::new()
                 }
             },
-            Err(e) => self.error(e.to_string()).await,
-        }
+            Err(e) => {
+                self.error(e.to_string()).await;
+                Vec::new()
+            }
+        };
 
         // 3b. What the server can publish itself (NDI/Spout/Syphon via `output_sinks`).
         match self.guard(http.hardware_info()).await? {
@@ -335,6 +322,12 @@ impl Actor {
             self.upload_refs(false).await?;
         }
 
+        // 3d. The schema last (even an empty one): once the engine has merged it, it has also
+        // folded everything reported before it, so its desired state is re-clamped to this
+        // pipeline and carries the uploaded paths.
+        self.schemas_sent += 1;
+        self.emit(TransportEvent::Schema(specs)).await;
+
         // 4. ICE servers.
         let ice = self.ice_servers().await?;
 
@@ -349,8 +342,8 @@ impl Actor {
     }
 
     /// Uploads every reference image to `/api/v1/assets` (each failure reported with the file,
-    /// endpoint and status) and puts the server paths in the desired state as `vace_ref_images`;
-    /// `live` also queues them for the open data channel.
+    /// endpoint and status) and reports the server paths (the engine stores them as
+    /// `vace_ref_images`); `live` also queues them for the open data channel.
     async fn upload_refs(&mut self, live: bool) -> Result<(), Interrupt> {
         self.upload_due = false;
         let http = self.http.clone();
@@ -368,7 +361,6 @@ impl Actor {
         self.uploaded_to = self.server_start;
         let paths: Vec<&str> = uploaded.iter().map(|(_, p)| p.as_str()).collect();
         let value = serde_json::json!(paths);
-        self.desired.insert("vace_ref_images".into(), value.clone());
         if live {
             self.coalescer
                 .push(crate::transport::types::ParamUpdate::one(
@@ -566,8 +558,21 @@ impl Actor {
                 return Err(i.into());
             }
         };
-        // The full current state, always with pipeline_ids (without them Scope sends nothing).
-        let mut initial = self.desired.clone();
+        // The engine's full desired state once it has merged this session's schema, always
+        // with pipeline_ids (without them Scope sends nothing).
+        let settled = self.commands.settled(self.schemas_sent, SETTLE_TIMEOUT);
+        match self.guard(settled).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "the engine did not merge the schema within {SETTLE_TIMEOUT:?}; offering the \
+                 state it last published"
+            ),
+            Err(i) => {
+                session.close().await;
+                return Err(i.into());
+            }
+        }
+        let mut initial = self.commands.full_state();
         initial.insert(
             "pipeline_ids".into(),
             serde_json::json!(self.cfg.pipeline_ids),
@@ -742,11 +747,16 @@ impl Actor {
                             }
                             _ => {}
                         },
-                        LinkEvent::Message(text) => match ServerMessage::parse(&text) {
-                            Ok((msg, raw)) => {
-                                self.emit(TransportEvent::ServerMessage(raw)).await;
-                                if let ServerMessage::StreamStopped { error_message } = msg {
-                                    let why = error_message.unwrap_or_else(|| "no reason given".into());
+                        LinkEvent::Message(text) => match protocol::parse_server_message(&text) {
+                            Ok(msg) => {
+                                let stopped = match &msg {
+                                    ServerMessage::StreamStopped { error_message } => Some(
+                                        error_message.clone().unwrap_or_else(|| "no reason given".into()),
+                                    ),
+                                    _ => None,
+                                };
+                                self.emit(TransportEvent::ServerMessage(msg)).await;
+                                if let Some(why) = stopped {
                                     break 'session End::Retry(format!("server stopped the stream: {why}"));
                                 }
                             }
@@ -760,7 +770,7 @@ impl Actor {
                             health_failures = 0;
                             if self.server_start.is_some_and(|p| p != start) {
                                 self.server_start = Some(start);
-                                break 'session End::Retry("server restarted (new server_start_time)".into());
+                                break 'session End::Restarted("server restarted (new server_start_time)".into());
                             }
                         }
                         LinkEvent::Health(Err(e)) => {
@@ -832,7 +842,7 @@ impl Actor {
         monitor.abort();
         let _ = (&mut monitor).await;
         tracing::debug!("monitor stopped");
-        let restarted = matches!(&end, End::Retry(w) if w.starts_with("server restarted"));
+        let restarted = matches!(end, End::Restarted(_));
         let wait = matches!(end, End::Shutdown);
         self.end_session(s, !restarted, wait).await;
         end

@@ -363,10 +363,15 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
                     fmt_opt(s.loss, "%", 100.0, 1)
                 )),
                 Line::from(format!(
-                    "srv {}  reconn {}  sent {}",
+                    "srv {}  reconn {}  sent {}{}",
                     fmt_opt(s.server_fps, " fps", 1.0, 1),
                     s.reconnects,
-                    t.sent_count
+                    t.sent_count,
+                    // Commands the stalled transport could not take (never silent).
+                    match t.commands_dropped {
+                        0 => String::new(),
+                        n => format!("  dropped {n}"),
+                    }
                 )),
             ];
             frame.render_widget(Paragraph::new(lines), mid);

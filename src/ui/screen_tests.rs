@@ -441,3 +441,20 @@ fn midi_activity_per_device() {
     s.at(1350, Msg::Tick);
     both("midi_activity", &s.snapshot(), &ViewState::default());
 }
+
+/// Commands a stalled transport could not take are counted on the connection panel (and the
+/// notice says so), never silent; with none dropped the panel says nothing about it.
+#[test]
+fn dropped_transport_commands_are_shown() {
+    let mut s = streaming();
+    assert!(!render(&s.snapshot(), &ViewState::default(), 160, 48).contains("dropped"));
+    for t in 0..3 {
+        s.at(
+            1100 + t,
+            Msg::CommandDropped(crate::transport::types::CmdKind::Urgent),
+        );
+    }
+    let screen = render(&s.snapshot(), &ViewState::default(), 160, 48);
+    assert!(screen.contains("dropped 3"), "{screen}");
+    assert!(screen.contains("not keeping up"), "{screen}");
+}

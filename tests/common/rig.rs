@@ -99,15 +99,27 @@ impl Rig {
         self.t0.elapsed()
     }
 
-    /// Runs one message through the reducer and forwards transport effects.
+    /// Runs one message through the reducer and forwards transport effects as the engine
+    /// does: the desired state published first, then the commands.
     pub async fn msg(&mut self, m: Msg) {
         let now = self.now();
         let fx = update(&mut self.state, m, now);
+        self.publish();
         for e in fx {
             if let Effect::Transport(cmd) = e {
                 self.send(cmd).await;
             }
         }
+    }
+
+    /// Publishes the store's full state (the transport reads it on every connect).
+    fn publish(&self) {
+        let store = &self.state.params.store;
+        self.handle
+            .as_ref()
+            .unwrap()
+            .link
+            .publish(store.full_state(), store.schemas_merged());
     }
 
     /// A performer action (as if from MIDI).
@@ -119,10 +131,11 @@ impl Rig {
         .await;
     }
 
-    /// Sends a command, draining events meanwhile (no deadlock on full channels).
+    /// Sends a command, draining events meanwhile (the rig may wait for room on the urgent
+    /// lane; the real engine never does).
     pub async fn send(&mut self, cmd: TransportCmd) {
-        let tx = self.handle.as_ref().unwrap().commands.clone();
-        let fut = tx.send(cmd);
+        let link = self.handle.as_ref().unwrap().link.clone();
+        let fut = link.send_waiting(cmd);
         tokio::pin!(fut);
         loop {
             tokio::select! {
@@ -136,12 +149,12 @@ impl Rig {
         self.seen.push(ev.clone());
         let now = self.now();
         // Feed it back to the core (schema merges, state), ignoring the resulting effects
-        // except transport commands (there are none for events today).
+        // except transport commands (re-clamped values after a schema merge).
         let fx = update(&mut self.state, Msg::Transport(ev), now);
+        self.publish();
         for e in fx {
             if let Effect::Transport(cmd) = e {
-                let tx = self.handle.as_ref().unwrap().commands.clone();
-                let _ = tx.try_send(cmd);
+                let _ = self.handle.as_ref().unwrap().link.send(cmd);
             }
         }
     }
@@ -203,6 +216,28 @@ impl Rig {
     /// Pumps events for `d` (lets the coalescer and monitors run; not a synchronisation).
     pub async fn pump(&mut self, d: Duration) {
         self.until(d, |_| false).await;
+    }
+
+    /// Waits until `check` over the peer's log gives a value, folding transport events
+    /// meanwhile as the engine would (the transport reads the engine's desired state on
+    /// connect, so a rig that stops folding would hand it a stale one).
+    pub async fn wait_peer<T>(
+        &mut self,
+        peer: &super::peer::Peer,
+        within: Duration,
+        mut check: impl FnMut(&[serde_json::Value]) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(t) = check(&peer.entries()) {
+                return t;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "peer log condition not met within {within:?}"
+            );
+            self.pump(Duration::from_millis(20)).await;
+        }
     }
 
     /// States seen so far, in order.

@@ -39,9 +39,10 @@ VIDEO_CLOCK = 90000
 KNOWN_PIPELINES = {"longlive", "passthrough", "gray", "streamdiffusionv2", "krea-realtime-video"}
 
 
-def config_schema():
-    """Runtime parameters with ranges, JSON Schema as Pydantic writes it (anyOf/null, $defs)."""
-    return {
+def config_schema(overrides=None):
+    """Runtime parameters with ranges, JSON Schema as Pydantic writes it (anyOf/null, $defs).
+    `overrides` replaces properties (/_control/schema: a newer pipeline with other ranges)."""
+    schema = {
         "type": "object",
         "title": "PipelineConfig",
         "$defs": {
@@ -71,6 +72,8 @@ def config_schema():
             "quantize_mode": {"type": "string", "enum": ["none", "beat", "bar", "2_bar", "4_bar"]},
         },
     }
+    schema["properties"].update(overrides or {})
+    return schema
 
 
 class Peer:
@@ -92,6 +95,7 @@ class Peer:
         self.frames_sent = 0
         self.frames_received = 0
         self.stall = False
+        self.schema_overrides = {}
         self.storm = None  # dict(status, remaining, prefix)
         self.slow_ms = 0
         self.malformed = None  # dict(prefix, remaining)
@@ -280,7 +284,7 @@ async def schemas(request):
             "supports_prompts": True,
             "supported_modes": ["text", "video"],
             "default_mode": "text",
-            "config_schema": config_schema(),
+            "config_schema": config_schema(request.app["peer"].schema_overrides),
         }
     return web.json_response({"pipelines": out})
 
@@ -528,6 +532,13 @@ async def c_faults(request):
     return web.json_response({"ok": True})
 
 
+async def c_schema(request):
+    """Replaces properties of every pipeline's config schema (body: {key: JSON Schema})."""
+    p = request.app["peer"]
+    p.schema_overrides.update(await request.json())
+    return web.json_response(p.schema_overrides)
+
+
 async def c_hardware(request):
     """Merges the body into the /api/v1/hardware/info answer (e.g. {"ndi_available": true})."""
     p = request.app["peer"]
@@ -596,6 +607,7 @@ def make_app(args):
     r.add_post("/_control/faults", c_faults)
     r.add_post("/_control/send", c_send)
     r.add_post("/_control/hardware", c_hardware)
+    r.add_post("/_control/schema", c_schema)
     r.add_get("/_control/uploads", c_uploads)
     r.add_get("/_control/stats", c_stats)
     r.add_get("/_control/requests", c_requests)

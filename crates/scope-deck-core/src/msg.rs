@@ -51,6 +51,9 @@ pub enum Msg {
     /// The theme watcher re-read the themes: the new list, or every error found (the running
     /// theme stays).
     ThemesReloaded(Result<Vec<crate::mapping::theme::Theme>, String>),
+    /// The engine could not hand a command to the transport: its bounded lane was full (the
+    /// transport is stalled). Counted and shown, never silent.
+    CommandDropped(crate::transport::types::CmdKind),
     /// The MIDI edge's input activity per device (at most ~10 a second, only on change): every
     /// known input port with its counts, last message and whether it is still there.
     MidiActivity(Vec<crate::midi::activity::DeviceActivity>),

@@ -316,6 +316,33 @@ pub struct ParamEntry {
 pub struct ParamStore {
     specs: BTreeMap<String, ParamSpec>,
     values: BTreeMap<String, ParamEntry>,
+    /// Bumped on every change of a held value or spec, so the engine publishes only when
+    /// something changed.
+    revision: u64,
+    /// How many schemas were merged (transports wait for this before their offer).
+    schemas_merged: u64,
+}
+
+/// What a schema merge did to one held value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revalidated {
+    /// The value was out of the new range and now holds `to`.
+    Clamped {
+        /// Wire key.
+        key: String,
+        /// The held value before.
+        from: ParamValue,
+        /// The value now held.
+        to: ParamValue,
+    },
+    /// The new schema refuses the value's type: it is no longer held (the server would refuse
+    /// it too).
+    Dropped {
+        /// Wire key.
+        key: String,
+        /// Why.
+        error: ParamError,
+    },
 }
 
 impl ParamStore {
@@ -324,15 +351,52 @@ impl ParamStore {
         ParamStore {
             specs: builtin_specs(),
             values: BTreeMap::new(),
+            revision: 0,
+            schemas_merged: 0,
         }
     }
 
     /// Replaces the specs (e.g. from the pipeline schema); keys the new schema lacks keep the
-    /// built-in spec so the performer's mapped values survive a schema without them.
-    pub fn merge_specs(&mut self, specs: impl IntoIterator<Item = ParamSpec>) {
+    /// built-in spec so the performer's mapped values survive a schema without them. Every
+    /// held value under a replaced spec is checked again, so nothing held reaches the wire
+    /// outside the loaded pipeline's range; returns what changed.
+    pub fn merge_specs(&mut self, specs: impl IntoIterator<Item = ParamSpec>) -> Vec<Revalidated> {
+        let mut changed = Vec::new();
         for s in specs {
+            if let Some(entry) = self.values.get_mut(&s.key) {
+                match s.accept(&entry.value) {
+                    Ok(acc) if acc.value != entry.value => {
+                        changed.push(Revalidated::Clamped {
+                            key: s.key.clone(),
+                            from: std::mem::replace(&mut entry.value, acc.value.clone()),
+                            to: acc.value,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        self.values.remove(&s.key);
+                        changed.push(Revalidated::Dropped {
+                            key: s.key.clone(),
+                            error,
+                        });
+                    }
+                }
+            }
             self.specs.insert(s.key.clone(), s);
         }
+        self.schemas_merged += 1;
+        self.revision += 1;
+        changed
+    }
+
+    /// How many schemas were merged so far.
+    pub fn schemas_merged(&self) -> u64 {
+        self.schemas_merged
+    }
+
+    /// Changes whenever a held value or a spec changed.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// The spec of `key`.
@@ -354,6 +418,7 @@ impl ParamStore {
             .ok_or_else(|| ParamError::Unknown(key.to_string()))?;
         let acc = spec.accept(value)?;
         if !spec.one_shot {
+            self.revision += 1;
             self.values.insert(
                 key.to_string(),
                 ParamEntry {
@@ -486,6 +551,41 @@ mod tests {
             .unwrap();
         assert_eq!(a.value, json!(1.0));
         assert!(s.adjust("prompts", 1.0, ActionSource::Keyboard, T).is_err());
+    }
+
+    #[test]
+    fn a_new_schema_reclamps_and_drops_held_values() {
+        let mut s = ParamStore::new();
+        s.set("noise_scale", &json!(0.9), ActionSource::Midi, T)
+            .unwrap();
+        s.set("paused", &json!(true), ActionSource::Keyboard, T)
+            .unwrap();
+        s.set("vace_context_scale", &json!(0.5), ActionSource::Midi, T)
+            .unwrap();
+        let rev = s.revision();
+        let changed = s.merge_specs([
+            ParamSpec::new("noise_scale", ParamKind::Float { min: 0.0, max: 0.6 }),
+            ParamSpec::new("paused", ParamKind::Text),
+            ParamSpec::new(
+                "vace_context_scale",
+                ParamKind::Float { min: 0.0, max: 1.0 },
+            ),
+        ]);
+        assert_eq!(
+            changed[0],
+            Revalidated::Clamped {
+                key: "noise_scale".into(),
+                from: json!(0.9),
+                to: json!(0.6)
+            }
+        );
+        assert!(matches!(&changed[1], Revalidated::Dropped { key, .. } if key == "paused"));
+        assert_eq!(changed.len(), 2, "an in-range value is left alone");
+        assert_eq!(s.get("noise_scale"), Some(&json!(0.6)));
+        assert_eq!(s.get("paused"), None);
+        assert_eq!(s.get("vace_context_scale"), Some(&json!(0.5)));
+        assert_eq!(s.schemas_merged(), 1);
+        assert!(s.revision() > rev);
     }
 
     #[test]

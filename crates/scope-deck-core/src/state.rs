@@ -142,6 +142,10 @@ pub struct TransportSlice {
     pub sent_count: u64,
     /// Last error from the transport.
     pub last_error: Option<String>,
+    /// Commands the engine could not hand over because the transport's lane was full.
+    pub commands_dropped: u64,
+    /// When the last "not keeping up" notice was shown.
+    pub drop_noticed_at: Option<Duration>,
 }
 
 /// Parameters and prompt.

@@ -51,9 +51,9 @@ fn started_announces_and_connects_with_full_state() {
     let mut s = AppState::new(CoreSettings::default());
     let fx = update(&mut s, Msg::Started, ms(0));
     assert!(matches!(fx[0], Effect::Emit(Event::Ready { .. })));
-    let Effect::Transport(TransportCmd::Connect { initial }) = &fx[1] else {
-        panic!("{fx:?}")
-    };
+    assert_eq!(fx[1], Effect::Transport(TransportCmd::Connect), "{fx:?}");
+    // The transport reads the full desired state the engine publishes after this fold.
+    let initial = s.params.store.full_state();
     assert_eq!(initial["paused"], json!(false));
     assert_eq!(
         initial["prompts"][0]["text"],
@@ -451,4 +451,63 @@ fn streaming_again_clears_the_last_error() {
         ms(2),
     );
     assert!(s.transport.last_error.is_none());
+}
+
+#[test]
+fn a_changed_schema_reclamps_held_values_and_tells_the_performer() {
+    let mut s = started();
+    update(
+        &mut s,
+        Msg::key(Action::SetParam {
+            key: "noise_scale".into(),
+            value: json!(0.9),
+        }),
+        ms(1),
+    );
+    let spec = crate::params::ParamSpec {
+        key: "noise_scale".into(),
+        kind: crate::params::ParamKind::Float { min: 0.0, max: 0.5 },
+        one_shot: false,
+    };
+    let fx = update(
+        &mut s,
+        Msg::Transport(TransportEvent::Schema(vec![spec])),
+        ms(2),
+    );
+    assert_eq!(s.params.store.get("noise_scale"), Some(&json!(0.5)));
+    assert_eq!(
+        updates(&fx),
+        vec![ParamUpdate::one("noise_scale", json!(0.5))]
+    );
+    assert!(
+        s.ui.notices
+            .iter()
+            .any(|n| n.message.contains("noise_scale"))
+    );
+    assert_eq!(s.params.store.schemas_merged(), 1);
+}
+
+#[test]
+fn dropped_commands_are_counted_and_noticed_at_most_once_a_second() {
+    let mut s = started();
+    let mut notices = 0;
+    for i in 0..50 {
+        let fx = update(
+            &mut s,
+            Msg::CommandDropped(crate::transport::types::CmdKind::Urgent),
+            ms(i * 10),
+        );
+        notices += fx
+            .iter()
+            .filter(|e| matches!(e, Effect::Emit(Event::Notice { message, .. }) if message.contains("not keeping up")))
+            .count();
+    }
+    assert_eq!(s.transport.commands_dropped, 50);
+    assert_eq!(notices, 1, "0..490 ms: one notice");
+    let fx = update(
+        &mut s,
+        Msg::CommandDropped(crate::transport::types::CmdKind::Reconnect),
+        ms(1000),
+    );
+    assert!(fx.iter().any(|e| matches!(e, Effect::Emit(Event::Notice { message, .. }) if message.contains("reconnect dropped (51 commands"))));
 }

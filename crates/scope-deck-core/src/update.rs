@@ -11,7 +11,9 @@ use crate::params::{Accepted, ParamValue};
 use crate::state::{
     ActivityEntry, AppState, Level, Lifecycle, Mode, PanicMode, PanicSnapshot, push_bounded,
 };
-use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+use crate::transport::types::{
+    CmdKind, ConnState, ParamUpdate, ServerMessage, TransportCmd, TransportEvent,
+};
 
 pub(crate) use crate::ctx::{fire_trigger, notice};
 
@@ -37,9 +39,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             crate::mapping::reduce::on_started(state, now);
             seed_initial_params(state, now);
             crate::video::reduce::seed(state, now);
-            fx.push(Effect::Transport(TransportCmd::Connect {
-                initial: state.params.store.full_state(),
-            }));
+            fx.push(Effect::Transport(TransportCmd::Connect));
             crate::video::reduce::on_started(state, now, &mut fx);
         }
         Msg::Action { action, source } => {
@@ -104,6 +104,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             begin_shutdown(state, signal_reason(signal), &mut fx);
         }
         Msg::BadInput(why) => notice(state, &mut fx, Level::Error, why, now),
+        Msg::CommandDropped(kind) => on_command_dropped(state, kind, now, &mut fx),
         Msg::MidiActivity(devices) => {
             crate::midi::activity::on_report(state, devices, now, &mut fx)
         }
@@ -443,22 +444,18 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
                 now,
             );
         }
-        TransportEvent::ServerMessage(v) => {
-            if v.get("type").and_then(|t| t.as_str()) == Some("stream_stopped") {
-                let why = v
-                    .get("error_message")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or("no reason given");
-                notice(
-                    state,
-                    fx,
-                    Level::Warn,
-                    format!("server stopped the stream: {why}"),
-                    now,
-                );
-            }
+        TransportEvent::ServerMessage(ServerMessage::StreamStopped { error_message }) => {
+            let why = error_message.as_deref().unwrap_or("no reason given");
+            notice(
+                state,
+                fx,
+                Level::Warn,
+                format!("server stopped the stream: {why}"),
+                now,
+            );
         }
-        TransportEvent::Schema(specs) => state.params.store.merge_specs(specs),
+        TransportEvent::ServerMessage(_) => {}
+        TransportEvent::Schema(specs) => on_schema(state, specs, now, fx),
         TransportEvent::Hardware(hw) => crate::video::reduce::on_hardware(state, hw, now, fx),
         TransportEvent::AssetsUploaded { uploaded } => {
             crate::video::reduce::on_assets(state, uploaded, now, fx)
@@ -474,5 +471,74 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
                 fx.push(Effect::Exit);
             }
         }
+    }
+}
+
+/// How often the "transport not keeping up" notice may repeat while commands keep dropping.
+pub const DROP_NOTICE_EVERY: Duration = Duration::from_secs(1);
+
+/// The transport's bounded command lane was full: count it and tell the performer (at most once
+/// a second, the count always current in the snapshot).
+fn on_command_dropped(state: &mut AppState, kind: CmdKind, now: Duration, fx: &mut Vec<Effect>) {
+    let t = &mut state.transport;
+    t.commands_dropped += 1;
+    let due = t
+        .drop_noticed_at
+        .is_none_or(|at| now.saturating_sub(at) >= DROP_NOTICE_EVERY);
+    if due {
+        t.drop_noticed_at = Some(now);
+        let n = t.commands_dropped;
+        notice(
+            state,
+            fx,
+            Level::Error,
+            format!(
+                "transport not keeping up: {} dropped ({n} command{} dropped so far)",
+                kind.label(),
+                if n == 1 { "" } else { "s" }
+            ),
+            now,
+        );
+    }
+}
+
+/// A schema from the transport: merge it, re-clamping what is held, and send what changed so a
+/// live session never keeps a value the pipeline cannot take.
+fn on_schema(
+    state: &mut AppState,
+    specs: Vec<crate::params::ParamSpec>,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let changed = state.params.store.merge_specs(specs);
+    let mut upd = ParamUpdate::default();
+    for c in changed {
+        match c {
+            crate::params::Revalidated::Clamped { key, from, to } => {
+                notice(
+                    state,
+                    fx,
+                    Level::Warn,
+                    format!("the pipeline's schema limits {key}: {from} → {to}"),
+                    now,
+                );
+                fx.push(Effect::Emit(Event::Param {
+                    key: key.clone(),
+                    value: to.clone(),
+                    clamped: true,
+                }));
+                upd.values.insert(key, to);
+            }
+            crate::params::Revalidated::Dropped { key, error } => notice(
+                state,
+                fx,
+                Level::Warn,
+                format!("the pipeline's schema refuses the held {key}: {error}"),
+                now,
+            ),
+        }
+    }
+    if !upd.values.is_empty() {
+        fx.push(Effect::Transport(TransportCmd::Update(upd)));
     }
 }

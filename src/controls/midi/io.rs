@@ -8,7 +8,9 @@
 //!   counts it ([`MidiStats`]). The discrete channel is drained first, so a flood of CCs cannot
 //!   delay or starve a panic pad.
 //! * The router task evaluates bindings ([`Router`]), sends discrete actions to the engine at
-//!   once, coalesces continuous ones per binding and flushes them once per engine tick, turns
+//!   once, coalesces continuous ones per binding and flushes them at most once per control
+//!   period (`[engine] control_hz`, never the dashboard's frame; a move after a quiet spell at
+//!   once), turns
 //!   the published snapshot into feedback, and carries out learn mode.
 //! * The router task also tracks input activity per port ([`ActivityTracker`]: counts, rate,
 //!   last message, port opened/vanished as told by the port thread) and reports it to the
@@ -140,7 +142,9 @@ impl Injector {
 pub struct MidiOptions {
     /// Validated MIDI configuration from the active keymap.
     pub config: MidiConfig,
-    /// Coalescing period (the engine tick).
+    /// Coalescing period: the engine's control period (`1 / [engine] control_hz`). Continuous
+    /// values are flushed at most once per period (at once after a quiet spell), so MIDI
+    /// latency does not depend on `ui.fps` and an idle router does not wake for it.
     pub tick: Duration,
     /// Learn-mode file.
     pub learn: LearnTarget,
@@ -208,6 +212,17 @@ fn current_of(snap: &UiSnapshot, key: &str) -> Option<Current> {
     })
 }
 
+/// How often the router does its housekeeping (MIDI clock timeout, activity reports).
+const HOUSEKEEPING: Duration = Duration::from_millis(25);
+
+/// Sleeps until `at`, or forever when nothing is due.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What the router task reads from the callbacks and the port thread.
 struct Receivers {
     discrete: mpsc::Receiver<RawEvent>,
@@ -237,7 +252,13 @@ async fn router_task(
     let mut router = Router::new(&opts.config);
     let mut feedback: Vec<Feedback> = opts.config.feedback.clone();
     let mut fb_state = FeedbackState::new(feedback.len());
-    let mut ticker = tokio::time::interval(opts.tick.max(Duration::from_millis(1)));
+    // Leading-edge throttle: a move after a quiet spell goes out at once; during a burst the
+    // router flushes at most once per control period, latest wins per binding.
+    let flush_period = opts.tick.max(Duration::from_millis(1));
+    let mut flush_at: Option<tokio::time::Instant> = None;
+    let mut last_flush: Option<tokio::time::Instant> = None;
+    // Housekeeping (MIDI clock timeout, activity reports ≤ 10/s) on its own slow clock.
+    let mut ticker = tokio::time::interval(HOUSEKEEPING);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut snap = snapshots.borrow().clone();
     let mut armed = false;
@@ -264,6 +285,18 @@ async fn router_task(
                 activity.on_message(&ev.port, &ev.msg, ev.at.saturating_duration_since(start));
                 let out = router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k));
                 send_all!(out);
+                if flush_at.is_none() && router.has_pending() {
+                    let now = tokio::time::Instant::now();
+                    let due = last_flush.map_or(now, |t| t + flush_period);
+                    if due <= now {
+                        last_flush = Some(now);
+                        let out = router.flush();
+                        stats.coalesced.store(router.stats.coalesced, Ordering::Relaxed);
+                        send_all!(out);
+                    } else {
+                        flush_at = Some(due);
+                    }
+                }
             }
             ev = continuous.recv() => {
                 let Some(ev) = ev else { return };
@@ -283,11 +316,27 @@ async fn router_task(
                     }
                 }
                 send_all!(out);
+                if flush_at.is_none() && router.has_pending() {
+                    let now = tokio::time::Instant::now();
+                    let due = last_flush.map_or(now, |t| t + flush_period);
+                    if due <= now {
+                        last_flush = Some(now);
+                        let out = router.flush();
+                        stats.coalesced.store(router.stats.coalesced, Ordering::Relaxed);
+                        send_all!(out);
+                    } else {
+                        flush_at = Some(due);
+                    }
+                }
             }
-            _ = ticker.tick() => {
+            _ = sleep_until_some(flush_at) => {
+                flush_at = None;
+                last_flush = Some(tokio::time::Instant::now());
                 let out = router.flush();
                 stats.coalesced.store(router.stats.coalesced, Ordering::Relaxed);
                 send_all!(out);
+            }
+            _ = ticker.tick() => {
                 if let Some(m) = router.poll(secs(Instant::now())) {
                     send_all!([m]);
                 }

@@ -77,7 +77,7 @@ pub async fn run(
     setup: Setup,
     api: Api,
     http: reqwest::Client,
-    mut commands: mpsc::Receiver<TransportCmd>,
+    mut commands: crate::transport::lanes::Inbox,
     events: mpsc::Sender<TransportEvent>,
 ) {
     let (inner_tx, mut inner_rx) = mpsc::channel(64);
@@ -112,6 +112,10 @@ pub async fn run(
                 Some(TransportCmd::Shutdown) | None => {
                     a.goodbye(&mut inner_rx).await;
                     return;
+                }
+                Some(TransportCmd::Connect) => {
+                    let initial = commands.full_state();
+                    a.on_connect(initial).await;
                 }
                 Some(c) => a.on_cmd(c).await,
             },
@@ -208,20 +212,10 @@ impl Actor {
 
     async fn on_cmd(&mut self, cmd: TransportCmd) {
         match cmd {
-            TransportCmd::Connect { initial } => {
-                let reports = self.plan.apply_initial(&initial);
-                self.emit(TransportEvent::Schema(specs(self.plan.controlnet_count())))
-                    .await;
-                self.report(reports).await;
-                self.start_stream().await;
-            }
+            // Handled by `on_connect` (it needs the inbox's desired state).
+            TransportCmd::Connect => {}
             TransportCmd::Update(u) => {
                 let reports = self.plan.push(&u.values);
-                self.report(reports).await;
-                self.try_patch().await;
-            }
-            TransportCmd::Replay { state } => {
-                let reports = self.plan.push(&state);
                 self.report(reports).await;
                 self.try_patch().await;
             }
@@ -248,6 +242,16 @@ impl Actor {
             }
             TransportCmd::Shutdown => {}
         }
+    }
+
+    /// The engine's full desired state seeds the plan; the static schema goes to the engine,
+    /// whose re-clamped values then arrive as ordinary updates.
+    async fn on_connect(&mut self, initial: Map<String, Value>) {
+        let reports = self.plan.apply_initial(&initial);
+        self.emit(TransportEvent::Schema(specs(self.plan.controlnet_count())))
+            .await;
+        self.report(reports).await;
+        self.start_stream().await;
     }
 
     async fn start_stream(&mut self) {
@@ -555,18 +559,6 @@ impl Actor {
             // as already in milliseconds.
             jitter_ms: h.jitter.map(|j| if j < 1.0 { j * 1000.0 } else { j }),
         }))
-        .await;
-        // Figures the shared panel has no slot for travel as a server message (and the log).
-        self.emit(TransportEvent::ServerMessage(json!({
-            "type": "daydream_health",
-            "input_fps": h.input_fps,
-            "output_fps": h.output_fps,
-            "restart_count": h.restart_count,
-            "jitter": h.jitter,
-            "packets_lost": h.packets_lost,
-            "rtt_ms": h.rtt_ms,
-            "last_error": h.last_error,
-        })))
         .await;
     }
 

@@ -21,8 +21,8 @@ pub mod rtc;
 use std::path::Path;
 use tokio::sync::mpsc;
 
-use crate::transport::types::{TransportCmd, TransportEvent};
-use crate::transport::{CMD_CAPACITY, StartError, TransportHandle};
+use crate::transport::types::TransportEvent;
+use crate::transport::{StartError, TransportHandle};
 
 pub use config::DaydreamConfig;
 pub use key::ApiKey;
@@ -77,14 +77,14 @@ pub fn spawn_with_key(
         .map_err(|e| StartError::Daydream(format!("[daydream] api_url: {e}")))?;
     let http = api::http_client().map_err(StartError::Daydream)?;
     let client = api::Api::new(http.clone(), base, key);
-    let (tx, rx): (mpsc::Sender<TransportCmd>, _) = mpsc::channel(CMD_CAPACITY);
+    let (link, rx) = crate::transport::lanes::pair();
     let setup = Setup {
         cfg: cfg.clone(),
         preset,
         video,
     };
     let task = tokio::spawn(actor::run(setup, client, http, rx, events));
-    Ok(TransportHandle { commands: tx, task })
+    Ok(TransportHandle { link, task })
 }
 
 #[cfg(test)]

@@ -2,4 +2,6 @@
 
 pub mod types;
 
-pub use types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+pub use types::{
+    CmdKind, ConnState, DesiredParams, ParamUpdate, ServerMessage, TransportCmd, TransportEvent,
+};

@@ -41,20 +41,17 @@ impl ParamUpdate {
 }
 
 /// What the engine asks a transport to do.
+///
+/// The engine never awaits a transport: continuous values (`Update` without `urgent`) travel
+/// latest-wins, everything else over a bounded lane whose overflow is counted and shown
+/// (docs/transport.md, "Engine → transport"). The full desired state is not carried here: the
+/// transport reads the engine's published [`DesiredParams`] when it (re)connects.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransportCmd {
-    /// Connect (load pipeline, warm up, negotiate) and send `initial` as the first state.
-    Connect {
-        /// The full current parameter state.
-        initial: serde_json::Map<String, ParamValue>,
-    },
+    /// Connect (load pipeline, warm up, negotiate) and send the full desired state first.
+    Connect,
     /// Send parameter changes.
     Update(ParamUpdate),
-    /// The full desired state changed wholesale (e.g. theme switch): replace, then send.
-    Replay {
-        /// The full current parameter state.
-        state: serde_json::Map<String, ParamValue>,
-    },
     /// Tear the session down and build it again, keeping all state.
     Reconnect,
     /// Say goodbye (DELETE the session) and stop. The transport answers with `Stopped`.
@@ -67,6 +64,118 @@ pub enum TransportCmd {
         /// Local image files.
         files: Vec<std::path::PathBuf>,
     },
+}
+
+impl TransportCmd {
+    /// What kind of command this is (for the overflow notice and counters).
+    pub fn kind(&self) -> CmdKind {
+        match self {
+            TransportCmd::Connect => CmdKind::Connect,
+            TransportCmd::Update(u) if u.urgent => CmdKind::Urgent,
+            TransportCmd::Update(_) => CmdKind::Continuous,
+            TransportCmd::Reconnect => CmdKind::Reconnect,
+            TransportCmd::Shutdown => CmdKind::Shutdown,
+            TransportCmd::DownloadModels => CmdKind::DownloadModels,
+            TransportCmd::UploadAssets { .. } => CmdKind::UploadAssets,
+        }
+    }
+}
+
+/// The kind of a [`TransportCmd`], without its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CmdKind {
+    /// `Connect`.
+    Connect,
+    /// An urgent update (one-shot trigger, prompt switch, panic).
+    Urgent,
+    /// A continuous update.
+    Continuous,
+    /// `Reconnect`.
+    Reconnect,
+    /// `Shutdown`.
+    Shutdown,
+    /// `DownloadModels`.
+    DownloadModels,
+    /// `UploadAssets`.
+    UploadAssets,
+}
+
+impl CmdKind {
+    /// Words for the performer.
+    pub fn label(self) -> &'static str {
+        match self {
+            CmdKind::Connect => "connect",
+            CmdKind::Urgent => "one-shot update",
+            CmdKind::Continuous => "parameter update",
+            CmdKind::Reconnect => "reconnect",
+            CmdKind::Shutdown => "shutdown",
+            CmdKind::DownloadModels => "model download",
+            CmdKind::UploadAssets => "asset upload",
+        }
+    }
+}
+
+/// The engine's full desired parameter state as published to the transport (latest wins).
+///
+/// [`crate::params::ParamStore`] is the only owner of parameter values; this is a read-only
+/// copy taken after a fold batch. A transport takes `values` whole on every (re)connect, after
+/// waiting until `schemas_merged` counts the schema it reported, so the values it sends were
+/// re-clamped to that schema.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DesiredParams {
+    /// Every stored (non one-shot) value.
+    pub values: serde_json::Map<String, ParamValue>,
+    /// How many `TransportEvent::Schema` the engine has merged so far.
+    pub schemas_merged: u64,
+    /// The continuous-lane sequence number this copy includes (values queued with a sequence
+    /// number at or below it are already in `values`).
+    pub seq: u64,
+}
+
+/// A message the server sent on the data channel, parsed once at the edge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    /// The server ended the session.
+    StreamStopped {
+        /// Why, when it says.
+        error_message: Option<String>,
+    },
+    /// Parameters changed through the REST API.
+    ParametersUpdated(serde_json::Value),
+    /// Tempo sync state.
+    TempoUpdate(serde_json::Value),
+    /// A quantized change will apply after `delay_ms`.
+    ChangeScheduled {
+        /// Delay until it applies.
+        delay_ms: Option<f64>,
+    },
+    /// A quantized change was applied.
+    ChangeApplied(serde_json::Value),
+    /// Anything else (kept whole, so a newer server's messages still reach the log).
+    Unknown(serde_json::Value),
+}
+
+impl ServerMessage {
+    /// Classifies one JSON message (unknown shapes become `Unknown`).
+    pub fn from_json(v: serde_json::Value) -> ServerMessage {
+        let ty = v.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        match ty {
+            "stream_stopped" => ServerMessage::StreamStopped {
+                error_message: v
+                    .get("error_message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string),
+            },
+            "parameters_updated" => ServerMessage::ParametersUpdated(v),
+            "tempo_update" => ServerMessage::TempoUpdate(v),
+            "change_scheduled" => ServerMessage::ChangeScheduled {
+                delay_ms: v.get("delay_ms").and_then(|d| d.as_f64()),
+            },
+            "change_applied" => ServerMessage::ChangeApplied(v),
+            _ => ServerMessage::Unknown(v),
+        }
+    }
 }
 
 /// Connection state machine shared by every backend (see docs/transport.md).
@@ -165,7 +274,7 @@ pub enum TransportEvent {
         reason: String,
     },
     /// The server sent a message on the data channel.
-    ServerMessage(serde_json::Value),
+    ServerMessage(ServerMessage),
     /// Parameter specs learnt from the pipeline schema.
     Schema(Vec<crate::params::ParamSpec>),
     /// What `/api/v1/hardware/info` says (read after each connect; all unknown when the server

@@ -531,8 +531,13 @@ mod tests {
         let fx = update(&mut s, Msg::Started, Duration::ZERO);
         let connect = fx
             .iter()
-            .position(|e| matches!(e, Effect::Transport(TransportCmd::Connect { initial }) if initial["vace_context_scale"] == json!(1.4)))
-            .expect("connect carries the context scale");
+            .position(|e| matches!(e, Effect::Transport(TransportCmd::Connect)))
+            .expect("connect");
+        assert_eq!(
+            s.params.store.full_state()["vace_context_scale"],
+            json!(1.4),
+            "the desired state the transport reads on connect carries the context scale"
+        );
         let upload = fx
             .iter()
             .position(|e| matches!(e, Effect::Transport(TransportCmd::UploadAssets { files }) if files == &vec![PathBuf::from("/tmp/a.png")]))
