@@ -270,7 +270,9 @@ mod tests {
         let a = analyze_samples(&vec![0.0; 48_000 * 2], AnalyzerSettings::new(48_000.0));
         assert_eq!(a.sample_rate, 48_000);
         assert!((a.duration - 2.0).abs() < 1e-9);
-        assert_eq!(a.tracker, tracker_version());
+        // The default is the learned tracker, which names its model.
+        assert_eq!(a.tracker, "learned-1");
+        assert!(a.model_version.is_some());
         assert!(a.beats.is_empty() && a.beat_confidence.is_empty());
     }
 }

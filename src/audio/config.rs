@@ -87,7 +87,7 @@ impl Default for AudioConfig {
             bass_cutoff_hz: 250.0,
             high_cutoff_hz: 4000.0,
             meter_falloff: 1.5,
-            beat_tracker: crate::audio::dsp::beat::TrackerKind::Dsp,
+            beat_tracker: crate::audio::dsp::beat::TrackerKind::Learned,
         }
     }
 }

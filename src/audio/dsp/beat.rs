@@ -12,11 +12,11 @@ use crate::audio::tempo::TempoCmd;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackerKind {
-    /// The learned network + bar-pointer decoder (`dsp::learned`). Opt-in until a model trained
-    /// on the full training split is committed (the current weights are an interim model).
-    Learned,
-    /// This hand-written tracker (the default for now, and the fallback).
+    /// The learned network + bar-pointer decoder (`dsp::learned`): the default. Falls back to
+    /// the hand-written tracker if the compiled-in model cannot be loaded.
     #[default]
+    Learned,
+    /// The hand-written tracker (onset autocorrelation + resonator): cheaper, tuned on clicks.
     Dsp,
 }
 
@@ -48,7 +48,7 @@ pub struct BeatParams {
 impl Default for BeatParams {
     fn default() -> Self {
         BeatParams {
-            tracker: TrackerKind::Dsp,
+            tracker: TrackerKind::Learned,
             bpm_min: 80.0,
             bpm_max: 170.0,
             beats_per_bar: 4,
