@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod preflight;
+pub mod shutdown;
 pub mod signals;
 
 use std::process::ExitCode;
@@ -259,7 +260,7 @@ async fn run_async(
         snapshots: snap_tx,
     };
     let tick = Duration::from_secs_f64(1.0 / f64::from(loaded.app.ui.fps.max(1)));
-    let _midi = crate::controls::midi::io::spawn_for(&loaded, tick, &inputs_tx, &snap_rx, &cancel);
+    let midi = crate::controls::midi::io::spawn_for(&loaded, tick, &inputs_tx, &snap_rx, &cancel);
     let engine = tokio::spawn(engine::run(state, io, tick));
     drop(inputs_tx);
 
@@ -273,20 +274,30 @@ async fn run_async(
             None
         }
     };
+    // From here every edge stops within its deadline; past the hard limit the watchdog exits.
+    let _watchdog = shutdown::watchdog();
+    let mut stuck = shutdown::Stuck::default();
     let engine_result = match engine_result {
         Some(r) => r,
         None => {
             // Ask the engine to stop through the signal path and wait for it.
             let _ = signals::request_stop(&transport.commands).await;
             cancel.cancel();
-            let _ = tokio::time::timeout(engine::GOODBYE_TIMEOUT, transport.task).await;
-            crate::audio::runtime::stop_in_background(audio).await;
+            stuck
+                .wait("transport", engine::GOODBYE_TIMEOUT, transport.task)
+                .await;
+            stuck.add(
+                crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await,
+            );
             signals.abort();
-            return code;
+            return stuck.finish(code);
         }
     };
     cancel.cancel();
-    crate::audio::runtime::stop_in_background(audio).await;
+    stuck.add(crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await);
+    if let Some(m) = midi {
+        stuck.wait("midi", shutdown::EDGE_DEADLINE, m.task).await;
+    }
     match engine_result {
         Ok((_state, dropped)) => {
             if dropped > 0 {
@@ -305,22 +316,37 @@ async fn run_async(
             };
         }
     }
-    if let Ok(fe) = tokio::time::timeout(Duration::from_secs(2), frontend).await {
-        let c = frontend_code(fe);
-        if code == EXIT_OK {
-            code = c;
+    match tokio::time::timeout(shutdown::EDGE_DEADLINE, frontend).await {
+        Ok(fe) => {
+            let c = frontend_code(fe);
+            if code == EXIT_OK {
+                code = c;
+            }
+        }
+        Err(_) => {
+            tracing::error!(
+                "terminal front end did not stop within {:?}",
+                shutdown::EDGE_DEADLINE
+            );
+            stuck.add(["terminal"]);
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
+    stuck
+        .wait("transport", shutdown::EDGE_DEADLINE, transport.task)
+        .await;
     if let Some(i) = video_input {
-        i.shutdown().await;
+        stuck
+            .wait("video input", shutdown::EDGE_DEADLINE, i.shutdown())
+            .await;
     }
     if let Some(v) = video {
         // Sinks get end-of-stream so recordings are finalised.
-        let _ = tokio::time::timeout(Duration::from_secs(4), v.shutdown()).await;
+        stuck
+            .wait("video output", shutdown::VIDEO_DEADLINE, v.shutdown())
+            .await;
     }
     signals.abort();
-    code
+    stuck.finish(code)
 }
 
 /// Starts the configured transport with the video ports (the hosted Daydream backend has its own
