@@ -61,8 +61,11 @@ pub fn draw(
     let area = frame.area();
     let big = area.height >= 40 && area.width >= 120;
     let panic = snap.controls.panic.is_some();
-    let [status, banner, main, prompt, bottom, hint] = Layout::vertical([
+    // One row per fault (at most 2, the rest counted), so a lost input is never only a log line.
+    let faults_h = snap.health.faults.len().min(2) as u16;
+    let [status, faults, banner, main, prompt, bottom, hint] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(faults_h),
         Constraint::Length(if panic { 3 } else { 0 }),
         Constraint::Min(8),
         Constraint::Length(if big { 4 } else { 3 }),
@@ -77,6 +80,7 @@ pub fn draw(
     ])
     .areas(area);
     draw_status(frame, status, snap, style);
+    draw_faults(frame, faults, snap, style);
     if panic {
         draw_panic(frame, banner, snap, style);
     }
@@ -188,6 +192,56 @@ fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
     frame.render_widget(Line::from(spans), area);
 }
 
+/// Shortens `text` to `width` characters by cutting its middle, so both what failed (the start)
+/// and what to do (the end) stay readable.
+pub fn keep_ends(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        return text.to_string();
+    }
+    if width < 8 {
+        return text.chars().take(width).collect();
+    }
+    // Two fifths for the start, the rest (after the ellipsis) for the actionable end.
+    let head = (width - 1) * 2 / 5;
+    let tail = width - 1 - head;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(n - tail));
+    out
+}
+
+fn draw_faults(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+    let faults = &snap.health.faults;
+    if area.height == 0 || faults.is_empty() {
+        return;
+    }
+    let rows = usize::from(area.height);
+    let width = usize::from(area.width);
+    let st = Style::new().fg(style.warn).add_modifier(Modifier::BOLD);
+    for (i, f) in faults.iter().take(rows).enumerate() {
+        let more = if i + 1 == rows && faults.len() > rows {
+            format!(" (+{} more)", faults.len() - rows)
+        } else {
+            String::new()
+        };
+        let text = format!("⚠ {} {}: {}", f.input, f.state.label(), f.detail);
+        let fit = keep_ends(&text, width.saturating_sub(more.chars().count()));
+        let row = Rect {
+            y: area.y + i as u16,
+            height: 1,
+            ..area
+        };
+        frame.render_widget(
+            Line::from(vec![
+                Span::styled(fit, st),
+                Span::styled(more, style.dimmed()),
+            ]),
+            row,
+        );
+    }
+}
+
 fn draw_panic(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
     let what = match snap
         .params
@@ -218,7 +272,8 @@ fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
     if inner.height < 3 {
         return;
     }
-    let problem_h = u16::from(snap.audio.problem.is_some());
+    let fault = snap.health.of("audio");
+    let problem_h = u16::from(fault.is_some() || snap.audio.problem.is_some());
     let [spec, problem, level, beat] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(problem_h),
@@ -234,10 +289,14 @@ fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
         },
         spec,
     );
-    if let Some(p) = &snap.audio.problem {
+    // The state in words here (the fault row above the panels has the details).
+    let words = fault
+        .map(|f| f.state.label().to_uppercase())
+        .or_else(|| snap.audio.problem.clone());
+    if let Some(p) = words {
         frame.render_widget(
             Line::styled(
-                format!("⚠ {p}"),
+                keep_ends(&format!("⚠ {p}"), usize::from(problem.width)),
                 Style::new().fg(style.warn).add_modifier(Modifier::BOLD),
             ),
             problem,
@@ -259,6 +318,7 @@ fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
             beats_per_bar: snap.beats_per_bar,
             source: snap.audio.tempo_source,
             flash: snap.beat_flash(),
+            no_beat: snap.no_beat(),
             style,
         },
         beat,

@@ -12,6 +12,7 @@ pub mod audio;
 mod ctx;
 pub mod diagnostics;
 pub mod effect;
+pub mod health;
 pub mod mapping;
 pub mod midi;
 pub mod msg;

@@ -36,6 +36,8 @@ pub struct AppState {
     pub video_output: Option<VideoOutputSlice>,
     /// Server-side video features (Scope's own outputs, reference images).
     pub video: crate::video::reduce::VideoSlice,
+    /// Input and output health (signal lost, silent, MIDI gone, sink failed...).
+    pub health: crate::health::HealthSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -276,6 +278,7 @@ impl AppState {
             mapping: Default::default(),
             video_output: None,
             video: Default::default(),
+            health: Default::default(),
         }
     }
 }

@@ -28,6 +28,15 @@ const SENT_KEEP: usize = 16;
 pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     let mut fx = Vec::new();
     let to_mapping = crate::mapping::reduce::MappingInput::of(&msg);
+    // Health is derived at the frame tick and on the messages it is made of.
+    let health = matches!(
+        msg,
+        Msg::Tick
+            | Msg::AudioProblem(_)
+            | Msg::MidiActivity(_)
+            | Msg::VideoStats(_)
+            | Msg::InputHealth { .. }
+    );
     match msg {
         Msg::Started => {
             fx.push(Effect::Emit(Event::Ready {
@@ -68,6 +77,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             }
             state.audio.frame = frame;
             state.audio.frame_at = now;
+            crate::health::on_audio_frame(state, now);
         }
         Msg::AudioEvent(ev) => match ev {
             crate::audio::features::AudioEvent::Beat { .. } => {
@@ -107,6 +117,14 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         Msg::MidiActivity(devices) => {
             crate::midi::activity::on_report(state, devices, now, &mut fx)
         }
+        Msg::InputHealth { input, problem } => {
+            if input == "video in" {
+                state.health.video_in = problem;
+            }
+        }
+    }
+    if health {
+        crate::health::refresh(state, now, &mut fx);
     }
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
     fx
