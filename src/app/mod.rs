@@ -174,7 +174,7 @@ async fn run_async(
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
     // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
     // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
-    let (video_ports, video, video_input) = start_video(&loaded, &cancel);
+    let (video_ports, video, video_input) = start_video(&loaded, &cancel, &inputs_tx);
     let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx, video_ports) {
         Ok(t) => t,
         Err(e) => {
@@ -373,6 +373,7 @@ fn spawn_transport(
 fn start_video(
     loaded: &LoadedConfig,
     cancel: &CancellationToken,
+    inputs: &mpsc::Sender<Msg>,
 ) -> (
     crate::transport::VideoPorts,
     Option<crate::video::VideoHandle>,
@@ -394,7 +395,12 @@ fn start_video(
     let mut input = None;
     if cfg.input.source != crate::video::config::InputSource::None {
         let (tx, rx) = mpsc::channel(crate::video::input::SAMPLE_CAPACITY);
-        match crate::video::input::start(&cfg.input, tx, cancel.clone()) {
+        match crate::video::input::start_with_health(
+            &cfg.input,
+            tx,
+            cancel.clone(),
+            Some(inputs.clone()),
+        ) {
             Ok(h) => {
                 ports.samples_in = Some(Arc::new(tokio::sync::Mutex::new(rx)));
                 input = Some(h);
