@@ -137,6 +137,11 @@ pub enum Action {
     /// Upload the `[video.vace]` reference images to the server again and send
     /// `vace_ref_images` (after editing the files on disk).
     UploadRefImages,
+    /// Open or close the log and notice history (arrows / page keys scroll it).
+    ToggleLog,
+    /// Show mode (key lock): dangerous keys (reconnect, quit, learn, server outputs) need a
+    /// second press; everything that performs still acts at once.
+    ToggleShowMode,
 }
 
 impl Action {
@@ -179,6 +184,8 @@ impl Action {
             Action::ToggleScopeOutput { .. } => "toggle_scope_output",
             Action::SetScopeOutput { .. } => "set_scope_output",
             Action::UploadRefImages => "upload_ref_images",
+            Action::ToggleLog => "toggle_log",
+            Action::ToggleShowMode => "toggle_show_mode",
         }
     }
 

@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod midi;
 pub mod msg;
 pub mod params;
+pub mod show;
 pub mod snapshot;
 pub mod state;
 pub mod transport;

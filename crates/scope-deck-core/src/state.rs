@@ -195,6 +195,10 @@ pub struct ControlsSlice {
     pub learn_serial: u64,
     /// MIDI input activity per device (dashboard activity pane).
     pub midi: crate::midi::activity::MidiInputs,
+    /// Show mode (key lock) is on: dangerous keys need a second press.
+    pub show_mode: bool,
+    /// A dangerous key waiting for its second press in show mode (since when).
+    pub confirm: Option<(crate::action::Action, Duration)>,
 }
 
 /// Front-end mode.
@@ -208,6 +212,8 @@ pub enum Mode {
     Help,
     /// Editing the prompt text.
     PromptEdit,
+    /// Reading the log and notice history (scrollable).
+    Log,
 }
 
 /// Severity of a notice.

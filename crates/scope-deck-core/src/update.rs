@@ -68,6 +68,14 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                     state.controls.quit_pending = None;
                 }
             }
+            if state
+                .controls
+                .confirm
+                .as_ref()
+                .is_some_and(|(_, at)| now.saturating_sub(*at) > crate::show::CONFIRM_WINDOW)
+            {
+                state.controls.confirm = None;
+            }
         }
         Msg::AudioFrame(frame) => {
             let dt = now.saturating_sub(state.audio.frame_at).as_secs_f32();
@@ -199,6 +207,9 @@ fn apply_action(
     if !matches!(action, Action::Quit) {
         state.controls.quit_pending = None;
     }
+    let Some(action) = crate::show::gate(state, action, source, now, fx) else {
+        return;
+    };
     let Some(action) = crate::midi::learn_step(state, action, source, now, fx) else {
         return;
     };
@@ -231,6 +242,24 @@ fn apply_action(
             };
         }
         Action::TogglePreview => state.ui.preview = !state.ui.preview,
+        Action::ToggleLog => {
+            state.ui.mode = if state.ui.mode == Mode::Log {
+                Mode::Normal
+            } else {
+                Mode::Log
+            };
+        }
+        Action::ToggleShowMode => {
+            let on = !state.controls.show_mode;
+            state.controls.show_mode = on;
+            state.controls.confirm = None;
+            let text = if on {
+                "show mode on: reconnect, quit, learn and server outputs need a second press"
+            } else {
+                "show mode off"
+            };
+            notice(state, fx, Level::Info, text.into(), now);
+        }
         Action::EditPrompt => state.ui.mode = Mode::PromptEdit,
         Action::Pause => set_param(state, "paused", json!(true), source, now, fx),
         Action::Resume => {
