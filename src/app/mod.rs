@@ -275,7 +275,7 @@ async fn run_async(
         }
     };
     // From here every edge stops within its deadline; past the hard limit the watchdog exits.
-    let _watchdog = shutdown::watchdog();
+    let _watchdog = shutdown::watchdog(!cli.headless);
     let mut stuck = shutdown::Stuck::default();
     let engine_result = match engine_result {
         Some(r) => r,

@@ -46,37 +46,60 @@ impl Stuck {
 }
 
 /// Arms the last-resort watchdog: unless the returned guard is dropped within [`HARD_LIMIT`],
-/// the process exits with [`EXIT_STUCK`] from a plain thread (no runtime needed).
-pub fn watchdog() -> Watchdog {
+/// the process exits with [`EXIT_STUCK`] from a plain thread (no runtime needed). A second
+/// SIGINT/SIGTERM during shutdown exits the same way at once: the performer asked twice.
+/// `tui`: the terminal is restored first (never in headless mode, where stdout is JSON).
+pub fn watchdog(tui: bool) -> Watchdog {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("shutdown-watchdog".into())
         .spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HARD_LIMIT) {
-                fire();
+                fire(tui, &format!("shutdown took longer than {HARD_LIMIT:?}"));
             }
         });
     if let Err(e) = spawned {
         tracing::warn!("no shutdown watchdog: {e}");
     }
-    Watchdog(Some(tx))
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        fire(tui, "a second stop signal during shutdown");
+    });
+    Watchdog(Some(tx), signals)
 }
 
 #[allow(clippy::print_stderr)]
-fn fire() {
-    tracing::error!("shutdown took longer than {HARD_LIMIT:?}; exiting");
-    eprintln!("scope-deck: shutdown took longer than {HARD_LIMIT:?}; exiting (code {EXIT_STUCK})");
+fn fire(tui: bool, why: &str) {
+    if tui {
+        crate::ui::tui::restore_terminal();
+    }
+    tracing::error!("{why}; exiting");
+    eprintln!("scope-deck: {why}; exiting now (code {EXIT_STUCK})");
     std::process::exit(i32::from(EXIT_STUCK));
 }
 
-/// Disarms the watchdog when dropped.
-pub struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+/// Disarms the watchdog (timer and second-signal listener) when dropped.
+pub struct Watchdog(
+    Option<std::sync::mpsc::Sender<()>>,
+    tokio::task::JoinHandle<()>,
+);
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
         if let Some(tx) = self.0.take() {
             let _ = tx.send(());
         }
+        self.1.abort();
     }
 }
 
