@@ -196,14 +196,19 @@ pub fn wrap_keep_ends(text: &str, width: usize, rows: usize) -> Vec<String> {
 /// Appends the key bound to each action a message names (`` `download_models` `` →
 /// `` `download_models` [D] ``), so the screen says which key does what it asks for.
 pub fn with_keys(text: &str, keymap: &Keymap) -> String {
-    let Some(normal) = keymap.modes.get(&ModeKey::Normal) else {
+    // Every name worth a key hint has an underscore: most lines are done here, every frame.
+    let Some(normal) = keymap
+        .modes
+        .get(&ModeKey::Normal)
+        .filter(|_| text.contains('_'))
+    else {
         return text.to_string();
     };
     let mut out = text.to_string();
     for b in normal {
         let name = b.action.name();
         // Only names that cannot be ordinary words, and only field-less actions.
-        if !name.contains('_') || Action::from_name(name).as_ref() != Ok(&b.action) {
+        if !name.contains('_') || !b.action.is_plain() || !out.contains(name) {
             continue;
         }
         let key = format!("[{}]", b.chord);

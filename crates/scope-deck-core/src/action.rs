@@ -189,6 +189,26 @@ impl Action {
         }
     }
 
+    /// The action has no fields: its name alone says all of it (`"reset_cache"`).
+    pub fn is_plain(&self) -> bool {
+        !matches!(
+            self,
+            Action::SetParam { .. }
+                | Action::AdjustParam { .. }
+                | Action::SetPrompt { .. }
+                | Action::SelectTheme { .. }
+                | Action::SelectPrompt { .. }
+                | Action::SetPersona { .. }
+                | Action::NudgeTempo { .. }
+                | Action::ToggleMapping { .. }
+                | Action::SetMacro { .. }
+                | Action::LearnControl { .. }
+                | Action::LearnDone { .. }
+                | Action::ToggleScopeOutput { .. }
+                | Action::SetScopeOutput { .. }
+        )
+    }
+
     /// A short human label for the activity log and help overlay.
     pub fn describe(&self) -> String {
         match self {
@@ -306,6 +326,22 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown action")
         );
+    }
+
+    #[test]
+    fn plain_actions_parse_from_their_name_alone() {
+        for a in [
+            Action::Quit,
+            Action::DownloadModels,
+            Action::ToggleShowMode,
+            Action::NudgeTempo { bpm: 1.0 },
+            Action::SetMacro {
+                name: "x".into(),
+                value: 0.5,
+            },
+        ] {
+            assert_eq!(Action::from_name(a.name()).is_ok(), a.is_plain(), "{a:?}");
+        }
     }
 
     #[test]
