@@ -2,8 +2,9 @@
 //! (headless) while the things it depends on die and come back, over and over.
 //!
 //! - `peer`: the aiortc test peer is killed with SIGKILL at a random point of the session
-//!   (loading, warm-up, streaming, right after an edit was sent) and restarted on the same port;
-//!   an edit is made while it is down. Reported: detect time (kill → a connection event that is
+//!   (streaming, right after an edit was sent, and in 40 % of the cycles again while the new
+//!   session loads or warms up) and restarted on the same port; an edit is made while it is
+//!   down. Reported: detect time (kill → a connection event that is
 //!   not `streaming`; goal < 2 s), recover time (restart → `streaming`), edits lost (made while
 //!   down and never seen by the new session; goal 0).
 //! - `pulse`: a private PulseAudio (shared memory on) is killed under the device capture and
@@ -281,13 +282,8 @@ fn soak_peer(cycles: usize, rng: &mut Rng) {
     let mut at_kill: std::collections::BTreeMap<String, usize> = Default::default();
     for i in 0..cycles {
         // A random point of the session: right after the restart (loading, warm-up) or later.
-        let r = rng.next_f64();
-        let d = if r < 0.4 {
-            r * 2.0 // 0–0.8 s after the restart: loading and warm-up
-        } else {
-            0.8 + (r - 0.4) * 3.0 // streaming
-        };
-        let _ = deck.wait(Duration::from_secs_f64(d), &mut track, |_| false);
+        let d = Duration::from_secs_f64(rng.next_f64() * 2.5);
+        let _ = deck.wait(d, &mut track, |_| false);
         if rng.next_f64() < 0.3 {
             // Mid-send: an edit goes out just before the kill.
             deck.send(&format!(
@@ -314,6 +310,16 @@ fn soak_peer(cycles: usize, rng: &mut Rng) {
             r#"{{"action":"set_param","key":"noise_scale","value":{edit}}}"#
         ));
         peer = Some(start_peer(port, &log));
+        if rng.next_f64() < 0.4 {
+            // A flapping server: killed again while the new session loads or warms up.
+            let d = Duration::from_secs_f64(rng.next_f64() * 0.8);
+            let _ = deck.wait(d, &mut track, |_| false);
+            let label = format!("{} (restarting)", state.borrow());
+            *at_kill.entry(label).or_default() += 1;
+            drop(peer.take());
+            let _ = deck.wait(Duration::from_millis(300), &mut track, |_| false);
+            peer = Some(start_peer(port, &log));
+        }
         let back = Instant::now();
         match deck.wait(Duration::from_secs(30), &mut track, streaming) {
             Some(_) => recover.push(back.elapsed().as_secs_f64()),

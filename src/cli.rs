@@ -34,6 +34,7 @@ Exit codes:
   3  invalid config.toml, theme or keymap, or a pre-flight problem (every problem is listed
      with file:line: key)
   4  an edge did not stop within its deadline (named on stderr and in the log); exited anyway
+     (101 and 1 win when a task also panicked or failed)
 
 Files:
   config   $XDG_CONFIG_HOME/scope-deck/{config.toml,themes/*.toml,keymaps/*.toml}

@@ -32,16 +32,22 @@ impl Stuck {
         self.0.extend(edges);
     }
 
-    /// Says which edges are stuck (log and stderr) and returns the exit code to use.
+    /// Says which edges are stuck (log and stderr) and returns the exit code to use: `code`
+    /// when something already failed (a panic's 101 says more), else [`EXIT_STUCK`].
     #[allow(clippy::print_stderr)]
     pub fn finish(&self, code: u8) -> u8 {
         if self.0.is_empty() {
             return code;
         }
         let list = self.0.join(", ");
+        let code = if code == crate::cli::EXIT_OK {
+            EXIT_STUCK
+        } else {
+            code
+        };
         tracing::error!(stuck = %list, "exiting with edges that did not stop");
-        eprintln!("scope-deck: did not stop in time: {list}; exiting anyway (code {EXIT_STUCK})");
-        EXIT_STUCK
+        eprintln!("scope-deck: did not stop in time: {list}; exiting anyway (code {code})");
+        code
     }
 }
 
@@ -121,6 +127,7 @@ mod tests {
         stuck.add(["audio-source"]);
         assert_eq!(stuck.0, vec!["hung", "audio-source"]);
         assert_eq!(stuck.finish(0), EXIT_STUCK);
+        assert_eq!(stuck.finish(101), 101, "a panic's code wins");
         assert_eq!(Stuck::default().finish(0), 0);
     }
 }
