@@ -431,7 +431,11 @@ fn soak_pulse(cycles: usize, rng: &mut Rng) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else to parse.
+    // `cargo test --all-targets` runs bench binaries too; the soak is for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("fault_soak: run with `cargo bench --profile dev --bench fault_soak`");
+        return;
+    }
     let cycles = std::env::var("SOAK_CYCLES")
         .ok()
         .and_then(|s| s.parse().ok())
