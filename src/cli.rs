@@ -12,6 +12,9 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// The configuration, a theme or a keymap is invalid.
 pub const EXIT_CONFIG: u8 = 3;
+/// Shutdown finished, but an edge (audio, MIDI, video, transport, terminal) did not stop within
+/// its deadline and was abandoned; stderr and the log name it.
+pub const EXIT_STUCK: u8 = 4;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -30,6 +33,8 @@ Exit codes:
   2  bad command line
   3  invalid config.toml, theme or keymap, or a pre-flight problem (every problem is listed
      with file:line: key)
+  4  an edge did not stop within its deadline (named on stderr and in the log); exited anyway
+     (101 and 1 win when a task also panicked or failed)
 
 Files:
   config   $XDG_CONFIG_HOME/scope-deck/{config.toml,themes/*.toml,keymaps/*.toml}

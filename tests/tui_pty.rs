@@ -196,3 +196,31 @@ fn the_layout_follows_a_terminal_resize() {
     let screen = t.wait_for_text("EXIT:", T);
     assert!(screen.contains("EXIT:0"), "{screen}");
 }
+
+/// Show mode and the log view through a real terminal: `K` locks, `c` then asks for a second
+/// press (shown in the status bar), `L` opens the history over the panels and `esc` closes it.
+#[test]
+fn show_mode_asks_before_reconnect_and_the_log_view_opens() {
+    let sb = common::Sandbox::new();
+    let t = start(&sb, "");
+    t.wait_for_text("STREAMING", T);
+    t.keys(&["K"]);
+    t.wait_for_text("SHOW", T);
+    t.keys(&["c"]);
+    t.wait_for_text("press again: reconnect", T);
+    t.keys(&["space"]);
+    t.wait_for_text("PAUSED", T);
+    t.keys(&["L"]);
+    t.wait_for_text("PgUp PgDn Home End scroll", T);
+    t.keys(&["Escape"]);
+    common::wait_for("log view closed", T, || {
+        (!t.screen().contains("Home End scroll")).then_some(())
+    });
+    // Quit in show mode: twice, and that is enough even while streaming.
+    t.keys(&["q"]);
+    t.wait_for_text("press again: quit", T);
+    t.keys(&["q"]);
+    let screen = t.wait_for_text("MODES-END", T);
+    assert!(screen.contains("EXIT:0"), "{screen}");
+    assert_restored(&t, &screen);
+}

@@ -127,3 +127,46 @@ fn missing_file_and_webcam_are_explained() {
     let e = input::build(&cfg).err().unwrap().to_string();
     assert!(e.contains("/dev/video96"), "{e}");
 }
+
+/// A source that cannot deliver (a file that is not video) becomes the `video in` fault on the
+/// engine's input queue, so the dashboard and the `health` event show it within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_source_is_reported_as_a_video_in_fault() {
+    use scope_deck::core::health::HealthState;
+    use scope_deck::core::msg::Msg;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.mp4");
+    std::fs::write(
+        &file,
+        b"this is not a video file at all, just bytes".repeat(64),
+    )
+    .unwrap();
+    let cfg = InputConfig {
+        source: InputSource::File,
+        file: file.display().to_string(),
+        width: 160,
+        height: 120,
+        fps: 15,
+        ..InputConfig::default()
+    };
+    let (tx, _rx) = mpsc::channel(input::SAMPLE_CAPACITY);
+    let (htx, mut hrx) = mpsc::channel::<Msg>(16);
+    let cancel = CancellationToken::new();
+    let h = input::start_with_health(&cfg, tx, cancel.clone(), Some(htx)).unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), hrx.recv())
+        .await
+        .expect("a health report within 10 s")
+        .expect("the input keeps its sender");
+    match msg {
+        Msg::InputHealth {
+            input,
+            problem: Some((state, detail)),
+        } => {
+            assert_eq!(input, "video in");
+            assert_eq!(state, HealthState::Stalled);
+            assert!(!detail.is_empty());
+        }
+        other => panic!("unexpected report: {other:?}"),
+    }
+    h.shutdown().await;
+}

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod preflight;
+pub mod shutdown;
 pub mod signals;
 
 use std::process::ExitCode;
@@ -173,7 +174,7 @@ async fn run_async(
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
     // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
     // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
-    let (video_ports, video, video_input) = start_video(&loaded, &cancel);
+    let (video_ports, video, video_input) = start_video(&loaded, &cancel, &inputs_tx);
     let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx, video_ports) {
         Ok(t) => t,
         Err(e) => {
@@ -259,7 +260,7 @@ async fn run_async(
     };
     let clocks = engine::Clocks::from_hz(loaded.app.engine.control_hz, loaded.app.ui.fps);
     // The router flushes on the control clock, not the dashboard's frame.
-    let _midi = crate::controls::midi::io::spawn_for(
+    let midi = crate::controls::midi::io::spawn_for(
         &loaded,
         clocks.control,
         &inputs_tx,
@@ -279,20 +280,30 @@ async fn run_async(
             None
         }
     };
+    // From here every edge stops within its deadline; past the hard limit the watchdog exits.
+    let _watchdog = shutdown::watchdog(!cli.headless);
+    let mut stuck = shutdown::Stuck::default();
     let engine_result = match engine_result {
         Some(r) => r,
         None => {
             // Ask the engine to stop through the signal path and wait for it.
             signals::request_stop(&transport.link);
             cancel.cancel();
-            let _ = tokio::time::timeout(engine::GOODBYE_TIMEOUT, transport.task).await;
-            crate::audio::runtime::stop_in_background(audio).await;
+            stuck
+                .wait("transport", engine::GOODBYE_TIMEOUT, transport.task)
+                .await;
+            stuck.add(
+                crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await,
+            );
             signals.abort();
-            return code;
+            return stuck.finish(code);
         }
     };
     cancel.cancel();
-    crate::audio::runtime::stop_in_background(audio).await;
+    stuck.add(crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await);
+    if let Some(m) = midi {
+        stuck.wait("midi", shutdown::EDGE_DEADLINE, m.task).await;
+    }
     match engine_result {
         Ok((_state, dropped)) => {
             if dropped > 0 {
@@ -311,22 +322,37 @@ async fn run_async(
             };
         }
     }
-    if let Ok(fe) = tokio::time::timeout(Duration::from_secs(2), frontend).await {
-        let c = frontend_code(fe);
-        if code == EXIT_OK {
-            code = c;
+    match tokio::time::timeout(shutdown::EDGE_DEADLINE, frontend).await {
+        Ok(fe) => {
+            let c = frontend_code(fe);
+            if code == EXIT_OK {
+                code = c;
+            }
+        }
+        Err(_) => {
+            tracing::error!(
+                "terminal front end did not stop within {:?}",
+                shutdown::EDGE_DEADLINE
+            );
+            stuck.add(["terminal"]);
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), transport.task).await;
+    stuck
+        .wait("transport", shutdown::EDGE_DEADLINE, transport.task)
+        .await;
     if let Some(i) = video_input {
-        i.shutdown().await;
+        stuck
+            .wait("video input", shutdown::EDGE_DEADLINE, i.shutdown())
+            .await;
     }
     if let Some(v) = video {
         // Sinks get end-of-stream so recordings are finalised.
-        let _ = tokio::time::timeout(Duration::from_secs(4), v.shutdown()).await;
+        stuck
+            .wait("video output", shutdown::VIDEO_DEADLINE, v.shutdown())
+            .await;
     }
     signals.abort();
-    code
+    stuck.finish(code)
 }
 
 /// Starts the configured transport with the video ports (the hosted Daydream backend has its own
@@ -353,6 +379,7 @@ fn spawn_transport(
 fn start_video(
     loaded: &LoadedConfig,
     cancel: &CancellationToken,
+    inputs: &mpsc::Sender<Msg>,
 ) -> (
     crate::transport::VideoPorts,
     Option<crate::video::VideoHandle>,
@@ -374,7 +401,12 @@ fn start_video(
     let mut input = None;
     if cfg.input.source != crate::video::config::InputSource::None {
         let (tx, rx) = mpsc::channel(crate::video::input::SAMPLE_CAPACITY);
-        match crate::video::input::start(&cfg.input, tx, cancel.clone()) {
+        match crate::video::input::start_with_health(
+            &cfg.input,
+            tx,
+            cancel.clone(),
+            Some(inputs.clone()),
+        ) {
             Ok(h) => {
                 ports.samples_in = Some(Arc::new(tokio::sync::Mutex::new(rx)));
                 input = Some(h);

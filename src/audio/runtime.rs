@@ -2,7 +2,8 @@
 //! fills the ring; a dedicated analysis thread (not a tokio worker) pops hops, runs the
 //! [`Analyzer`], publishes [`AudioFrame`]s latest-wins on a `watch`, sends onsets and beats into
 //! the engine's bounded input queue (`try_send`, drops counted) and obeys [`TempoCmd`]s.
-//! Dropping [`AudioHandle`] stops both threads.
+//! [`AudioHandle::stop_within`] stops both threads within a deadline; a thread stuck in a
+//! driver past it is abandoned and named, so quitting never hangs on a sound server.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,20 +71,58 @@ pub struct AudioCounters {
     pub dropped_events: AtomicU64,
 }
 
-/// The running audio threads. Dropping it stops them (within about 200 ms).
+/// How long [`AudioHandle`]'s `Drop` waits for the threads (normally they stop within ~200 ms).
+pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long the device supervisor waits for a broken stream to be released before abandoning
+/// it: with shared memory on, libpulse can deadlock forever inside that release.
+const RELEASE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// The running audio threads. Dropping it stops them (waiting at most [`STOP_DEADLINE`]).
 pub struct AudioHandle {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<(&'static str, JoinHandle<()>)>,
+    /// Each thread sends its name here as it ends (also on panic), so stopping can wait with
+    /// a deadline; `JoinHandle::join` has none.
+    done: cb::Receiver<&'static str>,
     /// Shared counters.
     pub counters: Arc<AudioCounters>,
 }
 
+/// Sends the thread's name when dropped, i.e. when the thread's body returns or unwinds.
+struct DoneGuard(&'static str, cb::Sender<&'static str>);
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        let _ = self.1.send(self.0);
+    }
+}
+
 impl AudioHandle {
-    /// Stops and joins the threads.
-    pub fn stop(&mut self) {
+    /// Stops the threads, waiting at most `deadline`. Returns the names of the threads that
+    /// did not end in time (stuck in a driver); they are abandoned, not joined.
+    pub fn stop_within(&mut self, deadline: Duration) -> Vec<&'static str> {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        for (_, t) in &self.threads {
+            t.thread().unpark();
+        }
+        let until = Instant::now() + deadline;
+        let mut pending: Vec<&'static str> = self.threads.iter().map(|(n, _)| *n).collect();
+        while !pending.is_empty() {
+            match self.done.recv_deadline(until) {
+                Ok(name) => pending.retain(|n| *n != name),
+                Err(_) => break,
+            }
+        }
+        for (name, t) in self.threads.drain(..) {
+            if pending.contains(&name) {
+                tracing::error!(
+                    thread = name,
+                    "audio thread did not stop within {deadline:?}; abandoned"
+                );
+                drop(t); // detaches
+            } else {
+                let _ = t.join();
+            }
         }
         let c = &self.counters;
         tracing::info!(
@@ -92,12 +131,15 @@ impl AudioHandle {
             dropped_events = c.dropped_events.load(Ordering::Relaxed),
             "audio stopped"
         );
+        pending
     }
 }
 
 impl Drop for AudioHandle {
     fn drop(&mut self) {
-        self.stop();
+        if !self.threads.is_empty() {
+            self.stop_within(STOP_DEADLINE);
+        }
     }
 }
 
@@ -126,6 +168,7 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(AudioCounters::default());
     let (ring_tx, ring_rx) = cb::bounded::<NewRing>(2);
+    let (done_tx, done) = cb::bounded::<&'static str>(2);
     let (tempo_tx, tempo_rx) = mpsc::channel::<TempoCmd>(TEMPO_CAPACITY);
 
     let inputs = sinks.inputs.clone();
@@ -133,9 +176,13 @@ pub fn start(
         let cfg = cfg.clone();
         let stop = stop.clone();
         let counters = counters.clone();
+        let guard = DoneGuard("audio-analysis", done_tx.clone());
         std::thread::Builder::new()
             .name("audio-analysis".into())
-            .spawn(move || run_analysis(&cfg, &stop, &counters, ring_rx, tempo_rx, &sinks))?
+            .spawn(move || {
+                let _guard = guard;
+                run_analysis(&cfg, &stop, &counters, ring_rx, tempo_rx, &sinks)
+            })?
     };
     let src = {
         let cfg = cfg.clone();
@@ -145,14 +192,19 @@ pub fn start(
             rings: ring_tx,
             analysis: ana.thread().clone(),
         };
+        let guard = DoneGuard("audio-source", done_tx);
         std::thread::Builder::new()
             .name("audio-source".into())
-            .spawn(move || run_source(&cfg, &stop, &counters, &out, &inputs))?
+            .spawn(move || {
+                let _guard = guard;
+                run_source(&cfg, &stop, &counters, &out, &inputs)
+            })?
     };
     Ok((
         AudioHandle {
             stop,
-            threads: vec![src, ana],
+            threads: vec![("audio-source", src), ("audio-analysis", ana)],
+            done,
             counters,
         },
         tempo_tx,
@@ -591,8 +643,35 @@ fn run_device(
                 break;
             }
         }
-        drop(stream);
+        // Also reached on stop: a healthy stream is released under the same deadline.
+        release(stream);
         nap(stop, Duration::from_millis(500));
+    }
+}
+
+/// Releases a device stream on a helper thread and waits for it at most [`RELEASE_DEADLINE`].
+/// When the sound server died under a stream, libpulse (shared memory on) can deadlock in the
+/// release forever; the stream is then abandoned so the supervisor can open the device again.
+fn release(stream: crate::audio::source::device::DeviceStream) {
+    let name = stream.name.clone();
+    let (tx, rx) = cb::bounded::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("audio-release".into())
+        .spawn(move || {
+            drop(stream);
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            if rx.recv_timeout(RELEASE_DEADLINE).is_err() {
+                tracing::warn!(
+                    device = %name,
+                    "the old input stream did not close within {RELEASE_DEADLINE:?} (sound \
+                     server gone; a libpulse deadlock); abandoned, reopening anyway"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot spawn a thread to release the input stream: {e}"),
     }
 }
 
@@ -616,9 +695,16 @@ pub fn start_for_engine(
     }
 }
 
-/// Stops the audio threads without blocking an async worker.
-pub async fn stop_in_background(handle: Option<AudioHandle>) {
-    if let Some(h) = handle {
-        let _ = tokio::task::spawn_blocking(move || drop(h)).await;
+/// Stops the audio threads without blocking an async worker, waiting at most `deadline`.
+/// Returns the names of threads that did not stop (abandoned).
+pub async fn stop_in_background(
+    handle: Option<AudioHandle>,
+    deadline: Duration,
+) -> Vec<&'static str> {
+    match handle {
+        Some(mut h) => tokio::task::spawn_blocking(move || h.stop_within(deadline))
+            .await
+            .unwrap_or_else(|_| vec!["audio"]),
+        None => Vec::new(),
     }
 }

@@ -73,6 +73,8 @@ impl From<Mode> for ModeKey {
             Mode::Normal => ModeKey::Normal,
             Mode::Help => ModeKey::Help,
             Mode::PromptEdit => ModeKey::PromptEdit,
+            // The log view scrolls with fixed keys (see `ui::tui`); other keys keep playing.
+            Mode::Log => ModeKey::Normal,
         }
     }
 }

@@ -426,9 +426,8 @@ impl Actor {
             if !downloading {
                 if !(self.cfg.auto_download_models || self.download_requested) {
                     let msg = format!(
-                        "pipeline `{id}`: its models are not downloaded on the server; run the \
-                         `download_models` action to fetch them (or set \
-                         server.auto_download_models = true)"
+                        "pipeline `{id}`: its models are not downloaded on the server (or set \
+                         server.auto_download_models = true); fetch them with `download_models`"
                     );
                     self.error(msg.clone()).await;
                     self.go(ConnState::Loading, msg).await;

@@ -38,6 +38,8 @@ pub struct ViewState {
     pub preview: Option<std::sync::Arc<crate::video::PreviewFrame>>,
     /// What colours the terminal can show the preview in.
     pub preview_colors: crate::video::preview::PreviewColors,
+    /// Log view: how many rows it is scrolled up from the newest line.
+    pub log_scroll: usize,
 }
 
 impl ViewState {
@@ -61,8 +63,11 @@ pub fn draw(
     let area = frame.area();
     let big = area.height >= 40 && area.width >= 120;
     let panic = snap.controls.panic.is_some();
-    let [status, banner, main, prompt, bottom, hint] = Layout::vertical([
+    // One row per fault (at most 2, the rest counted), so a lost input is never only a log line.
+    let faults_h = snap.health.faults.len().min(2) as u16;
+    let [status, faults, banner, main, prompt, bottom, hint] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(faults_h),
         Constraint::Length(if panic { 3 } else { 0 }),
         Constraint::Min(8),
         Constraint::Length(if big { 4 } else { 3 }),
@@ -77,6 +82,7 @@ pub fn draw(
     ])
     .areas(area);
     draw_status(frame, status, snap, style);
+    draw_faults(frame, faults, snap, keymap, style);
     if panic {
         draw_panic(frame, banner, snap, style);
     }
@@ -104,7 +110,7 @@ pub fn draw(
         + u16::from(rows.outputs);
     let [conn, params] =
         Layout::vertical([Constraint::Length(conn_h), Constraint::Min(3)]).areas(right);
-    draw_connection(frame, conn, snap, style);
+    draw_connection(frame, conn, snap, keymap, style);
     draw_params(frame, params, snap, style);
     // Narrow terminals have no room for the theme list panel: a strip in the prompt panel's
     // border shows the active theme between its neighbours instead.
@@ -121,13 +127,13 @@ pub fn draw(
             .areas(bottom);
             draw_activity(frame, act, snap, style);
             draw_themes(frame, themes, snap, style);
-            draw_log(frame, log, view, style);
+            draw_log(frame, log, view, keymap, style);
         } else {
             let [act, log] =
                 Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                     .areas(bottom);
             draw_activity(frame, act, snap, style);
-            draw_log(frame, log, view, style);
+            draw_log(frame, log, view, keymap, style);
         }
     }
     draw_hint(frame, hint, snap, keymap, style);
@@ -137,6 +143,145 @@ pub fn draw(
     }
     if snap.mode() == Mode::Help {
         draw_help(frame, area, keymap, style);
+    }
+    if snap.mode() == Mode::Log {
+        let [_, body, _] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        draw_log_view(frame, body, view, keymap, style);
+    }
+}
+
+/// Rows of `width` characters holding `text`; when it needs more than `rows`, its middle is cut
+/// so what failed (the start) and what to do (the end) both stay.
+pub fn wrap_keep_ends(text: &str, width: usize, rows: usize) -> Vec<String> {
+    if width == 0 || rows == 0 {
+        return Vec::new();
+    }
+    // Whole words when that fits; otherwise every cell counts.
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let (n, w) = (cur.chars().count(), word.chars().count());
+        if n > 0 && n + 1 + w <= width {
+            cur.push(' ');
+            cur.push_str(word);
+        } else if n == 0 && w <= width {
+            cur.push_str(word);
+        } else {
+            if n > 0 {
+                lines.push(std::mem::take(&mut cur));
+            }
+            let chars: Vec<char> = word.chars().collect();
+            let mut parts = chars.chunks(width).map(|c| c.iter().collect::<String>());
+            let last = parts.next_back().unwrap_or_default();
+            lines.extend(parts);
+            cur = last;
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    if lines.len() <= rows {
+        return lines;
+    }
+    let fitted = keep_ends(text, width * rows);
+    let chars: Vec<char> = fitted.chars().collect();
+    chars.chunks(width).map(|c| c.iter().collect()).collect()
+}
+
+/// Appends the key bound to each action a message names (`` `download_models` `` →
+/// `` `download_models` [D] ``), so the screen says which key does what it asks for.
+pub fn with_keys(text: &str, keymap: &Keymap) -> String {
+    // Every name worth a key hint has an underscore: most lines are done here, every frame.
+    let Some(normal) = keymap
+        .modes
+        .get(&ModeKey::Normal)
+        .filter(|_| text.contains('_'))
+    else {
+        return text.to_string();
+    };
+    let mut out = text.to_string();
+    for b in normal {
+        let name = b.action.name();
+        // Only names that cannot be ordinary words, and only field-less actions.
+        if !name.contains('_') || !b.action.is_plain() || !out.contains(name) {
+            continue;
+        }
+        let key = format!("[{}]", b.chord);
+        if out.contains(&key) {
+            continue;
+        }
+        let quoted = format!("`{name}`");
+        let at = out.find(&quoted).map(|i| i + quoted.len()).or_else(|| {
+            out.match_indices(name)
+                .find(|(i, _)| {
+                    let before = out[..*i].chars().next_back();
+                    let after = out[i + name.len()..].chars().next();
+                    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                    !word(before) && !word(after)
+                })
+                .map(|(i, _)| i + name.len())
+        });
+        if let Some(at) = at {
+            out.insert_str(at, &format!(" {key}"));
+        }
+    }
+    out
+}
+
+/// The log and notice history over the main panels: wrapped, newest at the bottom, scrolled
+/// with the arrows and page keys.
+fn draw_log_view(
+    frame: &mut Frame,
+    area: Rect,
+    view: &ViewState,
+    keymap: &Keymap,
+    style: &UiStyle,
+) {
+    let b = block(
+        format!(
+            " log — {} lines · ↑↓ PgUp PgDn Home End scroll · esc closes ",
+            view.log.len()
+        ),
+        style,
+    );
+    let inner = b.inner(area);
+    frame.render_widget(Clear, area);
+    frame.render_widget(b, area);
+    let width = usize::from(inner.width).max(1);
+    let mut rows: Vec<Line> = Vec::new();
+    for l in &view.log {
+        let (tag, st) = log_tag(l.level, style);
+        let text = format!("{tag} {}", with_keys(&l.text, keymap));
+        // Everything is kept here (up to a screenful per record): this is where to read it all.
+        for (i, chunk) in wrap_keep_ends(&text, width, usize::from(inner.height).max(1))
+            .into_iter()
+            .enumerate()
+        {
+            rows.push(Line::styled(chunk, if i == 0 { st } else { Style::new() }));
+        }
+    }
+    let h = usize::from(inner.height);
+    let max_scroll = rows.len().saturating_sub(h);
+    let scroll = view.log_scroll.min(max_scroll);
+    let end = rows.len() - scroll;
+    let start = end.saturating_sub(h);
+    let shown: Vec<Line> = rows.drain(start..end).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
+}
+
+fn log_tag(level: tracing::Level, style: &UiStyle) -> (&'static str, Style) {
+    match level {
+        tracing::Level::ERROR => (
+            "ERR ",
+            Style::new().fg(style.bad).add_modifier(Modifier::BOLD),
+        ),
+        tracing::Level::WARN => ("WARN", Style::new().fg(style.warn)),
+        _ => ("info", style.dimmed()),
     }
 }
 
@@ -172,10 +317,44 @@ fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
             format!("● {}", snap.transport.state.label().to_uppercase()),
             state_style(snap.transport.state, style),
         ),
-        Span::styled(format!("  {} ", snap.backend), style.dimmed()),
     ];
+    // Markers come before the backend label so a narrow terminal never cuts them.
     if snap.controls.panic.is_some() {
+        spans.push(Span::raw(" "));
         spans.push(Span::styled(" PANIC ", style.panic()));
+    }
+    let paused = snap
+        .params
+        .iter()
+        .find(|r| r.key == "paused")
+        .and_then(|r| r.value.as_bool())
+        == Some(true);
+    if paused {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            " PAUSED ",
+            Style::new()
+                .fg(style.warn)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
+    if snap.controls.show_mode {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            " SHOW ",
+            Style::new()
+                .fg(style.accent)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
+    spans.push(Span::styled(format!("  {} ", snap.backend), style.dimmed()));
+    if let Some((a, _)) = &snap.controls.confirm {
+        spans.push(Span::styled(
+            format!(" press again: {} ", a.describe()),
+            Style::new()
+                .fg(style.warn)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
     }
     if snap.controls.quit_pending.is_some() {
         spans.push(Span::styled(
@@ -186,6 +365,59 @@ fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
         ));
     }
     frame.render_widget(Line::from(spans), area);
+}
+
+/// Shortens `text` to `width` characters by cutting its middle, so both what failed (the start)
+/// and what to do (the end) stay readable.
+pub fn keep_ends(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        return text.to_string();
+    }
+    if width < 8 {
+        return text.chars().take(width).collect();
+    }
+    // Two fifths for the start, the rest (after the ellipsis) for the actionable end.
+    let head = (width - 1) * 2 / 5;
+    let tail = width - 1 - head;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(n - tail));
+    out
+}
+
+fn draw_faults(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, style: &UiStyle) {
+    let faults = &snap.health.faults;
+    if area.height == 0 || faults.is_empty() {
+        return;
+    }
+    let rows = usize::from(area.height);
+    let width = usize::from(area.width);
+    let st = Style::new().fg(style.warn).add_modifier(Modifier::BOLD);
+    for (i, f) in faults.iter().take(rows).enumerate() {
+        let more = if i + 1 == rows && faults.len() > rows {
+            format!(" (+{} more)", faults.len() - rows)
+        } else {
+            String::new()
+        };
+        let text = with_keys(
+            &format!("⚠ {} {}: {}", f.input, f.state.label(), f.detail),
+            keymap,
+        );
+        let fit = keep_ends(&text, width.saturating_sub(more.chars().count()));
+        let row = Rect {
+            y: area.y + i as u16,
+            height: 1,
+            ..area
+        };
+        frame.render_widget(
+            Line::from(vec![
+                Span::styled(fit, st),
+                Span::styled(more, style.dimmed()),
+            ]),
+            row,
+        );
+    }
 }
 
 fn draw_panic(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
@@ -218,7 +450,8 @@ fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
     if inner.height < 3 {
         return;
     }
-    let problem_h = u16::from(snap.audio.problem.is_some());
+    let fault = snap.health.of("audio");
+    let problem_h = u16::from(fault.is_some() || snap.audio.problem.is_some());
     let [spec, problem, level, beat] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(problem_h),
@@ -234,10 +467,14 @@ fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
         },
         spec,
     );
-    if let Some(p) = &snap.audio.problem {
+    // The state in words here (the fault row above the panels has the details).
+    let words = fault
+        .map(|f| f.state.label().to_uppercase())
+        .or_else(|| snap.audio.problem.clone());
+    if let Some(p) = words {
         frame.render_widget(
             Line::styled(
-                format!("⚠ {p}"),
+                keep_ends(&format!("⚠ {p}"), usize::from(problem.width)),
                 Style::new().fg(style.warn).add_modifier(Modifier::BOLD),
             ),
             problem,
@@ -259,6 +496,7 @@ fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
             beats_per_bar: snap.beats_per_bar,
             source: snap.audio.tempo_source,
             flash: snap.beat_flash(),
+            no_beat: snap.no_beat(),
             style,
         },
         beat,
@@ -293,7 +531,13 @@ impl ConnectionRows {
     }
 }
 
-fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle) {
+fn draw_connection(
+    frame: &mut Frame,
+    area: Rect,
+    snap: &UiSnapshot,
+    keymap: &Keymap,
+    style: &UiStyle,
+) {
     let rows = ConnectionRows::of(snap);
     let b = block(" connection ", style);
     let inner = b.inner(area);
@@ -334,13 +578,15 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
             ingest_row,
         );
     }
+    let label = t.state.label().to_uppercase();
+    let room = usize::from(state_row.width).saturating_sub(label.chars().count() + 2);
     frame.render_widget(
         Line::from(vec![
-            Span::styled(t.state.label().to_uppercase(), state_style(t.state, style)),
+            Span::styled(label, state_style(t.state, style)),
             Span::styled(
                 t.reason
                     .as_ref()
-                    .map(|r| format!("  {r}"))
+                    .map(|r| format!("  {}", keep_ends(&with_keys(r, keymap), room)))
                     .unwrap_or_default(),
                 style.dimmed(),
             ),
@@ -379,12 +625,16 @@ fn draw_connection(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiS
     }
     if let Some(e) = &t.last_error {
         // The server URL is on the row above; keep only the endpoint so the error fits.
-        let e = e.replace(snap.server.trim_end_matches('/'), "");
-        frame.render_widget(
-            Paragraph::new(Line::styled(format!("✖ {e}"), Style::new().fg(style.bad)))
-                .wrap(Wrap { trim: true }),
-            err_row,
-        );
+        let e = with_keys(&e.replace(snap.server.trim_end_matches('/'), ""), keymap);
+        let rows: Vec<Line> = wrap_keep_ends(
+            &format!("✖ {e}"),
+            usize::from(err_row.width),
+            usize::from(err_row.height),
+        )
+        .into_iter()
+        .map(|r| Line::styled(r, Style::new().fg(style.bad)))
+        .collect();
+        frame.render_widget(Paragraph::new(rows), err_row);
     }
     if outputs_row.height > 0 {
         // The Scope server's own outputs that are on.
@@ -596,11 +846,16 @@ fn draw_themes(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn draw_log(frame: &mut Frame, area: Rect, view: &ViewState, style: &UiStyle) {
+fn draw_log(frame: &mut Frame, area: Rect, view: &ViewState, keymap: &Keymap, style: &UiStyle) {
+    let open = keymap
+        .modes
+        .get(&ModeKey::Normal)
+        .and_then(|l| l.iter().find(|b| b.action == Action::ToggleLog))
+        .map_or(String::new(), |b| format!(" · {} all", b.chord));
     let title = if view.log_dropped > 0 {
-        format!(" log ({} not shown) ", view.log_dropped)
+        format!(" log ({} not shown){open} ", view.log_dropped)
     } else {
-        " log ".to_string()
+        format!(" log{open} ")
     };
     let b = block(title, style);
     let inner = b.inner(area);
@@ -612,18 +867,14 @@ fn draw_log(frame: &mut Frame, area: Rect, view: &ViewState, style: &UiStyle) {
         .take(inner.height as usize)
         .rev()
         .map(|l| {
-            let (tag, st) = match l.level {
-                tracing::Level::ERROR => (
-                    "ERR ",
-                    Style::new().fg(style.bad).add_modifier(Modifier::BOLD),
-                ),
-                tracing::Level::WARN => ("WARN", Style::new().fg(style.warn)),
-                _ => ("info", style.dimmed()),
-            };
+            let (tag, st) = log_tag(l.level, style);
+            // One row per record, its middle cut so the actionable end shows; the log view
+            // (its key is in the title) has every line in full.
+            let room = usize::from(inner.width).saturating_sub(5);
             Line::from(vec![
                 Span::styled(format!("{tag} "), st),
                 Span::styled(
-                    l.text.clone(),
+                    keep_ends(&with_keys(&l.text, keymap), room),
                     if l.level == tracing::Level::ERROR {
                         st
                     } else {
@@ -671,6 +922,8 @@ fn normal_hint(keymap: &Keymap, video: bool, width: u16) -> String {
         (Action::Panic, "panic", 2),
         (Action::EditPrompt, "edit prompt", 6),
         (Action::TogglePreview, "preview", 5),
+        (Action::ToggleLog, "log", 7),
+        (Action::ToggleShowMode, "show mode", 8),
         (Action::Quit, "quit", 1),
     ];
     let normal = keymap.modes.get(&ModeKey::Normal);
@@ -719,13 +972,19 @@ fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, 
                 Level::Warn => Style::new().fg(style.warn),
                 Level::Info => Style::new(),
             };
-            Line::styled(n.message.clone(), st)
+            Line::styled(
+                keep_ends(&with_keys(&n.message, keymap), usize::from(area.width)),
+                st,
+            )
         }
         None => Line::styled(
             match snap.mode() {
                 Mode::Normal => normal_hint(keymap, snap.video_output.is_some(), area.width),
                 Mode::Help => "esc / ? close help".to_string(),
                 Mode::PromptEdit => "enter send · esc cancel".to_string(),
+                Mode::Log => {
+                    "↑↓ PgUp PgDn Home End scroll · esc closes · other keys play".to_string()
+                }
             },
             style.dimmed(),
         ),

@@ -458,3 +458,204 @@ fn dropped_transport_commands_are_shown() {
     assert!(screen.contains("dropped 3"), "{screen}");
     assert!(screen.contains("not keeping up"), "{screen}");
 }
+
+// ---- Fault states at 80×24 (issue 16): each with its actionable text visible. ----
+
+fn small(name: &str, snap: &UiSnapshot, view: &ViewState) -> String {
+    let screen = render(snap, view, 80, 24);
+    insta::assert_snapshot!(format!("{name}_80x24"), screen.clone());
+    screen
+}
+
+/// Streaming on a network audio source with a confident tempo, then whatever `after` does.
+fn on_network_audio() -> Script {
+    let mut s = streaming();
+    s.state.audio.source = "gstreamer".into();
+    for k in 0..10u64 {
+        s.at(
+            1100 + k * 20,
+            Msg::AudioFrame(frame(1.1 + k as f64 * 0.02, k as usize)),
+        );
+        s.at(1100 + k * 20, Msg::Tick);
+    }
+    s.at(
+        1250,
+        Msg::AudioEvent(AudioEvent::Beat {
+            time: 1.25,
+            count: 9,
+            in_bar: 1,
+            bpm: 124.0,
+        }),
+    );
+    s
+}
+
+#[test]
+fn fault_audio_signal_lost_says_no_beat() {
+    let mut s = on_network_audio();
+    // The sender stopped: ticks only.
+    for t in (1300..=1900).step_by(33) {
+        s.at(t, Msg::Tick);
+    }
+    let screen = small("fault_audio_lost", &s.snapshot(), &ViewState::default());
+    assert!(screen.contains("audio signal lost"), "{screen}");
+    assert!(screen.contains("check the sender / cable"), "{screen}");
+    assert!(screen.contains("no beat"), "{screen}");
+    assert!(
+        !screen.contains("124.0 BPM  82%"),
+        "stale tempo shown: {screen}"
+    );
+}
+
+#[test]
+fn fault_audio_silent_and_clipping() {
+    let mut s = on_network_audio();
+    let quiet = |t: f64| {
+        Msg::AudioFrame(AudioFrame {
+            time: t,
+            ..AudioFrame::default()
+        })
+    };
+    for k in 0..30u64 {
+        s.at(1400 + k * 33, quiet(1.4 + k as f64 * 0.033));
+        s.at(1400 + k * 33, Msg::Tick);
+    }
+    let screen = small("fault_audio_silent", &s.snapshot(), &ViewState::default());
+    assert!(
+        screen.contains("silent") && screen.contains("check mute / gain"),
+        "{screen}"
+    );
+    let hot = AudioFrame {
+        peak_db: 0.0,
+        ..frame(2.5, 1)
+    };
+    s.at(2500, Msg::AudioFrame(hot));
+    s.at(2500, Msg::Tick);
+    let screen = small("fault_audio_clipping", &s.snapshot(), &ViewState::default());
+    assert!(screen.contains("turn the gain down"), "{screen}");
+}
+
+#[test]
+fn fault_video_input_stalled_and_sink_failed() {
+    let (mut s, view) = with_video();
+    s.at(
+        3000,
+        Msg::InputHealth {
+            input: "video in".into(),
+            problem: Some((
+                crate::core::health::HealthState::Stalled,
+                "no frames from the webcam for 1 s: check the source".into(),
+            )),
+        },
+    );
+    let screen = small("fault_video_in", &s.snapshot(), &view);
+    assert!(screen.contains("video in stalled"), "{screen}");
+    assert!(screen.contains("restarting with backoff"), "{screen}");
+}
+
+#[test]
+fn fault_missing_models_names_the_key() {
+    let mut s = Script::new();
+    let msg = "pipeline `longlive`: its models are not downloaded on the server (or set \
+               server.auto_download_models = true); fetch them with `download_models`";
+    s.at(0, Msg::Started).conn(100, ConnState::Loading, msg);
+    s.at(100, Msg::Transport(TransportEvent::Error(msg.into())));
+    let mut view = ViewState::default();
+    view.push_log(LogLine {
+        level: tracing::Level::ERROR,
+        target: "scope_deck".into(),
+        text: msg.into(),
+    });
+    let screen = small("fault_models", &s.snapshot(), &view);
+    assert!(
+        screen.contains("[D]"),
+        "the key for download_models: {screen}"
+    );
+    assert!(screen.contains("`download_models` [D]"), "{screen}");
+}
+
+#[test]
+fn show_mode_confirm_and_paused_marker() {
+    let mut s = streaming();
+    s.key(2000, Action::TogglePause);
+    s.key(2100, Action::ToggleShowMode);
+    s.key(2200, Action::Reconnect);
+    let screen = small("show_mode_confirm", &s.snapshot(), &ViewState::default());
+    let status = screen.lines().next().unwrap_or_default();
+    assert!(
+        status.contains("PAUSED") && status.contains("SHOW"),
+        "{status}"
+    );
+    assert!(status.contains("press again: reconnect"), "{status}");
+}
+
+#[test]
+fn log_view_scrolls_and_keeps_whole_lines() {
+    let mut s = streaming();
+    s.key(2000, Action::ToggleLog);
+    let mut view = ViewState::default();
+    for i in 0..40 {
+        view.push_log(LogLine {
+            level: tracing::Level::INFO,
+            target: "scope_deck".into(),
+            text: format!("line {i}"),
+        });
+    }
+    view.push_log(LogLine {
+        level: tracing::Level::WARN,
+        target: "scope_deck".into(),
+        text: "video sink v4l2:/dev/video10 failed: Device or resource busy; restarting with \
+               backoff in 4 s (check that no other program holds the device)"
+            .into(),
+    });
+    let screen = small("log_view", &s.snapshot(), &view);
+    assert!(screen.contains("holds the device)"), "{screen}");
+    view.log_scroll = 30;
+    let screen = render(&s.snapshot(), &view, 80, 24);
+    assert!(
+        screen.contains("line 5") && !screen.contains("holds the device)"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn messages_keep_their_actionable_end_and_name_keys() {
+    use crate::ui::render::{keep_ends, with_keys, wrap_keep_ends};
+    let t = "video sink failed, restarting with backoff in 4 s";
+    assert_eq!(keep_ends(t, 100), t);
+    let k = keep_ends(t, 30);
+    assert_eq!(k.chars().count(), 30);
+    assert!(
+        k.starts_with("video sink") && k.ends_with("backoff in 4 s"),
+        "{k}"
+    );
+    let rows = wrap_keep_ends("500 Internal Server Error on POST /offer", 12, 4);
+    assert_eq!(
+        rows,
+        vec!["500 Internal", "Server Error", "on POST", "/offer"]
+    );
+    let cut = wrap_keep_ends(t, 10, 2);
+    assert_eq!(cut.len(), 2);
+    assert!(cut[1].ends_with("in 4 s"), "{cut:?}");
+    let mut errs = Vec::new();
+    let km = Keymap::from_text(
+        "k",
+        "default",
+        crate::config::EMBEDDED_KEYMAPS[0].1,
+        &mut errs,
+    )
+    .unwrap();
+    assert_eq!(
+        with_keys("held until confirmed with confirm_reload", &km),
+        "held until confirmed with confirm_reload [R]"
+    );
+    assert_eq!(
+        with_keys("run the `download_models` action", &km),
+        "run the `download_models` [D] action"
+    );
+    assert_eq!(
+        with_keys("press quit again", &km),
+        "press quit again",
+        "plain words stay"
+    );
+}

@@ -99,6 +99,32 @@ pub fn key_to_msg(
     if chord.ctrl && code == KeyCode::Char('c') {
         return act(Action::ForceQuit);
     }
+    if mode == Mode::Log {
+        // Fixed scroll keys (a keymap without a log section still works); esc closes; every
+        // other key does what it does in the normal mode, so the show goes on while reading.
+        const PAGE: usize = 10;
+        let plain = !chord.ctrl && !chord.alt;
+        match code {
+            KeyCode::Up if plain => view.log_scroll = view.log_scroll.saturating_add(1),
+            KeyCode::Down if plain => view.log_scroll = view.log_scroll.saturating_sub(1),
+            KeyCode::PageUp => view.log_scroll = view.log_scroll.saturating_add(PAGE),
+            KeyCode::PageDown => view.log_scroll = view.log_scroll.saturating_sub(PAGE),
+            KeyCode::Home => view.log_scroll = usize::MAX / 2,
+            KeyCode::End => view.log_scroll = 0,
+            KeyCode::Esc => {
+                view.log_scroll = 0;
+                return act(Action::Cancel);
+            }
+            _ => {
+                let a = keymap.lookup(Mode::Normal, &chord).cloned();
+                if a == Some(Action::ToggleLog) {
+                    view.log_scroll = 0;
+                }
+                return a.and_then(act);
+            }
+        }
+        return None;
+    }
     if mode == Mode::PromptEdit {
         if let Some(a) = keymap.lookup(mode, &chord) {
             if matches!(a, Action::Cancel) {

@@ -130,6 +130,17 @@ pub fn start(
     tx: mpsc::Sender<EncodedSample>,
     cancel: CancellationToken,
 ) -> Result<InputHandle, VideoError> {
+    start_with_health(cfg, tx, cancel, None)
+}
+
+/// [`start`], also reporting a stall (no frame for [`STALL_AFTER`]) or a failure to the engine
+/// as `Msg::InputHealth` for the dashboard and the `health` event.
+pub fn start_with_health(
+    cfg: &InputConfig,
+    tx: mpsc::Sender<EncodedSample>,
+    cancel: CancellationToken,
+    health: Option<mpsc::Sender<crate::core::msg::Msg>>,
+) -> Result<InputHandle, VideoError> {
     // Build once up front so configuration problems surface to the caller immediately.
     let first = build(cfg)?;
     let counters = Arc::new(InputCounters::default());
@@ -140,6 +151,10 @@ pub fn start(
         tx,
         counters.clone(),
         cancel.clone(),
+        Health {
+            tx: health,
+            stalled: false,
+        },
     ));
     Ok(InputHandle {
         counters,
@@ -148,12 +163,37 @@ pub fn start(
     })
 }
 
+/// No frame from the video input for this long is a stall.
+pub const STALL_AFTER: Duration = Duration::from_secs(1);
+
+/// Reports the input's state to the engine on change (nothing without a sender).
+struct Health {
+    tx: Option<mpsc::Sender<crate::core::msg::Msg>>,
+    stalled: bool,
+}
+
+impl Health {
+    fn report(&mut self, problem: Option<String>) {
+        if self.stalled == problem.is_some() {
+            return;
+        }
+        self.stalled = problem.is_some();
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(crate::core::msg::Msg::InputHealth {
+                input: "video in".into(),
+                problem: problem.map(|p| (crate::core::health::HealthState::Stalled, p)),
+            });
+        }
+    }
+}
+
 async fn run(
     cfg: InputConfig,
     first: (gst::Pipeline, gst_app::AppSink),
     tx: mpsc::Sender<EncodedSample>,
     counters: Arc<InputCounters>,
     cancel: CancellationToken,
+    mut health: Health,
 ) {
     let frame = Duration::from_secs_f64(1.0 / f64::from(cfg.fps.max(1)));
     let mut next = Some(first);
@@ -164,6 +204,7 @@ async fn run(
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("video input: {e}");
+                    health.report(Some(format!("{e}; retrying every second")));
                     counters.failures.fetch_add(1, Ordering::Relaxed);
                     tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -206,7 +247,7 @@ async fn run(
         if pipeline.set_state(gst::State::Playing).is_err() {
             tracing::warn!("video input: cannot start the source");
         }
-        let failed = watch_bus(&pipeline, &bus, &cfg, &counters, &cancel).await;
+        let failed = watch_bus(&pipeline, &bus, &cfg, &counters, &cancel, &mut health).await;
         let _ = pipeline.set_state(gst::State::Null);
         if !failed {
             return;
@@ -226,12 +267,33 @@ async fn watch_bus(
     cfg: &InputConfig,
     counters: &InputCounters,
     cancel: &CancellationToken,
+    health: &mut Health,
 ) -> bool {
     use futures::StreamExt;
     let mut stream = bus.stream();
+    // Frames produced (sent or dropped) at the last check, and when that count last moved.
+    let frames =
+        || counters.sent.load(Ordering::Relaxed) + counters.dropped.load(Ordering::Relaxed);
+    let mut seen = frames();
+    let mut moved = tokio::time::Instant::now();
+    let mut check = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return false,
+            _ = check.tick() => {
+                let now = frames();
+                if now != seen {
+                    seen = now;
+                    moved = tokio::time::Instant::now();
+                    health.report(None);
+                } else if moved.elapsed() >= STALL_AFTER {
+                    health.report(Some(format!(
+                        "no frames from the {} for {:.0} s: check the source",
+                        source_name(cfg.source),
+                        STALL_AFTER.as_secs_f32()
+                    )));
+                }
+            }
             msg = stream.next() => {
                 let Some(msg) = msg else { return true };
                 match msg.view() {
@@ -248,11 +310,22 @@ async fn watch_bus(
                     }
                     gst::MessageView::Error(e) => {
                         tracing::warn!("video input failed: {} ({:?})", e.error(), e.debug());
+                        health.report(Some(format!("failed: {}; restarting", e.error())));
                         return true;
                     }
                     _ => {}
                 }
             }
         }
+    }
+}
+
+/// How the performer calls the configured source.
+fn source_name(s: InputSource) -> &'static str {
+    match s {
+        InputSource::None => "video input",
+        InputSource::TestPattern => "test pattern",
+        InputSource::Webcam => "webcam",
+        InputSource::File => "video file",
     }
 }

@@ -137,6 +137,11 @@ pub enum Action {
     /// Upload the `[video.vace]` reference images to the server again and send
     /// `vace_ref_images` (after editing the files on disk).
     UploadRefImages,
+    /// Open or close the log and notice history (arrows / page keys scroll it).
+    ToggleLog,
+    /// Show mode (key lock): dangerous keys (reconnect, quit, learn, server outputs) need a
+    /// second press; everything that performs still acts at once.
+    ToggleShowMode,
 }
 
 impl Action {
@@ -179,7 +184,29 @@ impl Action {
             Action::ToggleScopeOutput { .. } => "toggle_scope_output",
             Action::SetScopeOutput { .. } => "set_scope_output",
             Action::UploadRefImages => "upload_ref_images",
+            Action::ToggleLog => "toggle_log",
+            Action::ToggleShowMode => "toggle_show_mode",
         }
+    }
+
+    /// The action has no fields: its name alone says all of it (`"reset_cache"`).
+    pub fn is_plain(&self) -> bool {
+        !matches!(
+            self,
+            Action::SetParam { .. }
+                | Action::AdjustParam { .. }
+                | Action::SetPrompt { .. }
+                | Action::SelectTheme { .. }
+                | Action::SelectPrompt { .. }
+                | Action::SetPersona { .. }
+                | Action::NudgeTempo { .. }
+                | Action::ToggleMapping { .. }
+                | Action::SetMacro { .. }
+                | Action::LearnControl { .. }
+                | Action::LearnDone { .. }
+                | Action::ToggleScopeOutput { .. }
+                | Action::SetScopeOutput { .. }
+        )
     }
 
     /// A short human label for the activity log and help overlay.
@@ -299,6 +326,22 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown action")
         );
+    }
+
+    #[test]
+    fn plain_actions_parse_from_their_name_alone() {
+        for a in [
+            Action::Quit,
+            Action::DownloadModels,
+            Action::ToggleShowMode,
+            Action::NudgeTempo { bpm: 1.0 },
+            Action::SetMacro {
+                name: "x".into(),
+                value: 0.5,
+            },
+        ] {
+            assert_eq!(Action::from_name(a.name()).is_ok(), a.is_plain(), "{a:?}");
+        }
     }
 
     #[test]

@@ -95,4 +95,14 @@ pub enum Event {
         /// Every known input port.
         devices: Vec<crate::midi::activity::DeviceActivity>,
     },
+    /// An input or output changed health (`ok` when a fault cleared): within a second of the
+    /// change, see `crate::health`.
+    Health {
+        /// `audio`, `midi <port>`, `video in`, `sink <label>`.
+        input: String,
+        /// The new state.
+        state: crate::health::HealthState,
+        /// What to do or why (empty when ok).
+        detail: String,
+    },
 }

@@ -57,6 +57,13 @@ pub enum Msg {
     /// The MIDI edge's input activity per device (at most ~10 a second, only on change): every
     /// known input port with its counts, last message and whether it is still there.
     MidiActivity(Vec<crate::midi::activity::DeviceActivity>),
+    /// An edge with no other report says how its input is (the video input): `None` = fine.
+    InputHealth {
+        /// `video in`.
+        input: String,
+        /// What is wrong, for the performer.
+        problem: Option<(crate::health::HealthState, String)>,
+    },
 }
 
 impl Msg {

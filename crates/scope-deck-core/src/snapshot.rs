@@ -60,6 +60,8 @@ pub struct UiSnapshot {
     pub theme_ids: Vec<String>,
     /// Scope's own outputs (availability, what is on) and the reference images in use.
     pub scope_outputs: crate::video::reduce::ScopeOutputsView,
+    /// Inputs and outputs that are not ok.
+    pub health: crate::health::HealthSlice,
 }
 
 impl UiSnapshot {
@@ -94,6 +96,7 @@ impl UiSnapshot {
             video_output: state.video_output.clone(),
             theme_ids: state.mapping.themes.iter().map(|t| t.id.clone()).collect(),
             scope_outputs: crate::video::reduce::ScopeOutputsView::of(state),
+            health: state.health.clone(),
         }
     }
 
@@ -108,6 +111,22 @@ impl UiSnapshot {
             .last_beat
             .as_ref()
             .is_some_and(|(_, at)| self.now.saturating_sub(*at) < self.flash)
+    }
+
+    /// The beat display should say "no beat" rather than a stale BPM: the tempo is the
+    /// detector's and the input is lost or silent, or no beat came for a while.
+    pub fn no_beat(&self) -> bool {
+        use crate::audio::features::TempoSource;
+        use crate::health::HealthState;
+        if self.audio.tempo_source != TempoSource::Detected || self.audio.frame.bpm <= 0.0 {
+            return false;
+        }
+        matches!(self.health.audio(), HealthState::Lost | HealthState::Silent)
+            || self
+                .audio
+                .last_beat
+                .as_ref()
+                .is_none_or(|(_, at)| self.now.saturating_sub(*at) > crate::health::NO_BEAT_AFTER)
     }
 
     /// Whether a one-shot is still flashing.

@@ -36,6 +36,8 @@ pub struct AppState {
     pub video_output: Option<VideoOutputSlice>,
     /// Server-side video features (Scope's own outputs, reference images).
     pub video: crate::video::reduce::VideoSlice,
+    /// Input and output health (signal lost, silent, MIDI gone, sink failed...).
+    pub health: crate::health::HealthSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -197,6 +199,10 @@ pub struct ControlsSlice {
     pub learn_serial: u64,
     /// MIDI input activity per device (dashboard activity pane).
     pub midi: crate::midi::activity::MidiInputs,
+    /// Show mode (key lock) is on: dangerous keys need a second press.
+    pub show_mode: bool,
+    /// A dangerous key waiting for its second press in show mode (since when).
+    pub confirm: Option<(crate::action::Action, Duration)>,
 }
 
 /// Front-end mode.
@@ -210,6 +216,8 @@ pub enum Mode {
     Help,
     /// Editing the prompt text.
     PromptEdit,
+    /// Reading the log and notice history (scrollable).
+    Log,
 }
 
 /// Severity of a notice.
@@ -280,6 +288,7 @@ impl AppState {
             mapping: Default::default(),
             video_output: None,
             video: Default::default(),
+            health: Default::default(),
         }
     }
 }

@@ -30,6 +30,15 @@ const SENT_KEEP: usize = 16;
 pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     let mut fx = Vec::new();
     let to_mapping = crate::mapping::reduce::MappingInput::of(&msg);
+    // Health is derived at the frame tick and on the messages it is made of.
+    let health = matches!(
+        msg,
+        Msg::Tick
+            | Msg::AudioProblem(_)
+            | Msg::MidiActivity(_)
+            | Msg::VideoStats(_)
+            | Msg::InputHealth { .. }
+    );
     match msg {
         Msg::Started => {
             fx.push(Effect::Emit(Event::Ready {
@@ -59,6 +68,14 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                     state.controls.quit_pending = None;
                 }
             }
+            if state
+                .controls
+                .confirm
+                .as_ref()
+                .is_some_and(|(_, at)| now.saturating_sub(*at) > crate::show::CONFIRM_WINDOW)
+            {
+                state.controls.confirm = None;
+            }
         }
         Msg::AudioFrame(frame) => {
             let dt = now.saturating_sub(state.audio.frame_at).as_secs_f32();
@@ -68,6 +85,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             }
             state.audio.frame = frame;
             state.audio.frame_at = now;
+            crate::health::on_audio_frame(state, now);
         }
         Msg::AudioEvent(ev) => match ev {
             crate::audio::features::AudioEvent::Beat { .. } => {
@@ -108,6 +126,14 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         Msg::MidiActivity(devices) => {
             crate::midi::activity::on_report(state, devices, now, &mut fx)
         }
+        Msg::InputHealth { input, problem } => {
+            if input == "video in" {
+                state.health.video_in = problem;
+            }
+        }
+    }
+    if health {
+        crate::health::refresh(state, now, &mut fx);
     }
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
     fx
@@ -182,6 +208,9 @@ fn apply_action(
     if !matches!(action, Action::Quit) {
         state.controls.quit_pending = None;
     }
+    let Some(action) = crate::show::gate(state, action, source, now, fx) else {
+        return;
+    };
     let Some(action) = crate::midi::learn_step(state, action, source, now, fx) else {
         return;
     };
@@ -214,6 +243,24 @@ fn apply_action(
             };
         }
         Action::TogglePreview => state.ui.preview = !state.ui.preview,
+        Action::ToggleLog => {
+            state.ui.mode = if state.ui.mode == Mode::Log {
+                Mode::Normal
+            } else {
+                Mode::Log
+            };
+        }
+        Action::ToggleShowMode => {
+            let on = !state.controls.show_mode;
+            state.controls.show_mode = on;
+            state.controls.confirm = None;
+            let text = if on {
+                "show mode on: reconnect, quit, learn and server outputs need a second press"
+            } else {
+                "show mode off"
+            };
+            notice(state, fx, Level::Info, text.into(), now);
+        }
         Action::EditPrompt => state.ui.mode = Mode::PromptEdit,
         Action::Pause => set_param(state, "paused", json!(true), source, now, fx),
         Action::Resume => {

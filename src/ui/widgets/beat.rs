@@ -22,6 +22,9 @@ pub struct BeatIndicator<'a> {
     pub source: TempoSource,
     /// A beat happened within the flash window.
     pub flash: bool,
+    /// The tracker has no beat (input lost or silent, or no beat for a while): say so instead
+    /// of showing the last BPM as if it were live.
+    pub no_beat: bool,
     /// Colours.
     pub style: &'a UiStyle,
 }
@@ -56,6 +59,21 @@ impl Widget for BeatIndicator<'_> {
             Style::new().fg(self.style.beat)
         };
         put("♩", note_style, &mut x);
+        if self.no_beat {
+            put(
+                " no beat ",
+                Style::new()
+                    .fg(self.style.warn)
+                    .add_modifier(Modifier::BOLD),
+                &mut x,
+            );
+            put(
+                &format!("(last {:.1} BPM)", self.bpm),
+                self.style.dimmed(),
+                &mut x,
+            );
+            return;
+        }
         let tempo = if self.bpm > 0.0 {
             format!(" {:5.1} BPM ", self.bpm)
         } else {
@@ -109,6 +127,7 @@ mod tests {
             beats_per_bar: 4,
             source: TempoSource::Tap,
             flash: true,
+            no_beat: false,
             style: &style,
         }
         .render(buf.area, &mut buf);
@@ -131,10 +150,30 @@ mod tests {
             beats_per_bar: 3,
             source: TempoSource::Detected,
             flash: false,
+            no_beat: false,
             style: &style,
         }
         .render(buf.area, &mut buf);
         let line: String = (0..26).map(|x| buf[(x, 0)].symbol().to_string()).collect();
         assert_eq!(line, "♩  --.- BPM   0% ○○○ detec");
+    }
+
+    #[test]
+    fn no_beat_replaces_a_stale_tempo() {
+        let style = UiStyle::default().monochrome();
+        let mut buf = Buffer::empty(Rect::new(0, 0, 30, 1));
+        BeatIndicator {
+            bpm: 127.9,
+            confidence: 0.97,
+            bar_position: 1.0,
+            beats_per_bar: 4,
+            source: TempoSource::Detected,
+            flash: false,
+            no_beat: true,
+            style: &style,
+        }
+        .render(buf.area, &mut buf);
+        let line: String = (0..30).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert_eq!(line, "♩ no beat (last 127.9 BPM)    ");
     }
 }
