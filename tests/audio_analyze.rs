@@ -63,8 +63,15 @@ fn analyze_prints_exactly_the_documented_json() {
         );
         assert_eq!(r["sample_rate"], 44_100);
         assert!((r["duration"].as_f64().unwrap() - 12.25).abs() < 0.01);
-        assert_eq!(r["tracker"], "learned-1", "the learned tracker is the default");
-        assert!(r["model_version"].as_str().is_some_and(|m| m.starts_with("beatgru")));
+        assert_eq!(
+            r["tracker"], "learned-1",
+            "the learned tracker is the default"
+        );
+        assert!(
+            r["model_version"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("beatgru"))
+        );
         assert!(r["path"].as_str().unwrap().ends_with(name));
         let conf: Vec<f64> = serde_json::from_value(r["beat_confidence"].clone()).unwrap();
         let in_bar: Vec<u32> = serde_json::from_value(r["beat_in_bar"].clone()).unwrap();
