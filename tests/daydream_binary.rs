@@ -67,8 +67,17 @@ fn key_is_used_for_the_api_only_and_never_logged() {
     ] {
         writeln!(stdin, "{l}").unwrap();
     }
-    wait_for("the PATCH", &|v| {
-        v["event"] == "sent" && v["payload"]["params"]["prompt"] == "glass jellyfish"
+    // Two PATCHes or one: the prompt (an urgent command) may overtake the value (latest-wins),
+    // so wait for each in whatever order they come.
+    let seen = std::cell::Cell::new((false, false));
+    wait_for("both PATCHes", &|v| {
+        if v["event"] == "sent" {
+            let (mut p, mut d) = seen.get();
+            p |= v["payload"]["params"]["prompt"] == "glass jellyfish";
+            d |= v["payload"]["params"]["delta"] == 0.25;
+            seen.set((p, d));
+        }
+        seen.get() == (true, true)
     });
     writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
     drop(stdin);
