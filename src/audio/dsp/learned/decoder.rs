@@ -10,7 +10,10 @@
 //! disagree and the BPM is not quantised to whole frames. Beats are emitted when the oscillator
 //! will cross a beat before the end of the caller's next hop, only while the network keeps
 //! firing on the predicted beats (the confidence), has fired within 1.5 periods and confirmed a
-//! predicted beat within 1.3 periods (so beats stop one beat after the music does).
+//! predicted beat within 1.3 periods (so beats stop one beat after the music does); while the
+//! input keeps sounding they coast through a drum break on the held tempo (up to 32 beats).
+//! Beats already sent move with a bar relabel, and two beats are never sent closer than half a
+//! period.
 //! Allocation-free after construction. The constants were tuned on the generated *valid* split
 //! only (docs/performance.md reports the held-out split separately).
 
@@ -53,6 +56,13 @@ const HIT: f32 = 0.5;
 const HIT_GAP: f64 = 1.3;
 /// Half-width of the window around a predicted beat where its activation is looked for, s.
 const BEAT_WINDOW: f64 = 0.05;
+/// While the input still sounds (see [`Decoder::note_loud`]) beats coast on the held tempo for
+/// this many periods after the last confirmed one: a breakdown where the drums drop out keeps its
+/// beat, as a DJ's grid does; music that stops into silence still stops after [`HIT_GAP`].
+const COAST: f64 = 32.0;
+/// Two emitted beats are at least this many periods apart: a phase correction that lands the
+/// next beat right after the last one skips it instead of sending the same beat twice.
+const MIN_SPACING: f64 = 0.5;
 
 fn row_of(meter_idx: usize, beat: usize) -> usize {
     if meter_idx == 0 { beat } else { 3 + beat }
@@ -122,6 +132,10 @@ pub struct Decoder {
     emitted_pos: f64,
     /// Bar offset set by a re-downbeat.
     bar_offset: i64,
+    /// Last time the input was loud (the caller's level gate): beats may coast within a period.
+    last_loud: f64,
+    /// A predicted beat was confirmed lately (not coasting).
+    confirmed: bool,
 }
 
 impl Decoder {
@@ -175,6 +189,8 @@ impl Decoder {
             last_emit: None,
             emitted_pos: f64::NEG_INFINITY,
             bar_offset: 0,
+            last_loud: f64::NEG_INFINITY,
+            confirmed: false,
         }
     }
 
@@ -189,6 +205,12 @@ impl Decoder {
         if let Some(p) = period_secs {
             self.period = p;
         }
+    }
+
+    /// The input was loud at `t` (near its recent peak, not silence): beats may coast through a
+    /// stretch without drums only while this keeps coming at least once a period.
+    pub fn note_loud(&mut self, t: f64) {
+        self.last_loud = t;
     }
 
     /// The held tempo, if any.
@@ -296,6 +318,9 @@ impl Decoder {
                 // Keep the unwrapped count continuous: the nearest value ≡ pos_h (mod bar).
                 let k = ((pos_o - pos_h) / m).round();
                 self.pos_ref = pos_h + k * m;
+                // The beats already sent move with the grid: a bar relabel must not hold back
+                // (or repeat) the next beats, only the phase correction counts.
+                self.emitted_pos += (self.pos_ref - pos_o).round();
             }
         }
     }
@@ -316,20 +341,23 @@ impl Decoder {
             self.win_max = 0.0;
         }
         let alive = t - self.last_alive < 1.5 * self.period;
-        if !alive {
+        let sounding = t - self.last_loud < self.period;
+        let coast = self.active && sounding && t - self.last_hit < COAST * self.period;
+        if !alive && !coast {
             self.conf = 0.0;
         }
         let hit = t - self.last_hit < HIT_GAP * self.period;
+        self.confirmed = alive && hit;
         if self.conf >= CONF_ON && alive && hit {
             self.active = true;
-        } else if self.conf < CONF_OFF || !alive || !hit {
+        } else if (self.conf < CONF_OFF || !alive || !hit) && !coast {
             self.active = false;
         }
     }
 
-    /// The music's tempo (0 while it has no beat), whatever tempo is held.
+    /// The music's tempo (0 while it has no beat or the beat coasts), whatever tempo is held.
     pub fn detected_bpm(&self) -> f64 {
-        if self.active {
+        if self.active && self.confirmed {
             60.0 / self.period_h
         } else {
             0.0
@@ -362,7 +390,13 @@ impl Decoder {
             .max(self.emitted_pos + 0.5);
         let next = from.ceil();
         let due = self.t_ref + (next - self.pos_ref) * self.period;
-        if due < now + horizon {
+        let crowded = self
+            .last_emit
+            .is_some_and(|last| due - last < MIN_SPACING * self.period);
+        if due < now + horizon && crowded {
+            // The phase moved onto the beat just sent: it was this one.
+            self.emitted_pos = next;
+        } else if due < now + horizon {
             let in_bar = ((next as i64) + self.bar_offset).rem_euclid(m) as u32;
             emit(Beat {
                 time: due,

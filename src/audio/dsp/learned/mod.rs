@@ -44,6 +44,46 @@ pub struct LearnedTracker {
     ntaps: usize,
     disagree_since: Option<f64>,
     last: [f32; 3],
+    loud: LoudGate,
+}
+
+/// Tells "the music goes on without drums" from "the music stopped": a hop is *loud* when its
+/// short-term level is within [`LoudGate::DROP_DB`] of a slowly falling peak. The decoder lets
+/// beats coast only while loud hops keep coming (within a period): a drum break keeps its
+/// pads, bass or hats; a stop into silence or a fading tail does not.
+#[derive(Debug, Clone, Copy)]
+struct LoudGate {
+    /// Short-term mean square.
+    ms: f32,
+    /// Peak of the short-term level, dB, falling [`LoudGate::FALL_DB_PER_S`].
+    peak_db: f32,
+}
+
+impl LoudGate {
+    const SILENCE_DB: f32 = -60.0;
+    const DROP_DB: f32 = 12.0;
+    const FALL_DB_PER_S: f32 = 1.0;
+    const TAU_S: f32 = 0.02;
+
+    /// Folds one hop in; returns whether it is loud.
+    fn push(&mut self, samples: &[f32], hop_s: f32) -> bool {
+        if samples.is_empty() {
+            return false;
+        }
+        let ms = samples
+            .iter()
+            .map(|&x| {
+                let x = features::clean(x);
+                x * x
+            })
+            .sum::<f32>()
+            / samples.len() as f32;
+        let a = (hop_s / Self::TAU_S).min(1.0);
+        self.ms += a * (ms - self.ms);
+        let db = 10.0 * self.ms.max(1e-12).log10();
+        self.peak_db = (self.peak_db - Self::FALL_DB_PER_S * hop_s).max(db);
+        db > Self::SILENCE_DB && db > self.peak_db - Self::DROP_DB
+    }
 }
 
 impl LearnedTracker {
@@ -76,6 +116,10 @@ impl LearnedTracker {
             ntaps: 0,
             disagree_since: None,
             last: [1.0, 0.0, 0.0],
+            loud: LoudGate {
+                ms: 0.0,
+                peak_db: -120.0,
+            },
         })
     }
 
@@ -190,6 +234,9 @@ impl LearnedTracker {
         samples: &[f32],
         emit: &mut impl FnMut(AudioEvent),
     ) -> BeatState {
+        if self.loud.push(samples, self.hop as f32) {
+            self.dec.note_loud(now);
+        }
         let (net, dec, last) = (&mut self.net, &mut self.dec, &mut self.last);
         self.fe.push(samples, &mut |k, raw| {
             let p = net.step(raw);

@@ -97,3 +97,32 @@ fn golden_fixture_matches() {
 }
 
 mod golden;
+
+/// The built-in demo song with the committed model: after lock-in every beat comes, the
+/// breakdown (bars 12–15: hats and bass, no kick or snare) included, and no beat is sent twice.
+/// (The headless beat-trigger test failed on both: a 2.8 s hole in the breakdown and two beats
+/// 20 ms apart after a phase correction.)
+#[test]
+fn the_demo_song_keeps_its_beat_through_the_breakdown() {
+    use crate::audio::synth::Sequencer;
+    let mut seq = Sequencer::demo(SR as u32);
+    let x = seq.render(48.0);
+    let mut t = LearnedTracker::new(SR, HOP as f64 / SR).unwrap_or_else(|e| panic!("{e}"));
+    let mut beats = Vec::new();
+    for (h, c) in x.chunks(HOP).enumerate() {
+        let now = (h + 1) as f64 * HOP as f64 / SR;
+        t.process(now, c, &mut |e| {
+            if let AudioEvent::Beat { time, .. } = e {
+                beats.push(time)
+            }
+        });
+    }
+    let lock = beats.iter().position(|&b| b > 4.0).unwrap_or(beats.len());
+    let gaps: Vec<(f64, f64)> = beats[lock..]
+        .windows(2)
+        .map(|w| (w[0], w[1] - w[0]))
+        .filter(|&(_, d)| !(0.3..=0.75).contains(&d))
+        .collect();
+    assert!(gaps.is_empty(), "irregular beats (time, gap): {gaps:?}");
+    assert!(beats.last().is_some_and(|&b| b > 47.0), "{beats:?}");
+}
