@@ -42,6 +42,7 @@ pub fn install_hint(factory: &str) -> String {
         | "autovideosink" => "gstreamer1.0-plugins-good",
         "shmsink" | "shmsrc" | "h264parse" => "gstreamer1.0-plugins-bad",
         "x264enc" => "gstreamer1.0-plugins-ugly",
+        "openh264enc" | "openh264dec" => "gstreamer1.0-plugins-bad",
         "avdec_h264" => "gstreamer1.0-libav",
         "tee" | "queue" | "capsfilter" | "fakesink" | "filesink" | "filesrc" | "identity" => {
             return "it is part of GStreamer core: reinstall libgstreamer1.0-0".into();
