@@ -337,3 +337,67 @@ async fn the_strict_stand_in_closes_the_old_vp8_offer() {
     assert_eq!(closed.1["whip_frames_in"], 0);
     let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;
 }
+
+/// Like the gateway, the stand-in closes an H.264 WHIP session that carries no video within 5 s
+/// ("missing video"): the offer alone is not enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_strict_stand_in_closes_a_whip_session_without_video() {
+    use scope_deck::transport::daydream::policy::{Backoff, Warmup};
+    use scope_deck::transport::daydream::rtc::{self, RtcOptions};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.0,
+        ..Default::default()
+    });
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/v1/streams", standin.url()))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({
+            "pipeline": "streamdiffusion",
+            "params": {"model_id": "stabilityai/sd-turbo", "prompt": "x"},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = url::Url::parse(created["whip_url"].as_str().expect("whip_url")).unwrap();
+    let opts = RtcOptions {
+        ice_servers: Vec::new(),
+        loopback: true,
+        gather_timeout: rtc::GATHER_TIMEOUT,
+        connect_timeout: Duration::from_secs(20),
+    };
+    let warmup = Warmup {
+        created_at: Duration::ZERO,
+        grace: Duration::ZERO,
+        backoff: Backoff::default(),
+    };
+    // Our H.264 offer is accepted; no samples are ever sent.
+    let link = rtc::whip(
+        &http,
+        &url,
+        &opts,
+        None,
+        None,
+        &warmup,
+        std::time::Instant::now(),
+    )
+    .await
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(15);
+    let closed = loop {
+        let state = standin.state();
+        if let Some(c) = media(&state, "whip_closed").first() {
+            break c.clone();
+        }
+        assert!(Instant::now() < end, "never closed: {}", state["media"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(closed["data"]["reason"], "missing video", "{closed}");
+    let offer = &media(&standin.state(), "whip_offer")[0];
+    assert!(offer["data"]["refusal"].is_null(), "{offer}");
+    link.close(&http).await;
+}

@@ -199,6 +199,15 @@ mod tests {
             install_hint("avdec_h264"),
             "sudo apt install gstreamer1.0-libav"
         );
+        // The hosted backend's H.264 input encoders.
+        assert_eq!(
+            install_hint("x264enc"),
+            "sudo apt install gstreamer1.0-plugins-ugly"
+        );
+        assert_eq!(
+            install_hint("openh264enc"),
+            "sudo apt install gstreamer1.0-plugins-bad"
+        );
         assert!(install_hint("ndisink").contains("--features ndi"));
     }
 
