@@ -24,7 +24,7 @@ import time
 
 import aiortc.rtcrtpreceiver as _rx
 
-_GATES = {}  # id(track._queue) -> Gate
+_GATES = {}  # id(track._queue) -> (the queue, kept alive so its id is never reused; Gate)
 _original_worker = _rx.decoder_worker
 
 
@@ -100,7 +100,7 @@ class _GatedQueue:
 
 
 def _gated_worker(loop, input_q, output_q, decode_error):
-    gate = _GATES.get(id(output_q))
+    gate = _GATES.get(id(output_q), (None, None))[1]
     if gate is not None:
         input_q = _GatedQueue(input_q, gate, decode_error)
     return _original_worker(loop, input_q, output_q, decode_error)
@@ -113,7 +113,7 @@ def watch(pc, track, loop, record):
     """Gates `track`'s decoder and logs its PLIs; call from the `track` event (before aiortc
     starts the receiver). Returns the Gate (its counters are live)."""
     gate = Gate(loop, record)
-    _GATES[id(track._queue)] = gate
+    _GATES[id(track._queue)] = (track._queue, gate)
     for t in pc.getTransceivers():
         r = t.receiver
         if r is not None and r.track is track:
