@@ -1,8 +1,8 @@
 //! Key frames of the video input (issue 15 item 1, issue 21 item 1): the real GStreamer encoder
 //! (VP8 for Scope, H.264 for the hosted gateway) forces a key frame when asked, rate-limited; a
 //! session against the aiortc peer (whose decoder, like Scope's, waits for a key frame and sends
-//! RTCP PLI) gets its first input frame decoded right after connecting, and the peer's PLI is
-//! answered with a key frame. First-frame times are printed for docs/performance.md, never
+//! RTCP PLI) gets its first input frame decoded right after connecting, and the peer's PLI and
+//! FIR are answered with a key frame. First-frame times are printed for docs/performance.md, never
 //! asserted (timing goals live in the benchmark).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -151,7 +151,7 @@ fn entries_of<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
 /// frame is decoded right after connecting (a key frame is forced on connect; the periodic one
 /// is 10 s away), and a PLI from the peer is answered with a key frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scope_peer_decodes_the_first_input_frame_and_its_pli_is_answered() {
+async fn scope_peer_decodes_the_first_input_frame_and_its_pli_and_fir_are_answered() {
     let peer = Peer::start(PeerOptions {
         output_follows_input: true,
         ..PeerOptions::default()
@@ -247,8 +247,26 @@ async fn scope_peer_decodes_the_first_input_frame_and_its_pli_is_answered() {
     );
     assert!(inp.counters.keyframes_forced.load(Ordering::Relaxed) > forced);
     eprintln!("PLI -> key frame at the peer: {:.3} s", key_ts - pli_ts);
+    // A FIR (RFC 5104) is answered the same way.
+    let forced = inp.counters.keyframes_forced.load(Ordering::Relaxed);
+    let keys_before = entries_of(&peer.entries(), "keyframe_in").len();
+    let sent = peer.control("pli", serde_json::json!({"fir": true})).await;
+    assert_eq!(sent["sent"], 1, "one FIR sent: {sent}");
+    let (fir_ts, key_ts) = peer
+        .wait_log(Duration::from_secs(5), |e| {
+            let fir = entries_of(e, "fir_sent").last()?["ts"].as_f64()?;
+            let keys = entries_of(e, "keyframe_in");
+            let k = keys.get(keys_before)?["ts"].as_f64()?;
+            Some((fir, k))
+        })
+        .await;
+    assert!(
+        key_ts >= fir_ts,
+        "key frame {key_ts} before the FIR {fir_ts}"
+    );
+    assert!(inp.counters.keyframes_forced.load(Ordering::Relaxed) > forced);
     let stats = peer.stats().await;
-    assert!(stats["keyframes_in"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["keyframes_in"].as_u64().unwrap() >= 3, "{stats}");
 
     handle
         .link

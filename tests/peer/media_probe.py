@@ -12,7 +12,8 @@ decoders explicitly:
   `decode_error` → `_send_rtcp_pli`), it makes the receiver send RTCP PLI with its next packet;
 - every key frame received is logged (`keyframe_in`, with the frame's RTP timestamp);
 - every PLI the receiver sends is logged (`pli_sent`): the ones aiortc sends on its own (decode
-  errors, jitter-buffer loss) and the ones asked for with `send_pli`;
+  errors, jitter-buffer loss) and the ones asked for with `send_pli`; aiortc never sends FIR
+  (RFC 5104 Full Intra Request), `send_pli(gate, fir=True)` does (logged as `fir_sent`);
 - the first decoded frame is logged (`first_frame_in`) by the peers' track consumers.
 
 Nothing here changes aiortc's files: `decoder_worker` is wrapped once at import, and only
@@ -20,9 +21,11 @@ receivers registered with `watch` are gated (keyed by their track's frame queue,
 hands to the decoder thread).
 """
 
+import struct
 import time
 
 import aiortc.rtcrtpreceiver as _rx
+from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket
 
 _GATES = {}  # id(track._queue) -> (the queue, kept alive so its id is never reused; Gate)
 _original_worker = _rx.decoder_worker
@@ -129,14 +132,25 @@ def watch(pc, track, loop, record):
     return gate
 
 
-async def send_pli(gate):
-    """Sends one RTCP PLI for every source the gated receiver heard from in the last 10 s
-    (logged like the others). Returns how many were sent."""
+async def send_pli(gate, fir=False):
+    """Sends one RTCP PLI (or, with `fir`, one FIR) for every source the gated receiver heard
+    from in the last 10 s (logged like the others). Returns how many were sent."""
     r = getattr(gate, "receiver", None)
     if r is None:
         return 0
     n = 0
     for s in r.getSynchronizationSources():
-        await r._send_rtcp_pli(s.source)
+        if fir:
+            sender_ssrc = r._RTCRtpReceiver__rtcp_ssrc
+            if sender_ssrc is None:
+                continue
+            gate.fir_seq = (getattr(gate, "fir_seq", 0) + 1) % 256
+            # RFC 5104 4.3.1: media SSRC 0, FCI = target SSRC, sequence number, 3 reserved.
+            packet = RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=sender_ssrc, media_ssrc=0,
+                                    fci=struct.pack("!LB3x", s.source, gate.fir_seq))
+            gate.note("fir_sent", {"media_ssrc": s.source, "seq": gate.fir_seq})
+            await r._send_rtcp(packet)
+        else:
+            await r._send_rtcp_pli(s.source)
         n += 1
     return n

@@ -399,12 +399,17 @@ def watch_input(p, sid, sess, pc, track):
 
 async def c_pli(request):
     """Sends one RTCP PLI on every session's incoming video (as Scope's receiver does after a
-    loss); replies `{"sent": n}`. The client must answer with a key frame."""
+    loss), or a FIR with `{"fir": true}`; replies `{"sent": n}`. The client must answer with a
+    key frame."""
     p = request.app["peer"]
+    try:
+        fir = bool((await request.json()).get("fir"))
+    except Exception:
+        fir = False
     n = 0
     for s in p.sessions.values():
         if s.get("gate") is not None:
-            n += await media_probe.send_pli(s["gate"])
+            n += await media_probe.send_pli(s["gate"], fir=fir)
     return web.json_response({"sent": n})
 
 
