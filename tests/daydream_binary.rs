@@ -222,6 +222,21 @@ fn binary_streams_test_pattern_in_and_frames_out_to_shm() {
         std::thread::sleep(Duration::from_millis(200));
         ingest = standin.state()["whip_frames_in"].as_u64().unwrap_or(0);
     }
+    // The app sent H.264 (the strict stand-in closes anything else), starting on a key frame.
+    let media = standin.state()["media"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        media
+            .iter()
+            .any(|e| e["kind"] == "keyframe_in" && e["data"]["codec"] == "H264"),
+        "{media:?}"
+    );
+    assert!(
+        !media.iter().any(|e| e["kind"] == "whip_closed"),
+        "{media:?}"
+    );
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
     drop(stdin);

@@ -51,6 +51,8 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
             width: 256,
             height: 256,
             fps: 15,
+            // What the app picks for this backend: the gateway accepts H.264 only.
+            codec: scope_deck::transport::types::VideoCodec::H264,
             ..InputConfig::default()
         },
         sample_tx,
@@ -81,6 +83,7 @@ async fn whip_test_pattern_in_and_whep_frames_reach_the_shm_sink() {
         rtp_out: Some(rtp_tx),
         samples_in: Some(Arc::new(tokio::sync::Mutex::new(sample_rx))),
         keyframe_requests: Some(vh.keyframe_requests.clone()),
+        input_keyframes: Some(inp.keyframes.clone()),
     };
     let h = spawn_with_key(&standin.config(), None, ApiKey::new(KEY), etx, ports).unwrap();
     h.link.send_waiting(TransportCmd::Connect).await.unwrap();

@@ -73,6 +73,7 @@ async fn connect(
         rtp_out,
         samples_in: samples.map(|s| Arc::new(tokio::sync::Mutex::new(s))),
         keyframe_requests: keyframes,
+        ..VideoPorts::default()
     };
     let transport = spawn_with_video(&fast_config(&peer.url()), false, etx, ports).unwrap();
     let mut initial = serde_json::Map::new();

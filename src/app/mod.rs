@@ -401,20 +401,33 @@ fn start_video(
     let mut input = None;
     if cfg.input.source != crate::video::config::InputSource::None {
         let (tx, rx) = mpsc::channel(crate::video::input::SAMPLE_CAPACITY);
+        // The codec follows the backend: the hosted gateway accepts H.264 only.
+        let mut input_cfg = cfg.input.clone();
+        input_cfg.codec = input_codec(loaded.app.server.backend);
         match crate::video::input::start_with_health(
-            &cfg.input,
+            &input_cfg,
             tx,
             cancel.clone(),
             Some(inputs.clone()),
         ) {
             Ok(h) => {
                 ports.samples_in = Some(Arc::new(tokio::sync::Mutex::new(rx)));
+                ports.input_keyframes = Some(h.keyframes.clone());
                 input = Some(h);
             }
             Err(e) => tracing::error!("video input not started: {e}"),
         }
     }
     (ports, output, input)
+}
+
+/// The video input's codec for `backend`: H.264 for the hosted gateway (it closes anything
+/// else, docs/daydream-api.md), VP8 for Scope (what its own UI sends).
+pub fn input_codec(backend: Backend) -> crate::transport::types::VideoCodec {
+    match backend {
+        Backend::Daydream => crate::transport::types::VideoCodec::H264,
+        _ => crate::transport::types::VideoCodec::Vp8,
+    }
 }
 
 fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {

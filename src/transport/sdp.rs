@@ -3,6 +3,9 @@
 //! Scope speaks VP8 and H264 only and its own web UI forces VP8, so the offer lists exactly
 //! those two, VP8 first. The answer's first payload type on the video m-line is what the server
 //! will send; the video edge needs to know which depayloader to use.
+//!
+//! The hosted (Daydream) gateway is different: H.264 only, constrained baseline
+//! `profile-level-id=42001f` with packetization-mode 1 ([`hosted_video_codecs`]).
 
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 use webrtc::rtp_transceiver::RTCPFeedback;
@@ -49,6 +52,26 @@ pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
             ..Default::default()
         },
     ]
+}
+
+/// The H.264 format the hosted gateway registers (livepeer/go-livepeer `media/whip_server.go`,
+/// docs/daydream-api.md): constrained baseline 3.1; a 42e01f-only offer may not match it.
+pub const HOSTED_H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
+
+/// The video codecs of the hosted backend's WHIP/WHEP offers: H.264 42001f only.
+pub fn hosted_video_codecs() -> Vec<RTCRtpCodecParameters> {
+    vec![RTCRtpCodecParameters {
+        capability: RTCRtpCodecCapability {
+            mime_type: MIME_TYPE_H264.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: HOSTED_H264_FMTP.to_owned(),
+            rtcp_feedback: feedback(),
+        },
+        payload_type: 102,
+        ..Default::default()
+    }]
 }
 
 /// Maps a MIME type or rtpmap encoding name to our codec.
@@ -117,6 +140,20 @@ mod tests {
                 .sdp_fmtp_line
                 .contains("packetization-mode=1")
         );
+    }
+
+    #[test]
+    fn the_hosted_offer_is_h264_42001f_packetization_mode_1_only() {
+        let c = hosted_video_codecs();
+        assert_eq!(c.len(), 1);
+        assert_eq!(codec_of(&c[0].capability.mime_type), Some(VideoCodec::H264));
+        let fmtp = &c[0].capability.sdp_fmtp_line;
+        assert!(fmtp.contains("profile-level-id=42001f"), "{fmtp}");
+        assert!(fmtp.contains("packetization-mode=1"), "{fmtp}");
+        // PLI and FIR are offered, so the gateway may ask us for key frames.
+        let fb = &c[0].capability.rtcp_feedback;
+        assert!(fb.iter().any(|f| f.typ == "nack" && f.parameter == "pli"));
+        assert!(fb.iter().any(|f| f.typ == "ccm" && f.parameter == "fir"));
     }
 
     #[test]

@@ -83,6 +83,63 @@ pub struct VideoPorts {
     /// The video edge's key-frame request counter: each change asks the sender for a key frame
     /// (RTCP PLI), so a lost first key frame or a loss burst does not leave the picture frozen.
     pub keyframe_requests: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The other direction: asks our video input's encoder for a key frame when a session
+    /// connects and on every RTCP PLI/FIR the server sends about our track (its decoder cannot
+    /// start or recover without one).
+    pub input_keyframes: Option<KeyframeRequests>,
+}
+
+/// Asks the video input's encoder for a key frame. Cloned into the transports; asking never
+/// blocks or allocates, and the input merges and rate-limits what it forces
+/// (`video::input::FORCE_MIN_INTERVAL`).
+#[derive(Debug, Clone)]
+pub struct KeyframeRequests(Arc<tokio::sync::watch::Sender<u64>>);
+
+impl KeyframeRequests {
+    /// A requester and the receiver the encoder watches.
+    pub fn new() -> (KeyframeRequests, tokio::sync::watch::Receiver<u64>) {
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        (KeyframeRequests(Arc::new(tx)), rx)
+    }
+
+    /// Asks for one key frame.
+    pub fn request(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Requests made so far.
+    pub fn count(&self) -> u64 {
+        *self.0.borrow()
+    }
+}
+
+/// Reads the RTCP the server sends about our outgoing track and turns every PLI/FIR into a
+/// key-frame request to the encoder (webrtc-rs also needs the sender's RTCP read for its
+/// interceptors to see it). Ends with the sender.
+pub fn spawn_rtcp_reader(
+    sender: Arc<webrtc::rtp_transceiver::rtp_sender::RTCRtpSender>,
+    keyframes: Option<KeyframeRequests>,
+) -> tokio::task::JoinHandle<()> {
+    use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+    use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    tokio::spawn(async move {
+        while let Ok((packets, _)) = sender.read_rtcp().await {
+            for p in &packets {
+                let any = p.as_any();
+                let kind = if any.is::<PictureLossIndication>() {
+                    "PLI"
+                } else if any.is::<FullIntraRequest>() {
+                    "FIR"
+                } else {
+                    continue;
+                };
+                tracing::debug!("server asked for a key frame (RTCP {kind})");
+                if let Some(k) = &keyframes {
+                    k.request();
+                }
+            }
+        }
+    })
 }
 
 /// Reads every RTP packet of a received video track: counts packets, losses (by sequence number)
@@ -266,8 +323,15 @@ pub async fn build(
     }
     {
         let t = tx.clone();
+        let keyframes = video.input_keyframes.clone();
         pc.on_peer_connection_state_change(Box::new(move |s| {
             let t = t.clone();
+            // A new session: its decoder needs a key frame now, not at the next periodic one.
+            if s == RTCPeerConnectionState::Connected
+                && let Some(k) = &keyframes
+            {
+                k.request();
+            }
             Box::pin(async move {
                 let _ = t.send(LinkEvent::Peer(s)).await;
             })
@@ -316,6 +380,10 @@ pub async fn build(
             )
             .await
             .map_err(rtc)?;
+        tasks.push(spawn_rtcp_reader(
+            t.sender().await,
+            video.input_keyframes.clone(),
+        ));
         tasks.push(tokio::spawn(async move {
             let mut rx = samples.lock().await;
             while let Some(s) = rx.recv().await {

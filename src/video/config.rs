@@ -226,9 +226,24 @@ pub struct InputConfig {
     pub height: u32,
     /// Encoded frames per second.
     pub fps: u32,
-    /// VP8 target bitrate in kbit/s.
+    /// Encoder target bitrate in kbit/s.
     pub bitrate_kbps: u32,
+    /// Longest gap between two key frames, in milliseconds. The server's decoder cannot start
+    /// (or recover after loss) without one; key frames are also forced on connect and on every
+    /// RTCP PLI/FIR, so this only bounds the worst case.
+    pub keyframe_interval_ms: u32,
+    /// Codec sent: chosen by the app per backend (VP8 for Scope, H.264 for the hosted gateway,
+    /// which accepts nothing else), not by the user.
+    #[serde(skip, default = "default_input_codec")]
+    pub codec: crate::transport::types::VideoCodec,
 }
+
+fn default_input_codec() -> crate::transport::types::VideoCodec {
+    crate::transport::types::VideoCodec::Vp8
+}
+
+/// Fewest / most milliseconds `keyframe_interval_ms` may be.
+pub const KEYFRAME_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 100..=10_000;
 
 impl Default for InputConfig {
     fn default() -> Self {
@@ -240,6 +255,8 @@ impl Default for InputConfig {
             height: 512,
             fps: 30,
             bitrate_kbps: 2000,
+            keyframe_interval_ms: 1000,
+            codec: default_input_codec(),
         }
     }
 }
@@ -361,6 +378,17 @@ impl Validate for VideoConfig {
         if !(50..=50_000).contains(&inp.bitrate_kbps) {
             errors.push(doc.error_at(&at("input.bitrate_kbps"), "must be from 50 to 50000", None));
         }
+        if !KEYFRAME_INTERVAL_RANGE.contains(&inp.keyframe_interval_ms) {
+            errors.push(doc.error_at(
+                &at("input.keyframe_interval_ms"),
+                format!(
+                    "must be from {} to {} (a key frame at least every 10 s; 1000 is a good choice)",
+                    KEYFRAME_INTERVAL_RANGE.start(),
+                    KEYFRAME_INTERVAL_RANGE.end()
+                ),
+                None,
+            ));
+        }
         if !(self.vace.context_scale.is_finite() && (0.0..=2.0).contains(&self.vace.context_scale))
         {
             errors.push(doc.error_at(&at("vace.context_scale"), "must be from 0 to 2", None));
@@ -479,6 +507,20 @@ mod tests {
         .unwrap();
         assert!(c.sinks[0].wants_encoded());
         assert!(!c.sinks[1].wants_encoded());
+    }
+
+    #[test]
+    fn keyframe_interval_defaults_to_a_second_and_is_validated() {
+        let c = parse("[video.input]\nsource = \"test_pattern\"\n").unwrap();
+        assert_eq!(c.input.keyframe_interval_ms, 1000);
+        assert_eq!(c.input.codec, crate::transport::types::VideoCodec::Vp8);
+        let c = parse("[video.input]\nkeyframe_interval_ms = 500\n").unwrap();
+        assert_eq!(c.input.keyframe_interval_ms, 500);
+        let errs = parse("[video.input]\nkeyframe_interval_ms = 0\n").unwrap_err();
+        assert_eq!(errs[0].key, "video.input.keyframe_interval_ms");
+        assert!(parse("[video.input]\nkeyframe_interval_ms = 60000\n").is_err());
+        // The codec follows the backend; it is not a user setting.
+        assert!(parse("[video.input]\ncodec = \"h264\"\n").is_err());
     }
 
     #[test]

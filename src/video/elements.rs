@@ -42,6 +42,7 @@ pub fn install_hint(factory: &str) -> String {
         | "autovideosink" => "gstreamer1.0-plugins-good",
         "shmsink" | "shmsrc" | "h264parse" => "gstreamer1.0-plugins-bad",
         "x264enc" => "gstreamer1.0-plugins-ugly",
+        "openh264enc" | "openh264dec" => "gstreamer1.0-plugins-bad",
         "avdec_h264" => "gstreamer1.0-libav",
         "tee" | "queue" | "capsfilter" | "fakesink" | "filesink" | "filesrc" | "identity" => {
             return "it is part of GStreamer core: reinstall libgstreamer1.0-0".into();
@@ -197,6 +198,15 @@ mod tests {
         assert_eq!(
             install_hint("avdec_h264"),
             "sudo apt install gstreamer1.0-libav"
+        );
+        // The hosted backend's H.264 input encoders.
+        assert_eq!(
+            install_hint("x264enc"),
+            "sudo apt install gstreamer1.0-plugins-ugly"
+        );
+        assert_eq!(
+            install_hint("openh264enc"),
+            "sudo apt install gstreamer1.0-plugins-bad"
         );
         assert!(install_hint("ndisink").contains("--features ndi"));
     }

@@ -1,6 +1,10 @@
 //! Video input for video-to-video pipelines: a GStreamer source (webcam, looped file, test
-//! pattern) → VP8 (realtime) → [`EncodedSample`]s on a bounded channel that the transport
-//! writes to its WebRTC track.
+//! pattern) → VP8 (Scope) or H.264 (the hosted gateway accepts nothing else), realtime →
+//! [`EncodedSample`]s on a bounded channel that the transport writes to its WebRTC track.
+//!
+//! Key frames: the server's decoder cannot start without one, so one is forced whenever the
+//! transport asks through [`KeyframeRequests`] (a session connected, an RTCP PLI/FIR arrived),
+//! at most every [`FORCE_MIN_INTERVAL`], plus one at least every `keyframe_interval_ms`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +20,11 @@ use tokio_util::sync::CancellationToken;
 use super::config::{InputConfig, InputSource};
 use super::elements::{self, VideoError};
 use crate::transport::types::{EncodedSample, VideoCodec};
+pub use crate::transport::webrtc_session::KeyframeRequests;
+
+/// Fewest milliseconds between two forced key frames: a server asking on every broken frame
+/// must not turn the stream into key frames only (requests in between are merged, not lost).
+pub const FORCE_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Capacity of the encoded-sample channel (a few frames: the track writer is fast or we drop).
 pub const SAMPLE_CAPACITY: usize = 8;
@@ -31,12 +40,16 @@ pub struct InputCounters {
     pub loops: AtomicU64,
     /// Pipeline failures (each followed by a rebuild).
     pub failures: AtomicU64,
+    /// Key frames forced on request (connect, PLI/FIR), after rate limiting.
+    pub keyframes_forced: AtomicU64,
 }
 
 /// A running video input.
 pub struct InputHandle {
     /// Counters.
     pub counters: Arc<InputCounters>,
+    /// Asks the encoder for a key frame (the transports hold a clone).
+    pub keyframes: KeyframeRequests,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -79,22 +92,63 @@ fn source_description(cfg: &InputConfig) -> Result<String, VideoError> {
     })
 }
 
+/// Frames between two periodic key frames for `cfg` (at least 1).
+pub fn keyframe_distance(cfg: &InputConfig) -> u32 {
+    (u64::from(cfg.fps) * u64::from(cfg.keyframe_interval_ms) / 1000).clamp(1, 10_000) as u32
+}
+
+/// The encoder part of the pipeline for `cfg.codec`, named `enc`. H.264 is what the hosted
+/// gateway accepts (docs/daydream-api.md): constrained baseline (profile-level-id 42001f), no
+/// B-frames, byte-stream with SPS/PPS before every IDR so a receiver can start at any key frame.
+/// `x264enc` when installed, else `openh264enc` (BSD-licensed, in plugins-bad).
+pub fn encoder_description(cfg: &InputConfig) -> Result<String, VideoError> {
+    elements::init()?;
+    let kf = keyframe_distance(cfg);
+    let kbps = cfg.bitrate_kbps;
+    Ok(match cfg.codec {
+        VideoCodec::Vp8 => format!(
+            "vp8enc name=enc deadline=1 cpu-used=8 threads=2 end-usage=cbr \
+             target-bitrate={bps} keyframe-max-dist={kf} lag-in-frames=0 error-resilient=default",
+            bps = u64::from(kbps) * 1000,
+        ),
+        VideoCodec::H264 => {
+            let caps = "video/x-h264,stream-format=byte-stream,alignment=au,\
+                        profile=constrained-baseline";
+            if gst::ElementFactory::find("x264enc").is_some() {
+                format!(
+                    "x264enc name=enc tune=zerolatency speed-preset=ultrafast bframes=0 \
+                     key-int-max={kf} bitrate={kbps} threads=2 byte-stream=true aud=false ! \
+                     {caps}"
+                )
+            } else if gst::ElementFactory::find("openh264enc").is_some() {
+                format!(
+                    "openh264enc name=enc complexity=low rate-control=bitrate \
+                     bitrate={bps} gop-size={kf} multi-thread=2 ! {caps}",
+                    bps = u64::from(kbps) * 1000,
+                )
+            } else {
+                return Err(VideoError::MissingElement {
+                    element: "x264enc".into(),
+                    hint: elements::install_hint("x264enc"),
+                });
+            }
+        }
+    })
+}
+
 /// Builds the input pipeline; returns it and its appsink.
 pub fn build(cfg: &InputConfig) -> Result<(gst::Pipeline, gst_app::AppSink), VideoError> {
     elements::init()?;
     let src = source_description(cfg)?;
+    let enc = encoder_description(cfg)?;
     let live = !matches!(cfg.source, InputSource::File);
     let desc = format!(
         "{src} ! videoconvert ! videoscale ! videorate ! \
-         video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! \
-         vp8enc deadline=1 cpu-used=8 threads=2 end-usage=cbr target-bitrate={br} \
-         keyframe-max-dist={kf} lag-in-frames=0 error-resilient=default ! \
+         video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! {enc} ! \
          appsink name=out sync={sync} max-buffers=4 drop=true",
         w = cfg.width,
         h = cfg.height,
         fps = cfg.fps,
-        br = u64::from(cfg.bitrate_kbps) * 1000,
-        kf = cfg.fps * 2,
         sync = !live,
     );
     let mut ctx = gst::ParseContext::new();
@@ -145,6 +199,7 @@ pub fn start_with_health(
     let first = build(cfg)?;
     let counters = Arc::new(InputCounters::default());
     let cancel = cancel.child_token();
+    let (keyframes, requests) = KeyframeRequests::new();
     let task = tokio::spawn(run(
         cfg.clone(),
         first,
@@ -155,9 +210,11 @@ pub fn start_with_health(
             tx: health,
             stalled: false,
         },
+        requests,
     ));
     Ok(InputHandle {
         counters,
+        keyframes,
         cancel,
         task,
     })
@@ -194,8 +251,10 @@ async fn run(
     counters: Arc<InputCounters>,
     cancel: CancellationToken,
     mut health: Health,
+    mut requests: tokio::sync::watch::Receiver<u64>,
 ) {
     let frame = Duration::from_secs_f64(1.0 / f64::from(cfg.fps.max(1)));
+    let codec = cfg.codec;
     let mut next = Some(first);
     loop {
         let (pipeline, sink) = match next.take() {
@@ -228,7 +287,7 @@ async fn run(
                     let out = EncodedSample {
                         data: bytes::Bytes::copy_from_slice(map.as_slice()),
                         duration: buf.duration().map_or(frame, |d| d.into()),
-                        codec: VideoCodec::Vp8,
+                        codec,
                     };
                     match t.try_send(out) {
                         Ok(()) => c.sent.fetch_add(1, Ordering::Relaxed),
@@ -247,7 +306,16 @@ async fn run(
         if pipeline.set_state(gst::State::Playing).is_err() {
             tracing::warn!("video input: cannot start the source");
         }
-        let failed = watch_bus(&pipeline, &bus, &cfg, &counters, &cancel, &mut health).await;
+        let failed = watch_bus(
+            &pipeline,
+            &bus,
+            &cfg,
+            &counters,
+            &cancel,
+            &mut health,
+            &mut requests,
+        )
+        .await;
         let _ = pipeline.set_state(gst::State::Null);
         if !failed {
             return;
@@ -260,7 +328,21 @@ async fn run(
     }
 }
 
-/// Follows the bus until an error (true) or cancellation (false); loops a file at its end.
+/// Asks the encoder of `pipeline` for a key frame now (an upstream force-key-unit event on its
+/// source pad, with SPS/PPS for H.264). False when the encoder is not there to ask.
+fn force_key_frame(pipeline: &gst::Pipeline) -> bool {
+    let Some(pad) = pipeline.by_name("enc").and_then(|e| e.static_pad("src")) else {
+        return false;
+    };
+    let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+        .all_headers(true)
+        .build();
+    pad.send_event(ev)
+}
+
+/// Follows the bus until an error (true) or cancellation (false); loops a file at its end;
+/// forces key frames on request, at most one per [`FORCE_MIN_INTERVAL`] (a request inside the
+/// interval is kept and served when it ends).
 async fn watch_bus(
     pipeline: &gst::Pipeline,
     bus: &gst::Bus,
@@ -268,6 +350,7 @@ async fn watch_bus(
     counters: &InputCounters,
     cancel: &CancellationToken,
     health: &mut Health,
+    requests: &mut tokio::sync::watch::Receiver<u64>,
 ) -> bool {
     use futures::StreamExt;
     let mut stream = bus.stream();
@@ -277,9 +360,27 @@ async fn watch_bus(
     let mut seen = frames();
     let mut moved = tokio::time::Instant::now();
     let mut check = tokio::time::interval(Duration::from_millis(250));
+    // A fresh pipeline starts with a key frame: requests from before it are served.
+    requests.mark_unchanged();
+    let mut asking = true;
+    let mut pending = false;
+    let mut next_force = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return false,
+            r = requests.changed(), if asking => match r {
+                Ok(()) => pending = true,
+                // Every requester is gone: nothing more will ask.
+                Err(_) => asking = false,
+            },
+            _ = tokio::time::sleep_until(next_force), if pending => {
+                pending = false;
+                next_force = tokio::time::Instant::now() + FORCE_MIN_INTERVAL;
+                if force_key_frame(pipeline) {
+                    counters.keyframes_forced.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("video input: key frame forced");
+                }
+            }
             _ = check.tick() => {
                 let now = frames();
                 if now != seen {

@@ -27,6 +27,9 @@ pub struct PeerOptions {
     /// Server-side outputs `/api/v1/hardware/info` reports as available (`ndi`, `spout`,
     /// `syphon`).
     pub hardware: Vec<&'static str>,
+    /// Generate no video before the client's first input frame is decoded (Scope in video
+    /// mode: output is made from input), so the first returned frame measures the input path.
+    pub output_follows_input: bool,
 }
 
 impl Default for PeerOptions {
@@ -40,6 +43,7 @@ impl Default for PeerOptions {
             download: 0.5,
             codec: None,
             hardware: Vec::new(),
+            output_follows_input: false,
         }
     }
 }
@@ -99,6 +103,9 @@ impl Peer {
         }
         if !opts.hardware.is_empty() {
             cmd.arg("--hardware").args(&opts.hardware);
+        }
+        if opts.output_follows_input {
+            cmd.arg("--output-follows-input");
         }
         if !opts.missing_models.is_empty() {
             cmd.arg("--missing-models").args(&opts.missing_models);

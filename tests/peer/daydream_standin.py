@@ -35,6 +35,8 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
+import media_probe  # gates decoders until a key frame, logs PLIs and key frames
+
 # Loopback only: aioice never offers 127.0.0.1 by itself.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
@@ -89,6 +91,8 @@ class State:
         self.pcs = {}
         self.whip_frames_in = 0
         self.whep_frames_out = 0
+        # Media events (offer, refusals, key frames, PLIs, first frame) for `/_state`.
+        self.media = []
         self.log = open(args.log, "a", buffering=1)
 
     def not_ready_code(self):
@@ -224,19 +228,11 @@ async def whip(request):
     offer = await request.text()
     pc = new_pc()
     st.pcs["whip-" + sid] = pc
-
-    @pc.on("track")
-    def on_track(track):
-        async def consume():
-            while True:
-                try:
-                    await track.recv()
-                except Exception:
-                    return
-                st.whip_frames_in += 1
-        asyncio.ensure_future(consume())
+    ingest = watch_ingest(st, sid, pc, offer)
 
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+    if ingest["refusal"] is None:
+        keep_only_gateway_h264(pc)
     await pc.setLocalDescription(await pc.createAnswer())
     headers = {"Location": f"/whip/{sid}/session", "Content-Type": "application/sdp"}
     answer = pc.localDescription.sdp
@@ -245,6 +241,116 @@ async def whip(request):
     if not st.args.no_playback_header:
         headers["livepeer-playback-url"] = f"{base(request)}/whep/{sid}"
     return web.Response(status=201, text=answer, headers=headers)
+
+
+# ---- media: what the gateway's WHIP accepts ---------------------------------------------------
+# From livepeer/go-livepeer `media/whip_server.go` as summarised in docs/daydream-api.md: the WHIP
+# media engine registers only H.264 (profile-level-id 42001f, packetization-mode 1 and 0) and
+# Opus; a session without acceptable video is closed ("non-h264 video"), and one where no video
+# arrives within 5 s is closed ("missing video"). Profile matching follows pion's H.264 fmtp
+# rule (profile_idc and profile_iop must be equal; the level may differ), so a 42e01f-only
+# offer does not match. The gateway sends PLI and cuts segments at IDRs: the ingest decoder is
+# gated until a key frame (tests/peer/media_probe.py).
+MISSING_VIDEO_AFTER_S = 5.0
+
+
+def h264_refusal(offer_sdp):
+    """Why the gateway would close this WHIP offer's session, or None when its video m-line has
+    an H.264 format the gateway registers."""
+    video = None
+    for section in offer_sdp.replace("\r\n", "\n").split("\nm=")[1:]:
+        if section.startswith("video "):
+            video = section
+            break
+    if video is None:
+        return "missing video"
+    h264 = set()
+    fmtp = {}
+    for line in video.split("\n"):
+        if line.startswith("a=rtpmap:"):
+            pt, _, enc = line[len("a=rtpmap:"):].partition(" ")
+            if enc.lower().startswith("h264/"):
+                h264.add(pt)
+        elif line.startswith("a=fmtp:"):
+            pt, _, params = line[len("a=fmtp:"):].partition(" ")
+            fmtp[pt] = dict(kv.split("=", 1) for kv in params.strip().split(";") if "=" in kv)
+    for pt in h264:
+        f = fmtp.get(pt, {})
+        if (f.get("profile-level-id", "").lower().startswith("4200")
+                and f.get("packetization-mode", "0") in ("0", "1")):
+            return None
+    return "non-h264 video"
+
+
+def keep_only_gateway_h264(pc):
+    """Answers H.264 42001f only on every video transceiver (and RTX for it)."""
+    for t in pc.getTransceivers():
+        if t.kind != "video":
+            continue
+        kept = [c for c in t._codecs if c.mimeType.lower() == "video/h264"
+                and str(c.parameters.get("profile-level-id", "")).lower().startswith("4200")]
+        pts = {c.payloadType for c in kept}
+        kept += [c for c in t._codecs if c.mimeType.lower() == "video/rtx"
+                 and c.parameters.get("apt") in pts]
+        if kept:
+            t._codecs = kept
+
+
+def watch_ingest(st, sid, pc, offer_sdp):
+    """The WHIP session as the gateway runs it: refuses non-H.264 offers (closed once connected,
+    or after 5 s), closes a session without video after 5 s, gates the decoder until a key
+    frame, logs PLIs, key frames and the first decoded frame to `st.media`."""
+    started = time.monotonic()
+    ingest = {"refusal": h264_refusal(offer_sdp), "gate": None, "closed": None}
+
+    def record(kind, data):
+        st.media.append({"ts": time.time(), "stream": sid, "kind": kind, "data": data})
+
+    record("whip_offer", {"refusal": ingest["refusal"]})
+
+    async def close(reason):
+        if ingest["closed"] is None:
+            ingest["closed"] = reason
+            record("whip_closed", {"reason": reason})
+            await pc.close()
+
+    @pc.on("track")
+    def on_track(track):
+        if track.kind != "video":
+            return
+        gate = media_probe.watch(pc, track, asyncio.get_event_loop(), record)
+        ingest["gate"] = gate
+
+        async def consume():
+            n = 0
+            while True:
+                try:
+                    await track.recv()
+                except Exception:
+                    return
+                n += 1
+                st.whip_frames_in += 1
+                if n == 1:
+                    record("first_frame_in", {
+                        "after_offer_s": round(time.monotonic() - started, 4),
+                        "decode_waits": gate.decode_waits, "plis": gate.plis})
+        asyncio.ensure_future(consume())
+
+    @pc.on("connectionstatechange")
+    async def on_state():
+        if pc.connectionState == "connected" and ingest["refusal"]:
+            await close(ingest["refusal"])
+
+    async def missing_video():
+        await asyncio.sleep(MISSING_VIDEO_AFTER_S)
+        g = ingest["gate"]
+        if ingest["refusal"]:
+            await close(ingest["refusal"])
+        elif g is None or (g.keyframes + g.decode_waits) == 0:
+            await close("missing video")
+
+    asyncio.ensure_future(missing_video())
+    return ingest
 
 
 def unreachable(sdp):
@@ -271,6 +377,8 @@ async def whep(request):
     st.pcs["whep-" + sid] = pc
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
     pc.addTrack(CounterTrack(st))
+    # The gateway's output is H.264 (docs/daydream-api.md); an offer without it gets no video.
+    keep_only_gateway_h264(pc)
     await pc.setLocalDescription(await pc.createAnswer())
     return web.Response(status=201, text=pc.localDescription.sdp,
                         headers={"Location": f"/whep/{sid}/session",
@@ -294,6 +402,7 @@ async def state(request):
     return web.json_response({
         "whip_frames_in": st.whip_frames_in,
         "whep_frames_out": st.whep_frames_out,
+        "media": st.media,
         "streams": {k: {"deleted": v["deleted"], "params": v["params"]}
                     for k, v in st.streams.items()},
     })

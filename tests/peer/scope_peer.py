@@ -31,6 +31,8 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 
+import media_probe  # gates the decoders until a key frame and logs PLIs (tests/peer/README.md)
+
 # Loopback only: aioice never offers 127.0.0.1 by itself.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
@@ -164,7 +166,8 @@ class CounterTrack(VideoStreamTrack):
     async def recv(self):
         p = self.peer
         # No frames without pipeline_ids, while stalled, or until the pipeline is loaded.
-        while p.stall or not self.session.get("pipeline_ok") or p.status != "loaded":
+        while (p.stall or not self.session.get("pipeline_ok") or p.status != "loaded"
+               or waits_for_input(p, self.session)):
             await asyncio.sleep(0.02)
             if self.start is not None:
                 self.start = None
@@ -181,6 +184,12 @@ class CounterTrack(VideoStreamTrack):
         p.frames_sent += 1
         self.session["frames_out"] += 1
         return frame
+
+
+def waits_for_input(p, session):
+    """With `--output-follows-input` (Scope in video mode: every output frame is made from an
+    input frame) nothing is generated before the client's first input frame is decoded."""
+    return p.args.output_follows_input and session.get("frames_in", 0) == 0
 
 
 def render(counter, width, height):
@@ -340,17 +349,7 @@ async def offer(request):
     def on_track(track):
         if track.kind != "video":
             return
-
-        async def consume():
-            while True:
-                try:
-                    await track.recv()
-                except Exception:
-                    return
-                p.frames_received += 1
-                sess["frames_in"] += 1
-
-        asyncio.ensure_future(consume())
+        watch_input(p, sid, sess, pc, track)
 
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
     if p.args.codec != "any":
@@ -371,6 +370,57 @@ async def offer(request):
         "type": pc.localDescription.type,
         "sessionId": sid,
     })
+
+
+def watch_input(p, sid, sess, pc, track):
+    """The client's video as Scope receives it: no decoding before a key frame (decode waits
+    counted, PLI sent, as Scope's aiortc does after its "VP8 decode errors"), every PLI and key
+    frame logged, and the first decoded frame logged as `first_frame_in` (its `ts` minus the
+    `initial` entry's is the first-frame time after the offer)."""
+    gate = media_probe.watch(pc, track, asyncio.get_event_loop(),
+                             lambda kind, data: p.record(sid, kind, data))
+    sess["gate"] = gate
+
+    async def consume():
+        while True:
+            try:
+                await track.recv()
+            except Exception:
+                return
+            p.frames_received += 1
+            sess["frames_in"] += 1
+            if sess["frames_in"] == 1:
+                p.record(sid, "first_frame_in", {
+                    "after_offer_s": round(time.monotonic() - sess["started"], 4),
+                    "decode_waits": gate.decode_waits, "plis": gate.plis})
+
+    asyncio.ensure_future(consume())
+
+
+async def c_pli(request):
+    """Sends one RTCP PLI on every session's incoming video (as Scope's receiver does after a
+    loss), or a FIR with `{"fir": true}`; replies `{"sent": n}`. The client must answer with a
+    key frame."""
+    p = request.app["peer"]
+    try:
+        fir = bool((await request.json()).get("fir"))
+    except Exception:
+        fir = False
+    n = 0
+    for s in p.sessions.values():
+        if s.get("gate") is not None:
+            n += await media_probe.send_pli(s["gate"], fir=fir)
+    return web.json_response({"sent": n})
+
+
+def media_stats(p):
+    """Key-frame counters over every session (for `/_control/stats`)."""
+    gates = [s["gate"] for s in p.sessions.values() if s.get("gate") is not None]
+    return {
+        "decode_waits": sum(g.decode_waits for g in gates),
+        "keyframes_in": sum(g.keyframes for g in gates),
+        "plis_sent": sum(g.plis for g in gates),
+    }
 
 
 async def offer_patch(request):
@@ -576,6 +626,7 @@ async def c_stats(request):
         "status": p.status,
         "server_start_time": p.start_time,
         "requests": len(p.request_log),
+        **media_stats(p),
     })
 
 
@@ -611,6 +662,7 @@ def make_app(args):
     r.add_get("/_control/uploads", c_uploads)
     r.add_get("/_control/stats", c_stats)
     r.add_get("/_control/requests", c_requests)
+    r.add_post("/_control/pli", c_pli)
 
     async def on_shutdown(app):
         for s in list(app["peer"].sessions.values()):
@@ -635,6 +687,8 @@ def main():
     ap.add_argument("--hardware", nargs="*", default=[], choices=["ndi", "spout", "syphon"],
                     help="server-side outputs /api/v1/hardware/info reports as available")
     ap.add_argument("--assets-dir", default="", help="where uploaded assets are stored")
+    ap.add_argument("--output-follows-input", action="store_true",
+                    help="generate no video before the client's first input frame is decoded")
     args = ap.parse_args()
     w, h = args.size.lower().split("x")
     args.width, args.height = int(w), int(h)

@@ -377,6 +377,7 @@ impl Actor {
         let http = self.http.clone();
         let opts = self.rtc_options(&whip_url);
         let samples = self.setup.video.samples_in.clone();
+        let keyframes = self.setup.video.input_keyframes.clone();
         if samples.is_none() {
             self.emit(TransportEvent::Error(
                 "no video input for WHIP: Daydream transforms a camera, file or test pattern; set one in [video]".into(),
@@ -387,7 +388,7 @@ impl Actor {
         let epoch = self.epoch;
         let clock = self.clock;
         tokio::spawn(async move {
-            let r = rtc::whip(&http, &whip_url, &opts, samples, &warmup, clock).await;
+            let r = rtc::whip(&http, &whip_url, &opts, samples, keyframes, &warmup, clock).await;
             let _ = tx.send(Inner::Whip(epoch, r)).await;
         });
     }

@@ -3,6 +3,11 @@
 //! encoded frames; WHEP receives the generated video and hands every RTP packet to the same
 //! bounded channel the Scope transport feeds, so the same GStreamer output pipeline plays it.
 //! The API key is never sent here: WHIP/WHEP URLs are pre-signed.
+//!
+//! Video is H.264 both ways: the gateway's WHIP accepts only H.264 (profile-level-id 42001f,
+//! packetization-mode 1) and closes anything else ("non-h264 video"), and its WHEP output is
+//! H.264 (docs/daydream-api.md, from livepeer/go-livepeer `media/whip_server.go`). The server's
+//! PLI/FIR on our WHIP track force a key frame in the encoder, as does connecting.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 use webrtc::api::APIBuilder;
 use webrtc::api::interceptor_registry::register_default_interceptors;
-use webrtc::api::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use webrtc::api::media_engine::{MIME_TYPE_H264, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
@@ -104,8 +109,8 @@ async fn peer(
     MediaError,
 > {
     let mut media = MediaEngine::default();
-    // The Scope backend's codec preference: VP8 first, H264 accepted.
-    for c in crate::transport::sdp::video_codecs() {
+    // H.264 only: the gateway's media engine registers nothing else for video.
+    for c in crate::transport::sdp::hosted_video_codecs() {
         media
             .register_codec(c, RTPCodecType::Video)
             .map_err(rtc_err(what))?;
@@ -291,12 +296,14 @@ async fn connect(
     }
 }
 
-/// WHIP: sends the video input (`samples`, VP8) to `url`. Returns once connected.
+/// WHIP: sends the video input (`samples`, H.264) to `url`; the server's PLI/FIR and the
+/// connection itself ask `keyframes` for a key frame. Returns once connected.
 pub async fn whip(
     http: &reqwest::Client,
     url: &url::Url,
     opts: &RtcOptions,
     samples: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
+    keyframes: Option<crate::transport::webrtc_session::KeyframeRequests>,
     warmup: &Warmup,
     clock: Instant,
 ) -> Result<MediaLink, MediaError> {
@@ -304,22 +311,28 @@ pub async fn whip(
     let (pc, mut states) = peer(W, opts).await?;
     let track = Arc::new(TrackLocalStaticSample::new(
         RTCRtpCodecCapability {
-            mime_type: MIME_TYPE_VP8.to_owned(),
+            mime_type: MIME_TYPE_H264.to_owned(),
             clock_rate: 90_000,
+            sdp_fmtp_line: crate::transport::sdp::HOSTED_H264_FMTP.to_owned(),
             ..Default::default()
         },
         "video".to_owned(),
         "scope-deck".to_owned(),
     ));
-    pc.add_transceiver_from_track(
-        Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
-        Some(RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            send_encodings: vec![],
-        }),
-    )
-    .await
-    .map_err(rtc_err(W))?;
+    let transceiver = pc
+        .add_transceiver_from_track(
+            Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .map_err(rtc_err(W))?;
+    let rtcp = crate::transport::webrtc_session::spawn_rtcp_reader(
+        transceiver.sender().await,
+        keyframes.clone(),
+    );
     let result = async {
         let sdp = offer(W, &pc, opts).await?;
         let answer = negotiate(http, W, url, &sdp, warmup, clock).await?;
@@ -330,11 +343,17 @@ pub async fn whip(
     let answer = match result {
         Ok(a) => a,
         Err(e) => {
+            rtcp.abort();
             let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;
             return Err(e);
         }
     };
-    let mut tasks = Vec::new();
+    // Connected: the gateway's decoder (and its segmenter, which cuts at IDRs) needs a key
+    // frame now, not at the next periodic one.
+    if let Some(k) = &keyframes {
+        k.request();
+    }
+    let mut tasks = vec![rtcp];
     if let Some(samples) = samples {
         tasks.push(tokio::spawn(async move {
             let mut rx = samples.lock().await;
@@ -387,7 +406,7 @@ pub async fn whep(
             crate::transport::webrtc_session::spawn_pli(weak_pc.clone(), track.ssrc(), kf);
         }
         let codec = crate::transport::sdp::codec_of(&track.codec().capability.mime_type)
-            .unwrap_or(VideoCodec::Vp8);
+            .unwrap_or(VideoCodec::H264);
         crate::transport::webrtc_session::forward_track(
             track,
             codec,

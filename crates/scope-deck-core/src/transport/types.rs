@@ -321,7 +321,7 @@ pub struct RtpPacket {
 /// the video input edge and written to the WebRTC track by the transport.
 #[derive(Debug, Clone)]
 pub struct EncodedSample {
-    /// Encoded frame (VP8 unless stated otherwise).
+    /// Encoded frame: VP8 (Scope) or H.264 Annex B byte-stream, one access unit (hosted).
     pub data: bytes::Bytes,
     /// Frame duration.
     pub duration: Duration,
