@@ -190,3 +190,101 @@ fn help_lists_examples_and_exit_codes() {
         .unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+/// A rehearsal is held to the server's limits: with a schema recorded from the server
+/// (`[server] dry_run_schema`; the fixture is hand-written in Scope's shape) a value is clamped to
+/// the pipeline's own range, not the built-in one, and a message over Scope's 64 KiB data-channel
+/// limit is refused, as a show would refuse it, instead of being reported as sent.
+#[test]
+fn dry_run_clamps_to_a_recorded_schema_and_refuses_oversized_messages() {
+    let sb = common::Sandbox::new();
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/schemas/narrow-longlive.json"
+    );
+    sb.write_config(&format!(
+        "[server]\npipeline_ids = [\"longlive\"]\ndry_run_schema = \"{schema}\"\n"
+    ));
+    let mut child = StdCommand::new(common::bin())
+        .args(["--headless", "--dry-run", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Streaming comes after the schema is merged (an event, not a sleep).
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        if l.contains(r#""state":"streaming""#) {
+            break;
+        }
+    }
+    writeln!(
+        stdin,
+        r#"{{"action":"set_param","key":"noise_scale","value":0.9}}"#
+    )
+    .unwrap();
+    let huge = "x".repeat(70 * 1024);
+    writeln!(stdin, r#"{{"action":"set_prompt","text":"{huge}"}}"#).unwrap();
+    writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
+    let rest: Vec<Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        rest.contains(&json!({"event":"param","key":"noise_scale","value":0.6,"clamped":true})),
+        "{rest:#?}"
+    );
+    let sent: Vec<&Value> = rest
+        .iter()
+        .filter(|e| e["event"] == "sent")
+        .map(|e| &e["payload"])
+        .collect();
+    assert!(
+        sent.iter().any(|p| p["noise_scale"] == json!(0.6)),
+        "{sent:#?}"
+    );
+    // Nothing outside the recorded range went out, the replay on connect included (the
+    // theme's own 0.7 is re-clamped before the first message).
+    assert!(
+        sent.iter()
+            .all(|p| p["noise_scale"].as_f64().is_none_or(|v| v <= 0.6 + 1e-9)),
+        "{sent:#?}"
+    );
+    assert!(
+        !sent.iter().any(|p| p["prompts"][0]["text"] == json!(huge)),
+        "the oversized prompt was reported as sent"
+    );
+    let refused = rest.iter().find(|e| {
+        e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("65536-byte limit"))
+    });
+    assert!(refused.is_some(), "no refusal notice: {rest:#?}");
+    drop(stdin);
+}
+
+/// A recorded schema that cannot be read stops the start with the file and key named.
+#[test]
+fn dry_run_schema_that_cannot_be_read_names_file_and_key() {
+    let sb = common::Sandbox::new();
+    sb.write_config("[server]\ndry_run_schema = \"no-such-schema.json\"\n");
+    let out = Command::cargo_bin("scope-deck")
+        .unwrap()
+        .args(["--check-config", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("config.toml"), "{err}");
+    assert!(err.contains("server.dry_run_schema"), "{err}");
+    assert!(err.contains("no-such-schema.json"), "{err}");
+}

@@ -230,9 +230,25 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
         }
     }
 
-    let Some(app) = app else {
+    let Some(mut app) = app else {
         return Err(ConfigErrors(errors));
     };
+    // The dry run's recorded schema: resolved against the config folder and checked now, so a
+    // rehearsal never starts on a file that cannot be read.
+    if !app.server.dry_run_schema.is_empty() {
+        let path = dir
+            .as_deref()
+            .map(|d| d.join(&app.server.dry_run_schema))
+            .unwrap_or_else(|| PathBuf::from(&app.server.dry_run_schema));
+        let check = crate::transport::dry_run::DryRunSchema {
+            path: path.clone(),
+            pipeline_ids: app.server.pipeline_ids.clone(),
+        };
+        match check.load() {
+            Ok(_) => app.server.dry_run_schema = path.display().to_string(),
+            Err(e) => errors.push(app.error_at("server.dry_run_schema", e)),
+        }
+    }
     // The hosted backend's stream preset (presets/<name>.toml), checked like any config file.
     if app.server.backend == crate::transport::config::Backend::Daydream {
         if let Err(errs) =

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub pipeline_ids: Vec<String>,
     /// Pipeline load parameters (`width`, `height`, `seed`, `vace_enabled`, ...).
     pub load_params: toml::Table,
+    /// A recorded `GET /api/v1/pipelines/schemas` reply (JSON) the dry run clamps values to, as
+    /// the real server's schema would; relative to the config folder; empty = built-in ranges.
+    pub dry_run_schema: String,
     /// Where ICE servers come from: `auto` (none for a loopback server, the server's
     /// `/api/v1/webrtc/ice-servers` otherwise), `server`, `none`, or `config` (`ice_servers`).
     pub ice: IceMode,
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             url: "http://127.0.0.1:8000".into(),
             pipeline_ids: vec!["longlive".into()],
             load_params: toml::Table::new(),
+            dry_run_schema: String::new(),
             ice: IceMode::Auto,
             ice_servers: Vec::new(),
             trickle: false,

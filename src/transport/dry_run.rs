@@ -1,6 +1,9 @@
 //! The dry-run transport: no server, but the same state machine and the same coalescer as a
 //! show, each message reported as `Sent`, so a rehearsal (or a test) sees exactly what a show
-//! would send and when.
+//! would send and when. It holds a rehearsal to the server's limits: a message over Scope's
+//! 64 KiB data-channel limit is `Refused` as a show would refuse it, and a schema recorded from
+//! the real server (`[server] dry_run_schema`) is announced on connect so values are clamped to
+//! the pipeline's own ranges.
 
 use std::time::Instant;
 
@@ -9,11 +12,59 @@ use tokio::sync::mpsc;
 use crate::transport::coalescer::Coalescer;
 use crate::transport::lanes::Inbox;
 use crate::transport::machine::ConnMachine;
+use crate::transport::protocol;
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+
+/// How long a connect waits for the engine to merge the recorded schema.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where the dry run's parameter ranges come from.
+#[derive(Debug, Clone, Default)]
+pub struct DryRunSchema {
+    /// A recorded `GET /api/v1/pipelines/schemas` reply (empty: the built-in ranges only).
+    pub path: std::path::PathBuf,
+    /// The pipelines whose schemas apply.
+    pub pipeline_ids: Vec<String>,
+}
+
+impl DryRunSchema {
+    /// Reads and maps the recorded schema; `Ok(None)` when none is configured.
+    pub fn load(&self) -> Result<Option<Vec<crate::core::params::ParamSpec>>, String> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let name = self.path.display();
+        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{name}: {e}"))?;
+        let reply: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
+        crate::transport::schema::specs_from_schemas(&reply, &self.pipeline_ids)
+            .map(Some)
+            .map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+/// Reports one message as a show would: `Sent`, or `Refused` when Scope's data channel would
+/// not take it.
+fn report(m: serde_json::Map<String, serde_json::Value>) -> TransportEvent {
+    match protocol::encode(&m) {
+        Ok(_) => TransportEvent::Sent {
+            payload: serde_json::Value::Object(m),
+        },
+        Err(e) => TransportEvent::Refused {
+            key: e.largest.clone(),
+            reason: e.to_string(),
+        },
+    }
+}
 
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
 /// `send_rate_hz` is the coalescer rate a show would use.
-pub async fn run(mut commands: Inbox, events: mpsc::Sender<TransportEvent>, send_rate_hz: f64) {
+pub async fn run(
+    mut commands: Inbox,
+    events: mpsc::Sender<TransportEvent>,
+    send_rate_hz: f64,
+    schema: DryRunSchema,
+) {
     let t0 = Instant::now();
     let mut machine = ConnMachine::default();
     let mut coalescer = Coalescer::new(send_rate_hz);
@@ -25,6 +76,7 @@ pub async fn run(mut commands: Inbox, events: mpsc::Sender<TransportEvent>, send
         }
     };
     let mut connected = false;
+    let mut schemas_sent = 0u64;
     loop {
         let due = coalescer
             .next_due()
@@ -49,10 +101,7 @@ pub async fn run(mut commands: Inbox, events: mpsc::Sender<TransportEvent>, send
                     urgent: false,
                 });
                 for m in coalescer.poll(t0.elapsed() + coalescer.min_interval()) {
-                    emit(TransportEvent::Sent {
-                        payload: serde_json::Value::Object(m),
-                    })
-                    .await;
+                    emit(report(m)).await;
                 }
                 if let Ok(Some(ev)) = machine.go(ConnState::Stopped, "quit", t0.elapsed()) {
                     emit(ev).await;
@@ -63,6 +112,22 @@ pub async fn run(mut commands: Inbox, events: mpsc::Sender<TransportEvent>, send
             Some(Some(TransportCmd::Connect)) => {
                 replay = true;
                 if !connected {
+                    // As a show merges the loaded pipeline's schema before streaming.
+                    match schema.load() {
+                        Ok(Some(specs)) => {
+                            schemas_sent += 1;
+                            emit(TransportEvent::Schema(specs)).await;
+                            // The replay below is the engine's state re-clamped to it.
+                            let settled = commands.settled(schemas_sent, SETTLE_TIMEOUT);
+                            if !settled.await {
+                                tracing::warn!("the engine did not merge the recorded schema");
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            emit(TransportEvent::Error(format!("server.dry_run_schema: {e}"))).await
+                        }
+                    }
                     moves.push((ConnState::Connecting, "dry run"));
                     moves.push((ConnState::Streaming, "dry run: nothing leaves this machine"));
                     connected = true;
@@ -123,10 +188,7 @@ pub async fn run(mut commands: Inbox, events: mpsc::Sender<TransportEvent>, send
         }
         if connected {
             for m in coalescer.poll(t0.elapsed()) {
-                emit(TransportEvent::Sent {
-                    payload: serde_json::Value::Object(m),
-                })
-                .await;
+                emit(report(m)).await;
             }
         }
     }
@@ -141,7 +203,7 @@ mod tests {
     async fn replays_full_state_on_reconnect_and_stops_on_shutdown() {
         let (ctx, crx) = crate::transport::lanes::pair();
         let (etx, mut erx) = mpsc::channel(64);
-        let task = tokio::spawn(run(crx, etx, 60.0));
+        let task = tokio::spawn(run(crx, etx, 60.0, DryRunSchema::default()));
         let mut init = serde_json::Map::new();
         init.insert("paused".into(), json!(false));
         ctx.publish(init.clone(), 0);
@@ -205,7 +267,7 @@ mod tests {
         let missing = dir.path().join("nope.png");
         let (ctx, crx) = crate::transport::lanes::pair();
         let (etx, mut erx) = mpsc::channel(64);
-        let task = tokio::spawn(run(crx, etx, 60.0));
+        let task = tokio::spawn(run(crx, etx, 60.0, DryRunSchema::default()));
         ctx.send_waiting(TransportCmd::Connect).await.unwrap();
         ctx.send_waiting(TransportCmd::UploadAssets {
             files: vec![good.clone(), missing.clone()],
@@ -237,7 +299,7 @@ mod tests {
     async fn a_burst_is_coalesced_like_a_show() {
         let (ctx, crx) = crate::transport::lanes::pair();
         let (etx, mut erx) = mpsc::channel(2048);
-        let task = tokio::spawn(run(crx, etx, 10.0));
+        let task = tokio::spawn(run(crx, etx, 10.0, DryRunSchema::default()));
         ctx.send_waiting(TransportCmd::Connect).await.unwrap();
         for i in 0..500 {
             ctx.send_waiting(TransportCmd::Update(ParamUpdate::one(

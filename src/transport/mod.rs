@@ -76,7 +76,15 @@ pub fn spawn_with_video(
         cfg.backend
     };
     let task = match backend {
-        Backend::DryRun => tokio::spawn(dry_run::run(rx, events, cfg.send_rate_hz)),
+        Backend::DryRun => tokio::spawn(dry_run::run(
+            rx,
+            events,
+            cfg.send_rate_hz,
+            dry_run::DryRunSchema {
+                path: cfg.dry_run_schema.clone().into(),
+                pipeline_ids: cfg.pipeline_ids.clone(),
+            },
+        )),
         Backend::Scope => tokio::spawn(scope::run(cfg.clone(), rx, events, video)),
         Backend::ScopeOsc => tokio::spawn(osc::run(cfg.clone(), rx, events)),
         // The hosted API lands in its own module (its own issue).
