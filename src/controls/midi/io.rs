@@ -276,6 +276,27 @@ async fn router_task(
         };
     }
 
+    // Coalesced values go out at once if the last flush is a flush period ago, else at the
+    // next flush tick (one rule for both lanes).
+    macro_rules! flush_or_schedule {
+        () => {
+            if flush_at.is_none() && router.has_pending() {
+                let now = tokio::time::Instant::now();
+                let due = last_flush.map_or(now, |t| t + flush_period);
+                if due <= now {
+                    last_flush = Some(now);
+                    let out = router.flush();
+                    stats
+                        .coalesced
+                        .store(router.stats.coalesced, Ordering::Relaxed);
+                    send_all!(out);
+                } else {
+                    flush_at = Some(due);
+                }
+            }
+        };
+    }
+
     loop {
         tokio::select! {
             biased;
@@ -285,18 +306,7 @@ async fn router_task(
                 activity.on_message(&ev.port, &ev.msg, ev.at.saturating_duration_since(start));
                 let out = router.on_message(&ev.port, &ev.msg, secs(ev.at), |k| current_of(&snap, k));
                 send_all!(out);
-                if flush_at.is_none() && router.has_pending() {
-                    let now = tokio::time::Instant::now();
-                    let due = last_flush.map_or(now, |t| t + flush_period);
-                    if due <= now {
-                        last_flush = Some(now);
-                        let out = router.flush();
-                        stats.coalesced.store(router.stats.coalesced, Ordering::Relaxed);
-                        send_all!(out);
-                    } else {
-                        flush_at = Some(due);
-                    }
-                }
+                flush_or_schedule!();
             }
             ev = continuous.recv() => {
                 let Some(ev) = ev else { return };
@@ -316,18 +326,7 @@ async fn router_task(
                     }
                 }
                 send_all!(out);
-                if flush_at.is_none() && router.has_pending() {
-                    let now = tokio::time::Instant::now();
-                    let due = last_flush.map_or(now, |t| t + flush_period);
-                    if due <= now {
-                        last_flush = Some(now);
-                        let out = router.flush();
-                        stats.coalesced.store(router.stats.coalesced, Ordering::Relaxed);
-                        send_all!(out);
-                    } else {
-                        flush_at = Some(due);
-                    }
-                }
+                flush_or_schedule!();
             }
             _ = sleep_until_some(flush_at) => {
                 flush_at = None;
