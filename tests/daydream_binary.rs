@@ -1,8 +1,9 @@
 //! The real binary on the `daydream` backend against the LOCAL STAND-IN of Daydream's API
 //! (tests/peer/daydream_standin.py, built from docs/daydream-api.md, not the real service, which
 //! cannot be reached from here): the API key from the environment is used for the API, never
-//! sent to WHIP/WHEP, never written to the log file (trace level) or stdout; a key file readable
-//! by others is refused with a clear message.
+//! sent to WHIP/WHEP, never written to the log file (trace level) or stdout, and neither is the
+//! stream key the WHIP/WHEP paths carry; a key file readable by others is refused with a clear
+//! message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -111,7 +112,7 @@ fn key_is_used_for_the_api_only_and_never_logged() {
         .into_iter()
         .filter(|r| {
             let p = r["path"].as_str().unwrap();
-            p.starts_with("/whip") || p.starts_with("/whep")
+            p.starts_with("/live/video-to-video/")
         })
         .collect();
     assert!(
@@ -140,6 +141,24 @@ fn key_is_used_for_the_api_only_and_never_logged() {
     );
     assert!(!lines.join("\n").contains("TESTKEY"), "API key on stdout");
     assert!(!stderr.contains("TESTKEY"), "API key on stderr");
+    // The stream key is in the WHIP (and WHEP) path: a secret too, nowhere in what we wrote.
+    let stream_keys = standin.stream_keys();
+    assert_eq!(stream_keys.len(), 1, "{stream_keys:?}");
+    assert!(log.contains("WHIP ingest connected"), "log lacks WHIP");
+    for k in &stream_keys {
+        assert!(
+            media
+                .iter()
+                .any(|r| r["path"].as_str().unwrap().contains(k.as_str())),
+            "the stream key is not in the media paths: the check below proves nothing"
+        );
+        assert!(!log.contains(k.as_str()), "stream key in the log file");
+        assert!(
+            !lines.join("\n").contains(k.as_str()),
+            "stream key on stdout"
+        );
+        assert!(!stderr.contains(k.as_str()), "stream key on stderr");
+    }
 }
 
 #[test]
