@@ -805,6 +805,9 @@ impl Actor {
             s.whep_waiting_since = Some(now);
             s.wait_noted = now;
         }
+        if self.state == ConnState::Streaming {
+            self.streaming().await;
+        }
         let warmup = retry;
         let tx = self.inner_tx.clone();
         let epoch = self.epoch;
