@@ -551,6 +551,37 @@ async fn whip_redirect_is_followed() {
     rig.shutdown().await;
 }
 
+/// A 307 to a host outside the allowlist is not followed: the error names the host and not the
+/// stream key the redirect carries in its path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_redirect_to_a_foreign_host_is_refused() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        whip_redirect: true,
+        whip_redirect_host: Some("ingest.evil-livepeer.example".into()),
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    let ev = rig
+        .wait(
+            "refusal",
+            30,
+            |e| matches!(e, TransportEvent::Error(m) if m.contains("video ingest failed")),
+        )
+        .await;
+    let TransportEvent::Error(msg) = ev else {
+        unreachable!()
+    };
+    assert!(
+        msg.contains("redirect refused") && msg.contains("ingest.evil-livepeer.example"),
+        "{msg}"
+    );
+    let keys = standin.stream_keys();
+    assert_eq!(keys.len(), 1);
+    assert!(!msg.contains(keys[0].as_str()), "stream key in {msg}");
+    rig.shutdown().await;
+}
+
 /// A ControlNet scale above the API's limit of 1 is refused before sending, with the limit
 /// named; an in-range one goes out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,8 @@ pub struct StandinOptions {
     pub output_delay: f64,
     /// The first WHIP POST per stream answers 307 to another path.
     pub whip_redirect: bool,
+    /// With `whip_redirect`: redirect to `https://<host>/...` instead of the stand-in.
+    pub whip_redirect_host: Option<String>,
     /// `gateway_status.error.error_message` in every status answer.
     pub gateway_error: Option<String>,
     /// `DELETE /v1/streams?id=` answers 405 (only `DELETE /v1/streams/{id}` works).
@@ -67,6 +69,7 @@ impl Default for StandinOptions {
             create_lost: 0,
             output_delay: 0.0,
             whip_redirect: false,
+            whip_redirect_host: None,
             gateway_error: None,
             no_query_delete: false,
         }
@@ -125,6 +128,9 @@ impl Standin {
             .args(["--output-delay", &o.output_delay.to_string()]);
         if o.whip_redirect {
             cmd.arg("--whip-redirect");
+        }
+        if let Some(h) = &o.whip_redirect_host {
+            cmd.args(["--whip-redirect-host", h]);
         }
         if let Some(e) = &o.gateway_error {
             cmd.args(["--gateway-error", e]);

@@ -399,7 +399,9 @@ async def whip(request):
     if st.args.whip_redirect and not request.path.startswith("/redirected/") \
             and key not in st.redirected:
         st.redirected.add(key)
-        raise web.HTTPTemporaryRedirect(f"{base(request)}/redirected/live/video-to-video/{key}/whip")
+        target = (f"https://{st.args.whip_redirect_host}" if st.args.whip_redirect_host
+                  else f"{base(request)}/redirected")
+        raise web.HTTPTemporaryRedirect(f"{target}/live/video-to-video/{key}/whip")
     if request.headers.get("Content-Type") != "application/sdp":
         return web.Response(status=415, text="Content-Type must be application/sdp")
     offer = await request.text()
@@ -529,6 +531,8 @@ def main():
                     help="WHEP answers 404 until this many seconds after WHIP ingest")
     ap.add_argument("--whip-redirect", action="store_true",
                     help="the first WHIP POST per stream answers 307 to another path")
+    ap.add_argument("--whip-redirect-host", default="",
+                    help="with --whip-redirect: redirect to https://HOST/... instead")
     ap.add_argument("--gateway-error", default="", help="gateway_status.error message")
     ap.add_argument("--no-query-delete", action="store_true",
                     help="DELETE /v1/streams?id= answers 405 (only the path form works)")
