@@ -674,7 +674,7 @@ impl Actor {
         let due = self.stream.as_ref().is_some_and(|s| {
             s.whep_waiting_since.is_some() && now.saturating_sub(s.wait_noted) >= WAIT_NOTE_EVERY
         });
-        if due && matches!(self.state, ConnState::Streaming | ConnState::Connecting) {
+        if due && self.state == ConnState::Streaming {
             if let Some(s) = self.stream.as_mut() {
                 s.wait_noted = now;
             }
