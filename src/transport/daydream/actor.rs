@@ -570,6 +570,10 @@ impl Actor {
                 };
                 match s.warmup.after_failure(outcome, s.status_attempt, now) {
                     Decision::RetryAfter(d) => {
+                        let d = match &other {
+                            Err(f) => f.pace(d),
+                            Ok(_) => d,
+                        };
                         s.status_attempt += 1;
                         s.next_poll = Some(now + d);
                         // Short enough for the connection panel's stage line.
@@ -902,10 +906,12 @@ impl Actor {
             PatchVerdict::Applied => self.plan.patch_succeeded(changes),
             PatchVerdict::Retry(d) => {
                 self.plan.requeue(changes);
+                let d = r.as_ref().err().map_or(d, |f| f.pace(d));
                 self.throttle.delay(now, d);
             }
             PatchVerdict::Failed { consecutive, retry } => {
                 self.plan.requeue(changes);
+                let retry = r.as_ref().err().map_or(retry, |f| f.pace(retry));
                 self.throttle.delay(now, retry);
                 if let Err(f) = &r {
                     self.emit(TransportEvent::Error(format!(

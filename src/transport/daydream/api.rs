@@ -20,6 +20,8 @@ pub struct HttpFail {
     pub status: Option<u16>,
     /// Short detail (body excerpt or transport error), key-free.
     pub detail: String,
+    /// The server's `Retry-After` (seconds form), honoured by the retry pacing.
+    pub retry_after: Option<Duration>,
 }
 
 impl HttpFail {
@@ -27,6 +29,25 @@ impl HttpFail {
     pub fn outcome(&self) -> Outcome {
         Outcome::of(self.status)
     }
+
+    /// `backoff`, or longer when the server asked for it (capped at a minute so a bad header
+    /// cannot stall the show).
+    pub fn pace(&self, backoff: Duration) -> Duration {
+        self.retry_after
+            .map_or(backoff, |r| backoff.max(r.min(Duration::from_secs(60))))
+    }
+}
+
+/// `Retry-After` in its seconds form (the HTTP-date form is ignored: the backoff applies).
+pub fn retry_after(headers: Option<&reqwest::header::HeaderMap>) -> Option<Duration> {
+    headers?
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// What `POST /v1/streams` returned.
@@ -201,14 +222,17 @@ impl Api {
             req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| HttpFail {
+            retry_after: None,
             endpoint: endpoint.clone(),
             status: None,
             detail: excerpt(&without_url(&e), &self.key),
         })?;
         let status = resp.status().as_u16();
+        let resp_headers = Some(resp.headers().clone());
         let text = resp.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {
             return Err(HttpFail {
+                retry_after: retry_after(resp_headers.as_ref()),
                 endpoint,
                 status: Some(status),
                 detail: excerpt(&text, &self.key),
@@ -218,6 +242,7 @@ impl Api {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).map_err(|e| HttpFail {
+            retry_after: None,
             endpoint,
             status: Some(status),
             detail: format!("answer is not JSON: {e}"),
@@ -230,6 +255,7 @@ impl Api {
             .send(reqwest::Method::POST, "/v1/streams", None, Some(body))
             .await?;
         let bad = |what: &str| HttpFail {
+            retry_after: None,
             endpoint: "POST /v1/streams".into(),
             status: Some(201),
             detail: format!("answer lacks {what}"),
@@ -467,6 +493,7 @@ mod tests {
     fn failures_name_endpoint_and_status_without_the_key() {
         let key = ApiKey::new("daydream_live_K");
         let f = HttpFail {
+            retry_after: None,
             endpoint: "PATCH /v1/streams/s1".into(),
             status: Some(503),
             detail: excerpt("bad token daydream_live_K", &key),
@@ -476,6 +503,29 @@ mod tests {
             "PATCH /v1/streams/s1: HTTP 503 (bad token ***)"
         );
         assert_eq!(f.outcome(), Outcome::NotReady);
+        assert_eq!(f.pace(Duration::from_secs(2)), Duration::from_secs(2));
+        let f = HttpFail {
+            retry_after: Some(Duration::from_secs(7)),
+            ..f
+        };
+        assert_eq!(f.pace(Duration::from_secs(2)), Duration::from_secs(7));
+        let f = HttpFail {
+            retry_after: Some(Duration::from_secs(3600)),
+            ..f
+        };
+        assert_eq!(
+            f.pace(Duration::from_secs(2)),
+            Duration::from_secs(60),
+            "capped"
+        );
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "5".parse().unwrap());
+        assert_eq!(retry_after(Some(&h)), Some(Duration::from_secs(5)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(Some(&h)), None);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let api = Api::new(
             reqwest::Client::new(),

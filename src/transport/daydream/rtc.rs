@@ -32,7 +32,7 @@ use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
 use crate::transport::daydream::allowlist;
-use crate::transport::daydream::api::{HttpFail, redact_url, without_url};
+use crate::transport::daydream::api::{HttpFail, redact_url, retry_after, without_url};
 use crate::transport::daydream::policy::{Decision, Warmup};
 use crate::transport::types::{EncodedSample, VideoCodec};
 
@@ -234,6 +234,7 @@ async fn post_offer(
         .send()
         .await
         .map_err(|e| HttpFail {
+            retry_after: None,
             endpoint: endpoint.clone(),
             status: None,
             detail: without_url(&e),
@@ -246,9 +247,11 @@ async fn post_offer(
             .map(str::to_string)
     };
     let location = header("location").and_then(|l| url.join(&l).ok());
+    let retry_after_hdr = retry_after(Some(resp.headers()));
     if matches!(status, 307 | 308) {
         let Some(target) = location else {
             return Err(HttpFail {
+                retry_after: None,
                 endpoint,
                 status: Some(status),
                 detail: "redirect without a Location".into(),
@@ -257,6 +260,7 @@ async fn post_offer(
         return match hosts.check(target.as_str()) {
             Ok(t) => Ok(Posted::Redirect(t)),
             Err(why) => Err(HttpFail {
+                retry_after: None,
                 endpoint,
                 status: Some(status),
                 detail: format!("redirect refused: {why}"),
@@ -277,6 +281,7 @@ async fn post_offer(
     if !(200..300).contains(&status) {
         let detail: String = text.replace(url.path(), "/***").chars().take(160).collect();
         return Err(HttpFail {
+            retry_after: retry_after_hdr,
             endpoint,
             status: Some(status),
             detail,
@@ -310,6 +315,7 @@ async fn negotiate(
                 redirects += 1;
                 if redirects > MAX_REDIRECTS {
                     return Err(MediaError::Http(HttpFail {
+                        retry_after: None,
                         endpoint: format!("POST {what} {}", redact_url(url.as_str())),
                         status: None,
                         detail: format!("more than {MAX_REDIRECTS} redirects"),
@@ -320,6 +326,7 @@ async fn negotiate(
             }
             Err(f) => match retry.after_failure(f.outcome(), attempt, clock.elapsed()) {
                 Decision::RetryAfter(d) => {
+                    let d = f.pace(d);
                     tracing::debug!("{what} not ready ({f}); retry in {d:?}");
                     attempt += 1;
                     tokio::time::sleep(d).await;
