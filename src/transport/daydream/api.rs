@@ -342,13 +342,41 @@ impl Api {
     }
 }
 
-/// A creation time as seconds since the epoch: a number (seconds, or milliseconds when large)
-/// or a string holding one.
+/// A creation time as seconds since the epoch: a number (seconds, or milliseconds when large),
+/// a string holding one, or an RFC 3339 UTC time (`2025-06-01T12:00:00.5Z`).
 fn epoch_secs(v: &Value) -> Option<f64> {
-    let n = v
-        .as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()))?;
+    let n = v.as_f64().or_else(|| {
+        let s = v.as_str()?.trim();
+        s.parse::<f64>().ok().or_else(|| rfc3339_utc(s))
+    })?;
     Some(if n > 1e11 { n / 1000.0 } else { n })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)` → seconds since the epoch (UTC only: other offsets
+/// are not worth a date library here; they give `None` and the orphan search skips the entry).
+fn rfc3339_utc(s: &str) -> Option<f64> {
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = s.split_once(['T', ' '])?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec = t.next()?.parse::<f64>().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + min * 60) as f64 + sec)
 }
 
 fn enc(id: &str) -> String {
@@ -562,5 +590,11 @@ mod tests {
         assert!(!format!("{c:?}").contains("stk_abc"));
         assert_eq!(epoch_secs(&json!("1710853711616")), Some(1_710_853_711.616));
         assert_eq!(epoch_secs(&json!(1_710_853_711.5)), Some(1_710_853_711.5));
+        assert_eq!(epoch_secs(&json!("1970-01-01T00:00:00Z")), Some(0.0));
+        assert_eq!(
+            epoch_secs(&json!("2024-03-19T13:08:31.616Z")),
+            Some(1_710_853_711.616)
+        );
+        assert_eq!(epoch_secs(&json!("2024-03-19T13:08:31+02:00")), None);
     }
 }
