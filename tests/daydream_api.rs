@@ -482,25 +482,46 @@ async fn whep_falls_back_to_the_status_whep_url() {
 /// `policy::tests::default_playback_schedule_covers_a_cold_worker`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playback_available_after_the_warm_up_window_is_picked_up() {
+    late_playback(0.1).await;
+}
+
+/// The same at full scale with the default schedule: output after 90 s, the default 60 s
+/// warm-up window, default playback retries. 90 s of wall time, so run on demand:
+/// `cargo test --test daydream_api -- --ignored late_playback_at_full_scale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "90 s of wall time; the scaled test above runs by default"]
+async fn late_playback_at_full_scale() {
+    late_playback(1.0).await;
+}
+
+async fn late_playback(scale: f64) {
     let standin = Standin::start(StandinOptions {
         warmup: 0.5,
-        output_delay: 9.0,
+        output_delay: 90.0 * scale,
         ..Default::default()
     });
     let mut cfg = standin.config();
-    cfg.warmup_grace_secs = 6.0;
-    cfg.playback_wait_secs = 30.0;
-    cfg.playback_retry_max_secs = 1.0;
+    if scale < 1.0 {
+        cfg.warmup_grace_secs = 60.0 * scale;
+        cfg.playback_wait_secs = 300.0 * scale;
+        cfg.playback_retry_max_secs = 10.0 * scale;
+    }
+    let window = Duration::from_secs_f64(cfg.warmup_grace_secs);
+    let deadline = (120.0 * scale).ceil() as u64 + 30;
     let mut rig = Rig::start(cfg).await;
     rig.wait("ingest", 40, is_state(ConnState::Streaming)).await;
     let t = Instant::now();
-    rig.wait("playback", 40, |e| {
+    rig.wait("playback", deadline, |e| {
         matches!(e, TransportEvent::State { state: ConnState::Streaming, reason: Some(r) } if r.contains("playback connected"))
     })
     .await;
     assert!(
-        t.elapsed() > Duration::from_secs(6),
-        "playback came after {:?}, before the scaled warm-up window ended: the test proves nothing",
+        t.elapsed() > window,
+        "playback came after {:?}, before the warm-up window ({window:?}) ended: the test proves nothing",
+        t.elapsed()
+    );
+    eprintln!(
+        "late playback (scale {scale}): picked up {:?} after ingest",
         t.elapsed()
     );
     assert!(
