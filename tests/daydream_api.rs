@@ -1,7 +1,10 @@
 //! The `daydream` backend against a LOCAL STAND-IN of Daydream's API (tests/peer/
-//! daydream_standin.py, aiohttp + aiortc). The stand-in is built from docs/daydream-api.md and the
-//! seeds' description of the production client, not from the real service, which cannot be
-//! reached from here. Loopback only: empty ICE server lists, 127.0.0.1 candidates.
+//! daydream_standin.py, aiohttp + aiortc). The stand-in is a FAKE built from the documented
+//! contract (docs/daydream-api.md, itself written from the public gateway code, OpenAPI
+//! description and official clients), not the real service, which cannot be reached from here.
+//! It is as strict as that contract on the REST side: the stream key in the WHIP path, status and
+//! PATCH 404 until ingest, WHEP 404 until the first output, 400 on out-of-range values.
+//! Loopback only: empty ICE server lists, 127.0.0.1 candidates.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -117,18 +120,27 @@ fn is_state(s: ConnState) -> impl Fn(&TransportEvent) -> bool {
     move |e| matches!(e, TransportEvent::State { state, .. } if *state == s)
 }
 
+fn whep_posts(standin: &Standin) -> Vec<Value> {
+    standin
+        .matching("POST", "/live/")
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/whep"))
+        .collect()
+}
+
 fn statuses(reqs: &[Value]) -> Vec<u64> {
     reqs.iter().map(|r| r["status"].as_u64().unwrap()).collect()
 }
 
-/// Warm-up: creates answered 503 twice, status answered 404/409/503/429 for 2 s, then success;
+/// Warm-up: a create answered 503 once (retried once), status answered 404 until ingest and
+/// 404/409/503 for 2 s after it, then success;
 /// the transport retries quietly (no error event), reports warm-up progress, reaches streaming,
 /// and on shutdown DELETEs the stream and the WHIP session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_up_not_ready_answers_are_retried_quietly_then_streaming() {
     let standin = Standin::start(StandinOptions {
         warmup: 2.0,
-        create_fail: 2,
+        create_fail: 1,
         warmup_codes: vec![404, 409, 503],
         ..Default::default()
     });
@@ -145,7 +157,7 @@ async fn warm_up_not_ready_answers_are_retried_quietly_then_streaming() {
         "no warm-up progress reported"
     );
     let creates = statuses(&standin.matching("POST", "/v1/streams"));
-    assert_eq!(creates, vec![503, 503, 201]);
+    assert_eq!(creates, vec![503, 201]);
     let polls = statuses(&standin.matching("GET", "/v1/streams/"));
     for code in [404, 409, 503, 200] {
         assert!(
@@ -168,7 +180,8 @@ async fn warm_up_not_ready_answers_are_retried_quietly_then_streaming() {
             .any(|e| matches!(e, TransportEvent::Refused { key, .. } if key == "paused")),
         "unsupported key not reported"
     );
-    // Health figures from the status endpoint.
+    // Health figures from the status endpoint: the video entry of track_stats[] (the audio
+    // entry has rtt 9.0), and the gateway's loss percentage.
     rig.wait("stats", 10, |e| matches!(e, TransportEvent::Stats(s) if s.server_fps == Some(24.5) && s.rtt_ms == Some(12.5))).await;
     // What the server receives from us: input fps, and the jitter (seconds → ms).
     let stats = rig
@@ -185,13 +198,19 @@ async fn warm_up_not_ready_answers_are_retried_quietly_then_streaming() {
         stats.jitter_ms.is_some_and(|j| (j - 3.0).abs() < 1e-3),
         "{stats:?}"
     );
+    assert!(
+        stats.loss.is_some_and(|l| (l - 0.005).abs() < 1e-6),
+        "{stats:?}"
+    );
     let seen = rig.shutdown().await;
     assert!(seen.iter().any(is_state(ConnState::Stopped)));
     let deletes = standin.matching("DELETE", "/v1/streams");
     assert_eq!(deletes.len(), 1, "stream DELETE");
     assert!(deletes[0]["query"].as_str().unwrap().starts_with("id=str_"));
+    // The WHIP Location (plain http on loopback, allowed by the local-development opt-in) is
+    // the only media address DELETEd.
     assert_eq!(
-        standin.matching("DELETE", "/whip/").len(),
+        standin.matching("DELETE", "/live/video-to-video/").len(),
         1,
         "WHIP session DELETE"
     );
@@ -406,7 +425,7 @@ async fn whip_url_outside_the_allowlist_is_refused() {
     };
     assert!(msg.contains("ingest.evil-livepeer.example"), "{msg}");
     assert!(msg.contains("allowed_hosts"), "{msg}");
-    assert!(standin.matching("POST", "/whip").is_empty());
+    assert!(standin.matching("POST", "/live/").is_empty());
     rig.shutdown().await;
     // The stream it could not use is still deleted.
     assert_eq!(standin.matching("DELETE", "/v1/streams").len(), 1);
@@ -449,7 +468,284 @@ async fn whep_falls_back_to_the_status_whep_url() {
         matches!(e, TransportEvent::State { state: ConnState::Streaming, reason: Some(r) } if r.contains("playback connected"))
     })
     .await;
-    assert_eq!(standin.matching("POST", "/whep/").len(), 1);
+    assert_eq!(whep_posts(&standin).len(), 1);
     assert!(rig.errors().is_empty(), "{:?}", rig.errors());
     rig.shutdown().await;
+}
+
+/// Playback that becomes available long after ingest is picked up by the retries alone (no
+/// reconnect). The real case is a cold worker: output after ~90 s, with the 60 s warm-up window
+/// that used to bound WHEP. The schedule is scaled by 0.1 through config knobs so the test takes
+/// ~10 s instead of 90: output after 9 s (90 s), warm-up window 6 s (60 s), playback retried up
+/// to 30 s (`playback_wait_secs`, 300 s by default) at most 1 s apart
+/// (`playback_retry_max_secs`, 10 s by default). The default schedule itself is checked in
+/// `policy::tests::default_playback_schedule_covers_a_cold_worker`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playback_available_after_the_warm_up_window_is_picked_up() {
+    late_playback(0.1).await;
+}
+
+/// The same at full scale with the default schedule: output after 90 s, the default 60 s
+/// warm-up window, default playback retries. 90 s of wall time, so run on demand:
+/// `cargo test --test daydream_api -- --ignored late_playback_at_full_scale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "90 s of wall time; the scaled test above runs by default"]
+async fn late_playback_at_full_scale() {
+    late_playback(1.0).await;
+}
+
+async fn late_playback(scale: f64) {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        output_delay: 90.0 * scale,
+        ..Default::default()
+    });
+    let mut cfg = standin.config();
+    if scale < 1.0 {
+        cfg.warmup_grace_secs = 60.0 * scale;
+        cfg.playback_wait_secs = 300.0 * scale;
+        cfg.playback_retry_max_secs = 10.0 * scale;
+    }
+    let window = Duration::from_secs_f64(cfg.warmup_grace_secs);
+    let deadline = (120.0 * scale).ceil() as u64 + 30;
+    let mut rig = Rig::start(cfg).await;
+    rig.wait("ingest", 40, is_state(ConnState::Streaming)).await;
+    let t = Instant::now();
+    rig.wait("playback", deadline, |e| {
+        matches!(e, TransportEvent::State { state: ConnState::Streaming, reason: Some(r) } if r.contains("playback connected"))
+    })
+    .await;
+    assert!(
+        t.elapsed() > window,
+        "playback came after {:?}, before the warm-up window ({window:?}) ended: the test proves nothing",
+        t.elapsed()
+    );
+    eprintln!(
+        "late playback (scale {scale}): picked up {:?} after ingest",
+        t.elapsed()
+    );
+    assert!(
+        rig.seen.iter().any(|e| matches!(e, TransportEvent::State { reason: Some(r), .. } if r.contains("waiting for the first output ("))),
+        "no visible waiting state: {:#?}",
+        rig.seen
+    );
+    let whep = statuses(&whep_posts(&standin));
+    assert_eq!(whep.last(), Some(&201), "{whep:?}");
+    assert!(
+        whep[..whep.len() - 1].iter().all(|&c| c == 404) && whep.len() >= 5,
+        "WHEP answers {whep:?}"
+    );
+    // One stream, one ingest: picked up without a reconnect.
+    assert_eq!(standin.matching("POST", "/v1/streams").len(), 1);
+    assert!(rig.errors().is_empty(), "{:?}", rig.errors());
+    rig.shutdown().await;
+}
+
+/// A 307 from the WHIP host is followed (the target passes the same host check) and the
+/// session comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_redirect_is_followed() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        whip_redirect: true,
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    rig.wait("playback", 40, |e| {
+        matches!(e, TransportEvent::State { state: ConnState::Streaming, reason: Some(r) } if r.contains("playback connected"))
+    })
+    .await;
+    let whip: Vec<Value> = standin
+        .matching("POST", "/")
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/whip"))
+        .collect();
+    assert_eq!(statuses(&whip), vec![307, 201]);
+    assert!(
+        whip[1]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/redirected/"),
+        "{whip:?}"
+    );
+    assert!(rig.errors().is_empty(), "{:?}", rig.errors());
+    rig.shutdown().await;
+}
+
+/// A 307 to a host outside the allowlist is not followed: the error names the host and not the
+/// stream key the redirect carries in its path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_redirect_to_a_foreign_host_is_refused() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        whip_redirect: true,
+        whip_redirect_host: Some("ingest.evil-livepeer.example".into()),
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    let ev = rig
+        .wait(
+            "refusal",
+            30,
+            |e| matches!(e, TransportEvent::Error(m) if m.contains("video ingest failed")),
+        )
+        .await;
+    let TransportEvent::Error(msg) = ev else {
+        unreachable!()
+    };
+    assert!(
+        msg.contains("redirect refused") && msg.contains("ingest.evil-livepeer.example"),
+        "{msg}"
+    );
+    let keys = standin.stream_keys();
+    assert_eq!(keys.len(), 1);
+    assert!(!msg.contains(keys[0].as_str()), "stream key in {msg}");
+    rig.shutdown().await;
+}
+
+/// A ControlNet scale above the API's limit of 1 is refused before sending, with the limit
+/// named; an in-range one goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_controlnet_scale_is_refused_before_sending() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    rig.wait("streaming", 40, is_state(ConnState::Streaming))
+        .await;
+    rig.send(TransportCmd::Update(ParamUpdate::one(
+        "controlnet_scale_0",
+        json!(1.5),
+    )))
+    .await;
+    let ev = rig
+        .wait(
+            "refusal",
+            5,
+            |e| matches!(e, TransportEvent::Refused { key, .. } if key == "controlnet_scale_0"),
+        )
+        .await;
+    let TransportEvent::Refused { reason, .. } = ev else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("0 to 1") && reason.contains("not sent"),
+        "{reason}"
+    );
+    rig.send(TransportCmd::Update(ParamUpdate::one(
+        "controlnet_scale_0",
+        json!(0.5),
+    )))
+    .await;
+    rig.wait("in-range PATCH", 10, |e| {
+        matches!(e, TransportEvent::Sent { payload } if payload["params"]["controlnets"][0]["conditioning_scale"] == json!(0.5))
+    })
+    .await;
+    rig.drain_for(Duration::from_millis(500)).await;
+    let patches = standin.matching("PATCH", "/v1/streams/");
+    assert!(!patches.is_empty());
+    for p in &patches {
+        assert_eq!(p["status"], 200, "{p}");
+        assert_ne!(
+            p["body"]["params"]["controlnets"][0]["conditioning_scale"],
+            json!(1.5)
+        );
+    }
+    rig.shutdown().await;
+}
+
+/// 409 on create (a conflict, possibly the account's stream quota) is reported, not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_conflict_is_reported_not_retried() {
+    let standin = Standin::start(StandinOptions {
+        create_conflict: 1,
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    rig.wait("stopped", 20, is_state(ConnState::Stopped)).await;
+    let errors = rig.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("HTTP 409") && e.contains("limit of running streams")),
+        "{errors:?}"
+    );
+    rig.drain_for(Duration::from_secs(2)).await;
+    assert_eq!(
+        statuses(&standin.matching("POST", "/v1/streams")),
+        vec![409],
+        "create retried after 409"
+    );
+    rig.shutdown().await;
+}
+
+/// A create whose answer is lost (504 after the service created the stream) is retried once;
+/// on quit the stream it left behind is found by its creation time and deleted with the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_left_by_a_lost_create_is_deleted_on_quit() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        create_lost: 1,
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    rig.wait("streaming", 40, is_state(ConnState::Streaming))
+        .await;
+    assert_eq!(
+        statuses(&standin.matching("POST", "/v1/streams")),
+        vec![504, 201]
+    );
+    rig.shutdown().await;
+    let st = standin.state();
+    let streams = st["streams"].as_object().unwrap();
+    assert_eq!(streams.len(), 2);
+    assert!(
+        streams.values().all(|s| s["deleted"] == json!(true)),
+        "a stream is left running: {st}"
+    );
+}
+
+/// When `DELETE /v1/streams?id=` is not accepted, `DELETE /v1/streams/{id}` is used; a gateway
+/// error in the status is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_falls_back_to_the_path_form_and_gateway_errors_show() {
+    let standin = Standin::start(StandinOptions {
+        warmup: 0.5,
+        no_query_delete: true,
+        gateway_error: Some("segmenter stalled".into()),
+        ..Default::default()
+    });
+    let mut rig = Rig::start(standin.config()).await;
+    rig.wait(
+        "gateway error",
+        40,
+        |e| matches!(e, TransportEvent::Error(m) if m == "Daydream gateway: segmenter stalled"),
+    )
+    .await;
+    rig.drain_for(Duration::from_secs(2)).await;
+    assert_eq!(
+        rig.errors()
+            .iter()
+            .filter(|e| e.contains("segmenter"))
+            .count(),
+        1,
+        "the same gateway error is shown once"
+    );
+    rig.shutdown().await;
+    let deletes = standin.matching("DELETE", "/v1/streams");
+    assert_eq!(statuses(&deletes), vec![405, 200], "{deletes:?}");
+    assert!(
+        deletes[1]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/v1/streams/str_")
+    );
+    assert!(
+        standin.state()["streams"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|s| s["deleted"] == json!(true))
+    );
 }

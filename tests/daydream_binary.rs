@@ -1,8 +1,9 @@
 //! The real binary on the `daydream` backend against the LOCAL STAND-IN of Daydream's API
 //! (tests/peer/daydream_standin.py, built from docs/daydream-api.md, not the real service, which
 //! cannot be reached from here): the API key from the environment is used for the API, never
-//! sent to WHIP/WHEP, never written to the log file (trace level) or stdout; a key file readable
-//! by others is refused with a clear message.
+//! sent to WHIP/WHEP, never written to the log file (trace level) or stdout, and neither is the
+//! stream key the WHIP/WHEP paths carry; a key file readable by others is refused with a clear
+//! message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -25,9 +26,15 @@ fn config(standin: &Standin, extra: &str) -> String {
 
 #[test]
 fn key_is_used_for_the_api_only_and_never_logged() {
-    let standin = Standin::start(StandinOptions::default());
+    // A redirected WHIP and a WHEP that answers 404 at first: the paths with the stream key go
+    // through the retry and redirect logging too, not only the happy path.
+    let standin = Standin::start(StandinOptions {
+        whip_redirect: true,
+        output_delay: 1.5,
+        ..StandinOptions::default()
+    });
     let sb = common::Sandbox::new();
-    sb.write_config(&config(&standin, ""));
+    sb.write_config(&config(&standin, "playback_retry_max_secs = 0.5\n"));
     let mut child = Command::new(common::bin())
         .args(["--headless", "--config-dir"])
         .arg(sb.config_dir())
@@ -48,13 +55,19 @@ fn key_is_used_for_the_api_only_and_never_logged() {
         }
     });
     let mut lines = Vec::new();
-    let mut wait_for = |what: &str, pred: &dyn Fn(&Value) -> bool| loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(40))
-            .unwrap_or_else(|_| panic!("no {what} within 40 s; got {lines:#?}"));
-        lines.push(l.clone());
-        if serde_json::from_str::<Value>(&l).is_ok_and(|v| pred(&v)) {
-            break;
+    // Each wait has a 40 s deadline of its own (headless prints stats every second, so a
+    // per-line timeout alone would never fire).
+    let mut wait_for = |what: &str, pred: &dyn Fn(&Value) -> bool| {
+        let end = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            let l = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {what} within 40 s; got {lines:#?}"));
+            lines.push(l.clone());
+            if serde_json::from_str::<Value>(&l).is_ok_and(|v| pred(&v)) {
+                break;
+            }
         }
     };
     wait_for("streaming", &|v| {
@@ -68,16 +81,21 @@ fn key_is_used_for_the_api_only_and_never_logged() {
         writeln!(stdin, "{l}").unwrap();
     }
     // Two PATCHes or one: the prompt (an urgent command) may overtake the value (latest-wins),
-    // so wait for each in whatever order they come.
-    let seen = std::cell::Cell::new((false, false));
-    wait_for("both PATCHes", &|v| {
+    // so wait for each in whatever order they come; playback connects meanwhile (after a few
+    // WHEP 404s), so it is watched for in the same pass.
+    let seen = std::cell::Cell::new((false, false, false));
+    wait_for("both PATCHes and playback", &|v| {
+        let (mut p, mut d, mut w) = seen.get();
         if v["event"] == "sent" {
-            let (mut p, mut d) = seen.get();
             p |= v["payload"]["params"]["prompt"] == "glass jellyfish";
             d |= v["payload"]["params"]["delta"] == 0.25;
-            seen.set((p, d));
         }
-        seen.get() == (true, true)
+        w |= v["event"] == "connection"
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("playback connected"));
+        seen.set((p, d, w));
+        seen.get() == (true, true, true)
     });
     writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
     drop(stdin);
@@ -111,7 +129,7 @@ fn key_is_used_for_the_api_only_and_never_logged() {
         .into_iter()
         .filter(|r| {
             let p = r["path"].as_str().unwrap();
-            p.starts_with("/whip") || p.starts_with("/whep")
+            p.starts_with("/live/video-to-video/")
         })
         .collect();
     assert!(
@@ -140,6 +158,32 @@ fn key_is_used_for_the_api_only_and_never_logged() {
     );
     assert!(!lines.join("\n").contains("TESTKEY"), "API key on stdout");
     assert!(!stderr.contains("TESTKEY"), "API key on stderr");
+    // The stream key is in the WHIP (and WHEP) path: a secret too, nowhere in what we wrote.
+    let stream_keys = standin.stream_keys();
+    assert_eq!(stream_keys.len(), 1, "{stream_keys:?}");
+    assert!(log.contains("WHIP ingest connected"), "log lacks WHIP");
+    assert!(log.contains("WHIP redirected to"), "log lacks the redirect");
+    assert!(log.contains("WHEP not ready"), "log lacks the WHEP retries");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("waiting for the first output")),
+        "no headless waiting state"
+    );
+    for k in &stream_keys {
+        assert!(
+            media
+                .iter()
+                .any(|r| r["path"].as_str().unwrap().contains(k.as_str())),
+            "the stream key is not in the media paths: the check below proves nothing"
+        );
+        assert!(!log.contains(k.as_str()), "stream key in the log file");
+        assert!(
+            !lines.join("\n").contains(k.as_str()),
+            "stream key on stdout"
+        );
+        assert!(!stderr.contains(k.as_str()), "stream key on stderr");
+    }
 }
 
 #[test]

@@ -182,10 +182,17 @@ async fn whip_ingest_and_whep_playback_carry_frames() {
     }
     drop(rrx);
     inp.shutdown().await;
+    // The gateway's WHEP answer has no Location: nothing to DELETE there; the stream is.
+    assert!(
+        standin
+            .matching("DELETE", "/live/")
+            .iter()
+            .all(|r| !r["path"].as_str().unwrap().ends_with("/whep"))
+    );
     assert_eq!(
-        standin.matching("DELETE", "/whep/").len(),
+        standin.matching("DELETE", "/v1/streams").len(),
         1,
-        "WHEP session DELETE"
+        "stream DELETE"
     );
 }
 
@@ -202,16 +209,18 @@ async fn whip_that_never_connects_times_out_with_a_named_error() {
         unreachable_media: true,
         ..Default::default()
     });
-    let url = url::Url::parse(&format!(
-        "{}/whip/str_timeout?token=presigned",
-        standin.url()
-    ))
-    .unwrap();
+    // The gateway only answers WHIP for a stream that exists (its key is in the path).
+    let created = standin.create_stream();
+    let url = url::Url::parse(created["whip_url"].as_str().unwrap()).unwrap();
     let opts = RtcOptions {
         ice_servers: Vec::new(),
         loopback: true,
         gather_timeout: rtc::GATHER_TIMEOUT,
         connect_timeout: Duration::from_secs(1),
+        hosts: rtc::HostPolicy {
+            allowed: Vec::new(),
+            allow_local_dev: true,
+        },
     };
     let warmup = Warmup {
         created_at: Duration::ZERO,
@@ -231,7 +240,7 @@ async fn whip_that_never_connects_times_out_with_a_named_error() {
         Ok(_) => panic!("connected to candidates on the discard port"),
     }
     // The HTTP leg did happen: the failure is the media connection, not the offer.
-    assert_eq!(standin.matching("POST", "/whip/").len(), 1);
+    assert_eq!(standin.matching("POST", "/live/video-to-video/").len(), 1);
 }
 
 /// The backend before H.264 ingest offered what the Scope backend offers (VP8 first, H.264

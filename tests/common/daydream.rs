@@ -36,6 +36,20 @@ pub struct StandinOptions {
     pub no_playback_header: bool,
     /// WHIP answers whose ICE candidates point at the discard port: media never connects.
     pub unreachable_media: bool,
+    /// After `create_fail`, the next N creates answer 409 (a quota/conflict).
+    pub create_conflict: u32,
+    /// Then N creates create the stream but answer 504 (the client never learns its id).
+    pub create_lost: u32,
+    /// WHEP answers 404 until this many seconds after WHIP ingest (no output yet).
+    pub output_delay: f64,
+    /// The first WHIP POST per stream answers 307 to another path.
+    pub whip_redirect: bool,
+    /// With `whip_redirect`: redirect to `https://<host>/...` instead of the stand-in.
+    pub whip_redirect_host: Option<String>,
+    /// `gateway_status.error.error_message` in every status answer.
+    pub gateway_error: Option<String>,
+    /// `DELETE /v1/streams?id=` answers 405 (only `DELETE /v1/streams/{id}` works).
+    pub no_query_delete: bool,
 }
 
 impl Default for StandinOptions {
@@ -51,6 +65,13 @@ impl Default for StandinOptions {
             fps: 15.0,
             no_playback_header: false,
             unreachable_media: false,
+            create_conflict: 0,
+            create_lost: 0,
+            output_delay: 0.0,
+            whip_redirect: false,
+            whip_redirect_host: None,
+            gateway_error: None,
+            no_query_delete: false,
         }
     }
 }
@@ -101,6 +122,21 @@ impl Standin {
         }
         if let Some(h) = &o.whip_host {
             cmd.args(["--whip-host", h]);
+        }
+        cmd.args(["--create-conflict", &o.create_conflict.to_string()])
+            .args(["--create-lost", &o.create_lost.to_string()])
+            .args(["--output-delay", &o.output_delay.to_string()]);
+        if o.whip_redirect {
+            cmd.arg("--whip-redirect");
+        }
+        if let Some(h) = &o.whip_redirect_host {
+            cmd.args(["--whip-redirect-host", h]);
+        }
+        if let Some(e) = &o.gateway_error {
+            cmd.args(["--gateway-error", e]);
+        }
+        if o.no_query_delete {
+            cmd.arg("--no-query-delete");
         }
         let child = cmd
             .spawn()
@@ -160,13 +196,61 @@ impl Standin {
 
     /// The stand-in's counters (`/_state`).
     pub fn state(&self) -> Value {
+        self.http("GET", "/_state", &[], "")
+    }
+
+    /// One raw HTTP/1.0 exchange with the stand-in; the JSON body of the answer (or null).
+    fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Value {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "GET /_state HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: x\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        s.write_all(req.as_bytes()).unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         let body = out.split("\r\n\r\n").nth(1).unwrap_or("null");
         serde_json::from_str(body).unwrap_or(Value::Null)
+    }
+
+    /// Creates a stream directly (as the API would for any client): the stream object, whose
+    /// `whip_url` carries the stream key in its path.
+    pub fn create_stream(&self) -> Value {
+        let auth = format!("Bearer {KEY}");
+        self.http(
+            "POST",
+            "/v1/streams",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            r#"{"pipeline":"streamdiffusion","params":{"model_id":"stabilityai/sd-turbo","prompt":"x"}}"#,
+        )
+    }
+
+    /// Changes how long WHEP answers 404 after ingest (test control, not part of the API).
+    pub fn set_output_delay(&self, secs: f64) {
+        let v = self.http(
+            "POST",
+            "/_control",
+            &[("Content-Type", "application/json")],
+            &format!(r#"{{"output_delay":{secs}}}"#),
+        );
+        assert_eq!(v["output_delay"].as_f64(), Some(secs), "{v}");
+    }
+
+    /// Every stream key the stand-in handed out (the secrets a log must not contain).
+    pub fn stream_keys(&self) -> Vec<String> {
+        self.state()["streams"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|s| s["key"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// `[daydream]` settings pointing at this stand-in (local-development opt-in, no ICE

@@ -11,19 +11,33 @@ use tokio::sync::mpsc;
 
 use crate::transport::daydream::Setup;
 use crate::transport::daydream::allowlist;
-use crate::transport::daydream::api::{Api, Created, Health, HttpFail};
+use crate::transport::daydream::api::{Api, Created, Health, HttpFail, redact_url};
 use crate::transport::daydream::params::{ParamPlan, Report, specs};
 use crate::transport::daydream::policy::{
     Backoff, Decision, Outcome, PatchHealth, PatchVerdict, Throttle, UNAVAILABLE, Warmup,
+    create_retry, may_have_created,
 };
 use crate::transport::daydream::rtc::{self, MediaError, MediaLink, RtcOptions, RxCounters};
 use crate::transport::types::{ConnState, LinkStats, TransportCmd, TransportEvent, WarmUp};
 
 /// How long the goodbye (WHIP/WHEP close, DELETE) may take: the engine waits 3 s in all.
 const GOODBYE: Duration = Duration::from_millis(2500);
+/// How often the "waiting for the first output" line is refreshed.
+const WAIT_NOTE_EVERY: Duration = Duration::from_secs(5);
+/// Clock skew allowed when matching a listed stream's `created_at` to a failed create.
+const ORPHAN_SKEW_SECS: f64 = 30.0;
+
+/// Wall-clock seconds since the Unix epoch (to match the service's `created_at`).
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 enum Inner {
-    Created(u64, Result<Created, HttpFail>),
+    /// The create result, and the wall-clock windows of failed attempts that may have created a
+    /// stream anyway (no answer or 5xx).
+    Created(u64, Result<Created, HttpFail>, Vec<(f64, f64)>),
     Status(u64, Result<Health, HttpFail>),
     Patched(u64, Result<(), HttpFail>, Map<String, Value>),
     Whip(u64, Result<MediaLink, MediaError>),
@@ -47,6 +61,15 @@ struct Stream {
     /// WHIP is up but had no playback header: start WHEP when a hint arrives.
     whep_wanted: bool,
     whep_started: bool,
+    /// When playback (WHEP) started being tried, until it connects or gives up.
+    whep_waiting_since: Option<Duration>,
+    /// The last "waiting for the first output" refresh.
+    wait_noted: Duration,
+    /// The pipeline state and connection quality last reported by the status endpoint.
+    server_state: Option<String>,
+    conn_quality: Option<String>,
+    /// The last gateway error reported (message, time), so each is shown once.
+    gateway_error: Option<(String, Option<i64>)>,
 }
 
 struct Actor {
@@ -70,6 +93,8 @@ struct Actor {
     last_rx: (Duration, u64),
     rx_fps: f32,
     backoff: Backoff,
+    /// Failed creates that may have left a stream running (wall-clock windows).
+    suspects: Vec<(f64, f64)>,
 }
 
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
@@ -103,6 +128,7 @@ pub async fn run(
         last_rx: (Duration::ZERO, 0),
         rx_fps: 0.0,
         backoff: Backoff::default(),
+        suspects: Vec::new(),
     };
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -260,6 +286,24 @@ impl Actor {
         self.health.reset();
         self.patch_in_flight = false;
         let body = json!({"pipeline": "streamdiffusion", "params": self.plan.create_params()});
+        let problems = self.plan.create_problems();
+        if !problems.is_empty() {
+            let list = problems
+                .iter()
+                .map(|(k, why)| format!("{k}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.emit(TransportEvent::Error(format!(
+                "stream not created: Daydream's API would refuse these values ({list})"
+            )))
+            .await;
+            self.set_state(
+                ConnState::Stopped,
+                "stream not created: values out of range",
+            )
+            .await;
+            return;
+        }
         self.set_state(ConnState::Loading, "creating the Daydream stream")
             .await;
         self.emit(TransportEvent::Sent {
@@ -268,35 +312,43 @@ impl Actor {
         .await;
         let now = self.now();
         self.creating = Some(now);
-        let warmup = self.warmup_from(now);
         let api = self.api.clone();
         let tx = self.inner_tx.clone();
-        let clock = self.clock;
         if let Some(t) = self.create_task.take() {
             t.abort();
         }
         self.create_task = Some(tokio::spawn(async move {
             let mut attempt = 0;
+            let mut suspects = Vec::new();
             let result = loop {
+                let started = epoch_now();
                 match api.create(&body).await {
                     Ok(c) => break Ok(c),
-                    Err(f) => match warmup.after_failure(f.outcome(), attempt, clock.elapsed()) {
-                        Decision::RetryAfter(d) => {
-                            tracing::debug!("create not ready ({f}); retry in {d:?}");
-                            attempt += 1;
-                            tokio::time::sleep(d).await;
+                    Err(f) => {
+                        if may_have_created(f.status) {
+                            suspects.push((started, epoch_now()));
                         }
-                        Decision::GiveUp => break Err(f),
-                    },
+                        match create_retry(f.status, attempt) {
+                            Some(d) => {
+                                tracing::debug!("create failed ({f}); one retry in {d:?}");
+                                attempt += 1;
+                                tokio::time::sleep(d).await;
+                            }
+                            None => break Err(f),
+                        }
+                    }
                 }
             };
-            let _ = tx.send(Inner::Created(epoch, result)).await;
+            let _ = tx.send(Inner::Created(epoch, result, suspects)).await;
         }));
     }
 
     async fn on_inner(&mut self, inner: Inner) {
         match inner {
-            Inner::Created(g, r) if g == self.epoch => self.on_created(r).await,
+            Inner::Created(g, r, suspects) if g == self.epoch => {
+                self.suspects.extend(suspects);
+                self.on_created(r).await
+            }
             Inner::Status(g, r) if g == self.epoch => self.on_status(r).await,
             Inner::Patched(g, r, changes) if g == self.epoch => self.on_patched(r, changes).await,
             Inner::Whip(g, r) if g == self.epoch => self.on_whip(r).await,
@@ -316,8 +368,11 @@ impl Actor {
             }
             // A result from a stream already torn down: close what it opened.
             Inner::Whip(_, Ok(link)) | Inner::Whep(_, Ok(link)) => link.close(&self.http).await,
-            Inner::Created(_, Ok(c)) => {
-                let _ = tokio::time::timeout(GOODBYE, self.api.delete(&c.id)).await;
+            Inner::Created(_, r, suspects) => {
+                self.suspects.extend(suspects);
+                if let Ok(c) = r {
+                    let _ = tokio::time::timeout(GOODBYE, self.api.delete(&c.id)).await;
+                }
             }
             _ => {}
         }
@@ -328,8 +383,17 @@ impl Actor {
         let c = match r {
             Ok(c) => c,
             Err(f) => {
+                let hint = match f.status {
+                    Some(409) => {
+                        " — a conflict, possibly your account's limit of running streams: stop \
+                         streams you no longer use in the Daydream dashboard, then reconnect"
+                    }
+                    Some(401 | 403) => " — check the API key",
+                    Some(400) => " — the service refused the preset's values",
+                    _ => "",
+                };
                 self.emit(TransportEvent::Error(format!(
-                    "cannot create the Daydream stream: {f}"
+                    "cannot create the Daydream stream: {f}{hint}"
                 )))
                 .await;
                 self.set_state(
@@ -359,6 +423,11 @@ impl Actor {
             whep_hint: None,
             whep_wanted: false,
             whep_started: false,
+            whep_waiting_since: None,
+            wait_noted: Duration::ZERO,
+            server_state: None,
+            conn_quality: None,
+            gateway_error: None,
         });
         let whip_url = match whip_url {
             Ok(u) => u,
@@ -406,6 +475,10 @@ impl Actor {
             loopback,
             gather_timeout: rtc::GATHER_TIMEOUT,
             connect_timeout: rtc::CONNECT_TIMEOUT,
+            hosts: rtc::HostPolicy {
+                allowed: self.setup.cfg.allowed_hosts.clone(),
+                allow_local_dev: self.setup.cfg.allow_local_dev,
+            },
         }
     }
 
@@ -498,6 +571,10 @@ impl Actor {
                 };
                 match s.warmup.after_failure(outcome, s.status_attempt, now) {
                     Decision::RetryAfter(d) => {
+                        let d = match &other {
+                            Err(f) => f.pace(d),
+                            Ok(_) => d,
+                        };
                         s.status_attempt += 1;
                         s.next_poll = Some(now + d);
                         // Short enough for the connection panel's stage line.
@@ -539,16 +616,43 @@ impl Actor {
             input_fps = ?h.input_fps,
             output_fps = ?h.output_fps,
             restarts = ?h.restart_count,
+            state = ?h.state,
+            conn_quality = ?h.conn_quality,
             jitter = ?h.jitter,
             packets_lost = ?h.packets_lost,
             rtt_ms = ?h.rtt_ms,
             last_error = ?h.last_error,
             "Daydream status"
         );
-        let loss = h.packets_lost.map(|l| {
-            let total = self.counters.packets.load(Ordering::Relaxed) as f64 + l;
-            if total > 0.0 { (l / total) as f32 } else { 0.0 }
+        let loss = h.loss_pct.map(|p| (p / 100.0).clamp(0.0, 1.0)).or_else(|| {
+            h.packets_lost.map(|l| {
+                let total = self.counters.packets.load(Ordering::Relaxed) as f64 + l;
+                if total > 0.0 { (l / total) as f32 } else { 0.0 }
+            })
         });
+        let mut quality_changed = false;
+        let mut new_error = None;
+        if let Some(s) = self.stream.as_mut() {
+            if h.state.is_some() {
+                s.server_state = h.state.clone();
+            }
+            if h.conn_quality.is_some() && h.conn_quality != s.conn_quality {
+                quality_changed =
+                    s.conn_quality.is_some() || h.conn_quality.as_deref() != Some("good");
+                s.conn_quality = h.conn_quality.clone();
+            }
+            if h.gateway_error.is_some() && h.gateway_error != s.gateway_error {
+                s.gateway_error = h.gateway_error.clone();
+                new_error = h.gateway_error.as_ref().map(|(m, _)| m.clone());
+            }
+        }
+        if let Some(m) = new_error {
+            self.emit(TransportEvent::Error(format!("Daydream gateway: {m}")))
+                .await;
+        }
+        if quality_changed && self.state == ConnState::Streaming {
+            self.streaming().await;
+        }
         self.emit(TransportEvent::Stats(LinkStats {
             rx_fps: self.rx_fps,
             rtt_ms: h.rtt_ms,
@@ -572,16 +676,47 @@ impl Actor {
             self.rx_fps = frames.saturating_sub(f0) as f32 / dt;
         }
         self.last_rx = (now, frames);
+        let due = self.stream.as_ref().is_some_and(|s| {
+            s.whep_waiting_since.is_some() && now.saturating_sub(s.wait_noted) >= WAIT_NOTE_EVERY
+        });
+        if due && self.state == ConnState::Streaming {
+            if let Some(s) = self.stream.as_mut() {
+                s.wait_noted = now;
+            }
+            self.streaming().await;
+        }
+    }
+
+    /// "waiting for the first output (n s)" while playback is being retried.
+    fn waiting_note(&self) -> Option<String> {
+        let s = self.stream.as_ref()?;
+        let since = s.whep_waiting_since?;
+        let secs = self.now().saturating_sub(since).as_secs();
+        let stage = s
+            .server_state
+            .as_deref()
+            .map(|st| format!("; pipeline {st}"))
+            .unwrap_or_default();
+        Some(format!("waiting for the first output ({secs} s{stage})"))
     }
 
     async fn streaming(&mut self) {
         let has_whep = self.stream.as_ref().is_some_and(|s| s.whep.is_some());
+        let quality = self
+            .stream
+            .as_ref()
+            .and_then(|s| s.conn_quality.as_deref())
+            .filter(|q| *q != "good")
+            .map(|q| format!("; ingest connection {q}"))
+            .unwrap_or_default();
         let why = if self.health.unavailable() {
-            UNAVAILABLE
+            UNAVAILABLE.to_string()
         } else if has_whep {
-            "Daydream: ingest and playback connected"
+            format!("Daydream: ingest and playback connected{quality}")
+        } else if let Some(w) = self.waiting_note() {
+            format!("Daydream: ingest connected; {w}{quality}")
         } else {
-            "Daydream: ingest connected; playback connecting"
+            format!("Daydream: ingest connected; playback connecting{quality}")
         };
         let s = if self.health.unavailable() {
             ConnState::Degraded
@@ -652,6 +787,7 @@ impl Actor {
             Err(why) => {
                 self.emit(TransportEvent::Error(format!("WHEP URL refused: {why}")))
                     .await;
+                tracing::debug!("refused WHEP URL: {}", redact_url(p));
                 return;
             }
         };
@@ -662,9 +798,22 @@ impl Actor {
             ..self.setup.video.clone()
         };
         let counters = Arc::clone(&self.counters);
-        let Some(warmup) = self.stream.as_ref().map(|s| s.warmup) else {
-            return;
+        // WHEP answers 404 until the first output exists: retried for the playback wait from
+        // now, not within the create window (a cold worker takes minutes).
+        let now = self.now();
+        let retry = Warmup {
+            created_at: now,
+            grace: self.setup.cfg.playback_wait(),
+            backoff: self.setup.cfg.playback_backoff(),
         };
+        if let Some(s) = self.stream.as_mut() {
+            s.whep_waiting_since = Some(now);
+            s.wait_noted = now;
+        }
+        if self.state == ConnState::Streaming {
+            self.streaming().await;
+        }
+        let warmup = retry;
         let tx = self.inner_tx.clone();
         let epoch = self.epoch;
         let clock = self.clock;
@@ -680,6 +829,7 @@ impl Actor {
                 tracing::info!("WHEP playback connected");
                 let active = match self.stream.as_mut() {
                     Some(s) => {
+                        s.whep_waiting_since = None;
                         s.whep = Some(watch_media(link, "WHEP", self.inner_tx.clone(), self.epoch));
                         s.active && s.whip.is_some()
                     }
@@ -693,8 +843,23 @@ impl Actor {
                 }
             }
             Err(e) => {
-                self.emit(TransportEvent::Error(format!("video playback failed: {e}")))
+                let waited = self
+                    .stream
+                    .as_mut()
+                    .and_then(|s| s.whep_waiting_since.take())
+                    .map(|t| self.clock.elapsed().saturating_sub(t).as_secs());
+                let after = waited.map(|w| format!(" after {w} s")).unwrap_or_default();
+                self.emit(TransportEvent::Error(format!(
+                    "video playback failed{after}: {e}; reconnect to retry"
+                )))
+                .await;
+                if self.state == ConnState::Streaming {
+                    self.set_state(
+                        ConnState::Degraded,
+                        "no playback from Daydream; reconnect to retry",
+                    )
                     .await;
+                }
             }
         }
     }
@@ -742,10 +907,12 @@ impl Actor {
             PatchVerdict::Applied => self.plan.patch_succeeded(changes),
             PatchVerdict::Retry(d) => {
                 self.plan.requeue(changes);
+                let d = r.as_ref().err().map_or(d, |f| f.pace(d));
                 self.throttle.delay(now, d);
             }
             PatchVerdict::Failed { consecutive, retry } => {
                 self.plan.requeue(changes);
+                let retry = r.as_ref().err().map_or(retry, |f| f.pace(retry));
                 self.throttle.delay(now, retry);
                 if let Err(f) = &r {
                     self.emit(TransportEvent::Error(format!(
@@ -772,7 +939,44 @@ impl Actor {
         self.epoch += 1;
         self.patch_in_flight = false;
         let stream = self.stream.take();
-        let Some(s) = stream else { return };
+        let suspects = std::mem::take(&mut self.suspects);
+        let keep = stream.as_ref().map(|s| s.id.clone());
+        let api = self.api.clone();
+        let orphans = async move {
+            if suspects.is_empty() {
+                return;
+            }
+            // A create that got no answer or a 5xx may have created a stream anyway: find it
+            // by its creation time and delete it, so nothing billed is left running.
+            match api.list().await {
+                Ok(list) => {
+                    for l in list {
+                        let matched = l.created_at.is_some_and(|t| {
+                            suspects.iter().any(|&(a, b)| {
+                                t >= a - ORPHAN_SKEW_SECS && t <= b + ORPHAN_SKEW_SECS
+                            })
+                        });
+                        if matched && Some(&l.id) != keep.as_ref() {
+                            match api.delete(&l.id).await {
+                                Ok(()) => {
+                                    tracing::info!(stream = %l.id, "orphaned Daydream stream deleted")
+                                }
+                                Err(f) => tracing::warn!("orphaned stream {}: {f}", l.id),
+                            }
+                        }
+                    }
+                }
+                Err(f) => tracing::warn!(
+                    "could not look for a stream a failed create may have left running ({f}); check the Daydream dashboard"
+                ),
+            }
+        };
+        let Some(s) = stream else {
+            if tokio::time::timeout(GOODBYE, orphans).await.is_err() {
+                tracing::warn!("looking for orphaned Daydream streams took over {GOODBYE:?}");
+            }
+            return;
+        };
         let http = self.http.clone();
         let api = self.api.clone();
         let work = async move {
@@ -792,7 +996,7 @@ impl Actor {
                     Err(f) => tracing::warn!("{f}"),
                 }
             };
-            tokio::join!(whip, whep, del);
+            tokio::join!(whip, whep, del, orphans);
         };
         if tokio::time::timeout(GOODBYE, work).await.is_err() {
             tracing::warn!("Daydream goodbye took over {GOODBYE:?}; abandoned");
@@ -805,7 +1009,8 @@ impl Actor {
         if self.creating.is_some() {
             let end = tokio::time::Instant::now() + Duration::from_millis(1500);
             while let Ok(Some(inner)) = tokio::time::timeout_at(end, inner_rx.recv()).await {
-                if let Inner::Created(g, r) = inner {
+                if let Inner::Created(g, r, suspects) = inner {
+                    self.suspects.extend(suspects);
                     if g == self.epoch {
                         if let Ok(c) = r {
                             let _ = tokio::time::timeout(

@@ -20,6 +20,8 @@ pub struct HttpFail {
     pub status: Option<u16>,
     /// Short detail (body excerpt or transport error), key-free.
     pub detail: String,
+    /// The server's `Retry-After` (seconds form), honoured by the retry pacing.
+    pub retry_after: Option<Duration>,
 }
 
 impl HttpFail {
@@ -27,21 +29,70 @@ impl HttpFail {
     pub fn outcome(&self) -> Outcome {
         Outcome::of(self.status)
     }
+
+    /// `backoff`, or longer when the server asked for it (capped at a minute so a bad header
+    /// cannot stall the show).
+    pub fn pace(&self, backoff: Duration) -> Duration {
+        self.retry_after
+            .map_or(backoff, |r| backoff.max(r.min(Duration::from_secs(60))))
+    }
+}
+
+/// `Retry-After` in its seconds form (the HTTP-date form is ignored: the backoff applies).
+pub fn retry_after(headers: Option<&reqwest::header::HeaderMap>) -> Option<Duration> {
+    headers?
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// What `POST /v1/streams` returned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Created {
     /// Stream id.
     pub id: String,
-    /// Pre-signed WHIP ingest URL (never gets the key).
+    /// WHIP ingest URL: the stream key is in its path, so it is a secret (never logged).
     pub whip_url: String,
     /// Playback id (HLS/iframe), if given.
     pub playback_id: Option<String>,
 }
 
+/// Redacted: the WHIP URL carries the stream key.
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("id", &self.id)
+            .field("whip_url", &redact_url(&self.whip_url))
+            .field("playback_id", &self.playback_id)
+            .finish()
+    }
+}
+
+/// A URL safe to show: scheme, host and port only. Daydream's WHIP and WHEP URLs carry the
+/// stream key in their path (and could carry tokens in the query), so the path never appears in
+/// logs or errors.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let tail = if u.path().len() > 1 || u.query().is_some() {
+                "/***"
+            } else {
+                ""
+            };
+            format!("{}://{host}{port}{tail}", u.scheme())
+        }
+        Err(_) => "<url>".into(),
+    }
+}
+
 /// Health figures from `GET /v1/streams/{id}/status`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Health {
     /// `success: true` with data: the stream is up.
     pub active: bool,
@@ -53,16 +104,50 @@ pub struct Health {
     pub restart_count: Option<u32>,
     /// Last pipeline error.
     pub last_error: Option<String>,
-    /// Ingest jitter (seconds or ms as the server reports).
+    /// Ingest jitter (seconds or ms as the server reports), video track first.
     pub jitter: Option<f32>,
     /// Ingest packets lost.
     pub packets_lost: Option<f64>,
+    /// Ingest packet loss in percent, as the gateway computes it.
+    pub loss_pct: Option<f32>,
     /// Ingest round trip, milliseconds.
     pub rtt_ms: Option<f32>,
-    /// WHEP URL the gateway reports, if any.
+    /// The gateway's verdict on the ingest connection (`good`, `poor`...).
+    pub conn_quality: Option<String>,
+    /// The pipeline state (`LOADING`, `ONLINE`...).
+    pub state: Option<String>,
+    /// The gateway's last error (`gateway_status.error.error_message`) and when it happened.
+    pub gateway_error: Option<(String, Option<i64>)>,
+    /// WHEP URL the gateway reports, if any (carries the stream key: a secret).
     pub whep_url: Option<String>,
     /// Server's error text when `success` is false.
     pub error: Option<String>,
+}
+
+/// Leaves out the WHEP URL (it carries the stream key).
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("active", &self.active)
+            .field("state", &self.state)
+            .field("input_fps", &self.input_fps)
+            .field("output_fps", &self.output_fps)
+            .field("jitter", &self.jitter)
+            .field("loss_pct", &self.loss_pct)
+            .field("rtt_ms", &self.rtt_ms)
+            .field("conn_quality", &self.conn_quality)
+            .field("gateway_error", &self.gateway_error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream listed by `GET /v1/streams` (to find streams a failed create left behind).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Stream id.
+    pub id: String,
+    /// Creation time, seconds since the Unix epoch, if the entry says.
+    pub created_at: Option<f64>,
 }
 
 /// The client.
@@ -137,14 +222,17 @@ impl Api {
             req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| HttpFail {
+            retry_after: None,
             endpoint: endpoint.clone(),
             status: None,
             detail: excerpt(&without_url(&e), &self.key),
         })?;
         let status = resp.status().as_u16();
+        let resp_headers = Some(resp.headers().clone());
         let text = resp.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {
             return Err(HttpFail {
+                retry_after: retry_after(resp_headers.as_ref()),
                 endpoint,
                 status: Some(status),
                 detail: excerpt(&text, &self.key),
@@ -154,6 +242,7 @@ impl Api {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).map_err(|e| HttpFail {
+            retry_after: None,
             endpoint,
             status: Some(status),
             detail: format!("answer is not JSON: {e}"),
@@ -166,6 +255,7 @@ impl Api {
             .send(reqwest::Method::POST, "/v1/streams", None, Some(body))
             .await?;
         let bad = |what: &str| HttpFail {
+            retry_after: None,
             endpoint: "POST /v1/streams".into(),
             status: Some(201),
             detail: format!("answer lacks {what}"),
@@ -203,17 +293,90 @@ impl Api {
             .map(|_| ())
     }
 
-    /// `DELETE /v1/streams?id={id}` (the seeds' path).
+    /// `DELETE /v1/streams?id={id}` (the OpenAPI form), falling back to `DELETE
+    /// /v1/streams/{id}` (the Unity plugin's form) on 404/405 so a stream is never left running.
     pub async fn delete(&self, id: &str) -> Result<(), HttpFail> {
-        self.send(
-            reqwest::Method::DELETE,
-            "/v1/streams",
-            Some(("id", id)),
-            None,
-        )
-        .await
-        .map(|_| ())
+        let first = self
+            .send(
+                reqwest::Method::DELETE,
+                "/v1/streams",
+                Some(("id", id)),
+                None,
+            )
+            .await;
+        match first {
+            Err(HttpFail {
+                status: Some(404 | 405),
+                ..
+            }) => {
+                let path = format!("/v1/streams/{}", enc(id));
+                self.send(reqwest::Method::DELETE, &path, None, None)
+                    .await
+                    .map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
     }
+
+    /// `GET /v1/streams`: the key's streams (`data` array or a bare array).
+    pub async fn list(&self) -> Result<Vec<Listed>, HttpFail> {
+        let v = self
+            .send(reqwest::Method::GET, "/v1/streams", None, None)
+            .await?;
+        let items = v
+            .get("data")
+            .and_then(Value::as_array)
+            .or_else(|| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .filter_map(|it| {
+                let id = it.get("id")?.as_str()?.to_string();
+                Some(Listed {
+                    id,
+                    created_at: it.get("created_at").and_then(epoch_secs),
+                })
+            })
+            .collect())
+    }
+}
+
+/// A creation time as seconds since the epoch: a number (seconds, or milliseconds when large),
+/// a string holding one, or an RFC 3339 UTC time (`2025-06-01T12:00:00.5Z`).
+fn epoch_secs(v: &Value) -> Option<f64> {
+    let n = v.as_f64().or_else(|| {
+        let s = v.as_str()?.trim();
+        s.parse::<f64>().ok().or_else(|| rfc3339_utc(s))
+    })?;
+    Some(if n > 1e11 { n / 1000.0 } else { n })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)` → seconds since the epoch (UTC only: other offsets
+/// are not worth a date library here; they give `None` and the orphan search skips the entry).
+fn rfc3339_utc(s: &str) -> Option<f64> {
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = s.split_once(['T', ' '])?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec = t.next()?.parse::<f64>().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + min * 60) as f64 + sec)
 }
 
 fn enc(id: &str) -> String {
@@ -249,26 +412,53 @@ fn num(v: Option<&Value>) -> Option<f64> {
     v.and_then(Value::as_f64).filter(|f| f.is_finite())
 }
 
-/// Reads the documented status shape (tolerant of missing parts).
+/// The per-track figures: the video entry of `track_stats[]`, else the first entry, else the
+/// older flat `stats` object.
+fn track(stats: &Value) -> &Value {
+    match stats.get("track_stats").and_then(Value::as_array) {
+        Some(tracks) => tracks
+            .iter()
+            .find(|t| t.get("type").and_then(Value::as_str) == Some("video"))
+            .or_else(|| tracks.first())
+            .unwrap_or(&Value::Null),
+        None => stats,
+    }
+}
+
+/// Reads the gateway's status shape (tolerant of missing parts).
 pub fn parse_health(v: &Value) -> Health {
     let success = v.get("success").and_then(Value::as_bool).unwrap_or(false);
     let data = v.get("data").unwrap_or(&Value::Null);
     let inf = data.get("inference_status").unwrap_or(&Value::Null);
     let gw = data.get("gateway_status").unwrap_or(&Value::Null);
-    let ingest = gw.get("ingest_metrics").unwrap_or(&Value::Null);
+    let stats = gw
+        .get("ingest_metrics")
+        .and_then(|m| m.get("stats"))
+        .unwrap_or(&Value::Null);
+    let t = track(stats);
+    let text = |x: Option<&Value>| {
+        x.and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let gateway_error = gw.get("error").and_then(|e| {
+        let msg = text(e.get("error_message")).or_else(|| text(Some(e)))?;
+        Some((msg, e.get("error_time").and_then(Value::as_i64)))
+    });
     Health {
         active: success && !data.is_null(),
         input_fps: num(inf.get("input_fps")).map(|f| f as f32),
         output_fps: num(inf.get("output_fps")).map(|f| f as f32),
         restart_count: num(inf.get("restart_count")).map(|f| f as u32),
-        last_error: inf
-            .get("last_error")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        jitter: num(find(ingest, &["jitter"])).map(|f| f as f32),
-        packets_lost: num(find(ingest, &["packets_lost", "packetsLost"])),
-        rtt_ms: num(find(ingest, &["rtt", "round_trip_time"])).map(|f| f as f32),
+        last_error: text(inf.get("last_error")),
+        jitter: num(find(t, &["jitter"])).map(|f| f as f32),
+        packets_lost: num(find(t, &["packets_lost", "packetsLost"])),
+        loss_pct: num(t.get("packet_loss_pct")).map(|f| f as f32),
+        rtt_ms: num(find(t, &["rtt", "round_trip_time"])).map(|f| f as f32),
+        conn_quality: text(stats.get("conn_quality")),
+        state: text(data.get("state")).or_else(|| text(inf.get("state"))),
+        gateway_error,
         whep_url: gw
             .get("whep_url")
             .and_then(Value::as_str)
@@ -300,6 +490,28 @@ mod tests {
             (Some(0.004), Some(3.0), Some(41.0))
         );
         assert_eq!(h.last_error, None);
+        // The gateway's shape: per-track figures in track_stats[], the video track's used.
+        let h = parse_health(&json!({"success": true, "error": null, "data": {
+            "stream_id": "s", "state": "ONLINE",
+            "inference_status": {"input_fps": 30.0, "output_fps": 20.0},
+            "gateway_status": {"whep_url": "https://x.livepeer.com/stk_secret-r-out/whep",
+                "error": {"error_message": "segmenter stalled", "error_time": 1700000000000_i64},
+                "ingest_metrics": {"stats": {"conn_quality": "poor", "peer_conn_stats": {},
+                    "track_stats": [
+                        {"type": "audio", "jitter": 0.2, "packets_lost": 9, "rtt": 99.0},
+                        {"type": "video", "jitter": 0.004, "packets_lost": 3,
+                         "packet_loss_pct": 1.5, "rtt": 41.0}]}}}}}));
+        assert_eq!(
+            (h.jitter, h.packets_lost, h.rtt_ms, h.loss_pct),
+            (Some(0.004), Some(3.0), Some(41.0), Some(1.5))
+        );
+        assert_eq!(h.conn_quality.as_deref(), Some("poor"));
+        assert_eq!(h.state.as_deref(), Some("ONLINE"));
+        assert_eq!(
+            h.gateway_error,
+            Some(("segmenter stalled".to_string(), Some(1_700_000_000_000)))
+        );
+        assert!(!format!("{h:?}").contains("stk_secret"), "{h:?}");
         let h = parse_health(&json!({"success": false, "error": "stream not ready", "data": null}));
         assert!(!h.active);
         assert_eq!(h.error.as_deref(), Some("stream not ready"));
@@ -309,6 +521,7 @@ mod tests {
     fn failures_name_endpoint_and_status_without_the_key() {
         let key = ApiKey::new("daydream_live_K");
         let f = HttpFail {
+            retry_after: None,
             endpoint: "PATCH /v1/streams/s1".into(),
             status: Some(503),
             detail: excerpt("bad token daydream_live_K", &key),
@@ -318,6 +531,29 @@ mod tests {
             "PATCH /v1/streams/s1: HTTP 503 (bad token ***)"
         );
         assert_eq!(f.outcome(), Outcome::NotReady);
+        assert_eq!(f.pace(Duration::from_secs(2)), Duration::from_secs(2));
+        let f = HttpFail {
+            retry_after: Some(Duration::from_secs(7)),
+            ..f
+        };
+        assert_eq!(f.pace(Duration::from_secs(2)), Duration::from_secs(7));
+        let f = HttpFail {
+            retry_after: Some(Duration::from_secs(3600)),
+            ..f
+        };
+        assert_eq!(
+            f.pace(Duration::from_secs(2)),
+            Duration::from_secs(60),
+            "capped"
+        );
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "5".parse().unwrap());
+        assert_eq!(retry_after(Some(&h)), Some(Duration::from_secs(5)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(Some(&h)), None);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let api = Api::new(
             reqwest::Client::new(),
@@ -329,5 +565,36 @@ mod tests {
             api.url("/v1/streams").as_str(),
             "https://api.daydream.live/v1/streams"
         );
+    }
+
+    #[test]
+    fn urls_with_secrets_are_shown_without_their_path() {
+        assert_eq!(
+            redact_url("https://ai.livepeer.com/live/video-to-video/stk_abc/whip"),
+            "https://ai.livepeer.com/***"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:9/x?token=t"),
+            "http://127.0.0.1:9/***"
+        );
+        assert_eq!(
+            redact_url("https://ai.livepeer.com"),
+            "https://ai.livepeer.com"
+        );
+        assert_eq!(redact_url("not a url stk_abc"), "<url>");
+        let c = Created {
+            id: "s".into(),
+            whip_url: "https://ai.livepeer.com/live/video-to-video/stk_abc/whip".into(),
+            playback_id: None,
+        };
+        assert!(!format!("{c:?}").contains("stk_abc"));
+        assert_eq!(epoch_secs(&json!("1710853711616")), Some(1_710_853_711.616));
+        assert_eq!(epoch_secs(&json!(1_710_853_711.5)), Some(1_710_853_711.5));
+        assert_eq!(epoch_secs(&json!("1970-01-01T00:00:00Z")), Some(0.0));
+        assert_eq!(
+            epoch_secs(&json!("2024-03-19T13:08:31.616Z")),
+            Some(1_710_853_711.616)
+        );
+        assert_eq!(epoch_secs(&json!("2024-03-19T13:08:31+02:00")), None);
     }
 }

@@ -45,6 +45,11 @@ pub struct DaydreamConfig {
     pub expected_warmup_secs: f64,
     /// Refuse pipeline-reloading changes unless confirmed (`confirm_reload`).
     pub confirm_reloads: bool,
+    /// How long playback (WHEP) keeps being retried after ingest connects: WHEP answers 404
+    /// until the first output exists, and a cold worker can take minutes.
+    pub playback_wait_secs: f64,
+    /// Longest pause between playback retries (they start at 1 s and double up to this).
+    pub playback_retry_max_secs: f64,
 }
 
 impl Default for DaydreamConfig {
@@ -65,6 +70,8 @@ impl Default for DaydreamConfig {
             status_poll_secs: 2.0,
             expected_warmup_secs: 15.0,
             confirm_reloads: true,
+            playback_wait_secs: 300.0,
+            playback_retry_max_secs: 10.0,
         }
     }
 }
@@ -129,6 +136,20 @@ impl Validate for DaydreamConfig {
                 None,
             ));
         }
+        if !range(self.playback_wait_secs, 0.0, 3600.0) {
+            errors.push(doc.error_at(
+                &at("playback_wait_secs"),
+                "must be from 0 to 3600 seconds (a cold worker can take minutes: 300 is advised)",
+                None,
+            ));
+        }
+        if !range(self.playback_retry_max_secs, 0.05, 60.0) {
+            errors.push(doc.error_at(
+                &at("playback_retry_max_secs"),
+                "must be from 0.05 to 60 seconds",
+                None,
+            ));
+        }
         if !range(self.expected_warmup_secs, 0.0, 600.0) {
             errors.push(doc.error_at(
                 &at("expected_warmup_secs"),
@@ -143,5 +164,21 @@ impl DaydreamConfig {
     /// The warm-up grace window.
     pub fn grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.warmup_grace_secs.max(0.0))
+    }
+
+    /// The playback retry pacing (1 s doubling to `playback_retry_max_secs`; shorter when the
+    /// cap is below 1 s, so tests can scale the schedule down).
+    pub fn playback_backoff(&self) -> crate::transport::daydream::policy::Backoff {
+        let max =
+            std::time::Duration::from_secs_f64(self.playback_retry_max_secs.clamp(0.05, 60.0));
+        crate::transport::daydream::policy::Backoff {
+            initial: max.min(std::time::Duration::from_secs(1)),
+            max,
+        }
+    }
+
+    /// The playback wait.
+    pub fn playback_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.playback_wait_secs.clamp(0.0, 3600.0))
     }
 }

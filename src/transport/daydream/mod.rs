@@ -131,7 +131,7 @@ mod reducer_tests {
         assert!(
             fx.contains(&Effect::Transport(TransportCmd::Update(ParamUpdate::one(
                 "controlnet_scale_4",
-                json!(2.0)
+                json!(1.0)
             ))))
         );
     }

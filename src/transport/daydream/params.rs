@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use crate::core::params::{ParamKind, ParamSpec};
-use crate::transport::daydream::preset::{SIZE_RANGE, check_t_index_list};
+use crate::transport::daydream::preset::{
+    CONTROLNET_SCALE_MAX, SIZE_RANGE, T_INDEX_MAX_ENTRIES, check_params_json, check_t_index_list,
+};
 
 /// Daydream keys that change without a pipeline reload (plus ControlNet scales).
 pub const DYNAMIC_KEYS: &[&str] = &[
@@ -147,6 +149,10 @@ pub fn map_key(key: &str, value: &Value, steps: i64, controlnets: usize) -> Mapp
             None => Mapped::Invalid("expects a number".into()),
         },
         "denoising_step_list" => match step_list_to_t_index(value, steps) {
+            Some(t) if t.len() > T_INDEX_MAX_ENTRIES => Mapped::Invalid(format!(
+                "Daydream takes at most {T_INDEX_MAX_ENTRIES} timesteps (t_index_list); got {}, not sent",
+                t.len()
+            )),
             Some(t) => Mapped::Set(vec![("t_index_list".into(), json!(t))]),
             None => Mapped::Invalid("expects a list of timesteps 0..1000".into()),
         },
@@ -201,10 +207,12 @@ pub fn map_key(key: &str, value: &Value, steps: i64, controlnets: usize) -> Mapp
         k if k.starts_with(CONTROLNET_PREFIX) => {
             match k[CONTROLNET_PREFIX.len()..].parse::<usize>() {
                 Ok(i) if i < controlnets => match num(value) {
-                    Some(f) => Mapped::ControlnetScale {
-                        index: i,
-                        value: f.clamp(0.0, 2.0),
-                    },
+                    Some(f) if (0.0..=CONTROLNET_SCALE_MAX).contains(&f) => {
+                        Mapped::ControlnetScale { index: i, value: f }
+                    }
+                    Some(f) => Mapped::Invalid(format!(
+                        "ControlNet conditioning_scale {f} is out of range: Daydream accepts 0 to 1 (its API answers 400 above 1); not sent"
+                    )),
                     None => Mapped::Invalid("expects a number".into()),
                 },
                 _ => Mapped::Unsupported(format!(
@@ -318,7 +326,10 @@ pub fn specs(controlnets: usize) -> Vec<ParamSpec> {
     for i in 0..controlnets {
         v.push(spec(
             &format!("{CONTROLNET_PREFIX}{i}"),
-            ParamKind::Float { min: 0.0, max: 2.0 },
+            ParamKind::Float {
+                min: 0.0,
+                max: CONTROLNET_SCALE_MAX,
+            },
         ));
     }
     v
@@ -483,6 +494,7 @@ impl ParamPlan {
                 }
             }
         }
+        self.vet_pending(&mut reports);
         if confirm {
             if self.held.is_empty() {
                 reports.push(Report {
@@ -496,6 +508,38 @@ impl ParamPlan {
             }
         }
         reports
+    }
+
+    /// Drops queued changes the API would refuse (its limits on the merged params), reporting
+    /// each: one bad value must not turn into a 400 that counts toward switching live updates off.
+    fn vet_pending(&mut self, reports: &mut Vec<Report>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut merged = self.stream.clone();
+        for (k, v) in self.held.iter().chain(self.pending.iter()) {
+            merged.insert(k.clone(), v.clone());
+        }
+        for (key, why) in check_params_json(&merged) {
+            // A t_index_list beyond fewer steps: the step change is the culprit.
+            let culprit = if key == "t_index_list" && !self.pending.contains_key(&key) {
+                "num_inference_steps".to_string()
+            } else {
+                key
+            };
+            if self.pending.remove(&culprit).is_some() {
+                let key = culprit;
+                reports.push(Report {
+                    key,
+                    reason: format!("{why} (Daydream's limit); not sent"),
+                });
+            }
+        }
+    }
+
+    /// Problems with the create body (the API's limits); empty when it may be sent.
+    pub fn create_problems(&self) -> Vec<(String, String)> {
+        check_params_json(&self.stream)
     }
 
     /// Changes held for confirmation.
@@ -655,6 +699,37 @@ mod tests {
         );
         let r = p.push(&m(json!({"controlnet_scale_9": 0.6})));
         assert!(r[0].reason.contains("5 ControlNets"));
+    }
+
+    /// Values the API would answer with 400 are refused here, with the limit named, and nothing
+    /// is queued for them.
+    #[test]
+    fn out_of_range_values_are_refused_before_sending() {
+        let mut p = plan();
+        let r = p.push(&m(json!({"controlnet_scale_0": 1.2})));
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].key, "controlnet_scale_0");
+        assert!(
+            r[0].reason.contains("0 to 1") && r[0].reason.contains("not sent"),
+            "{r:?}"
+        );
+        assert!(!p.has_pending());
+        let r = p.push(&m(json!({"t_index_list": [1, 2, 3, 4, 5]})));
+        assert!(r[0].reason.contains("at most 4"), "{r:?}");
+        let r = p.push(&m(
+            json!({"denoising_step_list": [1000, 800, 600, 400, 200]}),
+        ));
+        assert!(r[0].reason.contains("at most 4"), "{r:?}");
+        // Lowering the steps below the current t_index_list would be a 400: refused too.
+        let r = p.push(&m(json!({"num_inference_steps": 10})));
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].key, "num_inference_steps");
+        assert!(!p.has_pending(), "{:?}", p.take_patch());
+        assert!(p.create_problems().is_empty());
+        assert!(
+            specs(5).iter().any(|s| s.key == "controlnet_scale_4"
+                && s.kind == ParamKind::Float { min: 0.0, max: 1.0 })
+        );
     }
 
     #[test]

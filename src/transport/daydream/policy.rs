@@ -98,6 +98,40 @@ impl Warmup {
     }
 }
 
+/// Create is not idempotent: a retry after the server created the stream leaves a billed stream
+/// running. So it is retried at most once, and only when no answer came or the server failed
+/// (5xx); never on 409 (a conflict, possibly the account's stream quota) or any other 4xx.
+pub fn create_retry(status: Option<u16>, attempt: u32) -> Option<Duration> {
+    match status {
+        _ if attempt >= 1 => None,
+        None => Some(Duration::from_secs(1)),
+        Some(s) if s >= 500 => Some(Duration::from_secs(1)),
+        Some(_) => None,
+    }
+}
+
+/// Whether a failed create may have created the stream anyway (no answer, or a server error):
+/// such a stream is looked for and deleted on quit.
+pub fn may_have_created(status: Option<u16>) -> bool {
+    status.is_none_or(|s| s >= 500)
+}
+
+/// The playback retry schedule: `(time of each attempt)` from 0 while it stays inside `wait`
+/// (pure, for the docs and tests: the default must keep trying well past 90 s).
+pub fn playback_attempts(wait: Duration, backoff: Backoff) -> Vec<Duration> {
+    let mut t = Duration::ZERO;
+    let mut out = vec![t];
+    let mut attempt = 0;
+    loop {
+        t += backoff.delay(attempt);
+        if t >= wait {
+            return out;
+        }
+        out.push(t);
+        attempt += 1;
+    }
+}
+
 /// What the PATCH health counter says about one result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchVerdict {
@@ -308,6 +342,33 @@ mod tests {
         );
         h.reset();
         assert!(!h.unavailable());
+    }
+
+    #[test]
+    fn create_is_retried_at_most_once_and_never_on_409() {
+        assert_eq!(create_retry(None, 0), Some(S(1)));
+        assert_eq!(create_retry(Some(503), 0), Some(S(1)));
+        assert_eq!(create_retry(Some(503), 1), None, "only once");
+        assert_eq!(create_retry(Some(409), 0), None, "409 may be the quota");
+        assert_eq!(create_retry(Some(429), 0), None);
+        assert_eq!(create_retry(Some(400), 0), None);
+        assert!(may_have_created(None) && may_have_created(Some(502)));
+        assert!(!may_have_created(Some(409)));
+    }
+
+    /// The default playback schedule keeps trying for minutes: attempts well past 90 s (a cold
+    /// worker), never more than 10 s apart, and not hammering (a few dozen attempts).
+    #[test]
+    fn default_playback_schedule_covers_a_cold_worker() {
+        let cfg = crate::transport::daydream::config::DaydreamConfig::default();
+        let at = playback_attempts(cfg.playback_wait(), cfg.playback_backoff());
+        let last = *at.last().unwrap();
+        assert!(last >= S(290), "last attempt at {last:?}");
+        assert!(at.iter().any(|&t| t >= S(90) && t <= S(100)), "{at:?}");
+        assert!(at.windows(2).all(|w| w[1] - w[0] <= S(10)), "{at:?}");
+        assert!(at.len() < 40, "{} attempts", at.len());
+        // The warm-up window alone (the old limit) would have stopped at 60 s.
+        assert!(last > cfg.grace());
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub struct ControlNet {
     pub model_id: String,
     /// Preprocessor name.
     pub preprocessor: String,
-    /// Strength, 0..2 (live-changeable).
+    /// Strength, 0..1 (live-changeable; the API answers 400 above 1).
     pub conditioning_scale: f64,
     /// Preprocessor options.
     #[serde(default)]
@@ -113,6 +113,12 @@ fn one() -> f64 {
 
 /// Resolution bounds from the API docs.
 pub const SIZE_RANGE: std::ops::RangeInclusive<i64> = 384..=1024;
+/// ControlNet `conditioning_scale` bounds from the OpenAPI schema (above 1 is a 400).
+pub const CONTROLNET_SCALE_MAX: f64 = 1.0;
+/// `t_index_list` holds at most this many entries (OpenAPI schema).
+pub const T_INDEX_MAX_ENTRIES: usize = 4;
+/// SDXL models take at most this many enabled ControlNets.
+pub const SDXL_MAX_CONTROLNETS: usize = 3;
 
 impl Preset {
     /// Parses and validates a preset named `name` (for messages); all problems are collected.
@@ -232,8 +238,19 @@ impl Preset {
             if c.model_id.trim().is_empty() {
                 e.push(doc.error_at(&at("model_id"), "must not be empty", None));
             }
-            if !(0.0..=2.0).contains(&c.conditioning_scale) {
-                e.push(doc.error_at(&at("conditioning_scale"), "must be from 0 to 2", None));
+            if !(0.0..=CONTROLNET_SCALE_MAX).contains(&c.conditioning_scale) {
+                e.push(doc.error_at(
+                    &at("conditioning_scale"),
+                    "must be from 0 to 1 (Daydream's API refuses more with HTTP 400)",
+                    None,
+                ));
+            }
+            if p.controlnets[..i].iter().any(|o| o.model_id == c.model_id) {
+                e.push(doc.error_at(
+                    &at("model_id"),
+                    "is listed twice; each ControlNet model may appear once",
+                    None,
+                ));
             }
             for (k, v) in [
                 ("control_guidance_start", c.control_guidance_start),
@@ -243,6 +260,14 @@ impl Preset {
                     e.push(doc.error_at(&at(k), "must be from 0 to 1", None));
                 }
             }
+        }
+        let enabled = p.controlnets.iter().filter(|c| c.enabled).count();
+        if is_sdxl(&p.model_id) && enabled > SDXL_MAX_CONTROLNETS {
+            e.push(doc.error_at(
+                "params.controlnets",
+                format!("SDXL takes at most {SDXL_MAX_CONTROLNETS} enabled ControlNets ({enabled} are enabled)"),
+                None,
+            ));
         }
         e
     }
@@ -256,10 +281,20 @@ impl Preset {
     }
 }
 
-/// `t_index_list` must be non-empty, strictly ascending and below `steps`.
+fn is_sdxl(model_id: &str) -> bool {
+    model_id.to_ascii_lowercase().contains("sdxl")
+}
+
+/// `t_index_list` must hold 1 to 4 entries, not decreasing, each below `steps`.
 pub fn check_t_index_list(list: &[i64], steps: i64) -> Result<(), String> {
     if list.is_empty() {
         return Err("must list at least one timestep index".into());
+    }
+    if list.len() > T_INDEX_MAX_ENTRIES {
+        return Err(format!(
+            "at most {T_INDEX_MAX_ENTRIES} entries (Daydream's API refuses more with HTTP 400); got {}",
+            list.len()
+        ));
     }
     if list.iter().any(|&t| t < 0 || t >= steps) {
         return Err(format!(
@@ -267,10 +302,83 @@ pub fn check_t_index_list(list: &[i64], steps: i64) -> Result<(), String> {
             steps - 1
         ));
     }
-    if list.windows(2).any(|w| w[0] >= w[1]) {
-        return Err("indices must be strictly ascending".into());
+    if list.windows(2).any(|w| w[0] > w[1]) {
+        return Err("indices must not decrease".into());
     }
     Ok(())
+}
+
+/// The API's limits (docs/daydream-api.md, "Limits") checked on a JSON `params` object right
+/// before it is sent, so a body the API would answer with 400 never leaves. Returns
+/// `(top-level key, why)` for each problem.
+pub fn check_params_json(p: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+    use serde_json::Value;
+    let mut bad = Vec::new();
+    let int = |k: &str| p.get(k).and_then(Value::as_i64);
+    let steps = int("num_inference_steps").unwrap_or(50);
+    if p.contains_key("num_inference_steps") && !(1..=100).contains(&steps) {
+        bad.push(("num_inference_steps".into(), "must be from 1 to 100".into()));
+    }
+    for k in ["width", "height"] {
+        if let Some(v) = p.get(k) {
+            if !v
+                .as_i64()
+                .is_some_and(|v| SIZE_RANGE.contains(&v) && v % 64 == 0)
+            {
+                bad.push((
+                    k.into(),
+                    "must be from 384 to 1024, a multiple of 64".into(),
+                ));
+            }
+        }
+    }
+    if let Some(t) = p.get("t_index_list") {
+        let list: Option<Vec<i64>> = t
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_i64).collect());
+        let r = match list {
+            Some(l) => check_t_index_list(&l, steps),
+            None => Err("must be a list of integers".into()),
+        };
+        if let Err(why) = r {
+            bad.push(("t_index_list".into(), why));
+        }
+    }
+    if let Some(d) = p.get("delta") {
+        if !d.as_f64().is_some_and(|d| (0.0..=1.0).contains(&d)) {
+            bad.push(("delta".into(), "must be from 0 to 1".into()));
+        }
+    }
+    if let Some(cns) = p.get("controlnets").and_then(Value::as_array) {
+        for (i, c) in cns.iter().enumerate() {
+            let s = c.get("conditioning_scale").and_then(Value::as_f64);
+            if !s.is_some_and(|s| (0.0..=CONTROLNET_SCALE_MAX).contains(&s)) {
+                bad.push((
+                    "controlnets".into(),
+                    format!("controlnets[{i}].conditioning_scale must be from 0 to 1"),
+                ));
+            }
+            let id = c.get("model_id");
+            if cns[..i].iter().any(|o| o.get("model_id") == id) {
+                bad.push((
+                    "controlnets".into(),
+                    format!("controlnets[{i}].model_id is listed twice"),
+                ));
+            }
+        }
+        let enabled = cns
+            .iter()
+            .filter(|c| c.get("enabled").and_then(Value::as_bool).unwrap_or(true))
+            .count();
+        let model = p.get("model_id").and_then(Value::as_str).unwrap_or("");
+        if is_sdxl(model) && enabled > SDXL_MAX_CONTROLNETS {
+            bad.push((
+                "controlnets".into(),
+                format!("SDXL takes at most {SDXL_MAX_CONTROLNETS} enabled ControlNets"),
+            ));
+        }
+    }
+    bad
 }
 
 #[cfg(test)]
@@ -352,5 +460,61 @@ mod tests {
         );
         let e = Preset::load(Some(dir.path()), "nope").unwrap_err();
         assert_eq!(e[0].key, "daydream.preset");
+    }
+
+    /// The limits of the contract's table, on the preset and on a JSON body about to be sent.
+    #[test]
+    fn api_limits_are_checked_in_presets_and_bodies() {
+        let text = EMBEDDED_PRESETS[0]
+            .1
+            .replacen("conditioning_scale = 0.75", "conditioning_scale = 1.5", 1)
+            .replace(
+                "t_index_list = [12, 20, 24]",
+                "t_index_list = [1, 2, 3, 4, 5]",
+            );
+        let errs = Preset::from_text("p.toml", &text).unwrap_err();
+        let cs = errs
+            .iter()
+            .find(|e| e.key == "params.controlnets[0].conditioning_scale")
+            .unwrap_or_else(|| panic!("{errs:?}"));
+        assert!(cs.message.contains("from 0 to 1"), "{cs:?}");
+        assert_eq!(
+            text.lines().nth(cs.line - 1).unwrap().trim(),
+            "conditioning_scale = 1.5"
+        );
+        let t = errs
+            .iter()
+            .find(|e| e.key == "params.t_index_list")
+            .unwrap();
+        assert!(t.message.contains("at most 4"), "{t:?}");
+        // Non-decreasing is allowed; decreasing is not.
+        assert!(check_t_index_list(&[3, 3, 7], 25).is_ok());
+        assert!(check_t_index_list(&[7, 3], 25).is_err());
+
+        let ok = Preset::load(None, "daydream-sd-turbo")
+            .unwrap()
+            .params_json();
+        assert!(
+            check_params_json(&ok).is_empty(),
+            "{:?}",
+            check_params_json(&ok)
+        );
+        let mut bad = ok.clone();
+        bad["controlnets"][2]["conditioning_scale"] = json!(1.01);
+        bad.insert("t_index_list".into(), json!([1, 2, 3, 4, 5]));
+        bad.insert("width".into(), json!(500));
+        let keys: Vec<String> = check_params_json(&bad)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["width", "t_index_list", "controlnets"]);
+        let mut xl = ok;
+        xl.insert("model_id".into(), json!("stabilityai/sdxl-turbo"));
+        assert!(
+            check_params_json(&xl)
+                .iter()
+                .any(|(_, w)| w.contains("at most 3 enabled")),
+            "five enabled ControlNets on SDXL"
+        );
     }
 }

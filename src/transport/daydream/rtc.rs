@@ -8,6 +8,11 @@
 //! packetization-mode 1) and closes anything else ("non-h264 video"), and its WHEP output is
 //! H.264 (docs/daydream-api.md, from livepeer/go-livepeer `media/whip_server.go`). The server's
 //! PLI/FIR on our WHIP track force a key frame in the encoder, as does connecting.
+//! Those URLs carry the stream
+//! key in their path, so errors and logs show only their scheme and host
+//! ([`api::redact_url`](crate::transport::daydream::api::redact_url)). A 307/308 answer is followed
+//! (at most [`MAX_REDIRECTS`]) only to a target that passes the same HTTPS + allowlist check; a
+//! `Location` is DELETEd on close only if it passes that check too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +37,8 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-use crate::transport::daydream::api::{HttpFail, without_url};
+use crate::transport::daydream::allowlist;
+use crate::transport::daydream::api::{HttpFail, redact_url, retry_after, without_url};
 use crate::transport::daydream::policy::{Decision, Warmup};
 use crate::transport::types::{EncodedSample, VideoCodec};
 
@@ -42,6 +48,24 @@ pub const GATHER_TIMEOUT: Duration = Duration::from_secs(20);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 /// The playback URL header of the WHIP answer.
 pub const PLAYBACK_HEADER: &str = "livepeer-playback-url";
+/// Redirects followed per offer POST (the media host may move a session; the API host never).
+pub const MAX_REDIRECTS: u32 = 3;
+
+/// Which hosts WHIP/WHEP may talk to (redirect targets and `Location`s are checked against it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostPolicy {
+    /// Base domains (subdomains included).
+    pub allowed: Vec<String>,
+    /// Plain HTTP on loopback hosts (local development, tests).
+    pub allow_local_dev: bool,
+}
+
+impl HostPolicy {
+    /// The URL if it may be contacted, else why not (naming the host, never the path).
+    pub fn check(&self, raw: &str) -> Result<url::Url, String> {
+        allowlist::check_media_url(raw, &self.allowed, self.allow_local_dev)
+    }
+}
 
 /// How the peer connections are built.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +78,8 @@ pub struct RtcOptions {
     pub gather_timeout: Duration,
     /// Connection limit.
     pub connect_timeout: Duration,
+    /// Where redirects may lead and `Location` DELETEs may go.
+    pub hosts: HostPolicy,
 }
 
 /// Why WHIP/WHEP failed.
@@ -191,13 +217,20 @@ struct Answer {
     playback: Option<String>,
 }
 
+/// What one offer POST came to: an answer, a redirect to follow, or a failure.
+enum Posted {
+    Answer(Answer),
+    Redirect(url::Url),
+}
+
 async fn post_offer(
     http: &reqwest::Client,
     what: &'static str,
     url: &url::Url,
     sdp: &str,
-) -> Result<Answer, HttpFail> {
-    let endpoint = format!("POST {what} {}", url.path());
+    hosts: &HostPolicy,
+) -> Result<Posted, HttpFail> {
+    let endpoint = format!("POST {what} {}", redact_url(url.as_str()));
     // No Authorization header: the URL is pre-signed.
     let resp = http
         .post(url.clone())
@@ -207,6 +240,7 @@ async fn post_offer(
         .send()
         .await
         .map_err(|e| HttpFail {
+            retry_after: None,
             endpoint: endpoint.clone(),
             status: None,
             detail: without_url(&e),
@@ -219,38 +253,86 @@ async fn post_offer(
             .map(str::to_string)
     };
     let location = header("location").and_then(|l| url.join(&l).ok());
+    let retry_after_hdr = retry_after(Some(resp.headers()));
+    if matches!(status, 307 | 308) {
+        let Some(target) = location else {
+            return Err(HttpFail {
+                retry_after: None,
+                endpoint,
+                status: Some(status),
+                detail: "redirect without a Location".into(),
+            });
+        };
+        return match hosts.check(target.as_str()) {
+            Ok(t) => Ok(Posted::Redirect(t)),
+            Err(why) => Err(HttpFail {
+                retry_after: None,
+                endpoint,
+                status: Some(status),
+                detail: format!("redirect refused: {why}"),
+            }),
+        };
+    }
+    // The WHIP/WHEP resource is DELETEd on close only where a media URL may go (the gateway's
+    // Location can be plain http behind TLS termination).
+    let location = location.and_then(|l| match hosts.check(l.as_str()) {
+        Ok(l) => Some(l),
+        Err(why) => {
+            tracing::debug!("{what}: the answer's Location will not be contacted: {why}");
+            None
+        }
+    });
     let playback = header(PLAYBACK_HEADER);
     let text = resp.text().await.unwrap_or_default();
     if !(200..300).contains(&status) {
-        let detail: String = text.chars().take(160).collect();
+        let detail: String = text.replace(url.path(), "/***").chars().take(160).collect();
         return Err(HttpFail {
+            retry_after: retry_after_hdr,
             endpoint,
             status: Some(status),
             detail,
         });
     }
-    Ok(Answer {
+    Ok(Posted::Answer(Answer {
         sdp: text,
         location,
         playback,
-    })
+    }))
 }
 
-/// POSTs the offer, retrying not-ready answers inside the warm-up window.
+/// POSTs the offer, following checked redirects (the last target is kept for retries, like the
+/// browser SDK's redirect cache) and retrying not-ready answers while `retry` allows.
 async fn negotiate(
     http: &reqwest::Client,
     what: &'static str,
     url: &url::Url,
     sdp: &str,
-    warmup: &Warmup,
+    retry: &Warmup,
     clock: Instant,
+    hosts: &HostPolicy,
 ) -> Result<Answer, MediaError> {
     let mut attempt = 0;
+    let mut url = url.clone();
+    let mut redirects = 0;
     loop {
-        match post_offer(http, what, url, sdp).await {
-            Ok(a) => return Ok(a),
-            Err(f) => match warmup.after_failure(f.outcome(), attempt, clock.elapsed()) {
+        match post_offer(http, what, &url, sdp, hosts).await {
+            Ok(Posted::Answer(a)) => return Ok(a),
+            Ok(Posted::Redirect(to)) => {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(MediaError::Http(HttpFail {
+                        retry_after: None,
+                        endpoint: format!("POST {what} {}", redact_url(url.as_str())),
+                        status: None,
+                        detail: format!("more than {MAX_REDIRECTS} redirects"),
+                    }));
+                }
+                tracing::debug!("{what} redirected to {}", redact_url(to.as_str()));
+                url = to;
+            }
+            Err(f) => match retry.after_failure(f.outcome(), attempt, clock.elapsed()) {
                 Decision::RetryAfter(d) => {
+                    let d = f.pace(d);
                     tracing::debug!("{what} not ready ({f}); retry in {d:?}");
                     attempt += 1;
                     tokio::time::sleep(d).await;
@@ -335,7 +417,7 @@ pub async fn whip(
     );
     let result = async {
         let sdp = offer(W, &pc, opts).await?;
-        let answer = negotiate(http, W, url, &sdp, warmup, clock).await?;
+        let answer = negotiate(http, W, url, &sdp, warmup, clock, &opts.hosts).await?;
         connect(W, &pc, &mut states, answer.sdp.clone(), opts).await?;
         Ok::<_, MediaError>(answer)
     }
@@ -379,6 +461,8 @@ pub async fn whip(
 }
 
 /// WHEP: receives the generated video from `url` into `rtp_out`. Returns once connected.
+/// `warmup` paces the offer retries: WHEP answers 404 until the first output exists, which on a
+/// cold worker takes minutes, so the caller passes the playback wait, not the create window.
 pub async fn whep(
     http: &reqwest::Client,
     url: &url::Url,
@@ -417,7 +501,7 @@ pub async fn whep(
     }));
     let result = async {
         let sdp = offer(W, &pc, opts).await?;
-        let answer = negotiate(http, W, url, &sdp, warmup, clock).await?;
+        let answer = negotiate(http, W, url, &sdp, warmup, clock, &opts.hosts).await?;
         connect(W, &pc, &mut states, answer.sdp.clone(), opts).await?;
         Ok::<_, MediaError>(answer)
     }
