@@ -52,6 +52,9 @@ enum End {
     Retry(String),
     /// The server restarted (it forgot the session: no DELETE); try again after backoff.
     Restarted(String),
+    /// Nobody answers `/health`: probe it at `health_probe_ms` and try again the moment it
+    /// answers (no backoff: a returning server should not sit idle while the deck waits).
+    Unreachable(String),
     /// Try again at once (the performer asked).
     Now(String),
     /// Quit.
@@ -229,6 +232,13 @@ impl Actor {
             };
             match end {
                 End::Shutdown => return self.stopped("quit").await,
+                End::Unreachable(why) => {
+                    self.reconnects += 1;
+                    self.error(format!("server unreachable: {why}")).await;
+                    if let Err(Interrupt::Shutdown) = self.wait_for_server(&why).await {
+                        return self.stopped("quit").await;
+                    }
+                }
                 End::Now(why) => {
                     self.reconnects += 1;
                     self.backoff.reset();
@@ -250,6 +260,39 @@ impl Actor {
         }
     }
 
+    /// Probes `/health` every `health_probe_ms` until the server answers (or the performer
+    /// asks to reconnect); the state says what it waits for.
+    async fn wait_for_server(&mut self, why: &str) -> Result<(), Interrupt> {
+        let every = Duration::from_millis(self.cfg.health_probe_ms.max(1));
+        // A probe of a host that drops packets must not hang for the full request timeout.
+        let limit = ServerConfig::secs(self.cfg.request_timeout_s).min(Duration::from_secs(2));
+        self.go(
+            ConnState::Reconnecting,
+            format!(
+                "waiting for the server ({why}); checking /health every {:.1} s",
+                every.as_secs_f64()
+            ),
+        )
+        .await;
+        let http = self.http.clone();
+        loop {
+            match self.sleep(every).await {
+                Err(Interrupt::Reconnect) => return Ok(()),
+                other => other?,
+            }
+            match self.guard(tokio::time::timeout(limit, http.health())).await {
+                Err(Interrupt::Reconnect) => return Ok(()),
+                Err(i) => return Err(i),
+                Ok(Ok(Ok(_))) => {
+                    tracing::info!("the server answers /health again; connecting");
+                    return Ok(());
+                }
+                Ok(Ok(Err(e))) if !server_down(&e) => return Ok(()),
+                Ok(_) => {}
+            }
+        }
+    }
+
     async fn stopped(&mut self, why: &str) {
         self.go(ConnState::Stopped, why).await;
         self.emit(TransportEvent::Stopped).await;
@@ -259,10 +302,13 @@ impl Actor {
     async fn attempt(&mut self) -> Result<ConnectedSession, End> {
         let http = self.http.clone();
         // 1. Health: is anyone there, and did it restart?
-        let health = self
-            .guard(http.health())
-            .await?
-            .map_err(|e| End::Retry(e.to_string()))?;
+        let health = self.guard(http.health()).await?.map_err(|e| {
+            if server_down(&e) {
+                End::Unreachable(e.to_string())
+            } else {
+                End::Retry(e.to_string())
+            }
+        })?;
         if health.status != "healthy" {
             self.error(format!("GET /health: server says `{}`", health.status))
                 .await;
@@ -775,7 +821,7 @@ impl Actor {
                         LinkEvent::Health(Err(e)) => {
                             health_failures += 1;
                             if health_failures >= HEALTH_FAILURES {
-                                break 'session End::Retry(format!("server stopped answering: {e}"));
+                                break 'session End::Unreachable(format!("server stopped answering: {e}"));
                             }
                         }
                         LinkEvent::ServerFps(f) => server_fps = f,
@@ -841,9 +887,10 @@ impl Actor {
         monitor.abort();
         let _ = (&mut monitor).await;
         tracing::debug!("monitor stopped");
-        let restarted = matches!(end, End::Restarted(_));
+        // A restarted server forgot the session; an unreachable one cannot take a DELETE.
+        let forgotten = matches!(end, End::Restarted(_) | End::Unreachable(_));
         let wait = matches!(end, End::Shutdown);
-        self.end_session(s, !restarted, wait).await;
+        self.end_session(s, !forgotten, wait).await;
         end
     }
 
@@ -903,6 +950,15 @@ struct ConnectedSession {
     id: String,
     codec: Option<crate::transport::types::VideoCodec>,
     session: Session,
+}
+
+/// `/health` got no answer, or a proxy's 5xx in front of a dead server (RunPod answers 502).
+fn server_down(e: &HttpError) -> bool {
+    match e {
+        HttpError::Network { .. } => true,
+        HttpError::Status { status, .. } => *status >= 500,
+        _ => false,
+    }
 }
 
 fn protocol_codec(answer_sdp: &str) -> Option<crate::transport::types::VideoCodec> {

@@ -27,6 +27,10 @@ pub struct PeerOptions {
     /// Server-side outputs `/api/v1/hardware/info` reports as available (`ndi`, `spout`,
     /// `syphon`).
     pub hardware: Vec<&'static str>,
+    /// Listen on this port instead of a free one (a "restarted server" on the same address).
+    pub port: Option<u16>,
+    /// Further command-line options for `scope_peer.py` (e.g. `--osc`, `--load-fail`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for PeerOptions {
@@ -40,6 +44,8 @@ impl Default for PeerOptions {
             download: 0.5,
             codec: None,
             hardware: Vec::new(),
+            port: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -79,7 +85,7 @@ impl Peer {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("messages.jsonl");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/scope_peer.py");
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let mut cmd = Command::new(python());
         cmd.arg(&script)
             .args(["--port", &port.to_string()])
@@ -100,6 +106,7 @@ impl Peer {
         if !opts.hardware.is_empty() {
             cmd.arg("--hardware").args(&opts.hardware);
         }
+        cmd.args(&opts.extra_args);
         if !opts.missing_models.is_empty() {
             cmd.arg("--missing-models").args(&opts.missing_models);
         }
