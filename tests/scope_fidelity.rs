@@ -149,3 +149,74 @@ async fn a_killed_server_that_returns_is_reconnected_at_once() {
     );
     assert!(rig.quit().await);
 }
+
+/// A shm sink started with `socket` as its path; returns the stats once it runs.
+async fn run_shm_sink(
+    socket: &std::path::Path,
+) -> (
+    scope_deck::video::VideoHandle,
+    scope_deck::video::VideoStats,
+    tokio_util::sync::CancellationToken,
+) {
+    use scope_deck::video::config::{SinkConfig, VideoConfig};
+    let cfg = VideoConfig {
+        sinks: vec![SinkConfig::Shm {
+            socket: socket.to_string_lossy().into(),
+            format: "I420".into(),
+        }],
+        restart_backoff_ms: 100,
+        ..VideoConfig::default()
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (_tx, handle) = scope_deck::video::start(&cfg, cancel.clone()).unwrap();
+    let mut stats = handle.stats.clone();
+    let s = common::rtp_gen::wait_stats(
+        &mut stats,
+        "the shm sink to run",
+        Duration::from_secs(10),
+        |s| s.sinks.first().is_some_and(|k| k.running),
+    )
+    .await;
+    (handle, s, cancel)
+}
+
+/// Item 6: a socket left by a SIGKILLed deck (a file nobody listens on) is removed and the sink
+/// listens on the configured path, not `<path>.0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_shm_socket_is_recovered_and_the_configured_path_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("out.shm");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_err(),
+        "the stale socket refuses connections before the sink starts"
+    );
+    let (handle, s, _cancel) = run_shm_sink(&socket).await;
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "the sink listens on the configured path: {s:#?}"
+    );
+    assert!(
+        !dir.path().join("out.shm.0").exists(),
+        "moved aside: {s:#?}"
+    );
+    assert_eq!(s.sinks[0].last_error, None, "{s:#?}");
+    handle.shutdown().await;
+}
+
+/// Item 6: a path another writer really listens on is left alone, and the sink says loudly
+/// where it listens instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shm_path_in_use_is_kept_and_the_actual_path_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("out.shm");
+    let _other = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let (handle, s, _cancel) = run_shm_sink(&socket).await;
+    let err = s.sinks[0].last_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("in use") && err.contains("out.shm.0"),
+        "{s:#?}"
+    );
+    assert!(dir.path().join("out.shm.0").exists());
+    handle.shutdown().await;
+}
