@@ -220,3 +220,115 @@ async fn a_shm_path_in_use_is_kept_and_the_actual_path_reported() {
     assert!(dir.path().join("out.shm.0").exists());
     handle.shutdown().await;
 }
+
+/// `GET /_control/requests` of `peer` matching `method path`.
+async fn requests(peer: &Peer, method: &str, path: &str) -> usize {
+    let r: serde_json::Value = reqwest::get(format!("{}/_control/requests", peer.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["method"] == method && e["path"] == path)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Errors reported so far.
+fn errors(rig: &Rig) -> Vec<String> {
+    rig.seen
+        .iter()
+        .filter_map(|e| match e {
+            TransportEvent::Error(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Item 5: a typo in the pipeline id is refused before any load, with a suggestion, and not
+/// retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_pipeline_is_refused_before_loading_with_a_suggestion() {
+    let peer = Peer::start(PeerOptions::default()).await;
+    let cfg = ServerConfig {
+        pipeline_ids: vec!["passthru".into()],
+        ..fast_config(&peer.url())
+    };
+    let mut rig = Rig::start(&cfg, false).await;
+    assert!(
+        rig.until(Duration::from_secs(10), |e| matches!(
+            e,
+            TransportEvent::Error(m) if m.contains("not retrying")
+        ))
+        .await,
+        "{:?}",
+        rig.seen
+    );
+    let err = errors(&rig).join("\n");
+    assert!(
+        err.contains("`passthru` is not on this server")
+            && err.contains("did you mean `passthrough`"),
+        "{err}"
+    );
+    // Several backoff periods (50 ms) pass: nothing is retried, nothing was loaded.
+    rig.pump(Duration::from_millis(800)).await;
+    assert_eq!(requests(&peer, "POST", "/api/v1/pipeline/load").await, 0);
+    assert_eq!(
+        requests(&peer, "GET", "/api/v1/pipelines/schemas").await,
+        1,
+        "checked once, then waiting for the performer"
+    );
+    assert!(!rig.states().contains(&ConnState::Streaming));
+    assert!(rig.quit().await);
+}
+
+/// Item 5: a load that ends in `error` with an empty error field (real Scope without the
+/// pipeline's GPU dependencies) says what is known and stops after `max_load_failures`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_failing_without_a_reason_says_what_is_known_and_stops() {
+    let peer = Peer::start(PeerOptions {
+        warmup: 0.1,
+        extra_args: vec!["--load-fail".into(), "longlive".into()],
+        ..PeerOptions::default()
+    })
+    .await;
+    let cfg = ServerConfig {
+        max_load_failures: 2,
+        ..fast_config(&peer.url())
+    };
+    let mut rig = Rig::start(&cfg, false).await;
+    assert!(
+        rig.until(Duration::from_secs(20), |e| matches!(
+            e,
+            TransportEvent::Error(m) if m.contains("not retrying")
+        ))
+        .await,
+        "{:?}\n{}",
+        rig.seen,
+        peer.stderr()
+    );
+    let err = errors(&rig).join("\n");
+    assert!(!err.contains("no reason given"), "{err}");
+    assert!(
+        err.contains("empty error field") && err.contains("server's log"),
+        "{err}"
+    );
+    assert!(err.contains("vram_gb 0"), "hardware named: {err}");
+    assert!(err.contains("2 failed loads in a row"), "{err}");
+    rig.pump(Duration::from_millis(800)).await;
+    assert_eq!(
+        requests(&peer, "POST", "/api/v1/pipeline/load").await,
+        2,
+        "stopped after max_load_failures"
+    );
+    let why = reasons(&rig, ConnState::Loading);
+    assert!(
+        why.last().is_some_and(|r| r.contains("not retrying")),
+        "the state says it stopped: {why:?}"
+    );
+    assert!(rig.quit().await);
+}

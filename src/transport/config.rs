@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub warmup_expected_s: f64,
     /// Give up waiting for the pipeline after this many seconds (then retry with backoff).
     pub load_timeout_s: f64,
+    /// Failed loads of a server that answers before the deck stops retrying and says so (a
+    /// pipeline the server cannot run fails the same way every time).
+    pub max_load_failures: u32,
     /// Pipeline status polling interval while loading, milliseconds.
     pub status_poll_ms: u64,
     /// `/health` polling interval while connected (detects server restarts), milliseconds.
@@ -122,6 +125,7 @@ impl Default for ServerConfig {
             trickle: false,
             warmup_expected_s: 120.0,
             load_timeout_s: 900.0,
+            max_load_failures: 3,
             status_poll_ms: 1000,
             health_poll_ms: 1000,
             health_probe_ms: 500,
@@ -198,6 +202,13 @@ impl Validate for ServerConfig {
             20.0,
             60_000.0,
             "must be 20 to 60000 ms",
+        );
+        range(
+            "max_load_failures",
+            f64::from(self.max_load_failures),
+            1.0,
+            100.0,
+            "must be 1 to 100",
         );
         range(
             "health_probe_ms",

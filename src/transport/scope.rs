@@ -57,6 +57,9 @@ enum End {
     Unreachable(String),
     /// Try again at once (the performer asked).
     Now(String),
+    /// Retrying cannot help (unknown pipeline, a load that keeps failing): say so and wait for
+    /// the performer's reconnect.
+    Hopeless(String),
     /// Quit.
     Shutdown,
 }
@@ -92,6 +95,8 @@ struct Actor {
     /// `server_start_time` of the server the images were last uploaded to (a restarted server
     /// may have lost them: upload again).
     uploaded_to: Option<f64>,
+    /// Failed loads in a row (reset by a successful load or the performer's reconnect).
+    load_failures: u32,
 }
 
 /// Runs the Scope backend until `Shutdown` (answered with `Stopped`) or the command channel
@@ -133,6 +138,7 @@ pub async fn run(
         ref_files: Vec::new(),
         upload_due: false,
         uploaded_to: None,
+        load_failures: 0,
     };
     actor.main().await;
 }
@@ -232,6 +238,21 @@ impl Actor {
             };
             match end {
                 End::Shutdown => return self.stopped("quit").await,
+                End::Hopeless(why) => {
+                    let msg =
+                        format!("{why}; not retrying (fix it, then press reconnect to try again)");
+                    self.error(msg.clone()).await;
+                    self.go(ConnState::Loading, msg).await;
+                    match self.guard(std::future::pending::<()>()).await {
+                        Err(Interrupt::Shutdown) => return self.stopped("quit").await,
+                        _ => {
+                            self.load_failures = 0;
+                            self.reconnects += 1;
+                            self.go(ConnState::Reconnecting, "reconnect requested")
+                                .await;
+                        }
+                    }
+                }
                 End::Unreachable(why) => {
                     self.reconnects += 1;
                     self.error(format!("server unreachable: {why}")).await;
@@ -332,6 +353,7 @@ impl Actor {
         let loaded = status.status == LoadStatus::Loaded
             && status.pipeline_id.as_deref() == Some(ours.as_str());
         if !loaded {
+            self.check_pipelines().await?;
             self.ensure_models().await?;
             self.load_and_warm().await?;
         }
@@ -522,6 +544,48 @@ impl Actor {
         Ok(())
     }
 
+    /// Refuses pipeline ids the server does not offer (with the nearest one it does) before a
+    /// load is sent; a server whose list cannot be read is not second-guessed.
+    async fn check_pipelines(&mut self) -> Result<(), End> {
+        let http = self.http.clone();
+        let known = match self.guard(http.schemas()).await? {
+            Ok(reply) => schema::known_pipelines(&reply),
+            Err(e) => {
+                tracing::info!("{e}; pipeline ids not checked before loading");
+                None
+            }
+        };
+        match known {
+            Some(known) => schema::check_pipeline_ids(&self.cfg.pipeline_ids, &known)
+                .map_err(|e| End::Hopeless(format!("{e} (server.pipeline_ids)"))),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed load of a server that answers: what the server's hardware says is added, and
+    /// after `max_load_failures` in a row retrying stops.
+    async fn load_failed(&mut self, why: String) -> End {
+        self.load_failures += 1;
+        let http = self.http.clone();
+        let hw = match tokio::time::timeout(Duration::from_secs(2), http.hardware_info()).await {
+            Ok(Ok(hw)) => match hw.vram_gb {
+                Some(v) if v <= 0.0 => "; the server reports no GPU memory (vram_gb 0): a \
+                                       diffusion pipeline needs a CUDA GPU"
+                    .to_string(),
+                Some(v) => format!("; server GPU memory {v:.0} GB"),
+                None => String::new(),
+            },
+            _ => String::new(),
+        };
+        let n = self.load_failures;
+        let max = self.cfg.max_load_failures.max(1);
+        if n >= max {
+            End::Hopeless(format!("{why}{hw} ({n} failed loads in a row)"))
+        } else {
+            End::Retry(format!("{why}{hw} (failed load {n} of {max})"))
+        }
+    }
+
     async fn load_and_warm(&mut self) -> Result<(), End> {
         let http = self.http.clone();
         let ids = self.cfg.pipeline_ids.clone();
@@ -541,19 +605,28 @@ impl Actor {
                 .map_err(|e| End::Retry(e.to_string()))?;
             let elapsed = self.now().saturating_sub(started);
             match st.status {
-                LoadStatus::Loaded => return Ok(()),
+                LoadStatus::Loaded => {
+                    self.load_failures = 0;
+                    return Ok(());
+                }
                 LoadStatus::Error => {
-                    let why = st.error.unwrap_or_else(|| "no reason given".into());
-                    return Err(End::Retry(format!(
-                        "pipeline {} failed to load: {why}",
-                        ids.join(", ")
-                    )));
+                    let why = match st.error.as_deref().map(str::trim) {
+                        Some(e) if !e.is_empty() => e.to_string(),
+                        _ => "the server gave no reason (status `error`, empty error field; \
+                              the cause is in the server's log)"
+                            .into(),
+                    };
+                    return Err(self
+                        .load_failed(format!("pipeline {} failed to load: {why}", ids.join(", ")))
+                        .await);
                 }
                 LoadStatus::NotLoaded if elapsed > Duration::from_secs(2) => {
-                    return Err(End::Retry(format!(
-                        "pipeline {} is not loading (status not_loaded)",
-                        ids.join(", ")
-                    )));
+                    return Err(self
+                        .load_failed(format!(
+                            "pipeline {} is not loading (status not_loaded)",
+                            ids.join(", ")
+                        ))
+                        .await);
                 }
                 _ => {}
             }

@@ -128,6 +128,10 @@ class Peer:
     def refresh_status(self):
         if self.status == "loading" and time.monotonic() - self.load_started >= self.warmup_s:
             self.status = "loaded"
+            # --load-fail: like real Scope without a pipeline's GPU dependencies, the load ends
+            # in `error` with an empty error field (the cause only in the server's log).
+            if set(self.pipeline_ids) & set(self.args.load_fail):
+                self.status = "load_failed"
 
     def loading_stage(self):
         if self.status != "loading":
@@ -264,6 +268,8 @@ async def pipeline_status(request):
     p = request.app["peer"]
     p.refresh_status()
     status, error = p.status, None
+    if status == "load_failed":
+        status, error = "error", ""
     if p.error_once:
         status, error, p.error_once = "error", p.error_once, None
     return web.json_response({
@@ -635,6 +641,8 @@ def main():
     ap.add_argument("--hardware", nargs="*", default=[], choices=["ndi", "spout", "syphon"],
                     help="server-side outputs /api/v1/hardware/info reports as available")
     ap.add_argument("--assets-dir", default="", help="where uploaded assets are stored")
+    ap.add_argument("--load-fail", nargs="*", default=[],
+                    help="pipelines whose load ends in status error with an empty error field")
     args = ap.parse_args()
     w, h = args.size.lower().split("x")
     args.width, args.height = int(w), int(h)
