@@ -332,3 +332,150 @@ async fn a_load_failing_without_a_reason_says_what_is_known_and_stops() {
     );
     assert!(rig.quit().await);
 }
+
+/// An OSC config for the peer at `url` (OSC to the HTTP port number, as Scope listens).
+fn osc_config(url: &str) -> ServerConfig {
+    ServerConfig {
+        backend: scope_deck::transport::config::Backend::ScopeOsc,
+        send_rate_hz: 200.0,
+        health_probe_ms: 100,
+        ..fast_config(url)
+    }
+}
+
+/// OSC messages the peer received, `(address, args)` in order.
+fn osc_received(peer: &Peer) -> Vec<(String, serde_json::Value)> {
+    peer.entries()
+        .into_iter()
+        .filter(|e| e["kind"] == "osc")
+        .map(|e| {
+            (
+                e["data"]["address"].as_str().unwrap_or("").to_string(),
+                e["data"]["args"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Item 3: OSC is fire-and-forget, so with nothing listening (no server at all, or a server
+/// whose OSC listener is off) the backend is not streaming and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osc_with_nothing_listening_is_not_streaming() {
+    // No server at all.
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut rig = Rig::start(&osc_config(&url), false).await;
+    assert!(
+        rig.until_state(ConnState::Reconnecting, Duration::from_secs(10))
+            .await,
+        "{:?}",
+        rig.seen
+    );
+    rig.pump(Duration::from_millis(600)).await;
+    assert!(
+        !rig.states().contains(&ConnState::Streaming),
+        "{:?}",
+        rig.seen
+    );
+    assert!(rig.quit().await);
+
+    // A server whose OSC listener is off.
+    let peer = Peer::start(PeerOptions::default()).await;
+    let mut rig = Rig::start(&osc_config(&peer.url()), false).await;
+    assert!(
+        rig.until_state(ConnState::Reconnecting, Duration::from_secs(10))
+            .await,
+        "{:?}",
+        rig.seen
+    );
+    rig.pump(Duration::from_millis(600)).await;
+    assert!(
+        !rig.states().contains(&ConnState::Streaming),
+        "{:?}",
+        rig.seen
+    );
+    assert!(
+        reasons(&rig, ConnState::Reconnecting)
+            .iter()
+            .any(|r| r.contains("OSC listener is off")),
+        "{:?}",
+        rig.seen
+    );
+    // Turned on: streaming, and the held state goes out.
+    peer.control("osc", serde_json::json!({"on": true})).await;
+    assert!(
+        rig.until_state(ConnState::Streaming, Duration::from_secs(10))
+            .await,
+        "{:?}",
+        rig.seen
+    );
+    assert!(rig.quit().await);
+}
+
+/// Item 3: a theme's prompt switch (a `transition` with target prompts) reaches Scope's OSC as
+/// the steps and then the prompt text; a key Scope's OSC does not list is refused with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osc_prompt_switch_arrives_and_unknown_keys_are_refused() {
+    use scope_deck::transport::{ParamUpdate, TransportCmd};
+    let peer = Peer::start(PeerOptions {
+        extra_args: vec!["--osc".into()],
+        ..PeerOptions::default()
+    })
+    .await;
+    let mut rig = Rig::start(&osc_config(&peer.url()), false).await;
+    assert!(
+        rig.until_state(ConnState::Streaming, Duration::from_secs(10))
+            .await,
+        "{:?}\n{}",
+        rig.seen,
+        peer.stderr()
+    );
+    let mut values = serde_json::Map::new();
+    values.insert(
+        "transition".into(),
+        serde_json::json!({"num_steps": 6, "target_prompts": [{"text": "neon city", "weight": 1.0}]}),
+    );
+    rig.send(TransportCmd::Update(ParamUpdate {
+        values,
+        urgent: true,
+    }))
+    .await;
+    rig.send(TransportCmd::Update(ParamUpdate::one(
+        "made_up_key",
+        serde_json::json!(3),
+    )))
+    .await;
+    let got = rig
+        .wait_peer(&peer, Duration::from_secs(10), |_| {
+            let got = osc_received(&peer);
+            got.iter()
+                .any(|(a, v)| a == "/scope/prompt" && v == &serde_json::json!(["neon city"]))
+                .then_some(got)
+        })
+        .await;
+    let steps = got
+        .iter()
+        .position(|(a, v)| a == "/scope/transition_steps" && v == &serde_json::json!([6]));
+    let prompt = got
+        .iter()
+        .position(|(a, v)| a == "/scope/prompt" && v == &serde_json::json!(["neon city"]));
+    assert!(
+        steps.is_some() && steps < prompt,
+        "steps before the prompt: {got:?}"
+    );
+    assert!(
+        rig.until_seen(Duration::from_secs(5), |seen| seen.iter().any(|e| matches!(
+            e,
+            TransportEvent::Refused { key, reason } if key == "made_up_key" && reason.contains("osc/paths")
+        )))
+        .await,
+        "{:?}",
+        rig.seen
+    );
+    assert!(
+        !osc_received(&peer)
+            .iter()
+            .any(|(a, _)| a == "/scope/made_up_key"),
+        "an unknown key never reaches the wire"
+    );
+    assert!(rig.quit().await);
+}
