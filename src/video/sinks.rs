@@ -45,6 +45,8 @@ pub struct SinkSlot {
     pub last_error: Mutex<Option<String>>,
     /// Whether the pipeline is currently running.
     pub running: std::sync::atomic::AtomicBool,
+    /// Waiting for the first received frame before it can be built (not a failure).
+    pub waiting: std::sync::atomic::AtomicBool,
     /// Path of the file being written (file sink).
     pub current_file: Mutex<Option<PathBuf>>,
     /// Takes the received (pre-decoder) stream instead of decoded frames.
@@ -496,7 +498,10 @@ pub async fn supervise(
         attempt += 1;
         let stream = if cfg.wants_encoded() {
             // Built for the received codec: wait until the first frame tells it.
-            let Some(caps) = stream_caps(&slot, &cancel).await else {
+            slot.waiting.store(true, Ordering::Relaxed);
+            let caps = stream_caps(&slot, &cancel).await;
+            slot.waiting.store(false, Ordering::Relaxed);
+            let Some(caps) = caps else {
                 return;
             };
             Some(caps)

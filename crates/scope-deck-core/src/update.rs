@@ -116,7 +116,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             fx.push(Effect::Tempo(cmd));
         }
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
-        Msg::VideoStats(stats) => on_video_stats(state, *stats, now),
+        Msg::VideoStats(stats) => on_video_stats(state, *stats, now, &mut fx),
         Msg::Signal(signal) => {
             fx.push(Effect::Emit(Event::Signal { signal }));
             begin_shutdown(state, signal_reason(signal), &mut fx);
@@ -140,7 +140,12 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
 }
 
 /// Keeps the latest video statistics and derives the decoded frame rate from the counter.
-fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Duration) {
+fn on_video_stats(
+    state: &mut AppState,
+    stats: crate::video::VideoStats,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
     let fps_in = match &state.video_output {
         Some(prev) if now > prev.at && stats.frames_in >= prev.stats.frames_in => {
             (stats.frames_in - prev.stats.frames_in) as f32 / (now - prev.at).as_secs_f32()
@@ -148,11 +153,44 @@ fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Du
         Some(prev) if now == prev.at => prev.fps_in,
         _ => 0.0,
     };
-    state.video_output = Some(crate::state::VideoOutputSlice {
+    let last_frame_at = match &state.video_output {
+        Some(prev) if stats.frames_in == prev.stats.frames_in => prev.last_frame_at,
+        _ if stats.frames_in > 0 => Some(now),
+        _ => None,
+    };
+    let prev_event = state.video_output.as_ref().and_then(|v| v.event_at);
+    let report = prev_event.is_none_or(|t| now.saturating_sub(t) >= VIDEO_EVENT_EVERY);
+    let v = crate::state::VideoOutputSlice {
         stats,
         fps_in,
         at: now,
-    });
+        last_frame_at,
+        event_at: if report { Some(now) } else { prev_event },
+    };
+    if report {
+        fx.push(Effect::Emit(video_event(&v, now)));
+    }
+    state.video_output = Some(v);
+}
+
+/// Headless `video` events at most this often (the stats arrive every 250 ms).
+const VIDEO_EVENT_EVERY: Duration = Duration::from_secs(1);
+
+/// The periodic `video` event: what the dashboard's video figures say, with their age.
+fn video_event(v: &crate::state::VideoOutputSlice, now: Duration) -> Event {
+    let s = &v.stats;
+    Event::Video {
+        fps_in: v.fps_in,
+        frames_in: s.frames_in,
+        decode_ms: s.latency_ms,
+        frames_dropped: s.frames_dropped,
+        packets_lost: s.packets_lost + s.packets_dropped,
+        decode_errors: s.decode_errors,
+        sinks_running: s.sinks.iter().filter(|k| k.running).count(),
+        sinks_waiting: s.sinks.iter().filter(|k| !k.running && k.waiting).count(),
+        sinks_failed: s.sinks.iter().filter(|k| !k.running && !k.waiting).count(),
+        last_frame_age_s: v.last_frame_at.map(|t| now.saturating_sub(t).as_secs_f64()),
+    }
 }
 
 fn signal_reason(s: StopSignal) -> &'static str {
@@ -473,7 +511,10 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
             }
         }
         TransportEvent::WarmUp(w) => state.transport.warmup = Some(w),
-        TransportEvent::Stats(s) => state.transport.stats = s,
+        TransportEvent::Stats(s) => {
+            state.transport.stats = s;
+            state.transport.stats_at = Some(now);
+        }
         TransportEvent::Sent { payload } => {
             state.transport.sent_count += 1;
             if state.transport.sent.len() >= SENT_KEEP {
