@@ -145,6 +145,8 @@ pub struct TransportSlice {
     pub stats: LinkStats,
     /// When `stats` arrived (they stop during an outage: shown greyed with their age then).
     pub stats_at: Option<Duration>,
+    /// When the live session was lost (recordings are marked at both ends of the outage).
+    pub lost_at: Option<Duration>,
     /// Recent payloads put on the wire (dry run shows them), newest last.
     pub sent: VecDeque<(Duration, serde_json::Value)>,
     /// Messages sent in total.

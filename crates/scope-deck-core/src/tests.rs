@@ -563,3 +563,52 @@ fn video_stats_become_a_video_event_once_a_second_with_the_frame_age() {
         "a waiting sink is not a fault"
     );
 }
+
+/// A running recording is marked at both ends of an outage (notice → log and headless event).
+#[test]
+fn recordings_are_marked_when_the_server_goes_away_and_comes_back() {
+    let mut s = started();
+    let conn = |st: ConnState| {
+        Msg::Transport(TransportEvent::State {
+            state: st,
+            reason: Some("x".into()),
+        })
+    };
+    update(&mut s, conn(ConnState::Connecting), ms(100));
+    update(&mut s, conn(ConnState::Streaming), ms(200));
+    update(
+        &mut s,
+        Msg::VideoStats(Box::new(crate::video::VideoStats {
+            frames_in: 5,
+            sinks: vec![crate::video::SinkStatus {
+                running: true,
+                file: Some("/rec/show.mkv".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+        ms(300),
+    );
+    let notices = |fx: &[Effect]| -> Vec<String> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Emit(Event::Notice { message, .. }) => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let n = notices(&update(&mut s, conn(ConnState::Reconnecting), ms(10_000)));
+    assert!(
+        n.iter()
+            .any(|m| m.contains("/rec/show.mkv") && m.contains("outage from 10.0 s")),
+        "{n:?}"
+    );
+    let n = notices(&update(&mut s, conn(ConnState::Connecting), ms(12_000)));
+    assert!(n.is_empty(), "{n:?}");
+    let n = notices(&update(&mut s, conn(ConnState::Streaming), ms(14_500)));
+    assert!(
+        n.iter()
+            .any(|m| m.contains("/rec/show.mkv") && m.contains("after a 4.5 s outage")),
+        "{n:?}"
+    );
+}

@@ -173,6 +173,44 @@ fn on_video_stats(
     state.video_output = Some(v);
 }
 
+/// Marks running recordings at an outage (`gap` None: it starts; Some: it ended after that
+/// long): a notice (dashboard, log, headless `notice` event) naming the file, so the frozen
+/// stretch can be found and cut.
+fn mark_recordings(
+    state: &mut AppState,
+    gap: Option<Duration>,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let files: Vec<String> = state
+        .video_output
+        .iter()
+        .flat_map(|v| v.stats.sinks.iter())
+        .filter(|k| k.running)
+        .filter_map(|k| k.file.as_ref().map(|f| f.display().to_string()))
+        .collect();
+    for f in files {
+        let (level, message) = match gap {
+            None => (
+                Level::Warn,
+                format!(
+                    "recording {f}: server outage from {:.1} s (engine time); the picture                      freezes here",
+                    now.as_secs_f64()
+                ),
+            ),
+            Some(g) => (
+                Level::Info,
+                format!(
+                    "recording {f}: video back at {:.1} s after a {:.1} s outage",
+                    now.as_secs_f64(),
+                    g.as_secs_f64()
+                ),
+            ),
+        };
+        notice(state, fx, level, message, now);
+    }
+}
+
 /// Headless `video` events at most this often (the stats arrive every 250 ms).
 const VIDEO_EVENT_EVERY: Duration = Duration::from_secs(1);
 
@@ -500,6 +538,19 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
                 state.transport.warmup = None;
             }
             let changed = state.transport.state != s || state.transport.reason != reason;
+            let was_live = matches!(
+                state.transport.state,
+                ConnState::Streaming | ConnState::Degraded
+            );
+            let live = matches!(s, ConnState::Streaming | ConnState::Degraded);
+            if was_live && !live && s != ConnState::Stopped {
+                mark_recordings(state, None, now, fx);
+                state.transport.lost_at = Some(now);
+            } else if live && !was_live {
+                if let Some(lost) = state.transport.lost_at.take() {
+                    mark_recordings(state, Some(now.saturating_sub(lost)), now, fx);
+                }
+            }
             state.transport.state = s;
             state.transport.reason = reason.clone();
             if s == ConnState::Streaming {
