@@ -731,3 +731,36 @@ fn video_waiting_for_the_first_frame() {
     assert!(!screen.contains("✖ file"), "{screen}");
     both("video_waiting", &snap, &ViewState::default());
 }
+
+/// Issue 15 item 8: a value set by hand on a mapped parameter shows that it is held (seconds
+/// left of the theme's `hold_ms`), and `release_holds` hands it back to the mapping.
+#[test]
+fn a_hand_set_mapped_value_shows_its_hold_and_can_be_handed_back() {
+    let mut s = streaming(); // noise_scale (mapped by cosmic-voyage) set by key at 1.0 s
+    s.at(1500, Msg::Tick);
+    let row = |s: &Script| {
+        s.snapshot()
+            .params
+            .into_iter()
+            .find(|r| r.key == "noise_scale")
+            .expect("noise_scale row")
+    };
+    let held = row(&s).held.expect("held after a hand-set value");
+    assert!(
+        held > Duration::ZERO && held < Duration::from_secs(60),
+        "{held:?}"
+    );
+    let screen = render(&s.snapshot(), &ViewState::default(), 80, 24);
+    assert!(screen.contains("0.62   ⏸"), "{screen}");
+    s.key(1600, Action::ReleaseHolds);
+    assert_eq!(row(&s).held, None);
+    assert!(
+        s.state
+            .ui
+            .notices
+            .iter()
+            .any(|n| n.message.contains("takes back 1 held value")),
+        "{:?}",
+        s.state.ui.notices
+    );
+}

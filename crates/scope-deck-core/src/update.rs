@@ -392,6 +392,15 @@ fn apply_action(
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
         }
         Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
+        Action::ReleaseHolds => {
+            let n = state.mapping.engine.holds.len();
+            state.mapping.engine.holds.clear();
+            let msg = match n {
+                0 => "no value is held against the mapping".to_string(),
+                n => format!("the mapping takes back {n} held value(s)"),
+            };
+            notice(state, fx, Level::Info, msg, now);
+        }
         Action::ConfirmReload => {
             // Only backends that hold reloads announce the key (daydream's schema).
             if state.params.store.spec("confirm_reload").is_some() {
