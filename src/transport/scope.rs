@@ -263,6 +263,8 @@ impl Actor {
                 End::Now(why) => {
                     self.reconnects += 1;
                     self.backoff.reset();
+                    // The performer asked: a load that failed before gets its full tries again.
+                    self.load_failures = 0;
                     self.go(ConnState::Reconnecting, why).await;
                 }
                 End::Retry(why) | End::Restarted(why) => {
