@@ -378,6 +378,10 @@ async fn the_strict_stand_in_closes_a_whip_session_without_video() {
         loopback: true,
         gather_timeout: rtc::GATHER_TIMEOUT,
         connect_timeout: Duration::from_secs(20),
+        hosts: rtc::HostPolicy {
+            allowed: Vec::new(),
+            allow_local_dev: true,
+        },
     };
     let warmup = Warmup {
         created_at: Duration::ZERO,

@@ -58,10 +58,17 @@ pub struct ServerConfig {
     pub warmup_expected_s: f64,
     /// Give up waiting for the pipeline after this many seconds (then retry with backoff).
     pub load_timeout_s: f64,
+    /// Failed loads of a server that answers before the deck stops retrying and says so (a
+    /// pipeline the server cannot run fails the same way every time).
+    pub max_load_failures: u32,
     /// Pipeline status polling interval while loading, milliseconds.
     pub status_poll_ms: u64,
     /// `/health` polling interval while connected (detects server restarts), milliseconds.
     pub health_poll_ms: u64,
+    /// `/health` probe interval while the server does not answer at all, milliseconds: the
+    /// deck reconnects this soon after the server returns (backoff is only for failures of a
+    /// server that answers).
+    pub health_probe_ms: u64,
     /// Maximum data-channel messages per second for continuous values (one-shots bypass it).
     pub send_rate_hz: f64,
     /// "Connected but no video" after this many seconds without a frame.
@@ -122,8 +129,10 @@ impl Default for ServerConfig {
             trickle: false,
             warmup_expected_s: 120.0,
             load_timeout_s: 900.0,
+            max_load_failures: 3,
             status_poll_ms: 1000,
             health_poll_ms: 1000,
+            health_probe_ms: 500,
             send_rate_hz: 60.0,
             no_frames_timeout_s: 5.0,
             reconnect_initial_ms: 250,
@@ -197,6 +206,20 @@ impl Validate for ServerConfig {
             20.0,
             60_000.0,
             "must be 20 to 60000 ms",
+        );
+        range(
+            "max_load_failures",
+            f64::from(self.max_load_failures),
+            1.0,
+            100.0,
+            "must be 1 to 100",
+        );
+        range(
+            "health_probe_ms",
+            self.health_probe_ms as f64,
+            50.0,
+            1000.0,
+            "must be 50 to 1000 ms (a returning server should be seen within a second)",
         );
         range(
             "send_rate_hz",

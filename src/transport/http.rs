@@ -260,6 +260,18 @@ impl ScopeHttp {
         .map(|_| ())
     }
 
+    /// `GET /api/v1/osc/status`: `{enabled, listening, port, host}` of the server's OSC listener.
+    pub async fn osc_status(&self) -> Result<serde_json::Value, HttpError> {
+        self.call(reqwest::Method::GET, "api/v1/osc/status", None)
+            .await
+    }
+
+    /// `GET /api/v1/osc/paths`: the OSC keys the server accepts (`active`/`available` groups).
+    pub async fn osc_paths(&self) -> Result<serde_json::Value, HttpError> {
+        self.call(reqwest::Method::GET, "api/v1/osc/paths", None)
+            .await
+    }
+
     /// `GET /api/v1/session/metrics`.
     pub async fn metrics(&self) -> Result<Metrics, HttpError> {
         self.call(reqwest::Method::GET, "api/v1/session/metrics", None)

@@ -15,7 +15,8 @@ pub fn allowed(from: ConnState, to: ConnState) -> bool {
         return from != Stopped;
     }
     match from {
-        Idle => matches!(to, Loading | Connecting | Stopped),
+        // Reconnecting from idle: the very first attempt found no server (it waits for one).
+        Idle => matches!(to, Loading | Connecting | Reconnecting | Stopped),
         Loading => matches!(to, Warming | Connecting | Reconnecting | Stopped),
         Warming => matches!(to, Loading | Connecting | Reconnecting | Stopped),
         Connecting => matches!(to, Streaming | Degraded | Reconnecting | Stopped),
@@ -214,6 +215,18 @@ mod tests {
         ] {
             assert!(m.go(s, "x", T).is_ok(), "→ {s:?}");
         }
+    }
+
+    #[test]
+    fn a_first_attempt_that_finds_no_server_may_wait_in_reconnecting() {
+        let mut m = ConnMachine::default();
+        assert!(m.go(Reconnecting, "server unreachable", T).is_ok());
+        assert_eq!(m.state(), Reconnecting);
+        assert!(m.go(Loading, "server back", T).is_ok());
+        assert!(
+            !allowed(Idle, Streaming),
+            "idle still cannot jump to streaming"
+        );
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! The `scope-osc` backend: control only, OSC over UDP to Scope's `/scope/<key>` addresses, for
 //! when Scope's own web UI owns the video session. Same coalescer as every backend; values Scope
-//! cannot take over OSC (structured JSON) are refused with a reason instead of silently lost.
+//! cannot take over OSC (structured JSON, keys missing from its `/api/v1/osc/paths`) are refused
+//! with a reason instead of silently lost.
+//!
+//! OSC is fire-and-forget, so the connection state comes from HTTP: `/health` answers and
+//! `/api/v1/osc/status` says the listener is on (on our port) → streaming; otherwise
+//! reconnecting with the reason, values kept and replayed whole once it is back.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::transport::coalescer::{Coalescer, Message};
 use crate::transport::config::ServerConfig;
+use crate::transport::http::{HttpError, ScopeHttp};
 use crate::transport::machine::ConnMachine;
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
 
@@ -26,16 +33,8 @@ pub fn to_osc(msg: &Message) -> (Vec<OscMessage>, Vec<(String, String)>) {
         match (k.as_str(), v) {
             ("prompts", serde_json::Value::Array(items)) => {
                 // Scope's OSC takes one prompt text: the heaviest one.
-                let best = items
-                    .iter()
-                    .filter_map(|p| {
-                        let t = p.get("text")?.as_str()?;
-                        let w = p.get("weight").and_then(|w| w.as_f64()).unwrap_or(1.0);
-                        Some((t, w))
-                    })
-                    .max_by(|a, b| a.1.total_cmp(&b.1));
-                match best {
-                    Some((t, _)) => out.push(OscMessage {
+                match heaviest_prompt(items) {
+                    Some(t) => out.push(OscMessage {
                         addr: "/scope/prompt".into(),
                         args: vec![OscType::String(t.to_string())],
                     }),
@@ -43,10 +42,25 @@ pub fn to_osc(msg: &Message) -> (Vec<OscMessage>, Vec<(String, String)>) {
                 }
             }
             ("transition", v) => match v.get("num_steps").and_then(|n| n.as_i64()) {
-                Some(n) => out.push(OscMessage {
-                    addr: "/scope/transition_steps".into(),
-                    args: vec![OscType::Int(n.clamp(0, i64::from(i32::MAX)) as i32)],
-                }),
+                Some(n) => {
+                    out.push(OscMessage {
+                        addr: "/scope/transition_steps".into(),
+                        args: vec![OscType::Int(n.clamp(0, i64::from(i32::MAX)) as i32)],
+                    });
+                    // The steps alone change nothing on screen: the target prompt follows
+                    // (after the steps, so Scope crossfades with them).
+                    if let Some(serde_json::Value::Array(items)) = v.get("target_prompts") {
+                        match heaviest_prompt(items) {
+                            Some(t) => out.push(OscMessage {
+                                addr: "/scope/prompt".into(),
+                                args: vec![OscType::String(t.to_string())],
+                            }),
+                            None if items.is_empty() => {}
+                            None => refused
+                                .push((k.clone(), "transition target without prompt text".into())),
+                        }
+                    }
+                }
                 None => refused.push((k.clone(), "transition without num_steps".into())),
             },
             (_, serde_json::Value::Bool(b)) => out.push(arg(OscType::Bool(*b))),
@@ -81,6 +95,131 @@ pub fn to_osc(msg: &Message) -> (Vec<OscMessage>, Vec<(String, String)>) {
     (out, refused)
 }
 
+/// The text of the heaviest prompt of a `prompts` list (Scope's OSC takes one prompt).
+fn heaviest_prompt(items: &[serde_json::Value]) -> Option<&str> {
+    items
+        .iter()
+        .filter_map(|p| {
+            let t = p.get("text")?.as_str()?;
+            let w = p.get("weight").and_then(|w| w.as_f64()).unwrap_or(1.0);
+            Some((t, w))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(t, _)| t)
+}
+
+/// Drops messages whose key the server's OSC does not know (it would log "OSC UNKNOWN" and
+/// ignore them), returning them as refusals with the reason.
+pub fn keep_known(
+    msgs: Vec<OscMessage>,
+    known: &BTreeSet<String>,
+) -> (Vec<OscMessage>, Vec<(String, String)>) {
+    let mut refused = Vec::new();
+    let kept = msgs
+        .into_iter()
+        .filter(|m| {
+            let key = m.addr.trim_start_matches("/scope/");
+            let ok = known.contains(key);
+            if !ok {
+                refused.push((
+                    key.to_string(),
+                    format!(
+                        "the server's OSC does not accept {} (not in /api/v1/osc/paths); use \
+                         backend = \"scope\"",
+                        m.addr
+                    ),
+                ));
+            }
+            ok
+        })
+        .collect();
+    (kept, refused)
+}
+
+/// The keys of an `/api/v1/osc/paths` reply (every group of `active` and `available`).
+pub fn osc_keys(paths: &serde_json::Value) -> Option<BTreeSet<String>> {
+    let mut keys = BTreeSet::new();
+    for section in ["active", "available"] {
+        for group in paths.get(section)?.as_object()?.values() {
+            for p in group.as_array().into_iter().flatten() {
+                if let Some(k) = p.get("key").and_then(|k| k.as_str()) {
+                    keys.insert(k.to_string());
+                }
+            }
+        }
+    }
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// What HTTP says about the server's OSC listener.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// `/health` does not answer.
+    Down(String),
+    /// The server answers; its OSC listener is off or on another port.
+    NotListening(String),
+    /// Listening (`note` when the server cannot say), with the keys it accepts when known.
+    Up {
+        /// Why delivery is unchecked, if it is.
+        note: Option<String>,
+        /// `/api/v1/osc/paths` keys.
+        keys: Option<BTreeSet<String>>,
+    },
+}
+
+/// Reads the server's OSC state over HTTP.
+async fn check(http: &ScopeHttp, port: u16) -> Link {
+    if let Err(e) = http.health().await {
+        return Link::Down(e.to_string());
+    }
+    match http.osc_status().await {
+        Ok(v) => {
+            if v.get("listening").and_then(|l| l.as_bool()) != Some(true) {
+                return Link::NotListening(
+                    "the server answers but its OSC listener is off (/api/v1/osc/status)".into(),
+                );
+            }
+            if let Some(p) = v.get("port").and_then(|p| p.as_u64())
+                && p != u64::from(port)
+            {
+                return Link::NotListening(format!(
+                    "the server's OSC listens on port {p}, the deck sends to {port} \
+                     (server.osc_port)"
+                ));
+            }
+            let keys = http.osc_paths().await.ok().and_then(|v| osc_keys(&v));
+            Link::Up { note: None, keys }
+        }
+        Err(HttpError::Status { status: 404, .. }) => Link::Up {
+            note: Some("this server has no /api/v1/osc/status: delivery unchecked".into()),
+            keys: None,
+        },
+        Err(e) => Link::NotListening(e.to_string()),
+    }
+}
+
+/// Re-checks every `poll` while up, every `probe` while not; reports each verdict.
+async fn monitor(
+    http: ScopeHttp,
+    port: u16,
+    poll: Duration,
+    probe: Duration,
+    tx: mpsc::Sender<Link>,
+) {
+    loop {
+        let link = check(&http, port).await;
+        let wait = if matches!(link, Link::Up { .. }) {
+            poll
+        } else {
+            probe
+        };
+        if tx.send(link).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// Where OSC goes: the host of `url`, port `osc_port` or the HTTP port.
 pub fn target(cfg: &ServerConfig) -> Option<(String, u16)> {
     let u = url::Url::parse(&cfg.url).ok()?;
@@ -110,90 +249,148 @@ pub async fn run(
     };
     let go =
         |m: &mut ConnMachine, s: ConnState, why: String| m.go(s, why, t0.elapsed()).ok().flatten();
-    let mut socket: Option<(UdpSocket, SocketAddr)> = None;
+    let stop = |mut machine: ConnMachine, why: String| {
+        let events = events.clone();
+        async move {
+            if let Ok(Some(ev)) = machine.go(ConnState::Stopped, why.clone(), t0.elapsed()) {
+                let _ = events.send(ev).await;
+            }
+            let _ = events.send(TransportEvent::Stopped).await;
+        }
+    };
+    let http = match ScopeHttp::new(&cfg.url, ServerConfig::secs(cfg.request_timeout_s)) {
+        Ok(h) => h,
+        Err(e) => {
+            emit(TransportEvent::Error(e.to_string())).await;
+            return stop(machine, e.to_string()).await;
+        }
+    };
+    // Wait for the engine's Connect (values before it only shape the state).
+    loop {
+        match commands.recv().await {
+            None | Some(TransportCmd::Shutdown) => {
+                return stop(machine, "quit before connecting".into()).await;
+            }
+            Some(TransportCmd::Connect) => break,
+            Some(_) => {}
+        }
+    }
+    let (socket, addr) = match open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            emit(TransportEvent::Error(e.clone())).await;
+            return stop(machine, e).await;
+        }
+    };
+    if let Some(ev) = go(
+        &mut machine,
+        ConnState::Connecting,
+        "checking the server's OSC listener over HTTP".into(),
+    ) {
+        emit(ev).await;
+    }
+    let (link_tx, mut links) = mpsc::channel(4);
+    let monitor = tokio::spawn(monitor(
+        http,
+        addr.port(),
+        Duration::from_millis(cfg.health_poll_ms.max(1)),
+        Duration::from_millis(cfg.health_probe_ms.max(1)),
+        link_tx,
+    ));
+    let mut up = false;
+    let mut keys: Option<BTreeSet<String>> = None;
+    let mut replay = false;
     loop {
         let due = coalescer
             .next_due()
-            .map(|d| tokio::time::Instant::from_std(t0 + d));
-        let cmd = tokio::select! {
-            c = commands.recv() => Some(c),
-            _ = async { match due { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => None,
-        };
-        let mut replay = false;
-        match cmd {
-            Some(None) | Some(Some(TransportCmd::Shutdown)) => {
-                if let Some(ev) = go(&mut machine, ConnState::Stopped, "quit".into()) {
-                    emit(ev).await;
+            .map(|d| tokio::time::Instant::from_std(t0 + d))
+            .filter(|_| up);
+        tokio::select! {
+            c = commands.recv() => match c {
+                None | Some(TransportCmd::Shutdown) => {
+                    monitor.abort();
+                    return stop(machine, "quit".into()).await;
                 }
-                emit(TransportEvent::Stopped).await;
-                return;
-            }
-            Some(Some(TransportCmd::Connect)) => replay = true,
-            Some(Some(TransportCmd::Reconnect)) | Some(Some(TransportCmd::DownloadModels)) => {
-                socket = None;
-                if let Some(ev) = go(
-                    &mut machine,
-                    ConnState::Reconnecting,
-                    "reconnect requested".into(),
-                ) {
-                    emit(ev).await;
-                }
-                replay = true;
-            }
-            Some(Some(TransportCmd::Update(u))) => coalescer.push(u),
-            Some(Some(TransportCmd::UploadAssets { .. })) => {
-                emit(TransportEvent::Refused {
-                    key: "vace_ref_images".into(),
-                    reason: "reference images need the HTTP API of backend = \"scope\"".into(),
-                })
-                .await;
-            }
-            None => {}
-        }
-        if socket.is_none() {
-            if let Some(ev) = go(
-                &mut machine,
-                ConnState::Connecting,
-                "opening UDP socket".into(),
-            ) {
-                emit(ev).await;
-            }
-            match open(&cfg).await {
-                Ok(s) => {
-                    let why = format!("OSC to {} (control only, no video)", s.1);
-                    socket = Some(s);
-                    if let Some(ev) = go(&mut machine, ConnState::Streaming, why) {
-                        emit(ev).await;
-                    }
+                // Every (re)connect sends the full state; the link itself is HTTP's verdict.
+                Some(TransportCmd::Connect | TransportCmd::Reconnect | TransportCmd::DownloadModels) => {
                     replay = true;
                 }
-                Err(e) => {
-                    emit(TransportEvent::Error(e)).await;
-                    tokio::time::sleep(Duration::from_millis(cfg.reconnect_initial_ms)).await;
-                    continue;
+                Some(TransportCmd::Update(u)) => coalescer.push(u),
+                Some(TransportCmd::UploadAssets { .. }) => {
+                    emit(TransportEvent::Refused {
+                        key: "vace_ref_images".into(),
+                        reason: "reference images need the HTTP API of backend = \"scope\"".into(),
+                    })
+                    .await;
+                }
+            },
+            l = links.recv() => {
+                let Some(l) = l else {
+                    emit(TransportEvent::Error("OSC: the HTTP monitor ended".into())).await;
+                    return stop(machine, "OSC monitor ended".into()).await;
+                };
+                match l {
+                    Link::Up { note, keys: k } => {
+                        keys = k;
+                        if !up {
+                            up = true;
+                            replay = true;
+                            if machine.state() == ConnState::Reconnecting
+                                && let Some(ev) = go(&mut machine, ConnState::Connecting, "the server's OSC listener is back".into())
+                            {
+                                emit(ev).await;
+                            }
+                            let why = match note {
+                                Some(n) => format!("OSC to {addr} (control only, no video; {n})"),
+                                None => format!("OSC to {addr} (control only, no video; listener confirmed over HTTP)"),
+                            };
+                            if let Some(ev) = go(&mut machine, ConnState::Streaming, why) {
+                                emit(ev).await;
+                            }
+                        }
+                    }
+                    Link::Down(e) | Link::NotListening(e) => {
+                        up = false;
+                        let why = format!(
+                            "waiting for the server's OSC listener ({e}); values are kept"
+                        );
+                        if let Some(ev) = go(&mut machine, ConnState::Reconnecting, why) {
+                            emit(ev).await;
+                        }
+                    }
                 }
             }
+            _ = async { match due { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {}
+        }
+        if !up {
+            continue;
         }
         if replay {
             // The engine's desired state, whole (its store owns the values).
+            replay = false;
             coalescer.clear_continuous();
             coalescer.push(ParamUpdate {
                 values: commands.full_state(),
                 urgent: true,
             });
         }
-        let Some((sock, addr)) = &socket else {
-            continue;
-        };
         for msg in coalescer.poll(t0.elapsed()) {
-            let (oscs, refused) = to_osc(&msg);
+            let (oscs, mut refused) = to_osc(&msg);
+            let oscs = match &keys {
+                Some(k) => {
+                    let (kept, unknown) = keep_known(oscs, k);
+                    refused.extend(unknown);
+                    kept
+                }
+                None => oscs,
+            };
             for (key, reason) in refused {
                 emit(TransportEvent::Refused { key, reason }).await;
             }
             for m in oscs {
                 match rosc::encoder::encode(&OscPacket::Message(m)) {
                     Ok(bytes) => {
-                        if let Err(e) = sock.send_to(&bytes, addr).await {
+                        if let Err(e) = socket.send_to(&bytes, addr).await {
                             emit(TransportEvent::Error(format!("OSC send to {addr}: {e}"))).await;
                         }
                     }
@@ -275,45 +472,56 @@ mod tests {
         assert_eq!(target(&c), Some(("pod.proxy.runpod.net".into(), 443)));
     }
 
-    /// Real UDP on loopback: a Connect, a burst and a trigger arrive as decodable OSC.
-    #[tokio::test]
-    async fn sends_real_osc_over_loopback_udp() {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let port = rx.local_addr().unwrap().port();
-        let cfg = ServerConfig {
-            osc_port: port,
-            send_rate_hz: 1000.0,
-            ..ServerConfig::default()
-        };
-        let (ctx, crx) = crate::transport::lanes::pair();
-        let (etx, mut erx) = mpsc::channel(256);
-        let task = tokio::spawn(run(cfg, crx, etx));
-        ctx.publish(obj(json!({"paused": false})), 0);
-        ctx.send_waiting(TransportCmd::Connect).await.unwrap();
-        ctx.send_waiting(TransportCmd::Update(ParamUpdate::trigger(
-            "reset_cache",
-            json!(true),
-        )))
-        .await
-        .unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1024];
-        while got.len() < 2 {
-            let (n, _) = tokio::time::timeout(Duration::from_secs(5), rx.recv_from(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            if let Ok((_, OscPacket::Message(m))) = rosc::decoder::decode_udp(&buf[..n]) {
-                got.push(m.addr);
-            }
-        }
-        assert_eq!(got, vec!["/scope/paused", "/scope/reset_cache"]);
-        ctx.send_waiting(TransportCmd::Shutdown).await.unwrap();
-        task.await.unwrap();
-        let mut stopped = false;
-        while let Ok(ev) = erx.try_recv() {
-            stopped |= ev == TransportEvent::Stopped;
-        }
-        assert!(stopped);
+    #[test]
+    fn a_prompt_transition_sends_its_steps_then_the_target_prompt() {
+        let (m, refused) = to_osc(&obj(json!({
+            "transition": {"num_steps": 8, "target_prompts": [
+                {"text": "dim", "weight": 0.1}, {"text": "neon city", "weight": 0.9}
+            ]},
+        })));
+        let got: Vec<_> = m
+            .iter()
+            .map(|m| (m.addr.as_str(), m.args.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/scope/transition_steps", vec![OscType::Int(8)]),
+                ("/scope/prompt", vec![OscType::String("neon city".into())]),
+            ]
+        );
+        assert!(refused.is_empty());
+        let (_, refused) = to_osc(&obj(json!({
+            "transition": {"num_steps": 8, "target_prompts": [{"weight": 1.0}]},
+        })));
+        assert_eq!(
+            refused.len(),
+            1,
+            "a target without text is refused, not dropped"
+        );
+    }
+
+    #[test]
+    fn keys_the_server_does_not_list_are_refused_with_the_reason() {
+        let paths = json!({
+            "active": {"Runtime": [{"key": "prompt"}, {"key": "noise_scale"}]},
+            "available": {"gray": [{"key": "paused"}]},
+        });
+        let known = osc_keys(&paths).unwrap();
+        assert_eq!(known.len(), 3);
+        assert_eq!(osc_keys(&json!({"active": {}, "available": {}})), None);
+        let (m, _) = to_osc(&obj(
+            json!({"noise_scale": 0.5, "made_up": 1, "paused": true}),
+        ));
+        let (kept, refused) = keep_known(m, &known);
+        let kept: Vec<_> = kept.iter().map(|m| m.addr.as_str()).collect();
+        assert_eq!(kept, vec!["/scope/noise_scale", "/scope/paused"]);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, "made_up");
+        assert!(
+            refused[0].1.contains("/api/v1/osc/paths"),
+            "{}",
+            refused[0].1
+        );
     }
 }

@@ -198,6 +198,65 @@ fn kind_of(key: &str, p: &Value, defs: &Value, builtin: Option<&ParamSpec>) -> P
     }
 }
 
+/// The pipeline ids the server offers (the keys of the schemas reply's `pipelines`).
+pub fn known_pipelines(reply: &Value) -> Option<Vec<String>> {
+    let map = reply.get("pipelines")?.as_object()?;
+    Some(map.keys().cloned().collect())
+}
+
+/// Checks `ids` against the server's list before a load: the first unknown id is named with the
+/// nearest known one ("did you mean"), since a typo would otherwise fail only in the server's log.
+pub fn check_pipeline_ids(ids: &[String], known: &[String]) -> Result<(), String> {
+    let Some(bad) = ids.iter().find(|id| !known.contains(id)) else {
+        return Ok(());
+    };
+    let mut list = known.to_vec();
+    list.sort();
+    let hint = match suggest(bad, known) {
+        Some(s) => format!("did you mean `{s}`? "),
+        None => String::new(),
+    };
+    Err(format!(
+        "pipeline `{bad}` is not on this server: {hint}it offers {}",
+        list.join(", ")
+    ))
+}
+
+/// The known id closest to `id`: a prefix either way, or within a third of its length in edits.
+pub fn suggest<'a>(id: &str, known: &'a [String]) -> Option<&'a str> {
+    let id_l = id.to_lowercase();
+    known
+        .iter()
+        .map(|k| {
+            let kl = k.to_lowercase();
+            let d = if kl.starts_with(&id_l) || id_l.starts_with(&kl) {
+                0
+            } else {
+                edit_distance(&id_l, &kl)
+            };
+            (d, k)
+        })
+        .filter(|(d, k)| *d <= (id.chars().count().max(k.chars().count()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Levenshtein distance over chars (ids are short; two rows suffice).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +371,33 @@ mod tests {
         let acc = m["noise_scale"].accept(&json!(0.95)).unwrap();
         assert_eq!(acc.value, json!(0.8));
         assert!(acc.clamped);
+    }
+
+    #[test]
+    fn unknown_pipelines_are_named_with_the_nearest_known_one() {
+        let known: Vec<String> = ["longlive", "passthrough", "gray", "streamdiffusionv2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(edit_distance("passthru", "passthrough"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(suggest("passthru", &known), Some("passthrough"));
+        assert_eq!(suggest("longlve", &known), Some("longlive"));
+        assert_eq!(suggest("Gray", &known), Some("gray"));
+        assert_eq!(suggest("krea", &known), None);
+        let err = check_pipeline_ids(&["passthru".into()], &known).unwrap_err();
+        assert!(
+            err.contains("`passthru`") && err.contains("did you mean `passthrough`"),
+            "{err}"
+        );
+        let err = check_pipeline_ids(&["longlive".into(), "krea".into()], &known).unwrap_err();
+        assert!(
+            err.contains("`krea`") && !err.contains("did you mean"),
+            "{err}"
+        );
+        assert!(check_pipeline_ids(&["gray".into()], &known).is_ok());
+        let reply = serde_json::json!({"pipelines": {"a": {}, "b": {}}});
+        assert_eq!(known_pipelines(&reply), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(known_pipelines(&serde_json::json!({})), None);
     }
 }

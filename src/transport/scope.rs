@@ -52,8 +52,14 @@ enum End {
     Retry(String),
     /// The server restarted (it forgot the session: no DELETE); try again after backoff.
     Restarted(String),
+    /// Nobody answers `/health`: probe it at `health_probe_ms` and try again the moment it
+    /// answers (no backoff: a returning server should not sit idle while the deck waits).
+    Unreachable(String),
     /// Try again at once (the performer asked).
     Now(String),
+    /// Retrying cannot help (unknown pipeline, a load that keeps failing): say so and wait for
+    /// the performer's reconnect.
+    Hopeless(String),
     /// Quit.
     Shutdown,
 }
@@ -89,6 +95,8 @@ struct Actor {
     /// `server_start_time` of the server the images were last uploaded to (a restarted server
     /// may have lost them: upload again).
     uploaded_to: Option<f64>,
+    /// Failed loads in a row (reset by a successful load or the performer's reconnect).
+    load_failures: u32,
 }
 
 /// Runs the Scope backend until `Shutdown` (answered with `Stopped`) or the command channel
@@ -130,6 +138,7 @@ pub async fn run(
         ref_files: Vec::new(),
         upload_due: false,
         uploaded_to: None,
+        load_failures: 0,
     };
     actor.main().await;
 }
@@ -229,9 +238,33 @@ impl Actor {
             };
             match end {
                 End::Shutdown => return self.stopped("quit").await,
+                End::Hopeless(why) => {
+                    let msg =
+                        format!("{why}; not retrying (fix it, then press reconnect to try again)");
+                    self.error(msg.clone()).await;
+                    self.go(ConnState::Loading, msg).await;
+                    match self.guard(std::future::pending::<()>()).await {
+                        Err(Interrupt::Shutdown) => return self.stopped("quit").await,
+                        _ => {
+                            self.load_failures = 0;
+                            self.reconnects += 1;
+                            self.go(ConnState::Reconnecting, "reconnect requested")
+                                .await;
+                        }
+                    }
+                }
+                End::Unreachable(why) => {
+                    self.reconnects += 1;
+                    self.error(format!("server unreachable: {why}")).await;
+                    if let Err(Interrupt::Shutdown) = self.wait_for_server(&why).await {
+                        return self.stopped("quit").await;
+                    }
+                }
                 End::Now(why) => {
                     self.reconnects += 1;
                     self.backoff.reset();
+                    // The performer asked: a load that failed before gets its full tries again.
+                    self.load_failures = 0;
                     self.go(ConnState::Reconnecting, why).await;
                 }
                 End::Retry(why) | End::Restarted(why) => {
@@ -250,6 +283,39 @@ impl Actor {
         }
     }
 
+    /// Probes `/health` every `health_probe_ms` until the server answers (or the performer
+    /// asks to reconnect); the state says what it waits for.
+    async fn wait_for_server(&mut self, why: &str) -> Result<(), Interrupt> {
+        let every = Duration::from_millis(self.cfg.health_probe_ms.max(1));
+        // A probe of a host that drops packets must not hang for the full request timeout.
+        let limit = ServerConfig::secs(self.cfg.request_timeout_s).min(Duration::from_secs(2));
+        self.go(
+            ConnState::Reconnecting,
+            format!(
+                "waiting for the server ({why}); checking /health every {:.1} s",
+                every.as_secs_f64()
+            ),
+        )
+        .await;
+        let http = self.http.clone();
+        loop {
+            match self.sleep(every).await {
+                Err(Interrupt::Reconnect) => return Ok(()),
+                other => other?,
+            }
+            match self.guard(tokio::time::timeout(limit, http.health())).await {
+                Err(Interrupt::Reconnect) => return Ok(()),
+                Err(i) => return Err(i),
+                Ok(Ok(Ok(_))) => {
+                    tracing::info!("the server answers /health again; connecting");
+                    return Ok(());
+                }
+                Ok(Ok(Err(e))) if !server_down(&e) => return Ok(()),
+                Ok(_) => {}
+            }
+        }
+    }
+
     async fn stopped(&mut self, why: &str) {
         self.go(ConnState::Stopped, why).await;
         self.emit(TransportEvent::Stopped).await;
@@ -259,10 +325,13 @@ impl Actor {
     async fn attempt(&mut self) -> Result<ConnectedSession, End> {
         let http = self.http.clone();
         // 1. Health: is anyone there, and did it restart?
-        let health = self
-            .guard(http.health())
-            .await?
-            .map_err(|e| End::Retry(e.to_string()))?;
+        let health = self.guard(http.health()).await?.map_err(|e| {
+            if server_down(&e) {
+                End::Unreachable(e.to_string())
+            } else {
+                End::Retry(e.to_string())
+            }
+        })?;
         if health.status != "healthy" {
             self.error(format!("GET /health: server says `{}`", health.status))
                 .await;
@@ -286,6 +355,7 @@ impl Actor {
         let loaded = status.status == LoadStatus::Loaded
             && status.pipeline_id.as_deref() == Some(ours.as_str());
         if !loaded {
+            self.check_pipelines().await?;
             self.ensure_models().await?;
             self.load_and_warm().await?;
         }
@@ -476,6 +546,48 @@ impl Actor {
         Ok(())
     }
 
+    /// Refuses pipeline ids the server does not offer (with the nearest one it does) before a
+    /// load is sent; a server whose list cannot be read is not second-guessed.
+    async fn check_pipelines(&mut self) -> Result<(), End> {
+        let http = self.http.clone();
+        let known = match self.guard(http.schemas()).await? {
+            Ok(reply) => schema::known_pipelines(&reply),
+            Err(e) => {
+                tracing::info!("{e}; pipeline ids not checked before loading");
+                None
+            }
+        };
+        match known {
+            Some(known) => schema::check_pipeline_ids(&self.cfg.pipeline_ids, &known)
+                .map_err(|e| End::Hopeless(format!("{e} (server.pipeline_ids)"))),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed load of a server that answers: what the server's hardware says is added, and
+    /// after `max_load_failures` in a row retrying stops.
+    async fn load_failed(&mut self, why: String) -> End {
+        self.load_failures += 1;
+        let http = self.http.clone();
+        let hw = match tokio::time::timeout(Duration::from_secs(2), http.hardware_info()).await {
+            Ok(Ok(hw)) => match hw.vram_gb {
+                Some(v) if v <= 0.0 => "; the server reports no GPU memory (vram_gb 0): a \
+                                       diffusion pipeline needs a CUDA GPU"
+                    .to_string(),
+                Some(v) => format!("; server GPU memory {v:.0} GB"),
+                None => String::new(),
+            },
+            _ => String::new(),
+        };
+        let n = self.load_failures;
+        let max = self.cfg.max_load_failures.max(1);
+        if n >= max {
+            End::Hopeless(format!("{why}{hw} ({n} failed loads in a row)"))
+        } else {
+            End::Retry(format!("{why}{hw} (failed load {n} of {max})"))
+        }
+    }
+
     async fn load_and_warm(&mut self) -> Result<(), End> {
         let http = self.http.clone();
         let ids = self.cfg.pipeline_ids.clone();
@@ -495,19 +607,28 @@ impl Actor {
                 .map_err(|e| End::Retry(e.to_string()))?;
             let elapsed = self.now().saturating_sub(started);
             match st.status {
-                LoadStatus::Loaded => return Ok(()),
+                LoadStatus::Loaded => {
+                    self.load_failures = 0;
+                    return Ok(());
+                }
                 LoadStatus::Error => {
-                    let why = st.error.unwrap_or_else(|| "no reason given".into());
-                    return Err(End::Retry(format!(
-                        "pipeline {} failed to load: {why}",
-                        ids.join(", ")
-                    )));
+                    let why = match st.error.as_deref().map(str::trim) {
+                        Some(e) if !e.is_empty() => e.to_string(),
+                        _ => "the server gave no reason (status `error`, empty error field; \
+                              the cause is in the server's log)"
+                            .into(),
+                    };
+                    return Err(self
+                        .load_failed(format!("pipeline {} failed to load: {why}", ids.join(", ")))
+                        .await);
                 }
                 LoadStatus::NotLoaded if elapsed > Duration::from_secs(2) => {
-                    return Err(End::Retry(format!(
-                        "pipeline {} is not loading (status not_loaded)",
-                        ids.join(", ")
-                    )));
+                    return Err(self
+                        .load_failed(format!(
+                            "pipeline {} is not loading (status not_loaded)",
+                            ids.join(", ")
+                        ))
+                        .await);
                 }
                 _ => {}
             }
@@ -775,7 +896,7 @@ impl Actor {
                         LinkEvent::Health(Err(e)) => {
                             health_failures += 1;
                             if health_failures >= HEALTH_FAILURES {
-                                break 'session End::Retry(format!("server stopped answering: {e}"));
+                                break 'session End::Unreachable(format!("server stopped answering: {e}"));
                             }
                         }
                         LinkEvent::ServerFps(f) => server_fps = f,
@@ -841,9 +962,10 @@ impl Actor {
         monitor.abort();
         let _ = (&mut monitor).await;
         tracing::debug!("monitor stopped");
-        let restarted = matches!(end, End::Restarted(_));
+        // A restarted server forgot the session; an unreachable one cannot take a DELETE.
+        let forgotten = matches!(end, End::Restarted(_) | End::Unreachable(_));
         let wait = matches!(end, End::Shutdown);
-        self.end_session(s, !restarted, wait).await;
+        self.end_session(s, !forgotten, wait).await;
         end
     }
 
@@ -903,6 +1025,15 @@ struct ConnectedSession {
     id: String,
     codec: Option<crate::transport::types::VideoCodec>,
     session: Session,
+}
+
+/// `/health` got no answer, or a proxy's 5xx in front of a dead server (RunPod answers 502).
+fn server_down(e: &HttpError) -> bool {
+    match e {
+        HttpError::Network { .. } => true,
+        HttpError::Status { status, .. } => *status >= 500,
+        _ => false,
+    }
 }
 
 fn protocol_codec(answer_sdp: &str) -> Option<crate::transport::types::VideoCodec> {

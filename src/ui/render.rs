@@ -565,7 +565,10 @@ fn draw_connection(
     ])
     .areas(inner);
     if let Some(v) = &snap.video_output {
-        frame.render_widget(crate::ui::widgets::video::summary_line(v, style), video_row);
+        frame.render_widget(
+            crate::ui::widgets::video::summary_line(v, snap.now, style),
+            video_row,
+        );
     }
     if ingest_row.height > 0 {
         // What the server receives from us (hosted backend): input rate and jitter.
@@ -601,13 +604,26 @@ fn draw_connection(
         (Some(w), true) => frame.render_widget(WarmupGauge { warmup: w, style }, mid),
         _ => {
             let s = &t.stats;
+            let link = format!(
+                "rx {:.1} fps  rtt {}  loss {}",
+                s.rx_fps,
+                fmt_opt(s.rtt_ms, " ms", 1.0, 0),
+                fmt_opt(s.loss, "%", 100.0, 1)
+            );
+            // Stats stop during an outage: the last ones are greyed with their age, never live.
+            let live = matches!(t.state, ConnState::Streaming | ConnState::Degraded);
+            let link = match t.stats_at {
+                Some(at) if !live => Line::styled(
+                    format!(
+                        "{}: {link}",
+                        crate::ui::widgets::video::age_text(snap.now.saturating_sub(at))
+                    ),
+                    style.dimmed(),
+                ),
+                _ => Line::from(link),
+            };
             let lines = vec![
-                Line::from(format!(
-                    "rx {:.1} fps  rtt {}  loss {}",
-                    s.rx_fps,
-                    fmt_opt(s.rtt_ms, " ms", 1.0, 0),
-                    fmt_opt(s.loss, "%", 100.0, 1)
-                )),
+                link,
                 Line::from(format!(
                     "srv {}  reconn {}  sent {}{}",
                     fmt_opt(s.server_fps, " fps", 1.0, 1),
@@ -905,6 +921,7 @@ fn draw_video(
             preview: view.preview.as_deref(),
             colors: view.preview_colors,
             style,
+            now: snap.now,
         },
         inner,
     );

@@ -659,3 +659,108 @@ fn messages_keep_their_actionable_end_and_name_keys() {
         "plain words stay"
     );
 }
+
+/// Video statistics with a frozen or moving counter and a file sink (waiting or recording).
+fn video_stats(frames_in: u64, file_waiting: bool) -> crate::video::VideoStats {
+    crate::video::VideoStats {
+        packets_in: frames_in * 4,
+        frames_in,
+        frames_out: frames_in * 2,
+        latency_ms: 1.7,
+        latency_ms_mean: 1.6,
+        sinks: vec![
+            crate::video::SinkStatus {
+                label: "shm:/tmp/scope-deck.shm".into(),
+                running: true,
+                frames_in,
+                frames_out: frames_in,
+                ..Default::default()
+            },
+            crate::video::SinkStatus {
+                label: "file:~/Videos".into(),
+                running: !file_waiting,
+                waiting: file_waiting,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+/// Issue 15 item 7: during an outage the last fps/latency and link figures are greyed with
+/// their age (monochrome here: the age is what the snapshot shows), never shown as live.
+#[test]
+fn connection_and_video_during_an_outage() {
+    let mut s = streaming();
+    s.at(1000, Msg::VideoStats(Box::new(video_stats(100, false))));
+    s.at(2000, Msg::VideoStats(Box::new(video_stats(125, false))));
+    s.conn(
+        2500,
+        ConnState::Reconnecting,
+        "waiting for the server (GET /health: no answer); checking /health every 0.5 s",
+    );
+    // The video edge keeps reporting; the counter no longer moves.
+    s.at(14_000, Msg::VideoStats(Box::new(video_stats(125, false))));
+    let snap = s.snapshot();
+    let screen = render(&snap, &ViewState::default(), 160, 48);
+    assert!(screen.contains("video: no frame for 12 s"), "{screen}");
+    assert!(screen.contains("13 s ago: rx 24.6 fps"), "{screen}");
+    both("outage", &snap, &ViewState::default());
+}
+
+/// Issue 15 item 7: a recording waiting for its first video is a waiting state, not a red
+/// failure, and not a health fault.
+#[test]
+fn video_waiting_for_the_first_frame() {
+    let mut s = streaming();
+    s.at(1000, Msg::VideoStats(Box::new(video_stats(0, true))));
+    s.at(1250, Msg::VideoStats(Box::new(video_stats(0, true))));
+    let snap = s.snapshot();
+    assert!(
+        !snap
+            .health
+            .faults
+            .iter()
+            .any(|f| f.input.starts_with("sink")),
+        "{:?}",
+        snap.health.faults
+    );
+    let screen = render(&snap, &ViewState::default(), 160, 48);
+    assert!(screen.contains("1/2 sinks (1 waiting)"), "{screen}");
+    assert!(screen.contains("◌ file:~/Videos"), "{screen}");
+    assert!(!screen.contains("✖ file"), "{screen}");
+    both("video_waiting", &snap, &ViewState::default());
+}
+
+/// Issue 15 item 8: a value set by hand on a mapped parameter shows that it is held (seconds
+/// left of the theme's `hold_ms`), and `release_holds` hands it back to the mapping.
+#[test]
+fn a_hand_set_mapped_value_shows_its_hold_and_can_be_handed_back() {
+    let mut s = streaming(); // noise_scale (mapped by cosmic-voyage) set by key at 1.0 s
+    s.at(1500, Msg::Tick);
+    let row = |s: &Script| {
+        s.snapshot()
+            .params
+            .into_iter()
+            .find(|r| r.key == "noise_scale")
+            .expect("noise_scale row")
+    };
+    let held = row(&s).held.expect("held after a hand-set value");
+    assert!(
+        held > Duration::ZERO && held < Duration::from_secs(60),
+        "{held:?}"
+    );
+    let screen = render(&s.snapshot(), &ViewState::default(), 80, 24);
+    assert!(screen.contains("0.62   ⏸"), "{screen}");
+    s.key(1600, Action::ReleaseHolds);
+    assert_eq!(row(&s).held, None);
+    assert!(
+        s.state
+            .ui
+            .notices
+            .iter()
+            .any(|n| n.message.contains("takes back 1 held value")),
+        "{:?}",
+        s.state.ui.notices
+    );
+}

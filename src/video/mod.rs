@@ -80,6 +80,8 @@ pub fn start(
                 Arc::new(SinkSlot {
                     label: s.label(),
                     encoded: s.wants_encoded(),
+                    // From the start: it cannot run before the first received frame.
+                    waiting: std::sync::atomic::AtomicBool::new(s.wants_encoded()),
                     ..SinkSlot::default()
                 })
             })
@@ -359,6 +361,7 @@ fn collect(
         .map(|s| SinkStatus {
             label: s.label.clone(),
             running: s.running.load(Ordering::Relaxed),
+            waiting: s.waiting.load(Ordering::Relaxed),
             frames_in: s.pushed.load(Ordering::Relaxed),
             frames_out: s.rendered.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),

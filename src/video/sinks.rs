@@ -45,6 +45,8 @@ pub struct SinkSlot {
     pub last_error: Mutex<Option<String>>,
     /// Whether the pipeline is currently running.
     pub running: std::sync::atomic::AtomicBool,
+    /// Waiting for the first received frame before it can be built (not a failure).
+    pub waiting: std::sync::atomic::AtomicBool,
     /// Path of the file being written (file sink).
     pub current_file: Mutex<Option<PathBuf>>,
     /// Takes the received (pre-decoder) stream instead of decoded frames.
@@ -496,17 +498,26 @@ pub async fn supervise(
         attempt += 1;
         let stream = if cfg.wants_encoded() {
             // Built for the received codec: wait until the first frame tells it.
-            let Some(caps) = stream_caps(&slot, &cancel).await else {
+            slot.waiting.store(true, Ordering::Relaxed);
+            let caps = stream_caps(&slot, &cancel).await;
+            slot.waiting.store(false, Ordering::Relaxed);
+            let Some(caps) = caps else {
                 return;
             };
             Some(caps)
         } else {
             None
         };
+        let shm_before = match &cfg {
+            SinkConfig::Shm { socket, .. } => {
+                Some(prepare_shm_socket(std::path::Path::new(socket)))
+            }
+            _ => None,
+        };
         let started = std::time::Instant::now();
         match build_sink_for(&cfg, true, stream.as_ref()) {
             Ok(built) => {
-                let outcome = run_one(&built, &slot, &cancel).await;
+                let outcome = run_one(&built, &slot, &cancel, shm_before).await;
                 if let Ok(mut g) = slot.src.lock() {
                     *g = None;
                 }
@@ -557,6 +568,7 @@ async fn run_one(
     built: &BuiltSink,
     slot: &Arc<SinkSlot>,
     cancel: &CancellationToken,
+    shm_before: Option<ShmPath>,
 ) -> Option<VideoError> {
     let Some(bus) = built.pipeline.bus() else {
         return Some(VideoError::Pipeline("sink pipeline has no bus".into()));
@@ -609,6 +621,24 @@ async fn run_one(
     if let Ok(mut g) = slot.src.lock() {
         *g = Some(built.src.clone());
     }
+    // Before `running`: a stats snapshot that shows it running also shows where it listens.
+    if let Some(before) = shm_before {
+        let configured: String = built.sink.property("socket-path");
+        let actual = actual_shm_path(std::path::Path::new(&configured), before);
+        if let Some(actual) = actual {
+            // shmsink moves aside silently; a reader on the configured path would get nothing.
+            let msg = format!(
+                "{}: {configured} is in use by another process ({before:?}); this sink listens \
+                 on {} instead — point the reader there or stop the other writer",
+                slot.label,
+                actual.display()
+            );
+            tracing::error!(sink = %slot.label, "{msg}");
+            if let Ok(mut g) = slot.last_error.lock() {
+                *g = Some(msg);
+            }
+        }
+    }
     slot.running.store(true, Ordering::Relaxed);
     tracing::info!(sink = %slot.label, "video sink running");
     let mut stream = bus.stream();
@@ -660,6 +690,67 @@ async fn run_one(
             }
         }
     }
+}
+
+/// What was at an shm socket path before its sink started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShmPath {
+    /// Nothing there.
+    Free,
+    /// A socket nobody listens on (a deck that was SIGKILLed): removed, so shmsink takes the
+    /// configured path instead of moving to `<path>.0` without a word.
+    RemovedStale,
+    /// A socket someone listens on (another writer): left alone.
+    InUse,
+    /// Something that is not a socket: left alone.
+    NotASocket,
+}
+
+/// Clears a stale socket at `path` (only when a connect is refused: nothing listens on it).
+pub fn prepare_shm_socket(path: &std::path::Path) -> ShmPath {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return ShmPath::Free;
+    };
+    if !meta.file_type().is_socket() {
+        return ShmPath::NotASocket;
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            match std::fs::remove_file(path) {
+                Ok(()) => {
+                    tracing::info!(
+                        "removed the stale shm socket {} (nothing listened on it)",
+                        path.display()
+                    );
+                    ShmPath::RemovedStale
+                }
+                Err(e) => {
+                    tracing::warn!("stale shm socket {}: cannot remove it: {e}", path.display());
+                    ShmPath::InUse
+                }
+            }
+        }
+        _ => ShmPath::InUse,
+    }
+}
+
+/// Where shmsink really listens when the configured path was taken (`<path>.N`, the newest
+/// socket of that form); None when it has the configured path.
+fn actual_shm_path(configured: &std::path::Path, before: ShmPath) -> Option<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    if matches!(before, ShmPath::Free | ShmPath::RemovedStale) {
+        return None;
+    }
+    let newest = (0..100)
+        .map(|n| PathBuf::from(format!("{}.{n}", configured.display())))
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(&p).ok()?;
+            m.file_type().is_socket().then_some((m.modified().ok()?, p))
+        })
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p);
+    Some(newest.unwrap_or_else(|| PathBuf::from(format!("{}.<n>", configured.display()))))
 }
 
 /// Ends the stream so muxers write their indexes, waiting at most 3 s.
@@ -747,6 +838,31 @@ pub fn utc_stamp(t: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_shm_socket_is_removed_a_live_one_and_other_files_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join("stale.shm");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(stale.exists(), "binding leaves the socket file behind");
+        assert_eq!(prepare_shm_socket(&stale), ShmPath::RemovedStale);
+        assert!(!stale.exists());
+        assert_eq!(prepare_shm_socket(&stale), ShmPath::Free);
+
+        let live = dir.path().join("live.shm");
+        let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        assert_eq!(prepare_shm_socket(&live), ShmPath::InUse);
+        assert!(
+            live.exists(),
+            "a socket someone listens on is never removed"
+        );
+
+        let file = dir.path().join("file.shm");
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(prepare_shm_socket(&file), ShmPath::NotASocket);
+        assert!(file.exists());
+        assert_eq!(actual_shm_path(&file, ShmPath::RemovedStale), None);
+    }
 
     #[test]
     fn utc_stamp_formats_known_instants() {

@@ -30,6 +30,10 @@ pub struct PeerOptions {
     /// Generate no video before the client's first input frame is decoded (Scope in video
     /// mode: output is made from input), so the first returned frame measures the input path.
     pub output_follows_input: bool,
+    /// Listen on this port instead of a free one (a "restarted server" on the same address).
+    pub port: Option<u16>,
+    /// Further command-line options for `scope_peer.py` (e.g. `--osc`, `--load-fail`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for PeerOptions {
@@ -44,6 +48,8 @@ impl Default for PeerOptions {
             codec: None,
             hardware: Vec::new(),
             output_follows_input: false,
+            port: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -83,7 +89,7 @@ impl Peer {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("messages.jsonl");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/scope_peer.py");
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let mut cmd = Command::new(python());
         cmd.arg(&script)
             .args(["--port", &port.to_string()])
@@ -107,6 +113,7 @@ impl Peer {
         if opts.output_follows_input {
             cmd.arg("--output-follows-input");
         }
+        cmd.args(&opts.extra_args);
         if !opts.missing_models.is_empty() {
             cmd.arg("--missing-models").args(&opts.missing_models);
         }

@@ -130,6 +130,10 @@ class Peer:
     def refresh_status(self):
         if self.status == "loading" and time.monotonic() - self.load_started >= self.warmup_s:
             self.status = "loaded"
+            # --load-fail: like real Scope without a pipeline's GPU dependencies, the load ends
+            # in `error` with an empty error field (the cause only in the server's log).
+            if set(self.pipeline_ids) & set(self.args.load_fail):
+                self.status = "load_failed"
 
     def loading_stage(self):
         if self.status != "loading":
@@ -273,6 +277,8 @@ async def pipeline_status(request):
     p = request.app["peer"]
     p.refresh_status()
     status, error = p.status, None
+    if status == "load_failed":
+        status, error = "error", ""
     if p.error_once:
         status, error, p.error_once = "error", p.error_once, None
     return web.json_response({
@@ -634,6 +640,120 @@ async def c_requests(request):
     return web.json_response(request.app["peer"].request_log)
 
 
+# ---- OSC (--osc): like Scope's always-on UDP listener on the HTTP port number ---------------
+# Scope's runtime OSC keys (its osc_docs.py `_RUNTIME_PARAMS`); pipeline runtime keys are added
+# from the config schema. Anything else Scope logs as "OSC UNKNOWN" and drops.
+OSC_RUNTIME_KEYS = [
+    "prompt", "input_mode", "transition_steps", "interpolation_method",
+    "temporal_interpolation_method", "denoising_step_list", "noise_scale", "noise_controller",
+    "kv_cache_attention_bias", "manage_cache", "reset_cache", "vace_context_scale", "paused",
+]
+OSC_LOAD_ONLY = {"height", "width", "seed"}
+
+
+def osc_string(data, i):
+    end = data.index(b"\0", i)
+    return data[i:end].decode(), (end + 4) & ~3
+
+
+def parse_osc(data):
+    """One OSC message -> (address, [args]); int, float, string, true/false only."""
+    import struct
+    address, i = osc_string(data, 0)
+    tags, i = osc_string(data, i)
+    args = []
+    for t in tags.lstrip(","):
+        if t == "i":
+            args.append(struct.unpack(">i", data[i:i + 4])[0])
+            i += 4
+        elif t == "f":
+            args.append(struct.unpack(">f", data[i:i + 4])[0])
+            i += 4
+        elif t == "s":
+            v, i = osc_string(data, i)
+            args.append(v)
+        elif t == "T":
+            args.append(True)
+        elif t == "F":
+            args.append(False)
+        else:
+            raise ValueError(f"unsupported OSC type tag {t}")
+    return address, args
+
+
+class OscListener(asyncio.DatagramProtocol):
+    """Logs every OSC message as kind `osc` ({address, args}) while answering is on."""
+
+    def __init__(self, peer):
+        self.peer = peer
+
+    def datagram_received(self, data, addr):
+        if not self.peer.osc_on:
+            return
+        try:
+            address, args = parse_osc(data)
+        except Exception as e:  # noqa: BLE001 - a test peer logs, never crashes
+            self.peer.record(None, "osc_bad", {"error": str(e)})
+            return
+        self.peer.osc_count += 1
+        self.peer.record(None, "osc", {"address": address, "args": args})
+
+
+async def osc_status(request):
+    p = request.app["peer"]
+    on = p.osc_on
+    return web.json_response({
+        "enabled": on, "listening": on,
+        "port": p.args.port if on else None, "host": p.args.host if on else None,
+    })
+
+
+async def osc_paths(request):
+    p = request.app["peer"]
+    runtime = [{"key": k, "osc_address": f"/scope/{k}"} for k in OSC_RUNTIME_KEYS]
+    props = config_schema(p.schema_overrides)["properties"]
+    loaded = [k for k in props if k not in OSC_LOAD_ONLY and k not in OSC_RUNTIME_KEYS]
+    return web.json_response({
+        "active": {"Runtime": runtime,
+                   **({p.pipeline_ids[0]: [{"key": k, "osc_address": f"/scope/{k}"}
+                                           for k in loaded]} if p.pipeline_ids else {})},
+        "available": {},
+        "active_pipeline_ids": p.pipeline_ids,
+    })
+
+
+async def c_osc(request):
+    """`{"on": bool}`: start or stop answering OSC (the status endpoint follows)."""
+    p = request.app["peer"]
+    body = await request.json()
+    p.osc_on = bool(body.get("on"))
+    return web.json_response({"on": p.osc_on, "received": p.osc_count})
+
+
+def add_osc(app, args):
+    """Routes and (with --osc or /_control/osc) the UDP listener on the HTTP port number."""
+    peer = app["peer"]
+    peer.osc_on = bool(args.osc)
+    peer.osc_count = 0
+    app.router.add_get("/api/v1/osc/status", osc_status)
+    app.router.add_get("/api/v1/osc/paths", osc_paths)
+    app.router.add_post("/_control/osc", c_osc)
+
+    async def start_udp(app):
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: OscListener(peer), local_addr=(args.host, args.port))
+        app["osc_transport"] = transport
+
+    async def stop_udp(app):
+        t = app.get("osc_transport")
+        if t:
+            t.close()
+
+    app.on_startup.append(start_udp)
+    app.on_cleanup.append(stop_udp)
+
+
 def make_app(args):
     app = web.Application(middlewares=[faults])
     app["peer"] = Peer(args)
@@ -669,6 +789,7 @@ def make_app(args):
             await s["pc"].close()
 
     app.on_shutdown.append(on_shutdown)
+    add_osc(app, args)
     return app
 
 
@@ -689,6 +810,10 @@ def main():
     ap.add_argument("--assets-dir", default="", help="where uploaded assets are stored")
     ap.add_argument("--output-follows-input", action="store_true",
                     help="generate no video before the client's first input frame is decoded")
+    ap.add_argument("--osc", action="store_true",
+                    help="answer OSC (UDP, the HTTP port number) from the start; see /_control/osc")
+    ap.add_argument("--load-fail", nargs="*", default=[],
+                    help="pipelines whose load ends in status error with an empty error field")
     args = ap.parse_args()
     w, h = args.size.lower().split("x")
     args.width, args.height = int(w), int(h)

@@ -90,6 +90,9 @@ pub enum Action {
     },
     /// Declare that the current beat is beat 1 of the bar.
     Redownbeat,
+    /// Hand every value the performer holds against the theme's mappings back to them now
+    /// (instead of waiting out the theme's `hold_ms`).
+    ReleaseHolds,
     /// Enable or disable a named mapping of the active theme.
     ToggleMapping {
         /// Mapping name as written in the theme.
@@ -174,6 +177,7 @@ impl Action {
             Action::TapTempo => "tap_tempo",
             Action::NudgeTempo { .. } => "nudge_tempo",
             Action::Redownbeat => "redownbeat",
+            Action::ReleaseHolds => "release_holds",
             Action::ToggleMapping { .. } => "toggle_mapping",
             Action::EditPrompt => "edit_prompt",
             Action::SetMacro { .. } => "set_macro",

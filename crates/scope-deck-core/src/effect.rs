@@ -95,6 +95,31 @@ pub enum Event {
         /// Every known input port.
         devices: Vec<crate::midi::activity::DeviceActivity>,
     },
+    /// Video output figures, once a second while a video output runs (headless scripts see
+    /// what the dashboard shows, including how old the figures are during an outage).
+    Video {
+        /// Decoded frames per second over the last report.
+        fps_in: f32,
+        /// Decoded frames so far.
+        frames_in: u64,
+        /// RTP arrival → decoded frame of the last frame, ms (the deck's own share of the
+        /// latency, not glass-to-glass).
+        decode_ms: f32,
+        /// Frames dropped because a sink was behind.
+        frames_dropped: u64,
+        /// RTP packets lost or dropped before decoding.
+        packets_lost: u64,
+        /// Decoder errors.
+        decode_errors: u64,
+        /// Sinks running.
+        sinks_running: usize,
+        /// Sinks waiting for their first video (not failures).
+        sinks_waiting: usize,
+        /// Sinks failed (restarting with backoff).
+        sinks_failed: usize,
+        /// Seconds since the decoded frame counter last moved (None: no frame yet).
+        last_frame_age_s: Option<f64>,
+    },
     /// An input or output changed health (`ok` when a fault cleared): within a second of the
     /// change, see `crate::health`.
     Health {

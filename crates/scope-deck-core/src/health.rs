@@ -205,7 +205,8 @@ fn wanted(state: &AppState, now: Duration) -> Vec<(String, HealthState, String)>
         out.push(("video in".to_string(), *s, d.clone()));
     }
     if let Some(v) = &state.video_output {
-        for sink in v.stats.sinks.iter().filter(|s| !s.running) {
+        // A sink waiting for its first video is a state, not a failure.
+        for sink in v.stats.sinks.iter().filter(|s| !s.running && !s.waiting) {
             let why = sink
                 .last_error
                 .clone()

@@ -20,6 +20,9 @@ pub struct ParamRow {
     pub range: Option<(f64, f64)>,
     /// Who set it.
     pub source: ActionSource,
+    /// A hand-set value the theme's mapping leaves alone for this much longer (then glides
+    /// back from it); `release_holds` hands it back at once.
+    pub held: Option<Duration>,
 }
 
 /// Everything a front end shows.
@@ -76,6 +79,13 @@ impl UiSnapshot {
                 value: e.value.clone(),
                 range: store.spec(k).and_then(|s| s.range()),
                 source: e.source,
+                held: state
+                    .mapping
+                    .engine
+                    .holds
+                    .get(k)
+                    .map(|until| until.saturating_sub(now))
+                    .filter(|left| !left.is_zero()),
             })
             .collect();
         UiSnapshot {

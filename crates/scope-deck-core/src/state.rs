@@ -49,6 +49,11 @@ pub struct VideoOutputSlice {
     pub fps_in: f32,
     /// When the latest statistics arrived.
     pub at: std::time::Duration,
+    /// When the decoded frame counter last moved (None: no frame yet): figures older than a
+    /// second are shown greyed with their age, never as live.
+    pub last_frame_at: Option<std::time::Duration>,
+    /// When the last headless `video` event was emitted (one a second).
+    pub event_at: Option<std::time::Duration>,
 }
 
 /// What panic does (config `[controls] panic`).
@@ -138,6 +143,10 @@ pub struct TransportSlice {
     pub warmup: Option<WarmUp>,
     /// Health figures.
     pub stats: LinkStats,
+    /// When `stats` arrived (they stop during an outage: shown greyed with their age then).
+    pub stats_at: Option<Duration>,
+    /// When the live session was lost (recordings are marked at both ends of the outage).
+    pub lost_at: Option<Duration>,
     /// Recent payloads put on the wire (dry run shows them), newest last.
     pub sent: VecDeque<(Duration, serde_json::Value)>,
     /// Messages sent in total.

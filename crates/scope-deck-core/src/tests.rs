@@ -511,3 +511,104 @@ fn dropped_commands_are_counted_and_noticed_at_most_once_a_second() {
     );
     assert!(fx.iter().any(|e| matches!(e, Effect::Emit(Event::Notice { message, .. }) if message.contains("reconnect dropped (51 commands"))));
 }
+
+/// Headless scripts get the video figures once a second, with the age of the last frame.
+#[test]
+fn video_stats_become_a_video_event_once_a_second_with_the_frame_age() {
+    let mut s = started();
+    let stats = |frames_in: u64| {
+        Msg::VideoStats(Box::new(crate::video::VideoStats {
+            frames_in,
+            sinks: vec![crate::video::SinkStatus {
+                waiting: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
+    };
+    let video_events = |fx: &[Effect]| -> Vec<Event> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Emit(ev @ Event::Video { .. }) => Some(ev.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(video_events(&update(&mut s, stats(10), ms(1000))).len(), 1);
+    assert!(video_events(&update(&mut s, stats(20), ms(1250))).is_empty());
+    assert!(video_events(&update(&mut s, stats(20), ms(1500))).is_empty());
+    let ev = video_events(&update(&mut s, stats(20), ms(3250)));
+    match ev.as_slice() {
+        [
+            Event::Video {
+                frames_in,
+                sinks_waiting,
+                sinks_failed,
+                last_frame_age_s,
+                ..
+            },
+        ] => {
+            assert_eq!(*frames_in, 20);
+            assert_eq!((*sinks_waiting, *sinks_failed), (1, 0));
+            assert_eq!(
+                *last_frame_age_s,
+                Some(2.0),
+                "the counter last moved at 1.25 s"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !s.health.faults.iter().any(|f| f.input.starts_with("sink")),
+        "a waiting sink is not a fault"
+    );
+}
+
+/// A running recording is marked at both ends of an outage (notice → log and headless event).
+#[test]
+fn recordings_are_marked_when_the_server_goes_away_and_comes_back() {
+    let mut s = started();
+    let conn = |st: ConnState| {
+        Msg::Transport(TransportEvent::State {
+            state: st,
+            reason: Some("x".into()),
+        })
+    };
+    update(&mut s, conn(ConnState::Connecting), ms(100));
+    update(&mut s, conn(ConnState::Streaming), ms(200));
+    update(
+        &mut s,
+        Msg::VideoStats(Box::new(crate::video::VideoStats {
+            frames_in: 5,
+            sinks: vec![crate::video::SinkStatus {
+                running: true,
+                file: Some("/rec/show.mkv".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+        ms(300),
+    );
+    let notices = |fx: &[Effect]| -> Vec<String> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Emit(Event::Notice { message, .. }) => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let n = notices(&update(&mut s, conn(ConnState::Reconnecting), ms(10_000)));
+    assert!(
+        n.iter()
+            .any(|m| m.contains("/rec/show.mkv") && m.contains("outage from 10.0 s")),
+        "{n:?}"
+    );
+    let n = notices(&update(&mut s, conn(ConnState::Connecting), ms(12_000)));
+    assert!(n.is_empty(), "{n:?}");
+    let n = notices(&update(&mut s, conn(ConnState::Streaming), ms(14_500)));
+    assert!(
+        n.iter()
+            .any(|m| m.contains("/rec/show.mkv") && m.contains("after a 4.5 s outage")),
+        "{n:?}"
+    );
+}

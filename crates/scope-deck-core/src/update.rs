@@ -116,7 +116,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             fx.push(Effect::Tempo(cmd));
         }
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
-        Msg::VideoStats(stats) => on_video_stats(state, *stats, now),
+        Msg::VideoStats(stats) => on_video_stats(state, *stats, now, &mut fx),
         Msg::Signal(signal) => {
             fx.push(Effect::Emit(Event::Signal { signal }));
             begin_shutdown(state, signal_reason(signal), &mut fx);
@@ -140,7 +140,12 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
 }
 
 /// Keeps the latest video statistics and derives the decoded frame rate from the counter.
-fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Duration) {
+fn on_video_stats(
+    state: &mut AppState,
+    stats: crate::video::VideoStats,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
     let fps_in = match &state.video_output {
         Some(prev) if now > prev.at && stats.frames_in >= prev.stats.frames_in => {
             (stats.frames_in - prev.stats.frames_in) as f32 / (now - prev.at).as_secs_f32()
@@ -148,11 +153,82 @@ fn on_video_stats(state: &mut AppState, stats: crate::video::VideoStats, now: Du
         Some(prev) if now == prev.at => prev.fps_in,
         _ => 0.0,
     };
-    state.video_output = Some(crate::state::VideoOutputSlice {
+    let last_frame_at = match &state.video_output {
+        Some(prev) if stats.frames_in == prev.stats.frames_in => prev.last_frame_at,
+        _ if stats.frames_in > 0 => Some(now),
+        _ => None,
+    };
+    let prev_event = state.video_output.as_ref().and_then(|v| v.event_at);
+    let report = prev_event.is_none_or(|t| now.saturating_sub(t) >= VIDEO_EVENT_EVERY);
+    let v = crate::state::VideoOutputSlice {
         stats,
         fps_in,
         at: now,
-    });
+        last_frame_at,
+        event_at: if report { Some(now) } else { prev_event },
+    };
+    if report {
+        fx.push(Effect::Emit(video_event(&v, now)));
+    }
+    state.video_output = Some(v);
+}
+
+/// Marks running recordings at an outage (`gap` None: it starts; Some: it ended after that
+/// long): a notice (dashboard, log, headless `notice` event) naming the file, so the frozen
+/// stretch can be found and cut.
+fn mark_recordings(
+    state: &mut AppState,
+    gap: Option<Duration>,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let files: Vec<String> = state
+        .video_output
+        .iter()
+        .flat_map(|v| v.stats.sinks.iter())
+        .filter(|k| k.running)
+        .filter_map(|k| k.file.as_ref().map(|f| f.display().to_string()))
+        .collect();
+    for f in files {
+        let (level, message) = match gap {
+            None => (
+                Level::Warn,
+                format!(
+                    "recording {f}: server outage from {:.1} s (engine time); the picture                      freezes here",
+                    now.as_secs_f64()
+                ),
+            ),
+            Some(g) => (
+                Level::Info,
+                format!(
+                    "recording {f}: video back at {:.1} s after a {:.1} s outage",
+                    now.as_secs_f64(),
+                    g.as_secs_f64()
+                ),
+            ),
+        };
+        notice(state, fx, level, message, now);
+    }
+}
+
+/// Headless `video` events at most this often (the stats arrive every 250 ms).
+const VIDEO_EVENT_EVERY: Duration = Duration::from_secs(1);
+
+/// The periodic `video` event: what the dashboard's video figures say, with their age.
+fn video_event(v: &crate::state::VideoOutputSlice, now: Duration) -> Event {
+    let s = &v.stats;
+    Event::Video {
+        fps_in: v.fps_in,
+        frames_in: s.frames_in,
+        decode_ms: s.latency_ms,
+        frames_dropped: s.frames_dropped,
+        packets_lost: s.packets_lost + s.packets_dropped,
+        decode_errors: s.decode_errors,
+        sinks_running: s.sinks.iter().filter(|k| k.running).count(),
+        sinks_waiting: s.sinks.iter().filter(|k| !k.running && k.waiting).count(),
+        sinks_failed: s.sinks.iter().filter(|k| !k.running && !k.waiting).count(),
+        last_frame_age_s: v.last_frame_at.map(|t| now.saturating_sub(t).as_secs_f64()),
+    }
 }
 
 fn signal_reason(s: StopSignal) -> &'static str {
@@ -316,6 +392,15 @@ fn apply_action(
             fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
         }
         Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
+        Action::ReleaseHolds => {
+            let n = state.mapping.engine.holds.len();
+            state.mapping.engine.holds.clear();
+            let msg = match n {
+                0 => "no value is held against the mapping".to_string(),
+                n => format!("the mapping takes back {n} held value(s)"),
+            };
+            notice(state, fx, Level::Info, msg, now);
+        }
         Action::ConfirmReload => {
             // Only backends that hold reloads announce the key (daydream's schema).
             if state.params.store.spec("confirm_reload").is_some() {
@@ -462,6 +547,19 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
                 state.transport.warmup = None;
             }
             let changed = state.transport.state != s || state.transport.reason != reason;
+            let was_live = matches!(
+                state.transport.state,
+                ConnState::Streaming | ConnState::Degraded
+            );
+            let live = matches!(s, ConnState::Streaming | ConnState::Degraded);
+            if was_live && !live && s != ConnState::Stopped {
+                mark_recordings(state, None, now, fx);
+                state.transport.lost_at = Some(now);
+            } else if live && !was_live {
+                if let Some(lost) = state.transport.lost_at.take() {
+                    mark_recordings(state, Some(now.saturating_sub(lost)), now, fx);
+                }
+            }
             state.transport.state = s;
             state.transport.reason = reason.clone();
             if s == ConnState::Streaming {
@@ -473,7 +571,10 @@ fn on_transport(state: &mut AppState, ev: TransportEvent, now: Duration, fx: &mu
             }
         }
         TransportEvent::WarmUp(w) => state.transport.warmup = Some(w),
-        TransportEvent::Stats(s) => state.transport.stats = s,
+        TransportEvent::Stats(s) => {
+            state.transport.stats = s;
+            state.transport.stats_at = Some(now);
+        }
         TransportEvent::Sent { payload } => {
             state.transport.sent_count += 1;
             if state.transport.sent.len() >= SENT_KEEP {

@@ -105,12 +105,15 @@ impl Widget for ParamList<'_> {
                 }
             }
             if rest >= 6 {
-                buf.set_string(
-                    area.x + area.width - 5,
-                    y,
-                    format!("{tag:>5}"),
-                    self.style.dimmed(),
-                );
+                // Held against the mapping: the seconds left, not "map" (which would hide it).
+                let (tag, st) = match row.held {
+                    Some(left) => (
+                        format!("⏸{}s", left.as_secs_f64().ceil() as u64),
+                        Style::new().fg(self.style.warn),
+                    ),
+                    None => (tag.to_string(), self.style.dimmed()),
+                };
+                buf.set_string(area.x + area.width - 5, y, format!("{tag:>5}"), st);
             }
             y += 1;
         }
@@ -137,18 +140,21 @@ mod tests {
                 value: json!(0.5),
                 range: Some((0.0, 1.0)),
                 source: ActionSource::Mapping,
+                held: None,
             },
             ParamRow {
                 key: "paused".into(),
                 value: json!(false),
                 range: Some((0.0, 1.0)),
                 source: ActionSource::Keyboard,
+                held: Some(std::time::Duration::from_millis(2300)),
             },
             ParamRow {
                 key: "prompts".into(),
                 value: json!([{"text":"neon","weight":1.0}]),
                 range: None,
                 source: ActionSource::Script,
+                held: None,
             },
         ];
         let mut buf = Buffer::empty(Rect::new(0, 0, 36, 4));
@@ -161,7 +167,8 @@ mod tests {
         assert_eq!(line(&buf, 0), "» reset_cache                       ");
         // key column = 36/3 = 12 (+1 space); bar = 36 - 13 - 14 = 9 cells.
         assert_eq!(line(&buf, 1), "noise_scale  ████▌        0.50   map");
-        assert_eq!(line(&buf, 2), "paused                     off   key");
+        // Held against the mapping: seconds left (rounded up) instead of the source.
+        assert_eq!(line(&buf, 2), "paused                     off   ⏸3s");
         assert_eq!(line(&buf, 3), "prompts      neon              stdin");
     }
 }

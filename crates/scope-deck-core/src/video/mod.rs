@@ -11,6 +11,9 @@ pub struct SinkStatus {
     pub label: String,
     /// Running now.
     pub running: bool,
+    /// Not running because it waits for the first received frame (a recording of the stream as
+    /// received is built for its codec): a state, not a failure.
+    pub waiting: bool,
     /// Frames handed to it.
     pub frames_in: u64,
     /// Frames that reached the sink element.
