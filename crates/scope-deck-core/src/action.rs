@@ -142,6 +142,17 @@ pub enum Action {
     /// Show mode (key lock): dangerous keys (reconnect, quit, learn, server outputs) need a
     /// second press; everything that performs still acts at once.
     ToggleShowMode,
+    /// Cue list: land the standby cue on its launch rule (again while it waits: now).
+    CueGo,
+    /// Cue list: move standby to the next cue (nothing fires).
+    CueNext,
+    /// Cue list: move standby to the previous cue (nothing fires).
+    CuePrev,
+    /// Cue list: land a cue by 1-based number or name on its launch rule.
+    CueJump {
+        /// `3` or `"drop"`.
+        cue: crate::cue::CueRef,
+    },
 }
 
 impl Action {
@@ -186,6 +197,10 @@ impl Action {
             Action::UploadRefImages => "upload_ref_images",
             Action::ToggleLog => "toggle_log",
             Action::ToggleShowMode => "toggle_show_mode",
+            Action::CueGo => "cue_go",
+            Action::CueNext => "cue_next",
+            Action::CuePrev => "cue_prev",
+            Action::CueJump { .. } => "cue_jump",
         }
     }
 
@@ -206,6 +221,7 @@ impl Action {
                 | Action::LearnDone { .. }
                 | Action::ToggleScopeOutput { .. }
                 | Action::SetScopeOutput { .. }
+                | Action::CueJump { .. }
         )
     }
 
@@ -232,6 +248,11 @@ impl Action {
                 if *enabled { "on" } else { "off" }
             ),
             Action::UploadRefImages => "upload reference images".into(),
+            Action::CueGo => "cue GO".into(),
+            Action::CueJump { cue } => match cue {
+                crate::cue::CueRef::Number(n) => format!("cue jump {n}"),
+                crate::cue::CueRef::Name(s) => format!("cue jump {s}"),
+            },
             other => other.name().replace('_', " "),
         }
     }

@@ -10,6 +10,7 @@
 pub mod action;
 pub mod audio;
 mod ctx;
+pub mod cue;
 pub mod diagnostics;
 pub mod effect;
 pub mod health;

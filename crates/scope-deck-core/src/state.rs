@@ -38,6 +38,8 @@ pub struct AppState {
     pub video: crate::video::reduce::VideoSlice,
     /// Input and output health (signal lost, silent, MIDI gone, sink failed...).
     pub health: crate::health::HealthSlice,
+    /// The setlist and its cue launches.
+    pub cues: crate::cue::CueSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -289,6 +291,7 @@ impl AppState {
             video_output: None,
             video: Default::default(),
             health: Default::default(),
+            cues: Default::default(),
         }
     }
 }
