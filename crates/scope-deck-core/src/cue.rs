@@ -445,6 +445,130 @@ pub enum Countdown {
     WaitingForBeat,
 }
 
+/// One cue as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CueRow {
+    /// 1-based number.
+    pub number: usize,
+    /// Name.
+    pub name: String,
+    /// What it changes (`theme neon-foundry · blend 2 · 1 param · reset cache`).
+    pub what: String,
+    /// When GO lands it (`next bar`, `bar 33`, `+2.0 s`, ...).
+    pub when: String,
+}
+
+/// What the cue panel shows: small, built at frame rate (a window of rows, not the list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CueView {
+    /// Setlist title.
+    pub title: String,
+    /// Cues in the list.
+    pub total: usize,
+    /// The cue that landed last (index).
+    pub current: Option<usize>,
+    /// The cue GO fires (index).
+    pub standby: usize,
+    /// The waiting launch: (index, countdown, armed by auto-follow).
+    pub pending: Option<(usize, Countdown, bool)>,
+    /// Bar count (1 = first downbeat heard).
+    pub bar: u64,
+    /// Up to [`CUE_ROWS`] rows around standby; `first` is the index of the first.
+    pub rows: Vec<CueRow>,
+    /// Index of `rows[0]`.
+    pub first: usize,
+}
+
+/// How many cue rows the snapshot carries.
+pub const CUE_ROWS: usize = 8;
+
+impl CueView {
+    /// The view of `state` at `now`; `None` without a setlist.
+    pub fn of(state: &AppState, now: Duration) -> Option<CueView> {
+        let c = &state.cues;
+        let list = c.setlist.as_ref()?;
+        let total = list.cues.len();
+        let first = c
+            .current
+            .unwrap_or(c.standby)
+            .min(c.standby)
+            .saturating_sub(1)
+            .min(total.saturating_sub(CUE_ROWS));
+        let rows = list
+            .cues
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(CUE_ROWS)
+            .map(|(i, q)| CueRow {
+                number: i + 1,
+                name: q.name.clone(),
+                what: q.summary(),
+                when: q.launch.label(),
+            })
+            .collect();
+        Some(CueView {
+            title: list.name.clone(),
+            total,
+            current: c.current,
+            standby: c.standby,
+            pending: c.pending.and_then(|p| {
+                c.countdown(state.settings.beats_per_bar, now)
+                    .map(|cd| (p.cue, cd, p.follow))
+            }),
+            bar: c.bar,
+            rows,
+            first,
+        })
+    }
+
+    /// The row of cue `index`, when it is in the window.
+    pub fn row(&self, index: usize) -> Option<&CueRow> {
+        index.checked_sub(self.first).and_then(|i| self.rows.get(i))
+    }
+}
+
+impl Launch {
+    /// Short label for the dashboard.
+    pub fn label(&self) -> String {
+        match self {
+            Launch::Now => "now".into(),
+            Launch::Beat => "next beat".into(),
+            Launch::Bar => "next bar".into(),
+            Launch::Bars(n) => format!("next {n}-bar"),
+            Launch::AtBar(b) => format!("bar {b}"),
+            Launch::After(d) => format!("+{:.1} s", d.as_secs_f64()),
+        }
+    }
+}
+
+impl Cue {
+    /// What the cue changes, in a few words.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.theme {
+            parts.push(format!("theme {t}"));
+        }
+        match self.prompts.as_slice() {
+            [] => {}
+            [(t, _)] => parts.push(format!("\"{t}\"")),
+            b => parts.push(format!("blend {}", b.len())),
+        }
+        match self.params.len() {
+            0 => {}
+            1 => parts.extend(self.params.keys().map(|k| k.to_string())),
+            n => parts.push(format!("{n} params")),
+        }
+        parts.extend(self.actions.iter().map(|a| a.describe()));
+        match self.follow {
+            Some(Follow::Bars(n)) => parts.push(format!("→ next after {n} bars")),
+            Some(Follow::After(d)) => parts.push(format!("→ next after {:.1} s", d.as_secs_f64())),
+            None => {}
+        }
+        parts.join(" · ")
+    }
+}
+
 /// A new setlist (start-up or hot reload): standby goes to the first cue, nothing is pending.
 pub fn load(state: &mut AppState, setlist: Option<Setlist>) {
     let c = &mut state.cues;

@@ -62,6 +62,8 @@ pub struct UiSnapshot {
     pub scope_outputs: crate::video::reduce::ScopeOutputsView,
     /// Inputs and outputs that are not ok.
     pub health: crate::health::HealthSlice,
+    /// The cue list (`None` without a setlist).
+    pub cues: Option<crate::cue::CueView>,
 }
 
 impl UiSnapshot {
@@ -97,6 +99,7 @@ impl UiSnapshot {
             theme_ids: state.mapping.themes.iter().map(|t| t.id.clone()).collect(),
             scope_outputs: crate::video::reduce::ScopeOutputsView::of(state),
             health: state.health.clone(),
+            cues: crate::cue::CueView::of(state, now),
         }
     }
 
