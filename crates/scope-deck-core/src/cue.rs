@@ -218,6 +218,10 @@ impl Setlist {
                 match store.spec(k) {
                     None => err(&path, "unknown parameter"),
                     Some(spec) => match spec.accept(&j) {
+                        Ok(acc) if acc.clamped => {
+                            let (lo, hi) = spec.range().unwrap_or_default();
+                            err(&path, &format!("outside the parameter's range {lo}..{hi}"))
+                        }
                         Ok(_) => {
                             params.insert(k.clone(), j);
                         }
