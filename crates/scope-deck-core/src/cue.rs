@@ -1049,4 +1049,50 @@ bars = 4
         let e = parse("[[cue]]\nname = \"a\"\nparams = { noise_scale = \"loud\" }\n").unwrap_err();
         assert_eq!(e[0].key, "cue[0].params.noise_scale");
     }
+
+    #[test]
+    fn cue_jump_parses_by_number_or_name_from_json() {
+        let a: Action = serde_json::from_str(r#"{"action":"cue_jump","cue":3}"#).unwrap();
+        assert_eq!(
+            a,
+            Action::CueJump {
+                cue: CueRef::Number(3)
+            }
+        );
+        let a: Action = serde_json::from_str(r#"{"action":"cue_jump","cue":"drop"}"#).unwrap();
+        assert_eq!(
+            a,
+            Action::CueJump {
+                cue: CueRef::Name("drop".into())
+            }
+        );
+        assert_eq!(Action::from_name("cue_go").unwrap(), Action::CueGo);
+        assert!(Action::from_name("cue_jump").is_err(), "needs a cue");
+    }
+
+    #[test]
+    fn a_bad_reload_keeps_the_running_list_and_a_good_one_replaces_it() {
+        let mut s = state();
+        act(&mut s, Action::CueGo, 0);
+        let fx = update(
+            &mut s,
+            Msg::SetlistReloaded(Err("s.toml:3:1: bad".into())),
+            ms(10),
+        );
+        assert!(fx.iter().any(|e| format!("{e:?}").contains("s.toml:3:1")));
+        assert_eq!(s.cues.setlist.as_ref().map(|l| l.cues.len()), Some(4));
+        assert_eq!(s.cues.current, Some(0));
+        let two = "[[cue]]\nname = \"x\"\nprompt = \"y\"\n[[cue]]\nname = \"z\"\nprompt = \"w\"\n";
+        update(
+            &mut s,
+            Msg::SetlistReloaded(Ok(parse(two).unwrap())),
+            ms(20),
+        );
+        assert_eq!(s.cues.setlist.as_ref().map(|l| l.cues.len()), Some(2));
+        assert_eq!(
+            (s.cues.current, s.cues.standby),
+            (None, 0),
+            "a new shape starts over"
+        );
+    }
 }
