@@ -179,6 +179,7 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
         initial_prompt: app.prompt.initial.clone(),
         beats_per_bar: app.audio.beats_per_bar,
         video: app.video.settings(loaded.dir.as_deref()),
+        looks_dir: loaded.dir.as_ref().map(|d| d.join("looks")),
         ..CoreSettings::default()
     }
 }
@@ -213,6 +214,7 @@ async fn run_async(
         loaded.app.audio.beats_per_bar,
     );
     crate::core::cue::load(&mut state, loaded.setlist.as_ref().map(|(_, s)| s.clone()));
+    state.looks.list = loaded.looks.clone();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
     let signals = tokio::spawn(signals::forward(inputs_tx.clone(), cancel.clone()));

@@ -7,6 +7,7 @@
 //! unknown fields denied, then validated, collecting *all* errors with file, line and key.
 
 pub mod app;
+pub mod looks;
 pub mod setlist;
 pub use scope_deck_core::diagnostics;
 
@@ -71,6 +72,8 @@ pub struct LoadedConfig {
     pub dir: Option<PathBuf>,
     /// The setlist (`[show] setlist`, or `--setlist` set later) with its path.
     pub setlist: Option<(PathBuf, crate::core::cue::Setlist)>,
+    /// Saved looks (`looks/*.toml`).
+    pub looks: Vec<crate::core::look::Look>,
 }
 
 /// The default user config directory (`$XDG_CONFIG_HOME/scope-deck`).
@@ -293,6 +296,10 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             ),
         ));
     }
+    let looks = dir
+        .as_deref()
+        .map(|d| looks::load_looks(d, &themes, &mut errors))
+        .unwrap_or_default();
     let mut setlist = None;
     if let Some(path) = setlist::resolve(&app.show.setlist, dir.as_deref()) {
         files.push(path.display().to_string());
@@ -310,6 +317,7 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             files,
             dir,
             setlist,
+            looks,
         }),
         _ => Err(ConfigErrors(errors)),
     }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub health: crate::health::HealthSlice,
     /// The setlist and its cue launches.
     pub cues: crate::cue::CueSlice,
+    /// Saved looks.
+    pub looks: crate::look::LookSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -86,6 +88,8 @@ pub struct CoreSettings {
     /// Scope's own outputs and the VACE reference images (`[video.scope_outputs]`,
     /// `[video.vace]`).
     pub video: crate::video::reduce::VideoSettings,
+    /// Where `save_look` writes (`<config dir>/looks`); `None` = nowhere (kept in memory).
+    pub looks_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for CoreSettings {
@@ -100,6 +104,7 @@ impl Default for CoreSettings {
             flash: Duration::from_millis(250),
             beats_per_bar: 4,
             video: Default::default(),
+            looks_dir: None,
         }
     }
 }
@@ -292,6 +297,7 @@ impl AppState {
             video: Default::default(),
             health: Default::default(),
             cues: Default::default(),
+            looks: Default::default(),
         }
     }
 }

@@ -271,6 +271,9 @@ fn apply_action(
                 Mode::Log
             };
         }
+        a @ (Action::SaveLook { .. } | Action::RecallLook { .. }) => {
+            crate::look::on_action(state, &a, now, fx)
+        }
         a @ (Action::CueGo | Action::CueNext | Action::CuePrev | Action::CueJump { .. }) => {
             crate::cue::on_action(state, &a, now, fx)
         }
