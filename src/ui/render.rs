@@ -120,12 +120,13 @@ pub fn draw(
         prompt,
         snap,
         view,
-        !wide_themes || snap.cues.is_some(),
+        !wide_themes || snap.cues.is_some() || !snap.looks.0.is_empty(),
         style,
     );
     if bottom.height > 0 {
-        if let Some(cues) = &snap.cues {
-            // A loaded setlist gets the bottom row's middle: current, next, countdown, GO.
+        if snap.cues.is_some() || !snap.looks.0.is_empty() {
+            // A setlist (or saved looks) gets the bottom row's middle: current, next, countdown,
+            // GO, the looks.
             let [act, cue_area, log] = Layout::horizontal([
                 Constraint::Percentage(if wide_themes { 25 } else { 0 }),
                 Constraint::Percentage(if wide_themes { 40 } else { 55 }),
@@ -135,7 +136,12 @@ pub fn draw(
             if act.width > 0 {
                 draw_activity(frame, act, snap, style);
             }
-            let panel = crate::ui::widgets::cues::CuePanel { view: cues, style };
+            let panel = crate::ui::widgets::cues::CuePanel {
+                view: snap.cues.as_ref(),
+                looks: &snap.looks.0,
+                last_look: snap.looks.1,
+                style,
+            };
             frame.render_widget(panel, cue_area);
             draw_log(frame, log, view, keymap, style);
         } else if wide_themes && !snap.mapping.themes.is_empty() {

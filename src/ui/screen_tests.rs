@@ -679,9 +679,17 @@ fn cue_panel_with_the_example_setlist() {
     s.key(1200, Action::CueGo); // intro lands now
     s.at(1600, beat(1));
     s.key(1700, Action::CueGo); // build waits for the next bar
+    s.key(
+        1750,
+        Action::SaveLook {
+            name: Some("warm".into()),
+        },
+    );
+    s.key(1760, Action::SaveLook { name: None });
     let snap = s.snapshot();
     let cues = snap.cues.as_ref().unwrap();
     assert_eq!(cues.current, Some(0));
     assert!(cues.pending.is_some());
+    assert_eq!(snap.looks.0, vec!["warm".to_string(), "look-1".to_string()]);
     both("cues", &snap, &ViewState::default());
 }

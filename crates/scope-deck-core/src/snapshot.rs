@@ -64,6 +64,8 @@ pub struct UiSnapshot {
     pub health: crate::health::HealthSlice,
     /// The cue list (`None` without a setlist).
     pub cues: Option<crate::cue::CueView>,
+    /// Saved look names, and the one recalled last.
+    pub looks: (Vec<String>, Option<usize>),
 }
 
 impl UiSnapshot {
@@ -100,6 +102,10 @@ impl UiSnapshot {
             scope_outputs: crate::video::reduce::ScopeOutputsView::of(state),
             health: state.health.clone(),
             cues: crate::cue::CueView::of(state, now),
+            looks: (
+                state.looks.list.iter().map(|l| l.name.clone()).collect(),
+                state.looks.last,
+            ),
         }
     }
 

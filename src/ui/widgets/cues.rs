@@ -19,10 +19,14 @@ use ratatui::widgets::{Block, Paragraph, Widget};
 use crate::core::cue::{Countdown, CueView};
 use crate::ui::style::UiStyle;
 
-/// The cue panel, drawn from the snapshot's cue view.
+/// The cue panel, drawn from the snapshot's cue view; the saved looks on its last line.
 pub struct CuePanel<'a> {
-    /// The view.
-    pub view: &'a CueView,
+    /// The view (`None`: no setlist, only looks).
+    pub view: Option<&'a CueView>,
+    /// Saved look names.
+    pub looks: &'a [String],
+    /// The look recalled last.
+    pub last_look: Option<usize>,
     /// Colours.
     pub style: &'a UiStyle,
 }
@@ -46,8 +50,22 @@ fn name_of(v: &CueView, i: usize) -> String {
 
 impl Widget for CuePanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let v = self.view;
         let s = self.style;
+        let looks = self.looks_line();
+        let Some(v) = self.view else {
+            let block = Block::bordered()
+                .title(" looks ")
+                .border_style(s.dimmed())
+                .title_style(Style::new().fg(s.accent));
+            let inner = block.inner(area);
+            block.render(area, buf);
+            Paragraph::new(vec![
+                looks,
+                Line::from(Span::styled("no setlist (--setlist FILE)", s.dimmed())),
+            ])
+            .render(inner, buf);
+            return;
+        };
         let title = format!(
             " cues · {} · {}/{} · bar {} ",
             v.title,
@@ -95,7 +113,8 @@ impl Widget for CuePanel<'_> {
             None => Line::from(""),
         });
         // Tall panels: the cues around standby, one a line.
-        let room = usize::from(inner.height).saturating_sub(lines.len());
+        let reserve = usize::from(!self.looks.is_empty());
+        let room = usize::from(inner.height).saturating_sub(lines.len() + reserve);
         if room > 1 {
             let name_w = v
                 .rows
@@ -122,7 +141,35 @@ impl Widget for CuePanel<'_> {
                 )));
             }
         }
+        if reserve == 1 && usize::from(inner.height) > lines.len() {
+            lines.push(looks);
+        }
         Paragraph::new(lines).render(inner, buf);
+    }
+}
+
+impl CuePanel<'_> {
+    /// `looks  warm · ▶cold · look-3` (the last recalled marked).
+    fn looks_line(&self) -> Line<'static> {
+        let s = self.style;
+        if self.looks.is_empty() {
+            return Line::from(Span::styled("looks  none saved", s.dimmed()));
+        }
+        let mut spans = vec![Span::styled("looks  ", s.dimmed())];
+        for (i, n) in self.looks.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::styled(" · ", s.dimmed()));
+            }
+            if self.last_look == Some(i) {
+                spans.push(Span::styled(
+                    format!("▶{n}"),
+                    Style::new().fg(s.text).add_modifier(Modifier::BOLD),
+                ));
+            } else {
+                spans.push(Span::styled(n.clone(), Style::new().fg(s.text)));
+            }
+        }
+        Line::from(spans)
     }
 }
 
@@ -170,8 +217,11 @@ mod tests {
         let style = UiStyle::default();
         let v = view();
         let mut buf = Buffer::empty(Rect::new(0, 0, 60, 8));
+        let looks = ["warm".to_string(), "cold".to_string()];
         CuePanel {
-            view: &v,
+            view: Some(&v),
+            looks: &looks,
+            last_look: Some(1),
             style: &style,
         }
         .render(buf.area, &mut buf);
@@ -181,6 +231,8 @@ mod tests {
         assert!(t.contains("GO 2 drop · next bar"), "{t}");
         assert!(t.contains("»  2 drop"), "list marks standby:\n{t}");
         assert!(t.contains("bar 4"), "{t}");
+        assert!(t.contains("looks  warm · ▶cold"), "{t}");
+        assert!(t.contains("looks  warm · ▶cold"), "{t}");
     }
 
     #[test]
