@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let mut loaded = loaded;
     if let Some(path) = &cli.setlist {
-        match config::setlist::load_setlist(path, &loaded.themes) {
+        match config::setlist::load_setlist(path, &loaded.themes, &loaded.looks) {
             Ok(s) => loaded.setlist = Some((path.clone(), s)),
             Err(errs) => {
                 eprintln!("{}", config::diagnostics::ConfigErrors(errs.clone()));
@@ -228,6 +228,7 @@ async fn run_async(
         crate::app::setlist_watch::spawn(
             p.clone(),
             loaded.themes.clone(),
+            loaded.looks.clone(),
             inputs_tx.clone(),
             cancel.clone(),
         )

@@ -11,10 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::core::msg::Msg;
 use crate::mapping::theme::Theme;
 
-/// Starts watching `path`. `None` (logged) when its folder cannot be watched; the show goes on.
+/// Starts watching `path` (validated against the themes and the looks saved at start). `None` (logged) when its folder cannot be watched; the show goes on.
 pub fn spawn(
     path: PathBuf,
     themes: Vec<Theme>,
+    looks: Vec<crate::core::look::Look>,
     tx: mpsc::Sender<Msg>,
     cancel: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
@@ -64,9 +65,9 @@ pub fn spawn(
             // Editors write in several steps: fold the burst into one reload.
             tokio::time::sleep(crate::mapping::reload::DEBOUNCE).await;
             while nrx.try_recv().is_ok() {}
-            let (p, th) = (path.clone(), themes.clone());
+            let (p, th, lk) = (path.clone(), themes.clone(), looks.clone());
             let result = match tokio::task::spawn_blocking(move || {
-                crate::config::setlist::load_setlist(&p, &th)
+                crate::config::setlist::load_setlist(&p, &th, &lk)
                     .map_err(|e| crate::config::ConfigErrors(e).to_string())
             })
             .await

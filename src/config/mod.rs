@@ -303,7 +303,7 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
     let mut setlist = None;
     if let Some(path) = setlist::resolve(&app.show.setlist, dir.as_deref()) {
         files.push(path.display().to_string());
-        match setlist::load_setlist(&path, &themes) {
+        match setlist::load_setlist(&path, &themes, &looks) {
             Ok(s) => setlist = Some((path, s)),
             Err(e) => errors.extend(e),
         }

@@ -7,8 +7,12 @@ use crate::config::diagnostics::ConfigError;
 use crate::core::cue::Setlist;
 use crate::mapping::theme::Theme;
 
-/// Reads and validates one setlist file.
-pub fn load_setlist(path: &Path, themes: &[Theme]) -> Result<Setlist, Vec<ConfigError>> {
+/// Reads and validates one setlist file against the loaded themes and saved looks.
+pub fn load_setlist(
+    path: &Path,
+    themes: &[Theme],
+    looks: &[crate::core::look::Look],
+) -> Result<Setlist, Vec<ConfigError>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError {
@@ -25,8 +29,9 @@ pub fn load_setlist(path: &Path, themes: &[Theme]) -> Result<Setlist, Vec<Config
         .and_then(|s| s.to_str())
         .unwrap_or("setlist");
     let ids: Vec<&str> = themes.iter().map(|t| t.id.as_str()).collect();
+    let look_names: Vec<&str> = looks.iter().map(|l| l.name.as_str()).collect();
     let mut errors = Vec::new();
-    match Setlist::from_text(&name, stem, &text, &ids, &mut errors) {
+    match Setlist::from_text(&name, stem, &text, &ids, &look_names, &mut errors) {
         Some(s) if errors.is_empty() => Ok(s),
         _ => Err(errors),
     }

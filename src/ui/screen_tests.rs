@@ -664,7 +664,7 @@ fn messages_keep_their_actionable_end_and_name_keys() {
 fn cue_panel_with_the_example_setlist() {
     let themes = crate::config::builtin_themes().unwrap();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("setlists/example.toml");
-    let list = crate::config::setlist::load_setlist(&path, &themes).unwrap();
+    let list = crate::config::setlist::load_setlist(&path, &themes, &[]).unwrap();
     let mut s = streaming();
     crate::core::cue::load(&mut s.state, Some(list));
     let beat = |count: u64| {

@@ -59,6 +59,8 @@ pub enum Follow {
 pub struct Cue {
     /// Name shown on the dashboard and used by `cue_jump`.
     pub name: String,
+    /// A saved look recalled first (its theme, prompts, parameters, toggles).
+    pub look: Option<String>,
     /// Theme id to switch to (the theme's own switch rule and transition apply).
     pub theme: Option<String>,
     /// Prompts with weights; one entry is a plain prompt.
@@ -96,6 +98,8 @@ struct RawSetlist {
 struct RawCue {
     name: String,
     #[serde(default)]
+    look: Option<String>,
+    #[serde(default)]
     theme: Option<String>,
     #[serde(default)]
     prompt: Option<String>,
@@ -131,12 +135,14 @@ const MAX_SECS: f64 = 3600.0;
 
 impl Setlist {
     /// Parses and validates one setlist file; every problem is pushed with file:line:column
-    /// and key. `themes` are the known theme ids (a cue naming another one is an error).
+    /// and key. `themes` and `looks` are the known theme ids and saved look names (a cue naming
+    /// another one is an error; an empty list is not checked).
     pub fn from_text(
         file: &str,
         stem: &str,
         text: &str,
         themes: &[&str],
+        looks: &[&str],
         errors: &mut Vec<ConfigError>,
     ) -> Option<Setlist> {
         let doc = match SourceDoc::parse(file, text) {
@@ -177,6 +183,21 @@ impl Setlist {
                     &at("name"),
                     &format!("duplicate cue name (cue {} has it)", first + 1),
                 );
+            }
+            if let Some(l) = &rc.look {
+                if l.trim().is_empty() {
+                    err(&at("look"), "must not be empty");
+                } else if !looks.is_empty() && !looks.contains(&l.as_str()) {
+                    err(
+                        &at("look"),
+                        &format!("no saved look of that name (have: {})", looks.join(", ")),
+                    );
+                } else if looks.is_empty() {
+                    err(
+                        &at("look"),
+                        "no saved looks (save one with save_look first)",
+                    );
+                }
             }
             if let Some(t) = &rc.theme {
                 if !themes.is_empty() && !themes.contains(&t.as_str()) {
@@ -326,7 +347,8 @@ impl Setlist {
                 };
                 err(&at(key), "the last cue has no next cue to follow into");
             }
-            if rc.theme.is_none()
+            if rc.look.is_none()
+                && rc.theme.is_none()
                 && prompts.is_empty()
                 && params.is_empty()
                 && actions.is_empty()
@@ -342,6 +364,7 @@ impl Setlist {
             }
             cues.push(Cue {
                 name,
+                look: rc.look.clone(),
                 theme: rc.theme.clone(),
                 prompts,
                 params,
@@ -550,6 +573,9 @@ impl Cue {
     /// What the cue changes, in a few words.
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
+        if let Some(l) = &self.look {
+            parts.push(format!("look {l}"));
+        }
         if let Some(t) = &self.theme {
             parts.push(format!("theme {t}"));
         }
@@ -731,6 +757,12 @@ fn fire(state: &mut AppState, i: usize, now: Duration, fx: &mut Vec<Effect>) {
         now,
     );
     let src = ActionSource::System;
+    if let Some(name) = &cue.look {
+        let a = Action::RecallLook {
+            name: Some(name.clone()),
+        };
+        crate::update::apply(state, a, src, now, fx);
+    }
     if let Some(id) = &cue.theme {
         match state.mapping.themes.iter().position(|t| &t.id == id) {
             Some(index) => crate::update::apply(state, Action::SelectTheme { index }, src, now, fx),
@@ -862,7 +894,7 @@ after_secs = 2.0
 
     fn parse(text: &str) -> Result<Setlist, Vec<ConfigError>> {
         let mut e = Vec::new();
-        Setlist::from_text("s.toml", "s", text, &[], &mut e).ok_or(e)
+        Setlist::from_text("s.toml", "s", text, &[], &["warm"], &mut e).ok_or(e)
     }
 
     fn state() -> AppState {
@@ -1094,5 +1126,41 @@ bars = 4
             (None, 0),
             "a new shape starts over"
         );
+    }
+
+    #[test]
+    fn a_cue_with_a_look_recalls_it_before_its_own_changes() {
+        let mut s = state();
+        act(
+            &mut s,
+            Action::SetPrompt {
+                text: "from look".into(),
+            },
+            0,
+        );
+        act(
+            &mut s,
+            Action::SaveLook {
+                name: Some("warm".into()),
+            },
+            5,
+        );
+        act(
+            &mut s,
+            Action::SetPrompt {
+                text: "other".into(),
+            },
+            8,
+        );
+        let text = "[[cue]]\nname = \"a\"\nlook = \"warm\"\nlaunch = \"now\"\nparams = { noise_scale = 0.2 }\n";
+        load(&mut s, Some(parse(text).unwrap()));
+        act(&mut s, Action::CueGo, 10);
+        assert_eq!(s.params.prompt, "from look");
+        assert_eq!(
+            s.params.store.get("noise_scale"),
+            Some(&serde_json::json!(0.2))
+        );
+        let e = parse("[[cue]]\nname = \"a\"\nlook = \"cold\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (3, "cue[0].look"));
     }
 }
