@@ -64,6 +64,10 @@ pub struct Cli {
     /// print every problem and exit (3 if any).
     #[arg(long)]
     pub check_config: bool,
+    /// Setlist (cue list) file to load (overrides [show] setlist); with --check-config only
+    /// validates it.
+    #[arg(long, value_name = "FILE")]
+    pub setlist: Option<PathBuf>,
     /// Print the built-in config.toml (a commented template) and exit.
     #[arg(long)]
     pub print_default_config: bool,

@@ -127,6 +127,7 @@ pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppS
                                 }
                             }
                         }
+                        Effect::SaveLook(look) => save_look(&state, *look),
                         Effect::Exit => exit = true,
                     }
                 }
@@ -251,4 +252,18 @@ fn log_event(ev: &Event) {
         Event::Stopping { reason } => tracing::info!("stopping: {reason}"),
         _ => {}
     }
+}
+
+/// Writes a saved look off the engine loop (a blocking task); a failure lands in the log.
+fn save_look(state: &AppState, look: crate::core::look::Look) {
+    let Some(dir) = state.settings.looks_dir.clone() else {
+        tracing::warn!(look = %look.name, "no config folder: the look is kept until quit only");
+        return;
+    };
+    tokio::task::spawn_blocking(
+        move || match crate::config::looks::write_look(&dir, &look) {
+            Ok(p) => tracing::info!(path = %p.display(), "look saved"),
+            Err(e) => tracing::error!("look {} not saved: {e}", look.name),
+        },
+    );
 }

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod preflight;
+pub mod setlist_watch;
 pub mod shutdown;
 pub mod signals;
 
@@ -54,6 +55,20 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let mut loaded = loaded;
+    if let Some(path) = &cli.setlist {
+        match config::setlist::load_setlist(path, &loaded.themes, &loaded.looks) {
+            Ok(s) => loaded.setlist = Some((path.clone(), s)),
+            Err(errs) => {
+                eprintln!("{}", config::diagnostics::ConfigErrors(errs.clone()));
+                eprintln!(
+                    "scope-deck: {} problem(s) in the setlist; nothing was started.",
+                    errs.len()
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
     if let Some(code) = crate::audio::cli::dispatch(cli.command.as_ref(), &loaded.app.audio) {
         return ExitCode::from(code);
     }
@@ -72,10 +87,17 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             return ExitCode::from(EXIT_CONFIG);
         }
-        println!("configuration ok: {}", loaded.files.join(", "));
+        match &loaded.setlist {
+            Some((p, s)) => println!(
+                "configuration ok: {}; setlist {} ok: {} cues",
+                loaded.files.join(", "),
+                p.display(),
+                s.cues.len()
+            ),
+            None => println!("configuration ok: {}", loaded.files.join(", ")),
+        }
         return ExitCode::from(EXIT_OK);
     }
-    let mut loaded = loaded;
     if let Some(url) = &cli.server {
         match url::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
@@ -157,6 +179,7 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
         initial_prompt: app.prompt.initial.clone(),
         beats_per_bar: app.audio.beats_per_bar,
         video: app.video.settings(loaded.dir.as_deref()),
+        looks_dir: loaded.dir.as_ref().map(|d| d.join("looks")),
         ..CoreSettings::default()
     }
 }
@@ -190,6 +213,8 @@ async fn run_async(
         &loaded.app.ui.theme,
         loaded.app.audio.beats_per_bar,
     );
+    crate::core::cue::load(&mut state, loaded.setlist.as_ref().map(|(_, s)| s.clone()));
+    state.looks.list = loaded.looks.clone();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
     let signals = tokio::spawn(signals::forward(inputs_tx.clone(), cancel.clone()));
@@ -198,6 +223,16 @@ async fn run_async(
         .dir
         .clone()
         .and_then(|d| crate::mapping::reload::spawn(d, inputs_tx.clone(), cancel.clone()));
+    // Setlist hot reload: a bad save keeps the running list and names file:line.
+    let _setlist_watch = loaded.setlist.as_ref().and_then(|(p, _)| {
+        crate::app::setlist_watch::spawn(
+            p.clone(),
+            loaded.themes.clone(),
+            loaded.looks.clone(),
+            inputs_tx.clone(),
+            cancel.clone(),
+        )
+    });
 
     // Front end.
     let (events_tx, frontend) = if cli.headless {

@@ -26,6 +26,8 @@ pub struct AppConfig {
     pub daydream: crate::transport::daydream::DaydreamConfig,
     /// `[video]`: output sinks, terminal preview, video input.
     pub video: crate::video::config::VideoConfig,
+    /// `[show]`: the setlist.
+    pub show: ShowConfig,
     /// The parsed file, kept to locate cross-file errors.
     #[serde(skip)]
     doc: Option<SourceDoc>,
@@ -42,6 +44,7 @@ impl PartialEq for AppConfig {
             && self.logging == o.logging
             && self.daydream == o.daydream
             && self.video == o.video
+            && self.show == o.show
     }
 }
 
@@ -75,6 +78,14 @@ impl Validate for EngineConfig {
             ));
         }
     }
+}
+
+/// `[show]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShowConfig {
+    /// Setlist file (relative to the config folder); empty = none. `--setlist` overrides it.
+    pub setlist: String,
 }
 
 /// `[prompt]`.

@@ -7,6 +7,8 @@
 //! unknown fields denied, then validated, collecting *all* errors with file, line and key.
 
 pub mod app;
+pub mod looks;
+pub mod setlist;
 pub use scope_deck_core::diagnostics;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +70,10 @@ pub struct LoadedConfig {
     pub files: Vec<String>,
     /// The directory user files were looked for in.
     pub dir: Option<PathBuf>,
+    /// The setlist (`[show] setlist`, or `--setlist` set later) with its path.
+    pub setlist: Option<(PathBuf, crate::core::cue::Setlist)>,
+    /// Saved looks (`looks/*.toml`).
+    pub looks: Vec<crate::core::look::Look>,
 }
 
 /// The default user config directory (`$XDG_CONFIG_HOME/scope-deck`).
@@ -290,6 +296,18 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             ),
         ));
     }
+    let looks = dir
+        .as_deref()
+        .map(|d| looks::load_looks(d, &themes, &mut errors))
+        .unwrap_or_default();
+    let mut setlist = None;
+    if let Some(path) = setlist::resolve(&app.show.setlist, dir.as_deref()) {
+        files.push(path.display().to_string());
+        match setlist::load_setlist(&path, &themes, &looks) {
+            Ok(s) => setlist = Some((path, s)),
+            Err(e) => errors.extend(e),
+        }
+    }
     match (keymap, style) {
         (Some(keymap), Some(style)) if errors.is_empty() => Ok(LoadedConfig {
             app,
@@ -298,6 +316,8 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             style,
             files,
             dir,
+            setlist,
+            looks,
         }),
         _ => Err(ConfigErrors(errors)),
     }

@@ -7,7 +7,9 @@
 // The core lives in its own crate (crates/scope-deck-core); these paths keep the app crate's
 // imports stable.
 // (`update` names both the module and the reducer function, as in the core crate.)
-pub use scope_deck_core::{action, effect, health, msg, params, snapshot, state, update};
+pub use scope_deck_core::{
+    action, cue, effect, health, look, msg, params, snapshot, state, update,
+};
 
 pub use action::{Action, ActionSource};
 pub use effect::{Effect, Event};

@@ -115,9 +115,36 @@ pub fn draw(
     // Narrow terminals have no room for the theme list panel: a strip in the prompt panel's
     // border shows the active theme between its neighbours instead.
     let wide_themes = area.width >= 100 && bottom.height > 0;
-    draw_prompt(frame, prompt, snap, view, !wide_themes, style);
+    draw_prompt(
+        frame,
+        prompt,
+        snap,
+        view,
+        !wide_themes || snap.cues.is_some() || !snap.looks.0.is_empty(),
+        style,
+    );
     if bottom.height > 0 {
-        if wide_themes && !snap.mapping.themes.is_empty() {
+        if snap.cues.is_some() || !snap.looks.0.is_empty() {
+            // A setlist (or saved looks) gets the bottom row's middle: current, next, countdown,
+            // GO, the looks.
+            let [act, cue_area, log] = Layout::horizontal([
+                Constraint::Percentage(if wide_themes { 25 } else { 0 }),
+                Constraint::Percentage(if wide_themes { 40 } else { 55 }),
+                Constraint::Min(20),
+            ])
+            .areas(bottom);
+            if act.width > 0 {
+                draw_activity(frame, act, snap, style);
+            }
+            let panel = crate::ui::widgets::cues::CuePanel {
+                view: snap.cues.as_ref(),
+                looks: &snap.looks.0,
+                last_look: snap.looks.1,
+                style,
+            };
+            frame.render_widget(panel, cue_area);
+            draw_log(frame, log, view, keymap, style);
+        } else if wide_themes && !snap.mapping.themes.is_empty() {
             // Wide terminals get the theme list next to activity and log.
             let [act, themes, log] = Layout::horizontal([
                 Constraint::Percentage(30),

@@ -764,3 +764,37 @@ fn a_hand_set_mapped_value_shows_its_hold_and_can_be_handed_back() {
         s.state.ui.notices
     );
 }
+
+#[test]
+fn cue_panel_with_the_example_setlist() {
+    let themes = crate::config::builtin_themes().unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("setlists/example.toml");
+    let list = crate::config::setlist::load_setlist(&path, &themes, &[]).unwrap();
+    let mut s = streaming();
+    crate::core::cue::load(&mut s.state, Some(list));
+    let beat = |count: u64| {
+        Msg::AudioEvent(AudioEvent::Beat {
+            time: count as f64 * 0.5,
+            count,
+            in_bar: (count % 4) as u32,
+            bpm: 120.0,
+        })
+    };
+    s.at(1100, beat(0));
+    s.key(1200, Action::CueGo); // intro lands now
+    s.at(1600, beat(1));
+    s.key(1700, Action::CueGo); // build waits for the next bar
+    s.key(
+        1750,
+        Action::SaveLook {
+            name: Some("warm".into()),
+        },
+    );
+    s.key(1760, Action::SaveLook { name: None });
+    let snap = s.snapshot();
+    let cues = snap.cues.as_ref().unwrap();
+    assert_eq!(cues.current, Some(0));
+    assert!(cues.pending.is_some());
+    assert_eq!(snap.looks.0, vec!["warm".to_string(), "look-1".to_string()]);
+    both("cues", &snap, &ViewState::default());
+}

@@ -145,6 +145,30 @@ pub enum Action {
     /// Show mode (key lock): dangerous keys (reconnect, quit, learn, server outputs) need a
     /// second press; everything that performs still acts at once.
     ToggleShowMode,
+    /// Capture the live state (theme, prompts, the performer's parameters, mapping toggles) as a
+    /// look; without a name it is `look-N`. Written to the config folder's `looks/<name>.toml`.
+    SaveLook {
+        /// Letters, digits, `-` and `_`.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Bring a saved look back (the theme with its transition); without a name the next one.
+    RecallLook {
+        /// Look name.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Cue list: land the standby cue on its launch rule (again while it waits: now).
+    CueGo,
+    /// Cue list: move standby to the next cue (nothing fires).
+    CueNext,
+    /// Cue list: move standby to the previous cue (nothing fires).
+    CuePrev,
+    /// Cue list: land a cue by 1-based number or name on its launch rule.
+    CueJump {
+        /// `3` or `"drop"`.
+        cue: crate::cue::CueRef,
+    },
 }
 
 impl Action {
@@ -190,6 +214,12 @@ impl Action {
             Action::UploadRefImages => "upload_ref_images",
             Action::ToggleLog => "toggle_log",
             Action::ToggleShowMode => "toggle_show_mode",
+            Action::SaveLook { .. } => "save_look",
+            Action::RecallLook { .. } => "recall_look",
+            Action::CueGo => "cue_go",
+            Action::CueNext => "cue_next",
+            Action::CuePrev => "cue_prev",
+            Action::CueJump { .. } => "cue_jump",
         }
     }
 
@@ -210,6 +240,7 @@ impl Action {
                 | Action::LearnDone { .. }
                 | Action::ToggleScopeOutput { .. }
                 | Action::SetScopeOutput { .. }
+                | Action::CueJump { .. }
         )
     }
 
@@ -236,6 +267,15 @@ impl Action {
                 if *enabled { "on" } else { "off" }
             ),
             Action::UploadRefImages => "upload reference images".into(),
+            Action::CueGo => "cue GO".into(),
+            Action::SaveLook { name } => format!("save look {}", name.as_deref().unwrap_or("")),
+            Action::RecallLook { name } => {
+                format!("recall look {}", name.as_deref().unwrap_or("(next)"))
+            }
+            Action::CueJump { cue } => match cue {
+                crate::cue::CueRef::Number(n) => format!("cue jump {n}"),
+                crate::cue::CueRef::Name(s) => format!("cue jump {s}"),
+            },
             other => other.name().replace('_', " "),
         }
     }

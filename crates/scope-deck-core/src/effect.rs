@@ -18,6 +18,8 @@ pub enum Effect {
     Tempo(crate::audio::tempo::TempoCmd),
     /// Publish an event (headless stdout, logs).
     Emit(Event),
+    /// Write a saved look to the config folder's `looks/` (the edge writes atomically).
+    SaveLook(Box<crate::look::Look>),
     /// Everything is said and done: leave the engine loop.
     Exit,
 }

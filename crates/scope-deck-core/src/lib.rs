@@ -10,9 +10,11 @@
 pub mod action;
 pub mod audio;
 mod ctx;
+pub mod cue;
 pub mod diagnostics;
 pub mod effect;
 pub mod health;
+pub mod look;
 pub mod mapping;
 pub mod midi;
 pub mod msg;

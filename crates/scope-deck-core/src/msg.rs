@@ -51,6 +51,9 @@ pub enum Msg {
     /// The theme watcher re-read the themes: the new list, or every error found (the running
     /// theme stays).
     ThemesReloaded(Result<Vec<crate::mapping::theme::Theme>, String>),
+    /// The setlist watcher re-read the setlist: the new list, or every error found (the running
+    /// list stays).
+    SetlistReloaded(Result<crate::cue::Setlist, String>),
     /// The engine could not hand a command to the transport: its bounded lane was full (the
     /// transport is stalled). Counted and shown, never silent.
     CommandDropped(crate::transport::types::CmdKind),

@@ -65,6 +65,10 @@ pub struct UiSnapshot {
     pub scope_outputs: crate::video::reduce::ScopeOutputsView,
     /// Inputs and outputs that are not ok.
     pub health: crate::health::HealthSlice,
+    /// The cue list (`None` without a setlist).
+    pub cues: Option<crate::cue::CueView>,
+    /// Saved look names, and the one recalled last.
+    pub looks: (Vec<String>, Option<usize>),
 }
 
 impl UiSnapshot {
@@ -107,6 +111,11 @@ impl UiSnapshot {
             theme_ids: state.mapping.themes.iter().map(|t| t.id.clone()).collect(),
             scope_outputs: crate::video::reduce::ScopeOutputsView::of(state),
             health: state.health.clone(),
+            cues: crate::cue::CueView::of(state, now),
+            looks: (
+                state.looks.list.iter().map(|l| l.name.clone()).collect(),
+                state.looks.last,
+            ),
         }
     }
 

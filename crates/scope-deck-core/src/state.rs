@@ -38,6 +38,10 @@ pub struct AppState {
     pub video: crate::video::reduce::VideoSlice,
     /// Input and output health (signal lost, silent, MIDI gone, sink failed...).
     pub health: crate::health::HealthSlice,
+    /// The setlist and its cue launches.
+    pub cues: crate::cue::CueSlice,
+    /// Saved looks.
+    pub looks: crate::look::LookSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -89,6 +93,8 @@ pub struct CoreSettings {
     /// Scope's own outputs and the VACE reference images (`[video.scope_outputs]`,
     /// `[video.vace]`).
     pub video: crate::video::reduce::VideoSettings,
+    /// Where `save_look` writes (`<config dir>/looks`); `None` = nowhere (kept in memory).
+    pub looks_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for CoreSettings {
@@ -103,6 +109,7 @@ impl Default for CoreSettings {
             flash: Duration::from_millis(250),
             beats_per_bar: 4,
             video: Default::default(),
+            looks_dir: None,
         }
     }
 }
@@ -298,6 +305,8 @@ impl AppState {
             video_output: None,
             video: Default::default(),
             health: Default::default(),
+            cues: Default::default(),
+            looks: Default::default(),
         }
     }
 }

@@ -31,6 +31,12 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     let mut fx = Vec::new();
     let to_mapping = crate::mapping::reduce::MappingInput::of(&msg);
     // Health is derived at the frame tick and on the messages it is made of.
+    let beat = match &msg {
+        Msg::AudioEvent(crate::audio::features::AudioEvent::Beat { count, in_bar, .. }) => {
+            Some((*count, *in_bar))
+        }
+        _ => None,
+    };
     let health = matches!(
         msg,
         Msg::Tick
@@ -100,6 +106,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         Msg::ThemesReloaded(result) => {
             crate::mapping::reduce::on_themes_reloaded(state, result, now, &mut fx)
         }
+        Msg::SetlistReloaded(result) => crate::cue::on_reloaded(state, result, now, &mut fx),
         Msg::AudioProblem(problem) => {
             if let Some(p) = &problem {
                 notice(state, &mut fx, Level::Warn, format!("audio: {p}"), now);
@@ -136,7 +143,21 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         crate::health::refresh(state, now, &mut fx);
     }
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
+    if state.lifecycle == Lifecycle::Running {
+        crate::cue::advance(state, beat, now, &mut fx);
+    }
     fx
+}
+
+/// Applies an action on behalf of the engine (a cue landing), without the activity log.
+pub(crate) fn apply(
+    state: &mut AppState,
+    action: Action,
+    source: ActionSource,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    apply_action(state, action, source, now, fx);
 }
 
 /// Keeps the latest video statistics and derives the decoded frame rate from the counter.
@@ -325,6 +346,12 @@ fn apply_action(
             } else {
                 Mode::Log
             };
+        }
+        a @ (Action::SaveLook { .. } | Action::RecallLook { .. }) => {
+            crate::look::on_action(state, &a, now, fx)
+        }
+        a @ (Action::CueGo | Action::CueNext | Action::CuePrev | Action::CueJump { .. }) => {
+            crate::cue::on_action(state, &a, now, fx)
         }
         Action::ToggleShowMode => {
             let on = !state.controls.show_mode;

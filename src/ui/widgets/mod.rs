@@ -2,6 +2,7 @@
 //! `impl Widget`, so it can be tested with exact buffer assertions.
 
 pub mod beat;
+pub mod cues;
 pub mod gauge;
 pub mod meter;
 pub mod midi;
