@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod preflight;
+pub mod server_check;
 pub mod setlist_watch;
 pub mod shutdown;
 pub mod signals;
@@ -31,6 +32,9 @@ pub const EXIT_PANIC: u8 = 101;
 /// Runs the program for parsed command-line arguments.
 #[allow(clippy::print_stdout)]
 pub fn run(cli: Cli) -> ExitCode {
+    // One TLS provider for reqwest and DTLS alike, for every command (two would make rustls
+    // panic at handshake; none makes the first HTTP client panic).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if cli.print_default_config {
         print!("{}", config::DEFAULT_CONFIG);
         return ExitCode::from(EXIT_OK);
@@ -79,11 +83,29 @@ pub fn run(cli: Cli) -> ExitCode {
             loaded.app.server.backend
         };
         let problems = preflight::check(&loaded, backend);
-        if !problems.is_empty() {
-            eprintln!("{}", config::diagnostics::ConfigErrors(problems.clone()));
+        let server = match &cli.server {
+            Some(url) => match check_server(&loaded, backend, url) {
+                Ok(r) => Some(r),
+                Err(code) => return ExitCode::from(code),
+            },
+            None => None,
+        };
+        if let Some(report) = &server {
+            for n in &report.notes {
+                println!("server: {n}");
+            }
+            for p in &report.problems {
+                eprintln!("server: {p}");
+            }
+        }
+        let server_problems = server.as_ref().map_or(0, |r| r.problems.len());
+        if !problems.is_empty() || server_problems > 0 {
+            if !problems.is_empty() {
+                eprintln!("{}", config::diagnostics::ConfigErrors(problems.clone()));
+            }
             eprintln!(
                 "scope-deck: the files parse, but {} problem(s) would fail at show time.",
-                problems.len()
+                problems.len() + server_problems
             );
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -189,9 +211,6 @@ async fn run_async(
     loaded: LoadedConfig,
     pane_rx: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
 ) -> u8 {
-    // One TLS provider for reqwest and DTLS alike (two would make rustls panic at handshake).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-
     let cancel = CancellationToken::new();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
@@ -475,4 +494,31 @@ fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {
         Err(e) if e.is_panic() => EXIT_PANIC,
         Err(_) => EXIT_RUNTIME,
     }
+}
+
+/// `--check-config --server URL`: the URL is checked like `--server` is for a show, then the
+/// server is asked on a small runtime of its own (the show's runtime is never started).
+#[allow(clippy::print_stderr)]
+fn check_server(
+    loaded: &LoadedConfig,
+    backend: Backend,
+    url: &str,
+) -> Result<server_check::ServerReport, u8> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => {
+            eprintln!(
+                "scope-deck: --server {url}: expected an http:// or https:// URL with a host"
+            );
+            return Err(EXIT_USAGE);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("scope-deck: cannot start the runtime for the server check: {e}");
+            EXIT_RUNTIME
+        })?;
+    Ok(rt.block_on(server_check::check(loaded, backend, url)))
 }

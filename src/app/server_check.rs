@@ -1,0 +1,152 @@
+//! `--check-config --server URL`: asks a Scope server what the show will need from it, without
+//! starting a session (no pipeline load, no offer): does it answer, does it offer the configured
+//! pipelines, are their models downloaded, can it publish the server-side outputs the config turns
+//! on, and which theme parameters its schema lacks. A pre-flight the operator runs before doors.
+
+use std::time::Duration;
+
+use crate::config::LoadedConfig;
+use crate::transport::config::Backend;
+use crate::transport::http::ScopeHttp;
+use crate::transport::schema;
+use crate::video::scope_api::ScopeOutput;
+
+/// How long one request may take before the check reports the server as not answering.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the server check found: problems fail the pre-flight, notes are printed only.
+#[derive(Debug, Default, PartialEq)]
+pub struct ServerReport {
+    /// Things that would fail at show time, each naming the endpoint (and the config key where
+    /// one is to blame).
+    pub problems: Vec<String>,
+    /// Things worth knowing that do not fail the show.
+    pub notes: Vec<String>,
+}
+
+/// Runs the check against `url` (already validated as an http(s) URL with a host).
+pub async fn check(loaded: &LoadedConfig, backend: Backend, url: &str) -> ServerReport {
+    let mut report = ServerReport::default();
+    if !matches!(backend, Backend::Scope | Backend::ScopeOsc) {
+        report.notes.push(format!(
+            "--server checks a Scope server; the {} backend is not asked (nothing to check)",
+            backend.label()
+        ));
+        return report;
+    }
+    let app = &loaded.app;
+    let http = match ScopeHttp::new(url, REQUEST_TIMEOUT) {
+        Ok(h) => h,
+        Err(e) => {
+            report.problems.push(e.to_string());
+            return report;
+        }
+    };
+    if let Err(e) = http.health().await {
+        // Nothing else can answer either; one clear line is better than five.
+        report
+            .problems
+            .push(format!("{e} — is the server running at {url}?"));
+        return report;
+    }
+    report.notes.push(format!("GET /health: ok ({url})"));
+
+    let ids = &app.server.pipeline_ids;
+    match http.schemas().await {
+        Err(e) => report.problems.push(e.to_string()),
+        Ok(reply) => match schema::known_pipelines(&reply) {
+            None => report
+                .problems
+                .push("GET /api/v1/pipelines/schemas: the reply has no `pipelines` object".into()),
+            Some(known) => match schema::check_pipeline_ids(ids, &known) {
+                Err(why) => report
+                    .problems
+                    .push(app.error_at("server.pipeline_ids", why).to_string()),
+                Ok(()) => {
+                    report.notes.push(format!(
+                        "GET /api/v1/pipelines/schemas: offers {}",
+                        ids.join(", ")
+                    ));
+                    if let Ok(specs) = schema::specs_from_schemas(&reply, ids) {
+                        unknown_theme_params(loaded, &specs, &mut report);
+                    }
+                }
+            },
+        },
+    }
+
+    for id in ids {
+        match http.models_status(id).await {
+            Ok(s) if s.downloaded => {}
+            Ok(_) => report.problems.push(format!(
+                "GET /api/v1/models/status?pipeline_id={id}: the models of `{id}` are not \
+                 downloaded on the server; press `D` (download_models) once connected, or download \
+                 them on the server before the show"
+            )),
+            // Older servers and pipelines without weights have no such endpoint.
+            Err(e) if e.status() == Some(404) => report
+                .notes
+                .push(format!("{e} (this server does not report model downloads)")),
+            Err(e) => report.problems.push(e.to_string()),
+        }
+    }
+
+    let wanted = &app.video.scope_outputs.enable;
+    if !wanted.is_empty() {
+        match http.hardware_info().await {
+            Err(e) => report.problems.push(e.to_string()),
+            Ok(info) => {
+                for out in wanted {
+                    let available = match out {
+                        ScopeOutput::Ndi => info.ndi,
+                        ScopeOutput::Spout => info.spout,
+                        ScopeOutput::Syphon => info.syphon,
+                    };
+                    if available != Some(true) {
+                        report.problems.push(
+                            app.error_at(
+                                "video.scope_outputs.enable",
+                                format!(
+                                    "GET /api/v1/hardware/info: the server cannot publish {} \
+                                     output ({})",
+                                    (*out).label(),
+                                    if available.is_none() {
+                                        "not reported"
+                                    } else {
+                                        "unavailable"
+                                    }
+                                ),
+                            )
+                            .to_string(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Notes every theme parameter the loaded pipelines' schema does not describe: the deck keeps
+/// such values (a later pipeline may have them), but this server will ignore them.
+fn unknown_theme_params(
+    loaded: &LoadedConfig,
+    specs: &[crate::core::params::ParamSpec],
+    report: &mut ServerReport,
+) {
+    for theme in &loaded.themes {
+        let missing: Vec<&str> = theme
+            .params
+            .keys()
+            .filter(|k| !specs.iter().any(|s| &s.key == *k))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            report.notes.push(format!(
+                "theme `{}`: this server's pipeline has no {} (kept, not applied)",
+                theme.id,
+                missing.join(", ")
+            ));
+        }
+    }
+}
