@@ -88,41 +88,29 @@ pub fn codec_of(name: &str) -> Option<VideoCodec> {
 }
 
 /// The codec and payload type the answer chose for the first video m-line (its first listed
-/// payload type that is VP8 or H264).
+/// payload type that is VP8 or H264). Parsed with webrtc-rs's own SDP types (the same parser
+/// the peer connection used on this answer), so a malformed answer reads as `None`.
 pub fn negotiated_video(sdp: &str) -> Option<(VideoCodec, u8)> {
-    let mut in_video = false;
-    let mut order: Vec<u8> = Vec::new();
-    let mut maps: Vec<(u8, VideoCodec)> = Vec::new();
-    for line in sdp.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("m=") {
-            if in_video {
-                break;
-            }
-            in_video = m.starts_with("video ");
-            if in_video {
-                order = m
-                    .split_whitespace()
-                    .skip(3)
-                    .filter_map(|p| p.parse().ok())
-                    .collect();
-            }
-            continue;
-        }
-        if !in_video {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("a=rtpmap:") {
-            let mut it = rest.splitn(2, ' ');
-            let pt = it.next().and_then(|p| p.parse::<u8>().ok());
-            let enc = it.next().and_then(|e| e.split('/').next());
-            if let (Some(pt), Some(c)) = (pt, enc.and_then(codec_of)) {
-                maps.push((pt, c));
-            }
-        }
-    }
-    order
+    let desc =
+        webrtc::sdp::SessionDescription::unmarshal(&mut std::io::Cursor::new(sdp.as_bytes()))
+            .ok()?;
+    let video = desc
+        .media_descriptions
         .iter()
-        .find_map(|pt| maps.iter().find(|(p, _)| p == pt).map(|(p, c)| (*c, *p)))
+        .find(|m| m.media_name.media == "video")?;
+    let rtpmap = |pt: u8| {
+        video.attributes.iter().find_map(|a| {
+            let v = a.value.as_deref().filter(|_| a.key == "rtpmap")?;
+            let (p, enc) = v.split_once(' ')?;
+            (p.parse::<u8>().ok()? == pt).then(|| codec_of(enc.split('/').next()?))?
+        })
+    };
+    video
+        .media_name
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .find_map(|pt| rtpmap(pt).map(|c| (c, pt)))
 }
 
 #[cfg(test)]
@@ -156,20 +144,40 @@ mod tests {
         assert!(fb.iter().any(|f| f.typ == "ccm" && f.parameter == "fir"));
     }
 
+    /// A session head webrtc-rs accepts (`v=`, `o=`, `s=`, `t=`) before the media sections.
+    fn answer(media: &str) -> String {
+        format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n{media}")
+    }
+
     #[test]
     fn reads_the_chosen_codec_from_an_answer() {
-        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
-                   m=video 9 UDP/TLS/RTP/SAVPF 102 96 97\r\na=rtpmap:96 VP8/90000\r\n\
-                   a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\n\
-                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
-        assert_eq!(negotiated_video(sdp), Some((VideoCodec::H264, 102)));
-        let vp8 =
-            "m=video 9 UDP/TLS/RTP/SAVPF 97 96\na=rtpmap:97 rtx/90000\na=rtpmap:96 VP8/90000\n";
-        assert_eq!(negotiated_video(vp8), Some((VideoCodec::Vp8, 96)));
-        assert_eq!(negotiated_video("v=0\r\nm=application 9 x\r\n"), None);
+        let sdp = answer(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 102 96 97\r\na=rtpmap:96 VP8/90000\r\n\
+             a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\n\
+             m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+        );
+        assert_eq!(negotiated_video(&sdp), Some((VideoCodec::H264, 102)));
+        let vp8 = answer(
+            "m=video 9 UDP/TLS/RTP/SAVPF 97 96\r\na=rtpmap:97 rtx/90000\r\n\
+             a=rtpmap:96 VP8/90000\r\n",
+        );
+        assert_eq!(negotiated_video(&vp8), Some((VideoCodec::Vp8, 96)));
+        // An audio section with the same payload type does not lend its codec to video.
+        let shared = answer(
+            "m=audio 9 RTP 96\r\na=rtpmap:96 VP8/90000\r\n\
+             m=video 9 RTP 96\r\na=rtpmap:96 AV1/90000\r\n",
+        );
+        assert_eq!(negotiated_video(&shared), None);
         assert_eq!(
-            negotiated_video("m=video 9 RTP 100\na=rtpmap:100 AV1/90000\n"),
+            negotiated_video(&answer("m=application 9 UDP/DTLS/SCTP x\r\n")),
             None
         );
+        assert_eq!(
+            negotiated_video(&answer("m=video 9 RTP 100\r\na=rtpmap:100 AV1/90000\r\n")),
+            None
+        );
+        // Not SDP at all.
+        assert_eq!(negotiated_video("m=video 9 RTP 96\na=rtpmap:96 VP8/90000\n"), None);
     }
 }
