@@ -13,9 +13,14 @@ pub const LOG_FILE: &str = "scope-deck.log";
 
 /// Where logs go by default: `$XDG_STATE_HOME/scope-deck` (falls back to the data dir).
 pub fn default_log_dir() -> PathBuf {
-    directories::ProjectDirs::from("", "", "scope-deck")
-        .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
-        .unwrap_or_else(|| std::env::temp_dir().join("scope-deck"))
+    use etcetera::BaseStrategy;
+    etcetera::choose_base_strategy()
+        .map(|d| {
+            d.state_dir()
+                .unwrap_or_else(|| d.data_dir())
+                .join("scope-deck")
+        })
+        .unwrap_or_else(|_| std::env::temp_dir().join("scope-deck"))
 }
 
 /// Installs the global subscriber. Keep the guard alive until the very end: dropping it flushes.

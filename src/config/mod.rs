@@ -78,7 +78,10 @@ pub struct LoadedConfig {
 
 /// The default user config directory (`$XDG_CONFIG_HOME/scope-deck`).
 pub fn default_config_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "scope-deck").map(|d| d.config_dir().to_path_buf())
+    use etcetera::BaseStrategy;
+    etcetera::choose_base_strategy()
+        .ok()
+        .map(|d| d.config_dir().join("scope-deck"))
 }
 
 /// A named text to parse: user file or embedded default.
