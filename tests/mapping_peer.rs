@@ -123,19 +123,12 @@ async fn theme_prompt_and_persona_changes_reach_the_peer() {
     assert!(texts[1].starts_with("androgynous cartoon magical dj under a giant setting sun"));
     assert!(texts[2].starts_with("female cartoon magical dj under a giant setting sun"));
     // No pipeline reload for any of it: one load at start-up.
-    let requests: Value = reqwest::get(format!("{}/_control/requests", peer.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let requests = peer.requests().await;
     let loads = requests
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|r| r["method"] == "POST" && r["path"] == "/api/v1/pipeline/load")
         .count();
-    assert_eq!(loads, 1, "{requests}");
+    assert_eq!(loads, 1, "{requests:?}");
 
     writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
     let status = common::wait_for("exit", Duration::from_secs(15), || {

@@ -29,14 +29,8 @@ fn text(out: &Output) -> String {
 
 /// Paths the peer was asked for with `method`.
 async fn requested(peer: &Peer, method: &str) -> Vec<String> {
-    let r: serde_json::Value = reqwest::get(format!("{}/_control/requests", peer.url()))
+    peer.requests()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r.as_array()
-        .unwrap()
         .iter()
         .filter(|e| e["method"] == method)
         .map(|e| e["path"].as_str().unwrap_or_default().to_string())

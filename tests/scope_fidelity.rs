@@ -221,21 +221,13 @@ async fn a_shm_path_in_use_is_kept_and_the_actual_path_reported() {
     handle.shutdown().await;
 }
 
-/// `GET /_control/requests` of `peer` matching `method path`.
+/// Requests `peer` answered matching `method path`.
 async fn requests(peer: &Peer, method: &str, path: &str) -> usize {
-    let r: serde_json::Value = reqwest::get(format!("{}/_control/requests", peer.url()))
+    peer.requests()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r.as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|e| e["method"] == method && e["path"] == path)
-                .count()
-        })
-        .unwrap_or(0)
+        .iter()
+        .filter(|e| e["method"] == method && e["path"] == path)
+        .count()
 }
 
 /// Errors reported so far.

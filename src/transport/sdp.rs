@@ -178,6 +178,9 @@ mod tests {
             None
         );
         // Not SDP at all.
-        assert_eq!(negotiated_video("m=video 9 RTP 96\na=rtpmap:96 VP8/90000\n"), None);
+        assert_eq!(
+            negotiated_video("m=video 9 RTP 96\na=rtpmap:96 VP8/90000\n"),
+            None
+        );
     }
 }

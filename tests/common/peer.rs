@@ -203,6 +203,22 @@ impl Peer {
             .unwrap()
     }
 
+    /// `GET /_control/requests`: every HTTP request `{ts, method, path}` the peer answered, in
+    /// order (`path` without the query).
+    pub async fn requests(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_control/requests", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// `GET /_control/uploads`: every asset upload `{name, path, size_bytes}` in order.
     pub async fn uploads(&self) -> Vec<Value> {
         self.http
