@@ -5,6 +5,9 @@
 //!   ends the process promptly (libpulse can deadlock forever releasing the dead stream; the
 //!   deck abandons it).
 //!
+//! - a video sink's consumer is gone for good (a custom sink writing into a FIFO nobody reads):
+//!   the show goes on, and quit names the stuck edge and exits with code 4 instead of hanging.
+//!
 //! Every wait is on an event (a JSON line, the child's exit) with a deadline, never a sleep.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -24,17 +27,27 @@ struct Deck {
     events: Receiver<Value>,
     exited: Receiver<Option<i32>>,
     pid: u32,
+    /// Everything the deck wrote to stderr (also echoed to the test's output).
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Deck {
+    /// The deck in a dry run.
     fn start(sb: &common::Sandbox, env: &[(&str, String)]) -> Deck {
+        Deck::start_with(sb, &["--dry-run"], env)
+    }
+
+    /// The deck with `args` (e.g. `--dry-run`, or `--server URL`).
+    fn start_with(sb: &common::Sandbox, args: &[&str], env: &[(&str, String)]) -> Deck {
         let mut cmd = Command::new(common::bin());
-        cmd.args(["--headless", "--dry-run", "--config-dir"])
+        cmd.arg("--headless")
+            .args(args)
+            .arg("--config-dir")
             .arg(sb.config_dir())
             .env("XDG_STATE_HOME", sb.state_home())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -42,6 +55,18 @@ impl Deck {
         let pid = child.id();
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (err_pipe, err_text) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                if let Ok(mut t) = err_text.lock() {
+                    t.push_str(&line);
+                    t.push('\n');
+                }
+            }
+        });
         let (tx, events) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -66,6 +91,7 @@ impl Deck {
             events,
             exited,
             pid,
+            stderr,
         }
     }
 
@@ -257,4 +283,42 @@ fn sound_server_killed_with_shm_on_device_returns_and_quit_stays_prompt() {
     }
     assert_eq!(code, Some(0), "exit code after {took:?}; log:\n{log}");
     assert!(took < Duration::from_secs(5), "quit took {took:?}");
+}
+
+/// A sink whose consumer is gone for good — a custom sink writing into a FIFO nobody reads, as
+/// when the ffmpeg on the other end died: GStreamer blocks inside `open()` and nothing can cancel
+/// it. The show goes on (video is still received and decoded; the sink counts as failed), and
+/// quit names the stuck edge and exits with code 4 within the deadlines instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_blocked_for_good_is_named_and_quit_exits_4() {
+    let peer = common::peer::Peer::start(common::peer::PeerOptions::default()).await;
+    let sb = common::Sandbox::new();
+    let fifo = sb.config_dir().join("consumer.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    sb.write_config(&format!(
+        "[[video.sinks]]\nkind = \"custom\"\npipeline = \"videoconvert ! filesink location={}\"\n",
+        fifo.display()
+    ));
+    let url = peer.url();
+    let mut deck = Deck::start_with(&sb, &["--server", &url], &[]);
+    let video = |v: &Value| {
+        v["event"] == "video"
+            && v["frames_in"].as_u64().is_some_and(|n| n >= 10)
+            && v["sinks_failed"] == 1
+    };
+    let seen = tokio::task::block_in_place(|| {
+        deck.expect(
+            "video received while the sink is stuck",
+            Duration::from_secs(30),
+            video,
+        )
+    });
+    println!("show goes on: {seen}");
+    let (took, code) = tokio::task::block_in_place(|| deck.quit(Duration::from_secs(30)));
+    println!("quit took {took:?}");
+    let err = deck.stderr.lock().unwrap().clone();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("did not stop in time: video output"), "{err}");
+    drop(peer);
 }
