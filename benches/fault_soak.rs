@@ -11,11 +11,17 @@
 //!   restarted. Reported: detect time (kill → `health` `audio` `lost`), recover time (restart →
 //!   frames again, `silent` on the null sink).
 //!
-//! Both report the deck's open file descriptors, threads and RSS after every cycle (leaks), and
+//! - `midi` (with `--features jack`): a MIDI device (`jack_midiseq` playing a note loop on a
+//!   private jackd, dummy driver) is killed by PID and started again. Reported: detect time
+//!   (kill → `midi_activity` says the device is gone), recover time (restart → its messages
+//!   counted again).
+//!
+//! All report the deck's open file descriptors, threads and RSS after every cycle (leaks), and
 //! how long `quit` took at the end.
 //!
 //! Run: `cargo bench --profile dev --bench fault_soak` (needs `scripts/setup.sh test`);
-//! `SOAK_CYCLES` (default 20; the issue's figure is 100), `SOAK_PART` = `peer` | `pulse` | `all`.
+//! `SOAK_CYCLES` (default 20; the issue's figure is 100), `SOAK_PART` = `peer` | `pulse` | `midi`
+//! | `all` (`midi` needs `cargo bench --profile dev --features jack --bench fault_soak`).
 //! Results go to docs/performance.md under `## Fault handling`.
 #![allow(
     clippy::unwrap_used,
@@ -430,6 +436,149 @@ fn soak_pulse(cycles: usize, rng: &mut Rng) {
     println!("pulse: quit took {t:?}, exit code {code:?}");
 }
 
+/// A private jackd (dummy driver) named `name`; SIGTERM on drop so it leaves JACK's registry.
+#[cfg(feature = "jack")]
+struct Jackd(Child);
+
+#[cfg(feature = "jack")]
+impl Drop for Jackd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(feature = "jack")]
+fn start_jackd(name: &str) -> Jackd {
+    let jackd = Jackd(
+        Command::new("jackd")
+            .args([
+                "-n",
+                name,
+                "--no-realtime",
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+                "256",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd (Debian package jackd2)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !Command::new("jack_lsp")
+        .env("JACK_DEFAULT_SERVER", name)
+        .env("JACK_NO_START_SERVER", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "jackd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    jackd
+}
+
+/// The MIDI device: a note loop every 0.25 s on JACK port `soakseq:out`.
+#[cfg(feature = "jack")]
+fn start_midiseq(server: &str) -> Proc {
+    Proc(
+        Command::new("jack_midiseq")
+            .args(["soakseq", "12000", "0", "60", "6000"])
+            .env("JACK_DEFAULT_SERVER", server)
+            .env("JACK_NO_START_SERVER", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jack_midiseq (Debian package jackd2)"),
+    )
+}
+
+#[cfg(feature = "jack")]
+fn soak_midi(cycles: usize, rng: &mut Rng) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("deck");
+    std::fs::create_dir_all(cfg.join("keymaps")).unwrap();
+    std::fs::write(
+        cfg.join("keymaps/rig.toml"),
+        "name = \"rig\"\n[normal]\n\"q\" = \"quit\"\n[midi_in]\ndevices = [\"soakseq*\"]\n\
+         [[midi]]\ntype = \"note\"\nnote = 60\naction = \"tap_tempo\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("config.toml"),
+        "[ui]\nkeymap = \"rig\"\n[server]\nbackend = \"dry-run\"\n",
+    )
+    .unwrap();
+    let server = format!("scope-deck-soak-{}", std::process::id());
+    let _jackd = start_jackd(&server);
+    let env = [
+        ("JACK_DEFAULT_SERVER", server.clone()),
+        ("JACK_NO_START_SERVER", "1".to_string()),
+    ];
+    let mut seq = Some(start_midiseq(&server));
+    let deck = Deck::start(&cfg, &dir.path().join("state"), &env);
+    // The device as `midi_activity` reports it: (connected, messages counted).
+    let device = |v: &Value| -> Option<(bool, u64)> {
+        if v["event"] != "midi_activity" {
+            return None;
+        }
+        v["devices"].as_array()?.iter().find_map(|d| {
+            d["name"].as_str()?.contains("soakseq").then(|| {
+                (
+                    d["connected"] == true,
+                    d["count"].as_u64().unwrap_or_default(),
+                )
+            })
+        })
+    };
+    let mut ignore = |_: &Value| {};
+    deck.wait(Duration::from_secs(30), &mut ignore, |v| {
+        device(v).is_some_and(|(c, n)| c && n > 0)
+    })
+    .expect("device connected and playing");
+    let (mut detect, mut recover, mut res) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..cycles {
+        let d = Duration::from_secs_f64(0.2 + rng.next_f64() * 2.0);
+        let _ = deck.wait(d, &mut ignore, |_| false);
+        drop(seq.take());
+        // The count when it went: coming back means counted again, not only reconnected.
+        let mut count_at_loss = 0;
+        match deck.wait(
+            Duration::from_secs(10),
+            &mut |v: &Value| {
+                if let Some((_, n)) = device(v) {
+                    count_at_loss = n;
+                }
+            },
+            |v| device(v).is_some_and(|(c, _)| !c),
+        ) {
+            Some(t) => detect.push(t.as_secs_f64()),
+            None => println!("cycle {i}: device loss not reported"),
+        }
+        seq = Some(start_midiseq(&server));
+        let back = Instant::now();
+        match deck.wait(Duration::from_secs(30), &mut ignore, |v| {
+            device(v).is_some_and(|(c, n)| c && n > count_at_loss)
+        }) {
+            Some(_) => recover.push(back.elapsed().as_secs_f64()),
+            None => println!("cycle {i}: device did not come back within 30 s"),
+        }
+        res.push(deck.resources());
+    }
+    report("midi", &detect, &recover, &res);
+    let (t, code) = deck.quit();
+    println!("midi: quit took {t:?}, exit code {code:?}");
+    drop(seq);
+}
+
 fn main() {
     // `cargo test --all-targets` runs bench binaries too; the soak is for `cargo bench`.
     if !std::env::args().any(|a| a == "--bench") {
@@ -447,5 +596,13 @@ fn main() {
     }
     if part == "all" || part == "pulse" {
         soak_pulse(cycles, &mut rng);
+    }
+    #[cfg(feature = "jack")]
+    if part == "all" || part == "midi" {
+        soak_midi(cycles, &mut rng);
+    }
+    #[cfg(not(feature = "jack"))]
+    if part == "midi" {
+        println!("fault_soak: the MIDI part needs `--features jack`");
     }
 }

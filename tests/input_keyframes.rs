@@ -184,14 +184,19 @@ async fn scope_peer_decodes_the_first_input_frame_and_its_pli_and_fir_are_answer
         .send_waiting(TransportCmd::Connect)
         .await
         .unwrap();
+    // The round trip the dashboard shows, from the peer's receiver reports on our video.
+    let (rtt_tx, mut rtt_rx) = tokio::sync::watch::channel(None::<f32>);
     let drain = tokio::spawn(async move {
         while let Some(ev) = erx.recv().await {
-            if let TransportEvent::State {
-                state: ConnState::Streaming,
-                ..
-            } = ev
-            {
-                eprintln!("streaming after {:?}", connect.elapsed());
+            match ev {
+                TransportEvent::State {
+                    state: ConnState::Streaming,
+                    ..
+                } => eprintln!("streaming after {:?}", connect.elapsed()),
+                TransportEvent::Stats(s) if s.rtt_ms.is_some() => {
+                    let _ = rtt_tx.send(s.rtt_ms);
+                }
+                _ => {}
             }
         }
     });
@@ -267,6 +272,15 @@ async fn scope_peer_decodes_the_first_input_frame_and_its_pli_and_fir_are_answer
     assert!(inp.counters.keyframes_forced.load(Ordering::Relaxed) > forced);
     let stats = peer.stats().await;
     assert!(stats["keyframes_in"].as_u64().unwrap() >= 3, "{stats}");
+    // A session that sends video has a measured round trip (RFC 3550 LSR/DLSR), and on loopback
+    // it is small: a number from the wire, not a placeholder.
+    let rtt = tokio::time::timeout(Duration::from_secs(10), rtt_rx.wait_for(Option::is_some))
+        .await
+        .expect("an RTT within 10 s of streaming")
+        .expect("stats channel open")
+        .unwrap_or(f32::NAN);
+    eprintln!("RTT from the peer's receiver reports: {rtt:.2} ms");
+    assert!(rtt.is_finite() && (0.0..1000.0).contains(&rtt), "{rtt}");
 
     handle
         .link

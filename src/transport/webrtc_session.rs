@@ -501,7 +501,10 @@ impl Session {
         }
     }
 
-    /// Round-trip time of the selected candidate pair, when the stack measured one.
+    /// Round-trip time to the server, when one was measured: the ICE candidate pair's (webrtc-rs
+    /// 0.17 never fills it), else RFC 3550 §6.4.1 from the server's receiver reports on our
+    /// outgoing video (LSR/DLSR; only sessions that send video have them). Receive-only sessions
+    /// have neither (aiortc sends no XR), and the dashboard shows no number rather than a guess.
     pub async fn rtt_ms(&self) -> Option<f32> {
         use webrtc::stats::StatsReportType;
         let Ok(report) =
@@ -510,11 +513,20 @@ impl Session {
             tracing::warn!("get_stats blocked for 200 ms");
             return None;
         };
-        report.reports.values().find_map(|r| match r {
+        let ice = report.reports.values().find_map(|r| match r {
             StatsReportType::CandidatePair(p) if p.nominated && p.current_round_trip_time > 0.0 => {
                 Some((p.current_round_trip_time * 1000.0) as f32)
             }
             _ => None,
+        });
+        ice.or_else(|| {
+            report.reports.values().find_map(|r| match r {
+                // The interceptor records it in milliseconds.
+                StatsReportType::RemoteInboundRTP(s) if s.kind == "video" => {
+                    s.round_trip_time.map(|ms| ms as f32)
+                }
+                _ => None,
+            })
         })
     }
 
