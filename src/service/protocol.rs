@@ -15,9 +15,11 @@ use crate::core::snapshot::UiSnapshot;
 /// what they do not know).
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Longest input line accepted (bytes, without the newline). A longer line is skipped whole
-/// with an error naming it; the lines around it are read as usual.
-pub const MAX_LINE: usize = 64 * 1024;
+/// Longest input line accepted (bytes, without the newline): 1 MiB. A longer line is skipped
+/// whole with an error naming it; the lines around it are read as usual. The bound is for memory
+/// (a stream with no newline); it sits above the data channel's 64 KiB message limit so that an
+/// oversized prompt still reaches the transport and gets its own, more precise refusal.
+pub const MAX_LINE: usize = 1024 * 1024;
 
 /// The deck's clock for event timestamps: `t` is seconds since the deck started (monotonic,
 /// the same origin as the snapshots' `now` to within a millisecond).

@@ -109,6 +109,7 @@ pub async fn write_stdout(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::action::Action;
 
     #[test]
     fn parses_actions_skips_blanks_and_reports_bad_lines() {

@@ -80,7 +80,6 @@ pub struct Fault {
     /// What to do or why, for the performer.
     pub detail: String,
     /// Engine time it started.
-    #[serde(skip)]
     pub since: Duration,
 }
 

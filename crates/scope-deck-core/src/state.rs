@@ -181,7 +181,6 @@ pub struct ParamsSlice {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ActivityEntry {
     /// Engine time.
-    #[serde(skip)]
     pub at: Duration,
     /// Human label.
     pub label: String,
@@ -252,7 +251,6 @@ pub enum Level {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Notice {
     /// Engine time.
-    #[serde(skip)]
     pub at: Duration,
     /// Severity.
     pub level: Level,
