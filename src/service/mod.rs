@@ -143,6 +143,9 @@ async fn hub(
     let mut snapshots_open = true;
     loop {
         let (line, attached_only): (Shared, bool) = tokio::select! {
+            // Registrations first: a client whose first reply arrived is on the list before any
+            // event queued after that reply.
+            biased;
             _ = cancel.cancelled() => {
                 // The engine's last words (`stopping`) still reach everyone.
                 while let Ok(ev) = events.try_recv() {
@@ -333,4 +336,155 @@ async fn client_session(
     // Lines already queued (answers to what it asked) still go out, then the connection closes.
     drop(tx);
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::action::Action;
+    use crate::core::state::Level;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+    struct Rig {
+        path: std::path::PathBuf,
+        inputs: mpsc::Receiver<Msg>,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+        server: tokio::task::JoinHandle<()>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join(socket::SOCKET_NAME);
+        let listener = socket::bind(&path).unwrap();
+        let (inputs_tx, inputs) = mpsc::channel(64);
+        let (events, ev_rx) = mpsc::channel(8192);
+        let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::default()));
+        // Keep the snapshot sender alive for the test's length.
+        std::mem::forget(snap_tx);
+        let cancel = CancellationToken::new();
+        let io = ServiceIo {
+            inputs: inputs_tx,
+            events: ev_rx,
+            snapshots: snap_rx,
+            logs: None,
+            clock: DeckClock::start(),
+            backend: "dry-run".into(),
+        };
+        let server = tokio::spawn(serve(listener, io, cancel.clone()));
+        Rig {
+            path,
+            inputs,
+            events,
+            cancel,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// Connects, checks the hello, asks for the state and waits for it: from then on the hub
+    /// has the client on its list.
+    async fn client(path: &std::path::Path) -> tokio::io::Lines<BufReader<UnixStream>> {
+        let mut lines = BufReader::new(UnixStream::connect(path).await.unwrap()).lines();
+        let hello = lines.next_line().await.unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&hello).unwrap();
+        assert_eq!(v["event"], "hello");
+        assert_eq!(v["protocol"], protocol::PROTOCOL_VERSION);
+        lines
+            .get_mut()
+            .write_all(b"{\"cmd\":\"get_state\"}\n")
+            .await
+            .unwrap();
+        let state = lines.next_line().await.unwrap().unwrap();
+        assert!(state.starts_with(r#"{"event":"state""#), "{}", &state[..80]);
+        lines
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn actions_reach_the_engine_as_script_or_key_and_bad_lines_answer_only_the_sender() {
+        let mut r = rig();
+        let mut a = client(&r.path).await;
+        a.get_mut()
+            .write_all(b"{\"action\":\"theme_next\"}\n{\"action\":\"fly\"}\n{\"cmd\":\"attach\"}\n{\"action\":\"theme_prev\"}\n")
+            .await
+            .unwrap();
+        let first = r.inputs.recv().await.unwrap();
+        assert_eq!(
+            first,
+            Msg::Action {
+                action: Action::ThemeNext,
+                source: ActionSource::Script
+            }
+        );
+        let err = a.next_line().await.unwrap().unwrap();
+        assert!(
+            err.contains(r#""event":"error""#)
+                && err.contains("socket line 3")
+                && err.contains("fly"),
+            "{err}"
+        );
+        let snap = a.next_line().await.unwrap().unwrap();
+        assert!(
+            snap.starts_with(r#"{"event":"snapshot""#),
+            "attach streams snapshots"
+        );
+        assert_eq!(
+            r.inputs.recv().await.unwrap(),
+            Msg::Action {
+                action: Action::ThemePrev,
+                source: ActionSource::Keyboard
+            }
+        );
+        r.cancel.cancel();
+        r.server.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() {
+        let r = rig();
+        let mut slow = client(&r.path).await;
+        let mut fast = client(&r.path).await;
+        const N: usize = 3000;
+        let message = "m".repeat(4096);
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while n < N {
+                let l = fast.next_line().await.unwrap().unwrap();
+                if l.contains(r#""event":"notice""#) {
+                    n += 1;
+                }
+            }
+            (n, fast)
+        });
+        for _ in 0..N {
+            r.events
+                .send(Event::Notice {
+                    level: Level::Info,
+                    message: message.clone(),
+                })
+                .await
+                .unwrap();
+        }
+        let (n, _fast) = tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, N);
+        // The slow client got what fitted, then its connection was closed by the deck.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            slow.get_mut().read_to_end(&mut rest),
+        )
+        .await
+        .unwrap();
+        assert!(read.is_ok());
+        let got = rest
+            .split(|&b| b == b'\n')
+            .filter(|l| l.windows(8).any(|w| w == b"\"notice\""))
+            .count();
+        assert!(got < N, "the slow client was not dropped ({got} of {N})");
+        r.cancel.cancel();
+    }
 }
