@@ -133,6 +133,19 @@ fn the_socket_is_private_owned_once_and_cleaned_up() {
     assert_eq!(mode(&socket), 0o600);
     let state = c.state();
     assert_eq!(state["backend"], "dry-run", "{state}");
+    // The SSH session that started it may hang up: the show goes on.
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &first.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    common::wait_for("SIGHUP ignored in the log", T, || {
+        sb.log().contains("SIGHUP ignored").then_some(())
+    });
+    assert!(first.try_wait().unwrap().is_none(), "SIGHUP stopped serve");
+    assert_eq!(c.state()["lifecycle"], "running");
 
     let mut second = serve(&sb, &socket, &["--dry-run"]);
     assert_eq!(wait_exit(&mut second), 1);
@@ -153,6 +166,21 @@ fn the_socket_is_private_owned_once_and_cleaned_up() {
     c.wait("stopping", |v| v["event"] == "stopping");
     assert_eq!(wait_exit(&mut third), 0, "{}", stderr_of(&mut third));
     assert!(!socket.exists(), "the socket is removed on exit");
+    let out = Command::new(common::bin())
+        .args(["--config-dir"])
+        .arg(sb.config_dir())
+        .args(["attach", "--headless", "--socket"])
+        .arg(&socket)
+        .env("XDG_STATE_HOME", sb.state_home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no deck is serving on") && err.contains(&socket.display().to_string()),
+        "{err}"
+    );
     let log = sb.log();
     assert!(log.contains("removing a stale deck socket"), "{log}");
 }

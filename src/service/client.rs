@@ -309,3 +309,36 @@ async fn dashboard(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_deck_with_another_protocol_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deck.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _ = s
+                .write_all(b"{\"event\":\"hello\",\"protocol\":2,\"version\":\"9\",\"backend\":\"x\",\"pid\":1,\"t\":0.0}\n")
+                .await;
+            // Keep the connection open until the client is done.
+            let mut buf = [0u8; 1];
+            let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+        });
+        let Err(e) = connect(&path).await else {
+            panic!("protocol 2 accepted");
+        };
+        assert!(e.contains("protocol 2") && e.contains("speaks 1"), "{e}");
+        let missing = dir.path().join("none.sock");
+        let Err(e) = connect(&missing).await else {
+            panic!("connected to nothing");
+        };
+        assert!(
+            e.contains("no deck is serving on") && e.contains("none.sock"),
+            "{e}"
+        );
+    }
+}
