@@ -57,8 +57,13 @@ struct Slot {
 
 enum Reg {
     Add(u64, Slot),
+    /// The client asked for the dashboard stream: it gets the recent log lines first.
+    Attach(u64),
     Remove(u64),
 }
+
+/// Log lines kept for a dashboard that attaches later (its log pane starts with them).
+const LOG_BACKLOG: usize = 200;
 
 /// Serves `listener` until `cancel`: accepts same-user connections and fans the engine's
 /// events, snapshots and logs out to them.
@@ -139,6 +144,7 @@ async fn hub(
     cancel: CancellationToken,
 ) {
     let mut clients: HashMap<u64, Slot> = HashMap::new();
+    let mut backlog: std::collections::VecDeque<Shared> = std::collections::VecDeque::new();
     let mut events_open = true;
     let mut snapshots_open = true;
     loop {
@@ -159,6 +165,14 @@ async fn hub(
             r = reg.recv() => {
                 match r {
                     Some(Reg::Add(id, slot)) => { clients.insert(id, slot); }
+                    Some(Reg::Attach(id)) => {
+                        if let Some(c) = clients.get(&id) {
+                            for l in &backlog {
+                                let _ = c.tx.try_send(l.clone());
+                            }
+                            c.attached.store(true, Ordering::Relaxed);
+                        }
+                    }
                     Some(Reg::Remove(id)) => { clients.remove(&id); }
                     None => break,
                 }
@@ -191,13 +205,18 @@ async fn hub(
                 }
             } => match log {
                 Some(l) => {
-                    let line = protocol::line(&ServiceLine::Log {
+                    let line: Shared = protocol::line(&ServiceLine::Log {
                         t: clock.t(),
                         level: l.level.as_str().to_string(),
                         target: l.target,
                         text: l.text,
-                    });
-                    (line.into(), true)
+                    })
+                    .into();
+                    if backlog.len() == LOG_BACKLOG {
+                        backlog.pop_front();
+                    }
+                    backlog.push_back(line.clone());
+                    (line, true)
                 }
                 None => { logs = None; continue; }
             },
@@ -266,6 +285,7 @@ async fn client_session(
     });
     let mut lines = LineReader::new(BufReader::new(read), protocol::MAX_LINE);
     let mut source = ActionSource::Script;
+    let mut attach_sent = false;
     let mut n = 0usize;
     let reply = |l: Vec<u8>| {
         if tx.try_send(l.into()).is_err() {
@@ -320,13 +340,20 @@ async fn client_session(
             }
             Ok(Some(ClientLine::Request(Request::Attach))) => {
                 source = ActionSource::Keyboard;
-                attached.store(true, Ordering::Relaxed);
-                // The current picture at once, not at the next change.
+                // The current picture at once, not at the next change; then the hub sends the
+                // recent log lines and streams from there.
                 let snap = snapshots.borrow().clone();
                 reply(protocol::line(&ServiceLine::Snapshot {
                     t: clock.t(),
                     snapshot: Box::new((*snap).clone()),
                 }));
+                if attach_sent {
+                    continue;
+                }
+                attach_sent = true;
+                if reg.send(Reg::Attach(id)).await.is_err() {
+                    break "deck stopping";
+                }
             }
             Err(e) => reply(error(format!("socket line {n}: {e}"))),
         }
@@ -349,6 +376,7 @@ mod tests {
         path: std::path::PathBuf,
         inputs: mpsc::Receiver<Msg>,
         events: mpsc::Sender<Event>,
+        logs: mpsc::Sender<LogLine>,
         cancel: CancellationToken,
         server: tokio::task::JoinHandle<()>,
         _dir: tempfile::TempDir,
@@ -360,6 +388,7 @@ mod tests {
         let listener = socket::bind(&path).unwrap();
         let (inputs_tx, inputs) = mpsc::channel(64);
         let (events, ev_rx) = mpsc::channel(8192);
+        let (logs, log_rx) = mpsc::channel(16);
         let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::default()));
         // Keep the snapshot sender alive for the test's length.
         std::mem::forget(snap_tx);
@@ -368,7 +397,7 @@ mod tests {
             inputs: inputs_tx,
             events: ev_rx,
             snapshots: snap_rx,
-            logs: None,
+            logs: Some(log_rx),
             clock: DeckClock::start(),
             backend: "dry-run".into(),
         };
@@ -377,6 +406,7 @@ mod tests {
             path,
             inputs,
             events,
+            logs,
             cancel,
             server,
             _dir: dir,
@@ -485,6 +515,38 @@ mod tests {
             .filter(|l| l.windows(8).any(|w| w == b"\"notice\""))
             .count();
         assert!(got < N, "the slow client was not dropped ({got} of {N})");
+        r.cancel.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dashboard_attaching_later_gets_the_recent_log_lines() {
+        let r = rig();
+        let attach = |mut c: tokio::io::Lines<BufReader<UnixStream>>| async move {
+            c.get_mut()
+                .write_all(b"{\"cmd\":\"attach\"}\n")
+                .await
+                .unwrap();
+            let snap = c.next_line().await.unwrap().unwrap();
+            assert!(snap.starts_with(r#"{"event":"snapshot""#));
+            c
+        };
+        let mut first = attach(client(&r.path).await).await;
+        r.logs
+            .send(LogLine {
+                level: tracing::Level::WARN,
+                target: "scope_deck::test".into(),
+                text: "before the second dashboard".into(),
+            })
+            .await
+            .unwrap();
+        let live = first.next_line().await.unwrap().unwrap();
+        assert!(live.contains("before the second dashboard"), "{live}");
+        let mut second = attach(client(&r.path).await).await;
+        let back = second.next_line().await.unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&back).unwrap();
+        assert_eq!(v["event"], "log");
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["text"], "before the second dashboard");
         r.cancel.cancel();
     }
 }
