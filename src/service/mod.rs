@@ -277,7 +277,12 @@ async fn client_session(
                 l = rx.recv() => l,
             };
             let Some(line) = line else { break };
-            if write.write_all(&line).await.is_err() {
+            // A client that stopped reading blocks this write; being dropped ends it too.
+            let written = tokio::select! {
+                _ = writer_kick.cancelled() => false,
+                r = write.write_all(&line) => r.is_ok(),
+            };
+            if !written {
                 break;
             }
         }
