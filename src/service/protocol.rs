@@ -158,7 +158,10 @@ pub fn client_line(text: &str) -> Result<Option<ClientLine>, String> {
     if t.is_empty() || t.starts_with('#') {
         return Ok(None);
     }
-    if t.contains("\"cmd\"") && !t.contains("\"action\"") {
+    // A request is an object with `cmd`; everything else is read as an action.
+    let is_request = serde_json::from_str::<serde_json::Value>(t)
+        .is_ok_and(|v| v.get("cmd").is_some() && v.get("action").is_none());
+    if is_request {
         return serde_json::from_str::<Request>(t)
             .map(|r| Some(ClientLine::Request(r)))
             .map_err(|e| e.to_string());
@@ -325,6 +328,13 @@ mod tests {
         );
         assert_eq!(client_line("  # note"), Ok(None));
         assert!(client_line(r#"{"cmd":"format_disk"}"#).is_err());
+        // A prompt that mentions "cmd" is still an action.
+        assert_eq!(
+            client_line(r#"{"action":"set_prompt","text":"\"cmd\": run"}"#),
+            Ok(Some(ClientLine::Action(Action::SetPrompt {
+                text: "\"cmd\": run".into()
+            })))
+        );
     }
 
     #[test]
