@@ -26,6 +26,9 @@ Examples:
   scope-deck --check-config --config-dir ./my-show
   scope-deck audio-devices                  list audio inputs for [audio] device
   scope-deck analyze set.flac --json        beats, onsets, tempo (offline, same analysis)
+  scope-deck serve --dry-run                the show with no terminal, on a control socket
+  scope-deck attach                         the dashboard on it (q leaves, the show goes on)
+      echo '{\"cmd\":\"get_state\"}' | scope-deck attach --headless
 
 Exit codes:
   0  clean exit (quit, or SIGINT/SIGTERM/SIGHUP handled)
@@ -115,6 +118,25 @@ pub enum Command {
     },
     /// List audio input devices (index and name) for `[audio] device`.
     AudioDevices,
+    /// Run the show with no terminal and serve it on a Unix socket for `attach` (and scripts):
+    /// JSON lines, docs/service.md. An SSH drop does not stop it (SIGHUP is ignored).
+    Serve {
+        /// Socket path (default: $XDG_RUNTIME_DIR/scope-deck/deck.sock, else
+        /// /tmp/scope-deck-<uid>/deck.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+    /// Open the dashboard on a running `serve` (same screens and keys; q, Ctrl-C or a closed
+    /// terminal leave the dashboard, the show goes on).
+    Attach {
+        /// Socket path (as given to `serve`).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// No dashboard: stdin lines go to the deck, its lines (hello, events, replies) to
+        /// stdout.
+        #[arg(long)]
+        headless: bool,
+    },
     /// Developer benchmarks: `bench audio` prints the audio accuracy table and speed.
     #[command(hide = true)]
     Bench {

@@ -15,10 +15,23 @@ fn events(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("non-JSON line on stdout: {l:?}: {e}"))
+            untimed(
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("non-JSON line on stdout: {l:?}: {e}")),
+            )
         })
         .collect()
+}
+
+/// Checks the event's timestamp `t` (seconds on the deck's clock) and removes it, so the rest
+/// can be compared whole.
+fn untimed(mut v: Value) -> Value {
+    let t = v
+        .as_object_mut()
+        .and_then(|o| o.remove("t"))
+        .unwrap_or_else(|| panic!("event without t: {v}"));
+    assert!(t.as_f64().is_some_and(|t| t >= 0.0), "bad t {t} in {v}");
+    v
 }
 
 fn headless(sb: &common::Sandbox) -> Command {
@@ -132,7 +145,7 @@ fn sigterm_shuts_down_in_order_and_logs() {
         .status()
         .unwrap();
     let rest: Vec<Value> = lines
-        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .map(|l| untimed(serde_json::from_str(&l.unwrap()).unwrap()))
         .collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
@@ -231,7 +244,7 @@ fn dry_run_clamps_to_a_recorded_schema_and_refuses_oversized_messages() {
     writeln!(stdin, r#"{{"action":"set_prompt","text":"{huge}"}}"#).unwrap();
     writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
     let rest: Vec<Value> = lines
-        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .map(|l| untimed(serde_json::from_str(&l.unwrap()).unwrap()))
         .collect();
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(
@@ -287,4 +300,90 @@ fn dry_run_schema_that_cannot_be_read_names_file_and_key() {
     assert!(err.contains("config.toml"), "{err}");
     assert!(err.contains("server.dry_run_schema"), "{err}");
     assert!(err.contains("no-such-schema.json"), "{err}");
+}
+
+/// Hardening: a line over the limit is skipped with an error naming it and the next line still
+/// acts; internal actions (the MIDI edge's learn steps) are refused by name; every event has a
+/// timestamp on one clock that never goes back.
+#[test]
+fn long_lines_and_internal_actions_are_refused_and_events_are_timed() {
+    let sb = common::Sandbox::new();
+    let huge = format!(
+        r#"{{"action":"set_prompt","text":"{}"}}"#,
+        "x".repeat(1100 * 1024)
+    );
+    let input = [
+        huge.as_str(),
+        r#"{"action":"learn_done","ok":true,"message":"bound"}"#,
+        r#"{"action":"set_prompt","text":"after the long line"}"#,
+        r#"{"action":"quit"}"#,
+    ]
+    .join("\n");
+    let out = headless(&sb)
+        .write_stdin(input)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let raw: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let times: Vec<f64> = raw.iter().map(|e| e["t"].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let ev = events(&out.stdout);
+    let errors: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "notice" && e["level"] == "error")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("stdin line 1") && m.contains("longer than")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains("stdin line 2")
+            && m.contains("learn_done")
+            && m.contains("internal")),
+        "{errors:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "sent"
+                && e["payload"]["prompts"][0]["text"] == "after the long line"),
+        "the line after the long one was lost: {ev:#?}"
+    );
+}
+
+/// When the reader of stdout goes away (a pipe into `head` that ended), the deck stops cleanly
+/// instead of running on unheard.
+#[test]
+fn a_closed_stdout_stops_the_deck() {
+    let sb = common::Sandbox::new();
+    let mut child = StdCommand::new(common::bin())
+        .args(["--headless", "--dry-run", "--config-dir"])
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.contains("\"ready\""), "{ready}");
+    // Close the reading end; the demo keeps the engine sending, so the next write fails.
+    drop(lines);
+    let status = common::wait_for("the deck to exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0));
+    let log = common::wait_for("the stop in the log", Duration::from_secs(5), || {
+        let l = sb.log();
+        l.contains("output_closed").then_some(l)
+    });
+    assert!(log.contains("stdout closed by its reader"), "{log}");
+    drop(stdin);
 }

@@ -281,6 +281,34 @@ fn headless_lines_never_panic_and_bad_ones_name_their_line() {
     }
 }
 
+/// Deck socket lines (docs/service.md): never a panic, errors bounded, and no mutation ever
+/// gets an internal action (`learn_done`, `learn_control`) past the gate.
+#[test]
+fn socket_lines_never_panic_and_never_pass_internal_actions() {
+    use scope_deck::service::protocol::{ClientLine, client_line, is_internal};
+    let seeds = [
+        r#"{"cmd":"get_state"}"#,
+        r#"{"cmd":"attach"}"#,
+        r#"{"action":"learn_done","ok":true,"message":"bound"}"#,
+        r#"{"action":"learn_control","control":{"device":"pad","channel":1,"kind":"cc","number":7}}"#,
+        r#"{"action":"select_theme","index":3}"#,
+    ];
+    let mut g = Gen::new(6);
+    for i in 0..cases() {
+        let line = if i % 4 == 3 {
+            String::from_utf8_lossy(&g.bytes(200)).into_owned()
+        } else {
+            let seed = *g.pick(&seeds);
+            g.mutate(seed, JSON_TOKENS)
+        };
+        match client_line(&line) {
+            Ok(Some(ClientLine::Action(a))) => assert!(!is_internal(&a), "{line:?} passed"),
+            Ok(_) => {}
+            Err(why) => assert!(why.len() < 1000, "message grows: {}", why.len()),
+        }
+    }
+}
+
 #[test]
 fn midi_bytes_never_panic_and_give_valid_messages() {
     use scope_deck::controls::midi::parse::{MidiMsg, MidiParser};

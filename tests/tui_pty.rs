@@ -224,3 +224,52 @@ fn show_mode_asks_before_reconnect_and_the_log_view_opens() {
     assert!(screen.contains("EXIT:0"), "{screen}");
     assert_restored(&t, &screen);
 }
+
+/// SIGHUP (the terminal or SSH session hung up) is a clean stop: exit 0, terminal restored.
+#[test]
+fn sighup_stops_cleanly_and_restores_the_terminal() {
+    let sb = common::Sandbox::new();
+    let t = start(&sb, "");
+    t.wait_for_text("STREAMING", T);
+    let pid = pid_of(&sb);
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let screen = t.wait_for_text("MODES-END", T);
+    assert!(screen.contains("EXIT:0"), "{screen}");
+    assert_restored(&t, &screen);
+    assert!(sb.log().contains("Hangup"), "{}", sb.log());
+}
+
+/// A real SSH drop without tmux: the terminal itself goes away (the pane is killed, its pty
+/// closes, SIGHUP arrives) while the dashboard draws. Writing to the dead terminal must not turn
+/// into a panic (exit 101): the deck stops in order and exits 0.
+#[test]
+fn a_closed_terminal_is_a_clean_stop_not_a_panic() {
+    let sb = common::Sandbox::new();
+    let code = sb.root.path().join("exit.code");
+    // The wrapping shell ignores SIGHUP so it outlives the terminal and can write the code.
+    let cmd = format!(
+        "trap '' HUP; env XDG_STATE_HOME='{}' '{}' --config-dir '{}' --dry-run; echo $? > '{}'",
+        sb.state_home().display(),
+        common::bin().display(),
+        sb.config_dir().display(),
+        code.display()
+    );
+    let t = Tmux::start(&cmd, 100, 30);
+    t.wait_for_text("STREAMING", T);
+    t.kill_pane();
+    let exit = common::wait_for("the exit code", T, || {
+        std::fs::read_to_string(&code)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+    });
+    let log = sb.log();
+    assert_eq!(exit.trim(), "0", "{log}");
+    assert!(!log.contains("panic"), "{log}");
+    assert!(log.contains("exit"), "{log}");
+}

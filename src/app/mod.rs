@@ -73,6 +73,13 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+    if let Some(Command::Attach { socket, headless }) = &cli.command {
+        return ExitCode::from(crate::service::client::run(
+            socket.clone(),
+            *headless,
+            &loaded,
+        ));
+    }
     if let Some(code) = crate::audio::cli::dispatch(cli.command.as_ref(), &loaded.app.audio) {
         return ExitCode::from(code);
     }
@@ -212,6 +219,24 @@ async fn run_async(
     pane_rx: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
 ) -> u8 {
     let cancel = CancellationToken::new();
+    // `serve`: take the socket before anything starts, so a second deck fails at once.
+    let serving = match &cli.command {
+        Some(Command::Serve { socket }) => {
+            let path = socket
+                .clone()
+                .unwrap_or_else(crate::service::socket::default_path);
+            match crate::service::socket::bind(&path) {
+                Ok(l) => Some((path, l)),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    crate::service::client::say(&e.to_string());
+                    return EXIT_RUNTIME;
+                }
+            }
+        }
+        _ => None,
+    };
+    let clock = crate::service::protocol::DeckClock::start();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
     let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
     // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
@@ -236,7 +261,12 @@ async fn run_async(
     state.looks.list = loaded.looks.clone();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
-    let signals = tokio::spawn(signals::forward(inputs_tx.clone(), cancel.clone()));
+    let signals = tokio::spawn(signals::forward_with(
+        inputs_tx.clone(),
+        cancel.clone(),
+        serving.is_none(),
+    ));
+    let tui_mode = !cli.headless && serving.is_none();
     // Theme hot reload: edits to the user's themes/ apply on save.
     let _theme_watch = loaded
         .dir
@@ -254,13 +284,35 @@ async fn run_async(
     });
 
     // Front end.
-    let (events_tx, frontend) = if cli.headless {
+    let (events_tx, frontend) = if let Some((path, listener)) = serving {
+        // No terminal: clients on the socket (docs/service.md); removed again at the end.
         let (etx, erx) = mpsc::channel(4096);
-        tokio::spawn(headless::read_stdin(inputs_tx.clone(), cancel.clone()));
+        let io = crate::service::ServiceIo {
+            inputs: inputs_tx.clone(),
+            events: erx,
+            snapshots: snap_rx.clone(),
+            logs: pane_rx,
+            clock,
+            backend: state.settings.backend.clone(),
+        };
+        let c = cancel.clone();
+        tracing::info!(socket = %path.display(), "serving");
         (
             Some(etx),
             tokio::spawn(async move {
-                headless::write_stdout(erx).await;
+                crate::service::serve(listener, io, c).await;
+                let _ = std::fs::remove_file(&path);
+                Ok(())
+            }),
+        )
+    } else if cli.headless {
+        let (etx, erx) = mpsc::channel(4096);
+        tokio::spawn(headless::read_stdin(inputs_tx.clone(), cancel.clone()));
+        let inputs = inputs_tx.clone();
+        (
+            Some(etx),
+            tokio::spawn(async move {
+                headless::write_stdout(erx, clock, inputs).await;
                 Ok(())
             }),
         )
@@ -335,7 +387,7 @@ async fn run_async(
         }
     };
     // From here every edge stops within its deadline; past the hard limit the watchdog exits.
-    let _watchdog = shutdown::watchdog(!cli.headless);
+    let _watchdog = shutdown::watchdog(tui_mode);
     let mut stuck = shutdown::Stuck::default();
     let engine_result = match engine_result {
         Some(r) => r,

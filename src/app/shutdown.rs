@@ -46,7 +46,10 @@ impl Stuck {
             code
         };
         tracing::error!(stuck = %list, "exiting with edges that did not stop");
-        eprintln!("scope-deck: did not stop in time: {list}; exiting anyway (code {code})");
+        // Not `eprintln!`: it panics when stderr is a terminal that hung up.
+        crate::service::client::say(&format!(
+            "did not stop in time: {list}; exiting anyway (code {code})"
+        ));
         code
     }
 }
@@ -90,7 +93,7 @@ fn fire(tui: bool, why: &str) {
         crate::ui::tui::restore_terminal();
     }
     tracing::error!("{why}; exiting");
-    eprintln!("scope-deck: {why}; exiting now (code {EXIT_STUCK})");
+    crate::service::client::say(&format!("{why}; exiting now (code {EXIT_STUCK})"));
     std::process::exit(i32::from(EXIT_STUCK));
 }
 

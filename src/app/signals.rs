@@ -10,6 +10,16 @@ use crate::transport::types::TransportCmd;
 
 /// Forwards stop signals to the engine until cancelled.
 pub async fn forward(inputs: mpsc::Sender<Msg>, cancel: CancellationToken) {
+    forward_with(inputs, cancel, true).await
+}
+
+/// As [`forward`]; with `hangup_stops` false a SIGHUP is logged and ignored (`serve`: an SSH
+/// session that started the deck and dropped must not end the show).
+pub async fn forward_with(
+    inputs: mpsc::Sender<Msg>,
+    cancel: CancellationToken,
+    hangup_stops: bool,
+) {
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -26,6 +36,10 @@ pub async fn forward(inputs: mpsc::Sender<Msg>, cancel: CancellationToken) {
             _ = hup.recv() => StopSignal::Hangup,
         };
         tracing::info!(?sig, "signal received");
+        if sig == StopSignal::Hangup && !hangup_stops {
+            tracing::info!("SIGHUP ignored: the deck is serving; the show goes on");
+            continue;
+        }
         if inputs.send(Msg::Signal(sig)).await.is_err() {
             return;
         }

@@ -798,3 +798,44 @@ fn cue_panel_with_the_example_setlist() {
     assert_eq!(snap.looks.0, vec!["warm".to_string(), "look-1".to_string()]);
     both("cues", &snap, &ViewState::default());
 }
+
+/// `attach` draws snapshots that crossed the deck socket as JSON: the decoded snapshot equals
+/// the original and draws the same screen (video, MIDI activity, meters, panic, help).
+#[test]
+fn snapshots_survive_the_socket_unchanged() {
+    let (mut with_video, _) = with_video();
+    with_video.at(
+        2100,
+        Msg::AudioEvent(AudioEvent::Beat {
+            time: 2.0,
+            count: 5,
+            in_bar: 1,
+            bpm: 124.0,
+        }),
+    );
+    with_video.at(2150, Msg::AudioFrame(frame(2.1, 3)));
+    with_video.key(2200, Action::Panic);
+    let mut help = streaming();
+    help.key(1100, Action::ToggleHelp);
+    for snap in [
+        with_video.snapshot(),
+        help.snapshot(),
+        UiSnapshot::default(),
+    ] {
+        let line =
+            crate::service::protocol::line(&crate::service::protocol::ServiceLine::Snapshot {
+                t: 1.0,
+                snapshot: Box::new(snap.clone()),
+            });
+        let back: crate::service::protocol::ServiceLine = serde_json::from_slice(&line).unwrap();
+        let crate::service::protocol::ServiceLine::Snapshot { snapshot, .. } = back else {
+            panic!("not a snapshot line");
+        };
+        assert_eq!(*snapshot, snap);
+        let view = ViewState::default();
+        assert_eq!(
+            render(&snapshot, &view, 160, 48),
+            render(&snap, &view, 160, 48)
+        );
+    }
+}

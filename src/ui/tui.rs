@@ -66,6 +66,39 @@ impl TerminalGuard {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore_terminal();
+        // ratatui's own drop shows a hidden cursor and, when that fails, `eprintln!`s, which
+        // panics when stderr is the same dead terminal (an SSH drop: exit 101 instead of 0).
+        // Show it here; if the terminal is gone, forget that terminal instead of dropping it.
+        if self.terminal.show_cursor().is_err() {
+            let options = TerminalOptions {
+                viewport: Viewport::Fixed(Rect::new(0, 0, 1, 1)),
+            };
+            if let Ok(inert) = Terminal::with_options(CrosstermBackend::new(io::stdout()), options)
+            {
+                std::mem::forget(std::mem::replace(&mut self.terminal, inert));
+            }
+        }
+    }
+}
+
+/// Whether a terminal error means the terminal is gone (hangup, SSH drop, closed pty) rather
+/// than a fault: then the dashboard leaves cleanly.
+pub fn terminal_gone(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    e.kind() == io::ErrorKind::BrokenPipe
+        || matches!(
+            Errno::from_io_error(e),
+            Some(Errno::IO | Errno::NXIO | Errno::PIPE | Errno::BADF | Errno::NOTTY)
+        )
+}
+
+/// `Ok` for a terminal that went away (logged), the error otherwise.
+fn gone_or(e: io::Error) -> io::Result<bool> {
+    if terminal_gone(&e) {
+        tracing::info!("terminal gone ({e}); leaving the dashboard");
+        Ok(true)
+    } else {
+        Err(e)
     }
 }
 
@@ -218,7 +251,11 @@ pub async fn run(
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(w, h))) => {
-                    guard.terminal.resize(Rect::new(0, 0, w, h))?;
+                    if let Err(e) = guard.terminal.resize(Rect::new(0, 0, w, h)) {
+                        if gone_or(e)? {
+                            break;
+                        }
+                    }
                     dirty = true;
                 }
                 Some(Ok(_)) => {}
@@ -270,7 +307,11 @@ pub async fn run(
                         view.push_log(line);
                     }
                 }
-                guard.terminal.draw(|f| draw(f, &snap, &view, &keymap, &style))?;
+                if let Err(e) = guard.terminal.draw(|f| draw(f, &snap, &view, &keymap, &style)) {
+                    if gone_or(e)? {
+                        break;
+                    }
+                }
                 dirty = false;
                 // The next frame slot: a fixed rate, not drifting with the draw time, and not
                 // bunching up after a quiet spell.

@@ -124,6 +124,14 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Kills the pane as an SSH drop would end it: its terminal closes and the processes in it
+    /// get SIGHUP.
+    pub fn kill_pane(&self) {
+        let _ = self.cmd().args(["kill-pane", "-t", "t"]).status();
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd().arg("kill-server").status();

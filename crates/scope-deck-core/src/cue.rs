@@ -462,7 +462,7 @@ impl CueSlice {
 }
 
 /// How long until a pending cue lands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Countdown {
     /// This many beats.
     Beats(u64),
@@ -473,7 +473,7 @@ pub enum Countdown {
 }
 
 /// One cue as the dashboard lists it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct CueRow {
     /// 1-based number.
     pub number: usize,
@@ -486,7 +486,7 @@ pub struct CueRow {
 }
 
 /// What the cue panel shows: small, built at frame rate (a window of rows, not the list).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CueView {
     /// Setlist title.
     pub title: String,

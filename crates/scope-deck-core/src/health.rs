@@ -33,7 +33,7 @@ pub const STALE_RATIO: f64 = 0.5;
 pub const NO_BEAT_AFTER: Duration = Duration::from_secs(3);
 
 /// The state of one input or output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     /// Working.
@@ -71,7 +71,7 @@ impl HealthState {
 }
 
 /// One input or output that is not ok.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Fault {
     /// `audio`, `midi <port>`, `video in`, `sink <label>`.
     pub input: String,
@@ -80,12 +80,11 @@ pub struct Fault {
     /// What to do or why, for the performer.
     pub detail: String,
     /// Engine time it started.
-    #[serde(skip)]
     pub since: Duration,
 }
 
 /// Current faults and the trackers they are derived from.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct HealthSlice {
     /// Current faults, in a stable order (audio, MIDI, video in, sinks).
     pub faults: Vec<Fault>,

@@ -16,6 +16,8 @@ pub enum StopSignal {
     Hangup,
     /// Headless stdin closed.
     InputClosed,
+    /// Headless stdout's reader went away (EPIPE): nobody hears the events any more.
+    OutputClosed,
 }
 
 /// One input to the reducer.

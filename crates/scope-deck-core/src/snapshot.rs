@@ -10,7 +10,7 @@ use crate::params::ParamValue;
 use crate::state::{AppState, AudioSlice, ControlsSlice, Lifecycle, Mode, TransportSlice, UiSlice};
 
 /// One parameter row for the live-parameters panel.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParamRow {
     /// Key.
     pub key: String,
@@ -26,7 +26,7 @@ pub struct ParamRow {
 }
 
 /// Everything a front end shows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UiSnapshot {
     /// Engine time of this snapshot.
     pub now: Duration,

@@ -45,7 +45,7 @@ pub struct AppState {
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct VideoOutputSlice {
     /// The latest statistics.
     pub stats: crate::video::VideoStats,
@@ -115,7 +115,7 @@ impl Default for CoreSettings {
 }
 
 /// Audio analysis as last published.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct AudioSlice {
     /// Latest features.
     pub frame: AudioFrame,
@@ -140,7 +140,7 @@ pub struct AudioSlice {
 }
 
 /// Connection as last reported by the transport.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct TransportSlice {
     /// State machine position.
     pub state: ConnState,
@@ -178,10 +178,9 @@ pub struct ParamsSlice {
 }
 
 /// What the performer did recently.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ActivityEntry {
     /// Engine time.
-    #[serde(skip)]
     pub at: Duration,
     /// Human label.
     pub label: String,
@@ -190,7 +189,7 @@ pub struct ActivityEntry {
 }
 
 /// State saved when panic fires, restored on release.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PanicSnapshot {
     /// When panic fired.
     pub since: Duration,
@@ -201,7 +200,7 @@ pub struct PanicSnapshot {
 }
 
 /// Performer-input state.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ControlsSlice {
     /// Recent actions, newest last.
     pub recent: VecDeque<ActivityEntry>,
@@ -222,7 +221,7 @@ pub struct ControlsSlice {
 }
 
 /// Front-end mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Playing.
@@ -237,7 +236,7 @@ pub enum Mode {
 }
 
 /// Severity of a notice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Informational.
@@ -249,10 +248,9 @@ pub enum Level {
 }
 
 /// A short message for the status line / activity pane.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Notice {
     /// Engine time.
-    #[serde(skip)]
     pub at: Duration,
     /// Severity.
     pub level: Level,
@@ -261,7 +259,7 @@ pub struct Notice {
 }
 
 /// Front-end state.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct UiSlice {
     /// Current mode.
     pub mode: Mode,
@@ -272,7 +270,7 @@ pub struct UiSlice {
 }
 
 /// Running or shutting down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     /// Normal operation.

@@ -258,6 +258,7 @@ fn signal_reason(s: StopSignal) -> &'static str {
         StopSignal::Terminate => "terminate",
         StopSignal::Hangup => "hangup",
         StopSignal::InputClosed => "input_closed",
+        StopSignal::OutputClosed => "output_closed",
     }
 }
 

@@ -8,7 +8,7 @@ use crate::mapping::prompt::display;
 use crate::state::AppState;
 
 /// One mapping row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MappingRow {
     /// Name.
     pub name: String,
@@ -23,7 +23,7 @@ pub struct MappingRow {
 }
 
 /// One trigger row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TriggerRow {
     /// Name.
     pub name: String,
@@ -34,7 +34,7 @@ pub struct TriggerRow {
 }
 
 /// A quantised theme change on its way.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct PendingView {
     /// Theme it switches to.
     pub theme: String,
@@ -49,7 +49,7 @@ pub struct PendingView {
 }
 
 /// The mapping part of the snapshot.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize, serde::Serialize)]
 pub struct MappingView {
     /// Theme names in list order.
     pub themes: Vec<String>,

@@ -28,7 +28,7 @@ const BUCKET_MS: u128 = 100;
 const BUCKETS: usize = 10;
 
 /// What one input port did, as reported to the engine (and in headless `midi_activity` events).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeviceActivity {
     /// Input-port name as the MIDI backend reports it.
     pub name: String,
@@ -205,7 +205,7 @@ impl ActivityTracker {
 }
 
 /// One input device as the engine keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MidiDevice {
     /// The latest report.
     pub activity: DeviceActivity,
@@ -222,7 +222,7 @@ impl MidiDevice {
 }
 
 /// MIDI input activity in the engine state (`ControlsSlice::midi`).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct MidiInputs {
     /// The MIDI edge listens for inputs (a report arrived): with no device the dashboard says
     /// "no MIDI input" instead of nothing.

@@ -23,7 +23,7 @@ pub struct LearnedControl {
 }
 
 /// Where learn mode is.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum LearnStage {
     /// Not learning.
     #[default]

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 /// One parsed MIDI message. Channels are 0-based here (0..=15); keymap files write them 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MidiMsg {
     /// Note on with velocity > 0.

@@ -5,7 +5,7 @@ pub mod reduce;
 pub mod scope_api;
 
 /// State of one sink for the dashboard.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize, serde::Serialize)]
 pub struct SinkStatus {
     /// `shm:/tmp/x`, `ndi:name`...
     pub label: String,
@@ -31,7 +31,7 @@ pub struct SinkStatus {
 }
 
 /// Output statistics, published every 250 ms.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct VideoStats {
     /// RTP packets received from the transport.
     pub packets_in: u64,

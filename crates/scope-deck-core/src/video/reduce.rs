@@ -56,7 +56,7 @@ pub struct VideoSlice {
 }
 
 /// One server output for the dashboard.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScopeOutputRow {
     /// Which output.
     pub output: ScopeOutput,
@@ -67,7 +67,7 @@ pub struct ScopeOutputRow {
 }
 
 /// Scope's own outputs and the reference images, as the dashboard draws them.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize, serde::Serialize)]
 pub struct ScopeOutputsView {
     /// The backend can steer server outputs at all (`scope` and the dry run).
     pub supported: bool,
