@@ -7,7 +7,7 @@ use serde::Serialize;
 pub const SPECTRUM_BARS: usize = 32;
 
 /// One hop's worth of audio features. `Copy` so publishing it never allocates.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct AudioFrame {
     /// Stream time of the end of this hop, seconds.
     pub time: f64,
@@ -61,7 +61,7 @@ impl Default for AudioFrame {
 }
 
 /// Where the tempo comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TempoSource {
     /// The beat tracker.
@@ -74,7 +74,7 @@ pub enum TempoSource {
 }
 
 /// A discrete musical event.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AudioEvent {
     /// An onset at stream time `time` with normalised `strength`.
