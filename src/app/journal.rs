@@ -268,9 +268,11 @@ pub fn startup(path: &Path, offer: Offer) -> Option<Recall> {
             Some(j.state)
         }
         Offer::Ignore => {
+            let kept = keep_previous(path);
             tracing::info!(
                 path = %path.display(),
                 saved = %when,
+                kept = %kept,
                 "a journal of the last show exists; not resumed (pass --resume to take it back)"
             );
             None
@@ -281,10 +283,23 @@ pub fn startup(path: &Path, offer: Offer) -> Option<Recall> {
                 Some(j.state)
             }
             _ => {
-                tracing::info!(saved = %when, "last show not resumed");
+                let kept = keep_previous(path);
+                tracing::info!(saved = %when, kept = %kept, "last show not resumed");
                 None
             }
         },
+    }
+}
+
+/// A journal not taken back is renamed `<file>.prev` before this session's first write
+/// replaces it, so a wrong answer can still be undone by hand. Returns where it went.
+fn keep_previous(path: &Path) -> String {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".prev");
+    let to = PathBuf::from(name);
+    match std::fs::rename(path, &to) {
+        Ok(()) => to.display().to_string(),
+        Err(e) => format!("not kept ({e})"),
     }
 }
 
