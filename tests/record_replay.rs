@@ -1,0 +1,182 @@
+//! Record and replay through the real binary: a rehearsal (demo audio, a theme with audio and
+//! macro mappings and a forwarded beat, scripted actions) is recorded with `--record`, then
+//! `replay --compare` against the dry run must produce the recorded parameter updates exactly
+//! (same order, same engine times); with the theme file edited it must report differences and
+//! exit 1. The CI run is 10 s; the 60 s rehearsal of the issue is `#[ignore]`d (run it with
+//! `cargo test --test record_replay -- --ignored`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const THEME: &str = r#"
+name = "Rehearsal"
+prompts = ["rehearsal one", "rehearsal two", "rehearsal three"]
+[params]
+noise_scale = 0.5
+[macros]
+drive = 0.3
+[beat]
+forward = true
+interval_ms = 100
+[[mappings]]
+name = "energy-noise"
+source = "energy"
+target = "noise_scale"
+attack_ms = 60
+release_ms = 400
+[[mappings]]
+name = "drive"
+source = "macro.drive"
+target = "vace_context_scale"
+"#;
+
+/// The scripted performer: (fraction of the rehearsal, action line).
+const SCRIPT: &[(f64, &str)] = &[
+    (
+        0.10,
+        r#"{"action":"set_prompt","text":"neon rain over the city"}"#,
+    ),
+    (0.20, r#"{"action":"set_macro","name":"drive","value":0.8}"#),
+    (0.30, r#"{"action":"prompt_next"}"#),
+    (
+        0.40,
+        r#"{"action":"set_param","key":"noise_scale","value":0.2}"#,
+    ),
+    (0.50, r#"{"action":"toggle_mapping","name":"energy-noise"}"#),
+    (0.60, r#"{"action":"reset_cache"}"#),
+    (0.65, r#"{"action":"toggle_mapping","name":"energy-noise"}"#),
+    (
+        0.70,
+        r#"{"action":"set_param","key":"prompts","value":[{"text":"fog","weight":0.6},{"text":"embers","weight":0.4}]}"#,
+    ),
+    (0.80, r#"{"action":"set_macro","name":"drive","value":0.1}"#),
+    (0.90, r#"{"action":"prompt_prev"}"#),
+];
+
+fn sandbox() -> common::Sandbox {
+    let sb = common::Sandbox::new();
+    sb.write_config("[audio]\nsource = \"demo\"\n[ui]\ntheme = \"default\"\n");
+    std::fs::create_dir_all(sb.config_dir().join("themes")).unwrap();
+    std::fs::write(sb.config_dir().join("themes/default.toml"), THEME).unwrap();
+    sb
+}
+
+/// Records a rehearsal of `secs` seconds into `name` in the sandbox.
+fn rehearse(sb: &common::Sandbox, secs: f64, name: &str) -> PathBuf {
+    let file = sb.root.path().join(name);
+    let mut child = Command::new(common::bin())
+        .args(["--headless", "--dry-run", "--config-dir"])
+        .arg(sb.config_dir())
+        .arg("--record")
+        .arg(&file)
+        .env("XDG_STATE_HOME", sb.state_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let start = Instant::now();
+    // The performer's pacing (what is recorded), not a wait for the deck.
+    for (at, line) in SCRIPT {
+        let due = Duration::from_secs_f64(secs * at);
+        std::thread::sleep(due.saturating_sub(start.elapsed()));
+        writeln!(stdin, "{line}").unwrap();
+    }
+    std::thread::sleep(Duration::from_secs_f64(secs).saturating_sub(start.elapsed()));
+    writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
+fn replay(sb: &common::Sandbox, file: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(common::bin())
+        .arg("--config-dir")
+        .arg(sb.config_dir())
+        .env("XDG_STATE_HOME", sb.state_home())
+        .arg("replay")
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// The recorded updates and how many lines the recording holds.
+fn recorded_updates(file: &Path) -> usize {
+    let f = std::fs::File::open(file).unwrap();
+    let text = std::io::read_to_string(flate2::read::MultiGzDecoder::new(f)).unwrap();
+    text.lines().filter(|l| l.contains("\"out\":")).count()
+}
+
+fn check(secs: f64) {
+    let sb = sandbox();
+    let file = rehearse(&sb, secs, "rehearsal.jsonl.gz");
+    let n = recorded_updates(&file);
+    assert!(n > 20, "a rehearsal sends a fair number of updates ({n})");
+
+    let (code, out) = replay(&sb, &file, &["--dry-run", "--compare"]);
+    eprintln!("{out}");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("compare: identical: {n} update(s)")),
+        "{out}"
+    );
+    // As fast as possible: the same messages (engine times are the recording's).
+    let (code, fast) = replay(&sb, &file, &["--speed", "0", "--compare"]);
+    assert_eq!(code, Some(0), "{fast}");
+
+    // An edited theme changes what the mapping sends: found, first difference named.
+    let edited = THEME.replace("release_ms = 400", "release_ms = 900");
+    std::fs::write(sb.config_dir().join("themes/default.toml"), edited).unwrap();
+    let (code, diff) = replay(&sb, &file, &["--speed", "0", "--compare"]);
+    assert_eq!(code, Some(1), "{diff}");
+    assert!(diff.contains("difference(s); first at"), "{diff}");
+    assert!(
+        diff.contains("recorded: {") && diff.contains("replayed: {"),
+        "{diff}"
+    );
+}
+
+#[test]
+fn a_recorded_rehearsal_replays_exactly_and_an_edited_theme_is_caught() {
+    check(10.0);
+}
+
+#[test]
+#[ignore = "60 s of real time; the issue's rehearsal length"]
+fn a_sixty_second_rehearsal_replays_exactly() {
+    check(60.0);
+}
+
+#[test]
+fn a_foreign_or_damaged_recording_is_named() {
+    let sb = sandbox();
+    let file = sb.root.path().join("notes.jsonl");
+    std::fs::write(&file, "{\"hello\":1}\n").unwrap();
+    let (code, out) = replay(&sb, &file, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("notes.jsonl:1: not a scope-deck recording"),
+        "{out}"
+    );
+    let (code, out) = replay(&sb, &sb.root.path().join("missing.jsonl"), &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("missing.jsonl"), "{out}");
+}
