@@ -1,8 +1,8 @@
 //! The state journal: one small JSON document (`state.json` in the state dir, `--state-file`
 //! overrides) holding the live show's [`Recall`], rewritten atomically (temp file, fsync,
 //! rename, fsync of the folder) when it changed, at most every 100 ms. The engine only captures
-//! and hands the value over (latest wins); a writer task does the file work, so a slow disk
-//! never holds the engine. See docs/recall.md.
+//! (on its control tick) and hands the value over (latest wins); a writer task does the file
+//! work, so a slow disk never holds the engine. See docs/recall.md.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,10 @@ use tokio::sync::watch;
 use crate::core::recall::{self, Recall};
 use crate::core::state::AppState;
 
-/// How often the engine captures the state (and so the most a crash can lose, plus one write).
-pub const CAPTURE_EVERY: Duration = Duration::from_millis(100);
+/// The least time between two handovers to the writer: a lone change goes out on the next
+/// control tick, a stream of changes (a knob turning) at most this often, so a crash loses at
+/// most this much plus one tick and the write in flight.
+pub const MIN_GAP: Duration = Duration::from_millis(100);
 
 /// The `format` field of a journal.
 const FORMAT: &str = "scope-deck-state";
@@ -133,20 +135,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(&dir)?.sync_all()
 }
 
-/// The engine's side: captures at most every [`CAPTURE_EVERY`], hands a changed state to the
-/// writer (latest wins), never waits.
+/// The engine's side: captures on the control tick (not within [`MIN_GAP`] of the last
+/// handover), hands a changed state to the writer (latest wins), never waits.
 pub struct JournalTap {
     tx: watch::Sender<Option<Recall>>,
     last: Option<Recall>,
-    last_at: Option<Duration>,
+    sent_at: Option<Duration>,
 }
 
 impl JournalTap {
     /// Called on the engine's control tick.
     pub fn on_tick(&mut self, state: &AppState, now: Duration) {
         if self
-            .last_at
-            .is_some_and(|t| now.saturating_sub(t) < CAPTURE_EVERY)
+            .sent_at
+            .is_some_and(|t| now.saturating_sub(t) < MIN_GAP)
         {
             return;
         }
@@ -155,9 +157,9 @@ impl JournalTap {
 
     /// Captures now (also at the end of the engine loop, so a clean exit keeps the last change).
     pub fn capture(&mut self, state: &AppState, now: Duration) {
-        self.last_at = Some(now);
         let r = recall::capture(state);
         if self.last.as_ref() != Some(&r) {
+            self.sent_at = Some(now);
             self.last = Some(r.clone());
             self.tx.send_replace(Some(r));
         }
@@ -218,7 +220,7 @@ pub fn spawn(path: PathBuf) -> (JournalTap, JournalWriter) {
         JournalTap {
             tx,
             last: None,
-            last_at: None,
+            sent_at: None,
         },
         JournalWriter { task },
     )
