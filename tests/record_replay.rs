@@ -118,18 +118,41 @@ fn replay(sb: &common::Sandbox, file: &Path, extra: &[&str]) -> (Option<i32>, St
     (out.status.code(), text)
 }
 
-/// The recorded updates and how many lines the recording holds.
-fn recorded_updates(file: &Path) -> usize {
+/// The recording's text.
+fn recording(file: &Path) -> String {
     let f = std::fs::File::open(file).unwrap();
-    let text = std::io::read_to_string(flate2::read::MultiGzDecoder::new(f)).unwrap();
-    text.lines().filter(|l| l.contains("\"out\":")).count()
+    std::io::read_to_string(flate2::read::MultiGzDecoder::new(f)).unwrap()
+}
+
+/// How many lines contain `needle`.
+fn count(text: &str, needle: &str) -> usize {
+    text.lines().filter(|l| l.contains(needle)).count()
 }
 
 fn check(secs: f64) {
     let sb = sandbox();
     let file = rehearse(&sb, secs, "rehearsal.jsonl.gz");
-    let n = recorded_updates(&file);
+    let text = recording(&file);
+    let n = count(&text, "\"out\":");
     assert!(n > 20, "a rehearsal sends a fair number of updates ({n})");
+    // Every kind the issue names is there: actions, beats (with their bar position) and
+    // onsets, analysis frames, the wire's payloads; nothing was dropped.
+    let actions = count(&text, "\"msg\":\"action\"");
+    assert_eq!(actions, SCRIPT.len() + 1, "the script and the quit");
+    assert!(count(&text, "\"kind\":\"beat\"") > 0, "beats");
+    assert!(count(&text, "\"in_bar\":0") > 0, "downbeats (bars)");
+    assert!(count(&text, "\"kind\":\"onset\"") > 0, "onsets");
+    assert!(
+        count(&text, "\"msg\":\"audio_frame\"") as f64 > secs * 10.0,
+        "frames"
+    );
+    assert!(count(&text, "\"msg\":\"sent\"") > 0, "wire payloads");
+    assert_eq!(count(&text, "\"overflow\""), 0);
+    eprintln!(
+        "{secs} s rehearsal: {} lines, {} bytes gzip",
+        text.lines().count(),
+        std::fs::metadata(&file).unwrap().len()
+    );
 
     let (code, out) = replay(&sb, &file, &["--dry-run", "--compare"]);
     eprintln!("{out}");

@@ -149,17 +149,29 @@ pub fn start(path: &Path, header: &Header) -> std::io::Result<(Recorder, RecordW
             "zstd is not built in; name the recording .gz (gzip) or .jsonl",
         ));
     }
-    let mut sink = create_sink(path)?;
-    serde_json::to_writer(&mut sink, header).map_err(std::io::Error::other)?;
-    sink.write_all(b"\n")?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(QUEUE);
+    let sink = create_sink(path)?;
+    start_on(sink, header, QUEUE, path)
+}
+
+/// A recording into any sink, behind a queue of `capacity` lines.
+fn start_on(
+    sink: Box<dyn Write + Send>,
+    header: &Header,
+    capacity: usize,
+    path: &Path,
+) -> std::io::Result<(Recorder, RecordWriter)> {
+    let mut head = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    head.push(b'\n');
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(capacity);
     let (done_tx, done) = std::sync::mpsc::channel();
     let dropped = Arc::new(AtomicU64::new(0));
     let d = dropped.clone();
     std::thread::Builder::new()
         .name("record-writer".into())
         .spawn(move || {
-            let _ = done_tx.send(write_loop(rx, sink, d));
+            let mut sink = sink;
+            let r = sink.write_all(&head).and_then(|()| write_loop(rx, sink, d));
+            let _ = done_tx.send(r);
         })?;
     Ok((
         Recorder {
@@ -228,4 +240,72 @@ fn write_line(sink: &mut dyn Write, buf: &mut Vec<u8>, line: &Line) -> std::io::
     serde_json::to_writer(&mut *buf, line).map_err(std::io::Error::other)?;
     buf.push(b'\n');
     sink.write_all(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A sink that holds its first write until the test lets it go (a disk that stalls).
+    struct Stalled {
+        gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+        out: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if let Some(g) = self.gate.lock().unwrap().take() {
+                let _ = g.recv();
+            }
+            self.out.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_writer_costs_counted_lines_never_a_wait() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = Stalled {
+            gate: Mutex::new(Some(gate)),
+            out: out.clone(),
+        };
+        let header = Header {
+            format: format::FORMAT.into(),
+            version: format::VERSION,
+            deck_version: "test".into(),
+            started_unix_ms: 0,
+            backend: "dry-run".into(),
+            control_hz: 100.0,
+            config_files: vec![],
+            themes: vec![],
+        };
+        let (mut rec, writer) = start_on(Box::new(sink), &header, 8, Path::new("t.jsonl")).unwrap();
+        let t0 = Instant::now();
+        for i in 0..100u64 {
+            rec.input(&Msg::Tick, Duration::from_millis(i));
+        }
+        let took = t0.elapsed();
+        assert!(
+            rec.dropped.load(Ordering::Relaxed) >= 100 - 8 - 1,
+            "the queue holds 8 (and the writer one): the rest is dropped and counted"
+        );
+        open.send(()).unwrap();
+        drop(rec);
+        writer.finish(Duration::from_secs(5));
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("scope-deck-record"));
+        assert!(
+            lines.iter().any(|l| l.starts_with("{\"overflow\":")),
+            "the gap is marked in the file: {text}"
+        );
+        let ticks = lines.iter().filter(|l| l.contains("\"tick\"")).count();
+        assert!((1..=9).contains(&ticks), "{ticks} ticks written");
+        eprintln!("100 pushes against a stalled writer took {took:?}");
+    }
 }
