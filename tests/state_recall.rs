@@ -284,3 +284,36 @@ fn the_terminal_offers_the_last_show_with_one_key() {
         assert!(screen.contains("EXIT:0"), "{screen}");
     }
 }
+
+#[test]
+fn resume_runs_the_setlist_again_at_the_same_cue() {
+    let sb = common::Sandbox::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("setlists/example.toml");
+    let state_file = sb.state_home().join("show.json");
+    let sf = state_file.to_str().unwrap();
+    run_dry(
+        &sb,
+        &["--state-file", sf, "--setlist", example.to_str().unwrap()],
+        &[
+            r#"{"action":"cue_jump","cue":"intro"}"#,
+            r#"{"action":"cue_next"}"#,
+            r#"{"action":"cue_next"}"#,
+            r#"{"action":"quit"}"#,
+        ],
+    );
+    let cues = |text: &str| -> Value {
+        let j: Value = serde_json::from_str(text).unwrap();
+        j["state"]["cues"].clone()
+    };
+    let first = cues(&std::fs::read_to_string(&state_file).unwrap());
+    assert_eq!(first["current"], json!(0), "{first}");
+    assert!(first["standby"].as_u64().unwrap() >= 2, "{first}");
+    // No --setlist this time: the journal names the file, and the position comes back.
+    run_dry(
+        &sb,
+        &["--state-file", sf, "--resume"],
+        &[r#"{"action":"quit"}"#],
+    );
+    let second = cues(&std::fs::read_to_string(&state_file).unwrap());
+    assert_eq!(second, first);
+}

@@ -31,6 +31,10 @@ pub struct Journal {
     pub version: u32,
     /// Wall-clock time of the write, ms since the Unix epoch.
     pub saved_at_unix_ms: u64,
+    /// The setlist file the show ran (`--setlist` / `[show] setlist`): loaded again on resume
+    /// when none is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setlist_file: Option<PathBuf>,
     /// The show.
     pub state: Recall,
 }
@@ -180,8 +184,9 @@ impl JournalWriter {
     }
 }
 
-/// Starts the writer for `path`: the engine's tap and the task's handle.
-pub fn spawn(path: PathBuf) -> (JournalTap, JournalWriter) {
+/// Starts the writer for `path` (naming `setlist_file` in every write): the engine's tap and the
+/// task's handle.
+pub fn spawn(path: PathBuf, setlist_file: Option<PathBuf>) -> (JournalTap, JournalWriter) {
     let (tx, mut rx) = watch::channel::<Option<Recall>>(None);
     let task = tokio::spawn(async move {
         let mut warned = false;
@@ -194,6 +199,7 @@ pub fn spawn(path: PathBuf) -> (JournalTap, JournalWriter) {
                     format: FORMAT.into(),
                     version: recall::VERSION,
                     saved_at_unix_ms: unix_ms(),
+                    setlist_file: setlist_file.clone(),
                     state,
                 };
                 let p = path.clone();
@@ -237,10 +243,10 @@ pub enum Offer {
     Ignore,
 }
 
-/// Reads the journal at start-up and decides: the state to resume, if any. A bad journal is
+/// Reads the journal at start-up and decides: the journal to resume, if any. A bad journal is
 /// named on stderr and in the log and set aside; it never stops the show.
 #[allow(clippy::print_stderr)]
-pub fn startup(path: &Path, offer: Offer) -> Option<Recall> {
+pub fn startup(path: &Path, offer: Offer) -> Option<Journal> {
     let j = match read(path) {
         Ok(Some(j)) => j,
         Ok(None) => {
@@ -267,7 +273,7 @@ pub fn startup(path: &Path, offer: Offer) -> Option<Recall> {
     match offer {
         Offer::Take => {
             tracing::info!(path = %path.display(), saved = %when, "resuming the last show");
-            Some(j.state)
+            Some(j)
         }
         Offer::Ignore => {
             let kept = keep_previous(path);
@@ -282,7 +288,7 @@ pub fn startup(path: &Path, offer: Offer) -> Option<Recall> {
         Offer::Ask => match ask(&format!("resume last show from {when}? (y/n) ")) {
             Some(true) => {
                 tracing::info!(path = %path.display(), saved = %when, "resuming the last show");
-                Some(j.state)
+                Some(j)
             }
             _ => {
                 let kept = keep_previous(path);
@@ -363,6 +369,7 @@ mod tests {
             format: FORMAT.into(),
             version: recall::VERSION,
             saved_at_unix_ms: 3_600_000 * 22 + 60_000 * 14,
+            setlist_file: None,
             state: Recall {
                 theme: Some("x".into()),
                 ..Recall::default()

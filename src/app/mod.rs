@@ -168,6 +168,21 @@ pub fn run(cli: Cli) -> ExitCode {
         journal::Offer::Ask
     };
     let resume = journal::startup(&journal_path, offer);
+    // A resumed show runs its setlist again when none is given.
+    if let (Some(file), None) = (
+        resume.as_ref().and_then(|j| j.setlist_file.clone()),
+        &loaded.setlist,
+    ) {
+        match config::setlist::load_setlist(&file, &loaded.themes, &loaded.looks) {
+            Ok(s) => loaded.setlist = Some((file, s)),
+            Err(errs) => tracing::error!(
+                "resume: setlist {} not loaded: {}",
+                file.display(),
+                config::diagnostics::ConfigErrors(errs)
+            ),
+        }
+    }
+    let resume = resume.map(|j| j.state);
     let code = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -346,7 +361,11 @@ async fn run_async(
         // Folded right after `Started` (the engine's first message).
         let _ = inputs_tx.try_send(Msg::Resume(Box::new(r)));
     }
-    let (journal_tap, journal_writer) = journal::spawn(journal_path);
+    let setlist_file = loaded
+        .setlist
+        .as_ref()
+        .map(|(p, _)| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+    let (journal_tap, journal_writer) = journal::spawn(journal_path, setlist_file);
     let (record_tap, record_writer) = match start_recording(&cli, &loaded, &state) {
         Ok(Some((r, w))) => (Some(r), Some(w)),
         Ok(None) => (None, None),
