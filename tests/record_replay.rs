@@ -203,3 +203,31 @@ fn a_foreign_or_damaged_recording_is_named() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("missing.jsonl"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_plays_to_a_server() {
+    use common::peer::{Peer, PeerOptions};
+    let peer = Peer::start(PeerOptions::default()).await;
+    let sb = sandbox();
+    let file = {
+        let sb_ref = &sb;
+        tokio::task::block_in_place(|| rehearse(sb_ref, 4.0, "short.jsonl"))
+    };
+    // The replay's own transport: the Scope backend, to the peer.
+    sb.write_config(
+        "[audio]\nsource = \"demo\"\n[ui]\ntheme = \"default\"\n\
+         [server]\nbackend = \"scope\"\npipeline_ids = [\"longlive\"]\n\
+         status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n",
+    );
+    let url = peer.url();
+    let (code, out) =
+        tokio::task::block_in_place(|| replay(&sb, &file, &["--server", &url, "--compare"]));
+    assert_eq!(code, Some(0), "{out}");
+    // The blend the script ended on reached the server (in the offer or on the data channel).
+    let entries = peer.entries();
+    let seen = entries.iter().any(|e| {
+        matches!(e["kind"].as_str(), Some("initial" | "message"))
+            && e["data"]["prompts"][0]["text"] == "fog"
+    });
+    assert!(seen, "{out}\n{entries:?}");
+}

@@ -271,6 +271,8 @@ fn update_text(out: &Out) -> String {
 }
 
 async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
+    // One TLS provider for reqwest and DTLS alike, as for a show.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let file = opts.file.display().to_string();
     let mut src =
         super::open_source(&opts.file).map_err(|e| (EXIT_RUNTIME, format!("{file}: {e}")))?;
@@ -392,7 +394,9 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
                 let store = &state.params.store;
                 if published_rev != Some(store.revision()) {
                     published_rev = Some(store.revision());
-                    link.publish(store.full_state(), store.schemas_merged());
+                    // Settled for any schema the live transport reports: the values are the
+                    // recording's (its own schema reports are folded from the file).
+                    link.publish_fixed(store.full_state());
                 }
                 for cmd in cmds {
                     if let TransportCmd::Update(u) = &cmd {
