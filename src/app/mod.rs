@@ -269,6 +269,19 @@ async fn run_async(
         }
     };
     let state = initial_state(&loaded, cli.dry_run);
+    // Before any front end: a recording that cannot start stops the deck with a clear line.
+    let (record_tap, record_writer) = match start_recording(&cli, &loaded, &state) {
+        Ok(Some((r, w))) => (Some(r), Some(w)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("scope-deck: {e}");
+            let _ = transport
+                .link
+                .send(crate::transport::TransportCmd::Shutdown);
+            return EXIT_RUNTIME;
+        }
+    };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
     let signals = tokio::spawn(signals::forward(inputs_tx.clone(), cancel.clone()));
@@ -366,18 +379,6 @@ async fn run_async(
         .as_ref()
         .map(|(p, _)| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
     let (journal_tap, journal_writer) = journal::spawn(journal_path, setlist_file);
-    let (record_tap, record_writer) = match start_recording(&cli, &loaded, &state) {
-        Ok(Some((r, w))) => (Some(r), Some(w)),
-        Ok(None) => (None, None),
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("scope-deck: {e}");
-            let _ = transport
-                .link
-                .send(crate::transport::TransportCmd::Shutdown);
-            return EXIT_RUNTIME;
-        }
-    };
     let taps = engine::Taps {
         journal: Some(journal_tap),
         record: record_tap,
