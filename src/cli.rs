@@ -29,6 +29,9 @@ Examples:
   scope-deck serve --dry-run                the show with no terminal, on a control socket
   scope-deck attach                         the dashboard on it (q leaves, the show goes on)
       echo '{\"cmd\":\"get_state\"}' | scope-deck attach --headless
+  scope-deck --resume                       take the last show back (state journal)
+  scope-deck --record set.jsonl.gz          record the set; replay it with `replay`
+  scope-deck replay set.jsonl.gz --compare  re-run it (dry run) and diff what is sent
 
 Exit codes:
   0  clean exit (quit, or SIGINT/SIGTERM/SIGHUP handled)
@@ -41,7 +44,8 @@ Exit codes:
 
 Files:
   config   $XDG_CONFIG_HOME/scope-deck/{config.toml,themes/*.toml,keymaps/*.toml}
-  log      $XDG_STATE_HOME/scope-deck/scope-deck.log";
+  log      $XDG_STATE_HOME/scope-deck/scope-deck.log
+  journal  $XDG_STATE_HOME/scope-deck/state.json (--state-file)";
 
 /// scope-deck: play real-time AI video like an instrument.
 #[derive(Debug, Parser)]
@@ -71,6 +75,17 @@ pub struct Cli {
     /// validates it.
     #[arg(long, value_name = "FILE")]
     pub setlist: Option<PathBuf>,
+    /// Take the last show back from the state journal (theme, prompts, the performer's values,
+    /// toggles, macros, tempo, cue position). Without it the terminal asks; headless ignores it.
+    #[arg(long)]
+    pub resume: bool,
+    /// State journal file (default: $XDG_STATE_HOME/scope-deck/state.json).
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Record every action, audio event, analysis frame and transport message as JSON lines
+    /// (gzip when FILE ends in .gz) for `scope-deck replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// Print the built-in config.toml (a commented template) and exit.
     #[arg(long)]
     pub print_default_config: bool,
@@ -115,6 +130,27 @@ pub enum Command {
         /// compare both on the same files.
         #[arg(long, value_enum, value_name = "TRACKER")]
         beat_tracker: Option<crate::audio::dsp::beat::TrackerKind>,
+    },
+    /// Play a recording (`--record FILE`) back into the engine: its actions, audio events and
+    /// analysis frames at their recorded engine times, in real time or faster, against the
+    /// dry run (default) or a server; `--compare` diffs the data-channel messages with the
+    /// recorded ones (exit 1 on a difference). Loads `--config-dir` like a show.
+    Replay {
+        /// The recording (`.jsonl`, or `.gz`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Playback speed: 1 real time, 2 twice as fast, 0 as fast as possible.
+        #[arg(long, default_value_t = 1.0, value_name = "X")]
+        speed: f64,
+        /// Report where the sent messages differ from the recorded ones (exit 1 if any).
+        #[arg(long)]
+        compare: bool,
+        /// Send nothing anywhere (the default).
+        #[arg(long, conflicts_with = "server")]
+        dry_run: bool,
+        /// Send to this Scope server instead of the dry run.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
     /// List audio input devices (index and name) for `[audio] device`.
     AudioDevices,

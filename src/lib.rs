@@ -13,6 +13,7 @@ pub mod controls;
 pub mod core;
 pub mod logging;
 pub mod mapping;
+pub mod record;
 pub mod service;
 pub mod transport;
 pub mod ui;

@@ -70,12 +70,32 @@ pub struct EngineIo {
     pub snapshots: watch::Sender<Arc<UiSnapshot>>,
 }
 
+/// Observers of the fold, fed from the engine loop and never awaited: the state journal
+/// (captured on the control tick) and a recording (every folded message and transport command).
+#[derive(Default)]
+pub struct Taps {
+    /// State journal (src/app/journal.rs).
+    pub journal: Option<crate::app::journal::JournalTap>,
+    /// `--record` (src/record).
+    pub record: Option<crate::record::Recorder>,
+}
+
+/// [`run_with`] without taps.
+pub async fn run(state: AppState, io: EngineIo, clocks: Clocks) -> (AppState, u64) {
+    run_with(state, io, clocks, Taps::default()).await
+}
+
 /// Runs the engine until the reducer says `Exit` (after the transport's goodbye, or after
 /// [`GOODBYE_TIMEOUT`]). Returns the final state and how many events were dropped.
 ///
 /// Nothing here awaits an edge: inputs are received, every output is a `try_send`, a watch or
 /// the transport lane.
-pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppState, u64) {
+pub async fn run_with(
+    mut state: AppState,
+    mut io: EngineIo,
+    clocks: Clocks,
+    mut taps: Taps,
+) -> (AppState, u64) {
     let start = Instant::now();
     let now = || start.elapsed();
     let mut dropped_events = 0u64;
@@ -106,9 +126,18 @@ pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppS
                     ),
                     _ => false,
                 };
-                for fx in update(&mut state, msg, now()) {
+                let t = now();
+                if let Some(r) = taps.record.as_mut() {
+                    r.input(&msg, t);
+                }
+                for fx in update(&mut state, msg, t) {
                     match fx {
-                        Effect::Transport(cmd) => to_transport.push(cmd),
+                        Effect::Transport(cmd) => {
+                            if let Some(r) = taps.record.as_mut() {
+                                r.output(&cmd, t);
+                            }
+                            to_transport.push(cmd)
+                        }
                         Effect::Emit(ev) => {
                             log_event(&ev);
                             if let Some(tx) = &io.events {
@@ -193,6 +222,9 @@ pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppS
                     }
                 }
                 pending.push(Msg::Tick);
+                if let Some(j) = taps.journal.as_mut() {
+                    j.on_tick(&state, now());
+                }
             }
             _ = frame.tick() => {
                 if let Some(rx) = io.video_stats.as_mut() {
@@ -225,6 +257,9 @@ pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppS
                 Err(_) => break,
             }
         }
+    }
+    if let Some(j) = taps.journal.as_mut() {
+        j.capture(&state, now());
     }
     (state, dropped_events)
 }

@@ -2,6 +2,7 @@
 //! (inputs stop → transport says goodbye → devices drop → terminal restored → logs flushed).
 
 pub mod engine;
+pub mod journal;
 pub mod preflight;
 pub mod server_check;
 pub mod setlist_watch;
@@ -167,13 +168,58 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), files = ?loaded.files, "starting");
+    if let Some(Command::Replay {
+        file,
+        speed,
+        compare,
+        server,
+        ..
+    }) = &cli.command
+    {
+        let opts = crate::record::replay::Options {
+            file: file.clone(),
+            speed: *speed,
+            compare: *compare,
+            server: server.clone(),
+        };
+        let code = crate::record::replay::run(&opts, &loaded);
+        drop(guard);
+        return ExitCode::from(code);
+    }
+    // The state journal: taken (--resume), offered (terminal) or left (headless) before any
+    // edge starts, so the first connect already carries a resumed show.
+    let journal_path = cli.state_file.clone().unwrap_or_else(journal::default_path);
+    let offer = if cli.resume {
+        journal::Offer::Take
+    } else if cli.headless {
+        journal::Offer::Ignore
+    } else {
+        journal::Offer::Ask
+    };
+    let resume = journal::startup(&journal_path, offer);
+    // A resumed show runs its setlist again when none is given.
+    if let (Some(file), None) = (
+        resume.as_ref().and_then(|j| j.setlist_file.clone()),
+        &loaded.setlist,
+    ) {
+        match config::setlist::load_setlist(&file, &loaded.themes, &loaded.looks) {
+            Ok(s) => loaded.setlist = Some((file, s)),
+            Err(errs) => tracing::error!(
+                "resume: setlist {} not loaded: {}",
+                file.display(),
+                config::diagnostics::ConfigErrors(errs)
+            ),
+        }
+    }
+    let resume = resume.map(|j| j.state);
     let code = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
     {
         Ok(rt) => {
-            let code = rt.block_on(run_async(cli, loaded, pane_rx));
+            let journal = (journal_path, resume);
+            let code = rt.block_on(run_async(cli, loaded, pane_rx, journal));
             // Stdin readers sit on a blocking thread; do not wait for them.
             rt.shutdown_timeout(Duration::from_millis(200));
             code
@@ -186,6 +232,21 @@ pub fn run(cli: Cli) -> ExitCode {
     tracing::info!(code, "exit");
     drop(guard); // flush logs last
     ExitCode::from(code)
+}
+
+/// The engine's state before `Msg::Started`: settings, themes, setlist, looks (also what
+/// `replay` starts from).
+pub fn initial_state(loaded: &LoadedConfig, dry_run: bool) -> AppState {
+    let mut state = AppState::new(settings(loaded, dry_run));
+    state.audio.source = loaded.app.audio.source_label();
+    state.mapping = crate::mapping::slice::MappingSlice::new(
+        loaded.themes.clone(),
+        &loaded.app.ui.theme,
+        loaded.app.audio.beats_per_bar,
+    );
+    crate::core::cue::load(&mut state, loaded.setlist.as_ref().map(|(_, s)| s.clone()));
+    state.looks.list = loaded.looks.clone();
+    state
 }
 
 fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
@@ -217,6 +278,7 @@ async fn run_async(
     cli: Cli,
     loaded: LoadedConfig,
     pane_rx: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
+    journal: (std::path::PathBuf, Option<crate::core::recall::Recall>),
 ) -> u8 {
     let cancel = CancellationToken::new();
     // `serve`: take the socket before anything starts, so a second deck fails at once.
@@ -250,15 +312,20 @@ async fn run_async(
             return EXIT_RUNTIME;
         }
     };
-    let mut state = AppState::new(settings(&loaded, cli.dry_run));
-    state.audio.source = loaded.app.audio.source_label();
-    state.mapping = crate::mapping::slice::MappingSlice::new(
-        loaded.themes.clone(),
-        &loaded.app.ui.theme,
-        loaded.app.audio.beats_per_bar,
-    );
-    crate::core::cue::load(&mut state, loaded.setlist.as_ref().map(|(_, s)| s.clone()));
-    state.looks.list = loaded.looks.clone();
+    let state = initial_state(&loaded, cli.dry_run);
+    // Before any front end: a recording that cannot start stops the deck with a clear line.
+    let (record_tap, record_writer) = match start_recording(&cli, &loaded, &state) {
+        Ok(Some((r, w))) => (Some(r), Some(w)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("scope-deck: {e}");
+            let _ = transport
+                .link
+                .send(crate::transport::TransportCmd::Shutdown);
+            return EXIT_RUNTIME;
+        }
+    };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
 
     let signals = tokio::spawn(signals::forward_with(
@@ -373,7 +440,21 @@ async fn run_async(
         &snap_rx,
         &cancel,
     );
-    let engine = tokio::spawn(engine::run(state, io, clocks));
+    let (journal_path, resume) = journal;
+    if let Some(r) = resume {
+        // Folded right after `Started` (the engine's first message).
+        let _ = inputs_tx.try_send(Msg::Resume(Box::new(r)));
+    }
+    let setlist_file = loaded
+        .setlist
+        .as_ref()
+        .map(|(p, _)| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+    let (journal_tap, journal_writer) = journal::spawn(journal_path, setlist_file);
+    let taps = engine::Taps {
+        journal: Some(journal_tap),
+        record: record_tap,
+    };
+    let engine = tokio::spawn(engine::run_with(state, io, clocks, taps));
     drop(inputs_tx);
 
     // If the front end dies (panic, terminal gone) the engine must still shut down in order.
@@ -406,6 +487,10 @@ async fn run_async(
         }
     };
     cancel.cancel();
+    journal_writer.finish(shutdown::EDGE_DEADLINE).await;
+    if let Some(w) = record_writer {
+        let _ = tokio::task::spawn_blocking(move || w.finish(shutdown::EDGE_DEADLINE)).await;
+    }
     stuck.add(crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await);
     if let Some(m) = midi {
         stuck.wait("midi", shutdown::EDGE_DEADLINE, m.task).await;
@@ -459,6 +544,32 @@ async fn run_async(
     }
     signals.abort();
     stuck.finish(code)
+}
+
+/// Starts `--record FILE`, if asked: the header names the backend, control rate and themes.
+fn start_recording(
+    cli: &Cli,
+    loaded: &LoadedConfig,
+    state: &AppState,
+) -> Result<Option<(crate::record::Recorder, crate::record::RecordWriter)>, String> {
+    let Some(path) = &cli.record else {
+        return Ok(None);
+    };
+    let header = crate::record::Header {
+        format: crate::record::format::FORMAT.into(),
+        version: crate::record::format::VERSION,
+        deck_version: env!("CARGO_PKG_VERSION").into(),
+        started_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        backend: state.settings.backend.clone(),
+        control_hz: loaded.app.engine.control_hz,
+        config_files: loaded.files.clone(),
+        themes: loaded.themes.iter().map(|t| t.id.clone()).collect(),
+    };
+    crate::record::start(path, &header)
+        .map(Some)
+        .map_err(|e| format!("--record {}: {e}", path.display()))
 }
 
 /// Starts the configured transport with the video ports (the hosted Daydream backend has its own

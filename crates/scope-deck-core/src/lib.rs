@@ -19,6 +19,7 @@ pub mod mapping;
 pub mod midi;
 pub mod msg;
 pub mod params;
+pub mod recall;
 pub mod show;
 pub mod snapshot;
 pub mod state;

@@ -5,7 +5,7 @@ use crate::audio::features::{AudioEvent, AudioFrame};
 use crate::transport::types::TransportEvent;
 
 /// Why the process is being asked to stop from outside.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopSignal {
     /// Ctrl-C / SIGINT.
@@ -62,6 +62,9 @@ pub enum Msg {
     /// The MIDI edge's input activity per device (at most ~10 a second, only on change): every
     /// known input port with its counts, last message and whether it is still there.
     MidiActivity(Vec<crate::midi::activity::DeviceActivity>),
+    /// Bring back a journaled show (`--resume`, or a yes in the terminal): folded right after
+    /// `Started`, see `crate::recall`.
+    Resume(Box<crate::recall::Recall>),
     /// An edge with no other report says how its input is (the video input): `None` = fine.
     InputHealth {
         /// `video in`.

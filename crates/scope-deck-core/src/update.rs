@@ -133,6 +133,11 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         Msg::MidiActivity(devices) => {
             crate::midi::activity::on_report(state, devices, now, &mut fx)
         }
+        Msg::Resume(r) => {
+            if state.lifecycle == Lifecycle::Running {
+                crate::recall::restore(state, &r, now, &mut fx);
+            }
+        }
         Msg::InputHealth { input, problem } => {
             if input == "video in" {
                 state.health.video_in = problem;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::audio::features::TempoSource;
 
 /// A command for the beat tracker. The engine forwards these as `Effect::Tempo`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum TempoCmd {
     /// A tap at engine time `at_secs`; successive taps set the BPM.

@@ -769,3 +769,10 @@ pub fn eta(state: &AppState, p: &PendingSwitch, frame: &AudioFrame) -> Option<Du
     };
     Some(Duration::from_secs_f64((beats * beat).max(0.0)))
 }
+
+/// Switches to theme `to` at once, as a cut (no quantise wait, no crossfade): a resumed show
+/// picks up where it was.
+pub(crate) fn switch_now(state: &mut AppState, to: usize, now: Duration, fx: &mut Vec<Effect>) {
+    state.mapping.pending = None;
+    apply_now(state, to, now, fx, None);
+}

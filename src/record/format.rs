@@ -1,0 +1,367 @@
+//! The recording's lines (JSON, one per line) and the mapping between engine messages and what
+//! is written. Version rule: `VERSION` changes when a line changes meaning; new optional fields
+//! and new line kinds do not change it (readers skip kinds they do not know, counted).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audio::features::{AudioEvent, AudioFrame};
+use crate::audio::tempo::TempoCmd;
+use crate::core::action::{Action, ActionSource};
+use crate::core::msg::{Msg, StopSignal};
+use crate::core::params::{ParamSpec, ParamValue};
+use crate::core::recall::Recall;
+use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
+
+/// The first line's `format`.
+pub const FORMAT: &str = "scope-deck-record";
+
+/// Recording format version.
+pub const VERSION: u32 = 1;
+
+/// The first line: what was recorded, with which deck and settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`] of the writer.
+    pub version: u32,
+    /// scope-deck version that recorded.
+    pub deck_version: String,
+    /// Wall-clock start, ms since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Backend label (`dry-run`, `scope`, ...): replay rebuilds the same settings.
+    pub backend: String,
+    /// `[engine] control_hz`.
+    pub control_hz: f64,
+    /// The configuration files loaded (for the reader; replay loads its own `--config-dir`).
+    #[serde(default)]
+    pub config_files: Vec<String>,
+    /// Theme ids loaded, in order.
+    #[serde(default)]
+    pub themes: Vec<String>,
+}
+
+/// One line after the header. `t` is engine time in nanoseconds since the engine started.
+// Lines live one at a time (read, folded, dropped): boxing the frame would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Line {
+    /// A message the engine folded.
+    In {
+        /// Engine time, ns.
+        t: u64,
+        /// The message.
+        #[serde(rename = "in")]
+        input: Input,
+    },
+    /// A parameter update the engine handed to the transport (a data-channel message before
+    /// the transport's rate limit merges continuous values).
+    Out {
+        /// Engine time, ns.
+        t: u64,
+        /// The update.
+        out: Out,
+    },
+    /// Another transport command (`connect`, `reconnect`, `shutdown`, ...).
+    Cmd {
+        /// Engine time, ns.
+        t: u64,
+        /// Its kind.
+        cmd: String,
+    },
+    /// Lines the writer could not keep up with (total so far): the recording has a gap here.
+    Overflow {
+        /// Lines dropped since the start.
+        overflow: u64,
+    },
+}
+
+impl Line {
+    /// An overflow marker.
+    pub fn overflow(n: u64) -> Line {
+        Line::Overflow { overflow: n }
+    }
+}
+
+/// A data-channel update as the engine asked for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Out {
+    /// Sent at once in its own message.
+    pub urgent: bool,
+    /// Keys and values.
+    pub values: serde_json::Map<String, ParamValue>,
+}
+
+/// A folded message. Kinds marked "not replayed" are kept for reading the show afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum Input {
+    /// The engine started.
+    Started,
+    /// A performer or script action.
+    Action {
+        /// What.
+        action: Action,
+        /// Who.
+        source: ActionSource,
+    },
+    /// The control clock.
+    Tick,
+    /// Analysis features as folded at the control tick.
+    AudioFrame {
+        /// The frame.
+        frame: AudioFrame,
+    },
+    /// An onset or beat (stream time inside).
+    AudioEvent {
+        /// The event.
+        event: AudioEvent,
+    },
+    /// The audio source's problem (or `None`: recovered).
+    AudioProblem {
+        /// What.
+        problem: Option<String>,
+    },
+    /// An outside tempo source (MIDI clock).
+    Tempo {
+        /// The command.
+        cmd: TempoCmd,
+    },
+    /// A stop request.
+    Signal {
+        /// Which.
+        signal: StopSignal,
+    },
+    /// A resumed show.
+    Resume {
+        /// What came back.
+        state: Recall,
+    },
+    /// A headless line that could not be read.
+    BadInput {
+        /// Why.
+        why: String,
+    },
+    /// The connection changed state.
+    Connection {
+        /// New state.
+        state: ConnState,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// The pipeline's parameter schema.
+    Schema {
+        /// Specs.
+        specs: Vec<ParamSpec>,
+    },
+    /// The server refused a key.
+    Refused {
+        /// Key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A transport error.
+    TransportError {
+        /// Text.
+        message: String,
+    },
+    /// The transport stopped.
+    Stopped,
+    /// A payload the transport put on the wire (not replayed: the replay's transport sends
+    /// its own).
+    Sent {
+        /// Exactly what was sent.
+        payload: serde_json::Value,
+    },
+    /// Anything else the engine folded (not replayed), by name.
+    Other {
+        /// `video_stats`, `midi_activity`, `themes_reloaded`, ...
+        name: String,
+    },
+}
+
+impl Input {
+    /// What is written for a folded message.
+    pub fn of(msg: Msg) -> Input {
+        match msg {
+            Msg::Started => Input::Started,
+            Msg::Action { action, source } => Input::Action { action, source },
+            Msg::Tick => Input::Tick,
+            Msg::AudioFrame(frame) => Input::AudioFrame { frame },
+            Msg::AudioEvent(event) => Input::AudioEvent { event },
+            Msg::AudioProblem(problem) => Input::AudioProblem { problem },
+            Msg::Tempo(cmd) => Input::Tempo { cmd },
+            Msg::Signal(signal) => Input::Signal { signal },
+            Msg::Resume(r) => Input::Resume { state: *r },
+            Msg::BadInput(why) => Input::BadInput { why },
+            Msg::Transport(ev) => match ev {
+                TransportEvent::State { state, reason } => Input::Connection { state, reason },
+                TransportEvent::Schema(specs) => Input::Schema { specs },
+                TransportEvent::Refused { key, reason } => Input::Refused { key, reason },
+                TransportEvent::Error(message) => Input::TransportError { message },
+                TransportEvent::Stopped => Input::Stopped,
+                TransportEvent::Sent { payload } => Input::Sent { payload },
+                other => Input::Other {
+                    name: format!("transport {}", variant_name(&format!("{other:?}"))),
+                },
+            },
+            other => Input::Other {
+                name: variant_name(&format!("{other:?}")),
+            },
+        }
+    }
+
+    /// The message to fold again, or `None` for kinds that are not replayed.
+    pub fn to_msg(&self) -> Option<Msg> {
+        Some(match self.clone() {
+            Input::Started => Msg::Started,
+            Input::Action { action, source } => Msg::Action { action, source },
+            Input::Tick => Msg::Tick,
+            Input::AudioFrame { frame } => Msg::AudioFrame(frame),
+            Input::AudioEvent { event } => Msg::AudioEvent(event),
+            Input::AudioProblem { problem } => Msg::AudioProblem(problem),
+            Input::Tempo { cmd } => Msg::Tempo(cmd),
+            Input::Signal { signal } => Msg::Signal(signal),
+            Input::Resume { state } => Msg::Resume(Box::new(state)),
+            Input::BadInput { why } => Msg::BadInput(why),
+            Input::Connection { state, reason } => {
+                Msg::Transport(TransportEvent::State { state, reason })
+            }
+            Input::Schema { specs } => Msg::Transport(TransportEvent::Schema(specs)),
+            Input::Refused { key, reason } => {
+                Msg::Transport(TransportEvent::Refused { key, reason })
+            }
+            Input::TransportError { message } => Msg::Transport(TransportEvent::Error(message)),
+            Input::Stopped => Msg::Transport(TransportEvent::Stopped),
+            Input::Sent { .. } | Input::Other { .. } => return None,
+        })
+    }
+}
+
+/// `VideoStats(..)` → `video_stats`.
+fn variant_name(debug: &str) -> String {
+    let head: String = debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let mut out = String::new();
+    for (i, c) in head.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What the engine handed the recorder.
+pub enum Folded {
+    /// A message folded at engine time.
+    In(Duration, Msg),
+    /// A transport command produced at engine time.
+    Out(Duration, TransportCmd),
+}
+
+/// Nanoseconds of engine time (saturating: a show is far shorter than 584 years).
+pub fn ns(t: Duration) -> u64 {
+    u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The lines for one folded item.
+pub fn lines_of(f: Folded) -> Vec<Line> {
+    match f {
+        Folded::In(t, msg) => vec![Line::In {
+            t: ns(t),
+            input: Input::of(msg),
+        }],
+        Folded::Out(t, TransportCmd::Update(u)) => vec![Line::Out {
+            t: ns(t),
+            out: Out {
+                urgent: u.urgent,
+                values: u.values,
+            },
+        }],
+        Folded::Out(t, cmd) => vec![Line::Cmd {
+            t: ns(t),
+            cmd: variant_name(&format!("{cmd:?}")),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_through_json() {
+        let frame = AudioFrame {
+            time: 1.234_567_890_123,
+            energy: 0.1,
+            bpm: 123.4,
+            ..AudioFrame::default()
+        };
+        let msgs = vec![
+            Msg::Started,
+            Msg::Tick,
+            Msg::AudioFrame(frame),
+            Msg::AudioEvent(AudioEvent::Beat {
+                time: 2.5,
+                count: 7,
+                in_bar: 3,
+                bpm: 120.0,
+            }),
+            Msg::Action {
+                action: Action::SetParam {
+                    key: "noise_scale".into(),
+                    value: serde_json::json!(0.3),
+                },
+                source: ActionSource::Midi,
+            },
+            Msg::Transport(TransportEvent::State {
+                state: ConnState::Streaming,
+                reason: None,
+            }),
+            Msg::Signal(StopSignal::Hangup),
+        ];
+        for m in msgs {
+            let line = lines_of(Folded::In(Duration::from_nanos(1_000_000_007), m.clone()));
+            let text = serde_json::to_string(&line[0]).unwrap();
+            let back: Line = serde_json::from_str(&text).unwrap();
+            match back {
+                Line::In { t, input } => {
+                    assert_eq!(t, 1_000_000_007);
+                    assert_eq!(input.to_msg(), Some(m), "{text}");
+                }
+                other => panic!("{other:?} from {text}"),
+            }
+        }
+        let other = Input::of(Msg::CommandDropped(
+            crate::transport::types::CmdKind::Continuous,
+        ));
+        assert_eq!(
+            other,
+            Input::Other {
+                name: "command_dropped".into()
+            }
+        );
+        assert_eq!(other.to_msg(), None);
+        let text = serde_json::to_string(&Line::overflow(3)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Line>(&text).unwrap(),
+            Line::overflow(3)
+        );
+        let cmd = lines_of(Folded::Out(Duration::ZERO, TransportCmd::Connect));
+        assert_eq!(
+            serde_json::to_string(&cmd[0]).unwrap(),
+            r#"{"t":0,"cmd":"connect"}"#
+        );
+    }
+}

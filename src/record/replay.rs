@@ -1,0 +1,481 @@
+//! `scope-deck replay FILE`: folds a recording's inputs into a fresh engine state at their
+//! recorded engine times (paced in wall-clock time by `--speed`, or as fast as possible with
+//! `--speed 0`), hands the resulting commands to a live transport (the dry run, or `--server`),
+//! and with `--compare` diffs the parameter updates it produced against the recorded ones.
+//!
+//! The recording replaces every input edge (audio, keys, MIDI, the transport's reports): the
+//! live transport is only an output here, so the fold, and with it every data-channel
+//! update, is the same as in the show whatever the replay's own timing. Stream timestamps inside
+//! audio events and frames travel unchanged.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::cli::{EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+use crate::config::LoadedConfig;
+use crate::core::effect::Effect;
+use crate::core::update::update;
+use crate::record::format::{FORMAT, Header, Line, Out, VERSION};
+use crate::transport::lanes::LaneError;
+use crate::transport::types::{TransportCmd, TransportEvent};
+
+/// Exit status when `--compare` found a difference.
+pub const EXIT_DIFFERENT: u8 = 1;
+
+/// What `replay` was asked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The recording.
+    pub file: PathBuf,
+    /// 1 = real time; 0 = as fast as possible.
+    pub speed: f64,
+    /// Diff the updates against the recorded ones.
+    pub compare: bool,
+    /// A Scope server instead of the dry run.
+    pub server: Option<String>,
+}
+
+/// The first difference found, and how many.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Diff {
+    /// Position-by-position differences (a missing or extra message counts once).
+    pub count: u64,
+    /// The first: message index, engine time (s), recorded, replayed (`None`: absent).
+    pub first: Option<(u64, f64, Option<String>, Option<String>)>,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Inputs folded.
+    pub folded: u64,
+    /// Recorded lines not replayed (wire payloads, statistics, reloads), by count.
+    pub skipped: u64,
+    /// Names of the skipped kinds that can change what is sent (`themes_reloaded`, ...).
+    pub not_replayable: Vec<String>,
+    /// Parameter updates the recording holds.
+    pub recorded_updates: u64,
+    /// Parameter updates the replay produced.
+    pub replayed_updates: u64,
+    /// Payloads the replay's transport put on the wire (or would have, dry run).
+    pub wire_sent: u64,
+    /// Commands the replay's transport could not take (its lane was full).
+    pub transport_dropped: u64,
+    /// Lines the recorder dropped while recording (the file has gaps).
+    pub recording_overflow: u64,
+    /// Lines that could not be read.
+    pub unreadable: u64,
+    /// The first unreadable line, with its number.
+    pub first_unreadable: Option<String>,
+    /// The file ended early (a truncated gzip stream: the deck was killed).
+    pub truncated: Option<String>,
+    /// Recorded engine time span, seconds.
+    pub span_s: f64,
+    /// Wall-clock replay time, seconds.
+    pub wall_s: f64,
+    /// How late each update was produced against its scaled time: max and p99, ms.
+    pub late_ms: (f64, f64),
+    /// The comparison.
+    pub diff: Diff,
+}
+
+/// Runs the subcommand; returns the exit code.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub fn run(opts: &Options, loaded: &LoadedConfig) -> u8 {
+    if !opts.speed.is_finite() || opts.speed < 0.0 {
+        eprintln!("scope-deck replay: --speed must be 0 or more");
+        return EXIT_USAGE;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scope-deck replay: cannot start the async runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    let result = rt.block_on(replay(opts, loaded));
+    rt.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(report) => {
+            print!("{}", render(opts, &report));
+            if opts.compare && report.diff.count > 0 {
+                EXIT_DIFFERENT
+            } else {
+                EXIT_OK
+            }
+        }
+        Err((code, e)) => {
+            eprintln!("scope-deck replay: {e}");
+            code
+        }
+    }
+}
+
+/// The summary printed on stdout.
+pub fn render(opts: &Options, r: &Report) -> String {
+    let mut s = format!(
+        "replay {}: {} inputs folded over {:.3} s of engine time in {:.3} s (speed {}), {} update(s) (recorded {}), {} payload(s) on the replay's wire\n",
+        opts.file.display(),
+        r.folded,
+        r.span_s,
+        r.wall_s,
+        if opts.speed == 0.0 {
+            "max".to_string()
+        } else {
+            opts.speed.to_string()
+        },
+        r.replayed_updates,
+        r.recorded_updates,
+        r.wire_sent,
+    );
+    s += &format!(
+        "timing: engine times as recorded; updates produced late by max {:.1} ms, p99 {:.1} ms (wall clock against recorded time / speed)\n",
+        r.late_ms.0, r.late_ms.1
+    );
+    if r.recording_overflow > 0 {
+        s += &format!(
+            "warning: the recording dropped {} line(s) while recording; the replay has gaps\n",
+            r.recording_overflow
+        );
+    }
+    if !r.not_replayable.is_empty() {
+        s += &format!(
+            "warning: not replayed: {} (they may change what is sent)\n",
+            r.not_replayable.join(", ")
+        );
+    }
+    if let Some(l) = &r.first_unreadable {
+        s += &format!("warning: {} unreadable line(s); first: {l}\n", r.unreadable);
+    }
+    if let Some(t) = &r.truncated {
+        s += &format!("warning: the recording ends early: {t}\n");
+    }
+    if r.transport_dropped > 0 {
+        s += &format!(
+            "warning: the replay's transport could not take {} command(s) (lane full)\n",
+            r.transport_dropped
+        );
+    }
+    if opts.compare {
+        match &r.diff.first {
+            None => {
+                s += &format!(
+                    "compare: identical: {} update(s), same order, same engine times\n",
+                    r.recorded_updates
+                )
+            }
+            Some((i, t, rec, rep)) => {
+                s += &format!(
+                    "compare: {} difference(s); first at {t:.3} s (update #{i}):\n  recorded: {}\n  replayed: {}\n",
+                    r.diff.count,
+                    rec.as_deref().unwrap_or("(none)"),
+                    rep.as_deref().unwrap_or("(none)")
+                )
+            }
+        }
+    }
+    s
+}
+
+type Fail = (u8, String);
+
+fn read_header(src: &mut dyn BufRead, file: &str) -> Result<Header, Fail> {
+    let mut first = String::new();
+    src.read_line(&mut first)
+        .map_err(|e| (EXIT_RUNTIME, format!("{file}: {e}")))?;
+    let h: Header = serde_json::from_str(first.trim()).map_err(|e| {
+        (
+            EXIT_RUNTIME,
+            format!("{file}:1: not a scope-deck recording ({e})"),
+        )
+    })?;
+    if h.format != FORMAT {
+        return Err((
+            EXIT_RUNTIME,
+            format!(
+                "{file}:1: not a scope-deck recording (format `{}`)",
+                h.format
+            ),
+        ));
+    }
+    if h.version > VERSION {
+        return Err((
+            EXIT_RUNTIME,
+            format!(
+                "{file}:1: recording version {} is newer than this deck's {VERSION}",
+                h.version
+            ),
+        ));
+    }
+    Ok(h)
+}
+
+/// Position-by-position comparison, fed as both sides arrive (memory stays bounded).
+#[derive(Default)]
+struct Comparer {
+    recorded: VecDeque<(u64, String)>,
+    replayed: VecDeque<(u64, String)>,
+    index: u64,
+    diff: Diff,
+}
+
+impl Comparer {
+    fn settle(&mut self) {
+        while !self.recorded.is_empty() && !self.replayed.is_empty() {
+            let a = self.recorded.pop_front();
+            let b = self.replayed.pop_front();
+            self.pair(a, b);
+        }
+    }
+
+    fn pair(&mut self, a: Option<(u64, String)>, b: Option<(u64, String)>) {
+        let i = self.index;
+        self.index += 1;
+        if a == b {
+            return;
+        }
+        self.diff.count += 1;
+        if self.diff.first.is_none() {
+            let t = a.as_ref().or(b.as_ref()).map_or(0, |x| x.0);
+            let show = |x: Option<(u64, String)>| {
+                x.map(|(t, m)| format!("{m} at {:.6} s", t as f64 / 1e9))
+            };
+            self.diff.first = Some((i, t as f64 / 1e9, show(a), show(b)));
+        }
+    }
+
+    fn finish(mut self) -> Diff {
+        self.settle();
+        while !self.recorded.is_empty() || !self.replayed.is_empty() {
+            let a = self.recorded.pop_front();
+            let b = self.replayed.pop_front();
+            self.pair(a, b);
+        }
+        self.diff
+    }
+}
+
+/// One update as compared: the JSON text (the replayed side goes through the same
+/// serialisation as the recorded one).
+fn update_text(out: &Out) -> String {
+    serde_json::to_string(out).unwrap_or_default()
+}
+
+async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
+    // One TLS provider for reqwest and DTLS alike, as for a show.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let file = opts.file.display().to_string();
+    let mut src =
+        super::open_source(&opts.file).map_err(|e| (EXIT_RUNTIME, format!("{file}: {e}")))?;
+    let header = read_header(&mut src, &file)?;
+    let ids: Vec<String> = loaded.themes.iter().map(|t| t.id.clone()).collect();
+    if ids != header.themes {
+        tracing::warn!(recorded = ?header.themes, loaded = ?ids, "replay: other themes than recorded");
+    }
+    let mut state = crate::app::initial_state(loaded, opts.server.is_none());
+    state.settings.backend = header.backend.clone();
+
+    // The live transport: an output only.
+    let mut server = loaded.app.server.clone();
+    if let Some(url) = &opts.server {
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                server.url = url.clone()
+            }
+            _ => {
+                return Err((
+                    EXIT_USAGE,
+                    format!("--server {url}: expected an http:// or https:// URL with a host"),
+                ));
+            }
+        }
+    }
+    let (tev_tx, mut tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
+    let transport = crate::transport::spawn_with_video(
+        &server,
+        opts.server.is_none(),
+        tev_tx,
+        crate::transport::VideoPorts::default(),
+    )
+    .map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+    let link = transport.link.clone();
+    let drain = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while let Some(ev) = tev_rx.recv().await {
+            match ev {
+                TransportEvent::Sent { .. } => sent += 1,
+                TransportEvent::Stopped => break,
+                _ => {}
+            }
+        }
+        sent
+    });
+
+    let mut report = Report::default();
+    let mut cmp = Comparer::default();
+    let mut lates: Vec<f64> = Vec::new();
+    let mut published_rev = None;
+    let mut shutdown_sent = false;
+    let start = Instant::now();
+    let mut last_t = 0u64;
+    let mut text = String::new();
+    let mut line_no = 1u64;
+    loop {
+        text.clear();
+        line_no += 1;
+        match src.read_line(&mut text) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                report.truncated = Some(format!("line {line_no}: {e}"));
+                break;
+            }
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let line: Line = match serde_json::from_str(text.trim()) {
+            Ok(l) => l,
+            Err(e) => {
+                report.unreadable += 1;
+                if report.first_unreadable.is_none() {
+                    report.first_unreadable = Some(format!("{file}:{line_no}: {e}"));
+                }
+                continue;
+            }
+        };
+        match line {
+            Line::Overflow { overflow } => report.recording_overflow = overflow,
+            Line::Cmd { .. } => {}
+            Line::Out { t, out } => {
+                report.recorded_updates += 1;
+                cmp.recorded.push_back((t, update_text(&out)));
+            }
+            Line::In { t, input } => {
+                last_t = last_t.max(t);
+                let Some(msg) = input.to_msg() else {
+                    report.skipped += 1;
+                    if let crate::record::format::Input::Other { name } = &input {
+                        let matters = name == "themes_reloaded" || name == "setlist_reloaded";
+                        if matters && !report.not_replayable.contains(name) {
+                            report.not_replayable.push(name.clone());
+                        }
+                    }
+                    continue;
+                };
+                let due = Duration::from_nanos(t);
+                if opts.speed > 0.0 {
+                    tokio::time::sleep_until(start + due.div_f64(opts.speed)).await;
+                }
+                report.folded += 1;
+                let mut cmds = Vec::new();
+                for fx in update(&mut state, msg, due) {
+                    if let Effect::Transport(cmd) = fx {
+                        cmds.push(cmd);
+                    }
+                }
+                if cmds.iter().any(|c| matches!(c, TransportCmd::Update(_))) && opts.speed > 0.0 {
+                    let late = start
+                        .elapsed()
+                        .saturating_sub(due.div_f64(opts.speed))
+                        .as_secs_f64()
+                        * 1e3;
+                    lates.push(late);
+                }
+                let store = &state.params.store;
+                if published_rev != Some(store.revision()) {
+                    published_rev = Some(store.revision());
+                    // Settled for any schema the live transport reports: the values are the
+                    // recording's (its own schema reports are folded from the file).
+                    link.publish_fixed(store.full_state());
+                }
+                for cmd in cmds {
+                    if let TransportCmd::Update(u) = &cmd {
+                        report.replayed_updates += 1;
+                        // The same text the recorder writes, read back as the recorded side is.
+                        let out = Out {
+                            urgent: u.urgent,
+                            values: u.values.clone(),
+                        };
+                        let back: Out =
+                            serde_json::from_str(&update_text(&out)).unwrap_or(out.clone());
+                        cmp.replayed.push_back((t, update_text(&back)));
+                    }
+                    shutdown_sent |= matches!(cmd, TransportCmd::Shutdown);
+                    match link.send(cmd) {
+                        Ok(()) | Err(LaneError::Closed) => {}
+                        Err(LaneError::Full(_)) => report.transport_dropped += 1,
+                    }
+                }
+                cmp.settle();
+            }
+        }
+    }
+    report.span_s = last_t as f64 / 1e9;
+    report.wall_s = start.elapsed().as_secs_f64();
+    if !shutdown_sent {
+        let _ = link.send(TransportCmd::Shutdown);
+    }
+    report.wire_sent = tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or(0);
+    let _ = tokio::time::timeout(Duration::from_secs(2), transport.task).await;
+    lates.sort_by(f64::total_cmp);
+    let p99 = lates
+        .get(((lates.len() as f64 * 0.99) as usize).min(lates.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
+    report.late_ms = (lates.last().copied().unwrap_or(0.0), p99);
+    report.diff = cmp.finish();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(c: &mut Comparer, rec: &[(u64, &str)], rep: &[(u64, &str)]) {
+        for (t, m) in rec {
+            c.recorded.push_back((*t, m.to_string()));
+        }
+        for (t, m) in rep {
+            c.replayed.push_back((*t, m.to_string()));
+        }
+        c.settle();
+    }
+
+    #[test]
+    fn the_comparer_names_the_first_difference_and_counts_missing_ones() {
+        let mut c = Comparer::default();
+        push(&mut c, &[(1, "a"), (2, "b")], &[(1, "a")]);
+        push(&mut c, &[], &[(2, "B"), (3, "c")]);
+        let d = c.finish();
+        assert_eq!(d.count, 2, "b≠B and c has no recorded twin");
+        let (i, t, rec, rep) = d.first.unwrap();
+        assert_eq!((i, t), (1, 2e-9));
+        assert!(rec.unwrap().starts_with("b at"));
+        assert!(rep.unwrap().starts_with("B at"));
+
+        let mut same = Comparer::default();
+        push(&mut same, &[(5, "x")], &[(5, "x")]);
+        assert_eq!(same.finish(), Diff::default());
+        let mut late = Comparer::default();
+        push(&mut late, &[(5, "x")], &[(6, "x")]);
+        assert_eq!(
+            late.finish().count,
+            1,
+            "another engine time is a difference"
+        );
+    }
+}
