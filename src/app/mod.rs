@@ -191,7 +191,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let journal_path = cli.state_file.clone().unwrap_or_else(journal::default_path);
     let offer = if cli.resume {
         journal::Offer::Take
-    } else if cli.headless {
+    } else if cli.headless || matches!(cli.command, Some(Command::Serve { .. })) {
+        // No one to ask: a service takes the last show back only with --resume.
         journal::Offer::Ignore
     } else {
         journal::Offer::Ask
