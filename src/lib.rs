@@ -13,6 +13,7 @@ pub mod controls;
 pub mod core;
 pub mod logging;
 pub mod mapping;
+pub mod tempo;
 pub mod transport;
 pub mod ui;
 pub mod video;

@@ -68,6 +68,8 @@ pub struct EngineIo {
     pub events: Option<mpsc::Sender<Event>>,
     /// The snapshot the front end draws.
     pub snapshots: watch::Sender<Arc<UiSnapshot>>,
+    /// The shared beat grid, its time base and the Link edge (all optional).
+    pub tempo: crate::tempo::TempoIo,
 }
 
 /// Runs the engine until the reducer says `Exit` (after the transport's goodbye, or after
@@ -76,8 +78,10 @@ pub struct EngineIo {
 /// Nothing here awaits an edge: inputs are received, every output is a `try_send`, a watch or
 /// the transport lane.
 pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppState, u64) {
-    let start = Instant::now();
+    // Engine time zero is shared with the threads that keep time by the grid.
+    let start = io.tempo.epoch.map_or_else(Instant::now, Instant::from_std);
     let now = || start.elapsed();
+    let mut published_grid = None;
     let mut dropped_events = 0u64;
     let mut control = tokio::time::interval(clocks.control);
     control.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -127,9 +131,22 @@ pub async fn run(mut state: AppState, mut io: EngineIo, clocks: Clocks) -> (AppS
                                 }
                             }
                         }
+                        Effect::Link(cmd) => {
+                            if let Some(tx) = &io.tempo.link {
+                                if tx.try_send(cmd).is_err() {
+                                    tracing::warn!(?cmd, "Link edge busy; command dropped");
+                                }
+                            }
+                        }
                         Effect::SaveLook(look) => save_look(&state, *look),
                         Effect::Exit => exit = true,
                     }
+                }
+            }
+            if let Some(g) = &io.tempo.grid {
+                if published_grid != Some(state.tempo.grid) {
+                    published_grid = Some(state.tempo.grid);
+                    g.publish(&state.tempo.grid);
                 }
             }
             // The desired state first, then the batch's commands: whatever the transport takes

@@ -302,7 +302,13 @@ async fn run_async(
     // Audio: source + analysis threads; onsets/beats/problems arrive on the input queue.
     let (audio, audio_frames, tempo_commands) =
         crate::audio::runtime::start_for_engine(&loaded.app.audio, inputs_tx.clone());
+    let (tempo_io, tempo_edges) = crate::tempo::start(&loaded, &inputs_tx);
+    state.tempo = crate::core::tempo::TempoSlice::new(crate::core::tempo::TempoSettings {
+        sources: loaded.app.tempo.sources(),
+        latency: Duration::from_millis(loaded.app.server.latency_ms),
+    });
     let io = engine::EngineIo {
+        tempo: tempo_io,
         inputs: inputs_rx,
         transport_events: tev_rx,
         transport: transport.link.clone(),
@@ -355,6 +361,7 @@ async fn run_async(
     };
     cancel.cancel();
     stuck.add(crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await);
+    stuck.add(tempo_edges.stop(shutdown::EDGE_DEADLINE));
     if let Some(m) = midi {
         stuck.wait("midi", shutdown::EDGE_DEADLINE, m.task).await;
     }

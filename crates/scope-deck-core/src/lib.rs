@@ -22,6 +22,7 @@ pub mod params;
 pub mod show;
 pub mod snapshot;
 pub mod state;
+pub mod tempo;
 pub mod transport;
 pub mod update;
 pub mod video;

@@ -31,11 +31,7 @@ pub struct BeatIndicator<'a> {
 
 /// Label for a tempo source.
 pub fn source_label(s: TempoSource) -> &'static str {
-    match s {
-        TempoSource::Detected => "detected",
-        TempoSource::Tap => "tap",
-        TempoSource::MidiClock => "midi clock",
-    }
+    crate::core::tempo::label(s)
 }
 
 impl Widget for BeatIndicator<'_> {
