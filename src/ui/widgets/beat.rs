@@ -20,6 +20,8 @@ pub struct BeatIndicator<'a> {
     pub beats_per_bar: u32,
     /// Where the tempo comes from.
     pub source: TempoSource,
+    /// After the source: pinned, Link peers and transport, the latency in use.
+    pub detail: &'a str,
     /// A beat happened within the flash window.
     pub flash: bool,
     /// The tracker has no beat (input lost or silent, or no beat for a while): say so instead
@@ -105,6 +107,9 @@ impl Widget for BeatIndicator<'_> {
             self.style.dimmed(),
             &mut x,
         );
+        if !self.detail.is_empty() {
+            put(&format!(" ({})", self.detail), self.style.dimmed(), &mut x);
+        }
     }
 }
 
@@ -122,6 +127,7 @@ mod tests {
             bar_position: 2.4,
             beats_per_bar: 4,
             source: TempoSource::Tap,
+            detail: "",
             flash: true,
             no_beat: false,
             style: &style,
@@ -145,6 +151,7 @@ mod tests {
             bar_position: 0.0,
             beats_per_bar: 3,
             source: TempoSource::Detected,
+            detail: "",
             flash: false,
             no_beat: false,
             style: &style,
@@ -164,6 +171,7 @@ mod tests {
             bar_position: 1.0,
             beats_per_bar: 4,
             source: TempoSource::Detected,
+            detail: "",
             flash: false,
             no_beat: true,
             style: &style,
