@@ -577,10 +577,10 @@ fn send_quantised(
     upd.values.insert("_quantized".into(), json!(true));
     upd.values
         .insert("quantize_mode".into(), json!(mode.as_str()));
-    upd.values.insert(
-        "lookahead_ms".into(),
-        json!(theme.switch.lookahead.as_millis() as u64),
-    );
+    // The server lands it this much before its boundary: at least the pipeline latency.
+    let lookahead = theme.switch.lookahead.max(state.tempo.latency());
+    upd.values
+        .insert("lookahead_ms".into(), json!(lookahead.as_millis() as u64));
     fx.push(Effect::Transport(TransportCmd::Update(upd)));
 }
 
