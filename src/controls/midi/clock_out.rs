@@ -232,7 +232,7 @@ fn run(
     let mut next_scan = Instant::now();
     loop {
         let now_i = Instant::now();
-        if now_i >= next_scan && !clock.running() || conns.is_empty() && now_i >= next_scan {
+        if now_i >= next_scan && (!clock.running() || conns.is_empty()) {
             // Port scans only between bars' worth of silence (stopped) or while nothing is
             // connected, so a scan never delays a pulse.
             next_scan = now_i + PORT_SCAN;
