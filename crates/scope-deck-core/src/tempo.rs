@@ -295,7 +295,14 @@ pub fn arbitrate(state: &mut AppState, now: Duration, fx: &mut Vec<Effect>) {
         // An external clock or a held tap is taken as given.
         _ => 1.0,
     };
-    let bpm = t.grid.bpm;
+    // The leading source's own tempo (the grid catches up with the next frame or beat).
+    let bpm = match t.active {
+        TempoSource::Tap => t.tap.bpm,
+        TempoSource::MidiClock => t.midi.map(|m| m.0),
+        TempoSource::Link => t.link.map(|l| l.bpm),
+        TempoSource::Detected => None,
+    }
+    .unwrap_or(t.grid.bpm);
     let key = (
         t.active,
         (bpm * 10.0).round() as i64,
@@ -760,6 +767,11 @@ mod tests {
         update(&mut s, key(Action::TapTempo), ms(1000));
         let fx = update(&mut s, key(Action::TapTempo), ms(1500));
         assert_eq!(s.tempo.active, TempoSource::Tap);
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::Emit(Event::Tempo { source: TempoSource::Tap, bpm, confidence, .. })
+                if *bpm == 120.0 && *confidence == 1.0
+        )));
         // The tap anchors the phase and holds the tempo (External never gives way to the music).
         assert!(fx.contains(&Effect::Tempo(TempoCmd::Tap { at_secs: 1.5 })));
         assert!(fx.contains(&Effect::Tempo(TempoCmd::External {
