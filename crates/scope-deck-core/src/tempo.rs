@@ -197,6 +197,11 @@ pub struct TempoSlice {
     lead_next: Option<u64>,
     /// Last `tempo` event: source, rounded BPM, confidence tenths, when.
     last_event: Option<(TempoSource, i64, i32, Duration)>,
+    /// The Link beat and tempo last handed to the tracker (once a beat, as MIDI clock does).
+    link_forwarded: Option<(i64, u64)>,
+    /// The Link session's transport has been started at least once: from then on it says when
+    /// the grid plays (sessions without start/stop sync never start it, and always play).
+    link_transport_seen: bool,
 }
 
 impl TempoSlice {
@@ -352,11 +357,20 @@ pub fn on_external(state: &mut AppState, cmd: TempoCmd, now: Duration, fx: &mut 
 pub fn on_link(state: &mut AppState, r: LinkReport, now: Duration, fx: &mut Vec<Effect>) {
     let was_playing = state.tempo.link.is_some_and(|l| l.playing);
     state.tempo.link = Some(r);
+    state.tempo.link_transport_seen |= r.playing;
+    let was = state.tempo.active;
     arbitrate(state, now, fx);
     if state.tempo.active != TempoSource::Link {
+        state.tempo.link_forwarded = None;
         return;
     }
-    fx.push(Effect::Tempo(link_command(&r, now)));
+    // The tracker is re-anchored once a beat and on a tempo change, not on every report (each
+    // anchor lands a little late on the analysis thread; once a beat keeps that from jittering).
+    let key = (r.beat.floor() as i64, r.bpm.to_bits());
+    if was == TempoSource::Link && state.tempo.link_forwarded != Some(key) {
+        fx.push(Effect::Tempo(link_command(&r, now)));
+    }
+    state.tempo.link_forwarded = Some(key);
     let bpb = state.settings.beats_per_bar.max(1);
     if let Some(p) = (r.bpm > 0.0).then(|| 60.0 / r.bpm) {
         let whole = r.beat.floor();
@@ -367,11 +381,11 @@ pub fn on_link(state: &mut AppState, r: LinkReport, now: Duration, fx: &mut Vec<
                 count: whole as u64,
                 in_bar: (whole as u64 % u64::from(bpb)) as u32,
                 bpm: r.bpm,
-                playing: r.playing,
+                playing: r.playing || !state.tempo.link_transport_seen,
             };
         }
     }
-    if was_playing != r.playing {
+    if was_playing != r.playing && state.tempo.link_transport_seen {
         notice(
             state,
             fx,
@@ -846,6 +860,40 @@ mod tests {
         update(&mut s, midi(120.0), ms(1500));
         update(&mut s, Msg::Tick, ms(2100));
         assert_eq!(s.tempo.active, TempoSource::MidiClock);
+    }
+
+    #[test]
+    fn link_steers_the_tracker_once_a_beat_and_plays_without_start_stop_sync() {
+        let mut s = state(&TempoSettings::default().sources, 0);
+        let mut forwarded = 0;
+        // 50 reports a second for 2 s at 120 BPM: beats 0..4.
+        for i in 0..100u64 {
+            let at = 20 * i;
+            let fx = update(&mut s, link(120.0, at as f64 / 500.0, 1, at), ms(at));
+            forwarded += fx
+                .iter()
+                .filter(|e| matches!(e, Effect::Tempo(TempoCmd::External { .. })))
+                .count();
+        }
+        // Once on taking the lead, then at beats 1, 2 and 3.
+        assert_eq!(forwarded, 4);
+        // Nobody ever started the transport: the grid plays (MIDI clock out runs).
+        assert!(s.tempo.grid.playing);
+        let stopped = |at: u64, playing| {
+            Msg::Link(LinkReport {
+                at: ms(at),
+                beat: at as f64 / 500.0,
+                bpm: 120.0,
+                peers: 1,
+                playing,
+            })
+        };
+        update(&mut s, stopped(2000, true), ms(2000));
+        assert!(s.tempo.grid.playing);
+        // Once started, the session's transport says when the grid plays.
+        update(&mut s, stopped(2020, false), ms(2020));
+        assert!(!s.tempo.grid.playing);
+        assert!(s.ui.notices.back().unwrap().message.contains("stopped"));
     }
 
     #[test]
