@@ -90,11 +90,22 @@ async fn run(latency_ms: u64) -> (f64, f64) {
     })
     .await;
     writeln!(stdin, r#"{{"action":"theme_next"}}"#).unwrap();
+    // Until the switch shows and a beat after it has arrived (the bar line may come after the
+    // compensated frame).
     let entries: Vec<Value> = peer
         .wait_log(Duration::from_secs(20), |entries| {
+            let shown = entries
+                .iter()
+                .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(0.7))?
+                .get("ts")?
+                .as_f64()?;
             entries
                 .iter()
-                .any(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(0.7))
+                .any(|e| {
+                    e["kind"] == "message"
+                        && e["data"]["beat_count"].is_u64()
+                        && e["ts"].as_f64().is_some_and(|t| t > shown + 0.6)
+                })
                 .then(|| entries.to_vec())
         })
         .await;
