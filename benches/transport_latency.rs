@@ -89,6 +89,7 @@ async fn midi_to_wire(peer: &peer::Peer, fps: u32, control: Duration, n: usize) 
             audio_frames: None,
             video_stats: None,
             tempo_commands: None,
+            tempo: Default::default(),
             events: None,
             snapshots: snap_tx,
         },

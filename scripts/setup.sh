@@ -16,16 +16,21 @@ RUN_PKGS=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
 )
+# The `link` feature (Ableton Link's C++ library through rusty_link): cmake, a C++ compiler
+# (build-essential) and libclang for its bindings.
+LINK_PKGS=(cmake libclang-dev)
 # Tests: real audio capture through a PulseAudio null sink, real MIDI ports through JACK's dummy
 # driver, a PTY via tmux, sox for test signals, Python for the aiortc test peer, iproute2 for
-# private network namespaces.
+# private network namespaces (the Link test), and the `link` feature's build tools.
 TEST_PKGS=(
   pulseaudio pulseaudio-utils libasound2-plugins sox tmux jackd2
-  python3 python3-venv python3-dev iproute2 util-linux
+  python3 python3-venv python3-dev iproute2 util-linux "${LINK_PKGS[@]}"
 )
 
 pkgs=("${RUN_PKGS[@]}")
 [ "$mode" = test ] && pkgs+=("${TEST_PKGS[@]}")
+# `scripts/setup.sh run link` (run.sh --features link): Link's build tools too.
+[ "${2:-}" = link ] && pkgs+=("${LINK_PKGS[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -42,7 +47,8 @@ fi
 if [ "$mode" = test ]; then
   # The aiortc test peer (what Scope itself runs) lives in its own venv.
   venv=tests/peer/.venv
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aiortc, aiohttp' 2>/dev/null; then
+  # aalink: the independent Ableton Link peer of tests/link_session.rs.
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aiortc, aiohttp, aalink' 2>/dev/null; then
     echo "setup: creating $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r tests/peer/requirements.txt

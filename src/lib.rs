@@ -15,6 +15,7 @@ pub mod logging;
 pub mod mapping;
 pub mod record;
 pub mod service;
+pub mod tempo;
 pub mod transport;
 pub mod ui;
 pub mod video;

@@ -387,3 +387,37 @@ fn a_closed_stdout_stops_the_deck() {
     assert!(log.contains("stdout closed by its reader"), "{log}");
     drop(stdin);
 }
+
+#[test]
+fn the_leading_tempo_source_is_a_headless_event() {
+    let sb = common::Sandbox::new();
+    let input = [
+        // A nudge holds a manual tempo (the `tap` source); pinning detection overrides it.
+        r#"{"action":"nudge_tempo","bpm":0.5}"#,
+        r#"{"action":"tempo_source","source":"detected"}"#,
+        r#"{"action":"quit"}"#,
+    ]
+    .join("\n");
+    let out = headless(&sb)
+        .write_stdin(input)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let tempo: Vec<Value> = events(&out.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "tempo")
+        .collect();
+    let tap = tempo
+        .iter()
+        .find(|e| e["source"] == "tap")
+        .unwrap_or_else(|| panic!("no tap tempo event: {tempo:#?}"));
+    assert_eq!(tap["confidence"], json!(1.0));
+    assert!(tap["bpm"].as_f64().is_some_and(|b| b > 0.0), "{tap}");
+    assert!(
+        tempo
+            .iter()
+            .any(|e| e["source"] == "detected" && e["pinned"] == "detected"),
+        "{tempo:#?}"
+    );
+}

@@ -115,6 +115,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
                 transport: transport.link.clone(),
                 audio_frames: None,
                 tempo_commands: None,
+                tempo: Default::default(),
                 events: Some(ev_tx),
                 snapshots: snap_tx,
             },

@@ -68,6 +68,8 @@ pub struct EngineIo {
     pub events: Option<mpsc::Sender<Event>>,
     /// The snapshot the front end draws.
     pub snapshots: watch::Sender<Arc<UiSnapshot>>,
+    /// The shared beat grid, its time base and the Link edge (all optional).
+    pub tempo: crate::tempo::TempoIo,
 }
 
 /// Observers of the fold, fed from the engine loop and never awaited: the state journal
@@ -96,8 +98,10 @@ pub async fn run_with(
     clocks: Clocks,
     mut taps: Taps,
 ) -> (AppState, u64) {
-    let start = Instant::now();
+    // Engine time zero is shared with the threads that keep time by the grid.
+    let start = io.tempo.epoch.map_or_else(Instant::now, Instant::from_std);
     let now = || start.elapsed();
+    let mut published_grid = None;
     let mut dropped_events = 0u64;
     let mut control = tokio::time::interval(clocks.control);
     control.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -156,9 +160,22 @@ pub async fn run_with(
                                 }
                             }
                         }
+                        Effect::Link(cmd) => {
+                            if let Some(tx) = &io.tempo.link {
+                                if tx.try_send(cmd).is_err() {
+                                    tracing::warn!(?cmd, "Link edge busy; command dropped");
+                                }
+                            }
+                        }
                         Effect::SaveLook(look) => save_look(&state, *look),
                         Effect::Exit => exit = true,
                     }
+                }
+            }
+            if let Some(g) = &io.tempo.grid {
+                if published_grid != Some(state.tempo.grid) {
+                    published_grid = Some(state.tempo.grid);
+                    g.publish(&state.tempo.grid);
                 }
             }
             // The desired state first, then the batch's commands: whatever the transport takes

@@ -247,6 +247,10 @@ pub fn initial_state(loaded: &LoadedConfig, dry_run: bool) -> AppState {
     );
     crate::core::cue::load(&mut state, loaded.setlist.as_ref().map(|(_, s)| s.clone()));
     state.looks.list = loaded.looks.clone();
+    state.tempo = crate::core::tempo::TempoSlice::new(crate::core::tempo::TempoSettings {
+        sources: loaded.app.tempo.sources(),
+        latency: Duration::from_millis(loaded.app.server.latency_ms),
+    });
     state
 }
 
@@ -422,7 +426,9 @@ async fn run_async(
     // Audio: source + analysis threads; onsets/beats/problems arrive on the input queue.
     let (audio, audio_frames, tempo_commands) =
         crate::audio::runtime::start_for_engine(&loaded.app.audio, inputs_tx.clone());
+    let (tempo_io, tempo_edges) = crate::tempo::start(&loaded, &inputs_tx);
     let io = engine::EngineIo {
+        tempo: tempo_io,
         inputs: inputs_rx,
         transport_events: tev_rx,
         transport: transport.link.clone(),
@@ -493,6 +499,7 @@ async fn run_async(
         let _ = tokio::task::spawn_blocking(move || w.finish(shutdown::EDGE_DEADLINE)).await;
     }
     stuck.add(crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await);
+    stuck.add(tempo_edges.stop(shutdown::EDGE_DEADLINE));
     if let Some(m) = midi {
         stuck.wait("midi", shutdown::EDGE_DEADLINE, m.task).await;
     }

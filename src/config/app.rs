@@ -28,6 +28,10 @@ pub struct AppConfig {
     pub video: crate::video::config::VideoConfig,
     /// `[show]`: the setlist.
     pub show: ShowConfig,
+    /// `[tempo]`: tempo source priority, Ableton Link.
+    pub tempo: crate::tempo::config::TempoConfig,
+    /// `[midi_out]`: MIDI clock out.
+    pub midi_out: crate::tempo::config::MidiOutConfig,
     /// The parsed file, kept to locate cross-file errors.
     #[serde(skip)]
     doc: Option<SourceDoc>,
@@ -45,6 +49,8 @@ impl PartialEq for AppConfig {
             && self.daydream == o.daydream
             && self.video == o.video
             && self.show == o.show
+            && self.tempo == o.tempo
+            && self.midi_out == o.midi_out
     }
 }
 
@@ -154,6 +160,7 @@ impl AppConfig {
         cfg.controls.validate(&doc, "controls", errors);
         cfg.daydream.validate(&doc, "daydream", errors);
         cfg.video.validate(&doc, "video", errors);
+        cfg.tempo.validate(&doc, "tempo", errors);
         if cfg.prompt.initial.trim().is_empty() {
             errors.push(doc.error_at("prompt.initial", "must not be empty", None));
         }

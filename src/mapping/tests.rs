@@ -156,6 +156,60 @@ fn theme_switch_waits_for_the_next_downbeat_and_crossfades() {
     );
 }
 
+fn with_latency(mut s: AppState, ms_: u64) -> AppState {
+    s.tempo = crate::core::tempo::TempoSlice::new(crate::core::tempo::TempoSettings {
+        latency: ms(ms_),
+        ..Default::default()
+    });
+    s
+}
+
+#[test]
+fn with_latency_a_bar_quantised_switch_goes_that_much_before_the_bar_and_beats_forward_on_time() {
+    let mut s = with_latency(state_on("default"), 400);
+    play(&mut s, 0, 1200, 0.5);
+    act(&mut s, Action::SelectTheme { index: 1 }, 1200);
+    let out = play(&mut s, 1210, 2600, 0.5);
+    let (at, _) = out
+        .iter()
+        .find(|(_, e)| matches!(e, Effect::Transport(TransportCmd::Update(u)) if u.urgent))
+        .expect("switch sent");
+    // The bar line is at 2.0 s: sent 400 ms early (within one 10 ms frame).
+    assert!((1600..=1610).contains(at), "landed at {at}");
+    assert_eq!(s.mapping.theme().unwrap().id, "cosmic-voyage");
+    // Scope's beat forwarding stays on the real beat: beat 4 (the bar line) at 2.0 s.
+    let fwd = out
+        .iter()
+        .find_map(|(t, e)| match e {
+            Effect::Transport(TransportCmd::Update(u))
+                if u.values.get("beat_count") == Some(&json!(4)) =>
+            {
+                Some(*t)
+            }
+            _ => None,
+        })
+        .expect("beat 4 forwarded");
+    assert_eq!(fwd, 2000);
+    // A hand-made change is never early or late: it goes with the key press.
+    let fx = act(&mut s, Action::ResetCache, 2345);
+    assert!(
+        updates(&fx)
+            .iter()
+            .any(|u| u.values.contains_key("reset_cache"))
+    );
+}
+
+#[test]
+fn with_latency_a_server_quantised_switch_asks_for_at_least_that_lookahead() {
+    let mut s = with_latency(state_on("default"), 400);
+    play(&mut s, 0, 1200, 0.5);
+    let ix = index_of(&s, "synthwave-highway");
+    let fx = act(&mut s, Action::SelectTheme { index: ix }, 1200);
+    let u = updates(&fx);
+    let q = u.iter().find(|u| u.urgent).expect("sent at once");
+    assert_eq!(q.values["lookahead_ms"], json!(400));
+}
+
 #[test]
 fn without_a_beat_grid_a_switch_lands_at_once() {
     let mut s = state_on("default");

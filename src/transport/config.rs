@@ -85,6 +85,10 @@ pub struct ServerConfig {
     pub auto_download_models: bool,
     /// UDP port for the `scope-osc` backend; 0 = the HTTP port of `url`.
     pub osc_port: u16,
+    /// Glass-to-glass latency of the pipeline, milliseconds: beat-locked changes (triggers,
+    /// quantised switches, cue launches) are sent this much before their beat so they *show*
+    /// on it. Hand-made changes are never sent early. 0 = off.
+    pub latency_ms: u64,
 }
 
 /// Where ICE servers come from.
@@ -138,6 +142,7 @@ impl Default for ServerConfig {
             reconnect_initial_ms: 250,
             reconnect_max_ms: 10_000,
             reconnect_jitter: 0.3,
+            latency_ms: 0,
             request_timeout_s: 10.0,
             auto_download_models: false,
             osc_port: 0,

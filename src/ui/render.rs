@@ -515,10 +515,12 @@ fn draw_audio(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
         },
         level,
     );
+    let detail = snap.tempo.detail();
     frame.render_widget(
         BeatIndicator {
             bpm: snap.audio.frame.bpm,
-            confidence: snap.audio.frame.confidence,
+            confidence: snap.tempo.confidence,
+            detail: &detail,
             bar_position: snap.audio.frame.bar_position,
             beats_per_bar: snap.beats_per_bar,
             source: snap.audio.tempo_source,

@@ -166,6 +166,27 @@ class CounterTrack(VideoStreamTrack):
         self.session = session
         self.counter = 0
         self.start = None
+        self.marker = None
+
+    def paint_marker(self, img):
+        """--marker-param / --video-delay-ms: a pipeline that shows a parameter change a known
+        time after it arrives. The block left of the moving bar is as bright as the value the
+        parameter had `video_delay_ms` ago (0..1); each frame that first shows a new value is
+        logged as a `marker` entry with its send time."""
+        p = self.peer
+        seen = time.monotonic() - p.args.video_delay_ms / 1000.0
+        value = None
+        for t, v in self.session["marker_hist"]:
+            if t <= seen:
+                value = v
+            else:
+                break
+        if value is None:
+            return
+        img[36:, 0:16, :] = int(max(0.0, min(1.0, value)) * 255)
+        if value != self.marker:
+            self.marker = value
+            p.record(self.session["id"], "marker", {"value": value, "frame": self.counter})
 
     async def recv(self):
         p = self.peer
@@ -181,7 +202,10 @@ class CounterTrack(VideoStreamTrack):
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        frame = VideoFrame.from_ndarray(render(self.counter, p.width, p.height), format="rgb24")
+        img = render(self.counter, p.width, p.height)
+        if p.args.marker_param:
+            self.paint_marker(img)
+        frame = VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = int(self.counter * VIDEO_CLOCK / p.fps)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self.counter += 1
@@ -328,9 +352,14 @@ async def offer(request):
         "frames_out": 0,
         "frames_in": 0,
         "pipeline_ok": bool(initial.get("pipeline_ids")),
+        # (monotonic time, value) of --marker-param as received, for the delayed marker.
+        "marker_hist": [],
         "started": time.monotonic(),
+        "id": sid,
     }
     p.record(sid, "initial", initial)
+    if isinstance(initial.get(p.args.marker_param), (int, float)):
+        sess["marker_hist"].append((time.monotonic(), float(initial[p.args.marker_param])))
 
     @pc.on("datachannel")
     def on_dc(channel):
@@ -348,6 +377,9 @@ async def offer(request):
             entry = {"ts": ts, "session": sid, "kind": "message", "data": data}
             if p.log:
                 p.log.write(json.dumps(entry) + "\n")
+            key = p.args.marker_param
+            if key and isinstance(data, dict) and isinstance(data.get(key), (int, float)):
+                sess["marker_hist"].append((time.monotonic(), float(data[key])))
             if isinstance(data, dict) and "pipeline_ids" in data:
                 sess["pipeline_ok"] = bool(data["pipeline_ids"])
 
@@ -812,6 +844,10 @@ def main():
                     help="generate no video before the client's first input frame is decoded")
     ap.add_argument("--osc", action="store_true",
                     help="answer OSC (UDP, the HTTP port number) from the start; see /_control/osc")
+    ap.add_argument("--video-delay-ms", type=float, default=0.0,
+                    help="the marker shows a parameter change this long after it arrives")
+    ap.add_argument("--marker-param", default="",
+                    help="parameter whose value (0..1) is painted as a block in every frame")
     ap.add_argument("--load-fail", nargs="*", default=[],
                     help="pipelines whose load ends in status error with an empty error field")
     args = ap.parse_args()

@@ -169,6 +169,20 @@ pub enum Action {
         /// `3` or `"drop"`.
         cue: crate::cue::CueRef,
     },
+    /// Forget the held tap tempo: the next source by priority leads again.
+    ClearTap,
+    /// Pin the tempo source (`auto`, `link`, `midi_clock`, `tap`, `detected`).
+    TempoSource {
+        /// Which one; `auto` = by the `[tempo] sources` priority.
+        source: crate::tempo::SourceChoice,
+    },
+    /// Pin the next tempo source in priority order (after the last: automatic again).
+    CycleTempoSource,
+    /// Start or stop the Link session's transport (start/stop sync).
+    LinkPlay {
+        /// Start (true) or stop.
+        playing: bool,
+    },
 }
 
 impl Action {
@@ -220,6 +234,10 @@ impl Action {
             Action::CueNext => "cue_next",
             Action::CuePrev => "cue_prev",
             Action::CueJump { .. } => "cue_jump",
+            Action::ClearTap => "clear_tap",
+            Action::TempoSource { .. } => "tempo_source",
+            Action::CycleTempoSource => "cycle_tempo_source",
+            Action::LinkPlay { .. } => "link_play",
         }
     }
 
@@ -241,6 +259,8 @@ impl Action {
                 | Action::ToggleScopeOutput { .. }
                 | Action::SetScopeOutput { .. }
                 | Action::CueJump { .. }
+                | Action::TempoSource { .. }
+                | Action::LinkPlay { .. }
         )
     }
 
@@ -271,6 +291,13 @@ impl Action {
             Action::SaveLook { name } => format!("save look {}", name.as_deref().unwrap_or("")),
             Action::RecallLook { name } => {
                 format!("recall look {}", name.as_deref().unwrap_or("(next)"))
+            }
+            Action::TempoSource { source } => format!(
+                "tempo source {}",
+                source.pinned().map_or("auto", crate::tempo::label)
+            ),
+            Action::LinkPlay { playing } => {
+                format!("Link {}", if *playing { "start" } else { "stop" })
             }
             Action::CueJump { cue } => match cue {
                 crate::cue::CueRef::Number(n) => format!("cue jump {n}"),

@@ -16,6 +16,8 @@ pub enum Effect {
     Transport(TransportCmd),
     /// Steer the beat tracker (tap, nudge, re-downbeat, external clock).
     Tempo(crate::audio::tempo::TempoCmd),
+    /// Steer the Link session (tap/nudge while on Link, start/stop).
+    Link(crate::tempo::LinkCmd),
     /// Publish an event (headless stdout, logs).
     Emit(Event),
     /// Write a saved look to the config folder's `looks/` (the edge writes atomically).
@@ -121,6 +123,21 @@ pub enum Event {
         sinks_failed: usize,
         /// Seconds since the decoded frame counter last moved (None: no frame yet).
         last_frame_age_s: Option<f64>,
+    },
+    /// The leading tempo source changed, or its tempo/confidence moved (at most once a second).
+    Tempo {
+        /// Who sets the beat grid now.
+        source: crate::audio::features::TempoSource,
+        /// Pinned by the performer (None: by priority).
+        pinned: Option<crate::audio::features::TempoSource>,
+        /// Confidence of that source, 0..1 (external clocks and a held tap count as 1).
+        confidence: f32,
+        /// Grid tempo.
+        bpm: f64,
+        /// Beat-locked changes are sent this much early (`[server] latency_ms`).
+        latency_ms: u64,
+        /// Link peers (None: Link not running).
+        link_peers: Option<u32>,
     },
     /// An input or output changed health (`ok` when a fault cleared): within a second of the
     /// change, see `crate::health`.

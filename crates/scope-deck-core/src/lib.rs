@@ -23,6 +23,7 @@ pub mod recall;
 pub mod show;
 pub mod snapshot;
 pub mod state;
+pub mod tempo;
 pub mod transport;
 pub mod update;
 pub mod video;

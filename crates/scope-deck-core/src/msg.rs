@@ -42,6 +42,8 @@ pub enum Msg {
     AudioProblem(Option<String>),
     /// A tempo source outside the audio (MIDI clock) reports.
     Tempo(crate::audio::tempo::TempoCmd),
+    /// The Link session as the Link edge last read it (`link` builds).
+    Link(crate::tempo::LinkReport),
     /// Something from the transport.
     Transport(TransportEvent),
     /// The video output's latest statistics (latest wins, folded at the frame rate).

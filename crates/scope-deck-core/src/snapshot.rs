@@ -69,6 +69,61 @@ pub struct UiSnapshot {
     pub cues: Option<crate::cue::CueView>,
     /// Saved look names, and the one recalled last.
     pub looks: (Vec<String>, Option<usize>),
+    /// Tempo source, confidence, Link and the latency in use.
+    pub tempo: TempoView,
+}
+
+/// What the dashboard shows about the room's clock.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TempoView {
+    /// Who sets the grid.
+    pub active: crate::audio::features::TempoSource,
+    /// Pinned by the performer.
+    pub pinned: Option<crate::audio::features::TempoSource>,
+    /// Confidence of the active source.
+    pub confidence: f32,
+    /// Beat-locked changes go out this much early.
+    pub latency: Duration,
+    /// Link session: peers, playing (None: Link not running).
+    pub link: Option<(u32, bool)>,
+}
+
+impl TempoView {
+    /// From the state.
+    pub fn of(state: &AppState) -> Self {
+        let t = &state.tempo;
+        TempoView {
+            active: t.active,
+            pinned: t.pinned,
+            // The tracker's own figure is live between ticks.
+            confidence: if t.active == crate::audio::features::TempoSource::Detected {
+                state.audio.frame.confidence.clamp(0.0, 1.0)
+            } else {
+                t.confidence
+            },
+            latency: t.latency(),
+            link: t.link.map(|l| (l.peers, l.playing)),
+        }
+    }
+
+    /// `pinned · link 2 peers ▶ · +400 ms` (empty when there is nothing to add).
+    pub fn detail(&self) -> String {
+        let mut parts = Vec::new();
+        if self.pinned.is_some() {
+            parts.push("pinned".to_string());
+        }
+        if let Some((peers, playing)) = self.link {
+            parts.push(format!(
+                "link {peers} peer{} {}",
+                if peers == 1 { "" } else { "s" },
+                if playing { "▶" } else { "■" }
+            ));
+        }
+        if !self.latency.is_zero() {
+            parts.push(format!("latency {} ms", self.latency.as_millis()));
+        }
+        parts.join(" · ")
+    }
 }
 
 impl UiSnapshot {
@@ -116,6 +171,7 @@ impl UiSnapshot {
                 state.looks.list.iter().map(|l| l.name.clone()).collect(),
                 state.looks.last,
             ),
+            tempo: TempoView::of(state),
         }
     }
 

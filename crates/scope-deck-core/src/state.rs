@@ -42,6 +42,8 @@ pub struct AppState {
     pub cues: crate::cue::CueSlice,
     /// Saved looks.
     pub looks: crate::look::LookSlice,
+    /// Tempo sources, the arbitrated beat grid, latency compensation.
+    pub tempo: crate::tempo::TempoSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -305,6 +307,7 @@ impl AppState {
             health: Default::default(),
             cues: Default::default(),
             looks: Default::default(),
+            tempo: Default::default(),
         }
     }
 }

@@ -313,8 +313,13 @@ fn tempo_actions_reach_the_beat_tracker() {
     let mut s = started();
     let fx = update(&mut s, Msg::key(Action::TapTempo), ms(1500));
     assert!(fx.contains(&Effect::Tempo(TempoCmd::Tap { at_secs: 1.5 })));
+    // A nudge holds a manual tempo (no tempo known yet: from 120 BPM).
     let fx = update(&mut s, Msg::key(Action::NudgeTempo { bpm: -0.5 }), ms(1600));
-    assert!(fx.contains(&Effect::Tempo(TempoCmd::Nudge { bpm: -0.5 })));
+    assert!(fx.contains(&Effect::Tempo(TempoCmd::External {
+        bpm: 119.5,
+        beat_phase: None,
+        source: crate::audio::features::TempoSource::Tap
+    })));
     let fx = update(&mut s, Msg::key(Action::Redownbeat), ms(1700));
     assert!(fx.contains(&Effect::Tempo(TempoCmd::Redownbeat)));
     let ext = TempoCmd::External {
@@ -327,7 +332,13 @@ fn tempo_actions_reach_the_beat_tracker() {
         s.audio.tempo_source,
         crate::audio::features::TempoSource::MidiClock
     );
+    // The clock stops: the held manual tempo leads again until cleared.
     update(&mut s, Msg::Tempo(TempoCmd::ExternalStopped), ms(1900));
+    assert_eq!(
+        s.audio.tempo_source,
+        crate::audio::features::TempoSource::Tap
+    );
+    update(&mut s, Msg::key(Action::ClearTap), ms(2000));
     assert_eq!(
         s.audio.tempo_source,
         crate::audio::features::TempoSource::Detected

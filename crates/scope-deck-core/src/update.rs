@@ -29,7 +29,7 @@ const SENT_KEEP: usize = 16;
 /// Applies one message to the state and returns what the edges must do.
 pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     let mut fx = Vec::new();
-    let to_mapping = crate::mapping::reduce::MappingInput::of(&msg);
+    let mut to_mapping = crate::mapping::reduce::MappingInput::of(&msg);
     // Health is derived at the frame tick and on the messages it is made of.
     let beat = match &msg {
         Msg::AudioEvent(crate::audio::features::AudioEvent::Beat { count, in_bar, .. }) => {
@@ -37,6 +37,17 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         }
         _ => None,
     };
+    // With a pipeline latency, beat-locked changes run on the grid's beats sent early
+    // (`tempo::lead_beats`), and the tracker's own beats only forward the grid.
+    let direct = crate::tempo::beats_are_direct(state);
+    let real_beat = match (&msg, direct) {
+        (Msg::AudioEvent(ev @ crate::audio::features::AudioEvent::Beat { .. }), false) => {
+            to_mapping = crate::mapping::reduce::MappingInput::None;
+            Some(*ev)
+        }
+        _ => None,
+    };
+    let beat = if direct { beat } else { None };
     let health = matches!(
         msg,
         Msg::Tick
@@ -82,6 +93,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             {
                 state.controls.confirm = None;
             }
+            crate::tempo::arbitrate(state, now, &mut fx);
         }
         Msg::AudioFrame(frame) => {
             let dt = now.saturating_sub(state.audio.frame_at).as_secs_f32();
@@ -91,12 +103,14 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             }
             state.audio.frame = frame;
             state.audio.frame_at = now;
+            crate::tempo::on_frame(state, now);
             crate::health::on_audio_frame(state, now);
         }
         Msg::AudioEvent(ev) => match ev {
             crate::audio::features::AudioEvent::Beat { .. } => {
                 state.audio.beats += 1;
                 state.audio.last_beat = Some((ev, now));
+                crate::tempo::on_beat(state, &ev, now);
             }
             crate::audio::features::AudioEvent::Onset { .. } => {
                 state.audio.onsets += 1;
@@ -113,15 +127,8 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             }
             state.audio.problem = problem;
         }
-        Msg::Tempo(cmd) => {
-            if let crate::audio::tempo::TempoCmd::External { source, .. } = cmd {
-                state.audio.tempo_source = source;
-            }
-            if cmd == crate::audio::tempo::TempoCmd::ExternalStopped {
-                state.audio.tempo_source = crate::audio::features::TempoSource::Detected;
-            }
-            fx.push(Effect::Tempo(cmd));
-        }
+        Msg::Tempo(cmd) => crate::tempo::on_external(state, cmd, now, &mut fx),
+        Msg::Link(report) => crate::tempo::on_link(state, report, now, &mut fx),
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
         Msg::VideoStats(stats) => on_video_stats(state, *stats, now, &mut fx),
         Msg::Signal(signal) => {
@@ -150,6 +157,17 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     crate::mapping::reduce::after_update(state, to_mapping, now, &mut fx);
     if state.lifecycle == Lifecycle::Running {
         crate::cue::advance(state, beat, now, &mut fx);
+    }
+    if let Some(ev) = real_beat {
+        crate::mapping::reduce::forward_beat(state, &ev, now, &mut fx);
+    }
+    if !direct && state.lifecycle == Lifecycle::Running {
+        for ev in crate::tempo::lead_beats(state, now) {
+            crate::mapping::reduce::on_lead_beat(state, &ev, now, &mut fx);
+            if let crate::audio::features::AudioEvent::Beat { count, in_bar, .. } = ev {
+                crate::cue::advance(state, Some((count, in_bar)), now, &mut fx);
+            }
+        }
     }
     fx
 }
@@ -415,15 +433,6 @@ fn apply_action(
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
         Action::DownloadModels => fx.push(Effect::Transport(TransportCmd::DownloadModels)),
-        Action::TapTempo => {
-            state.audio.tempo_source = crate::audio::features::TempoSource::Tap;
-            fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Tap {
-                at_secs: now.as_secs_f64(),
-            }));
-        }
-        Action::NudgeTempo { bpm } => {
-            fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Nudge { bpm }))
-        }
         Action::Redownbeat => fx.push(Effect::Tempo(crate::audio::tempo::TempoCmd::Redownbeat)),
         Action::ReleaseHolds => {
             let n = state.mapping.engine.holds.len();
@@ -448,6 +457,7 @@ fn apply_action(
                 );
             }
         }
+        other if crate::tempo::on_action(state, &other, source, now, fx) => {}
         other if crate::mapping::reduce::on_action(state, &other, source, now, fx) => {}
         other if crate::video::reduce::on_action(state, &other, source, now, fx) => {}
         other => {

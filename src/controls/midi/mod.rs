@@ -3,6 +3,7 @@
 
 pub use scope_deck_core::midi::{activity, binding, learn_step, parse};
 pub mod clock;
+pub mod clock_out;
 pub mod config;
 pub mod feedback;
 pub mod io;

@@ -20,6 +20,8 @@ pub struct BeatIndicator<'a> {
     pub beats_per_bar: u32,
     /// Where the tempo comes from.
     pub source: TempoSource,
+    /// After the source: pinned, Link peers and transport, the latency in use.
+    pub detail: &'a str,
     /// A beat happened within the flash window.
     pub flash: bool,
     /// The tracker has no beat (input lost or silent, or no beat for a while): say so instead
@@ -31,11 +33,7 @@ pub struct BeatIndicator<'a> {
 
 /// Label for a tempo source.
 pub fn source_label(s: TempoSource) -> &'static str {
-    match s {
-        TempoSource::Detected => "detected",
-        TempoSource::Tap => "tap",
-        TempoSource::MidiClock => "midi clock",
-    }
+    crate::core::tempo::label(s)
 }
 
 impl Widget for BeatIndicator<'_> {
@@ -109,6 +107,9 @@ impl Widget for BeatIndicator<'_> {
             self.style.dimmed(),
             &mut x,
         );
+        if !self.detail.is_empty() {
+            put(&format!(" ({})", self.detail), self.style.dimmed(), &mut x);
+        }
     }
 }
 
@@ -126,6 +127,7 @@ mod tests {
             bar_position: 2.4,
             beats_per_bar: 4,
             source: TempoSource::Tap,
+            detail: "",
             flash: true,
             no_beat: false,
             style: &style,
@@ -149,6 +151,7 @@ mod tests {
             bar_position: 0.0,
             beats_per_bar: 3,
             source: TempoSource::Detected,
+            detail: "",
             flash: false,
             no_beat: false,
             style: &style,
@@ -168,6 +171,7 @@ mod tests {
             bar_position: 1.0,
             beats_per_bar: 4,
             source: TempoSource::Detected,
+            detail: "",
             flash: false,
             no_beat: true,
             style: &style,

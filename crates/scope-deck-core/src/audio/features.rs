@@ -61,7 +61,7 @@ impl Default for AudioFrame {
 }
 
 /// Where the tempo comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TempoSource {
     /// The beat tracker.
@@ -71,6 +71,8 @@ pub enum TempoSource {
     Tap,
     /// MIDI clock.
     MidiClock,
+    /// Ableton Link (the `link` build).
+    Link,
 }
 
 /// A discrete musical event.

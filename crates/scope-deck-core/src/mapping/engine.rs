@@ -382,12 +382,15 @@ impl EngineState {
     ) -> Output {
         let mut out = Output::default();
         let stim = match *ev {
-            AudioEvent::Beat { count, .. } => {
+            AudioEvent::Beat { count, in_bar, .. } => {
                 if theme.beat.enabled {
                     out.values
                         .push(("beat_count".into(), serde_json::json!(count)));
                     out.values
                         .push(("beat_phase".into(), serde_json::json!(0.0)));
+                    // The exact bar position at the beat (the continuous one is rate-limited).
+                    out.values
+                        .push(("bar_position".into(), serde_json::json!(f64::from(in_bar))));
                 }
                 Stimulus::Beat {
                     count,

@@ -139,6 +139,39 @@ pub fn on_frame(state: &mut AppState, frame: &AudioFrame, now: Duration, fx: &mu
 
 /// An onset or beat (already counted in `state.audio`).
 pub fn on_event(state: &mut AppState, ev: &AudioEvent, now: Duration, fx: &mut Vec<Effect>) {
+    event(state, ev, false, now, fx)
+}
+
+/// A beat of the grid sent early by the pipeline latency (`tempo::lead_beats`): it fires
+/// triggers and lands switches, but Scope's beat forwarding stays on the real beat
+/// ([`forward_beat`]).
+pub fn on_lead_beat(state: &mut AppState, ev: &AudioEvent, now: Duration, fx: &mut Vec<Effect>) {
+    event(state, ev, true, now, fx)
+}
+
+/// Forwards a real beat to Scope's tempo engine (`beat_count`, `beat_phase`, `bar_position`)
+/// when beat-locked changes run on early beats.
+pub fn forward_beat(state: &mut AppState, ev: &AudioEvent, now: Duration, fx: &mut Vec<Effect>) {
+    let AudioEvent::Beat { count, in_bar, .. } = *ev else {
+        return;
+    };
+    if suspended(state) || !state.mapping.theme().is_some_and(|t| t.beat.enabled) {
+        return;
+    }
+    let mut upd = ParamUpdate::default();
+    for (k, v) in [
+        ("beat_count", json!(count)),
+        ("beat_phase", json!(0.0)),
+        ("bar_position", json!(f64::from(in_bar))),
+    ] {
+        set_checked(state, k, &v, now, &mut upd, fx);
+    }
+    if !upd.values.is_empty() {
+        fx.push(Effect::Transport(TransportCmd::Update(upd)));
+    }
+}
+
+fn event(state: &mut AppState, ev: &AudioEvent, lead: bool, now: Duration, fx: &mut Vec<Effect>) {
     let mut downbeat = None;
     if let AudioEvent::Beat { count, in_bar, .. } = *ev {
         state.mapping.last_beat = Some((count, now));
@@ -161,10 +194,14 @@ pub fn on_event(state: &mut AppState, ev: &AudioEvent, now: Duration, fx: &mut V
     }
     let energy = state.audio.frame.energy;
     let mut engine = std::mem::take(&mut state.mapping.engine);
-    let out = match state.mapping.theme() {
+    let mut out = match state.mapping.theme() {
         Some(theme) => engine.on_event(theme, ev, downbeat, energy, now),
         None => Output::default(),
     };
+    if lead {
+        out.values
+            .retain(|(k, _)| !matches!(k.as_str(), "beat_count" | "beat_phase" | "bar_position"));
+    }
     state.mapping.engine = engine;
     let (audio_time, beat_count) = match *ev {
         AudioEvent::Beat { time, count, .. } => (time, Some(count)),
@@ -540,10 +577,10 @@ fn send_quantised(
     upd.values.insert("_quantized".into(), json!(true));
     upd.values
         .insert("quantize_mode".into(), json!(mode.as_str()));
-    upd.values.insert(
-        "lookahead_ms".into(),
-        json!(theme.switch.lookahead.as_millis() as u64),
-    );
+    // The server lands it this much before its boundary: at least the pipeline latency.
+    let lookahead = theme.switch.lookahead.max(state.tempo.latency());
+    upd.values
+        .insert("lookahead_ms".into(), json!(lookahead.as_millis() as u64));
     fx.push(Effect::Transport(TransportCmd::Update(upd)));
 }
 

@@ -1,0 +1,125 @@
+//! Ableton Link (`--features link`; the official library through `rusty_link`, GPL-2.0-or-later):
+//! joins the session on the local network, reports its tempo, beat position (quantum = the bar
+//! length), peers and transport to the engine, and carries out tap/nudge/start/stop for it.
+//!
+//! Runs on its own thread: every [`REPORT_EVERY`] it captures the app session state and reads
+//! Link's clock and the engine's back to back, so the report's beat is placed in engine time
+//! without assuming the two clocks share a base.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rusty_link::{AblLink, SessionState};
+use tokio::sync::mpsc;
+
+use crate::core::msg::Msg;
+use crate::core::tempo::{LinkCmd, LinkReport};
+use crate::tempo::SharedGrid;
+use crate::tempo::config::TempoConfig;
+
+/// How often the session is read and reported (several times a beat at any tempo).
+pub const REPORT_EVERY: Duration = Duration::from_millis(20);
+/// Commands queued for the Link thread at most.
+const COMMANDS: usize = 16;
+
+/// The running Link thread.
+pub struct LinkHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LinkHandle {
+    /// Leaves the session and waits up to `deadline`.
+    pub fn stop_within(mut self, deadline: Duration) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Joins the Link session and starts reporting to the engine.
+pub fn spawn(
+    cfg: &TempoConfig,
+    beats_per_bar: u32,
+    grid: Arc<SharedGrid>,
+    inputs: mpsc::Sender<Msg>,
+) -> std::io::Result<(LinkHandle, std::sync::mpsc::SyncSender<LinkCmd>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::sync_channel(COMMANDS);
+    let bpm = cfg.link_bpm;
+    let quantum = f64::from(beats_per_bar.max(1));
+    let s = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("link".into())
+        .spawn(move || run(bpm, quantum, &grid, &inputs, &rx, &s))?;
+    Ok((
+        LinkHandle {
+            stop,
+            thread: Some(thread),
+        },
+        tx,
+    ))
+}
+
+fn run(
+    bpm: f64,
+    quantum: f64,
+    grid: &SharedGrid,
+    inputs: &mpsc::Sender<Msg>,
+    commands: &std::sync::mpsc::Receiver<LinkCmd>,
+    stop: &AtomicBool,
+) {
+    let link = AblLink::new(bpm);
+    link.enable_start_stop_sync(true);
+    link.enable(true);
+    tracing::info!(bpm, quantum, "Link enabled");
+    let mut state = SessionState::new();
+    let mut dropped = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(cmd) = commands.try_recv() {
+            link.capture_app_session_state(&mut state);
+            let now = link.clock_micros();
+            match cmd {
+                LinkCmd::SetTempo { bpm } => state.set_tempo(bpm, now),
+                LinkCmd::SetPlaying { playing } => state.set_is_playing(playing, now),
+            }
+            link.commit_app_session_state(&state);
+        }
+        link.capture_app_session_state(&mut state);
+        // Both clocks read back to back: the beat at Link time `t` is the beat at engine `at`.
+        let t = link.clock_micros();
+        let at = grid.now();
+        let report = LinkReport {
+            at,
+            beat: state.beat_at_time(t, quantum),
+            bpm: state.tempo(),
+            peers: link.num_peers().min(u64::from(u32::MAX)) as u32,
+            playing: state.is_playing(),
+        };
+        if inputs.try_send(Msg::Link(report)).is_err() {
+            dropped += 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "engine busy; Link reports dropped");
+            }
+        }
+        std::thread::sleep(REPORT_EVERY);
+    }
+    link.enable(false);
+    tracing::info!("Link disabled");
+}
