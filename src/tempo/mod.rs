@@ -182,18 +182,22 @@ mod tests {
 
     #[test]
     fn a_reader_never_sees_a_torn_grid() {
+        // Every field is derived from i: a torn read mixes two i's.
+        let grid = |i: u64| Grid {
+            at: Duration::from_nanos(i),
+            count: i,
+            in_bar: (i % 4) as u32,
+            bpm: i as f64,
+            playing: i % 2 == 0,
+        };
         let shared = Arc::new(SharedGrid::new(Instant::now()));
+        // The empty grid a new SharedGrid holds is not of that form: publish i = 0 first (the
+        // spawn orders it before the writer's and the reads).
+        shared.publish(&grid(0));
         let w = shared.clone();
         let writer = std::thread::spawn(move || {
-            for i in 0..20_000u64 {
-                // Every field is derived from i: a torn read mixes two i's.
-                w.publish(&Grid {
-                    at: Duration::from_nanos(i),
-                    count: i,
-                    in_bar: (i % 4) as u32,
-                    bpm: i as f64,
-                    playing: i % 2 == 0,
-                });
+            for i in 1..20_000u64 {
+                w.publish(&grid(i));
             }
         });
         let mut reads = 0u64;
