@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::audio::config::SourceKind;
 use crate::config::LoadedConfig;
 use crate::config::diagnostics::ConfigError;
-use crate::core::state::PanicMode;
 use crate::transport::config::Backend;
 use crate::video::config::{InputSource, SinkConfig};
 
@@ -134,13 +133,8 @@ pub fn check(loaded: &LoadedConfig, backend: Backend) -> Vec<ConfigError> {
             );
         }
     }
-    if backend == Backend::Daydream && app.controls.panic == PanicMode::Pause {
-        err(
-            "controls.panic".into(),
-            "panic = \"pause\" cannot work on the daydream backend (the hosted API has no \
-             pause or cache reset); use panic = \"safe_prompt\""
-                .into(),
-        );
+    if let Some(why) = app.controls.panic.unsupported_on(backend.label()) {
+        err("controls.panic".into(), why.into());
     }
     if backend != Backend::Scope && !app.video.scope_outputs.enable.is_empty() {
         err(

@@ -169,6 +169,28 @@ pub enum Action {
         /// `3` or `"drop"`.
         cue: crate::cue::CueRef,
     },
+    /// Every local video output black at once (toggle; `on` sets it). Acts in the deck's own
+    /// output path, so it works the same on every backend.
+    Blackout {
+        /// On or off (omitted: toggle).
+        #[serde(default)]
+        on: Option<bool>,
+    },
+    /// Fade the local video outputs to black over `beats` beats at the current tempo (4 when
+    /// omitted); pressed again (or from black) it fades back in. The fader is
+    /// `set_param key = "master_fade"`.
+    MasterFade {
+        /// Length in beats.
+        #[serde(default)]
+        beats: Option<f64>,
+    },
+    /// Start or stop recording the received video (toggle; `on` sets it) with the file sinks
+    /// marked `on_key = true`.
+    Record {
+        /// On or off (omitted: toggle).
+        #[serde(default)]
+        on: Option<bool>,
+    },
 }
 
 impl Action {
@@ -220,6 +242,9 @@ impl Action {
             Action::CueNext => "cue_next",
             Action::CuePrev => "cue_prev",
             Action::CueJump { .. } => "cue_jump",
+            Action::Blackout { .. } => "blackout",
+            Action::MasterFade { .. } => "master_fade",
+            Action::Record { .. } => "record",
         }
     }
 
@@ -271,6 +296,13 @@ impl Action {
             Action::SaveLook { name } => format!("save look {}", name.as_deref().unwrap_or("")),
             Action::RecallLook { name } => {
                 format!("recall look {}", name.as_deref().unwrap_or("(next)"))
+            }
+            Action::Blackout { on: Some(on) } => {
+                format!("blackout {}", if *on { "on" } else { "off" })
+            }
+            Action::MasterFade { beats: Some(b) } => format!("master fade {b} beats"),
+            Action::Record { on: Some(on) } => {
+                format!("record {}", if *on { "on" } else { "off" })
             }
             Action::CueJump { cue } => match cue {
                 crate::cue::CueRef::Number(n) => format!("cue jump {n}"),

@@ -21,6 +21,7 @@ pub mod msg;
 pub mod params;
 pub mod show;
 pub mod snapshot;
+pub mod stage;
 pub mod state;
 pub mod transport;
 pub mod update;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub cues: crate::cue::CueSlice,
     /// Saved looks.
     pub looks: crate::look::LookSlice,
+    /// Blackout, master fade and recording (applied by the video edge).
+    pub stage: crate::stage::StageSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -64,11 +66,73 @@ pub struct VideoOutputSlice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PanicMode {
-    /// Pause generation and reset the cache.
+    /// What the backend can do: `pause` where the server pauses (Scope, dry run); on the hosted
+    /// daydream backend, which has no pause or cache reset, the safe prompt plus a local
+    /// blackout.
     #[default]
+    Auto,
+    /// Pause generation and reset the cache.
     Pause,
     /// Switch to the safe prompt and reset the cache (the picture keeps moving).
     SafePrompt,
+    /// Black every local output at once (nothing is sent; works on every backend).
+    Blackout,
+}
+
+/// What a panic does on one backend, resolved from [`PanicMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PanicPlan {
+    /// Send `paused: true`.
+    pub pause: bool,
+    /// Send the safe prompt.
+    pub safe_prompt: bool,
+    /// Send `reset_cache`.
+    pub reset_cache: bool,
+    /// Black the local outputs.
+    pub blank: bool,
+}
+
+impl PanicMode {
+    /// What this mode does on `backend` (`scope`, `scope-osc`, `daydream`, `dry-run`).
+    pub fn plan(self, backend: &str) -> PanicPlan {
+        let hosted = backend == "daydream";
+        let mode = match self {
+            PanicMode::Auto if hosted => {
+                return PanicPlan {
+                    safe_prompt: true,
+                    blank: true,
+                    ..PanicPlan::default()
+                };
+            }
+            PanicMode::Auto => PanicMode::Pause,
+            m => m,
+        };
+        match mode {
+            PanicMode::Pause => PanicPlan {
+                pause: true,
+                reset_cache: !hosted,
+                ..PanicPlan::default()
+            },
+            PanicMode::SafePrompt => PanicPlan {
+                safe_prompt: true,
+                reset_cache: !hosted,
+                ..PanicPlan::default()
+            },
+            _ => PanicPlan {
+                blank: true,
+                ..PanicPlan::default()
+            },
+        }
+    }
+
+    /// Why this mode cannot work on `backend` (None when it can): `--check-config` refuses it.
+    pub fn unsupported_on(self, backend: &str) -> Option<&'static str> {
+        (self == PanicMode::Pause && backend == "daydream").then_some(
+            "panic = \"pause\" cannot work on the daydream backend (the hosted API has no pause \
+             or cache reset); use \"auto\" (safe prompt + local blackout), \"safe_prompt\" or \
+             \"blackout\"",
+        )
+    }
 }
 
 /// Start-up settings the reducer needs.
@@ -102,7 +166,7 @@ impl Default for CoreSettings {
         CoreSettings {
             backend: "dry-run".into(),
             server: "http://127.0.0.1:8000".into(),
-            panic_mode: PanicMode::Pause,
+            panic_mode: PanicMode::Auto,
             safe_prompt: "calm dark blue gradient, soft light".into(),
             confirm_quit: true,
             initial_prompt: "cosmic nebula, swirling colors, deep space".into(),
@@ -307,6 +371,7 @@ impl AppState {
             health: Default::default(),
             cues: Default::default(),
             looks: Default::default(),
+            stage: Default::default(),
         }
     }
 }

@@ -8,9 +8,7 @@ use crate::action::{Action, ActionSource};
 use crate::effect::{Effect, Event};
 use crate::msg::{Msg, StopSignal};
 use crate::params::{Accepted, ParamValue};
-use crate::state::{
-    ActivityEntry, AppState, Level, Lifecycle, Mode, PanicMode, PanicSnapshot, push_bounded,
-};
+use crate::state::{ActivityEntry, AppState, Level, Lifecycle, Mode, PanicSnapshot, push_bounded};
 use crate::transport::types::{
     CmdKind, ConnState, ParamUpdate, ServerMessage, TransportCmd, TransportEvent,
 };
@@ -69,6 +67,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             apply_action(state, action, source, now, &mut fx);
         }
         Msg::Tick => {
+            crate::stage::advance(state, now);
             if let Some(since) = state.controls.quit_pending {
                 if now.saturating_sub(since) > QUIT_CONFIRM_WINDOW {
                     state.controls.quit_pending = None;
@@ -353,6 +352,11 @@ fn apply_action(
         a @ (Action::CueGo | Action::CueNext | Action::CuePrev | Action::CueJump { .. }) => {
             crate::cue::on_action(state, &a, now, fx)
         }
+        a @ (Action::Blackout { .. } | Action::MasterFade { .. } | Action::Record { .. }) => {
+            crate::stage::on_action(state, &a, now, fx);
+        }
+        a @ (Action::SetParam { .. } | Action::AdjustParam { .. })
+            if crate::stage::on_action(state, &a, now, fx) => {}
         Action::ToggleShowMode => {
             let on = !state.controls.show_mode;
             state.controls.show_mode = on;
@@ -516,38 +520,47 @@ fn engage_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &
             prompts: state.params.store.get("prompts").cloned(),
         });
     }
+    let plan = state.settings.panic_mode.plan(&state.settings.backend);
     let mut update = ParamUpdate {
         urgent: true,
         ..ParamUpdate::default()
     };
-    match state.settings.panic_mode {
-        PanicMode::Pause => {
-            let _ = state.params.store.set("paused", &json!(true), source, now);
-            update.values.insert("paused".into(), json!(true));
-        }
-        PanicMode::SafePrompt => {
-            let safe = prompts_value(&state.settings.safe_prompt);
-            let _ = state.params.store.set("prompts", &safe, source, now);
-            update.values.insert("prompts".into(), safe);
-        }
+    if plan.pause {
+        let _ = state.params.store.set("paused", &json!(true), source, now);
+        update.values.insert("paused".into(), json!(true));
     }
-    update.values.insert("reset_cache".into(), json!(true));
+    if plan.safe_prompt {
+        let safe = prompts_value(&state.settings.safe_prompt);
+        let _ = state.params.store.set("prompts", &safe, source, now);
+        update.values.insert("prompts".into(), safe);
+    }
+    if plan.reset_cache {
+        update.values.insert("reset_cache".into(), json!(true));
+    }
+    // Local and immediate: the picture is gone before any server answers.
+    state.stage.panic_blank = plan.blank;
     state.params.last_trigger = Some(("panic".into(), now));
     notice(state, fx, Level::Error, "PANIC engaged".into(), now);
-    fx.push(Effect::Transport(TransportCmd::Update(update)));
+    if !update.values.is_empty() {
+        fx.push(Effect::Transport(TransportCmd::Update(update)));
+    }
 }
 
 fn release_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {
     let Some(saved) = state.controls.panic.take() else {
         return;
     };
+    state.stage.panic_blank = false;
     let mut update = ParamUpdate {
         urgent: true,
         ..ParamUpdate::default()
     };
-    let paused = saved.paused.unwrap_or(json!(false));
-    let _ = state.params.store.set("paused", &paused, source, now);
-    update.values.insert("paused".into(), paused);
+    // The hosted backend has no pause: nothing to restore there.
+    if state.settings.backend != "daydream" {
+        let paused = saved.paused.unwrap_or(json!(false));
+        let _ = state.params.store.set("paused", &paused, source, now);
+        update.values.insert("paused".into(), paused);
+    }
     if let Some(p) = saved.prompts {
         let _ = state.params.store.set("prompts", &p, source, now);
         update.values.insert("prompts".into(), p);
