@@ -117,6 +117,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
                 tempo_commands: None,
                 events: Some(ev_tx),
                 snapshots: snap_tx,
+                video_control: None,
             },
             Clocks {
                 control: tick,

@@ -146,6 +146,7 @@ async fn record(
             container: container.into(),
             prefix: "show".into(),
             reencode,
+            on_key: false,
         }],
         ..VideoConfig::default()
     };

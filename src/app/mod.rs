@@ -292,6 +292,7 @@ async fn run_async(
         tempo_commands,
         events: events_tx,
         snapshots: snap_tx,
+        video_control: video.as_ref().map(|v| v.control.clone()),
     };
     let clocks = engine::Clocks::from_hz(loaded.app.engine.control_hz, loaded.app.ui.fps);
     // The router flushes on the control clock, not the dashboard's frame.
