@@ -91,6 +91,7 @@ async fn midi_to_wire(peer: &peer::Peer, fps: u32, control: Duration, n: usize) 
             tempo_commands: None,
             events: None,
             snapshots: snap_tx,
+            video_control: None,
         },
         clocks,
     ));

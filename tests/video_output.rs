@@ -379,3 +379,72 @@ fn window_sink_without_display_is_explained() {
         .to_string();
     assert!(e.contains("no display"), "{e}");
 }
+
+/// The record key: an `on_key = true` file sink stays idle (armed, no file) until the control
+/// says record, writes while it does, and closes a playable file when it stops; the next press
+/// starts a new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_key_starts_and_stops_a_playable_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = VideoConfig {
+        sinks: vec![SinkConfig::File {
+            dir: dir.path().to_string_lossy().into(),
+            container: "mkv".into(),
+            prefix: "key".into(),
+            reencode: false,
+            on_key: true,
+        }],
+        ..VideoConfig::default()
+    };
+    let (tx, handle) = video::start(&cfg, CancellationToken::new()).unwrap();
+    let mut stats = handle.stats.clone();
+    let frames = encode_frames(210, W, H, 1);
+    send_paced(&tx, &frames[..30], 30).await;
+    let s = wait_stats(&mut stats, "frames decoded", Duration::from_secs(10), |s| {
+        s.frames_in >= 20
+    })
+    .await;
+    assert!(s.sinks[0].armed && !s.sinks[0].running, "{s:#?}");
+    assert!(s.sinks[0].file.is_none(), "no file before the key: {s:#?}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let mut files = Vec::new();
+    for take in 0..2 {
+        let from = 30 + take * 90;
+        handle.control.send_modify(|c| c.record = true);
+        wait_stats(
+            &mut stats,
+            "the recorder running",
+            Duration::from_secs(10),
+            |s| s.sinks[0].running,
+        )
+        .await;
+        send_paced(&tx, &frames[from..from + 60], 30).await;
+        handle.control.send_modify(|c| c.record = false);
+        let s = wait_stats(
+            &mut stats,
+            "the recorder stopped",
+            Duration::from_secs(10),
+            |s| !s.sinks[0].running && s.sinks[0].armed,
+        )
+        .await;
+        files.push(s.sinks[0].file.clone().unwrap());
+        // Between takes the stream goes on unrecorded.
+        send_paced(&tx, &frames[from + 60..from + 90], 30).await;
+    }
+    handle.shutdown().await;
+    assert_ne!(files[0], files[1], "each take is its own file");
+    for f in &files {
+        let ((w, h), dur) = discover(f);
+        assert_eq!((w, h), (W as u32, H as u32), "{f:?}");
+        let n = count_frames(f, "matroskademux");
+        // 60 frames sent while recording, plus the held group of pictures it starts from.
+        assert!((50..=100).contains(&n), "{f:?}: {n} frames");
+        assert!(dur >= 1500, "{f:?}: {dur} ms");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "nothing recorded between takes"
+    );
+}

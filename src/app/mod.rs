@@ -180,6 +180,7 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
         beats_per_bar: app.audio.beats_per_bar,
         video: app.video.settings(loaded.dir.as_deref()),
         looks_dir: loaded.dir.as_ref().map(|d| d.join("looks")),
+        key_recorders: app.video.sinks.iter().filter(|s| s.on_key()).count(),
         ..CoreSettings::default()
     }
 }

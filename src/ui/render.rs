@@ -365,6 +365,20 @@ fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
                 .add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
     }
+    // What the audience sees locally: BLACKOUT / FADE n% (red, reversed) and the recording.
+    if let Some(text) = crate::core::stage::status_text(&snap.stage) {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(format!(" {text} "), style.panic()));
+    }
+    if let Some(rec) = snap.recording() {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            format!(" {rec} "),
+            Style::new()
+                .fg(style.bad)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
     if snap.controls.show_mode {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(
@@ -454,6 +468,10 @@ fn draw_panic(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
         .find(|r| r.key == "paused")
         .and_then(|r| r.value.as_bool())
     {
+        _ if snap.stage.panic_blank && snap.backend == "daydream" => {
+            "safe prompt, local outputs black"
+        }
+        _ if snap.stage.panic_blank => "local outputs black",
         Some(true) => "generation paused, cache reset",
         _ => "safe prompt, cache reset",
     };

@@ -798,3 +798,46 @@ fn cue_panel_with_the_example_setlist() {
     assert_eq!(snap.looks.0, vec!["warm".to_string(), "look-1".to_string()]);
     both("cues", &snap, &ViewState::default());
 }
+
+/// The status bar says what leaves the deck: BLACKOUT, then the fade's percentage, and REC with
+/// its elapsed time and file, at both sizes.
+#[test]
+fn blackout_fade_and_rec_markers_in_the_status_bar() {
+    let mut s = streaming();
+    s.state.settings.key_recorders = 1;
+    s.key(1000, Action::Record { on: None });
+    let stats = crate::video::VideoStats {
+        frames_in: 10,
+        sinks: vec![crate::video::SinkStatus {
+            label: "file:~/rec".into(),
+            running: true,
+            file: Some("/home/x/rec/show-20261206-031500.mkv".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    s.at(1500, Msg::VideoStats(Box::new(stats)));
+    s.key(2000, Action::Blackout { on: None });
+    s.at(66_000, Msg::Tick);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let top = render(&s.snapshot(), &ViewState::default(), w, h);
+        let top = top.lines().next().unwrap_or_default().to_string();
+        assert!(top.contains("BLACKOUT"), "{top}");
+        if w >= 160 {
+            assert!(top.contains("REC 1:05 show-20261206-031500.mkv"), "{top}");
+        } else {
+            assert!(top.contains("REC 1:05"), "{top}");
+        }
+    }
+    s.key(66_100, Action::Blackout { on: None });
+    s.key(66_100, Action::MasterFade { beats: Some(4.0) });
+    // 124 BPM from the scripted audio: 4 beats ≈ 1.94 s; a quarter in, ~25 %.
+    s.at(66_100 + 484, Msg::Tick);
+    let top = render(&s.snapshot(), &ViewState::default(), 160, 48);
+    let top = top.lines().next().unwrap_or_default().to_string();
+    assert!(
+        top.contains("FADE 24% ↓") || top.contains("FADE 25% ↓"),
+        "{top}"
+    );
+    assert!(!top.contains("BLACKOUT"), "{top}");
+}

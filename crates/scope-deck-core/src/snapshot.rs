@@ -69,6 +69,8 @@ pub struct UiSnapshot {
     pub cues: Option<crate::cue::CueView>,
     /// Saved look names, and the one recalled last.
     pub looks: (Vec<String>, Option<usize>),
+    /// Blackout, master fade and the record key.
+    pub stage: crate::stage::StageSlice,
 }
 
 impl UiSnapshot {
@@ -116,6 +118,7 @@ impl UiSnapshot {
                 state.looks.list.iter().map(|l| l.name.clone()).collect(),
                 state.looks.last,
             ),
+            stage: state.stage.clone(),
         }
     }
 
@@ -146,6 +149,25 @@ impl UiSnapshot {
                 .last_beat
                 .as_ref()
                 .is_none_or(|(_, at)| self.now.saturating_sub(*at) > crate::health::NO_BEAT_AFTER)
+    }
+
+    /// The recording marker: `REC 1:05 show-20261206-031500.mkv` while the record key is on
+    /// (the file once a recorder writes one), None otherwise.
+    pub fn recording(&self) -> Option<String> {
+        let since = self.stage.recording?;
+        let elapsed = crate::stage::clock(self.now.saturating_sub(since));
+        let file = self
+            .video_output
+            .iter()
+            .flat_map(|v| v.stats.sinks.iter())
+            .filter(|k| k.running)
+            .find_map(|k| k.file.as_ref())
+            .and_then(|f| f.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        Some(match file {
+            Some(f) => format!("REC {elapsed} {f}"),
+            None => format!("REC {elapsed}"),
+        })
     }
 
     /// Whether a one-shot is still flashing.

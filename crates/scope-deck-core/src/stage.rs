@@ -187,6 +187,15 @@ pub(crate) fn on_action(
         Action::Record { on } => {
             let on = on.unwrap_or(state.stage.recording.is_none());
             match (on, state.stage.recording) {
+                (true, None) if state.settings.key_recorders == 0 => notice(
+                    state,
+                    fx,
+                    Level::Warn,
+                    "record: no recorder follows the key; add a [[video.sinks]] kind = \"file\" \
+                     with on_key = true"
+                        .into(),
+                    now,
+                ),
                 (true, None) => {
                     state.stage.recording = Some(now);
                     notice(state, fx, Level::Info, "recording started".into(), now);
@@ -367,7 +376,19 @@ mod tests {
 
     #[test]
     fn record_toggles_and_says_for_how_long() {
-        let mut s = AppState::new(CoreSettings::default());
+        let mut none = AppState::new(CoreSettings::default());
+        let fx = act(&mut none, Action::Record { on: None }, ms(0));
+        assert!(!none.stage.control().record, "no recorder, no REC");
+        assert!(
+            fx.iter()
+                .any(|f| matches!(f, Effect::Emit(Event::Notice { message, .. })
+                if message.contains("on_key = true"))),
+            "{fx:?}"
+        );
+        let mut s = AppState::new(CoreSettings {
+            key_recorders: 1,
+            ..CoreSettings::default()
+        });
         act(&mut s, Action::Record { on: None }, ms(1000));
         assert!(s.stage.control().record);
         let fx = act(&mut s, Action::Record { on: None }, ms(66_000));

@@ -159,6 +159,8 @@ pub struct CoreSettings {
     pub video: crate::video::reduce::VideoSettings,
     /// Where `save_look` writes (`<config dir>/looks`); `None` = nowhere (kept in memory).
     pub looks_dir: Option<std::path::PathBuf>,
+    /// File sinks that follow the record key (`on_key = true`); without one `record` says so.
+    pub key_recorders: usize,
 }
 
 impl Default for CoreSettings {
@@ -174,6 +176,7 @@ impl Default for CoreSettings {
             beats_per_bar: 4,
             video: Default::default(),
             looks_dir: None,
+            key_recorders: 0,
         }
     }
 }
