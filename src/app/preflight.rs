@@ -279,6 +279,28 @@ ref_images = ["gone.png"]
     }
 
     #[test]
+    fn the_default_panic_works_on_every_backend_and_pause_is_refused_on_daydream_with_its_line() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let l = loaded("[controls]\nconfirm_quit = true\n", d.path());
+        for b in [Backend::Scope, Backend::DryRun, Backend::Daydream] {
+            assert!(
+                !check(&l, b).iter().any(|p| p.key == "controls.panic"),
+                "{b:?}"
+            );
+        }
+        let l = loaded("[controls]\n\npanic = \"pause\"\n", d.path());
+        let p = check(&l, Backend::Daydream);
+        let p = p
+            .iter()
+            .find(|p| p.key == "controls.panic")
+            .expect("refused");
+        assert_eq!(p.line, 3, "{p}");
+        assert!(p.message.contains("\"auto\""), "{p}");
+        let l = loaded("[controls]\npanic = \"blackout\"\n", d.path());
+        assert!(check(&l, Backend::Daydream).is_empty());
+    }
+
+    #[test]
     fn the_pause_panic_is_fine_where_the_backend_can_pause() {
         let d = tempfile::tempdir().expect("tempdir");
         let l = loaded("[controls]\npanic = \"pause\"\n", d.path());

@@ -369,6 +369,20 @@ fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
     if let Some(text) = crate::core::stage::status_text(&snap.stage) {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!(" {text} "), style.panic()));
+        // The server's own NDI/Spout/Syphon outputs do not pass through the deck.
+        let server: Vec<&str> = snap
+            .scope_outputs
+            .outputs
+            .iter()
+            .filter(|o| o.enabled)
+            .map(|o| o.output.label())
+            .collect();
+        if !server.is_empty() {
+            spans.push(Span::styled(
+                format!(" server {} not blanked ", server.join("/")),
+                Style::new().fg(style.warn).add_modifier(Modifier::BOLD),
+            ));
+        }
     }
     if let Some(rec) = snap.recording() {
         spans.push(Span::raw(" "));

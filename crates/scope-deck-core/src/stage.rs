@@ -118,12 +118,17 @@ pub(crate) fn on_action(
             let on = on.unwrap_or(!state.stage.blackout);
             if on != state.stage.blackout {
                 state.stage.blackout = on;
-                let text = if on {
-                    "BLACKOUT: every local output is black"
-                } else {
-                    "blackout released"
+                let server = server_outputs_on(state);
+                let text = match (on, server.is_empty()) {
+                    (true, true) => "BLACKOUT: every local output is black".to_string(),
+                    (true, false) => format!(
+                        "BLACKOUT: every local output is black; the server's own {} output is \
+                         not (it is sent by the server: turn it off there)",
+                        server.join("/")
+                    ),
+                    (false, _) => "blackout released".to_string(),
                 };
-                notice(state, fx, Level::Info, text.into(), now);
+                notice(state, fx, Level::Info, text, now);
             }
         }
         Action::MasterFade { beats } => {
@@ -221,6 +226,16 @@ pub(crate) fn on_action(
     true
 }
 
+/// The Scope server's own outputs that are on (NDI, Spout, Syphon): the deck cannot blank them.
+pub fn server_outputs_on(state: &AppState) -> Vec<&'static str> {
+    crate::video::reduce::ScopeOutputsView::of(state)
+        .outputs
+        .iter()
+        .filter(|o| o.enabled)
+        .map(|o| o.output.label())
+        .collect()
+}
+
 /// The timed fade's amount at `now` (what it was left at when none runs).
 fn current_faded(stage: &StageSlice, now: Duration) -> f64 {
     stage.fade.map_or(stage.faded, |f| f.at(now))
@@ -302,6 +317,24 @@ mod tests {
         act(&mut s, Action::Blackout { on: Some(true) }, ms(40));
         act(&mut s, Action::Blackout { on: Some(true) }, ms(50));
         assert!(s.stage.blackout);
+        // The server's own NDI output is named as not blanked.
+        act(&mut s, Action::Blackout { on: Some(false) }, ms(60));
+        act(
+            &mut s,
+            Action::SetScopeOutput {
+                output: crate::video::scope_api::ScopeOutput::Ndi,
+                enabled: true,
+            },
+            ms(70),
+        );
+        assert_eq!(server_outputs_on(&s), vec!["NDI"]);
+        let fx = act(&mut s, Action::Blackout { on: None }, ms(80));
+        assert!(
+            fx.iter()
+                .any(|f| matches!(f, Effect::Emit(Event::Notice { message, .. })
+                if message.contains("server's own NDI output is not"))),
+            "{fx:?}"
+        );
     }
 
     #[test]
