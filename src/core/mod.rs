@@ -8,7 +8,7 @@
 // imports stable.
 // (`update` names both the module and the reducer function, as in the core crate.)
 pub use scope_deck_core::{
-    action, cue, effect, health, look, msg, params, snapshot, stage, state, update,
+    action, cue, effect, health, look, msg, params, snapshot, stage, state, update, xfade,
 };
 
 pub use action::{Action, ActionSource};

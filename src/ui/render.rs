@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::controls::keymap::{Keymap, ModeKey};
 use crate::core::action::Action;
@@ -70,7 +70,8 @@ pub fn draw(
         Constraint::Length(faults_h),
         Constraint::Length(if panic { 3 } else { 0 }),
         Constraint::Min(8),
-        Constraint::Length(if big { 4 } else { 3 }),
+        // A row more for the crossfader's second slot.
+        Constraint::Length(if big { 4 } else { 3 } + u16::from(snap.xfade.is_some() && !big)),
         Constraint::Length(if big {
             12
         } else if area.height >= 24 {
@@ -758,10 +759,18 @@ fn draw_prompt(
     style: &UiStyle,
 ) {
     let editing = snap.mode() == Mode::PromptEdit;
-    let title = if editing {
-        " prompt — editing (enter sends, esc cancels) ".to_string()
-    } else {
-        crate::mapping::view::prompt_title(&snap.mapping, snap.now)
+    let slot = snap.xfade.as_ref().and_then(|x| x.editing);
+    let title = match (editing, slot, &snap.xfade) {
+        (true, Some(s), _) => format!(
+            " prompt — editing slot {} (tab other slot, enter sends, esc cancels) ",
+            s.label()
+        ),
+        (true, None, _) => " prompt — editing (enter sends, esc cancels) ".to_string(),
+        (false, _, Some(x)) => format!(
+            " prompt · crossfade {} ",
+            crate::ui::widgets::prompt::fader_line(x.position, 11)
+        ),
+        (false, _, None) => crate::mapping::view::prompt_title(&snap.mapping, snap.now),
     };
     let mut b = block(title, style);
     if theme_strip && snap.mapping.themes.len() > 1 {
@@ -770,18 +779,15 @@ fn draw_prompt(
     }
     let inner = b.inner(area);
     frame.render_widget(b, area);
-    let line = if editing {
-        Line::from(vec![
-            Span::styled("✎ ", Style::new().fg(style.accent)),
-            Span::styled(
-                format!("{}▏", view.edit_buffer),
-                Style::new().add_modifier(Modifier::BOLD),
-            ),
-        ])
-    } else {
-        Line::from(snap.prompt.clone())
-    };
-    frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), inner);
+    frame.render_widget(
+        crate::ui::widgets::prompt::PromptBody {
+            prompt: &snap.prompt,
+            xfade: snap.xfade.as_ref(),
+            editing: editing.then_some(view.edit_buffer.as_str()),
+            style,
+        },
+        inner,
+    );
 }
 
 /// `◂ Default │ ▶ Cosmic Voyage │ Neon Foundry ▸`: the active theme with as many neighbours as
@@ -996,7 +1002,7 @@ fn normal_hint(keymap: &Keymap, video: bool, width: u16) -> String {
         (Action::TogglePause, "pause", 3),
         (Action::ResetCache, "reset cache", 4),
         (Action::Panic, "panic", 2),
-        (Action::EditPrompt, "edit prompt", 6),
+        (Action::EditPrompt { slot: None }, "edit prompt", 6),
         (Action::TogglePreview, "preview", 5),
         (Action::ToggleLog, "log", 7),
         (Action::ToggleShowMode, "show mode", 8),

@@ -224,7 +224,7 @@ fn help_open() {
 #[test]
 fn prompt_editing() {
     let mut s = streaming();
-    s.key(3000, Action::EditPrompt);
+    s.key(3000, Action::EditPrompt { slot: None });
     let view = ViewState {
         edit_buffer: "neon rain over tokyo".into(),
         ..ViewState::default()

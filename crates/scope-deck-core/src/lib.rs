@@ -26,6 +26,7 @@ pub mod state;
 pub mod transport;
 pub mod update;
 pub mod video;
+pub mod xfade;
 
 #[cfg(test)]
 mod tests;

@@ -279,7 +279,10 @@ fn recall(state: &mut AppState, look: &Look, now: Duration, fx: &mut Vec<Effect>
         [] => {}
         [(text, w)] if (*w - 1.0).abs() < f64::EPSILON => crate::update::apply(
             state,
-            Action::SetPrompt { text: text.clone() },
+            Action::SetPrompt {
+                text: text.clone(),
+                raw: true,
+            },
             src,
             now,
             fx,
@@ -353,7 +356,14 @@ mod tests {
     fn save_captures_performer_values_and_recall_brings_them_back() {
         let mut s = AppState::new(CoreSettings::default());
         update(&mut s, Msg::Started, ms(0));
-        act(&mut s, Action::SetPrompt { text: "fog".into() }, 10);
+        act(
+            &mut s,
+            Action::SetPrompt {
+                text: "fog".into(),
+                raw: false,
+            },
+            10,
+        );
         let set = |v: f64| Action::SetParam {
             key: "noise_scale".into(),
             value: serde_json::json!(v),
@@ -379,6 +389,7 @@ mod tests {
             &mut s,
             Action::SetPrompt {
                 text: "rain".into(),
+                raw: false,
             },
             40,
         );

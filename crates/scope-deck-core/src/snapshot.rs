@@ -71,6 +71,10 @@ pub struct UiSnapshot {
     pub looks: (Vec<String>, Option<usize>),
     /// Blackout, master fade and the record key.
     pub stage: crate::stage::StageSlice,
+    /// The prompt crossfader as sent (None when not engaged).
+    pub xfade: Option<crate::xfade::XfadeView>,
+    /// What the prompt editor starts with (parts joined with ` | `, never a rendered blend).
+    pub edit_text: String,
 }
 
 impl UiSnapshot {
@@ -119,6 +123,8 @@ impl UiSnapshot {
                 state.looks.last,
             ),
             stage: state.stage.clone(),
+            xfade: crate::xfade::XfadeView::of(state),
+            edit_text: crate::xfade::edit_text(state),
         }
     }
 

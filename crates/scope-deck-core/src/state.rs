@@ -44,6 +44,8 @@ pub struct AppState {
     pub looks: crate::look::LookSlice,
     /// Blackout, master fade and recording (applied by the video edge).
     pub stage: crate::stage::StageSlice,
+    /// The prompt crossfader (slots A and B, position).
+    pub xfade: crate::xfade::XfadeSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -240,6 +242,8 @@ pub struct ParamsSlice {
     pub store: ParamStore,
     /// Current prompt text (without persona).
     pub prompt: String,
+    /// The current prompt's uncomposed parts (text, weight), what the editor edits.
+    pub parts: Vec<(String, f64)>,
     /// Last one-shot fired and when (dashboard flash).
     pub last_trigger: Option<(String, Duration)>,
 }
@@ -336,6 +340,8 @@ pub struct UiSlice {
     pub preview: bool,
     /// Recent notices, newest last.
     pub notices: VecDeque<Notice>,
+    /// The crossfader slot the prompt editor edits (None: the live prompt).
+    pub edit_slot: Option<crate::xfade::Slot>,
 }
 
 /// Running or shutting down.
@@ -375,6 +381,7 @@ impl AppState {
             cues: Default::default(),
             looks: Default::default(),
             stage: Default::default(),
+            xfade: Default::default(),
         }
     }
 }

@@ -368,7 +368,27 @@ fn apply_action(
             };
             notice(state, fx, Level::Info, text.into(), now);
         }
-        Action::EditPrompt => state.ui.mode = Mode::PromptEdit,
+        Action::EditPrompt { slot } => {
+            // Again while editing a slot (tab): the other slot.
+            let slot = match (slot, state.ui.mode, state.ui.edit_slot) {
+                (Some(s), _, _) => Some(s),
+                (None, Mode::PromptEdit, Some(s)) => Some(s.other()),
+                (None, _, _) if state.xfade.engaged() => Some(state.xfade.near()),
+                (None, _, _) => None,
+            };
+            state.ui.edit_slot = slot;
+            state.ui.mode = Mode::PromptEdit;
+        }
+        a @ (Action::SetPromptSlot { .. } | Action::CrossfadeOff) => {
+            crate::xfade::on_action(state, &a, source, now, fx);
+        }
+        a @ (Action::SetParam { .. } | Action::AdjustParam { .. })
+            if crate::xfade::on_action(state, &a, source, now, fx) => {}
+        a @ (Action::PromptNext | Action::PromptPrev | Action::SelectPrompt { .. })
+            if state.xfade.engaged() =>
+        {
+            crate::xfade::load_far(state, &a, source, now, fx);
+        }
         Action::Pause => set_param(state, "paused", json!(true), source, now, fx),
         Action::Resume => {
             if state.controls.panic.is_some() {
@@ -402,14 +422,41 @@ fn apply_action(
                 Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
             }
         }
-        Action::SetPrompt { text } => {
-            if text.trim().is_empty() {
-                notice(state, fx, Level::Warn, "empty prompt ignored".into(), now);
-            } else {
-                state.params.prompt = text.clone();
-                state.ui.mode = Mode::Normal;
-                send_prompt(state, source, now, fx);
+        Action::SetPrompt { text, .. } if text.trim().is_empty() => {
+            notice(state, fx, Level::Warn, "empty prompt ignored".into(), now);
+        }
+        // The editor on a crossfader slot: that slot's parts.
+        Action::SetPrompt { text, raw: false }
+            if state.ui.mode == Mode::PromptEdit && state.ui.edit_slot.is_some() =>
+        {
+            if let Some(slot) = state.ui.edit_slot {
+                let a = Action::SetPromptSlot {
+                    slot,
+                    text: Some(text),
+                    index: None,
+                };
+                crate::xfade::on_action(state, &a, source, now, fx);
             }
+        }
+        Action::SetPrompt { text, raw } => {
+            crate::xfade::release(state);
+            let previous = crate::mapping::theme::PromptEntry {
+                parts: state.params.parts.clone(),
+            };
+            state.params.parts = if raw {
+                vec![(text.clone(), 1.0)]
+            } else {
+                crate::xfade::parse_parts(&text, Some(&previous))
+            };
+            state.params.prompt = state
+                .params
+                .parts
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            state.ui.mode = Mode::Normal;
+            send_prompt(state, raw, source, now, fx);
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
         Action::DownloadModels => fx.push(Effect::Transport(TransportCmd::DownloadModels)),
@@ -462,8 +509,43 @@ fn apply_action(
     }
 }
 
-fn send_prompt(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {
-    let value = prompts_value(&state.params.prompt);
+/// Sends the typed prompt: raw = the text as written, as a cut; otherwise each part in the
+/// active theme's template (persona, style), over the theme's transition when it has one.
+fn send_prompt(
+    state: &mut AppState,
+    raw: bool,
+    source: ActionSource,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let value = if raw {
+        prompts_value(&state.params.prompt)
+    } else {
+        let total: f64 = state.params.parts.iter().map(|(_, w)| w.max(0.0)).sum();
+        let total = if total > 0.0 { total } else { 1.0 };
+        ParamValue::Array(
+            state
+                .params
+                .parts
+                .iter()
+                .map(|(t, w)| {
+                    json!({
+                        "text": crate::xfade::compose_live(state, t),
+                        "weight": crate::mapping::smoothing::round6(w.max(0.0) / total),
+                    })
+                })
+                .collect(),
+        )
+    };
+    let transition = if raw {
+        None
+    } else {
+        state
+            .mapping
+            .theme()
+            .map(|t| (t.transition.steps, t.transition.method.clone()))
+            .filter(|(steps, _)| *steps > 0)
+    };
     match state.params.store.set("prompts", &value, source, now) {
         Ok(acc) => {
             state.params.last_trigger = Some(("prompt".into(), now));
@@ -472,10 +554,22 @@ fn send_prompt(state: &mut AppState, source: ActionSource, now: Duration, fx: &m
                 value: acc.value.clone(),
                 clamped: false,
             }));
-            fx.push(Effect::Transport(TransportCmd::Update(ParamUpdate {
+            let mut upd = ParamUpdate {
                 urgent: true,
-                ..ParamUpdate::one("prompts", acc.value)
-            })));
+                ..ParamUpdate::default()
+            };
+            match transition {
+                Some((steps, method)) => {
+                    upd.values.insert(
+                        "transition".into(),
+                        crate::mapping::prompt::transition_value(&acc.value, steps, &method),
+                    );
+                }
+                None => {
+                    upd.values.insert("prompts".into(), acc.value);
+                }
+            }
+            fx.push(Effect::Transport(TransportCmd::Update(upd)));
         }
         Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
     }

@@ -613,6 +613,7 @@ fn theme_values(
     if let Some(entry) = theme.prompts.first() {
         let prompts = prompts_value(theme, entry, &persona);
         state.params.prompt = entry.label();
+        state.params.parts = entry.parts.clone();
         if let Ok(acc) = state
             .params
             .store
@@ -638,6 +639,8 @@ fn put_prompts(upd: &mut ParamUpdate, prompts: ParamValue, steps: Option<u32>, m
 
 /// Restarts the engine on theme `to` (no messages).
 fn switch_engine(state: &mut AppState, to: usize, _now: Duration) {
+    // The new theme's first prompt replaces whatever the crossfader blended.
+    crate::xfade::release(state);
     state.mapping.active = to;
     state.mapping.prompt_index = 0;
     if let Some(theme) = state.mapping.themes.get(to) {
@@ -699,6 +702,7 @@ fn send_prompt(
     };
     let prompts = prompts_value(&theme, entry, &state.mapping.persona());
     state.params.prompt = entry.label();
+    state.params.parts = entry.parts.clone();
     match state.params.store.set("prompts", &prompts, source, now) {
         Ok(acc) => {
             state.params.last_trigger = Some(("prompt".into(), now));
