@@ -40,6 +40,8 @@ pub struct ViewState {
     pub preview_colors: crate::video::preview::PreviewColors,
     /// Log view: how many rows it is scrolled up from the newest line.
     pub log_scroll: usize,
+    /// Help overlay: the page shown when the bindings do not fit one screen.
+    pub help_page: usize,
 }
 
 impl ViewState {
@@ -170,7 +172,7 @@ pub fn draw(
         draw_video(frame, main, " video preview ", snap, view, style);
     }
     if snap.mode() == Mode::Help {
-        draw_help(frame, area, keymap, style);
+        draw_help(frame, area, keymap, view.help_page, style);
     }
     if snap.mode() == Mode::Log {
         let [_, body, _] = Layout::vertical([
@@ -1074,7 +1076,7 @@ fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, 
     frame.render_widget(line, area);
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
+fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, page: usize, style: &UiStyle) {
     // Generated from the active keymap: keyboard bindings of the normal mode, then MIDI.
     let rows: Vec<_> = crate::controls::help::help_rows(keymap)
         .into_iter()
@@ -1091,7 +1093,20 @@ fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
     }
     .min(max_rows);
     let shown = if two_cols { per_col * 2 } else { per_col };
-    let hidden = rows.len().saturating_sub(shown);
+    // More bindings than fit: pages (PgDn/PgUp), the last cell saying where the reader is.
+    let per_page = if rows.len() > shown {
+        shown.saturating_sub(1).max(1)
+    } else {
+        shown
+    };
+    let pages = rows.len().div_ceil(per_page).max(1);
+    // Cycles: PgDn on the last page shows the first again.
+    let page = page % pages;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .skip(page * per_page)
+        .take(per_page)
+        .collect();
     let w = if two_cols {
         100.min(area.width - 4)
     } else {
@@ -1112,9 +1127,9 @@ fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
         .unwrap_or(0);
     let key_w = longest.clamp(3, 14).min(col_w / 2);
     let cell = |i: usize| -> Vec<Span<'static>> {
-        if hidden > 0 && i + 1 == shown {
+        if pages > 1 && i + 1 == shown {
             return vec![Span::styled(
-                format!("… {} more: a larger terminal shows them", hidden + 1),
+                format!("page {}/{pages} · pgdn/pgup for more", page + 1),
                 style.dimmed(),
             )];
         }

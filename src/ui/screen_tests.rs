@@ -841,3 +841,76 @@ fn blackout_fade_and_rec_markers_in_the_status_bar() {
     );
     assert!(!top.contains("BLACKOUT"), "{top}");
 }
+
+/// More bindings than one screen holds: the overlay pages (PgDn/PgUp through `key_to_msg`),
+/// every binding on some page, and says which page it is.
+#[test]
+fn help_pages_when_the_bindings_do_not_fit() {
+    use crate::controls::keys::KeyChord;
+    use crossterm::event::{KeyCode, KeyModifiers};
+    let mut s = streaming();
+    s.key(3000, Action::ToggleHelp);
+    let snap = s.snapshot();
+    let mut view = ViewState::default();
+    let first = render(&snap, &view, 80, 24);
+    insta::assert_snapshot!("help_page1_80x24", first);
+    let keymap = Keymap::from_text(
+        "k",
+        "default",
+        crate::config::EMBEDDED_KEYMAPS[0].1,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let chord = KeyChord::from_event(&crossterm::event::KeyEvent::new(
+        KeyCode::PageDown,
+        KeyModifiers::NONE,
+    ))
+    .unwrap();
+    let msg = crate::ui::tui::key_to_msg(
+        chord,
+        KeyCode::PageDown,
+        crate::core::state::Mode::Help,
+        &keymap,
+        &mut view,
+    );
+    assert!(msg.is_none(), "paging is the overlay's own business");
+    assert_eq!(view.help_page, 1);
+    let second = render(&snap, &view, 80, 24);
+    insta::assert_snapshot!("help_page2_80x24", second);
+    assert!(first.contains("page 1/2") && second.contains("page 2/2"));
+    for key in [
+        "crossfade +0.1",
+        "slot B",
+        "crossfade off",
+        "blackout",
+        "record",
+    ] {
+        assert!(
+            first.contains(key) || second.contains(key),
+            "{key} on no page:\n{first}\n{second}"
+        );
+    }
+}
+
+/// The crossfader engaged: the prompt panel shows both slots and the weights sent, the title
+/// the fader.
+#[test]
+fn prompt_crossfade() {
+    let mut s = streaming();
+    s.key(
+        3000,
+        Action::SetPromptSlot {
+            slot: crate::core::xfade::Slot::B,
+            text: Some("neon rain | fog".into()),
+            index: None,
+        },
+    );
+    s.key(
+        3100,
+        Action::SetParam {
+            key: "crossfade".into(),
+            value: json!(0.3),
+        },
+    );
+    both("prompt_crossfade", &s.snapshot(), &ViewState::default());
+}

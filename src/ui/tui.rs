@@ -125,6 +125,26 @@ pub fn key_to_msg(
         }
         return None;
     }
+    if mode == Mode::Help {
+        // Pages of the help overlay (when the bindings do not fit): fixed keys, as in the log.
+        match code {
+            KeyCode::PageDown | KeyCode::Down | KeyCode::Right => {
+                view.help_page = view.help_page.wrapping_add(1);
+                return None;
+            }
+            KeyCode::PageUp | KeyCode::Up | KeyCode::Left => {
+                view.help_page = view.help_page.wrapping_sub(1);
+                return None;
+            }
+            _ => {}
+        }
+        if matches!(
+            keymap.lookup(mode, &chord),
+            Some(Action::ToggleHelp | Action::Cancel)
+        ) {
+            view.help_page = 0;
+        }
+    }
     if mode == Mode::PromptEdit {
         if let Some(a) = keymap.lookup(mode, &chord) {
             if matches!(a, Action::Cancel) {

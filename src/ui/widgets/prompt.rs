@@ -4,7 +4,7 @@
 //! ```text
 //! ┌ prompt · crossfade A ━━━●━━━━━━━ B 30% ──────┐
 //! │A 70% fog, ink                                 │
-//! │B 30% sun, ink ×0.23 + moon, ink ×0.08         │
+//! │B 30% ×0.23 sun, ink + ×0.08 moon, ink         │
 //! ```
 //! With one row, both slots share it, split by `│`.
 
@@ -44,13 +44,14 @@ pub fn fader_line(position: f64, width: usize) -> String {
     format!("A {track} B {:.0}%", p * 100.0)
 }
 
-/// One slot's parts as sent: `fog, ink` (single part) or `sun, ink ×0.38 + moon, ink ×0.13`.
+/// One slot's parts as sent: `fog, ink` (single part) or `×0.38 sun, ink + ×0.13 moon, ink`
+/// (each weight before its text, so a cut line still shows it).
 fn parts_text(parts: &[(String, f64)]) -> String {
     match parts {
         [(t, _)] => t.clone(),
         parts => parts
             .iter()
-            .map(|(t, w)| format!("{t} ×{w:.2}"))
+            .map(|(t, w)| format!("×{w:.2} {t}"))
             .collect::<Vec<_>>()
             .join(" + "),
     }
@@ -174,7 +175,7 @@ mod tests {
         .render(buf.area, &mut buf);
         assert_eq!(
             rows(&buf),
-            vec!["A  70% fog, ink", "B  30% sun, ink ×0.23 + moon, ink ×0.07",]
+            vec!["A  70% fog, ink", "B  30% ×0.23 sun, ink + ×0.07 moon, ink"]
         );
         let mut one = Buffer::empty(Rect::new(0, 0, 40, 1));
         PromptBody {
@@ -184,10 +185,7 @@ mod tests {
             style: &style,
         }
         .render(one.area, &mut one);
-        assert_eq!(
-            rows(&one),
-            vec!["A  70% fog, ink    │B  30% sun, ink ×0.2"]
-        );
+        assert_eq!(rows(&one), vec!["A  70% fog, ink    │B  30% ×0.23 sun, in"]);
         assert_eq!(fader_line(0.3, 11), "A ━━━●━━━━━━━ B 30%");
     }
 
