@@ -38,7 +38,8 @@ fn scripted_session_answers_with_json_events_and_quits() {
         "",
         "# a comment",
         r#"{"action":"fly"}"#,
-        r#"{"action":"set_prompt","text":"neon rain"}"#,
+        // As written (`raw`): without it a typed prompt wears the theme's template.
+        r#"{"action":"set_prompt","text":"neon rain","raw":true}"#,
         r#"{"action":"quit"}"#,
     ]
     .join("\n");

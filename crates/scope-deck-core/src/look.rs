@@ -28,6 +28,28 @@ pub struct Look {
     pub params: BTreeMap<String, ParamValue>,
     /// Mapping and trigger names of the theme with their on/off state.
     pub mappings: BTreeMap<String, bool>,
+    /// The prompt crossfader when it was engaged: slots A and B (uncomposed parts) and the
+    /// fader position (`[crossfade]` in the file).
+    pub crossfade: Option<LookCrossfade>,
+}
+
+/// A look's crossfader: both slots and where the fader stood.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookCrossfade {
+    /// Slot A's parts (text, weight).
+    pub a: Vec<(String, f64)>,
+    /// Slot B's parts.
+    pub b: Vec<(String, f64)>,
+    /// 0 = A, 1 = B.
+    pub position: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrossfade {
+    a: Vec<RawPrompt>,
+    b: Vec<RawPrompt>,
+    position: f64,
 }
 
 /// Saved looks.
@@ -51,6 +73,8 @@ struct RawLook {
     params: BTreeMap<String, toml::Value>,
     #[serde(default)]
     mappings: BTreeMap<String, bool>,
+    #[serde(default)]
+    crossfade: Option<RawCrossfade>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +130,27 @@ impl Look {
         if !raw.prompts.is_empty() && raw.prompts.iter().all(|p| p.weight <= 0.0) {
             err("prompts", "at least one weight must be above 0");
         }
+        if let Some(x) = &raw.crossfade {
+            if !x.position.is_finite() || !(0.0..=1.0).contains(&x.position) {
+                err(
+                    "crossfade.position",
+                    "must be 0..1 (0 = slot A, 1 = slot B)",
+                );
+            }
+            for (slot, parts) in [("a", &x.a), ("b", &x.b)] {
+                if parts.is_empty() {
+                    err(&format!("crossfade.{slot}"), "needs at least one prompt");
+                }
+                for (i, p) in parts.iter().enumerate() {
+                    if p.text.trim().is_empty() {
+                        err(&format!("crossfade.{slot}[{i}].text"), "must not be empty");
+                    }
+                    if !p.weight.is_finite() || p.weight <= 0.0 {
+                        err(&format!("crossfade.{slot}[{i}].weight"), "must be above 0");
+                    }
+                }
+            }
+        }
         let store = ParamStore::new();
         let mut params = BTreeMap::new();
         for (k, v) in &raw.params {
@@ -142,6 +187,11 @@ impl Look {
                 .collect(),
             params,
             mappings: raw.mappings,
+            crossfade: raw.crossfade.map(|x| LookCrossfade {
+                a: x.a.into_iter().map(|p| (p.text, p.weight)).collect(),
+                b: x.b.into_iter().map(|p| (p.text, p.weight)).collect(),
+                position: x.position,
+            }),
         })
     }
 }
@@ -191,12 +241,22 @@ pub fn capture(state: &AppState, name: &str) -> Look {
             );
         }
     }
+    let x = &state.xfade;
+    let crossfade = match (&x.a, &x.b) {
+        (Some(a), Some(b)) => Some(LookCrossfade {
+            a: a.parts.clone(),
+            b: b.parts.clone(),
+            position: x.position,
+        }),
+        _ => None,
+    };
     Look {
         name: name.to_string(),
         theme: theme.map(|t| t.id.clone()),
         prompts,
         params,
         mappings,
+        crossfade,
     }
 }
 
@@ -301,7 +361,19 @@ fn recall(state: &mut AppState, look: &Look, now: Duration, fx: &mut Vec<Effect>
             crate::update::apply(state, a, src, now, fx);
         }
     }
+    if let Some(x) = &look.crossfade {
+        // The slots themselves (composed in the theme's template when sent), then the blend.
+        state.xfade = crate::xfade::XfadeSlice {
+            a: Some(crate::mapping::theme::PromptEntry { parts: x.a.clone() }),
+            b: Some(crate::mapping::theme::PromptEntry { parts: x.b.clone() }),
+            position: x.position,
+        };
+        crate::xfade::send(state, src, now, true, fx);
+    }
     for (key, value) in &look.params {
+        if key == "prompt_interpolation_method" && look.crossfade.is_some() {
+            continue;
+        }
         let a = Action::SetParam {
             key: key.clone(),
             value: value.clone(),
