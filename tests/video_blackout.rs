@@ -136,6 +136,8 @@ async fn blackout_and_fade(vh: &VideoHandle, reader: &ShmReader, label: &str) {
         &l[n1..]
     );
     assert!(l[n1 + first_picture..].iter().all(|&x| x >= PICTURE));
+    // For docs/performance.md (`-- --nocapture`).
+    eprintln!("{label}: first black frame +{first_black}, picture back +{first_picture}");
 
     // The fade: the reducer's control tick drives the level, as the engine's does.
     let n2 = reader.frames_read();
