@@ -335,7 +335,13 @@ fn recall(state: &mut AppState, look: &Look, now: Duration, fx: &mut Vec<Effect>
             );
         }
     }
-    match look.prompts.as_slice() {
+    // A look with the crossfader sends its blend below instead.
+    let prompts: &[(String, f64)] = if look.crossfade.is_some() {
+        &[]
+    } else {
+        &look.prompts
+    };
+    match prompts {
         [] => {}
         [(text, w)] if (*w - 1.0).abs() < f64::EPSILON => crate::update::apply(
             state,
@@ -422,6 +428,66 @@ mod tests {
 
     fn act(s: &mut AppState, a: Action, t: u64) -> Vec<Effect> {
         update(s, Msg::key(a), ms(t))
+    }
+
+    #[test]
+    fn a_look_keeps_the_crossfader_slots_and_position() {
+        let mut s = AppState::new(CoreSettings::default());
+        update(&mut s, Msg::Started, ms(0));
+        let slot = |slot, text: &str| Action::SetPromptSlot {
+            slot,
+            text: Some(text.into()),
+            index: None,
+        };
+        act(&mut s, slot(crate::xfade::Slot::A, "fog"), 1);
+        act(&mut s, slot(crate::xfade::Slot::B, "rain | hail"), 2);
+        act(
+            &mut s,
+            Action::SetParam {
+                key: crate::xfade::CROSSFADE_KEY.into(),
+                value: serde_json::json!(0.25),
+            },
+            3,
+        );
+        act(
+            &mut s,
+            Action::SaveLook {
+                name: Some("xf".into()),
+            },
+            4,
+        );
+        let saved = s.looks.list[0].crossfade.clone().unwrap();
+        assert_eq!(saved.position, 0.25);
+        assert_eq!(saved.b, vec![("rain".into(), 1.0), ("hail".into(), 1.0)]);
+        act(&mut s, Action::CrossfadeOff, 5);
+        assert!(!s.xfade.engaged());
+        let fx = act(
+            &mut s,
+            Action::RecallLook {
+                name: Some("xf".into()),
+            },
+            6,
+        );
+        assert!(s.xfade.engaged());
+        assert_eq!(s.xfade.position, 0.25);
+        let prompts: Vec<_> = fx
+            .iter()
+            .filter_map(|f| match f {
+                Effect::Transport(crate::transport::types::TransportCmd::Update(u)) => {
+                    u.values.get("prompts").cloned()
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            prompts,
+            vec![serde_json::json!([
+                {"text": "fog", "weight": 0.75},
+                {"text": "rain", "weight": 0.125},
+                {"text": "hail", "weight": 0.125}
+            ])],
+            "one blend, the look's"
+        );
     }
 
     #[test]

@@ -330,7 +330,10 @@ fn apply_action(
             }
         }
         Action::ForceQuit => begin_shutdown(state, "quit", fx),
-        Action::Cancel => state.ui.mode = Mode::Normal,
+        Action::Cancel => {
+            state.ui.mode = Mode::Normal;
+            state.ui.edit_slot = None;
+        }
         Action::ToggleHelp => {
             state.ui.mode = if state.ui.mode == Mode::Help {
                 Mode::Normal
