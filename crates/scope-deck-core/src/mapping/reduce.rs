@@ -701,6 +701,9 @@ fn send_prompt(
         return;
     };
     let prompts = prompts_value(&theme, entry, &state.mapping.persona());
+    // A theme prompt (a trigger, a cue) replaces the crossfader's blend: it lets go, so the
+    // prompt panel never shows a blend that is no longer sent.
+    crate::xfade::release(state);
     state.params.prompt = entry.label();
     state.params.parts = entry.parts.clone();
     match state.params.store.set("prompts", &prompts, source, now) {
