@@ -92,6 +92,7 @@ async fn midi_to_wire(peer: &peer::Peer, fps: u32, control: Duration, n: usize) 
             tempo: Default::default(),
             events: None,
             snapshots: snap_tx,
+            video_control: None,
         },
         clocks,
     ));

@@ -76,7 +76,7 @@ fn key_is_used_for_the_api_only_and_never_logged() {
     let mut stdin = child.stdin.take().unwrap();
     for l in [
         r#"{"action":"set_param","key":"noise_scale","value":0.25}"#,
-        r#"{"action":"set_prompt","text":"glass jellyfish"}"#,
+        r#"{"action":"set_prompt","text":"glass jellyfish","raw":true}"#,
     ] {
         writeln!(stdin, "{l}").unwrap();
     }

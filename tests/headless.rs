@@ -51,7 +51,8 @@ fn scripted_session_answers_with_json_events_and_quits() {
         "",
         "# a comment",
         r#"{"action":"fly"}"#,
-        r#"{"action":"set_prompt","text":"neon rain"}"#,
+        // As written (`raw`): without it a typed prompt wears the theme's template.
+        r#"{"action":"set_prompt","text":"neon rain","raw":true}"#,
         r#"{"action":"quit"}"#,
     ]
     .join("\n");
@@ -315,7 +316,7 @@ fn long_lines_and_internal_actions_are_refused_and_events_are_timed() {
     let input = [
         huge.as_str(),
         r#"{"action":"learn_done","ok":true,"message":"bound"}"#,
-        r#"{"action":"set_prompt","text":"after the long line"}"#,
+        r#"{"action":"set_prompt","text":"after the long line","raw":true}"#,
         r#"{"action":"quit"}"#,
     ]
     .join("\n");

@@ -118,6 +118,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
                 tempo: Default::default(),
                 events: Some(ev_tx),
                 snapshots: snap_tx,
+                video_control: None,
             },
             Clocks {
                 control: tick,

@@ -62,6 +62,7 @@ async fn ten_restarts_each_reconnect_and_replay_the_full_state() {
             .await;
         rig.action(Action::SetPrompt {
             text: format!("round {round}"),
+            raw: true,
         })
         .await;
         rig.pump(Duration::from_millis(60)).await;

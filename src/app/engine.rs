@@ -68,6 +68,9 @@ pub struct EngineIo {
     pub events: Option<mpsc::Sender<Event>>,
     /// The snapshot the front end draws.
     pub snapshots: watch::Sender<Arc<UiSnapshot>>,
+    /// Blackout/fade level and the record key for the video edge (latest wins), if a video
+    /// output runs.
+    pub video_control: Option<watch::Sender<crate::core::stage::OutputControl>>,
     /// The shared beat grid, its time base and the Link edge (all optional).
     pub tempo: crate::tempo::TempoIo,
 }
@@ -199,6 +202,14 @@ pub async fn run_with(
                     }
                 }
             }
+        }
+        if let Some(tx) = &io.video_control {
+            let want = state.stage.control();
+            tx.send_if_modified(|c| {
+                let changed = *c != want;
+                *c = want;
+                changed
+            });
         }
         if state.lifecycle == Lifecycle::ShuttingDown && goodbye_deadline.is_none() {
             goodbye_deadline = Some(Instant::now() + GOODBYE_TIMEOUT);

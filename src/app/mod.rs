@@ -275,6 +275,7 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
         beats_per_bar: app.audio.beats_per_bar,
         video: app.video.settings(loaded.dir.as_deref()),
         looks_dir: loaded.dir.as_ref().map(|d| d.join("looks")),
+        key_recorders: app.video.sinks.iter().filter(|s| s.on_key()).count(),
         ..CoreSettings::default()
     }
 }
@@ -437,6 +438,7 @@ async fn run_async(
         tempo_commands,
         events: events_tx,
         snapshots: snap_tx,
+        video_control: video.as_ref().map(|v| v.control.clone()),
     };
     let clocks = engine::Clocks::from_hz(loaded.app.engine.control_hz, loaded.app.ui.fps);
     // The router flushes on the control clock, not the dashboard's frame.

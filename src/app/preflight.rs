@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::audio::config::SourceKind;
 use crate::config::LoadedConfig;
 use crate::config::diagnostics::ConfigError;
-use crate::core::state::PanicMode;
 use crate::transport::config::Backend;
 use crate::video::config::{InputSource, SinkConfig};
 
@@ -134,13 +133,8 @@ pub fn check(loaded: &LoadedConfig, backend: Backend) -> Vec<ConfigError> {
             );
         }
     }
-    if backend == Backend::Daydream && app.controls.panic == PanicMode::Pause {
-        err(
-            "controls.panic".into(),
-            "panic = \"pause\" cannot work on the daydream backend (the hosted API has no \
-             pause or cache reset); use panic = \"safe_prompt\""
-                .into(),
-        );
+    if let Some(why) = app.controls.panic.unsupported_on(backend.label()) {
+        err("controls.panic".into(), why.into());
     }
     if backend != Backend::Scope && !app.video.scope_outputs.enable.is_empty() {
         err(
@@ -282,6 +276,28 @@ ref_images = ["gone.png"]
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].message.contains("--features ndi"));
         assert!(!version_text().contains("ndi"));
+    }
+
+    #[test]
+    fn the_default_panic_works_on_every_backend_and_pause_is_refused_on_daydream_with_its_line() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let l = loaded("[controls]\nconfirm_quit = true\n", d.path());
+        for b in [Backend::Scope, Backend::DryRun, Backend::Daydream] {
+            assert!(
+                !check(&l, b).iter().any(|p| p.key == "controls.panic"),
+                "{b:?}"
+            );
+        }
+        let l = loaded("[controls]\n\npanic = \"pause\"\n", d.path());
+        let p = check(&l, Backend::Daydream);
+        let p = p
+            .iter()
+            .find(|p| p.key == "controls.panic")
+            .expect("refused");
+        assert_eq!(p.line, 3, "{p}");
+        assert!(p.message.contains("\"auto\""), "{p}");
+        let l = loaded("[controls]\npanic = \"blackout\"\n", d.path());
+        assert!(check(&l, Backend::Daydream).is_empty());
     }
 
     #[test]

@@ -97,6 +97,28 @@ fn fill(doc: &mut toml_edit::DocumentMut, look: &Look) {
             }
         }
     }
+    match &look.crossfade {
+        Some(x) => {
+            let parts = |ps: &[(String, f64)]| {
+                let mut arr = toml_edit::Array::new();
+                for (text, weight) in ps {
+                    let mut t = toml_edit::InlineTable::new();
+                    t.insert("text", text.as_str().into());
+                    t.insert("weight", (*weight).into());
+                    arr.push(t);
+                }
+                arr
+            };
+            let mut t = toml_edit::Table::new();
+            t["position"] = toml_edit::value(x.position);
+            t["a"] = toml_edit::value(parts(&x.a));
+            t["b"] = toml_edit::value(parts(&x.b));
+            doc["crossfade"] = toml_edit::Item::Table(t);
+        }
+        None => {
+            doc.remove("crossfade");
+        }
+    }
     let maps = doc
         .entry("mappings")
         .or_insert(toml_edit::table())
@@ -141,6 +163,11 @@ mod tests {
             prompts: vec![("fog".into(), 0.75), ("sun".into(), 0.25)],
             params: [("noise_scale".to_string(), serde_json::json!(noise))].into(),
             mappings: [("wobble".to_string(), false)].into(),
+            crossfade: Some(scope_deck_core::look::LookCrossfade {
+                a: vec![("fog".into(), 1.0)],
+                b: vec![("rain".into(), 3.0), ("hail".into(), 1.0)],
+                position: 0.3,
+            }),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::core::state::PanicMode;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlsConfig {
-    /// What panic does: `pause` or `safe_prompt`.
+    /// What panic does: `auto`, `pause`, `safe_prompt` or `blackout`.
     pub panic: PanicMode,
     /// Prompt used when `panic = "safe_prompt"`.
     pub safe_prompt: String,
@@ -21,7 +21,7 @@ pub struct ControlsConfig {
 impl Default for ControlsConfig {
     fn default() -> Self {
         ControlsConfig {
-            panic: PanicMode::Pause,
+            panic: PanicMode::Auto,
             safe_prompt: "calm dark blue gradient, soft light".into(),
             confirm_quit: true,
         }

@@ -332,7 +332,8 @@ mod tests {
         assert_eq!(
             client_line(r#"{"action":"set_prompt","text":"\"cmd\": run"}"#),
             Ok(Some(ClientLine::Action(Action::SetPrompt {
-                text: "\"cmd\": run".into()
+                text: "\"cmd\": run".into(),
+                raw: false,
             })))
         );
     }

@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::controls::keymap::{Keymap, ModeKey};
 use crate::core::action::Action;
@@ -40,6 +40,8 @@ pub struct ViewState {
     pub preview_colors: crate::video::preview::PreviewColors,
     /// Log view: how many rows it is scrolled up from the newest line.
     pub log_scroll: usize,
+    /// Help overlay: the page shown when the bindings do not fit one screen.
+    pub help_page: usize,
 }
 
 impl ViewState {
@@ -70,7 +72,8 @@ pub fn draw(
         Constraint::Length(faults_h),
         Constraint::Length(if panic { 3 } else { 0 }),
         Constraint::Min(8),
-        Constraint::Length(if big { 4 } else { 3 }),
+        // A row more for the crossfader's second slot.
+        Constraint::Length(if big { 4 } else { 3 } + u16::from(snap.xfade.is_some() && !big)),
         Constraint::Length(if big {
             12
         } else if area.height >= 24 {
@@ -169,7 +172,7 @@ pub fn draw(
         draw_video(frame, main, " video preview ", snap, view, style);
     }
     if snap.mode() == Mode::Help {
-        draw_help(frame, area, keymap, style);
+        draw_help(frame, area, keymap, view.help_page, style);
     }
     if snap.mode() == Mode::Log {
         let [_, body, _] = Layout::vertical([
@@ -365,6 +368,34 @@ fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
                 .add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
     }
+    // What the audience sees locally: BLACKOUT / FADE n% (red, reversed) and the recording.
+    if let Some(text) = crate::core::stage::status_text(&snap.stage) {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(format!(" {text} "), style.panic()));
+        // The server's own NDI/Spout/Syphon outputs do not pass through the deck.
+        let server: Vec<&str> = snap
+            .scope_outputs
+            .outputs
+            .iter()
+            .filter(|o| o.enabled)
+            .map(|o| o.output.label())
+            .collect();
+        if !server.is_empty() {
+            spans.push(Span::styled(
+                format!(" server {} not blanked ", server.join("/")),
+                Style::new().fg(style.warn).add_modifier(Modifier::BOLD),
+            ));
+        }
+    }
+    if let Some(rec) = snap.recording() {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            format!(" {rec} "),
+            Style::new()
+                .fg(style.bad)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
     if snap.controls.show_mode {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(
@@ -454,6 +485,10 @@ fn draw_panic(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle)
         .find(|r| r.key == "paused")
         .and_then(|r| r.value.as_bool())
     {
+        _ if snap.stage.panic_blank && snap.backend == "daydream" => {
+            "safe prompt, local outputs black"
+        }
+        _ if snap.stage.panic_blank => "local outputs black",
         Some(true) => "generation paused, cache reset",
         _ => "safe prompt, cache reset",
     };
@@ -728,10 +763,18 @@ fn draw_prompt(
     style: &UiStyle,
 ) {
     let editing = snap.mode() == Mode::PromptEdit;
-    let title = if editing {
-        " prompt — editing (enter sends, esc cancels) ".to_string()
-    } else {
-        crate::mapping::view::prompt_title(&snap.mapping, snap.now)
+    let slot = snap.xfade.as_ref().and_then(|x| x.editing);
+    let title = match (editing, slot, &snap.xfade) {
+        (true, Some(s), _) => format!(
+            " prompt — editing slot {} (tab other slot, enter sends, esc cancels) ",
+            s.label()
+        ),
+        (true, None, _) => " prompt — editing (enter sends, esc cancels) ".to_string(),
+        (false, _, Some(x)) => format!(
+            " prompt · crossfade {} ",
+            crate::ui::widgets::prompt::fader_line(x.position, 11)
+        ),
+        (false, _, None) => crate::mapping::view::prompt_title(&snap.mapping, snap.now),
     };
     let mut b = block(title, style);
     if theme_strip && snap.mapping.themes.len() > 1 {
@@ -740,18 +783,15 @@ fn draw_prompt(
     }
     let inner = b.inner(area);
     frame.render_widget(b, area);
-    let line = if editing {
-        Line::from(vec![
-            Span::styled("✎ ", Style::new().fg(style.accent)),
-            Span::styled(
-                format!("{}▏", view.edit_buffer),
-                Style::new().add_modifier(Modifier::BOLD),
-            ),
-        ])
-    } else {
-        Line::from(snap.prompt.clone())
-    };
-    frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), inner);
+    frame.render_widget(
+        crate::ui::widgets::prompt::PromptBody {
+            prompt: &snap.prompt,
+            xfade: snap.xfade.as_ref(),
+            editing: editing.then_some(view.edit_buffer.as_str()),
+            style,
+        },
+        inner,
+    );
 }
 
 /// `◂ Default │ ▶ Cosmic Voyage │ Neon Foundry ▸`: the active theme with as many neighbours as
@@ -966,7 +1006,7 @@ fn normal_hint(keymap: &Keymap, video: bool, width: u16) -> String {
         (Action::TogglePause, "pause", 3),
         (Action::ResetCache, "reset cache", 4),
         (Action::Panic, "panic", 2),
-        (Action::EditPrompt, "edit prompt", 6),
+        (Action::EditPrompt { slot: None }, "edit prompt", 6),
         (Action::TogglePreview, "preview", 5),
         (Action::ToggleLog, "log", 7),
         (Action::ToggleShowMode, "show mode", 8),
@@ -1038,7 +1078,7 @@ fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, 
     frame.render_widget(line, area);
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
+fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, page: usize, style: &UiStyle) {
     // Generated from the active keymap: keyboard bindings of the normal mode, then MIDI.
     let rows: Vec<_> = crate::controls::help::help_rows(keymap)
         .into_iter()
@@ -1055,7 +1095,20 @@ fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
     }
     .min(max_rows);
     let shown = if two_cols { per_col * 2 } else { per_col };
-    let hidden = rows.len().saturating_sub(shown);
+    // More bindings than fit: pages (PgDn/PgUp), the last cell saying where the reader is.
+    let per_page = if rows.len() > shown {
+        shown.saturating_sub(1).max(1)
+    } else {
+        shown
+    };
+    let pages = rows.len().div_ceil(per_page).max(1);
+    // Cycles: PgDn on the last page shows the first again.
+    let page = page % pages;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .skip(page * per_page)
+        .take(per_page)
+        .collect();
     let w = if two_cols {
         100.min(area.width - 4)
     } else {
@@ -1076,9 +1129,9 @@ fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, style: &UiStyle) {
         .unwrap_or(0);
     let key_w = longest.clamp(3, 14).min(col_w / 2);
     let cell = |i: usize| -> Vec<Span<'static>> {
-        if hidden > 0 && i + 1 == shown {
+        if pages > 1 && i + 1 == shown {
             return vec![Span::styled(
-                format!("… {} more: a larger terminal shows them", hidden + 1),
+                format!("page {}/{pages} · pgdn/pgup for more", page + 1),
                 style.dimmed(),
             )];
         }

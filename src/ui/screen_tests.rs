@@ -224,7 +224,7 @@ fn help_open() {
 #[test]
 fn prompt_editing() {
     let mut s = streaming();
-    s.key(3000, Action::EditPrompt);
+    s.key(3000, Action::EditPrompt { slot: None });
     let view = ViewState {
         edit_buffer: "neon rain over tokyo".into(),
         ..ViewState::default()
@@ -838,4 +838,120 @@ fn snapshots_survive_the_socket_unchanged() {
             render(&snap, &view, 160, 48)
         );
     }
+}
+
+/// The status bar says what leaves the deck: BLACKOUT, then the fade's percentage, and REC with
+/// its elapsed time and file, at both sizes.
+#[test]
+fn blackout_fade_and_rec_markers_in_the_status_bar() {
+    let mut s = streaming();
+    s.state.settings.key_recorders = 1;
+    s.key(1000, Action::Record { on: None });
+    let stats = crate::video::VideoStats {
+        frames_in: 10,
+        sinks: vec![crate::video::SinkStatus {
+            label: "file:~/rec".into(),
+            running: true,
+            file: Some("/home/x/rec/show-20261206-031500.mkv".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    s.at(1500, Msg::VideoStats(Box::new(stats)));
+    s.key(2000, Action::Blackout { on: None });
+    s.at(66_000, Msg::Tick);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let top = render(&s.snapshot(), &ViewState::default(), w, h);
+        let top = top.lines().next().unwrap_or_default().to_string();
+        assert!(top.contains("BLACKOUT"), "{top}");
+        if w >= 160 {
+            assert!(top.contains("REC 1:05 show-20261206-031500.mkv"), "{top}");
+        } else {
+            assert!(top.contains("REC 1:05"), "{top}");
+        }
+    }
+    s.key(66_100, Action::Blackout { on: None });
+    s.key(66_100, Action::MasterFade { beats: Some(4.0) });
+    // 124 BPM from the scripted audio: 4 beats ≈ 1.94 s; a quarter in, ~25 %.
+    s.at(66_100 + 484, Msg::Tick);
+    let top = render(&s.snapshot(), &ViewState::default(), 160, 48);
+    let top = top.lines().next().unwrap_or_default().to_string();
+    assert!(
+        top.contains("FADE 24% ↓") || top.contains("FADE 25% ↓"),
+        "{top}"
+    );
+    assert!(!top.contains("BLACKOUT"), "{top}");
+}
+
+/// More bindings than one screen holds: the overlay pages (PgDn/PgUp through `key_to_msg`),
+/// every binding on some page, and says which page it is.
+#[test]
+fn help_pages_when_the_bindings_do_not_fit() {
+    use crate::controls::keys::KeyChord;
+    use crossterm::event::{KeyCode, KeyModifiers};
+    let mut s = streaming();
+    s.key(3000, Action::ToggleHelp);
+    let snap = s.snapshot();
+    let mut view = ViewState::default();
+    let first = render(&snap, &view, 80, 24);
+    insta::assert_snapshot!("help_page1_80x24", first);
+    let keymap = Keymap::from_text(
+        "k",
+        "default",
+        crate::config::EMBEDDED_KEYMAPS[0].1,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let chord = KeyChord::from_event(&crossterm::event::KeyEvent::new(
+        KeyCode::PageDown,
+        KeyModifiers::NONE,
+    ))
+    .unwrap();
+    let msg = crate::ui::tui::key_to_msg(
+        chord,
+        KeyCode::PageDown,
+        crate::core::state::Mode::Help,
+        &keymap,
+        &mut view,
+    );
+    assert!(msg.is_none(), "paging is the overlay's own business");
+    assert_eq!(view.help_page, 1);
+    let second = render(&snap, &view, 80, 24);
+    insta::assert_snapshot!("help_page2_80x24", second);
+    assert!(first.contains("page 1/2") && second.contains("page 2/2"));
+    for key in [
+        "crossfade +0.1",
+        "slot B",
+        "crossfade off",
+        "blackout",
+        "record",
+    ] {
+        assert!(
+            first.contains(key) || second.contains(key),
+            "{key} on no page:\n{first}\n{second}"
+        );
+    }
+}
+
+/// The crossfader engaged: the prompt panel shows both slots and the weights sent, the title
+/// the fader.
+#[test]
+fn prompt_crossfade() {
+    let mut s = streaming();
+    s.key(
+        3000,
+        Action::SetPromptSlot {
+            slot: crate::core::xfade::Slot::B,
+            text: Some("neon rain | fog".into()),
+            index: None,
+        },
+    );
+    s.key(
+        3100,
+        Action::SetParam {
+            key: "crossfade".into(),
+            value: json!(0.3),
+        },
+    );
+    both("prompt_crossfade", &s.snapshot(), &ViewState::default());
 }

@@ -158,6 +158,26 @@ pub fn key_to_msg(
         }
         return None;
     }
+    if mode == Mode::Help {
+        // Pages of the help overlay (when the bindings do not fit): fixed keys, as in the log.
+        match code {
+            KeyCode::PageDown | KeyCode::Down | KeyCode::Right => {
+                view.help_page = view.help_page.wrapping_add(1);
+                return None;
+            }
+            KeyCode::PageUp | KeyCode::Up | KeyCode::Left => {
+                view.help_page = view.help_page.wrapping_sub(1);
+                return None;
+            }
+            _ => {}
+        }
+        if matches!(
+            keymap.lookup(mode, &chord),
+            Some(Action::ToggleHelp | Action::Cancel)
+        ) {
+            view.help_page = 0;
+        }
+    }
     if mode == Mode::PromptEdit {
         if let Some(a) = keymap.lookup(mode, &chord) {
             if matches!(a, Action::Cancel) {
@@ -168,7 +188,7 @@ pub fn key_to_msg(
         match code {
             KeyCode::Enter => {
                 let text = std::mem::take(&mut view.edit_buffer);
-                return act(Action::SetPrompt { text });
+                return act(Action::SetPrompt { text, raw: false });
             }
             KeyCode::Esc => {
                 view.edit_buffer.clear();
@@ -177,12 +197,25 @@ pub fn key_to_msg(
             KeyCode::Backspace => {
                 view.edit_buffer.pop();
             }
+            // With the crossfader engaged: edit the other slot.
+            KeyCode::Tab => return act(Action::EditPrompt { slot: None }),
             KeyCode::Char(c) if !chord.ctrl && !chord.alt => view.edit_buffer.push(c),
             _ => {}
         }
         return None;
     }
     keymap.lookup(mode, &chord).cloned().and_then(act)
+}
+
+/// Starts the editor with what it edits (the live prompt's or the slot's parts joined with
+/// ` | `, never a rendered blend) when editing begins or moves to the other slot.
+fn prefill(view: &mut ViewState, drawn: &UiSnapshot, latest: &UiSnapshot) {
+    let slot = |s: &UiSnapshot| s.xfade.as_ref().and_then(|x| x.editing);
+    if latest.mode() == Mode::PromptEdit
+        && (drawn.mode() != Mode::PromptEdit || slot(drawn) != slot(latest))
+    {
+        view.edit_buffer = latest.edit_text.clone();
+    }
 }
 
 /// What the terminal front end draws with.
@@ -236,10 +269,12 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             ev = events.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
-                    let mode = snapshots.borrow().mode();
-                    if mode == Mode::PromptEdit && snap.mode() != Mode::PromptEdit {
-                        view.edit_buffer = snapshots.borrow().prompt.clone();
-                    }
+                    let latest = snapshots.borrow().clone();
+                    let mode = latest.mode();
+                    prefill(&mut view, &snap, &latest);
+                    // Drawn or not, the editor has taken this snapshot's text: a redraw must not
+                    // fill it again over what is typed next.
+                    snap = latest;
                     if let Some(chord) = KeyChord::from_event(&k) {
                         if let Some(msg) = key_to_msg(chord, k.code, mode, &keymap, &mut view) {
                             let _ = inputs.send(msg).await;
@@ -294,9 +329,7 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(next_frame), if dirty => {
                 let latest = snapshots.borrow_and_update().clone();
-                if latest.mode() == Mode::PromptEdit && snap.mode() != Mode::PromptEdit {
-                    view.edit_buffer = latest.prompt.clone();
-                }
+                prefill(&mut view, &snap, &latest);
                 snap = latest;
                 if let Some(rx) = preview.as_mut() {
                     view.preview = rx.borrow_and_update().clone();

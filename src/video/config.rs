@@ -119,6 +119,10 @@ pub enum SinkConfig {
         /// Decode and re-encode to a fixed format instead (VP8 in `mkv`, H.264 in `mp4`).
         #[serde(default)]
         reencode: bool,
+        /// Record only while the `record` key (action) is on, a new file each time; otherwise
+        /// the whole session is recorded.
+        #[serde(default)]
+        on_key: bool,
     },
     /// A local window, only where a display exists.
     Window {},
@@ -146,6 +150,17 @@ fn default_prefix() -> String {
 }
 
 impl SinkConfig {
+    /// A recorder that runs only while the `record` key is on.
+    pub fn on_key(&self) -> bool {
+        matches!(self, SinkConfig::File { on_key: true, .. })
+    }
+
+    /// A live output that blackout and the master fade darken (every sink but recordings,
+    /// which keep the picture as generated).
+    pub fn blanks(&self) -> bool {
+        !matches!(self, SinkConfig::File { .. })
+    }
+
     /// Whether this sink takes the received (pre-decoder) stream rather than decoded frames.
     pub fn wants_encoded(&self) -> bool {
         matches!(
@@ -311,12 +326,7 @@ impl Validate for VideoConfig {
                         errors.push(doc.error_at(&p("name"), "must not be empty", None));
                     }
                 }
-                SinkConfig::File {
-                    dir,
-                    container,
-                    prefix: _,
-                    reencode: _,
-                } => {
+                SinkConfig::File { dir, container, .. } => {
                     if dir.trim().is_empty() {
                         errors.push(doc.error_at(&p("dir"), "must be a folder path", None));
                     }

@@ -45,6 +45,9 @@ pub struct VideoHandle {
     /// Counts key-frame requests: the decoder has no valid reference (start of stream, loss).
     /// HOOK for the transport: on every change, send RTCP PLI for the video track.
     pub keyframe_requests: watch::Receiver<u64>,
+    /// What the engine decides for the local outputs (blackout/fade level, the record key);
+    /// the engine writes it, the sinks follow.
+    pub control: watch::Sender<scope_deck_core::stage::OutputControl>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
     sinks: Vec<JoinHandle<()>>,
@@ -73,6 +76,8 @@ pub fn start(
     elements::preload(cfg.sinks.iter().any(|s| s.wants_encoded()));
     let cancel = cancel.child_token();
     let (tx, rx) = mpsc::channel(RTP_CAPACITY);
+    let dark = Arc::new(sinks::Darkness::default());
+    let (control_tx, control_rx) = watch::channel(scope_deck_core::stage::OutputControl::default());
     let slots: Arc<Vec<Arc<SinkSlot>>> = Arc::new(
         cfg.sinks
             .iter()
@@ -81,7 +86,9 @@ pub fn start(
                     label: s.label(),
                     encoded: s.wants_encoded(),
                     // From the start: it cannot run before the first received frame.
-                    waiting: std::sync::atomic::AtomicBool::new(s.wants_encoded()),
+                    waiting: std::sync::atomic::AtomicBool::new(s.wants_encoded() || s.on_key()),
+                    armed: std::sync::atomic::AtomicBool::new(s.on_key()),
+                    dark: dark.clone(),
                     ..SinkSlot::default()
                 })
             })
@@ -98,9 +105,11 @@ pub fn start(
                 s.clone(),
                 backoff,
                 cancel.clone(),
+                control_rx.clone(),
             ))
         })
         .collect();
+    tokio::spawn(follow_control(control_rx, dark, cancel.clone()));
     let (stats_tx, stats_rx) = watch::channel(VideoStats::default());
     let (preview_tx, preview_rx) = watch::channel(None);
     let (kf_tx, kf_rx) = watch::channel(0u64);
@@ -126,11 +135,28 @@ pub fn start(
             stats: stats_rx,
             preview: preview_rx,
             keyframe_requests: kf_rx,
+            control: control_tx,
             cancel,
             task,
             sinks,
         },
     ))
+}
+
+/// Mirrors the engine's output level into the atomic every live sink reads per frame.
+async fn follow_control(
+    mut rx: watch::Receiver<scope_deck_core::stage::OutputControl>,
+    dark: Arc<sinks::Darkness>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let level = rx.borrow_and_update().level;
+        dark.set(1.0 - level);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.changed() => if r.is_err() { return },
+        }
+    }
 }
 
 struct Running {
@@ -369,6 +395,7 @@ fn collect(
             clients: s.clients.load(Ordering::Relaxed),
             last_error: s.last_error.lock().ok().and_then(|g| g.clone()),
             file: s.current_file.lock().ok().and_then(|g| g.clone()),
+            armed: s.armed.load(Ordering::Relaxed),
         })
         .collect();
     let frames_in = c.frames_decoded.load(Ordering::Relaxed);

@@ -68,6 +68,64 @@ pub struct SinkSlot {
     /// Last decoded frame's timestamp pushed into the current sink pipeline (None: the pad
     /// offset mapping it onto this pipeline's clock is still to be taken).
     pub(crate) ts_offset: Mutex<Option<gst::ClockTime>>,
+    /// The amount of black (f32 bits, 0 = picture, 1 = black) shared by every sink of the
+    /// output: blackout and the master fade (see [`Darkness`]).
+    pub(crate) dark: Arc<Darkness>,
+    /// A recorder idle until the record key (`on_key = true`).
+    pub armed: std::sync::atomic::AtomicBool,
+}
+
+/// The amount of black every live sink applies, written by the video edge when the engine's
+/// [`scope_deck_core::stage::OutputControl`] changes and read once per frame (one atomic load).
+#[derive(Debug, Default)]
+pub struct Darkness(std::sync::atomic::AtomicU32);
+
+impl Darkness {
+    /// 0 = picture, 1 = black.
+    pub fn set(&self, amount: f32) {
+        let a = if amount.is_finite() {
+            amount.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        self.0.store(a.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The current amount of black.
+    pub fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Name of the `videobalance` that darkens a live sink.
+const MASTER: &str = "master";
+
+/// Makes the sink's `videobalance` follow `dark`: checked on every frame before it is
+/// processed (so a change shows on the next frame), the element's properties touched only when
+/// the amount changed. At the defaults `videobalance` is in passthrough: no work per frame.
+fn follow_darkness(built: &BuiltSink, dark: Arc<Darkness>) {
+    let Some(balance) = built.pipeline.by_name(MASTER) else {
+        return;
+    };
+    let Some(pad) = balance.static_pad("sink") else {
+        return;
+    };
+    // NaN: nothing applied yet.
+    let applied = std::sync::atomic::AtomicU32::new(f32::NAN.to_bits());
+    let weak = balance.downgrade();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let want = dark.get();
+        if f32::from_bits(applied.load(Ordering::Relaxed)) != want
+            && let Some(b) = weak.upgrade()
+        {
+            // Luma towards 16 and chroma towards 128: video-range black.
+            let keep = f64::from(1.0 - want);
+            b.set_property("contrast", keep);
+            b.set_property("saturation", keep);
+            applied.store(want.to_bits(), Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// At most this many frames are held while an `encoded` sink starts (≈ 4 s at 30 fps).
@@ -328,6 +386,7 @@ pub fn build_sink_for(
             container,
             prefix,
             reencode: false,
+            ..
         } => {
             let caps = stream.ok_or_else(|| {
                 VideoError::Pipeline(format!(
@@ -395,6 +454,7 @@ pub fn build_sink_for(
             container,
             prefix,
             reencode: true,
+            ..
         } => {
             let dir = expand_home(dir);
             std::fs::create_dir_all(&dir).map_err(|e| {
@@ -465,6 +525,11 @@ pub fn build_sink_for(
             bin
         }
     };
+    if cfg.blanks() {
+        // Blackout and the master fade act here, after this sink's own queue (the appsrc), so
+        // frames already waiting for the sink are darkened too.
+        chain.insert(1, make("videobalance", MASTER)?);
+    }
     pipeline
         .add_many(&chain)
         .map_err(|e| VideoError::Pipeline(format!("{}: {e}", cfg.label())))?;
@@ -488,14 +553,25 @@ pub async fn supervise(
     slot: Arc<SinkSlot>,
     first_backoff: Duration,
     cancel: CancellationToken,
+    mut control: tokio::sync::watch::Receiver<scope_deck_core::stage::OutputControl>,
 ) {
     let mut backoff = first_backoff;
-    let mut attempt = 0u64;
+    let mut failed_before = false;
     loop {
-        if attempt > 0 {
+        if cfg.on_key() {
+            // Idle (a state, not a failure) until the record key is on.
+            slot.armed.store(true, Ordering::Relaxed);
+            slot.waiting.store(true, Ordering::Relaxed);
+            let on = wait_record(&mut control, true, &cancel).await;
+            slot.armed.store(false, Ordering::Relaxed);
+            slot.waiting.store(false, Ordering::Relaxed);
+            if !on {
+                return;
+            }
+        }
+        if failed_before {
             slot.restarts.fetch_add(1, Ordering::Relaxed);
         }
-        attempt += 1;
         let stream = if cfg.wants_encoded() {
             // Built for the received codec: wait until the first frame tells it.
             slot.waiting.store(true, Ordering::Relaxed);
@@ -515,21 +591,30 @@ pub async fn supervise(
             _ => None,
         };
         let started = std::time::Instant::now();
+        let record = cfg.on_key().then_some(&mut control);
         match build_sink_for(&cfg, true, stream.as_ref()) {
             Ok(built) => {
-                let outcome = run_one(&built, &slot, &cancel, shm_before).await;
+                follow_darkness(&built, slot.dark.clone());
+                let outcome = run_one(&built, &slot, &cancel, shm_before, record).await;
                 if let Ok(mut g) = slot.src.lock() {
                     *g = None;
                 }
                 slot.running.store(false, Ordering::Relaxed);
                 let _ = built.pipeline.set_state(gst::State::Null);
                 match outcome {
-                    None => return, // cancelled: finished in order
+                    // Cancelled: finished in order.
+                    None if cancel.is_cancelled() => return,
+                    // The record key stopped it (file finalised): wait for the next press.
+                    None => {
+                        failed_before = false;
+                        continue;
+                    }
                     Some(err) => report(&slot, &err),
                 }
             }
             Err(err) => report(&slot, &err),
         }
+        failed_before = true;
         if started.elapsed() > Duration::from_secs(60) {
             backoff = first_backoff;
         }
@@ -538,6 +623,23 @@ pub async fn supervise(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Waits until the record key is `on` (true), or false when cancelled or the engine is gone.
+async fn wait_record(
+    control: &mut tokio::sync::watch::Receiver<scope_deck_core::stage::OutputControl>,
+    on: bool,
+    cancel: &CancellationToken,
+) -> bool {
+    loop {
+        if control.borrow_and_update().record == on {
+            return true;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            r = control.changed() => if r.is_err() { return false },
+        }
     }
 }
 
@@ -569,6 +671,7 @@ async fn run_one(
     slot: &Arc<SinkSlot>,
     cancel: &CancellationToken,
     shm_before: Option<ShmPath>,
+    mut record: Option<&mut tokio::sync::watch::Receiver<scope_deck_core::stage::OutputControl>>,
 ) -> Option<VideoError> {
     let Some(bus) = built.pipeline.bus() else {
         return Some(VideoError::Pipeline("sink pipeline has no bus".into()));
@@ -647,6 +750,22 @@ async fn run_one(
         tokio::select! {
             _ = cancel.cancelled() => {
                 finish(built, &bus).await;
+                return None;
+            }
+            stop = async {
+                match record.as_deref_mut() {
+                    Some(rx) => wait_record(rx, false, cancel).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if stop {
+                    // The record key is off: close the file properly (muxer index written).
+                    if let Ok(mut g) = slot.src.lock() {
+                        *g = None;
+                    }
+                    finish(built, &bus).await;
+                    tracing::info!(sink = %slot.label, "recording stopped by the record key");
+                }
                 return None;
             }
             _ = slot.stream_changed.notified(), if slot.encoded => {

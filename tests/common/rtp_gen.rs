@@ -158,6 +158,19 @@ pub struct ShmReader {
     child: std::process::Child,
     thread: Option<std::thread::JoinHandle<()>>,
     counters: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+    lumas: std::sync::Arc<std::sync::Mutex<Vec<f32>>>,
+}
+
+/// Mean luma below the counter band (rows 32..), sampled on a 4-pixel grid: 16 is black.
+pub fn picture_luma(y_plane: &[u8], w: usize, h: usize) -> f32 {
+    let (mut sum, mut n) = (0u64, 0u64);
+    for y in (32..h).step_by(4) {
+        for x in (0..w).step_by(4) {
+            sum += u64::from(y_plane[y * w + x]);
+            n += 1;
+        }
+    }
+    if n == 0 { 0.0 } else { sum as f32 / n as f32 }
 }
 
 impl ShmReader {
@@ -184,10 +197,18 @@ impl ShmReader {
         let mut out = child.stdout.take().expect("piped stdout");
         let counters = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let c2 = counters.clone();
+        let lumas = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l2 = lumas.clone();
         let thread = std::thread::spawn(move || {
             let mut frame = vec![0u8; w * h * 3 / 2];
             while out.read_exact(&mut frame).is_ok() {
                 let n = read_counter_luma(&frame[..w * h], w);
+                let l = picture_luma(&frame[..w * h], w, h);
+                // Luma first: a reader of `frames_read` then always finds its luma.
+                match l2.lock() {
+                    Ok(mut v) => v.push(l),
+                    Err(_) => return,
+                }
                 match c2.lock() {
                     Ok(mut v) => v.push(n),
                     Err(_) => return,
@@ -198,12 +219,18 @@ impl ShmReader {
             child,
             thread: Some(thread),
             counters,
+            lumas,
         }
     }
 
     /// The counters read so far.
     pub fn counters(&self) -> Vec<u32> {
         self.counters.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Mean picture luma of every frame read so far (see [`picture_luma`]).
+    pub fn lumas(&self) -> Vec<f32> {
+        self.lumas.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// How many frames were read so far.

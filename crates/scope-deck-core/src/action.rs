@@ -49,10 +49,15 @@ pub enum Action {
         /// Signed change.
         delta: f64,
     },
-    /// Replace the current prompt text (sent as a single full-weight prompt).
+    /// Replace the current prompt text (sent as a single full-weight prompt). A typed prompt
+    /// is dressed in the active theme's template (persona, style) and crossfades over the
+    /// theme's transition; `raw` sends the text exactly as written, as a cut.
     SetPrompt {
         /// The new prompt.
         text: String,
+        /// Send the text as written (no theme template), as a hard cut.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        raw: bool,
     },
     /// Drop the connection and connect again (keeps every parameter).
     Reconnect,
@@ -98,8 +103,28 @@ pub enum Action {
         /// Mapping name as written in the theme.
         name: String,
     },
-    /// Start editing the prompt text in the TUI.
-    EditPrompt,
+    /// Start editing the prompt text in the TUI; with the crossfader engaged (or `slot` given)
+    /// it edits slot A or B (tab switches between them).
+    EditPrompt {
+        /// `a` or `b`: edit that crossfader slot.
+        #[serde(default)]
+        slot: Option<crate::xfade::Slot>,
+    },
+    /// Put a prompt in crossfader slot A or B: `text` (parts separated by `|`, keeping the
+    /// slot's weights), `index` (0-based, from the active theme's list), or neither: the prompt
+    /// playing now. Engages the crossfader (the other slot gets the live prompt if empty).
+    SetPromptSlot {
+        /// `a` or `b`.
+        slot: crate::xfade::Slot,
+        /// Prompt text; `a | b` gives a blend with the slot's weights.
+        #[serde(default)]
+        text: Option<String>,
+        /// 0-based index into the active theme's prompts.
+        #[serde(default)]
+        index: Option<usize>,
+    },
+    /// Leave the crossfader: the prompt at its nearer end keeps playing.
+    CrossfadeOff,
     /// Set a named theme macro (a MIDI knob or fader), 0..1; mappings read it as
     /// `macro.<name>`.
     SetMacro {
@@ -183,6 +208,28 @@ pub enum Action {
         /// Start (true) or stop.
         playing: bool,
     },
+    /// Every local video output black at once (toggle; `on` sets it). Acts in the deck's own
+    /// output path, so it works the same on every backend.
+    Blackout {
+        /// On or off (omitted: toggle).
+        #[serde(default)]
+        on: Option<bool>,
+    },
+    /// Fade the local video outputs to black over `beats` beats at the current tempo (4 when
+    /// omitted); pressed again (or from black) it fades back in. The fader is
+    /// `set_param key = "master_fade"`.
+    MasterFade {
+        /// Length in beats.
+        #[serde(default)]
+        beats: Option<f64>,
+    },
+    /// Start or stop recording the received video (toggle; `on` sets it) with the file sinks
+    /// marked `on_key = true`.
+    Record {
+        /// On or off (omitted: toggle).
+        #[serde(default)]
+        on: Option<bool>,
+    },
 }
 
 impl Action {
@@ -217,7 +264,9 @@ impl Action {
             Action::Redownbeat => "redownbeat",
             Action::ReleaseHolds => "release_holds",
             Action::ToggleMapping { .. } => "toggle_mapping",
-            Action::EditPrompt => "edit_prompt",
+            Action::EditPrompt { .. } => "edit_prompt",
+            Action::SetPromptSlot { .. } => "set_prompt_slot",
+            Action::CrossfadeOff => "crossfade_off",
             Action::SetMacro { .. } => "set_macro",
             Action::Learn => "learn",
             Action::LearnControl { .. } => "learn_control",
@@ -238,6 +287,9 @@ impl Action {
             Action::TempoSource { .. } => "tempo_source",
             Action::CycleTempoSource => "cycle_tempo_source",
             Action::LinkPlay { .. } => "link_play",
+            Action::Blackout { .. } => "blackout",
+            Action::MasterFade { .. } => "master_fade",
+            Action::Record { .. } => "record",
         }
     }
 
@@ -261,6 +313,7 @@ impl Action {
                 | Action::CueJump { .. }
                 | Action::TempoSource { .. }
                 | Action::LinkPlay { .. }
+                | Action::SetPromptSlot { .. }
         )
     }
 
@@ -269,7 +322,13 @@ impl Action {
         match self {
             Action::SetParam { key, value } => format!("set {key} = {value}"),
             Action::AdjustParam { key, delta } => format!("{key} {delta:+}"),
-            Action::SetPrompt { text } => format!("prompt \"{text}\""),
+            Action::SetPrompt { text, .. } => format!("prompt \"{text}\""),
+            Action::SetPromptSlot { slot, text, index } => match (text, index) {
+                (Some(t), _) => format!("slot {} \"{t}\"", slot.label()),
+                (None, Some(i)) => format!("slot {} ← prompt #{}", slot.label(), i + 1),
+                (None, None) => format!("slot {} ← live prompt", slot.label()),
+            },
+            Action::EditPrompt { slot: Some(s) } => format!("edit slot {}", s.label()),
             Action::SelectTheme { index } => format!("theme #{}", index + 1),
             Action::SelectPrompt { index } => format!("prompt #{}", index + 1),
             Action::SetPersona { name } => format!("persona {name}"),
@@ -298,6 +357,13 @@ impl Action {
             ),
             Action::LinkPlay { playing } => {
                 format!("Link {}", if *playing { "start" } else { "stop" })
+            }
+            Action::Blackout { on: Some(on) } => {
+                format!("blackout {}", if *on { "on" } else { "off" })
+            }
+            Action::MasterFade { beats: Some(b) } => format!("master fade {b} beats"),
+            Action::Record { on: Some(on) } => {
+                format!("record {}", if *on { "on" } else { "off" })
             }
             Action::CueJump { cue } => match cue {
                 crate::cue::CueRef::Number(n) => format!("cue jump {n}"),
@@ -421,7 +487,7 @@ mod tests {
             Action::Quit,
             Action::Panic,
             Action::TapTempo,
-            Action::EditPrompt,
+            Action::EditPrompt { slot: None },
             Action::ThemeNext,
         ] {
             let v = serde_json::to_value(&a).unwrap();

@@ -779,7 +779,10 @@ fn fire(state: &mut AppState, i: usize, now: Duration, fx: &mut Vec<Effect>) {
         [] => {}
         [(text, w)] if (*w - 1.0).abs() < f64::EPSILON => crate::update::apply(
             state,
-            Action::SetPrompt { text: text.clone() },
+            Action::SetPrompt {
+                text: text.clone(),
+                raw: true,
+            },
             src,
             now,
             fx,
@@ -1135,6 +1138,7 @@ bars = 4
             &mut s,
             Action::SetPrompt {
                 text: "from look".into(),
+                raw: false,
             },
             0,
         );
@@ -1149,6 +1153,7 @@ bars = 4
             &mut s,
             Action::SetPrompt {
                 text: "other".into(),
+                raw: false,
             },
             8,
         );

@@ -22,11 +22,13 @@ pub mod params;
 pub mod recall;
 pub mod show;
 pub mod snapshot;
+pub mod stage;
 pub mod state;
 pub mod tempo;
 pub mod transport;
 pub mod update;
 pub mod video;
+pub mod xfade;
 
 #[cfg(test)]
 mod tests;

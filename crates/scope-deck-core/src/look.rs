@@ -28,6 +28,28 @@ pub struct Look {
     pub params: BTreeMap<String, ParamValue>,
     /// Mapping and trigger names of the theme with their on/off state.
     pub mappings: BTreeMap<String, bool>,
+    /// The prompt crossfader when it was engaged: slots A and B (uncomposed parts) and the
+    /// fader position (`[crossfade]` in the file).
+    pub crossfade: Option<LookCrossfade>,
+}
+
+/// A look's crossfader: both slots and where the fader stood.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookCrossfade {
+    /// Slot A's parts (text, weight).
+    pub a: Vec<(String, f64)>,
+    /// Slot B's parts.
+    pub b: Vec<(String, f64)>,
+    /// 0 = A, 1 = B.
+    pub position: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrossfade {
+    a: Vec<RawPrompt>,
+    b: Vec<RawPrompt>,
+    position: f64,
 }
 
 /// Saved looks.
@@ -51,6 +73,8 @@ struct RawLook {
     params: BTreeMap<String, toml::Value>,
     #[serde(default)]
     mappings: BTreeMap<String, bool>,
+    #[serde(default)]
+    crossfade: Option<RawCrossfade>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +130,27 @@ impl Look {
         if !raw.prompts.is_empty() && raw.prompts.iter().all(|p| p.weight <= 0.0) {
             err("prompts", "at least one weight must be above 0");
         }
+        if let Some(x) = &raw.crossfade {
+            if !x.position.is_finite() || !(0.0..=1.0).contains(&x.position) {
+                err(
+                    "crossfade.position",
+                    "must be 0..1 (0 = slot A, 1 = slot B)",
+                );
+            }
+            for (slot, parts) in [("a", &x.a), ("b", &x.b)] {
+                if parts.is_empty() {
+                    err(&format!("crossfade.{slot}"), "needs at least one prompt");
+                }
+                for (i, p) in parts.iter().enumerate() {
+                    if p.text.trim().is_empty() {
+                        err(&format!("crossfade.{slot}[{i}].text"), "must not be empty");
+                    }
+                    if !p.weight.is_finite() || p.weight <= 0.0 {
+                        err(&format!("crossfade.{slot}[{i}].weight"), "must be above 0");
+                    }
+                }
+            }
+        }
         let store = ParamStore::new();
         let mut params = BTreeMap::new();
         for (k, v) in &raw.params {
@@ -142,6 +187,11 @@ impl Look {
                 .collect(),
             params,
             mappings: raw.mappings,
+            crossfade: raw.crossfade.map(|x| LookCrossfade {
+                a: x.a.into_iter().map(|p| (p.text, p.weight)).collect(),
+                b: x.b.into_iter().map(|p| (p.text, p.weight)).collect(),
+                position: x.position,
+            }),
         })
     }
 }
@@ -191,12 +241,22 @@ pub fn capture(state: &AppState, name: &str) -> Look {
             );
         }
     }
+    let x = &state.xfade;
+    let crossfade = match (&x.a, &x.b) {
+        (Some(a), Some(b)) => Some(LookCrossfade {
+            a: a.parts.clone(),
+            b: b.parts.clone(),
+            position: x.position,
+        }),
+        _ => None,
+    };
     Look {
         name: name.to_string(),
         theme: theme.map(|t| t.id.clone()),
         prompts,
         params,
         mappings,
+        crossfade,
     }
 }
 
@@ -275,11 +335,20 @@ fn recall(state: &mut AppState, look: &Look, now: Duration, fx: &mut Vec<Effect>
             );
         }
     }
-    match look.prompts.as_slice() {
+    // A look with the crossfader sends its blend below instead.
+    let prompts: &[(String, f64)] = if look.crossfade.is_some() {
+        &[]
+    } else {
+        &look.prompts
+    };
+    match prompts {
         [] => {}
         [(text, w)] if (*w - 1.0).abs() < f64::EPSILON => crate::update::apply(
             state,
-            Action::SetPrompt { text: text.clone() },
+            Action::SetPrompt {
+                text: text.clone(),
+                raw: true,
+            },
             src,
             now,
             fx,
@@ -298,7 +367,19 @@ fn recall(state: &mut AppState, look: &Look, now: Duration, fx: &mut Vec<Effect>
             crate::update::apply(state, a, src, now, fx);
         }
     }
+    if let Some(x) = &look.crossfade {
+        // The slots themselves (composed in the theme's template when sent), then the blend.
+        state.xfade = crate::xfade::XfadeSlice {
+            a: Some(crate::mapping::theme::PromptEntry { parts: x.a.clone() }),
+            b: Some(crate::mapping::theme::PromptEntry { parts: x.b.clone() }),
+            position: x.position,
+        };
+        crate::xfade::send(state, src, now, true, fx);
+    }
     for (key, value) in &look.params {
+        if key == "prompt_interpolation_method" && look.crossfade.is_some() {
+            continue;
+        }
         let a = Action::SetParam {
             key: key.clone(),
             value: value.clone(),
@@ -350,10 +431,77 @@ mod tests {
     }
 
     #[test]
+    fn a_look_keeps_the_crossfader_slots_and_position() {
+        let mut s = AppState::new(CoreSettings::default());
+        update(&mut s, Msg::Started, ms(0));
+        let slot = |slot, text: &str| Action::SetPromptSlot {
+            slot,
+            text: Some(text.into()),
+            index: None,
+        };
+        act(&mut s, slot(crate::xfade::Slot::A, "fog"), 1);
+        act(&mut s, slot(crate::xfade::Slot::B, "rain | hail"), 2);
+        act(
+            &mut s,
+            Action::SetParam {
+                key: crate::xfade::CROSSFADE_KEY.into(),
+                value: serde_json::json!(0.25),
+            },
+            3,
+        );
+        act(
+            &mut s,
+            Action::SaveLook {
+                name: Some("xf".into()),
+            },
+            4,
+        );
+        let saved = s.looks.list[0].crossfade.clone().unwrap();
+        assert_eq!(saved.position, 0.25);
+        assert_eq!(saved.b, vec![("rain".into(), 1.0), ("hail".into(), 1.0)]);
+        act(&mut s, Action::CrossfadeOff, 5);
+        assert!(!s.xfade.engaged());
+        let fx = act(
+            &mut s,
+            Action::RecallLook {
+                name: Some("xf".into()),
+            },
+            6,
+        );
+        assert!(s.xfade.engaged());
+        assert_eq!(s.xfade.position, 0.25);
+        let prompts: Vec<_> = fx
+            .iter()
+            .filter_map(|f| match f {
+                Effect::Transport(crate::transport::types::TransportCmd::Update(u)) => {
+                    u.values.get("prompts").cloned()
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            prompts,
+            vec![serde_json::json!([
+                {"text": "fog", "weight": 0.75},
+                {"text": "rain", "weight": 0.125},
+                {"text": "hail", "weight": 0.125}
+            ])],
+            "one blend, the look's"
+        );
+    }
+
+    #[test]
     fn save_captures_performer_values_and_recall_brings_them_back() {
         let mut s = AppState::new(CoreSettings::default());
         update(&mut s, Msg::Started, ms(0));
-        act(&mut s, Action::SetPrompt { text: "fog".into() }, 10);
+        act(
+            &mut s,
+            Action::SetPrompt {
+                text: "fog".into(),
+                raw: false,
+            },
+            10,
+        );
         let set = |v: f64| Action::SetParam {
             key: "noise_scale".into(),
             value: serde_json::json!(v),
@@ -379,6 +527,7 @@ mod tests {
             &mut s,
             Action::SetPrompt {
                 text: "rain".into(),
+                raw: false,
             },
             40,
         );

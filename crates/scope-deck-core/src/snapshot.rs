@@ -69,6 +69,12 @@ pub struct UiSnapshot {
     pub cues: Option<crate::cue::CueView>,
     /// Saved look names, and the one recalled last.
     pub looks: (Vec<String>, Option<usize>),
+    /// Blackout, master fade and the record key.
+    pub stage: crate::stage::StageSlice,
+    /// The prompt crossfader as sent (None when not engaged).
+    pub xfade: Option<crate::xfade::XfadeView>,
+    /// What the prompt editor starts with (parts joined with ` | `, never a rendered blend).
+    pub edit_text: String,
     /// Tempo source, confidence, Link and the latency in use.
     pub tempo: TempoView,
 }
@@ -172,6 +178,9 @@ impl UiSnapshot {
                 state.looks.last,
             ),
             tempo: TempoView::of(state),
+            stage: state.stage.clone(),
+            xfade: crate::xfade::XfadeView::of(state),
+            edit_text: crate::xfade::edit_text(state),
         }
     }
 
@@ -202,6 +211,25 @@ impl UiSnapshot {
                 .last_beat
                 .as_ref()
                 .is_none_or(|(_, at)| self.now.saturating_sub(*at) > crate::health::NO_BEAT_AFTER)
+    }
+
+    /// The recording marker: `REC 1:05 show-20261206-031500.mkv` while the record key is on
+    /// (the file once a recorder writes one), None otherwise.
+    pub fn recording(&self) -> Option<String> {
+        let since = self.stage.recording?;
+        let elapsed = crate::stage::clock(self.now.saturating_sub(since));
+        let file = self
+            .video_output
+            .iter()
+            .flat_map(|v| v.stats.sinks.iter())
+            .filter(|k| k.running)
+            .find_map(|k| k.file.as_ref())
+            .and_then(|f| f.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        Some(match file {
+            Some(f) => format!("REC {elapsed} {f}"),
+            None => format!("REC {elapsed}"),
+        })
     }
 
     /// Whether a one-shot is still flashing.

@@ -44,6 +44,10 @@ pub struct AppState {
     pub looks: crate::look::LookSlice,
     /// Tempo sources, the arbitrated beat grid, latency compensation.
     pub tempo: crate::tempo::TempoSlice,
+    /// Blackout, master fade and recording (applied by the video edge).
+    pub stage: crate::stage::StageSlice,
+    /// The prompt crossfader (slots A and B, position).
+    pub xfade: crate::xfade::XfadeSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -66,11 +70,73 @@ pub struct VideoOutputSlice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PanicMode {
-    /// Pause generation and reset the cache.
+    /// What the backend can do: `pause` where the server pauses (Scope, dry run); on the hosted
+    /// daydream backend, which has no pause or cache reset, the safe prompt plus a local
+    /// blackout.
     #[default]
+    Auto,
+    /// Pause generation and reset the cache.
     Pause,
     /// Switch to the safe prompt and reset the cache (the picture keeps moving).
     SafePrompt,
+    /// Black every local output at once (nothing is sent; works on every backend).
+    Blackout,
+}
+
+/// What a panic does on one backend, resolved from [`PanicMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PanicPlan {
+    /// Send `paused: true`.
+    pub pause: bool,
+    /// Send the safe prompt.
+    pub safe_prompt: bool,
+    /// Send `reset_cache`.
+    pub reset_cache: bool,
+    /// Black the local outputs.
+    pub blank: bool,
+}
+
+impl PanicMode {
+    /// What this mode does on `backend` (`scope`, `scope-osc`, `daydream`, `dry-run`).
+    pub fn plan(self, backend: &str) -> PanicPlan {
+        let hosted = backend == "daydream";
+        let mode = match self {
+            PanicMode::Auto if hosted => {
+                return PanicPlan {
+                    safe_prompt: true,
+                    blank: true,
+                    ..PanicPlan::default()
+                };
+            }
+            PanicMode::Auto => PanicMode::Pause,
+            m => m,
+        };
+        match mode {
+            PanicMode::Pause => PanicPlan {
+                pause: true,
+                reset_cache: !hosted,
+                ..PanicPlan::default()
+            },
+            PanicMode::SafePrompt => PanicPlan {
+                safe_prompt: true,
+                reset_cache: !hosted,
+                ..PanicPlan::default()
+            },
+            _ => PanicPlan {
+                blank: true,
+                ..PanicPlan::default()
+            },
+        }
+    }
+
+    /// Why this mode cannot work on `backend` (None when it can): `--check-config` refuses it.
+    pub fn unsupported_on(self, backend: &str) -> Option<&'static str> {
+        (self == PanicMode::Pause && backend == "daydream").then_some(
+            "panic = \"pause\" cannot work on the daydream backend (the hosted API has no pause \
+             or cache reset); use \"auto\" (safe prompt + local blackout), \"safe_prompt\" or \
+             \"blackout\"",
+        )
+    }
 }
 
 /// Start-up settings the reducer needs.
@@ -97,6 +163,8 @@ pub struct CoreSettings {
     pub video: crate::video::reduce::VideoSettings,
     /// Where `save_look` writes (`<config dir>/looks`); `None` = nowhere (kept in memory).
     pub looks_dir: Option<std::path::PathBuf>,
+    /// File sinks that follow the record key (`on_key = true`); without one `record` says so.
+    pub key_recorders: usize,
 }
 
 impl Default for CoreSettings {
@@ -104,7 +172,7 @@ impl Default for CoreSettings {
         CoreSettings {
             backend: "dry-run".into(),
             server: "http://127.0.0.1:8000".into(),
-            panic_mode: PanicMode::Pause,
+            panic_mode: PanicMode::Auto,
             safe_prompt: "calm dark blue gradient, soft light".into(),
             confirm_quit: true,
             initial_prompt: "cosmic nebula, swirling colors, deep space".into(),
@@ -112,6 +180,7 @@ impl Default for CoreSettings {
             beats_per_bar: 4,
             video: Default::default(),
             looks_dir: None,
+            key_recorders: 0,
         }
     }
 }
@@ -175,6 +244,8 @@ pub struct ParamsSlice {
     pub store: ParamStore,
     /// Current prompt text (without persona).
     pub prompt: String,
+    /// The current prompt's uncomposed parts (text, weight), what the editor edits.
+    pub parts: Vec<(String, f64)>,
     /// Last one-shot fired and when (dashboard flash).
     pub last_trigger: Option<(String, Duration)>,
 }
@@ -269,6 +340,8 @@ pub struct UiSlice {
     pub preview: bool,
     /// Recent notices, newest last.
     pub notices: VecDeque<Notice>,
+    /// The crossfader slot the prompt editor edits (None: the live prompt).
+    pub edit_slot: Option<crate::xfade::Slot>,
 }
 
 /// Running or shutting down.
@@ -308,6 +381,8 @@ impl AppState {
             cues: Default::default(),
             looks: Default::default(),
             tempo: Default::default(),
+            stage: Default::default(),
+            xfade: Default::default(),
         }
     }
 }

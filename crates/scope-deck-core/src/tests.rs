@@ -149,7 +149,7 @@ fn toggle_help_cancel_and_edit_prompt_switch_modes() {
     assert_eq!(s.ui.mode, Mode::Help);
     update(&mut s, Msg::key(Action::ToggleHelp), ms(2));
     assert_eq!(s.ui.mode, Mode::Normal);
-    update(&mut s, Msg::key(Action::EditPrompt), ms(3));
+    update(&mut s, Msg::key(Action::EditPrompt { slot: None }), ms(3));
     assert_eq!(s.ui.mode, Mode::PromptEdit);
     update(&mut s, Msg::key(Action::Cancel), ms(4));
     assert_eq!(s.ui.mode, Mode::Normal);
@@ -242,6 +242,7 @@ fn set_prompt_is_urgent_and_empty_prompts_are_ignored() {
         &mut s,
         Msg::key(Action::SetPrompt {
             text: "neon rain".into(),
+            raw: false,
         }),
         ms(1),
     ));
@@ -251,7 +252,10 @@ fn set_prompt_is_urgent_and_empty_prompts_are_ignored() {
     assert!(
         updates(&update(
             &mut s,
-            Msg::key(Action::SetPrompt { text: "  ".into() }),
+            Msg::key(Action::SetPrompt {
+                text: "  ".into(),
+                raw: false,
+            }),
             ms(2)
         ))
         .is_empty()

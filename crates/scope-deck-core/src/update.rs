@@ -8,9 +8,7 @@ use crate::action::{Action, ActionSource};
 use crate::effect::{Effect, Event};
 use crate::msg::{Msg, StopSignal};
 use crate::params::{Accepted, ParamValue};
-use crate::state::{
-    ActivityEntry, AppState, Level, Lifecycle, Mode, PanicMode, PanicSnapshot, push_bounded,
-};
+use crate::state::{ActivityEntry, AppState, Level, Lifecycle, Mode, PanicSnapshot, push_bounded};
 use crate::transport::types::{
     CmdKind, ConnState, ParamUpdate, ServerMessage, TransportCmd, TransportEvent,
 };
@@ -80,6 +78,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             apply_action(state, action, source, now, &mut fx);
         }
         Msg::Tick => {
+            crate::stage::advance(state, now);
             if let Some(since) = state.controls.quit_pending {
                 if now.saturating_sub(since) > QUIT_CONFIRM_WINDOW {
                     state.controls.quit_pending = None;
@@ -355,7 +354,10 @@ fn apply_action(
             }
         }
         Action::ForceQuit => begin_shutdown(state, "quit", fx),
-        Action::Cancel => state.ui.mode = Mode::Normal,
+        Action::Cancel => {
+            state.ui.mode = Mode::Normal;
+            state.ui.edit_slot = None;
+        }
         Action::ToggleHelp => {
             state.ui.mode = if state.ui.mode == Mode::Help {
                 Mode::Normal
@@ -377,6 +379,11 @@ fn apply_action(
         a @ (Action::CueGo | Action::CueNext | Action::CuePrev | Action::CueJump { .. }) => {
             crate::cue::on_action(state, &a, now, fx)
         }
+        a @ (Action::Blackout { .. } | Action::MasterFade { .. } | Action::Record { .. }) => {
+            crate::stage::on_action(state, &a, now, fx);
+        }
+        a @ (Action::SetParam { .. } | Action::AdjustParam { .. })
+            if crate::stage::on_action(state, &a, now, fx) => {}
         Action::ToggleShowMode => {
             let on = !state.controls.show_mode;
             state.controls.show_mode = on;
@@ -388,7 +395,27 @@ fn apply_action(
             };
             notice(state, fx, Level::Info, text.into(), now);
         }
-        Action::EditPrompt => state.ui.mode = Mode::PromptEdit,
+        Action::EditPrompt { slot } => {
+            // Again while editing a slot (tab): the other slot.
+            let slot = match (slot, state.ui.mode, state.ui.edit_slot) {
+                (Some(s), _, _) => Some(s),
+                (None, Mode::PromptEdit, Some(s)) => Some(s.other()),
+                (None, _, _) if state.xfade.engaged() => Some(state.xfade.near()),
+                (None, _, _) => None,
+            };
+            state.ui.edit_slot = slot;
+            state.ui.mode = Mode::PromptEdit;
+        }
+        a @ (Action::SetPromptSlot { .. } | Action::CrossfadeOff) => {
+            crate::xfade::on_action(state, &a, source, now, fx);
+        }
+        a @ (Action::SetParam { .. } | Action::AdjustParam { .. })
+            if crate::xfade::on_action(state, &a, source, now, fx) => {}
+        a @ (Action::PromptNext | Action::PromptPrev | Action::SelectPrompt { .. })
+            if state.xfade.engaged() =>
+        {
+            crate::xfade::load_far(state, &a, source, now, fx);
+        }
         Action::Pause => set_param(state, "paused", json!(true), source, now, fx),
         Action::Resume => {
             if state.controls.panic.is_some() {
@@ -422,14 +449,41 @@ fn apply_action(
                 Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
             }
         }
-        Action::SetPrompt { text } => {
-            if text.trim().is_empty() {
-                notice(state, fx, Level::Warn, "empty prompt ignored".into(), now);
-            } else {
-                state.params.prompt = text.clone();
-                state.ui.mode = Mode::Normal;
-                send_prompt(state, source, now, fx);
+        Action::SetPrompt { text, .. } if text.trim().is_empty() => {
+            notice(state, fx, Level::Warn, "empty prompt ignored".into(), now);
+        }
+        // The editor on a crossfader slot: that slot's parts.
+        Action::SetPrompt { text, raw: false }
+            if state.ui.mode == Mode::PromptEdit && state.ui.edit_slot.is_some() =>
+        {
+            if let Some(slot) = state.ui.edit_slot {
+                let a = Action::SetPromptSlot {
+                    slot,
+                    text: Some(text),
+                    index: None,
+                };
+                crate::xfade::on_action(state, &a, source, now, fx);
             }
+        }
+        Action::SetPrompt { text, raw } => {
+            crate::xfade::release(state);
+            let previous = crate::mapping::theme::PromptEntry {
+                parts: state.params.parts.clone(),
+            };
+            state.params.parts = if raw {
+                vec![(text.clone(), 1.0)]
+            } else {
+                crate::xfade::parse_parts(&text, Some(&previous))
+            };
+            state.params.prompt = state
+                .params
+                .parts
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            state.ui.mode = Mode::Normal;
+            send_prompt(state, raw, source, now, fx);
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),
         Action::DownloadModels => fx.push(Effect::Transport(TransportCmd::DownloadModels)),
@@ -474,8 +528,43 @@ fn apply_action(
     }
 }
 
-fn send_prompt(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {
-    let value = prompts_value(&state.params.prompt);
+/// Sends the typed prompt: raw = the text as written, as a cut; otherwise each part in the
+/// active theme's template (persona, style), over the theme's transition when it has one.
+fn send_prompt(
+    state: &mut AppState,
+    raw: bool,
+    source: ActionSource,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let value = if raw {
+        prompts_value(&state.params.prompt)
+    } else {
+        let total: f64 = state.params.parts.iter().map(|(_, w)| w.max(0.0)).sum();
+        let total = if total > 0.0 { total } else { 1.0 };
+        ParamValue::Array(
+            state
+                .params
+                .parts
+                .iter()
+                .map(|(t, w)| {
+                    json!({
+                        "text": crate::xfade::compose_live(state, t),
+                        "weight": crate::mapping::smoothing::round6(w.max(0.0) / total),
+                    })
+                })
+                .collect(),
+        )
+    };
+    let transition = if raw {
+        None
+    } else {
+        state
+            .mapping
+            .theme()
+            .map(|t| (t.transition.steps, t.transition.method.clone()))
+            .filter(|(steps, _)| *steps > 0)
+    };
     match state.params.store.set("prompts", &value, source, now) {
         Ok(acc) => {
             state.params.last_trigger = Some(("prompt".into(), now));
@@ -484,10 +573,22 @@ fn send_prompt(state: &mut AppState, source: ActionSource, now: Duration, fx: &m
                 value: acc.value.clone(),
                 clamped: false,
             }));
-            fx.push(Effect::Transport(TransportCmd::Update(ParamUpdate {
+            let mut upd = ParamUpdate {
                 urgent: true,
-                ..ParamUpdate::one("prompts", acc.value)
-            })));
+                ..ParamUpdate::default()
+            };
+            match transition {
+                Some((steps, method)) => {
+                    upd.values.insert(
+                        "transition".into(),
+                        crate::mapping::prompt::transition_value(&acc.value, steps, &method),
+                    );
+                }
+                None => {
+                    upd.values.insert("prompts".into(), acc.value);
+                }
+            }
+            fx.push(Effect::Transport(TransportCmd::Update(upd)));
         }
         Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
     }
@@ -532,38 +633,47 @@ fn engage_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &
             prompts: state.params.store.get("prompts").cloned(),
         });
     }
+    let plan = state.settings.panic_mode.plan(&state.settings.backend);
     let mut update = ParamUpdate {
         urgent: true,
         ..ParamUpdate::default()
     };
-    match state.settings.panic_mode {
-        PanicMode::Pause => {
-            let _ = state.params.store.set("paused", &json!(true), source, now);
-            update.values.insert("paused".into(), json!(true));
-        }
-        PanicMode::SafePrompt => {
-            let safe = prompts_value(&state.settings.safe_prompt);
-            let _ = state.params.store.set("prompts", &safe, source, now);
-            update.values.insert("prompts".into(), safe);
-        }
+    if plan.pause {
+        let _ = state.params.store.set("paused", &json!(true), source, now);
+        update.values.insert("paused".into(), json!(true));
     }
-    update.values.insert("reset_cache".into(), json!(true));
+    if plan.safe_prompt {
+        let safe = prompts_value(&state.settings.safe_prompt);
+        let _ = state.params.store.set("prompts", &safe, source, now);
+        update.values.insert("prompts".into(), safe);
+    }
+    if plan.reset_cache {
+        update.values.insert("reset_cache".into(), json!(true));
+    }
+    // Local and immediate: the picture is gone before any server answers.
+    state.stage.panic_blank = plan.blank;
     state.params.last_trigger = Some(("panic".into(), now));
     notice(state, fx, Level::Error, "PANIC engaged".into(), now);
-    fx.push(Effect::Transport(TransportCmd::Update(update)));
+    if !update.values.is_empty() {
+        fx.push(Effect::Transport(TransportCmd::Update(update)));
+    }
 }
 
 fn release_panic(state: &mut AppState, source: ActionSource, now: Duration, fx: &mut Vec<Effect>) {
     let Some(saved) = state.controls.panic.take() else {
         return;
     };
+    state.stage.panic_blank = false;
     let mut update = ParamUpdate {
         urgent: true,
         ..ParamUpdate::default()
     };
-    let paused = saved.paused.unwrap_or(json!(false));
-    let _ = state.params.store.set("paused", &paused, source, now);
-    update.values.insert("paused".into(), paused);
+    // The hosted backend has no pause: nothing to restore there.
+    if state.settings.backend != "daydream" {
+        let paused = saved.paused.unwrap_or(json!(false));
+        let _ = state.params.store.set("paused", &paused, source, now);
+        update.values.insert("paused".into(), paused);
+    }
     if let Some(p) = saved.prompts {
         let _ = state.params.store.set("prompts", &p, source, now);
         update.values.insert("prompts".into(), p);

@@ -7,6 +7,7 @@ pub mod gauge;
 pub mod meter;
 pub mod midi;
 pub mod params;
+pub mod prompt;
 pub mod video;
 
 /// Eighth-block characters from empty to full, for sub-cell resolution.

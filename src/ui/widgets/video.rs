@@ -137,7 +137,9 @@ pub fn stats_lines<'a>(
             spans.push(Span::styled(format!(" ↻{}", k.restarts), style.dimmed()));
         }
         lines.push(Line::from(spans));
-        if !k.running && k.waiting {
+        if !k.running && k.armed {
+            lines.push(Line::styled("  waiting for the record key", style.dimmed()));
+        } else if !k.running && k.waiting {
             lines.push(Line::styled("  waiting for video", style.dimmed()));
         } else if let (false, Some(e)) = (k.running, &k.last_error) {
             lines.push(Line::styled(format!("  {e}"), Style::new().fg(style.bad)));

@@ -650,6 +650,7 @@ fn theme_values(
     if let Some(entry) = theme.prompts.first() {
         let prompts = prompts_value(theme, entry, &persona);
         state.params.prompt = entry.label();
+        state.params.parts = entry.parts.clone();
         if let Ok(acc) = state
             .params
             .store
@@ -675,6 +676,8 @@ fn put_prompts(upd: &mut ParamUpdate, prompts: ParamValue, steps: Option<u32>, m
 
 /// Restarts the engine on theme `to` (no messages).
 fn switch_engine(state: &mut AppState, to: usize, _now: Duration) {
+    // The new theme's first prompt replaces whatever the crossfader blended.
+    crate::xfade::release(state);
     state.mapping.active = to;
     state.mapping.prompt_index = 0;
     if let Some(theme) = state.mapping.themes.get(to) {
@@ -735,7 +738,11 @@ fn send_prompt(
         return;
     };
     let prompts = prompts_value(&theme, entry, &state.mapping.persona());
+    // A theme prompt (a trigger, a cue) replaces the crossfader's blend: it lets go, so the
+    // prompt panel never shows a blend that is no longer sent.
+    crate::xfade::release(state);
     state.params.prompt = entry.label();
+    state.params.parts = entry.parts.clone();
     match state.params.store.set("prompts", &prompts, source, now) {
         Ok(acc) => {
             state.params.last_trigger = Some(("prompt".into(), now));

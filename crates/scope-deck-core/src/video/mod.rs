@@ -28,6 +28,9 @@ pub struct SinkStatus {
     pub last_error: Option<String>,
     /// The recording being written (file sink).
     pub file: Option<std::path::PathBuf>,
+    /// A recorder idle until the `record` key (`on_key = true`); shown as `waiting` too, so it
+    /// is never counted as a failure.
+    pub armed: bool,
 }
 
 /// Output statistics, published every 250 ms.
