@@ -314,3 +314,53 @@ async fn the_show_survives_an_ssh_drop_of_its_dashboard() {
     let log = sb.log();
     assert!(!log.contains("panic"), "{log}");
 }
+
+/// Another user's connection is refused by the deck itself, not only by the file modes: the
+/// socket is opened up on purpose (folders 0755, socket 0666, as a careless `chmod` would), and a
+/// client run as `nobody` (`setpriv`, so the test needs root; as another user it says so and
+/// checks nothing) gets no hello and the deck logs the refusal with the uid, while the owner's
+/// own client still works.
+#[test]
+fn a_connection_from_another_user_is_refused_even_through_an_open_socket() {
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    {
+        eprintln!("skipped: running a client as another user needs root");
+        return;
+    }
+    let sb = common::Sandbox::new();
+    let socket = socket_in(&sb);
+    let mut deck = serve(&sb, &socket, &["--dry-run"]);
+    let mut own = Conn::open(&socket);
+    let open = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    open(sb.root.path(), 0o755).unwrap();
+    open(socket.parent().unwrap(), 0o755).unwrap();
+    open(&socket, 0o666).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(common::bin())
+        .args(["attach", "--headless", "--socket"])
+        .arg(&socket)
+        .env("XDG_STATE_HOME", "/tmp")
+        .env("HOME", "/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("\"hello\""),
+        "another user got a hello: {stdout}"
+    );
+    common::wait_for("the refusal in the log", T, || {
+        let log = sb.log();
+        (log.contains("refused a connection from another user") && log.contains("65534"))
+            .then_some(())
+    });
+    // The owner is unaffected.
+    assert_eq!(own.state()["backend"], "dry-run");
+    own.send(r#"{"action":"force_quit"}"#);
+    own.wait("stopping", |v| v["event"] == "stopping");
+    assert_eq!(wait_exit(&mut deck), 0, "{}", stderr_of(&mut deck));
+}

@@ -149,8 +149,8 @@ mod tests {
 
     #[test]
     fn another_users_connection_is_refused() {
-        // A test cannot switch uid, so the rule is tested on made-up credentials; the service
-        // applies it to `UnixStream::peer_cred()` of every accepted connection.
+        // The rule on made-up credentials; tests/service.rs runs a real client as `nobody`
+        // against the service, which applies it to `UnixStream::peer_cred()` of every connection.
         assert!(peer_allowed(1000, 1000));
         assert!(!peer_allowed(1001, 1000));
         assert!(!peer_allowed(0, 1000), "root is another user too");
