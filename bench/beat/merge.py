@@ -3,6 +3,7 @@ re-measured per build) into one set of per-split tables, as run.py prints them.
 
     python merge.py OUT_A/results.json OUT_B/results.json [--splits final,heldout]
 
+A tracker measured by several runs keeps the last run's figures (list the newest last).
 Files are matched by split and file name (runs may name the data folder differently); a split's
 table has the trackers every run measured on it.
 """
