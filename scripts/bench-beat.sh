@@ -3,7 +3,7 @@
 # librosa offline) on the same files in the same run; prints per-genre and overall markdown tables.
 # Installs what is missing first (Debian packages, bench/beat/.venv). Not part of CI.
 #
-#   scripts/bench-beat.sh [--bin PATH] [--trackers a,b] [--splits heldout,valid] [--limit N] [DATA_DIR...]
+#   scripts/bench-beat.sh [--bin PATH] [--trackers a,b] [--splits heldout,valid,final] [--limit N] [--out DIR] [DATA_DIR...]
 #
 # DATA_DIR defaults to training/beat/data (layout: <split>/<genre>/<name>.flac + .beats + .json).
 # --bin: a scope-deck binary to measure instead of building this tree's release binary.

@@ -24,7 +24,7 @@ SR = 44100
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # What is held out: GM drum kits, GM programs and pattern variants used only in "heldout".
-KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32]}
+KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40]}
 PROGS = {
     "train": {
         "bass": [33, 34, 38, 39],
@@ -40,6 +40,14 @@ PROGS = {
         "keys": [1, 2, 6],
         "lead": [82, 87],
     },
+    # The "final" split (measured once, at the end): its own programs; guitars 29/30 are shared.
+    "final": {
+        "bass": [32, 37],
+        "guitar": [29, 30, 28],
+        "pad": [93, 52],
+        "keys": [3, 7],
+        "lead": [83, 85],
+    },
 }
 GM = {"kick": 36, "snare": 38, "clap": 39, "chh": 42, "ohh": 46, "ride": 51, "crash": 49,
       "tom": 45, "rim": 37, "shaker": 70, "phh": 44}
@@ -50,8 +58,22 @@ GENRES = ["house", "trance", "dnb", "halftime", "hiphop", "rock", "metal", "drum
 WEIGHTS = [14, 8, 12, 7, 9, 12, 11, 8, 5, 9, 5]
 
 
+# Styles the real-music failures say the first set under-represents (issue 23); used by the
+# "trainx" (extra training) and "final" splits only, so train/valid/heldout stay reproducible.
+GENRES_X = ["techno", "rock_dense", "halftime_fast", "hiphop_sync", "house", "trance", "dnb",
+            "halftime", "hiphop", "rock", "metal", "drumless", "waltz", "tempo_change", "negative"]
+WEIGHTS_X = [14, 14, 12, 12, 4, 6, 8, 3, 3, 5, 5, 3, 3, 5, 2]
+# "final": every genre in turn (about 4 files each), so each has a row in the table.
+FINAL_CYCLE = ["techno", "rock_dense", "halftime_fast", "hiphop_sync", "house", "trance", "dnb",
+               "halftime", "hiphop", "rock", "metal", "drumless", "waltz", "tempo_change",
+               "negative", "dnb", "techno", "rock_dense", "halftime_fast", "hiphop_sync"]
+SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6}
+
+
 def pool_of(split):
-    return "heldout" if split == "heldout" else "train"
+    if split in ("heldout", "final"):
+        return split
+    return "train"
 
 
 # ---------------------------------------------------------------- beat grids
@@ -90,6 +112,34 @@ def drum_pattern(genre, rng, variant):
         if variant == "B":  # heldout-only: shuffled 16ths and a shaker
             p += [(x + 0.04, "shaker", 55) for x in steps(1, 5, 9, 13)]
             p += [(3.75, "rim", 70)]
+        if variant == "C":  # final-only: ride on the off-beat, rim syncopation
+            p += [(b + 0.5, "ride", 80) for b in range(4)] + [(x, "rim", 75) for x in steps(3, 10)]
+    elif genre == "techno":
+        # the hats and the off-beat louder than the kick (kick quiet, hats hard)
+        p += [(b, "kick", 75) for b in range(4)]
+        p += [(b + 0.5, "ohh", 127) for b in range(4)]
+        p += [(x, "chh", 110 if x % 1 else 85) for x in steps(*range(0, 16, 2))]
+        if rng.random() < 0.5:
+            p += [(x, "rim", 90) for x in steps(3, 6, 11, 14)]
+        if variant == "C":
+            p += [(x, "shaker", 100) for x in steps(*range(1, 16, 2))]
+    elif genre == "halftime_fast":
+        # punk/metal/dnb at 160-190 felt in half time: snare on 3, kick on 1, 8th hats
+        p += [(0, "kick", 120), (2, "snare", 120)]
+        if rng.random() < 0.5:
+            p += [(1.5, "kick", 100), (3.5, "kick", 90)]
+        hat = "ride" if rng.random() < 0.4 else "chh"
+        p += [(x / 2, hat, 85 if x % 2 == 0 else 60) for x in range(8)]
+        if variant == "C":
+            p += [(3.75, "snare", 70), (2.75, "kick", 95)]
+    elif genre == "hiphop_sync":
+        # syncopated: kicks off the beat, ghost snares, swung 16th hats
+        p += [(0, "kick", 115), (0.75, "kick", 95), (1.5, "kick", 100), (2.25, "kick", 105),
+              (2.75, "kick", 90), (1, "snare", 110), (3, "snare", 110)]
+        p += [(x, "snare", 40) for x in steps(7, 13) if rng.random() < 0.6]
+        p += [(x, "chh", 70 if x % 0.5 == 0 else 45) for x in steps(*range(16))]
+        if variant == "C":
+            p = [h for h in p if not (h[1] == "kick" and h[0] == 0)] + [(0.25, "kick", 110)]
     elif genre == "trance":
         p += [(b, "kick", 120) for b in range(4)]
         p += [(b + 0.5, "ohh", 95) for b in range(4)]
@@ -97,6 +147,8 @@ def drum_pattern(genre, rng, variant):
         p += [(x, "chh", 50) for x in steps(*range(16))] if rng.random() < 0.5 else []
         if variant == "B":
             p += [(x, "ride", 60) for x in steps(2, 6, 10, 14)]
+        if variant == "C":
+            p += [(x, "chh", 90) for x in steps(*range(1, 16, 2))]
     elif genre == "dnb":
         breaks = [
             [(0, "kick"), (4, "snare"), (10, "kick"), (12, "snare")],
@@ -107,6 +159,9 @@ def drum_pattern(genre, rng, variant):
         if variant == "B":  # heldout-only break
             br = [(0, "kick"), (3, "kick"), (4, "snare"), (8, "kick"), (11, "snare"),
                   (12, "snare"), (14, "kick")]
+        elif variant == "C":  # final-only break
+            br = [(0, "kick"), (4, "snare"), (7, "kick"), (9, "kick"), (12, "snare"), (13, "snare"),
+                  (15, "kick")]
         else:
             br = breaks[rng.integers(len(breaks))]
         p += [(s / 4.0, v, 115 if v == "kick" else 105) for s, v in br]
@@ -121,12 +176,16 @@ def drum_pattern(genre, rng, variant):
         p += [(x, "chh", 70) for x in steps(*range(0, 16, 2))]
         if variant == "B":
             p += [(x, "chh", 45) for x in (1 / 3, 2 / 3, 4 / 3, 5 / 3)]
+        if variant == "C":
+            p += [(3.5, "kick", 90), (1.25, "rim", 70)]
     elif genre == "hiphop":
         p += [(0, "kick", 115), (1.75, "kick", 95), (2.5, "kick", 105), (1, "snare", 110),
               (3, "snare", 110)]
         p += [(x, "chh", 75 if x % 1 == 0 else 55) for x in steps(*range(0, 16, 2))]
         if variant == "B":
             p += [(3.75, "snare", 50), (0.75, "kick", 80)]
+        if variant == "C":
+            p += [(2.25, "kick", 85), (1.5, "rim", 60)]
     elif genre in ("rock", "metal", "tempo_change_rock"):
         kicks = [0, 2] + ([2.5] if rng.random() < 0.5 else []) + ([1.5] if rng.random() < 0.3 else [])
         if genre == "metal" and rng.random() < 0.5:
@@ -137,23 +196,27 @@ def drum_pattern(genre, rng, variant):
         p += [(x / 2, hat, 80 if x % 2 == 0 else 60) for x in range(8)]
         if variant == "B":  # heldout-only: tom fill on beat 4
             p += [(3 + x / 4, "tom", 90) for x in range(4)]
+        if variant == "C":  # final-only: crash-ride accents on the and of 4
+            p += [(3.5, "crash", 85), (1.5, "snare", 50)]
     elif genre == "waltz":
         bar = 3
         p += [(0, "kick", 110), (1, "chh", 70), (2, "chh", 70)]
         if rng.random() < 0.5:
             p += [(1, "snare", 80), (2, "snare", 80)]
+        if variant == "C":
+            p += [(2.5, "chh", 60)]
     return p, bar
 
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb selects the heldout parameter ranges."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 selects the heldout / final ranges."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(40, 55) if not kitb else rng.uniform(58, 70)
-        f1 = rng.uniform(120, 200) if not kitb else rng.uniform(220, 300)
+        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40)][kitb])
+        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -166,8 +229,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        if kitb:
-            tau *= 1.6
+        tau *= [1.0, 1.6, 0.7][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -178,7 +240,7 @@ def synth_voice(voice, rng, kitb):
         dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
         n = int(dur * 2.5 * SR)
         noise = rng.normal(0, 1, n)
-        lo = rng.uniform(5000, 8000) if not kitb else rng.uniform(3500, 5000)
+        lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -193,7 +255,7 @@ def render_synth_drums(hits, total_n, rng, kitb):
     """hits: list of (time_s, voice, velocity)."""
     out = np.zeros(total_n + SR)
     bank = {}
-    for v in set(h[1] for h in hits):
+    for v in sorted(set(h[1] for h in hits)):  # sorted: set order depends on the hash seed
         bank[v] = [synth_voice(v, rng, kitb) for _ in range(3)]  # round robin
     for i, (t, v, vel) in enumerate(hits):
         s = int(round(t * SR))
@@ -264,15 +326,21 @@ def song(genre, rng, split, dur, opts=None):
     pool = pool_of(split)
     progs = PROGS[pool]
     variant = "B" if (pool == "heldout" and rng.random() < 0.5) else "A"
+    if pool == "final" and rng.random() < 0.5:
+        variant = "C"
+    xsplit = split in ("trainx", "final")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
     if genre == "tempo_change":
         sub = "tempo_change_house" if rng.random() < 0.5 else "tempo_change_rock"
+    if genre == "rock_dense":
+        sub = "rock"
     lo_hi = {"house": (120, 132), "tempo_change_house": (110, 140), "trance": (136, 140),
              "dnb": (170, 178), "halftime": (140, 140), "hiphop": (85, 95), "rock": (100, 160),
              "tempo_change_rock": (90, 170), "metal": (160, 190), "drumless": (70, 140),
-             "waltz": (90, 180)}[sub]
+             "waltz": (90, 180), "techno": (124, 136), "halftime_fast": (160, 190),
+             "hiphop_sync": (80, 100)}[sub]
     bpm0 = float(rng.uniform(*lo_hi))
     if sub == "halftime":
         bpm0 = float(rng.choice([139.0, 140.0, 140.0, 141.0]))
@@ -295,6 +363,13 @@ def song(genre, rng, split, dur, opts=None):
                       "bpm_to": round(bpm1, 3), "change_at_beat": at, "ramp_beats": ramp}
     lead_in = float(opts.get("lead_in", rng.uniform(0.0, 1.5)))
     grid = make_grid(rng, bpm_fn, n_beats, lead_in)
+    # pickup: the music starts on beat 2, 3 or 4 of a bar (its first beats are not downbeats);
+    # the grid moves so that beat `phase0` sits at lead_in and earlier beats fall before 0 s.
+    phase0 = 0
+    if xsplit and not opts.get("plain") and rng.random() < 0.4:
+        phase0 = int(rng.integers(1, 4))
+        grid = grid - (grid[phase0] - lead_in)
+    meta["first_beat_in_bar"] = phase0 + 1
     pat, bar = drum_pattern(sub if sub != "drumless" else "", rng, variant)
     if genre == "drumless":
         bar = 3 if rng.random() < 0.15 else 4
@@ -343,6 +418,10 @@ def song(genre, rng, split, dur, opts=None):
             hits.append((t_of(bi * bar + pos), v, vel))
         if bi % 8 == 0 and sub in ("rock", "metal", "trance", "dnb", "tempo_change_rock") and rng.random() < 0.6:
             hits.append((t_of(bi * bar), "crash", 100))
+    if genre == "rock_dense":  # the kick buried under loud guitars
+        hits = [(t, v, vel * 0.55) for t, v, vel in hits]
+    if phase0:
+        hits = [h for h in hits if h[0] >= 0]
     drums_start = min([h[0] for h in hits], default=None)
     meta["drums_start_s"] = round(drums_start, 4) if drums_start is not None else None
 
@@ -361,8 +440,14 @@ def song(genre, rng, split, dur, opts=None):
         midi.program(0, parts["bass"])
         for bi in range(end_bar):
             root = 36 + key + CHORDS[prog_seq[bi % 4]][0]
-            if sub in ("house", "tempo_change_house"):
+            if sub in ("house", "tempo_change_house", "techno"):
                 poss = [b + 0.5 for b in range(bar)]
+                if sub == "techno" and rng.random() < 0.5:  # rolling off-beat bass
+                    poss = [b + x for b in range(bar) for x in (0.5, 0.75)]
+            elif sub == "halftime_fast":
+                poss = [0.0, 1.5, 2.0] if rng.random() < 0.5 else [x / 2 for x in range(bar * 2)]
+            elif sub == "hiphop_sync":
+                poss = [0.0, 0.75, 1.5, 2.25, 3.5]
             elif sub == "trance":
                 poss = [b + x for b in range(bar) for x in (0.25, 0.5, 0.75)]
             elif sub in ("dnb", "halftime"):
@@ -376,9 +461,21 @@ def song(genre, rng, split, dur, opts=None):
             for pos in poss:
                 t = t_of(bi * bar + pos)
                 ln = (grid[min(len(grid) - 1, bi * bar + 1)] - grid[bi * bar]) * (0.45 if len(poss) > 2 else 1.5)
-                midi.note(0, t, float(ln), root, 100 * rng.uniform(0.8, 1))
+                bvel = 120 if sub == "techno" else 100
+                midi.note(0, t, float(ln), root, bvel * rng.uniform(0.8, 1))
     # chords: guitar power chords for rock/metal, keys/pads otherwise
-    if sub in ("rock", "metal", "tempo_change_rock") and rng.random() < 0.95:
+    if genre == "rock_dense" or sub == "halftime_fast" and rng.random() < 0.7:
+        # dense distorted guitars: two or three layers, every eighth, loud
+        for ch, oct_ in ((1, 40), (4, 52), (5, 47)):
+            midi.program(ch, int(rng.choice([29, 30])))
+            parts[f"guitar{ch}"] = midi.chan_prog[ch]
+            for bi in range(end_bar):
+                root = oct_ + (key + CHORDS[prog_seq[bi % 4]][0]) % 12
+                for x in range(bar * 2):
+                    t = t_of(bi * bar + x / 2) + float(rng.normal(0, 0.006))
+                    for iv in (0, 7, 12):
+                        midi.note(ch, t, 60 / bpm_fn(bi * bar) * 0.48, root + iv, 120 * rng.uniform(0.9, 1))
+    elif sub in ("rock", "metal", "tempo_change_rock") and rng.random() < 0.95:
         parts["guitar"] = int(rng.choice(progs["guitar"]))
         midi.program(1, parts["guitar"])
         eighths = rng.random() < 0.7
@@ -429,14 +526,16 @@ def song(genre, rng, split, dur, opts=None):
     mel = fluid_render(midi, kit, total_n, rng)
     synth = np.zeros(total_n)
     if hits and not use_gm_drums:
-        synth = render_synth_drums(hits, total_n, rng, kitb=(pool == "heldout"))
-        meta["drums"] = "synth-B" if pool == "heldout" else "synth-A"
+        synth = render_synth_drums(hits, total_n, rng, kitb={"heldout": 1, "final": 2}.get(pool, 0))
+        meta["drums"] = {"heldout": "synth-B", "final": "synth-C"}.get(pool, "synth-A")
     elif hits:
         meta["drums"] = "gm"
     else:
         meta["drums"] = None
     # mix: drums relative to the rest
     dr_gain = 10 ** (rng.uniform(-8, 4) / 20)
+    if genre == "rock_dense":
+        dr_gain = 10 ** (rng.uniform(-16, -8) / 20)
     rms_m = np.sqrt(np.mean(mel**2)) + 1e-9
     rms_s = np.sqrt(np.mean(synth**2)) + 1e-9
     x = mel / rms_m * 0.1 + (synth / rms_s * 0.1 * dr_gain if hits and not use_gm_drums else 0)
@@ -447,7 +546,7 @@ def song(genre, rng, split, dur, opts=None):
         x[e:] = 0
         x[max(0, e - fade):e] *= np.linspace(1, 0, e - max(0, e - fade))
     beats = [(float(grid[i]), (i % bar) + 1) for i in range(min(len(grid), end_bar * bar))
-             if grid[i] < dur]
+             if 0 <= grid[i] < dur]
     meta["music_end_s"] = round(music_end, 4)
     return x, beats, meta
 
@@ -530,9 +629,16 @@ def out_rate(rng):
 # ---------------------------------------------------------------- driver
 def make_one(args):
     split, idx, seed, out_dir, forced = args
-    rng = np.random.default_rng([seed, {"train": 1, "valid": 2, "heldout": 3, "fixture": 4}[split], idx])
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], idx])
     if forced:
         genre, dur = forced["genre"], forced["dur"]
+    elif split == "final":
+        genre = FINAL_CYCLE[idx % len(FINAL_CYCLE)]
+        dur = float(rng.uniform(30, 45))
+    elif split == "trainx":
+        w = np.array(WEIGHTS_X, float)
+        genre = str(rng.choice(GENRES_X, p=w / w.sum()))
+        dur = float(rng.uniform(30, 45))
     else:
         w = np.array(WEIGHTS, float)
         genre = str(rng.choice(GENRES, p=w / w.sum()))
@@ -541,7 +647,7 @@ def make_one(args):
         x, meta = negative(rng, dur)
         beats = []
     else:
-        x, beats, meta = song(genre, rng, "heldout" if split in ("heldout", "fixture") else split, dur,
+        x, beats, meta = song(genre, rng, "heldout" if split == "fixture" else split, dur,
                               forced.get("opts") if forced else None)
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
@@ -585,7 +691,7 @@ def make_one(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout"])
+    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
