@@ -6,7 +6,7 @@
 //!   deck abandons it).
 //!
 //! - a video sink's consumer is gone for good (a custom sink writing into a FIFO nobody reads):
-//!   the show goes on, and quit names the stuck edge and exits with code 4 instead of hanging.
+//!   the show goes on, and quit never hangs (a blocked attempt is named, exit code 4).
 //!
 //! Every wait is on an event (a JSON line, the child's exit) with a deadline, never a sleep.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -288,7 +288,8 @@ fn sound_server_killed_with_shm_on_device_returns_and_quit_stays_prompt() {
 /// A sink whose consumer is gone for good — a custom sink writing into a FIFO nobody reads, as
 /// when the ffmpeg on the other end died: GStreamer blocks inside `open()` and nothing can cancel
 /// it. The show goes on (video is still received and decoded; the sink counts as failed), and
-/// quit names the stuck edge and exits with code 4 within the deadlines instead of hanging.
+/// quit never hangs: with an attempt blocked it names the stuck edge and exits with code 4
+/// within the deadlines; between two attempts it exits 0 (seen once under load).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_blocked_for_good_is_named_and_quit_exits_4() {
     let peer = common::peer::Peer::start(common::peer::PeerOptions::default()).await;
@@ -318,7 +319,13 @@ async fn a_sink_blocked_for_good_is_named_and_quit_exits_4() {
     let (took, code) = tokio::task::block_in_place(|| deck.quit(Duration::from_secs(30)));
     println!("quit took {took:?}");
     let err = deck.stderr.lock().unwrap().clone();
-    assert_eq!(code, Some(4), "{err}");
-    assert!(err.contains("did not stop in time: video output"), "{err}");
+    // Whether a start attempt is blocked in open() at the moment of quit depends on where the
+    // sink's restart backoff is (a loaded CI box once quit between two attempts, cleanly, in
+    // 0.28 s). Either way quit must not hang, and a stuck edge must be named with code 4.
+    match code {
+        Some(4) => assert!(err.contains("did not stop in time: video output"), "{err}"),
+        Some(0) => assert!(!err.contains("did not stop in time"), "{err}"),
+        other => panic!("exit {other:?}: {err}"),
+    }
     drop(peer);
 }
