@@ -387,20 +387,33 @@ fn recall(state: &mut AppState, look: &Look, now: Duration, fx: &mut Vec<Effect>
         crate::update::apply(state, a, src, now, fx);
     }
     // Toggles belong to the look's theme: applied when it is the active one.
-    let Some(theme) = state.mapping.theme().cloned() else {
+    apply_toggles(state, look.theme.as_deref(), &look.mappings, src, now, fx);
+}
+
+/// Sets mapping and trigger toggles saved with `theme` (a look's, a recalled show's) when that
+/// theme is the active one; a name the theme does not declare is skipped.
+pub(crate) fn apply_toggles(
+    state: &mut AppState,
+    theme: Option<&str>,
+    toggles: &BTreeMap<String, bool>,
+    src: ActionSource,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(active) = state.mapping.theme().cloned() else {
         return;
     };
-    if look.theme.as_deref().is_some_and(|t| t != theme.id) {
+    if theme.is_some_and(|t| t != active.id) {
         return;
     }
-    for (name, on) in &look.mappings {
-        let declared = theme
+    for (name, on) in toggles {
+        let declared = active
             .mappings
             .iter()
             .find(|m| &m.name == name)
             .map(|m| m.enabled)
             .or_else(|| {
-                theme
+                active
                     .triggers
                     .iter()
                     .find(|t| &t.name == name)

@@ -248,33 +248,12 @@ pub fn restore(state: &mut AppState, r: &Recall, now: Duration, fx: &mut Vec<Eff
 
 /// Mapping toggles belong to the active theme; `mapping_off` is the global switch.
 fn restore_toggles(state: &mut AppState, r: &Recall, now: Duration, fx: &mut Vec<Effect>) {
-    let Some(theme) = state.mapping.theme().cloned() else {
-        return;
-    };
-    if r.theme.as_deref().is_some_and(|t| t != theme.id) {
+    let active = state.mapping.theme().map(|t| t.id.clone());
+    if active.is_none() || r.theme.is_some() && r.theme != active {
         return;
     }
     let src = ActionSource::Script;
-    for (name, on) in &r.mappings {
-        let declared = theme
-            .mappings
-            .iter()
-            .find(|m| &m.name == name)
-            .map(|m| m.enabled)
-            .or_else(|| {
-                theme
-                    .triggers
-                    .iter()
-                    .find(|t| &t.name == name)
-                    .map(|t| t.enabled)
-            });
-        if let Some(d) = declared {
-            if state.mapping.engine.is_enabled(name, d) != *on {
-                let a = Action::ToggleMapping { name: name.clone() };
-                crate::update::apply(state, a, src, now, fx);
-            }
-        }
-    }
+    crate::look::apply_toggles(state, r.theme.as_deref(), &r.mappings, src, now, fx);
     if state.mapping.off != r.mapping_off {
         let a = Action::ToggleMapping { name: "*".into() };
         crate::update::apply(state, a, src, now, fx);
