@@ -10,7 +10,10 @@
 #![cfg(feature = "jack")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::jack::{self, Jackd};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,80 +22,14 @@ use scope_deck::controls::midi::clock_out::{CLOCK, START, STOP, spawn};
 use scope_deck::core::tempo::Grid;
 use scope_deck::tempo::SharedGrid;
 
-const INNER: &str = "SCOPE_DECK_JACK_INNER";
-
-struct Jackd(Child);
-
-impl Drop for Jackd {
-    /// SIGTERM first so jackd leaves JACK's server registry (see tests/midi_jack.rs).
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn midi_clock_out_through_jack() {
-    if std::env::var_os(INNER).is_some() {
+    if std::env::var_os(jack::INNER).is_some() {
         inner();
         return;
     }
-    let name = format!("scope-deck-clock-{}", std::process::id());
-    let jackd = Jackd(
-        Command::new("jackd")
-            .args([
-                "-n",
-                &name,
-                "--no-realtime",
-                "-d",
-                "dummy",
-                "-r",
-                "48000",
-                "-p",
-                "64",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jackd (Debian package jackd2) must be installed"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ok = Command::new("jack_lsp")
-            .env("JACK_DEFAULT_SERVER", &name)
-            .env("JACK_NO_START_SERVER", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "jackd did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "midi_clock_out_through_jack",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER, "1")
-        .env("JACK_DEFAULT_SERVER", &name)
-        .env("JACK_NO_START_SERVER", "1")
-        .status()
-        .unwrap();
+    let jackd = Jackd::start("scope-deck-clock", 64);
+    let status = jackd.rerun_inside("midi_clock_out_through_jack");
     drop(jackd);
     assert!(status.success(), "inner clock test failed: {status}");
 }
@@ -151,7 +88,8 @@ fn inner() {
         shared.publish(&grid_at(beat.floor() as u64));
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut g = grid_at(((epoch.elapsed().as_secs_f64() - 0.5) / 0.5).floor() as u64);
+    let stop_beat = (epoch.elapsed().as_secs_f64() - 0.5) / 0.5;
+    let mut g = grid_at(stop_beat.floor() as u64);
     g.playing = false;
     shared.publish(&g);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -183,7 +121,17 @@ fn inner() {
         "clock out: Start at grid beat {start_beat:.3}; {in_12} pulses in the 12 beats after it; {} pulses before Stop",
         pulses.len()
     );
-    assert_eq!(in_12, 12 * 24, "24 pulses per beat at 120 BPM");
+    // 24 per beat, counted against the grid rather than the clock on the wall: a loaded CI box
+    // delays this test's own re-anchoring loop, so the pulses inside a fixed 6 s window vary
+    // (275–288 seen under load; 288 idle), while the total from Start to Stop follows the grid.
+    // Slack: one beat for the Stop noticed on the next pulse and the last re-anchor.
+    let expected = (stop_beat - start_beat) * 24.0;
+    assert!(
+        (pulses.len() as f64 - expected).abs() <= 24.0,
+        "24 pulses per beat at 120 BPM: {} pulses for {:.2} beats",
+        pulses.len(),
+        stop_beat - start_beat
+    );
     assert!(
         (start_beat / 4.0 - (start_beat / 4.0).round()).abs() * 4.0 < 0.2,
         "Start should sit on a downbeat, was at beat {start_beat:.3}"

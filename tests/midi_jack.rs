@@ -12,7 +12,11 @@
 #![cfg(feature = "jack")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::jack::{self, Jackd};
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,83 +34,14 @@ use scope_deck::core::update::update;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-const INNER: &str = "SCOPE_DECK_JACK_INNER";
-
-struct Jackd(Child);
-
-impl Drop for Jackd {
-    /// SIGTERM first: jackd then leaves JACK's shared server registry (which holds only a few
-    /// servers; SIGKILLed servers stay registered and later servers fail to start with "Too
-    /// many servers already active"). SIGKILL only if it does not exit.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn midi_through_jack() {
-    if std::env::var_os(INNER).is_some() {
+    if std::env::var_os(jack::INNER).is_some() {
         inner();
         return;
     }
-    let name = format!("scope-deck-test-{}", std::process::id());
-    let jackd = Jackd(
-        Command::new("jackd")
-            .args([
-                "-n",
-                &name,
-                "--no-realtime",
-                "-d",
-                "dummy",
-                "-r",
-                "48000",
-                "-p",
-                "256",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jackd (Debian package jackd2) must be installed"),
-    );
-    // Wait for the server to answer.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ok = Command::new("jack_lsp")
-            .env("JACK_DEFAULT_SERVER", &name)
-            .env("JACK_NO_START_SERVER", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "jackd did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "midi_through_jack",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER, "1")
-        .env("JACK_DEFAULT_SERVER", &name)
-        .env("JACK_NO_START_SERVER", "1")
-        .status()
-        .unwrap();
+    let jackd = Jackd::start("scope-deck-test", 256);
+    let status = jackd.rerun_inside("midi_through_jack");
     drop(jackd);
     assert!(status.success(), "inner MIDI test failed: {status}");
 }

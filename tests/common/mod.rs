@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fixtures;
+pub mod jack;
 pub mod peer;
 pub mod rig;
 pub mod rtp_gen;

@@ -1,0 +1,85 @@
+//! A private jackd (dummy driver) for the MIDI tests, and the re-run of a test inside it: the
+//! test binary runs itself again with `JACK_DEFAULT_SERVER` set (setting the variable in-process
+//! would need `unsafe`).
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Set in the child that runs a test's body against the private server.
+pub const INNER: &str = "SCOPE_DECK_JACK_INNER";
+
+/// A running private jackd; stopped on drop.
+pub struct Jackd {
+    child: Child,
+    /// The server name (`-n`).
+    pub name: String,
+}
+
+impl Jackd {
+    /// Starts `jackd -n <prefix>-<pid>` with the dummy driver at 48 kHz and `period` frames, and
+    /// waits until it answers.
+    pub fn start(prefix: &str, period: u32) -> Jackd {
+        let name = format!("{prefix}-{}", std::process::id());
+        let child = Command::new("jackd")
+            .args([
+                "-n",
+                &name,
+                "--no-realtime",
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+            ])
+            .arg(period.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd (Debian package jackd2) must be installed");
+        let jackd = Jackd { child, name };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !Command::new("jack_lsp")
+            .env("JACK_DEFAULT_SERVER", &jackd.name)
+            .env("JACK_NO_START_SERVER", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "jackd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        jackd
+    }
+
+    /// Runs this test binary's test `exact` again, inside this server, with [`INNER`] set.
+    pub fn rerun_inside(&self, exact: &str) -> ExitStatus {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", exact, "--nocapture", "--test-threads=1"])
+            .env(INNER, "1")
+            .env("JACK_DEFAULT_SERVER", &self.name)
+            .env("JACK_NO_START_SERVER", "1")
+            .status()
+            .unwrap()
+    }
+}
+
+impl Drop for Jackd {
+    /// SIGTERM first: jackd then leaves JACK's shared server registry (which holds only a few
+    /// servers; SIGKILLed servers stay registered and later servers fail to start with "Too
+    /// many servers already active"). SIGKILL only if it does not exit.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
