@@ -103,20 +103,7 @@ impl UiStyle {
         text: &str,
         errors: &mut Vec<ConfigError>,
     ) -> Option<UiStyle> {
-        let doc = match SourceDoc::parse(name, text) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
-        let raw: RawStyle = match doc.deserialize() {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
+        let (doc, raw) = SourceDoc::load::<RawStyle>(name, text, errors)?;
         let before = errors.len();
         let mut col = |key: &str, v: &str| match parse_color(v) {
             Ok(c) => c,

@@ -145,20 +145,7 @@ impl Setlist {
         looks: &[&str],
         errors: &mut Vec<ConfigError>,
     ) -> Option<Setlist> {
-        let doc = match SourceDoc::parse(file, text) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
-        let raw: RawSetlist = match doc.deserialize() {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
+        let (doc, raw) = SourceDoc::load::<RawSetlist>(file, text, errors)?;
         let before = errors.len();
         let mut err = |path: &str, msg: &str| errors.push(doc.error_at(path, msg, None));
         if raw.cue.is_empty() {

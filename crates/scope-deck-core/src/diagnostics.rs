@@ -175,6 +175,20 @@ impl SourceDoc {
         toml::from_str::<T>(&self.text).map_err(|e| self.error_from_toml(&e))
     }
 
+    /// Parses `text` and deserializes it as `T`, the first step of every user file's check:
+    /// `None` with the located error pushed when either fails.
+    pub fn load<T: DeserializeOwned>(
+        name: impl Into<String>,
+        text: impl Into<String>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<(Self, T)> {
+        let doc = SourceDoc::parse(name, text)
+            .map_err(|e| errors.push(e))
+            .ok()?;
+        let raw = doc.deserialize().map_err(|e| errors.push(e)).ok()?;
+        Some((doc, raw))
+    }
+
     /// Converts a serde/TOML error into a located [`ConfigError`], naming the key it falls in.
     pub fn error_from_toml(&self, e: &toml::de::Error) -> ConfigError {
         let span = e.span().unwrap_or(0..0);

@@ -92,20 +92,7 @@ impl Look {
         themes: &[&str],
         errors: &mut Vec<ConfigError>,
     ) -> Option<Look> {
-        let doc = match SourceDoc::parse(file, text) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
-        let raw: RawLook = match doc.deserialize() {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
+        let (doc, raw) = SourceDoc::load::<RawLook>(file, text, errors)?;
         let before = errors.len();
         let mut err = |path: &str, msg: &str| errors.push(doc.error_at(path, msg, None));
         if raw.name.trim().is_empty() {

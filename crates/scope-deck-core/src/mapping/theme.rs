@@ -604,20 +604,7 @@ impl Theme {
         text: &str,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Theme> {
-        let doc = match SourceDoc::parse(name, text) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
-        let raw: RawTheme = match doc.deserialize() {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
-        };
+        let (doc, raw) = SourceDoc::load::<RawTheme>(name, text, errors)?;
         let before = errors.len();
         let mut c = Check { doc: &doc, errors };
         let store = ParamStore::new();
