@@ -104,16 +104,10 @@ fn bench(c: &mut Criterion) {
         Msg::VideoStats(Box::new(stats)),
         Duration::from_millis(50),
     );
-    update(
-        &mut s2,
-        Msg::Action {
-            action: Action::TogglePreview,
-            source: ActionSource::Keyboard,
-        },
-        Duration::from_millis(60),
-    );
     let snap2 = UiSnapshot::of(&s2, Duration::from_millis(100));
     let rgb = (0..64 * 64 * 3).map(|i| (i % 251) as u8).collect();
+    // The preview overlay is the dashboard's own view.
+    view.preview_open = true;
     view.preview = Some(std::sync::Arc::new(scope_deck::video::PreviewFrame {
         width: 64,
         height: 64,

@@ -79,6 +79,7 @@ fn main() {
             logs: None,
             clock: DeckClock::start(),
             backend: "dry-run".into(),
+            preview: None,
         };
         tokio::spawn(serve(listener, io, cancel.clone()));
         // Stand-in engine: fold the action, publish a snapshot at once (as the engine does for
@@ -115,7 +116,8 @@ fn main() {
                 local_snap_tx.send_replace(Arc::new(UiSnapshot::of(&local_state, now)));
             }
         });
-        let keys = [Action::ToggleHelp, Action::ToggleHelp];
+        // A show action (a view key never leaves its dashboard).
+        let keys = [Action::TogglePause, Action::TogglePause];
         let mut samples = Vec::with_capacity(ROUNDS);
         let mut local = Vec::with_capacity(ROUNDS);
         for i in 0..ROUNDS + 100 {

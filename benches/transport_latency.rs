@@ -88,6 +88,7 @@ async fn midi_to_wire(peer: &peer::Peer, fps: u32, control: Duration, n: usize) 
             transport: transport.link.clone(),
             audio_frames: None,
             video_stats: None,
+            video_changes: None,
             tempo_commands: None,
             tempo: Default::default(),
             events: None,

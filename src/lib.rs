@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod controls;
 pub mod core;
+pub mod edge_thread;
 pub mod logging;
 pub mod mapping;
 pub mod record;

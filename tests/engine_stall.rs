@@ -60,6 +60,7 @@ async fn a_transport_that_never_reads_does_not_stop_the_engine() {
             transport: link.clone(),
             audio_frames: Some(frames_rx),
             video_stats: None,
+            video_changes: None,
             tempo_commands: None,
             tempo: Default::default(),
             events: Some(ev_tx),

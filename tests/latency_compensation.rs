@@ -3,7 +3,9 @@
 //! 400 ms after it arrives (`--video-delay-ms 400 --marker-param noise_scale`). A bar-quantised
 //! theme switch (noise_scale 0.2 → 0.7) is asked for; the peer logs the first frame that shows
 //! it. With `[server] latency_ms = 400` that frame goes out on the bar line (the forwarded beat
-//! the switch was quantised to); with 0 it is late by the delay. Figures are printed for docs/performance.md; the
+//! the switch was quantised to); with 0 it is late by the delay. With nothing configured and a
+//! video output running, the deck measures the delay from the switches it sees come back and
+//! the next switch lands on the bar. Figures are printed for docs/performance.md; the
 //! assertions only tell "on the bar" from "a delay late" (half the delay apart).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -44,8 +46,49 @@ forward = true
 interval_ms = 100
 "#;
 
-/// One run: returns (switch sent − bar line, first frame showing it − bar line), seconds.
-async fn run(latency_ms: u64) -> (f64, f64) {
+/// How the deck knows the pipeline latency in a run.
+#[derive(Clone, Copy)]
+enum Latency {
+    /// `[server] latency_ms` (not measured).
+    Configured(u64),
+    /// Measured on the running show (`measure_latency = true`, `latency_ms = 0`), from the
+    /// switches the run makes before the one it times.
+    Measured,
+}
+
+/// One run's figures, seconds from the bar line.
+struct Run {
+    /// When the timed switch reached the peer.
+    sent: f64,
+    /// The first frame showing it.
+    seen: f64,
+    /// The latency the deck measured (`Latency::Measured`).
+    measured_ms: Option<u64>,
+}
+
+/// Wall-clock seconds, as the peer's log stamps them.
+fn wall() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The marker value after `n` switches (A, B, A, …).
+fn marker(n: usize) -> f64 {
+    if n % 2 == 0 { 0.2 } else { 0.7 }
+}
+
+/// The action of switch number `n` (1-based): to B and back to A (other built-in themes follow B).
+fn switch(n: usize) -> &'static str {
+    if n % 2 == 1 {
+        r#"{"action":"theme_next"}"#
+    } else {
+        r#"{"action":"theme_prev"}"#
+    }
+}
+
+async fn run(latency: Latency) -> Run {
     let peer = Peer::start(PeerOptions {
         fps: 30.0,
         extra_args: vec![
@@ -58,10 +101,20 @@ async fn run(latency_ms: u64) -> (f64, f64) {
     })
     .await;
     let sb = common::Sandbox::new();
+    let (latency_ms, measure, video) = match latency {
+        Latency::Configured(ms) => (ms, false, ""),
+        // The deck must decode the video to see the switches: a video output that discards it.
+        Latency::Measured => (
+            0,
+            true,
+            "[video]\n[[video.sinks]]\nkind = \"custom\"\npipeline = \"fakesink sync=false\"\n",
+        ),
+    };
     sb.write_config(&format!(
         "[server]\nbackend = \"scope\"\nurl = \"{}\"\npipeline_ids = [\"longlive\"]\n\
          status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n\
-         latency_ms = {latency_ms}\n[audio]\nsource = \"demo\"\n[ui]\ntheme = \"default\"\n",
+         latency_ms = {latency_ms}\nmeasure_latency = {measure}\n[audio]\nsource = \"demo\"\n\
+         [ui]\ntheme = \"default\"\n{video}",
         peer.url()
     ));
     std::fs::create_dir_all(sb.config_dir().join("themes")).unwrap();
@@ -72,11 +125,23 @@ async fn run(latency_ms: u64) -> (f64, f64) {
         .arg(sb.config_dir())
         .env("XDG_STATE_HOME", sb.state_home())
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    // The deck's events, read on their own thread (the deck must never block on its stdout).
+    let (events_tx, events) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if events_tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
     // The tracker locks in and the frames show theme A: sixteen forwarded beats.
     peer.wait_log(Duration::from_secs(60), |entries| {
         let beats = entries
@@ -89,14 +154,57 @@ async fn run(latency_ms: u64) -> (f64, f64) {
         (beats >= 16 && a).then_some(())
     })
     .await;
-    writeln!(stdin, r#"{{"action":"theme_next"}}"#).unwrap();
+    let mut switches = 0;
+    let mut measured_ms = None;
+    if let Latency::Measured = latency {
+        // Switch back and forth, each shown before the next, until the deck says it measured.
+        while measured_ms.is_none() {
+            assert!(
+                switches < 8,
+                "no measured latency after {switches} switches (each shown at the peer)"
+            );
+            let asked = wall();
+            switches += 1;
+            writeln!(stdin, "{}", switch(switches)).unwrap();
+            let want = marker(switches);
+            peer.wait_log(Duration::from_secs(20), |entries| {
+                entries
+                    .iter()
+                    .any(|e| {
+                        e["kind"] == "marker"
+                            && e["data"]["value"].as_f64() == Some(want)
+                            && e["ts"].as_f64().is_some_and(|t| t > asked)
+                    })
+                    .then_some(())
+            })
+            .await;
+            // The deck sees that frame a moment later; give it a second, then switch again.
+            let until = std::time::Instant::now() + Duration::from_millis(1500);
+            while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+                match events.recv_timeout(left) {
+                    Ok(e) if e["event"] == "tempo" && e["latency_measured"] == true => {
+                        measured_ms = e["latency_ms"].as_u64();
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    // The timed switch.
+    let asked = wall();
+    writeln!(stdin, "{}", switch(switches + 1)).unwrap();
+    let want = marker(switches + 1);
     // Until the switch shows and a beat after it has arrived (the bar line may come after the
     // compensated frame).
+    let after = |e: &Value| e["ts"].as_f64().is_some_and(|t| t > asked);
     let entries: Vec<Value> = peer
         .wait_log(Duration::from_secs(20), |entries| {
             let shown = entries
                 .iter()
-                .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(0.7))?
+                .find(|e| {
+                    after(e) && e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want)
+                })?
                 .get("ts")?
                 .as_f64()?;
             entries
@@ -106,7 +214,7 @@ async fn run(latency_ms: u64) -> (f64, f64) {
                         && e["data"]["beat_count"].is_u64()
                         && e["ts"].as_f64().is_some_and(|t| t > shown + 0.6)
                 })
-                .then(|| entries.to_vec())
+                .then(|| entries.iter().filter(|e| after(e)).cloned().collect())
         })
         .await;
     writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
@@ -118,12 +226,12 @@ async fn run(latency_ms: u64) -> (f64, f64) {
     let ts = |e: &Value| e["ts"].as_f64().unwrap();
     let visible = entries
         .iter()
-        .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(0.7))
+        .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want))
         .map(ts)
         .unwrap();
     let sent = entries
         .iter()
-        .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(0.7))
+        .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(want))
         .map(ts)
         .expect("the switch reached the peer");
     // The bar line: the beat the switch was quantised to is the first forwarded beat at or
@@ -136,31 +244,57 @@ async fn run(latency_ms: u64) -> (f64, f64) {
         .map(ts)
         .find(|t| *t >= sent - 0.03)
         .expect("a beat after the switch was sent");
-    (sent - bar, visible - bar)
+    Run {
+        sent: sent - bar,
+        seen: visible - bar,
+        measured_ms,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bar_quantised_switch_shows_on_the_bar_with_compensation_and_late_without() {
-    let (sent_c, seen_c) = run(DELAY_MS).await;
-    let (sent_u, seen_u) = run(0).await;
+    let c = run(Latency::Configured(DELAY_MS)).await;
+    let u = run(Latency::Configured(0)).await;
     println!(
         "latency compensation ({DELAY_MS} ms pipeline delay, 30 fps): with latency_ms = {DELAY_MS}: \
          switch sent {:+.0} ms, first frame showing it {:+.0} ms from the bar line; \
          with 0: sent {:+.0} ms, shown {:+.0} ms",
-        sent_c * 1e3,
-        seen_c * 1e3,
-        sent_u * 1e3,
-        seen_u * 1e3
+        c.sent * 1e3,
+        c.seen * 1e3,
+        u.sent * 1e3,
+        u.seen * 1e3
     );
     let half = DELAY_MS as f64 / 2e3;
     assert!(
-        seen_c.abs() < half,
+        c.seen.abs() < half,
         "compensated switch should show on the bar line, showed {:+.0} ms from it",
-        seen_c * 1e3
+        c.seen * 1e3
     );
     assert!(
-        seen_u > half,
+        u.seen > half,
         "uncompensated switch should show about {DELAY_MS} ms late, showed {:+.0} ms",
-        seen_u * 1e3
+        u.seen * 1e3
+    );
+}
+
+/// The same pipeline with nothing configured: the deck measures the latency from the switches
+/// it sees come back (its change probe on the decoded video) and then sends the next
+/// bar-quantised switch early by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_measured_latency_puts_the_switch_on_the_bar() {
+    let m = run(Latency::Measured).await;
+    let measured = m.measured_ms.expect("measured");
+    println!(
+        "latency measured live ({DELAY_MS} ms pipeline delay, 30 fps): {measured} ms; \
+         switch sent {:+.0} ms, first frame showing it {:+.0} ms from the bar line",
+        m.sent * 1e3,
+        m.seen * 1e3
+    );
+    let half = DELAY_MS as f64 / 2e3;
+    assert!(
+        m.seen.abs() < half,
+        "with the measured latency ({measured} ms) the switch should show on the bar line, \
+         showed {:+.0} ms from it",
+        m.seen * 1e3
     );
 }

@@ -99,6 +99,10 @@ fn inner() {
             got.push(m);
         }
     }
+    let clock_realtime = clock
+        .stats
+        .realtime
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(
         clock.stop_within(Duration::from_secs(2)),
         "clock thread did not stop"
@@ -118,8 +122,9 @@ fn inner() {
         .filter(|(s, _)| *s >= start_stamp && s - start_stamp < 6_000_000 - 10_000)
         .count();
     println!(
-        "clock out: Start at grid beat {start_beat:.3}; {in_12} pulses in the 12 beats after it; {} pulses before Stop",
-        pulses.len()
+        "clock out: Start at grid beat {start_beat:.3}; {in_12} pulses in the 12 beats after it; {} pulses before Stop; real-time scheduling: {}",
+        pulses.len(),
+        clock_realtime
     );
     // 24 per beat, counted against the grid rather than the clock on the wall: a loaded CI box
     // delays this test's own re-anchoring loop, so the pulses inside a fixed 6 s window vary

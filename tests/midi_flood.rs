@@ -110,6 +110,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
             state,
             EngineIo {
                 video_stats: None,
+                video_changes: None,
                 inputs: inputs_rx,
                 transport_events: tev_rx,
                 transport: transport.link.clone(),

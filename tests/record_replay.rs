@@ -1,8 +1,8 @@
 //! Record and replay through the real binary: a rehearsal (demo audio, a theme with audio and
 //! macro mappings and a forwarded beat, scripted actions) is recorded with `--record`, then
-//! `replay --compare` against the dry run must produce the recorded parameter updates exactly
-//! (same order, same engine times); with the theme file edited it must report differences and
-//! exit 1. The CI run is 10 s; the 60 s rehearsal of the issue is `#[ignore]`d (run it with
+//! `replay --compare` against the dry run must make the recorded data-channel messages exactly
+//! (same content, same order); with the theme file edited it must report differences and exit
+//! 1; an action added to or removed from the recording is one inserted or one missing message. The CI run is 10 s; the 60 s rehearsal of the issue is `#[ignore]`d (run it with
 //! `cargo test --test record_replay -- --ignored`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -154,27 +154,93 @@ fn check(secs: f64) {
         std::fs::metadata(&file).unwrap().len()
     );
 
+    let wire = count(&text, "\"msg\":\"sent\"");
     let (code, out) = replay(&sb, &file, &["--dry-run", "--compare"]);
     eprintln!("{out}");
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains(&format!("compare: identical: {n} update(s)")),
+        out.contains(&format!(
+            "compare: identical: {wire} data-channel message(s)"
+        )),
         "{out}"
     );
     // As fast as possible: the same messages (engine times are the recording's).
     let (code, fast) = replay(&sb, &file, &["--speed", "0", "--compare"]);
     assert_eq!(code, Some(0), "{fast}");
 
+    // One action more in the recording (a cache reset while the mapping runs): one message
+    // the show never sent, nothing else shifts.
+    let added = edited(&text, |lines| {
+        let at = at_fraction(lines, secs, 0.35);
+        let t = line_t(&lines[at]);
+        lines.insert(
+            at,
+            format!(
+                r#"{{"t":{t},"in":{{"msg":"action","action":{{"action":"reset_cache"}},"source":"script"}}}}"#
+            ),
+        );
+    });
+    let added_file = sb.root.path().join("added.jsonl");
+    std::fs::write(&added_file, added).unwrap();
+    let (code, diff) = replay(&sb, &added_file, &["--speed", "0", "--compare"]);
+    assert_eq!(code, Some(1), "{diff}");
+    assert!(
+        diff.contains("compare: 1 difference(s)")
+            && diff.contains("1 inserted, 0 missing, 0 changed")
+            && diff.contains("(inserted message #"),
+        "{diff}"
+    );
+    assert!(diff.contains("replayed: {\"reset_cache\":true"), "{diff}");
+    // The script's cache reset taken out: its message is missing, once.
+    let removed = edited(&text, |lines| {
+        lines.retain(|l| !l.contains(r#""action":{"action":"reset_cache"}"#))
+    });
+    let removed_file = sb.root.path().join("removed.jsonl");
+    std::fs::write(&removed_file, removed).unwrap();
+    let (code, diff) = replay(&sb, &removed_file, &["--speed", "0", "--compare"]);
+    assert_eq!(code, Some(1), "{diff}");
+    assert!(
+        diff.contains("compare: 1 difference(s)")
+            && diff.contains("0 inserted, 1 missing, 0 changed"),
+        "{diff}"
+    );
+
     // An edited theme changes what the mapping sends: found, first difference named.
     let edited = THEME.replace("release_ms = 400", "release_ms = 900");
     std::fs::write(sb.config_dir().join("themes/default.toml"), edited).unwrap();
     let (code, diff) = replay(&sb, &file, &["--speed", "0", "--compare"]);
     assert_eq!(code, Some(1), "{diff}");
-    assert!(diff.contains("difference(s); first at"), "{diff}");
+    assert!(
+        diff.contains("difference(s) in") && diff.contains("changed; first at"),
+        "{diff}"
+    );
     assert!(
         diff.contains("recorded: {") && diff.contains("replayed: {"),
         "{diff}"
     );
+}
+
+/// The recording's lines changed by `edit` (header first, untouched).
+fn edited(text: &str, edit: impl FnOnce(&mut Vec<String>)) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header = lines.remove(0);
+    edit(&mut lines);
+    lines.insert(0, header);
+    lines.join("\n") + "\n"
+}
+
+/// A line's engine time (ns); 0 for lines without one.
+fn line_t(line: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v["t"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The first line at `fraction` of a rehearsal of `secs` seconds or later.
+fn at_fraction(lines: &[String], secs: f64, fraction: f64) -> usize {
+    let due = (secs * fraction * 1e9) as u64;
+    lines.iter().position(|l| line_t(l) >= due).unwrap()
 }
 
 #[test]

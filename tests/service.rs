@@ -65,7 +65,7 @@ impl Conn {
         };
         let hello = c.next();
         assert_eq!(hello["event"], "hello", "{hello}");
-        assert_eq!(hello["protocol"], 1, "{hello}");
+        assert_eq!(hello["protocol"], 2, "{hello}");
         c
     }
 
@@ -313,6 +313,173 @@ async fn the_show_survives_an_ssh_drop_of_its_dashboard() {
     assert_eq!(wait_exit(&mut deck), 0, "{}", stderr_of(&mut deck));
     let log = sb.log();
     assert!(!log.contains("panic"), "{log}");
+}
+
+/// The shell command for an attached dashboard in a tmux pane; its exit code goes to `code`.
+fn attach_command(sb: &common::Sandbox, socket: &Path, code: &Path) -> String {
+    format!(
+        "env XDG_STATE_HOME='{}' '{}' --config-dir '{}' attach --socket '{}'; echo $? > '{}'; exec sleep 600",
+        sb.state_home().display(),
+        common::bin().display(),
+        sb.config_dir().display(),
+        socket.display(),
+        code.display(),
+    )
+}
+
+/// Each dashboard owns its view: `?` on one opens help there only; a show action pressed on
+/// the other still reaches the show and both screens; closing help is that dashboard's own
+/// business too. The snapshot no longer carries a deck-wide mode.
+#[test]
+fn each_attached_dashboard_has_its_own_view_and_both_see_the_show() {
+    let sb = common::Sandbox::new();
+    let socket = socket_in(&sb);
+    let mut deck = serve(&sb, &socket, &["--dry-run"]);
+    let mut monitor = Conn::open(&socket);
+    let one = Tmux::start(
+        &attach_command(&sb, &socket, &sb.root.path().join("one.code")),
+        100,
+        30,
+    );
+    let two = Tmux::start(
+        &attach_command(&sb, &socket, &sb.root.path().join("two.code")),
+        100,
+        30,
+    );
+    one.wait_for_text("STREAMING", T);
+    two.wait_for_text("STREAMING", T);
+    const HELP: &str = "help — keymap";
+    one.keys(&["?"]);
+    one.wait_for_text(HELP, T);
+    // A show action on the other dashboard: the engine gets it as a key press...
+    two.keys(&["Space"]);
+    let action = monitor.wait("the second dashboard's action", |v| {
+        v["event"] == "action" && v["action"]["action"] == "toggle_pause"
+    });
+    assert_eq!(action["source"], "keyboard", "{action}");
+    // ...both screens show it (the status row stays above the help overlay)...
+    let screen_two = two.wait_for_text("PAUSED", T);
+    let screen_one = one.wait_for_text("PAUSED", T);
+    // ...and the help opened on the first never showed on the second, which has drawn the
+    // show's change since; the first still has its help open.
+    assert!(!screen_two.contains(HELP), "{screen_two}");
+    assert!(screen_one.contains(HELP), "{screen_one}");
+    assert!(
+        !monitor
+            .seen
+            .iter()
+            .any(|v| v["event"] == "action" && v["action"]["action"] == "toggle_help"),
+        "a view key reached the deck"
+    );
+    let state = monitor.state();
+    assert!(state["ui"].get("mode").is_none(), "{}", state["ui"]);
+    // Esc closes the first one's help; the second is untouched (still playing keys).
+    one.keys(&["Escape"]);
+    common::wait_for("help closed on the first", T, || {
+        (!one.screen().contains(HELP)).then_some(())
+    });
+    // The prompt editor's draft is per dashboard: typing on the second never shows on the first.
+    two.keys(&["e"]);
+    two.wait_for_text("editing (enter sends", T);
+    two.type_text("zzqq");
+    two.wait_for_text("zzqq", T);
+    assert!(!one.screen().contains("zzqq"), "{}", one.screen());
+    two.keys(&["Escape"]);
+    monitor.send(r#"{"action":"force_quit"}"#);
+    assert_eq!(wait_exit(&mut deck), 0, "{}", stderr_of(&mut deck));
+    let log = sb.log();
+    assert!(!log.contains("panic"), "{log}");
+}
+
+/// Preview frames over the socket against the aiortc peer's real video: a client that asked
+/// gets whole frames of the configured size; one that did not ask gets none; one that asked and
+/// never reads does not stall the first one's frames or its events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_frames_reach_only_the_clients_that_ask() {
+    use base64::Engine as _;
+    let peer = Peer::start(PeerOptions::default()).await;
+    let sb = common::Sandbox::new();
+    // 160×96 at 10 fps: about 600 KB/s of lines, so a client that never reads fills its
+    // socket within a second.
+    sb.write_config(&format!(
+        "[server]\nbackend = \"scope\"\nurl = \"{}\"\npipeline_ids = [\"longlive\"]\n\
+         status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n\n\
+         [[video.sinks]]\nkind = \"custom\"\npipeline = \"fakesink sync=false\"\n\n\
+         [video.preview]\nenabled = true\nfps = 10\nwidth = 160\nheight = 96\n",
+        peer.url()
+    ));
+    let socket = socket_in(&sb);
+    let mut deck = serve(&sb, &socket, &[]);
+    let mut asked = Conn::open(&socket);
+    assert_eq!(
+        asked.seen[0]["capabilities"],
+        serde_json::json!(["preview"]),
+        "{}",
+        asked.seen[0]
+    );
+    let mut not_asked = Conn::open(&socket);
+    // Never reads past its hello.
+    let mut stalled = UnixStream::connect(&socket).unwrap();
+    writeln!(stalled, r#"{{"cmd":"preview","on":true}}"#).unwrap();
+    asked.send(r#"{"cmd":"preview","on":true}"#);
+    let frame = asked.wait("a preview frame", |v| v["event"] == "preview");
+    assert_eq!(
+        (frame["width"].as_u64(), frame["height"].as_u64()),
+        (Some(160), Some(96))
+    );
+    let rgb = base64::engine::general_purpose::STANDARD
+        .decode(frame["rgb"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(rgb.len(), 160 * 96 * 3);
+    assert!(rgb.iter().any(|b| *b > 16), "the peer's video is not black");
+    // Frames keep coming for seconds while the stalled client's socket is long full, and
+    // events with them (a script action answered on the same connection).
+    let start = Instant::now();
+    let mut frames = 0;
+    let mut seqs = Vec::new();
+    while start.elapsed() < Duration::from_secs(4) {
+        let v = asked.next();
+        if v["event"] == "preview" {
+            frames += 1;
+            seqs.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    assert!(
+        frames >= 10,
+        "{frames} frames in 4 s while another client stalled"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "frames out of order: {seqs:?}"
+    );
+    asked.send(r#"{"action":"theme_next"}"#);
+    asked.wait("the action's event", |v| {
+        v["event"] == "action" && v["action"]["action"] == "theme_next"
+    });
+    // The client that did not ask: its events, no frame.
+    not_asked.wait("the action on the other client", |v| {
+        v["event"] == "action" && v["action"]["action"] == "theme_next"
+    });
+    let _ = not_asked.state();
+    assert!(
+        !not_asked.seen.iter().any(|v| v["event"] == "preview"),
+        "a client that did not ask got frames"
+    );
+    drop(stalled);
+    // An attached dashboard asks for frames itself when `v` opens the preview overlay.
+    let code = sb.root.path().join("attach.code");
+    let tui = Tmux::start(&attach_command(&sb, &socket, &code), 100, 30);
+    tui.wait_for_text("STREAMING", T);
+    tui.keys(&["v"]);
+    tui.wait_for_text("┌ video preview", T);
+    let cells = common::wait_for("preview cells on the attached dashboard", T, || {
+        let n = tui.screen().matches('▀').count();
+        (n >= 32).then_some(n)
+    });
+    assert!(cells >= 32);
+    tui.keys(&["q"]);
+    asked.send(r#"{"action":"force_quit"}"#);
+    assert_eq!(wait_exit(&mut deck), 0, "{}", stderr_of(&mut deck));
 }
 
 /// Another user's connection is refused by the deck itself, not only by the file modes: the

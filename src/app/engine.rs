@@ -62,6 +62,9 @@ pub struct EngineIo {
     pub audio_frames: Option<watch::Receiver<AudioFrame>>,
     /// The video output's statistics (latest wins), if a video output runs.
     pub video_stats: Option<watch::Receiver<crate::video::VideoStats>>,
+    /// When the received picture last changed for good (latency samples), if a video output
+    /// runs.
+    pub video_changes: Option<watch::Receiver<Option<std::time::Instant>>>,
     /// Tempo commands for the beat tracker (analysis thread), if an audio source runs.
     pub tempo_commands: Option<mpsc::Sender<crate::audio::tempo::TempoCmd>>,
     /// Observable events (headless stdout). Never blocks the engine: a full queue drops.
@@ -263,6 +266,18 @@ pub async fn run_with(
                         }
                         Ok(false) => {}
                         Err(_) => io.video_stats = None,
+                    }
+                }
+                if let Some(rx) = io.video_changes.as_mut() {
+                    match rx.has_changed() {
+                        Ok(true) => {
+                            if let Some(seen) = *rx.borrow_and_update() {
+                                let at = Instant::from_std(seen).saturating_duration_since(start);
+                                pending.push(Msg::VideoChangeSeen { at });
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(_) => io.video_changes = None,
                     }
                 }
                 publish = true;

@@ -250,6 +250,7 @@ pub fn initial_state(loaded: &LoadedConfig, dry_run: bool) -> AppState {
     state.tempo = crate::core::tempo::TempoSlice::new(crate::core::tempo::TempoSettings {
         sources: loaded.app.tempo.sources(),
         latency: Duration::from_millis(loaded.app.server.latency_ms),
+        measure_latency: loaded.app.server.measure_latency,
     });
     state
 }
@@ -367,6 +368,7 @@ async fn run_async(
             logs: pane_rx,
             clock,
             backend: state.settings.backend.clone(),
+            preview: video.as_ref().map(|v| v.preview.clone()),
         };
         let c = cancel.clone();
         tracing::info!(socket = %path.display(), "serving");
@@ -414,6 +416,7 @@ async fn run_async(
                 style,
                 logs: pane_rx,
                 preview: video.as_ref().map(|v| v.preview.clone()),
+                preview_wanted: None,
             },
             inputs_tx.clone(),
             snap_rx.clone(),
@@ -435,6 +438,7 @@ async fn run_async(
         transport: transport.link.clone(),
         audio_frames,
         video_stats: video.as_ref().map(|v| v.stats.clone()),
+        video_changes: video.as_ref().map(|v| v.changes.clone()),
         tempo_commands,
         events: events_tx,
         snapshots: snap_tx,

@@ -580,3 +580,55 @@ fn crossfades_and_quantise_flags_are_one_shots_never_replayed() {
     assert!(full.contains_key("prompts"));
     assert!(!full.contains_key("transition"));
 }
+
+/// Scope's beat forwarding reads the arbitrated grid: while Link leads, `bpm` is the session's
+/// (126, the tracker hears 120) and `is_playing` follows Link's transport, not "a tempo is known".
+#[test]
+fn is_playing_follows_links_transport_while_link_leads() {
+    use crate::core::tempo::LinkReport;
+    let mut s = state_on("synthwave-highway");
+    let link = |at: u64, playing: bool| {
+        Msg::Link(LinkReport {
+            at: ms(at),
+            beat: at as f64 / 500.0,
+            bpm: 126.0,
+            peers: 1,
+            playing,
+        })
+    };
+    let last_playing = |out: &[(u64, Effect)]| {
+        updates(&out.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>())
+            .iter()
+            .filter_map(|u| u.values.get("is_playing").cloned())
+            .next_back()
+    };
+    // Link leads and its transport runs: the tracker's frames keep arriving.
+    let mut out = Vec::new();
+    for at in (0..1000).step_by(20) {
+        out.extend(
+            update(&mut s, link(at, true), ms(at))
+                .into_iter()
+                .map(|e| (at, e)),
+        );
+        out.extend(play(&mut s, at, at + 20, 0.5));
+    }
+    assert_eq!(last_playing(&out), Some(json!(true)));
+    // Scope gets the session's tempo, not the tracker's 120.
+    let bpms: Vec<_> = updates(&out.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>())
+        .iter()
+        .filter_map(|u| u.values.get("bpm").cloned())
+        .collect();
+    assert_eq!(bpms.last(), Some(&json!(126.0)), "{bpms:?}");
+    // The session stops (a DJ pressed stop in Live): frames still say 120 BPM.
+    let mut out = Vec::new();
+    for at in (1000..2000).step_by(20) {
+        out.extend(
+            update(&mut s, link(at, false), ms(at))
+                .into_iter()
+                .map(|e| (at, e)),
+        );
+        out.extend(play(&mut s, at, at + 20, 0.5));
+    }
+    assert_eq!(last_playing(&out), Some(json!(false)));
+    assert!(s.audio.frame.bpm > 100.0);
+}

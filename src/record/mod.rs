@@ -5,10 +5,12 @@
 //! with the engine time it was folded at, plus every transport command it handed on and every
 //! payload the transport put on the wire. One JSON object per line, gzip when the name ends in
 //! `.gz`. Because the reducer is pure, folding the same messages at the same engine times
-//! gives the same commands: that is what `replay --compare` checks. Format in docs/recall.md.
+//! gives the same commands; `replay --compare` checks the data-channel messages they make
+//! against the recorded wire payloads (`wire.rs`). Format in docs/recall.md.
 
 pub mod format;
 pub mod replay;
+pub mod wire;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

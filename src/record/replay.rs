@@ -1,14 +1,14 @@
 //! `scope-deck replay FILE`: folds a recording's inputs into a fresh engine state at their
 //! recorded engine times (paced in wall-clock time by `--speed`, or as fast as possible with
 //! `--speed 0`), hands the resulting commands to a live transport (the dry run, or `--server`),
-//! and with `--compare` diffs the parameter updates it produced against the recorded ones.
+//! and with `--compare` compares the data-channel messages the recorded show sent with the ones
+//! the replay makes, aligned so one extra or missing message is one difference (`wire.rs`).
 //!
 //! The recording replaces every input edge (audio, keys, MIDI, the transport's reports): the
 //! live transport is only an output here, so the fold, and with it every data-channel
 //! update, is the same as in the show whatever the replay's own timing. Stream timestamps inside
 //! audio events and frames travel unchanged.
 
-use std::collections::VecDeque;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,9 +20,10 @@ use crate::cli::{EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 use crate::config::LoadedConfig;
 use crate::core::effect::Effect;
 use crate::core::update::update;
-use crate::record::format::{FORMAT, Header, Line, Out, VERSION};
+use crate::record::format::{FORMAT, Header, Input, Line, VERSION};
+use crate::record::wire::{Diff, WireCompare};
 use crate::transport::lanes::LaneError;
-use crate::transport::types::{TransportCmd, TransportEvent};
+use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
 
 /// Exit status when `--compare` found a difference.
 pub const EXIT_DIFFERENT: u8 = 1;
@@ -40,25 +41,18 @@ pub struct Options {
     pub server: Option<String>,
 }
 
-/// The first difference found, and how many.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Diff {
-    /// Position-by-position differences (a missing or extra message counts once).
-    pub count: u64,
-    /// The first: message index, engine time (s), recorded, replayed (`None`: absent).
-    pub first: Option<(u64, f64, Option<String>, Option<String>)>,
-}
-
 /// What a replay did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     /// Inputs folded.
     pub folded: u64,
-    /// Recorded lines not replayed (wire payloads, statistics, reloads), by count.
+    /// Recorded lines not replayed (statistics, reloads; the wire payloads are compared, not
+    /// replayed), by count.
     pub skipped: u64,
     /// Names of the skipped kinds that can change what is sent (`themes_reloaded`, ...).
     pub not_replayable: Vec<String>,
-    /// Parameter updates the recording holds.
+    /// Parameter updates the recording holds (the engine's requests, before the transport
+    /// merged them into messages).
     pub recorded_updates: u64,
     /// Parameter updates the replay produced.
     pub replayed_updates: u64,
@@ -107,7 +101,7 @@ pub fn run(opts: &Options, loaded: &LoadedConfig) -> u8 {
     match result {
         Ok(report) => {
             print!("{}", render(opts, &report));
-            if opts.compare && report.diff.count > 0 {
+            if opts.compare && report.diff.count() > 0 {
                 EXIT_DIFFERENT
             } else {
                 EXIT_OK
@@ -166,21 +160,36 @@ pub fn render(opts: &Options, r: &Report) -> String {
         );
     }
     if opts.compare {
-        match &r.diff.first {
+        let d = &r.diff;
+        match &d.first {
             None => {
                 s += &format!(
-                    "compare: identical: {} update(s), same order, same engine times\n",
-                    r.recorded_updates
+                    "compare: identical: {} data-channel message(s), same content, same order\n",
+                    d.recorded
                 )
             }
-            Some((i, t, rec, rep)) => {
+            Some(f) => {
                 s += &format!(
-                    "compare: {} difference(s); first at {t:.3} s (update #{i}):\n  recorded: {}\n  replayed: {}\n",
-                    r.diff.count,
-                    rec.as_deref().unwrap_or("(none)"),
-                    rep.as_deref().unwrap_or("(none)")
+                    "compare: {} difference(s) in {} recorded / {} replayed data-channel message(s): {} inserted, {} missing, {} changed; first at {:.3} s engine time ({} message #{}):\n  recorded: {}\n  replayed: {}\n",
+                    d.count(),
+                    d.recorded,
+                    d.replayed,
+                    d.inserted,
+                    d.missing,
+                    d.changed,
+                    f.t,
+                    f.kind,
+                    f.index,
+                    f.recorded.as_deref().unwrap_or("(none)"),
+                    f.replayed.as_deref().unwrap_or("(none)")
                 )
             }
+        }
+        if d.after_end > 0 {
+            s += &format!(
+                "compare: {} update(s) after the recording's last message, not compared (the show had stopped sending)\n",
+                d.after_end
+            );
         }
     }
     s
@@ -217,57 +226,6 @@ fn read_header(src: &mut dyn BufRead, file: &str) -> Result<Header, Fail> {
         ));
     }
     Ok(h)
-}
-
-/// Position-by-position comparison, fed as both sides arrive (memory stays bounded).
-#[derive(Default)]
-struct Comparer {
-    recorded: VecDeque<(u64, String)>,
-    replayed: VecDeque<(u64, String)>,
-    index: u64,
-    diff: Diff,
-}
-
-impl Comparer {
-    fn settle(&mut self) {
-        while !self.recorded.is_empty() && !self.replayed.is_empty() {
-            let a = self.recorded.pop_front();
-            let b = self.replayed.pop_front();
-            self.pair(a, b);
-        }
-    }
-
-    fn pair(&mut self, a: Option<(u64, String)>, b: Option<(u64, String)>) {
-        let i = self.index;
-        self.index += 1;
-        if a == b {
-            return;
-        }
-        self.diff.count += 1;
-        if self.diff.first.is_none() {
-            let t = a.as_ref().or(b.as_ref()).map_or(0, |x| x.0);
-            let show = |x: Option<(u64, String)>| {
-                x.map(|(t, m)| format!("{m} at {:.6} s", t as f64 / 1e9))
-            };
-            self.diff.first = Some((i, t as f64 / 1e9, show(a), show(b)));
-        }
-    }
-
-    fn finish(mut self) -> Diff {
-        self.settle();
-        while !self.recorded.is_empty() || !self.replayed.is_empty() {
-            let a = self.recorded.pop_front();
-            let b = self.replayed.pop_front();
-            self.pair(a, b);
-        }
-        self.diff
-    }
-}
-
-/// One update as compared: the JSON text (the replayed side goes through the same
-/// serialisation as the recorded one).
-fn update_text(out: &Out) -> String {
-    serde_json::to_string(out).unwrap_or_default()
 }
 
 async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
@@ -321,7 +279,7 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
     });
 
     let mut report = Report::default();
-    let mut cmp = Comparer::default();
+    let mut wire = WireCompare::default();
     let mut lates: Vec<f64> = Vec::new();
     let mut published_rev = None;
     let mut shutdown_sent = false;
@@ -355,13 +313,29 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
         };
         match line {
             Line::Overflow { overflow } => report.recording_overflow = overflow,
-            Line::Cmd { .. } => {}
-            Line::Out { t, out } => {
-                report.recorded_updates += 1;
-                cmp.recorded.push_back((t, update_text(&out)));
+            Line::Cmd { cmd, .. } => {
+                if matches!(cmd.as_str(), "connect" | "reconnect" | "download_models") {
+                    wire.expect_full_state();
+                }
+            }
+            Line::Out { .. } => report.recorded_updates += 1,
+            Line::In {
+                t,
+                input: Input::Sent { payload },
+            } => {
+                // What the show's transport put on the wire: the recorded side of --compare.
+                last_t = last_t.max(t);
+                wire.sent(t, &payload);
             }
             Line::In { t, input } => {
                 last_t = last_t.max(t);
+                if let Input::Connection {
+                    state: ConnState::Connecting | ConnState::Reconnecting,
+                    ..
+                } = &input
+                {
+                    wire.expect_full_state();
+                }
                 let Some(msg) = input.to_msg() else {
                     report.skipped += 1;
                     if let crate::record::format::Input::Other { name } = &input {
@@ -394,6 +368,7 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
                 let store = &state.params.store;
                 if published_rev != Some(store.revision()) {
                     published_rev = Some(store.revision());
+                    wire.state(t, store.full_state());
                     // Settled for any schema the live transport reports: the values are the
                     // recording's (its own schema reports are folded from the file).
                     link.publish_fixed(store.full_state());
@@ -401,14 +376,7 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
                 for cmd in cmds {
                     if let TransportCmd::Update(u) = &cmd {
                         report.replayed_updates += 1;
-                        // The same text the recorder writes, read back as the recorded side is.
-                        let out = Out {
-                            urgent: u.urgent,
-                            values: u.values.clone(),
-                        };
-                        let back: Out =
-                            serde_json::from_str(&update_text(&out)).unwrap_or(out.clone());
-                        cmp.replayed.push_back((t, update_text(&back)));
+                        wire.update(t, u.urgent, &u.values);
                     }
                     shutdown_sent |= matches!(cmd, TransportCmd::Shutdown);
                     match link.send(cmd) {
@@ -416,7 +384,6 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
                         Err(LaneError::Full(_)) => report.transport_dropped += 1,
                     }
                 }
-                cmp.settle();
             }
         }
     }
@@ -437,45 +404,6 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
         .copied()
         .unwrap_or(0.0);
     report.late_ms = (lates.last().copied().unwrap_or(0.0), p99);
-    report.diff = cmp.finish();
+    report.diff = wire.finish();
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn push(c: &mut Comparer, rec: &[(u64, &str)], rep: &[(u64, &str)]) {
-        for (t, m) in rec {
-            c.recorded.push_back((*t, m.to_string()));
-        }
-        for (t, m) in rep {
-            c.replayed.push_back((*t, m.to_string()));
-        }
-        c.settle();
-    }
-
-    #[test]
-    fn the_comparer_names_the_first_difference_and_counts_missing_ones() {
-        let mut c = Comparer::default();
-        push(&mut c, &[(1, "a"), (2, "b")], &[(1, "a")]);
-        push(&mut c, &[], &[(2, "B"), (3, "c")]);
-        let d = c.finish();
-        assert_eq!(d.count, 2, "b≠B and c has no recorded twin");
-        let (i, t, rec, rep) = d.first.unwrap();
-        assert_eq!((i, t), (1, 2e-9));
-        assert!(rec.unwrap().starts_with("b at"));
-        assert!(rep.unwrap().starts_with("B at"));
-
-        let mut same = Comparer::default();
-        push(&mut same, &[(5, "x")], &[(5, "x")]);
-        assert_eq!(same.finish(), Diff::default());
-        let mut late = Comparer::default();
-        push(&mut late, &[(5, "x")], &[(6, "x")]);
-        assert_eq!(
-            late.finish().count,
-            1,
-            "another engine time is a difference"
-        );
-    }
 }

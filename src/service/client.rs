@@ -21,6 +21,7 @@ use crate::core::action::Action;
 use crate::core::msg::Msg;
 use crate::ui::log_layer::LogLine;
 use crate::ui::tui;
+use crate::video::PreviewFrame;
 
 /// How long the deck gets to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,7 +55,11 @@ pub fn run(socket: Option<PathBuf>, headless: bool, loaded: &LoadedConfig) -> u8
         if headless {
             pipe(hello, lines, write).await
         } else {
-            dashboard(&path, lines, write, loaded).await
+            let preview = hello
+                .capabilities
+                .iter()
+                .any(|c| c == protocol::CAP_PREVIEW);
+            dashboard(&path, lines, write, loaded, preview).await
         }
     });
     // Stdin is read on a blocking thread; do not wait for it.
@@ -157,18 +162,23 @@ async fn stop_signal() {
 fn decode(line: &str) -> Option<ServiceLine> {
     // Only the service's own kinds matter to the dashboard; engine events fail to parse here
     // and are ignored (the snapshots carry what they changed).
-    if !(line.starts_with(r#"{"event":"snapshot""#) || line.starts_with(r#"{"event":"log""#)) {
+    if !(line.starts_with(r#"{"event":"snapshot""#)
+        || line.starts_with(r#"{"event":"log""#)
+        || line.starts_with(r#"{"event":"preview""#))
+    {
         return None;
     }
     serde_json::from_str(line).ok()
 }
 
-/// The attached dashboard.
+/// The attached dashboard. With `preview` (the deck offers it) it asks for preview frames
+/// while its screen draws them.
 async fn dashboard(
     path: &Path,
     mut lines: LineReader<BufReader<OwnedReadHalf>>,
     mut write: OwnedWriteHalf,
     loaded: &LoadedConfig,
+    preview: bool,
 ) -> u8 {
     if write.write_all(b"{\"cmd\":\"attach\"}\n").await.is_err() {
         say(&format!(
@@ -194,6 +204,8 @@ async fn dashboard(
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(*first));
     let (log_tx, log_rx) = mpsc::channel::<LogLine>(256);
+    let (frame_tx, frame_rx) = watch::channel::<Option<Arc<PreviewFrame>>>(None);
+    let (wanted_tx, mut wanted_rx) = watch::channel(false);
     let cancel = CancellationToken::new();
     let deck_gone = CancellationToken::new();
     // Deck → dashboard.
@@ -224,6 +236,18 @@ async fn dashboard(
                                 text,
                             });
                         }
+                        Some(ServiceLine::Preview {
+                            seq,
+                            width,
+                            height,
+                            rgb,
+                            ..
+                        }) => match protocol::preview_frame(seq, width, height, &rgb) {
+                            Some(f) => {
+                                frame_tx.send_replace(Some(Arc::new(f)));
+                            }
+                            None => tracing::debug!("a preview line that does not fit its size"),
+                        },
                         _ => {}
                     },
                     Ok(Some(_)) => {}
@@ -241,7 +265,29 @@ async fn dashboard(
     let writer = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            while let Some(msg) = inputs_rx.recv().await {
+            let mut asked = false;
+            loop {
+                let msg = tokio::select! {
+                    m = inputs_rx.recv() => match m {
+                        Some(m) => m,
+                        None => return,
+                    },
+                    changed = wanted_rx.changed(), if preview => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let on = *wanted_rx.borrow_and_update();
+                        if on != asked {
+                            asked = on;
+                            let req = protocol::line(&protocol::Request::Preview { on });
+                            if write.write_all(&req).await.is_err() {
+                                cancel.cancel();
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                };
                 let Msg::Action { action, .. } = msg else {
                     continue;
                 };
@@ -285,7 +331,8 @@ async fn dashboard(
             keymap: loaded.keymap.clone(),
             style,
             logs: Some(log_rx),
-            preview: None,
+            preview: preview.then_some(frame_rx),
+            preview_wanted: preview.then_some(wanted_tx),
         },
         inputs_tx,
         snap_rx,
@@ -322,16 +369,16 @@ mod tests {
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
             let _ = s
-                .write_all(b"{\"event\":\"hello\",\"protocol\":2,\"version\":\"9\",\"backend\":\"x\",\"pid\":1,\"t\":0.0}\n")
+                .write_all(b"{\"event\":\"hello\",\"protocol\":1,\"version\":\"0.0.9\",\"backend\":\"x\",\"pid\":1,\"t\":0.0}\n")
                 .await;
             // Keep the connection open until the client is done.
             let mut buf = [0u8; 1];
             let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
         });
         let Err(e) = connect(&path).await else {
-            panic!("protocol 2 accepted");
+            panic!("protocol 1 accepted");
         };
-        assert!(e.contains("protocol 2") && e.contains("speaks 1"), "{e}");
+        assert!(e.contains("protocol 1") && e.contains("speaks 2"), "{e}");
         let missing = dir.path().join("none.sock");
         let Err(e) = connect(&missing).await else {
             panic!("connected to nothing");

@@ -47,7 +47,14 @@ pub struct ServiceIo {
     pub clock: DeckClock,
     /// Backend label for the hello.
     pub backend: String,
+    /// The video output's preview frames (when it runs with its preview branch): streamed to
+    /// the clients that ask.
+    pub preview: Option<watch::Receiver<Option<Arc<crate::video::PreviewFrame>>>>,
 }
+
+/// The newest preview frame as a line, shared by every client that asked (encoded once, only
+/// while one asks).
+type PreviewLines = Arc<watch::Sender<Option<Shared>>>;
 
 struct Slot {
     tx: mpsc::Sender<Shared>,
@@ -77,6 +84,21 @@ pub async fn serve(listener: UnixListener, io: ServiceIo, cancel: CancellationTo
         io.clock,
         cancel.clone(),
     ));
+    let preview_lines = io.preview.map(|frames| {
+        let (tx, _) = watch::channel(None);
+        let tx: PreviewLines = Arc::new(tx);
+        tokio::spawn(encode_previews(
+            frames,
+            tx.clone(),
+            io.clock,
+            cancel.clone(),
+        ));
+        tx
+    });
+    let capabilities: Vec<String> = preview_lines
+        .iter()
+        .map(|_| protocol::CAP_PREVIEW.to_string())
+        .collect();
     let own = socket::my_uid();
     let next_id = AtomicU64::new(1);
     loop {
@@ -118,15 +140,19 @@ pub async fn serve(listener: UnixListener, io: ServiceIo, cancel: CancellationTo
             backend: io.backend.clone(),
             pid: std::process::id(),
             t: io.clock.t(),
+            capabilities: capabilities.clone(),
         });
         tokio::spawn(client_session(
             id,
             stream,
             hello,
             reg_tx.clone(),
-            io.inputs.clone(),
-            io.snapshots.clone(),
-            io.clock,
+            SessionIo {
+                inputs: io.inputs.clone(),
+                snapshots: io.snapshots.clone(),
+                preview: preview_lines.clone(),
+                clock: io.clock,
+            },
             cancel.child_token(),
         ));
     }
@@ -243,20 +269,122 @@ async fn hub(
     drop(clients);
 }
 
+/// Turns each new preview frame into its line, once for every client that asked, and not at
+/// all while none asks. Never waits for a client: the newest line replaces the last.
+async fn encode_previews(
+    mut frames: watch::Receiver<Option<Arc<crate::video::PreviewFrame>>>,
+    lines: PreviewLines,
+    clock: DeckClock,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = frames.changed() => if changed.is_err() { return },
+        }
+        if lines.receiver_count() == 0 {
+            continue;
+        }
+        let frame = frames.borrow_and_update().clone();
+        if let Some(f) = frame {
+            lines.send_replace(Some(protocol::preview_line(&f, clock.t()).into()));
+        }
+    }
+}
+
+/// What a connection reads from the deck.
+struct SessionIo {
+    inputs: mpsc::Sender<Msg>,
+    snapshots: watch::Receiver<Arc<UiSnapshot>>,
+    preview: Option<PreviewLines>,
+    clock: DeckClock,
+}
+
+/// Writes one client's lines: its queue in order, and, while it asked for them, the newest
+/// preview frame at most [`protocol::PREVIEW_MAX_FPS`] times a second. A frame that arrives
+/// while the client is still reading the last one replaces it (latest-wins), so a slow client
+/// gets fewer frames and never holds up the show or another client.
+async fn write_lines(
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Shared>,
+    mut wants_preview: watch::Receiver<bool>,
+    preview: Option<PreviewLines>,
+    kick: CancellationToken,
+) {
+    let gap = std::time::Duration::from_secs(1) / protocol::PREVIEW_MAX_FPS;
+    let mut frames: Option<watch::Receiver<Option<Shared>>> = None;
+    let mut next_frame = tokio::time::Instant::now();
+    let mut reader_open = true;
+    loop {
+        let line = tokio::select! {
+            biased;
+            _ = kick.cancelled() => break,
+            l = rx.recv() => match l {
+                Some(l) => l,
+                None => break,
+            },
+            changed = wants_preview.changed(), if reader_open => {
+                if changed.is_err() {
+                    // The reader is gone: what is queued still goes out, frames do not.
+                    reader_open = false;
+                    frames = None;
+                    continue;
+                }
+                let on = *wants_preview.borrow_and_update();
+                frames = match (on, &preview) {
+                    (true, Some(p)) => Some(frames.take().unwrap_or_else(|| p.subscribe())),
+                    _ => None,
+                };
+                continue;
+            }
+            frame = async {
+                tokio::time::sleep_until(next_frame).await;
+                match frames.as_mut() {
+                    Some(f) => f.changed().await.map(|()| f.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => match frame {
+                Ok(Some(l)) => {
+                    next_frame = tokio::time::Instant::now() + gap;
+                    l
+                }
+                Ok(None) => continue,
+                Err(_) => {
+                    frames = None;
+                    continue;
+                }
+            },
+        };
+        // A client that stopped reading blocks this write; being dropped ends it too.
+        let written = tokio::select! {
+            _ = kick.cancelled() => false,
+            r = write.write_all(&line) => r.is_ok(),
+        };
+        if !written {
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
 /// One connection: the hello, then lines in (actions, requests) and queued lines out.
-#[allow(clippy::too_many_arguments)]
 async fn client_session(
     id: u64,
     stream: UnixStream,
     hello: Vec<u8>,
     reg: mpsc::Sender<Reg>,
-    inputs: mpsc::Sender<Msg>,
-    snapshots: watch::Receiver<Arc<UiSnapshot>>,
-    clock: DeckClock,
+    io: SessionIo,
     stop: CancellationToken,
 ) {
-    let (read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Shared>(CLIENT_QUEUE);
+    let SessionIo {
+        inputs,
+        snapshots,
+        preview,
+        clock,
+    } = io;
+    let (read, write) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Shared>(CLIENT_QUEUE);
+    let (wants_preview_tx, wants_preview) = watch::channel(false);
     let attached = Arc::new(AtomicBool::new(false));
     let kick = CancellationToken::new();
     // The hello is queued before the hub knows the client, so it is always the first line.
@@ -269,25 +397,8 @@ async fn client_session(
     if reg.send(Reg::Add(id, slot)).await.is_err() {
         return;
     }
-    let writer_kick = kick.clone();
-    let writer = tokio::spawn(async move {
-        loop {
-            let line = tokio::select! {
-                _ = writer_kick.cancelled() => break,
-                l = rx.recv() => l,
-            };
-            let Some(line) = line else { break };
-            // A client that stopped reading blocks this write; being dropped ends it too.
-            let written = tokio::select! {
-                _ = writer_kick.cancelled() => false,
-                r = write.write_all(&line) => r.is_ok(),
-            };
-            if !written {
-                break;
-            }
-        }
-        let _ = write.shutdown().await;
-    });
+    let has_preview = preview.is_some();
+    let writer = tokio::spawn(write_lines(write, rx, wants_preview, preview, kick.clone()));
     let mut lines = LineReader::new(BufReader::new(read), protocol::MAX_LINE);
     let mut source = ActionSource::Script;
     let mut attach_sent = false;
@@ -360,6 +471,14 @@ async fn client_session(
                     break "deck stopping";
                 }
             }
+            Ok(Some(ClientLine::Request(Request::Preview { on }))) => {
+                if on && !has_preview {
+                    reply(error(format!(
+                        "socket line {n}: this deck has no video preview (no `[video]` output with `[video.preview] enabled`)"
+                    )));
+                }
+                wants_preview_tx.send_replace(on && has_preview);
+            }
             Err(e) => reply(error(format!("socket line {n}: {e}"))),
         }
     };
@@ -367,6 +486,7 @@ async fn client_session(
     let _ = reg.send(Reg::Remove(id)).await;
     // Lines already queued (answers to what it asked) still go out, then the connection closes.
     drop(tx);
+    drop(wants_preview_tx);
     let _ = writer.await;
 }
 
@@ -379,6 +499,7 @@ mod tests {
 
     struct Rig {
         path: std::path::PathBuf,
+        frames: watch::Sender<Option<Arc<crate::video::PreviewFrame>>>,
         inputs: mpsc::Receiver<Msg>,
         events: mpsc::Sender<Event>,
         logs: mpsc::Sender<LogLine>,
@@ -397,6 +518,7 @@ mod tests {
         let (snap_tx, snap_rx) = watch::channel(Arc::new(UiSnapshot::default()));
         // Keep the snapshot sender alive for the test's length.
         std::mem::forget(snap_tx);
+        let (frames, frames_rx) = watch::channel(None);
         let cancel = CancellationToken::new();
         let io = ServiceIo {
             inputs: inputs_tx,
@@ -405,10 +527,12 @@ mod tests {
             logs: Some(log_rx),
             clock: DeckClock::start(),
             backend: "dry-run".into(),
+            preview: Some(frames_rx),
         };
         let server = tokio::spawn(serve(listener, io, cancel.clone()));
         Rig {
             path,
+            frames,
             inputs,
             events,
             logs,
@@ -520,6 +644,143 @@ mod tests {
             .filter(|l| l.windows(8).any(|w| w == b"\"notice\""))
             .count();
         assert!(got < N, "the slow client was not dropped ({got} of {N})");
+        r.cancel.cancel();
+    }
+
+    /// A 64×64 frame, as the preview branch makes by default.
+    fn frame(seq: u64) -> Arc<crate::video::PreviewFrame> {
+        Arc::new(crate::video::PreviewFrame {
+            width: 64,
+            height: 64,
+            rgb: vec![(seq % 251) as u8; 64 * 64 * 3],
+            seq,
+        })
+    }
+
+    /// Reads lines until `pred`, counting preview lines on the way.
+    async fn until(
+        c: &mut tokio::io::Lines<BufReader<UnixStream>>,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> (serde_json::Value, usize) {
+        let mut previews = 0;
+        loop {
+            let l = tokio::time::timeout(std::time::Duration::from_secs(30), c.next_line())
+                .await
+                .expect("a line within 30 s")
+                .unwrap()
+                .expect("the deck closed the connection");
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if v["event"] == "preview" {
+                previews += 1;
+            }
+            if pred(&v) {
+                return (v, previews);
+            }
+        }
+    }
+
+    /// Preview frames go to the client that asked and to no other; they are whole frames.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn preview_frames_go_only_to_the_clients_that_asked() {
+        let r = rig();
+        let mut asked = client(&r.path).await;
+        let mut not = client(&r.path).await;
+        asked
+            .get_mut()
+            .write_all(b"{\"cmd\":\"preview\",\"on\":true}\n{\"cmd\":\"get_state\"}\n")
+            .await
+            .unwrap();
+        // The state answer comes after the request was read: from here frames reach it.
+        until(&mut asked, |v| v["event"] == "state").await;
+        let mut got = None;
+        for seq in 1..=200u64 {
+            r.frames.send_replace(Some(frame(seq)));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if seq % 10 == 0 {
+                r.events
+                    .send(Event::Notice {
+                        level: Level::Info,
+                        message: format!("fence {seq}"),
+                    })
+                    .await
+                    .unwrap();
+                let (_, n) = until(&mut asked, |v| v["event"] == "notice").await;
+                if n > 0 {
+                    got = Some(seq);
+                    break;
+                }
+            }
+        }
+        assert!(
+            got.is_some(),
+            "no preview frame reached the client that asked"
+        );
+        // The other one got the notices and no frame.
+        let (_, n) = until(&mut not, |v| {
+            v["message"] == format!("fence {}", got.unwrap())
+        })
+        .await;
+        assert_eq!(n, 0, "a client that did not ask got preview frames");
+        r.cancel.cancel();
+    }
+
+    /// A client that asked for frames and never reads costs nobody anything: another client
+    /// keeps getting frames and every event, and frames never fill the stalled client's queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_reads_does_not_stall_anothers_preview_or_events() {
+        let r = rig();
+        let mut stalled = client(&r.path).await;
+        stalled
+            .get_mut()
+            .write_all(b"{\"cmd\":\"preview\",\"on\":true}\n")
+            .await
+            .unwrap();
+        let mut reader = client(&r.path).await;
+        reader
+            .get_mut()
+            .write_all(b"{\"cmd\":\"preview\",\"on\":true}\n{\"cmd\":\"get_state\"}\n")
+            .await
+            .unwrap();
+        until(&mut reader, |v| v["event"] == "state").await;
+        // 400 frames of 12 KiB (about 6 MB of lines, far more than a socket buffer holds): the
+        // stalled client's writer blocks early; the reader's must not.
+        const FRAMES: u64 = 400;
+        let mut frames_seen = 0;
+        for seq in 1..=FRAMES {
+            r.frames.send_replace(Some(frame(seq)));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if seq % 50 == 0 {
+                r.events
+                    .send(Event::Notice {
+                        level: Level::Info,
+                        message: format!("fence {seq}"),
+                    })
+                    .await
+                    .unwrap();
+                let want = format!("fence {seq}");
+                let (_, n) = until(&mut reader, |v| v["message"] == want).await;
+                frames_seen += n;
+            }
+        }
+        assert!(
+            frames_seen >= 5,
+            "the reading client got only {frames_seen} frames while another stalled"
+        );
+        // Frames never queue: the stalled client is still connected (not dropped for a full
+        // queue) and what it finally reads is a handful of frames, not hundreds.
+        assert!(!r.cancel.is_cancelled());
+        r.events
+            .send(Event::Notice {
+                level: Level::Info,
+                message: "last".into(),
+            })
+            .await
+            .unwrap();
+        let (_, n) = until(&mut stalled, |v| v["message"] == "last").await;
+        assert!(
+            (n as u64) < FRAMES / 2,
+            "the stalled client was sent {n} frames: they queued instead of latest-wins"
+        );
         r.cancel.cancel();
     }
 

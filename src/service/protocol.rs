@@ -12,8 +12,16 @@ use crate::core::snapshot::UiSnapshot;
 
 /// Protocol version in the socket's `hello`. Bumped only when a line changes meaning or a field
 /// is removed or renamed; new event kinds and new fields come without a bump (clients ignore
-/// what they do not know).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// what they do not know). 2: view actions from a dashboard stay in that dashboard (the
+/// snapshot lost `ui.mode`, `ui.preview`, `ui.edit_slot` and `xfade.editing`).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// What this deck can do beyond the version's basics, listed in the hello: `preview` (it
+/// streams video preview frames to a client that asks).
+pub const CAP_PREVIEW: &str = "preview";
+
+/// Most preview frames a second one client gets (fewer when the deck makes fewer).
+pub const PREVIEW_MAX_FPS: u32 = 10;
 
 /// Longest input line accepted (bytes, without the newline): 1 MiB. A longer line is skipped
 /// whole with an error naming it; the lines around it are read as usual. The bound is for memory
@@ -133,7 +141,7 @@ pub fn external_action(text: &str) -> Result<Action, String> {
 }
 
 /// What a socket client may send besides actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Reply with one `state` line: the full snapshot.
@@ -141,6 +149,11 @@ pub enum Request {
     /// Stream `snapshot` lines (at most at the deck's frame rate) and `log` lines; this
     /// client's actions count as key presses from now on (the attached dashboard).
     Attach,
+    /// Start (`on: true`) or stop `preview` lines to this client (capability `preview`).
+    Preview {
+        /// Wanted or not.
+        on: bool,
+    },
 }
 
 /// One understood line from a socket client.
@@ -195,6 +208,9 @@ pub struct Hello {
     pub pid: u32,
     /// Deck clock, seconds.
     pub t: f64,
+    /// Optional features this deck offers ([`CAP_PREVIEW`]).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 /// A reply or stream line that is not an engine event.
@@ -226,6 +242,19 @@ pub enum ServiceLine {
         /// Message and fields.
         text: String,
     },
+    /// The newest video preview frame, to a client that asked (`{"cmd":"preview","on":true}`).
+    Preview {
+        /// Deck clock, seconds.
+        t: f64,
+        /// Frame number (gaps: frames this client skipped, latest-wins).
+        seq: u64,
+        /// Pixels across.
+        width: u32,
+        /// Pixels down.
+        height: u32,
+        /// `width * height * 3` bytes of packed RGB, row-major, base64 (standard alphabet).
+        rgb: String,
+    },
     /// This client's line could not be used (only this client sees it).
     Error {
         /// Deck clock, seconds.
@@ -233,6 +262,38 @@ pub enum ServiceLine {
         /// `socket line N: why`.
         message: String,
     },
+}
+
+/// A preview frame as one `preview` line.
+pub fn preview_line(frame: &crate::video::PreviewFrame, t: f64) -> Vec<u8> {
+    use base64::Engine as _;
+    line(&ServiceLine::Preview {
+        t,
+        seq: frame.seq,
+        width: frame.width,
+        height: frame.height,
+        rgb: base64::engine::general_purpose::STANDARD.encode(&frame.rgb),
+    })
+}
+
+/// The frame a `preview` line carries; `None` for bad base64 or a size that does not match.
+pub fn preview_frame(
+    seq: u64,
+    width: u32,
+    height: u32,
+    rgb: &str,
+) -> Option<crate::video::PreviewFrame> {
+    use base64::Engine as _;
+    let rgb = base64::engine::general_purpose::STANDARD.decode(rgb).ok()?;
+    let want = (width as usize)
+        .checked_mul(height as usize)?
+        .checked_mul(3)?;
+    (rgb.len() == want).then_some(crate::video::PreviewFrame {
+        width,
+        height,
+        rgb,
+        seq,
+    })
 }
 
 /// Any serialisable value as one JSON line (newline included); a value that cannot be written
@@ -323,6 +384,14 @@ mod tests {
             Ok(Some(ClientLine::Request(Request::Attach)))
         );
         assert_eq!(
+            client_line(r#"{"cmd":"preview","on":true}"#),
+            Ok(Some(ClientLine::Request(Request::Preview { on: true })))
+        );
+        assert!(
+            client_line(r#"{"cmd":"preview"}"#).is_err(),
+            "on is required"
+        );
+        assert_eq!(
             client_line(r#"{"action":"theme_next"}"#),
             Ok(Some(ClientLine::Action(Action::ThemeNext)))
         );
@@ -336,6 +405,31 @@ mod tests {
                 raw: false,
             })))
         );
+    }
+
+    #[test]
+    fn a_preview_frame_survives_its_line_and_a_bad_one_is_refused() {
+        let frame = crate::video::PreviewFrame {
+            width: 2,
+            height: 1,
+            rgb: vec![1, 2, 3, 250, 251, 252],
+            seq: 7,
+        };
+        let l = preview_line(&frame, 1.5);
+        let Ok(ServiceLine::Preview {
+            seq,
+            width,
+            height,
+            rgb,
+            ..
+        }) = serde_json::from_slice(&l)
+        else {
+            panic!("not a preview line: {}", String::from_utf8_lossy(&l));
+        };
+        assert_eq!(preview_frame(seq, width, height, &rgb), Some(frame));
+        assert_eq!(preview_frame(1, 3, 1, &rgb), None, "size mismatch");
+        assert_eq!(preview_frame(1, 2, 1, "not base64!"), None);
+        assert_eq!(preview_frame(1, u32::MAX, u32::MAX, &rgb), None);
     }
 
     #[test]

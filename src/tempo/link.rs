@@ -8,13 +8,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusty_link::{AblLink, SessionState};
 use tokio::sync::mpsc;
 
 use crate::core::msg::Msg;
 use crate::core::tempo::{LinkCmd, LinkReport};
+use crate::edge_thread::EdgeThread;
 use crate::tempo::SharedGrid;
 use crate::tempo::config::TempoConfig;
 
@@ -25,31 +26,13 @@ const COMMANDS: usize = 16;
 
 /// The running Link thread.
 pub struct LinkHandle {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: EdgeThread,
 }
 
 impl LinkHandle {
     /// Leaves the session and waits up to `deadline`.
-    pub fn stop_within(mut self, deadline: Duration) -> bool {
-        self.stop.store(true, Ordering::Relaxed);
-        let end = Instant::now() + deadline;
-        while Instant::now() < end {
-            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
-                }
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
-    }
-}
-
-impl Drop for LinkHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+    pub fn stop_within(self, deadline: Duration) -> bool {
+        self.thread.stop_within(deadline)
     }
 }
 
@@ -60,21 +43,13 @@ pub fn spawn(
     grid: Arc<SharedGrid>,
     inputs: mpsc::Sender<Msg>,
 ) -> std::io::Result<(LinkHandle, std::sync::mpsc::SyncSender<LinkCmd>)> {
-    let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::sync_channel(COMMANDS);
     let bpm = cfg.link_bpm;
     let quantum = f64::from(beats_per_bar.max(1));
-    let s = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("link".into())
-        .spawn(move || run(bpm, quantum, &grid, &inputs, &rx, &s))?;
-    Ok((
-        LinkHandle {
-            stop,
-            thread: Some(thread),
-        },
-        tx,
-    ))
+    let thread = EdgeThread::spawn("link", move |stop| {
+        run(bpm, quantum, &grid, &inputs, &rx, stop)
+    })?;
+    Ok((LinkHandle { thread }, tx))
 }
 
 fn run(

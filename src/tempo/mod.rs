@@ -68,23 +68,31 @@ impl SharedGrid {
     /// The latest grid (never blocks; retries while the writer is mid-update).
     pub fn read(&self) -> Grid {
         loop {
-            let s1 = self.seq.load(Ordering::Acquire);
-            if s1 % 2 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let g = Grid {
-                at: Duration::from_nanos(self.at_ns.load(Ordering::Relaxed)),
-                count: self.count.load(Ordering::Relaxed),
-                in_bar: self.in_bar.load(Ordering::Relaxed),
-                bpm: f64::from_bits(self.bpm.load(Ordering::Relaxed)),
-                playing: self.playing.load(Ordering::Relaxed),
-            };
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s1 {
+            if let Some(g) = self.try_read() {
                 return g;
             }
+            std::hint::spin_loop();
         }
+    }
+
+    /// The latest grid, or `None` when the writer is mid-update. A real-time reader (the MIDI
+    /// clock thread) must not spin on this: the writer is a normal-priority task that a
+    /// real-time spinner can keep off its core (priority inversion); it keeps the grid it last
+    /// read instead.
+    pub fn try_read(&self) -> Option<Grid> {
+        let s1 = self.seq.load(Ordering::Acquire);
+        if s1 % 2 == 1 {
+            return None;
+        }
+        let g = Grid {
+            at: Duration::from_nanos(self.at_ns.load(Ordering::Relaxed)),
+            count: self.count.load(Ordering::Relaxed),
+            in_bar: self.in_bar.load(Ordering::Relaxed),
+            bpm: f64::from_bits(self.bpm.load(Ordering::Relaxed)),
+            playing: self.playing.load(Ordering::Relaxed),
+        };
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == s1).then_some(g)
     }
 }
 

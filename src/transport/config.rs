@@ -87,8 +87,11 @@ pub struct ServerConfig {
     pub osc_port: u16,
     /// Glass-to-glass latency of the pipeline, milliseconds: beat-locked changes (triggers,
     /// quantised switches, cue launches) are sent this much before their beat so they *show*
-    /// on it. Hand-made changes are never sent early. 0 = off.
+    /// on it. Hand-made changes are never sent early. 0 = off (until measured).
     pub latency_ms: u64,
+    /// Measure the glass-to-glass latency on the running show (a `[video]` output must run)
+    /// and use the measurement instead of `latency_ms` once there is one.
+    pub measure_latency: bool,
 }
 
 /// Where ICE servers come from.
@@ -143,6 +146,7 @@ impl Default for ServerConfig {
             reconnect_max_ms: 10_000,
             reconnect_jitter: 0.3,
             latency_ms: 0,
+            measure_latency: true,
             request_timeout_s: 10.0,
             auto_download_models: false,
             osc_port: 0,

@@ -10,3 +10,4 @@ pub mod widgets;
 #[cfg(test)]
 mod screen_tests;
 pub mod tui;
+pub mod view;

@@ -25,10 +25,20 @@ use crate::ui::widgets::video::VideoPanel;
 /// How many log lines the pane keeps.
 pub const LOG_KEEP: usize = 200;
 
-/// State that belongs to the terminal front end only (not the engine).
+/// State that belongs to one dashboard only (not the engine): every front end, the
+/// in-process one and each attached one, has its own, so help or the editor opened on one does
+/// not open on another (src/ui/view.rs changes it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewState {
-    /// The prompt text being edited (mode `PromptEdit`).
+    /// What this dashboard shows over the panels, and which keys the keymap reads.
+    pub mode: Mode,
+    /// The large video preview is open (not a mode: keys keep playing while it shows).
+    pub preview_open: bool,
+    /// The crossfader slot the editor edits (None: the live prompt).
+    pub edit_slot: Option<crate::core::xfade::Slot>,
+    /// The newest deck-wide view action applied (from MIDI or a script, `ui.view_actions`).
+    pub view_seen: u64,
+    /// The prompt text being edited (mode `PromptEdit`): this dashboard's draft.
     pub edit_buffer: String,
     /// Recent log lines for the log pane, newest last.
     pub log: VecDeque<LogLine>,
@@ -63,27 +73,8 @@ pub fn draw(
     style: &UiStyle,
 ) {
     let area = frame.area();
-    let big = area.height >= 40 && area.width >= 120;
     let panic = snap.controls.panic.is_some();
-    // One row per fault (at most 2, the rest counted), so a lost input is never only a log line.
-    let faults_h = snap.health.faults.len().min(2) as u16;
-    let [status, faults, banner, main, prompt, bottom, hint] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(faults_h),
-        Constraint::Length(if panic { 3 } else { 0 }),
-        Constraint::Min(8),
-        // A row more for the crossfader's second slot.
-        Constraint::Length(if big { 4 } else { 3 } + u16::from(snap.xfade.is_some() && !big)),
-        Constraint::Length(if big {
-            12
-        } else if area.height >= 24 {
-            6
-        } else {
-            0
-        }),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [status, faults, banner, main, prompt, bottom, hint] = rows(area, snap);
     draw_status(frame, status, snap, style);
     draw_faults(frame, faults, snap, keymap, style);
     if panic {
@@ -93,7 +84,7 @@ pub fn draw(
         Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)]).areas(main);
     // Tall screens keep the video panel (preview and numbers) under the meters; smaller ones
     // show a summary line in the connection panel and the preview on demand (overlay).
-    if snap.video_output.is_some() && main.height >= 26 {
+    if video_panel(main, snap) {
         let [audio, video] =
             Layout::vertical([Constraint::Min(10), Constraint::Length(main.height / 2 - 2)])
                 .areas(left);
@@ -166,15 +157,15 @@ pub fn draw(
             draw_log(frame, log, view, keymap, style);
         }
     }
-    draw_hint(frame, hint, snap, keymap, style);
-    if snap.ui.preview {
+    draw_hint(frame, hint, snap, view.mode, keymap, style);
+    if view.preview_open {
         frame.render_widget(Clear, main);
         draw_video(frame, main, " video preview ", snap, view, style);
     }
-    if snap.mode() == Mode::Help {
+    if view.mode == Mode::Help {
         draw_help(frame, area, keymap, view.help_page, style);
     }
-    if snap.mode() == Mode::Log {
+    if view.mode == Mode::Log {
         let [_, body, _] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Min(3),
@@ -183,6 +174,42 @@ pub fn draw(
         .areas(area);
         draw_log_view(frame, body, view, keymap, style);
     }
+}
+
+/// The screen's rows: status, faults, panic banner, main panels, prompt, bottom panes, hint.
+fn rows(area: Rect, snap: &UiSnapshot) -> [Rect; 7] {
+    let big = area.height >= 40 && area.width >= 120;
+    let panic = snap.controls.panic.is_some();
+    // One row per fault (at most 2, the rest counted), so a lost input is never only a log line.
+    let faults_h = snap.health.faults.len().min(2) as u16;
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(faults_h),
+        Constraint::Length(if panic { 3 } else { 0 }),
+        Constraint::Min(8),
+        // A row more for the crossfader's second slot.
+        Constraint::Length(if big { 4 } else { 3 } + u16::from(snap.xfade.is_some() && !big)),
+        Constraint::Length(if big {
+            12
+        } else if area.height >= 24 {
+            6
+        } else {
+            0
+        }),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+/// Whether the main area is tall enough for the video panel under the meters.
+fn video_panel(main: Rect, snap: &UiSnapshot) -> bool {
+    snap.video_output.is_some() && main.height >= 26
+}
+
+/// Whether a screen of `area` draws preview frames (the overlay, or the video panel): an
+/// attached dashboard asks the deck for them only then.
+pub fn shows_preview(area: Rect, snap: &UiSnapshot, view: &ViewState) -> bool {
+    view.preview_open || video_panel(rows(area, snap)[3], snap)
 }
 
 /// Rows of `width` characters holding `text`; when it needs more than `rows`, its middle is cut
@@ -762,8 +789,8 @@ fn draw_prompt(
     theme_strip: bool,
     style: &UiStyle,
 ) {
-    let editing = snap.mode() == Mode::PromptEdit;
-    let slot = snap.xfade.as_ref().and_then(|x| x.editing);
+    let editing = view.mode == Mode::PromptEdit;
+    let slot = view.edit_slot.filter(|_| snap.xfade.is_some());
     let title = match (editing, slot, &snap.xfade) {
         (true, Some(s), _) => format!(
             " prompt — editing slot {} (tab other slot, enter sends, esc cancels) ",
@@ -788,6 +815,7 @@ fn draw_prompt(
             prompt: &snap.prompt,
             xfade: snap.xfade.as_ref(),
             editing: editing.then_some(view.edit_buffer.as_str()),
+            edit_slot: slot,
             style,
         },
         inner,
@@ -1045,7 +1073,14 @@ fn normal_hint(keymap: &Keymap, video: bool, width: u16) -> String {
         .join(" · ")
 }
 
-fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, style: &UiStyle) {
+fn draw_hint(
+    frame: &mut Frame,
+    area: Rect,
+    snap: &UiSnapshot,
+    mode: Mode,
+    keymap: &Keymap,
+    style: &UiStyle,
+) {
     let last_notice = snap
         .ui
         .notices
@@ -1064,7 +1099,7 @@ fn draw_hint(frame: &mut Frame, area: Rect, snap: &UiSnapshot, keymap: &Keymap, 
             )
         }
         None => Line::styled(
-            match snap.mode() {
+            match mode {
                 Mode::Normal => normal_hint(keymap, snap.video_output.is_some(), area.width),
                 Mode::Help => "esc / ? close help".to_string(),
                 Mode::PromptEdit => "enter send · esc cancel".to_string(),

@@ -12,7 +12,7 @@ use crate::controls::keymap::Keymap;
 use crate::core::action::{Action, ActionSource};
 use crate::core::msg::Msg;
 use crate::core::snapshot::UiSnapshot;
-use crate::core::state::{AppState, CoreSettings};
+use crate::core::state::{AppState, CoreSettings, Mode};
 use crate::core::update::update;
 use crate::transport::types::{ConnState, LinkStats, TransportEvent, WarmUp};
 use crate::ui::log_layer::LogLine;
@@ -216,16 +216,20 @@ fn panic_engaged() {
 
 #[test]
 fn help_open() {
-    let mut s = streaming();
-    s.key(3000, Action::ToggleHelp);
-    both("help", &s.snapshot(), &ViewState::default());
+    let s = streaming();
+    // A view key: this dashboard's own view, the engine never sees it.
+    let view = ViewState {
+        mode: Mode::Help,
+        ..ViewState::default()
+    };
+    both("help", &s.snapshot(), &view);
 }
 
 #[test]
 fn prompt_editing() {
-    let mut s = streaming();
-    s.key(3000, Action::EditPrompt { slot: None });
+    let s = streaming();
     let view = ViewState {
+        mode: Mode::PromptEdit,
         edit_buffer: "neon rain over tokyo".into(),
         ..ViewState::default()
     };
@@ -324,11 +328,12 @@ fn video_output_running() {
 
 #[test]
 fn video_preview_overlay() {
-    let (mut s, view) = with_video();
-    s.key(2100, Action::TogglePreview);
-    both("preview", &s.snapshot(), &view);
-    s.key(2200, Action::TogglePreview);
-    assert!(!s.snapshot().ui.preview);
+    let (s, mut view) = with_video();
+    let snap = s.snapshot();
+    view.apply(&Action::TogglePreview, &snap);
+    both("preview", &snap, &view);
+    view.apply(&Action::TogglePreview, &snap);
+    assert!(!view.preview_open);
 }
 
 /// The hosted backend reports what it receives from us: the connection panel adds a row.
@@ -591,9 +596,11 @@ fn show_mode_confirm_and_paused_marker() {
 
 #[test]
 fn log_view_scrolls_and_keeps_whole_lines() {
-    let mut s = streaming();
-    s.key(2000, Action::ToggleLog);
-    let mut view = ViewState::default();
+    let s = streaming();
+    let mut view = ViewState {
+        mode: Mode::Log,
+        ..ViewState::default()
+    };
     for i in 0..40 {
         view.push_log(LogLine {
             level: tracing::Level::INFO,
@@ -816,7 +823,13 @@ fn snapshots_survive_the_socket_unchanged() {
     with_video.at(2150, Msg::AudioFrame(frame(2.1, 3)));
     with_video.key(2200, Action::Panic);
     let mut help = streaming();
-    help.key(1100, Action::ToggleHelp);
+    help.at(
+        1100,
+        Msg::Action {
+            action: Action::ToggleHelp,
+            source: ActionSource::Midi,
+        },
+    );
     for snap in [
         with_video.snapshot(),
         help.snapshot(),
@@ -889,10 +902,12 @@ fn blackout_fade_and_rec_markers_in_the_status_bar() {
 fn help_pages_when_the_bindings_do_not_fit() {
     use crate::controls::keys::KeyChord;
     use crossterm::event::{KeyCode, KeyModifiers};
-    let mut s = streaming();
-    s.key(3000, Action::ToggleHelp);
+    let s = streaming();
     let snap = s.snapshot();
-    let mut view = ViewState::default();
+    let mut view = ViewState {
+        mode: crate::core::state::Mode::Help,
+        ..ViewState::default()
+    };
     let first = render(&snap, &view, 80, 24);
     insta::assert_snapshot!("help_page1_80x24", first);
     let keymap = Keymap::from_text(
@@ -907,13 +922,7 @@ fn help_pages_when_the_bindings_do_not_fit() {
         KeyModifiers::NONE,
     ))
     .unwrap();
-    let msg = crate::ui::tui::key_to_msg(
-        chord,
-        KeyCode::PageDown,
-        crate::core::state::Mode::Help,
-        &keymap,
-        &mut view,
-    );
+    let msg = crate::ui::tui::key_to_msg(chord, KeyCode::PageDown, &snap, &keymap, &mut view);
     assert!(msg.is_none(), "paging is the overlay's own business");
     assert_eq!(view.help_page, 1);
     let second = render(&snap, &view, 80, 24);

@@ -114,23 +114,21 @@ pub fn install_panic_hook() {
     }));
 }
 
-/// Maps one key press to a message, handling prompt editing locally.
+/// Maps one key press: view actions (help, log, editor, preview, their paging, the draft) change
+/// this dashboard's `view`; a show action comes back as the message for the engine. `snap` is
+/// what the dashboard shows (the editor starts from it, a draft goes to its slot).
 pub fn key_to_msg(
     chord: KeyChord,
     code: KeyCode,
-    mode: Mode,
+    snap: &UiSnapshot,
     keymap: &Keymap,
     view: &mut ViewState,
 ) -> Option<Msg> {
-    let act = |a: Action| {
-        Some(Msg::Action {
-            action: a,
-            source: ActionSource::Keyboard,
-        })
-    };
+    let mode = view.mode;
+    let act = |a: Action, view: &mut ViewState| route(a, snap, view);
     // Ctrl-C always works, whatever the keymap says.
     if chord.ctrl && code == KeyCode::Char('c') {
-        return act(Action::ForceQuit);
+        return act(Action::ForceQuit, view);
     }
     if mode == Mode::Log {
         // Fixed scroll keys (a keymap without a log section still works); esc closes; every
@@ -144,16 +142,12 @@ pub fn key_to_msg(
             KeyCode::PageDown => view.log_scroll = view.log_scroll.saturating_sub(PAGE),
             KeyCode::Home => view.log_scroll = usize::MAX / 2,
             KeyCode::End => view.log_scroll = 0,
-            KeyCode::Esc => {
-                view.log_scroll = 0;
-                return act(Action::Cancel);
-            }
+            KeyCode::Esc => return act(Action::Cancel, view),
             _ => {
-                let a = keymap.lookup(Mode::Normal, &chord).cloned();
-                if a == Some(Action::ToggleLog) {
-                    view.log_scroll = 0;
-                }
-                return a.and_then(act);
+                return keymap
+                    .lookup(Mode::Normal, &chord)
+                    .cloned()
+                    .and_then(|a| act(a, view));
             }
         }
         return None;
@@ -171,51 +165,43 @@ pub fn key_to_msg(
             }
             _ => {}
         }
-        if matches!(
-            keymap.lookup(mode, &chord),
-            Some(Action::ToggleHelp | Action::Cancel)
-        ) {
-            view.help_page = 0;
-        }
     }
     if mode == Mode::PromptEdit {
         if let Some(a) = keymap.lookup(mode, &chord) {
-            if matches!(a, Action::Cancel) {
-                view.edit_buffer.clear();
-            }
-            return act(a.clone());
+            return act(a.clone(), view);
         }
         match code {
             KeyCode::Enter => {
-                let text = std::mem::take(&mut view.edit_buffer);
-                return act(Action::SetPrompt { text, raw: false });
+                let a = view.send_draft(snap);
+                return act(a, view);
             }
-            KeyCode::Esc => {
-                view.edit_buffer.clear();
-                return act(Action::Cancel);
-            }
+            KeyCode::Esc => return act(Action::Cancel, view),
             KeyCode::Backspace => {
                 view.edit_buffer.pop();
             }
             // With the crossfader engaged: edit the other slot.
-            KeyCode::Tab => return act(Action::EditPrompt { slot: None }),
+            KeyCode::Tab => return act(Action::EditPrompt { slot: None }, view),
             KeyCode::Char(c) if !chord.ctrl && !chord.alt => view.edit_buffer.push(c),
             _ => {}
         }
         return None;
     }
-    keymap.lookup(mode, &chord).cloned().and_then(act)
+    keymap
+        .lookup(mode, &chord)
+        .cloned()
+        .and_then(|a| act(a, view))
 }
 
-/// Starts the editor with what it edits (the live prompt's or the slot's parts joined with
-/// ` | `, never a rendered blend) when editing begins or moves to the other slot.
-fn prefill(view: &mut ViewState, drawn: &UiSnapshot, latest: &UiSnapshot) {
-    let slot = |s: &UiSnapshot| s.xfade.as_ref().and_then(|x| x.editing);
-    if latest.mode() == Mode::PromptEdit
-        && (drawn.mode() != Mode::PromptEdit || slot(drawn) != slot(latest))
-    {
-        view.edit_buffer = latest.edit_text.clone();
+/// A resolved action: a view action stays in `view`; a show action becomes the engine's
+/// message (`cancel` does both: it closes this dashboard's overlay and stops MIDI learn).
+fn route(a: Action, snap: &UiSnapshot, view: &mut ViewState) -> Option<Msg> {
+    if a.is_view() || a == Action::Cancel {
+        view.apply(&a, snap);
     }
+    (!a.is_view()).then_some(Msg::Action {
+        action: a,
+        source: ActionSource::Keyboard,
+    })
 }
 
 /// What the terminal front end draws with.
@@ -228,6 +214,9 @@ pub struct TuiSetup {
     pub logs: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
     /// Downscaled frames of the video output for the preview (when a video output runs).
     pub preview: Option<watch::Receiver<Option<Arc<crate::video::PreviewFrame>>>>,
+    /// Told whether the screen draws preview frames now (an attached dashboard asks the deck
+    /// for them only then).
+    pub preview_wanted: Option<watch::Sender<bool>>,
 }
 
 /// Runs the TUI until cancelled. Keys go to `inputs`; frames are drawn from `snapshots`.
@@ -251,16 +240,17 @@ pub async fn run(
         style,
         mut logs,
         mut preview,
+        preview_wanted,
     } = setup;
+    let mut snap = snapshots.borrow_and_update().clone();
     let mut view = ViewState {
         preview_colors: crate::video::preview::PreviewColors::detect(
             std::env::var("COLORTERM").ok().as_deref(),
             std::env::var("TERM").ok().as_deref(),
             style.monochrome,
         ),
-        ..ViewState::default()
+        ..ViewState::starting_at(&snap)
     };
-    let mut snap = snapshots.borrow_and_update().clone();
     let mut next_frame = tokio::time::Instant::now();
     let mut dirty = true;
     let mut engine_gone = false;
@@ -269,20 +259,18 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             ev = events.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
-                    let latest = snapshots.borrow().clone();
-                    let mode = latest.mode();
-                    prefill(&mut view, &snap, &latest);
-                    // Drawn or not, the editor has taken this snapshot's text: a redraw must not
-                    // fill it again over what is typed next.
-                    snap = latest;
+                    // The key reads the view as the deck has it now (an editor opened by a MIDI
+                    // binding, a crossfader let go).
+                    snap = snapshots.borrow().clone();
+                    view.follow(&snap);
                     if let Some(chord) = KeyChord::from_event(&k) {
-                        if let Some(msg) = key_to_msg(chord, k.code, mode, &keymap, &mut view) {
+                        if let Some(msg) = key_to_msg(chord, k.code, &snap, &keymap, &mut view) {
                             let _ = inputs.send(msg).await;
                         }
                     } else if k.modifiers.contains(KeyModifiers::CONTROL) {
                         tracing::debug!("unmapped key {:?}", k.code);
                     }
-                    // Prompt editing changes the view without a new snapshot.
+                    // A view key changes the screen without a new snapshot.
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(w, h))) => {
@@ -328,9 +316,8 @@ pub async fn run(
                 None => logs = None,
             },
             _ = tokio::time::sleep_until(next_frame), if dirty => {
-                let latest = snapshots.borrow_and_update().clone();
-                prefill(&mut view, &snap, &latest);
-                snap = latest;
+                snap = snapshots.borrow_and_update().clone();
+                view.follow(&snap);
                 if let Some(rx) = preview.as_mut() {
                     view.preview = rx.borrow_and_update().clone();
                 }
@@ -340,10 +327,18 @@ pub async fn run(
                         view.push_log(line);
                     }
                 }
-                if let Err(e) = guard.terminal.draw(|f| draw(f, &snap, &view, &keymap, &style)) {
+                let mut shows_preview = false;
+                let drawn = guard.terminal.draw(|f| {
+                    draw(f, &snap, &view, &keymap, &style);
+                    shows_preview = crate::ui::render::shows_preview(f.area(), &snap, &view);
+                });
+                if let Err(e) = drawn {
                     if gone_or(e)? {
                         break;
                     }
+                }
+                if let Some(w) = &preview_wanted {
+                    w.send_if_modified(|on| std::mem::replace(on, shows_preview) != shows_preview);
                 }
                 dirty = false;
                 // The next frame slot: a fixed rate, not drifting with the draw time, and not

@@ -7,6 +7,7 @@
 //! give the caps) and rebuilt if they change or the decoder fails. Each sink is its own small
 //! pipeline under a supervisor, so one failing sink never stops the others (see [`sinks`]).
 
+pub mod change_probe;
 pub mod config;
 pub mod elements;
 pub mod input;
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::transport::types::RtpPacket;
 pub use elements::VideoError;
-use output::{Counters, OutputPipeline, PreviewSpec, StreamKey};
+use output::{Counters, FrameTaps, OutputPipeline, PreviewSpec, StreamKey};
 pub use preview::{PreviewFrame, PreviewWidget};
 use sinks::SinkSlot;
 
@@ -42,6 +43,9 @@ pub struct VideoHandle {
     pub stats: watch::Receiver<VideoStats>,
     /// Latest preview frame (None until the first one).
     pub preview: watch::Receiver<Option<Arc<PreviewFrame>>>,
+    /// When the received picture last changed for good (the change probe): the engine turns it
+    /// into a glass-to-glass latency sample.
+    pub changes: watch::Receiver<Option<std::time::Instant>>,
     /// Counts key-frame requests: the decoder has no valid reference (start of stream, loss).
     /// HOOK for the transport: on every change, send RTCP PLI for the video track.
     pub keyframe_requests: watch::Receiver<u64>,
@@ -121,11 +125,15 @@ pub fn start(
         },
         preview_tx,
     ));
+    let (changes_tx, changes_rx) = watch::channel(None);
     let task = tokio::spawn(run(
         rx,
         cfg.jitter_ms,
         slots,
-        preview,
+        FrameTaps {
+            preview,
+            changes: changes_tx,
+        },
         (stats_tx, kf_tx),
         cancel.clone(),
     ));
@@ -134,6 +142,7 @@ pub fn start(
         VideoHandle {
             stats: stats_rx,
             preview: preview_rx,
+            changes: changes_rx,
             keyframe_requests: kf_rx,
             control: control_tx,
             cancel,
@@ -176,7 +185,7 @@ async fn run(
     mut rx: mpsc::Receiver<RtpPacket>,
     jitter_ms: u32,
     slots: Arc<Vec<Arc<SinkSlot>>>,
-    preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    taps: FrameTaps,
     (stats_tx, kf_tx): (watch::Sender<VideoStats>, watch::Sender<u64>),
     cancel: CancellationToken,
 ) {
@@ -241,7 +250,7 @@ async fn run(
                             continue;
                         }
                         decoded_seen.1 = tokio::time::Instant::now();
-                        match start_output(key, jitter_ms, &slots, &preview, &counters, &last_error, &kf_tx) {
+                        match start_output(key, jitter_ms, &slots, &taps, &counters, &last_error, &kf_tx) {
                             Ok(r) => current = Some(r),
                             Err(e) => {
                                 tracing::error!("video output: {e}");
@@ -312,7 +321,7 @@ fn start_output(
     key: StreamKey,
     jitter_ms: u32,
     slots: &Arc<Vec<Arc<SinkSlot>>>,
-    preview: &Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    taps: &FrameTaps,
     counters: &Arc<Counters>,
     last_error: &Arc<std::sync::Mutex<Option<String>>>,
     keyframes: &watch::Sender<u64>,
@@ -321,7 +330,7 @@ fn start_output(
         key,
         jitter_ms,
         slots.clone(),
-        preview.clone(),
+        taps.clone(),
         counters.clone(),
         keyframes.clone(),
     )?;

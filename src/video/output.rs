@@ -90,13 +90,22 @@ pub fn rtp_caps(key: &StreamKey) -> gst::Caps {
         .build()
 }
 
-/// Builds the output pipeline for `key`; decoded frames go to every slot in `slots`, and every
-/// `1/fps` a downscaled frame goes to `preview_tx`.
+/// What the output pipeline reports about the decoded frames besides the sinks.
+#[derive(Clone)]
+pub struct FrameTaps {
+    /// Every `1/fps` a downscaled frame for the terminal preview.
+    pub preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    /// When the picture last changed for good (the change probe; latency samples).
+    pub changes: watch::Sender<Option<std::time::Instant>>,
+}
+
+/// Builds the output pipeline for `key`; decoded frames go to every slot in `slots`, to the
+/// preview and to the change probe (`taps`).
 pub fn build(
     key: StreamKey,
     jitter_ms: u32,
     slots: Arc<Vec<Arc<SinkSlot>>>,
-    preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    taps: FrameTaps,
     counters: Arc<Counters>,
     keyframes: watch::Sender<u64>,
 ) -> Result<OutputPipeline, VideoError> {
@@ -253,9 +262,10 @@ pub fn build(
         );
     }
 
-    if let Some((spec, tx)) = preview {
+    if let Some((spec, tx)) = taps.preview {
         add_preview(&pipeline, &tee, spec, tx)?;
     }
+    super::change_probe::add(&pipeline, &tee, taps.changes)?;
     Ok(OutputPipeline {
         key,
         pipeline,

@@ -17,20 +17,14 @@ pub struct Jackd {
 
 impl Jackd {
     /// Starts `jackd -n <prefix>-<pid>` with the dummy driver at 48 kHz and `period` frames, and
-    /// waits until it answers.
+    /// waits until it answers. Real-time like a stage machine's JACK where the system grants it
+    /// (jackd falls back to normal scheduling, with a warning, where it does not): a non-real-time
+    /// JACK under load delays events by whole periods and hides how on time the deck's own
+    /// clock thread is.
     pub fn start(prefix: &str, period: u32) -> Jackd {
         let name = format!("{prefix}-{}", std::process::id());
         let child = Command::new("jackd")
-            .args([
-                "-n",
-                &name,
-                "--no-realtime",
-                "-d",
-                "dummy",
-                "-r",
-                "48000",
-                "-p",
-            ])
+            .args(["-n", &name, "-d", "dummy", "-r", "48000", "-p"])
             .arg(period.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

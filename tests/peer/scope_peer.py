@@ -170,9 +170,10 @@ class CounterTrack(VideoStreamTrack):
 
     def paint_marker(self, img):
         """--marker-param / --video-delay-ms: a pipeline that shows a parameter change a known
-        time after it arrives. The block left of the moving bar is as bright as the value the
-        parameter had `video_delay_ms` ago (0..1); each frame that first shows a new value is
-        logged as a `marker` entry with its send time."""
+        time after it arrives. The lower part of the picture (under the frame counter, the moving
+        bar drawn over it) is as bright as the value the parameter had `video_delay_ms` ago
+        (0..1), as a prompt change repaints most of a generated picture; each frame that first
+        shows a new value is logged as a `marker` entry with its send time."""
         p = self.peer
         seen = time.monotonic() - p.args.video_delay_ms / 1000.0
         value = None
@@ -183,7 +184,9 @@ class CounterTrack(VideoStreamTrack):
                 break
         if value is None:
             return
-        img[36:, 0:16, :] = int(max(0.0, min(1.0, value)) * 255)
+        img[36:, :, :] = int(max(0.0, min(1.0, value)) * 255)
+        x = (self.counter * 4) % img.shape[1]
+        img[36:, x:x + 4, :] = 200
         if value != self.marker:
             self.marker = value
             p.record(self.session["id"], "marker", {"value": value, "frame": self.counter})

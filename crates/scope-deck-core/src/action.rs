@@ -17,7 +17,7 @@ pub enum Action {
     Quit,
     /// Leave now, no confirmation (scripts, second Ctrl-C).
     ForceQuit,
-    /// Dismiss a pending confirmation or close an overlay.
+    /// Dismiss a pending confirmation, stop MIDI learn, or close a dashboard's overlay.
     Cancel,
     /// Show or hide the help overlay.
     ToggleHelp,
@@ -233,6 +233,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether this action only changes what a dashboard shows (help, the log view, the prompt
+    /// editor, the preview overlay): a dashboard's own keys handle it in that dashboard, the
+    /// show does not change. `cancel` also closes a dashboard's overlay but reaches the engine
+    /// too (it stops MIDI learn), so it is not one of these.
+    pub fn is_view(&self) -> bool {
+        matches!(
+            self,
+            Action::ToggleHelp
+                | Action::TogglePreview
+                | Action::ToggleLog
+                | Action::EditPrompt { .. }
+        )
+    }
+
     /// The snake_case name, as written in keymaps and shown in the activity log.
     pub fn name(&self) -> &'static str {
         match self {

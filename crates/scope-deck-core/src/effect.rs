@@ -134,8 +134,10 @@ pub enum Event {
         confidence: f32,
         /// Grid tempo.
         bpm: f64,
-        /// Beat-locked changes are sent this much early (`[server] latency_ms`).
+        /// Beat-locked changes are sent this much early (`[server] latency_ms`, or measured).
         latency_ms: u64,
+        /// `latency_ms` was measured on the running show (false: configured).
+        latency_measured: bool,
         /// Link peers (None: Link not running).
         link_peers: Option<u32>,
     },

@@ -14,6 +14,7 @@ pub mod cue;
 pub mod diagnostics;
 pub mod effect;
 pub mod health;
+pub mod latency;
 pub mod look;
 pub mod mapping;
 pub mod midi;

@@ -3,6 +3,7 @@
 use crate::action::{Action, ActionSource};
 use crate::audio::features::{AudioEvent, AudioFrame};
 use crate::transport::types::TransportEvent;
+use std::time::Duration;
 
 /// Why the process is being asked to stop from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,6 +49,12 @@ pub enum Msg {
     Transport(TransportEvent),
     /// The video output's latest statistics (latest wins, folded at the frame rate).
     VideoStats(Box<crate::video::VideoStats>),
+    /// The received picture changed for good at engine time `at` (the video edge's step
+    /// detector, `crate::video::change`): a glass-to-glass latency sample (`crate::latency`).
+    VideoChangeSeen {
+        /// When the first frame showing the change arrived.
+        at: Duration,
+    },
     /// A stop request from outside.
     Signal(StopSignal),
     /// A headless input line could not be understood.

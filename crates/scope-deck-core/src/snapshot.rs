@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::action::ActionSource;
 use crate::params::ParamValue;
-use crate::state::{AppState, AudioSlice, ControlsSlice, Lifecycle, Mode, TransportSlice, UiSlice};
+use crate::state::{AppState, AudioSlice, ControlsSlice, Lifecycle, TransportSlice, UiSlice};
 
 /// One parameter row for the live-parameters panel.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -73,7 +73,8 @@ pub struct UiSnapshot {
     pub stage: crate::stage::StageSlice,
     /// The prompt crossfader as sent (None when not engaged).
     pub xfade: Option<crate::xfade::XfadeView>,
-    /// What the prompt editor starts with (parts joined with ` | `, never a rendered blend).
+    /// What a prompt editor of the live prompt starts with (parts joined with ` | `, never a
+    /// rendered blend; the crossfader's slots have theirs in `xfade`).
     pub edit_text: String,
     /// Tempo source, confidence, Link and the latency in use.
     pub tempo: TempoView,
@@ -90,6 +91,9 @@ pub struct TempoView {
     pub confidence: f32,
     /// Beat-locked changes go out this much early.
     pub latency: Duration,
+    /// `latency` was measured on the running show (false: `[server] latency_ms`).
+    #[serde(default)]
+    pub latency_measured: bool,
     /// Link session: peers, playing (None: Link not running).
     pub link: Option<(u32, bool)>,
 }
@@ -108,6 +112,7 @@ impl TempoView {
                 t.confidence
             },
             latency: t.latency(),
+            latency_measured: t.measured_latency().is_some(),
             link: t.link.map(|l| (l.peers, l.playing)),
         }
     }
@@ -126,7 +131,15 @@ impl TempoView {
             ));
         }
         if !self.latency.is_zero() {
-            parts.push(format!("latency {} ms", self.latency.as_millis()));
+            parts.push(format!(
+                "latency {} ms{}",
+                self.latency.as_millis(),
+                if self.latency_measured {
+                    " measured"
+                } else {
+                    ""
+                }
+            ));
         }
         parts.join(" · ")
     }
@@ -180,13 +193,21 @@ impl UiSnapshot {
             tempo: TempoView::of(state),
             stage: state.stage.clone(),
             xfade: crate::xfade::XfadeView::of(state),
-            edit_text: crate::xfade::edit_text(state),
+            edit_text: crate::xfade::edit_text(state, None),
         }
     }
 
-    /// The mode shown.
-    pub fn mode(&self) -> Mode {
-        self.ui.mode
+    /// What a prompt editor of `slot` (None: the live prompt) starts with.
+    pub fn edit_text_for(&self, slot: Option<crate::xfade::Slot>) -> &str {
+        slot.and_then(|s| {
+            self.xfade
+                .as_ref()?
+                .edit_texts
+                .iter()
+                .find(|(k, _)| *k == s)
+                .map(|(_, t)| t.as_str())
+        })
+        .unwrap_or(&self.edit_text)
     }
 
     /// Whether a beat happened within the flash window.

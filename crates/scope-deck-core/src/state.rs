@@ -293,7 +293,7 @@ pub struct ControlsSlice {
     pub confirm: Option<(crate::action::Action, Duration)>,
 }
 
-/// Front-end mode.
+/// A dashboard's mode (each front end has its own; the engine has none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -331,17 +331,48 @@ pub struct Notice {
     pub message: String,
 }
 
-/// Front-end state.
+/// What the engine keeps for the front ends. Each front end owns its own view (mode, help
+/// page, log scroll, the prompt editor's draft, the preview overlay): only show-changing
+/// actions reach the engine.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct UiSlice {
-    /// Current mode.
-    pub mode: Mode,
-    /// The large video preview is open (not a mode: keys keep playing while it shows).
-    pub preview: bool,
     /// Recent notices, newest last.
     pub notices: VecDeque<Notice>,
-    /// The crossfader slot the prompt editor edits (None: the live prompt).
-    pub edit_slot: Option<crate::xfade::Slot>,
+    /// View actions that came from a MIDI binding or a script (no dashboard of their own):
+    /// every dashboard applies those newer than the last it saw.
+    pub view_actions: ViewActions,
+}
+
+/// How many recent view actions the snapshot carries (a dashboard that misses more between
+/// two frames misses only view changes).
+pub const VIEW_ACTIONS_KEPT: usize = 8;
+
+/// View actions for every dashboard, numbered.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ViewActions {
+    /// Number of the newest one (0: none yet).
+    pub serial: u64,
+    /// The newest [`VIEW_ACTIONS_KEPT`], with their numbers, oldest first.
+    pub recent: VecDeque<(u64, crate::action::Action)>,
+}
+
+impl ViewActions {
+    /// Adds one for every dashboard.
+    pub fn push(&mut self, action: crate::action::Action) {
+        self.serial += 1;
+        if self.recent.len() >= VIEW_ACTIONS_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.serial, action));
+    }
+
+    /// Those newer than `seen`.
+    pub fn since(&self, seen: u64) -> impl Iterator<Item = &crate::action::Action> {
+        self.recent
+            .iter()
+            .filter(move |(n, _)| *n > seen)
+            .map(|(_, a)| a)
+    }
 }
 
 /// Running or shutting down.

@@ -37,8 +37,12 @@ const EVENT_EVERY: Duration = Duration::from_secs(1);
 pub struct TempoSettings {
     /// Priority: the first alive source wins (detection is appended when missing).
     pub sources: Vec<TempoSource>,
-    /// Pipeline latency (`[server] latency_ms`): beat-locked changes go out this much early.
+    /// Pipeline latency (`[server] latency_ms`): beat-locked changes go out this much early
+    /// (until a measurement replaces it, see `measure_latency`).
     pub latency: Duration,
+    /// Measure the glass-to-glass latency on the running show (`[server] measure_latency`) and
+    /// use it instead of `latency` once measured (`crate::latency`).
+    pub measure_latency: bool,
 }
 
 impl Default for TempoSettings {
@@ -51,6 +55,7 @@ impl Default for TempoSettings {
                 TempoSource::Detected,
             ],
             latency: Duration::ZERO,
+            measure_latency: false,
         }
     }
 }
@@ -193,6 +198,8 @@ pub struct TempoSlice {
     pub grid: Grid,
     /// Engine time minus stream time, the smallest seen (frames are folded late, never early).
     stream_offset: Option<f64>,
+    /// The glass-to-glass latency measured on the running show.
+    pub meter: crate::latency::LatencyMeter,
     /// Next beat (grid numbering) to announce to beat-locked changes when latency is on.
     lead_next: Option<u64>,
     /// Last `tempo` event: source, rounded BPM, confidence tenths, when.
@@ -247,9 +254,18 @@ impl TempoSlice {
             .unwrap_or(TempoSource::Detected)
     }
 
-    /// The latency beat-locked changes are sent early by.
+    /// The latency beat-locked changes are sent early by: the measured one when measuring and
+    /// measured, else `[server] latency_ms`.
     pub fn latency(&self) -> Duration {
-        self.settings.latency
+        self.measured_latency().unwrap_or(self.settings.latency)
+    }
+
+    /// The measured latency in use (None: the configured one serves).
+    pub fn measured_latency(&self) -> Option<Duration> {
+        self.settings
+            .measure_latency
+            .then(|| self.meter.measured())
+            .flatten()
     }
 }
 
@@ -326,7 +342,8 @@ pub fn arbitrate(state: &mut AppState, now: Duration, fx: &mut Vec<Effect>) {
             pinned: t.pinned,
             confidence: t.confidence,
             bpm: key.1 as f64 / 10.0,
-            latency_ms: t.settings.latency.as_millis() as u64,
+            latency_ms: t.latency().as_millis() as u64,
+            latency_measured: t.measured_latency().is_some(),
             link_peers: t.link.map(|l| l.peers),
         }));
     }
@@ -428,6 +445,7 @@ pub fn on_frame(state: &mut AppState, now: Duration) {
         t.grid.playing = f.bpm >= 20.0;
     }
     state.audio.frame.tempo_source = t.active;
+    state.audio.frame.playing = t.grid.playing;
 }
 
 /// A beat from the tracker: re-anchors the grid (unless Link leads).
@@ -468,7 +486,7 @@ pub fn grid_running(state: &AppState, now: Duration) -> bool {
 /// before the grid says it falls (`time` is the stream time it falls at). Without latency the
 /// tracker's own beats serve and this returns nothing.
 pub fn lead_beats(state: &mut AppState, now: Duration) -> Vec<AudioEvent> {
-    let lat = state.tempo.settings.latency;
+    let lat = state.tempo.latency();
     let bpb = state.settings.beats_per_bar;
     let mut out = Vec::new();
     if lat.is_zero() || !grid_running(state, now) {
@@ -507,7 +525,49 @@ pub fn lead_beats(state: &mut AppState, now: Duration) -> Vec<AudioEvent> {
 
 /// Whether beat events from the tracker drive beat-locked changes directly (no latency).
 pub fn beats_are_direct(state: &AppState) -> bool {
-    state.tempo.settings.latency.is_zero()
+    state.tempo.latency().is_zero()
+}
+
+/// A visible change of the received video at engine time `at` (the video edge's step
+/// detector): a latency sample when it pairs with a change sent before it. When the latency in
+/// use moves, a `tempo` event says so; when it first becomes non-zero, beat-locked changes move
+/// from the tracker's beats to lead beats without announcing a beat twice.
+pub fn on_video_change(state: &mut AppState, at: Duration, now: Duration, fx: &mut Vec<Effect>) {
+    let before = state.tempo.latency();
+    let Some(sample) = state.tempo.meter.on_seen(at) else {
+        return;
+    };
+    let after = state.tempo.latency();
+    if after == before {
+        return;
+    }
+    if before.is_zero() {
+        // Beats up to now went out directly; the next one goes out as a lead beat (at once
+        // when it falls within `after`), never twice.
+        let t = &mut state.tempo;
+        t.lead_next = t
+            .grid
+            .beat_at(now)
+            .filter(|b| *b >= 0.0)
+            .map(|b| b.floor() as u64 + 1);
+    }
+    // Said once when the measurement takes over, then only when it moves by more than 50 ms.
+    if before == state.tempo.settings.latency || after.abs_diff(before) > Duration::from_millis(50)
+    {
+        crate::ctx::notice(
+            state,
+            fx,
+            crate::state::Level::Info,
+            format!(
+                "pipeline latency measured: {} ms (last sample {} ms); beat-locked changes go out that early",
+                after.as_millis(),
+                sample.as_millis()
+            ),
+            now,
+        );
+    }
+    // The next arbitration reports it.
+    state.tempo.last_event = None;
 }
 
 /// The tempo actions: tap, nudge, pin/cycle/clear. Returns false for other actions.
@@ -698,6 +758,7 @@ mod tests {
         s.tempo = TempoSlice::new(TempoSettings {
             sources: sources.to_vec(),
             latency: ms(latency_ms),
+            ..TempoSettings::default()
         });
         s
     }
@@ -1022,5 +1083,62 @@ mod tests {
         let mut s = state(&TempoSettings::default().sources, 0);
         s.tempo.grid.bpm = 120.0;
         assert!(lead_beats(&mut s, ms(1000)).is_empty());
+    }
+
+    #[test]
+    fn a_measured_latency_takes_over_and_no_beat_goes_out_twice() {
+        let mut s = state(&[TempoSource::Detected], 0);
+        s.tempo.settings.measure_latency = true;
+        let mut fx = Vec::new();
+        // Two samples: still the configured (zero) latency, beats direct.
+        for t in [1000, 4000] {
+            s.tempo.meter.on_sent(ms(t));
+            on_video_change(&mut s, ms(t + 400), ms(t + 400), &mut fx);
+        }
+        assert!(beats_are_direct(&s));
+        // 120 BPM, beat 14 fell at 8000 ms (sent directly, like every beat so far).
+        s.tempo.grid = Grid {
+            at: ms(8000),
+            count: 14,
+            in_bar: 2,
+            bpm: 120.0,
+            playing: true,
+        };
+        s.tempo.meter.on_sent(ms(8000));
+        on_video_change(&mut s, ms(8400), ms(8400), &mut fx);
+        assert_eq!(s.tempo.latency(), ms(400));
+        assert_eq!(s.tempo.measured_latency(), Some(ms(400)));
+        assert!(!beats_are_direct(&s));
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Emit(Event::Notice { message, .. }) if message.contains("400 ms"))),
+            "{fx:?}"
+        );
+        let counts = |v: Vec<AudioEvent>| -> Vec<u64> {
+            v.into_iter()
+                .filter_map(|e| match e {
+                    AudioEvent::Beat { count, .. } => Some(count),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Beat 15 (at 8500) is within the latency: it goes out at once, beat 14 not again.
+        assert_eq!(counts(lead_beats(&mut s, ms(8400))), vec![15]);
+        assert_eq!(counts(lead_beats(&mut s, ms(8450))), Vec::<u64>::new());
+        // Beat 16 (at 9000) goes out 400 ms early.
+        assert_eq!(counts(lead_beats(&mut s, ms(8590))), Vec::<u64>::new());
+        assert_eq!(counts(lead_beats(&mut s, ms(8600))), vec![16]);
+    }
+
+    #[test]
+    fn without_measure_latency_the_configured_latency_stays() {
+        let mut s = state(&[TempoSource::Detected], 250);
+        let mut fx = Vec::new();
+        for t in [1000, 4000, 7000] {
+            s.tempo.meter.on_sent(ms(t));
+            on_video_change(&mut s, ms(t + 400), ms(t + 400), &mut fx);
+        }
+        assert_eq!(s.tempo.latency(), ms(250));
+        assert_eq!(s.tempo.measured_latency(), None);
     }
 }

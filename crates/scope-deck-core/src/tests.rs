@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::msg::StopSignal;
-use crate::state::{CoreSettings, Lifecycle, Mode, PanicMode};
+use crate::state::{CoreSettings, Lifecycle, PanicMode};
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
 
 fn ms(v: u64) -> Duration {
@@ -142,17 +142,58 @@ fn actions_are_ignored_once_shutting_down() {
     assert!(update(&mut s, Msg::key(Action::ResetCache), ms(2)).is_empty());
 }
 
+/// View actions belong to the dashboard that pressed them: from a key they change nothing in
+/// the engine; from MIDI or a script every dashboard gets them, numbered; `cancel` still stops
+/// MIDI learn.
 #[test]
-fn toggle_help_cancel_and_edit_prompt_switch_modes() {
+fn view_actions_from_keys_stay_out_of_the_show_and_others_reach_every_dashboard() {
     let mut s = started();
+    let before = s.ui.clone();
     update(&mut s, Msg::key(Action::ToggleHelp), ms(1));
-    assert_eq!(s.ui.mode, Mode::Help);
-    update(&mut s, Msg::key(Action::ToggleHelp), ms(2));
-    assert_eq!(s.ui.mode, Mode::Normal);
-    update(&mut s, Msg::key(Action::EditPrompt { slot: None }), ms(3));
-    assert_eq!(s.ui.mode, Mode::PromptEdit);
-    update(&mut s, Msg::key(Action::Cancel), ms(4));
-    assert_eq!(s.ui.mode, Mode::Normal);
+    update(&mut s, Msg::key(Action::EditPrompt { slot: None }), ms(2));
+    update(&mut s, Msg::key(Action::Cancel), ms(3));
+    assert_eq!(s.ui.view_actions, before.view_actions);
+    let fx = update(
+        &mut s,
+        Msg::Action {
+            action: Action::TogglePreview,
+            source: ActionSource::Midi,
+        },
+        ms(4),
+    );
+    assert!(
+        !fx.iter()
+            .any(|f| matches!(f, Effect::Emit(Event::Notice { .. }))),
+        "no 'not available' notice: {fx:?}"
+    );
+    update(
+        &mut s,
+        Msg::Action {
+            action: Action::Cancel,
+            source: ActionSource::Script,
+        },
+        ms(5),
+    );
+    assert_eq!(s.ui.view_actions.serial, 2);
+    let seen: Vec<_> = s.ui.view_actions.since(0).cloned().collect();
+    assert_eq!(seen, vec![Action::TogglePreview, Action::Cancel]);
+    assert_eq!(s.ui.view_actions.since(1).count(), 1);
+    for i in 0..20 {
+        update(
+            &mut s,
+            Msg::Action {
+                action: Action::ToggleHelp,
+                source: ActionSource::Midi,
+            },
+            ms(10 + i),
+        );
+    }
+    assert_eq!(
+        s.ui.view_actions.recent.len(),
+        state::VIEW_ACTIONS_KEPT,
+        "bounded"
+    );
+    assert_eq!(s.ui.view_actions.serial, 22);
 }
 
 #[test]
@@ -425,7 +466,7 @@ fn bad_input_becomes_an_error_notice() {
 fn activity_is_bounded() {
     let mut s = started();
     for i in 0..200 {
-        update(&mut s, Msg::key(Action::ToggleHelp), ms(i));
+        update(&mut s, Msg::key(Action::TogglePause), ms(i));
     }
     assert_eq!(s.controls.recent.len(), state::RECENT_LEN);
 }

@@ -8,7 +8,7 @@ use crate::action::{Action, ActionSource};
 use crate::effect::{Effect, Event};
 use crate::msg::{Msg, StopSignal};
 use crate::params::{Accepted, ParamValue};
-use crate::state::{ActivityEntry, AppState, Level, Lifecycle, Mode, PanicSnapshot, push_bounded};
+use crate::state::{ActivityEntry, AppState, Level, Lifecycle, PanicSnapshot, push_bounded};
 use crate::transport::types::{
     CmdKind, ConnState, ParamUpdate, ServerMessage, TransportCmd, TransportEvent,
 };
@@ -130,6 +130,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         Msg::Link(report) => crate::tempo::on_link(state, report, now, &mut fx),
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
         Msg::VideoStats(stats) => on_video_stats(state, *stats, now, &mut fx),
+        Msg::VideoChangeSeen { at } => crate::tempo::on_video_change(state, at, now, &mut fx),
         Msg::Signal(signal) => {
             fx.push(Effect::Emit(Event::Signal { signal }));
             begin_shutdown(state, signal_reason(signal), &mut fx);
@@ -167,6 +168,10 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
                 crate::cue::advance(state, Some((count, in_bar)), now, &mut fx);
             }
         }
+    }
+    // A change the picture will show: the latency meter times it (crate::latency).
+    if crate::latency::sends_visible_change(&fx) {
+        state.tempo.meter.on_sent(now);
     }
     fx
 }
@@ -354,24 +359,17 @@ fn apply_action(
             }
         }
         Action::ForceQuit => begin_shutdown(state, "quit", fx),
-        Action::Cancel => {
-            state.ui.mode = Mode::Normal;
-            state.ui.edit_slot = None;
+        // The dashboard that pressed it closed its own overlay; MIDI learn was stopped above.
+        Action::Cancel if source != ActionSource::Keyboard => {
+            state.ui.view_actions.push(Action::Cancel)
         }
-        Action::ToggleHelp => {
-            state.ui.mode = if state.ui.mode == Mode::Help {
-                Mode::Normal
-            } else {
-                Mode::Help
-            };
-        }
-        Action::TogglePreview => state.ui.preview = !state.ui.preview,
-        Action::ToggleLog => {
-            state.ui.mode = if state.ui.mode == Mode::Log {
-                Mode::Normal
-            } else {
-                Mode::Log
-            };
+        Action::Cancel => {}
+        // A dashboard's own keys change only that dashboard's view (they never get here from
+        // one); from a MIDI binding or a script, every dashboard applies it.
+        a if a.is_view() => {
+            if source != ActionSource::Keyboard {
+                state.ui.view_actions.push(a);
+            }
         }
         a @ (Action::SaveLook { .. } | Action::RecallLook { .. }) => {
             crate::look::on_action(state, &a, now, fx)
@@ -394,17 +392,6 @@ fn apply_action(
                 "show mode off"
             };
             notice(state, fx, Level::Info, text.into(), now);
-        }
-        Action::EditPrompt { slot } => {
-            // Again while editing a slot (tab): the other slot.
-            let slot = match (slot, state.ui.mode, state.ui.edit_slot) {
-                (Some(s), _, _) => Some(s),
-                (None, Mode::PromptEdit, Some(s)) => Some(s.other()),
-                (None, _, _) if state.xfade.engaged() => Some(state.xfade.near()),
-                (None, _, _) => None,
-            };
-            state.ui.edit_slot = slot;
-            state.ui.mode = Mode::PromptEdit;
         }
         a @ (Action::SetPromptSlot { .. } | Action::CrossfadeOff) => {
             crate::xfade::on_action(state, &a, source, now, fx);
@@ -452,19 +439,6 @@ fn apply_action(
         Action::SetPrompt { text, .. } if text.trim().is_empty() => {
             notice(state, fx, Level::Warn, "empty prompt ignored".into(), now);
         }
-        // The editor on a crossfader slot: that slot's parts.
-        Action::SetPrompt { text, raw: false }
-            if state.ui.mode == Mode::PromptEdit && state.ui.edit_slot.is_some() =>
-        {
-            if let Some(slot) = state.ui.edit_slot {
-                let a = Action::SetPromptSlot {
-                    slot,
-                    text: Some(text),
-                    index: None,
-                };
-                crate::xfade::on_action(state, &a, source, now, fx);
-            }
-        }
         Action::SetPrompt { text, raw } => {
             crate::xfade::release(state);
             let previous = crate::mapping::theme::PromptEntry {
@@ -482,7 +456,6 @@ fn apply_action(
                 .map(|(t, _)| t.as_str())
                 .collect::<Vec<_>>()
                 .join(" | ");
-            state.ui.mode = Mode::Normal;
             send_prompt(state, raw, source, now, fx);
         }
         Action::Reconnect => fx.push(Effect::Transport(TransportCmd::Reconnect)),

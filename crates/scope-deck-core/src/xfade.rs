@@ -18,7 +18,7 @@ use crate::effect::{Effect, Event};
 use crate::mapping::prompt::compose;
 use crate::mapping::theme::PromptEntry;
 use crate::params::ParamValue;
-use crate::state::{AppState, Level, Mode};
+use crate::state::{AppState, Level};
 use crate::transport::types::{ParamUpdate, TransportCmd};
 
 /// The `set_param` key a MIDI fader binds to for the crossfade position (0 = A, 1 = B).
@@ -105,8 +105,9 @@ pub struct XfadeView {
     pub slots: Vec<(Slot, Vec<(String, f64)>)>,
     /// 0 = A, 1 = B.
     pub position: f64,
-    /// The slot being edited, if any.
-    pub editing: Option<Slot>,
+    /// What a prompt editor starts with for each slot (its parts joined with ` | `, never the
+    /// rendered blend).
+    pub edit_texts: Vec<(Slot, String)>,
 }
 
 impl XfadeView {
@@ -126,7 +127,10 @@ impl XfadeView {
         Some(XfadeView {
             slots,
             position: x.position,
-            editing: state.ui.edit_slot,
+            edit_texts: [Slot::A, Slot::B]
+                .into_iter()
+                .map(|s| (s, edit_text(state, Some(s))))
+                .collect(),
         })
     }
 }
@@ -197,10 +201,10 @@ pub fn parse_parts(text: &str, previous: Option<&PromptEntry>) -> Vec<(String, f
         .collect()
 }
 
-/// What the editor starts with: the slot being edited, or the live prompt, as parts joined
-/// with ` | ` (never the rendered blend).
-pub fn edit_text(state: &AppState) -> String {
-    let parts = match state.ui.edit_slot {
+/// What an editor of `slot` (None: the live prompt) starts with, as parts joined with ` | `
+/// (never the rendered blend).
+pub fn edit_text(state: &AppState, slot: Option<Slot>) -> String {
+    let parts = match slot {
         Some(s) => state.xfade.slot(s).map(|e| e.parts.clone()),
         None => Some(state.params.parts.clone()),
     };
@@ -304,8 +308,6 @@ pub(crate) fn on_action(
             };
             *state.xfade.slot_mut(*slot) = Some(entry);
             engage(state);
-            state.ui.mode = Mode::Normal;
-            state.ui.edit_slot = None;
             send(state, source, now, true, fx);
         }
         Action::CrossfadeOff => {
@@ -314,7 +316,6 @@ pub(crate) fn on_action(
                 state.params.prompt = e.label();
             }
             state.xfade = XfadeSlice::default();
-            state.ui.edit_slot = None;
             notice(state, fx, Level::Info, "crossfader off".into(), now);
         }
         _ => return false,
@@ -437,7 +438,6 @@ pub(crate) fn load_far(
 /// A theme change or a typed prompt replaces what the crossfader blended: it lets go.
 pub(crate) fn release(state: &mut AppState) {
     state.xfade = XfadeSlice::default();
-    state.ui.edit_slot = None;
 }
 
 #[cfg(test)]
@@ -548,8 +548,7 @@ mod tests {
             },
             5,
         );
-        s.ui.edit_slot = Some(Slot::A);
-        assert_eq!(edit_text(&s), "sun | moon");
+        assert_eq!(edit_text(&s, Some(Slot::A)), "sun | moon");
         let fx = act(
             &mut s,
             Action::SetPromptSlot {
@@ -567,7 +566,6 @@ mod tests {
         );
         let text = u[0].values["prompts"].to_string();
         assert!(!text.contains('×'), "never the rendered blend: {text}");
-        assert_eq!(s.ui.edit_slot, None);
     }
 
     #[test]

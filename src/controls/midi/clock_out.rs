@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::controls::midi::binding::device_matches;
 use crate::controls::midi::io::CLIENT_PREFIX;
 use crate::core::tempo::Grid;
+use crate::edge_thread::{EdgeThread, Scheduling, promote_to_realtime};
 use crate::tempo::SharedGrid;
 
 /// Pulses per quarter note.
@@ -163,39 +164,27 @@ pub struct ClockOutStats {
     pub pulses: AtomicU64,
     /// Output ports currently connected.
     pub ports: AtomicU64,
+    /// Whether the thread got real-time scheduling (see [`promote_to_realtime`]).
+    pub realtime: AtomicBool,
 }
 
 /// The running clock thread.
 pub struct ClockOutHandle {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: EdgeThread,
     /// Counters.
     pub stats: Arc<ClockOutStats>,
 }
 
 impl ClockOutHandle {
     /// Stops the clock (a running clock sends Stop first) and waits up to `deadline`.
-    pub fn stop_within(mut self, deadline: Duration) -> bool {
-        self.stop.store(true, Ordering::Relaxed);
-        let end = Instant::now() + deadline;
-        while Instant::now() < end {
-            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
-                }
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
+    pub fn stop_within(self, deadline: Duration) -> bool {
+        self.thread.stop_within(deadline)
     }
 }
 
-impl Drop for ClockOutHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
+/// Real-time priority of the clock thread: above all normal work; it runs for microseconds per
+/// pulse, so even above an audio server's thread it cannot starve it.
+const CLOCK_PRIORITY: u8 = 60;
 
 /// Starts the clock thread sending to output ports matching `pattern`.
 pub fn spawn(
@@ -203,17 +192,15 @@ pub fn spawn(
     grid: Arc<SharedGrid>,
     beats_per_bar: u32,
 ) -> std::io::Result<ClockOutHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(ClockOutStats::default());
-    let (s, st) = (stop.clone(), stats.clone());
-    let thread = std::thread::Builder::new()
-        .name("midi-clock-out".into())
-        .spawn(move || run(&pattern, &grid, beats_per_bar, &s, &st))?;
-    Ok(ClockOutHandle {
-        stop,
-        thread: Some(thread),
-        stats,
-    })
+    let st = stats.clone();
+    let thread = EdgeThread::spawn("midi-clock-out", move |stop| {
+        let scheduling = promote_to_realtime("midi-clock-out", CLOCK_PRIORITY);
+        st.realtime
+            .store(scheduling != Scheduling::Normal, Ordering::Relaxed);
+        run(&pattern, &grid, beats_per_bar, stop, &st)
+    })?;
+    Ok(ClockOutHandle { thread, stats })
 }
 
 /// How often missing ports are looked for.
@@ -230,6 +217,8 @@ fn run(
     let mut conns: Vec<(String, midir::MidiOutputConnection)> = Vec::new();
     let mut probe: Option<midir::MidiOutput> = None;
     let mut next_scan = Instant::now();
+    // The grid as last read whole (see `SharedGrid::try_read`: this thread may be real-time).
+    let mut last_grid = grid.try_read().unwrap_or_default();
     loop {
         let now_i = Instant::now();
         if now_i >= next_scan && (!clock.running() || conns.is_empty()) {
@@ -240,7 +229,10 @@ fn run(
             stats.ports.store(conns.len() as u64, Ordering::Relaxed);
         }
         let stopping = stop.load(Ordering::Relaxed);
-        let mut g = grid.read();
+        if let Some(g) = grid.try_read() {
+            last_grid = g;
+        }
+        let mut g = last_grid;
         if stopping {
             g.playing = false;
         }

@@ -25,6 +25,8 @@ pub struct PromptBody<'a> {
     pub xfade: Option<&'a XfadeView>,
     /// The editor's text while editing (None: not editing).
     pub editing: Option<&'a str>,
+    /// The crossfader slot the editor edits (None: the live prompt).
+    pub edit_slot: Option<Slot>,
     /// Colours.
     pub style: &'a UiStyle,
 }
@@ -86,7 +88,7 @@ impl Widget for PromptBody<'_> {
                 format!("{} {:>3.0}% ", s.label(), share * 100.0),
                 tag,
             )];
-            match (x.editing, self.editing) {
+            match (self.edit_slot, self.editing) {
                 (Some(e), Some(t)) if e == s => {
                     v.push(Span::styled("✎ ", accent));
                     v.push(Span::styled(format!("{t}▏"), bold));
@@ -157,7 +159,7 @@ mod tests {
                 ),
             ],
             position: 0.3,
-            editing: None,
+            edit_texts: vec![],
         }
     }
 
@@ -170,6 +172,7 @@ mod tests {
             prompt: "",
             xfade: Some(&v),
             editing: None,
+            edit_slot: None,
             style: &style,
         }
         .render(buf.area, &mut buf);
@@ -182,6 +185,7 @@ mod tests {
             prompt: "",
             xfade: Some(&v),
             editing: None,
+            edit_slot: None,
             style: &style,
         }
         .render(one.area, &mut one);
@@ -192,13 +196,13 @@ mod tests {
     #[test]
     fn the_edited_slot_shows_the_editor() {
         let style = UiStyle::default().monochrome();
-        let mut v = view();
-        v.editing = Some(Slot::B);
+        let v = view();
         let mut buf = Buffer::empty(Rect::new(0, 0, 40, 2));
         PromptBody {
             prompt: "",
             xfade: Some(&v),
             editing: Some("sun | stars"),
+            edit_slot: Some(Slot::B),
             style: &style,
         }
         .render(buf.area, &mut buf);

@@ -37,6 +37,11 @@ pub struct AudioFrame {
     pub confidence: f32,
     /// Who sets the tempo right now (detection, tap, MIDI clock).
     pub tempo_source: TempoSource,
+    /// The arbitrated transport is running (Link's start/stop while Link leads, else "a tempo is
+    /// known"). Set by the engine's tempo arbitration, never by the tracker; Scope's
+    /// `is_playing` follows it.
+    #[serde(default)]
+    pub playing: bool,
 }
 
 impl Default for AudioFrame {
@@ -56,6 +61,7 @@ impl Default for AudioFrame {
             bar_position: 0.0,
             confidence: 0.0,
             tempo_source: TempoSource::Detected,
+            playing: false,
         }
     }
 }

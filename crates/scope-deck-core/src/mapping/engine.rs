@@ -348,7 +348,7 @@ impl EngineState {
                 .is_none_or(|t| now.saturating_sub(t) >= theme.beat.interval)
         {
             self.last_forward_at = Some(now);
-            let playing = frame.bpm >= 20.0;
+            let playing = frame.playing;
             let bpm = (f64::from(frame.bpm) * 10.0).round() / 10.0;
             let (last_bpm, last_playing) = self.last_forward_tempo.unwrap_or((-1.0, !playing));
             if playing && bpm != last_bpm {

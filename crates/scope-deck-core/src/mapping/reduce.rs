@@ -27,8 +27,9 @@ use crate::transport::types::{ParamUpdate, TransportCmd};
 pub enum MappingInput {
     /// Nothing for the mapping engine.
     None,
-    /// A frame.
-    Frame(AudioFrame),
+    /// A frame. The engine reads `state.audio.frame` after the core folded it, i.e. with the
+    /// arbitrated tempo (Link's grid and transport while Link leads), not the tracker's raw copy.
+    Frame,
     /// An onset or beat.
     Event(AudioEvent),
     /// The frame clock.
@@ -42,7 +43,7 @@ impl MappingInput {
     pub fn of(msg: &crate::msg::Msg) -> Self {
         use crate::msg::Msg;
         match msg {
-            Msg::AudioFrame(f) => MappingInput::Frame(*f),
+            Msg::AudioFrame(_) => MappingInput::Frame,
             Msg::AudioEvent(e) => MappingInput::Event(*e),
             Msg::Tick => MappingInput::Tick,
             Msg::Action {
@@ -65,7 +66,10 @@ pub fn after_update(
 ) {
     match input {
         MappingInput::None => {}
-        MappingInput::Frame(f) => on_frame(state, &f, now, fx),
+        MappingInput::Frame => {
+            let f = state.audio.frame;
+            on_frame(state, &f, now, fx)
+        }
         MappingInput::Event(e) => on_event(state, &e, now, fx),
         MappingInput::Tick => on_tick(state, now, fx),
         MappingInput::Manual(key) => on_manual(state, &key, now),

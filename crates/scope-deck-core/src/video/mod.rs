@@ -1,6 +1,7 @@
 //! The video vocabulary the engine shares with the GStreamer edge (stats for the dashboard), the
 //! video reducer, and the pure half of the Scope video API (payload builders, hardware info).
 
+pub mod change;
 pub mod reduce;
 pub mod scope_api;
 
