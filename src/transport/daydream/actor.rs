@@ -1027,6 +1027,17 @@ impl Actor {
                 t.abort();
             }
         }
+        // A PATCH on its way lands before the DELETE, not racing it: the last value the performer
+        // sent reaches the stream (and its log) instead of a 404 on a deleted stream.
+        if self.patch_in_flight {
+            let end = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(inner)) = tokio::time::timeout_at(end, inner_rx.recv()).await {
+                if matches!(inner, Inner::Patched(..)) {
+                    break;
+                }
+            }
+            self.patch_in_flight = false;
+        }
         self.teardown().await;
         self.set_state(ConnState::Stopped, "quit").await;
         self.emit(TransportEvent::Stopped).await;
