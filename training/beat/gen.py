@@ -20,11 +20,15 @@ import soundfile as sf
 from scipy import signal
 
 SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+# "final2" renders with another General MIDI soundfont (Debian timgm6mb-soundfont): every drum kit
+# and instrument there is a sample set no other split has heard.
+SF2_FINAL2 = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 SR = 44100
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # What is held out: GM drum kits, GM programs and pattern variants used only in "heldout".
-KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40]}
+KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40],
+        "final2": [0, 16, 24, 25]}  # final2: TimGM6mb's kits (other samples than FluidR3's)
 PROGS = {
     "train": {
         "bass": [33, 34, 38, 39],
@@ -48,6 +52,15 @@ PROGS = {
         "keys": [3, 7],
         "lead": [83, 85],
     },
+    # "final2" (the second untouched split): TimGM6mb renderings; pads/keys/leads/acoustic
+    # guitars that no other split uses; basses and distorted guitars sound different there.
+    "final2": {
+        "bass": [34, 38],
+        "guitar": [29, 30, 25],
+        "pad": [53, 54, 100],
+        "keys": [11, 16, 18],
+        "lead": [86, 81],
+    },
 }
 GM = {"kick": 36, "snare": 38, "clap": 39, "chh": 42, "ohh": 46, "ride": 51, "crash": 49,
       "tom": 45, "rim": 37, "shaker": 70, "phh": 44}
@@ -67,11 +80,20 @@ WEIGHTS_X = [14, 14, 12, 12, 4, 6, 8, 3, 3, 5, 5, 3, 3, 5, 2]
 FINAL_CYCLE = ["techno", "rock_dense", "halftime_fast", "hiphop_sync", "house", "trance", "dnb",
                "halftime", "hiphop", "rock", "metal", "drumless", "waltz", "tempo_change",
                "negative", "dnb", "techno", "rock_dense", "halftime_fast", "hiphop_sync"]
-SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6}
+# "final2": the failure modes issue 23 names, weighted to them (techno with off-beat hats and bass,
+# half time at 160-190, buried kicks under dense guitars, loud-noise negatives, tempo changes);
+# 60 files, one pass through this list.
+FINAL2_CYCLE = (["techno"] * 12 + ["halftime_fast"] * 10 + ["rock_dense"] * 10 + ["metal"] * 5
+                + ["tempo_change"] * 8 + ["house"] * 3 + ["dnb"] * 3 + ["hiphop_sync"] * 2
+                + ["drumless"] * 1 + ["negative"] * 6)
+# final2's negatives: mostly loud noise (one loud-noise file got 26 beats on "final").
+FINAL2_NEGATIVES = ["loud_noise", "loud_noise", "loud_noise", "loud_noise", "sweep", "speech"]
+SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
+             "final2": 7}
 
 
 def pool_of(split):
-    if split in ("heldout", "final"):
+    if split in ("heldout", "final", "final2"):
         return split
     return "train"
 
@@ -114,6 +136,8 @@ def drum_pattern(genre, rng, variant):
             p += [(3.75, "rim", 70)]
         if variant == "C":  # final-only: ride on the off-beat, rim syncopation
             p += [(b + 0.5, "ride", 80) for b in range(4)] + [(x, "rim", 75) for x in steps(3, 10)]
+        if variant == "D":  # final2-only: off-beat claps on top of the open hat
+            p += [(b + 0.5, "clap", 70) for b in range(4)]
     elif genre == "techno":
         # the hats and the off-beat louder than the kick (kick quiet, hats hard)
         p += [(b, "kick", 75) for b in range(4)]
@@ -123,6 +147,8 @@ def drum_pattern(genre, rng, variant):
             p += [(x, "rim", 90) for x in steps(3, 6, 11, 14)]
         if variant == "C":
             p += [(x, "shaker", 100) for x in steps(*range(1, 16, 2))]
+        if variant == "D":  # final2-only: clap on 2 and 4, loud pedal hat on the off-beat
+            p += [(b, "clap", 95) for b in (1, 3)] + [(x, "phh", 110) for x in steps(2, 6, 10, 14)]
     elif genre == "halftime_fast":
         # punk/metal/dnb at 160-190 felt in half time: snare on 3, kick on 1, 8th hats
         p += [(0, "kick", 120), (2, "snare", 120)]
@@ -132,6 +158,8 @@ def drum_pattern(genre, rng, variant):
         p += [(x / 2, hat, 85 if x % 2 == 0 else 60) for x in range(8)]
         if variant == "C":
             p += [(3.75, "snare", 70), (2.75, "kick", 95)]
+        if variant == "D":  # final2-only: ghost snare, pushed kick, 16th ride bell
+            p += [(1.75, "snare", 60), (3.25, "kick", 95)] + [(x, "ride", 50) for x in steps(1, 5, 9, 13)]
     elif genre == "hiphop_sync":
         # syncopated: kicks off the beat, ghost snares, swung 16th hats
         p += [(0, "kick", 115), (0.75, "kick", 95), (1.5, "kick", 100), (2.25, "kick", 105),
@@ -162,6 +190,9 @@ def drum_pattern(genre, rng, variant):
         elif variant == "C":  # final-only break
             br = [(0, "kick"), (4, "snare"), (7, "kick"), (9, "kick"), (12, "snare"), (13, "snare"),
                   (15, "kick")]
+        elif variant == "D":  # final2-only break
+            br = [(0, "kick"), (4, "snare"), (6, "snare"), (10, "kick"), (11, "kick"), (12, "snare"),
+                  (14, "kick")]
         else:
             br = breaks[rng.integers(len(breaks))]
         p += [(s / 4.0, v, 115 if v == "kick" else 105) for s, v in br]
@@ -198,6 +229,8 @@ def drum_pattern(genre, rng, variant):
             p += [(3 + x / 4, "tom", 90) for x in range(4)]
         if variant == "C":  # final-only: crash-ride accents on the and of 4
             p += [(3.5, "crash", 85), (1.5, "snare", 50)]
+        if variant == "D":  # final2-only: 16th hats between the eighths, a kick on the and of 1
+            p += [(x, "chh", 45) for x in steps(1, 3, 5, 7, 9, 11, 13, 15)] + [(0.5, "kick", 100)]
     elif genre == "waltz":
         bar = 3
         p += [(0, "kick", 110), (1, "chh", 70), (2, "chh", 70)]
@@ -210,13 +243,14 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 selects the heldout / final ranges."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 selects the heldout / final / final2
+    ranges."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40)][kitb])
-        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420)][kitb])
+        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56)][kitb])
+        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -229,7 +263,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -240,7 +274,7 @@ def synth_voice(voice, rng, kitb):
         dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
         n = int(dur * 2.5 * SR)
         noise = rng.normal(0, 1, n)
-        lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000)][kitb])
+        lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -301,13 +335,13 @@ class Midi:
         mf.save(path)
 
 
-def fluid_render(midi, drum_kit, total_n, rng):
+def fluid_render(midi, drum_kit, total_n, rng, sf2=SF2):
     with tempfile.TemporaryDirectory() as d:
         mp, wp = os.path.join(d, "a.mid"), os.path.join(d, "a.wav")
         midi.write(mp, drum_kit)
         rev = "1" if rng.random() < 0.5 else "0"
         subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-R", rev, "-C", "0", "-r", str(SR),
-                        "-F", wp, SF2, mp], check=True, stdout=subprocess.DEVNULL,
+                        "-F", wp, sf2, mp], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         x, sr = sf.read(wp, dtype="float64", always_2d=True)
     x = x.mean(axis=1)
@@ -328,7 +362,9 @@ def song(genre, rng, split, dur, opts=None):
     variant = "B" if (pool == "heldout" and rng.random() < 0.5) else "A"
     if pool == "final" and rng.random() < 0.5:
         variant = "C"
-    xsplit = split in ("trainx", "final")
+    if pool == "final2" and rng.random() < 0.5:
+        variant = "D"
+    xsplit = split in ("trainx", "final", "final2")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
@@ -378,6 +414,8 @@ def song(genre, rng, split, dur, opts=None):
     n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
     plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
     drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
+    if split == "final2" and genre != "drumless" and rng.random() < 0.6:
+        drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
     if genre != "drumless" and n_bars > 20 and rng.random() < 0.35 and not plain:
@@ -523,11 +561,13 @@ def song(genre, rng, split, dur, opts=None):
                           95 * accent * rng.uniform(0.8, 1))
     meta["gm_drum_kit"] = kit
     meta["gm_programs"] = parts
-    mel = fluid_render(midi, kit, total_n, rng)
+    mel = fluid_render(midi, kit, total_n, rng, SF2_FINAL2 if pool == "final2" else SF2)
     synth = np.zeros(total_n)
     if hits and not use_gm_drums:
-        synth = render_synth_drums(hits, total_n, rng, kitb={"heldout": 1, "final": 2}.get(pool, 0))
-        meta["drums"] = {"heldout": "synth-B", "final": "synth-C"}.get(pool, "synth-A")
+        synth = render_synth_drums(hits, total_n, rng,
+                                   kitb={"heldout": 1, "final": 2, "final2": 3}.get(pool, 0))
+        meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D"}.get(
+            pool, "synth-A")
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -551,9 +591,10 @@ def song(genre, rng, split, dur, opts=None):
     return x, beats, meta
 
 
-def negative(rng, dur):
+def negative(rng, dur, kind=None):
     n = int(dur * SR)
-    kind = rng.choice(["silence", "noise_floor", "loud_noise", "sweep", "speech"])
+    if kind is None:
+        kind = rng.choice(["silence", "noise_floor", "loud_noise", "sweep", "speech"])
     t = np.arange(n) / SR
     if kind == "silence":
         x = np.zeros(n)
@@ -635,6 +676,9 @@ def make_one(args):
     elif split == "final":
         genre = FINAL_CYCLE[idx % len(FINAL_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "final2":
+        genre = FINAL2_CYCLE[idx % len(FINAL2_CYCLE)]
+        dur = float(rng.uniform(30, 45))
     elif split == "trainx":
         w = np.array(WEIGHTS_X, float)
         genre = str(rng.choice(GENRES_X, p=w / w.sum()))
@@ -644,7 +688,11 @@ def make_one(args):
         genre = str(rng.choice(GENRES, p=w / w.sum()))
         dur = float(rng.uniform(30, 45))
     if genre == "negative":
-        x, meta = negative(rng, dur)
+        neg_kind = None
+        if split == "final2":
+            neg_kind = FINAL2_NEGATIVES[sum(g == "negative" for g in FINAL2_CYCLE[:idx % len(FINAL2_CYCLE)])
+                                        % len(FINAL2_NEGATIVES)]
+        x, meta = negative(rng, dur, neg_kind)
         beats = []
     else:
         x, beats, meta = song(genre, rng, "heldout" if split == "fixture" else split, dur,
@@ -691,7 +739,7 @@ def make_one(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final"])
+    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
