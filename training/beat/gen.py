@@ -418,7 +418,8 @@ def song(genre, rng, split, dur, opts=None):
         drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
-    if genre != "drumless" and n_bars > 20 and rng.random() < 0.35 and not plain:
+    # (final2's intros of up to 8 bars need the longer song; for the other splits this is n_bars > 20.)
+    if genre != "drumless" and n_bars > max(20, drum_start_bar + 14) and rng.random() < 0.35 and not plain:
         b0 = int(rng.integers(drum_start_bar + 4, n_bars - 10))
         breakdown = (b0, b0 + 8)
     end_bar = n_bars
