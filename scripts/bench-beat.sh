@@ -70,6 +70,11 @@ if ! "$venv/bin/python" -c 'import librosa, torch, soxr' 2>/dev/null; then
   echo "bench-beat: installing librosa, torch" >&2
   pip -r bench/beat/requirements.txt
 fi
+# madmom and BeatNet import pkg_resources (gone in setuptools 81); a venv made before the pin
+# in requirements.txt gets it here.
+if ! "$venv/bin/python" -c 'import pkg_resources' 2>/dev/null; then
+  pip 'setuptools<81'
+fi
 if ! "$venv/bin/python" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("BeatNet") is None)'; then
   pip --no-deps beatnet==1.1.3
 fi
