@@ -13,6 +13,16 @@ pub const FEATURES: usize = 2 * BANDS;
 /// Network frames per second.
 pub const FPS: f64 = 100.0;
 
+/// Bands whose positive differences make the low-band onset (centres 30-60 Hz): a kick's
+/// fundamental lives there, hats and claps do not, and most bass notes sit above it.
+const LOW_BANDS: usize = 7;
+
+/// The decoder's kick evidence for a frame: the sum of the positive log differences of the
+/// lowest bands (the second half of the raw feature vector).
+pub fn low_onset(raw: &[f32; FEATURES]) -> f32 {
+    raw[BANDS..BANDS + LOW_BANDS].iter().sum()
+}
+
 /// Input hygiene of the contract: non-finite → 0, denormal-small → 0, clamp to [-1, 1].
 #[inline]
 pub fn clean(x: f32) -> f32 {
