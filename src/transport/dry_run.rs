@@ -85,7 +85,7 @@ pub async fn run(
 }
 
 /// The dry run's part of the skeleton: every coalesced message reported as `Sent`.
-pub struct DryRunSession {
+pub(crate) struct DryRunSession {
     schema: DryRunSchema,
     schema_reported: bool,
 }

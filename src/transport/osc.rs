@@ -263,7 +263,7 @@ pub async fn run(
 
 /// The OSC part of the skeleton: a UDP socket, and an HTTP monitor that says whether the
 /// server's listener is there (OSC itself is fire-and-forget).
-pub struct OscSession {
+pub(crate) struct OscSession {
     cfg: ServerConfig,
     http: ScopeHttp,
     socket: Option<(UdpSocket, SocketAddr)>,

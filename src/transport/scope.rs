@@ -61,7 +61,7 @@ pub async fn run(
 }
 
 /// What a live Scope session's sources report.
-pub enum ScopeEvent {
+pub(crate) enum ScopeEvent {
     /// The WebRTC stack or the health monitor (`None`: the session's channel closed).
     Link(Option<LinkEvent>),
     /// Time for the frame watch and statistics.
@@ -69,7 +69,7 @@ pub enum ScopeEvent {
 }
 
 /// The Scope-specific state that outlives one session.
-pub struct ScopeSession {
+pub(crate) struct ScopeSession {
     cfg: ServerConfig,
     http: ScopeHttp,
     video: VideoPorts,

@@ -227,6 +227,11 @@ impl Skeleton {
         self.t0.elapsed()
     }
 
+    /// The instant [`Skeleton::now`] counts from.
+    pub fn clock(&self) -> Instant {
+        self.t0
+    }
+
     /// The instant `at` (on [`Skeleton::now`]'s clock) for a timer.
     pub fn instant(&self, at: Duration) -> tokio::time::Instant {
         tokio::time::Instant::from_std(self.t0 + at)
