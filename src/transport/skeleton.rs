@@ -348,8 +348,9 @@ impl Skeleton {
         loop {
             tokio::select! {
                 biased;
-                cmd = self.inbox.recv() => self.absorb(cmd)?,
+                // A step that is already done is not cut short by what came meanwhile.
                 out = &mut fut => return Ok(out),
+                cmd = self.inbox.recv() => self.absorb(cmd)?,
                 _ = self.sink.writable() => self.sink.flush(),
             }
         }
