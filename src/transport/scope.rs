@@ -225,6 +225,11 @@ impl Session for ScopeSession {
         sk.go(ConnState::Connecting, "negotiating WebRTC");
         self.negotiate(sk, ice).await?;
         self.start_streaming(sk);
+        // Images asked for while connecting go out on the open channel.
+        self.take_queued(sk);
+        if self.upload_due && !self.ref_files.is_empty() {
+            self.upload_refs(sk, true).await?;
+        }
         Ok(())
     }
 
@@ -730,8 +735,6 @@ impl ScopeSession {
             .set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         live.watch = FrameWatch::new(ServerConfig::secs(self.cfg.no_frames_timeout_s), sk.now());
         sk.go(ConnState::Streaming, "data channel open");
-        // Images asked for while connecting go out on the open channel.
-        self.take_queued(sk);
     }
 
     async fn on_link(&mut self, ev: LinkEvent, sk: &mut Skeleton) -> Result<(), End> {
