@@ -101,7 +101,7 @@ impl EventSink {
     pub fn emit(&mut self, ev: TransportEvent) {
         if self.backlog.is_empty() {
             match self.tx.try_send(ev) {
-                Ok(()) => return,
+                Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(ev)) => self.queue(ev),
                 // The engine is gone (only while shutting down): nothing to report to.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -105,7 +105,7 @@ pub(crate) struct DaydreamSession {
 /// What the session's own sources report.
 pub(crate) enum DaydreamEvent {
     /// A request or negotiation finished, or a media link was lost.
-    Inner(Inner),
+    Inner(Box<Inner>),
     /// A status poll or a throttled PATCH is due.
     Wake,
     /// Once a second: received fps, the "waiting for the first output" line.
@@ -179,7 +179,7 @@ impl Session for DaydreamSession {
     async fn next_event(&mut self) -> DaydreamEvent {
         let wake = self.next_wake();
         tokio::select! {
-            Some(inner) = self.inner_rx.recv() => DaydreamEvent::Inner(inner),
+            Some(inner) = self.inner_rx.recv() => DaydreamEvent::Inner(Box::new(inner)),
             _ = sleep_until(self.clock, wake) => DaydreamEvent::Wake,
             _ = self.stats_tick.tick() => DaydreamEvent::StatsTick,
         }
@@ -187,7 +187,7 @@ impl Session for DaydreamSession {
 
     async fn on_event(&mut self, ev: DaydreamEvent, sk: &mut Skeleton) -> Result<(), End> {
         match ev {
-            DaydreamEvent::Inner(inner) => self.on_inner(sk, inner),
+            DaydreamEvent::Inner(inner) => self.on_inner(sk, *inner),
             DaydreamEvent::Wake => {
                 self.on_timer(sk);
                 Ok(())
