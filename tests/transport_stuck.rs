@@ -384,3 +384,32 @@ async fn daydream_answers_commands_while_a_patch_never_returns() {
         "one PATCH in flight at a time: the hung one held the rest back"
     );
 }
+
+/// An engine that stops reading events cannot stall the transport: with an event channel of one
+/// that nobody reads, the (dry-run) transport still takes a burst of urgent commands larger than
+/// its lane and sends each; once the engine reads again every event arrives, in order, ending
+/// with `Stopped`. (A transport that awaited its event send stopped reading its inbox here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_does_not_read_events_cannot_stall_the_transport() {
+    let (etx, mut erx) = mpsc::channel(1);
+    let handle = scope_deck::transport::spawn(&ServerConfig::default(), true, etx).unwrap();
+    handle.link.publish_fixed(serde_json::Map::new());
+    handle.link.send(TransportCmd::Connect).unwrap();
+    urgent_burst_is_taken(&handle).await;
+    handle.link.send(TransportCmd::Shutdown).unwrap();
+    let mut events = Vec::new();
+    let end = Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(end, erx.recv()).await {
+        events.push(ev);
+    }
+    let triggers = events
+        .iter()
+        .filter(|e| matches!(e, TransportEvent::Sent { payload } if payload.get("reset_cache").is_some()))
+        .count();
+    assert_eq!(triggers, 200, "every trigger sent once");
+    assert_eq!(events.last(), Some(&TransportEvent::Stopped));
+    tokio::time::timeout(Duration::from_secs(1), handle.task)
+        .await
+        .expect("the actor task ends after Stopped")
+        .unwrap();
+}
