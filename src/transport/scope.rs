@@ -850,8 +850,8 @@ impl ScopeSession {
                 );
                 live.reported_drops = dropped;
             }
-            // Bounded (200 ms) inside; a stats read never holds the loop longer.
-            let rtt_ms = live.peer.rtt_ms().await;
+            // Bounded (200 ms) inside, and commands are served meanwhile.
+            let rtt_ms = sk.guard(live.peer.rtt_ms()).await?;
             let stats = LinkStats {
                 rx_fps: live.fps.fps(now),
                 rtt_ms,
