@@ -655,7 +655,9 @@ async fn out_of_range_controlnet_scale_is_refused_before_sending() {
     rig.shutdown().await;
 }
 
-/// 409 on create (a conflict, possibly the account's stream quota) is reported, not retried.
+/// 409 on create (a conflict, possibly the account's stream quota) is reported, not retried:
+/// the transport waits in `loading` for the performer's reconnect (`stopped` is final, only for
+/// quit), saying it does not retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_conflict_is_reported_not_retried() {
     let standin = Standin::start(StandinOptions {
@@ -663,7 +665,10 @@ async fn create_conflict_is_reported_not_retried() {
         ..Default::default()
     });
     let mut rig = Rig::start(standin.config()).await;
-    rig.wait("stopped", 20, is_state(ConnState::Stopped)).await;
+    rig.wait("not retrying", 20, |e| {
+        matches!(e, TransportEvent::State { state: ConnState::Loading, reason: Some(r) } if r.contains("not retrying"))
+    })
+    .await;
     let errors = rig.errors();
     assert!(
         errors

@@ -202,7 +202,7 @@ async fn whip_ingest_and_whep_playback_carry_frames() {
 /// product uses the seeds' 45 s (`rtc::CONNECT_TIMEOUT`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_that_never_connects_times_out_with_a_named_error() {
-    use scope_deck::transport::daydream::policy::{Backoff, Warmup};
+    use scope_deck::transport::daydream::policy::{WARMUP_RETRY, Warmup};
     use scope_deck::transport::daydream::rtc::{self, MediaError, RtcOptions};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let standin = Standin::start(StandinOptions {
@@ -225,7 +225,7 @@ async fn whip_that_never_connects_times_out_with_a_named_error() {
     let warmup = Warmup {
         created_at: Duration::ZERO,
         grace: Duration::ZERO,
-        backoff: Backoff::default(),
+        backoff: WARMUP_RETRY,
     };
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
@@ -351,7 +351,7 @@ async fn the_strict_stand_in_closes_the_old_vp8_offer() {
 /// ("missing video"): the offer alone is not enough.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_strict_stand_in_closes_a_whip_session_without_video() {
-    use scope_deck::transport::daydream::policy::{Backoff, Warmup};
+    use scope_deck::transport::daydream::policy::{WARMUP_RETRY, Warmup};
     use scope_deck::transport::daydream::rtc::{self, RtcOptions};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let standin = Standin::start(StandinOptions {
@@ -386,7 +386,7 @@ async fn the_strict_stand_in_closes_a_whip_session_without_video() {
     let warmup = Warmup {
         created_at: Duration::ZERO,
         grace: Duration::ZERO,
-        backoff: Backoff::default(),
+        backoff: WARMUP_RETRY,
     };
     // Our H.264 offer is accepted; no samples are ever sent.
     let link = rtc::whip(

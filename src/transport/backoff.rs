@@ -1,4 +1,6 @@
-//! Reconnect backoff: exponential with jitter, reset once a session has been healthy.
+//! The one backoff: exponential with jitter, reset once a session has been healthy. The
+//! transport skeleton paces reconnects with [`Backoff`]; the hosted backend's warm-up and
+//! playback retries use the same [`BackoffPolicy::delay`] without jitter.
 //!
 //! Jitter spreads reconnects of several controllers after a server restart; the cap keeps a
 //! performer from waiting long once the server is back. The RNG is injected so tests are exact.
@@ -31,6 +33,32 @@ impl Default for BackoffPolicy {
     }
 }
 
+impl BackoffPolicy {
+    /// A policy doubling from `initial` to `max` without jitter (one client per resource:
+    /// nothing to spread), for the hosted backend's warm-up and playback retries.
+    pub const fn without_jitter(initial: Duration, max: Duration) -> Self {
+        BackoffPolicy {
+            initial,
+            max,
+            factor: 2.0,
+            jitter: 0.0,
+        }
+    }
+
+    /// The delay before retry number `attempt` (0-based), before jitter: `initial × factor^n`,
+    /// capped at `max`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = if self.factor.is_finite() && self.factor >= 1.0 {
+            self.factor
+        } else {
+            1.0
+        };
+        let exp = factor.powi(attempt.min(64) as i32);
+        let base = (self.initial.as_secs_f64() * exp).min(self.max.as_secs_f64());
+        Duration::from_secs_f64(base.max(0.0))
+    }
+}
+
 /// The running backoff: attempt counter plus RNG.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -54,16 +82,10 @@ impl Backoff {
         }
     }
 
-    /// The delay before the next attempt; advances the attempt counter.
+    /// The delay before the next attempt (jittered); advances the attempt counter.
     pub fn next_delay(&mut self) -> Duration {
         let p = self.policy;
-        let factor = if p.factor.is_finite() && p.factor >= 1.0 {
-            p.factor
-        } else {
-            1.0
-        };
-        let exp = factor.powi(self.attempt.min(64) as i32);
-        let base = (p.initial.as_secs_f64() * exp).min(p.max.as_secs_f64());
+        let base = p.delay(self.attempt).as_secs_f64();
         self.attempt = self.attempt.saturating_add(1);
         let j = p.jitter.clamp(0.0, 1.0);
         let scale = if j > 0.0 {
@@ -106,6 +128,14 @@ mod tests {
         assert_eq!(b.attempt(), 7);
         b.reset();
         assert_eq!(b.next_delay(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn the_policy_alone_gives_the_unjittered_schedule() {
+        let p = BackoffPolicy::without_jitter(Duration::from_millis(250), Duration::from_secs(4));
+        let d: Vec<u128> = (0..7).map(|n| p.delay(n).as_millis()).collect();
+        assert_eq!(d, vec![250, 500, 1000, 2000, 4000, 4000, 4000]);
+        assert_eq!(p.delay(u32::MAX), Duration::from_secs(4));
     }
 
     #[test]

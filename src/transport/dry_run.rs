@@ -1,22 +1,20 @@
-//! The dry-run transport: no server, but the same state machine and the same coalescer as a
+//! The dry-run session: no server, but the same skeleton (state machine, coalescer, inbox) as a
 //! show, each message reported as `Sent`, so a rehearsal (or a test) sees exactly what a show
 //! would send and when. It holds a rehearsal to the server's limits: a message over Scope's
 //! 64 KiB data-channel limit is `Refused` as a show would refuse it, and a schema recorded from
 //! the real server (`[server] dry_run_schema`) is announced on connect so values are clamped to
 //! the pipeline's own ranges.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::transport::coalescer::Coalescer;
+use crate::transport::backoff::{Backoff, BackoffPolicy};
+use crate::transport::coalescer::Message;
 use crate::transport::lanes::Inbox;
-use crate::transport::machine::ConnMachine;
 use crate::transport::protocol;
+use crate::transport::skeleton::{self, End, Session, Skeleton};
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
-
-/// How long a connect waits for the engine to merge the recorded schema.
-const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where the dry run's parameter ranges come from.
 #[derive(Debug, Clone, Default)]
@@ -60,138 +58,125 @@ fn report(m: serde_json::Map<String, serde_json::Value>) -> TransportEvent {
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
 /// `send_rate_hz` is the coalescer rate a show would use.
 pub async fn run(
-    mut commands: Inbox,
+    commands: Inbox,
     events: mpsc::Sender<TransportEvent>,
     send_rate_hz: f64,
     schema: DryRunSchema,
 ) {
-    let t0 = Instant::now();
-    let mut machine = ConnMachine::default();
-    let mut coalescer = Coalescer::new(send_rate_hz);
-    let emit = |ev: TransportEvent| {
-        let events = events.clone();
-        async move {
-            // The engine is gone only when shutting down; nothing to report to then.
-            let _ = events.send(ev).await;
+    // No server to stampede: a rehearsal never waits between sessions.
+    let backoff = Backoff::seeded(
+        BackoffPolicy {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            factor: 1.0,
+            jitter: 0.0,
+        },
+        0,
+    );
+    let sk = Skeleton::new(commands, events, send_rate_hz, backoff);
+    skeleton::run(
+        sk,
+        DryRunSession {
+            schema,
+            schema_reported: false,
+        },
+    )
+    .await;
+}
+
+/// The dry run's part of the skeleton: every coalesced message reported as `Sent`.
+pub(crate) struct DryRunSession {
+    schema: DryRunSchema,
+    schema_reported: bool,
+}
+
+impl Session for DryRunSession {
+    type Event = std::convert::Infallible;
+
+    async fn connect(&mut self, sk: &mut Skeleton) -> Result<(), End> {
+        if !self.schema_reported {
+            self.schema_reported = true;
+            // As a show merges the loaded pipeline's schema before streaming.
+            match self.schema.load() {
+                Ok(Some(specs)) => sk.report_schema(specs),
+                Ok(None) => {}
+                Err(e) => sk.error(format!("server.dry_run_schema: {e}")),
+            }
         }
-    };
-    let mut connected = false;
-    let mut schemas_sent = 0u64;
-    loop {
-        let due = coalescer
-            .next_due()
-            .map(|d| tokio::time::Instant::from_std(t0 + d));
-        let cmd = tokio::select! {
-            c = commands.recv() => Some(c),
-            _ = async {
-                match due {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            } => None,
-        };
-        let mut moves: Vec<(ConnState, &str)> = Vec::new();
-        let mut replay = false;
+        // The engine's desired state, whole (its store owns the values), re-clamped to the
+        // recorded schema once the engine merged it.
+        let state = sk.settled_full_state().await?;
+        sk.go(ConnState::Connecting, "dry run");
+        sk.go(ConnState::Streaming, "dry run: nothing leaves this machine");
+        sk.coalescer.push(ParamUpdate {
+            values: state,
+            urgent: true,
+        });
+        Ok(())
+    }
+
+    async fn send(&mut self, msg: Message, sk: &mut Skeleton) -> Result<(), End> {
+        sk.emit(report(msg));
+        Ok(())
+    }
+
+    async fn next_event(&mut self) -> Self::Event {
+        std::future::pending().await
+    }
+
+    async fn on_event(&mut self, ev: Self::Event, _sk: &mut Skeleton) -> Result<(), End> {
+        match ev {}
+    }
+
+    async fn on_command(&mut self, cmd: TransportCmd, sk: &mut Skeleton) -> Result<(), End> {
         match cmd {
-            None => {}
-            Some(None) | Some(Some(TransportCmd::Shutdown)) => {
-                // Whatever is pending would have been sent before the goodbye.
-                coalescer.push(ParamUpdate {
-                    values: commands.take_continuous(),
-                    urgent: false,
-                });
-                for m in coalescer.poll(t0.elapsed() + coalescer.min_interval()) {
-                    emit(report(m)).await;
-                }
-                if let Ok(Some(ev)) = machine.go(ConnState::Stopped, "quit", t0.elapsed()) {
-                    emit(ev).await;
-                }
-                emit(TransportEvent::Stopped).await;
-                return;
+            // As a show would: the session starts over with the full state.
+            TransportCmd::DownloadModels => Err(End::Now("dry run: reconnect requested".into())),
+            TransportCmd::UploadAssets { files } => {
+                upload(files, sk).await;
+                Ok(())
             }
-            Some(Some(TransportCmd::Connect)) => {
-                replay = true;
-                if !connected {
-                    // As a show merges the loaded pipeline's schema before streaming.
-                    match schema.load() {
-                        Ok(Some(specs)) => {
-                            schemas_sent += 1;
-                            emit(TransportEvent::Schema(specs)).await;
-                            // The replay below is the engine's state re-clamped to it.
-                            let settled = commands.settled(schemas_sent, SETTLE_TIMEOUT);
-                            if !settled.await {
-                                tracing::warn!("the engine did not merge the recorded schema");
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            emit(TransportEvent::Error(format!("server.dry_run_schema: {e}"))).await
-                        }
-                    }
-                    moves.push((ConnState::Connecting, "dry run"));
-                    moves.push((ConnState::Streaming, "dry run: nothing leaves this machine"));
-                    connected = true;
-                }
-            }
-            Some(Some(TransportCmd::Reconnect)) | Some(Some(TransportCmd::DownloadModels)) => {
-                replay = true;
-                moves.push((ConnState::Reconnecting, "dry run: reconnect requested"));
-                moves.push((ConnState::Connecting, "dry run"));
-                moves.push((ConnState::Streaming, "dry run: nothing leaves this machine"));
-            }
-            Some(Some(TransportCmd::Update(u))) => coalescer.push(u),
-            Some(Some(TransportCmd::UploadAssets { files })) => {
-                // Nothing is uploaded; the files are checked as a show would read them and their
-                // local paths stand in for the server's asset paths.
-                let mut uploaded = Vec::new();
-                for f in files {
-                    match tokio::fs::metadata(&f).await {
-                        Ok(m) if m.is_file() => {
-                            tracing::info!("dry run: would upload {}", f.display());
-                            let shown = f.display().to_string();
-                            uploaded.push((f, shown));
-                        }
-                        Ok(_) => {
-                            emit(TransportEvent::Error(format!(
-                                "reference image {}: not a file",
-                                f.display()
-                            )))
-                            .await
-                        }
-                        Err(e) => {
-                            emit(TransportEvent::Error(format!(
-                                "reference image {}: {e}",
-                                f.display()
-                            )))
-                            .await
-                        }
-                    }
-                }
-                let paths: Vec<String> = uploaded.iter().map(|(_, p)| p.clone()).collect();
-                let value = serde_json::json!(paths);
-                coalescer.push(ParamUpdate::one("vace_ref_images", value));
-                emit(TransportEvent::AssetsUploaded { uploaded }).await;
-            }
+            _ => Ok(()),
         }
-        for (s, why) in moves {
-            if let Ok(Some(ev)) = machine.go(s, why, t0.elapsed()) {
-                emit(ev).await;
-            }
-        }
-        if replay {
-            // The engine's desired state, whole (its store owns the values).
-            coalescer.clear_continuous();
-            coalescer.push(ParamUpdate {
-                values: commands.full_state(),
-                urgent: true,
+    }
+
+    async fn end(&mut self, why: &End, sk: &mut Skeleton) {
+        if matches!(why, End::Shutdown) {
+            // Whatever is pending would have been sent before the goodbye.
+            let values = sk.inbox.take_continuous();
+            sk.coalescer.push(ParamUpdate {
+                values,
+                urgent: false,
             });
-        }
-        if connected {
-            for m in coalescer.poll(t0.elapsed()) {
-                emit(report(m)).await;
+            let at = sk.now() + sk.coalescer.min_interval();
+            for m in sk.coalescer.poll(at) {
+                sk.emit(report(m));
             }
         }
     }
+}
+
+/// Nothing is uploaded; the files are checked as a show would read them and their local paths
+/// stand in for the server's asset paths.
+async fn upload(files: Vec<std::path::PathBuf>, sk: &mut Skeleton) {
+    let mut uploaded = Vec::new();
+    for f in files {
+        match tokio::fs::metadata(&f).await {
+            Ok(m) if m.is_file() => {
+                tracing::info!("dry run: would upload {}", f.display());
+                let shown = f.display().to_string();
+                uploaded.push((f, shown));
+            }
+            Ok(_) => sk.error(format!("reference image {}: not a file", f.display())),
+            Err(e) => sk.error(format!("reference image {}: {e}", f.display())),
+        }
+    }
+    let paths: Vec<String> = uploaded.iter().map(|(_, p)| p.clone()).collect();
+    sk.coalescer.push(ParamUpdate::one(
+        "vace_ref_images",
+        serde_json::json!(paths),
+    ));
+    sk.emit(TransportEvent::AssetsUploaded { uploaded });
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
 //! Transports: the one owner of everything that talks to the server.
 //!
-//! Each backend is an actor task: [`TransportCmd`]s in through an [`lanes::Inbox`] (latest-wins
-//! values, a bounded urgent lane, a stop flag: the engine never waits on it), [`TransportEvent`]s
-//! out over a bounded channel. The engine only sees [`TransportHandle`], so backends can be
-//! swapped (dry run in tests and rehearsals, Scope on stage).
+//! Every backend is the same actor, the [`skeleton`]: [`TransportCmd`]s in through an
+//! [`lanes::Inbox`] (latest-wins values, a bounded urgent lane, a stop flag: the engine never
+//! waits on it), read during every wait; one state machine, coalescer and backoff;
+//! [`TransportEvent`]s out through a sink that never waits for the engine. What differs per
+//! backend is its [`skeleton::Session`]: Scope ([`scope`]), Scope-OSC ([`osc`]), the hosted
+//! Daydream API ([`daydream`]) and the dry run ([`dry_run`]). The engine only sees
+//! [`TransportHandle`], so backends can be swapped (dry run in tests and rehearsals, Scope on
+//! stage).
 
 pub mod backoff;
 pub mod coalescer;
@@ -18,6 +22,7 @@ pub mod protocol;
 pub mod schema;
 pub mod scope;
 pub mod sdp;
+pub mod skeleton;
 pub use scope_deck_core::transport::types;
 pub mod webrtc_session;
 

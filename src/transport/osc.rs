@@ -1,5 +1,6 @@
 //! The `scope-osc` backend: control only, OSC over UDP to Scope's `/scope/<key>` addresses, for
-//! when Scope's own web UI owns the video session. Same coalescer as every backend; values Scope
+//! when Scope's own web UI owns the video session. A session of the transport skeleton (same
+//! inbox, state machine and coalescer as every backend); values Scope
 //! cannot take over OSC (structured JSON, keys missing from its `/api/v1/osc/paths`) are refused
 //! with a reason instead of silently lost.
 //!
@@ -9,17 +10,17 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rosc::{OscMessage, OscPacket, OscType};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::transport::coalescer::{Coalescer, Message};
+use crate::transport::coalescer::Message;
 use crate::transport::config::ServerConfig;
 use crate::transport::http::{HttpError, ScopeHttp};
-use crate::transport::machine::ConnMachine;
-use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent};
+use crate::transport::skeleton::{self, End, Session, Skeleton};
+use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
 
 /// Translates one parameter message into OSC messages, plus the keys OSC cannot carry.
 pub fn to_osc(msg: &Message) -> (Vec<OscMessage>, Vec<(String, String)>) {
@@ -235,173 +236,172 @@ pub fn target(cfg: &ServerConfig) -> Option<(String, u16)> {
 /// Runs the OSC backend until `Shutdown` (answered with `Stopped`).
 pub async fn run(
     cfg: ServerConfig,
-    mut commands: crate::transport::lanes::Inbox,
+    commands: crate::transport::lanes::Inbox,
     events: mpsc::Sender<TransportEvent>,
 ) {
-    let t0 = Instant::now();
-    let mut machine = ConnMachine::default();
-    let mut coalescer = Coalescer::new(cfg.send_rate_hz);
-    let emit = |ev: TransportEvent| {
-        let events = events.clone();
-        async move {
-            let _ = events.send(ev).await;
-        }
-    };
-    let go =
-        |m: &mut ConnMachine, s: ConnState, why: String| m.go(s, why, t0.elapsed()).ok().flatten();
-    let stop = |mut machine: ConnMachine, why: String| {
-        let events = events.clone();
-        async move {
-            if let Ok(Some(ev)) = machine.go(ConnState::Stopped, why.clone(), t0.elapsed()) {
-                let _ = events.send(ev).await;
-            }
-            let _ = events.send(TransportEvent::Stopped).await;
-        }
-    };
+    let sk = Skeleton::new(
+        commands,
+        events,
+        cfg.send_rate_hz,
+        crate::transport::backoff::Backoff::new(cfg.backoff_policy()),
+    );
     let http = match ScopeHttp::new(&cfg.url, ServerConfig::secs(cfg.request_timeout_s)) {
         Ok(h) => h,
-        Err(e) => {
-            emit(TransportEvent::Error(e.to_string())).await;
-            return stop(machine, e.to_string()).await;
-        }
+        Err(e) => return skeleton::refuse(sk, e.to_string()).await,
     };
-    // Wait for the engine's Connect (values before it only shape the state).
-    loop {
-        match commands.recv().await {
-            None | Some(TransportCmd::Shutdown) => {
-                return stop(machine, "quit before connecting".into()).await;
-            }
-            Some(TransportCmd::Connect) => break,
-            Some(_) => {}
-        }
-    }
-    let (socket, addr) = match open(&cfg).await {
-        Ok(s) => s,
-        Err(e) => {
-            emit(TransportEvent::Error(e.clone())).await;
-            return stop(machine, e).await;
-        }
-    };
-    if let Some(ev) = go(
-        &mut machine,
-        ConnState::Connecting,
-        "checking the server's OSC listener over HTTP".into(),
-    ) {
-        emit(ev).await;
-    }
-    let (link_tx, mut links) = mpsc::channel(4);
-    let monitor = tokio::spawn(monitor(
+    let session = OscSession {
+        cfg,
         http,
-        addr.port(),
-        Duration::from_millis(cfg.health_poll_ms.max(1)),
-        Duration::from_millis(cfg.health_probe_ms.max(1)),
-        link_tx,
-    ));
-    let mut up = false;
-    let mut keys: Option<BTreeSet<String>> = None;
-    let mut replay = false;
-    loop {
-        let due = coalescer
-            .next_due()
-            .map(|d| tokio::time::Instant::from_std(t0 + d))
-            .filter(|_| up);
-        tokio::select! {
-            c = commands.recv() => match c {
-                None | Some(TransportCmd::Shutdown) => {
-                    monitor.abort();
-                    return stop(machine, "quit".into()).await;
-                }
-                // Every (re)connect sends the full state; the link itself is HTTP's verdict.
-                Some(TransportCmd::Connect | TransportCmd::Reconnect | TransportCmd::DownloadModels) => {
-                    replay = true;
-                }
-                Some(TransportCmd::Update(u)) => coalescer.push(u),
-                Some(TransportCmd::UploadAssets { .. }) => {
-                    emit(TransportEvent::Refused {
-                        key: "vace_ref_images".into(),
-                        reason: "reference images need the HTTP API of backend = \"scope\"".into(),
-                    })
-                    .await;
-                }
-            },
-            l = links.recv() => {
-                let Some(l) = l else {
-                    emit(TransportEvent::Error("OSC: the HTTP monitor ended".into())).await;
-                    return stop(machine, "OSC monitor ended".into()).await;
-                };
-                match l {
-                    Link::Up { note, keys: k } => {
-                        keys = k;
-                        if !up {
-                            up = true;
-                            replay = true;
-                            if machine.state() == ConnState::Reconnecting
-                                && let Some(ev) = go(&mut machine, ConnState::Connecting, "the server's OSC listener is back".into())
-                            {
-                                emit(ev).await;
-                            }
-                            let why = match note {
-                                Some(n) => format!("OSC to {addr} (control only, no video; {n})"),
-                                None => format!("OSC to {addr} (control only, no video; listener confirmed over HTTP)"),
-                            };
-                            if let Some(ev) = go(&mut machine, ConnState::Streaming, why) {
-                                emit(ev).await;
-                            }
-                        }
+        socket: None,
+        links: None,
+        monitor: None,
+        up: false,
+        keys: None,
+    };
+    skeleton::run(sk, session).await;
+}
+
+/// The OSC part of the skeleton: a UDP socket, and an HTTP monitor that says whether the
+/// server's listener is there (OSC itself is fire-and-forget).
+pub(crate) struct OscSession {
+    cfg: ServerConfig,
+    http: ScopeHttp,
+    socket: Option<(UdpSocket, SocketAddr)>,
+    links: Option<mpsc::Receiver<Link>>,
+    monitor: Option<tokio::task::JoinHandle<()>>,
+    /// The listener was confirmed (messages go out only then).
+    up: bool,
+    /// `/api/v1/osc/paths` keys, when the server lists them.
+    keys: Option<BTreeSet<String>>,
+}
+
+impl Session for OscSession {
+    type Event = Option<Link>;
+
+    async fn connect(&mut self, sk: &mut Skeleton) -> Result<(), End> {
+        if self.socket.is_none() {
+            let opened = sk.guard(open(&self.cfg)).await?;
+            self.socket = Some(opened.map_err(End::Hopeless)?);
+        }
+        let Some((_, addr)) = &self.socket else {
+            return Ok(());
+        };
+        sk.go(
+            ConnState::Connecting,
+            "checking the server's OSC listener over HTTP",
+        );
+        let (link_tx, links) = mpsc::channel(4);
+        self.links = Some(links);
+        self.up = false;
+        self.monitor = Some(tokio::spawn(monitor(
+            self.http.clone(),
+            addr.port(),
+            Duration::from_millis(self.cfg.health_poll_ms.max(1)),
+            Duration::from_millis(self.cfg.health_probe_ms.max(1)),
+            link_tx,
+        )));
+        Ok(())
+    }
+
+    fn ready(&self) -> bool {
+        self.up
+    }
+
+    async fn send(&mut self, msg: Message, sk: &mut Skeleton) -> Result<(), End> {
+        let Some((socket, addr)) = &self.socket else {
+            return Ok(());
+        };
+        let (oscs, mut refused) = to_osc(&msg);
+        let oscs = match &self.keys {
+            Some(k) => {
+                let (kept, unknown) = keep_known(oscs, k);
+                refused.extend(unknown);
+                kept
+            }
+            None => oscs,
+        };
+        for (key, reason) in refused {
+            sk.emit(TransportEvent::Refused { key, reason });
+        }
+        for m in oscs {
+            match rosc::encoder::encode(&OscPacket::Message(m)) {
+                // UDP: the send returns once the datagram is queued, never waiting on the server.
+                Ok(bytes) => {
+                    if let Err(e) = socket.send_to(&bytes, addr).await {
+                        sk.error(format!("OSC send to {addr}: {e}"));
                     }
-                    Link::Down(e) | Link::NotListening(e) => {
-                        up = false;
-                        let why = format!(
-                            "waiting for the server's OSC listener ({e}); values are kept"
-                        );
-                        if let Some(ev) = go(&mut machine, ConnState::Reconnecting, why) {
-                            emit(ev).await;
-                        }
+                }
+                Err(e) => sk.error(format!("OSC encode: {e}")),
+            }
+        }
+        sk.emit(TransportEvent::Sent {
+            payload: serde_json::Value::Object(msg),
+        });
+        Ok(())
+    }
+
+    async fn next_event(&mut self) -> Option<Link> {
+        match &mut self.links {
+            Some(l) => l.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn on_event(&mut self, link: Option<Link>, sk: &mut Skeleton) -> Result<(), End> {
+        let Some(link) = link else {
+            return Err(End::Retry("OSC: the HTTP monitor ended".into()));
+        };
+        let addr = self.socket.as_ref().map(|(_, a)| *a);
+        match link {
+            Link::Up { note, keys } => {
+                self.keys = keys;
+                if !self.up {
+                    self.up = true;
+                    // Every (re)connect sends the full state.
+                    sk.replay_full_state();
+                    if sk.state() == ConnState::Reconnecting {
+                        sk.go(ConnState::Connecting, "the server's OSC listener is back");
                     }
+                    let to = addr.map(|a| a.to_string()).unwrap_or_default();
+                    let why = match note {
+                        Some(n) => format!("OSC to {to} (control only, no video; {n})"),
+                        None => format!(
+                            "OSC to {to} (control only, no video; listener confirmed over HTTP)"
+                        ),
+                    };
+                    sk.go(ConnState::Streaming, why);
                 }
             }
-            _ = async { match due { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {}
-        }
-        if !up {
-            continue;
-        }
-        if replay {
-            // The engine's desired state, whole (its store owns the values).
-            replay = false;
-            coalescer.clear_continuous();
-            coalescer.push(ParamUpdate {
-                values: commands.full_state(),
-                urgent: true,
-            });
-        }
-        for msg in coalescer.poll(t0.elapsed()) {
-            let (oscs, mut refused) = to_osc(&msg);
-            let oscs = match &keys {
-                Some(k) => {
-                    let (kept, unknown) = keep_known(oscs, k);
-                    refused.extend(unknown);
-                    kept
-                }
-                None => oscs,
-            };
-            for (key, reason) in refused {
-                emit(TransportEvent::Refused { key, reason }).await;
+            Link::Down(e) | Link::NotListening(e) => {
+                self.up = false;
+                sk.go(
+                    ConnState::Reconnecting,
+                    format!("waiting for the server's OSC listener ({e}); values are kept"),
+                );
             }
-            for m in oscs {
-                match rosc::encoder::encode(&OscPacket::Message(m)) {
-                    Ok(bytes) => {
-                        if let Err(e) = socket.send_to(&bytes, addr).await {
-                            emit(TransportEvent::Error(format!("OSC send to {addr}: {e}"))).await;
-                        }
-                    }
-                    Err(e) => emit(TransportEvent::Error(format!("OSC encode: {e}"))).await,
-                }
-            }
-            emit(TransportEvent::Sent {
-                payload: serde_json::Value::Object(msg),
-            })
-            .await;
         }
+        Ok(())
+    }
+
+    async fn on_command(&mut self, cmd: TransportCmd, sk: &mut Skeleton) -> Result<(), End> {
+        match cmd {
+            TransportCmd::UploadAssets { .. } => sk.emit(TransportEvent::Refused {
+                key: "vace_ref_images".into(),
+                reason: "reference images need the HTTP API of backend = \"scope\"".into(),
+            }),
+            // The link is HTTP's verdict; a new session replays the full state.
+            TransportCmd::DownloadModels => sk.replay_full_state(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn end(&mut self, _why: &End, _sk: &mut Skeleton) {
+        if let Some(m) = self.monitor.take() {
+            m.abort();
+        }
+        self.links = None;
+        self.up = false;
     }
 }
 

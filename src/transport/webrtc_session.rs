@@ -1,6 +1,10 @@
-//! One WebRTC session with a Scope server (webrtc-rs 0.17): peer connection, the `parameters`
-//! data channel created before the offer, one video transceiver (VP8 first, H264 accepted), and
-//! the received track handed to the video edge as RTP packets.
+//! The one WebRTC peer builder (webrtc-rs 0.17), for Scope and for the hosted backend's
+//! WHIP/WHEP: [`peer_connection`] (codecs, interceptors, ICE policy), [`offer_sdp`] (offer, with
+//! or without waiting for ICE gathering), [`spawn_sample_writer`] (the video input onto a
+//! track), [`spawn_rtcp_reader`] (key-frame requests from the server), [`forward_track`] (received
+//! RTP to the video edge) and [`spawn_pli`]. [`scope_peer`] builds a Scope session on it: the
+//! `parameters` data channel created before the offer, one video transceiver (VP8 first, H264
+//! accepted); `daydream::rtc` builds WHIP (H.264-only ingest) and WHEP on it.
 //!
 //! Callbacks do nothing but turn what happened into [`LinkEvent`]s on a bounded channel (or bump
 //! atomic counters for per-packet facts); the transport actor owns every decision.
@@ -217,8 +221,8 @@ pub fn spawn_pli(
 /// flood the sender).
 pub const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
-/// A negotiated-but-not-yet-answered session (the offer is ready).
-pub struct Session {
+/// A Scope peer session: peer connection, data channel and the events of both.
+pub struct PeerSession {
     /// The peer connection.
     pub pc: Arc<RTCPeerConnection>,
     /// The `parameters` channel.
@@ -246,22 +250,43 @@ fn rtc<E: std::fmt::Display>(e: E) -> RtcError {
     RtcError(e.to_string())
 }
 
-/// Builds the peer connection, data channel and transceiver.
-pub async fn build(
-    ice: &[IceServer],
-    loopback: bool,
-    trickle: bool,
-    video: &VideoPorts,
-) -> Result<Session, RtcError> {
+/// Which video codecs a peer connection registers (and so offers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codecs {
+    /// Scope: VP8 first, H264 accepted ([`sdp::video_codecs`]).
+    Scope,
+    /// The hosted gateway: H.264 `42001f` only ([`sdp::hosted_video_codecs`]); its media engine
+    /// registers nothing else for video.
+    HostedH264,
+}
+
+/// How [`peer_connection`] builds a peer connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerOptions {
+    /// Codecs to register.
+    pub codecs: Codecs,
+    /// STUN/TURN servers (empty: host candidates only).
+    pub ice: Vec<IceServer>,
+    /// Loopback-only candidates (a server on this machine, tests).
+    pub loopback: bool,
+}
+
+/// The one peer-connection builder: codecs, the default interceptors (NACK, RTCP reports, the
+/// stats Scope's RTT comes from), UDP4 without mDNS, loopback candidates only for a local server.
+pub async fn peer_connection(opts: &PeerOptions) -> Result<Arc<RTCPeerConnection>, RtcError> {
     let mut media = MediaEngine::default();
-    for c in sdp::video_codecs() {
+    let codecs = match opts.codecs {
+        Codecs::Scope => sdp::video_codecs(),
+        Codecs::HostedH264 => sdp::hosted_video_codecs(),
+    };
+    for c in codecs {
         media.register_codec(c, RTPCodecType::Video).map_err(rtc)?;
     }
     let registry = register_default_interceptors(Registry::new(), &mut media).map_err(rtc)?;
     let mut se = SettingEngine::default();
     se.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     se.set_network_types(vec![NetworkType::Udp4]);
-    if loopback {
+    if opts.loopback {
         se.set_include_loopback_candidate(true);
         se.set_ip_filter(Box::new(|ip| ip.is_loopback()));
     }
@@ -271,7 +296,8 @@ pub async fn build(
         .with_setting_engine(se)
         .build();
     let config = RTCConfiguration {
-        ice_servers: ice
+        ice_servers: opts
+            .ice
             .iter()
             .map(|s| RTCIceServer {
                 urls: s.urls.clone(),
@@ -281,7 +307,79 @@ pub async fn build(
             .collect(),
         ..Default::default()
     };
-    let pc = Arc::new(api.new_peer_connection(config).await.map_err(rtc)?);
+    Ok(Arc::new(
+        api.new_peer_connection(config).await.map_err(rtc)?,
+    ))
+}
+
+/// A local video track fed by [`spawn_sample_writer`].
+pub fn sample_track(mime_type: &str, sdp_fmtp_line: &str) -> Arc<TrackLocalStaticSample> {
+    Arc::new(TrackLocalStaticSample::new(
+        RTCRtpCodecCapability {
+            mime_type: mime_type.to_owned(),
+            clock_rate: 90_000,
+            sdp_fmtp_line: sdp_fmtp_line.to_owned(),
+            ..Default::default()
+        },
+        "video".to_owned(),
+        "scope-deck".to_owned(),
+    ))
+}
+
+/// Writes the video input's encoded frames onto `track` until either side ends. The receiver is
+/// shared across sessions (one session at a time holds it).
+pub fn spawn_sample_writer(
+    track: Arc<TrackLocalStaticSample>,
+    samples: Arc<Mutex<mpsc::Receiver<EncodedSample>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut rx = samples.lock().await;
+        while let Some(s) = rx.recv().await {
+            let sample = Sample {
+                data: s.data,
+                duration: s.duration,
+                ..Default::default()
+            };
+            if track.write_sample(&sample).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Creates the offer and sets it locally; with `gather` waits (up to that long) for ICE
+/// gathering so the SDP carries every candidate (non-trickle). Returns the SDP to send.
+pub async fn offer_sdp(
+    pc: &RTCPeerConnection,
+    gather: Option<Duration>,
+) -> Result<String, RtcError> {
+    let offer = pc.create_offer(None).await.map_err(rtc)?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer).await.map_err(rtc)?;
+    if let Some(limit) = gather
+        && tokio::time::timeout(limit, gathered.recv()).await.is_err()
+    {
+        tracing::warn!("ICE gathering incomplete after {limit:?}; offering what we have");
+    }
+    pc.local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or_else(|| RtcError("no local description after create_offer".into()))
+}
+
+/// Builds a Scope session: peer connection, data channel and video transceiver.
+pub async fn scope_peer(
+    ice: &[IceServer],
+    loopback: bool,
+    trickle: bool,
+    video: &VideoPorts,
+) -> Result<PeerSession, RtcError> {
+    let pc = peer_connection(&PeerOptions {
+        codecs: Codecs::Scope,
+        ice: ice.to_vec(),
+        loopback,
+    })
+    .await?;
     let (tx, rx) = mpsc::channel(LINK_CAPACITY);
     let counters = Arc::new(VideoCounters::default());
     let mut tasks = Vec::new();
@@ -364,15 +462,7 @@ pub async fn build(
         })
     };
     let video_transceiver = if let Some(samples) = video.samples_in.clone() {
-        let track = Arc::new(TrackLocalStaticSample::new(
-            RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90_000,
-                ..Default::default()
-            },
-            "video".to_owned(),
-            "scope-deck".to_owned(),
-        ));
+        let track = sample_track(MIME_TYPE_VP8, "");
         let t = pc
             .add_transceiver_from_track(
                 Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
@@ -384,19 +474,7 @@ pub async fn build(
             t.sender().await,
             video.input_keyframes.clone(),
         ));
-        tasks.push(tokio::spawn(async move {
-            let mut rx = samples.lock().await;
-            while let Some(s) = rx.recv().await {
-                let sample = Sample {
-                    data: s.data,
-                    duration: s.duration,
-                    ..Default::default()
-                };
-                if track.write_sample(&sample).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        tasks.push(spawn_sample_writer(track, samples));
         t
     } else {
         pc.add_transceiver_from_kind(RTPCodecType::Video, init())
@@ -425,7 +503,7 @@ pub async fn build(
             })
         }));
     }
-    Ok(Session {
+    Ok(PeerSession {
         pc,
         dc,
         events: rx,
@@ -437,21 +515,11 @@ pub async fn build(
     })
 }
 
-impl Session {
+impl PeerSession {
     /// Creates the offer; unless trickling, waits (up to `gather_timeout`) for ICE gathering so
     /// the SDP carries every candidate. Returns the SDP to POST.
     pub async fn offer(&self, trickle: bool, gather_timeout: Duration) -> Result<String, RtcError> {
-        let offer = self.pc.create_offer(None).await.map_err(rtc)?;
-        let mut gathered = self.pc.gathering_complete_promise().await;
-        self.pc.set_local_description(offer).await.map_err(rtc)?;
-        if !trickle {
-            let _ = tokio::time::timeout(gather_timeout, gathered.recv()).await;
-        }
-        self.pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .ok_or_else(|| RtcError("no local description after create_offer".into()))
+        offer_sdp(&self.pc, (!trickle).then_some(gather_timeout)).await
     }
 
     /// Applies the server's answer.

@@ -1,6 +1,7 @@
-//! The daydream transport actor: the one owner of the hosted stream. Commands in, events out;
-//! HTTP requests and WHIP/WHEP negotiations run as tasks that report back on an internal
-//! channel, so the actor never blocks on the network and always answers `Shutdown` in time.
+//! The daydream session of the transport skeleton: the one owner of the hosted stream. The
+//! skeleton brings the inbox, state machine, coalescer and event sink; HTTP requests and
+//! WHIP/WHEP negotiations run as tasks that report back through the session's events, so the
+//! loop never blocks on the network and always answers `Shutdown` in time.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,15 +10,17 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use crate::transport::backoff::{Backoff, BackoffPolicy};
 use crate::transport::daydream::Setup;
 use crate::transport::daydream::allowlist;
 use crate::transport::daydream::api::{Api, Created, Health, HttpFail, redact_url};
 use crate::transport::daydream::params::{ParamPlan, Report, specs};
 use crate::transport::daydream::policy::{
-    Backoff, Decision, Outcome, PatchHealth, PatchVerdict, Throttle, UNAVAILABLE, Warmup,
+    Decision, Outcome, PatchHealth, PatchVerdict, Throttle, UNAVAILABLE, WARMUP_RETRY, Warmup,
     create_retry, may_have_created,
 };
 use crate::transport::daydream::rtc::{self, MediaError, MediaLink, RtcOptions, RxCounters};
+use crate::transport::skeleton::{self, End, Session, Skeleton};
 use crate::transport::types::{ConnState, LinkStats, TransportCmd, TransportEvent, WarmUp};
 
 /// How long the goodbye (WHIP/WHEP close, DELETE) may take: the engine waits 3 s in all.
@@ -34,7 +37,7 @@ fn epoch_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-enum Inner {
+pub(crate) enum Inner {
     /// The create result, and the wall-clock windows of failed attempts that may have created a
     /// stream anyway (no answer or 5xx).
     Created(u64, Result<Created, HttpFail>, Vec<(f64, f64)>),
@@ -72,14 +75,17 @@ struct Stream {
     gateway_error: Option<(String, Option<i64>)>,
 }
 
-struct Actor {
+/// The hosted backend's part of the transport skeleton: the stream, its WHIP/WHEP links and the
+/// parameter plan. HTTP requests and WHIP/WHEP negotiations run as tasks that report back
+/// through [`Session::next_event`], so the skeleton's loop keeps reading the inbox while they run.
+pub(crate) struct DaydreamSession {
     setup: Setup,
     api: Api,
     http: reqwest::Client,
-    events: mpsc::Sender<TransportEvent>,
     plan: ParamPlan,
     health: PatchHealth,
     throttle: Throttle,
+    /// The skeleton's clock (`Skeleton::now` is measured from it; the WHIP/WHEP retries use it).
     clock: Instant,
     epoch: u64,
     creating: Option<Duration>,
@@ -87,14 +93,23 @@ struct Actor {
     stream: Option<Stream>,
     patch_in_flight: bool,
     inner_tx: mpsc::Sender<Inner>,
+    inner_rx: mpsc::Receiver<Inner>,
     counters: Arc<RxCounters>,
-    state: ConnState,
-    reconnects: u32,
     last_rx: (Duration, u64),
     rx_fps: f32,
-    backoff: Backoff,
+    stats_tick: tokio::time::Interval,
     /// Failed creates that may have left a stream running (wall-clock windows).
     suspects: Vec<(f64, f64)>,
+}
+
+/// What the session's own sources report.
+pub(crate) enum DaydreamEvent {
+    /// A request or negotiation finished, or a media link was lost.
+    Inner(Box<Inner>),
+    /// A status poll or a throttled PATCH is due.
+    Wake,
+    /// Once a second: received fps, the "waiting for the first output" line.
+    StatsTick,
 }
 
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
@@ -102,52 +117,116 @@ pub async fn run(
     setup: Setup,
     api: Api,
     http: reqwest::Client,
-    mut commands: crate::transport::lanes::Inbox,
+    commands: crate::transport::lanes::Inbox,
     events: mpsc::Sender<TransportEvent>,
 ) {
-    let (inner_tx, mut inner_rx) = mpsc::channel(64);
+    // Coalescer rate: the PATCH throttle paces the wire, the coalescer only orders and merges.
+    let rate = setup.cfg.patch_rate_hz.max(1.0) * 4.0;
+    // A failed stream is never re-created by itself (each one is billed): the skeleton's backoff
+    // only paces a performer's repeated reconnects.
+    let sk = Skeleton::new(
+        commands,
+        events,
+        rate,
+        Backoff::new(BackoffPolicy::default()),
+    );
+    let (inner_tx, inner_rx) = mpsc::channel(64);
     let plan = ParamPlan::new(setup.preset.params_json(), setup.cfg.confirm_reloads);
-    let mut a = Actor {
+    let session = DaydreamSession {
         health: PatchHealth::new(setup.cfg.max_patch_failures),
         throttle: Throttle::new(setup.cfg.patch_rate_hz),
         setup,
         api,
         http,
-        events,
         plan,
-        clock: Instant::now(),
+        clock: sk.clock(),
         epoch: 0,
         creating: None,
         create_task: None,
         stream: None,
         patch_in_flight: false,
         inner_tx,
+        inner_rx,
         counters: Arc::new(RxCounters::default()),
-        state: ConnState::Idle,
-        reconnects: 0,
         last_rx: (Duration::ZERO, 0),
         rx_fps: 0.0,
-        backoff: Backoff::default(),
+        stats_tick: tokio::time::interval(Duration::from_secs(1)),
         suspects: Vec::new(),
     };
-    let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let wake = a.next_wake();
+    skeleton::run(sk, session).await;
+}
+
+impl Session for DaydreamSession {
+    type Event = DaydreamEvent;
+
+    /// The static schema goes to the engine; once it has merged it, its full desired state
+    /// (re-clamped) seeds the plan and the stream is created with it.
+    async fn connect(&mut self, sk: &mut Skeleton) -> Result<(), End> {
+        sk.report_schema(specs(self.plan.controlnet_count()));
+        let initial = sk.settled_full_state().await?;
+        let reports = self.plan.apply_initial(&initial);
+        self.report(sk, reports);
+        self.start_stream(sk)
+    }
+
+    async fn send(&mut self, msg: Map<String, Value>, sk: &mut Skeleton) -> Result<(), End> {
+        let reports = self.plan.push(&msg);
+        self.report(sk, reports);
+        self.try_patch(sk);
+        Ok(())
+    }
+
+    async fn next_event(&mut self) -> DaydreamEvent {
+        let wake = self.next_wake();
         tokio::select! {
-            cmd = commands.recv() => match cmd {
-                Some(TransportCmd::Shutdown) | None => {
-                    a.goodbye(&mut inner_rx).await;
-                    return;
-                }
-                Some(TransportCmd::Connect) => {
-                    let initial = commands.full_state();
-                    a.on_connect(initial).await;
-                }
-                Some(c) => a.on_cmd(c).await,
-            },
-            Some(inner) = inner_rx.recv() => a.on_inner(inner).await,
-            _ = sleep_until(a.clock, wake) => a.on_timer().await,
-            _ = stats_tick.tick() => a.on_stats_tick().await,
+            Some(inner) = self.inner_rx.recv() => DaydreamEvent::Inner(Box::new(inner)),
+            _ = sleep_until(self.clock, wake) => DaydreamEvent::Wake,
+            _ = self.stats_tick.tick() => DaydreamEvent::StatsTick,
+        }
+    }
+
+    async fn on_event(&mut self, ev: DaydreamEvent, sk: &mut Skeleton) -> Result<(), End> {
+        match ev {
+            DaydreamEvent::Inner(inner) => self.on_inner(sk, *inner),
+            DaydreamEvent::Wake => {
+                self.on_timer(sk);
+                Ok(())
+            }
+            DaydreamEvent::StatsTick => {
+                self.on_stats_tick(sk);
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: TransportCmd, sk: &mut Skeleton) -> Result<(), End> {
+        match cmd {
+            TransportCmd::DownloadModels => {
+                sk.emit(TransportEvent::Refused {
+                    key: "download_models".into(),
+                    reason: "Daydream hosts its models; there is nothing to download".into(),
+                });
+            }
+            TransportCmd::UploadAssets { .. } => {
+                sk.emit(TransportEvent::Refused {
+                    key: "vace_ref_images".into(),
+                    reason: "reference images (VACE) are a Scope-only feature".into(),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Quit: the stream (and any a failed create may have left) is deleted before `Stopped`,
+    /// bounded by [`GOODBYE`]. A reconnect: the old stream winds down in the background while
+    /// the new one is created.
+    async fn end(&mut self, why: &End, _sk: &mut Skeleton) {
+        if matches!(why, End::Shutdown) {
+            self.goodbye().await;
+        } else {
+            let work = self.teardown();
+            tokio::spawn(work);
         }
     }
 }
@@ -180,31 +259,13 @@ async fn sleep_until(clock: Instant, at: Option<Duration>) {
     }
 }
 
-impl Actor {
-    fn now(&self) -> Duration {
-        self.clock.elapsed()
-    }
-
-    async fn emit(&self, ev: TransportEvent) {
-        let _ = self.events.send(ev).await;
-    }
-
-    async fn set_state(&mut self, s: ConnState, reason: impl Into<String>) {
-        self.state = s;
-        self.emit(TransportEvent::State {
-            state: s,
-            reason: Some(reason.into()),
-        })
-        .await;
-    }
-
-    async fn report(&self, reports: Vec<Report>) {
+impl DaydreamSession {
+    fn report(&self, sk: &mut Skeleton, reports: Vec<Report>) {
         for r in reports {
-            self.emit(TransportEvent::Refused {
+            sk.emit(TransportEvent::Refused {
                 key: r.key,
                 reason: r.reason,
-            })
-            .await;
+            });
         }
     }
 
@@ -212,7 +273,7 @@ impl Actor {
         Warmup {
             created_at: at,
             grace: self.setup.cfg.grace(),
-            backoff: self.backoff,
+            backoff: WARMUP_RETRY,
         }
     }
 
@@ -220,10 +281,10 @@ impl Actor {
         let mut t: Option<Duration> = None;
         let mut consider = |x: Duration| t = Some(t.map_or(x, |y: Duration| y.min(x)));
         if let Some(s) = &self.stream {
-            if let Some(p) = s.next_poll {
-                if !s.poll_in_flight {
-                    consider(p);
-                }
+            if let Some(p) = s.next_poll
+                && !s.poll_in_flight
+            {
+                consider(p);
             }
             if s.active
                 && self.plan.has_pending()
@@ -236,51 +297,7 @@ impl Actor {
         t
     }
 
-    async fn on_cmd(&mut self, cmd: TransportCmd) {
-        match cmd {
-            // Handled by `on_connect` (it needs the inbox's desired state).
-            TransportCmd::Connect => {}
-            TransportCmd::Update(u) => {
-                let reports = self.plan.push(&u.values);
-                self.report(reports).await;
-                self.try_patch().await;
-            }
-            TransportCmd::Reconnect => {
-                self.reconnects += 1;
-                self.set_state(ConnState::Reconnecting, "restarting the Daydream stream")
-                    .await;
-                self.teardown().await;
-                self.start_stream().await;
-            }
-            TransportCmd::DownloadModels => {
-                self.emit(TransportEvent::Refused {
-                    key: "download_models".into(),
-                    reason: "Daydream hosts its models; there is nothing to download".into(),
-                })
-                .await;
-            }
-            TransportCmd::UploadAssets { .. } => {
-                self.emit(TransportEvent::Refused {
-                    key: "vace_ref_images".into(),
-                    reason: "reference images (VACE) are a Scope-only feature".into(),
-                })
-                .await;
-            }
-            TransportCmd::Shutdown => {}
-        }
-    }
-
-    /// The engine's full desired state seeds the plan; the static schema goes to the engine,
-    /// whose re-clamped values then arrive as ordinary updates.
-    async fn on_connect(&mut self, initial: Map<String, Value>) {
-        let reports = self.plan.apply_initial(&initial);
-        self.emit(TransportEvent::Schema(specs(self.plan.controlnet_count())))
-            .await;
-        self.report(reports).await;
-        self.start_stream().await;
-    }
-
-    async fn start_stream(&mut self) {
+    fn start_stream(&mut self, sk: &mut Skeleton) -> Result<(), End> {
         self.epoch += 1;
         let epoch = self.epoch;
         self.health.reset();
@@ -293,24 +310,15 @@ impl Actor {
                 .map(|(k, why)| format!("{k}: {why}"))
                 .collect::<Vec<_>>()
                 .join("; ");
-            self.emit(TransportEvent::Error(format!(
+            return Err(End::Hopeless(format!(
                 "stream not created: Daydream's API would refuse these values ({list})"
-            )))
-            .await;
-            self.set_state(
-                ConnState::Stopped,
-                "stream not created: values out of range",
-            )
-            .await;
-            return;
+            )));
         }
-        self.set_state(ConnState::Loading, "creating the Daydream stream")
-            .await;
-        self.emit(TransportEvent::Sent {
+        sk.go(ConnState::Loading, "creating the Daydream stream");
+        sk.emit(TransportEvent::Sent {
             payload: body.clone(),
-        })
-        .await;
-        let now = self.now();
+        });
+        let now = sk.now();
         self.creating = Some(now);
         let api = self.api.clone();
         let tx = self.inner_tx.clone();
@@ -341,44 +349,51 @@ impl Actor {
             };
             let _ = tx.send(Inner::Created(epoch, result, suspects)).await;
         }));
+        Ok(())
     }
 
-    async fn on_inner(&mut self, inner: Inner) {
+    fn on_inner(&mut self, sk: &mut Skeleton, inner: Inner) -> Result<(), End> {
         match inner {
             Inner::Created(g, r, suspects) if g == self.epoch => {
                 self.suspects.extend(suspects);
-                self.on_created(r).await
+                return self.on_created(sk, r);
             }
-            Inner::Status(g, r) if g == self.epoch => self.on_status(r).await,
-            Inner::Patched(g, r, changes) if g == self.epoch => self.on_patched(r, changes).await,
-            Inner::Whip(g, r) if g == self.epoch => self.on_whip(r).await,
-            Inner::Whep(g, r) if g == self.epoch => self.on_whep(r).await,
+            Inner::Status(g, r) if g == self.epoch => self.on_status(sk, r),
+            Inner::Patched(g, r, changes) if g == self.epoch => self.on_patched(sk, r, changes),
+            Inner::Whip(g, r) if g == self.epoch => self.on_whip(sk, r),
+            Inner::Whep(g, r) if g == self.epoch => self.on_whep(sk, r),
             Inner::MediaLost(g, what, why) if g == self.epoch => {
                 let msg = if what == "WHIP" {
                     "video ingest lost"
                 } else {
                     "video playback lost"
                 };
-                self.emit(TransportEvent::Error(format!(
+                sk.emit(TransportEvent::Error(format!(
                     "{what}: peer connection {why}"
-                )))
-                .await;
-                self.set_state(ConnState::Degraded, format!("{msg}; reconnect to retry"))
-                    .await;
+                )));
+                sk.degrade(format!("{msg}; reconnect to retry"));
             }
-            // A result from a stream already torn down: close what it opened.
-            Inner::Whip(_, Ok(link)) | Inner::Whep(_, Ok(link)) => link.close(&self.http).await,
+            // A result from a stream already torn down: close what it opened (in the
+            // background: the loop keeps serving the engine).
+            Inner::Whip(_, Ok(link)) | Inner::Whep(_, Ok(link)) => {
+                let http = self.http.clone();
+                tokio::spawn(async move { link.close(&http).await });
+            }
             Inner::Created(_, r, suspects) => {
                 self.suspects.extend(suspects);
                 if let Ok(c) = r {
-                    let _ = tokio::time::timeout(GOODBYE, self.api.delete(&c.id)).await;
+                    let api = self.api.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(GOODBYE, api.delete(&c.id)).await;
+                    });
                 }
             }
             _ => {}
         }
+        Ok(())
     }
 
-    async fn on_created(&mut self, r: Result<Created, HttpFail>) {
+    fn on_created(&mut self, sk: &mut Skeleton, r: Result<Created, HttpFail>) -> Result<(), End> {
         self.creating = None;
         let c = match r {
             Ok(c) => c,
@@ -392,19 +407,13 @@ impl Actor {
                     Some(400) => " — the service refused the preset's values",
                     _ => "",
                 };
-                self.emit(TransportEvent::Error(format!(
+                // Each create may start a billed stream: never retried by itself.
+                return Err(End::Hopeless(format!(
                     "cannot create the Daydream stream: {f}{hint}"
-                )))
-                .await;
-                self.set_state(
-                    ConnState::Stopped,
-                    format!("stream not created ({f}); reconnect to retry"),
-                )
-                .await;
-                return;
+                )));
             }
         };
-        let now = self.now();
+        let now = sk.now();
         let warmup = self.warmup_from(now);
         tracing::info!(stream = %c.id, "Daydream stream created");
         let cfg = &self.setup.cfg;
@@ -432,26 +441,21 @@ impl Actor {
         let whip_url = match whip_url {
             Ok(u) => u,
             Err(why) => {
-                self.emit(TransportEvent::Error(format!("WHIP URL refused: {why}")))
-                    .await;
-                self.set_state(ConnState::Degraded, "no video ingest: WHIP URL refused")
-                    .await;
-                return;
+                sk.emit(TransportEvent::Error(format!("WHIP URL refused: {why}")));
+                sk.degrade("no video ingest: WHIP URL refused; reconnect to retry");
+                return Ok(());
             }
         };
-        self.set_state(ConnState::Warming, "Daydream pipeline warming up")
-            .await;
-        self.emit(TransportEvent::WarmUp(self.warm_up_figures(now, None)))
-            .await;
+        sk.go(ConnState::Warming, "Daydream pipeline warming up");
+        sk.emit(TransportEvent::WarmUp(self.warm_up_figures(now, None)));
         let http = self.http.clone();
         let opts = self.rtc_options(&whip_url);
         let samples = self.setup.video.samples_in.clone();
         let keyframes = self.setup.video.input_keyframes.clone();
         if samples.is_none() {
-            self.emit(TransportEvent::Error(
+            sk.emit(TransportEvent::Error(
                 "no video input for WHIP: Daydream transforms a camera, file or test pattern; set one in [video]".into(),
-            ))
-            .await;
+            ));
         }
         let tx = self.inner_tx.clone();
         let epoch = self.epoch;
@@ -460,6 +464,7 @@ impl Actor {
             let r = rtc::whip(&http, &whip_url, &opts, samples, keyframes, &warmup, clock).await;
             let _ = tx.send(Inner::Whip(epoch, r)).await;
         });
+        Ok(())
     }
 
     fn rtc_options(&self, url: &url::Url) -> RtcOptions {
@@ -491,8 +496,8 @@ impl Actor {
         }
     }
 
-    async fn on_timer(&mut self) {
-        let now = self.now();
+    fn on_timer(&mut self, sk: &mut Skeleton) {
+        let now = sk.now();
         let poll_due = self
             .stream
             .as_ref()
@@ -500,7 +505,7 @@ impl Actor {
         if poll_due {
             self.poll_status();
         }
-        self.try_patch().await;
+        self.try_patch(sk);
     }
 
     fn poll_status(&mut self) {
@@ -519,8 +524,8 @@ impl Actor {
         });
     }
 
-    async fn on_status(&mut self, r: Result<Health, HttpFail>) {
-        let now = self.now();
+    fn on_status(&mut self, sk: &mut Skeleton, r: Result<Health, HttpFail>) {
+        let now = sk.now();
         let poll = Duration::from_secs_f64(self.setup.cfg.status_poll_secs);
         let Some(s) = self.stream.as_mut() else {
             return;
@@ -539,25 +544,24 @@ impl Actor {
                 }
                 let pending_whep = s.whep_wanted.then(|| s.whep_hint.clone()).flatten();
                 let whip_up = s.whip.is_some();
-                self.emit_health(&h).await;
+                self.emit_health(sk, &h);
                 if recovered && whip_up {
-                    self.streaming().await;
+                    self.streaming(sk);
                 } else if first {
                     tracing::info!("Daydream stream active");
                     if whip_up {
-                        self.streaming().await;
+                        self.streaming(sk);
                     } else {
-                        self.set_state(
+                        sk.go(
                             ConnState::Connecting,
                             "stream active; WHIP ingest connecting",
-                        )
-                        .await;
+                        );
                     }
                 }
                 if let Some(u) = pending_whep {
-                    self.start_whep(&u).await;
+                    self.start_whep(sk, &u);
                 }
-                self.try_patch().await;
+                self.try_patch(sk);
             }
             other => {
                 let (outcome, why) = match &other {
@@ -587,7 +591,7 @@ impl Actor {
                         };
                         tracing::debug!("Daydream status not ready: {why}");
                         let w = self.warm_up_figures(now, Some(format!("not ready ({short})")));
-                        self.emit(TransportEvent::WarmUp(w)).await;
+                        sk.emit(TransportEvent::WarmUp(w));
                     }
                     Decision::GiveUp => {
                         s.next_poll = Some(now + poll);
@@ -601,9 +605,8 @@ impl Actor {
                                     "Daydream stream did not become active within the warm-up window: {why}"
                                 )
                             };
-                            self.emit(TransportEvent::Error(msg)).await;
-                            self.set_state(ConnState::Degraded, "Daydream stream not healthy")
-                                .await;
+                            sk.emit(TransportEvent::Error(msg));
+                            sk.degrade("Daydream stream not healthy");
                         }
                     }
                 }
@@ -611,7 +614,7 @@ impl Actor {
         }
     }
 
-    async fn emit_health(&mut self, h: &Health) {
+    fn emit_health(&mut self, sk: &mut Skeleton, h: &Health) {
         tracing::debug!(
             input_fps = ?h.input_fps,
             output_fps = ?h.output_fps,
@@ -647,28 +650,26 @@ impl Actor {
             }
         }
         if let Some(m) = new_error {
-            self.emit(TransportEvent::Error(format!("Daydream gateway: {m}")))
-                .await;
+            sk.emit(TransportEvent::Error(format!("Daydream gateway: {m}")));
         }
-        if quality_changed && self.state == ConnState::Streaming {
-            self.streaming().await;
+        if quality_changed && sk.state() == ConnState::Streaming {
+            self.streaming(sk);
         }
-        self.emit(TransportEvent::Stats(LinkStats {
+        sk.emit(TransportEvent::Stats(LinkStats {
             rx_fps: self.rx_fps,
             rtt_ms: h.rtt_ms,
             loss,
             server_fps: h.output_fps,
-            reconnects: h.restart_count.unwrap_or(0) + self.reconnects,
+            reconnects: h.restart_count.unwrap_or(0) + sk.reconnects,
             input_fps: h.input_fps,
             // The gateway reports RTCP-style jitter in seconds; values of 1 or more are taken
             // as already in milliseconds.
             jitter_ms: h.jitter.map(|j| if j < 1.0 { j * 1000.0 } else { j }),
-        }))
-        .await;
+        }));
     }
 
-    async fn on_stats_tick(&mut self) {
-        let now = self.now();
+    fn on_stats_tick(&mut self, sk: &mut Skeleton) {
+        let now = sk.now();
         let frames = self.counters.frames.load(Ordering::Relaxed);
         let (t0, f0) = self.last_rx;
         let dt = now.saturating_sub(t0).as_secs_f32();
@@ -679,11 +680,11 @@ impl Actor {
         let due = self.stream.as_ref().is_some_and(|s| {
             s.whep_waiting_since.is_some() && now.saturating_sub(s.wait_noted) >= WAIT_NOTE_EVERY
         });
-        if due && self.state == ConnState::Streaming {
+        if due && sk.state() == ConnState::Streaming {
             if let Some(s) = self.stream.as_mut() {
                 s.wait_noted = now;
             }
-            self.streaming().await;
+            self.streaming(sk);
         }
     }
 
@@ -691,7 +692,7 @@ impl Actor {
     fn waiting_note(&self) -> Option<String> {
         let s = self.stream.as_ref()?;
         let since = s.whep_waiting_since?;
-        let secs = self.now().saturating_sub(since).as_secs();
+        let secs = self.clock.elapsed().saturating_sub(since).as_secs();
         let stage = s
             .server_state
             .as_deref()
@@ -700,7 +701,7 @@ impl Actor {
         Some(format!("waiting for the first output ({secs} s{stage})"))
     }
 
-    async fn streaming(&mut self) {
+    fn streaming(&mut self, sk: &mut Skeleton) {
         let has_whep = self.stream.as_ref().is_some_and(|s| s.whep.is_some());
         let quality = self
             .stream
@@ -718,25 +719,23 @@ impl Actor {
         } else {
             format!("Daydream: ingest connected; playback connecting{quality}")
         };
-        let s = if self.health.unavailable() {
-            ConnState::Degraded
-        } else {
-            ConnState::Streaming
-        };
-        self.set_state(s, why).await;
+        if self.health.unavailable() {
+            sk.degrade(why);
+            return;
+        }
+        if matches!(sk.state(), ConnState::Loading | ConnState::Warming) {
+            // Active with ingest up in one step: the table goes through connecting.
+            sk.go(ConnState::Connecting, "stream active; ingest connected");
+        }
+        sk.go(ConnState::Streaming, why);
     }
 
-    async fn on_whip(&mut self, r: Result<MediaLink, MediaError>) {
+    fn on_whip(&mut self, sk: &mut Skeleton, r: Result<MediaLink, MediaError>) {
         let link = match r {
             Ok(l) => l,
             Err(e) => {
-                self.emit(TransportEvent::Error(format!("video ingest failed: {e}")))
-                    .await;
-                self.set_state(
-                    ConnState::Degraded,
-                    "WHIP ingest failed; reconnect to retry",
-                )
-                .await;
+                sk.emit(TransportEvent::Error(format!("video ingest failed: {e}")));
+                sk.degrade("WHIP ingest failed; reconnect to retry");
                 return;
             }
         };
@@ -744,17 +743,18 @@ impl Actor {
         let playback = link.playback_url.clone();
         let active = {
             let Some(s) = self.stream.as_mut() else {
-                link.close(&self.http).await;
+                let http = self.http.clone();
+                tokio::spawn(async move { link.close(&http).await });
                 return;
             };
             s.whip = Some(watch_media(link, "WHIP", self.inner_tx.clone(), self.epoch));
             s.active
         };
         if active {
-            self.streaming().await;
+            self.streaming(sk);
         }
         match playback {
-            Some(p) => self.start_whep(&p).await,
+            Some(p) => self.start_whep(sk, &p),
             None => {
                 // Fall back to the gateway's WHEP URL from the status endpoint.
                 let hint = self.stream.as_mut().and_then(|s| {
@@ -762,7 +762,7 @@ impl Actor {
                     s.whep_hint.clone()
                 });
                 match hint {
-                    Some(h) => self.start_whep(&h).await,
+                    Some(h) => self.start_whep(sk, &h),
                     None => tracing::info!(
                         "the WHIP answer has no `{}` header; waiting for the status endpoint's whep_url",
                         rtc::PLAYBACK_HEADER
@@ -773,7 +773,7 @@ impl Actor {
     }
 
     /// Starts WHEP playback from `p` (checked against the allowlist first), once per stream.
-    async fn start_whep(&mut self, p: &str) {
+    fn start_whep(&mut self, sk: &mut Skeleton, p: &str) {
         match self.stream.as_mut() {
             Some(s) if !s.whep_started => {
                 s.whep_started = true;
@@ -785,8 +785,7 @@ impl Actor {
         let url = match allowlist::check_media_url(p, &cfg.allowed_hosts, cfg.allow_local_dev) {
             Ok(u) => u,
             Err(why) => {
-                self.emit(TransportEvent::Error(format!("WHEP URL refused: {why}")))
-                    .await;
+                sk.emit(TransportEvent::Error(format!("WHEP URL refused: {why}")));
                 tracing::debug!("refused WHEP URL: {}", redact_url(p));
                 return;
             }
@@ -800,7 +799,7 @@ impl Actor {
         let counters = Arc::clone(&self.counters);
         // WHEP answers 404 until the first output exists: retried for the playback wait from
         // now, not within the create window (a cold worker takes minutes).
-        let now = self.now();
+        let now = sk.now();
         let retry = Warmup {
             created_at: now,
             grace: self.setup.cfg.playback_wait(),
@@ -810,8 +809,8 @@ impl Actor {
             s.whep_waiting_since = Some(now);
             s.wait_noted = now;
         }
-        if self.state == ConnState::Streaming {
-            self.streaming().await;
+        if sk.state() == ConnState::Streaming {
+            self.streaming(sk);
         }
         let warmup = retry;
         let tx = self.inner_tx.clone();
@@ -823,7 +822,7 @@ impl Actor {
         });
     }
 
-    async fn on_whep(&mut self, r: Result<MediaLink, MediaError>) {
+    fn on_whep(&mut self, sk: &mut Skeleton, r: Result<MediaLink, MediaError>) {
         match r {
             Ok(link) => {
                 tracing::info!("WHEP playback connected");
@@ -834,12 +833,13 @@ impl Actor {
                         s.active && s.whip.is_some()
                     }
                     None => {
-                        link.close(&self.http).await;
+                        let http = self.http.clone();
+                        tokio::spawn(async move { link.close(&http).await });
                         return;
                     }
                 };
                 if active {
-                    self.streaming().await;
+                    self.streaming(sk);
                 }
             }
             Err(e) => {
@@ -847,25 +847,23 @@ impl Actor {
                     .stream
                     .as_mut()
                     .and_then(|s| s.whep_waiting_since.take())
-                    .map(|t| self.clock.elapsed().saturating_sub(t).as_secs());
+                    .map(|t| sk.now().saturating_sub(t).as_secs());
                 let after = waited.map(|w| format!(" after {w} s")).unwrap_or_default();
-                self.emit(TransportEvent::Error(format!(
+                sk.emit(TransportEvent::Error(format!(
                     "video playback failed{after}: {e}; reconnect to retry"
-                )))
-                .await;
-                if self.state == ConnState::Streaming {
-                    self.set_state(
+                )));
+                if sk.state() == ConnState::Streaming {
+                    sk.go(
                         ConnState::Degraded,
                         "no playback from Daydream; reconnect to retry",
-                    )
-                    .await;
+                    );
                 }
             }
         }
     }
 
-    async fn try_patch(&mut self) {
-        let now = self.now();
+    fn try_patch(&mut self, sk: &mut Skeleton) {
+        let now = sk.now();
         let Some(s) = &self.stream else { return };
         if !s.active
             || self.patch_in_flight
@@ -879,10 +877,9 @@ impl Actor {
         };
         self.throttle.sent(now);
         self.patch_in_flight = true;
-        self.emit(TransportEvent::Sent {
+        sk.emit(TransportEvent::Sent {
             payload: body.clone(),
-        })
-        .await;
+        });
         let api = self.api.clone();
         let id = s.id.clone();
         let tx = self.inner_tx.clone();
@@ -893,9 +890,14 @@ impl Actor {
         });
     }
 
-    async fn on_patched(&mut self, r: Result<(), HttpFail>, changes: Map<String, Value>) {
+    fn on_patched(
+        &mut self,
+        sk: &mut Skeleton,
+        r: Result<(), HttpFail>,
+        changes: Map<String, Value>,
+    ) {
         self.patch_in_flight = false;
-        let now = self.now();
+        let now = sk.now();
         let Some(warmup) = self.stream.as_ref().map(|s| s.warmup) else {
             return;
         };
@@ -915,27 +917,27 @@ impl Actor {
                 let retry = r.as_ref().err().map_or(retry, |f| f.pace(retry));
                 self.throttle.delay(now, retry);
                 if let Err(f) = &r {
-                    self.emit(TransportEvent::Error(format!(
+                    sk.emit(TransportEvent::Error(format!(
                         "parameter update failed ({consecutive}/{}): {f}",
                         self.setup.cfg.max_patch_failures
-                    )))
-                    .await;
+                    )));
                 }
             }
             PatchVerdict::Unavailable => {
                 self.plan.requeue(changes);
                 let why = r.err().map(|f| f.to_string()).unwrap_or_default();
-                self.emit(TransportEvent::Error(format!(
+                sk.emit(TransportEvent::Error(format!(
                     "{UNAVAILABLE} (last: {why})"
-                )))
-                .await;
-                self.set_state(ConnState::Degraded, UNAVAILABLE).await;
+                )));
+                sk.degrade(UNAVAILABLE);
             }
         }
-        self.try_patch().await;
+        self.try_patch(sk);
     }
 
-    async fn teardown(&mut self) {
+    /// Forgets the stream and returns its goodbye (WHIP/WHEP closed, the stream and any orphans
+    /// of failed creates DELETEd), bounded by [`GOODBYE`], to await or run in the background.
+    fn teardown(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.epoch += 1;
         self.patch_in_flight = false;
         let stream = self.stream.take();
@@ -971,15 +973,13 @@ impl Actor {
                 ),
             }
         };
-        let Some(s) = stream else {
-            if tokio::time::timeout(GOODBYE, orphans).await.is_err() {
-                tracing::warn!("looking for orphaned Daydream streams took over {GOODBYE:?}");
-            }
-            return;
-        };
         let http = self.http.clone();
         let api = self.api.clone();
         let work = async move {
+            let Some(s) = stream else {
+                orphans.await;
+                return;
+            };
             let whip = async {
                 if let Some(l) = s.whip {
                     l.close(&http).await;
@@ -998,12 +998,16 @@ impl Actor {
             };
             tokio::join!(whip, whep, del, orphans);
         };
-        if tokio::time::timeout(GOODBYE, work).await.is_err() {
-            tracing::warn!("Daydream goodbye took over {GOODBYE:?}; abandoned");
+        async move {
+            if tokio::time::timeout(GOODBYE, work).await.is_err() {
+                tracing::warn!("Daydream goodbye took over {GOODBYE:?}; abandoned");
+            }
         }
     }
 
-    async fn goodbye(&mut self, inner_rx: &mut mpsc::Receiver<Inner>) {
+    /// Quit: what is on its way lands first, then the teardown (awaited, bounded).
+    async fn goodbye(&mut self) {
+        let inner_rx = &mut self.inner_rx;
         // Quit while the stream is being created: wait briefly for it so it can be deleted
         // (a stream left running on the service costs the performer), then stop trying.
         if self.creating.is_some() {
@@ -1039,7 +1043,5 @@ impl Actor {
             self.patch_in_flight = false;
         }
         self.teardown().await;
-        self.set_state(ConnState::Stopped, "quit").await;
-        self.emit(TransportEvent::Stopped).await;
     }
 }

@@ -168,13 +168,13 @@ impl DaydreamConfig {
 
     /// The playback retry pacing (1 s doubling to `playback_retry_max_secs`; shorter when the
     /// cap is below 1 s, so tests can scale the schedule down).
-    pub fn playback_backoff(&self) -> crate::transport::daydream::policy::Backoff {
+    pub fn playback_backoff(&self) -> crate::transport::backoff::BackoffPolicy {
         let max =
             std::time::Duration::from_secs_f64(self.playback_retry_max_secs.clamp(0.05, 60.0));
-        crate::transport::daydream::policy::Backoff {
-            initial: max.min(std::time::Duration::from_secs(1)),
+        crate::transport::backoff::BackoffPolicy::without_jitter(
+            max.min(std::time::Duration::from_secs(1)),
             max,
-        }
+        )
     }
 
     /// The playback wait.

@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+pub use crate::transport::backoff::BackoffPolicy;
+
 /// The message shown when live updates are switched off.
 pub const UNAVAILABLE: &str = "live updates unavailable — changes apply on restart";
 
@@ -35,31 +37,10 @@ impl Outcome {
     }
 }
 
-/// Exponential backoff without jitter (one controller per stream: nothing to spread).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// First delay.
-    pub initial: Duration,
-    /// Cap.
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(4),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before retry number `attempt` (0-based).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let f = 2u32.saturating_pow(attempt.min(16));
-        self.initial.saturating_mul(f).min(self.max)
-    }
-}
+/// The retry pacing during warm-up: the transport's one backoff, without jitter (one controller
+/// per stream: nothing to spread), 0.25 s doubling to 4 s.
+pub const WARMUP_RETRY: BackoffPolicy =
+    BackoffPolicy::without_jitter(Duration::from_millis(250), Duration::from_secs(4));
 
 /// What to do after a failed step (create, status poll, WHIP/WHEP offer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +59,7 @@ pub struct Warmup {
     /// Window length.
     pub grace: Duration,
     /// Retry pacing.
-    pub backoff: Backoff,
+    pub backoff: BackoffPolicy,
 }
 
 impl Warmup {
@@ -118,7 +99,7 @@ pub fn may_have_created(status: Option<u16>) -> bool {
 
 /// The playback retry schedule: `(time of each attempt)` from 0 while it stays inside `wait`
 /// (pure, for the docs and tests: the default must keep trying well past 90 s).
-pub fn playback_attempts(wait: Duration, backoff: Backoff) -> Vec<Duration> {
+pub fn playback_attempts(wait: Duration, backoff: BackoffPolicy) -> Vec<Duration> {
     let mut t = Duration::ZERO;
     let mut out = vec![t];
     let mut attempt = 0;
@@ -269,7 +250,7 @@ mod tests {
         Warmup {
             created_at: S(10),
             grace: S(60),
-            backoff: Backoff::default(),
+            backoff: WARMUP_RETRY,
         }
     }
 

@@ -1,4 +1,6 @@
-//! WHIP ingest and WHEP playback (webrtc-rs 0.17): one peer connection each, non-trickle ICE
+//! WHIP ingest and WHEP playback (webrtc-rs 0.17), built with the transport's one peer builder
+//! ([`webrtc_session`]: H.264-only codecs, the shared sample writer and RTCP/PLI tasks); the
+//! WHIP/WHEP specifics live here. One peer connection each, non-trickle ICE
 //! (gather fully, at most 20 s, then one offer), 45 s to connect. WHIP sends the video input's
 //! encoded frames; WHEP receives the generated video and hands every RTP packet to the same
 //! bounded channel the Scope transport feeds, so the same GStreamer output pipeline plays it.
@@ -18,29 +20,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, mpsc};
-use webrtc::api::APIBuilder;
-use webrtc::api::interceptor_registry::register_default_interceptors;
-use webrtc::api::media_engine::{MIME_TYPE_H264, MediaEngine};
-use webrtc::api::setting_engine::SettingEngine;
-use webrtc::ice::mdns::MulticastDnsMode;
-use webrtc::ice::network_type::NetworkType;
-use webrtc::ice_transport::ice_server::RTCIceServer;
-use webrtc::interceptor::registry::Registry;
-use webrtc::media::Sample;
+use webrtc::api::media_engine::MIME_TYPE_H264;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocal;
-use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
 use crate::transport::daydream::allowlist;
 use crate::transport::daydream::api::{HttpFail, redact_url, retry_after, without_url};
 use crate::transport::daydream::policy::{Decision, Warmup};
 use crate::transport::types::{EncodedSample, VideoCodec};
+use crate::transport::webrtc_session::{self, Codecs, PeerOptions};
 
 /// Non-trickle ICE gathering limit (the seeds' 20 s).
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -102,7 +95,7 @@ pub enum MediaError {
 }
 
 /// Per-packet counters of the received video (shared with the Scope transport).
-pub use crate::transport::webrtc_session::VideoCounters as RxCounters;
+pub use webrtc_session::VideoCounters as RxCounters;
 
 /// A connected WHIP or WHEP session.
 pub struct MediaLink {
@@ -134,43 +127,23 @@ async fn peer(
     ),
     MediaError,
 > {
-    let mut media = MediaEngine::default();
     // H.264 only: the gateway's media engine registers nothing else for video.
-    for c in crate::transport::sdp::hosted_video_codecs() {
-        media
-            .register_codec(c, RTPCodecType::Video)
-            .map_err(rtc_err(what))?;
-    }
-    let registry =
-        register_default_interceptors(Registry::new(), &mut media).map_err(rtc_err(what))?;
-    let mut se = SettingEngine::default();
-    se.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
-    se.set_network_types(vec![NetworkType::Udp4]);
-    if opts.loopback {
-        se.set_include_loopback_candidate(true);
-        se.set_ip_filter(Box::new(|ip| ip.is_loopback()));
-    }
-    let api = APIBuilder::new()
-        .with_media_engine(media)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(se)
-        .build();
-    let config = RTCConfiguration {
-        ice_servers: if opts.ice_servers.is_empty() {
-            vec![]
-        } else {
-            vec![RTCIceServer {
-                urls: opts.ice_servers.clone(),
-                ..Default::default()
-            }]
-        },
-        ..Default::default()
+    let ice = if opts.ice_servers.is_empty() {
+        Vec::new()
+    } else {
+        vec![crate::transport::protocol::IceServer {
+            urls: opts.ice_servers.clone(),
+            username: None,
+            credential: None,
+        }]
     };
-    let pc = Arc::new(
-        api.new_peer_connection(config)
-            .await
-            .map_err(rtc_err(what))?,
-    );
+    let pc = webrtc_session::peer_connection(&PeerOptions {
+        codecs: Codecs::HostedH264,
+        ice,
+        loopback: opts.loopback,
+    })
+    .await
+    .map_err(|e| MediaError::Rtc { what, why: e.0 })?;
     let (tx, rx) = mpsc::channel(16);
     pc.on_peer_connection_state_change(Box::new(move |s| {
         let tx = tx.clone();
@@ -187,27 +160,9 @@ async fn offer(
     pc: &RTCPeerConnection,
     opts: &RtcOptions,
 ) -> Result<String, MediaError> {
-    let offer = pc.create_offer(None).await.map_err(rtc_err(what))?;
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(offer)
+    webrtc_session::offer_sdp(pc, Some(opts.gather_timeout))
         .await
-        .map_err(rtc_err(what))?;
-    if tokio::time::timeout(opts.gather_timeout, gathered.recv())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "{what}: ICE gathering incomplete after {:?}; offering what we have",
-            opts.gather_timeout
-        );
-    }
-    pc.local_description()
-        .await
-        .map(|d| d.sdp)
-        .ok_or_else(|| MediaError::Rtc {
-            what,
-            why: "no local description".into(),
-        })
+        .map_err(|e| MediaError::Rtc { what, why: e.0 })
 }
 
 /// The answer of one offer POST.
@@ -385,22 +340,14 @@ pub async fn whip(
     url: &url::Url,
     opts: &RtcOptions,
     samples: Option<Arc<Mutex<mpsc::Receiver<EncodedSample>>>>,
-    keyframes: Option<crate::transport::webrtc_session::KeyframeRequests>,
+    keyframes: Option<webrtc_session::KeyframeRequests>,
     warmup: &Warmup,
     clock: Instant,
 ) -> Result<MediaLink, MediaError> {
     const W: &str = "WHIP";
     let (pc, mut states) = peer(W, opts).await?;
-    let track = Arc::new(TrackLocalStaticSample::new(
-        RTCRtpCodecCapability {
-            mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: 90_000,
-            sdp_fmtp_line: crate::transport::sdp::HOSTED_H264_FMTP.to_owned(),
-            ..Default::default()
-        },
-        "video".to_owned(),
-        "scope-deck".to_owned(),
-    ));
+    let track =
+        webrtc_session::sample_track(MIME_TYPE_H264, crate::transport::sdp::HOSTED_H264_FMTP);
     let transceiver = pc
         .add_transceiver_from_track(
             Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
@@ -411,10 +358,7 @@ pub async fn whip(
         )
         .await
         .map_err(rtc_err(W))?;
-    let rtcp = crate::transport::webrtc_session::spawn_rtcp_reader(
-        transceiver.sender().await,
-        keyframes.clone(),
-    );
+    let rtcp = webrtc_session::spawn_rtcp_reader(transceiver.sender().await, keyframes.clone());
     let result = async {
         let sdp = offer(W, &pc, opts).await?;
         let answer = negotiate(http, W, url, &sdp, warmup, clock, &opts.hosts).await?;
@@ -437,19 +381,7 @@ pub async fn whip(
     }
     let mut tasks = vec![rtcp];
     if let Some(samples) = samples {
-        tasks.push(tokio::spawn(async move {
-            let mut rx = samples.lock().await;
-            while let Some(s) = rx.recv().await {
-                let sample = Sample {
-                    data: s.data,
-                    duration: s.duration,
-                    ..Default::default()
-                };
-                if track.write_sample(&sample).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        tasks.push(webrtc_session::spawn_sample_writer(track, samples));
     }
     Ok(MediaLink {
         pc,
@@ -487,16 +419,11 @@ pub async fn whep(
     let (rtp_out, keyframes) = (video.rtp_out, video.keyframe_requests);
     pc.on_track(Box::new(move |track, _r, _t| {
         if let Some(kf) = keyframes.clone() {
-            crate::transport::webrtc_session::spawn_pli(weak_pc.clone(), track.ssrc(), kf);
+            webrtc_session::spawn_pli(weak_pc.clone(), track.ssrc(), kf);
         }
         let codec = crate::transport::sdp::codec_of(&track.codec().capability.mime_type)
             .unwrap_or(VideoCodec::H264);
-        crate::transport::webrtc_session::forward_track(
-            track,
-            codec,
-            Arc::clone(&counters),
-            rtp_out.clone(),
-        );
+        webrtc_session::forward_track(track, codec, Arc::clone(&counters), rtp_out.clone());
         Box::pin(async {})
     }));
     let result = async {
