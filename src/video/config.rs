@@ -161,6 +161,20 @@ impl SinkConfig {
         !matches!(self, SinkConfig::File { .. })
     }
 
+    /// Frames that may wait in this sink's input before new ones are dropped: a recording
+    /// keeps 2 s so it does not lose frames to a moment of CPU contention; live outputs keep 2
+    /// frames so they never lag.
+    pub fn queue_depth(&self) -> u64 {
+        match self {
+            SinkConfig::File { .. } => 60,
+            SinkConfig::V4l2loopback { .. }
+            | SinkConfig::Ndi { .. }
+            | SinkConfig::Shm { .. }
+            | SinkConfig::Window {}
+            | SinkConfig::Custom { .. } => 2,
+        }
+    }
+
     /// Whether this sink takes the received (pre-decoder) stream rather than decoded frames.
     pub fn wants_encoded(&self) -> bool {
         matches!(
