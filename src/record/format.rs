@@ -130,6 +130,11 @@ pub enum Input {
         /// The command.
         cmd: TempoCmd,
     },
+    /// The MIDI edge's learn-mode answer (a control captured, a binding saved or not).
+    Learn {
+        /// The answer.
+        learn: scope_deck_core::midi::learn::LearnMsg,
+    },
     /// A stop request.
     Signal {
         /// Which.
@@ -196,6 +201,7 @@ impl Input {
             Msg::AudioProblem(problem) => Input::AudioProblem { problem },
             Msg::Tempo(cmd) => Input::Tempo { cmd },
             Msg::Signal(signal) => Input::Signal { signal },
+            Msg::Learn(learn) => Input::Learn { learn },
             Msg::Resume(r) => Input::Resume { state: *r },
             Msg::BadInput(why) => Input::BadInput { why },
             Msg::Transport(ev) => match ev {
@@ -226,6 +232,7 @@ impl Input {
             Input::AudioProblem { problem } => Msg::AudioProblem(problem),
             Input::Tempo { cmd } => Msg::Tempo(cmd),
             Input::Signal { signal } => Msg::Signal(signal),
+            Input::Learn { learn } => Msg::Learn(learn),
             Input::Resume { state } => Msg::Resume(Box::new(state)),
             Input::BadInput { why } => Msg::BadInput(why),
             Input::Connection { state, reason } => {

@@ -118,26 +118,10 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     }
 }
 
-/// Actions only the deck itself sends (the MIDI edge's learn steps). A script or socket client
-/// that sends one gets an error: it would pretend a controller was touched or a file written.
-pub fn is_internal(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::LearnControl { .. } | Action::LearnDone { .. }
-    )
-}
-
-/// Parses an action written by someone outside the deck: unknown and internal actions are
-/// errors that say why.
+/// Parses an action written by someone outside the deck: an unknown action is an error that
+/// says why. (The deck's own learn steps are `Msg::Learn`, not actions: no line can name them.)
 pub fn external_action(text: &str) -> Result<Action, String> {
-    let action: Action = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if is_internal(&action) {
-        return Err(format!(
-            "`{}` is internal (the deck sends it itself); not accepted from outside",
-            action.name()
-        ));
-    }
-    Ok(action)
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 /// What a socket client may send besides actions.
@@ -355,17 +339,17 @@ mod tests {
     }
 
     #[test]
-    fn internal_actions_are_refused_with_a_reason() {
+    fn the_decks_learn_steps_are_not_actions_anyone_can_send() {
         let e = external_action(r#"{"action":"learn_done","ok":true,"message":"x"}"#).unwrap_err();
-        assert!(e.contains("learn_done") && e.contains("internal"), "{e}");
-        // A well-formed learn_control (it parses as an Action) is still refused.
-        let learn: Action = serde_json::from_value(serde_json::json!({
-            "action": "learn_control",
-            "control": {"device": "pad", "channel": 1, "kind": "cc", "number": 1}
-        }))
-        .unwrap();
-        let e = external_action(&serde_json::to_string(&learn).unwrap()).unwrap_err();
-        assert!(e.contains("learn_control"), "{e}");
+        assert!(e.contains("unknown variant `learn_done`"), "{e}");
+        let e = external_action(
+            r#"{"action":"learn_control","control":{"device":"pad","channel":1,"kind":"cc","number":1}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown variant `learn_control`"), "{e}");
+        // Nor is the message the MIDI edge sends.
+        let e = external_action(r#"{"learn":"saved","message":"x"}"#).unwrap_err();
+        assert!(e.contains("action"), "{e}");
         assert_eq!(
             external_action(r#"{"action":"reset_cache"}"#),
             Ok(Action::ResetCache)

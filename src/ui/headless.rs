@@ -131,7 +131,7 @@ mod tests {
         match parse_line(r#"{"action":"learn_done","ok":true,"message":"bound"}"#, 5) {
             Some(Msg::BadInput(m)) => {
                 assert!(
-                    m.starts_with("stdin line 5:") && m.contains("internal"),
+                    m.starts_with("stdin line 5:") && m.contains("unknown variant `learn_done`"),
                     "{m}"
                 )
             }

@@ -10,7 +10,7 @@ use crate::controls::midi::binding::{
 };
 use crate::controls::midi::clock::MidiClock;
 use crate::controls::midi::config::MidiConfig;
-use crate::controls::midi::learn::LearnedControl;
+use crate::controls::midi::learn::{LearnMsg, LearnedControl};
 use crate::controls::midi::parse::MidiMsg;
 use crate::core::action::{Action, ActionSource};
 use crate::core::msg::Msg;
@@ -90,7 +90,7 @@ impl Router {
         self.clock_pattern = cfg.clock.clone();
     }
 
-    /// Arms or disarms learn capture (mirrors the engine's learn state).
+    /// Arms or disarms learn capture (the engine's `LearnCmd::Arm` / `Disarm`).
     pub fn set_learning(&mut self, on: bool) {
         self.learning = on;
     }
@@ -129,7 +129,7 @@ impl Router {
         if self.learning {
             if let Some(control) = LearnedControl::from_msg(port, msg) {
                 self.learning = false;
-                out.push(action_msg(Action::LearnControl { control }));
+                out.push(Msg::Learn(LearnMsg::Captured { control }));
             }
             return out;
         }
@@ -394,8 +394,8 @@ mod tests {
             0.0,
             |_| None,
         );
-        match &actions(&out)[..] {
-            [Action::LearnControl { control }] => {
+        match &out[..] {
+            [Msg::Learn(LearnMsg::Captured { control })] => {
                 assert_eq!(control.device, "pad");
                 assert_eq!(control.channel, 3);
                 assert_eq!(control.number, Some(36));
