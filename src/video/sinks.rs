@@ -470,10 +470,10 @@ mod tests {
 
     #[test]
     fn utc_stamp_formats_known_instants() {
-        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
         assert_eq!(utc_stamp(t), "20261118-110640");
         // 2000-02-29 (leap day) 01:01:01
-        let t = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400 + 3661);
         assert_eq!(utc_stamp(t), "20000229-010101");
     }
 }
