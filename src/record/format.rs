@@ -15,32 +15,32 @@ use crate::core::recall::Recall;
 use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
 
 /// The first line's `format`.
-pub const FORMAT: &str = "scope-deck-record";
+pub(crate) const FORMAT: &str = "scope-deck-record";
 
 /// Recording format version.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// The first line: what was recorded, with which deck and settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     /// Always [`FORMAT`].
-    pub format: String,
+    pub(crate) format: String,
     /// [`VERSION`] of the writer.
-    pub version: u32,
+    pub(crate) version: u32,
     /// scope-deck version that recorded.
-    pub deck_version: String,
+    pub(crate) deck_version: String,
     /// Wall-clock start, ms since the Unix epoch.
-    pub started_unix_ms: u64,
+    pub(crate) started_unix_ms: u64,
     /// Backend label (`dry-run`, `scope`, ...): replay rebuilds the same settings.
-    pub backend: String,
+    pub(crate) backend: String,
     /// `[engine] control_hz`.
-    pub control_hz: f64,
+    pub(crate) control_hz: f64,
     /// The configuration files loaded (for the reader; replay loads its own `--config-dir`).
     #[serde(default)]
-    pub config_files: Vec<String>,
+    pub(crate) config_files: Vec<String>,
     /// Theme ids loaded, in order.
     #[serde(default)]
-    pub themes: Vec<String>,
+    pub(crate) themes: Vec<String>,
 }
 
 /// One line after the header. `t` is engine time in nanoseconds since the engine started.
@@ -81,7 +81,7 @@ pub enum Line {
 
 impl Line {
     /// An overflow marker.
-    pub fn overflow(n: u64) -> Line {
+    pub(crate) fn overflow(n: u64) -> Line {
         Line::Overflow { overflow: n }
     }
 }
@@ -90,9 +90,9 @@ impl Line {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Out {
     /// Sent at once in its own message.
-    pub urgent: bool,
+    pub(crate) urgent: bool,
     /// Keys and values.
-    pub values: serde_json::Map<String, ParamValue>,
+    pub(crate) values: serde_json::Map<String, ParamValue>,
 }
 
 /// A folded message. Kinds marked "not replayed" are kept for reading the show afterwards.
@@ -191,7 +191,7 @@ pub enum Input {
 
 impl Input {
     /// What is written for a folded message.
-    pub fn of(msg: Msg) -> Input {
+    pub(crate) fn of(msg: Msg) -> Input {
         match msg {
             Msg::Started => Input::Started,
             Msg::Action { action, source } => Input::Action { action, source },
@@ -222,7 +222,7 @@ impl Input {
     }
 
     /// The message to fold again, or `None` for kinds that are not replayed.
-    pub fn to_msg(&self) -> Option<Msg> {
+    pub(crate) fn to_msg(&self) -> Option<Msg> {
         Some(match self.clone() {
             Input::Started => Msg::Started,
             Input::Action { action, source } => Msg::Action { action, source },
@@ -270,7 +270,7 @@ fn variant_name(debug: &str) -> String {
 }
 
 /// What the engine handed the recorder.
-pub enum Folded {
+pub(crate) enum Folded {
     /// A message folded at engine time.
     In(Duration, Msg),
     /// A transport command produced at engine time.
@@ -278,12 +278,12 @@ pub enum Folded {
 }
 
 /// Nanoseconds of engine time (saturating: a show is far shorter than 584 years).
-pub fn ns(t: Duration) -> u64 {
+pub(crate) fn ns(t: Duration) -> u64 {
     u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The lines for one folded item.
-pub fn lines_of(f: Folded) -> Vec<Line> {
+pub(crate) fn lines_of(f: Folded) -> Vec<Line> {
     match f {
         Folded::In(t, msg) => vec![Line::In {
             t: ns(t),

@@ -25,7 +25,7 @@ pub use crate::transport::webrtc_session::KeyframeRequests;
 
 /// Fewest milliseconds between two forced key frames: a server asking on every broken frame
 /// must not turn the stream into key frames only (requests in between are merged, not lost).
-pub const FORCE_MIN_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const FORCE_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Capacity of the encoded-sample channel (a few frames: the track writer is fast or we drop).
 pub const SAMPLE_CAPACITY: usize = 8;
@@ -34,13 +34,13 @@ pub const SAMPLE_CAPACITY: usize = 8;
 #[derive(Debug, Default)]
 pub struct InputCounters {
     /// Encoded frames handed to the transport.
-    pub sent: AtomicU64,
+    pub(crate) sent: AtomicU64,
     /// Encoded frames dropped because the transport was not keeping up.
-    pub dropped: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     /// Times the file source looped back to the start.
     pub loops: AtomicU64,
     /// Pipeline failures (each followed by a rebuild).
-    pub failures: AtomicU64,
+    pub(crate) failures: AtomicU64,
     /// Key frames forced on request (connect, PLI/FIR), after rate limiting.
     pub keyframes_forced: AtomicU64,
 }
@@ -98,7 +98,7 @@ fn source_description(cfg: &InputConfig) -> Result<String, VideoError> {
 }
 
 /// Frames between two periodic key frames for `cfg` (at least 1).
-pub fn keyframe_distance(cfg: &InputConfig) -> u32 {
+pub(crate) fn keyframe_distance(cfg: &InputConfig) -> u32 {
     (u64::from(cfg.fps) * u64::from(cfg.keyframe_interval_ms) / 1000).clamp(1, 10_000) as u32
 }
 
@@ -241,7 +241,7 @@ pub fn start_with_health(
 }
 
 /// No frame from the video input for this long is a stall.
-pub const STALL_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const STALL_AFTER: Duration = Duration::from_secs(1);
 
 /// Reports the input's state to the engine on change (nothing without a sender).
 struct Health {

@@ -13,13 +13,13 @@
 //! thread ([`supervisor`]), the input pipeline on `video-input` ([`input`]). Their buses are
 //! watched there too (a sync handler forwards errors into the owning thread's channel).
 
-pub mod change_probe;
+pub(crate) mod change_probe;
 pub mod config;
 pub(crate) mod control;
 pub mod elements;
 pub mod input;
-pub mod output;
-pub mod preview;
+pub(crate) mod output;
+pub(crate) mod preview;
 pub use scope_deck_core::video::reduce;
 pub mod scope_api;
 pub use scope_deck_core::video::{SinkStatus, VideoStats};
@@ -44,7 +44,7 @@ pub use preview::{PreviewFrame, PreviewWidget};
 use supervisor::{SinkHandle, SinkInput};
 
 /// Capacity of the RTP packet channel (≈ 1 s of 720p video at 2–3 Mbit/s in 1200-byte packets).
-pub const RTP_CAPACITY: usize = 512;
+pub(crate) const RTP_CAPACITY: usize = 512;
 
 /// A running video edge.
 pub struct VideoHandle {
@@ -54,7 +54,7 @@ pub struct VideoHandle {
     pub preview: watch::Receiver<Option<Arc<PreviewFrame>>>,
     /// When the received picture last changed for good (the change probe): the engine turns it
     /// into a glass-to-glass latency sample.
-    pub changes: watch::Receiver<Option<std::time::Instant>>,
+    pub(crate) changes: watch::Receiver<Option<std::time::Instant>>,
     /// Counts key-frame requests: the decoder has no valid reference (start of stream, loss).
     /// HOOK for the transport: on every change, send RTCP PLI for the video track.
     pub keyframe_requests: watch::Receiver<u64>,

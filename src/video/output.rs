@@ -20,62 +20,62 @@ use crate::transport::types::VideoCodec;
 
 /// Counters shared between GStreamer threads and the stats publisher (all monotonic).
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// RTP packets handed to the pipeline.
-    pub packets_in: AtomicU64,
+    pub(crate) packets_in: AtomicU64,
     /// RTP packets dropped because the pipeline input was full or down.
-    pub packets_dropped: AtomicU64,
+    pub(crate) packets_dropped: AtomicU64,
     /// Frames out of the decoder.
-    pub frames_decoded: AtomicU64,
+    pub(crate) frames_decoded: AtomicU64,
     /// Decoder warnings/errors (corrupt or undecodable frames).
-    pub decode_errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
     /// Last added latency (RTP arrival → decoded frame handed to the sinks), microseconds.
-    pub latency_us_last: AtomicU64,
+    pub(crate) latency_us_last: AtomicU64,
     /// Sum of latencies for the mean, microseconds.
-    pub latency_us_sum: AtomicU64,
+    pub(crate) latency_us_sum: AtomicU64,
     /// Output pipeline rebuilds (codec change or failure).
-    pub rebuilds: AtomicU64,
+    pub(crate) rebuilds: AtomicU64,
     /// Key frames asked of the sender (the decoder lost its reference or never had one).
-    pub keyframe_requests: AtomicU64,
+    pub(crate) keyframe_requests: AtomicU64,
 }
 
 /// RTP packets that may wait in the pipeline input before new ones are dropped (counted).
-pub const INPUT_DEPTH: u64 = 2000;
+pub(crate) const INPUT_DEPTH: u64 = 2000;
 
 /// What identifies a negotiated stream; a change rebuilds the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamKey {
+pub(crate) struct StreamKey {
     /// Codec.
-    pub codec: VideoCodec,
+    pub(crate) codec: VideoCodec,
     /// Payload type.
-    pub payload_type: u8,
+    pub(crate) payload_type: u8,
     /// RTP clock rate.
-    pub clock_rate: u32,
+    pub(crate) clock_rate: u32,
 }
 
 /// A running output pipeline.
 pub(crate) struct OutputPipeline {
     /// The pipeline.
-    pub pipeline: gst::Pipeline,
+    pub(crate) pipeline: gst::Pipeline,
     /// Where RTP goes in.
-    pub src: gst_app::AppSrc,
+    pub(crate) src: gst_app::AppSrc,
     /// For lost/late packet statistics.
-    pub jitterbuffer: gst::Element,
+    pub(crate) jitterbuffer: gst::Element,
 }
 
 /// Preview settings as the pipeline needs them.
 #[derive(Debug, Clone, Copy)]
-pub struct PreviewSpec {
+pub(crate) struct PreviewSpec {
     /// Frames per second.
-    pub fps: u32,
+    pub(crate) fps: u32,
     /// Width in pixels.
-    pub width: u32,
+    pub(crate) width: u32,
     /// Height in pixels.
-    pub height: u32,
+    pub(crate) height: u32,
 }
 
 /// RTP caps for the negotiated stream.
-pub fn rtp_caps(key: &StreamKey) -> gst::Caps {
+pub(crate) fn rtp_caps(key: &StreamKey) -> gst::Caps {
     let name = match key.codec {
         VideoCodec::Vp8 => "VP8",
         VideoCodec::H264 => "H264",
@@ -90,11 +90,11 @@ pub fn rtp_caps(key: &StreamKey) -> gst::Caps {
 
 /// What the output pipeline reports about the decoded frames besides the sinks.
 #[derive(Clone)]
-pub struct FrameTaps {
+pub(crate) struct FrameTaps {
     /// Every `1/fps` a downscaled frame for the terminal preview.
-    pub preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    pub(crate) preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
     /// When the picture last changed for good (the change probe; latency samples).
-    pub changes: watch::Sender<Option<std::time::Instant>>,
+    pub(crate) changes: watch::Sender<Option<std::time::Instant>>,
 }
 
 /// Builds the output pipeline for `key`; decoded frames go to every sink in `sinks`, to the
@@ -376,7 +376,7 @@ fn to_preview(sample: &gst::Sample, seq: u64) -> Option<PreviewFrame> {
 }
 
 /// Lost and late packets counted by the jitter buffer.
-pub fn jitter_losses(jb: &gst::Element) -> u64 {
+pub(crate) fn jitter_losses(jb: &gst::Element) -> u64 {
     let s = jb.property::<gst::Structure>("stats");
     let lost = s.get::<u64>("num-lost").unwrap_or(0);
     let late = s.get::<u64>("num-late").unwrap_or(0);

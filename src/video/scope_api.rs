@@ -7,7 +7,7 @@ use serde_json::Value;
 pub use scope_deck_core::video::scope_api::*;
 
 /// Reads `/api/v1/hardware/info` from the server at `base` (e.g. `http://127.0.0.1:8000`).
-pub async fn fetch_hardware_info(
+pub(crate) async fn fetch_hardware_info(
     client: &reqwest::Client,
     base: &str,
 ) -> Result<HardwareInfo, String> {
@@ -30,7 +30,7 @@ pub async fn fetch_hardware_info(
 
 /// Uploads a reference image to `/api/v1/assets` and returns its server path (for
 /// [`vace_update`]).
-pub async fn upload_asset(
+pub(crate) async fn upload_asset(
     client: &reqwest::Client,
     base: &str,
     file: &std::path::Path,

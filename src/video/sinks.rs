@@ -25,11 +25,11 @@ use super::elements::{self, VideoError, make};
 /// The amount of black every live sink applies, written by the video edge when the engine's
 /// [`scope_deck_core::stage::OutputControl`] changes and read once per frame (one atomic load).
 #[derive(Debug, Default)]
-pub struct Darkness(std::sync::atomic::AtomicU32);
+pub(crate) struct Darkness(std::sync::atomic::AtomicU32);
 
 impl Darkness {
     /// 0 = picture, 1 = black.
-    pub fn set(&self, amount: f32) {
+    pub(crate) fn set(&self, amount: f32) {
         let a = if amount.is_finite() {
             amount.clamp(0.0, 1.0)
         } else {
@@ -39,7 +39,7 @@ impl Darkness {
     }
 
     /// The current amount of black.
-    pub fn get(&self) -> f32 {
+    pub(crate) fn get(&self) -> f32 {
         f32::from_bits(self.0.load(Ordering::Relaxed))
     }
 }
@@ -80,14 +80,14 @@ pub struct BuiltSink {
     /// The pipeline.
     pub pipeline: gst::Pipeline,
     /// Where frames go in.
-    pub src: gst_app::AppSrc,
+    pub(crate) src: gst_app::AppSrc,
     /// The sink element (or the custom bin).
     pub sink: gst::Element,
     /// Where frames are counted as delivered (the encoder's input for recordings, whose sink
     /// receives muxed chunks rather than frames).
-    pub count_pad: Option<gst::Pad>,
+    pub(crate) count_pad: Option<gst::Pad>,
     /// Output file for a file sink.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
 }
 
 /// Builds the pipeline for `cfg`. `check_device` = false skips the device-node check so that the
@@ -98,7 +98,7 @@ pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, Vid
 
 /// Like [`build_sink`]; a sink that stores the received stream (see
 /// [`SinkConfig::wants_encoded`]) is built for `stream`, the received caps.
-pub fn build_sink_for(
+pub(crate) fn build_sink_for(
     cfg: &SinkConfig,
     check_device: bool,
     stream: Option<&gst::Caps>,
@@ -334,7 +334,7 @@ pub fn build_sink_for(
 
 /// What was at an shm socket path before its sink started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShmPath {
+pub(crate) enum ShmPath {
     /// Nothing there.
     Free,
     /// A socket nobody listens on (a deck that was SIGKILLed): removed, so shmsink takes the
@@ -347,7 +347,7 @@ pub enum ShmPath {
 }
 
 /// Clears a stale socket at `path` (only when a connect is refused: nothing listens on it).
-pub fn prepare_shm_socket(path: &std::path::Path) -> ShmPath {
+pub(crate) fn prepare_shm_socket(path: &std::path::Path) -> ShmPath {
     use std::os::unix::fs::FileTypeExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return ShmPath::Free;
@@ -414,7 +414,7 @@ fn unique_file(dir: &std::path::Path, prefix: &str, ext: &str) -> PathBuf {
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) without a date crate.
-pub fn utc_stamp(t: std::time::SystemTime) -> String {
+pub(crate) fn utc_stamp(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

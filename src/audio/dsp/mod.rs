@@ -2,9 +2,9 @@
 
 pub mod analyzer;
 pub mod beat;
-pub mod frontend;
-pub mod learned;
-pub mod onset;
+pub(crate) mod frontend;
+pub(crate) mod learned;
+pub(crate) mod onset;
 
 #[cfg(test)]
 mod input_fault_tests;

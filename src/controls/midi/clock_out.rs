@@ -18,15 +18,15 @@ use crate::edge_thread::{EdgeThread, Scheduling, promote_to_realtime};
 use crate::tempo::SharedGrid;
 
 /// Pulses per quarter note.
-pub const PPQN: u32 = 24;
+pub(crate) const PPQN: u32 = 24;
 /// MIDI timing clock.
-pub const CLOCK: u8 = 0xF8;
+pub(crate) const CLOCK: u8 = 0xF8;
 /// MIDI start.
-pub const START: u8 = 0xFA;
+pub(crate) const START: u8 = 0xFA;
 /// MIDI stop.
-pub const STOP: u8 = 0xFC;
+pub(crate) const STOP: u8 = 0xFC;
 /// MIDI song position pointer (then LSB, MSB of the position in sixteenths).
-pub const SPP: u8 = 0xF2;
+pub(crate) const SPP: u8 = 0xF2;
 /// A grid whose last anchor is older than this has stopped (no beats: no clock).
 const GRID_STALE: Duration = crate::core::tempo::GRID_STALE;
 /// The thread wakes at least this often while nothing is due (start, shutdown, ports).
@@ -34,7 +34,7 @@ const IDLE_WAKE: Duration = Duration::from_millis(20);
 
 /// Up to four messages due at one instant, in order.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Due {
+pub(crate) struct Due {
     bytes: [u8; 8],
     len: usize,
 }
@@ -48,12 +48,12 @@ impl Due {
     }
 
     /// The raw bytes (complete messages).
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 
     /// The messages, one slice each.
-    pub fn messages(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn messages(&self) -> impl Iterator<Item = &[u8]> {
         let b = self.bytes();
         let mut i = 0;
         std::iter::from_fn(move || {
@@ -76,7 +76,7 @@ fn spp(beat: u64) -> [u8; 3] {
 
 /// Follows the grid and says what to send when. Pure: time is passed in.
 #[derive(Debug, Clone, Default)]
-pub struct ClockOut {
+pub(crate) struct ClockOut {
     /// Started (Start sent, pulses flowing).
     running: bool,
     /// Grid position (beats) of the next pulse.
@@ -84,19 +84,19 @@ pub struct ClockOut {
     /// A Start goes out with the next pulse.
     start_pending: bool,
     /// Pulses sent since the last start.
-    pub pulses: u64,
+    pub(crate) pulses: u64,
     /// Pulses skipped because the grid jumped ahead by more than a beat.
-    pub skipped: u64,
+    pub(crate) skipped: u64,
 }
 
 impl ClockOut {
     /// A stopped clock.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Whether the clock is running.
-    pub fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         self.running
     }
 
@@ -104,7 +104,7 @@ impl ClockOut {
     /// and when to wake next. A start waits for the grid's next downbeat, so a receiver's bar
     /// counter lines up with the deck's bars; pulses sit on the grid's 1/24 beats, each interval
     /// kept within 0.5×–2× the nominal period so a re-anchored grid is followed without bursts.
-    pub fn step(&mut self, g: &Grid, beats_per_bar: u32, now: Duration) -> (Due, Duration) {
+    pub(crate) fn step(&mut self, g: &Grid, beats_per_bar: u32, now: Duration) -> (Due, Duration) {
         let mut due = Due::default();
         let live = g.playing && now.saturating_sub(g.at) <= GRID_STALE;
         let (Some(period), Some(pos), true) = (g.period(), g.beat_at(now), live) else {
@@ -159,25 +159,25 @@ impl ClockOut {
 
 /// Counters of the clock thread (for the dashboard and tests).
 #[derive(Debug, Default)]
-pub struct ClockOutStats {
+pub(crate) struct ClockOutStats {
     /// Pulses written to at least one port.
-    pub pulses: AtomicU64,
+    pub(crate) pulses: AtomicU64,
     /// Output ports currently connected.
-    pub ports: AtomicU64,
+    pub(crate) ports: AtomicU64,
     /// Whether the thread got real-time scheduling (see [`promote_to_realtime`]).
-    pub realtime: AtomicBool,
+    pub(crate) realtime: AtomicBool,
 }
 
 /// The running clock thread.
-pub struct ClockOutHandle {
+pub(crate) struct ClockOutHandle {
     thread: EdgeThread,
     /// Counters.
-    pub stats: Arc<ClockOutStats>,
+    pub(crate) stats: Arc<ClockOutStats>,
 }
 
 impl ClockOutHandle {
     /// Stops the clock (a running clock sends Stop first) and waits up to `deadline`.
-    pub fn stop_within(self, deadline: Duration) -> bool {
+    pub(crate) fn stop_within(self, deadline: Duration) -> bool {
         self.thread.stop_within(deadline)
     }
 }
@@ -187,7 +187,7 @@ impl ClockOutHandle {
 const CLOCK_PRIORITY: u8 = 60;
 
 /// Starts the clock thread sending to output ports matching `pattern`.
-pub fn spawn(
+pub(crate) fn spawn(
     pattern: String,
     grid: Arc<SharedGrid>,
     beats_per_bar: u32,

@@ -40,25 +40,25 @@ use crate::core::msg::Msg;
 use crate::core::snapshot::UiSnapshot;
 
 /// Capacity of the continuous (CC, pitch bend) channel from the callbacks.
-pub const CONTINUOUS_CAPACITY: usize = 4096;
+pub(crate) const CONTINUOUS_CAPACITY: usize = 4096;
 /// Capacity of the discrete (notes, programs, clock) channel from the callbacks.
-pub const DISCRETE_CAPACITY: usize = 1024;
+pub(crate) const DISCRETE_CAPACITY: usize = 1024;
 /// Capacity of the port opened/vanished channel from the port thread.
-pub const PORT_EVENT_CAPACITY: usize = 64;
+pub(crate) const PORT_EVENT_CAPACITY: usize = 64;
 /// How often the port lists are polled for hot-plugged devices.
-pub const PORT_POLL: Duration = Duration::from_millis(500);
+pub(crate) const PORT_POLL: Duration = Duration::from_millis(500);
 /// Client-name prefix of our own ports (never connected to ourselves).
-pub const CLIENT_PREFIX: &str = "scope-deck";
+pub(crate) const CLIENT_PREFIX: &str = "scope-deck";
 
 /// One parsed message with where and when it arrived.
 #[derive(Debug, Clone)]
-pub struct RawEvent {
+pub(crate) struct RawEvent {
     /// Input-port name.
-    pub port: Arc<str>,
+    pub(crate) port: Arc<str>,
     /// The message.
-    pub msg: MidiMsg,
+    pub(crate) msg: MidiMsg,
     /// Arrival time.
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 /// Counters shared by the callbacks and the router.
@@ -71,13 +71,13 @@ pub struct MidiStats {
     /// Discrete messages dropped because the channel was full (should stay 0).
     pub dropped_discrete: AtomicU64,
     /// Actions sent to the engine.
-    pub actions_sent: AtomicU64,
+    pub(crate) actions_sent: AtomicU64,
     /// Continuous outputs merged away by coalescing.
     pub coalesced: AtomicU64,
     /// Input ports currently connected (updated at every port poll).
-    pub open_inputs: AtomicU64,
+    pub(crate) open_inputs: AtomicU64,
     /// Output ports currently connected (updated at every port poll).
-    pub open_outputs: AtomicU64,
+    pub(crate) open_outputs: AtomicU64,
 }
 
 /// Where learned bindings go.
@@ -94,7 +94,7 @@ pub struct MidiHandle {
     /// Counters.
     pub stats: Arc<MidiStats>,
     /// The router task (ends when cancelled or the engine's input channel closes).
-    pub task: tokio::task::JoinHandle<()>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
     /// Senders for injecting events as if they came from a port (tests, tools).
     pub inject: Injector,
     /// Where the engine sends learn mode's commands (`Effect::MidiLearn`; `try_send`, never
@@ -103,7 +103,7 @@ pub struct MidiHandle {
 }
 
 /// Capacity of the learn command channel (a performer's presses: a few at most).
-pub const LEARN_CAPACITY: usize = 16;
+pub(crate) const LEARN_CAPACITY: usize = 16;
 
 /// Sends events into the router as the callbacks do (same channels, same drop policy).
 #[derive(Clone)]
@@ -142,7 +142,7 @@ impl Injector {
 
     /// Tells the router that input port `port` was opened (`true`) or vanished (`false`), as
     /// the port thread does on hot-plug. Never blocks; false when the notice was dropped.
-    pub fn port(&self, port: &Arc<str>, connected: bool) -> bool {
+    pub(crate) fn port(&self, port: &Arc<str>, connected: bool) -> bool {
         self.ports.try_send((port.clone(), connected)).is_ok()
     }
 }
@@ -583,7 +583,7 @@ fn port_thread(
 
 /// Why no MIDI backend can be used here, checked without touching the backend (ALSA writes its
 /// own errors to the terminal on every failed open, which would scribble over the TUI).
-pub fn backend_unavailable() -> Option<String> {
+pub(crate) fn backend_unavailable() -> Option<String> {
     #[cfg(all(target_os = "linux", not(feature = "jack")))]
     {
         let seq = std::path::Path::new("/dev/snd/seq");
@@ -680,7 +680,7 @@ fn scan_outputs(
 
 /// Starts the MIDI edge for a loaded configuration (nothing when the active keymap declares no
 /// MIDI). Learned bindings go to `<config dir>/keymaps/<keymap id>.toml`.
-pub fn spawn_for(
+pub(crate) fn spawn_for(
     loaded: &crate::config::LoadedConfig,
     tick: Duration,
     inputs: &mpsc::Sender<Msg>,

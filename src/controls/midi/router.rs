@@ -26,20 +26,20 @@ enum Pending {
 
 /// Counters shown in the log and checked by the flood test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RouterStats {
+pub(crate) struct RouterStats {
     /// Messages evaluated.
-    pub messages: u64,
+    pub(crate) messages: u64,
     /// Actions sent at once (discrete).
-    pub immediate: u64,
+    pub(crate) immediate: u64,
     /// Continuous outputs merged into a later one.
-    pub coalesced: u64,
+    pub(crate) coalesced: u64,
     /// Actions sent at ticks.
-    pub flushed: u64,
+    pub(crate) flushed: u64,
 }
 
 /// Bindings, their state, the clock follower and the coalescing buffer.
 #[derive(Debug, Clone)]
-pub struct Router {
+pub(crate) struct Router {
     bindings: Vec<MidiBinding>,
     states: Vec<BindingState>,
     pending: Vec<Option<Pending>>,
@@ -50,7 +50,7 @@ pub struct Router {
     /// Learn mode is waiting for a control.
     learning: bool,
     /// Counters.
-    pub stats: RouterStats,
+    pub(crate) stats: RouterStats,
 }
 
 fn action_msg(action: Action) -> Msg {
@@ -62,7 +62,7 @@ fn action_msg(action: Action) -> Msg {
 
 impl Router {
     /// A router for a validated MIDI configuration.
-    pub fn new(cfg: &MidiConfig) -> Self {
+    pub(crate) fn new(cfg: &MidiConfig) -> Self {
         let n = cfg.bindings.len();
         Router {
             bindings: cfg.bindings.clone(),
@@ -77,7 +77,7 @@ impl Router {
     }
 
     /// Replaces the bindings (keymap reloaded after learn); state is kept for unchanged ones.
-    pub fn reload(&mut self, cfg: &MidiConfig) {
+    pub(crate) fn reload(&mut self, cfg: &MidiConfig) {
         let mut states = Vec::with_capacity(cfg.bindings.len());
         for b in &cfg.bindings {
             let old = self.bindings.iter().position(|o| o == b);
@@ -91,18 +91,18 @@ impl Router {
     }
 
     /// Arms or disarms learn capture (the engine's `LearnCmd::Arm` / `Disarm`).
-    pub fn set_learning(&mut self, on: bool) {
+    pub(crate) fn set_learning(&mut self, on: bool) {
         self.learning = on;
     }
 
     /// The bindings in use.
-    pub fn bindings(&self) -> &[MidiBinding] {
+    pub(crate) fn bindings(&self) -> &[MidiBinding] {
         &self.bindings
     }
 
     /// Evaluates one message from port `port` received at `t` seconds. Returns what must go to
     /// the engine now; continuous outputs wait for [`flush`](Self::flush).
-    pub fn on_message(
+    pub(crate) fn on_message(
         &mut self,
         port: &str,
         msg: &MidiMsg,
@@ -177,12 +177,12 @@ impl Router {
     }
 
     /// True when something waits for the next tick.
-    pub fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         !self.order.is_empty()
     }
 
     /// Takes the coalesced actions (one per binding that moved since the last tick).
-    pub fn flush(&mut self) -> Vec<Msg> {
+    pub(crate) fn flush(&mut self) -> Vec<Msg> {
         let mut out = Vec::with_capacity(self.order.len());
         for i in self.order.drain(..) {
             match self.pending[i].take() {
@@ -198,7 +198,7 @@ impl Router {
     }
 
     /// Periodic housekeeping at `t` seconds (clock timeout).
-    pub fn poll(&mut self, t: f64) -> Option<Msg> {
+    pub(crate) fn poll(&mut self, t: f64) -> Option<Msg> {
         self.clock.poll(t).map(Msg::Tempo)
     }
 }
