@@ -208,11 +208,6 @@ impl Sequencer {
         self
     }
 
-    /// Sample rate.
-    pub(crate) fn sample_rate(&self) -> u32 {
-        self.sr as u32
-    }
-
     fn noise(&mut self) -> f32 {
         // xorshift64*
         self.rng ^= self.rng >> 12;

@@ -197,13 +197,6 @@ impl Keymap {
             .find(|b| b.chord == *chord)
             .map(|b| &b.action)
     }
-
-    /// Bindings of `mode` for the help overlay.
-    pub(crate) fn bindings(&self, mode: Mode) -> &[KeyBinding] {
-        self.modes
-            .get(&ModeKey::from(mode))
-            .map_or(&[], |v| v.as_slice())
-    }
 }
 
 #[cfg(test)]

@@ -39,11 +39,6 @@ impl SharedGrid {
         }
     }
 
-    /// Engine time zero.
-    pub(crate) fn epoch(&self) -> Instant {
-        self.epoch
-    }
-
     /// Engine time now.
     pub(crate) fn now(&self) -> Duration {
         self.epoch.elapsed()
@@ -66,6 +61,7 @@ impl SharedGrid {
     }
 
     /// The latest grid (never blocks; retries while the writer is mid-update).
+    #[cfg(test)]
     pub(crate) fn read(&self) -> Grid {
         loop {
             if let Some(g) = self.try_read() {

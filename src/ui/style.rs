@@ -156,11 +156,6 @@ impl UiStyle {
         self
     }
 
-    /// A foreground style.
-    pub(crate) fn fg(&self, c: Color) -> Style {
-        Style::new().fg(c)
-    }
-
     /// Secondary text (dim modifier in monochrome).
     pub(crate) fn dimmed(&self) -> Style {
         if self.monochrome {

@@ -175,18 +175,6 @@ impl<'a> PreviewWidget<'a> {
     }
 }
 
-/// The colours of cell (col, row) in a `cols`×`rows` grid: (upper half, lower half).
-pub(crate) fn half_block_cell(
-    frame: &PreviewFrame,
-    cols: u16,
-    rows: u16,
-    col: u16,
-    row: u16,
-) -> (Color, Color) {
-    let (a, b) = half_block_pixels(frame, cols, rows, col, row);
-    (Color::Rgb(a.0, a.1, a.2), Color::Rgb(b.0, b.1, b.2))
-}
-
 fn half_block_pixels(
     frame: &PreviewFrame,
     cols: u16,

@@ -214,12 +214,8 @@ impl Analyzer {
         }
     }
 
-    /// Onset detector internals for diagnostics: (last threshold, running mean).
-    pub(crate) fn onset_debug(&self) -> (f32, f32) {
-        (self.onset.last_threshold, self.onset.mean())
-    }
-
     /// The detected tempo (ignores tap/external overrides).
+    #[cfg(test)]
     pub(crate) fn detected_bpm(&self) -> f64 {
         match &self.beat {
             BeatPath::Learned(b) => b.detected_bpm(),

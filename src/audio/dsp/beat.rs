@@ -64,7 +64,7 @@ impl Default for BeatParams {
 
 /// The tracker's state after a hop, for the published frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct BeatState {
+pub struct BeatState {
     /// Tempo (0 when unknown).
     pub(crate) bpm: f32,
     /// Position within the beat 0..1.

@@ -188,13 +188,9 @@ impl FrontEnd {
     }
 
     /// Samples per hop.
+    #[cfg(test)]
     pub(crate) fn hop(&self) -> usize {
         self.hop
-    }
-
-    /// Sample rate in Hz.
-    pub(crate) fn sample_rate(&self) -> f32 {
-        self.sample_rate
     }
 
     /// Hz per FFT bin.
@@ -208,6 +204,7 @@ impl FrontEnd {
     }
 
     /// Normalised magnitude spectrum of the last hop (a full-scale sine peaks near 1).
+    #[cfg(test)]
     pub(crate) fn mags(&self) -> &[f32] {
         &self.mags
     }

@@ -3,7 +3,7 @@
 pub mod analyzer;
 pub mod beat;
 pub(crate) mod frontend;
-pub(crate) mod learned;
+pub mod learned;
 pub(crate) mod onset;
 
 #[cfg(test)]

@@ -196,11 +196,6 @@ impl OnsetDetector {
             strength,
         }
     }
-
-    /// Running mean of the ODF (the beat tracker's baseline).
-    pub(crate) fn mean(&self) -> f32 {
-        self.mean
-    }
 }
 
 /// Finds where, inside `recent` (the newest samples, oldest first), the energy jumps most:

@@ -8,13 +8,13 @@
 //! matching `[midi_out] clock`, reconnecting when a port comes back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::controls::midi::binding::device_matches;
 use crate::controls::midi::io::CLIENT_PREFIX;
 use crate::core::tempo::Grid;
-use crate::edge_thread::{EdgeThread, Scheduling, promote_to_realtime};
+use crate::edge_thread::{EdgeThread, promote_to_realtime};
 use crate::tempo::SharedGrid;
 
 /// Pulses per quarter note.
@@ -157,22 +157,9 @@ impl ClockOut {
     }
 }
 
-/// Counters of the clock thread (for the dashboard and tests).
-#[derive(Debug, Default)]
-pub(crate) struct ClockOutStats {
-    /// Pulses written to at least one port.
-    pub(crate) pulses: AtomicU64,
-    /// Output ports currently connected.
-    pub(crate) ports: AtomicU64,
-    /// Whether the thread got real-time scheduling (see [`promote_to_realtime`]).
-    pub(crate) realtime: AtomicBool,
-}
-
 /// The running clock thread.
 pub(crate) struct ClockOutHandle {
     thread: EdgeThread,
-    /// Counters.
-    pub(crate) stats: Arc<ClockOutStats>,
 }
 
 impl ClockOutHandle {
@@ -192,27 +179,18 @@ pub(crate) fn spawn(
     grid: Arc<SharedGrid>,
     beats_per_bar: u32,
 ) -> std::io::Result<ClockOutHandle> {
-    let stats = Arc::new(ClockOutStats::default());
-    let st = stats.clone();
     let thread = EdgeThread::spawn("midi-clock-out", move |stop| {
-        let scheduling = promote_to_realtime("midi-clock-out", CLOCK_PRIORITY);
-        st.realtime
-            .store(scheduling != Scheduling::Normal, Ordering::Relaxed);
-        run(&pattern, &grid, beats_per_bar, stop, &st)
+        // Logs whether real-time scheduling was granted.
+        let _ = promote_to_realtime("midi-clock-out", CLOCK_PRIORITY);
+        run(&pattern, &grid, beats_per_bar, stop)
     })?;
-    Ok(ClockOutHandle { thread, stats })
+    Ok(ClockOutHandle { thread })
 }
 
 /// How often missing ports are looked for.
 const PORT_SCAN: Duration = Duration::from_secs(1);
 
-fn run(
-    pattern: &str,
-    grid: &SharedGrid,
-    beats_per_bar: u32,
-    stop: &AtomicBool,
-    stats: &ClockOutStats,
-) {
+fn run(pattern: &str, grid: &SharedGrid, beats_per_bar: u32, stop: &AtomicBool) {
     let mut clock = ClockOut::new();
     let mut conns: Vec<(String, midir::MidiOutputConnection)> = Vec::new();
     let mut probe: Option<midir::MidiOutput> = None;
@@ -226,7 +204,6 @@ fn run(
             // connected, so a scan never delays a pulse.
             next_scan = now_i + PORT_SCAN;
             scan(pattern, &mut probe, &mut conns);
-            stats.ports.store(conns.len() as u64, Ordering::Relaxed);
         }
         let stopping = stop.load(Ordering::Relaxed);
         if let Some(g) = grid.try_read() {
@@ -243,13 +220,9 @@ fn run(
                 for (_, c) in conns.iter_mut() {
                     gone |= c.send(m).is_err();
                 }
-                if m == [CLOCK] && !conns.is_empty() {
-                    stats.pulses.fetch_add(1, Ordering::Relaxed);
-                }
             }
             if gone {
                 conns.clear();
-                stats.ports.store(0, Ordering::Relaxed);
             }
         }
         if stopping && !clock.running() {

@@ -199,6 +199,7 @@ impl FeedbackState {
     }
 
     /// Forgets what entry `i` shows (a port reconnected: resend its state).
+    #[cfg(test)]
     pub(crate) fn forget(&mut self, i: usize) {
         if let Some(slot) = self.last.get_mut(i) {
             *slot = None;

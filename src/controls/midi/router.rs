@@ -95,11 +95,6 @@ impl Router {
         self.learning = on;
     }
 
-    /// The bindings in use.
-    pub(crate) fn bindings(&self) -> &[MidiBinding] {
-        &self.bindings
-    }
-
     /// Evaluates one message from port `port` received at `t` seconds. Returns what must go to
     /// the engine now; continuous outputs wait for [`flush`](Self::flush).
     pub(crate) fn on_message(
