@@ -146,6 +146,8 @@ pub enum Input {
         state: Recall,
     },
     /// A headless line that could not be read.
+    // `bad_input` in recorded files, as `Msg::BadInput`; renaming it would change the format.
+    #[allow(clippy::enum_variant_names)]
     BadInput {
         /// Why.
         why: String,
