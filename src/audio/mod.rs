@@ -8,7 +8,7 @@ pub mod dsp;
 pub(crate) mod error;
 pub(crate) mod eval;
 pub use scope_deck_core::audio::{features, tempo};
-pub(crate) mod ring;
+pub mod ring;
 pub mod runtime;
 pub mod source;
 pub mod synth;

@@ -16,11 +16,11 @@ pub struct RingStats {
     /// Frames dropped because the ring was full (analysis fell behind: an overrun).
     pub overruns: AtomicU64,
     /// Callback invocations (a stalled count means the device stopped delivering).
-    pub(crate) callbacks: AtomicU64,
+    pub callbacks: AtomicU64,
 }
 
 /// The producer end of the ring, plus how to turn device frames into mono samples.
-pub(crate) struct RingWriter {
+pub struct RingWriter {
     producer: rtrb::Producer<f32>,
     channels: usize,
     channel: u32,
@@ -29,7 +29,7 @@ pub(crate) struct RingWriter {
 
 /// Creates a ring of `capacity` mono samples. `channels` is the device's channel count,
 /// `channel` the one to keep (1-based) or 0 to mix all down.
-pub(crate) fn ring(
+pub fn ring(
     capacity: usize,
     channels: u16,
     channel: u32,
@@ -51,7 +51,7 @@ impl RingWriter {
     /// The callback body: converts interleaved `data` to mono f32 and copies it into the ring.
     /// Frames that do not fit are counted as overruns, never waited for.
     #[inline]
-    pub(crate) fn write_frames<T>(&mut self, data: &[T])
+    pub fn write_frames<T>(&mut self, data: &[T])
     where
         T: Copy,
         f32: FromSample<T>,

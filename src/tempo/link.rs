@@ -20,24 +20,24 @@ use crate::tempo::SharedGrid;
 use crate::tempo::config::TempoConfig;
 
 /// How often the session is read and reported (several times a beat at any tempo).
-pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(20);
+pub const REPORT_EVERY: Duration = Duration::from_millis(20);
 /// Commands queued for the Link thread at most.
 const COMMANDS: usize = 16;
 
 /// The running Link thread.
-pub(crate) struct LinkHandle {
+pub struct LinkHandle {
     thread: EdgeThread,
 }
 
 impl LinkHandle {
     /// Leaves the session and waits up to `deadline`.
-    pub(crate) fn stop_within(self, deadline: Duration) -> bool {
+    pub fn stop_within(self, deadline: Duration) -> bool {
         self.thread.stop_within(deadline)
     }
 }
 
 /// Joins the Link session and starts reporting to the engine.
-pub(crate) fn spawn(
+pub fn spawn(
     cfg: &TempoConfig,
     beats_per_bar: u32,
     grid: Arc<SharedGrid>,

@@ -6,7 +6,7 @@
 
 pub(crate) mod config;
 #[cfg(feature = "link")]
-pub(crate) mod link;
+pub mod link;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use crate::core::tempo::Grid;
 
 /// The beat grid as last published by the engine, with the engine's time base.
 #[derive(Debug)]
-pub(crate) struct SharedGrid {
+pub struct SharedGrid {
     epoch: Instant,
     seq: AtomicU64,
     at_ns: AtomicU64,
@@ -27,7 +27,7 @@ pub(crate) struct SharedGrid {
 
 impl SharedGrid {
     /// An empty grid whose engine time zero is `epoch` (the engine runs on the same epoch).
-    pub(crate) fn new(epoch: Instant) -> Self {
+    pub fn new(epoch: Instant) -> Self {
         SharedGrid {
             epoch,
             seq: AtomicU64::new(0),
@@ -45,7 +45,7 @@ impl SharedGrid {
     }
 
     /// Publishes `g` (one writer: the engine task).
-    pub(crate) fn publish(&self, g: &Grid) {
+    pub fn publish(&self, g: &Grid) {
         let s = self.seq.load(Ordering::Relaxed);
         self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);

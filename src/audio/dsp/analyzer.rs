@@ -207,7 +207,7 @@ impl Analyzer {
     }
 
     /// The beat model's version, or `None` when the hand-written tracker runs.
-    pub(crate) fn beat_model_version(&self) -> Option<&str> {
+    pub fn beat_model_version(&self) -> Option<&str> {
         match &self.beat {
             BeatPath::Learned(b) => Some(b.model_version()),
             BeatPath::Dsp(_) => None,

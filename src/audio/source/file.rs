@@ -91,8 +91,7 @@ impl FileDecoder {
 }
 
 /// Decodes a whole file to mono (or one channel). Returns (samples, sample rate).
-#[cfg(test)]
-pub(crate) fn decode_mono(path: &Path, channel: u32) -> Result<(Vec<f32>, u32), AudioError> {
+pub fn decode_mono(path: &Path, channel: u32) -> Result<(Vec<f32>, u32), AudioError> {
     let mut d = FileDecoder::open(path, false)?;
     let (ch, rate) = d.format()?;
     let mut inter = Vec::new();

@@ -2,6 +2,6 @@
 //! synth. Every source ends in the same lock-free ring read by the analysis thread.
 
 pub(crate) mod device;
-pub(crate) mod file;
+pub mod file;
 pub(crate) mod gst;
 pub mod wav;

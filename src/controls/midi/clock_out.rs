@@ -14,17 +14,17 @@ use std::time::{Duration, Instant};
 use crate::controls::midi::binding::device_matches;
 use crate::controls::midi::io::CLIENT_PREFIX;
 use crate::core::tempo::Grid;
-use crate::edge_thread::{EdgeThread, promote_to_realtime};
+use crate::edge_thread::{EdgeThread, Scheduling, promote_to_realtime};
 use crate::tempo::SharedGrid;
 
 /// Pulses per quarter note.
 pub(crate) const PPQN: u32 = 24;
 /// MIDI timing clock.
-pub(crate) const CLOCK: u8 = 0xF8;
+pub const CLOCK: u8 = 0xF8;
 /// MIDI start.
-pub(crate) const START: u8 = 0xFA;
+pub const START: u8 = 0xFA;
 /// MIDI stop.
-pub(crate) const STOP: u8 = 0xFC;
+pub const STOP: u8 = 0xFC;
 /// MIDI song position pointer (then LSB, MSB of the position in sixteenths).
 pub(crate) const SPP: u8 = 0xF2;
 /// A grid whose last anchor is older than this has stopped (no beats: no clock).
@@ -157,14 +157,23 @@ impl ClockOut {
     }
 }
 
+/// What the clock thread reports (tests/midi_clock_out.rs prints it beside the jitter).
+#[derive(Debug, Default)]
+pub struct ClockOutStats {
+    /// Whether the thread got real-time scheduling (see [`promote_to_realtime`]).
+    pub realtime: AtomicBool,
+}
+
 /// The running clock thread.
-pub(crate) struct ClockOutHandle {
+pub struct ClockOutHandle {
     thread: EdgeThread,
+    /// What the thread reports.
+    pub stats: Arc<ClockOutStats>,
 }
 
 impl ClockOutHandle {
     /// Stops the clock (a running clock sends Stop first) and waits up to `deadline`.
-    pub(crate) fn stop_within(self, deadline: Duration) -> bool {
+    pub fn stop_within(self, deadline: Duration) -> bool {
         self.thread.stop_within(deadline)
     }
 }
@@ -174,17 +183,20 @@ impl ClockOutHandle {
 const CLOCK_PRIORITY: u8 = 60;
 
 /// Starts the clock thread sending to output ports matching `pattern`.
-pub(crate) fn spawn(
+pub fn spawn(
     pattern: String,
     grid: Arc<SharedGrid>,
     beats_per_bar: u32,
 ) -> std::io::Result<ClockOutHandle> {
+    let stats = Arc::new(ClockOutStats::default());
+    let st = stats.clone();
     let thread = EdgeThread::spawn("midi-clock-out", move |stop| {
-        // Logs whether real-time scheduling was granted.
-        let _ = promote_to_realtime("midi-clock-out", CLOCK_PRIORITY);
+        let scheduling = promote_to_realtime("midi-clock-out", CLOCK_PRIORITY);
+        st.realtime
+            .store(scheduling != Scheduling::Normal, Ordering::Relaxed);
         run(&pattern, &grid, beats_per_bar, stop)
     })?;
-    Ok(ClockOutHandle { thread })
+    Ok(ClockOutHandle { thread, stats })
 }
 
 /// How often missing ports are looked for.

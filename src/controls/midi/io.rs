@@ -75,7 +75,7 @@ pub struct MidiStats {
     /// Continuous outputs merged away by coalescing.
     pub coalesced: AtomicU64,
     /// Input ports currently connected (updated at every port poll).
-    pub(crate) open_inputs: AtomicU64,
+    pub open_inputs: AtomicU64,
     /// Output ports currently connected (updated at every port poll).
     pub(crate) open_outputs: AtomicU64,
 }

@@ -3,7 +3,7 @@
 
 pub use scope_deck_core::midi::{activity, binding, learn_step, parse};
 pub(crate) mod clock;
-pub(crate) mod clock_out;
+pub mod clock_out;
 pub(crate) mod config;
 pub(crate) mod feedback;
 pub mod io;
