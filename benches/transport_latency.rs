@@ -94,6 +94,7 @@ async fn midi_to_wire(peer: &peer::Peer, fps: u32, control: Duration, n: usize) 
             events: None,
             snapshots: snap_tx,
             video_control: None,
+            midi_learn: None,
         },
         clocks,
     ));

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 /// Clean exit: quit, or a handled SIGINT/SIGTERM/SIGHUP.
-pub const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// Something failed at run time (terminal unavailable, transport could not start, ...).
-pub const EXIT_RUNTIME: u8 = 1;
+pub(crate) const EXIT_RUNTIME: u8 = 1;
 /// Bad command line (clap's own code).
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// The configuration, a theme or a keymap is invalid.
-pub const EXIT_CONFIG: u8 = 3;
+pub(crate) const EXIT_CONFIG: u8 = 3;
 /// Shutdown finished, but an edge (audio, MIDI, video, transport, terminal) did not stop within
 /// its deadline and was abandoned; stderr and the log name it.
 pub const EXIT_STUCK: u8 = 4;
@@ -53,49 +53,49 @@ Files:
 pub struct Cli {
     /// No terminal UI: read JSON-lines actions on stdin, write JSON-lines events on stdout.
     #[arg(long)]
-    pub headless: bool,
+    pub(crate) headless: bool,
     /// No server: the transport records what it would send and shows it.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Scope server URL (overrides [server] url), e.g. http://127.0.0.1:8000.
     #[arg(long, value_name = "URL")]
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     /// Folder with config.toml, themes/ and keymaps/ (default: $XDG_CONFIG_HOME/scope-deck).
     #[arg(long, value_name = "DIR")]
-    pub config_dir: Option<PathBuf>,
+    pub(crate) config_dir: Option<PathBuf>,
     /// Log level or filter (overrides [logging] level), e.g. debug or scope_deck=trace.
     #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
     /// Validate config, themes and keymaps, then pre-flight what would fail at show time
     /// (features not built in, missing devices and files, a panic the backend cannot do);
     /// print every problem and exit (3 if any).
     #[arg(long)]
-    pub check_config: bool,
+    pub(crate) check_config: bool,
     /// Setlist (cue list) file to load (overrides [show] setlist); with --check-config only
     /// validates it.
     #[arg(long, value_name = "FILE")]
-    pub setlist: Option<PathBuf>,
+    pub(crate) setlist: Option<PathBuf>,
     /// Take the last show back from the state journal (theme, prompts, the performer's values,
     /// toggles, macros, tempo, cue position). Without it the terminal asks; headless ignores it.
     #[arg(long)]
-    pub resume: bool,
+    pub(crate) resume: bool,
     /// State journal file (default: $XDG_STATE_HOME/scope-deck/state.json).
     #[arg(long, value_name = "FILE")]
-    pub state_file: Option<PathBuf>,
+    pub(crate) state_file: Option<PathBuf>,
     /// Record every action, audio event, analysis frame and transport message as JSON lines
     /// (gzip when FILE ends in .gz) for `scope-deck replay`.
     #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
+    pub(crate) record: Option<PathBuf>,
     /// Print the built-in config.toml (a commented template) and exit.
     #[arg(long)]
-    pub print_default_config: bool,
+    pub(crate) print_default_config: bool,
     /// Test hook: panic in the terminal front end after the first frame (checks that a panic
     /// restores the terminal and lands in the log).
     #[arg(long, hide = true)]
-    pub crash_test: bool,
+    pub(crate) crash_test: bool,
     /// Subcommands.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 /// The output and exit-status contract of `analyze`, shown by `analyze --help`.
@@ -113,7 +113,7 @@ line; 3 bad configuration.";
 
 /// Subcommands besides the main job.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Validate configuration (same as --check-config).
     CheckConfig,
     /// Analyse audio files faster than real time with the live (causal) analysis and print

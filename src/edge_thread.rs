@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A running edge thread; dropping it asks the thread to stop without waiting.
-pub struct EdgeThread {
+pub(crate) struct EdgeThread {
     stop: Arc<AtomicBool>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
@@ -30,7 +30,7 @@ impl Drop for DoneOnDrop {
 
 impl EdgeThread {
     /// Starts `body` on a thread called `name`; `body` returns once the flag it gets is set.
-    pub fn spawn<F>(name: &str, body: F) -> std::io::Result<EdgeThread>
+    pub(crate) fn spawn<F>(name: &str, body: F) -> std::io::Result<EdgeThread>
     where
         F: FnOnce(&AtomicBool) + Send + 'static,
     {
@@ -52,7 +52,7 @@ impl EdgeThread {
 
     /// Asks the thread to stop and waits at most `deadline`; false when it did not end in time
     /// (it is then abandoned, not joined).
-    pub fn stop_within(mut self, deadline: Duration) -> bool {
+    pub(crate) fn stop_within(mut self, deadline: Duration) -> bool {
         self.stop.store(true, Ordering::Relaxed);
         match self.done.recv_timeout(deadline) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
@@ -74,7 +74,7 @@ impl Drop for EdgeThread {
 
 /// Scheduling the calling thread got from [`promote_to_realtime`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheduling {
+pub(crate) enum Scheduling {
     /// `SCHED_FIFO` at this priority.
     Realtime(u8),
     /// The normal time-sharing scheduler (real-time was refused).
@@ -84,7 +84,7 @@ pub enum Scheduling {
 /// Asks for `SCHED_FIFO` at `priority` (1–99) for the calling thread. Refused without the
 /// privilege (an `rtprio` limit, e.g. `@audio - rtprio 95` in /etc/security/limits.d, or
 /// CAP_SYS_NICE): then the thread stays normal and the refusal is logged once, with the fix.
-pub fn promote_to_realtime(what: &str, priority: u8) -> Scheduling {
+pub(crate) fn promote_to_realtime(what: &str, priority: u8) -> Scheduling {
     use thread_priority::{
         RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id,

@@ -9,10 +9,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Log file name inside the log directory.
-pub const LOG_FILE: &str = "scope-deck.log";
+pub(crate) const LOG_FILE: &str = "scope-deck.log";
 
 /// Where logs go by default: `$XDG_STATE_HOME/scope-deck` (falls back to the data dir).
-pub fn default_log_dir() -> PathBuf {
+pub(crate) fn default_log_dir() -> PathBuf {
     use etcetera::BaseStrategy;
     etcetera::choose_base_strategy()
         .map(|d| {
@@ -25,7 +25,7 @@ pub fn default_log_dir() -> PathBuf {
 
 /// Installs the global subscriber. Keep the guard alive until the very end: dropping it flushes.
 /// `pane` additionally copies records to the dashboard's log pane.
-pub fn init(
+pub(crate) fn init(
     dir: &Path,
     filter: &str,
     pane: Option<crate::ui::log_layer::PaneLayer>,

@@ -66,6 +66,7 @@ async fn a_transport_that_never_reads_does_not_stop_the_engine() {
             events: Some(ev_tx),
             snapshots: snap_tx,
             video_control: None,
+            midi_learn: None,
         },
         Clocks::from_hz(100.0, 10),
     ));

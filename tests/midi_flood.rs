@@ -120,6 +120,7 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
                 events: Some(ev_tx),
                 snapshots: snap_tx,
                 video_control: None,
+                midi_learn: Some(midi.learn.clone()),
             },
             Clocks {
                 control: tick,

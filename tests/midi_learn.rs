@@ -3,7 +3,9 @@
 //! and layout), reloads it, and the control works at once.
 //!
 //! MIDI messages enter through the edge's injector (same channels as the midir callbacks); the
-//! engine is the real reducer folded by the test loop. Real ports are covered by `midi_jack`.
+//! engine is the real reducer folded by the test loop, which hands its `Effect::MidiLearn`
+//! commands to the edge as the engine does (`try_send`) and folds the edge's `Msg::Learn`
+//! answers. Real ports are covered by `midi_jack`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use scope_deck::controls::keymap::Keymap;
 use scope_deck::controls::midi::io::{LearnTarget, MidiOptions, spawn};
+use scope_deck::controls::midi::learn::{LearnCmd, LearnMsg, LearnStage};
 use scope_deck::controls::midi::parse::MidiMsg;
 use scope_deck::core::action::{Action, ActionSource};
+use scope_deck::core::effect::Effect;
 use scope_deck::core::msg::Msg;
 use scope_deck::core::snapshot::UiSnapshot;
 use scope_deck::core::state::AppState;
@@ -23,28 +27,43 @@ use tokio_util::sync::CancellationToken;
 
 const USER_KEYMAP: &str = "# My rig — hand-written, keep my notes!\nname = \"rig\"  # shown in help\n\n[normal]\n\"q\" = \"quit\"      # out\n\"r\" = \"reset_cache\"\n\"l\" = \"learn\"\n\n# the fader\n[[midi]]\ntype = \"cc\"\ncc = 0\nparam = \"noise_scale\"   # main fader\n";
 
-fn apply(state: &mut AppState, snaps: &watch::Sender<Arc<UiSnapshot>>, msg: Msg) {
-    update(state, msg, Duration::ZERO);
-    snaps.send_replace(Arc::new(UiSnapshot::of(state, Duration::ZERO)));
+/// The engine's part: fold, hand learn commands to the MIDI edge, publish.
+struct Engine {
+    state: AppState,
+    snaps: watch::Sender<Arc<UiSnapshot>>,
+    learn: mpsc::Sender<LearnCmd>,
 }
 
-async fn next_midi_action(
-    rx: &mut mpsc::Receiver<Msg>,
-    state: &mut AppState,
-    snaps: &watch::Sender<Arc<UiSnapshot>>,
-) -> Action {
-    // Activity reports (the injected pad counts as input activity) are applied on the way.
-    let msg = loop {
+impl Engine {
+    fn apply(&mut self, msg: Msg) {
+        for fx in update(&mut self.state, msg, Duration::ZERO) {
+            if let Effect::MidiLearn(cmd) = fx {
+                self.learn.try_send(cmd).expect("learn lane full");
+            }
+        }
+        self.snaps
+            .send_replace(Arc::new(UiSnapshot::of(&self.state, Duration::ZERO)));
+    }
+}
+
+/// The next message that is not an activity report (those are folded on the way).
+async fn next_msg(rx: &mut mpsc::Receiver<Msg>, engine: &mut Engine) -> Msg {
+    loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("timed out")
             .expect("edge ended");
         if matches!(msg, Msg::MidiActivity(_)) {
-            apply(state, snaps, msg);
+            engine.apply(msg);
         } else {
-            break msg;
+            return msg;
         }
-    };
+    }
+}
+
+async fn next_midi_action(rx: &mut mpsc::Receiver<Msg>, engine: &mut Engine) -> Action {
+    // Activity reports (the injected pad counts as input activity) are applied on the way.
+    let msg = next_msg(rx, engine).await;
     let Msg::Action {
         action,
         source: ActionSource::Midi,
@@ -53,7 +72,7 @@ async fn next_midi_action(
         panic!("unexpected {msg:?}");
     };
     let action = action.clone();
-    apply(state, snaps, msg);
+    engine.apply(msg);
     action
 }
 
@@ -68,7 +87,7 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
         let mut errs = Vec::new();
         let km = Keymap::from_text("rig.toml", "rig", USER_KEYMAP, &mut errs).unwrap();
 
-        let mut state = AppState::new(Default::default());
+        let state = AppState::new(Default::default());
         let (snaps, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
         let (tx, mut rx) = mpsc::channel(64);
         let cancel = CancellationToken::new();
@@ -87,6 +106,11 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
             snap_rx,
             cancel.clone(),
         );
+        let mut engine = Engine {
+            state,
+            snaps,
+            learn: edge.learn.clone(),
+        };
         let port: Arc<str> = Arc::from("nanoPAD2 MIDI 1 24:0");
         let pad = MidiMsg::NoteOn {
             channel: 9,
@@ -97,39 +121,34 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
         // Before learning the pad does nothing.
         assert!(edge.inject.send(&port, pad));
 
-        // 1. Learn key.
-        apply(&mut state, &snaps, Msg::key(Action::Learn));
-        // 2. Touch the pad (the edge arms on the snapshot; retry until it captured).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let captured = loop {
-            assert!(edge.inject.send(&port, pad));
-            match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
-                Ok(Some(msg)) => {
-                    apply(&mut state, &snaps, msg.clone());
-                    if !matches!(msg, Msg::MidiActivity(_)) {
-                        break msg;
-                    }
-                }
-                _ => assert!(Instant::now() < deadline, "learn never captured"),
-            }
-        };
-        let Msg::Action {
-            action: Action::LearnControl { control },
-            ..
-        } = captured
-        else {
+        // 1. Learn key: the engine arms the edge (a command on its own lane, ahead of the pad).
+        engine.apply(Msg::key(Action::Learn));
+        // 2. Touch the pad: captured, not acted on.
+        assert!(edge.inject.send(&port, pad));
+        let captured = next_msg(&mut rx, &mut engine).await;
+        let Msg::Learn(LearnMsg::Captured { control }) = &captured else {
             panic!("{captured:?}");
         };
+        let control = control.clone();
+        engine.apply(captured);
+        assert!(matches!(
+            engine.state.controls.learn,
+            LearnStage::WaitingTarget(_)
+        ));
         assert_eq!(control.device, "nanoPAD2 MIDI 1");
         assert_eq!(control.channel, 10);
         assert_eq!(control.number, Some(40));
         // 3. The key whose action the pad takes over.
-        apply(&mut state, &snaps, Msg::key(Action::ResetCache));
+        engine.apply(Msg::key(Action::ResetCache));
         // The edge writes the file and reports.
-        match next_midi_action(&mut rx, &mut state, &snaps).await {
-            Action::LearnDone { ok: true, message } => assert!(message.contains("rig.toml")),
+        match next_msg(&mut rx, &mut engine).await {
+            Msg::Learn(LearnMsg::Saved { message }) => {
+                assert!(message.contains("rig.toml"), "{message}");
+                engine.apply(Msg::Learn(LearnMsg::Saved { message }));
+            }
             other => panic!("{other:?}"),
         }
+        assert_eq!(engine.state.controls.learn, LearnStage::Off);
 
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
@@ -155,13 +174,14 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
         // 4. The pad works at once.
         assert!(edge.inject.send(&port, pad));
         assert_eq!(
-            next_midi_action(&mut rx, &mut state, &snaps).await,
+            next_midi_action(&mut rx, &mut engine).await,
             Action::ResetCache
         );
         // The pad shows as one device with its last message (reports may trail the action).
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let dev = state
+            let dev = engine
+                .state
                 .controls
                 .midi
                 .devices
@@ -171,14 +191,17 @@ fn learned_binding_is_appended_keeping_comments_and_works_at_once() {
                 .as_ref()
                 .is_some_and(|d| d.last == Some(pad) && d.count >= 3)
             {
-                assert_eq!(state.controls.midi.devices.len(), 1);
-                assert_eq!(state.controls.midi.devices[0].label(), "nanoPAD2 MIDI 1");
+                assert_eq!(engine.state.controls.midi.devices.len(), 1);
+                assert_eq!(
+                    engine.state.controls.midi.devices[0].label(),
+                    "nanoPAD2 MIDI 1"
+                );
                 break;
             }
             assert!(Instant::now() < deadline, "no activity report: {dev:?}");
             if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
             {
-                apply(&mut state, &snaps, msg);
+                engine.apply(msg);
             }
         }
         cancel.cancel();

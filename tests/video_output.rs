@@ -465,3 +465,96 @@ async fn record_key_starts_and_stops_a_playable_recording() {
         "nothing recorded between takes"
     );
 }
+
+/// The thread (of this process) sleeping in a FIFO open that waits for the other end
+/// (`wait_for_partner` in the kernel), if any.
+fn thread_waiting_on_fifo() -> Option<String> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|t| {
+        let dir = t.ok()?.path();
+        let wchan = std::fs::read_to_string(dir.join("wchan")).ok()?;
+        (wchan.trim() == "wait_for_partner")
+            .then(|| std::fs::read_to_string(dir.join("comm")).unwrap_or_default())
+    })
+}
+
+/// A sink whose start blocks inside its state change (a `filesink` opening a FIFO nobody reads:
+/// `open()` waits for a reader) does not stall the async runtime. On a single-threaded runtime,
+/// where one blocking call on the worker stops everything, the sink's thread is seen blocked in
+/// that open while a heartbeat keeps ticking and the video edge keeps publishing its stats; once
+/// a reader opens the FIFO, the sink runs.
+#[test]
+fn a_sink_blocked_in_its_state_change_does_not_stall_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("out.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let fifo_for_runtime = fifo.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let fifo = fifo_for_runtime;
+            let cfg = VideoConfig {
+                sinks: vec![SinkConfig::Custom {
+                    pipeline: format!("filesink location={}", fifo.display()),
+                }],
+                ..VideoConfig::default()
+            };
+            let (_tx, handle) = video::start(&cfg, CancellationToken::new()).unwrap();
+            let mut stats = handle.stats.clone();
+            // No event says "blocked in open": look for the thread in the kernel's wait.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let blocked = loop {
+                if let Some(name) = thread_waiting_on_fifo() {
+                    break name;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the sink never reached its FIFO open"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            assert!(blocked.starts_with("video-sink"), "blocked: {blocked}");
+            // Meanwhile the runtime runs: a heartbeat ticks and the stats go on (every 250 ms).
+            let mut beat = tokio::time::interval(Duration::from_millis(10));
+            for _ in 0..20 {
+                beat.tick().await;
+            }
+            for _ in 0..2 {
+                stats.changed().await.unwrap();
+            }
+            let s = stats.borrow_and_update().clone();
+            assert!(!s.sinks[0].running, "{s:#?}");
+            assert!(
+                thread_waiting_on_fifo().is_some(),
+                "the sink stopped waiting before the heartbeat finished"
+            );
+            // A reader releases the open; the sink starts.
+            let reader = std::thread::spawn(move || {
+                use std::io::Read;
+                let mut f = std::fs::File::open(&fifo).unwrap();
+                let mut sink = Vec::new();
+                let _ = f.read_to_end(&mut sink);
+            });
+            wait_stats(
+                &mut stats,
+                "the sink to run",
+                Duration::from_secs(10),
+                |s| s.sinks[0].running,
+            )
+            .await;
+            handle.shutdown().await;
+            reader.join().unwrap();
+        });
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the async runtime stalled behind the sink's blocking state change");
+}

@@ -76,6 +76,8 @@ pub struct EngineIo {
     pub video_control: Option<watch::Sender<crate::core::stage::OutputControl>>,
     /// The shared beat grid, its time base and the Link edge (all optional).
     pub tempo: crate::tempo::TempoIo,
+    /// Learn mode's commands to the MIDI edge (`try_send`), if it runs.
+    pub midi_learn: Option<mpsc::Sender<scope_deck_core::midi::learn::LearnCmd>>,
 }
 
 /// Observers of the fold, fed from the engine loop and never awaited: the state journal
@@ -86,6 +88,25 @@ pub struct Taps {
     pub journal: Option<crate::app::journal::JournalTap>,
     /// `--record` (src/record).
     pub record: Option<crate::record::Recorder>,
+}
+
+/// Hands a learn command to the MIDI edge without waiting; the answer to fold when it cannot
+/// take it (no MIDI edge, or its queue full), so learn mode never waits for nothing.
+fn send_learn(
+    to: Option<&mpsc::Sender<scope_deck_core::midi::learn::LearnCmd>>,
+    cmd: scope_deck_core::midi::learn::LearnCmd,
+) -> Option<scope_deck_core::midi::learn::LearnMsg> {
+    use scope_deck_core::midi::learn::{LearnCmd, LearnMsg};
+    let why = match to.map(|tx| tx.try_send(cmd.clone())) {
+        Some(Ok(())) => return None,
+        Some(Err(mpsc::error::TrySendError::Full(_))) => "the MIDI edge is busy; try again",
+        Some(Err(mpsc::error::TrySendError::Closed(_))) | None => "the MIDI edge is not running",
+    };
+    tracing::warn!(?cmd, "learn command not delivered: {why}");
+    // Disarming something that is not there needs no answer.
+    (!matches!(cmd, LearnCmd::Disarm)).then(|| LearnMsg::Failed {
+        message: why.into(),
+    })
 }
 
 /// [`run_with`] without taps.
@@ -171,6 +192,12 @@ pub async fn run_with(
                                 if tx.try_send(cmd).is_err() {
                                     tracing::warn!(?cmd, "Link edge busy; command dropped");
                                 }
+                            }
+                        }
+                        Effect::MidiLearn(cmd) => {
+                            if let Some(failed) = send_learn(io.midi_learn.as_ref(), cmd) {
+                                // Folded next round: learning stops with the reason shown.
+                                pending.push(Msg::Learn(failed));
                             }
                         }
                         Effect::SaveLook(look) => save_look(&state, *look),

@@ -431,6 +431,15 @@ async fn run_async(
     let (audio, audio_frames, tempo_commands) =
         crate::audio::runtime::start_for_engine(&loaded.app.audio, inputs_tx.clone());
     let (tempo_io, tempo_edges) = crate::tempo::start(&loaded, &inputs_tx);
+    let clocks = engine::Clocks::from_hz(loaded.app.engine.control_hz, loaded.app.ui.fps);
+    // The router flushes on the control clock, not the dashboard's frame.
+    let midi = crate::controls::midi::io::spawn_for(
+        &loaded,
+        clocks.control,
+        &inputs_tx,
+        &snap_rx,
+        &cancel,
+    );
     let io = engine::EngineIo {
         tempo: tempo_io,
         inputs: inputs_rx,
@@ -443,16 +452,8 @@ async fn run_async(
         events: events_tx,
         snapshots: snap_tx,
         video_control: video.as_ref().map(|v| v.control.clone()),
+        midi_learn: midi.as_ref().map(|m| m.learn.clone()),
     };
-    let clocks = engine::Clocks::from_hz(loaded.app.engine.control_hz, loaded.app.ui.fps);
-    // The router flushes on the control clock, not the dashboard's frame.
-    let midi = crate::controls::midi::io::spawn_for(
-        &loaded,
-        clocks.control,
-        &inputs_tx,
-        &snap_rx,
-        &cancel,
-    );
     let (journal_path, resume) = journal;
     if let Some(r) = resume {
         // Folded right after `Started` (the engine's first message).

@@ -18,38 +18,38 @@ use crate::audio::source::file::{FileDecoder, mixdown};
 /// The analysis of one file (the JSON contract of `analyze`). Fields are only ever added, so
 /// scripts written against older versions keep working.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FileAnalysis {
+pub(crate) struct FileAnalysis {
     /// Beat times, seconds.
-    pub beats: Vec<f64>,
+    pub(crate) beats: Vec<f64>,
     /// Onset times, seconds.
-    pub onsets: Vec<f64>,
+    pub(crate) onsets: Vec<f64>,
     /// The tempo readout when the last beat was emitted (0 when none was): the readout itself
     /// drops to 0 once the music stops, so the value at the end of the file would hide it.
-    pub bpm: f64,
+    pub(crate) bpm: f64,
     /// Stream time (audio consumed) when each beat was emitted.
-    pub beat_detect_times: Vec<f64>,
+    pub(crate) beat_detect_times: Vec<f64>,
     /// Stream time (audio consumed) when each onset was emitted.
-    pub onset_detect_times: Vec<f64>,
+    pub(crate) onset_detect_times: Vec<f64>,
     /// The tracker's confidence (0..1) when each beat was emitted.
-    pub beat_confidence: Vec<f64>,
+    pub(crate) beat_confidence: Vec<f64>,
     /// Each beat's index in the bar (0 = downbeat).
-    pub beat_in_bar: Vec<u32>,
+    pub(crate) beat_in_bar: Vec<u32>,
     /// The beats with `beat_in_bar` 0, seconds.
-    pub downbeats: Vec<f64>,
+    pub(crate) downbeats: Vec<f64>,
     /// Input sample rate, Hz.
-    pub sample_rate: u32,
+    pub(crate) sample_rate: u32,
     /// Audio analysed, seconds.
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Which beat tracker produced the beats ([`tracker_version`]).
-    pub tracker: &'static str,
+    pub(crate) tracker: &'static str,
     /// The learned tracker's model version (`None` when the hand-written tracker ran).
-    pub model_version: Option<String>,
+    pub(crate) model_version: Option<String>,
 }
 
 /// One entry of `analyze`'s JSON: the analysis, or why the file could not be analysed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum FileReport {
+pub(crate) enum FileReport {
     /// The file was analysed.
     Ok {
         /// The path as given on the command line.
@@ -147,7 +147,7 @@ impl Collector {
 }
 
 /// Runs the causal analysis over mono samples, hop by hop, exactly as the live thread does.
-pub fn analyze_samples(x: &[f32], settings: AnalyzerSettings) -> FileAnalysis {
+pub(crate) fn analyze_samples(x: &[f32], settings: AnalyzerSettings) -> FileAnalysis {
     let mut c = Collector::new(settings);
     c.push(x);
     c.finish()
@@ -159,7 +159,7 @@ const BLOCK_FRAMES: usize = 65_536;
 const STALL: Duration = Duration::from_secs(20);
 
 /// Decodes `path` block by block and analyses it as it goes.
-pub fn analyze_file(path: &Path, cfg: &AudioConfig) -> Result<FileAnalysis, AudioError> {
+pub(crate) fn analyze_file(path: &Path, cfg: &AudioConfig) -> Result<FileAnalysis, AudioError> {
     let mut d = FileDecoder::open(path, false)?;
     let (ch, rate) = d.format()?;
     let mut c = Collector::new(cfg.analyzer_settings(rate));
@@ -187,7 +187,7 @@ pub fn analyze_file(path: &Path, cfg: &AudioConfig) -> Result<FileAnalysis, Audi
 
 /// The JSON keys for `files`: each file's name, or the path as given when two different paths
 /// share a name (`a/set.wav` and `b/set.wav`), so no result hides another.
-pub fn report_keys(files: &[PathBuf]) -> Vec<String> {
+pub(crate) fn report_keys(files: &[PathBuf]) -> Vec<String> {
     let name = |f: &PathBuf| {
         f.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -215,7 +215,7 @@ pub fn report_keys(files: &[PathBuf]) -> Vec<String> {
 
 /// Analyses each file; a file that fails gets an error entry (and `on_error` is told) while
 /// the others are still analysed. Returns the JSON map and how many files failed.
-pub fn analyze_files(
+pub(crate) fn analyze_files(
     files: &[PathBuf],
     cfg: &AudioConfig,
     on_error: &mut impl FnMut(&str),

@@ -7,7 +7,7 @@ use crate::cli::{Command, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 /// Runs an audio subcommand if `cmd` is one; returns the exit code, or `None` for other
 /// commands.
 #[allow(clippy::print_stdout)]
-pub fn dispatch(cmd: Option<&Command>, cfg: &AudioConfig) -> Option<u8> {
+pub(crate) fn dispatch(cmd: Option<&Command>, cfg: &AudioConfig) -> Option<u8> {
     match cmd? {
         Command::Analyze {
             files,

@@ -94,7 +94,7 @@ impl Default for AudioConfig {
 
 impl AudioConfig {
     /// A short label of the input for the dashboard (`demo`, `device: USB Audio`, `file: set.flac`).
-    pub fn source_label(&self) -> String {
+    pub(crate) fn source_label(&self) -> String {
         match self.source {
             SourceKind::Demo => "demo".to_string(),
             SourceKind::Device if self.device.trim().is_empty() => "device: default".to_string(),

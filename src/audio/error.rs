@@ -21,7 +21,7 @@ pub enum AudioError {
 
 impl AudioError {
     /// A file error.
-    pub fn file(path: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn file(path: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
         AudioError::File {
             path: path.to_string(),
             message: message.to_string(),

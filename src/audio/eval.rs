@@ -11,21 +11,21 @@ use crate::audio::dsp::analyzer::AnalyzerSettings;
 use crate::audio::synth::{Pattern, Sequencer, TempoMap};
 
 /// Sample rate of the evaluation set.
-pub const EVAL_RATE: u32 = 48_000;
+pub(crate) const EVAL_RATE: u32 = 48_000;
 
 /// One generated case.
 #[derive(Debug, Clone)]
-pub struct EvalCase {
+pub(crate) struct EvalCase {
     /// Name (also the WAV file name when written out).
-    pub name: String,
+    pub(crate) name: String,
     /// Mono samples at [`EVAL_RATE`].
-    pub samples: Vec<f32>,
+    pub(crate) samples: Vec<f32>,
     /// True onset times.
-    pub onsets: Vec<f64>,
+    pub(crate) onsets: Vec<f64>,
     /// True beat times.
-    pub beats: Vec<f64>,
+    pub(crate) beats: Vec<f64>,
     /// True tempo at the end (None for negatives).
-    pub bpm: Option<f64>,
+    pub(crate) bpm: Option<f64>,
 }
 
 fn seq_case(name: &str, tempo: TempoMap, pattern: Pattern, noise: f32, secs: f64) -> EvalCase {
@@ -67,7 +67,7 @@ fn negative(name: &str, samples: Vec<f32>) -> EvalCase {
 }
 
 /// Deterministic white noise of RMS `rms`.
-pub fn white_noise(n: usize, rms: f32, seed: u64) -> Vec<f32> {
+pub(crate) fn white_noise(n: usize, rms: f32, seed: u64) -> Vec<f32> {
     let mut r = seed | 1;
     (0..n)
         .map(|_| {
@@ -81,7 +81,7 @@ pub fn white_noise(n: usize, rms: f32, seed: u64) -> Vec<f32> {
 }
 
 /// A logarithmic sine sweep from `f0` to `f1` Hz.
-pub fn sine_sweep(n: usize, f0: f64, f1: f64, amp: f32) -> Vec<f32> {
+pub(crate) fn sine_sweep(n: usize, f0: f64, f1: f64, amp: f32) -> Vec<f32> {
     let sr = f64::from(EVAL_RATE);
     let dur = n as f64 / sr;
     let k = (f1 / f0).ln();
@@ -95,7 +95,7 @@ pub fn sine_sweep(n: usize, f0: f64, f1: f64, amp: f32) -> Vec<f32> {
 }
 
 /// The whole evaluation set.
-pub fn eval_set() -> Vec<EvalCase> {
+pub(crate) fn eval_set() -> Vec<EvalCase> {
     let secs = 24.0;
     let n = (secs * f64::from(EVAL_RATE)) as usize;
     let mut v = Vec::new();
@@ -197,18 +197,18 @@ pub fn eval_set() -> Vec<EvalCase> {
 
 /// True/false positives after one-to-one matching within `tol`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Match {
+pub(crate) struct Match {
     /// Matched detections.
-    pub tp: usize,
+    pub(crate) tp: usize,
     /// Unmatched detections.
-    pub fp: usize,
+    pub(crate) fp: usize,
     /// Unmatched truths.
-    pub fn_: usize,
+    pub(crate) fn_: usize,
 }
 
 impl Match {
     /// F-measure (1 when both lists are empty).
-    pub fn f(&self) -> f64 {
+    pub(crate) fn f(&self) -> f64 {
         let d = 2 * self.tp + self.fp + self.fn_;
         if d == 0 {
             1.0
@@ -225,7 +225,7 @@ impl Match {
 
 /// Matches sorted detections to sorted truths one-to-one (nearest unmatched within `tol`).
 /// Returns the counts and, per matched detection, (detection index, truth index).
-pub fn match_events(det: &[f64], truth: &[f64], tol: f64) -> (Match, Vec<(usize, usize)>) {
+pub(crate) fn match_events(det: &[f64], truth: &[f64], tol: f64) -> (Match, Vec<(usize, usize)>) {
     let mut used = vec![false; truth.len()];
     let mut pairs = Vec::new();
     let mut j0 = 0usize;
@@ -258,7 +258,7 @@ pub fn match_events(det: &[f64], truth: &[f64], tol: f64) -> (Match, Vec<(usize,
 }
 
 /// Percentile (0..=100) of a list (NaN when empty).
-pub fn percentile(v: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(v: &[f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -270,35 +270,35 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
 
 /// Scores of one file.
 #[derive(Debug, Clone, Default)]
-pub struct FileScore {
+pub(crate) struct FileScore {
     /// Case name.
-    pub name: String,
+    pub(crate) name: String,
     /// Onset matching.
-    pub onset: Match,
+    pub(crate) onset: Match,
     /// Beat matching (after 5 s).
-    pub beat: Match,
+    pub(crate) beat: Match,
     /// True tempo (None for negatives).
-    pub bpm_true: Option<f64>,
+    pub(crate) bpm_true: Option<f64>,
     /// Reported tempo.
-    pub bpm: f64,
+    pub(crate) bpm: f64,
     /// Onset detection latencies (emission stream time − true onset), seconds.
-    pub onset_latency: Vec<f64>,
+    pub(crate) onset_latency: Vec<f64>,
     /// Beat emission times relative to the true beat (negative = announced ahead).
-    pub beat_latency: Vec<f64>,
+    pub(crate) beat_latency: Vec<f64>,
     /// Events on a negative file.
-    pub false_events: usize,
+    pub(crate) false_events: usize,
 }
 
 impl FileScore {
     /// Tempo within 4 %.
-    pub fn tempo_ok(&self) -> bool {
+    pub(crate) fn tempo_ok(&self) -> bool {
         self.bpm_true
             .is_some_and(|t| (self.bpm - t).abs() / t <= 0.04)
     }
 }
 
 /// Scores one analysis against its case.
-pub fn score(case: &EvalCase, a: &FileAnalysis) -> FileScore {
+pub(crate) fn score(case: &EvalCase, a: &FileAnalysis) -> FileScore {
     let mut s = FileScore {
         name: case.name.clone(),
         bpm_true: case.bpm,
@@ -335,7 +335,7 @@ pub fn score(case: &EvalCase, a: &FileAnalysis) -> FileScore {
 }
 
 /// Runs the whole evaluation; returns the markdown report.
-pub fn run_bench() -> String {
+pub(crate) fn run_bench() -> String {
     let gen_start = Instant::now();
     let cases = eval_set();
     let gen_secs = gen_start.elapsed().as_secs_f64();
@@ -423,7 +423,7 @@ pub fn run_bench() -> String {
 }
 
 /// Writes the evaluation set as WAV files plus `truth.json` into `dir` (for `analyze`).
-pub fn write_set(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn write_set(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut truth = serde_json::Map::new();
     for c in eval_set() {

@@ -1,12 +1,12 @@
 //! Audio input and analysis. The real-time callback only copies into a ring; analysis runs on
 //! its own thread and publishes [`features::AudioFrame`]s latest-wins.
 
-pub mod analyze;
-pub mod cli;
+pub(crate) mod analyze;
+pub(crate) mod cli;
 pub mod config;
 pub mod dsp;
-pub mod error;
-pub mod eval;
+pub(crate) mod error;
+pub(crate) mod eval;
 pub use scope_deck_core::audio::{features, tempo};
 pub mod ring;
 pub mod runtime;

@@ -89,7 +89,7 @@ impl RingWriter {
     }
 
     /// Convenience for non-real-time sources that already have mono f32.
-    pub fn write_mono(&mut self, data: &[f32]) {
+    pub(crate) fn write_mono(&mut self, data: &[f32]) {
         let save = self.channels;
         self.channels = 1;
         self.write_frames(data);

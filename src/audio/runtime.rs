@@ -27,7 +27,7 @@ use crate::core::msg::Msg;
 /// Seconds of audio the ring holds (the analysis normally keeps it nearly empty).
 const RING_SECS: f32 = 2.0;
 /// Capacity of the tempo command queue.
-pub const TEMPO_CAPACITY: usize = 64;
+pub(crate) const TEMPO_CAPACITY: usize = 64;
 /// How often frames are published (the engine redraws at most this often from audio).
 const PUBLISH_HZ: f64 = 60.0;
 
@@ -68,11 +68,11 @@ pub struct AudioCounters {
     /// Ring counters (overruns = samples the analysis could not take in time).
     pub ring: Arc<RingStats>,
     /// Events dropped because the engine's queue was full.
-    pub dropped_events: AtomicU64,
+    pub(crate) dropped_events: AtomicU64,
 }
 
 /// How long [`AudioHandle`]'s `Drop` waits for the threads (normally they stop within ~200 ms).
-pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
+pub(crate) const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// How long the device supervisor waits for a broken stream to be released before abandoning
 /// it: with shared memory on, libpulse can deadlock forever inside that release.
@@ -100,7 +100,7 @@ impl Drop for DoneGuard {
 impl AudioHandle {
     /// Stops the threads, waiting at most `deadline`. Returns the names of the threads that
     /// did not end in time (stuck in a driver); they are abandoned, not joined.
-    pub fn stop_within(&mut self, deadline: Duration) -> Vec<&'static str> {
+    pub(crate) fn stop_within(&mut self, deadline: Duration) -> Vec<&'static str> {
         self.stop.store(true, Ordering::Relaxed);
         for (_, t) in &self.threads {
             t.thread().unpark();
@@ -412,7 +412,7 @@ fn run_demo(stop: &AtomicBool, counters: &AudioCounters, rings: &RingOut) {
 }
 
 /// Length of one cycle of the built-in demo: 64 beats at 120 BPM then 32 at 128 BPM.
-pub const DEMO_CYCLE_SECS: f64 = 64.0 * 60.0 / 120.0 + 32.0 * 60.0 / 128.0;
+pub(crate) const DEMO_CYCLE_SECS: f64 = 64.0 * 60.0 / 120.0 + 32.0 * 60.0 / 128.0;
 
 /// Sleeps up to `d` in slices, returning early on stop.
 fn nap(stop: &AtomicBool, d: Duration) {
@@ -677,7 +677,7 @@ fn release(stream: crate::audio::source::device::DeviceStream) {
 
 /// Starts audio for the engine: returns the handle (if it started), the frame receiver and the
 /// tempo command sender for `EngineIo`. A failure to start threads is logged, not fatal.
-pub fn start_for_engine(
+pub(crate) fn start_for_engine(
     cfg: &AudioConfig,
     inputs: mpsc::Sender<Msg>,
 ) -> (
@@ -697,7 +697,7 @@ pub fn start_for_engine(
 
 /// Stops the audio threads without blocking an async worker, waiting at most `deadline`.
 /// Returns the names of threads that did not stop (abandoned).
-pub async fn stop_in_background(
+pub(crate) async fn stop_in_background(
     handle: Option<AudioHandle>,
     deadline: Duration,
 ) -> Vec<&'static str> {

@@ -3,17 +3,17 @@
 //! sound card and no files) and the generator of the evaluation set's ground truth. Pure.
 
 /// Voices, as bits of a step mask.
-pub mod voice {
+pub(crate) mod voice {
     /// Metronome click.
-    pub const CLICK: u8 = 1;
+    pub(crate) const CLICK: u8 = 1;
     /// Kick drum.
-    pub const KICK: u8 = 2;
+    pub(crate) const KICK: u8 = 2;
     /// Snare.
-    pub const SNARE: u8 = 4;
+    pub(crate) const SNARE: u8 = 4;
     /// Closed hi-hat.
-    pub const HAT: u8 = 8;
+    pub(crate) const HAT: u8 = 8;
     /// Bass note.
-    pub const BASS: u8 = 16;
+    pub(crate) const BASS: u8 = 16;
 }
 
 /// Tempo as a function of musical position.
@@ -38,7 +38,7 @@ pub enum TempoMap {
 
 impl TempoMap {
     /// Tempo at a musical position (beats from the start).
-    pub fn bpm_at(&self, beat: f64) -> f64 {
+    pub(crate) fn bpm_at(&self, beat: f64) -> f64 {
         match self {
             TempoMap::Const(b) => *b,
             TempoMap::Steps(steps) => steps
@@ -82,7 +82,7 @@ const BASS_NOTES: [f32; 8] = [55.0, 55.0, 65.41, 49.0, 55.0, 73.42, 65.41, 49.0]
 
 impl Pattern {
     /// Voices on step `step` (16ths from the start) and the bass frequency if a note starts.
-    pub fn step(self, step: u64) -> u8 {
+    pub(crate) fn step(self, step: u64) -> u8 {
         use voice::*;
         let in_bar = step % 16;
         let bar = step / 16;
@@ -143,9 +143,9 @@ pub struct Sequencer {
     /// Step triggers recorded as (time s, mask) when recording is on.
     record: bool,
     /// Onset times played (seconds).
-    pub onsets: Vec<f64>,
+    pub(crate) onsets: Vec<f64>,
     /// Beat times played (seconds).
-    pub beats: Vec<f64>,
+    pub(crate) beats: Vec<f64>,
 }
 
 impl Sequencer {
@@ -203,14 +203,9 @@ impl Sequencer {
     }
 
     /// Sets the output gain (default 0.5).
-    pub fn with_gain(mut self, gain: f32) -> Self {
+    pub(crate) fn with_gain(mut self, gain: f32) -> Self {
         self.gain = gain;
         self
-    }
-
-    /// Sample rate.
-    pub fn sample_rate(&self) -> u32 {
-        self.sr as u32
     }
 
     fn noise(&mut self) -> f32 {
@@ -223,7 +218,7 @@ impl Sequencer {
     }
 
     /// Writes the next `out.len()` mono samples.
-    pub fn fill(&mut self, out: &mut [f32]) {
+    pub(crate) fn fill(&mut self, out: &mut [f32]) {
         use voice::*;
         let sr = self.sr as f32;
         let two_pi = 2.0 * std::f32::consts::PI;
@@ -316,7 +311,7 @@ impl Sequencer {
     }
 
     /// The tempo at the current position.
-    pub fn bpm_now(&self) -> f64 {
+    pub(crate) fn bpm_now(&self) -> f64 {
         self.tempo.bpm_at(self.beat)
     }
 }

@@ -9,29 +9,29 @@ use crate::config::diagnostics::{ConfigError, SourceDoc};
 #[serde(deny_unknown_fields, default)]
 pub struct AppConfig {
     /// `[server]`: backend, URL, pipeline.
-    pub server: crate::transport::config::ServerConfig,
+    pub(crate) server: crate::transport::config::ServerConfig,
     /// `[audio]`: input source and analysis.
-    pub audio: crate::audio::config::AudioConfig,
+    pub(crate) audio: crate::audio::config::AudioConfig,
     /// `[engine]`: the control clock.
-    pub engine: EngineConfig,
+    pub(crate) engine: EngineConfig,
     /// `[ui]`: frame rate, theme and keymap selection.
-    pub ui: crate::ui::config::UiConfig,
+    pub(crate) ui: crate::ui::config::UiConfig,
     /// `[controls]`: panic behaviour, confirmations, MIDI.
-    pub controls: crate::controls::config::ControlsConfig,
+    pub(crate) controls: crate::controls::config::ControlsConfig,
     /// `[prompt]`: starting prompt.
-    pub prompt: PromptConfig,
+    pub(crate) prompt: PromptConfig,
     /// `[logging]`: level and directory.
-    pub logging: LoggingConfig,
+    pub(crate) logging: LoggingConfig,
     /// `[daydream]`: the hosted StreamDiffusion backend.
-    pub daydream: crate::transport::daydream::DaydreamConfig,
+    pub(crate) daydream: crate::transport::daydream::DaydreamConfig,
     /// `[video]`: output sinks, terminal preview, video input.
-    pub video: crate::video::config::VideoConfig,
+    pub(crate) video: crate::video::config::VideoConfig,
     /// `[show]`: the setlist.
-    pub show: ShowConfig,
+    pub(crate) show: ShowConfig,
     /// `[tempo]`: tempo source priority, Ableton Link.
-    pub tempo: crate::tempo::config::TempoConfig,
+    pub(crate) tempo: crate::tempo::config::TempoConfig,
     /// `[midi_out]`: MIDI clock out.
-    pub midi_out: crate::tempo::config::MidiOutConfig,
+    pub(crate) midi_out: crate::tempo::config::MidiOutConfig,
     /// The parsed file, kept to locate cross-file errors.
     #[serde(skip)]
     doc: Option<SourceDoc>,
@@ -57,15 +57,15 @@ impl PartialEq for AppConfig {
 /// `[engine]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct EngineConfig {
+pub(crate) struct EngineConfig {
     /// Control clock in Hz: mapping, smoothing and the parameter changes they send run at
     /// this rate, and the MIDI router flushes at it, whatever the dashboard's `ui.fps`.
-    pub control_hz: f64,
+    pub(crate) control_hz: f64,
 }
 
 impl EngineConfig {
     /// The accepted range of `control_hz`.
-    pub const CONTROL_HZ: std::ops::RangeInclusive<f64> = 30.0..=1000.0;
+    pub(crate) const CONTROL_HZ: std::ops::RangeInclusive<f64> = 30.0..=1000.0;
 }
 
 impl Default for EngineConfig {
@@ -89,17 +89,17 @@ impl Validate for EngineConfig {
 /// `[show]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ShowConfig {
+pub(crate) struct ShowConfig {
     /// Setlist file (relative to the config folder); empty = none. `--setlist` overrides it.
-    pub setlist: String,
+    pub(crate) setlist: String,
 }
 
 /// `[prompt]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PromptConfig {
+pub(crate) struct PromptConfig {
     /// The prompt sent with the first offer.
-    pub initial: String,
+    pub(crate) initial: String,
 }
 
 impl Default for PromptConfig {
@@ -113,11 +113,11 @@ impl Default for PromptConfig {
 /// `[logging]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LoggingConfig {
+pub(crate) struct LoggingConfig {
     /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive.
-    pub level: String,
+    pub(crate) level: String,
     /// Log directory; empty = `$XDG_STATE_HOME/scope-deck`.
-    pub dir: String,
+    pub(crate) dir: String,
 }
 
 impl Default for LoggingConfig {
@@ -130,7 +130,7 @@ impl Default for LoggingConfig {
 }
 
 /// A section that can check itself after parsing, reporting into the shared error list.
-pub trait Validate {
+pub(crate) trait Validate {
     /// Pushes every problem found; `prefix` is the section's key path (`server`).
     fn validate(&self, doc: &SourceDoc, prefix: &str, errors: &mut Vec<ConfigError>);
 }
@@ -176,7 +176,7 @@ impl AppConfig {
     }
 
     /// An error located at `path` in this config's file.
-    pub fn error_at(&self, path: &str, message: String) -> ConfigError {
+    pub(crate) fn error_at(&self, path: &str, message: String) -> ConfigError {
         match &self.doc {
             Some(doc) => doc.error_at(path, message, None),
             None => ConfigError {

@@ -10,7 +10,7 @@ use crate::core::look::Look;
 use crate::mapping::theme::Theme;
 
 /// Reads every `dir/looks/*.toml`; problems are pushed, valid looks returned in file order.
-pub fn load_looks(dir: &Path, themes: &[Theme], errors: &mut Vec<ConfigError>) -> Vec<Look> {
+pub(crate) fn load_looks(dir: &Path, themes: &[Theme], errors: &mut Vec<ConfigError>) -> Vec<Look> {
     let ids: Vec<&str> = themes.iter().map(|t| t.id.as_str()).collect();
     let Ok(rd) = std::fs::read_dir(dir.join("looks")) else {
         return Vec::new();
@@ -132,7 +132,7 @@ fn fill(doc: &mut toml_edit::DocumentMut, look: &Look) {
 }
 
 /// Writes `dir/<name>.toml` atomically (temporary file + rename); returns the path.
-pub fn write_look(dir: &Path, look: &Look) -> Result<PathBuf, String> {
+pub(crate) fn write_look(dir: &Path, look: &Look) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(format!("{}.toml", look.name));
     let mut doc = match std::fs::read_to_string(&path) {

@@ -7,8 +7,8 @@
 //! unknown fields denied, then validated, collecting *all* errors with file, line and key.
 
 pub mod app;
-pub mod looks;
-pub mod setlist;
+pub(crate) mod looks;
+pub(crate) mod setlist;
 pub use scope_deck_core::diagnostics;
 
 use std::path::{Path, PathBuf};
@@ -59,25 +59,25 @@ pub const EMBEDDED_STYLES: &[(&str, &str)] =
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
     /// `config.toml` merged over defaults.
-    pub app: AppConfig,
+    pub(crate) app: AppConfig,
     /// Themes in display order (built-ins first, then the user's, each sorted by file stem).
-    pub themes: Vec<Theme>,
+    pub(crate) themes: Vec<Theme>,
     /// The active keymap.
-    pub keymap: Keymap,
+    pub(crate) keymap: Keymap,
     /// The active dashboard style (colours).
-    pub style: crate::ui::style::UiStyle,
+    pub(crate) style: crate::ui::style::UiStyle,
     /// Which files were read (for `--check-config` and the log).
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
     /// The directory user files were looked for in.
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// The setlist (`[show] setlist`, or `--setlist` set later) with its path.
-    pub setlist: Option<(PathBuf, crate::core::cue::Setlist)>,
+    pub(crate) setlist: Option<(PathBuf, crate::core::cue::Setlist)>,
     /// Saved looks (`looks/*.toml`).
-    pub looks: Vec<crate::core::look::Look>,
+    pub(crate) looks: Vec<crate::core::look::Look>,
 }
 
 /// The default user config directory (`$XDG_CONFIG_HOME/scope-deck`).
-pub fn default_config_dir() -> Option<PathBuf> {
+pub(crate) fn default_config_dir() -> Option<PathBuf> {
     use etcetera::BaseStrategy;
     etcetera::choose_base_strategy()
         .ok()
@@ -162,7 +162,7 @@ pub fn builtin_themes() -> Result<Vec<Theme>, Vec<ConfigError>> {
 
 /// Loads the built-in themes layered with `dir/themes/*.toml` (start-up and hot reload),
 /// collecting every error and the file names read.
-pub fn load_themes(
+pub(crate) fn load_themes(
     dir: Option<&Path>,
     errors: &mut Vec<ConfigError>,
     files: &mut Vec<String>,
@@ -181,7 +181,7 @@ pub fn load_themes(
 }
 
 /// Loads and validates everything from `dir` (or the default directory) over the built-ins.
-pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
+pub(crate) fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
     let dir: Option<PathBuf> = dir.map(Path::to_path_buf).or_else(default_config_dir);
     let mut errors = Vec::new();
     let mut files = Vec::new();

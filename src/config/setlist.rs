@@ -8,7 +8,7 @@ use crate::core::cue::Setlist;
 use crate::mapping::theme::Theme;
 
 /// Reads and validates one setlist file against the loaded themes and saved looks.
-pub fn load_setlist(
+pub(crate) fn load_setlist(
     path: &Path,
     themes: &[Theme],
     looks: &[crate::core::look::Look],
@@ -38,7 +38,7 @@ pub fn load_setlist(
 }
 
 /// `[show] setlist` resolved against the config folder (an absolute path stays as it is).
-pub fn resolve(configured: &str, dir: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn resolve(configured: &str, dir: Option<&Path>) -> Option<PathBuf> {
     if configured.trim().is_empty() {
         return None;
     }

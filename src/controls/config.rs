@@ -9,13 +9,13 @@ use crate::core::state::PanicMode;
 /// `[controls]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ControlsConfig {
+pub(crate) struct ControlsConfig {
     /// What panic does: `auto`, `pause`, `safe_prompt` or `blackout`.
-    pub panic: PanicMode,
+    pub(crate) panic: PanicMode,
     /// Prompt used when `panic = "safe_prompt"`.
-    pub safe_prompt: String,
+    pub(crate) safe_prompt: String,
     /// Ask before quitting while streaming.
-    pub confirm_quit: bool,
+    pub(crate) confirm_quit: bool,
 }
 
 impl Default for ControlsConfig {

@@ -5,13 +5,13 @@ use crate::controls::midi::binding::{ControlKind, Encoder, ListKind, MidiBinding
 
 /// One line of the help overlay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HelpRow {
+pub(crate) struct HelpRow {
     /// `normal`, `help`, `prompt_edit` or `midi`.
-    pub mode: &'static str,
+    pub(crate) mode: &'static str,
     /// The chord (`ctrl+c`) or MIDI control (`note 36 ch 1`).
-    pub control: String,
+    pub(crate) control: String,
     /// What it does.
-    pub description: String,
+    pub(crate) description: String,
 }
 
 fn mode_name(m: ModeKey) -> &'static str {
@@ -23,7 +23,7 @@ fn mode_name(m: ModeKey) -> &'static str {
 }
 
 /// A short label for a MIDI control (`cc 7 ch 2 @nano*`).
-pub fn midi_control_label(b: &MidiBinding) -> String {
+pub(crate) fn midi_control_label(b: &MidiBinding) -> String {
     let mut s = match (b.kind, b.number) {
         (ControlKind::Cc, Some(n)) => format!("cc {n}"),
         (ControlKind::Cc14, Some(n)) => format!("cc14 {n}/{}", b.lsb),
@@ -43,7 +43,7 @@ pub fn midi_control_label(b: &MidiBinding) -> String {
 }
 
 /// A short description of what a MIDI binding does.
-pub fn midi_description(b: &MidiBinding) -> String {
+pub(crate) fn midi_description(b: &MidiBinding) -> String {
     let list = |l: ListKind| match l {
         ListKind::Theme => "theme",
         ListKind::Prompt => "prompt",
@@ -71,7 +71,7 @@ pub fn midi_description(b: &MidiBinding) -> String {
 
 /// Every binding of the keymap as (mode, control, description) rows, keys first in file order,
 /// then MIDI bindings.
-pub fn help_rows(km: &Keymap) -> Vec<HelpRow> {
+pub(crate) fn help_rows(km: &Keymap) -> Vec<HelpRow> {
     let mut rows = Vec::new();
     for (mode, list) in &km.modes {
         for b in list {

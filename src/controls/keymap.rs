@@ -36,29 +36,29 @@ struct RawKeymap {
 
 /// One binding: chord → action.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KeyBinding {
+pub(crate) struct KeyBinding {
     /// The chord.
-    pub chord: KeyChord,
+    pub(crate) chord: KeyChord,
     /// What it does.
-    pub action: Action,
+    pub(crate) action: Action,
 }
 
 /// A validated keymap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keymap {
     /// File stem.
-    pub id: String,
+    pub(crate) id: String,
     /// Display name.
-    pub name: String,
+    pub(crate) name: String,
     /// Bindings per mode, in file order (the help overlay lists them in this order).
-    pub modes: BTreeMap<ModeKey, Vec<KeyBinding>>,
+    pub(crate) modes: BTreeMap<ModeKey, Vec<KeyBinding>>,
     /// MIDI inputs, bindings, clock and feedback declared in the same file.
     pub midi: crate::controls::midi::config::MidiConfig,
 }
 
 /// `Mode` as a map key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ModeKey {
+pub(crate) enum ModeKey {
     /// `[normal]`.
     Normal,
     /// `[help]`.
@@ -80,7 +80,7 @@ impl From<Mode> for ModeKey {
 }
 
 /// Quotes a TOML key for a key path when it is not a bare key.
-pub fn quote_key(k: &str) -> String {
+pub(crate) fn quote_key(k: &str) -> String {
     if !k.is_empty()
         && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -92,7 +92,7 @@ pub fn quote_key(k: &str) -> String {
 }
 
 /// Turns a keymap value (`"quit"` or `{ action = "...", ... }`) into an action.
-pub fn parse_action_value(v: &toml::Value) -> Result<Action, String> {
+pub(crate) fn parse_action_value(v: &toml::Value) -> Result<Action, String> {
     match v {
         toml::Value::String(name) => Action::from_name(name),
         toml::Value::Table(_) => {
@@ -190,19 +190,12 @@ impl Keymap {
     }
 
     /// The action bound to `chord` in `mode`.
-    pub fn lookup(&self, mode: Mode, chord: &KeyChord) -> Option<&Action> {
+    pub(crate) fn lookup(&self, mode: Mode, chord: &KeyChord) -> Option<&Action> {
         self.modes
             .get(&ModeKey::from(mode))?
             .iter()
             .find(|b| b.chord == *chord)
             .map(|b| &b.action)
-    }
-
-    /// Bindings of `mode` for the help overlay.
-    pub fn bindings(&self, mode: Mode) -> &[KeyBinding] {
-        self.modes
-            .get(&ModeKey::from(mode))
-            .map_or(&[], |v| v.as_slice())
     }
 }
 

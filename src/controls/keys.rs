@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// A non-character key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Named {
+pub(crate) enum Named {
     /// Enter / Return.
     Enter,
     /// Escape.
@@ -44,7 +44,7 @@ pub enum Named {
 
 /// The key part of a chord.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Key {
+pub(crate) enum Key {
     /// A printable character (case matters: `A` is shift+a).
     Char(char),
     /// A named key.
@@ -53,15 +53,15 @@ pub enum Key {
 
 /// A key with modifiers. Shift is folded into the character for printable keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KeyChord {
+pub(crate) struct KeyChord {
     /// The key.
-    pub key: Key,
+    pub(crate) key: Key,
     /// Control held.
-    pub ctrl: bool,
+    pub(crate) ctrl: bool,
     /// Alt / Option held.
-    pub alt: bool,
+    pub(crate) alt: bool,
     /// Shift held (named keys only).
-    pub shift: bool,
+    pub(crate) shift: bool,
 }
 
 const NAMES: &[(&str, Named)] = &[
@@ -95,7 +95,7 @@ const CHAR_NAMES: &[(&str, char)] = &[
 
 impl KeyChord {
     /// Parses `ctrl+alt+x`, `shift+up`, `?`, `space`, `f5`, `+` (a lone `+` is the plus key).
-    pub fn parse(s: &str) -> Result<KeyChord, String> {
+    pub(crate) fn parse(s: &str) -> Result<KeyChord, String> {
         if s.is_empty() {
             return Err("empty key".into());
         }
@@ -163,7 +163,7 @@ impl KeyChord {
     }
 
     /// The chord of a terminal key event, or `None` for keys keymaps cannot name.
-    pub fn from_event(ev: &KeyEvent) -> Option<KeyChord> {
+    pub(crate) fn from_event(ev: &KeyEvent) -> Option<KeyChord> {
         let key = match ev.code {
             KeyCode::Char(c) => Key::Char(c),
             KeyCode::Enter => Key::Named(Named::Enter),

@@ -1,7 +1,7 @@
 //! Performer input: key chords, keymaps, MIDI in/out, learn mode and the help overlay data.
 
-pub mod config;
-pub mod help;
+pub(crate) mod config;
+pub(crate) mod help;
 pub mod keymap;
-pub mod keys;
+pub(crate) mod keys;
 pub mod midi;

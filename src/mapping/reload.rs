@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::core::msg::Msg;
 
 /// Saves closer together than this are one reload (editors write a file in several steps).
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// Parses the built-in themes layered with `config_dir/themes/*.toml`, as at start-up.
-pub fn reload_now(config_dir: &Path) -> Result<Vec<crate::mapping::theme::Theme>, String> {
+pub(crate) fn reload_now(config_dir: &Path) -> Result<Vec<crate::mapping::theme::Theme>, String> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
     let themes = crate::config::load_themes(Some(config_dir), &mut errors, &mut files);

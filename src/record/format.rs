@@ -15,32 +15,32 @@ use crate::core::recall::Recall;
 use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
 
 /// The first line's `format`.
-pub const FORMAT: &str = "scope-deck-record";
+pub(crate) const FORMAT: &str = "scope-deck-record";
 
 /// Recording format version.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// The first line: what was recorded, with which deck and settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     /// Always [`FORMAT`].
-    pub format: String,
+    pub(crate) format: String,
     /// [`VERSION`] of the writer.
-    pub version: u32,
+    pub(crate) version: u32,
     /// scope-deck version that recorded.
-    pub deck_version: String,
+    pub(crate) deck_version: String,
     /// Wall-clock start, ms since the Unix epoch.
-    pub started_unix_ms: u64,
+    pub(crate) started_unix_ms: u64,
     /// Backend label (`dry-run`, `scope`, ...): replay rebuilds the same settings.
-    pub backend: String,
+    pub(crate) backend: String,
     /// `[engine] control_hz`.
-    pub control_hz: f64,
+    pub(crate) control_hz: f64,
     /// The configuration files loaded (for the reader; replay loads its own `--config-dir`).
     #[serde(default)]
-    pub config_files: Vec<String>,
+    pub(crate) config_files: Vec<String>,
     /// Theme ids loaded, in order.
     #[serde(default)]
-    pub themes: Vec<String>,
+    pub(crate) themes: Vec<String>,
 }
 
 /// One line after the header. `t` is engine time in nanoseconds since the engine started.
@@ -81,7 +81,7 @@ pub enum Line {
 
 impl Line {
     /// An overflow marker.
-    pub fn overflow(n: u64) -> Line {
+    pub(crate) fn overflow(n: u64) -> Line {
         Line::Overflow { overflow: n }
     }
 }
@@ -90,9 +90,9 @@ impl Line {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Out {
     /// Sent at once in its own message.
-    pub urgent: bool,
+    pub(crate) urgent: bool,
     /// Keys and values.
-    pub values: serde_json::Map<String, ParamValue>,
+    pub(crate) values: serde_json::Map<String, ParamValue>,
 }
 
 /// A folded message. Kinds marked "not replayed" are kept for reading the show afterwards.
@@ -130,6 +130,11 @@ pub enum Input {
         /// The command.
         cmd: TempoCmd,
     },
+    /// The MIDI edge's learn-mode answer (a control captured, a binding saved or not).
+    Learn {
+        /// The answer.
+        learn: scope_deck_core::midi::learn::LearnMsg,
+    },
     /// A stop request.
     Signal {
         /// Which.
@@ -141,6 +146,8 @@ pub enum Input {
         state: Recall,
     },
     /// A headless line that could not be read.
+    // `bad_input` in recorded files, as `Msg::BadInput`; renaming it would change the format.
+    #[allow(clippy::enum_variant_names)]
     BadInput {
         /// Why.
         why: String,
@@ -186,7 +193,7 @@ pub enum Input {
 
 impl Input {
     /// What is written for a folded message.
-    pub fn of(msg: Msg) -> Input {
+    pub(crate) fn of(msg: Msg) -> Input {
         match msg {
             Msg::Started => Input::Started,
             Msg::Action { action, source } => Input::Action { action, source },
@@ -196,6 +203,7 @@ impl Input {
             Msg::AudioProblem(problem) => Input::AudioProblem { problem },
             Msg::Tempo(cmd) => Input::Tempo { cmd },
             Msg::Signal(signal) => Input::Signal { signal },
+            Msg::Learn(learn) => Input::Learn { learn },
             Msg::Resume(r) => Input::Resume { state: *r },
             Msg::BadInput(why) => Input::BadInput { why },
             Msg::Transport(ev) => match ev {
@@ -216,7 +224,7 @@ impl Input {
     }
 
     /// The message to fold again, or `None` for kinds that are not replayed.
-    pub fn to_msg(&self) -> Option<Msg> {
+    pub(crate) fn to_msg(&self) -> Option<Msg> {
         Some(match self.clone() {
             Input::Started => Msg::Started,
             Input::Action { action, source } => Msg::Action { action, source },
@@ -226,6 +234,7 @@ impl Input {
             Input::AudioProblem { problem } => Msg::AudioProblem(problem),
             Input::Tempo { cmd } => Msg::Tempo(cmd),
             Input::Signal { signal } => Msg::Signal(signal),
+            Input::Learn { learn } => Msg::Learn(learn),
             Input::Resume { state } => Msg::Resume(Box::new(state)),
             Input::BadInput { why } => Msg::BadInput(why),
             Input::Connection { state, reason } => {
@@ -263,7 +272,7 @@ fn variant_name(debug: &str) -> String {
 }
 
 /// What the engine handed the recorder.
-pub enum Folded {
+pub(crate) enum Folded {
     /// A message folded at engine time.
     In(Duration, Msg),
     /// A transport command produced at engine time.
@@ -271,12 +280,12 @@ pub enum Folded {
 }
 
 /// Nanoseconds of engine time (saturating: a show is far shorter than 584 years).
-pub fn ns(t: Duration) -> u64 {
+pub(crate) fn ns(t: Duration) -> u64 {
     u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The lines for one folded item.
-pub fn lines_of(f: Folded) -> Vec<Line> {
+pub(crate) fn lines_of(f: Folded) -> Vec<Line> {
     match f {
         Folded::In(t, msg) => vec![Line::In {
             t: ns(t),

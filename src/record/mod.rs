@@ -8,9 +8,9 @@
 //! gives the same commands; `replay --compare` checks the data-channel messages they make
 //! against the recorded wire payloads (`wire.rs`). Format in docs/recall.md.
 
-pub mod format;
-pub mod replay;
-pub mod wire;
+pub(crate) mod format;
+pub(crate) mod replay;
+pub(crate) mod wire;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ pub use format::{Header, Line};
 
 /// Lines the writer may fall behind by before the engine drops (and counts) them: about ten
 /// seconds of a show at the default control rate.
-pub const QUEUE: usize = 4096;
+pub(crate) const QUEUE: usize = 4096;
 
 /// How often the writer flushes (a crash loses at most this much of the recording).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -45,13 +45,13 @@ pub struct Recorder {
 
 impl Recorder {
     /// A message about to be folded at engine time `t`.
-    pub fn input(&mut self, msg: &Msg, t: Duration) {
+    pub(crate) fn input(&mut self, msg: &Msg, t: Duration) {
         let item = Item::In(t, Box::new(msg.clone()));
         self.push(item);
     }
 
     /// A transport command the fold produced at `t`.
-    pub fn output(&mut self, cmd: &TransportCmd, t: Duration) {
+    pub(crate) fn output(&mut self, cmd: &TransportCmd, t: Duration) {
         self.push(Item::Out(t, cmd.clone()));
     }
 
@@ -80,7 +80,7 @@ impl Recorder {
 }
 
 /// The writer thread's handle.
-pub struct RecordWriter {
+pub(crate) struct RecordWriter {
     done: Receiver<std::io::Result<u64>>,
     dropped: Arc<AtomicU64>,
     path: PathBuf,
@@ -90,7 +90,7 @@ impl RecordWriter {
     /// Waits (at most `within`) for the writer to finish the file after the engine dropped its
     /// [`Recorder`]; logs lines written and dropped.
     #[allow(clippy::print_stderr)]
-    pub fn finish(self, within: Duration) {
+    pub(crate) fn finish(self, within: Duration) {
         let dropped = self.dropped.load(Ordering::Relaxed);
         match self.done.recv_timeout(within) {
             Ok(Ok(lines)) => {
@@ -115,7 +115,7 @@ impl RecordWriter {
 }
 
 /// Opens `path` for writing (gzip when it ends in `.gz`).
-pub fn create_sink(path: &Path) -> std::io::Result<Box<dyn Write + Send>> {
+pub(crate) fn create_sink(path: &Path) -> std::io::Result<Box<dyn Write + Send>> {
     let f = std::fs::File::create(path)?;
     let buffered = std::io::BufWriter::with_capacity(64 * 1024, f);
     if is_gzip(path) {
@@ -129,7 +129,7 @@ pub fn create_sink(path: &Path) -> std::io::Result<Box<dyn Write + Send>> {
 }
 
 /// Opens `path` for reading (gzip when it ends in `.gz`).
-pub fn open_source(path: &Path) -> std::io::Result<Box<dyn std::io::BufRead>> {
+pub(crate) fn open_source(path: &Path) -> std::io::Result<Box<dyn std::io::BufRead>> {
     let f = std::fs::File::open(path)?;
     if is_gzip(path) {
         Ok(Box::new(std::io::BufReader::new(
@@ -145,7 +145,7 @@ fn is_gzip(path: &Path) -> bool {
 }
 
 /// Starts a recording into `path` with `header` as its first line.
-pub fn start(path: &Path, header: &Header) -> std::io::Result<(Recorder, RecordWriter)> {
+pub(crate) fn start(path: &Path, header: &Header) -> std::io::Result<(Recorder, RecordWriter)> {
     if path.extension().is_some_and(|e| e == "zst") {
         return Err(std::io::Error::other(
             "zstd is not built in; name the recording .gz (gzip) or .jsonl",

@@ -26,61 +26,61 @@ use crate::transport::lanes::LaneError;
 use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
 
 /// Exit status when `--compare` found a difference.
-pub const EXIT_DIFFERENT: u8 = 1;
+pub(crate) const EXIT_DIFFERENT: u8 = 1;
 
 /// What `replay` was asked.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// The recording.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 1 = real time; 0 = as fast as possible.
-    pub speed: f64,
+    pub(crate) speed: f64,
     /// Diff the updates against the recorded ones.
-    pub compare: bool,
+    pub(crate) compare: bool,
     /// A Scope server instead of the dry run.
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
 }
 
 /// What a replay did.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Inputs folded.
-    pub folded: u64,
+    pub(crate) folded: u64,
     /// Recorded lines not replayed (statistics, reloads; the wire payloads are compared, not
     /// replayed), by count.
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// Names of the skipped kinds that can change what is sent (`themes_reloaded`, ...).
-    pub not_replayable: Vec<String>,
+    pub(crate) not_replayable: Vec<String>,
     /// Parameter updates the recording holds (the engine's requests, before the transport
     /// merged them into messages).
-    pub recorded_updates: u64,
+    pub(crate) recorded_updates: u64,
     /// Parameter updates the replay produced.
-    pub replayed_updates: u64,
+    pub(crate) replayed_updates: u64,
     /// Payloads the replay's transport put on the wire (or would have, dry run).
-    pub wire_sent: u64,
+    pub(crate) wire_sent: u64,
     /// Commands the replay's transport could not take (its lane was full).
-    pub transport_dropped: u64,
+    pub(crate) transport_dropped: u64,
     /// Lines the recorder dropped while recording (the file has gaps).
-    pub recording_overflow: u64,
+    pub(crate) recording_overflow: u64,
     /// Lines that could not be read.
-    pub unreadable: u64,
+    pub(crate) unreadable: u64,
     /// The first unreadable line, with its number.
-    pub first_unreadable: Option<String>,
+    pub(crate) first_unreadable: Option<String>,
     /// The file ended early (a truncated gzip stream: the deck was killed).
-    pub truncated: Option<String>,
+    pub(crate) truncated: Option<String>,
     /// Recorded engine time span, seconds.
-    pub span_s: f64,
+    pub(crate) span_s: f64,
     /// Wall-clock replay time, seconds.
-    pub wall_s: f64,
+    pub(crate) wall_s: f64,
     /// How late each update was produced against its scaled time: max and p99, ms.
-    pub late_ms: (f64, f64),
+    pub(crate) late_ms: (f64, f64),
     /// The comparison.
-    pub diff: Diff,
+    pub(crate) diff: Diff,
 }
 
 /// Runs the subcommand; returns the exit code.
 #[allow(clippy::print_stdout, clippy::print_stderr)]
-pub fn run(opts: &Options, loaded: &LoadedConfig) -> u8 {
+pub(crate) fn run(opts: &Options, loaded: &LoadedConfig) -> u8 {
     if !opts.speed.is_finite() || opts.speed < 0.0 {
         eprintln!("scope-deck replay: --speed must be 0 or more");
         return EXIT_USAGE;
@@ -115,7 +115,7 @@ pub fn run(opts: &Options, loaded: &LoadedConfig) -> u8 {
 }
 
 /// The summary printed on stdout.
-pub fn render(opts: &Options, r: &Report) -> String {
+pub(crate) fn render(opts: &Options, r: &Report) -> String {
     let mut s = format!(
         "replay {}: {} inputs folded over {:.3} s of engine time in {:.3} s (speed {}), {} update(s) (recorded {}), {} payload(s) on the replay's wire\n",
         opts.file.display(),

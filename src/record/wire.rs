@@ -35,44 +35,44 @@ type Message = (u64, String);
 
 /// What the comparison found.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Diff {
+pub(crate) struct Diff {
     /// Data-channel messages in the recording.
-    pub recorded: u64,
+    pub(crate) recorded: u64,
     /// Messages the replay made.
-    pub replayed: u64,
+    pub(crate) replayed: u64,
     /// Messages the replay made that the recording does not have.
-    pub inserted: u64,
+    pub(crate) inserted: u64,
     /// Recorded messages the replay did not make.
-    pub missing: u64,
+    pub(crate) missing: u64,
     /// Messages at the same place with other content.
-    pub changed: u64,
+    pub(crate) changed: u64,
     /// The replay's updates after the recording's last message (the show had stopped sending;
     /// not compared).
-    pub after_end: u64,
+    pub(crate) after_end: u64,
     /// The first difference.
-    pub first: Option<First>,
+    pub(crate) first: Option<First>,
 }
 
 impl Diff {
     /// Differences in all.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.inserted + self.missing + self.changed
     }
 }
 
 /// The first difference: what kind, where, and both sides (`None`: absent on that side).
 #[derive(Debug, Clone, PartialEq)]
-pub struct First {
+pub(crate) struct First {
     /// `inserted`, `missing` or `changed`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Engine time, seconds.
-    pub t: f64,
+    pub(crate) t: f64,
     /// Position in the recorded messages (1-based; for an insertion, the one it comes before).
-    pub index: usize,
+    pub(crate) index: usize,
     /// The recorded message.
-    pub recorded: Option<String>,
+    pub(crate) recorded: Option<String>,
     /// The replayed message.
-    pub replayed: Option<String>,
+    pub(crate) replayed: Option<String>,
 }
 
 struct Queued {
@@ -83,7 +83,7 @@ struct Queued {
 
 /// Collects both sides as the replay reads the recording, then aligns them.
 #[derive(Default)]
-pub struct WireCompare {
+pub(crate) struct WireCompare {
     recorded: Vec<Message>,
     replayed: Vec<Message>,
     queue: VecDeque<Queued>,
@@ -95,7 +95,7 @@ pub struct WireCompare {
 
 /// Keys sorted at every level: the same message is the same text whichever order its values
 /// were merged in.
-pub fn canonical(v: &Value) -> Value {
+pub(crate) fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
             let sorted: BTreeMap<&String, Value> =
@@ -127,7 +127,7 @@ fn same(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
 
 impl WireCompare {
     /// A parameter update the replay made at engine time `t` (ns).
-    pub fn update(&mut self, t: u64, urgent: bool, values: &Map<String, Value>) {
+    pub(crate) fn update(&mut self, t: u64, urgent: bool, values: &Map<String, Value>) {
         // Through JSON text, as the recorded side was: the same numbers compare equal.
         let values = serde_json::from_str(&Value::Object(values.clone()).to_string())
             .unwrap_or_else(|_| values.clone());
@@ -135,7 +135,7 @@ impl WireCompare {
     }
 
     /// The replay's parameter state after a change at `t` (what a full-state message carries).
-    pub fn state(&mut self, t: u64, full: Map<String, Value>) {
+    pub(crate) fn state(&mut self, t: u64, full: Map<String, Value>) {
         while self
             .states
             .front()
@@ -148,13 +148,13 @@ impl WireCompare {
     }
 
     /// The recorded show's transport (re)connects: its next message carries the whole state.
-    pub fn expect_full_state(&mut self) {
+    pub(crate) fn expect_full_state(&mut self) {
         self.full_due = true;
     }
 
     /// A recorded data-channel message, folded at `t` (ns): the replay's message for it is cut
     /// from what it has made so far.
-    pub fn sent(&mut self, t: u64, payload: &Value) {
+    pub(crate) fn sent(&mut self, t: u64, payload: &Value) {
         let Value::Object(p) = payload else {
             self.recorded.push((t, canonical(payload).to_string()));
             return;
@@ -254,7 +254,7 @@ impl WireCompare {
     }
 
     /// Aligns both sides and counts what differs.
-    pub fn finish(self) -> Diff {
+    pub(crate) fn finish(self) -> Diff {
         use similar::{Algorithm, DiffOp};
         let mut d = Diff {
             recorded: self.recorded.len() as u64,

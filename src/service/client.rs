@@ -27,12 +27,12 @@ use crate::video::PreviewFrame;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Writes to stderr without panicking when the terminal is gone (an SSH drop).
-pub fn say(msg: &str) {
+pub(crate) fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "scope-deck: {msg}");
 }
 
 /// Runs `attach` to completion and returns the exit code.
-pub fn run(socket: Option<PathBuf>, headless: bool, loaded: &LoadedConfig) -> u8 {
+pub(crate) fn run(socket: Option<PathBuf>, headless: bool, loaded: &LoadedConfig) -> u8 {
     let path = socket.unwrap_or_else(super::socket::default_path);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -68,7 +68,7 @@ pub fn run(socket: Option<PathBuf>, headless: bool, loaded: &LoadedConfig) -> u8
 }
 
 /// Connects and reads the hello; refuses another protocol version.
-pub async fn connect(
+pub(crate) async fn connect(
     path: &Path,
 ) -> Result<(Hello, LineReader<BufReader<OwnedReadHalf>>, OwnedWriteHalf), String> {
     let stream = UnixStream::connect(path).await.map_err(|e| {

@@ -6,7 +6,7 @@
 //! queue, and the hub copies each line into every client's own bounded queue with `try_send`. A
 //! client whose queue is full is dropped (logged with the reason); the others and the show go on.
 
-pub mod client;
+pub(crate) mod client;
 pub mod protocol;
 pub mod socket;
 
@@ -28,7 +28,7 @@ use protocol::{ClientLine, DeckClock, Hello, Line, LineReader, Request, ServiceL
 
 /// Lines a client may have waiting before it counts as not reading and is dropped (a few
 /// seconds of snapshots at 30 fps plus events).
-pub const CLIENT_QUEUE: usize = 512;
+pub(crate) const CLIENT_QUEUE: usize = 512;
 
 /// One line shared by every client it goes to.
 type Shared = Arc<[u8]>;

@@ -14,20 +14,20 @@ use crate::core::snapshot::UiSnapshot;
 /// is removed or renamed; new event kinds and new fields come without a bump (clients ignore
 /// what they do not know). 2: view actions from a dashboard stay in that dashboard (the
 /// snapshot lost `ui.mode`, `ui.preview`, `ui.edit_slot` and `xfade.editing`).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// What this deck can do beyond the version's basics, listed in the hello: `preview` (it
 /// streams video preview frames to a client that asks).
-pub const CAP_PREVIEW: &str = "preview";
+pub(crate) const CAP_PREVIEW: &str = "preview";
 
 /// Most preview frames a second one client gets (fewer when the deck makes fewer).
-pub const PREVIEW_MAX_FPS: u32 = 10;
+pub(crate) const PREVIEW_MAX_FPS: u32 = 10;
 
 /// Longest input line accepted (bytes, without the newline): 1 MiB. A longer line is skipped
 /// whole with an error naming it; the lines around it are read as usual. The bound is for memory
 /// (a stream with no newline); it sits above the data channel's 64 KiB message limit so that an
 /// oversized prompt still reaches the transport and gets its own, more precise refusal.
-pub const MAX_LINE: usize = 1024 * 1024;
+pub(crate) const MAX_LINE: usize = 1024 * 1024;
 
 /// The deck's clock for event timestamps: `t` is seconds since the deck started (monotonic,
 /// the same origin as the snapshots' `now` to within a millisecond).
@@ -41,14 +41,14 @@ impl DeckClock {
     }
 
     /// Seconds since the start, rounded to microseconds (shorter lines, same meaning).
-    pub fn t(&self) -> f64 {
+    pub(crate) fn t(&self) -> f64 {
         (self.0.elapsed().as_secs_f64() * 1e6).round() / 1e6
     }
 }
 
 /// One line from a bounded reader.
 #[derive(Debug, PartialEq)]
-pub enum Line {
+pub(crate) enum Line {
     /// A complete line (without the newline).
     Text(String),
     /// A line longer than [`MAX_LINE`] (its length in bytes); skipped.
@@ -58,7 +58,7 @@ pub enum Line {
 }
 
 /// Reads newline-terminated lines, never holding more than `max` bytes of one line in memory.
-pub struct LineReader<R> {
+pub(crate) struct LineReader<R> {
     inner: R,
     max: usize,
     buf: Vec<u8>,
@@ -66,7 +66,7 @@ pub struct LineReader<R> {
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// A reader with the given limit.
-    pub fn new(inner: R, max: usize) -> Self {
+    pub(crate) fn new(inner: R, max: usize) -> Self {
         LineReader {
             inner,
             max,
@@ -75,7 +75,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     }
 
     /// The next line, or `None` at end of input (a last line without newline still counts).
-    pub async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
+    pub(crate) async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
         self.buf.clear();
         let mut len = 0usize;
         loop {
@@ -118,26 +118,10 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     }
 }
 
-/// Actions only the deck itself sends (the MIDI edge's learn steps). A script or socket client
-/// that sends one gets an error: it would pretend a controller was touched or a file written.
-pub fn is_internal(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::LearnControl { .. } | Action::LearnDone { .. }
-    )
-}
-
-/// Parses an action written by someone outside the deck: unknown and internal actions are
-/// errors that say why.
-pub fn external_action(text: &str) -> Result<Action, String> {
-    let action: Action = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if is_internal(&action) {
-        return Err(format!(
-            "`{}` is internal (the deck sends it itself); not accepted from outside",
-            action.name()
-        ));
-    }
-    Ok(action)
+/// Parses an action written by someone outside the deck: an unknown action is an error that
+/// says why. (The deck's own learn steps are `Msg::Learn`, not actions: no line can name them.)
+pub(crate) fn external_action(text: &str) -> Result<Action, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 /// What a socket client may send besides actions.
@@ -183,7 +167,7 @@ pub fn client_line(text: &str) -> Result<Option<ClientLine>, String> {
 }
 
 /// An engine event with its timestamp, as one line (newline included).
-pub fn event_line(ev: &Event, t: f64) -> Vec<u8> {
+pub(crate) fn event_line(ev: &Event, t: f64) -> Vec<u8> {
     #[derive(Serialize)]
     struct Stamped<'a> {
         #[serde(flatten)]
@@ -195,22 +179,22 @@ pub fn event_line(ev: &Event, t: f64) -> Vec<u8> {
 
 /// The first line on every socket connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hello {
+pub(crate) struct Hello {
     /// Always `hello`.
-    pub event: String,
+    pub(crate) event: String,
     /// [`PROTOCOL_VERSION`].
-    pub protocol: u32,
+    pub(crate) protocol: u32,
     /// scope-deck version.
-    pub version: String,
+    pub(crate) version: String,
     /// Backend label.
-    pub backend: String,
+    pub(crate) backend: String,
     /// The serving process.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Deck clock, seconds.
-    pub t: f64,
+    pub(crate) t: f64,
     /// Optional features this deck offers ([`CAP_PREVIEW`]).
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<String>,
 }
 
 /// A reply or stream line that is not an engine event.
@@ -265,7 +249,7 @@ pub enum ServiceLine {
 }
 
 /// A preview frame as one `preview` line.
-pub fn preview_line(frame: &crate::video::PreviewFrame, t: f64) -> Vec<u8> {
+pub(crate) fn preview_line(frame: &crate::video::PreviewFrame, t: f64) -> Vec<u8> {
     use base64::Engine as _;
     line(&ServiceLine::Preview {
         t,
@@ -277,7 +261,7 @@ pub fn preview_line(frame: &crate::video::PreviewFrame, t: f64) -> Vec<u8> {
 }
 
 /// The frame a `preview` line carries; `None` for bad base64 or a size that does not match.
-pub fn preview_frame(
+pub(crate) fn preview_frame(
     seq: u64,
     width: u32,
     height: u32,
@@ -298,7 +282,7 @@ pub fn preview_frame(
 
 /// Any serialisable value as one JSON line (newline included); a value that cannot be written
 /// becomes an error line rather than nothing.
-pub fn line<T: Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn line<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec(v).unwrap_or_else(|e| {
         format!(r#"{{"event":"error","message":"cannot encode a line: {e}"}}"#).into_bytes()
     });
@@ -355,17 +339,17 @@ mod tests {
     }
 
     #[test]
-    fn internal_actions_are_refused_with_a_reason() {
+    fn the_decks_learn_steps_are_not_actions_anyone_can_send() {
         let e = external_action(r#"{"action":"learn_done","ok":true,"message":"x"}"#).unwrap_err();
-        assert!(e.contains("learn_done") && e.contains("internal"), "{e}");
-        // A well-formed learn_control (it parses as an Action) is still refused.
-        let learn: Action = serde_json::from_value(serde_json::json!({
-            "action": "learn_control",
-            "control": {"device": "pad", "channel": 1, "kind": "cc", "number": 1}
-        }))
-        .unwrap();
-        let e = external_action(&serde_json::to_string(&learn).unwrap()).unwrap_err();
-        assert!(e.contains("learn_control"), "{e}");
+        assert!(e.contains("unknown variant `learn_done`"), "{e}");
+        let e = external_action(
+            r#"{"action":"learn_control","control":{"device":"pad","channel":1,"kind":"cc","number":1}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown variant `learn_control`"), "{e}");
+        // Nor is the message the MIDI edge sends.
+        let e = external_action(r#"{"learn":"saved","message":"x"}"#).unwrap_err();
+        assert!(e.contains("action"), "{e}");
         assert_eq!(
             external_action(r#"{"action":"reset_cache"}"#),
             Ok(Action::ResetCache)

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 pub const SOCKET_NAME: &str = "deck.sock";
 
 /// The caller's effective uid (the only uid the socket serves).
-pub fn my_uid() -> u32 {
+pub(crate) fn my_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
 /// The default socket: `$XDG_RUNTIME_DIR/scope-deck/deck.sock` (a per-user tmpfs the login
 /// creates 0700), else `/tmp/scope-deck-<uid>/deck.sock`.
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("scope-deck").join(SOCKET_NAME),
         None => std::env::temp_dir()
@@ -60,7 +60,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BindError + '_ {
 
 /// Makes sure the socket's folder exists, is ours and is closed to others (0700). A folder we
 /// own with looser bits is tightened; one owned by another user is refused.
-pub fn prepare_dir(dir: &Path) -> Result<(), BindError> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), BindError> {
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::DirBuilder::new()
             .recursive(true)
@@ -92,7 +92,7 @@ pub fn prepare_dir(dir: &Path) -> Result<(), BindError> {
 
 /// What sits at the socket path.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Existing {
+pub(crate) enum Existing {
     /// Nothing.
     None,
     /// A socket nobody answers on (a deck that died): safe to remove.
@@ -104,7 +104,7 @@ pub enum Existing {
 }
 
 /// Looks at the path without changing anything.
-pub fn probe(path: &Path) -> Existing {
+pub(crate) fn probe(path: &Path) -> Existing {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
         Err(_) => Existing::None,
@@ -139,7 +139,7 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
 /// Whether a connection from `peer_uid` may use a deck run by `own_uid`: only the same user
 /// (root is not special: it can read the socket's folder anyway, but a deck does not take
 /// orders from another account).
-pub fn peer_allowed(peer_uid: u32, own_uid: u32) -> bool {
+pub(crate) fn peer_allowed(peer_uid: u32, own_uid: u32) -> bool {
     peer_uid == own_uid
 }
 

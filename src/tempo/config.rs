@@ -9,14 +9,14 @@ use crate::config::diagnostics::{ConfigError, SourceDoc};
 /// `[tempo]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TempoConfig {
+pub(crate) struct TempoConfig {
     /// Priority of the tempo sources: the first alive one sets the grid (`link`, `midi_clock`,
     /// `tap`, `detected`); detection is the last resort even when not listed.
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     /// Join an Ableton Link session (builds with `--features link` only).
-    pub link: bool,
+    pub(crate) link: bool,
     /// Link tempo when the deck starts a session alone.
-    pub link_bpm: f64,
+    pub(crate) link_bpm: f64,
 }
 
 impl Default for TempoConfig {
@@ -33,7 +33,7 @@ impl Default for TempoConfig {
 
 impl TempoConfig {
     /// The priority as sources (names already validated; unknown ones are skipped).
-    pub fn sources(&self) -> Vec<TempoSource> {
+    pub(crate) fn sources(&self) -> Vec<TempoSource> {
         self.sources
             .iter()
             .filter_map(|s| crate::core::tempo::parse_source(s))
@@ -68,8 +68,8 @@ impl Validate for TempoConfig {
 /// `[midi_out]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MidiOutConfig {
+pub(crate) struct MidiOutConfig {
     /// Send MIDI clock (24 ppqn, start/stop, song position) to output ports matching this
     /// pattern (`*` wildcards, as `[midi_in]`); empty = no clock out.
-    pub clock: String,
+    pub(crate) clock: String,
 }

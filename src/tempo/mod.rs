@@ -4,7 +4,7 @@
 //! The engine publishes the grid after every batch it folds; readers never block it: the grid is
 //! a seqlock of atomics (one writer, wait-free for the writer, readers retry a torn read).
 
-pub mod config;
+pub(crate) mod config;
 #[cfg(feature = "link")]
 pub mod link;
 
@@ -39,13 +39,8 @@ impl SharedGrid {
         }
     }
 
-    /// Engine time zero.
-    pub fn epoch(&self) -> Instant {
-        self.epoch
-    }
-
     /// Engine time now.
-    pub fn now(&self) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         self.epoch.elapsed()
     }
 
@@ -66,7 +61,8 @@ impl SharedGrid {
     }
 
     /// The latest grid (never blocks; retries while the writer is mid-update).
-    pub fn read(&self) -> Grid {
+    #[cfg(test)]
+    pub(crate) fn read(&self) -> Grid {
         loop {
             if let Some(g) = self.try_read() {
                 return g;
@@ -79,7 +75,7 @@ impl SharedGrid {
     /// clock thread) must not spin on this: the writer is a normal-priority task that a
     /// real-time spinner can keep off its core (priority inversion); it keeps the grid it last
     /// read instead.
-    pub fn try_read(&self) -> Option<Grid> {
+    pub(crate) fn try_read(&self) -> Option<Grid> {
         let s1 = self.seq.load(Ordering::Acquire);
         if s1 % 2 == 1 {
             return None;
@@ -100,16 +96,16 @@ impl SharedGrid {
 #[derive(Debug, Default, Clone)]
 pub struct TempoIo {
     /// Engine time zero shared with the edges (`None`: the engine picks its own).
-    pub epoch: Option<Instant>,
+    pub(crate) epoch: Option<Instant>,
     /// Where the engine publishes the arbitrated grid.
-    pub grid: Option<std::sync::Arc<SharedGrid>>,
+    pub(crate) grid: Option<std::sync::Arc<SharedGrid>>,
     /// Commands for the Link edge (tempo, start/stop).
-    pub link: Option<std::sync::mpsc::SyncSender<crate::core::tempo::LinkCmd>>,
+    pub(crate) link: Option<std::sync::mpsc::SyncSender<crate::core::tempo::LinkCmd>>,
 }
 
 /// The running tempo edges (MIDI clock out, Link).
 #[derive(Default)]
-pub struct TempoEdges {
+pub(crate) struct TempoEdges {
     clock_out: Option<crate::controls::midi::clock_out::ClockOutHandle>,
     #[cfg(feature = "link")]
     link: Option<link::LinkHandle>,
@@ -117,7 +113,7 @@ pub struct TempoEdges {
 
 impl TempoEdges {
     /// Stops every edge (a running MIDI clock sends Stop first); names those that did not stop.
-    pub fn stop(self, deadline: Duration) -> Vec<&'static str> {
+    pub(crate) fn stop(self, deadline: Duration) -> Vec<&'static str> {
         let mut stuck = Vec::new();
         if let Some(c) = self.clock_out {
             if !c.stop_within(deadline) {
@@ -135,7 +131,7 @@ impl TempoEdges {
 }
 
 /// Starts what `[midi_out]` and `[tempo]` ask for, sharing one engine epoch and grid.
-pub fn start(
+pub(crate) fn start(
     loaded: &crate::config::LoadedConfig,
     inputs: &tokio::sync::mpsc::Sender<crate::core::msg::Msg>,
 ) -> (TempoIo, TempoEdges) {

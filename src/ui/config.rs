@@ -8,15 +8,15 @@ use crate::config::diagnostics::{ConfigError, SourceDoc};
 /// `[ui]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct UiConfig {
+pub(crate) struct UiConfig {
     /// Dashboard frames per second.
-    pub fps: u32,
+    pub(crate) fps: u32,
     /// Active generation theme (file stem in `themes/`).
-    pub theme: String,
+    pub(crate) theme: String,
     /// Active keymap (file stem in `keymaps/`).
-    pub keymap: String,
+    pub(crate) keymap: String,
     /// Dashboard colours (file stem in `styles/`).
-    pub style: String,
+    pub(crate) style: String,
 }
 
 impl Default for UiConfig {

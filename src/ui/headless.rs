@@ -42,7 +42,7 @@ fn bad_line(line: Line, lineno: usize) -> Option<Msg> {
 }
 
 /// Reads stdin until EOF or cancellation; EOF asks the engine to stop.
-pub async fn read_stdin(inputs: mpsc::Sender<Msg>, cancel: CancellationToken) {
+pub(crate) async fn read_stdin(inputs: mpsc::Sender<Msg>, cancel: CancellationToken) {
     let mut lines = LineReader::new(BufReader::new(tokio::io::stdin()), protocol::MAX_LINE);
     let mut n = 0;
     loop {
@@ -73,7 +73,7 @@ const OUT_QUEUE: usize = 4096;
 /// closes. Events are stamped as they leave the engine's queue, not when stdout takes them,
 /// so a slow reader does not skew the times. When stdout's reader goes away (EPIPE) the deck
 /// is asked to stop: nobody hears it any more.
-pub async fn write_stdout(
+pub(crate) async fn write_stdout(
     mut events: mpsc::Receiver<Event>,
     clock: DeckClock,
     inputs: mpsc::Sender<Msg>,
@@ -131,7 +131,7 @@ mod tests {
         match parse_line(r#"{"action":"learn_done","ok":true,"message":"bound"}"#, 5) {
             Some(Msg::BadInput(m)) => {
                 assert!(
-                    m.starts_with("stdin line 5:") && m.contains("internal"),
+                    m.starts_with("stdin line 5:") && m.contains("unknown variant `learn_done`"),
                     "{m}"
                 )
             }

@@ -24,14 +24,14 @@ pub struct LogLine {
 
 /// The layer; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct PaneLayer {
+pub(crate) struct PaneLayer {
     tx: mpsc::Sender<LogLine>,
     dropped: Arc<AtomicU64>,
 }
 
 impl PaneLayer {
     /// A layer and the receiving end (capacity `cap` lines).
-    pub fn new(cap: usize) -> (Self, mpsc::Receiver<LogLine>, Arc<AtomicU64>) {
+    pub(crate) fn new(cap: usize) -> (Self, mpsc::Receiver<LogLine>, Arc<AtomicU64>) {
         let (tx, rx) = mpsc::channel(cap);
         let dropped = Arc::new(AtomicU64::new(0));
         (

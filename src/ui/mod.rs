@@ -1,13 +1,13 @@
 //! Front ends: the terminal dashboard and the headless JSON-lines mode, sharing one engine.
 
-pub mod config;
+pub(crate) mod config;
 pub mod headless;
 pub mod log_layer;
 pub mod render;
 pub mod style;
-pub mod widgets;
+pub(crate) mod widgets;
 
 #[cfg(test)]
 mod screen_tests;
-pub mod tui;
-pub mod view;
+pub(crate) mod tui;
+pub(crate) mod view;

@@ -23,7 +23,7 @@ use crate::ui::widgets::params::{ParamList, source_tag};
 use crate::ui::widgets::video::VideoPanel;
 
 /// How many log lines the pane keeps.
-pub const LOG_KEEP: usize = 200;
+pub(crate) const LOG_KEEP: usize = 200;
 
 /// State that belongs to one dashboard only (not the engine): every front end, the
 /// in-process one and each attached one, has its own, so help or the editor opened on one does
@@ -31,27 +31,27 @@ pub const LOG_KEEP: usize = 200;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewState {
     /// What this dashboard shows over the panels, and which keys the keymap reads.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// The large video preview is open (not a mode: keys keep playing while it shows).
     pub preview_open: bool,
     /// The crossfader slot the editor edits (None: the live prompt).
-    pub edit_slot: Option<crate::core::xfade::Slot>,
+    pub(crate) edit_slot: Option<crate::core::xfade::Slot>,
     /// The newest deck-wide view action applied (from MIDI or a script, `ui.view_actions`).
-    pub view_seen: u64,
+    pub(crate) view_seen: u64,
     /// The prompt text being edited (mode `PromptEdit`): this dashboard's draft.
-    pub edit_buffer: String,
+    pub(crate) edit_buffer: String,
     /// Recent log lines for the log pane, newest last.
-    pub log: VecDeque<LogLine>,
+    pub(crate) log: VecDeque<LogLine>,
     /// Log lines the pane could not keep up with.
-    pub log_dropped: u64,
+    pub(crate) log_dropped: u64,
     /// The latest downscaled frame of the video output (for the preview).
     pub preview: Option<std::sync::Arc<crate::video::PreviewFrame>>,
     /// What colours the terminal can show the preview in.
-    pub preview_colors: crate::video::preview::PreviewColors,
+    pub(crate) preview_colors: crate::video::preview::PreviewColors,
     /// Log view: how many rows it is scrolled up from the newest line.
-    pub log_scroll: usize,
+    pub(crate) log_scroll: usize,
     /// Help overlay: the page shown when the bindings do not fit one screen.
-    pub help_page: usize,
+    pub(crate) help_page: usize,
 }
 
 impl ViewState {
@@ -208,13 +208,13 @@ fn video_panel(main: Rect, snap: &UiSnapshot) -> bool {
 
 /// Whether a screen of `area` draws preview frames (the overlay, or the video panel): an
 /// attached dashboard asks the deck for them only then.
-pub fn shows_preview(area: Rect, snap: &UiSnapshot, view: &ViewState) -> bool {
+pub(crate) fn shows_preview(area: Rect, snap: &UiSnapshot, view: &ViewState) -> bool {
     view.preview_open || video_panel(rows(area, snap)[3], snap)
 }
 
 /// Rows of `width` characters holding `text`; when it needs more than `rows`, its middle is cut
 /// so what failed (the start) and what to do (the end) both stay.
-pub fn wrap_keep_ends(text: &str, width: usize, rows: usize) -> Vec<String> {
+pub(crate) fn wrap_keep_ends(text: &str, width: usize, rows: usize) -> Vec<String> {
     if width == 0 || rows == 0 {
         return Vec::new();
     }
@@ -252,7 +252,7 @@ pub fn wrap_keep_ends(text: &str, width: usize, rows: usize) -> Vec<String> {
 
 /// Appends the key bound to each action a message names (`` `download_models` `` →
 /// `` `download_models` [D] ``), so the screen says which key does what it asks for.
-pub fn with_keys(text: &str, keymap: &Keymap) -> String {
+pub(crate) fn with_keys(text: &str, keymap: &Keymap) -> String {
     // Every name worth a key hint has an underscore: most lines are done here, every frame.
     let Some(normal) = keymap
         .modes
@@ -454,7 +454,7 @@ fn draw_status(frame: &mut Frame, area: Rect, snap: &UiSnapshot, style: &UiStyle
 
 /// Shortens `text` to `width` characters by cutting its middle, so both what failed (the start)
 /// and what to do (the end) stay readable.
-pub fn keep_ends(text: &str, width: usize) -> String {
+pub(crate) fn keep_ends(text: &str, width: usize) -> String {
     let n = text.chars().count();
     if n <= width {
         return text.to_string();

@@ -29,41 +29,41 @@ struct RawStyle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiStyle {
     /// File stem.
-    pub id: String,
+    pub(crate) id: String,
     /// Display name.
-    pub name: String,
+    pub(crate) name: String,
     /// Titles, highlights.
-    pub accent: Color,
+    pub(crate) accent: Color,
     /// Normal text.
-    pub text: Color,
+    pub(crate) text: Color,
     /// Secondary text.
-    pub dim: Color,
+    pub(crate) dim: Color,
     /// Healthy states.
-    pub good: Color,
+    pub(crate) good: Color,
     /// Warnings.
-    pub warn: Color,
+    pub(crate) warn: Color,
     /// Errors.
-    pub bad: Color,
+    pub(crate) bad: Color,
     /// Meter colour, low third.
-    pub meter_low: Color,
+    pub(crate) meter_low: Color,
     /// Meter colour, middle third.
-    pub meter_mid: Color,
+    pub(crate) meter_mid: Color,
     /// Meter colour, top third.
-    pub meter_high: Color,
+    pub(crate) meter_high: Color,
     /// Peak-hold marks.
-    pub peak: Color,
+    pub(crate) peak: Color,
     /// Beat flash.
-    pub beat: Color,
+    pub(crate) beat: Color,
     /// Panic banner text.
-    pub panic_fg: Color,
+    pub(crate) panic_fg: Color,
     /// Panic banner background.
-    pub panic_bg: Color,
+    pub(crate) panic_bg: Color,
     /// No colours at all (`NO_COLOR`): widgets rely on bold/reverse.
-    pub monochrome: bool,
+    pub(crate) monochrome: bool,
 }
 
 /// Parses a colour name or `#rrggbb`.
-pub fn parse_color(s: &str) -> Result<Color, String> {
+pub(crate) fn parse_color(s: &str) -> Result<Color, String> {
     let named = match s.to_ascii_lowercase().as_str() {
         "reset" | "default" => Some(Color::Reset),
         "black" => Some(Color::Black),
@@ -134,7 +134,7 @@ impl UiStyle {
     }
 
     /// The same style with every colour removed (for `NO_COLOR`).
-    pub fn monochrome(mut self) -> UiStyle {
+    pub(crate) fn monochrome(mut self) -> UiStyle {
         for c in [
             &mut self.accent,
             &mut self.text,
@@ -156,13 +156,8 @@ impl UiStyle {
         self
     }
 
-    /// A foreground style.
-    pub fn fg(&self, c: Color) -> Style {
-        Style::new().fg(c)
-    }
-
     /// Secondary text (dim modifier in monochrome).
-    pub fn dimmed(&self) -> Style {
+    pub(crate) fn dimmed(&self) -> Style {
         if self.monochrome {
             Style::new().add_modifier(Modifier::DIM)
         } else {
@@ -171,7 +166,7 @@ impl UiStyle {
     }
 
     /// The unmissable panic look.
-    pub fn panic(&self) -> Style {
+    pub(crate) fn panic(&self) -> Style {
         let s = Style::new().add_modifier(Modifier::BOLD);
         if self.monochrome {
             s.add_modifier(Modifier::REVERSED)

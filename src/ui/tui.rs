@@ -26,20 +26,20 @@ use crate::core::state::Mode;
 use crate::ui::render::{ViewState, draw};
 
 /// Puts the terminal back (raw mode off, main screen, cursor shown). Safe to call twice.
-pub fn restore_terminal() {
+pub(crate) fn restore_terminal() {
     let _ = disable_raw_mode();
     let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
 }
 
 /// Restores the terminal when dropped, whatever the path out (return, `?`, panic unwinding).
-pub struct TerminalGuard {
+pub(crate) struct TerminalGuard {
     /// The ratatui terminal.
-    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+    pub(crate) terminal: Terminal<CrosstermBackend<Stdout>>,
 }
 
 impl TerminalGuard {
     /// Enters raw mode and the alternate screen.
-    pub fn enter() -> io::Result<Self> {
+    pub(crate) fn enter() -> io::Result<Self> {
         enable_raw_mode()?;
         let mut out = io::stdout();
         if let Err(e) = execute!(out, EnterAlternateScreen, cursor::Hide) {
@@ -83,7 +83,7 @@ impl Drop for TerminalGuard {
 
 /// Whether a terminal error means the terminal is gone (hangup, SSH drop, closed pty) rather
 /// than a fault: then the dashboard leaves cleanly.
-pub fn terminal_gone(e: &io::Error) -> bool {
+pub(crate) fn terminal_gone(e: &io::Error) -> bool {
     use rustix::io::Errno;
     e.kind() == io::ErrorKind::BrokenPipe
         || matches!(
@@ -104,7 +104,7 @@ fn gone_or(e: io::Error) -> io::Result<bool> {
 
 /// Installs a panic hook that restores the terminal and writes the report to the log before
 /// the default hook prints it (now on a normal screen).
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
@@ -117,7 +117,7 @@ pub fn install_panic_hook() {
 /// Maps one key press: view actions (help, log, editor, preview, their paging, the draft) change
 /// this dashboard's `view`; a show action comes back as the message for the engine. `snap` is
 /// what the dashboard shows (the editor starts from it, a draft goes to its slot).
-pub fn key_to_msg(
+pub(crate) fn key_to_msg(
     chord: KeyChord,
     code: KeyCode,
     snap: &UiSnapshot,
@@ -205,18 +205,18 @@ fn route(a: Action, snap: &UiSnapshot, view: &mut ViewState) -> Option<Msg> {
 }
 
 /// What the terminal front end draws with.
-pub struct TuiSetup {
+pub(crate) struct TuiSetup {
     /// Active keymap.
-    pub keymap: Keymap,
+    pub(crate) keymap: Keymap,
     /// Colours.
-    pub style: crate::ui::style::UiStyle,
+    pub(crate) style: crate::ui::style::UiStyle,
     /// Log records for the log pane.
-    pub logs: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
+    pub(crate) logs: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
     /// Downscaled frames of the video output for the preview (when a video output runs).
-    pub preview: Option<watch::Receiver<Option<Arc<crate::video::PreviewFrame>>>>,
+    pub(crate) preview: Option<watch::Receiver<Option<Arc<crate::video::PreviewFrame>>>>,
     /// Told whether the screen draws preview frames now (an attached dashboard asks the deck
     /// for them only then).
-    pub preview_wanted: Option<watch::Sender<bool>>,
+    pub(crate) preview_wanted: Option<watch::Sender<bool>>,
 }
 
 /// Runs the TUI until cancelled. Keys go to `inputs`; frames are drawn from `snapshots`.
@@ -224,7 +224,7 @@ pub struct TuiSetup {
 /// A frame is drawn only when something changed (a new snapshot, a log line, a key, a resize)
 /// and at most `fps` times a second, so input bursts never drive redraws and the TUI wakes once
 /// per engine tick rather than on a clock of its own.
-pub async fn run(
+pub(crate) async fn run(
     mut guard: TerminalGuard,
     setup: TuiSetup,
     inputs: mpsc::Sender<Msg>,

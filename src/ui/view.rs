@@ -12,7 +12,7 @@ use crate::ui::render::ViewState;
 impl ViewState {
     /// Applies a view action (`Action::is_view`, or `cancel`) to this dashboard. `snap` is
     /// what it shows now: the editor starts from its text.
-    pub fn apply(&mut self, action: &Action, snap: &UiSnapshot) {
+    pub(crate) fn apply(&mut self, action: &Action, snap: &UiSnapshot) {
         match action {
             Action::ToggleHelp => {
                 self.help_page = 0;
@@ -52,7 +52,7 @@ impl ViewState {
     }
 
     /// Back to the panels: overlays closed, the draft dropped.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.mode = Mode::Normal;
         self.help_page = 0;
         self.log_scroll = 0;
@@ -63,7 +63,7 @@ impl ViewState {
     /// The show action that sends the draft (enter in the editor): the slot's parts when a
     /// crossfader slot is edited, the live prompt otherwise. The editor closes, unless the
     /// draft is empty (the engine says so and the editor stays for another try).
-    pub fn send_draft(&mut self, snap: &UiSnapshot) -> Action {
+    pub(crate) fn send_draft(&mut self, snap: &UiSnapshot) -> Action {
         let text = std::mem::take(&mut self.edit_buffer);
         let empty = text.trim().is_empty();
         let action = match self.edit_slot.filter(|_| snap.xfade.is_some()) {
@@ -83,7 +83,7 @@ impl ViewState {
     /// Catches up with the deck: view actions sent to every dashboard (a MIDI binding, a
     /// script) since the last snapshot are applied; a crossfader that was let go leaves the
     /// editor on the live prompt.
-    pub fn follow(&mut self, snap: &UiSnapshot) {
+    pub(crate) fn follow(&mut self, snap: &UiSnapshot) {
         let va = &snap.ui.view_actions;
         if va.serial < self.view_seen {
             // Another deck (a restart behind an attached dashboard): start counting again.
@@ -103,7 +103,7 @@ impl ViewState {
 
     /// A view that starts with what the deck has already done (older view actions are not
     /// replayed on a dashboard that attaches later).
-    pub fn starting_at(snap: &UiSnapshot) -> ViewState {
+    pub(crate) fn starting_at(snap: &UiSnapshot) -> ViewState {
         ViewState {
             view_seen: snap.ui.view_actions.serial,
             ..ViewState::default()

@@ -22,7 +22,7 @@ use scope_deck_core::video::change::{ChangeDetector, GRID, Thumb, VALUES};
 const SIDE: usize = 32;
 
 /// tee → leaky queue → videoscale → videoconvert → RGB 32×32 → appsink → detector → `changes`.
-pub fn add(
+pub(crate) fn add(
     pipeline: &gst::Pipeline,
     tee: &gst::Element,
     changes: watch::Sender<Option<Instant>>,

@@ -31,9 +31,9 @@ pub struct VideoConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ScopeOutputsConfig {
     /// Sender name the server publishes under.
-    pub name: String,
+    pub(crate) name: String,
     /// Outputs to turn on once connected (`"ndi"`, `"spout"`, `"syphon"`).
-    pub enable: Vec<crate::video::scope_api::ScopeOutput>,
+    pub(crate) enable: Vec<crate::video::scope_api::ScopeOutput>,
 }
 
 impl Default for ScopeOutputsConfig {
@@ -50,9 +50,9 @@ impl Default for ScopeOutputsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct VaceConfig {
     /// Local image files (relative paths are relative to the config folder).
-    pub ref_images: Vec<String>,
+    pub(crate) ref_images: Vec<String>,
     /// `vace_context_scale`, 0–2 (how strongly the images steer the picture).
-    pub context_scale: f64,
+    pub(crate) context_scale: f64,
 }
 
 impl Default for VaceConfig {
@@ -151,18 +151,32 @@ fn default_prefix() -> String {
 
 impl SinkConfig {
     /// A recorder that runs only while the `record` key is on.
-    pub fn on_key(&self) -> bool {
+    pub(crate) fn on_key(&self) -> bool {
         matches!(self, SinkConfig::File { on_key: true, .. })
     }
 
     /// A live output that blackout and the master fade darken (every sink but recordings,
     /// which keep the picture as generated).
-    pub fn blanks(&self) -> bool {
+    pub(crate) fn blanks(&self) -> bool {
         !matches!(self, SinkConfig::File { .. })
     }
 
+    /// Frames that may wait in this sink's input before new ones are dropped: a recording
+    /// keeps 2 s so it does not lose frames to a moment of CPU contention; live outputs keep 2
+    /// frames so they never lag.
+    pub(crate) fn queue_depth(&self) -> u64 {
+        match self {
+            SinkConfig::File { .. } => 60,
+            SinkConfig::V4l2loopback { .. }
+            | SinkConfig::Ndi { .. }
+            | SinkConfig::Shm { .. }
+            | SinkConfig::Window {}
+            | SinkConfig::Custom { .. } => 2,
+        }
+    }
+
     /// Whether this sink takes the received (pre-decoder) stream rather than decoded frames.
-    pub fn wants_encoded(&self) -> bool {
+    pub(crate) fn wants_encoded(&self) -> bool {
         matches!(
             self,
             SinkConfig::File {
@@ -173,7 +187,7 @@ impl SinkConfig {
     }
 
     /// Short label for logs and the dashboard (`shm:/tmp/x`, `ndi:scope-deck`).
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             SinkConfig::V4l2loopback { device, .. } => format!("v4l2loopback:{device}"),
             SinkConfig::Ndi { name } => format!("ndi:{name}"),
@@ -192,11 +206,11 @@ pub struct PreviewConfig {
     /// Build the preview branch at all.
     pub enabled: bool,
     /// Frames per second (kept low so the main sinks never wait for it).
-    pub fps: u32,
+    pub(crate) fps: u32,
     /// Width in pixels (= terminal columns).
-    pub width: u32,
+    pub(crate) width: u32,
     /// Height in pixels (two per terminal row with half-block cells).
-    pub height: u32,
+    pub(crate) height: u32,
 }
 
 impl Default for PreviewConfig {
@@ -258,7 +272,7 @@ fn default_input_codec() -> crate::transport::types::VideoCodec {
 }
 
 /// Fewest / most milliseconds `keyframe_interval_ms` may be.
-pub const KEYFRAME_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 100..=10_000;
+pub(crate) const KEYFRAME_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 100..=10_000;
 
 impl Default for InputConfig {
     fn default() -> Self {
@@ -418,7 +432,10 @@ impl Validate for VideoConfig {
 impl VideoConfig {
     /// The reducer's start-up video settings; relative reference-image paths are resolved
     /// against `dir` (the config folder) so a config works from any working directory.
-    pub fn settings(&self, dir: Option<&std::path::Path>) -> crate::video::reduce::VideoSettings {
+    pub(crate) fn settings(
+        &self,
+        dir: Option<&std::path::Path>,
+    ) -> crate::video::reduce::VideoSettings {
         use std::path::PathBuf;
         let resolve = |p: &String| {
             let p = PathBuf::from(p);

@@ -33,7 +33,7 @@ pub enum VideoError {
 }
 
 /// The Debian package (or other install step) that provides element `factory`.
-pub fn install_hint(factory: &str) -> String {
+pub(crate) fn install_hint(factory: &str) -> String {
     let pkg = match factory {
         "appsrc" | "appsink" | "videoconvert" | "videoscale" | "videorate" | "videotestsrc"
         | "uridecodebin" | "decodebin" | "playbin" => "gstreamer1.0-plugins-base",
@@ -63,7 +63,7 @@ pub fn install_hint(factory: &str) -> String {
 }
 
 /// Makes element `factory` named `name`, or explains which package is missing.
-pub fn make(factory: &str, name: &str) -> Result<gstreamer::Element, VideoError> {
+pub(crate) fn make(factory: &str, name: &str) -> Result<gstreamer::Element, VideoError> {
     if gstreamer::ElementFactory::find(factory).is_none() {
         return Err(VideoError::MissingElement {
             element: factory.into(),
@@ -77,7 +77,7 @@ pub fn make(factory: &str, name: &str) -> Result<gstreamer::Element, VideoError>
 }
 
 /// Fails with the first element of `factories` that is not installed.
-pub fn require(factories: &[&str]) -> Result<(), VideoError> {
+pub(crate) fn require(factories: &[&str]) -> Result<(), VideoError> {
     for f in factories {
         if gstreamer::ElementFactory::find(f).is_none() {
             return Err(VideoError::MissingElement {
@@ -90,7 +90,7 @@ pub fn require(factories: &[&str]) -> Result<(), VideoError> {
 }
 
 /// Initialises GStreamer once (and registers the statically linked NDI plugin when built in).
-pub fn init() -> Result<(), VideoError> {
+pub(crate) fn init() -> Result<(), VideoError> {
     static ONCE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         gstreamer::init().map_err(|e| e.to_string())?;
@@ -105,7 +105,7 @@ pub fn init() -> Result<(), VideoError> {
 /// Loads the plugins the output pipeline needs now, at start-up, rather than when the first
 /// packet arrives: a slow first build lets packets pile up, and the jitter buffer then drops the
 /// oldest ones (the first key frame). Missing plugins are reported later, where they are used.
-pub fn preload(recording: bool) {
+pub(crate) fn preload(recording: bool) {
     let mut names = vec![
         "rtpjitterbuffer",
         "rtpvp8depay",
@@ -125,7 +125,7 @@ pub fn preload(recording: bool) {
 }
 
 /// Checks a v4l2loopback device node exists, explaining how to create it if not.
-pub fn check_v4l2loopback(device: &str) -> Result<(), VideoError> {
+pub(crate) fn check_v4l2loopback(device: &str) -> Result<(), VideoError> {
     if Path::new(device).exists() {
         return Ok(());
     }
@@ -176,7 +176,7 @@ pub fn explain_runtime_error(
 }
 
 /// Explains how to provide the NDI runtime.
-pub fn ndi_runtime_hint(detail: &str) -> String {
+pub(crate) fn ndi_runtime_hint(detail: &str) -> String {
     format!(
         "the NDI runtime (libndi.so.6) could not be loaded ({}). Install the NDI SDK or NDI Tools \
          for Linux from https://ndi.video/tools/ and put libndi.so.6 on the library path, or point \

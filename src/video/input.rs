@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crossbeam_channel as cb;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +25,7 @@ pub use crate::transport::webrtc_session::KeyframeRequests;
 
 /// Fewest milliseconds between two forced key frames: a server asking on every broken frame
 /// must not turn the stream into key frames only (requests in between are merged, not lost).
-pub const FORCE_MIN_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const FORCE_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Capacity of the encoded-sample channel (a few frames: the track writer is fast or we drop).
 pub const SAMPLE_CAPACITY: usize = 8;
@@ -33,13 +34,13 @@ pub const SAMPLE_CAPACITY: usize = 8;
 #[derive(Debug, Default)]
 pub struct InputCounters {
     /// Encoded frames handed to the transport.
-    pub sent: AtomicU64,
+    pub(crate) sent: AtomicU64,
     /// Encoded frames dropped because the transport was not keeping up.
-    pub dropped: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     /// Times the file source looped back to the start.
     pub loops: AtomicU64,
     /// Pipeline failures (each followed by a rebuild).
-    pub failures: AtomicU64,
+    pub(crate) failures: AtomicU64,
     /// Key frames forced on request (connect, PLI/FIR), after rate limiting.
     pub keyframes_forced: AtomicU64,
 }
@@ -51,14 +52,18 @@ pub struct InputHandle {
     /// Asks the encoder for a key frame (the transports hold a clone).
     pub keyframes: KeyframeRequests,
     cancel: CancellationToken,
-    task: JoinHandle<()>,
+    /// Fires when the `video-input` thread has ended.
+    done: oneshot::Receiver<()>,
+    /// Hands cancellation and key-frame requests to the thread.
+    bridge: JoinHandle<()>,
 }
 
 impl InputHandle {
     /// Stops the source and waits for it.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        let _ = self.task.await;
+        let _ = self.done.await;
+        let _ = self.bridge.await;
     }
 }
 
@@ -93,7 +98,7 @@ fn source_description(cfg: &InputConfig) -> Result<String, VideoError> {
 }
 
 /// Frames between two periodic key frames for `cfg` (at least 1).
-pub fn keyframe_distance(cfg: &InputConfig) -> u32 {
+pub(crate) fn keyframe_distance(cfg: &InputConfig) -> u32 {
     (u64::from(cfg.fps) * u64::from(cfg.keyframe_interval_ms) / 1000).clamp(1, 10_000) as u32
 }
 
@@ -189,6 +194,10 @@ pub fn start(
 
 /// [`start`], also reporting a stall (no frame for [`STALL_AFTER`]) or a failure to the engine
 /// as `Msg::InputHealth` for the dashboard and the `health` event.
+///
+/// The pipeline runs on its own `video-input` thread (builds, state changes, seeks and the bus
+/// all block there, never on the async workers); a small async task hands it cancellation and
+/// the transport's key-frame requests.
 pub fn start_with_health(
     cfg: &InputConfig,
     tx: mpsc::Sender<EncodedSample>,
@@ -200,28 +209,39 @@ pub fn start_with_health(
     let counters = Arc::new(InputCounters::default());
     let cancel = cancel.child_token();
     let (keyframes, requests) = KeyframeRequests::new();
-    let task = tokio::spawn(run(
-        cfg.clone(),
-        first,
+    let (inbox_tx, inbox) = cb::unbounded();
+    let (done_tx, done) = oneshot::channel();
+    let input = Input {
+        cfg: cfg.clone(),
         tx,
-        counters.clone(),
-        cancel.clone(),
-        Health {
+        counters: counters.clone(),
+        health: Health {
             tx: health,
             stalled: false,
         },
-        requests,
-    ));
+        inbox,
+        me: inbox_tx.clone(),
+        run: 0,
+    };
+    std::thread::Builder::new()
+        .name("video-input".into())
+        .spawn(move || {
+            input.run(first);
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| VideoError::Pipeline(format!("video input thread: {e}")))?;
+    let bridge = tokio::spawn(bridge(inbox_tx, requests, cancel.clone()));
     Ok(InputHandle {
         counters,
         keyframes,
         cancel,
-        task,
+        done,
+        bridge,
     })
 }
 
 /// No frame from the video input for this long is a stall.
-pub const STALL_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const STALL_AFTER: Duration = Duration::from_secs(1);
 
 /// Reports the input's state to the engine on change (nothing without a sender).
 struct Health {
@@ -244,86 +264,228 @@ impl Health {
     }
 }
 
-async fn run(
-    cfg: InputConfig,
-    first: (gst::Pipeline, gst_app::AppSink),
-    tx: mpsc::Sender<EncodedSample>,
-    counters: Arc<InputCounters>,
-    cancel: CancellationToken,
-    mut health: Health,
+/// What reaches the input thread.
+enum InputMsg {
+    /// An error, warning or end-of-stream from the bus of the pipeline started as `run`.
+    Bus { run: u64, msg: gst::Message },
+    /// The transport asked for a key frame.
+    Keyframe,
+    /// Stop and end the thread.
+    Stop,
+}
+
+/// Hands cancellation and key-frame requests to the input thread (never blocking: the inbox is
+/// unbounded and sees at most a request per change of the requests counter).
+async fn bridge(
+    to: cb::Sender<InputMsg>,
     mut requests: tokio::sync::watch::Receiver<u64>,
+    cancel: CancellationToken,
 ) {
-    let frame = Duration::from_secs_f64(1.0 / f64::from(cfg.fps.max(1)));
-    let codec = cfg.codec;
-    let mut next = Some(first);
+    let mut asking = true;
     loop {
-        let (pipeline, sink) = match next.take() {
-            Some(p) => p,
-            None => match build(&cfg) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!("video input: {e}");
-                    health.report(Some(format!("{e}; retrying every second")));
-                    counters.failures.fetch_add(1, Ordering::Relaxed);
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = requests.changed(), if asking => match r {
+                Ok(()) => {
+                    if to.send(InputMsg::Keyframe).is_err() {
+                        return;
                     }
                 }
+                // Every requester is gone: nothing more will ask.
+                Err(_) => asking = false,
             },
-        };
-        let t = tx.clone();
-        let c = counters.clone();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(buf) = sample.buffer() else {
-                        return Ok(gst::FlowSuccess::Ok);
-                    };
-                    let Ok(map) = buf.map_readable() else {
-                        return Ok(gst::FlowSuccess::Ok);
-                    };
-                    let out = EncodedSample {
-                        data: bytes::Bytes::copy_from_slice(map.as_slice()),
-                        duration: buf.duration().map_or(frame, |d| d.into()),
-                        codec,
-                    };
-                    match t.try_send(out) {
-                        Ok(()) => c.sent.fetch_add(1, Ordering::Relaxed),
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            c.dropped.fetch_add(1, Ordering::Relaxed)
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
-                            return Err(gst::FlowError::Eos);
-                        }
-                    };
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-        let Some(bus) = pipeline.bus() else { return };
-        if pipeline.set_state(gst::State::Playing).is_err() {
-            tracing::warn!("video input: cannot start the source");
         }
-        let failed = watch_bus(
-            &pipeline,
-            &bus,
-            &cfg,
-            &counters,
-            &cancel,
-            &mut health,
-            &mut requests,
-        )
-        .await;
-        let _ = pipeline.set_state(gst::State::Null);
-        if !failed {
-            return;
+    }
+    let _ = to.send(InputMsg::Stop);
+}
+
+/// The input thread: owns the pipeline and everything about it that changes.
+struct Input {
+    cfg: InputConfig,
+    tx: mpsc::Sender<EncodedSample>,
+    counters: Arc<InputCounters>,
+    health: Health,
+    inbox: cb::Receiver<InputMsg>,
+    /// Its own inbox, for the bus handlers of the pipelines it starts.
+    me: cb::Sender<InputMsg>,
+    /// Pipelines started so far (bus messages carry it).
+    run: u64,
+}
+
+impl Input {
+    /// Runs pipelines until stopped; a failed one is rebuilt after a second.
+    fn run(mut self, first: (gst::Pipeline, gst_app::AppSink)) {
+        let frame = Duration::from_secs_f64(1.0 / f64::from(self.cfg.fps.max(1)));
+        let codec = self.cfg.codec;
+        let mut next = Some(first);
+        loop {
+            let (pipeline, sink) = match next.take() {
+                Some(p) => p,
+                None => match build(&self.cfg) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!("video input: {e}");
+                        self.health
+                            .report(Some(format!("{e}; retrying every second")));
+                        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                        if !self.wait(Duration::from_secs(1)) {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let t = self.tx.clone();
+            let c = self.counters.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let Some(buf) = sample.buffer() else {
+                            return Ok(gst::FlowSuccess::Ok);
+                        };
+                        let Ok(map) = buf.map_readable() else {
+                            return Ok(gst::FlowSuccess::Ok);
+                        };
+                        let out = EncodedSample {
+                            data: bytes::Bytes::copy_from_slice(map.as_slice()),
+                            duration: buf.duration().map_or(frame, |d| d.into()),
+                            codec,
+                        };
+                        match t.try_send(out) {
+                            Ok(()) => c.sent.fetch_add(1, Ordering::Relaxed),
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                c.dropped.fetch_add(1, Ordering::Relaxed)
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => {
+                                return Err(gst::FlowError::Eos);
+                            }
+                        };
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            let Some(bus) = pipeline.bus() else { return };
+            self.run += 1;
+            let run = self.run;
+            let me = self.me.clone();
+            super::supervisor::forward_bus(&bus, move |msg| {
+                let _ = me.send(InputMsg::Bus { run, msg });
+            });
+            // A fresh pipeline starts with a key frame: requests from before it are served.
+            let mut stop = false;
+            while let Ok(m) = self.inbox.try_recv() {
+                stop |= matches!(m, InputMsg::Stop);
+            }
+            if stop {
+                let _ = pipeline.set_state(gst::State::Null);
+                return;
+            }
+            if pipeline.set_state(gst::State::Playing).is_err() {
+                tracing::warn!("video input: cannot start the source");
+            }
+            let failed = self.watch(&pipeline);
+            let _ = pipeline.set_state(gst::State::Null);
+            if !failed {
+                return;
+            }
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            if !self.wait(Duration::from_secs(1)) {
+                return;
+            }
         }
-        counters.failures.fetch_add(1, Ordering::Relaxed);
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+
+    /// Waits `d` before a rebuild; false when a stop came meanwhile.
+    fn wait(&mut self, d: Duration) -> bool {
+        let until = std::time::Instant::now() + d;
+        loop {
+            match self.inbox.recv_deadline(until) {
+                Ok(InputMsg::Stop) | Err(cb::RecvTimeoutError::Disconnected) => return false,
+                Ok(_) => {}
+                Err(cb::RecvTimeoutError::Timeout) => return true,
+            }
+        }
+    }
+
+    /// Follows the bus until an error (true) or a stop (false); loops a file at its end;
+    /// forces key frames on request, at most one per [`FORCE_MIN_INTERVAL`] (a request inside the
+    /// interval is kept and served when it ends).
+    fn watch(&mut self, pipeline: &gst::Pipeline) -> bool {
+        use std::time::Instant;
+        const CHECK_EVERY: Duration = Duration::from_millis(250);
+        // Frames produced (sent or dropped) at the last check, and when that count last moved.
+        let counters = self.counters.clone();
+        let frames =
+            || counters.sent.load(Ordering::Relaxed) + counters.dropped.load(Ordering::Relaxed);
+        let mut seen = frames();
+        let mut moved = Instant::now();
+        let mut next_check = Instant::now() + CHECK_EVERY;
+        let mut pending = false;
+        let mut next_force = Instant::now();
+        loop {
+            let wake = if pending {
+                next_check.min(next_force)
+            } else {
+                next_check
+            };
+            match self.inbox.recv_deadline(wake) {
+                Ok(InputMsg::Stop) | Err(cb::RecvTimeoutError::Disconnected) => return false,
+                Ok(InputMsg::Keyframe) => pending = true,
+                Ok(InputMsg::Bus { run, msg }) if run == self.run => match msg.view() {
+                    gst::MessageView::Eos(_) if self.cfg.source == InputSource::File => {
+                        self.counters.loops.fetch_add(1, Ordering::Relaxed);
+                        if pipeline
+                            .seek_simple(
+                                gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+                                gst::ClockTime::ZERO,
+                            )
+                            .is_err()
+                        {
+                            tracing::warn!("video input: cannot loop {}", self.cfg.file);
+                            return true;
+                        }
+                    }
+                    gst::MessageView::Eos(_) => {
+                        tracing::warn!("video input ended");
+                        return true;
+                    }
+                    gst::MessageView::Error(e) => {
+                        tracing::warn!("video input failed: {} ({:?})", e.error(), e.debug());
+                        self.health
+                            .report(Some(format!("failed: {}; restarting", e.error())));
+                        return true;
+                    }
+                    _ => {}
+                },
+                Ok(InputMsg::Bus { .. }) | Err(cb::RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if pending && now >= next_force {
+                pending = false;
+                next_force = now + FORCE_MIN_INTERVAL;
+                if force_key_frame(pipeline) {
+                    self.counters
+                        .keyframes_forced
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("video input: key frame forced");
+                }
+            }
+            if now >= next_check {
+                next_check = now + CHECK_EVERY;
+                let n = frames();
+                if n != seen {
+                    seen = n;
+                    moved = now;
+                    self.health.report(None);
+                } else if moved.elapsed() >= STALL_AFTER {
+                    self.health.report(Some(format!(
+                        "no frames from the {} for {:.0} s: check the source",
+                        source_name(self.cfg.source),
+                        STALL_AFTER.as_secs_f32()
+                    )));
+                }
+            }
         }
     }
 }
@@ -338,87 +500,6 @@ fn force_key_frame(pipeline: &gst::Pipeline) -> bool {
         .all_headers(true)
         .build();
     pad.send_event(ev)
-}
-
-/// Follows the bus until an error (true) or cancellation (false); loops a file at its end;
-/// forces key frames on request, at most one per [`FORCE_MIN_INTERVAL`] (a request inside the
-/// interval is kept and served when it ends).
-async fn watch_bus(
-    pipeline: &gst::Pipeline,
-    bus: &gst::Bus,
-    cfg: &InputConfig,
-    counters: &InputCounters,
-    cancel: &CancellationToken,
-    health: &mut Health,
-    requests: &mut tokio::sync::watch::Receiver<u64>,
-) -> bool {
-    use futures::StreamExt;
-    let mut stream = bus.stream();
-    // Frames produced (sent or dropped) at the last check, and when that count last moved.
-    let frames =
-        || counters.sent.load(Ordering::Relaxed) + counters.dropped.load(Ordering::Relaxed);
-    let mut seen = frames();
-    let mut moved = tokio::time::Instant::now();
-    let mut check = tokio::time::interval(Duration::from_millis(250));
-    // A fresh pipeline starts with a key frame: requests from before it are served.
-    requests.mark_unchanged();
-    let mut asking = true;
-    let mut pending = false;
-    let mut next_force = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return false,
-            r = requests.changed(), if asking => match r {
-                Ok(()) => pending = true,
-                // Every requester is gone: nothing more will ask.
-                Err(_) => asking = false,
-            },
-            _ = tokio::time::sleep_until(next_force), if pending => {
-                pending = false;
-                next_force = tokio::time::Instant::now() + FORCE_MIN_INTERVAL;
-                if force_key_frame(pipeline) {
-                    counters.keyframes_forced.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("video input: key frame forced");
-                }
-            }
-            _ = check.tick() => {
-                let now = frames();
-                if now != seen {
-                    seen = now;
-                    moved = tokio::time::Instant::now();
-                    health.report(None);
-                } else if moved.elapsed() >= STALL_AFTER {
-                    health.report(Some(format!(
-                        "no frames from the {} for {:.0} s: check the source",
-                        source_name(cfg.source),
-                        STALL_AFTER.as_secs_f32()
-                    )));
-                }
-            }
-            msg = stream.next() => {
-                let Some(msg) = msg else { return true };
-                match msg.view() {
-                    gst::MessageView::Eos(_) if cfg.source == InputSource::File => {
-                        counters.loops.fetch_add(1, Ordering::Relaxed);
-                        if pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT, gst::ClockTime::ZERO).is_err() {
-                            tracing::warn!("video input: cannot loop {}", cfg.file);
-                            return true;
-                        }
-                    }
-                    gst::MessageView::Eos(_) => {
-                        tracing::warn!("video input ended");
-                        return true;
-                    }
-                    gst::MessageView::Error(e) => {
-                        tracing::warn!("video input failed: {} ({:?})", e.error(), e.debug());
-                        health.report(Some(format!("failed: {}; restarting", e.error())));
-                        return true;
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
 }
 
 /// How the performer calls the configured source.

@@ -6,20 +6,28 @@
 //! The output pipeline is built when the first packet arrives (its codec/payload type/clock rate
 //! give the caps) and rebuilt if they change or the decoder fails. Each sink is its own small
 //! pipeline under a supervisor, so one failing sink never stops the others (see [`sinks`]).
+//!
+//! Threads: RTP intake is an async task (it only pushes buffers into the pipeline's `appsrc`,
+//! never blocking); every blocking GStreamer call runs on a plain thread that owns what it
+//! touches — the output pipeline on `video-control` ([`control`]), each sink on its supervisor's
+//! thread ([`supervisor`]), the input pipeline on `video-input` ([`input`]). Their buses are
+//! watched there too (a sync handler forwards errors into the owning thread's channel).
 
-pub mod change_probe;
+pub(crate) mod change_probe;
 pub mod config;
+pub(crate) mod control;
 pub mod elements;
 pub mod input;
-pub mod output;
-pub mod preview;
+pub(crate) mod output;
+pub(crate) mod preview;
 pub use scope_deck_core::video::reduce;
 pub mod scope_api;
 pub use scope_deck_core::video::{SinkStatus, VideoStats};
 pub mod sinks;
+pub(crate) mod supervisor;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -29,13 +37,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::types::RtpPacket;
+use control::{OutputControl, OutputEvent, OutputInput, OutputParts};
 pub use elements::VideoError;
-use output::{Counters, FrameTaps, OutputPipeline, PreviewSpec, StreamKey};
+use output::{Counters, FrameTaps, PreviewSpec, StreamKey};
 pub use preview::{PreviewFrame, PreviewWidget};
-use sinks::SinkSlot;
+use supervisor::{SinkHandle, SinkInput};
 
 /// Capacity of the RTP packet channel (≈ 1 s of 720p video at 2–3 Mbit/s in 1200-byte packets).
-pub const RTP_CAPACITY: usize = 512;
+pub(crate) const RTP_CAPACITY: usize = 512;
 
 /// A running video edge.
 pub struct VideoHandle {
@@ -45,7 +54,7 @@ pub struct VideoHandle {
     pub preview: watch::Receiver<Option<Arc<PreviewFrame>>>,
     /// When the received picture last changed for good (the change probe): the engine turns it
     /// into a glass-to-glass latency sample.
-    pub changes: watch::Receiver<Option<std::time::Instant>>,
+    pub(crate) changes: watch::Receiver<Option<std::time::Instant>>,
     /// Counts key-frame requests: the decoder has no valid reference (start of stream, loss).
     /// HOOK for the transport: on every change, send RTCP PLI for the video track.
     pub keyframe_requests: watch::Receiver<u64>,
@@ -54,7 +63,7 @@ pub struct VideoHandle {
     pub control: watch::Sender<scope_deck_core::stage::OutputControl>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
-    sinks: Vec<JoinHandle<()>>,
+    sinks_done: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl VideoHandle {
@@ -62,8 +71,8 @@ impl VideoHandle {
     /// pipeline is torn down. Returns when all of it is done.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        for s in self.sinks {
-            let _ = s.await;
+        for done in self.sinks_done {
+            let _ = done.await;
         }
         let _ = self.task.await;
     }
@@ -82,38 +91,27 @@ pub fn start(
     let (tx, rx) = mpsc::channel(RTP_CAPACITY);
     let dark = Arc::new(sinks::Darkness::default());
     let (control_tx, control_rx) = watch::channel(scope_deck_core::stage::OutputControl::default());
-    let slots: Arc<Vec<Arc<SinkSlot>>> = Arc::new(
-        cfg.sinks
-            .iter()
-            .map(|s| {
-                Arc::new(SinkSlot {
-                    label: s.label(),
-                    encoded: s.wants_encoded(),
-                    // From the start: it cannot run before the first received frame.
-                    waiting: std::sync::atomic::AtomicBool::new(s.wants_encoded() || s.on_key()),
-                    armed: std::sync::atomic::AtomicBool::new(s.on_key()),
-                    dark: dark.clone(),
-                    ..SinkSlot::default()
-                })
-            })
-            .collect(),
-    );
     let backoff = Duration::from_millis(cfg.restart_backoff_ms);
-    let sinks = cfg
-        .sinks
-        .iter()
-        .zip(slots.iter())
-        .map(|(c, s)| {
-            tokio::spawn(sinks::supervise(
-                c.clone(),
-                s.clone(),
-                backoff,
-                cancel.clone(),
-                control_rx.clone(),
-            ))
-        })
-        .collect();
-    tokio::spawn(follow_control(control_rx, dark, cancel.clone()));
+    let mut ports = Vec::with_capacity(cfg.sinks.len());
+    let mut sinks = Vec::with_capacity(cfg.sinks.len());
+    // On a failure part way, the sinks already started are stopped again.
+    let stop_all = |sinks: &[SinkHandle]| {
+        for s in sinks {
+            let _ = s.input.send(SinkInput::Stop);
+        }
+    };
+    for c in &cfg.sinks {
+        match supervisor::spawn(c.clone(), dark.clone(), backoff) {
+            Ok((port, handle)) => {
+                ports.push(port);
+                sinks.push(handle);
+            }
+            Err(e) => {
+                stop_all(&sinks);
+                return Err(e);
+            }
+        }
+    }
     let (stats_tx, stats_rx) = watch::channel(VideoStats::default());
     let (preview_tx, preview_rx) = watch::channel(None);
     let (kf_tx, kf_rx) = watch::channel(0u64);
@@ -126,14 +124,31 @@ pub fn start(
         preview_tx,
     ));
     let (changes_tx, changes_rx) = watch::channel(None);
+    let counters = Arc::new(Counters::default());
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let output = OutputControl::spawn(
+        OutputParts {
+            jitter_ms: cfg.jitter_ms,
+            sinks: ports,
+            taps: FrameTaps {
+                preview,
+                changes: changes_tx,
+            },
+            counters: counters.clone(),
+            keyframes: kf_tx.clone(),
+        },
+        events_tx,
+    )
+    .inspect_err(|_| stop_all(&sinks))?;
+    let inputs: Vec<_> = sinks.iter().map(|s| s.input.clone()).collect();
+    tokio::spawn(follow_control(control_rx, dark, inputs, cancel.clone()));
+    let sinks_done = sinks.iter_mut().map(take_done).collect();
     let task = tokio::spawn(run(
         rx,
-        cfg.jitter_ms,
-        slots,
-        FrameTaps {
-            preview,
-            changes: changes_tx,
-        },
+        output,
+        events_rx,
+        sinks,
+        counters,
         (stats_tx, kf_tx),
         cancel.clone(),
     ));
@@ -147,63 +162,75 @@ pub fn start(
             control: control_tx,
             cancel,
             task,
-            sinks,
+            sinks_done,
         },
     ))
 }
 
-/// Mirrors the engine's output level into the atomic every live sink reads per frame.
+/// Moves the end signal out of a sink handle (the stats keep the rest).
+fn take_done(s: &mut SinkHandle) -> tokio::sync::oneshot::Receiver<()> {
+    let (_, never) = tokio::sync::oneshot::channel();
+    std::mem::replace(&mut s.done, never)
+}
+
+/// Mirrors the engine's output level into the atomic every live sink reads per frame, hands the
+/// record key to each sink's supervisor, and asks them to stop on cancellation.
 async fn follow_control(
     mut rx: watch::Receiver<scope_deck_core::stage::OutputControl>,
     dark: Arc<sinks::Darkness>,
+    sinks: Vec<crossbeam_channel::Sender<SinkInput>>,
     cancel: CancellationToken,
 ) {
+    let mut record = None;
     loop {
-        let level = rx.borrow_and_update().level;
-        dark.set(1.0 - level);
+        let now = *rx.borrow_and_update();
+        dark.set(1.0 - now.level);
+        if record != Some(now.record) {
+            record = Some(now.record);
+            for s in &sinks {
+                let _ = s.send(SinkInput::Record(now.record));
+            }
+        }
         tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = rx.changed() => if r.is_err() { return },
+            _ = cancel.cancelled() => break,
+            r = rx.changed() => if r.is_err() { break },
         }
     }
-}
-
-struct Running {
-    out: OutputPipeline,
-    failed: Arc<AtomicBool>,
-    bus_task: JoinHandle<()>,
-}
-
-impl Running {
-    fn stop(self) {
-        self.bus_task.abort();
-        let _ = self.out.pipeline.set_state(gst::State::Null);
+    // Cancelled, or the engine is gone: the sinks finish (EOS to files) and end.
+    for s in &sinks {
+        let _ = s.send(SinkInput::Stop);
     }
+}
+
+/// The running output pipeline as the intake sees it.
+struct Running {
+    input: OutputInput,
+    failed: bool,
 }
 
 async fn run(
     mut rx: mpsc::Receiver<RtpPacket>,
-    jitter_ms: u32,
-    slots: Arc<Vec<Arc<SinkSlot>>>,
-    taps: FrameTaps,
+    output: OutputControl,
+    mut events: mpsc::UnboundedReceiver<OutputEvent>,
+    sinks: Vec<SinkHandle>,
+    counters: Arc<Counters>,
     (stats_tx, kf_tx): (watch::Sender<VideoStats>, watch::Sender<u64>),
     cancel: CancellationToken,
 ) {
     // Packets flowing but nothing decoded for this long: ask for a key frame (again).
     const STARVED: Duration = Duration::from_secs(1);
     let mut decoded_seen = (0u64, tokio::time::Instant::now());
-    let counters = Arc::new(Counters::default());
-    let last_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let mut last_error: Option<String> = None;
     let mut current: Option<Running> = None;
     let mut lost_before = 0u64; // losses counted by pipelines already torn down
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut retry_after: Option<tokio::time::Instant> = None;
-    loop {
+    'intake: loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
-                let lost = lost_before + current.as_ref().map_or(0, |r| output::jitter_losses(&r.out.jitterbuffer));
+                let lost = lost_before + current.as_ref().map_or(0, |r| output::jitter_losses(&r.input.jitterbuffer));
                 let decoded = counters.frames_decoded.load(Ordering::Relaxed);
                 if decoded != decoded_seen.0 {
                     decoded_seen = (decoded, tokio::time::Instant::now());
@@ -212,8 +239,16 @@ async fn run(
                     kf_tx.send_modify(|n| *n += 1);
                     decoded_seen.1 = tokio::time::Instant::now();
                 }
-                stats_tx.send_replace(collect(&counters, &slots, lost, &last_error));
+                stats_tx.send_replace(collect(&counters, &sinks, lost, last_error.as_deref()));
             }
+            Some(ev) = events.recv() => match ev {
+                OutputEvent::Failed { run, text } => {
+                    last_error = Some(text);
+                    if let Some(r) = current.as_mut().filter(|r| r.input.run == run) {
+                        r.failed = true;
+                    }
+                }
+            },
             pkt = rx.recv() => {
                 let Some(first) = pkt else { break };
                 // What else is already queued (the rest of a frame's packets) goes in with it, as
@@ -234,11 +269,11 @@ async fn run(
                 for pkt in batch {
                     counters.packets_in.fetch_add(1, Ordering::Relaxed);
                     let key = StreamKey { codec: pkt.codec, payload_type: pkt.payload_type, clock_rate: pkt.clock_rate };
-                    let stale = current.as_ref().is_some_and(|r| r.out.key != key || r.failed.load(Ordering::Relaxed));
+                    let stale = current.as_ref().is_some_and(|r| r.input.key != key || r.failed);
                     if stale && let Some(r) = current.take() {
                         push_list(&r, std::mem::replace(&mut list, gst::BufferList::new()), &counters);
-                        lost_before += output::jitter_losses(&r.out.jitterbuffer);
-                        r.stop();
+                        lost_before += output::jitter_losses(&r.input.jitterbuffer);
+                        output.stop();
                         counters.rebuilds.fetch_add(1, Ordering::Relaxed);
                         retry_after = Some(tokio::time::Instant::now() + Duration::from_millis(500));
                     }
@@ -250,11 +285,16 @@ async fn run(
                             continue;
                         }
                         decoded_seen.1 = tokio::time::Instant::now();
-                        match start_output(key, jitter_ms, &slots, &taps, &counters, &last_error, &kf_tx) {
-                            Ok(r) => current = Some(r),
+                        // Built on the control thread; packets wait in the channel meanwhile.
+                        let built = tokio::select! {
+                            _ = cancel.cancelled() => break 'intake,
+                            b = output.build(key) => b,
+                        };
+                        match built {
+                            Ok(input) => current = Some(Running { input, failed: false }),
                             Err(e) => {
                                 tracing::error!("video output: {e}");
-                                if let Ok(mut g) = last_error.lock() { *g = Some(e.to_string()); }
+                                last_error = Some(e.to_string());
                                 retry_after = Some(tokio::time::Instant::now() + Duration::from_secs(2));
                                 counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
                                 continue;
@@ -267,7 +307,7 @@ async fn run(
                     if let (Some(r), Some(b)) = (&current, buf.get_mut()) {
                         if clock_now.is_none() {
                             clock_now = r
-                                .out
+                                .input
                                 .src
                                 .current_running_time()
                                 .map(|t| (t, std::time::Instant::now()));
@@ -294,11 +334,14 @@ async fn run(
         }
     }
     // Drain: sinks finish on the same cancel token (EOS to files); stop the decoder side.
-    if let Some(r) = current.take() {
-        r.stop();
+    drop(current.take());
+    output.shutdown().await;
+    while let Ok(ev) = events.try_recv() {
+        let OutputEvent::Failed { text, .. } = ev;
+        last_error = Some(text);
     }
     let lost = lost_before;
-    stats_tx.send_replace(collect(&counters, &slots, lost, &last_error));
+    stats_tx.send_replace(collect(&counters, &sinks, lost, last_error.as_deref()));
 }
 
 /// At most this many queued packets are pushed together.
@@ -311,100 +354,30 @@ fn push_list(r: &Running, list: gst::BufferList, counters: &Counters) {
     if n == 0 {
         return;
     }
-    let full = r.out.src.property::<u64>("current-level-buffers") >= output::INPUT_DEPTH;
-    if full || r.out.src.push_buffer_list(list).is_err() {
+    let full = r.input.src.property::<u64>("current-level-buffers") >= output::INPUT_DEPTH;
+    if full || r.input.src.push_buffer_list(list).is_err() {
         counters.packets_dropped.fetch_add(n, Ordering::Relaxed);
     }
 }
 
-fn start_output(
-    key: StreamKey,
-    jitter_ms: u32,
-    slots: &Arc<Vec<Arc<SinkSlot>>>,
-    taps: &FrameTaps,
-    counters: &Arc<Counters>,
-    last_error: &Arc<std::sync::Mutex<Option<String>>>,
-    keyframes: &watch::Sender<u64>,
-) -> Result<Running, VideoError> {
-    let out = output::build(
-        key,
-        jitter_ms,
-        slots.clone(),
-        taps.clone(),
-        counters.clone(),
-        keyframes.clone(),
-    )?;
-    let bus = out
-        .pipeline
-        .bus()
-        .ok_or_else(|| VideoError::Pipeline("output pipeline has no bus".into()))?;
-    out.pipeline.set_state(gst::State::Playing).map_err(|_| {
-        VideoError::Pipeline(format!("output pipeline for {key:?} could not start"))
-    })?;
-    tracing::info!(?key, "video output pipeline running");
-    let failed = Arc::new(AtomicBool::new(false));
-    let f = failed.clone();
-    let c = counters.clone();
-    let le = last_error.clone();
-    let bus_task = tokio::spawn(async move {
-        use futures::StreamExt;
-        let mut stream = bus.stream();
-        while let Some(msg) = stream.next().await {
-            let from_decoder = msg
-                .src()
-                .is_some_and(|s| s.name().as_str() == "dec" || s.name().as_str() == "depay");
-            match msg.view() {
-                gst::MessageView::Warning(w) if from_decoder => {
-                    c.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("video decode: {}", w.error());
-                }
-                gst::MessageView::Error(e) => {
-                    if from_decoder {
-                        c.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let text = format!(
-                        "video output pipeline failed ({}), rebuilding: {}",
-                        msg.src().map(|s| s.name().to_string()).unwrap_or_default(),
-                        e.error()
-                    );
-                    tracing::warn!("{text}");
-                    if let Ok(mut g) = le.lock() {
-                        *g = Some(text);
-                    }
-                    f.store(true, Ordering::Relaxed);
-                    return;
-                }
-                _ => {}
-            }
-        }
-    });
-    Ok(Running {
-        out,
-        failed,
-        bus_task,
-    })
-}
-
-fn collect(
-    c: &Counters,
-    slots: &[Arc<SinkSlot>],
-    lost: u64,
-    last_error: &std::sync::Mutex<Option<String>>,
-) -> VideoStats {
-    let sinks: Vec<SinkStatus> = slots
+fn collect(c: &Counters, sinks: &[SinkHandle], lost: u64, last_error: Option<&str>) -> VideoStats {
+    let sinks: Vec<SinkStatus> = sinks
         .iter()
-        .map(|s| SinkStatus {
-            label: s.label.clone(),
-            running: s.running.load(Ordering::Relaxed),
-            waiting: s.waiting.load(Ordering::Relaxed),
-            frames_in: s.pushed.load(Ordering::Relaxed),
-            frames_out: s.rendered.load(Ordering::Relaxed),
-            dropped: s.dropped.load(Ordering::Relaxed),
-            restarts: s.restarts.load(Ordering::Relaxed),
-            clients: s.clients.load(Ordering::Relaxed),
-            last_error: s.last_error.lock().ok().and_then(|g| g.clone()),
-            file: s.current_file.lock().ok().and_then(|g| g.clone()),
-            armed: s.armed.load(Ordering::Relaxed),
+        .map(|s| {
+            let report = s.report.borrow();
+            SinkStatus {
+                label: s.label.clone(),
+                running: report.running,
+                waiting: report.waiting,
+                frames_in: s.counters.pushed.load(Ordering::Relaxed),
+                frames_out: s.counters.rendered.load(Ordering::Relaxed),
+                dropped: s.counters.dropped.load(Ordering::Relaxed),
+                restarts: s.counters.restarts.load(Ordering::Relaxed),
+                clients: s.counters.clients.load(Ordering::Relaxed),
+                last_error: report.last_error.clone(),
+                file: report.file.clone(),
+                armed: report.armed,
+            }
         })
         .collect();
     let frames_in = c.frames_decoded.load(Ordering::Relaxed);
@@ -428,6 +401,6 @@ fn collect(
         rebuilds: c.rebuilds.load(Ordering::Relaxed),
         keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
         sinks,
-        last_error: last_error.lock().ok().and_then(|g| g.clone()),
+        last_error: last_error.map(str::to_owned),
     }
 }

@@ -3,8 +3,8 @@
 //! stores the received stream (a recording without re-encoding), a second tee right before the
 //! decoder hands it the depayloaded frames.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -15,69 +15,67 @@ use tokio::sync::watch;
 
 use super::elements::{self, VideoError, make};
 use super::preview::PreviewFrame;
-use super::sinks::SinkSlot;
+use super::supervisor::{SinkFeed, SinkPort};
 use crate::transport::types::VideoCodec;
 
 /// Counters shared between GStreamer threads and the stats publisher (all monotonic).
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// RTP packets handed to the pipeline.
-    pub packets_in: AtomicU64,
+    pub(crate) packets_in: AtomicU64,
     /// RTP packets dropped because the pipeline input was full or down.
-    pub packets_dropped: AtomicU64,
+    pub(crate) packets_dropped: AtomicU64,
     /// Frames out of the decoder.
-    pub frames_decoded: AtomicU64,
+    pub(crate) frames_decoded: AtomicU64,
     /// Decoder warnings/errors (corrupt or undecodable frames).
-    pub decode_errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
     /// Last added latency (RTP arrival → decoded frame handed to the sinks), microseconds.
-    pub latency_us_last: AtomicU64,
+    pub(crate) latency_us_last: AtomicU64,
     /// Sum of latencies for the mean, microseconds.
-    pub latency_us_sum: AtomicU64,
+    pub(crate) latency_us_sum: AtomicU64,
     /// Output pipeline rebuilds (codec change or failure).
-    pub rebuilds: AtomicU64,
+    pub(crate) rebuilds: AtomicU64,
     /// Key frames asked of the sender (the decoder lost its reference or never had one).
-    pub keyframe_requests: AtomicU64,
+    pub(crate) keyframe_requests: AtomicU64,
 }
 
 /// RTP packets that may wait in the pipeline input before new ones are dropped (counted).
-pub const INPUT_DEPTH: u64 = 2000;
+pub(crate) const INPUT_DEPTH: u64 = 2000;
 
 /// What identifies a negotiated stream; a change rebuilds the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamKey {
+pub(crate) struct StreamKey {
     /// Codec.
-    pub codec: VideoCodec,
+    pub(crate) codec: VideoCodec,
     /// Payload type.
-    pub payload_type: u8,
+    pub(crate) payload_type: u8,
     /// RTP clock rate.
-    pub clock_rate: u32,
+    pub(crate) clock_rate: u32,
 }
 
 /// A running output pipeline.
-pub struct OutputPipeline {
-    /// Stream it was built for.
-    pub key: StreamKey,
+pub(crate) struct OutputPipeline {
     /// The pipeline.
-    pub pipeline: gst::Pipeline,
+    pub(crate) pipeline: gst::Pipeline,
     /// Where RTP goes in.
-    pub src: gst_app::AppSrc,
+    pub(crate) src: gst_app::AppSrc,
     /// For lost/late packet statistics.
-    pub jitterbuffer: gst::Element,
+    pub(crate) jitterbuffer: gst::Element,
 }
 
 /// Preview settings as the pipeline needs them.
 #[derive(Debug, Clone, Copy)]
-pub struct PreviewSpec {
+pub(crate) struct PreviewSpec {
     /// Frames per second.
-    pub fps: u32,
+    pub(crate) fps: u32,
     /// Width in pixels.
-    pub width: u32,
+    pub(crate) width: u32,
     /// Height in pixels.
-    pub height: u32,
+    pub(crate) height: u32,
 }
 
 /// RTP caps for the negotiated stream.
-pub fn rtp_caps(key: &StreamKey) -> gst::Caps {
+pub(crate) fn rtp_caps(key: &StreamKey) -> gst::Caps {
     let name = match key.codec {
         VideoCodec::Vp8 => "VP8",
         VideoCodec::H264 => "H264",
@@ -92,19 +90,19 @@ pub fn rtp_caps(key: &StreamKey) -> gst::Caps {
 
 /// What the output pipeline reports about the decoded frames besides the sinks.
 #[derive(Clone)]
-pub struct FrameTaps {
+pub(crate) struct FrameTaps {
     /// Every `1/fps` a downscaled frame for the terminal preview.
-    pub preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
+    pub(crate) preview: Option<(PreviewSpec, watch::Sender<Option<Arc<PreviewFrame>>>)>,
     /// When the picture last changed for good (the change probe; latency samples).
-    pub changes: watch::Sender<Option<std::time::Instant>>,
+    pub(crate) changes: watch::Sender<Option<std::time::Instant>>,
 }
 
-/// Builds the output pipeline for `key`; decoded frames go to every slot in `slots`, to the
+/// Builds the output pipeline for `key`; decoded frames go to every sink in `sinks`, to the
 /// preview and to the change probe (`taps`).
-pub fn build(
+pub(crate) fn build(
     key: StreamKey,
     jitter_ms: u32,
-    slots: Arc<Vec<Arc<SinkSlot>>>,
+    sinks: &[SinkPort],
     taps: FrameTaps,
     counters: Arc<Counters>,
     keyframes: watch::Sender<u64>,
@@ -142,7 +140,7 @@ pub fn build(
     }
     // Sinks storing the received stream get it from a tee just before the decoder (only built
     // when one is configured: no cost otherwise).
-    let encoded_tee = if slots.iter().any(|s| s.encoded) {
+    let encoded_tee = if sinks.iter().any(|s| s.encoded) {
         Some(make("tee", "encoded-tee")?)
     } else {
         None
@@ -197,7 +195,12 @@ pub fn build(
         .map_err(|e| VideoError::Pipeline(format!("output pipeline: tee → fan-out: {e}")))?;
     let pipe_weak = pipeline.downgrade();
     let c = counters.clone();
-    let fan_slots = slots.clone();
+    // Each sink's frame-side state, owned by this branch's streaming thread.
+    let mut feeds: Vec<SinkFeed> = sinks
+        .iter()
+        .filter(|s| !s.encoded)
+        .map(SinkPort::feed)
+        .collect();
     fan.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -214,8 +217,8 @@ pub fn build(
                     c.latency_us_last.store(us, Ordering::Relaxed);
                     c.latency_us_sum.fetch_add(us, Ordering::Relaxed);
                 }
-                for slot in fan_slots.iter().filter(|s| !s.encoded) {
-                    slot.push(&buffer, &caps);
+                for feed in &mut feeds {
+                    feed.push(&buffer, &caps);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
@@ -237,7 +240,11 @@ pub fn build(
         etee.link(&sink).map_err(|e| {
             VideoError::Pipeline(format!("output pipeline: encoded tee → recorders: {e}"))
         })?;
-        let slots = slots.clone();
+        let mut feeds: Vec<SinkFeed> = sinks
+            .iter()
+            .filter(|s| s.encoded)
+            .map(SinkPort::feed)
+            .collect();
         let c = counters.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -248,8 +255,8 @@ pub fn build(
                         return Ok(gst::FlowSuccess::Ok);
                     };
                     let mut want_key = false;
-                    for slot in slots.iter().filter(|s| s.encoded) {
-                        want_key |= slot.push_encoded(&buffer, &caps);
+                    for feed in &mut feeds {
+                        want_key |= feed.push_encoded(&buffer, &caps);
                     }
                     if want_key {
                         // Handed to the transport, which sends RTCP PLI.
@@ -267,7 +274,6 @@ pub fn build(
     }
     super::change_probe::add(&pipeline, &tee, taps.changes)?;
     Ok(OutputPipeline {
-        key,
         pipeline,
         src,
         jitterbuffer: jb,
@@ -315,21 +321,22 @@ fn add_preview(
         .map_err(|e| VideoError::Pipeline(format!("preview: tee: {e}")))?;
     // Let one frame through per interval; drop the rest before any work is done on them.
     let interval = std::time::Duration::from_secs_f64(1.0 / f64::from(spec.fps.max(1)));
-    let last: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+    // When a frame was last let through, in nanoseconds after `base` plus one (0: never).
+    let base = std::time::Instant::now();
+    let last = AtomicU64::new(0);
     if let Some(pad) = q.static_pad("sink") {
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            let now = std::time::Instant::now();
-            let Ok(mut l) = last.lock() else {
-                return gst::PadProbeReturn::Handled;
-            };
-            match *l {
+            let now = u64::try_from(base.elapsed().as_nanos())
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            let l = last.load(Ordering::Relaxed);
+            let since = std::time::Duration::from_nanos(now.saturating_sub(l));
+            if l != 0 && since < interval {
                 // Handled = consumed here (a Drop return trips a NULL unref in GStreamer 1.22).
-                Some(t) if now.duration_since(t) < interval => gst::PadProbeReturn::Handled,
-                _ => {
-                    *l = Some(now);
-                    gst::PadProbeReturn::Ok
-                }
+                return gst::PadProbeReturn::Handled;
             }
+            last.store(now, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
         });
     }
     let seq = AtomicU64::new(0);
@@ -369,7 +376,7 @@ fn to_preview(sample: &gst::Sample, seq: u64) -> Option<PreviewFrame> {
 }
 
 /// Lost and late packets counted by the jitter buffer.
-pub fn jitter_losses(jb: &gst::Element) -> u64 {
+pub(crate) fn jitter_losses(jb: &gst::Element) -> u64 {
     let s = jb.property::<gst::Structure>("stats");
     let lost = s.get::<u64>("num-lost").unwrap_or(0);
     let late = s.get::<u64>("num-late").unwrap_or(0);

@@ -21,7 +21,7 @@ pub struct PreviewFrame {
 
 impl PreviewFrame {
     /// The pixel at (x, y), black outside the frame.
-    pub fn pixel(&self, x: u32, y: u32) -> (u8, u8, u8) {
+    pub(crate) fn pixel(&self, x: u32, y: u32) -> (u8, u8, u8) {
         if x >= self.width || y >= self.height {
             return (0, 0, 0);
         }
@@ -35,7 +35,7 @@ impl PreviewFrame {
 
 /// How the preview may use colour, from what the terminal can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PreviewColors {
+pub(crate) enum PreviewColors {
     /// 24-bit colour (`COLORTERM=truecolor`).
     #[default]
     TrueColor,
@@ -51,7 +51,11 @@ impl PreviewColors {
     /// Picks the mode from the terminal's environment: `COLORTERM` announces 24-bit colour,
     /// a `*256color*` TERM the 256-colour palette, anything else gets the 16 ANSI colours;
     /// `monochrome` (`NO_COLOR`) wins.
-    pub fn detect(colorterm: Option<&str>, term: Option<&str>, monochrome: bool) -> PreviewColors {
+    pub(crate) fn detect(
+        colorterm: Option<&str>,
+        term: Option<&str>,
+        monochrome: bool,
+    ) -> PreviewColors {
         if monochrome {
             PreviewColors::Mono
         } else if colorterm.is_some_and(|c| c.eq_ignore_ascii_case("truecolor") || c == "24bit") {
@@ -68,7 +72,7 @@ impl PreviewColors {
 const LUMA_RAMP: [char; 10] = [' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'];
 
 /// The xterm 256-colour index nearest to an RGB colour (6×6×6 cube or the grey ramp).
-pub fn ansi256(r: u8, g: u8, b: u8) -> u8 {
+pub(crate) fn ansi256(r: u8, g: u8, b: u8) -> u8 {
     const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
     let level = |v: u8| -> usize {
         LEVELS
@@ -95,7 +99,7 @@ pub fn ansi256(r: u8, g: u8, b: u8) -> u8 {
 }
 
 /// The nearest of the 16 ANSI colours (xterm's default palette values).
-pub fn ansi16(r: u8, g: u8, b: u8) -> Color {
+pub(crate) fn ansi16(r: u8, g: u8, b: u8) -> Color {
     const PALETTE: [(Color, (u8, u8, u8)); 16] = [
         (Color::Black, (0, 0, 0)),
         (Color::Red, (205, 0, 0)),
@@ -124,7 +128,7 @@ pub fn ansi16(r: u8, g: u8, b: u8) -> Color {
 /// The largest rectangle inside `area` that shows a `width`×`height` frame undistorted (one
 /// cell is one pixel wide and two tall with half blocks, about square on common fonts),
 /// centred.
-pub fn fit(area: Rect, width: u32, height: u32) -> Rect {
+pub(crate) fn fit(area: Rect, width: u32, height: u32) -> Rect {
     if width == 0 || height == 0 || area.is_empty() {
         return Rect::new(area.x, area.y, 0, 0);
     }
@@ -157,7 +161,7 @@ pub struct PreviewWidget<'a> {
 
 impl<'a> PreviewWidget<'a> {
     /// A widget for `frame` in 24-bit colour.
-    pub fn new(frame: &'a PreviewFrame) -> Self {
+    pub(crate) fn new(frame: &'a PreviewFrame) -> Self {
         PreviewWidget {
             frame,
             colors: PreviewColors::TrueColor,
@@ -165,22 +169,10 @@ impl<'a> PreviewWidget<'a> {
     }
 
     /// The same in the given colour mode.
-    pub fn colors(mut self, colors: PreviewColors) -> Self {
+    pub(crate) fn colors(mut self, colors: PreviewColors) -> Self {
         self.colors = colors;
         self
     }
-}
-
-/// The colours of cell (col, row) in a `cols`×`rows` grid: (upper half, lower half).
-pub fn half_block_cell(
-    frame: &PreviewFrame,
-    cols: u16,
-    rows: u16,
-    col: u16,
-    row: u16,
-) -> (Color, Color) {
-    let (a, b) = half_block_pixels(frame, cols, rows, col, row);
-    (Color::Rgb(a.0, a.1, a.2), Color::Rgb(b.0, b.1, b.2))
 }
 
 fn half_block_pixels(

@@ -6,31 +6,9 @@ use serde_json::Value;
 
 pub use scope_deck_core::video::scope_api::*;
 
-/// Reads `/api/v1/hardware/info` from the server at `base` (e.g. `http://127.0.0.1:8000`).
-pub async fn fetch_hardware_info(
-    client: &reqwest::Client,
-    base: &str,
-) -> Result<HardwareInfo, String> {
-    let url = format!("{}/api/v1/hardware/info", base.trim_end_matches('/'));
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}"));
-    }
-    let v: Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("GET {url}: not JSON: {e}"))?;
-    Ok(HardwareInfo::from_json(&v))
-}
-
 /// Uploads a reference image to `/api/v1/assets` and returns its server path (for
 /// [`vace_update`]).
-pub async fn upload_asset(
+pub(crate) async fn upload_asset(
     client: &reqwest::Client,
     base: &str,
     file: &std::path::Path,

@@ -7,82 +7,29 @@
 //! Why separate pipelines rather than tee branches ending in the sinks: a sink that errors inside
 //! a shared pipeline returns a flow error through the tee and stops the decoder thread with it.
 //! Here a failing sink only stops its own pipeline; the supervisor reports it and rebuilds it
-//! with backoff while the session and the other sinks keep running. Frames are handed over by
-//! reference (no copy) into the appsrc's own 2-frame queue, so a slow sink drops frames instead of
-//! slowing the others.
+//! with backoff while the session and the other sinks keep running (on its own thread, see
+//! [`super::supervisor`]). Frames are handed over by reference (no copy) into the appsrc's own
+//! queue ([`SinkConfig::queue_depth`]), so a slow sink drops frames instead of slowing the others.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use tokio_util::sync::CancellationToken;
 
 use super::config::SinkConfig;
 use super::elements::{self, VideoError, make};
 
-/// Live state of one sink, shared between its supervisor, the frame fan-out and the stats.
-#[derive(Debug, Default)]
-pub struct SinkSlot {
-    /// Label for logs and the dashboard.
-    pub label: String,
-    /// The running pipeline's entry point (None while down or restarting).
-    pub(crate) src: Mutex<Option<gst_app::AppSrc>>,
-    /// Frames handed to this sink.
-    pub pushed: AtomicU64,
-    /// Frames that reached the sink element.
-    pub rendered: AtomicU64,
-    /// Frames dropped because this sink was behind (its queue was full).
-    pub dropped: AtomicU64,
-    /// Times the sink was rebuilt after failing.
-    pub restarts: AtomicU64,
-    /// Readers connected (shm only).
-    pub clients: AtomicU64,
-    /// The last failure, explained.
-    pub last_error: Mutex<Option<String>>,
-    /// Whether the pipeline is currently running.
-    pub running: std::sync::atomic::AtomicBool,
-    /// Waiting for the first received frame before it can be built (not a failure).
-    pub waiting: std::sync::atomic::AtomicBool,
-    /// Path of the file being written (file sink).
-    pub current_file: Mutex<Option<PathBuf>>,
-    /// Takes the received (pre-decoder) stream instead of decoded frames.
-    pub encoded: bool,
-    /// Caps of the received stream (`encoded` sinks are built for them).
-    pub(crate) stream_caps: Mutex<Option<gst::Caps>>,
-    /// Signalled when `stream_caps` changes codec.
-    pub(crate) stream_changed: tokio::sync::Notify,
-    /// An `encoded` sink drops delta frames until a key frame (start, or after a drop).
-    pub(crate) waiting_key: std::sync::atomic::AtomicBool,
-    /// When a key frame was last asked for on this sink's behalf (rate limit).
-    pub(crate) last_key_request: Mutex<Option<std::time::Instant>>,
-    /// Received frames held (from the last key frame on) while the pipeline is being built, so
-    /// a recording does not lose its first group of pictures to the start-up time.
-    pub(crate) pending: Mutex<Vec<(gst::Buffer, std::time::Instant)>>,
-    /// Arrival of the first frame of the current recording: timestamps are arrival times
-    /// relative to it.
-    pub(crate) rec_base: Mutex<Option<std::time::Instant>>,
-    /// Last decoded frame's timestamp pushed into the current sink pipeline (None: the pad
-    /// offset mapping it onto this pipeline's clock is still to be taken).
-    pub(crate) ts_offset: Mutex<Option<gst::ClockTime>>,
-    /// The amount of black (f32 bits, 0 = picture, 1 = black) shared by every sink of the
-    /// output: blackout and the master fade (see [`Darkness`]).
-    pub(crate) dark: Arc<Darkness>,
-    /// A recorder idle until the record key (`on_key = true`).
-    pub armed: std::sync::atomic::AtomicBool,
-}
-
 /// The amount of black every live sink applies, written by the video edge when the engine's
 /// [`scope_deck_core::stage::OutputControl`] changes and read once per frame (one atomic load).
 #[derive(Debug, Default)]
-pub struct Darkness(std::sync::atomic::AtomicU32);
+pub(crate) struct Darkness(std::sync::atomic::AtomicU32);
 
 impl Darkness {
     /// 0 = picture, 1 = black.
-    pub fn set(&self, amount: f32) {
+    pub(crate) fn set(&self, amount: f32) {
         let a = if amount.is_finite() {
             amount.clamp(0.0, 1.0)
         } else {
@@ -92,7 +39,7 @@ impl Darkness {
     }
 
     /// The current amount of black.
-    pub fn get(&self) -> f32 {
+    pub(crate) fn get(&self) -> f32 {
         f32::from_bits(self.0.load(Ordering::Relaxed))
     }
 }
@@ -103,7 +50,7 @@ const MASTER: &str = "master";
 /// Makes the sink's `videobalance` follow `dark`: checked on every frame before it is
 /// processed (so a change shows on the next frame), the element's properties touched only when
 /// the amount changed. At the defaults `videobalance` is in passthrough: no work per frame.
-fn follow_darkness(built: &BuiltSink, dark: Arc<Darkness>) {
+pub(crate) fn follow_darkness(built: &BuiltSink, dark: Arc<Darkness>) {
     let Some(balance) = built.pipeline.by_name(MASTER) else {
         return;
     };
@@ -128,180 +75,19 @@ fn follow_darkness(built: &BuiltSink, dark: Arc<Darkness>) {
     });
 }
 
-/// At most this many frames are held while an `encoded` sink starts (≈ 4 s at 30 fps).
-const PENDING_MAX: usize = 120;
-
-/// How often an `encoded` sink waiting for a key frame may ask the sender for one.
-const KEY_REQUEST_EVERY: Duration = Duration::from_millis(500);
-
-impl SinkSlot {
-    /// Hands a decoded frame to this sink if it is up (never blocks; drops when full).
-    pub(crate) fn push(&self, buffer: &gst::Buffer, caps: &gst::Caps) {
-        let src = match self.src.lock() {
-            Ok(g) => g.clone(),
-            Err(_) => None,
-        };
-        let Some(src) = src else { return };
-        self.pushed.fetch_add(1, Ordering::Relaxed);
-        // Full: this sink is behind; drop the frame here rather than wait.
-        if src.property::<u64>("current-level-buffers") >= self.depth() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if src.caps().as_ref() != Some(caps) {
-            src.set_caps(Some(caps));
-        }
-        // The frame itself (a reference, never a copy sharing its memory: the decoder's buffer
-        // pool would then find the memory shared on release, free it and allocate a fresh frame
-        // — page faults on every frame). Its timestamps are the output pipeline's running time;
-        // a pad offset maps them onto this pipeline's clock, re-taken when they jump back (the
-        // output pipeline was rebuilt).
-        if let Some(pts) = buffer.pts()
-            && let Ok(mut g) = self.ts_offset.lock()
-        {
-            let jumped = g.is_none_or(|last| pts < last);
-            if jumped
-                && let (Some(now), Some(pad)) = (src.current_running_time(), src.static_pad("src"))
-            {
-                let off = i64::try_from(now.nseconds()).unwrap_or(i64::MAX)
-                    - i64::try_from(pts.nseconds()).unwrap_or(i64::MAX);
-                pad.set_offset(off);
-            }
-            *g = Some(pts);
-        }
-        let _ = src.push_buffer(buffer.clone());
-    }
-
-    /// Hands a received (encoded) frame to this sink if it is up, never blocking. Returns true
-    /// when a key frame should be asked of the sender (waiting for one, rate-limited).
-    pub(crate) fn push_encoded(&self, buffer: &gst::Buffer, caps: &gst::Caps) -> bool {
-        let arrival = std::time::Instant::now();
-        let codec = |c: &gst::Caps| c.structure(0).map(|s| s.name().to_string());
-        if let Ok(mut g) = self.stream_caps.lock() {
-            let changed = g.as_ref().map(codec) != Some(codec(caps));
-            if g.as_ref() != Some(caps) {
-                *g = Some(caps.clone());
-            }
-            if changed {
-                if let Ok(mut p) = self.pending.lock() {
-                    p.clear();
-                }
-                self.stream_changed.notify_one();
-            }
-        }
-        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let src = match self.src.lock() {
-            Ok(g) => g.clone(),
-            Err(_) => None,
-        };
-        let Some(src) = src else {
-            // Starting (or restarting): hold the frames from the last key frame on.
-            if let Ok(mut p) = self.pending.lock() {
-                if key {
-                    p.clear();
-                }
-                if (key || !p.is_empty()) && p.len() < PENDING_MAX {
-                    p.push((buffer.clone(), arrival));
-                } else {
-                    p.clear();
-                }
-            }
-            return false;
-        };
-        if src.caps().as_ref() != Some(caps) {
-            src.set_caps(Some(caps));
-        }
-        let held = self
-            .pending
-            .lock()
-            .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default();
-        let mut want_key = false;
-        for (b, at) in held
-            .iter()
-            .chain(std::iter::once(&(buffer.clone(), arrival)))
-        {
-            want_key |= self.write_encoded(&src, b, *at);
-        }
-        want_key
-    }
-
-    /// One frame into a running `encoded` sink: starts on a key frame, resumes on one after a
-    /// drop, stamps the arrival time.
-    fn write_encoded(
-        &self,
-        src: &gst_app::AppSrc,
-        buffer: &gst::Buffer,
-        arrival: std::time::Instant,
-    ) -> bool {
-        if self.waiting_key.load(Ordering::Relaxed) {
-            if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-                return self.key_request_due();
-            }
-            self.waiting_key.store(false, Ordering::Relaxed);
-        }
-        self.pushed.fetch_add(1, Ordering::Relaxed);
-        if src.property::<u64>("current-level-buffers") >= self.depth() {
-            // A gap would leave undecodable delta frames in the file: resume on a key frame.
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            self.waiting_key.store(true, Ordering::Relaxed);
-            return self.key_request_due();
-        }
-        let base = match self.rec_base.lock() {
-            Ok(mut g) => *g.get_or_insert(arrival),
-            Err(_) => arrival,
-        };
-        let pts = gst::ClockTime::from_nseconds(
-            u64::try_from(arrival.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX),
-        );
-        let mut buf = buffer.copy();
-        {
-            // Muxers need PTS and DTS on every frame (no B-frames in a live stream).
-            let b = buf.make_mut();
-            b.set_pts(pts);
-            b.set_dts(pts);
-            b.set_duration(gst::ClockTime::NONE);
-        }
-        let _ = src.push_buffer(buf);
-        false
-    }
-
-    fn key_request_due(&self) -> bool {
-        let Ok(mut last) = self.last_key_request.lock() else {
-            return false;
-        };
-        let now = std::time::Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < KEY_REQUEST_EVERY) {
-            return false;
-        }
-        *last = Some(now);
-        true
-    }
-
-    /// Frames that may wait for this sink: a recording keeps 2 s so it does not lose frames to a
-    /// moment of CPU contention; live outputs keep 2 frames so they never lag.
-    fn depth(&self) -> u64 {
-        if self.label.starts_with("file:") {
-            60
-        } else {
-            2
-        }
-    }
-}
-
 /// A built (not yet started) sink pipeline.
 pub struct BuiltSink {
     /// The pipeline.
     pub pipeline: gst::Pipeline,
     /// Where frames go in.
-    pub src: gst_app::AppSrc,
+    pub(crate) src: gst_app::AppSrc,
     /// The sink element (or the custom bin).
     pub sink: gst::Element,
     /// Where frames are counted as delivered (the encoder's input for recordings, whose sink
     /// receives muxed chunks rather than frames).
-    pub count_pad: Option<gst::Pad>,
+    pub(crate) count_pad: Option<gst::Pad>,
     /// Output file for a file sink.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
 }
 
 /// Builds the pipeline for `cfg`. `check_device` = false skips the device-node check so that the
@@ -312,7 +98,7 @@ pub fn build_sink(cfg: &SinkConfig, check_device: bool) -> Result<BuiltSink, Vid
 
 /// Like [`build_sink`]; a sink that stores the received stream (see
 /// [`SinkConfig::wants_encoded`]) is built for `stream`, the received caps.
-pub fn build_sink_for(
+pub(crate) fn build_sink_for(
     cfg: &SinkConfig,
     check_device: bool,
     stream: Option<&gst::Caps>,
@@ -323,11 +109,11 @@ pub fn build_sink_for(
         .name("src")
         .is_live(true)
         .format(gst::Format::Time)
-        // Frames come stamped (see `SinkSlot::push`); stamping here would write into a buffer
+        // Frames come stamped (see `SinkFeed::push`); stamping here would write into a buffer
         // the other sinks share.
         .do_timestamp(false)
         .build();
-    // appsrc is the sink's queue (its own streaming thread); `SinkSlot::push` bounds it.
+    // appsrc is the sink's queue (its own streaming thread); `SinkFeed::push` bounds it.
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
     let mut file = None;
     let mut count_pad = None;
@@ -437,7 +223,7 @@ pub fn build_sink_for(
                 }
             }
             src.set_caps(Some(caps));
-            // Frames carry their arrival time (see `SinkSlot::push_encoded`).
+            // Frames carry their arrival time (see `SinkFeed::push_encoded`).
             src.set_property("do-timestamp", false);
             count_pad = src.static_pad("src");
             let path = unique_file(&dir, prefix, ext);
@@ -546,274 +332,9 @@ pub fn build_sink_for(
     })
 }
 
-/// Keeps one sink running: builds it, watches its bus, and on failure reports the explained error
-/// and rebuilds it after a backoff (doubling up to 30 s, reset after a minute of health).
-pub async fn supervise(
-    cfg: SinkConfig,
-    slot: Arc<SinkSlot>,
-    first_backoff: Duration,
-    cancel: CancellationToken,
-    mut control: tokio::sync::watch::Receiver<scope_deck_core::stage::OutputControl>,
-) {
-    let mut backoff = first_backoff;
-    let mut failed_before = false;
-    loop {
-        if cfg.on_key() {
-            // Idle (a state, not a failure) until the record key is on.
-            slot.armed.store(true, Ordering::Relaxed);
-            slot.waiting.store(true, Ordering::Relaxed);
-            let on = wait_record(&mut control, true, &cancel).await;
-            slot.armed.store(false, Ordering::Relaxed);
-            slot.waiting.store(false, Ordering::Relaxed);
-            if !on {
-                return;
-            }
-        }
-        if failed_before {
-            slot.restarts.fetch_add(1, Ordering::Relaxed);
-        }
-        let stream = if cfg.wants_encoded() {
-            // Built for the received codec: wait until the first frame tells it.
-            slot.waiting.store(true, Ordering::Relaxed);
-            let caps = stream_caps(&slot, &cancel).await;
-            slot.waiting.store(false, Ordering::Relaxed);
-            let Some(caps) = caps else {
-                return;
-            };
-            Some(caps)
-        } else {
-            None
-        };
-        let shm_before = match &cfg {
-            SinkConfig::Shm { socket, .. } => {
-                Some(prepare_shm_socket(std::path::Path::new(socket)))
-            }
-            _ => None,
-        };
-        let started = std::time::Instant::now();
-        let record = cfg.on_key().then_some(&mut control);
-        match build_sink_for(&cfg, true, stream.as_ref()) {
-            Ok(built) => {
-                follow_darkness(&built, slot.dark.clone());
-                let outcome = run_one(&built, &slot, &cancel, shm_before, record).await;
-                if let Ok(mut g) = slot.src.lock() {
-                    *g = None;
-                }
-                slot.running.store(false, Ordering::Relaxed);
-                let _ = built.pipeline.set_state(gst::State::Null);
-                match outcome {
-                    // Cancelled: finished in order.
-                    None if cancel.is_cancelled() => return,
-                    // The record key stopped it (file finalised): wait for the next press.
-                    None => {
-                        failed_before = false;
-                        continue;
-                    }
-                    Some(err) => report(&slot, &err),
-                }
-            }
-            Err(err) => report(&slot, &err),
-        }
-        failed_before = true;
-        if started.elapsed() > Duration::from_secs(60) {
-            backoff = first_backoff;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
-}
-
-/// Waits until the record key is `on` (true), or false when cancelled or the engine is gone.
-async fn wait_record(
-    control: &mut tokio::sync::watch::Receiver<scope_deck_core::stage::OutputControl>,
-    on: bool,
-    cancel: &CancellationToken,
-) -> bool {
-    loop {
-        if control.borrow_and_update().record == on {
-            return true;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return false,
-            r = control.changed() => if r.is_err() { return false },
-        }
-    }
-}
-
-/// The received stream's caps, waiting for the first frame (None when cancelled first).
-async fn stream_caps(slot: &SinkSlot, cancel: &CancellationToken) -> Option<gst::Caps> {
-    loop {
-        let changed = slot.stream_changed.notified();
-        if let Some(c) = slot.stream_caps.lock().ok().and_then(|g| g.clone()) {
-            return Some(c);
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return None,
-            _ = changed => {}
-        }
-    }
-}
-
-fn report(slot: &SinkSlot, err: &VideoError) {
-    tracing::warn!(sink = %slot.label, "video sink failed, restarting with backoff: {err}");
-    if let Ok(mut g) = slot.last_error.lock() {
-        *g = Some(err.to_string());
-    }
-}
-
-/// Runs a built sink until it fails (Some(error)) or `cancel` fires (None, after EOS so files are
-/// finalised).
-async fn run_one(
-    built: &BuiltSink,
-    slot: &Arc<SinkSlot>,
-    cancel: &CancellationToken,
-    shm_before: Option<ShmPath>,
-    mut record: Option<&mut tokio::sync::watch::Receiver<scope_deck_core::stage::OutputControl>>,
-) -> Option<VideoError> {
-    let Some(bus) = built.pipeline.bus() else {
-        return Some(VideoError::Pipeline("sink pipeline has no bus".into()));
-    };
-    // Count what reaches the sink element.
-    if let Some(pad) = &built.count_pad {
-        let s = slot.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            s.rendered.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
-    }
-    if built.sink.find_property("socket-path").is_some() {
-        let s = slot.clone();
-        built.sink.connect("client-connected", false, move |_| {
-            s.clients.fetch_add(1, Ordering::Relaxed);
-            None
-        });
-        let s = slot.clone();
-        built.sink.connect("client-disconnected", false, move |_| {
-            let _ = s
-                .clients
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
-            None
-        });
-    }
-    if let Ok(mut g) = slot.current_file.lock() {
-        *g = built.file.clone();
-    }
-    let factory = built.sink.factory().map(|f| f.name().to_string());
-    if built.pipeline.set_state(gst::State::Playing).is_err() {
-        return Some(
-            first_error(&bus, &slot.label, factory.as_deref()).unwrap_or_else(|| {
-                VideoError::Pipeline(format!("{}: could not start", slot.label))
-            }),
-        );
-    }
-    // A stored stream starts on a key frame, its timestamps from its first frame.
-    slot.waiting_key.store(true, Ordering::Relaxed);
-    if let Ok(mut g) = slot.rec_base.lock() {
-        *g = None;
-    }
-    if let Ok(mut g) = slot.ts_offset.lock() {
-        *g = None;
-    }
-    let built_codec = built
-        .src
-        .caps()
-        .and_then(|c| c.structure(0).map(|s| s.name().to_string()));
-    if let Ok(mut g) = slot.src.lock() {
-        *g = Some(built.src.clone());
-    }
-    // Before `running`: a stats snapshot that shows it running also shows where it listens.
-    if let Some(before) = shm_before {
-        let configured: String = built.sink.property("socket-path");
-        let actual = actual_shm_path(std::path::Path::new(&configured), before);
-        if let Some(actual) = actual {
-            // shmsink moves aside silently; a reader on the configured path would get nothing.
-            let msg = format!(
-                "{}: {configured} is in use by another process ({before:?}); this sink listens \
-                 on {} instead — point the reader there or stop the other writer",
-                slot.label,
-                actual.display()
-            );
-            tracing::error!(sink = %slot.label, "{msg}");
-            if let Ok(mut g) = slot.last_error.lock() {
-                *g = Some(msg);
-            }
-        }
-    }
-    slot.running.store(true, Ordering::Relaxed);
-    tracing::info!(sink = %slot.label, "video sink running");
-    let mut stream = bus.stream();
-    use futures::StreamExt;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => {
-                finish(built, &bus).await;
-                return None;
-            }
-            stop = async {
-                match record.as_deref_mut() {
-                    Some(rx) => wait_record(rx, false, cancel).await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if stop {
-                    // The record key is off: close the file properly (muxer index written).
-                    if let Ok(mut g) = slot.src.lock() {
-                        *g = None;
-                    }
-                    finish(built, &bus).await;
-                    tracing::info!(sink = %slot.label, "recording stopped by the record key");
-                }
-                return None;
-            }
-            _ = slot.stream_changed.notified(), if slot.encoded => {
-                let now = slot
-                    .stream_caps
-                    .lock()
-                    .ok()
-                    .and_then(|g| g.as_ref().and_then(|c| c.structure(0).map(|s| s.name().to_string())));
-                if now != built_codec {
-                    // Close this file properly and start a new one for the new codec.
-                    if let Ok(mut g) = slot.src.lock() {
-                        *g = None;
-                    }
-                    finish(built, &bus).await;
-                    return Some(VideoError::Pipeline(format!(
-                        "{}: the received codec changed; starting a new recording",
-                        slot.label
-                    )));
-                }
-            }
-            msg = stream.next() => {
-                let Some(msg) = msg else { return Some(VideoError::Pipeline(format!("{}: bus closed", slot.label))) };
-                match msg.view() {
-                    gst::MessageView::Error(e) => {
-                        let src_factory = msg.src().and_then(|s| s.downcast_ref::<gst::Element>()).and_then(|e| e.factory()).map(|f| f.name().to_string());
-                        return Some(elements::explain_runtime_error(
-                            &slot.label,
-                            src_factory.as_deref().or(factory.as_deref()),
-                            &e.error().to_string(),
-                            &e.debug().map(|d| d.to_string()).unwrap_or_default(),
-                        ));
-                    }
-                    gst::MessageView::Eos(_) => {
-                        return Some(VideoError::Pipeline(format!("{}: ended unexpectedly", slot.label)));
-                    }
-                    gst::MessageView::Warning(w) => {
-                        tracing::debug!(sink = %slot.label, "warning: {}", w.error());
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-}
-
 /// What was at an shm socket path before its sink started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShmPath {
+pub(crate) enum ShmPath {
     /// Nothing there.
     Free,
     /// A socket nobody listens on (a deck that was SIGKILLed): removed, so shmsink takes the
@@ -826,7 +347,7 @@ pub enum ShmPath {
 }
 
 /// Clears a stale socket at `path` (only when a connect is refused: nothing listens on it).
-pub fn prepare_shm_socket(path: &std::path::Path) -> ShmPath {
+pub(crate) fn prepare_shm_socket(path: &std::path::Path) -> ShmPath {
     use std::os::unix::fs::FileTypeExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return ShmPath::Free;
@@ -856,7 +377,7 @@ pub fn prepare_shm_socket(path: &std::path::Path) -> ShmPath {
 
 /// Where shmsink really listens when the configured path was taken (`<path>.N`, the newest
 /// socket of that form); None when it has the configured path.
-fn actual_shm_path(configured: &std::path::Path, before: ShmPath) -> Option<PathBuf> {
+pub(crate) fn actual_shm_path(configured: &std::path::Path, before: ShmPath) -> Option<PathBuf> {
     use std::os::unix::fs::FileTypeExt;
     if matches!(before, ShmPath::Free | ShmPath::RemovedStale) {
         return None;
@@ -870,42 +391,6 @@ fn actual_shm_path(configured: &std::path::Path, before: ShmPath) -> Option<Path
         .max_by_key(|(t, _)| *t)
         .map(|(_, p)| p);
     Some(newest.unwrap_or_else(|| PathBuf::from(format!("{}.<n>", configured.display()))))
-}
-
-/// Ends the stream so muxers write their indexes, waiting at most 3 s.
-async fn finish(built: &BuiltSink, bus: &gst::Bus) {
-    let _ = built.src.end_of_stream();
-    let bus = bus.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(3),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-    })
-    .await;
-    let _ = built.pipeline.set_state(gst::State::Null);
-}
-
-/// The first error on `bus` (after a failed state change), explained.
-fn first_error(bus: &gst::Bus, label: &str, factory: Option<&str>) -> Option<VideoError> {
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_mseconds(500),
-        &[gst::MessageType::Error],
-    )?;
-    if let gst::MessageView::Error(e) = msg.view() {
-        let src_factory = msg
-            .src()
-            .and_then(|s| s.downcast_ref::<gst::Element>())
-            .and_then(|e| e.factory())
-            .map(|f| f.name().to_string());
-        return Some(elements::explain_runtime_error(
-            label,
-            src_factory.as_deref().or(factory),
-            &e.error().to_string(),
-            &e.debug().map(|d| d.to_string()).unwrap_or_default(),
-        ));
-    }
-    None
 }
 
 /// `~/x` → `$HOME/x`.
@@ -929,7 +414,7 @@ fn unique_file(dir: &std::path::Path, prefix: &str, ext: &str) -> PathBuf {
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) without a date crate.
-pub fn utc_stamp(t: std::time::SystemTime) -> String {
+pub(crate) fn utc_stamp(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -985,10 +470,10 @@ mod tests {
 
     #[test]
     fn utc_stamp_formats_known_instants() {
-        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
         assert_eq!(utc_stamp(t), "20261118-110640");
         // 2000-02-29 (leap day) 01:01:01
-        let t = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400 + 3661);
         assert_eq!(utc_stamp(t), "20000229-010101");
     }
 }

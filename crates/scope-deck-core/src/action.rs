@@ -135,18 +135,6 @@ pub enum Action {
     },
     /// MIDI learn: the next touched control is bound to the next key action.
     Learn,
-    /// Learn mode captured a control (sent by the MIDI edge).
-    LearnControl {
-        /// The control touched.
-        control: crate::midi::learn::LearnedControl,
-    },
-    /// The MIDI edge wrote (or failed to write) the learned binding.
-    LearnDone {
-        /// Written and reloaded.
-        ok: bool,
-        /// File written, or why not.
-        message: String,
-    },
     /// Apply the pipeline-reloading changes the hosted (daydream) backend is holding back
     /// during a show (~30 s without video).
     ConfirmReload,
@@ -283,8 +271,6 @@ impl Action {
             Action::CrossfadeOff => "crossfade_off",
             Action::SetMacro { .. } => "set_macro",
             Action::Learn => "learn",
-            Action::LearnControl { .. } => "learn_control",
-            Action::LearnDone { .. } => "learn_done",
             Action::ConfirmReload => "confirm_reload",
             Action::ToggleScopeOutput { .. } => "toggle_scope_output",
             Action::SetScopeOutput { .. } => "set_scope_output",
@@ -320,8 +306,6 @@ impl Action {
                 | Action::NudgeTempo { .. }
                 | Action::ToggleMapping { .. }
                 | Action::SetMacro { .. }
-                | Action::LearnControl { .. }
-                | Action::LearnDone { .. }
                 | Action::ToggleScopeOutput { .. }
                 | Action::SetScopeOutput { .. }
                 | Action::CueJump { .. }
@@ -349,8 +333,6 @@ impl Action {
             Action::NudgeTempo { bpm } => format!("tempo {bpm:+} BPM"),
             Action::ToggleMapping { name } => format!("toggle mapping {name}"),
             Action::SetMacro { name, value } => format!("macro {name} = {value:.2}"),
-            Action::LearnControl { control } => format!("learn {}", control.label()),
-            Action::LearnDone { message, .. } => format!("learn: {message}"),
             Action::ToggleScopeOutput { output } => {
                 format!("server {} output on/off", output.label())
             }

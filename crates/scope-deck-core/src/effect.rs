@@ -20,6 +20,9 @@ pub enum Effect {
     Link(crate::tempo::LinkCmd),
     /// Publish an event (headless stdout, logs).
     Emit(Event),
+    /// Ask the MIDI edge to arm/disarm learn capture or save a learned binding; its answers
+    /// come back as `Msg::Learn`.
+    MidiLearn(crate::midi::learn::LearnCmd),
     /// Write a saved look to the config folder's `looks/` (the edge writes atomically).
     SaveLook(Box<crate::look::Look>),
     /// Everything is said and done: leave the engine loop.

@@ -74,6 +74,8 @@ pub enum Msg {
     /// Bring back a journaled show (`--resume`, or a yes in the terminal): folded right after
     /// `Started`, see `crate::recall`.
     Resume(Box<crate::recall::Recall>),
+    /// The MIDI edge's answer in learn mode (internal: not an action anyone can send).
+    Learn(crate::midi::learn::LearnMsg),
     /// An edge with no other report says how its input is (the video input): `None` = fine.
     InputHealth {
         /// `video in`.

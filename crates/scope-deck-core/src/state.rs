@@ -283,8 +283,6 @@ pub struct ControlsSlice {
     pub quit_pending: Option<Duration>,
     /// MIDI learn progress.
     pub learn: crate::midi::learn::LearnStage,
-    /// Learns completed so far (numbers each `LearnStage::Ready`).
-    pub learn_serial: u64,
     /// MIDI input activity per device (dashboard activity pane).
     pub midi: crate::midi::activity::MidiInputs,
     /// Show mode (key lock) is on: dangerous keys need a second press.

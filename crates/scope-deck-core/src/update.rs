@@ -127,6 +127,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             state.audio.problem = problem;
         }
         Msg::Tempo(cmd) => crate::tempo::on_external(state, cmd, now, &mut fx),
+        Msg::Learn(m) => crate::midi::on_learn(state, m, now, &mut fx),
         Msg::Link(report) => crate::tempo::on_link(state, report, now, &mut fx),
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
         Msg::VideoStats(stats) => on_video_stats(state, *stats, now, &mut fx),

@@ -14,21 +14,21 @@ use crate::audio::tempo::TempoCmd;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AnalyzerSettings {
     /// Input sample rate, Hz.
-    pub sample_rate: f32,
+    pub(crate) sample_rate: f32,
     /// FFT size (power of two).
     pub fft_size: usize,
     /// Hop size, samples.
     pub hop: usize,
     /// Bass/mid and mid/high boundaries, Hz.
-    pub cutoffs: [f32; 2],
+    pub(crate) cutoffs: [f32; 2],
     /// Sensitivity multiplier after auto-gain (1 = the recent peak maps to full scale).
-    pub sensitivity: f32,
+    pub(crate) sensitivity: f32,
     /// Auto-gain on (levels relative to the recent peak) or off (absolute).
-    pub auto_gain: bool,
+    pub(crate) auto_gain: bool,
     /// Meter fall-off per second (cava-like gravity), in full scales.
-    pub meter_falloff: f32,
+    pub(crate) meter_falloff: f32,
     /// Onset detector tunables.
-    pub onset: OnsetParams,
+    pub(crate) onset: OnsetParams,
     /// Beat tracker tunables.
     pub beat: BeatParams,
 }
@@ -54,20 +54,20 @@ impl AnalyzerSettings {
 
 /// Which beat tracker the analysis runs, as reported by `analyze` (bump it when the beats it
 /// emits change, so stored results can be told apart).
-pub fn tracker_version() -> &'static str {
+pub(crate) fn tracker_version() -> &'static str {
     "dsp-1"
 }
 
 /// Default analysis window, seconds (1024 samples at 48 kHz).
-pub const WINDOW_SECS: f64 = 1024.0 / 48_000.0;
+pub(crate) const WINDOW_SECS: f64 = 1024.0 / 48_000.0;
 /// Default hop, seconds (256 samples at 48 kHz).
-pub const HOP_SECS: f64 = 256.0 / 48_000.0;
+pub(crate) const HOP_SECS: f64 = 256.0 / 48_000.0;
 
 /// FFT size and hop in samples for a sample rate: the hop is [`HOP_SECS`] rounded to whole
 /// samples, the FFT the smallest power of two holding [`WINDOW_SECS`] (at least 64, so the
 /// window never gets shorter — lower rates keep their bass resolution). 48 kHz → 1024/256,
 /// 44.1 kHz → 1024/235, 8 kHz → 256/43, 192 kHz → 4096/1024.
-pub fn fft_and_hop_for(sample_rate: f32) -> (usize, usize) {
+pub(crate) fn fft_and_hop_for(sample_rate: f32) -> (usize, usize) {
     let sr = f64::from(sample_rate).max(1.0);
     let hop = ((sr * HOP_SECS).round() as usize).max(1);
     let fft = ((sr * WINDOW_SECS).round() as usize)
@@ -104,7 +104,7 @@ impl PeakFollower {
 /// (denormal arithmetic is up to 100× slower), and everything else is clamped to full scale so
 /// one wild sample cannot blow up the auto-gain reference for the next half minute.
 #[inline]
-pub fn sanitize(x: f32) -> f32 {
+pub(crate) fn sanitize(x: f32) -> f32 {
     if !x.is_finite() || x.abs() < 1e-30 {
         0.0
     } else {
@@ -137,7 +137,7 @@ pub struct Analyzer {
     bars: [f32; SPECTRUM_BARS],
     frame: AudioFrame,
     /// Last onset detection function value (diagnostics).
-    pub last_odf: f32,
+    pub(crate) last_odf: f32,
 }
 
 impl Analyzer {
@@ -183,7 +183,7 @@ impl Analyzer {
     }
 
     /// The settings in use.
-    pub fn settings(&self) -> &AnalyzerSettings {
+    pub(crate) fn settings(&self) -> &AnalyzerSettings {
         &self.s
     }
 
@@ -193,12 +193,12 @@ impl Analyzer {
     }
 
     /// The latest frame.
-    pub fn frame(&self) -> &AudioFrame {
+    pub(crate) fn frame(&self) -> &AudioFrame {
         &self.frame
     }
 
     /// Obeys a tempo command at the current stream time.
-    pub fn command(&mut self, cmd: TempoCmd) {
+    pub(crate) fn command(&mut self, cmd: TempoCmd) {
         let now = self.time();
         match &mut self.beat {
             BeatPath::Learned(b) => b.command(cmd, now),
@@ -214,13 +214,9 @@ impl Analyzer {
         }
     }
 
-    /// Onset detector internals for diagnostics: (last threshold, running mean).
-    pub fn onset_debug(&self) -> (f32, f32) {
-        (self.onset.last_threshold, self.onset.mean())
-    }
-
     /// The detected tempo (ignores tap/external overrides).
-    pub fn detected_bpm(&self) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn detected_bpm(&self) -> f64 {
         match &self.beat {
             BeatPath::Learned(b) => b.detected_bpm(),
             BeatPath::Dsp(b) => b.detected_bpm(),

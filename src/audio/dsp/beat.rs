@@ -26,23 +26,23 @@ pub struct BeatParams {
     /// Learned or hand-written tracker; the fields below tune only the hand-written one.
     pub tracker: TrackerKind,
     /// Slowest preferred tempo.
-    pub bpm_min: f32,
+    pub(crate) bpm_min: f32,
     /// Fastest preferred tempo.
-    pub bpm_max: f32,
+    pub(crate) bpm_max: f32,
     /// Beats per bar.
-    pub beats_per_bar: u32,
+    pub(crate) beats_per_bar: u32,
     /// Time constant of the running autocorrelation, seconds.
-    pub acf_tau: f32,
+    pub(crate) acf_tau: f32,
     /// Resonator feedback per beat (memory of about 1/(1-beta) beats).
-    pub resonator_beta: f32,
+    pub(crate) resonator_beta: f32,
     /// Confidence needed to start emitting beats.
-    pub conf_on: f32,
+    pub(crate) conf_on: f32,
     /// Confidence below which beats stop.
-    pub conf_off: f32,
+    pub(crate) conf_off: f32,
     /// Delay between an onset and the peak of its onset strength, seconds.
-    pub odf_delay: f32,
+    pub(crate) odf_delay: f32,
     /// Onsets needed in the last 4 s before beats are emitted.
-    pub min_onsets: u32,
+    pub(crate) min_onsets: u32,
 }
 
 impl Default for BeatParams {
@@ -66,15 +66,15 @@ impl Default for BeatParams {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BeatState {
     /// Tempo (0 when unknown).
-    pub bpm: f32,
+    pub(crate) bpm: f32,
     /// Position within the beat 0..1.
-    pub phase: f32,
+    pub(crate) phase: f32,
     /// Beat index in the bar plus phase.
-    pub bar_position: f32,
+    pub(crate) bar_position: f32,
     /// Confidence 0..1.
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     /// Who sets the tempo.
-    pub source: TempoSource,
+    pub(crate) source: TempoSource,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,7 +95,7 @@ const TAPS: usize = 8;
 const ONSET_MEMORY: usize = 64;
 
 /// Streaming beat tracker, one call per hop.
-pub struct BeatTracker {
+pub(crate) struct BeatTracker {
     p: BeatParams,
     hop: f64,
     /// Onset strength history, newest first from `hist_pos`, stored twice so the last
@@ -131,7 +131,7 @@ pub struct BeatTracker {
 
 impl BeatTracker {
     /// A tracker fed one onset-strength value every `hop_secs`.
-    pub fn new(hop_secs: f64, p: BeatParams) -> Self {
+    pub(crate) fn new(hop_secs: f64, p: BeatParams) -> Self {
         let fps = 1.0 / hop_secs;
         let lag_min = ((60.0 / f64::from(p.bpm_max)) * fps).floor().max(2.0) as usize;
         let lag_max = ((60.0 / f64::from(p.bpm_min)) * fps).ceil() as usize + 1;
@@ -182,7 +182,7 @@ impl BeatTracker {
     }
 
     /// The detected tempo in BPM (0 when none yet), regardless of tap or external override.
-    pub fn detected_bpm(&self) -> f64 {
+    pub(crate) fn detected_bpm(&self) -> f64 {
         if self.det_period > 0.0 {
             60.0 / (self.det_period * self.hop)
         } else {
@@ -207,7 +207,7 @@ impl BeatTracker {
 
     /// Obeys a tempo command. `now` is the stream time at which it arrived (taps are anchored
     /// there; their spacing comes from the tap timestamps themselves).
-    pub fn command(&mut self, cmd: TempoCmd, now: f64) {
+    pub(crate) fn command(&mut self, cmd: TempoCmd, now: f64) {
         match cmd {
             TempoCmd::Tap { at_secs } => {
                 if self.ntaps > 0 {
@@ -362,7 +362,7 @@ impl BeatTracker {
     /// Feeds one hop: `now` is the stream time at the end of the hop, `strength` the onset
     /// strength above its baseline, `onset_at` the time of an onset detected in this hop.
     /// Beats due before the end of the next hop are passed to `emit`.
-    pub fn process(
+    pub(crate) fn process(
         &mut self,
         now: f64,
         strength: f32,

@@ -10,10 +10,10 @@ use realfft::{RealFftPlanner, RealToComplex};
 use crate::audio::features::SPECTRUM_BARS;
 
 /// Smallest level reported, dBFS (digital silence).
-pub const FLOOR_DB: f32 = -120.0;
+pub(crate) const FLOOR_DB: f32 = -120.0;
 
 /// Converts a linear amplitude to dBFS, floored at [`FLOOR_DB`].
-pub fn amp_to_db(a: f32) -> f32 {
+pub(crate) fn amp_to_db(a: f32) -> f32 {
     if a <= 1e-6 {
         FLOOR_DB
     } else {
@@ -22,7 +22,7 @@ pub fn amp_to_db(a: f32) -> f32 {
 }
 
 /// Root mean square of a block (0 for an empty block).
-pub fn rms(x: &[f32]) -> f32 {
+pub(crate) fn rms(x: &[f32]) -> f32 {
     if x.is_empty() {
         return 0.0;
     }
@@ -31,13 +31,13 @@ pub fn rms(x: &[f32]) -> f32 {
 }
 
 /// Largest absolute sample of a block.
-pub fn peak(x: &[f32]) -> f32 {
+pub(crate) fn peak(x: &[f32]) -> f32 {
     x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
 /// Low-latency analysis window: a long rising half-Hann and a short falling half-Hann of
 /// `fall` samples, so the newest hop weighs most and onsets show up in the hop they occur in.
-pub fn asymmetric_window(n: usize, fall: usize) -> Vec<f32> {
+pub(crate) fn asymmetric_window(n: usize, fall: usize) -> Vec<f32> {
     let fall = fall.clamp(1, n.saturating_sub(1).max(1));
     let rise = n - fall;
     (0..n)
@@ -55,7 +55,7 @@ pub fn asymmetric_window(n: usize, fall: usize) -> Vec<f32> {
 
 /// Spectral centroid in Hz of a magnitude spectrum whose bin `k` is at `k * bin_hz`; 0 when
 /// the spectrum is empty.
-pub fn centroid(mags: &[f32], bin_hz: f32) -> f32 {
+pub(crate) fn centroid(mags: &[f32], bin_hz: f32) -> f32 {
     let mut num = 0.0f64;
     let mut den = 0.0f64;
     for (k, m) in mags.iter().enumerate() {
@@ -70,7 +70,7 @@ pub fn centroid(mags: &[f32], bin_hz: f32) -> f32 {
 }
 
 /// Sum of power (magnitude squared) of bins in `[lo_hz, hi_hz)`.
-pub fn band_power(mags: &[f32], bin_hz: f32, lo_hz: f32, hi_hz: f32) -> f32 {
+pub(crate) fn band_power(mags: &[f32], bin_hz: f32, lo_hz: f32, hi_hz: f32) -> f32 {
     let lo = (lo_hz / bin_hz).ceil().max(0.0) as usize;
     let hi = ((hi_hz / bin_hz).ceil() as usize).min(mags.len());
     if lo >= hi {
@@ -81,7 +81,7 @@ pub fn band_power(mags: &[f32], bin_hz: f32, lo_hz: f32, hi_hz: f32) -> f32 {
 
 /// Contiguous bin ranges `[start, end)` of log-spaced bands from `f_lo` to `f_hi` with
 /// `per_octave` bands per octave; bands that would hold no bin are merged so each is unique.
-pub fn log_bands(
+pub(crate) fn log_bands(
     bins: usize,
     bin_hz: f32,
     f_lo: f32,
@@ -106,19 +106,19 @@ pub fn log_bands(
 
 /// What the front end computed for one hop (magnitudes are borrowed from the front end).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct HopLevels {
+pub(crate) struct HopLevels {
     /// RMS of the newest hop, linear.
-    pub rms: f32,
+    pub(crate) rms: f32,
     /// Peak of the newest hop, linear.
-    pub peak: f32,
+    pub(crate) peak: f32,
     /// Spectral centroid, Hz.
-    pub centroid_hz: f32,
+    pub(crate) centroid_hz: f32,
     /// Bass / mid / high band amplitudes (square root of band power), linear.
-    pub bands: [f32; 3],
+    pub(crate) bands: [f32; 3],
 }
 
 /// The spectral front end. Owns every buffer it uses; [`FrontEnd::process`] never allocates.
-pub struct FrontEnd {
+pub(crate) struct FrontEnd {
     sample_rate: f32,
     n: usize,
     hop: usize,
@@ -141,7 +141,7 @@ pub struct FrontEnd {
 impl FrontEnd {
     /// A front end for `fft_size`-sample windows advanced by `hop` samples. `cutoffs` are the
     /// bass/mid and mid/high boundaries in Hz.
-    pub fn new(sample_rate: f32, fft_size: usize, hop: usize, cutoffs: [f32; 2]) -> Self {
+    pub(crate) fn new(sample_rate: f32, fft_size: usize, hop: usize, cutoffs: [f32; 2]) -> Self {
         let mut planner = RealFftPlanner::<f32>::new();
         let fft = planner.plan_fft_forward(fft_size);
         let input = fft.make_input_vec();
@@ -188,37 +188,34 @@ impl FrontEnd {
     }
 
     /// Samples per hop.
-    pub fn hop(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn hop(&self) -> usize {
         self.hop
     }
 
-    /// Sample rate in Hz.
-    pub fn sample_rate(&self) -> f32 {
-        self.sample_rate
-    }
-
     /// Hz per FFT bin.
-    pub fn bin_hz(&self) -> f32 {
+    pub(crate) fn bin_hz(&self) -> f32 {
         self.sample_rate / self.n as f32
     }
 
     /// The newest `len` input samples (for onset time refinement).
-    pub fn recent(&self, len: usize) -> &[f32] {
+    pub(crate) fn recent(&self, len: usize) -> &[f32] {
         &self.history[self.n - len.min(self.n)..]
     }
 
     /// Normalised magnitude spectrum of the last hop (a full-scale sine peaks near 1).
-    pub fn mags(&self) -> &[f32] {
+    #[cfg(test)]
+    pub(crate) fn mags(&self) -> &[f32] {
         &self.mags
     }
 
     /// Log-frequency filterbank magnitudes of the last hop (12 bands per octave).
-    pub fn filterbank(&self) -> &[f32] {
+    pub(crate) fn filterbank(&self) -> &[f32] {
         &self.filter_out
     }
 
     /// Raw (unsmoothed) meter bar amplitudes into `out`.
-    pub fn bars(&self, out: &mut [f32; SPECTRUM_BARS]) {
+    pub(crate) fn bars(&self, out: &mut [f32; SPECTRUM_BARS]) {
         for (o, &(a, b)) in out.iter_mut().zip(&self.bar_ranges) {
             let p: f32 = self.mags[a..b].iter().map(|m| m * m).sum();
             *o = (p * self.power_norm).sqrt();
@@ -227,7 +224,7 @@ impl FrontEnd {
 
     /// Takes the next `hop` samples (shorter slices are zero-padded), runs the FFT and returns
     /// the hop's levels.
-    pub fn process(&mut self, hop: &[f32]) -> HopLevels {
+    pub(crate) fn process(&mut self, hop: &[f32]) -> HopLevels {
         let h = self.hop;
         self.history.copy_within(h.., 0);
         let tail = &mut self.history[self.n - h..];

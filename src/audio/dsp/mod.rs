@@ -2,9 +2,9 @@
 
 pub mod analyzer;
 pub mod beat;
-pub mod frontend;
+pub(crate) mod frontend;
 pub mod learned;
-pub mod onset;
+pub(crate) mod onset;
 
 #[cfg(test)]
 mod input_fault_tests;

@@ -6,28 +6,28 @@
 
 /// Tunables of the onset detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct OnsetParams {
+pub(crate) struct OnsetParams {
     /// Threshold above the running mean, in running deviations.
-    pub k: f32,
+    pub(crate) k: f32,
     /// Absolute minimum flux (mean log rise per band) for an onset.
-    pub delta: f32,
+    pub(crate) delta: f32,
     /// Level gate: the onset hop's RMS must exceed this, dBFS.
-    pub gate_db: f32,
+    pub(crate) gate_db: f32,
     /// Minimum time between onsets, seconds.
-    pub refractory: f32,
+    pub(crate) refractory: f32,
     /// Time constant of the running statistics, seconds.
-    pub stats_tau: f32,
+    pub(crate) stats_tau: f32,
     /// Log compression factor λ in log10(1 + λ·x) on auto-gained magnitudes.
-    pub lambda: f32,
+    pub(crate) lambda: f32,
     /// Per-band whitening: a band's rise counts only above this multiple of its own running
     /// mean rise, so stationary noise stops adding up across bands (0 disables).
-    pub whiten: f32,
+    pub(crate) whiten: f32,
     /// Time constant of the per-band running rise, seconds.
-    pub whiten_tau: f32,
+    pub(crate) whiten_tau: f32,
     /// Floor of a band's scale in the whitening division (log10 units).
-    pub whiten_floor: f32,
+    pub(crate) whiten_floor: f32,
     /// How many previous frames the max filter covers.
-    pub max_frames: usize,
+    pub(crate) max_frames: usize,
 }
 
 impl Default for OnsetParams {
@@ -49,19 +49,19 @@ impl Default for OnsetParams {
 
 /// The result for one hop.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct OnsetHop {
+pub(crate) struct OnsetHop {
     /// Onset detection function value (flux).
-    pub odf: f32,
+    pub(crate) odf: f32,
     /// The ODF above its running mean (what the beat tracker listens to), ≥ 0.
-    pub excess: f32,
+    pub(crate) excess: f32,
     /// Whether an onset fires at this hop.
-    pub onset: bool,
+    pub(crate) onset: bool,
     /// How far above threshold, 0..1 (meaningful when `onset`).
-    pub strength: f32,
+    pub(crate) strength: f32,
 }
 
 /// Streaming onset detector over filterbank frames.
-pub struct OnsetDetector {
+pub(crate) struct OnsetDetector {
     p: OnsetParams,
     hop_secs: f32,
     /// The last `max_frames` frames, ring-ordered, `bands` values each.
@@ -77,19 +77,19 @@ pub struct OnsetDetector {
     warmup: u64,
     decay_pow: f32,
     /// Last threshold (for diagnostics).
-    pub last_threshold: f32,
+    pub(crate) last_threshold: f32,
 }
 
 impl OnsetDetector {
     /// No onsets during the first `frames` hops (the first analysis window is incomplete, so
     /// the start of the stream would look like an onset).
-    pub fn with_warmup(mut self, frames: u64) -> Self {
+    pub(crate) fn with_warmup(mut self, frames: u64) -> Self {
         self.warmup = frames;
         self
     }
 
     /// A detector for `bands` filterbank bands at one frame per `hop_secs`.
-    pub fn new(bands: usize, hop_secs: f32, p: OnsetParams) -> Self {
+    pub(crate) fn new(bands: usize, hop_secs: f32, p: OnsetParams) -> Self {
         OnsetDetector {
             p,
             hop_secs,
@@ -110,7 +110,7 @@ impl OnsetDetector {
 
     /// Feeds one frame of filterbank magnitudes (`gain` is the auto-gain factor) and the hop's
     /// RMS in dBFS.
-    pub fn process(&mut self, bands: &[f32], gain: f32, rms_db: f32) -> OnsetHop {
+    pub(crate) fn process(&mut self, bands: &[f32], gain: f32, rms_db: f32) -> OnsetHop {
         let n = self.cur.len().min(bands.len());
         let lam = self.p.lambda * gain;
         for (c, b) in self.cur.iter_mut().zip(bands) {
@@ -196,17 +196,12 @@ impl OnsetDetector {
             strength,
         }
     }
-
-    /// Running mean of the ODF (the beat tracker's baseline).
-    pub fn mean(&self) -> f32 {
-        self.mean
-    }
 }
 
 /// Finds where, inside `recent` (the newest samples, oldest first), the energy jumps most:
 /// returns the offset in samples from the start of `recent` of the block that starts the
 /// attack. Blocks are `block` samples.
-pub fn refine_onset(recent: &[f32], block: usize) -> usize {
+pub(crate) fn refine_onset(recent: &[f32], block: usize) -> usize {
     let block = block.max(1);
     let mut best = 0usize;
     let mut best_ratio = 0.0f32;

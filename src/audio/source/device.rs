@@ -18,7 +18,7 @@ fn device_name(d: &cpal::Device) -> String {
 }
 
 /// Names of the input devices of the default host, in index order.
-pub fn list_inputs() -> Result<Vec<String>, AudioError> {
+pub(crate) fn list_inputs() -> Result<Vec<String>, AudioError> {
     let host = cpal::default_host();
     let devs = host
         .input_devices()
@@ -58,18 +58,18 @@ fn find(sel: &str) -> Result<cpal::Device, AudioError> {
 }
 
 /// An open input stream. Dropping it stops the callback.
-pub struct DeviceStream {
+pub(crate) struct DeviceStream {
     _stream: cpal::Stream,
     /// Device name.
-    pub name: String,
+    pub(crate) name: String,
     /// Sample rate of the stream.
-    pub sample_rate: u32,
+    pub(crate) sample_rate: u32,
     /// Set by the error callback when the stream broke (device gone).
-    pub failed: Arc<AtomicBool>,
+    pub(crate) failed: Arc<AtomicBool>,
 }
 
 /// Opens device `sel`, keeping `channel` (0 = mix down), with a ring of about `ring_secs`.
-pub fn open(
+pub(crate) fn open(
     sel: &str,
     channel: u32,
     ring_secs: f32,

@@ -11,7 +11,7 @@ use crate::audio::source::wav::WavReader;
 /// Mixes interleaved frames down to mono (`channel` 0) or picks channel `channel` (1-based;
 /// out-of-range picks fall back to the mix), appending to `out`. Allocation-free when `out` has
 /// capacity.
-pub fn mixdown(interleaved: &[f32], channels: usize, channel: u32, out: &mut Vec<f32>) {
+pub(crate) fn mixdown(interleaved: &[f32], channels: usize, channel: u32, out: &mut Vec<f32>) {
     let ch = channels.max(1);
     let pick = channel as usize;
     if ch == 1 {
@@ -29,7 +29,7 @@ pub fn mixdown(interleaved: &[f32], channels: usize, channel: u32, out: &mut Vec
 }
 
 /// A decoder for one file.
-pub enum FileDecoder {
+pub(crate) enum FileDecoder {
     /// The built-in WAV reader.
     Wav(WavReader),
     /// GStreamer decodebin.
@@ -47,7 +47,7 @@ fn is_wav(path: &Path) -> bool {
 
 impl FileDecoder {
     /// Opens a file. `monitor` plays it audibly too (through GStreamer, which then paces it).
-    pub fn open(path: &Path, monitor: bool) -> Result<Self, AudioError> {
+    pub(crate) fn open(path: &Path, monitor: bool) -> Result<Self, AudioError> {
         if !path.exists() {
             return Err(AudioError::file(path.display(), "no such file"));
         }
@@ -62,12 +62,12 @@ impl FileDecoder {
     }
 
     /// Whether GStreamer paces playback itself (audible monitor).
-    pub fn self_paced(&self) -> bool {
+    pub(crate) fn self_paced(&self) -> bool {
         matches!(self, FileDecoder::Gst(_))
     }
 
     /// (channels, sample rate).
-    pub fn format(&mut self) -> Result<(u16, u32), AudioError> {
+    pub(crate) fn format(&mut self) -> Result<(u16, u32), AudioError> {
         match self {
             FileDecoder::Wav(w) => Ok((w.channels(), w.sample_rate())),
             FileDecoder::Gst(g) => g.format(Duration::from_secs(10)),
@@ -75,7 +75,11 @@ impl FileDecoder {
     }
 
     /// Appends about `frames` interleaved frames; `Ok(None)` at the end.
-    pub fn read(&mut self, out: &mut Vec<f32>, frames: usize) -> Result<Option<usize>, AudioError> {
+    pub(crate) fn read(
+        &mut self,
+        out: &mut Vec<f32>,
+        frames: usize,
+    ) -> Result<Option<usize>, AudioError> {
         match self {
             FileDecoder::Wav(w) => {
                 let n = w.read(out, frames)?;

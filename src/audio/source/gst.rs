@@ -36,7 +36,7 @@ fn explain_parse_error(e: &gst::glib::Error) -> String {
 }
 
 /// A running pipeline ending in an appsink that yields interleaved f32.
-pub struct GstReader {
+pub(crate) struct GstReader {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
     what: String,
@@ -48,7 +48,7 @@ pub struct GstReader {
 impl GstReader {
     /// Decodes a file as fast as possible (`monitor` = also play it on the default output,
     /// paced in real time by GStreamer's clock).
-    pub fn open_file(path: &std::path::Path, monitor: bool) -> Result<Self, AudioError> {
+    pub(crate) fn open_file(path: &std::path::Path, monitor: bool) -> Result<Self, AudioError> {
         let p = path.display().to_string();
         if !path.exists() {
             return Err(AudioError::file(&p, "no such file"));
@@ -68,7 +68,7 @@ impl GstReader {
     }
 
     /// Runs a source description live (`<desc> ! audioconvert ! audioresample ! appsink`).
-    pub fn open_description(desc: &str) -> Result<Self, AudioError> {
+    pub(crate) fn open_description(desc: &str) -> Result<Self, AudioError> {
         let full = format!(
             "{desc} ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,layout=interleaved,rate=48000 ! appsink name=sink sync=false"
         );
@@ -125,7 +125,10 @@ impl GstReader {
 
     /// Waits up to `timeout` for the first buffer so the format is known. Returns (channels,
     /// rate).
-    pub fn format(&mut self, timeout: std::time::Duration) -> Result<(u16, u32), AudioError> {
+    pub(crate) fn format(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<(u16, u32), AudioError> {
         if self.rate == 0 {
             let deadline = std::time::Instant::now() + timeout;
             while self.rate == 0 {
@@ -153,7 +156,7 @@ impl GstReader {
 
     /// Appends interleaved samples to `out`. `Ok(Some(n))` samples appended (0 on timeout),
     /// `Ok(None)` at end of stream.
-    pub fn pull(
+    pub(crate) fn pull(
         &mut self,
         out: &mut Vec<f32>,
         timeout: std::time::Duration,

@@ -1,7 +1,7 @@
 //! Where samples come from: a live device (cpal), a file, a GStreamer description or the demo
 //! synth. Every source ends in the same lock-free ring read by the analysis thread.
 
-pub mod device;
+pub(crate) mod device;
 pub mod file;
-pub mod gst;
+pub(crate) mod gst;
 pub mod wav;

@@ -124,12 +124,12 @@ impl WavReader {
     }
 
     /// Channels.
-    pub fn channels(&self) -> u16 {
+    pub(crate) fn channels(&self) -> u16 {
         self.channels
     }
 
     /// Sample rate.
-    pub fn sample_rate(&self) -> u32 {
+    pub(crate) fn sample_rate(&self) -> u32 {
         self.sample_rate
     }
 

@@ -8,14 +8,14 @@ use crate::audio::tempo::TempoCmd;
 use crate::controls::midi::parse::MidiMsg;
 
 /// Pulses per quarter note.
-pub const PPQN: u32 = 24;
+pub(crate) const PPQN: u32 = 24;
 
 /// Without a pulse for this long the clock counts as gone.
-pub const CLOCK_TIMEOUT_SECS: f64 = 1.0;
+pub(crate) const CLOCK_TIMEOUT_SECS: f64 = 1.0;
 
 /// Follows one MIDI clock stream. Pure: times are passed in (seconds on any monotonic base).
 #[derive(Debug, Clone, Default)]
-pub struct MidiClock {
+pub(crate) struct MidiClock {
     last_pulse: Option<f64>,
     intervals: VecDeque<f64>,
     /// Pulse count since start (phase known) or since the clock appeared (phase unknown).
@@ -30,12 +30,12 @@ pub struct MidiClock {
 
 impl MidiClock {
     /// A clock follower that has seen nothing.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The smoothed tempo, once a few pulses arrived.
-    pub fn bpm(&self) -> Option<f64> {
+    pub(crate) fn bpm(&self) -> Option<f64> {
         if self.intervals.len() < 6 {
             return None;
         }
@@ -45,7 +45,7 @@ impl MidiClock {
 
     /// Feeds a message received at `t` seconds; returns a command for the beat tracker when the
     /// tempo should be (re)announced (once per beat, on start/continue, on stop).
-    pub fn feed(&mut self, msg: &MidiMsg, t: f64) -> Option<TempoCmd> {
+    pub(crate) fn feed(&mut self, msg: &MidiMsg, t: f64) -> Option<TempoCmd> {
         match msg {
             MidiMsg::Start => {
                 self.pulses = 0;
@@ -103,7 +103,7 @@ impl MidiClock {
     }
 
     /// Called periodically: a clock that went silent hands tempo back to detection.
-    pub fn poll(&mut self, t: f64) -> Option<TempoCmd> {
+    pub(crate) fn poll(&mut self, t: f64) -> Option<TempoCmd> {
         if self.last_pulse.is_some_and(|p| t - p > CLOCK_TIMEOUT_SECS) {
             self.last_pulse = None;
             self.intervals.clear();

@@ -8,7 +8,7 @@
 //! matching `[midi_out] clock`, reconnecting when a port comes back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::controls::midi::binding::device_matches;
@@ -18,7 +18,7 @@ use crate::edge_thread::{EdgeThread, Scheduling, promote_to_realtime};
 use crate::tempo::SharedGrid;
 
 /// Pulses per quarter note.
-pub const PPQN: u32 = 24;
+pub(crate) const PPQN: u32 = 24;
 /// MIDI timing clock.
 pub const CLOCK: u8 = 0xF8;
 /// MIDI start.
@@ -26,7 +26,7 @@ pub const START: u8 = 0xFA;
 /// MIDI stop.
 pub const STOP: u8 = 0xFC;
 /// MIDI song position pointer (then LSB, MSB of the position in sixteenths).
-pub const SPP: u8 = 0xF2;
+pub(crate) const SPP: u8 = 0xF2;
 /// A grid whose last anchor is older than this has stopped (no beats: no clock).
 const GRID_STALE: Duration = crate::core::tempo::GRID_STALE;
 /// The thread wakes at least this often while nothing is due (start, shutdown, ports).
@@ -34,7 +34,7 @@ const IDLE_WAKE: Duration = Duration::from_millis(20);
 
 /// Up to four messages due at one instant, in order.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Due {
+pub(crate) struct Due {
     bytes: [u8; 8],
     len: usize,
 }
@@ -48,12 +48,12 @@ impl Due {
     }
 
     /// The raw bytes (complete messages).
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 
     /// The messages, one slice each.
-    pub fn messages(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn messages(&self) -> impl Iterator<Item = &[u8]> {
         let b = self.bytes();
         let mut i = 0;
         std::iter::from_fn(move || {
@@ -76,7 +76,7 @@ fn spp(beat: u64) -> [u8; 3] {
 
 /// Follows the grid and says what to send when. Pure: time is passed in.
 #[derive(Debug, Clone, Default)]
-pub struct ClockOut {
+pub(crate) struct ClockOut {
     /// Started (Start sent, pulses flowing).
     running: bool,
     /// Grid position (beats) of the next pulse.
@@ -84,19 +84,19 @@ pub struct ClockOut {
     /// A Start goes out with the next pulse.
     start_pending: bool,
     /// Pulses sent since the last start.
-    pub pulses: u64,
+    pub(crate) pulses: u64,
     /// Pulses skipped because the grid jumped ahead by more than a beat.
-    pub skipped: u64,
+    pub(crate) skipped: u64,
 }
 
 impl ClockOut {
     /// A stopped clock.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Whether the clock is running.
-    pub fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         self.running
     }
 
@@ -104,7 +104,7 @@ impl ClockOut {
     /// and when to wake next. A start waits for the grid's next downbeat, so a receiver's bar
     /// counter lines up with the deck's bars; pulses sit on the grid's 1/24 beats, each interval
     /// kept within 0.5×–2× the nominal period so a re-anchored grid is followed without bursts.
-    pub fn step(&mut self, g: &Grid, beats_per_bar: u32, now: Duration) -> (Due, Duration) {
+    pub(crate) fn step(&mut self, g: &Grid, beats_per_bar: u32, now: Duration) -> (Due, Duration) {
         let mut due = Due::default();
         let live = g.playing && now.saturating_sub(g.at) <= GRID_STALE;
         let (Some(period), Some(pos), true) = (g.period(), g.beat_at(now), live) else {
@@ -157,13 +157,9 @@ impl ClockOut {
     }
 }
 
-/// Counters of the clock thread (for the dashboard and tests).
+/// What the clock thread reports (tests/midi_clock_out.rs prints it beside the jitter).
 #[derive(Debug, Default)]
 pub struct ClockOutStats {
-    /// Pulses written to at least one port.
-    pub pulses: AtomicU64,
-    /// Output ports currently connected.
-    pub ports: AtomicU64,
     /// Whether the thread got real-time scheduling (see [`promote_to_realtime`]).
     pub realtime: AtomicBool,
 }
@@ -171,7 +167,7 @@ pub struct ClockOutStats {
 /// The running clock thread.
 pub struct ClockOutHandle {
     thread: EdgeThread,
-    /// Counters.
+    /// What the thread reports.
     pub stats: Arc<ClockOutStats>,
 }
 
@@ -198,7 +194,7 @@ pub fn spawn(
         let scheduling = promote_to_realtime("midi-clock-out", CLOCK_PRIORITY);
         st.realtime
             .store(scheduling != Scheduling::Normal, Ordering::Relaxed);
-        run(&pattern, &grid, beats_per_bar, stop, &st)
+        run(&pattern, &grid, beats_per_bar, stop)
     })?;
     Ok(ClockOutHandle { thread, stats })
 }
@@ -206,13 +202,7 @@ pub fn spawn(
 /// How often missing ports are looked for.
 const PORT_SCAN: Duration = Duration::from_secs(1);
 
-fn run(
-    pattern: &str,
-    grid: &SharedGrid,
-    beats_per_bar: u32,
-    stop: &AtomicBool,
-    stats: &ClockOutStats,
-) {
+fn run(pattern: &str, grid: &SharedGrid, beats_per_bar: u32, stop: &AtomicBool) {
     let mut clock = ClockOut::new();
     let mut conns: Vec<(String, midir::MidiOutputConnection)> = Vec::new();
     let mut probe: Option<midir::MidiOutput> = None;
@@ -226,7 +216,6 @@ fn run(
             // connected, so a scan never delays a pulse.
             next_scan = now_i + PORT_SCAN;
             scan(pattern, &mut probe, &mut conns);
-            stats.ports.store(conns.len() as u64, Ordering::Relaxed);
         }
         let stopping = stop.load(Ordering::Relaxed);
         if let Some(g) = grid.try_read() {
@@ -243,13 +232,9 @@ fn run(
                 for (_, c) in conns.iter_mut() {
                     gone |= c.send(m).is_err();
                 }
-                if m == [CLOCK] && !conns.is_empty() {
-                    stats.pulses.fetch_add(1, Ordering::Relaxed);
-                }
             }
             if gone {
                 conns.clear();
-                stats.ports.store(0, Ordering::Relaxed);
             }
         }
         if stopping && !clock.running() {

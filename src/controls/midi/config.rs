@@ -13,19 +13,19 @@ use crate::controls::midi::feedback::{Feedback, FeedbackSource, ThemeRef};
 /// `[midi_in]`: which input ports to open and which one is the clock.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMidiIn {
+pub(crate) struct RawMidiIn {
     /// Input-port name patterns to open (default: every port when there are bindings).
     #[serde(default)]
-    pub devices: Option<Vec<String>>,
+    pub(crate) devices: Option<Vec<String>>,
     /// Follow MIDI clock from ports matching this pattern.
     #[serde(default)]
-    pub clock: Option<String>,
+    pub(crate) clock: Option<String>,
 }
 
 /// One `[[midi]]` entry as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMidiBinding {
+pub(crate) struct RawMidiBinding {
     device: Option<String>,
     #[serde(rename = "type")]
     kind: ControlKind,
@@ -54,7 +54,7 @@ pub struct RawMidiBinding {
 /// One `[[feedback]]` entry as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFeedback {
+pub(crate) struct RawFeedback {
     device: String,
     source: FeedbackSource,
     channel: Option<i64>,
@@ -72,18 +72,18 @@ pub struct RawFeedback {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MidiConfig {
     /// Input-port patterns to open.
-    pub inputs: Vec<String>,
+    pub(crate) inputs: Vec<String>,
     /// Clock port pattern.
-    pub clock: Option<String>,
+    pub(crate) clock: Option<String>,
     /// Bindings in file order.
     pub bindings: Vec<MidiBinding>,
     /// Feedback outputs in file order.
-    pub feedback: Vec<Feedback>,
+    pub(crate) feedback: Vec<Feedback>,
 }
 
 impl MidiConfig {
     /// True when nothing MIDI is configured (no port is opened then).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.inputs.is_empty()
             && self.bindings.is_empty()
             && self.feedback.is_empty()
@@ -137,7 +137,7 @@ fn pattern(doc: &SourceDoc, path: &str, p: &str, errors: &mut Vec<ConfigError>) 
 }
 
 /// Validates `[midi_in]`, `[[midi]]` and `[[feedback]]`; pushes located errors.
-pub fn validate(
+pub(crate) fn validate(
     doc: &SourceDoc,
     midi_in: &RawMidiIn,
     raw: &[RawMidiBinding],

@@ -10,7 +10,7 @@ use crate::core::snapshot::UiSnapshot;
 /// What a light shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FeedbackSource {
+pub(crate) enum FeedbackSource {
     /// Lit while panic is engaged.
     Panic,
     /// Lit while generation is paused.
@@ -39,7 +39,7 @@ pub enum FeedbackSource {
 
 /// Which theme a `source = "theme"` light follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ThemeRef {
+pub(crate) enum ThemeRef {
     /// 0-based position in the theme list (as `select_theme` counts).
     Index(usize),
     /// Theme file stem or display name (case-insensitive), robust against list reordering.
@@ -48,34 +48,34 @@ pub enum ThemeRef {
 
 /// One validated `[[feedback]]` entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Feedback {
+pub(crate) struct Feedback {
     /// Output-port name pattern.
-    pub device: String,
+    pub(crate) device: String,
     /// What it shows.
-    pub source: FeedbackSource,
+    pub(crate) source: FeedbackSource,
     /// 0-based channel.
-    pub channel: u8,
+    pub(crate) channel: u8,
     /// Note to light (velocity = value).
-    pub note: Option<u8>,
+    pub(crate) note: Option<u8>,
     /// CC to send (value = value).
-    pub cc: Option<u8>,
+    pub(crate) cc: Option<u8>,
     /// Parameter key for `source = "param"`.
-    pub param: Option<String>,
+    pub(crate) param: Option<String>,
     /// Theme for `source = "theme"`.
-    pub theme: Option<ThemeRef>,
+    pub(crate) theme: Option<ThemeRef>,
     /// 0-based prompt number for `source = "prompt"`.
-    pub prompt: Option<usize>,
+    pub(crate) prompt: Option<usize>,
     /// Mapping or trigger name for `source = "mapping"` (`"*"`: the engine itself).
-    pub mapping: Option<String>,
+    pub(crate) mapping: Option<String>,
     /// Value when lit.
-    pub on: u8,
+    pub(crate) on: u8,
     /// Value when dark.
-    pub off: u8,
+    pub(crate) off: u8,
 }
 
 impl Feedback {
     /// The 0..127 value this light should show now.
-    pub fn value(&self, snap: &UiSnapshot) -> u8 {
+    pub(crate) fn value(&self, snap: &UiSnapshot) -> u8 {
         let lit = match self.source {
             FeedbackSource::Panic => snap.controls.panic.is_some(),
             FeedbackSource::Paused => snap
@@ -154,7 +154,7 @@ impl Feedback {
     }
 
     /// The message that shows `value`.
-    pub fn message(&self, value: u8) -> MidiMsg {
+    pub(crate) fn message(&self, value: u8) -> MidiMsg {
         match (self.note, self.cc) {
             (Some(note), _) => MidiMsg::NoteOn {
                 channel: self.channel,
@@ -172,20 +172,20 @@ impl Feedback {
 
 /// Remembers what each light shows so only changes go out.
 #[derive(Debug, Clone, Default)]
-pub struct FeedbackState {
+pub(crate) struct FeedbackState {
     last: Vec<Option<u8>>,
 }
 
 impl FeedbackState {
     /// State for `n` feedback entries, all unknown (the first update sends everything).
-    pub fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         FeedbackState {
             last: vec![None; n],
         }
     }
 
     /// Messages to send for `snap`: (feedback index, message), only where the value changed.
-    pub fn update(&mut self, fb: &[Feedback], snap: &UiSnapshot) -> Vec<(usize, MidiMsg)> {
+    pub(crate) fn update(&mut self, fb: &[Feedback], snap: &UiSnapshot) -> Vec<(usize, MidiMsg)> {
         self.last.resize(fb.len(), None);
         let mut out = Vec::new();
         for (i, f) in fb.iter().enumerate() {
@@ -199,7 +199,8 @@ impl FeedbackState {
     }
 
     /// Forgets what entry `i` shows (a port reconnected: resend its state).
-    pub fn forget(&mut self, i: usize) {
+    #[cfg(test)]
+    pub(crate) fn forget(&mut self, i: usize) {
         if let Some(slot) = self.last.get_mut(i) {
             *slot = None;
         }

@@ -11,7 +11,10 @@
 //!   once, coalesces continuous ones per binding and flushes them at most once per control
 //!   period (`[engine] control_hz`, never the dashboard's frame; a move after a quiet spell at
 //!   once), turns
-//!   the published snapshot into feedback, and carries out learn mode.
+//!   the published snapshot into feedback, and carries out learn mode: the engine's
+//!   `LearnCmd` effects arrive on their own channel ([`MidiHandle::learn`]); a save writes the
+//!   keymap on a blocking-pool thread (`spawn_blocking`), never on an async worker, and the
+//!   answers go back as `Msg::Learn`.
 //! * The router task also tracks input activity per port ([`ActivityTracker`]: counts, rate,
 //!   last message, port opened/vanished as told by the port thread) and reports it to the
 //!   engine at most every 100 ms, only when it changed. The callbacks stay as they were.
@@ -29,7 +32,7 @@ use crate::controls::midi::activity::ActivityTracker;
 use crate::controls::midi::binding::{Current, device_matches};
 use crate::controls::midi::config::MidiConfig;
 use crate::controls::midi::feedback::{Feedback, FeedbackState};
-use crate::controls::midi::learn::{LearnStage, write_binding};
+use crate::controls::midi::learn::{LearnCmd, LearnMsg, LearnedControl, write_binding};
 use crate::controls::midi::parse::{MidiMsg, MidiParser};
 use crate::controls::midi::router::Router;
 use crate::core::action::{Action, ActionSource};
@@ -37,25 +40,25 @@ use crate::core::msg::Msg;
 use crate::core::snapshot::UiSnapshot;
 
 /// Capacity of the continuous (CC, pitch bend) channel from the callbacks.
-pub const CONTINUOUS_CAPACITY: usize = 4096;
+pub(crate) const CONTINUOUS_CAPACITY: usize = 4096;
 /// Capacity of the discrete (notes, programs, clock) channel from the callbacks.
-pub const DISCRETE_CAPACITY: usize = 1024;
+pub(crate) const DISCRETE_CAPACITY: usize = 1024;
 /// Capacity of the port opened/vanished channel from the port thread.
-pub const PORT_EVENT_CAPACITY: usize = 64;
+pub(crate) const PORT_EVENT_CAPACITY: usize = 64;
 /// How often the port lists are polled for hot-plugged devices.
-pub const PORT_POLL: Duration = Duration::from_millis(500);
+pub(crate) const PORT_POLL: Duration = Duration::from_millis(500);
 /// Client-name prefix of our own ports (never connected to ourselves).
-pub const CLIENT_PREFIX: &str = "scope-deck";
+pub(crate) const CLIENT_PREFIX: &str = "scope-deck";
 
 /// One parsed message with where and when it arrived.
 #[derive(Debug, Clone)]
-pub struct RawEvent {
+pub(crate) struct RawEvent {
     /// Input-port name.
-    pub port: Arc<str>,
+    pub(crate) port: Arc<str>,
     /// The message.
-    pub msg: MidiMsg,
+    pub(crate) msg: MidiMsg,
     /// Arrival time.
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 /// Counters shared by the callbacks and the router.
@@ -68,13 +71,13 @@ pub struct MidiStats {
     /// Discrete messages dropped because the channel was full (should stay 0).
     pub dropped_discrete: AtomicU64,
     /// Actions sent to the engine.
-    pub actions_sent: AtomicU64,
+    pub(crate) actions_sent: AtomicU64,
     /// Continuous outputs merged away by coalescing.
     pub coalesced: AtomicU64,
     /// Input ports currently connected (updated at every port poll).
     pub open_inputs: AtomicU64,
     /// Output ports currently connected (updated at every port poll).
-    pub open_outputs: AtomicU64,
+    pub(crate) open_outputs: AtomicU64,
 }
 
 /// Where learned bindings go.
@@ -91,10 +94,16 @@ pub struct MidiHandle {
     /// Counters.
     pub stats: Arc<MidiStats>,
     /// The router task (ends when cancelled or the engine's input channel closes).
-    pub task: tokio::task::JoinHandle<()>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
     /// Senders for injecting events as if they came from a port (tests, tools).
     pub inject: Injector,
+    /// Where the engine sends learn mode's commands (`Effect::MidiLearn`; `try_send`, never
+    /// awaited).
+    pub learn: mpsc::Sender<LearnCmd>,
 }
+
+/// Capacity of the learn command channel (a performer's presses: a few at most).
+pub(crate) const LEARN_CAPACITY: usize = 16;
 
 /// Sends events into the router as the callbacks do (same channels, same drop policy).
 #[derive(Clone)]
@@ -133,7 +142,7 @@ impl Injector {
 
     /// Tells the router that input port `port` was opened (`true`) or vanished (`false`), as
     /// the port thread does on hot-plug. Never blocks; false when the notice was dropped.
-    pub fn port(&self, port: &Arc<str>, connected: bool) -> bool {
+    pub(crate) fn port(&self, port: &Arc<str>, connected: bool) -> bool {
         self.ports.try_send((port.clone(), connected)).is_ok()
     }
 }
@@ -173,6 +182,7 @@ pub fn spawn(
         stats: stats.clone(),
     };
     let (fb_tx, fb_rx) = std::sync::mpsc::sync_channel::<(usize, MidiMsg)>(1024);
+    let (learn_tx, learn_rx) = mpsc::channel(LEARN_CAPACITY);
     if opts.open_ports {
         let inj = inject.clone();
         let cfg = opts.config.clone();
@@ -189,6 +199,7 @@ pub fn spawn(
             discrete: drx,
             continuous: crx,
             ports: prx,
+            learn: learn_rx,
         },
         inputs,
         snapshots,
@@ -200,6 +211,7 @@ pub fn spawn(
         stats,
         task,
         inject,
+        learn: learn_tx,
     }
 }
 
@@ -228,6 +240,31 @@ struct Receivers {
     discrete: mpsc::Receiver<RawEvent>,
     continuous: mpsc::Receiver<RawEvent>,
     ports: mpsc::Receiver<(Arc<str>, bool)>,
+    learn: mpsc::Receiver<LearnCmd>,
+}
+
+/// A learned binding being written: the pair and the blocking write's result.
+type Saving = (
+    LearnedControl,
+    crate::core::action::Action,
+    tokio::task::JoinHandle<Result<crate::controls::keymap::Keymap, String>>,
+);
+
+/// Starts writing a learned binding on the blocking pool (file I/O never runs on an async
+/// worker); None when there is nowhere to write it.
+fn start_save(
+    target: &LearnTarget,
+    control: LearnedControl,
+    action: crate::core::action::Action,
+) -> Result<Saving, String> {
+    let path = target
+        .path
+        .clone()
+        .ok_or_else(|| "no config directory to write the keymap into".to_string())?;
+    let seed = target.seed.clone();
+    let (c, a) = (control.clone(), action.clone());
+    let write = tokio::task::spawn_blocking(move || write_binding(&path, seed.as_deref(), &c, &a));
+    Ok((control, action, write))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -244,7 +281,13 @@ async fn router_task(
         mut discrete,
         mut continuous,
         mut ports,
+        learn: mut learn_rx,
     } = rx;
+    let mut learn_open = true;
+    // One save at a time (they append to the same file), the rest in order.
+    let mut saving: Option<Saving> = None;
+    let mut queued_saves: std::collections::VecDeque<(LearnedControl, Action)> =
+        std::collections::VecDeque::new();
     let start = Instant::now();
     // Only a session that opens input ports announces "no MIDI input" while nothing is there.
     let mut activity = ActivityTracker::new(opts.open_ports && !opts.config.inputs.is_empty());
@@ -261,8 +304,6 @@ async fn router_task(
     let mut ticker = tokio::time::interval(HOUSEKEEPING);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut snap = snapshots.borrow().clone();
-    let mut armed = false;
-    let mut learned_serial = snap.controls.learn_serial;
     let secs = |at: Instant| at.saturating_duration_since(start).as_secs_f64();
 
     macro_rules! send_all {
@@ -301,6 +342,25 @@ async fn router_task(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
+            // The engine's learn commands before input: an armed capture sees the next touch.
+            cmd = learn_rx.recv(), if learn_open => match cmd {
+                None => learn_open = false,
+                Some(LearnCmd::Arm) => match &opts.learn_unavailable {
+                    Some(why) => send_all!([Msg::Learn(LearnMsg::Failed { message: why.clone() })]),
+                    None => router.set_learning(true),
+                },
+                Some(LearnCmd::Disarm) => router.set_learning(false),
+                Some(LearnCmd::Save { control, target }) => {
+                    if saving.is_some() {
+                        queued_saves.push_back((control, target));
+                    } else {
+                        match start_save(&opts.learn, control, target) {
+                            Ok(s) => saving = Some(s),
+                            Err(message) => send_all!([Msg::Learn(LearnMsg::Failed { message })]),
+                        }
+                    }
+                }
+            },
             ev = discrete.recv() => {
                 let Some(ev) = ev else { return };
                 activity.on_message(&ev.port, &ev.msg, ev.at.saturating_duration_since(start));
@@ -357,32 +417,34 @@ async fn router_task(
                 for (i, msg) in fb_state.update(&feedback, &snap) {
                     let _ = feedback_out.try_send((i, msg));
                 }
-                // Learn mode.
-                let waiting = snap.controls.learn == LearnStage::WaitingControl;
-                if waiting != armed {
-                    armed = waiting;
-                    router.set_learning(waiting);
-                    if let (true, Some(why)) = (waiting, &opts.learn_unavailable) {
-                        send_all!([Msg::Action { action: Action::LearnDone { ok: false, message: why.clone() }, source: ActionSource::Midi }]);
-                    }
+            }
+            written = async {
+                match saving.as_mut() {
+                    Some((_, _, write)) => write.await,
+                    None => std::future::pending().await,
                 }
-                if let LearnStage::Ready { control, target, serial } = &snap.controls.learn {
-                    if *serial > learned_serial {
-                        learned_serial = *serial;
-                        let done = match &opts.learn.path {
-                            None => Action::LearnDone { ok: false, message: "no config directory to write the keymap into".into() },
-                            Some(path) => match write_binding(path, opts.learn.seed.as_deref(), control, target) {
-                                Ok(km) => {
-                                    router.reload(&km.midi);
-                                    feedback = km.midi.feedback.clone();
-                                    fb_state = FeedbackState::new(feedback.len());
-                                    tracing::info!(file = %path.display(), "learned {} → {}", control.label(), target.describe());
-                                    Action::LearnDone { ok: true, message: format!("{} → {} saved in {}", control.label(), target.describe(), path.display()) }
-                                }
-                                Err(e) => Action::LearnDone { ok: false, message: e },
-                            },
-                        };
-                        send_all!([Msg::Action { action: done, source: ActionSource::Midi }]);
+            }, if saving.is_some() => {
+                let Some((control, target, _)) = saving.take() else { continue };
+                let answer = match written {
+                    Ok(Ok(km)) => {
+                        router.reload(&km.midi);
+                        feedback = km.midi.feedback.clone();
+                        fb_state = FeedbackState::new(feedback.len());
+                        let file = opts.learn.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                        tracing::info!(file = %file, "learned {} → {}", control.label(), target.describe());
+                        LearnMsg::Saved { message: format!("{} → {} saved in {file}", control.label(), target.describe()) }
+                    }
+                    Ok(Err(message)) => LearnMsg::Failed { message },
+                    Err(e) => LearnMsg::Failed { message: format!("writing the keymap failed: {e}") },
+                };
+                send_all!([Msg::Learn(answer)]);
+                while let Some((control, target)) = queued_saves.pop_front() {
+                    match start_save(&opts.learn, control, target) {
+                        Ok(s) => {
+                            saving = Some(s);
+                            break;
+                        }
+                        Err(message) => send_all!([Msg::Learn(LearnMsg::Failed { message })]),
                     }
                 }
             }
@@ -521,7 +583,7 @@ fn port_thread(
 
 /// Why no MIDI backend can be used here, checked without touching the backend (ALSA writes its
 /// own errors to the terminal on every failed open, which would scribble over the TUI).
-pub fn backend_unavailable() -> Option<String> {
+pub(crate) fn backend_unavailable() -> Option<String> {
     #[cfg(all(target_os = "linux", not(feature = "jack")))]
     {
         let seq = std::path::Path::new("/dev/snd/seq");
@@ -618,7 +680,7 @@ fn scan_outputs(
 
 /// Starts the MIDI edge for a loaded configuration (nothing when the active keymap declares no
 /// MIDI). Learned bindings go to `<config dir>/keymaps/<keymap id>.toml`.
-pub fn spawn_for(
+pub(crate) fn spawn_for(
     loaded: &crate::config::LoadedConfig,
     tick: Duration,
     inputs: &mpsc::Sender<Msg>,
@@ -707,10 +769,10 @@ mod tests {
     #[tokio::test]
     async fn learn_answers_at_once_when_no_port_can_be_opened() {
         let mut state = AppState::new(Default::default());
-        let (snaps, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let (_snaps, snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
         let (tx, mut rx) = mpsc::channel(8);
         let cancel = CancellationToken::new();
-        let _h = spawn(
+        let h = spawn(
             MidiOptions {
                 config: MidiConfig::default(),
                 tick: Duration::from_millis(10),
@@ -722,22 +784,27 @@ mod tests {
             snap_rx,
             cancel.clone(),
         );
-        crate::core::update::update(&mut state, Msg::key(Action::Learn), Duration::ZERO);
-        snaps.send_replace(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
+        let fx = crate::core::update::update(&mut state, Msg::key(Action::Learn), Duration::ZERO);
+        for e in fx {
+            if let crate::core::effect::Effect::MidiLearn(cmd) = e {
+                h.learn.try_send(cmd).unwrap();
+            }
+        }
         let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .unwrap()
             .unwrap();
-        match msg {
-            Msg::Action {
-                action: Action::LearnDone { ok, message },
-                ..
-            } => {
-                assert!(!ok);
+        match &msg {
+            Msg::Learn(LearnMsg::Failed { message }) => {
                 assert!(message.contains("no MIDI input"));
             }
             other => panic!("{other:?}"),
         }
+        crate::core::update::update(&mut state, msg, Duration::ZERO);
+        assert_eq!(
+            state.controls.learn,
+            crate::controls::midi::learn::LearnStage::Off
+        );
         cancel.cancel();
     }
 

@@ -34,7 +34,7 @@ fn json_to_toml(v: &serde_json::Value) -> toml_edit::Value {
 }
 
 /// The `[[midi]]` table a learned pair becomes.
-pub fn binding_table(
+pub(crate) fn binding_table(
     control: &LearnedControl,
     target: &Action,
 ) -> Result<toml_edit::Table, String> {
@@ -95,7 +95,7 @@ pub fn binding_table(
 }
 
 /// Appends the learned binding to a keymap file's text, keeping everything else byte for byte.
-pub fn append_binding(
+pub(crate) fn append_binding(
     text: &str,
     control: &LearnedControl,
     target: &Action,
@@ -126,7 +126,7 @@ pub fn append_binding(
 /// Writes the learned binding into `path` (seeding it from `seed` when the user has no file
 /// yet), validates the result as a keymap and returns its MIDI configuration. The file is only
 /// replaced when the new text is a valid keymap.
-pub fn write_binding(
+pub(crate) fn write_binding(
     path: &std::path::Path,
     seed: Option<&str>,
     control: &LearnedControl,

@@ -2,10 +2,10 @@
 //! midir edge that connects them to real ports.
 
 pub use scope_deck_core::midi::{activity, binding, learn_step, parse};
-pub mod clock;
+pub(crate) mod clock;
 pub mod clock_out;
-pub mod config;
-pub mod feedback;
+pub(crate) mod config;
+pub(crate) mod feedback;
 pub mod io;
 pub mod learn;
-pub mod router;
+pub(crate) mod router;

@@ -10,7 +10,7 @@ use crate::controls::midi::binding::{
 };
 use crate::controls::midi::clock::MidiClock;
 use crate::controls::midi::config::MidiConfig;
-use crate::controls::midi::learn::LearnedControl;
+use crate::controls::midi::learn::{LearnMsg, LearnedControl};
 use crate::controls::midi::parse::MidiMsg;
 use crate::core::action::{Action, ActionSource};
 use crate::core::msg::Msg;
@@ -26,20 +26,20 @@ enum Pending {
 
 /// Counters shown in the log and checked by the flood test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RouterStats {
+pub(crate) struct RouterStats {
     /// Messages evaluated.
-    pub messages: u64,
+    pub(crate) messages: u64,
     /// Actions sent at once (discrete).
-    pub immediate: u64,
+    pub(crate) immediate: u64,
     /// Continuous outputs merged into a later one.
-    pub coalesced: u64,
+    pub(crate) coalesced: u64,
     /// Actions sent at ticks.
-    pub flushed: u64,
+    pub(crate) flushed: u64,
 }
 
 /// Bindings, their state, the clock follower and the coalescing buffer.
 #[derive(Debug, Clone)]
-pub struct Router {
+pub(crate) struct Router {
     bindings: Vec<MidiBinding>,
     states: Vec<BindingState>,
     pending: Vec<Option<Pending>>,
@@ -50,7 +50,7 @@ pub struct Router {
     /// Learn mode is waiting for a control.
     learning: bool,
     /// Counters.
-    pub stats: RouterStats,
+    pub(crate) stats: RouterStats,
 }
 
 fn action_msg(action: Action) -> Msg {
@@ -62,7 +62,7 @@ fn action_msg(action: Action) -> Msg {
 
 impl Router {
     /// A router for a validated MIDI configuration.
-    pub fn new(cfg: &MidiConfig) -> Self {
+    pub(crate) fn new(cfg: &MidiConfig) -> Self {
         let n = cfg.bindings.len();
         Router {
             bindings: cfg.bindings.clone(),
@@ -77,7 +77,7 @@ impl Router {
     }
 
     /// Replaces the bindings (keymap reloaded after learn); state is kept for unchanged ones.
-    pub fn reload(&mut self, cfg: &MidiConfig) {
+    pub(crate) fn reload(&mut self, cfg: &MidiConfig) {
         let mut states = Vec::with_capacity(cfg.bindings.len());
         for b in &cfg.bindings {
             let old = self.bindings.iter().position(|o| o == b);
@@ -90,19 +90,14 @@ impl Router {
         self.clock_pattern = cfg.clock.clone();
     }
 
-    /// Arms or disarms learn capture (mirrors the engine's learn state).
-    pub fn set_learning(&mut self, on: bool) {
+    /// Arms or disarms learn capture (the engine's `LearnCmd::Arm` / `Disarm`).
+    pub(crate) fn set_learning(&mut self, on: bool) {
         self.learning = on;
-    }
-
-    /// The bindings in use.
-    pub fn bindings(&self) -> &[MidiBinding] {
-        &self.bindings
     }
 
     /// Evaluates one message from port `port` received at `t` seconds. Returns what must go to
     /// the engine now; continuous outputs wait for [`flush`](Self::flush).
-    pub fn on_message(
+    pub(crate) fn on_message(
         &mut self,
         port: &str,
         msg: &MidiMsg,
@@ -129,7 +124,7 @@ impl Router {
         if self.learning {
             if let Some(control) = LearnedControl::from_msg(port, msg) {
                 self.learning = false;
-                out.push(action_msg(Action::LearnControl { control }));
+                out.push(Msg::Learn(LearnMsg::Captured { control }));
             }
             return out;
         }
@@ -177,12 +172,12 @@ impl Router {
     }
 
     /// True when something waits for the next tick.
-    pub fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         !self.order.is_empty()
     }
 
     /// Takes the coalesced actions (one per binding that moved since the last tick).
-    pub fn flush(&mut self) -> Vec<Msg> {
+    pub(crate) fn flush(&mut self) -> Vec<Msg> {
         let mut out = Vec::with_capacity(self.order.len());
         for i in self.order.drain(..) {
             match self.pending[i].take() {
@@ -198,7 +193,7 @@ impl Router {
     }
 
     /// Periodic housekeeping at `t` seconds (clock timeout).
-    pub fn poll(&mut self, t: f64) -> Option<Msg> {
+    pub(crate) fn poll(&mut self, t: f64) -> Option<Msg> {
         self.clock.poll(t).map(Msg::Tempo)
     }
 }
@@ -394,8 +389,8 @@ mod tests {
             0.0,
             |_| None,
         );
-        match &actions(&out)[..] {
-            [Action::LearnControl { control }] => {
+        match &out[..] {
+            [Msg::Learn(LearnMsg::Captured { control })] => {
                 assert_eq!(control.device, "pad");
                 assert_eq!(control.channel, 3);
                 assert_eq!(control.number, Some(36));

@@ -9,30 +9,30 @@ use crate::audio::features::TempoSource;
 use crate::ui::style::UiStyle;
 
 /// `♩ 128.0 BPM  87%  ●○○○  detected`
-pub struct BeatIndicator<'a> {
+pub(crate) struct BeatIndicator<'a> {
     /// Tempo (0 = unknown).
-    pub bpm: f32,
+    pub(crate) bpm: f32,
     /// Confidence 0..1.
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     /// Beat index in the bar, fractional.
-    pub bar_position: f32,
+    pub(crate) bar_position: f32,
     /// Beats per bar.
-    pub beats_per_bar: u32,
+    pub(crate) beats_per_bar: u32,
     /// Where the tempo comes from.
-    pub source: TempoSource,
+    pub(crate) source: TempoSource,
     /// After the source: pinned, Link peers and transport, the latency in use.
-    pub detail: &'a str,
+    pub(crate) detail: &'a str,
     /// A beat happened within the flash window.
-    pub flash: bool,
+    pub(crate) flash: bool,
     /// The tracker has no beat (input lost or silent, or no beat for a while): say so instead
     /// of showing the last BPM as if it were live.
-    pub no_beat: bool,
+    pub(crate) no_beat: bool,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 /// Label for a tempo source.
-pub fn source_label(s: TempoSource) -> &'static str {
+pub(crate) fn source_label(s: TempoSource) -> &'static str {
     crate::core::tempo::label(s)
 }
 

@@ -20,19 +20,19 @@ use crate::core::cue::{Countdown, CueView};
 use crate::ui::style::UiStyle;
 
 /// The cue panel, drawn from the snapshot's cue view; the saved looks on its last line.
-pub struct CuePanel<'a> {
+pub(crate) struct CuePanel<'a> {
     /// The view (`None`: no setlist, only looks).
-    pub view: Option<&'a CueView>,
+    pub(crate) view: Option<&'a CueView>,
     /// Saved look names.
-    pub looks: &'a [String],
+    pub(crate) looks: &'a [String],
     /// The look recalled last.
-    pub last_look: Option<usize>,
+    pub(crate) last_look: Option<usize>,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 /// `in 3 beats`, `in 1.5 s`, `on the first beat`.
-pub fn countdown_label(c: Countdown) -> String {
+pub(crate) fn countdown_label(c: Countdown) -> String {
     match c {
         Countdown::Beats(1) => "on the next beat".into(),
         Countdown::Beats(n) => format!("in {n} beats"),

@@ -10,11 +10,11 @@ use crate::transport::types::WarmUp;
 use crate::ui::style::UiStyle;
 
 /// `warm ███████░░░  42s/90s ~48s left` plus the loading stage on a second line when there is room.
-pub struct WarmupGauge<'a> {
+pub(crate) struct WarmupGauge<'a> {
     /// Progress.
-    pub warmup: &'a WarmUp,
+    pub(crate) warmup: &'a WarmUp,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 impl Widget for WarmupGauge<'_> {

@@ -9,13 +9,13 @@ use super::{VERTICAL_EIGHTHS, horizontal_bar};
 use crate::ui::style::UiStyle;
 
 /// Vertical spectrum bars (0..1 each) with a peak-hold mark above each bar.
-pub struct SpectrumBars<'a> {
+pub(crate) struct SpectrumBars<'a> {
     /// Bar heights 0..1 (already smoothed by the analysis).
-    pub values: &'a [f32],
+    pub(crate) values: &'a [f32],
     /// Peak-hold heights 0..1 (same length as `values`).
-    pub peaks: &'a [f32],
+    pub(crate) peaks: &'a [f32],
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 impl SpectrumBars<'_> {
@@ -84,17 +84,17 @@ impl Widget for SpectrumBars<'_> {
 }
 
 /// Horizontal level meter over −60..0 dBFS with the numeric value.
-pub struct LevelMeter<'a> {
+pub(crate) struct LevelMeter<'a> {
     /// RMS level, dBFS.
-    pub rms_db: f32,
+    pub(crate) rms_db: f32,
     /// Peak level, dBFS.
-    pub peak_db: f32,
+    pub(crate) peak_db: f32,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 /// Lowest level the meter shows.
-pub const METER_FLOOR_DB: f32 = -60.0;
+pub(crate) const METER_FLOOR_DB: f32 = -60.0;
 
 impl Widget for LevelMeter<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {

@@ -21,14 +21,14 @@ const NOTE_NAMES: [&str; 12] = [
 ];
 
 /// Note name with octave, middle C (60) = `C3` as most controllers and DAWs print it.
-pub fn note_name(note: u8) -> String {
+pub(crate) fn note_name(note: u8) -> String {
     let octave = i32::from(note / 12) - 2;
     format!("{}{octave}", NOTE_NAMES[usize::from(note % 12)])
 }
 
 /// Short label of a message, channels 1-based as keymaps write them: `CC 1/74=64`,
 /// `Note C3 on`, `PC 2/5`, `PB 1=+512`.
-pub fn message_label(msg: &MidiMsg) -> String {
+pub(crate) fn message_label(msg: &MidiMsg) -> String {
     match *msg {
         MidiMsg::NoteOn { note, .. } => format!("Note {} on", note_name(note)),
         MidiMsg::NoteOff { note, .. } => format!("Note {} off", note_name(note)),
@@ -68,21 +68,21 @@ fn truncate(s: &str, w: usize) -> String {
 }
 
 /// The device lines of the activity pane.
-pub struct MidiDevices<'a> {
+pub(crate) struct MidiDevices<'a> {
     /// Devices as the engine keeps them.
-    pub inputs: &'a MidiInputs,
+    pub(crate) inputs: &'a MidiInputs,
     /// Snapshot time.
-    pub now: Duration,
+    pub(crate) now: Duration,
     /// How long a device's dot stays lit after a message.
-    pub flash: Duration,
+    pub(crate) flash: Duration,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 impl MidiDevices<'_> {
     /// Lines this widget would like: one per device, one for "no MIDI input" when MIDI inputs are
     /// configured but none is there, none when MIDI is not in use.
-    pub fn rows(&self) -> u16 {
+    pub(crate) fn rows(&self) -> u16 {
         let n = self.inputs.devices.len();
         if n == 0 {
             u16::from(self.inputs.configured)

@@ -1,22 +1,22 @@
 //! Dashboard widgets. Each is a plain struct borrowed from the snapshot and drawn with
 //! `impl Widget`, so it can be tested with exact buffer assertions.
 
-pub mod beat;
-pub mod cues;
-pub mod gauge;
-pub mod meter;
-pub mod midi;
-pub mod params;
-pub mod prompt;
-pub mod video;
+pub(crate) mod beat;
+pub(crate) mod cues;
+pub(crate) mod gauge;
+pub(crate) mod meter;
+pub(crate) mod midi;
+pub(crate) mod params;
+pub(crate) mod prompt;
+pub(crate) mod video;
 
 /// Eighth-block characters from empty to full, for sub-cell resolution.
-pub const VERTICAL_EIGHTHS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+pub(crate) const VERTICAL_EIGHTHS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 /// Horizontal eighth blocks from empty to full.
-pub const HORIZONTAL_EIGHTHS: [char; 9] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉', '█'];
+pub(crate) const HORIZONTAL_EIGHTHS: [char; 9] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉', '█'];
 
 /// Fills `width` cells proportionally to `fraction` (0..1) with eighth blocks.
-pub fn horizontal_bar(fraction: f32, width: u16) -> String {
+pub(crate) fn horizontal_bar(fraction: f32, width: u16) -> String {
     let f = if fraction.is_finite() {
         fraction.clamp(0.0, 1.0)
     } else {

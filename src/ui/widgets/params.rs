@@ -12,7 +12,7 @@ use crate::core::snapshot::ParamRow;
 use crate::ui::style::UiStyle;
 
 /// Short tag for where a value came from.
-pub fn source_tag(s: ActionSource) -> &'static str {
+pub(crate) fn source_tag(s: ActionSource) -> &'static str {
     match s {
         ActionSource::Keyboard => "key",
         ActionSource::Midi => "midi",
@@ -23,13 +23,13 @@ pub fn source_tag(s: ActionSource) -> &'static str {
 }
 
 /// One row per parameter: `noise_scale ████▌   0.56 map`.
-pub struct ParamList<'a> {
+pub(crate) struct ParamList<'a> {
     /// Rows to show (in order).
-    pub rows: &'a [ParamRow],
+    pub(crate) rows: &'a [ParamRow],
     /// Key of a one-shot flashing now (`reset_cache`, `prompt`, `panic`).
-    pub flash: Option<&'a str>,
+    pub(crate) flash: Option<&'a str>,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 fn value_text(v: &serde_json::Value) -> String {

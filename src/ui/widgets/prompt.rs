@@ -18,21 +18,21 @@ use crate::core::xfade::{Slot, XfadeView};
 use crate::ui::style::UiStyle;
 
 /// The prompt panel body.
-pub struct PromptBody<'a> {
+pub(crate) struct PromptBody<'a> {
     /// The live prompt label (crossfader off).
-    pub prompt: &'a str,
+    pub(crate) prompt: &'a str,
     /// The crossfader as sent, when engaged.
-    pub xfade: Option<&'a XfadeView>,
+    pub(crate) xfade: Option<&'a XfadeView>,
     /// The editor's text while editing (None: not editing).
-    pub editing: Option<&'a str>,
+    pub(crate) editing: Option<&'a str>,
     /// The crossfader slot the editor edits (None: the live prompt).
-    pub edit_slot: Option<Slot>,
+    pub(crate) edit_slot: Option<Slot>,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
 }
 
 /// `A ━━━●━━━━━━ B 30%` for the panel title: where the fader sits, `width` cells of track.
-pub fn fader_line(position: f64, width: usize) -> String {
+pub(crate) fn fader_line(position: f64, width: usize) -> String {
     let width = width.max(3);
     let p = if position.is_finite() {
         position.clamp(0.0, 1.0)

@@ -13,14 +13,14 @@ use crate::video::PreviewFrame;
 use crate::video::preview::{PreviewColors, PreviewWidget, fit};
 
 /// Width of the statistics column next to the preview.
-pub const STATS_WIDTH: u16 = 26;
+pub(crate) const STATS_WIDTH: u16 = 26;
 
 /// Figures older than this are not live: greyed, with their age.
-pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long ago the decoded frame counter last moved, when that is longer than
 /// [`STALE_AFTER`] (None: the figures are live, or there never was a frame).
-pub fn stale_for(
+pub(crate) fn stale_for(
     video: &VideoOutputSlice,
     now: std::time::Duration,
 ) -> Option<std::time::Duration> {
@@ -29,7 +29,7 @@ pub fn stale_for(
 }
 
 /// "3 s ago" / "2 min ago".
-pub fn age_text(age: std::time::Duration) -> String {
+pub(crate) fn age_text(age: std::time::Duration) -> String {
     let s = age.as_secs();
     if s < 120 {
         format!("{s} s ago")
@@ -51,7 +51,7 @@ fn sink_counts(video: &VideoOutputSlice) -> (usize, usize, bool) {
 /// One-line summary for the connection panel: `video 24.8 fps · rx→dec 1.7 ms · 2/2 sinks`.
 /// The latency figure is the deck's own share (RTP arrival → decoded frame), labelled so it is
 /// not read as glass-to-glass. During an outage the figures are greyed with their age.
-pub fn summary_line<'a>(
+pub(crate) fn summary_line<'a>(
     video: &VideoOutputSlice,
     now: std::time::Duration,
     style: &UiStyle,
@@ -91,7 +91,7 @@ pub fn summary_line<'a>(
 }
 
 /// The statistics lines (without the preview), most important first.
-pub fn stats_lines<'a>(
+pub(crate) fn stats_lines<'a>(
     video: &VideoOutputSlice,
     now: std::time::Duration,
     style: &UiStyle,
@@ -152,17 +152,17 @@ pub fn stats_lines<'a>(
 }
 
 /// Preview on the left (aspect kept), statistics on the right when there is room.
-pub struct VideoPanel<'a> {
+pub(crate) struct VideoPanel<'a> {
     /// Statistics (`None`: no video output runs).
-    pub video: Option<&'a VideoOutputSlice>,
+    pub(crate) video: Option<&'a VideoOutputSlice>,
     /// The latest preview frame, if any arrived.
-    pub preview: Option<&'a PreviewFrame>,
+    pub(crate) preview: Option<&'a PreviewFrame>,
     /// Colour mode of the preview.
-    pub colors: PreviewColors,
+    pub(crate) colors: PreviewColors,
     /// Colours.
-    pub style: &'a UiStyle,
+    pub(crate) style: &'a UiStyle,
     /// Engine time (how old the figures are).
-    pub now: std::time::Duration,
+    pub(crate) now: std::time::Duration,
 }
 
 impl Widget for VideoPanel<'_> {

@@ -1,6 +1,11 @@
 //! Learn mode: the performer presses the learn key, touches a MIDI control, then presses the key
 //! (or turns the parameter) whose action the control should take over. The binding is appended
 //! to the user's keymap file by the MIDI edge (the app crate's `controls::midi::learn`).
+//!
+//! The reducer and the MIDI edge talk in two small vocabularies, never through the snapshot:
+//! the reducer asks with [`LearnCmd`] effects (arm the capture, disarm it, save a pair) and the
+//! edge answers with [`LearnMsg`] messages (a control was captured, the pair was saved or not).
+//! Neither is an [`Action`]: no keymap, script or socket client can send them.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,14 +37,52 @@ pub enum LearnStage {
     WaitingControl,
     /// A control was touched; waiting for the target (the next key action).
     WaitingTarget(LearnedControl),
-    /// Both known: the MIDI edge writes the binding (identified by `serial`).
-    Ready {
+    /// Both known: the MIDI edge is saving the binding (a [`LearnCmd::Save`] went out).
+    Saving {
         /// The control.
         control: LearnedControl,
         /// What it will do.
         target: Action,
-        /// Increases with every learn, so the edge writes each exactly once.
-        serial: u64,
+    },
+}
+
+/// What the reducer asks of the MIDI edge in learn mode (`Effect::MidiLearn`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LearnCmd {
+    /// Capture the next touched control instead of acting on it (answered by
+    /// [`LearnMsg::Captured`], or [`LearnMsg::Failed`] when no input can be captured).
+    Arm,
+    /// Stop capturing (learn cancelled).
+    Disarm,
+    /// Append this binding to the user's keymap and use it (answered by [`LearnMsg::Saved`] or
+    /// [`LearnMsg::Failed`]).
+    Save {
+        /// The control.
+        control: LearnedControl,
+        /// What it will do.
+        target: Action,
+    },
+}
+
+/// What the MIDI edge tells the reducer in learn mode (`Msg::Learn`): internal, never a
+/// performer action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "learn", rename_all = "snake_case")]
+pub enum LearnMsg {
+    /// The armed capture saw this control.
+    Captured {
+        /// The control touched.
+        control: LearnedControl,
+    },
+    /// The binding was written and is in use.
+    Saved {
+        /// What was bound, and the file.
+        message: String,
+    },
+    /// Learning could not go on (no input to capture, the file could not be written).
+    Failed {
+        /// Why.
+        message: String,
     },
 }
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 use crate::action::{Action, ActionSource};
 use crate::ctx::notice;
 use crate::effect::Effect;
-use crate::midi::learn::LearnStage;
+use crate::midi::learn::{LearnCmd, LearnMsg, LearnStage};
 use crate::state::{AppState, Level};
 
-/// The reducer's learn-mode step: consumes learn actions and, while a touched control waits for
-/// its target, the next performer action (which becomes the target instead of acting). Returns
-/// the action when learn mode does not want it.
+/// The reducer's learn-mode step: consumes the learn key and cancel and, while a touched control
+/// waits for its target, the next performer action (which becomes the target instead of acting,
+/// and goes to the MIDI edge to be saved). Returns the action when learn mode does not want it.
 pub fn learn_step(
     state: &mut AppState,
     action: Action,
@@ -28,6 +28,7 @@ pub fn learn_step(
     match action {
         Action::Learn => {
             state.controls.learn = LearnStage::WaitingControl;
+            fx.push(Effect::MidiLearn(LearnCmd::Arm));
             notice(
                 state,
                 fx,
@@ -37,25 +38,9 @@ pub fn learn_step(
             );
             None
         }
-        Action::LearnDone { ok, message } => {
-            state.controls.learn = LearnStage::Off;
-            let level = if ok { Level::Info } else { Level::Error };
-            notice(state, fx, level, format!("learn: {message}"), now);
-            None
-        }
-        Action::LearnControl { control } => {
-            if *stage == LearnStage::WaitingControl {
-                let msg = format!(
-                    "learn: {} touched; now press the key (or move the parameter) it should control",
-                    control.label()
-                );
-                state.controls.learn = LearnStage::WaitingTarget(control);
-                notice(state, fx, Level::Info, msg, now);
-            }
-            None
-        }
         Action::Cancel if *stage != LearnStage::Off => {
             state.controls.learn = LearnStage::Off;
+            fx.push(Effect::MidiLearn(LearnCmd::Disarm));
             notice(state, fx, Level::Info, "learn cancelled".into(), now);
             None
         }
@@ -66,17 +51,48 @@ pub fn learn_step(
             };
             // Panic always acts, even when it is being learned.
             let passes = matches!(a, Action::Panic | Action::ReleasePanic).then(|| a.clone());
-            state.controls.learn_serial += 1;
             let msg = format!("learn: {} → {}; saving", control.label(), a.describe());
-            state.controls.learn = LearnStage::Ready {
-                control,
-                target: a,
-                serial: state.controls.learn_serial,
+            state.controls.learn = LearnStage::Saving {
+                control: control.clone(),
+                target: a.clone(),
             };
+            fx.push(Effect::MidiLearn(LearnCmd::Save { control, target: a }));
             notice(state, fx, Level::Info, msg, now);
             passes
         }
         a => Some(a),
+    }
+}
+
+/// The MIDI edge's answers in learn mode.
+pub fn on_learn(state: &mut AppState, msg: LearnMsg, now: Duration, fx: &mut Vec<Effect>) {
+    match msg {
+        LearnMsg::Captured { control } => {
+            // A capture after a cancel (or a second one) is ignored.
+            if state.controls.learn == LearnStage::WaitingControl {
+                let msg = format!(
+                    "learn: {} touched; now press the key (or move the parameter) it should control",
+                    control.label()
+                );
+                state.controls.learn = LearnStage::WaitingTarget(control);
+                notice(state, fx, Level::Info, msg, now);
+            }
+        }
+        LearnMsg::Saved { message } => {
+            if matches!(state.controls.learn, LearnStage::Saving { .. }) {
+                state.controls.learn = LearnStage::Off;
+            }
+            notice(state, fx, Level::Info, format!("learn: {message}"), now);
+        }
+        LearnMsg::Failed { message } => {
+            if matches!(
+                state.controls.learn,
+                LearnStage::Saving { .. } | LearnStage::WaitingControl
+            ) {
+                state.controls.learn = LearnStage::Off;
+            }
+            notice(state, fx, Level::Error, format!("learn: {message}"), now);
+        }
     }
 }
 
@@ -92,6 +108,19 @@ mod tests {
         update(state, Msg::Action { action, source }, Duration::ZERO)
     }
 
+    fn answer(state: &mut AppState, m: LearnMsg) -> Vec<Effect> {
+        update(state, Msg::Learn(m), Duration::ZERO)
+    }
+
+    fn learn_cmds(fx: &[Effect]) -> Vec<LearnCmd> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::MidiLearn(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn control() -> LearnedControl {
         LearnedControl {
             device: "pad".into(),
@@ -102,65 +131,97 @@ mod tests {
     }
 
     #[test]
-    fn learn_flow_turns_the_next_key_action_into_the_target() {
+    fn learn_flow_arms_the_edge_and_saves_the_next_key_action_as_the_target() {
         let mut st = AppState::new(Default::default());
-        act(&mut st, Action::Learn, ActionSource::Keyboard);
+        let fx = act(&mut st, Action::Learn, ActionSource::Keyboard);
+        assert_eq!(learn_cmds(&fx), vec![LearnCmd::Arm]);
         assert_eq!(st.controls.learn, LearnStage::WaitingControl);
         // Keys still act while waiting for a control.
         let fx = act(&mut st, Action::ResetCache, ActionSource::Keyboard);
         assert!(fx.iter().any(|e| matches!(e, Effect::Transport(_))));
-        act(
-            &mut st,
-            Action::LearnControl { control: control() },
-            ActionSource::Midi,
-        );
+        assert!(learn_cmds(&fx).is_empty());
+        let fx = answer(&mut st, LearnMsg::Captured { control: control() });
+        assert!(learn_cmds(&fx).is_empty());
         assert_eq!(st.controls.learn, LearnStage::WaitingTarget(control()));
-        // The next key action becomes the target and does not act.
+        // The next key action becomes the target, does not act, and goes to the edge to save.
         let fx = act(&mut st, Action::Quit, ActionSource::Keyboard);
         assert!(!fx.iter().any(|e| matches!(e, Effect::Transport(_))));
         assert_eq!(st.lifecycle, crate::state::Lifecycle::Running);
+        let save = LearnCmd::Save {
+            control: control(),
+            target: Action::Quit,
+        };
+        assert_eq!(learn_cmds(&fx), vec![save]);
         assert_eq!(
             st.controls.learn,
-            LearnStage::Ready {
+            LearnStage::Saving {
                 control: control(),
                 target: Action::Quit,
-                serial: 1
             }
         );
-        act(
+        answer(
             &mut st,
-            Action::LearnDone {
-                ok: true,
-                message: "saved".into(),
+            LearnMsg::Saved {
+                message: "saved in rig.toml".into(),
             },
-            ActionSource::Midi,
         );
         assert_eq!(st.controls.learn, LearnStage::Off);
-        assert!(st.ui.notices.back().unwrap().message.contains("saved"));
+        let last = st.ui.notices.back().unwrap();
+        assert!(last.message.contains("saved in rig.toml"));
+        assert_eq!(last.level, Level::Info);
     }
 
     #[test]
-    fn panic_acts_even_while_being_learned_and_cancel_stops_learning() {
+    fn a_failed_save_or_an_unavailable_capture_ends_learning_with_an_error() {
         let mut st = AppState::new(Default::default());
         act(&mut st, Action::Learn, ActionSource::Keyboard);
-        act(
+        // The edge cannot capture (no input open): learning stops, the reason is shown.
+        answer(
             &mut st,
-            Action::LearnControl { control: control() },
-            ActionSource::Midi,
+            LearnMsg::Failed {
+                message: "no MIDI input is open".into(),
+            },
         );
-        act(&mut st, Action::Panic, ActionSource::Keyboard);
+        assert_eq!(st.controls.learn, LearnStage::Off);
+        let last = st.ui.notices.back().unwrap();
+        assert!(last.message.contains("no MIDI input"));
+        assert_eq!(last.level, Level::Error);
+        // A save that fails ends it too.
+        act(&mut st, Action::Learn, ActionSource::Keyboard);
+        answer(&mut st, LearnMsg::Captured { control: control() });
+        act(&mut st, Action::ResetCache, ActionSource::Keyboard);
+        answer(
+            &mut st,
+            LearnMsg::Failed {
+                message: "rig.toml: permission denied".into(),
+            },
+        );
+        assert_eq!(st.controls.learn, LearnStage::Off);
+        assert_eq!(st.ui.notices.back().unwrap().level, Level::Error);
+    }
+
+    #[test]
+    fn panic_acts_even_while_being_learned_and_cancel_disarms() {
+        let mut st = AppState::new(Default::default());
+        act(&mut st, Action::Learn, ActionSource::Keyboard);
+        answer(&mut st, LearnMsg::Captured { control: control() });
+        let fx = act(&mut st, Action::Panic, ActionSource::Keyboard);
         assert!(st.controls.panic.is_some(), "panic acted");
-        assert!(matches!(st.controls.learn, LearnStage::Ready { .. }));
+        assert!(matches!(st.controls.learn, LearnStage::Saving { .. }));
+        assert!(matches!(learn_cmds(&fx)[..], [LearnCmd::Save { .. }]));
 
         act(&mut st, Action::Learn, ActionSource::Keyboard);
-        act(&mut st, Action::Cancel, ActionSource::Keyboard);
+        let fx = act(&mut st, Action::Cancel, ActionSource::Keyboard);
+        assert_eq!(learn_cmds(&fx), vec![LearnCmd::Disarm]);
         assert_eq!(st.controls.learn, LearnStage::Off);
         // A stray capture after cancelling is ignored.
-        act(
-            &mut st,
-            Action::LearnControl { control: control() },
-            ActionSource::Midi,
-        );
+        answer(&mut st, LearnMsg::Captured { control: control() });
         assert_eq!(st.controls.learn, LearnStage::Off);
+        // MIDI actions are never taken as a target.
+        act(&mut st, Action::Learn, ActionSource::Keyboard);
+        answer(&mut st, LearnMsg::Captured { control: control() });
+        let fx = act(&mut st, Action::ResetCache, ActionSource::Midi);
+        assert!(learn_cmds(&fx).is_empty());
+        assert_eq!(st.controls.learn, LearnStage::WaitingTarget(control()));
     }
 }
