@@ -230,6 +230,17 @@ pub enum Action {
         #[serde(default)]
         on: Option<bool>,
     },
+    /// Send the performer's actions to one output (by 1-based number or name; selecting the
+    /// selected one again, or neither field, means all again) or to a `group` — a mixer's
+    /// channel select. Panic, blackout, tempo and cues always reach every output.
+    OutputSelect {
+        /// The output (omitted: all, or the group).
+        #[serde(default)]
+        output: Option<crate::outputs::OutputRef>,
+        /// A group of outputs (`[[outputs]] group`).
+        #[serde(default)]
+        group: Option<String>,
+    },
 }
 
 impl Action {
@@ -304,6 +315,7 @@ impl Action {
             Action::Blackout { .. } => "blackout",
             Action::MasterFade { .. } => "master_fade",
             Action::Record { .. } => "record",
+            Action::OutputSelect { .. } => "output_select",
         }
     }
 
@@ -328,6 +340,7 @@ impl Action {
                 | Action::TempoSource { .. }
                 | Action::LinkPlay { .. }
                 | Action::SetPromptSlot { .. }
+                | Action::OutputSelect { .. }
         )
     }
 
@@ -379,6 +392,12 @@ impl Action {
             Action::Record { on: Some(on) } => {
                 format!("record {}", if *on { "on" } else { "off" })
             }
+            Action::OutputSelect { output, group } => match (output, group) {
+                (Some(crate::outputs::OutputRef::Number(n)), _) => format!("output {n}"),
+                (Some(crate::outputs::OutputRef::Name(s)), _) => format!("output {s}"),
+                (None, Some(g)) => format!("output group {g}"),
+                (None, None) => "outputs: all".into(),
+            },
             Action::CueJump { cue } => match cue {
                 crate::cue::CueRef::Number(n) => format!("cue jump {n}"),
                 crate::cue::CueRef::Name(s) => format!("cue jump {s}"),
