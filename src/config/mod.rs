@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod looks;
+pub mod outputs;
 pub mod setlist;
 pub use scope_deck_core::diagnostics;
 
@@ -276,6 +277,19 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             themes.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
         ),
         ));
+    }
+    for (i, o) in app.outputs.iter().enumerate() {
+        if let Some(t) = &o.theme {
+            if !themes.iter().any(|x| &x.id == t) {
+                errors.push(app.error_at(
+                    &format!("outputs[{i}].theme"),
+                    format!(
+                        "no theme named `{t}` (have: {})",
+                        themes.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
     }
     let keymap = keymaps.iter().find(|k| k.id == app.ui.keymap).cloned();
     if keymap.is_none() && errors.is_empty() {
