@@ -6,6 +6,7 @@ pub mod cues;
 pub mod gauge;
 pub mod meter;
 pub mod midi;
+pub mod outputs;
 pub mod params;
 pub mod prompt;
 pub mod video;
