@@ -136,13 +136,12 @@ async fn run_with(n: usize) -> Figures {
     // Wait until every output streams (dry run: at once).
     let mut streaming = 0;
     while streaming < n {
-        match ev_rx.recv().await.unwrap() {
-            Event::OutputConnection { state, .. }
-                if state == scope_deck::transport::ConnState::Streaming =>
-            {
-                streaming += 1
-            }
-            _ => {}
+        if let Event::OutputConnection {
+            state: scope_deck::transport::ConnState::Streaming,
+            ..
+        } = ev_rx.recv().await.unwrap()
+        {
+            streaming += 1;
         }
     }
     // Latency: one key at a time, until all N outputs reported it sent.
