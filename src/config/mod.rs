@@ -267,6 +267,20 @@ pub fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             errors.extend(errs);
         }
     }
+    // Each hosted output's own preset, checked the same way.
+    for o in &app.outputs {
+        let hosted =
+            o.backend.unwrap_or(app.server.backend) == crate::transport::config::Backend::Daydream;
+        let preset = o.preset.as_deref().unwrap_or(&app.daydream.preset);
+        if hosted
+            && (app.server.backend != crate::transport::config::Backend::Daydream
+                || preset != app.daydream.preset)
+        {
+            if let Err(errs) = crate::transport::daydream::Preset::load(dir.as_deref(), preset) {
+                errors.extend(errs);
+            }
+        }
+    }
     // Cross-file references.
     if !themes.iter().any(|t| t.id == app.ui.theme) && errors.is_empty() {
         errors.push(app.error_at(

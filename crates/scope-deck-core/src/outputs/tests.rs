@@ -444,3 +444,32 @@ fn output_select_parses_from_a_keymap_table_and_json() {
         }
     );
 }
+
+#[test]
+fn a_theme_override_becomes_the_outputs_own_prompt_and_values() {
+    let mut s = AppState::new(CoreSettings::default());
+    let theme = |id: &str, prompt: &str| {
+        let text =
+            format!("name = \"{id}\"\nprompts = [\"{prompt}\"]\n[params]\nnoise_scale = 0.35\n");
+        let mut errs = Vec::new();
+        crate::mapping::theme::Theme::from_text(id, id, &text, &mut errs)
+            .unwrap_or_else(|| panic!("{errs:?}"))
+    };
+    s.mapping = crate::mapping::slice::MappingSlice::new(
+        vec![theme("calm", "calm sea"), theme("storm", "storm clouds")],
+        "calm",
+        4,
+    );
+    let mut b = spec("b");
+    b.overrides.theme = Some("storm".into());
+    s.outputs = OutputsSlice::new(vec![spec("a"), b]);
+    update_routed(&mut s, Msg::Started, ms(0));
+    let full = s.params.store.full_state();
+    let text = |m: &Map<String, ParamValue>| m["prompts"].to_string();
+    assert!(
+        text(&desired_for(&s, 1, &full)).contains("storm clouds"),
+        "{full:?}"
+    );
+    assert!(text(&desired_for(&s, 0, &full)).contains("calm sea"));
+    assert_eq!(s.mapping.active, 0, "the shared theme stays");
+}
