@@ -57,9 +57,10 @@ pub struct Cli {
     /// No server: the transport records what it would send and shows it.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Scope server URL (overrides [server] url), e.g. http://127.0.0.1:8000.
+    /// Scope server URL (overrides [server] url), e.g. http://127.0.0.1:8000. Given twice or
+    /// more: one output per server, all driven at once (docs/outputs.md).
     #[arg(long, value_name = "URL")]
-    pub(crate) server: Option<String>,
+    pub(crate) server: Vec<String>,
     /// Folder with config.toml, themes/ and keymaps/ (default: $XDG_CONFIG_HOME/scope-deck).
     #[arg(long, value_name = "DIR")]
     pub(crate) config_dir: Option<PathBuf>,

@@ -10,9 +10,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::audio::features::AudioFrame;
 use crate::core::effect::{Effect, Event};
 use crate::core::msg::Msg;
+use crate::core::outputs::update_routed;
 use crate::core::snapshot::UiSnapshot;
 use crate::core::state::{AppState, Lifecycle};
-use crate::core::update::update;
 use crate::transport::lanes::{LaneError, TransportLink};
 use crate::transport::types::{TransportCmd, TransportEvent};
 
@@ -109,6 +109,16 @@ fn send_learn(
     })
 }
 
+/// The engine's links to outputs 1.. (`[[outputs]]`; output 0 is `EngineIo::transport`) and
+/// the video routes it publishes from the failover state. Empty with a single server.
+#[derive(Default)]
+pub struct OutputLinks {
+    /// Commands to outputs 1.., in `[[outputs]]` order.
+    pub rest: Vec<TransportLink>,
+    /// Which output's received video feeds each output's sinks.
+    pub video_routes: Option<watch::Sender<Vec<crate::core::outputs::OutputId>>>,
+}
+
 /// [`run_with`] without taps.
 pub async fn run(state: AppState, io: EngineIo, clocks: Clocks) -> (AppState, u64) {
     run_with(state, io, clocks, Taps::default()).await
@@ -120,10 +130,23 @@ pub async fn run(state: AppState, io: EngineIo, clocks: Clocks) -> (AppState, u6
 /// Nothing here awaits an edge: inputs are received, every output is a `try_send`, a watch or
 /// the transport lane.
 pub async fn run_with(
+    state: AppState,
+    io: EngineIo,
+    clocks: Clocks,
+    taps: Taps,
+) -> (AppState, u64) {
+    run_outputs(state, io, clocks, taps, OutputLinks::default()).await
+}
+
+/// [`run_with`] driving several outputs: every transport command is addressed to one output
+/// (`Effect::Output`), each output gets its own desired state (`outputs::desired_for`), and
+/// none is ever awaited.
+pub async fn run_outputs(
     mut state: AppState,
     mut io: EngineIo,
     clocks: Clocks,
     mut taps: Taps,
+    outputs: OutputLinks,
 ) -> (AppState, u64) {
     // Engine time zero is shared with the threads that keep time by the grid.
     let start = io.tempo.epoch.map_or_else(Instant::now, Instant::from_std);
@@ -138,7 +161,10 @@ pub async fn run_with(
     let mut inputs_open = true;
     let mut transport_gone_logged = false;
     let mut published_rev: Option<u64> = None;
+    let mut published_outputs_rev: Option<(u64, u64)> = None;
     let mut to_transport: Vec<TransportCmd> = Vec::new();
+    let mut to_outputs: Vec<(crate::core::outputs::OutputId, TransportCmd)> = Vec::new();
+    let mut published_routes: Vec<crate::core::outputs::OutputId> = Vec::new();
 
     let mut pending: Vec<Msg> = vec![Msg::Started];
     let mut publish = false;
@@ -161,13 +187,22 @@ pub async fn run_with(
                 if let Some(r) = taps.record.as_mut() {
                     r.input(&msg, t);
                 }
-                for fx in update(&mut state, msg, t) {
+                for fx in update_routed(&mut state, msg, t) {
                     match fx {
                         Effect::Transport(cmd) => {
                             if let Some(r) = taps.record.as_mut() {
                                 r.output(&cmd, t);
                             }
                             to_transport.push(cmd)
+                        }
+                        Effect::Output { output, cmd } => {
+                            // A recording keeps the first output's wire, as with one server.
+                            if output == 0 {
+                                if let Some(r) = taps.record.as_mut() {
+                                    r.output(&cmd, t);
+                                }
+                            }
+                            to_outputs.push((output, cmd))
                         }
                         Effect::Emit(ev) => {
                             log_event(&ev);
@@ -214,10 +249,57 @@ pub async fn run_with(
             // The desired state first, then the batch's commands: whatever the transport takes
             // from the lanes is already in the desired state it reads on its next connect.
             let store = &state.params.store;
-            if published_rev != Some(store.revision()) {
-                published_rev = Some(store.revision());
-                io.transport
-                    .publish(store.full_state(), store.schemas_merged());
+            if state.outputs.list.is_empty() {
+                if published_rev != Some(store.revision()) {
+                    published_rev = Some(store.revision());
+                    io.transport
+                        .publish(store.full_state(), store.schemas_merged());
+                }
+            } else if published_outputs_rev != Some((store.revision(), state.outputs.revision)) {
+                // Each output replays its own desired state (its overrides, or the lost
+                // primary's while it stands in).
+                published_outputs_rev = Some((store.revision(), state.outputs.revision));
+                let full = store.full_state();
+                for i in 0..state.outputs.list.len() {
+                    let link = if i == 0 {
+                        Some(&io.transport)
+                    } else {
+                        outputs.rest.get(i - 1)
+                    };
+                    if let Some(link) = link {
+                        link.publish(
+                            crate::core::outputs::desired_for(&state, i, &full),
+                            store.schemas_merged(),
+                        );
+                    }
+                }
+            }
+            if let Some(tx) = &outputs.video_routes {
+                let n = state.outputs.list.len();
+                if published_routes.len() != n
+                    || (0..n).any(|i| published_routes[i] != state.outputs.video_source(i))
+                {
+                    published_routes = (0..n).map(|i| state.outputs.video_source(i)).collect();
+                    tx.send_replace(published_routes.clone());
+                }
+            }
+            for (i, cmd) in to_outputs.drain(..) {
+                let link = if i == 0 {
+                    Some(&io.transport)
+                } else {
+                    outputs.rest.get(i - 1)
+                };
+                let Some(link) = link else { continue };
+                match link.send(cmd) {
+                    Ok(()) => {}
+                    Err(LaneError::Full(kind)) => pending.push(Msg::CommandDropped(kind)),
+                    Err(LaneError::Closed) => {
+                        if !transport_gone_logged {
+                            transport_gone_logged = true;
+                            tracing::warn!(output = i, "transport gone; commands dropped");
+                        }
+                    }
+                }
             }
             for cmd in to_transport.drain(..) {
                 match io.transport.send(cmd) {

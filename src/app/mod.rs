@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod journal;
+pub mod outputs;
 pub mod preflight;
 pub mod server_check;
 pub mod setlist_watch;
@@ -91,7 +92,7 @@ pub fn run(cli: Cli) -> ExitCode {
             loaded.app.server.backend
         };
         let problems = preflight::check(&loaded, backend);
-        let server = match &cli.server {
+        let server = match cli.server.first() {
             Some(url) => match check_server(&loaded, backend, url) {
                 Ok(r) => Some(r),
                 Err(code) => return ExitCode::from(code),
@@ -128,7 +129,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         return ExitCode::from(EXIT_OK);
     }
-    if let Some(url) = &cli.server {
+    if let [url] = cli.server.as_slice() {
         match url::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 loaded.app.server.url = url.clone()
@@ -141,6 +142,15 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+    // Several outputs (`[[outputs]]`, or `--server` given twice or more); none = the single
+    // `[server]` exactly as before.
+    let outputs = match config::outputs::resolve(&loaded.app, &cli.server, cli.dry_run) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("scope-deck: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let filter = cli
         .log_level
         .clone()
@@ -220,7 +230,7 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         Ok(rt) => {
             let journal = (journal_path, resume);
-            let code = rt.block_on(run_async(cli, loaded, pane_rx, journal));
+            let code = rt.block_on(run_async(cli, loaded, outputs, pane_rx, journal));
             // Stdin readers sit on a blocking thread; do not wait for them.
             rt.shutdown_timeout(Duration::from_millis(200));
             code
@@ -284,6 +294,7 @@ fn settings(loaded: &LoadedConfig, dry_run: bool) -> CoreSettings {
 async fn run_async(
     cli: Cli,
     loaded: LoadedConfig,
+    outputs: Vec<config::outputs::ResolvedOutput>,
     pane_rx: Option<mpsc::Receiver<crate::ui::log_layer::LogLine>>,
     journal: (std::path::PathBuf, Option<crate::core::recall::Recall>),
 ) -> u8 {
@@ -307,19 +318,41 @@ async fn run_async(
     };
     let clock = crate::service::protocol::DeckClock::start();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
-    let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
-    // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
-    // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
-    let (video_ports, video, video_input) = start_video(&loaded, &cancel, &inputs_tx);
-    let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx, video_ports) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("scope-deck: {e}");
-            return EXIT_RUNTIME;
+    let (tev_rx, video, video_input, transport, mut multi) = if outputs.is_empty() {
+        let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
+        // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
+        // `[video.input]` has a source; the transport feeds/reads them through `VideoPorts`.
+        let (video_ports, video, video_input) = start_video(&loaded, &cancel, &inputs_tx);
+        let transport = match spawn_transport(&loaded, cli.dry_run, tev_tx, video_ports) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("scope-deck: {e}");
+                return EXIT_RUNTIME;
+            }
+        };
+        (tev_rx, video, video_input, transport, None)
+    } else {
+        // One transport, video edge and event channel per output (src/app/outputs.rs).
+        match outputs::start(&loaded, &outputs, cli.dry_run, &cancel, &inputs_tx) {
+            Ok(o) => {
+                let names = outputs.iter().map(|r| r.spec.name.clone()).collect();
+                let (rest, first, first_events, video, video_input) = o.split(names);
+                (first_events, video, video_input, first, Some(rest))
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("scope-deck: {e}");
+                return EXIT_RUNTIME;
+            }
         }
     };
-    let state = initial_state(&loaded, cli.dry_run);
+    let mut state = initial_state(&loaded, cli.dry_run);
+    if !outputs.is_empty() {
+        state.outputs = crate::core::outputs::OutputsSlice::new(
+            outputs.iter().map(|r| r.spec.clone()).collect(),
+        );
+    }
     // Before any front end: a recording that cannot start stops the deck with a clear line.
     let (record_tap, record_writer) = match start_recording(&cli, &loaded, &state) {
         Ok(Some((r, w))) => (Some(r), Some(w)),
@@ -330,6 +363,9 @@ async fn run_async(
             let _ = transport
                 .link
                 .send(crate::transport::TransportCmd::Shutdown);
+            if let Some(m) = &multi {
+                m.goodbye();
+            }
             return EXIT_RUNTIME;
         }
     };
@@ -399,6 +435,9 @@ async fn run_async(
                 let _ = transport
                     .link
                     .send(crate::transport::TransportCmd::Shutdown);
+                if let Some(m) = &multi {
+                    m.goodbye();
+                }
                 return EXIT_RUNTIME;
             }
         };
@@ -451,7 +490,11 @@ async fn run_async(
         tempo_commands,
         events: events_tx,
         snapshots: snap_tx,
-        video_control: video.as_ref().map(|v| v.control.clone()),
+        // With several outputs one blackout/fade reaches every pipeline.
+        video_control: match &multi {
+            Some(m) => Some(m.control.clone()),
+            None => video.as_ref().map(|v| v.control.clone()),
+        },
         midi_learn: midi.as_ref().map(|m| m.learn.clone()),
     };
     let (journal_path, resume) = journal;
@@ -468,7 +511,8 @@ async fn run_async(
         journal: Some(journal_tap),
         record: record_tap,
     };
-    let engine = tokio::spawn(engine::run_with(state, io, clocks, taps));
+    let links = multi.as_ref().map(|m| m.links()).unwrap_or_default();
+    let engine = tokio::spawn(engine::run_outputs(state, io, clocks, taps, links));
     drop(inputs_tx);
 
     // If the front end dies (panic, terminal gone) the engine must still shut down in order.
@@ -493,6 +537,10 @@ async fn run_async(
             stuck
                 .wait("transport", engine::GOODBYE_TIMEOUT, transport.task)
                 .await;
+            if let Some(m) = multi.take() {
+                m.goodbye();
+                m.stop(&mut stuck, engine::GOODBYE_TIMEOUT).await;
+            }
             stuck.add(
                 crate::audio::runtime::stop_in_background(audio, shutdown::EDGE_DEADLINE).await,
             );
@@ -546,6 +594,9 @@ async fn run_async(
     stuck
         .wait("transport", shutdown::EDGE_DEADLINE, transport.task)
         .await;
+    if let Some(m) = multi.take() {
+        m.stop(&mut stuck, shutdown::EDGE_DEADLINE).await;
+    }
     if let Some(i) = video_input {
         stuck
             .wait("video input", shutdown::EDGE_DEADLINE, i.shutdown())

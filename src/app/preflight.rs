@@ -49,78 +49,12 @@ pub fn check(loaded: &LoadedConfig, backend: Backend) -> Vec<ConfigError> {
         }
     }
 
-    // Video sinks.
-    for (i, sink) in app.video.sinks.iter().enumerate() {
-        let key = format!("video.sinks[{i}]");
-        match sink {
-            SinkConfig::Ndi { .. } if !build_features().contains(&"ndi") => err(
-                format!("{key}.kind"),
-                "an NDI sink needs a build with the `ndi` feature (`cargo build --release \
-                 --features ndi`); this build has none"
-                    .into(),
-            ),
-            SinkConfig::V4l2loopback { device, .. } if !Path::new(device).exists() => err(
-                format!("{key}.device"),
-                format!(
-                    "no device {device}: load the v4l2loopback kernel module (e.g. `sudo \
-                     modprobe v4l2loopback video_nr=10 exclusive_caps=1`) or fix the path"
-                ),
-            ),
-            SinkConfig::Shm { socket, .. } => {
-                let parent = parent_dir(&resolve(dir, socket));
-                if !parent.is_dir() {
-                    err(
-                        format!("{key}.socket"),
-                        format!("folder {} does not exist", parent.display()),
-                    );
-                }
-            }
-            SinkConfig::File { dir: rec, .. } => {
-                let p = resolve(dir, rec);
-                if let Some(why) = creatable_dir(&p) {
-                    err(
-                        format!("{key}.dir"),
-                        format!("recordings folder {}: {why}", p.display()),
-                    );
-                }
-            }
-            SinkConfig::Window {} => {
-                let display = std::env::var_os("DISPLAY").is_some()
-                    || std::env::var_os("WAYLAND_DISPLAY").is_some();
-                if !display {
-                    err(
-                        key,
-                        "a window sink needs a display (DISPLAY or WAYLAND_DISPLAY is not set; \
-                         over SSH use shm, v4l2loopback, NDI or a file instead)"
-                            .into(),
-                    );
-                }
-            }
-            _ => {}
+    // Video sinks and input: `[video]`, and each output's own (`[[outputs]]`).
+    video_checks(&app.video, "video", dir, &mut err);
+    for (i, o) in app.outputs.iter().enumerate() {
+        if let Some(v) = &o.video {
+            video_checks(v, &format!("outputs[{i}].video"), dir, &mut err);
         }
-    }
-
-    // Video input.
-    match app.video.input.source {
-        InputSource::File => {
-            let p = resolve(dir, &app.video.input.file);
-            if let Err(why) = readable_file(&p) {
-                err(
-                    "video.input.file".into(),
-                    format!("video input {}: {why}", p.display()),
-                );
-            }
-        }
-        InputSource::Webcam => {
-            let dev = &app.video.input.device;
-            if !dev.is_empty() && !Path::new(dev).exists() {
-                err(
-                    "video.input.device".into(),
-                    format!("no camera device {dev}"),
-                );
-            }
-        }
-        InputSource::None | InputSource::TestPattern => {}
     }
 
     // Server-side features and the backend.
@@ -198,6 +132,89 @@ fn creatable_dir(p: &Path) -> Option<String> {
                 _ => return None,
             },
         }
+    }
+}
+
+/// What would fail at show time in one output's video sinks and input (`prefix` is its key
+/// path: `video`, `outputs[1].video`).
+fn video_checks(
+    video: &crate::video::config::VideoConfig,
+    prefix: &str,
+    dir: Option<&Path>,
+    err: &mut impl FnMut(String, String),
+) {
+    // Video sinks.
+    for (i, sink) in video.sinks.iter().enumerate() {
+        let key = format!("{prefix}.sinks[{i}]");
+        match sink {
+            SinkConfig::Ndi { .. } if !build_features().contains(&"ndi") => err(
+                format!("{key}.kind"),
+                "an NDI sink needs a build with the `ndi` feature (`cargo build --release \
+                 --features ndi`); this build has none"
+                    .into(),
+            ),
+            SinkConfig::V4l2loopback { device, .. } if !Path::new(device).exists() => err(
+                format!("{key}.device"),
+                format!(
+                    "no device {device}: load the v4l2loopback kernel module (e.g. `sudo \
+                     modprobe v4l2loopback video_nr=10 exclusive_caps=1`) or fix the path"
+                ),
+            ),
+            SinkConfig::Shm { socket, .. } => {
+                let parent = parent_dir(&resolve(dir, socket));
+                if !parent.is_dir() {
+                    err(
+                        format!("{key}.socket"),
+                        format!("folder {} does not exist", parent.display()),
+                    );
+                }
+            }
+            SinkConfig::File { dir: rec, .. } => {
+                let p = resolve(dir, rec);
+                if let Some(why) = creatable_dir(&p) {
+                    err(
+                        format!("{key}.dir"),
+                        format!("recordings folder {}: {why}", p.display()),
+                    );
+                }
+            }
+            SinkConfig::Window {} => {
+                let display = std::env::var_os("DISPLAY").is_some()
+                    || std::env::var_os("WAYLAND_DISPLAY").is_some();
+                if !display {
+                    err(
+                        key,
+                        "a window sink needs a display (DISPLAY or WAYLAND_DISPLAY is not set; \
+                         over SSH use shm, v4l2loopback, NDI or a file instead)"
+                            .into(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Video input.
+    match video.input.source {
+        InputSource::File => {
+            let p = resolve(dir, &video.input.file);
+            if let Err(why) = readable_file(&p) {
+                err(
+                    format!("{prefix}.input.file"),
+                    format!("video input {}: {why}", p.display()),
+                );
+            }
+        }
+        InputSource::Webcam => {
+            let dev = &video.input.device;
+            if !dev.is_empty() && !Path::new(dev).exists() {
+                err(
+                    format!("{prefix}.input.device"),
+                    format!("no camera device {dev}"),
+                );
+            }
+        }
+        InputSource::None | InputSource::TestPattern => {}
     }
 }
 

@@ -32,6 +32,8 @@ pub struct AppConfig {
     pub(crate) tempo: crate::tempo::config::TempoConfig,
     /// `[midi_out]`: MIDI clock out.
     pub(crate) midi_out: crate::tempo::config::MidiOutConfig,
+    /// `[[outputs]]`: several servers or hosted streams (empty: the single `[server]`).
+    pub(crate) outputs: Vec<crate::config::outputs::OutputConfig>,
     /// The parsed file, kept to locate cross-file errors.
     #[serde(skip)]
     doc: Option<SourceDoc>,
@@ -51,6 +53,7 @@ impl PartialEq for AppConfig {
             && self.show == o.show
             && self.tempo == o.tempo
             && self.midi_out == o.midi_out
+            && self.outputs == o.outputs
     }
 }
 
@@ -161,6 +164,7 @@ impl AppConfig {
         cfg.daydream.validate(&doc, "daydream", errors);
         cfg.video.validate(&doc, "video", errors);
         cfg.tempo.validate(&doc, "tempo", errors);
+        crate::config::outputs::validate(&cfg.outputs, &cfg.server, &doc, errors);
         if cfg.prompt.initial.trim().is_empty() {
             errors.push(doc.error_at("prompt.initial", "must not be empty", None));
         }

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub(crate) mod looks;
+pub(crate) mod outputs;
 pub(crate) mod setlist;
 pub use scope_deck_core::diagnostics;
 
@@ -266,6 +267,20 @@ pub(crate) fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             errors.extend(errs);
         }
     }
+    // Each hosted output's own preset, checked the same way.
+    for o in &app.outputs {
+        let hosted =
+            o.backend.unwrap_or(app.server.backend) == crate::transport::config::Backend::Daydream;
+        let preset = o.preset.as_deref().unwrap_or(&app.daydream.preset);
+        if hosted
+            && (app.server.backend != crate::transport::config::Backend::Daydream
+                || preset != app.daydream.preset)
+        {
+            if let Err(errs) = crate::transport::daydream::Preset::load(dir.as_deref(), preset) {
+                errors.extend(errs);
+            }
+        }
+    }
     // Cross-file references.
     if !themes.iter().any(|t| t.id == app.ui.theme) && errors.is_empty() {
         errors.push(app.error_at(
@@ -276,6 +291,19 @@ pub(crate) fn load(dir: Option<&Path>) -> Result<LoadedConfig, ConfigErrors> {
             themes.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
         ),
         ));
+    }
+    for (i, o) in app.outputs.iter().enumerate() {
+        if let Some(t) = &o.theme {
+            if !themes.iter().any(|x| &x.id == t) {
+                errors.push(app.error_at(
+                    &format!("outputs[{i}].theme"),
+                    format!(
+                        "no theme named `{t}` (have: {})",
+                        themes.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
     }
     let keymap = keymaps.iter().find(|k| k.id == app.ui.keymap).cloned();
     if keymap.is_none() && errors.is_empty() {

@@ -8,8 +8,8 @@
 // imports stable.
 // (`update` names both the module and the reducer function, as in the core crate.)
 pub use scope_deck_core::{
-    action, cue, effect, health, look, msg, params, recall, snapshot, stage, state, tempo, update,
-    xfade,
+    action, cue, effect, health, look, msg, outputs, params, recall, snapshot, stage, state, tempo,
+    update, xfade,
 };
 
 pub use action::{Action, ActionSource};

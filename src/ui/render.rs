@@ -74,8 +74,23 @@ pub fn draw(
 ) {
     let area = frame.area();
     let panic = snap.controls.panic.is_some();
-    let [status, faults, banner, main, prompt, bottom, hint] = rows(area, snap);
+    let [status, outputs, faults, banner, main, prompt, bottom, hint] = rows(area, snap);
     draw_status(frame, status, snap, style);
+    if outputs.height == 1 {
+        let strip = crate::ui::widgets::outputs::OutputsStrip {
+            outputs: &snap.outputs,
+            routing: &snap.routing,
+            style,
+        };
+        frame.render_widget(strip, outputs);
+    } else if outputs.height > 1 {
+        let panel = crate::ui::widgets::outputs::OutputsPanel {
+            outputs: &snap.outputs,
+            routing: &snap.routing,
+            style,
+        };
+        frame.render_widget(panel, outputs);
+    }
     draw_faults(frame, faults, snap, keymap, style);
     if panic {
         draw_panic(frame, banner, snap, style);
@@ -176,14 +191,20 @@ pub fn draw(
     }
 }
 
-/// The screen's rows: status, faults, panic banner, main panels, prompt, bottom panes, hint.
-fn rows(area: Rect, snap: &UiSnapshot) -> [Rect; 7] {
+/// The screen's rows: status, outputs (`[[outputs]]` only), faults, panic banner, main panels,
+/// prompt, bottom panes, hint.
+fn rows(area: Rect, snap: &UiSnapshot) -> [Rect; 8] {
     let big = area.height >= 40 && area.width >= 120;
     let panic = snap.controls.panic.is_some();
     // One row per fault (at most 2, the rest counted), so a lost input is never only a log line.
     let faults_h = snap.health.faults.len().min(2) as u16;
     Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(crate::ui::widgets::outputs::height(
+            &snap.outputs,
+            area.width,
+            area.height,
+        )),
         Constraint::Length(faults_h),
         Constraint::Length(if panic { 3 } else { 0 }),
         Constraint::Min(8),
@@ -209,7 +230,7 @@ fn video_panel(main: Rect, snap: &UiSnapshot) -> bool {
 /// Whether a screen of `area` draws preview frames (the overlay, or the video panel): an
 /// attached dashboard asks the deck for them only then.
 pub(crate) fn shows_preview(area: Rect, snap: &UiSnapshot, view: &ViewState) -> bool {
-    view.preview_open || video_panel(rows(area, snap)[3], snap)
+    view.preview_open || video_panel(rows(area, snap)[4], snap)
 }
 
 /// Rows of `width` characters holding `text`; when it needs more than `rows`, its middle is cut

@@ -964,3 +964,103 @@ fn prompt_crossfade() {
     );
     both("prompt_crossfade", &s.snapshot(), &ViewState::default());
 }
+
+/// Three outputs (`[[outputs]]`): the wall's server is lost and its standby (`right`) carries
+/// it, `left` is warming up and selected; the strip at 80×24, the panel at 160×48.
+#[test]
+fn three_outputs() {
+    use crate::core::outputs::{OutputRef, OutputSpec, OutputsSlice, update_routed};
+    let mut s = Script::new();
+    let spec = |name: &str, target: &str| OutputSpec {
+        name: name.into(),
+        backend: "scope".into(),
+        target: target.into(),
+        failover_after: Duration::from_secs(2),
+        ..OutputSpec::default()
+    };
+    let mut wall = spec("wall", "http://gpu1:8000");
+    wall.standby = Some(2);
+    let mut left = spec("left", "https://pod-8000.proxy.runpod.net");
+    left.overrides.seed = Some(7);
+    s.state.outputs = OutputsSlice::new(vec![wall, left, spec("right", "http://gpu2:8000")]);
+    let fold = |s: &mut Script, t: u64, msg: Msg| {
+        s.now = ms(t);
+        update_routed(&mut s.state, msg, s.now);
+    };
+    let ev = |i: usize, event: TransportEvent| {
+        if i == 0 {
+            Msg::Transport(event)
+        } else {
+            Msg::OutputEvent { output: i, event }
+        }
+    };
+    let state = |c: ConnState, why: &str| TransportEvent::State {
+        state: c,
+        reason: Some(why.into()),
+    };
+    fold(&mut s, 0, Msg::Started);
+    fold(
+        &mut s,
+        900,
+        ev(0, state(ConnState::Streaming, "video arriving")),
+    );
+    fold(
+        &mut s,
+        900,
+        ev(2, state(ConnState::Streaming, "video arriving")),
+    );
+    fold(
+        &mut s,
+        900,
+        ev(1, state(ConnState::Warming, "warming up (loading_weights)")),
+    );
+    fold(
+        &mut s,
+        950,
+        ev(
+            1,
+            TransportEvent::WarmUp(WarmUp {
+                elapsed: Duration::from_secs(30),
+                expected: Duration::from_secs(75),
+                stage: None,
+            }),
+        ),
+    );
+    for i in [0, 2] {
+        fold(
+            &mut s,
+            960,
+            ev(
+                i,
+                TransportEvent::Stats(LinkStats {
+                    rx_fps: 24.6,
+                    ..LinkStats::default()
+                }),
+            ),
+        );
+    }
+    fold(
+        &mut s,
+        1000,
+        ev(
+            0,
+            state(
+                ConnState::Reconnecting,
+                "GET /health: no answer; checking every 0.5 s",
+            ),
+        ),
+    );
+    fold(&mut s, 3500, Msg::Tick);
+    fold(
+        &mut s,
+        3600,
+        Msg::key(Action::OutputSelect {
+            output: Some(OutputRef::Name("left".into())),
+            group: None,
+        }),
+    );
+    let snap = s.snapshot();
+    assert_eq!(snap.routing, "left");
+    assert_eq!(snap.outputs[0].failover.as_deref(), Some("→ right"));
+    both("three_outputs", &snap, &ViewState::default());
+}

@@ -218,6 +218,17 @@ pub enum Action {
         #[serde(default)]
         on: Option<bool>,
     },
+    /// Send the performer's actions to one output (by 1-based number or name; selecting the
+    /// selected one again, or neither field, means all again) or to a `group` — a mixer's
+    /// channel select. Panic, blackout, tempo and cues always reach every output.
+    OutputSelect {
+        /// The output (omitted: all, or the group).
+        #[serde(default)]
+        output: Option<crate::outputs::OutputRef>,
+        /// A group of outputs (`[[outputs]] group`).
+        #[serde(default)]
+        group: Option<String>,
+    },
 }
 
 impl Action {
@@ -290,6 +301,7 @@ impl Action {
             Action::Blackout { .. } => "blackout",
             Action::MasterFade { .. } => "master_fade",
             Action::Record { .. } => "record",
+            Action::OutputSelect { .. } => "output_select",
         }
     }
 
@@ -312,6 +324,7 @@ impl Action {
                 | Action::TempoSource { .. }
                 | Action::LinkPlay { .. }
                 | Action::SetPromptSlot { .. }
+                | Action::OutputSelect { .. }
         )
     }
 
@@ -361,6 +374,12 @@ impl Action {
             Action::Record { on: Some(on) } => {
                 format!("record {}", if *on { "on" } else { "off" })
             }
+            Action::OutputSelect { output, group } => match (output, group) {
+                (Some(crate::outputs::OutputRef::Number(n)), _) => format!("output {n}"),
+                (Some(crate::outputs::OutputRef::Name(s)), _) => format!("output {s}"),
+                (None, Some(g)) => format!("output group {g}"),
+                (None, None) => "outputs: all".into(),
+            },
             Action::CueJump { cue } => match cue {
                 crate::cue::CueRef::Number(n) => format!("cue jump {n}"),
                 crate::cue::CueRef::Name(s) => format!("cue jump {s}"),

@@ -12,8 +12,15 @@ use crate::transport::types::{ConnState, TransportCmd};
 /// A side effect for the engine to carry out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Tell the transport something.
+    /// Tell the transport something (every output's, when there are several).
     Transport(TransportCmd),
+    /// Tell one output's transport something (`crate::outputs`: shaped for that output).
+    Output {
+        /// Index in `[[outputs]]`.
+        output: crate::outputs::OutputId,
+        /// The command.
+        cmd: TransportCmd,
+    },
     /// Steer the beat tracker (tap, nudge, re-downbeat, external clock).
     Tempo(crate::audio::tempo::TempoCmd),
     /// Steer the Link session (tap/nudge while on Link, start/stop).
@@ -67,6 +74,22 @@ pub enum Event {
         state: ConnState,
         /// Why.
         reason: Option<String>,
+    },
+    /// One output's connection state changed (`[[outputs]]`).
+    OutputConnection {
+        /// Its name.
+        output: String,
+        /// New state.
+        state: ConnState,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// An output other than the first put a message on the wire (the first one's are `sent`).
+    OutputSent {
+        /// Its name.
+        output: String,
+        /// Exactly what was sent.
+        payload: serde_json::Value,
     },
     /// A message for the performer.
     Notice {

@@ -19,6 +19,7 @@ pub mod look;
 pub mod mapping;
 pub mod midi;
 pub mod msg;
+pub mod outputs;
 pub mod params;
 pub mod recall;
 pub mod show;

@@ -45,8 +45,16 @@ pub enum Msg {
     Tempo(crate::audio::tempo::TempoCmd),
     /// The Link session as the Link edge last read it (`link` builds).
     Link(crate::tempo::LinkReport),
-    /// Something from the transport.
+    /// Something from the transport (with `[[outputs]]`: from the first output's).
     Transport(TransportEvent),
+    /// Something from output `output`'s transport (`[[outputs]]`; the first output's still
+    /// come as `Transport`), see `crate::outputs`.
+    OutputEvent {
+        /// Index in `[[outputs]]`.
+        output: crate::outputs::OutputId,
+        /// What it reported.
+        event: TransportEvent,
+    },
     /// The video output's latest statistics (latest wins, folded at the frame rate).
     VideoStats(Box<crate::video::VideoStats>),
     /// The received picture changed for good at engine time `at` (the video edge's step

@@ -78,6 +78,12 @@ pub struct UiSnapshot {
     pub edit_text: String,
     /// Tempo source, confidence, Link and the latency in use.
     pub tempo: TempoView,
+    /// Every output (`[[outputs]]`; empty with a single `[server]`).
+    #[serde(default)]
+    pub outputs: Vec<crate::outputs::OutputView>,
+    /// Where actions go (`all`, an output's name, `group <name>`).
+    #[serde(default)]
+    pub routing: String,
 }
 
 /// What the dashboard shows about the room's clock.
@@ -194,6 +200,8 @@ impl UiSnapshot {
             stage: state.stage.clone(),
             xfade: crate::xfade::XfadeView::of(state),
             edit_text: crate::xfade::edit_text(state, None),
+            outputs: crate::outputs::views(state),
+            routing: state.outputs.routing_label(),
         }
     }
 

@@ -48,6 +48,8 @@ pub struct AppState {
     pub stage: crate::stage::StageSlice,
     /// The prompt crossfader (slots A and B, position).
     pub xfade: crate::xfade::XfadeSlice,
+    /// Several outputs, routing and failover (empty with a single `[server]`).
+    pub outputs: crate::outputs::OutputsSlice,
 }
 
 /// What the video output reports, with the frame rate derived from its counters.
@@ -412,6 +414,7 @@ impl AppState {
             tempo: Default::default(),
             stage: Default::default(),
             xfade: Default::default(),
+            outputs: Default::default(),
         }
     }
 }

@@ -130,6 +130,8 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         Msg::Learn(m) => crate::midi::on_learn(state, m, now, &mut fx),
         Msg::Link(report) => crate::tempo::on_link(state, report, now, &mut fx),
         Msg::Transport(ev) => on_transport(state, ev, now, &mut fx),
+        // Routed by `outputs::update_routed`; the shared reducer has nothing to add.
+        Msg::OutputEvent { .. } => {}
         Msg::VideoStats(stats) => on_video_stats(state, *stats, now, &mut fx),
         Msg::VideoChangeSeen { at } => crate::tempo::on_video_change(state, at, now, &mut fx),
         Msg::Signal(signal) => {

@@ -6,6 +6,7 @@ pub(crate) mod cues;
 pub(crate) mod gauge;
 pub(crate) mod meter;
 pub(crate) mod midi;
+pub(crate) mod outputs;
 pub(crate) mod params;
 pub(crate) mod prompt;
 pub(crate) mod video;

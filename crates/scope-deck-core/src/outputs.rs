@@ -1,0 +1,859 @@
+//! Several outputs: one deck, one analysis, one beat grid, driving several Scope servers or
+//! hosted streams (`[[outputs]]`, docs/outputs.md).
+//!
+//! The shared reducer ([`crate::update`]) keeps owning the one desired state (`ParamStore`) that
+//! every output follows. This slice adds what differs per output — its connection, warm-up, its
+//! own values (set while it was selected, or from its `theme`/`prompt`/`seed` override) and
+//! parameter offsets — and [`update_routed`] wraps the reducer: performer actions go to every
+//! output (routing `All`), to the selected one or to a group; panic, blackout, tempo and cues
+//! always reach all; every transport command leaves as [`Effect::Output`], addressed to one
+//! output with that output's overrides applied. With no outputs configured the slice is empty
+//! and [`update_routed`] is exactly [`crate::update`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Map;
+
+use crate::action::{Action, ActionSource};
+use crate::ctx::notice;
+use crate::effect::{Effect, Event};
+use crate::msg::Msg;
+use crate::params::{ParamKind, ParamValue};
+use crate::state::{AppState, Level};
+use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent, WarmUp};
+
+/// An output's position in [`OutputsSlice::list`] (config order).
+pub type OutputId = usize;
+
+/// An output named by its 1-based number or its name (`output_select`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OutputRef {
+    /// 1-based position in `[[outputs]]`.
+    Number(usize),
+    /// The output's `name`.
+    Name(String),
+}
+
+/// What one output does differently from the shared show (config `[[outputs]]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Overrides {
+    /// A theme of its own (its prompt and values; the music's mapping stays shared).
+    pub theme: Option<String>,
+    /// A prompt of its own.
+    pub prompt: Option<String>,
+    /// A seed of its own (`seed`), e.g. a variation of the wall's picture on the side screens.
+    pub seed: Option<i64>,
+    /// Added to the shared value of a numeric parameter, clamped to its range.
+    pub offsets: BTreeMap<String, f64>,
+}
+
+/// One output as configured.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OutputSpec {
+    /// Its name (`wall`, `side-left`).
+    pub name: String,
+    /// Backend label (`scope`, `daydream`, ...).
+    pub backend: String,
+    /// Server URL or hosted preset, for the dashboard.
+    pub target: String,
+    /// Group it belongs to (`output_select` with `group`).
+    pub group: Option<String>,
+    /// Its overrides.
+    pub overrides: Overrides,
+    /// The output that takes over its state and video when its server is lost.
+    pub standby: Option<OutputId>,
+    /// How long its server must be lost before the standby takes over.
+    pub failover_after: Duration,
+}
+
+/// One output while the show runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// As configured.
+    pub spec: OutputSpec,
+    /// Its own connection state.
+    pub conn: ConnState,
+    /// Why (from its transport).
+    pub reason: Option<String>,
+    /// Its warm-up, while one runs.
+    pub warmup: Option<WarmUp>,
+    /// Values it holds against the shared state: set while it was selected, or from its
+    /// theme/prompt/seed override. Replayed on its every reconnect.
+    pub own: Map<String, ParamValue>,
+    /// Since when its server is lost (reconnecting or degraded); `None` while streaming.
+    pub lost_since: Option<Duration>,
+    /// Received frames per second (its transport's stats).
+    pub rx_fps: f32,
+    /// Messages its transport reported sent.
+    pub sent: u64,
+    /// Its transport said goodbye.
+    pub stopped: bool,
+}
+
+/// Where performer actions go.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// Every output (the default).
+    #[default]
+    All,
+    /// Only this output.
+    One(OutputId),
+    /// The outputs of this group.
+    Group(String),
+}
+
+/// A primary whose server is lost, carried by its standby.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failover {
+    /// The output whose server is lost.
+    pub primary: OutputId,
+    /// The output now carrying its state and feeding its video sinks.
+    pub standby: OutputId,
+    /// Since when.
+    pub since: Duration,
+}
+
+/// The outputs slice.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OutputsSlice {
+    /// Every output in config order; empty = the single `[server]` of old.
+    pub list: Vec<Output>,
+    /// Where performer actions go.
+    pub routing: Routing,
+    /// Failovers in force.
+    pub failovers: Vec<Failover>,
+    /// Bumped whenever an output's desired state may have changed (own values, failover), so
+    /// the engine republishes it.
+    pub revision: u64,
+}
+
+impl OutputsSlice {
+    /// A slice for `specs` (none connected yet).
+    pub fn new(specs: Vec<OutputSpec>) -> Self {
+        OutputsSlice {
+            list: specs
+                .into_iter()
+                .map(|spec| Output {
+                    spec,
+                    conn: ConnState::Idle,
+                    reason: None,
+                    warmup: None,
+                    own: Map::new(),
+                    lost_since: None,
+                    rx_fps: 0.0,
+                    sent: 0,
+                    stopped: false,
+                })
+                .collect(),
+            ..OutputsSlice::default()
+        }
+    }
+
+    /// The outputs performer actions reach now.
+    pub fn targets(&self) -> Vec<OutputId> {
+        match &self.routing {
+            Routing::All => (0..self.list.len()).collect(),
+            Routing::One(i) => vec![*i],
+            Routing::Group(g) => self
+                .list
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.spec.group.as_deref() == Some(g.as_str()))
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// Whose state output `i` carries: its own, or a lost primary's while it stands in.
+    pub fn carries(&self, i: OutputId) -> OutputId {
+        self.failovers
+            .iter()
+            .find(|f| f.standby == i)
+            .map_or(i, |f| f.primary)
+    }
+
+    /// Which output's received video feeds output `i`'s video sinks (its standby while it is
+    /// failed over).
+    pub fn video_source(&self, i: OutputId) -> OutputId {
+        self.failovers
+            .iter()
+            .find(|f| f.primary == i)
+            .map_or(i, |f| f.standby)
+    }
+
+    /// `all`, `wall` or `group sides` (dashboard, notices).
+    pub fn routing_label(&self) -> String {
+        match &self.routing {
+            Routing::All => "all".into(),
+            Routing::One(i) => self
+                .list
+                .get(*i)
+                .map_or_else(|| format!("#{}", i + 1), |o| o.spec.name.clone()),
+            Routing::Group(g) => format!("group {g}"),
+        }
+    }
+
+    fn find(&self, r: &OutputRef) -> Option<OutputId> {
+        match r {
+            OutputRef::Number(n) => n.checked_sub(1).filter(|i| *i < self.list.len()),
+            OutputRef::Name(name) => {
+                self.list
+                    .iter()
+                    .position(|o| &o.spec.name == name)
+                    .or_else(|| {
+                        name.parse::<usize>()
+                            .ok()
+                            .and_then(|n| self.find(&OutputRef::Number(n)))
+                    })
+            }
+        }
+    }
+}
+
+/// The desired state output `i` replays on every (re)connect: the shared `full` state with the
+/// offsets and own values of the output it carries.
+pub fn desired_for(
+    state: &AppState,
+    i: OutputId,
+    full: &Map<String, ParamValue>,
+) -> Map<String, ParamValue> {
+    let outs = &state.outputs;
+    let Some(o) = outs.list.get(outs.carries(i)) else {
+        return full.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in full {
+        if o.own.contains_key(k) {
+            continue;
+        }
+        out.insert(k.clone(), offset(state, o, k, v));
+    }
+    for (k, v) in &o.own {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+/// A shared value as output `o` gets it: its offset added (clamped to the key's range).
+fn offset(state: &AppState, o: &Output, key: &str, v: &ParamValue) -> ParamValue {
+    let (Some(d), Some(x)) = (o.spec.overrides.offsets.get(key), v.as_f64()) else {
+        return v.clone();
+    };
+    let spec = state.params.store.spec(key);
+    let (lo, hi) = spec.and_then(|s| s.range()).unwrap_or((f64::MIN, f64::MAX));
+    let y = (x + d).clamp(lo, hi);
+    match spec.map(|s| &s.kind) {
+        Some(ParamKind::Int { .. }) => serde_json::json!(y.round() as i64),
+        _ => serde_json::json!(y),
+    }
+}
+
+/// A shared update as output `i` gets it: keys it holds its own value for are left out (a
+/// `transition` too when it holds its own prompt), offsets are added. `None` when nothing is
+/// left to send.
+fn shape_update(state: &AppState, i: OutputId, u: &ParamUpdate) -> Option<ParamUpdate> {
+    let outs = &state.outputs;
+    let o = outs.list.get(outs.carries(i))?;
+    let mut values = Map::new();
+    for (k, v) in &u.values {
+        let own_prompt = o.own.contains_key("prompts")
+            && matches!(
+                k.as_str(),
+                "transition" | "_quantized" | "quantize_mode" | "lookahead_ms"
+            );
+        if o.own.contains_key(k) || own_prompt {
+            continue;
+        }
+        values.insert(k.clone(), offset(state, o, k, v));
+    }
+    (!values.is_empty()).then_some(ParamUpdate {
+        values,
+        urgent: u.urgent,
+    })
+}
+
+/// Addresses every shared transport command to every output, shaped for it.
+fn fan_out(state: &AppState, fx: Vec<Effect>) -> Vec<Effect> {
+    let n = state.outputs.list.len();
+    let mut out = Vec::with_capacity(fx.len() + n);
+    for e in fx {
+        match e {
+            Effect::Transport(TransportCmd::Update(u)) => {
+                for i in 0..n {
+                    if let Some(s) = shape_update(state, i, &u) {
+                        out.push(Effect::Output {
+                            output: i,
+                            cmd: TransportCmd::Update(s),
+                        });
+                    }
+                }
+            }
+            Effect::Transport(cmd) => {
+                for i in 0..n {
+                    out.push(Effect::Output {
+                        output: i,
+                        cmd: cmd.clone(),
+                    });
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Actions that follow the routing (to the selected output or group); everything else (panic,
+/// blackout, tempo, cues, looks, quit, views) always acts on the whole show.
+fn is_routed(state: &AppState, a: &Action) -> bool {
+    match a {
+        Action::Pause
+        | Action::TogglePause
+        | Action::ResetCache
+        | Action::SetPrompt { .. }
+        | Action::Reconnect
+        | Action::DownloadModels
+        | Action::PromptNext
+        | Action::PromptPrev
+        | Action::SelectPrompt { .. }
+        | Action::SetPersona { .. }
+        | Action::ThemeNext
+        | Action::ThemePrev
+        | Action::SelectTheme { .. } => true,
+        // Resume during a panic releases the panic, which is everyone's.
+        Action::Resume => state.controls.panic.is_none(),
+        // The master fade is the local video's, macros drive the shared mapping.
+        Action::SetParam { key, .. } | Action::AdjustParam { key, .. } => {
+            key != "master_fade" && !key.starts_with("macro.")
+        }
+        _ => false,
+    }
+}
+
+fn is_theme_action(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::ThemeNext | Action::ThemePrev | Action::SelectTheme { .. }
+    )
+}
+
+/// Keys whose value differs between `before` and `after` (removed keys are not carried).
+fn changed(
+    before: &Map<String, ParamValue>,
+    after: &Map<String, ParamValue>,
+) -> Map<String, ParamValue> {
+    after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// [`crate::update`] with several outputs: routing, per-output transport events and failover.
+pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
+    if let Msg::Action {
+        action: Action::OutputSelect { output, group },
+        source,
+    } = msg
+    {
+        return select(state, output, group, source, now);
+    }
+    if state.outputs.list.is_empty() {
+        return crate::update::update(state, msg, now);
+    }
+    match msg {
+        Msg::Transport(ev) => on_output_event(state, 0, ev, now),
+        Msg::OutputEvent { output, event } => on_output_event(state, output, event, now),
+        Msg::Action { action, source }
+            if state.outputs.routing != Routing::All
+                && state.lifecycle == crate::state::Lifecycle::Running
+                && is_routed(state, &action) =>
+        {
+            routed_action(state, action, source, now)
+        }
+        Msg::Started => {
+            let fx = crate::update::update(state, Msg::Started, now);
+            seed_overrides(state, now);
+            fan_out(state, fx)
+        }
+        Msg::Tick => {
+            let mut fx = crate::update::update(state, Msg::Tick, now);
+            failover(state, now, &mut fx);
+            fan_out(state, fx)
+        }
+        msg @ Msg::Action { .. } => {
+            // To all: a value every output now follows again is no one's own any more.
+            let before = state.params.store.full_state();
+            let fx = crate::update::update(state, msg, now);
+            let diff = changed(&before, &state.params.store.full_state());
+            if !diff.is_empty() {
+                let mut touched = false;
+                for o in &mut state.outputs.list {
+                    for k in diff.keys() {
+                        touched |= o.own.remove(k).is_some();
+                    }
+                }
+                if touched {
+                    state.outputs.revision += 1;
+                }
+            }
+            fan_out(state, fx)
+        }
+        msg => {
+            let fx = crate::update::update(state, msg, now);
+            fan_out(state, fx)
+        }
+    }
+}
+
+/// `output_select`: one output (by number or name), a group, or all again.
+fn select(
+    state: &mut AppState,
+    output: Option<OutputRef>,
+    group: Option<String>,
+    source: ActionSource,
+    now: Duration,
+) -> Vec<Effect> {
+    let mut fx = vec![Effect::Emit(Event::Action {
+        action: Action::OutputSelect {
+            output: output.clone(),
+            group: group.clone(),
+        },
+        source,
+    })];
+    if state.lifecycle != crate::state::Lifecycle::Running {
+        return Vec::new();
+    }
+    if state.outputs.list.is_empty() {
+        notice(
+            state,
+            &mut fx,
+            Level::Info,
+            "output_select: this show has one output ([server]); add [[outputs]] to drive several"
+                .into(),
+            now,
+        );
+        return fx;
+    }
+    let routing = match (output, group) {
+        (Some(r), _) => match state.outputs.find(&r) {
+            // Selecting the selected output again goes back to all (a mixer's channel select).
+            Some(i) if state.outputs.routing == Routing::One(i) => Routing::All,
+            Some(i) => Routing::One(i),
+            None => {
+                let names: Vec<&str> = state
+                    .outputs
+                    .list
+                    .iter()
+                    .map(|o| o.spec.name.as_str())
+                    .collect();
+                let what = match r {
+                    OutputRef::Number(n) => format!("#{n}"),
+                    OutputRef::Name(s) => format!("`{s}`"),
+                };
+                notice(
+                    state,
+                    &mut fx,
+                    Level::Warn,
+                    format!(
+                        "output_select: no output {what} (have: {})",
+                        names.join(", ")
+                    ),
+                    now,
+                );
+                return fx;
+            }
+        },
+        (None, Some(g)) => {
+            if !state
+                .outputs
+                .list
+                .iter()
+                .any(|o| o.spec.group.as_deref() == Some(g.as_str()))
+            {
+                notice(
+                    state,
+                    &mut fx,
+                    Level::Warn,
+                    format!("output_select: no output is in group `{g}`"),
+                    now,
+                );
+                return fx;
+            }
+            Routing::Group(g)
+        }
+        (None, None) => Routing::All,
+    };
+    state.outputs.routing = routing;
+    let label = state.outputs.routing_label();
+    notice(
+        state,
+        &mut fx,
+        Level::Info,
+        format!("actions go to {label}"),
+        now,
+    );
+    fx
+}
+
+/// A performer action while one output (or a group) is selected: the shared reducer runs, then
+/// what it changed in the shared state becomes the targets' own values and the shared state is
+/// put back, so the other outputs never see it (not even on their next reconnect).
+fn routed_action(
+    state: &mut AppState,
+    action: Action,
+    source: ActionSource,
+    now: Duration,
+) -> Vec<Effect> {
+    let targets = state.outputs.targets();
+    let saved_params = state.params.clone();
+    let saved_mapping = is_theme_action(&action).then(|| state.mapping.clone());
+    let before = state.params.store.full_state();
+    let mut fx = match (&action, saved_mapping.is_some()) {
+        (a, true) => {
+            // A theme for the selection lands at once as a cut (the shared grid's quantised
+            // switch belongs to the shared theme).
+            let mut fx = vec![Effect::Emit(Event::Action {
+                action: a.clone(),
+                source,
+            })];
+            let n = state.mapping.themes.len().max(1);
+            let to = match a {
+                Action::ThemeNext => (state.mapping.active + 1) % n,
+                Action::ThemePrev => (state.mapping.active + n - 1) % n,
+                Action::SelectTheme { index } => (*index).min(n - 1),
+                _ => state.mapping.active,
+            };
+            let mut scratch = Vec::new();
+            crate::mapping::reduce::switch_now(state, to, now, &mut scratch);
+            let name = state
+                .mapping
+                .theme()
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
+            notice(
+                state,
+                &mut fx,
+                Level::Info,
+                format!("theme {name} on {}", state.outputs.routing_label()),
+                now,
+            );
+            fx
+        }
+        _ => crate::update::update(state, Msg::Action { action, source }, now),
+    };
+    let diff = changed(&before, &state.params.store.full_state());
+    state.params = saved_params;
+    if let Some(m) = saved_mapping {
+        state.mapping = m;
+    }
+    for &t in &targets {
+        if let Some(o) = state.outputs.list.get_mut(t) {
+            o.own.extend(diff.clone());
+        }
+    }
+    if !diff.is_empty() {
+        state.outputs.revision += 1;
+    }
+    // What the reducer sent goes to the targets only; a theme cut sends its values as one
+    // urgent update.
+    let mut out = Vec::new();
+    let mut sent_diff = false;
+    for e in fx.drain(..) {
+        match e {
+            Effect::Transport(cmd) => {
+                sent_diff |= matches!(cmd, TransportCmd::Update(_));
+                for &t in &targets {
+                    out.push(Effect::Output {
+                        output: t,
+                        cmd: cmd.clone(),
+                    });
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if !sent_diff && !diff.is_empty() {
+        for &t in &targets {
+            out.push(Effect::Output {
+                output: t,
+                cmd: TransportCmd::Update(ParamUpdate {
+                    values: diff.clone(),
+                    urgent: true,
+                }),
+            });
+        }
+    }
+    out
+}
+
+/// Turns each output's theme/prompt/seed override into its own values (after `Started` seeded
+/// the shared state, before its transport takes the desired state).
+fn seed_overrides(state: &mut AppState, now: Duration) {
+    for i in 0..state.outputs.list.len() {
+        let ov = state.outputs.list[i].spec.overrides.clone();
+        let mut own = Map::new();
+        if let Some(theme) = &ov.theme {
+            if let Some(to) = state.mapping.themes.iter().position(|t| &t.id == theme) {
+                let saved = (state.params.clone(), state.mapping.clone());
+                let before = state.params.store.full_state();
+                let mut scratch = Vec::new();
+                crate::mapping::reduce::switch_now(state, to, now, &mut scratch);
+                own.extend(changed(&before, &state.params.store.full_state()));
+                (state.params, state.mapping) = saved;
+            }
+        }
+        if let Some(p) = &ov.prompt {
+            own.insert(
+                "prompts".into(),
+                serde_json::json!([{ "text": p, "weight": 1.0 }]),
+            );
+        }
+        if let Some(seed) = ov.seed {
+            own.insert("seed".into(), serde_json::json!(seed));
+        }
+        state.outputs.list[i].own.extend(own);
+    }
+    state.outputs.revision += 1;
+}
+
+/// One output's transport reported: its own row first; output 0 also drives the shared
+/// connection slice as before, the others only where the show as a whole must know (schema,
+/// errors, the last goodbye).
+fn on_output_event(
+    state: &mut AppState,
+    i: OutputId,
+    ev: TransportEvent,
+    now: Duration,
+) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    let Some(o) = state.outputs.list.get_mut(i) else {
+        return fx;
+    };
+    let name = o.spec.name.clone();
+    match &ev {
+        TransportEvent::State { state: s, reason } => {
+            let changed = o.conn != *s || &o.reason != reason;
+            if !matches!(s, ConnState::Warming | ConnState::Loading) {
+                o.warmup = None;
+            }
+            match s {
+                ConnState::Streaming => o.lost_since = None,
+                ConnState::Reconnecting | ConnState::Degraded => {
+                    o.lost_since.get_or_insert(now);
+                }
+                _ => {}
+            }
+            o.conn = *s;
+            o.reason.clone_from(reason);
+            if changed {
+                fx.push(Effect::Emit(Event::OutputConnection {
+                    output: name.clone(),
+                    state: *s,
+                    reason: reason.clone(),
+                }));
+            }
+        }
+        TransportEvent::WarmUp(w) => o.warmup = Some(w.clone()),
+        TransportEvent::Stats(s) => o.rx_fps = s.rx_fps,
+        TransportEvent::Sent { payload } => {
+            o.sent += 1;
+            if i != 0 {
+                fx.push(Effect::Emit(Event::OutputSent {
+                    output: name.clone(),
+                    payload: payload.clone(),
+                }));
+            }
+        }
+        TransportEvent::Stopped => o.stopped = true,
+        _ => {}
+    }
+    let all_stopped = state.outputs.list.iter().all(|o| o.stopped);
+    let shared = match ev {
+        // The show has stopped when the last output has said goodbye.
+        TransportEvent::Stopped => all_stopped.then_some(TransportEvent::Stopped),
+        ev if i == 0 => Some(ev),
+        ev @ TransportEvent::Schema(_) => Some(ev),
+        TransportEvent::Error(e) => {
+            notice(state, &mut fx, Level::Error, format!("{name}: {e}"), now);
+            None
+        }
+        TransportEvent::Refused { key, reason } => {
+            notice(
+                state,
+                &mut fx,
+                Level::Warn,
+                format!("{name}: server refused {key}: {reason}"),
+                now,
+            );
+            None
+        }
+        _ => None,
+    };
+    if let Some(ev) = shared {
+        let more = crate::update::update(state, Msg::Transport(ev), now);
+        fx.extend(fan_out(state, more));
+    }
+    fx
+}
+
+/// Moves a lost primary's state and video to its standby once it has been lost for
+/// `failover_after`, and back as soon as the primary streams again.
+fn failover(state: &mut AppState, now: Duration, fx: &mut Vec<Effect>) {
+    let full = state.params.store.full_state();
+    // Back: the primary streams again.
+    let back: Vec<Failover> = state
+        .outputs
+        .failovers
+        .iter()
+        .filter(|f| {
+            state
+                .outputs
+                .list
+                .get(f.primary)
+                .is_some_and(|o| o.conn == ConnState::Streaming)
+        })
+        .copied()
+        .collect();
+    for f in back {
+        state.outputs.failovers.retain(|x| x != &f);
+        state.outputs.revision += 1;
+        // The standby returns to its own state; the primary's reconnect replayed its own.
+        let values = desired_for(state, f.standby, &full);
+        fx.push(Effect::Output {
+            output: f.standby,
+            cmd: TransportCmd::Update(ParamUpdate {
+                values,
+                urgent: true,
+            }),
+        });
+        let (p, s) = (
+            state.outputs.list[f.primary].spec.name.clone(),
+            state.outputs.list[f.standby].spec.name.clone(),
+        );
+        notice(
+            state,
+            fx,
+            Level::Info,
+            format!("{p} is back: its video and state return from {s}"),
+            now,
+        );
+    }
+    for p in 0..state.outputs.list.len() {
+        let o = &state.outputs.list[p];
+        let (Some(s), Some(lost)) = (o.spec.standby, o.lost_since) else {
+            continue;
+        };
+        let busy = state
+            .outputs
+            .failovers
+            .iter()
+            .any(|f| f.primary == p || f.standby == s);
+        let standby_live = state
+            .outputs
+            .list
+            .get(s)
+            .is_some_and(|x| matches!(x.conn, ConnState::Streaming));
+        if busy || !standby_live || now.saturating_sub(lost) < o.spec.failover_after {
+            continue;
+        }
+        state.outputs.failovers.push(Failover {
+            primary: p,
+            standby: s,
+            since: now,
+        });
+        state.outputs.revision += 1;
+        // The standby is live: the primary's whole state goes at once as one update.
+        let values = desired_for(state, s, &full);
+        fx.push(Effect::Output {
+            output: s,
+            cmd: TransportCmd::Update(ParamUpdate {
+                values,
+                urgent: true,
+            }),
+        });
+        let (pn, sn) = (
+            state.outputs.list[p].spec.name.clone(),
+            state.outputs.list[s].spec.name.clone(),
+        );
+        let secs = now.saturating_sub(lost).as_secs_f64();
+        notice(
+            state,
+            fx,
+            Level::Warn,
+            format!("{pn}: server lost for {secs:.1} s; its state and video move to {sn}"),
+            now,
+        );
+    }
+}
+
+/// One output's row on the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputView {
+    /// Name.
+    pub name: String,
+    /// Backend label.
+    pub backend: String,
+    /// URL or preset.
+    pub target: String,
+    /// Connection state.
+    pub state: ConnState,
+    /// Why.
+    pub reason: Option<String>,
+    /// Warm-up progress 0..1, while one runs.
+    pub warmup: Option<f32>,
+    /// Actions reach it now.
+    pub selected: bool,
+    /// Received frames per second.
+    pub rx_fps: f32,
+    /// Messages sent.
+    pub sent: u64,
+    /// How many own values it holds.
+    pub own: usize,
+    /// `→ spare` while its standby carries it, `← wall` while it carries another.
+    pub failover: Option<String>,
+}
+
+/// The dashboard's view of every output (empty with a single `[server]`).
+pub fn views(state: &AppState) -> Vec<OutputView> {
+    let outs = &state.outputs;
+    let targets = outs.targets();
+    outs.list
+        .iter()
+        .enumerate()
+        .map(|(i, o)| OutputView {
+            name: o.spec.name.clone(),
+            backend: o.spec.backend.clone(),
+            target: o.spec.target.clone(),
+            state: o.conn,
+            reason: o.reason.clone(),
+            warmup: o.warmup.as_ref().map(|w| {
+                let exp = w.expected.as_secs_f32();
+                if exp > 0.0 {
+                    (w.elapsed.as_secs_f32() / exp).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            }),
+            selected: outs.routing != Routing::All && targets.contains(&i),
+            rx_fps: o.rx_fps,
+            sent: o.sent,
+            own: o.own.len(),
+            failover: outs.failovers.iter().find_map(|f| {
+                if f.primary == i {
+                    Some(format!("→ {}", outs.list[f.standby].spec.name))
+                } else if f.standby == i {
+                    Some(format!("← {}", outs.list[f.primary].spec.name))
+                } else {
+                    None
+                }
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
