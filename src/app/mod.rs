@@ -318,6 +318,12 @@ async fn run_async(
     };
     let clock = crate::service::protocol::DeckClock::start();
     let (inputs_tx, inputs_rx) = mpsc::channel::<Msg>(INPUT_CAPACITY);
+    // The resumed show is the first input, queued before any edge (stdin, MIDI, video) can
+    // send one: folded right after `Started`, so no early action lands on the un-resumed state.
+    let (journal_path, resume) = journal;
+    if let Some(r) = resume {
+        let _ = inputs_tx.try_send(Msg::Resume(Box::new(r)));
+    }
     let (tev_rx, video, video_input, transport, mut multi) = if outputs.is_empty() {
         let (tev_tx, tev_rx) = mpsc::channel(crate::transport::EVENT_CAPACITY);
         // Video edge: the output pipeline runs when `[video]` lists sinks, the input when
@@ -497,11 +503,6 @@ async fn run_async(
         },
         midi_learn: midi.as_ref().map(|m| m.learn.clone()),
     };
-    let (journal_path, resume) = journal;
-    if let Some(r) = resume {
-        // Folded right after `Started` (the engine's first message).
-        let _ = inputs_tx.try_send(Msg::Resume(Box::new(r)));
-    }
     let setlist_file = loaded
         .setlist
         .as_ref()
