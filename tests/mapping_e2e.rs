@@ -18,27 +18,7 @@ use std::time::Duration;
 use common::peer::{Peer, PeerOptions};
 use serde_json::json;
 
-const THEME: &str = r#"
-name = "Beat reset"
-prompts = ["test pattern"]
-[params]
-noise_scale = 0.5
-[[mappings]]
-source = "energy"
-target = "noise_scale"
-output = [0.3, 0.7]
-attack_ms = 50
-release_ms = 300
-dead_band = 0.05
-[beat]
-forward = true
-interval_ms = 200
-[[triggers]]
-name = "reset"
-on = "beat"
-cooldown_ms = 1000
-action = "reset_cache"
-"#;
+const THEME: &str = common::fixtures::BEAT_RESET_THEME;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beat_resets_reach_the_peer_on_the_grid_within_the_cooldown() {

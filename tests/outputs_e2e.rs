@@ -21,29 +21,7 @@ use std::time::{Duration, Instant};
 use common::peer::{Peer, PeerOptions};
 use serde_json::{Value, json};
 
-/// Resets on every beat (1 s cooldown) and beat forwarding every 200 ms: a steady stream of
-/// messages to every output, on one grid.
-const THEME: &str = r#"
-name = "Beat reset"
-prompts = ["test pattern"]
-[params]
-noise_scale = 0.5
-[[mappings]]
-source = "energy"
-target = "noise_scale"
-output = [0.3, 0.7]
-attack_ms = 50
-release_ms = 300
-dead_band = 0.05
-[beat]
-forward = true
-interval_ms = 200
-[[triggers]]
-name = "reset"
-on = "beat"
-cooldown_ms = 1000
-action = "reset_cache"
-"#;
+const THEME: &str = common::fixtures::BEAT_RESET_THEME;
 
 /// How far apart (wall clock, as the peers log it) the same beat's reset may land on two
 /// outputs. One engine sends all three in the same fold; what differs is each transport's

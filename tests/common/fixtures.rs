@@ -87,3 +87,27 @@ pub fn copy_into(fixture: &Path, dir: &Path, sub: &str) -> PathBuf {
     std::fs::copy(fixture, &target).unwrap();
     target
 }
+
+/// A theme that resets the cache on every beat (1 s cooldown) and forwards the beat grid every
+/// 200 ms: a steady stream of beat-locked messages (the mapping and several-outputs tests).
+pub const BEAT_RESET_THEME: &str = r#"
+name = "Beat reset"
+prompts = ["test pattern"]
+[params]
+noise_scale = 0.5
+[[mappings]]
+source = "energy"
+target = "noise_scale"
+output = [0.3, 0.7]
+attack_ms = 50
+release_ms = 300
+dead_band = 0.05
+[beat]
+forward = true
+interval_ms = 200
+[[triggers]]
+name = "reset"
+on = "beat"
+cooldown_ms = 1000
+action = "reset_cache"
+"#;
