@@ -36,7 +36,9 @@ fn demo_source_produces_beats_and_obeys_tempo_commands() {
         },
     )
     .unwrap();
-    // The demo plays at 120 BPM: beats arrive, spaced half a second apart.
+    // The demo plays at 120 BPM: beats arrive, spaced half a second apart once the tracker has
+    // settled (its first beats come within half a second, on a tempo still settling for about
+    // two seconds; lock time is a benchmark figure, bench/beat, not asserted here).
     let mut beats = Vec::new();
     wait_for(Duration::from_secs(30), || {
         while let Ok(m) = irx.try_recv() {
@@ -44,8 +46,9 @@ fn demo_source_produces_beats_and_obeys_tempo_commands() {
                 beats.push((time, bpm));
             }
         }
-        (beats.len() >= 4).then_some(())
+        beats.last().is_some_and(|b| b.0 > 4.0).then_some(())
     });
+    assert!(beats[0].0 < 3.0, "first beat only at {} s", beats[0].0);
     let (t0, bpm) = beats[beats.len() - 2];
     let (t1, _) = beats[beats.len() - 1];
     assert!((bpm - 120.0).abs() < 2.0, "{bpm}");
