@@ -66,6 +66,46 @@ struct Run {
     measured_ms: Option<u64>,
 }
 
+/// The deck's beat grid in the peer's wall clock, from the forwarded beats around the switch.
+///
+/// A forwarded beat leaves when the tracker's beat reaches the engine, which on a loaded machine
+/// can be hundreds of milliseconds after the beat (the learned tracker in a debug build shares
+/// two cores with the build); the latency-compensated switch is scheduled from the grid itself.
+/// So the reference is the grid's lower envelope: the period is the median slope over pairs of
+/// beats at least 4 apart (a few late beats do not move it), the phase comes from the beat that
+/// arrived least late (every delay is ≥ 0, so the earliest one is closest to the grid).
+struct BeatGrid {
+    /// Wall time of beat count 0 on the grid.
+    origin: f64,
+    period: f64,
+}
+
+impl BeatGrid {
+    fn fit(beats: impl Iterator<Item = (u64, f64)>) -> Self {
+        let beats: Vec<(u64, f64)> = beats.collect();
+        assert!(beats.len() >= 8, "only {} forwarded beats", beats.len());
+        let mut slopes: Vec<f64> = beats
+            .iter()
+            .flat_map(|a| beats.iter().map(move |b| (a, b)))
+            .filter(|(a, b)| b.0 >= a.0 + 4)
+            .map(|(a, b)| (b.1 - a.1) / (b.0 - a.0) as f64)
+            .collect();
+        assert!(!slopes.is_empty(), "beat counts do not advance: {beats:?}");
+        slopes.sort_by(f64::total_cmp);
+        let period = slopes[slopes.len() / 2];
+        let origin = beats
+            .iter()
+            .map(|&(c, t)| t - c as f64 * period)
+            .fold(f64::INFINITY, f64::min);
+        Self { origin, period }
+    }
+
+    /// The first grid beat at or after wall time `t`.
+    fn next_at_or_after(&self, t: f64) -> f64 {
+        self.origin + ((t - self.origin) / self.period).ceil() * self.period
+    }
+}
+
 /// Wall-clock seconds, as the peer's log stamps them.
 fn wall() -> f64 {
     std::time::SystemTime::now()
@@ -214,7 +254,7 @@ async fn run(latency: Latency) -> Run {
                         && e["data"]["beat_count"].is_u64()
                         && e["ts"].as_f64().is_some_and(|t| t > shown + 0.6)
                 })
-                .then(|| entries.iter().filter(|e| after(e)).cloned().collect())
+                .then(|| entries.to_vec())
         })
         .await;
     writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
@@ -226,24 +266,27 @@ async fn run(latency: Latency) -> Run {
     let ts = |e: &Value| e["ts"].as_f64().unwrap();
     let visible = entries
         .iter()
+        .filter(|e| after(e))
         .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want))
         .map(ts)
         .unwrap();
     let sent = entries
         .iter()
+        .filter(|e| after(e))
         .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(want))
         .map(ts)
         .expect("the switch reached the peer");
-    // The bar line: the beat the switch was quantised to is the first forwarded beat at or
-    // after its send time (compensated it is sent up to 400 ms before that beat, less than a
-    // beat at 120 BPM; uncompensated with it). Downbeats are checked in the reducer's tests;
-    // bar positions do not survive the transport's latest-wins merging reliably.
-    let bar = entries
-        .iter()
-        .filter(|e| e["kind"] == "message" && e["data"]["beat_count"].is_u64())
-        .map(ts)
-        .find(|t| *t >= sent - 0.03)
-        .expect("a beat after the switch was sent");
+    // The bar line: the beat the switch was quantised to is the first grid beat at or after its
+    // send time (compensated it is sent up to 400 ms before that beat, less than a beat at
+    // 120 BPM; uncompensated with it). Downbeats are checked in the reducer's tests; bar
+    // positions do not survive the transport's latest-wins merging reliably.
+    let grid = BeatGrid::fit(
+        entries
+            .iter()
+            .filter(|e| e["kind"] == "message" && (ts(e) - sent).abs() < 8.0)
+            .filter_map(|e| Some((e["data"]["beat_count"].as_u64()?, ts(e)))),
+    );
+    let bar = grid.next_at_or_after(sent - 0.03);
     Run {
         sent: sent - bar,
         seen: visible - bar,
