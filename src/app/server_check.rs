@@ -12,20 +12,20 @@ use crate::transport::schema;
 use crate::video::scope_api::ScopeOutput;
 
 /// How long one request may take before the check reports the server as not answering.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the server check found: problems fail the pre-flight, notes are printed only.
 #[derive(Debug, Default, PartialEq)]
-pub struct ServerReport {
+pub(crate) struct ServerReport {
     /// Things that would fail at show time, each naming the endpoint (and the config key where
     /// one is to blame).
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// Things worth knowing that do not fail the show.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Runs the check against `url` (already validated as an http(s) URL with a host).
-pub async fn check(loaded: &LoadedConfig, backend: Backend, url: &str) -> ServerReport {
+pub(crate) async fn check(loaded: &LoadedConfig, backend: Backend, url: &str) -> ServerReport {
     let mut report = ServerReport::default();
     if !matches!(backend, Backend::Scope | Backend::ScopeOsc) {
         report.notes.push(format!(
