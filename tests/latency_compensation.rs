@@ -83,7 +83,11 @@ struct BeatGrid {
 impl BeatGrid {
     fn fit(beats: impl Iterator<Item = (u64, f64)>) -> Self {
         let beats: Vec<(u64, f64)> = beats.collect();
-        assert!(beats.len() >= 5, "only {} forwarded beats: {beats:?}", beats.len());
+        assert!(
+            beats.len() >= 5,
+            "only {} forwarded beats: {beats:?}",
+            beats.len()
+        );
         let mut slopes: Vec<f64> = beats
             .iter()
             .flat_map(|a| beats.iter().map(move |b| (a, b)))
