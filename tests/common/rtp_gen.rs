@@ -238,6 +238,14 @@ impl ShmReader {
         self.counters.lock().map(|v| v.len()).unwrap_or(0)
     }
 
+    /// Waits until `more` frames beyond the `before` already read have come, or panics naming
+    /// `what` after `within` (frames come from another process: polled).
+    pub fn wait_frames(&self, what: &str, before: usize, more: usize, within: Duration) {
+        super::wait_for(what, within, || {
+            (self.frames_read() >= before + more).then_some(())
+        });
+    }
+
     /// Stops the reader and returns every counter it read.
     pub fn stop(mut self) -> Vec<u32> {
         let _ = self.child.kill();
