@@ -22,6 +22,19 @@ fn first_text(v: &Value) -> String {
         .to_string()
 }
 
+/// The first prompt texts of the first `n` transitions on the data channel (10 s deadline).
+async fn transitions(peer: &Peer, n: usize) -> Vec<String> {
+    peer.wait_log(Duration::from_secs(10), |e| {
+        let t: Vec<String> = e
+            .iter()
+            .filter(|x| x["kind"] == "message")
+            .filter_map(|x| x["data"].get("transition").map(first_text))
+            .collect();
+        (t.len() >= n).then_some(t)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn theme_prompt_and_persona_changes_reach_the_peer() {
     let peer = Peer::start(PeerOptions::default()).await;
@@ -73,27 +86,11 @@ async fn theme_prompt_and_persona_changes_reach_the_peer() {
     // Next prompt, then a persona change: each one crossfade, nothing else reloaded. Each is
     // waited for before the next (sent back to back, the transport may merge the two
     // crossfades into one, latest wins).
-    let transition_texts = |e: &[Value]| -> Vec<String> {
-        e.iter()
-            .filter(|x| x["kind"] == "message")
-            .filter_map(|x| x["data"].get("transition").map(first_text))
-            .collect()
-    };
     deck.send(json!({"action": "prompt_next"}));
-    let texts = peer
-        .wait_log(Duration::from_secs(10), |e| {
-            let t = transition_texts(e);
-            (t.len() >= 2).then_some(t)
-        })
-        .await;
+    let texts = transitions(&peer, 2).await;
     assert!(texts[1].starts_with("androgynous cartoon magical dj under a giant setting sun"));
     deck.send(json!({"action": "set_persona", "name": "female"}));
-    let texts = peer
-        .wait_log(Duration::from_secs(10), |e| {
-            let t = transition_texts(e);
-            (t.len() >= 3).then_some(t)
-        })
-        .await;
+    let texts = transitions(&peer, 3).await;
     assert!(texts[2].starts_with("female cartoon magical dj under a giant setting sun"));
     // No pipeline reload for any of it: one load at start-up.
     let requests = peer.requests().await;
