@@ -239,11 +239,18 @@ impl ShmReader {
     }
 
     /// Waits until `more` frames beyond the `before` already read have come, or panics naming
-    /// `what` after `within` (frames come from another process: polled).
+    /// `what` after `within` (frames come from another process: polled). Self-contained: some
+    /// tests and benches include this file without the rest of tests/common.
     pub fn wait_frames(&self, what: &str, before: usize, more: usize, within: Duration) {
-        super::wait_for(what, within, || {
-            (self.frames_read() >= before + more).then_some(())
-        });
+        let deadline = Instant::now() + within;
+        while self.frames_read() < before + more {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {} of {more} frames within {within:?}",
+                self.frames_read().saturating_sub(before)
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// Stops the reader and returns every counter it read.
