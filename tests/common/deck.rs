@@ -183,6 +183,10 @@ impl Deck {
                 Ok(_) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
+                    // Exited while something it started still holds its stdout open.
+                    if let Some(status) = self.child.try_wait().unwrap() {
+                        return status;
+                    }
                     panic!(
                         "deck did not exit within {EXIT_WITHIN:?} after {action}; last events: \
                          {:#?}",
