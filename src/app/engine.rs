@@ -257,7 +257,7 @@ pub async fn run_outputs(
                 }
             } else if published_outputs_rev != Some((store.revision(), state.outputs.revision)) {
                 // Each output replays its own desired state (its overrides, or the lost
-                // primary's while it stands in).
+                // primary's while it stands in), cut to its own pipeline's schema.
                 published_outputs_rev = Some((store.revision(), state.outputs.revision));
                 let full = store.full_state();
                 for i in 0..state.outputs.list.len() {
@@ -267,9 +267,11 @@ pub async fn run_outputs(
                         outputs.rest.get(i - 1)
                     };
                     if let Some(link) = link {
+                        // Its own schema count: a connect waits for its own server's schema
+                        // to be merged, never for another output's.
                         link.publish(
                             crate::core::outputs::desired_for(&state, i, &full),
-                            store.schemas_merged(),
+                            state.outputs.list[i].schemas_merged,
                         );
                     }
                 }

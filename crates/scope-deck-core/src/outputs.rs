@@ -20,7 +20,7 @@ use crate::action::{Action, ActionSource};
 use crate::ctx::notice;
 use crate::effect::{Effect, Event};
 use crate::msg::Msg;
-use crate::params::{ParamKind, ParamValue};
+use crate::params::{ParamKind, ParamSpec, ParamValue};
 use crate::state::{AppState, Level};
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent, WarmUp};
 
@@ -91,6 +91,15 @@ pub struct Output {
     pub sent: u64,
     /// Its transport said goodbye.
     pub stopped: bool,
+    /// Its own pipeline's schema as its server reported it (`None` until it has).
+    pub schema: Option<BTreeMap<String, ParamSpec>>,
+    /// What its sends are checked against: the built-in specs with its own schema over them
+    /// (as the single server's store), `None` until its schema arrived (the shared store's
+    /// check serves until then).
+    pub specs: Option<BTreeMap<String, ParamSpec>>,
+    /// Schemas from its own transport merged so far: its transport's connect waits for this
+    /// count only, never for another output's schema.
+    pub schemas_merged: u64,
 }
 
 /// Where performer actions go.
@@ -147,6 +156,9 @@ impl OutputsSlice {
                     rx_fps: 0.0,
                     sent: 0,
                     stopped: false,
+                    schema: None,
+                    specs: None,
+                    schemas_merged: 0,
                 })
                 .collect(),
             ..OutputsSlice::default()
@@ -222,7 +234,7 @@ pub fn desired_for(
     full: &Map<String, ParamValue>,
 ) -> Map<String, ParamValue> {
     let outs = &state.outputs;
-    let Some(o) = outs.list.get(outs.carries(i)) else {
+    let (Some(o), Some(me)) = (outs.list.get(outs.carries(i)), outs.list.get(i)) else {
         return full.clone();
     };
     let mut out = Map::new();
@@ -230,12 +242,41 @@ pub fn desired_for(
         if o.own.contains_key(k) {
             continue;
         }
-        out.insert(k.clone(), offset(state, o, k, v));
+        if let Some(v) = fit(me, k, offset(state, o, k, v)) {
+            out.insert(k.clone(), v);
+        }
     }
     for (k, v) in &o.own {
-        out.insert(k.clone(), v.clone());
+        if let Some(v) = fit(me, k, v.clone()) {
+            out.insert(k.clone(), v);
+        }
     }
     out
+}
+
+/// A value as output `me`'s own pipeline takes it: clamped to its schema's range, `None` when
+/// its pipeline lacks the key or refuses the value's type (another output's pipeline may take
+/// it; this server would refuse it). Before its schema arrived the shared check serves.
+fn fit(me: &Output, key: &str, v: ParamValue) -> Option<ParamValue> {
+    let Some(specs) = &me.specs else {
+        return Some(v);
+    };
+    specs.get(key)?.accept(&v).ok().map(|a| a.value)
+}
+
+/// Values as output `i`'s pipeline takes them (see [`fit`]).
+fn fit_all(
+    state: &AppState,
+    i: OutputId,
+    values: &Map<String, ParamValue>,
+) -> Map<String, ParamValue> {
+    let Some(me) = state.outputs.list.get(i) else {
+        return values.clone();
+    };
+    values
+        .iter()
+        .filter_map(|(k, v)| fit(me, k, v.clone()).map(|v| (k.clone(), v)))
+        .collect()
 }
 
 /// A shared value as output `o` gets it: its offset added (clamped to the key's range).
@@ -258,6 +299,7 @@ fn offset(state: &AppState, o: &Output, key: &str, v: &ParamValue) -> ParamValue
 fn shape_update(state: &AppState, i: OutputId, u: &ParamUpdate) -> Option<ParamUpdate> {
     let outs = &state.outputs;
     let o = outs.list.get(outs.carries(i))?;
+    let me = outs.list.get(i)?;
     let mut values = Map::new();
     for (k, v) in &u.values {
         let own_prompt = o.own.contains_key("prompts")
@@ -268,7 +310,9 @@ fn shape_update(state: &AppState, i: OutputId, u: &ParamUpdate) -> Option<ParamU
         if o.own.contains_key(k) || own_prompt {
             continue;
         }
-        values.insert(k.clone(), offset(state, o, k, v));
+        if let Some(v) = fit(me, k, offset(state, o, k, v)) {
+            values.insert(k.clone(), v);
+        }
     }
     (!values.is_empty()).then_some(ParamUpdate {
         values,
@@ -564,8 +608,22 @@ fn routed_action(
     let mut sent_diff = false;
     for e in fx.drain(..) {
         match e {
+            Effect::Transport(TransportCmd::Update(u)) => {
+                sent_diff = true;
+                for &t in &targets {
+                    let values = fit_all(state, t, &u.values);
+                    if !values.is_empty() {
+                        out.push(Effect::Output {
+                            output: t,
+                            cmd: TransportCmd::Update(ParamUpdate {
+                                values,
+                                urgent: u.urgent,
+                            }),
+                        });
+                    }
+                }
+            }
             Effect::Transport(cmd) => {
-                sent_diff |= matches!(cmd, TransportCmd::Update(_));
                 for &t in &targets {
                     out.push(Effect::Output {
                         output: t,
@@ -578,13 +636,16 @@ fn routed_action(
     }
     if !sent_diff && !diff.is_empty() {
         for &t in &targets {
-            out.push(Effect::Output {
-                output: t,
-                cmd: TransportCmd::Update(ParamUpdate {
-                    values: diff.clone(),
-                    urgent: true,
-                }),
-            });
+            let values = fit_all(state, t, &diff);
+            if !values.is_empty() {
+                out.push(Effect::Output {
+                    output: t,
+                    cmd: TransportCmd::Update(ParamUpdate {
+                        values,
+                        urgent: true,
+                    }),
+                });
+            }
         }
     }
     out
@@ -630,6 +691,9 @@ fn on_output_event(
     now: Duration,
 ) -> Vec<Effect> {
     let mut fx = Vec::new();
+    if let TransportEvent::Schema(specs) = ev {
+        return on_output_schema(state, i, specs, now);
+    }
     let Some(o) = state.outputs.list.get_mut(i) else {
         return fx;
     };
@@ -676,7 +740,6 @@ fn on_output_event(
         // The show has stopped when the last output has said goodbye.
         TransportEvent::Stopped => all_stopped.then_some(TransportEvent::Stopped),
         ev if i == 0 => Some(ev),
-        ev @ TransportEvent::Schema(_) => Some(ev),
         TransportEvent::Error(e) => {
             notice(state, &mut fx, Level::Error, format!("{name}: {e}"), now);
             None
@@ -698,6 +761,119 @@ fn on_output_event(
         fx.extend(fan_out(state, more));
     }
     fx
+}
+
+/// Output `i`'s pipeline reported its schema: it becomes that output's own check (its held own
+/// values are checked again: clamped to its range, or no longer sent when its pipeline lacks
+/// them or refuses their type), its transport's connect may go on (its own count), and the
+/// shared store takes the union of every output's schema (the widest range of each key, so a
+/// value one output's pipeline allows is not cut to another's: each output is cut to its own
+/// on the way out).
+fn on_output_schema(
+    state: &mut AppState,
+    i: OutputId,
+    specs: Vec<ParamSpec>,
+    now: Duration,
+) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    let Some(o) = state.outputs.list.get_mut(i) else {
+        return fx;
+    };
+    let name = o.spec.name.clone();
+    let schema: BTreeMap<String, ParamSpec> =
+        specs.into_iter().map(|s| (s.key.clone(), s)).collect();
+    let mut effective = crate::params::builtin_specs();
+    effective.extend(schema.clone());
+    let mut notes = Vec::new();
+    let mut resend = Map::new();
+    for (k, v) in o.own.iter_mut() {
+        match effective.get(k).map(|s| s.accept(v)) {
+            Some(Ok(a)) if a.value != *v => {
+                notes.push(format!(
+                    "{name}: its pipeline's schema limits its own {k}: {v} → {}",
+                    a.value
+                ));
+                *v = a.value.clone();
+                resend.insert(k.clone(), a.value);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => notes.push(format!(
+                "{name}: its pipeline's schema refuses its own {k} (kept, not sent): {e}"
+            )),
+            None => notes.push(format!(
+                "{name}: its pipeline has no {k} (its own value is kept, not sent)"
+            )),
+        }
+    }
+    o.schema = Some(schema);
+    o.specs = Some(effective);
+    o.schemas_merged += 1;
+    state.outputs.revision += 1;
+    for n in notes {
+        notice(state, &mut fx, Level::Warn, n, now);
+    }
+    if !resend.is_empty() {
+        fx.push(Effect::Output {
+            output: i,
+            cmd: TransportCmd::Update(ParamUpdate {
+                values: resend,
+                urgent: false,
+            }),
+        });
+    }
+    let union = union_schema(&state.outputs);
+    let more = crate::update::update(state, Msg::Transport(TransportEvent::Schema(union)), now);
+    fx.extend(fan_out(state, more));
+    fx
+}
+
+/// Every output's reported schema as one: each key with the widest range any output's pipeline
+/// gives it (the shared store's check; each output is cut to its own on the way out).
+fn union_schema(outs: &OutputsSlice) -> Vec<ParamSpec> {
+    let mut union: BTreeMap<String, ParamSpec> = BTreeMap::new();
+    for o in &outs.list {
+        for (k, s) in o.schema.iter().flatten() {
+            match union.get_mut(k) {
+                None => {
+                    union.insert(k.clone(), s.clone());
+                }
+                Some(u) => u.kind = widest(&u.kind, &s.kind),
+            }
+        }
+    }
+    union.into_values().collect()
+}
+
+/// The wider of two shapes of one key (same shape: the union of ranges or options; different
+/// shapes: the first output's).
+fn widest(a: &ParamKind, b: &ParamKind) -> ParamKind {
+    match (a, b) {
+        (ParamKind::Float { min: a0, max: a1 }, ParamKind::Float { min: b0, max: b1 }) => {
+            ParamKind::Float {
+                min: a0.min(*b0),
+                max: a1.max(*b1),
+            }
+        }
+        (ParamKind::Int { min: a0, max: a1 }, ParamKind::Int { min: b0, max: b1 }) => {
+            ParamKind::Int {
+                min: *a0.min(b0),
+                max: *a1.max(b1),
+            }
+        }
+        (
+            ParamKind::DescendingInts { min: a0, max: a1 },
+            ParamKind::DescendingInts { min: b0, max: b1 },
+        ) => ParamKind::DescendingInts {
+            min: *a0.min(b0),
+            max: *a1.max(b1),
+        },
+        (ParamKind::Choice { options: x }, ParamKind::Choice { options: y }) => {
+            let mut options = x.clone();
+            options.extend(y.iter().filter(|o| !x.contains(o)).cloned());
+            ParamKind::Choice { options }
+        }
+        (a, _) => a.clone(),
+    }
 }
 
 /// Moves a lost primary's state and video to its standby once it has been lost for

@@ -473,3 +473,82 @@ fn a_theme_override_becomes_the_outputs_own_prompt_and_values() {
     assert!(text(&desired_for(&s, 0, &full)).contains("calm sea"));
     assert_eq!(s.mapping.active, 0, "the shared theme stays");
 }
+
+fn float(key: &str, min: f64, max: f64) -> ParamSpec {
+    ParamSpec {
+        key: key.into(),
+        kind: ParamKind::Float { min, max },
+        one_shot: false,
+    }
+}
+
+fn schema(s: &mut AppState, i: OutputId, specs: Vec<ParamSpec>, at: Duration) -> Vec<Effect> {
+    update_routed(s, event(i, TransportEvent::Schema(specs)), at)
+}
+
+#[test]
+fn each_output_is_checked_against_its_own_pipelines_schema() {
+    let mut s = three();
+    // wall's pipeline: noise_scale up to 1.0 and a `kaleido` only it has; left's: up to 0.4.
+    schema(
+        &mut s,
+        0,
+        vec![float("noise_scale", 0.0, 1.0), float("kaleido", 0.0, 1.0)],
+        ms(2),
+    );
+    schema(&mut s, 1, vec![float("noise_scale", 0.0, 0.4)], ms(3));
+    // The shared store takes the widest range: 0.9 is wall's to have.
+    let fx = act(&mut s, set_noise(0.9), ms(10));
+    assert_eq!(sent_to(&fx, 0)["noise_scale"], json!(0.9));
+    assert_eq!(
+        sent_to(&fx, 1)["noise_scale"],
+        json!(0.4),
+        "cut to left's range"
+    );
+    let fx = act(
+        &mut s,
+        Action::SetParam {
+            key: "kaleido".into(),
+            value: json!(0.5),
+        },
+        ms(20),
+    );
+    assert_eq!(sent_to(&fx, 0)["kaleido"], json!(0.5));
+    assert!(
+        !sent_to(&fx, 1).contains_key("kaleido"),
+        "left's pipeline has no kaleido: {fx:?}"
+    );
+    // Right has reported no schema yet: the shared check serves (its +0.1 offset, clamped to
+    // the shared range).
+    assert!(sent_to(&fx, 2).contains_key("kaleido"));
+    // Each output's desired state (what its reconnect replays) is cut the same way.
+    let full = s.params.store.full_state();
+    assert_eq!(desired_for(&s, 1, &full)["noise_scale"], json!(0.4));
+    assert!(!desired_for(&s, 1, &full).contains_key("kaleido"));
+    assert_eq!(desired_for(&s, 0, &full)["noise_scale"], json!(0.9));
+}
+
+#[test]
+fn a_transport_waits_for_its_own_schema_only_and_own_values_are_rechecked() {
+    let mut s = three();
+    select(&mut s, "left");
+    act(&mut s, set_noise(0.7), ms(10));
+    assert_eq!(s.outputs.list[1].own["noise_scale"], json!(0.7));
+    // Wall's schema counts for wall only.
+    schema(&mut s, 0, vec![float("noise_scale", 0.0, 1.0)], ms(20));
+    let counts: Vec<u64> = s.outputs.list.iter().map(|o| o.schemas_merged).collect();
+    assert_eq!(counts, vec![1, 0, 0]);
+    // Left's narrower schema re-checks the value it holds, says so, and sends the cut value to
+    // left alone.
+    let fx = schema(&mut s, 1, vec![float("noise_scale", 0.0, 0.5)], ms(30));
+    assert_eq!(s.outputs.list[1].own["noise_scale"], json!(0.5));
+    assert_eq!(s.outputs.list[1].schemas_merged, 1);
+    assert_eq!(sent_to(&fx, 1)["noise_scale"], json!(0.5));
+    assert!(!sent_to(&fx, 0).contains_key("noise_scale"), "{fx:?}");
+    assert!(
+        fx.iter()
+            .any(|e| format!("{e:?}")
+                .contains("left: its pipeline's schema limits its own noise_scale")),
+        "{fx:?}"
+    );
+}
