@@ -242,12 +242,12 @@ pub fn desired_for(
         if o.own.contains_key(k) {
             continue;
         }
-        if let Some(v) = fit(me, k, offset(state, o, k, v)) {
+        if let Some(v) = fit(state, me, k, offset(state, o, k, v)) {
             out.insert(k.clone(), v);
         }
     }
     for (k, v) in &o.own {
-        if let Some(v) = fit(me, k, v.clone()) {
+        if let Some(v) = fit(state, me, k, v.clone()) {
             out.insert(k.clone(), v);
         }
     }
@@ -255,13 +255,18 @@ pub fn desired_for(
 }
 
 /// A value as output `me`'s own pipeline takes it: clamped to its schema's range, `None` when
-/// its pipeline lacks the key or refuses the value's type (another output's pipeline may take
-/// it; this server would refuse it). Before its schema arrived the shared check serves.
-fn fit(me: &Output, key: &str, v: ParamValue) -> Option<ParamValue> {
+/// its pipeline refuses the value's type or lacks a key another output's pipeline has (this
+/// server would refuse it). A key no schema describes (a load-time `seed` from the output's
+/// config) passes as it did with one server. Before its schema arrived the shared check serves.
+fn fit(state: &AppState, me: &Output, key: &str, v: ParamValue) -> Option<ParamValue> {
     let Some(specs) = &me.specs else {
         return Some(v);
     };
-    specs.get(key)?.accept(&v).ok().map(|a| a.value)
+    match specs.get(key) {
+        Some(spec) => spec.accept(&v).ok().map(|a| a.value),
+        None if state.params.store.spec(key).is_some() => None,
+        None => Some(v),
+    }
 }
 
 /// Values as output `i`'s pipeline takes them (see [`fit`]).
@@ -275,7 +280,7 @@ fn fit_all(
     };
     values
         .iter()
-        .filter_map(|(k, v)| fit(me, k, v.clone()).map(|v| (k.clone(), v)))
+        .filter_map(|(k, v)| fit(state, me, k, v.clone()).map(|v| (k.clone(), v)))
         .collect()
 }
 
@@ -310,7 +315,7 @@ fn shape_update(state: &AppState, i: OutputId, u: &ParamUpdate) -> Option<ParamU
         if o.own.contains_key(k) || own_prompt {
             continue;
         }
-        if let Some(v) = fit(me, k, offset(state, o, k, v)) {
+        if let Some(v) = fit(state, me, k, offset(state, o, k, v)) {
             values.insert(k.clone(), v);
         }
     }
@@ -776,6 +781,19 @@ fn on_output_schema(
     now: Duration,
 ) -> Vec<Effect> {
     let mut fx = Vec::new();
+    // Keys some pipeline describes (the shared store's check); others (a load-time seed) pass.
+    let described: Vec<String> = state
+        .outputs
+        .list
+        .get(i)
+        .map(|o| {
+            o.own
+                .keys()
+                .filter(|k| state.params.store.spec(k).is_some())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     let Some(o) = state.outputs.list.get_mut(i) else {
         return fx;
     };
@@ -800,9 +818,10 @@ fn on_output_schema(
             Some(Err(e)) => notes.push(format!(
                 "{name}: its pipeline's schema refuses its own {k} (kept, not sent): {e}"
             )),
-            None => notes.push(format!(
+            None if described.contains(k) => notes.push(format!(
                 "{name}: its pipeline has no {k} (its own value is kept, not sent)"
             )),
+            None => {}
         }
     }
     o.schema = Some(schema);
@@ -964,6 +983,191 @@ fn failover(state: &mut AppState, now: Duration, fx: &mut Vec<Effect>) {
             now,
         );
     }
+}
+
+/// What the state journal keeps of the outputs (`crate::recall`): each output's own values (set
+/// while it was selected, from its theme/prompt/seed override, or a schema's re-check), the
+/// selection and the failovers in force — by output name, so a reordered `[[outputs]]` still
+/// finds its own.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OutputsRecall {
+    /// Where performer actions went.
+    #[serde(default)]
+    pub routing: RoutingRecall,
+    /// Each output's own values, by output name (outputs without any are left out).
+    #[serde(default)]
+    pub own: BTreeMap<String, Map<String, ParamValue>>,
+    /// Failovers in force: the lost primary's name and its standby's.
+    #[serde(default)]
+    pub failovers: Vec<FailoverRecall>,
+}
+
+/// [`Routing`] by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingRecall {
+    /// Every output.
+    #[default]
+    All,
+    /// The output of this name.
+    Output(String),
+    /// The outputs of this group.
+    Group(String),
+}
+
+/// A failover in force, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRecall {
+    /// The lost primary.
+    pub primary: String,
+    /// The output carrying it.
+    pub standby: String,
+}
+
+/// The outputs' part of the journal; `None` with a single `[server]`.
+pub fn capture_recall(state: &AppState) -> Option<OutputsRecall> {
+    let outs = &state.outputs;
+    if outs.list.is_empty() {
+        return None;
+    }
+    let name = |i: OutputId| outs.list.get(i).map(|o| o.spec.name.clone());
+    Some(OutputsRecall {
+        routing: match &outs.routing {
+            Routing::All => RoutingRecall::All,
+            Routing::One(i) => name(*i).map_or(RoutingRecall::All, RoutingRecall::Output),
+            Routing::Group(g) => RoutingRecall::Group(g.clone()),
+        },
+        own: outs
+            .list
+            .iter()
+            .filter(|o| !o.own.is_empty())
+            .map(|o| (o.spec.name.clone(), o.own.clone()))
+            .collect(),
+        failovers: outs
+            .failovers
+            .iter()
+            .filter_map(|f| {
+                Some(FailoverRecall {
+                    primary: name(f.primary)?,
+                    standby: name(f.standby)?,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// Brings the outputs' part back (after the shared show): each output's own values replace what
+/// its overrides seeded, the selection and failovers come back (a failover ends as soon as its
+/// primary streams, as a live one does). Names this show no longer has are named in one notice.
+pub fn restore_recall(
+    state: &mut AppState,
+    r: &OutputsRecall,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    if state.outputs.list.is_empty() {
+        if !r.own.is_empty() || r.routing != RoutingRecall::All {
+            notice(
+                state,
+                fx,
+                Level::Warn,
+                "resume: the journal has several outputs; this show has one ([server]): their own values are not restored".into(),
+                now,
+            );
+        }
+        return;
+    }
+    let find = |outs: &OutputsSlice, n: &str| outs.list.iter().position(|o| o.spec.name == n);
+    let mut missing: Vec<String> = Vec::new();
+    let mut restored = 0;
+    for (name, own) in &r.own {
+        match find(&state.outputs, name) {
+            Some(i) => {
+                state.outputs.list[i].own = own.clone();
+                restored += 1;
+            }
+            None => missing.push(name.clone()),
+        }
+    }
+    state.outputs.routing = match &r.routing {
+        RoutingRecall::All => Routing::All,
+        RoutingRecall::Output(n) => match find(&state.outputs, n) {
+            Some(i) => Routing::One(i),
+            None => {
+                missing.push(n.clone());
+                Routing::All
+            }
+        },
+        RoutingRecall::Group(g) => {
+            if state
+                .outputs
+                .list
+                .iter()
+                .any(|o| o.spec.group.as_deref() == Some(g.as_str()))
+            {
+                Routing::Group(g.clone())
+            } else {
+                missing.push(format!("group {g}"));
+                Routing::All
+            }
+        }
+    };
+    state.outputs.failovers.clear();
+    for f in &r.failovers {
+        match (
+            find(&state.outputs, &f.primary),
+            find(&state.outputs, &f.standby),
+        ) {
+            (Some(primary), Some(standby)) if primary != standby => {
+                state.outputs.failovers.push(Failover {
+                    primary,
+                    standby,
+                    since: now,
+                })
+            }
+            _ => missing.push(format!("{}→{}", f.primary, f.standby)),
+        }
+    }
+    state.outputs.revision += 1;
+    // Outputs already streaming take their own state at once (on a fresh start the first
+    // connect carries it: the desired state is republished after this fold).
+    let full = state.params.store.full_state();
+    for i in 0..state.outputs.list.len() {
+        if state.outputs.list[i].conn == ConnState::Streaming {
+            fx.push(Effect::Output {
+                output: i,
+                cmd: TransportCmd::Update(ParamUpdate {
+                    values: desired_for(state, i, &full),
+                    urgent: true,
+                }),
+            });
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        notice(
+            state,
+            fx,
+            Level::Warn,
+            format!(
+                "resume: this show has no {} (journaled, not restored)",
+                missing.join(", ")
+            ),
+            now,
+        );
+    }
+    let label = state.outputs.routing_label();
+    notice(
+        state,
+        fx,
+        Level::Info,
+        format!(
+            "resumed {} output(s)' own values; actions go to {label}",
+            restored
+        ),
+        now,
+    );
 }
 
 /// One output's row on the dashboard.

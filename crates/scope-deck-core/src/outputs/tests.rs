@@ -552,3 +552,70 @@ fn a_transport_waits_for_its_own_schema_only_and_own_values_are_rechecked() {
         "{fx:?}"
     );
 }
+
+#[test]
+fn the_journal_keeps_each_outputs_own_values_selection_and_failovers() {
+    let mut s = three();
+    select(&mut s, "left");
+    act(&mut s, set_noise(0.3), ms(10));
+    // wall lost for longer than its failover time, with left (streaming) as its standby.
+    s.outputs.list[0].spec.standby = Some(1);
+    set_state(&mut s, 0, ConnState::Reconnecting, ms(20));
+    update_routed(&mut s, Msg::Tick, ms(3000));
+    assert_eq!(s.outputs.failovers.len(), 1);
+    let r = crate::recall::capture(&s);
+    let o = r.outputs.as_ref().unwrap();
+    assert_eq!(o.routing, RoutingRecall::Output("left".into()));
+    assert_eq!(o.own["left"]["noise_scale"], json!(0.3));
+    assert_eq!(o.own["right"]["seed"], json!(7));
+    assert_eq!(
+        o.failovers,
+        vec![FailoverRecall {
+            primary: "wall".into(),
+            standby: "left".into()
+        }]
+    );
+    // Through JSON, as the journal stores it, into a fresh show of the same outputs.
+    let back: crate::recall::Recall =
+        serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    let mut t = AppState::new(CoreSettings::default());
+    let mut specs = vec![spec("wall"), spec("left"), spec("right")];
+    specs[0].standby = Some(1);
+    specs[2].overrides.seed = Some(7);
+    t.outputs = OutputsSlice::new(specs);
+    update_routed(&mut t, Msg::Started, ms(0));
+    update_routed(&mut t, Msg::Resume(Box::new(back)), ms(1));
+    assert_eq!(t.outputs.list[1].own["noise_scale"], json!(0.3));
+    assert_eq!(t.outputs.routing, Routing::One(1));
+    assert_eq!(t.outputs.carries(1), 0, "left carries wall again");
+    let full = t.params.store.full_state();
+    assert_eq!(desired_for(&t, 2, &full)["seed"], json!(7));
+    // The shared value did not move: wall's own desired state has no 0.3.
+    assert_ne!(
+        desired_for(&t, 0, &full).get("noise_scale"),
+        Some(&json!(0.3))
+    );
+    // A primary that streams again ends the restored failover, as a live one.
+    stream(&mut t, 0, ms(5));
+    update_routed(&mut t, Msg::Tick, ms(10));
+    assert!(t.outputs.failovers.is_empty());
+}
+
+#[test]
+fn a_journal_naming_outputs_this_show_lacks_says_so() {
+    let mut s = three();
+    select(&mut s, "left");
+    act(&mut s, set_noise(0.3), ms(10));
+    let r = crate::recall::capture(&s);
+    let mut t = AppState::new(CoreSettings::default());
+    t.outputs = OutputsSlice::new(vec![spec("wall"), spec("centre")]);
+    update_routed(&mut t, Msg::Started, ms(0));
+    let fx = update_routed(&mut t, Msg::Resume(Box::new(r)), ms(1));
+    assert!(
+        fx.iter()
+            .any(|e| format!("{e:?}").contains("resume: this show has no left")),
+        "{fx:?}"
+    );
+    assert_eq!(t.outputs.routing, Routing::All);
+    assert!(t.outputs.list.iter().all(|o| o.own.is_empty()));
+}
