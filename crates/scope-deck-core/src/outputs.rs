@@ -67,6 +67,9 @@ pub struct OutputSpec {
     pub standby: Option<OutputId>,
     /// How long its server must be lost before the standby takes over.
     pub failover_after: Duration,
+    /// Its pipeline's latency (`latency_ms`): beat-locked changes reach it this early. `None`:
+    /// `[server] latency_ms` (or, for the first output, the measured one).
+    pub latency: Option<Duration>,
 }
 
 /// One output while the show runs.
@@ -138,6 +141,21 @@ pub struct OutputsSlice {
     /// Bumped whenever an output's desired state may have changed (own values, failover), so
     /// the engine republishes it.
     pub revision: u64,
+    /// Beat-locked commands held back for outputs whose latency is below the largest: each is
+    /// released on the first control tick at or after its time, so every output gets the
+    /// change early by its own latency against the one grid.
+    pub held: Vec<Held>,
+}
+
+/// A beat-locked command waiting for its output's moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// Engine time it is due.
+    pub at: Duration,
+    /// For whom.
+    pub output: OutputId,
+    /// What.
+    pub cmd: TransportCmd,
 }
 
 impl OutputsSlice {
@@ -224,6 +242,80 @@ impl OutputsSlice {
             }
         }
     }
+}
+
+/// The latency output `i`'s beat-locked changes are sent early by: its own `latency_ms`, else
+/// `[server] latency_ms`; the first output's is the measured one once measured (the deck
+/// measures on the first output's video).
+pub fn latency_of(state: &AppState, i: OutputId) -> Duration {
+    let t = &state.tempo;
+    match (i, t.measured_latency()) {
+        (0, Some(m)) => m,
+        _ => state
+            .outputs
+            .list
+            .get(i)
+            .and_then(|o| o.spec.latency)
+            .unwrap_or(t.settings.latency),
+    }
+}
+
+/// Beat-locked changes are decided by the largest latency of all outputs; an output with less
+/// gets its share later by the difference (see [`hold_beat_locked`]).
+fn set_lead_floor(state: &mut AppState) {
+    let n = state.outputs.list.len();
+    state.tempo.lead_floor = (0..n)
+        .map(|i| latency_of(state, i))
+        .max()
+        .unwrap_or_default();
+}
+
+/// In a fold that decided beat-locked changes (a lead beat fired), the urgent updates for an
+/// output whose latency is below the one they were decided by are held back by the difference.
+fn hold_beat_locked(state: &mut AppState, now: Duration, fx: Vec<Effect>) -> Vec<Effect> {
+    let lead = state.tempo.latency();
+    let mut out = Vec::with_capacity(fx.len());
+    for e in fx {
+        match e {
+            Effect::Output {
+                output,
+                cmd: TransportCmd::Update(u),
+            } if u.urgent => {
+                let wait = lead.saturating_sub(latency_of(state, output));
+                if wait.is_zero() {
+                    out.push(Effect::Output {
+                        output,
+                        cmd: TransportCmd::Update(u),
+                    });
+                } else {
+                    state.outputs.held.push(Held {
+                        at: now + wait,
+                        output,
+                        cmd: TransportCmd::Update(u),
+                    });
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Held commands whose time has come, in the order they were held.
+fn release_held(state: &mut AppState, now: Duration) -> Vec<Effect> {
+    if state.outputs.held.is_empty() {
+        return Vec::new();
+    }
+    let (due, later): (Vec<Held>, Vec<Held>) = std::mem::take(&mut state.outputs.held)
+        .into_iter()
+        .partition(|h| h.at <= now);
+    state.outputs.held = later;
+    due.into_iter()
+        .map(|h| Effect::Output {
+            output: h.output,
+            cmd: h.cmd,
+        })
+        .collect()
 }
 
 /// The desired state output `i` replays on every (re)connect: the shared `full` state with the
@@ -401,8 +493,31 @@ fn changed(
         .collect()
 }
 
-/// [`crate::update`] with several outputs: routing, per-output transport events and failover.
+/// [`crate::update`] with several outputs: routing, per-output transport events, failover, and
+/// each output's share of beat-locked changes at its own latency.
 pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
+    if state.outputs.list.is_empty() {
+        return route(state, msg, now);
+    }
+    let mut out = if matches!(msg, Msg::Tick) {
+        set_lead_floor(state);
+        release_held(state, now)
+    } else {
+        Vec::new()
+    };
+    // Lead beats fire in whichever fold comes first after they are due (a tick, an audio
+    // frame, an action): that fold's urgent updates are the beat-locked ones.
+    let lead_before = state.tempo.lead_next();
+    let fx = route(state, msg, now);
+    if state.tempo.lead_next() != lead_before {
+        out.extend(hold_beat_locked(state, now, fx));
+    } else {
+        out.extend(fx);
+    }
+    out
+}
+
+fn route(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     if let Msg::Action {
         action: Action::OutputSelect { output, group },
         source,
@@ -424,6 +539,7 @@ pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effec
             routed_action(state, action, source, now)
         }
         Msg::Started => {
+            set_lead_floor(state);
             let fx = crate::update::update(state, Msg::Started, now);
             seed_overrides(state, now);
             fan_out(state, fx)
@@ -434,6 +550,14 @@ pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effec
             fan_out(state, fx)
         }
         msg @ Msg::Action { .. } => {
+            if let Msg::Action {
+                action: Action::Panic,
+                ..
+            } = &msg
+            {
+                // A panic's safe state must not be overtaken by a switch held back for later.
+                state.outputs.held.clear();
+            }
             // To all: a value every output now follows again is no one's own any more.
             let before = state.params.store.full_state();
             let fx = crate::update::update(state, msg, now);

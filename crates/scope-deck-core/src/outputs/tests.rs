@@ -619,3 +619,78 @@ fn a_journal_naming_outputs_this_show_lacks_says_so() {
     assert_eq!(t.outputs.routing, Routing::All);
     assert!(t.outputs.list.iter().all(|o| o.own.is_empty()));
 }
+
+/// Engine times (ms) at which output `i` was sent a cache reset, over ticks every 10 ms.
+fn reset_times(s: &mut AppState, from: u64, to: u64) -> Vec<Vec<u64>> {
+    let mut got = vec![Vec::new(); s.outputs.list.len()];
+    for t in (from..to).step_by(10) {
+        for e in update_routed(s, Msg::Tick, ms(t)) {
+            if let Effect::Output {
+                output,
+                cmd: TransportCmd::Update(u),
+            } = e
+            {
+                if u.values.get("reset_cache") == Some(&json!(true)) {
+                    got[output].push(t);
+                }
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn beat_locked_changes_reach_each_output_early_by_its_own_latency() {
+    let theme = "name = \"Beat\"\nprompts = [\"p\"]\n\
+                 [[triggers]]\nname = \"reset\"\non = \"beat\"\ncooldown_ms = 300\naction = \"reset_cache\"\n";
+    let mut errs = Vec::new();
+    let t = crate::mapping::theme::Theme::from_text("beat.toml", "beat", theme, &mut errs);
+    assert!(errs.is_empty(), "{errs:?}");
+    let mut s = AppState::new(CoreSettings::default());
+    s.mapping = crate::mapping::slice::MappingSlice::new(vec![t.unwrap()], "beat", 4);
+    let mut specs = vec![spec("near"), spec("far"), spec("shared")];
+    specs[0].latency = Some(ms(100));
+    specs[1].latency = Some(ms(400));
+    // `shared` names none: [server] latency_ms (0 here).
+    s.outputs = OutputsSlice::new(specs);
+    update_routed(&mut s, Msg::Started, ms(0));
+    for i in 0..3 {
+        stream(&mut s, i, ms(1));
+    }
+    s.tempo.grid = crate::tempo::Grid {
+        at: ms(1000),
+        count: 0,
+        in_bar: 0,
+        bpm: 120.0,
+        playing: true,
+    };
+    let got = reset_times(&mut s, 1000, 2900);
+    // Beat k falls at 1000 + 500 k; each output's reset leaves its own latency before it (to
+    // the 10 ms tick), decided once against the one grid. Beats 2 and 3 are clear of the start
+    // (the first lead beats were due at once and the trigger's cooldown spaces them).
+    for (i, lat) in [(0, 100), (1, 400), (2, 0)] {
+        for k in 2..=3u64 {
+            let due = 1000 + 500 * k - lat;
+            assert!(
+                got[i].iter().any(|t| t.abs_diff(due) <= 10),
+                "output {i}: beat {k} due at {due}, got {:?}",
+                got[i]
+            );
+        }
+        assert_eq!(
+            got[i].windows(2).filter(|w| w[1] - w[0] < 400).count(),
+            0,
+            "output {i}: one reset a beat: {:?}",
+            got[i]
+        );
+    }
+    assert_eq!(s.tempo.latency(), ms(400), "decided by the largest");
+    // A panic drops what is held (the safe state must not be overtaken by a held switch).
+    s.outputs.held.push(Held {
+        at: ms(5000),
+        output: 0,
+        cmd: TransportCmd::Update(ParamUpdate::default()),
+    });
+    act(&mut s, Action::Panic, ms(2950));
+    assert!(s.outputs.held.is_empty());
+}
