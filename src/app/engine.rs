@@ -196,11 +196,10 @@ pub async fn run_outputs(
                             to_transport.push(cmd)
                         }
                         Effect::Output { output, cmd } => {
-                            // A recording keeps the first output's wire, as with one server.
-                            if output == 0 {
-                                if let Some(r) = taps.record.as_mut() {
-                                    r.output(&cmd, t);
-                                }
+                            // A recording keeps every output's wire (output 0's as one
+                            // server's).
+                            if let Some(r) = taps.record.as_mut() {
+                                r.output_to(output, &cmd, t);
                             }
                             to_outputs.push((output, cmd))
                         }

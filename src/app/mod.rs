@@ -650,6 +650,12 @@ fn start_recording(
         control_hz: loaded.app.engine.control_hz,
         config_files: loaded.files.clone(),
         themes: loaded.themes.iter().map(|t| t.id.clone()).collect(),
+        outputs: state
+            .outputs
+            .list
+            .iter()
+            .map(|o| o.spec.name.clone())
+            .collect(),
     };
     crate::record::start(path, &header)
         .map(Some)
