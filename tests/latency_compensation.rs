@@ -71,9 +71,9 @@ struct Run {
 /// A forwarded beat leaves when the tracker's beat reaches the engine, which on a loaded machine
 /// can be hundreds of milliseconds after the beat (the learned tracker in a debug build shares
 /// two cores with the build); the latency-compensated switch is scheduled from the grid itself.
-/// So the reference is the grid's lower envelope: the period is the median slope over pairs of
-/// beats at least 4 apart (a few late beats do not move it), the phase comes from the beat that
-/// arrived least late (every delay is ≥ 0, so the earliest one is closest to the grid).
+/// So the reference is the grid fitted to all of them: the period is the median slope over pairs
+/// of beats at least 3 apart, the phase the median phase (a few late beats move neither; the
+/// 20 ms blocks of the demo source spread the others by up to a block either way).
 struct BeatGrid {
     /// Wall time of beat count 0 on the grid.
     origin: f64,
@@ -83,20 +83,19 @@ struct BeatGrid {
 impl BeatGrid {
     fn fit(beats: impl Iterator<Item = (u64, f64)>) -> Self {
         let beats: Vec<(u64, f64)> = beats.collect();
-        assert!(beats.len() >= 8, "only {} forwarded beats", beats.len());
+        assert!(beats.len() >= 5, "only {} forwarded beats: {beats:?}", beats.len());
         let mut slopes: Vec<f64> = beats
             .iter()
             .flat_map(|a| beats.iter().map(move |b| (a, b)))
-            .filter(|(a, b)| b.0 >= a.0 + 4)
+            .filter(|(a, b)| b.0 >= a.0 + 3)
             .map(|(a, b)| (b.1 - a.1) / (b.0 - a.0) as f64)
             .collect();
         assert!(!slopes.is_empty(), "beat counts do not advance: {beats:?}");
         slopes.sort_by(f64::total_cmp);
         let period = slopes[slopes.len() / 2];
-        let origin = beats
-            .iter()
-            .map(|&(c, t)| t - c as f64 * period)
-            .fold(f64::INFINITY, f64::min);
+        let mut phases: Vec<f64> = beats.iter().map(|&(c, t)| t - c as f64 * period).collect();
+        phases.sort_by(f64::total_cmp);
+        let origin = phases[phases.len() / 2];
         Self { origin, period }
     }
 

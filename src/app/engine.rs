@@ -85,9 +85,9 @@ pub struct EngineIo {
 #[derive(Default)]
 pub struct Taps {
     /// State journal (src/app/journal.rs).
-    pub journal: Option<crate::app::journal::JournalTap>,
+    pub(crate) journal: Option<crate::app::journal::JournalTap>,
     /// `--record` (src/record).
-    pub record: Option<crate::record::Recorder>,
+    pub(crate) record: Option<crate::record::Recorder>,
 }
 
 /// Hands a learn command to the MIDI edge without waiting; the answer to fold when it cannot
@@ -129,7 +129,7 @@ pub async fn run(state: AppState, io: EngineIo, clocks: Clocks) -> (AppState, u6
 ///
 /// Nothing here awaits an edge: inputs are received, every output is a `try_send`, a watch or
 /// the transport lane.
-pub async fn run_with(
+pub(crate) async fn run_with(
     state: AppState,
     io: EngineIo,
     clocks: Clocks,

@@ -17,31 +17,31 @@ use crate::core::state::AppState;
 /// The least time between two handovers to the writer: a lone change goes out on the next
 /// control tick, a stream of changes (a knob turning) at most this often, so a crash loses at
 /// most this much plus one tick and the write in flight.
-pub const MIN_GAP: Duration = Duration::from_millis(100);
+pub(crate) const MIN_GAP: Duration = Duration::from_millis(100);
 
 /// The `format` field of a journal.
 const FORMAT: &str = "scope-deck-state";
 
 /// The journal file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Journal {
+pub(crate) struct Journal {
     /// Always `scope-deck-state` (anything else is a foreign file).
-    pub format: String,
+    pub(crate) format: String,
     /// [`recall::VERSION`] of the deck that wrote it.
-    pub version: u32,
+    pub(crate) version: u32,
     /// Wall-clock time of the write, ms since the Unix epoch.
-    pub saved_at_unix_ms: u64,
+    pub(crate) saved_at_unix_ms: u64,
     /// The setlist file the show ran (`--setlist` / `[show] setlist`): loaded again on resume
     /// when none is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub setlist_file: Option<PathBuf>,
+    pub(crate) setlist_file: Option<PathBuf>,
     /// The show.
-    pub state: Recall,
+    pub(crate) state: Recall,
 }
 
 /// Why a journal could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum JournalError {
+pub(crate) enum JournalError {
     /// Unreadable file.
     #[error("{path}: cannot read the state journal: {source}")]
     Read {
@@ -61,12 +61,12 @@ pub enum JournalError {
 }
 
 /// `$XDG_STATE_HOME/scope-deck/state.json` (next to the log).
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     crate::logging::default_log_dir().join("state.json")
 }
 
 /// Reads the journal; `Ok(None)` when there is none.
-pub fn read(path: &Path) -> Result<Option<Journal>, JournalError> {
+pub(crate) fn read(path: &Path) -> Result<Option<Journal>, JournalError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -97,7 +97,7 @@ pub fn read(path: &Path) -> Result<Option<Journal>, JournalError> {
 
 /// Moves a bad journal out of the way (`state.json.bad-<unix ms>`), so the next session starts
 /// clean and the file can still be looked at. Returns the new name.
-pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+pub(crate) fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".bad-{}", unix_ms()));
     let to = PathBuf::from(name);
@@ -112,7 +112,7 @@ fn unix_ms() -> u64 {
 }
 
 /// `HH:MM UTC` of a journal's write time.
-pub fn clock_label(unix_ms: u64) -> String {
+pub(crate) fn clock_label(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let day = secs % 86_400;
     format!("{:02}:{:02} UTC", day / 3600, (day % 3600) / 60)
@@ -120,7 +120,7 @@ pub fn clock_label(unix_ms: u64) -> String {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file: a temporary
 /// file in the same folder, fsync, rename over, fsync of the folder (the rename itself).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -141,7 +141,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The engine's side: captures on the control tick (not within [`MIN_GAP`] of the last
 /// handover), hands a changed state to the writer (latest wins), never waits.
-pub struct JournalTap {
+pub(crate) struct JournalTap {
     tx: watch::Sender<Option<Recall>>,
     last: Option<Recall>,
     sent_at: Option<Duration>,
@@ -149,7 +149,7 @@ pub struct JournalTap {
 
 impl JournalTap {
     /// Called on the engine's control tick.
-    pub fn on_tick(&mut self, state: &AppState, now: Duration) {
+    pub(crate) fn on_tick(&mut self, state: &AppState, now: Duration) {
         if self
             .sent_at
             .is_some_and(|t| now.saturating_sub(t) < MIN_GAP)
@@ -160,7 +160,7 @@ impl JournalTap {
     }
 
     /// Captures now (also at the end of the engine loop, so a clean exit keeps the last change).
-    pub fn capture(&mut self, state: &AppState, now: Duration) {
+    pub(crate) fn capture(&mut self, state: &AppState, now: Duration) {
         let r = recall::capture(state);
         if self.last.as_ref() != Some(&r) {
             self.sent_at = Some(now);
@@ -171,13 +171,13 @@ impl JournalTap {
 }
 
 /// The writer task; [`JournalWriter::finish`] waits for the last write.
-pub struct JournalWriter {
+pub(crate) struct JournalWriter {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl JournalWriter {
     /// Waits (at most `within`) until the last captured state is on disk.
-    pub async fn finish(self, within: Duration) {
+    pub(crate) async fn finish(self, within: Duration) {
         if tokio::time::timeout(within, self.task).await.is_err() {
             tracing::warn!("state journal: the last write did not finish within {within:?}");
         }
@@ -186,7 +186,7 @@ impl JournalWriter {
 
 /// Starts the writer for `path` (naming `setlist_file` in every write): the engine's tap and the
 /// task's handle.
-pub fn spawn(path: PathBuf, setlist_file: Option<PathBuf>) -> (JournalTap, JournalWriter) {
+pub(crate) fn spawn(path: PathBuf, setlist_file: Option<PathBuf>) -> (JournalTap, JournalWriter) {
     let (tx, mut rx) = watch::channel::<Option<Recall>>(None);
     let task = tokio::spawn(async move {
         let mut warned = false;
@@ -234,7 +234,7 @@ pub fn spawn(path: PathBuf, setlist_file: Option<PathBuf>) -> (JournalTap, Journ
 
 /// What to do with an existing journal at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offer {
+pub(crate) enum Offer {
     /// `--resume`: take it.
     Take,
     /// The terminal front end: ask (one key).
@@ -246,7 +246,7 @@ pub enum Offer {
 /// Reads the journal at start-up and decides: the journal to resume, if any. A bad journal is
 /// named on stderr and in the log and set aside; it never stops the show.
 #[allow(clippy::print_stderr)]
-pub fn startup(path: &Path, offer: Offer) -> Option<Journal> {
+pub(crate) fn startup(path: &Path, offer: Offer) -> Option<Journal> {
     let j = match read(path) {
         Ok(Some(j)) => j,
         Ok(None) => {

@@ -2,13 +2,13 @@
 //! (inputs stop → transport says goodbye → devices drop → terminal restored → logs flushed).
 
 pub mod engine;
-pub mod journal;
-pub mod outputs;
+pub(crate) mod journal;
+pub(crate) mod outputs;
 pub mod preflight;
-pub mod server_check;
-pub mod setlist_watch;
-pub mod shutdown;
-pub mod signals;
+pub(crate) mod server_check;
+pub(crate) mod setlist_watch;
+pub(crate) mod shutdown;
+pub(crate) mod signals;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::ui::{headless, tui};
 pub const INPUT_CAPACITY: usize = 1024;
 
 /// Exit code when a task panicked (the report is in the log).
-pub const EXIT_PANIC: u8 = 101;
+pub(crate) const EXIT_PANIC: u8 = 101;
 
 /// Runs the program for parsed command-line arguments.
 #[allow(clippy::print_stdout)]
@@ -264,7 +264,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The engine's state before `Msg::Started`: settings, themes, setlist, looks (also what
 /// `replay` starts from).
-pub fn initial_state(loaded: &LoadedConfig, dry_run: bool) -> AppState {
+pub(crate) fn initial_state(loaded: &LoadedConfig, dry_run: bool) -> AppState {
     let mut state = AppState::new(settings(loaded, dry_run));
     state.audio.source = loaded.app.audio.source_label();
     state.mapping = crate::mapping::slice::MappingSlice::new(
@@ -730,7 +730,7 @@ fn start_video(
 
 /// The video input's codec for `backend`: H.264 for the hosted gateway (it closes anything
 /// else, docs/daydream-api.md), VP8 for Scope (what its own UI sends).
-pub fn input_codec(backend: Backend) -> crate::transport::types::VideoCodec {
+pub(crate) fn input_codec(backend: Backend) -> crate::transport::types::VideoCodec {
     match backend {
         Backend::Daydream => crate::transport::types::VideoCodec::H264,
         _ => crate::transport::types::VideoCodec::Vp8,

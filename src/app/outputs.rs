@@ -26,18 +26,18 @@ use crate::transport::{StartError, TransportHandle, VideoPorts};
 const ROUTE_CAPACITY: usize = 512;
 
 /// Every output's running edges.
-pub struct Outputs {
+pub(crate) struct Outputs {
     /// Output 0's transport: the engine's `EngineIo::transport`, its events are
     /// `Msg::Transport` as with a single server.
-    pub first: TransportHandle,
+    pub(crate) first: TransportHandle,
     /// Output 0's events.
-    pub first_events: mpsc::Receiver<TransportEvent>,
+    pub(crate) first_events: mpsc::Receiver<TransportEvent>,
     /// Outputs 1.. (their events reach the engine as `Msg::OutputEvent`).
-    pub rest: Vec<TransportHandle>,
+    pub(crate) rest: Vec<TransportHandle>,
     /// Video output pipelines by output (None: that output has no sinks).
-    pub videos: Vec<Option<crate::video::VideoHandle>>,
+    pub(crate) videos: Vec<Option<crate::video::VideoHandle>>,
     /// Video inputs.
-    pub inputs: Vec<crate::video::input::InputHandle>,
+    pub(crate) inputs: Vec<crate::video::input::InputHandle>,
     /// Which output's received video feeds each output's sinks (index = sink owner); the
     /// engine writes it from `OutputsSlice::video_source`.
     routes: watch::Sender<Vec<OutputId>>,
@@ -50,7 +50,7 @@ impl Outputs {
     /// Splits off what the wiring treats like a single server's (output 0's transport and
     /// events, the first video pipeline and input) from the rest.
     #[allow(clippy::type_complexity)]
-    pub fn split(
+    pub(crate) fn split(
         mut self,
         names: Vec<String>,
     ) -> (
@@ -77,20 +77,20 @@ impl Outputs {
 }
 
 /// Outputs 1.. and the shared helpers, after [`Outputs::split`].
-pub struct Rest {
+pub(crate) struct Rest {
     transports: Vec<TransportHandle>,
     names: Vec<String>,
     videos: Vec<crate::video::VideoHandle>,
     inputs: Vec<crate::video::input::InputHandle>,
     routes: watch::Sender<Vec<OutputId>>,
     /// Blackout/fade/record for every pipeline at once (the engine writes it).
-    pub control: watch::Sender<OutputControl>,
+    pub(crate) control: watch::Sender<OutputControl>,
     helpers: Vec<JoinHandle<()>>,
 }
 
 impl Rest {
     /// The engine's links to outputs 1.. and the routes it publishes.
-    pub fn links(&self) -> crate::app::engine::OutputLinks {
+    pub(crate) fn links(&self) -> crate::app::engine::OutputLinks {
         crate::app::engine::OutputLinks {
             rest: self.transports.iter().map(|h| h.link.clone()).collect(),
             video_routes: Some(self.routes.clone()),
@@ -98,7 +98,7 @@ impl Rest {
     }
 
     /// Asks every other output's transport to say goodbye (when the engine is not there to).
-    pub fn goodbye(&self) {
+    pub(crate) fn goodbye(&self) {
         for t in &self.transports {
             let _ = t.link.send(crate::transport::TransportCmd::Shutdown);
         }
@@ -106,7 +106,7 @@ impl Rest {
 
     /// Waits for the other transports, inputs and pipelines to stop, each within `deadline`
     /// (a stuck one is named), then ends the helpers.
-    pub async fn stop(
+    pub(crate) async fn stop(
         self,
         stuck: &mut crate::app::shutdown::Stuck,
         deadline: std::time::Duration,
@@ -137,7 +137,7 @@ impl Rest {
 
 /// Starts every output's video edge and transport. Video failures are logged (that output
 /// runs without video, as with a single server); a transport that cannot start stops the deck.
-pub fn start(
+pub(crate) fn start(
     loaded: &LoadedConfig,
     outputs: &[ResolvedOutput],
     dry_run: bool,

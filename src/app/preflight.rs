@@ -11,7 +11,7 @@ use crate::transport::config::Backend;
 use crate::video::config::{InputSource, SinkConfig};
 
 /// The optional cargo features compiled into this build, for `--version` and the checks below.
-pub fn build_features() -> &'static [&'static str] {
+pub(crate) fn build_features() -> &'static [&'static str] {
     &[
         #[cfg(feature = "ndi")]
         "ndi",
@@ -32,7 +32,7 @@ pub fn version_text() -> String {
 
 /// Every show-time problem the configuration has on this machine. `backend` is the one that
 /// will run (the dry run when `--dry-run` is given).
-pub fn check(loaded: &LoadedConfig, backend: Backend) -> Vec<ConfigError> {
+pub(crate) fn check(loaded: &LoadedConfig, backend: Backend) -> Vec<ConfigError> {
     let app = &loaded.app;
     let dir = loaded.dir.as_deref();
     let mut out = Vec::new();

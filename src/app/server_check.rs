@@ -14,37 +14,37 @@ use crate::transport::schema;
 use crate::video::scope_api::ScopeOutput;
 
 /// How long one request may take before the check reports the server as not answering.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the server check found: problems fail the pre-flight, notes are printed only.
 #[derive(Debug, Default, PartialEq)]
-pub struct ServerReport {
+pub(crate) struct ServerReport {
     /// Things that would fail at show time, each naming the endpoint (and the config key where
     /// one is to blame).
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// Things worth knowing that do not fail the show.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// One server to check: where it is and what of the config belongs to it.
 #[derive(Debug, Clone)]
-pub struct ServerTarget {
+pub(crate) struct ServerTarget {
     /// `wall` (an output's name) or empty for the single `[server]` / a bare `--server`.
-    pub label: String,
+    pub(crate) label: String,
     /// Its backend.
-    pub backend: Backend,
+    pub(crate) backend: Backend,
     /// Its URL (already validated as an http(s) URL with a host).
-    pub url: String,
+    pub(crate) url: String,
     /// The server-side outputs it must publish (`[video.scope_outputs] enable`, or its own).
-    pub scope_outputs: Vec<ScopeOutput>,
+    pub(crate) scope_outputs: Vec<ScopeOutput>,
     /// The config key those come from (`video.scope_outputs.enable`,
     /// `outputs[1].video.scope_outputs.enable`).
-    pub scope_outputs_key: String,
+    pub(crate) scope_outputs_key: String,
 }
 
 impl ServerTarget {
     /// A bare URL checked against `[server]` and `[video]` (`--server URL`).
-    pub fn bare(loaded: &LoadedConfig, backend: Backend, url: &str) -> Self {
+    pub(crate) fn bare(loaded: &LoadedConfig, backend: Backend, url: &str) -> Self {
         ServerTarget {
             label: String::new(),
             backend,
@@ -57,7 +57,7 @@ impl ServerTarget {
     /// Every configured output's server (`[[outputs]]`, or the single `[server]`), each with
     /// its own video section; hosted outputs are listed too (their check says there is nothing
     /// to ask).
-    pub fn configured(loaded: &LoadedConfig, dry_run: bool) -> Vec<ServerTarget> {
+    pub(crate) fn configured(loaded: &LoadedConfig, dry_run: bool) -> Vec<ServerTarget> {
         let app = &loaded.app;
         if app.outputs.is_empty() {
             let backend = if dry_run {
@@ -99,7 +99,7 @@ impl ServerTarget {
     }
 
     /// `server` or `server wall` (the prefix of its report's lines).
-    pub fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         if self.label.is_empty() {
             "server".into()
         } else {
@@ -109,7 +109,7 @@ impl ServerTarget {
 }
 
 /// Runs the check against one server.
-pub async fn check(loaded: &LoadedConfig, target: &ServerTarget) -> ServerReport {
+pub(crate) async fn check(loaded: &LoadedConfig, target: &ServerTarget) -> ServerReport {
     let (backend, url) = (target.backend, target.url.as_str());
     let mut report = ServerReport::default();
     if !matches!(backend, Backend::Scope | Backend::ScopeOsc) {

@@ -12,7 +12,7 @@ use crate::core::msg::Msg;
 use crate::mapping::theme::Theme;
 
 /// Starts watching `path` (validated against the themes and the looks saved at start). `None` (logged) when its folder cannot be watched; the show goes on.
-pub fn spawn(
+pub(crate) fn spawn(
     path: PathBuf,
     themes: Vec<Theme>,
     looks: Vec<crate::core::look::Look>,

@@ -5,22 +5,22 @@
 use std::future::Future;
 use std::time::Duration;
 
-pub use crate::cli::EXIT_STUCK;
+pub(crate) use crate::cli::EXIT_STUCK;
 
 /// Deadline for one edge (MIDI, video input, transport task, terminal) to stop.
-pub const EDGE_DEADLINE: Duration = Duration::from_secs(2);
+pub(crate) const EDGE_DEADLINE: Duration = Duration::from_secs(2);
 /// Deadline for the video output: sinks get end-of-stream so recordings are finalised.
-pub const VIDEO_DEADLINE: Duration = Duration::from_secs(4);
+pub(crate) const VIDEO_DEADLINE: Duration = Duration::from_secs(4);
 /// Last resort: from the start of shutdown to process exit, whatever is stuck where.
-pub const HARD_LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const HARD_LIMIT: Duration = Duration::from_secs(20);
 
 /// The edges that did not stop in time, in the order they were waited for.
 #[derive(Debug, Default)]
-pub struct Stuck(pub Vec<&'static str>);
+pub(crate) struct Stuck(pub(crate) Vec<&'static str>);
 
 impl Stuck {
     /// Waits for `edge` to stop, at most `deadline`; names it if it does not.
-    pub async fn wait<F: Future>(&mut self, edge: &'static str, deadline: Duration, fut: F) {
+    pub(crate) async fn wait<F: Future>(&mut self, edge: &'static str, deadline: Duration, fut: F) {
         if tokio::time::timeout(deadline, fut).await.is_err() {
             tracing::error!("{edge} did not stop within {deadline:?}; abandoned");
             self.0.push(edge);
@@ -28,14 +28,14 @@ impl Stuck {
     }
 
     /// Adds edges reported stuck by a stop that has its own deadline.
-    pub fn add(&mut self, edges: impl IntoIterator<Item = &'static str>) {
+    pub(crate) fn add(&mut self, edges: impl IntoIterator<Item = &'static str>) {
         self.0.extend(edges);
     }
 
     /// Says which edges are stuck (log and stderr) and returns the exit code to use: `code`
     /// when something already failed (a panic's 101 says more), else [`EXIT_STUCK`].
     #[allow(clippy::print_stderr)]
-    pub fn finish(&self, code: u8) -> u8 {
+    pub(crate) fn finish(&self, code: u8) -> u8 {
         if self.0.is_empty() {
             return code;
         }
@@ -58,7 +58,7 @@ impl Stuck {
 /// the process exits with [`EXIT_STUCK`] from a plain thread (no runtime needed). A second
 /// SIGINT/SIGTERM during shutdown exits the same way at once: the performer asked twice.
 /// `tui`: the terminal is restored first (never in headless mode, where stdout is JSON).
-pub fn watchdog(tui: bool) -> Watchdog {
+pub(crate) fn watchdog(tui: bool) -> Watchdog {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("shutdown-watchdog".into())
@@ -98,7 +98,7 @@ fn fire(tui: bool, why: &str) {
 }
 
 /// Disarms the watchdog (timer and second-signal listener) when dropped.
-pub struct Watchdog(
+pub(crate) struct Watchdog(
     Option<std::sync::mpsc::Sender<()>>,
     tokio::task::JoinHandle<()>,
 );

@@ -8,14 +8,10 @@ use tokio_util::sync::CancellationToken;
 use crate::core::msg::{Msg, StopSignal};
 use crate::transport::types::TransportCmd;
 
-/// Forwards stop signals to the engine until cancelled.
-pub async fn forward(inputs: mpsc::Sender<Msg>, cancel: CancellationToken) {
-    forward_with(inputs, cancel, true).await
-}
-
-/// As [`forward`]; with `hangup_stops` false a SIGHUP is logged and ignored (`serve`: an SSH
-/// session that started the deck and dropped must not end the show).
-pub async fn forward_with(
+/// Forwards stop signals to the engine until cancelled. With `hangup_stops` false a SIGHUP is
+/// logged and ignored (`serve`: an SSH session that started the deck and dropped must not end
+/// the show).
+pub(crate) async fn forward_with(
     inputs: mpsc::Sender<Msg>,
     cancel: CancellationToken,
     hangup_stops: bool,
@@ -48,6 +44,6 @@ pub async fn forward_with(
 
 /// Used when the front end died: tell the transport goodbye directly (a flag that cannot be
 /// lost to a full lane).
-pub fn request_stop(link: &crate::transport::lanes::TransportLink) {
+pub(crate) fn request_stop(link: &crate::transport::lanes::TransportLink) {
     let _ = link.send(TransportCmd::Shutdown);
 }

@@ -13,13 +13,13 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackoffPolicy {
     /// First delay.
-    pub initial: Duration,
+    pub(crate) initial: Duration,
     /// Upper bound of the (pre-jitter) delay.
-    pub max: Duration,
+    pub(crate) max: Duration,
     /// Growth per attempt (≥ 1).
-    pub factor: f64,
+    pub(crate) factor: f64,
     /// Fraction of the delay randomised (0 = none, 0.5 = delay × [0.5, 1.5)).
-    pub jitter: f64,
+    pub(crate) jitter: f64,
 }
 
 impl Default for BackoffPolicy {
@@ -36,7 +36,7 @@ impl Default for BackoffPolicy {
 impl BackoffPolicy {
     /// A policy doubling from `initial` to `max` without jitter (one client per resource:
     /// nothing to spread), for the hosted backend's warm-up and playback retries.
-    pub const fn without_jitter(initial: Duration, max: Duration) -> Self {
+    pub(crate) const fn without_jitter(initial: Duration, max: Duration) -> Self {
         BackoffPolicy {
             initial,
             max,
@@ -47,7 +47,7 @@ impl BackoffPolicy {
 
     /// The delay before retry number `attempt` (0-based), before jitter: `initial × factor^n`,
     /// capped at `max`.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let factor = if self.factor.is_finite() && self.factor >= 1.0 {
             self.factor
         } else {
@@ -61,7 +61,7 @@ impl BackoffPolicy {
 
 /// The running backoff: attempt counter plus RNG.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     policy: BackoffPolicy,
     attempt: u32,
     rng: StdRng,
@@ -69,12 +69,12 @@ pub struct Backoff {
 
 impl Backoff {
     /// Backoff seeded from the OS (production).
-    pub fn new(policy: BackoffPolicy) -> Self {
+    pub(crate) fn new(policy: BackoffPolicy) -> Self {
         Self::seeded(policy, rand::rng().random())
     }
 
     /// Backoff with a fixed seed (tests, reproducible runs).
-    pub fn seeded(policy: BackoffPolicy, seed: u64) -> Self {
+    pub(crate) fn seeded(policy: BackoffPolicy, seed: u64) -> Self {
         Backoff {
             policy,
             attempt: 0,
@@ -83,7 +83,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt (jittered); advances the attempt counter.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let p = self.policy;
         let base = p.delay(self.attempt).as_secs_f64();
         self.attempt = self.attempt.saturating_add(1);
@@ -97,12 +97,13 @@ impl Backoff {
     }
 
     /// Attempts since the last reset.
-    pub fn attempt(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn attempt(&self) -> u32 {
         self.attempt
     }
 
     /// A session worked: start again from the initial delay.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }

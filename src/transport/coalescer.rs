@@ -12,12 +12,12 @@ use crate::core::params::ParamValue;
 use crate::transport::types::ParamUpdate;
 
 /// One message for the data channel (a partial parameter update).
-pub type Message = serde_json::Map<String, ParamValue>;
+pub(crate) type Message = serde_json::Map<String, ParamValue>;
 
 /// Latest-wins merging for continuous values, a bounded send rate, and one-shots that go out at
 /// once in their own message.
 #[derive(Debug, Clone)]
-pub struct Coalescer {
+pub(crate) struct Coalescer {
     min_interval: Duration,
     pending: Message,
     /// Urgent messages waiting for the link (kept in order, never merged).
@@ -28,7 +28,7 @@ pub struct Coalescer {
 
 impl Coalescer {
     /// A coalescer sending continuous values at most `rate_hz` times a second (clamped to ≥ 1).
-    pub fn new(rate_hz: f64) -> Self {
+    pub(crate) fn new(rate_hz: f64) -> Self {
         let rate = if rate_hz.is_finite() && rate_hz >= 1.0 {
             rate_hz
         } else {
@@ -44,14 +44,14 @@ impl Coalescer {
     }
 
     /// The minimum gap between two continuous messages.
-    pub fn min_interval(&self) -> Duration {
+    pub(crate) fn min_interval(&self) -> Duration {
         self.min_interval
     }
 
     /// Takes an update. Continuous values replace any pending value of the same key; an urgent
     /// update becomes its own message, preceded by (merged with) whatever continuous values were
     /// pending so the server sees changes in the order they were made.
-    pub fn push(&mut self, update: ParamUpdate) {
+    pub(crate) fn push(&mut self, update: ParamUpdate) {
         if update.urgent {
             let mut msg = std::mem::take(&mut self.pending);
             for (k, v) in update.values {
@@ -69,7 +69,7 @@ impl Coalescer {
 
     /// Messages due at `now`, in wire order: every urgent message, then the merged continuous
     /// values if the rate allows. Marks them as sent.
-    pub fn poll(&mut self, now: Duration) -> Vec<Message> {
+    pub(crate) fn poll(&mut self, now: Duration) -> Vec<Message> {
         let mut out: Vec<Message> = self.urgent.drain(..).collect();
         if !out.is_empty() {
             self.last_sent = Some(now);
@@ -89,7 +89,7 @@ impl Coalescer {
     }
 
     /// When `poll` will next have something to send (`None`: nothing pending).
-    pub fn next_due(&self) -> Option<Duration> {
+    pub(crate) fn next_due(&self) -> Option<Duration> {
         if !self.urgent.is_empty() {
             return Some(Duration::ZERO);
         }
@@ -104,17 +104,19 @@ impl Coalescer {
 
     /// Forgets pending continuous values (they are carried by a full-state replay instead);
     /// urgent messages are kept, they must still be delivered.
-    pub fn clear_continuous(&mut self) {
+    pub(crate) fn clear_continuous(&mut self) {
         self.pending.clear();
     }
 
     /// True when nothing waits.
-    pub fn is_idle(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_idle(&self) -> bool {
         self.pending.is_empty() && self.urgent.is_empty()
     }
 
     /// How many values were replaced by a newer one before being sent (for the stats panel).
-    pub fn merged_count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn merged_count(&self) -> u64 {
         self.merged
     }
 }

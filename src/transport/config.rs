@@ -22,7 +22,7 @@ pub enum Backend {
 
 impl Backend {
     /// Label as written in config.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Backend::Scope => "scope",
             Backend::ScopeOsc => "scope-osc",
@@ -114,13 +114,13 @@ pub enum IceMode {
 #[serde(deny_unknown_fields)]
 pub struct IceServerConfig {
     /// `stun:` / `turn:` / `turns:` URLs.
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     /// TURN user name.
     #[serde(default)]
-    pub username: String,
+    pub(crate) username: String,
     /// TURN credential.
     #[serde(default)]
-    pub credential: String,
+    pub(crate) credential: String,
 }
 
 impl Default for ServerConfig {
@@ -309,7 +309,7 @@ impl Validate for ServerConfig {
 
 impl ServerConfig {
     /// The reconnect backoff policy these settings describe.
-    pub fn backoff_policy(&self) -> crate::transport::backoff::BackoffPolicy {
+    pub(crate) fn backoff_policy(&self) -> crate::transport::backoff::BackoffPolicy {
         crate::transport::backoff::BackoffPolicy {
             initial: std::time::Duration::from_millis(self.reconnect_initial_ms),
             max: std::time::Duration::from_millis(self.reconnect_max_ms),
@@ -319,7 +319,7 @@ impl ServerConfig {
     }
 
     /// True when `url` names this machine (then `ice = "auto"` uses no ICE servers at all).
-    pub fn is_loopback(&self) -> bool {
+    pub(crate) fn is_loopback(&self) -> bool {
         match url::Url::parse(&self.url)
             .ok()
             .and_then(|u| u.host().map(|h| h.to_owned()))
@@ -332,7 +332,7 @@ impl ServerConfig {
     }
 
     /// Seconds → Duration, for fields validated as finite and non-negative.
-    pub fn secs(v: f64) -> std::time::Duration {
+    pub(crate) fn secs(v: f64) -> std::time::Duration {
         std::time::Duration::from_secs_f64(if v.is_finite() { v.max(0.0) } else { 0.0 })
     }
 }

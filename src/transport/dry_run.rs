@@ -18,16 +18,16 @@ use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEve
 
 /// Where the dry run's parameter ranges come from.
 #[derive(Debug, Clone, Default)]
-pub struct DryRunSchema {
+pub(crate) struct DryRunSchema {
     /// A recorded `GET /api/v1/pipelines/schemas` reply (empty: the built-in ranges only).
-    pub path: std::path::PathBuf,
+    pub(crate) path: std::path::PathBuf,
     /// The pipelines whose schemas apply.
-    pub pipeline_ids: Vec<String>,
+    pub(crate) pipeline_ids: Vec<String>,
 }
 
 impl DryRunSchema {
     /// Reads and maps the recorded schema; `Ok(None)` when none is configured.
-    pub fn load(&self) -> Result<Option<Vec<crate::core::params::ParamSpec>>, String> {
+    pub(crate) fn load(&self) -> Result<Option<Vec<crate::core::params::ParamSpec>>, String> {
         if self.path.as_os_str().is_empty() {
             return Ok(None);
         }
@@ -57,7 +57,7 @@ fn report(m: serde_json::Map<String, serde_json::Value>) -> TransportEvent {
 
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
 /// `send_rate_hz` is the coalescer rate a show would use.
-pub async fn run(
+pub(crate) async fn run(
     commands: Inbox,
     events: mpsc::Sender<TransportEvent>,
     send_rate_hz: f64,

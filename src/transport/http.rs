@@ -13,7 +13,7 @@ use crate::transport::protocol::{
 
 /// What went wrong talking HTTP to the server.
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     /// No answer (refused, timeout, DNS, TLS).
     #[error("{endpoint}: no answer from the server ({reason})")]
     Network {
@@ -49,7 +49,7 @@ pub enum HttpError {
 
 impl HttpError {
     /// The HTTP status, if the server answered with one.
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             HttpError::Status { status, .. } => Some(*status),
             _ => None,
@@ -59,14 +59,14 @@ impl HttpError {
 
 /// A typed client for one Scope server.
 #[derive(Debug, Clone)]
-pub struct ScopeHttp {
+pub(crate) struct ScopeHttp {
     client: reqwest::Client,
     base: url::Url,
 }
 
 impl ScopeHttp {
     /// A client for `base` (http or https) with a per-request `timeout`.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, HttpError> {
+    pub(crate) fn new(base: &str, timeout: Duration) -> Result<Self, HttpError> {
         let mut base = url::Url::parse(base).map_err(|_| HttpError::BadUrl(base.to_string()))?;
         if base.cannot_be_a_base() {
             return Err(HttpError::BadUrl(base.to_string()));
@@ -136,12 +136,14 @@ impl ScopeHttp {
     }
 
     /// `GET /health`.
-    pub async fn health(&self) -> Result<Health, HttpError> {
+    pub(crate) async fn health(&self) -> Result<Health, HttpError> {
         self.call(reqwest::Method::GET, "health", None).await
     }
 
     /// `GET /api/v1/hardware/info`: which server-side outputs the server can publish.
-    pub async fn hardware_info(&self) -> Result<crate::video::scope_api::HardwareInfo, HttpError> {
+    pub(crate) async fn hardware_info(
+        &self,
+    ) -> Result<crate::video::scope_api::HardwareInfo, HttpError> {
         let v: serde_json::Value = self
             .call(reqwest::Method::GET, "api/v1/hardware/info", None)
             .await?;
@@ -149,17 +151,17 @@ impl ScopeHttp {
     }
 
     /// The underlying client (for calls with non-JSON bodies, such as asset uploads).
-    pub fn client(&self) -> &reqwest::Client {
+    pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
     }
 
     /// The server's base URL.
-    pub fn base_url(&self) -> &str {
+    pub(crate) fn base_url(&self) -> &str {
         self.base.as_str()
     }
 
     /// `POST /api/v1/pipeline/load`.
-    pub async fn load(
+    pub(crate) async fn load(
         &self,
         pipeline_ids: &[String],
         load_params: &serde_json::Value,
@@ -180,25 +182,25 @@ impl ScopeHttp {
     }
 
     /// `GET /api/v1/pipeline/status`.
-    pub async fn status(&self) -> Result<PipelineStatus, HttpError> {
+    pub(crate) async fn status(&self) -> Result<PipelineStatus, HttpError> {
         self.call(reqwest::Method::GET, "api/v1/pipeline/status", None)
             .await
     }
 
     /// `GET /api/v1/pipelines/schemas` (raw; see `schema::specs_from_schemas`).
-    pub async fn schemas(&self) -> Result<serde_json::Value, HttpError> {
+    pub(crate) async fn schemas(&self) -> Result<serde_json::Value, HttpError> {
         self.call(reqwest::Method::GET, "api/v1/pipelines/schemas", None)
             .await
     }
 
     /// `GET /api/v1/webrtc/ice-servers`.
-    pub async fn ice_servers(&self) -> Result<IceServers, HttpError> {
+    pub(crate) async fn ice_servers(&self) -> Result<IceServers, HttpError> {
         self.call(reqwest::Method::GET, "api/v1/webrtc/ice-servers", None)
             .await
     }
 
     /// `POST /api/v1/webrtc/offer`.
-    pub async fn offer(&self, sdp: &str, initial: &Message) -> Result<Answer, HttpError> {
+    pub(crate) async fn offer(&self, sdp: &str, initial: &Message) -> Result<Answer, HttpError> {
         let body = serde_json::to_value(Offer {
             sdp,
             kind: "offer",
@@ -210,7 +212,7 @@ impl ScopeHttp {
     }
 
     /// `PATCH /api/v1/webrtc/offer/{id}` with trickled candidates.
-    pub async fn trickle(
+    pub(crate) async fn trickle(
         &self,
         session: &str,
         candidates: serde_json::Value,
@@ -224,7 +226,7 @@ impl ScopeHttp {
     }
 
     /// `DELETE /api/v1/webrtc/offer/{id}`.
-    pub async fn delete_session(&self, session: &str) -> Result<(), HttpError> {
+    pub(crate) async fn delete_session(&self, session: &str) -> Result<(), HttpError> {
         let path = format!("api/v1/webrtc/offer/{session}");
         let ep = format!("DELETE /{path}");
         self.send(reqwest::Method::DELETE, &path, None, &ep)
@@ -233,7 +235,7 @@ impl ScopeHttp {
     }
 
     /// `GET /api/v1/models/status?pipeline_id=`.
-    pub async fn models_status(&self, pipeline_id: &str) -> Result<ModelsStatus, HttpError> {
+    pub(crate) async fn models_status(&self, pipeline_id: &str) -> Result<ModelsStatus, HttpError> {
         let mut url = self.url("api/v1/models/status")?;
         url.query_pairs_mut()
             .append_pair("pipeline_id", pipeline_id);
@@ -247,7 +249,7 @@ impl ScopeHttp {
     }
 
     /// `POST /api/v1/models/download`.
-    pub async fn models_download(&self, pipeline_id: &str) -> Result<(), HttpError> {
+    pub(crate) async fn models_download(&self, pipeline_id: &str) -> Result<(), HttpError> {
         let ep = "POST /api/v1/models/download";
         let body = serde_json::json!({ "pipeline_id": pipeline_id });
         self.send(
@@ -261,19 +263,19 @@ impl ScopeHttp {
     }
 
     /// `GET /api/v1/osc/status`: `{enabled, listening, port, host}` of the server's OSC listener.
-    pub async fn osc_status(&self) -> Result<serde_json::Value, HttpError> {
+    pub(crate) async fn osc_status(&self) -> Result<serde_json::Value, HttpError> {
         self.call(reqwest::Method::GET, "api/v1/osc/status", None)
             .await
     }
 
     /// `GET /api/v1/osc/paths`: the OSC keys the server accepts (`active`/`available` groups).
-    pub async fn osc_paths(&self) -> Result<serde_json::Value, HttpError> {
+    pub(crate) async fn osc_paths(&self) -> Result<serde_json::Value, HttpError> {
         self.call(reqwest::Method::GET, "api/v1/osc/paths", None)
             .await
     }
 
     /// `GET /api/v1/session/metrics`.
-    pub async fn metrics(&self) -> Result<Metrics, HttpError> {
+    pub(crate) async fn metrics(&self) -> Result<Metrics, HttpError> {
         self.call(reqwest::Method::GET, "api/v1/session/metrics", None)
             .await
     }

@@ -32,7 +32,7 @@ use crate::transport::types::{CmdKind, DesiredParams, ParamUpdate, TransportCmd}
 pub const URGENT_CAPACITY: usize = 64;
 
 /// One message of parameters (key → value).
-pub type Message = serde_json::Map<String, ParamValue>;
+pub(crate) type Message = serde_json::Map<String, ParamValue>;
 
 /// Why the engine could not hand a command over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -188,7 +188,8 @@ impl TransportLink {
     }
 
     /// How many continuous values were replaced by a newer one before the transport took them.
-    pub fn merged(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn merged(&self) -> u64 {
         self.shared.lock().merged
     }
 }
@@ -198,7 +199,7 @@ impl Inbox {
     /// carries the continuous values queued before it), then `Shutdown` once it was asked for,
     /// then the continuous values queued so far as one non-urgent update. `None`: the engine is
     /// gone. Cancel-safe: nothing is taken until a branch completes.
-    pub async fn recv(&mut self) -> Option<TransportCmd> {
+    pub(crate) async fn recv(&mut self) -> Option<TransportCmd> {
         loop {
             tokio::select! {
                 biased;
@@ -228,7 +229,7 @@ impl Inbox {
     }
 
     /// Takes every queued continuous value (a goodbye flushes them before it leaves).
-    pub fn take_continuous(&mut self) -> Message {
+    pub(crate) fn take_continuous(&mut self) -> Message {
         self.take(None)
     }
 
@@ -252,7 +253,7 @@ impl Inbox {
 
     /// The full desired state, for a session's first message. Queued continuous values it
     /// already includes are dropped; later ones stay queued and follow.
-    pub fn full_state(&mut self) -> Message {
+    pub(crate) fn full_state(&mut self) -> Message {
         let d = self.desired.borrow_and_update().clone();
         self.shared.lock().values.retain(|_, (s, _)| *s > d.seq);
         d.values.clone()
@@ -261,7 +262,7 @@ impl Inbox {
     /// A future that completes once the engine has merged `schemas` schemas (true), or after
     /// `within` (false: the engine is busy or gone; the caller goes on with what it has). It
     /// borrows nothing, so a transport can serve its inbox while it waits.
-    pub fn settled(
+    pub(crate) fn settled(
         &self,
         schemas: u64,
         within: Duration,

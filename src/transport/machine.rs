@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::transport::types::{ConnState, TransportEvent};
 
 /// Is `from → to` a legal move? Staying in the same state (with a new reason) always is.
-pub fn allowed(from: ConnState, to: ConnState) -> bool {
+pub(crate) fn allowed(from: ConnState, to: ConnState) -> bool {
     use ConnState::*;
     if from == to {
         return from != Stopped;
@@ -30,16 +30,16 @@ pub fn allowed(from: ConnState, to: ConnState) -> bool {
 /// A move the table forbids (a bug in a backend, reported rather than panicking).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("illegal connection state change {from:?} → {to:?}")]
-pub struct IllegalTransition {
+pub(crate) struct IllegalTransition {
     /// Where it was.
-    pub from: ConnState,
+    pub(crate) from: ConnState,
     /// Where it was asked to go.
-    pub to: ConnState,
+    pub(crate) to: ConnState,
 }
 
 /// Current state plus the reason and when it was entered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnMachine {
+pub(crate) struct ConnMachine {
     state: ConnState,
     reason: Option<String>,
     since: Duration,
@@ -57,17 +57,18 @@ impl Default for ConnMachine {
 
 impl ConnMachine {
     /// The current state.
-    pub fn state(&self) -> ConnState {
+    pub(crate) fn state(&self) -> ConnState {
         self.state
     }
 
     /// When the current state was entered.
-    pub fn since(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn since(&self) -> Duration {
         self.since
     }
 
     /// Moves to `to`; returns the event to report when state or reason changed.
-    pub fn go(
+    pub(crate) fn go(
         &mut self,
         to: ConnState,
         reason: impl Into<String>,
@@ -94,7 +95,7 @@ impl ConnMachine {
 
 /// What the frame watch concludes.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FrameVerdict {
+pub(crate) enum FrameVerdict {
     /// Frames arrive (or the grace period has not run out).
     Flowing,
     /// Connected, but no frame for this long.
@@ -103,7 +104,7 @@ pub enum FrameVerdict {
 
 /// Watches received frames to detect "connected but no video for N s".
 #[derive(Debug, Clone)]
-pub struct FrameWatch {
+pub(crate) struct FrameWatch {
     timeout: Duration,
     connected_at: Duration,
     last_frame: Option<Duration>,
@@ -112,7 +113,7 @@ pub struct FrameWatch {
 
 impl FrameWatch {
     /// Starts watching at `now` (the moment the session connected).
-    pub fn new(timeout: Duration, now: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration, now: Duration) -> Self {
         FrameWatch {
             timeout,
             connected_at: now,
@@ -122,18 +123,13 @@ impl FrameWatch {
     }
 
     /// A frame arrived.
-    pub fn frame(&mut self, now: Duration) {
+    pub(crate) fn frame(&mut self, now: Duration) {
         self.frames += 1;
         self.last_frame = Some(now);
     }
 
-    /// Frames seen so far.
-    pub fn frames(&self) -> u64 {
-        self.frames
-    }
-
     /// The verdict at `now`.
-    pub fn verdict(&self, now: Duration) -> FrameVerdict {
+    pub(crate) fn verdict(&self, now: Duration) -> FrameVerdict {
         let from = self.last_frame.unwrap_or(self.connected_at);
         let gap = now.saturating_sub(from);
         if gap >= self.timeout {
@@ -144,7 +140,7 @@ impl FrameWatch {
     }
 
     /// The likely cause, for the reason text.
-    pub fn likely_cause(&self, sent_pipeline_ids: bool) -> &'static str {
+    pub(crate) fn likely_cause(&self, sent_pipeline_ids: bool) -> &'static str {
         if !sent_pipeline_ids {
             "initialParameters lacked pipeline_ids (Scope then never sends frames)"
         } else if self.frames == 0 {
@@ -158,7 +154,7 @@ impl FrameWatch {
 
 /// Frames per second over a sliding window of arrival times.
 #[derive(Debug, Clone, Default)]
-pub struct FpsMeter {
+pub(crate) struct FpsMeter {
     window: std::collections::VecDeque<Duration>,
 }
 
@@ -167,7 +163,7 @@ impl FpsMeter {
     const SPAN: Duration = Duration::from_secs(2);
 
     /// A frame arrived at `now`.
-    pub fn frame(&mut self, now: Duration) {
+    pub(crate) fn frame(&mut self, now: Duration) {
         self.window.push_back(now);
         self.trim(now);
     }
@@ -183,7 +179,7 @@ impl FpsMeter {
     }
 
     /// Frames per second at `now`.
-    pub fn fps(&mut self, now: Duration) -> f32 {
+    pub(crate) fn fps(&mut self, now: Duration) -> f32 {
         self.trim(now);
         self.window.len() as f32 / Self::SPAN.as_secs_f32()
     }

@@ -9,22 +9,22 @@
 //! [`TransportHandle`], so backends can be swapped (dry run in tests and rehearsals, Scope on
 //! stage).
 
-pub mod backoff;
-pub mod coalescer;
+pub(crate) mod backoff;
+pub(crate) mod coalescer;
 pub mod config;
 pub mod daydream;
-pub mod dry_run;
-pub mod http;
+pub(crate) mod dry_run;
+pub(crate) mod http;
 pub mod lanes;
-pub mod machine;
-pub mod osc;
+pub(crate) mod machine;
+pub(crate) mod osc;
 pub mod protocol;
 pub mod schema;
-pub mod scope;
+pub(crate) mod scope;
 pub mod sdp;
-pub mod skeleton;
+pub(crate) mod skeleton;
 pub use scope_deck_core::transport::types;
-pub mod webrtc_session;
+pub(crate) mod webrtc_session;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

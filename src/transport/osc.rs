@@ -23,7 +23,7 @@ use crate::transport::skeleton::{self, End, Session, Skeleton};
 use crate::transport::types::{ConnState, TransportCmd, TransportEvent};
 
 /// Translates one parameter message into OSC messages, plus the keys OSC cannot carry.
-pub fn to_osc(msg: &Message) -> (Vec<OscMessage>, Vec<(String, String)>) {
+pub(crate) fn to_osc(msg: &Message) -> (Vec<OscMessage>, Vec<(String, String)>) {
     let mut out = Vec::new();
     let mut refused = Vec::new();
     for (k, v) in msg {
@@ -111,7 +111,7 @@ fn heaviest_prompt(items: &[serde_json::Value]) -> Option<&str> {
 
 /// Drops messages whose key the server's OSC does not know (it would log "OSC UNKNOWN" and
 /// ignore them), returning them as refusals with the reason.
-pub fn keep_known(
+pub(crate) fn keep_known(
     msgs: Vec<OscMessage>,
     known: &BTreeSet<String>,
 ) -> (Vec<OscMessage>, Vec<(String, String)>) {
@@ -138,7 +138,7 @@ pub fn keep_known(
 }
 
 /// The keys of an `/api/v1/osc/paths` reply (every group of `active` and `available`).
-pub fn osc_keys(paths: &serde_json::Value) -> Option<BTreeSet<String>> {
+pub(crate) fn osc_keys(paths: &serde_json::Value) -> Option<BTreeSet<String>> {
     let mut keys = BTreeSet::new();
     for section in ["active", "available"] {
         for group in paths.get(section)?.as_object()?.values() {
@@ -154,7 +154,7 @@ pub fn osc_keys(paths: &serde_json::Value) -> Option<BTreeSet<String>> {
 
 /// What HTTP says about the server's OSC listener.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Link {
+pub(crate) enum Link {
     /// `/health` does not answer.
     Down(String),
     /// The server answers; its OSC listener is off or on another port.
@@ -222,7 +222,7 @@ async fn monitor(
 }
 
 /// Where OSC goes: the host of `url`, port `osc_port` or the HTTP port.
-pub fn target(cfg: &ServerConfig) -> Option<(String, u16)> {
+pub(crate) fn target(cfg: &ServerConfig) -> Option<(String, u16)> {
     let u = url::Url::parse(&cfg.url).ok()?;
     let host = u.host_str()?.trim_matches(['[', ']']).to_string();
     let port = if cfg.osc_port != 0 {
@@ -234,7 +234,7 @@ pub fn target(cfg: &ServerConfig) -> Option<(String, u16)> {
 }
 
 /// Runs the OSC backend until `Shutdown` (answered with `Stopped`).
-pub async fn run(
+pub(crate) async fn run(
     cfg: ServerConfig,
     commands: crate::transport::lanes::Inbox,
     events: mpsc::Sender<TransportEvent>,

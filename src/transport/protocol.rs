@@ -9,24 +9,24 @@ use serde::{Deserialize, Serialize};
 use crate::transport::coalescer::Message;
 
 /// Scope's limit for one data-channel message.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Health {
     /// `healthy` when all is well.
-    pub status: String,
+    pub(crate) status: String,
     /// Changes when the server restarts (seconds since the epoch).
-    pub server_start_time: f64,
+    pub(crate) server_start_time: f64,
     /// Server version.
     #[serde(default)]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 /// `status` of `GET /api/v1/pipeline/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LoadStatus {
+pub(crate) enum LoadStatus {
     /// Nothing loaded.
     NotLoaded,
     /// Loading (the warm-up).
@@ -42,32 +42,32 @@ pub enum LoadStatus {
 
 /// `GET /api/v1/pipeline/status`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PipelineStatus {
+pub(crate) struct PipelineStatus {
     /// Load status.
-    pub status: LoadStatus,
+    pub(crate) status: LoadStatus,
     /// Loaded pipeline.
     #[serde(default)]
-    pub pipeline_id: Option<String>,
+    pub(crate) pipeline_id: Option<String>,
     /// Error text when `status` is `error`.
     #[serde(default)]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Loading stage, when the server reports one.
     #[serde(default)]
-    pub loading_stage: Option<String>,
+    pub(crate) loading_stage: Option<String>,
 }
 
 /// One ICE server from `GET /api/v1/webrtc/ice-servers`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-pub struct IceServer {
+pub(crate) struct IceServer {
     /// One URL or several.
     #[serde(deserialize_with = "one_or_many")]
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     /// TURN user name.
     #[serde(default)]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// TURN credential.
     #[serde(default)]
-    pub credential: Option<String>,
+    pub(crate) credential: Option<String>,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -85,51 +85,51 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 
 /// `GET /api/v1/webrtc/ice-servers`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct IceServers {
+pub(crate) struct IceServers {
     /// The servers.
     #[serde(rename = "iceServers", default)]
-    pub ice_servers: Vec<IceServer>,
+    pub(crate) ice_servers: Vec<IceServer>,
 }
 
 /// `POST /api/v1/webrtc/offer` body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Offer<'a> {
+pub(crate) struct Offer<'a> {
     /// Offer SDP (complete, non-trickle by default).
-    pub sdp: &'a str,
+    pub(crate) sdp: &'a str,
     /// Always `offer`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The full current state plus `pipeline_ids`.
     #[serde(rename = "initialParameters")]
-    pub initial_parameters: &'a Message,
+    pub(crate) initial_parameters: &'a Message,
 }
 
 /// `POST /api/v1/webrtc/offer` reply.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Answer SDP.
-    pub sdp: String,
+    pub(crate) sdp: String,
     /// `answer`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Session id for PATCH and DELETE.
     #[serde(rename = "sessionId")]
-    pub session_id: String,
+    pub(crate) session_id: String,
 }
 
 /// `GET /api/v1/models/status`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ModelsStatus {
+pub(crate) struct ModelsStatus {
     /// Weights present.
-    pub downloaded: bool,
+    pub(crate) downloaded: bool,
     /// Download progress, when one runs.
     #[serde(default)]
-    pub progress: Option<serde_json::Value>,
+    pub(crate) progress: Option<serde_json::Value>,
 }
 
 impl ModelsStatus {
     /// Progress percentage, if the server reports one.
-    pub fn percent(&self) -> Option<f64> {
+    pub(crate) fn percent(&self) -> Option<f64> {
         let p = self.progress.as_ref()?;
         ["percentage", "percent", "progress"]
             .iter()
@@ -137,7 +137,7 @@ impl ModelsStatus {
     }
 
     /// An error message carried in the progress (auth failures land here).
-    pub fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<String> {
         let p = self.progress.as_ref()?;
         p.get("error")
             .and_then(|e| e.as_str())
@@ -148,31 +148,31 @@ impl ModelsStatus {
 
 /// One session in `GET /api/v1/session/metrics`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
-pub struct SessionMetrics {
+pub(crate) struct SessionMetrics {
     /// Frames out per second.
     #[serde(default)]
-    pub fps_out: Option<f64>,
+    pub(crate) fps_out: Option<f64>,
     /// Pipeline fps.
     #[serde(default)]
-    pub pipeline_fps: Option<f64>,
+    pub(crate) pipeline_fps: Option<f64>,
 }
 
 /// `GET /api/v1/session/metrics`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Per session.
     #[serde(default)]
-    pub sessions: BTreeMap<String, SessionMetrics>,
+    pub(crate) sessions: BTreeMap<String, SessionMetrics>,
 }
 
-pub use crate::transport::types::ServerMessage;
+pub(crate) use crate::transport::types::ServerMessage;
 
 /// The server sent something that is not JSON at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("server sent a data-channel message that is not JSON ({error}): {start}")]
 pub struct NotJson {
     /// Parser error.
-    pub error: String,
+    pub(crate) error: String,
     /// The start of the message.
     pub start: String,
 }
@@ -192,15 +192,15 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, NotJson> {
 #[error(
     "message of {bytes} bytes exceeds Scope's {MAX_MESSAGE_BYTES}-byte limit (largest key `{largest}`)"
 )]
-pub struct TooLarge {
+pub(crate) struct TooLarge {
     /// Size.
-    pub bytes: usize,
+    pub(crate) bytes: usize,
     /// The key with the largest value (the likely culprit).
-    pub largest: String,
+    pub(crate) largest: String,
 }
 
 /// Encodes one parameter message for the data channel.
-pub fn encode(msg: &Message) -> Result<String, TooLarge> {
+pub(crate) fn encode(msg: &Message) -> Result<String, TooLarge> {
     let text = serde_json::Value::Object(msg.clone()).to_string();
     if text.len() > MAX_MESSAGE_BYTES {
         let largest = msg

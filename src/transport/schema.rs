@@ -199,14 +199,14 @@ fn kind_of(key: &str, p: &Value, defs: &Value, builtin: Option<&ParamSpec>) -> P
 }
 
 /// The pipeline ids the server offers (the keys of the schemas reply's `pipelines`).
-pub fn known_pipelines(reply: &Value) -> Option<Vec<String>> {
+pub(crate) fn known_pipelines(reply: &Value) -> Option<Vec<String>> {
     let map = reply.get("pipelines")?.as_object()?;
     Some(map.keys().cloned().collect())
 }
 
 /// Checks `ids` against the server's list before a load: the first unknown id is named with the
 /// nearest known one ("did you mean"), since a typo would otherwise fail only in the server's log.
-pub fn check_pipeline_ids(ids: &[String], known: &[String]) -> Result<(), String> {
+pub(crate) fn check_pipeline_ids(ids: &[String], known: &[String]) -> Result<(), String> {
     let Some(bad) = ids.iter().find(|id| !known.contains(id)) else {
         return Ok(());
     };
@@ -223,7 +223,7 @@ pub fn check_pipeline_ids(ids: &[String], known: &[String]) -> Result<(), String
 }
 
 /// The known id closest to `id`: a prefix either way, or within a third of its length in edits.
-pub fn suggest<'a>(id: &str, known: &'a [String]) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(id: &str, known: &'a [String]) -> Option<&'a str> {
     let id_l = id.to_lowercase();
     known
         .iter()

@@ -42,7 +42,7 @@ const DELETE_TIMEOUT: Duration = Duration::from_millis(1500);
 const STATS_TICK: Duration = Duration::from_millis(250);
 
 /// Runs the Scope backend until `Shutdown` (answered with `Stopped`) or the engine is gone.
-pub async fn run(
+pub(crate) async fn run(
     cfg: ServerConfig,
     commands: Inbox,
     events: mpsc::Sender<TransportEvent>,

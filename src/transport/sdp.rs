@@ -56,11 +56,11 @@ pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
 
 /// The H.264 format the hosted gateway registers (livepeer/go-livepeer `media/whip_server.go`,
 /// docs/daydream-api.md): constrained baseline 3.1; a 42e01f-only offer may not match it.
-pub const HOSTED_H264_FMTP: &str =
+pub(crate) const HOSTED_H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
 
 /// The video codecs of the hosted backend's WHIP/WHEP offers: H.264 42001f only.
-pub fn hosted_video_codecs() -> Vec<RTCRtpCodecParameters> {
+pub(crate) fn hosted_video_codecs() -> Vec<RTCRtpCodecParameters> {
     vec![RTCRtpCodecParameters {
         capability: RTCRtpCodecCapability {
             mime_type: MIME_TYPE_H264.to_owned(),
@@ -75,7 +75,7 @@ pub fn hosted_video_codecs() -> Vec<RTCRtpCodecParameters> {
 }
 
 /// Maps a MIME type or rtpmap encoding name to our codec.
-pub fn codec_of(name: &str) -> Option<VideoCodec> {
+pub(crate) fn codec_of(name: &str) -> Option<VideoCodec> {
     let n = name.rsplit('/').next().unwrap_or(name);
     let n = n.split('/').next().unwrap_or(n);
     if n.eq_ignore_ascii_case("vp8") {
@@ -90,7 +90,7 @@ pub fn codec_of(name: &str) -> Option<VideoCodec> {
 /// The codec and payload type the answer chose for the first video m-line (its first listed
 /// payload type that is VP8 or H264). Parsed with webrtc-rs's own SDP types (the same parser
 /// the peer connection used on this answer), so a malformed answer reads as `None`.
-pub fn negotiated_video(sdp: &str) -> Option<(VideoCodec, u8)> {
+pub(crate) fn negotiated_video(sdp: &str) -> Option<(VideoCodec, u8)> {
     let desc =
         webrtc::sdp::SessionDescription::unmarshal(&mut std::io::Cursor::new(sdp.as_bytes()))
             .ok()?;

@@ -29,7 +29,7 @@ use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEve
 
 /// How long a (re)connect waits for the engine to merge the schema the session reported (it
 /// folds at once unless it is stuck; then the session goes on with the state it has).
-pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events held for a slow engine before progress reports (`Stats`, `WarmUp`, `Sent`) are dropped
 /// (states, errors, schemas and `Stopped` are always kept).
 const BACKLOG_CAP: usize = 4096;
@@ -38,7 +38,7 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(1);
 
 /// Why a wait was cut short by a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
+pub(crate) enum Interrupt {
     /// The performer asked for a fresh session.
     Reconnect,
     /// Quit.
@@ -47,7 +47,7 @@ pub enum Interrupt {
 
 /// Why a session attempt or a live session ended: the reconnect policy's input.
 #[derive(Debug, Clone, PartialEq)]
-pub enum End {
+pub(crate) enum End {
     /// Try again after backoff.
     Retry(String),
     /// The server restarted (it forgot the session: no goodbye); try again after backoff.
@@ -73,7 +73,7 @@ impl From<Interrupt> for End {
 
 impl End {
     /// Whether the server still knows the session (a goodbye DELETE makes sense).
-    pub fn server_knows_session(&self) -> bool {
+    pub(crate) fn server_knows_session(&self) -> bool {
         !matches!(self, End::Restarted(_) | End::Unreachable(_))
     }
 }
@@ -81,7 +81,7 @@ impl End {
 /// Events to the engine without waiting for it: sent at once while the channel has room, else
 /// queued in order and flushed by the actor loop as the engine reads.
 #[derive(Debug)]
-pub struct EventSink {
+pub(crate) struct EventSink {
     tx: mpsc::Sender<TransportEvent>,
     backlog: VecDeque<TransportEvent>,
     dropped: u64,
@@ -89,7 +89,7 @@ pub struct EventSink {
 
 impl EventSink {
     /// A sink in front of the engine's event channel.
-    pub fn new(tx: mpsc::Sender<TransportEvent>) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<TransportEvent>) -> Self {
         EventSink {
             tx,
             backlog: VecDeque::new(),
@@ -98,7 +98,7 @@ impl EventSink {
     }
 
     /// Hands `ev` over (or queues it behind earlier ones); never waits.
-    pub fn emit(&mut self, ev: TransportEvent) {
+    pub(crate) fn emit(&mut self, ev: TransportEvent) {
         if self.backlog.is_empty() {
             match self.tx.try_send(ev) {
                 Ok(()) => {}
@@ -130,7 +130,7 @@ impl EventSink {
     }
 
     /// Sends queued events while the channel has room.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         while let Some(ev) = self.backlog.pop_front() {
             match self.tx.try_send(ev) {
                 Ok(()) => {}
@@ -147,7 +147,7 @@ impl EventSink {
     }
 
     /// Completes when queued events can move (pending while nothing is queued). Cancel-safe.
-    pub async fn writable(&self) {
+    pub(crate) async fn writable(&self) {
         if self.backlog.is_empty() {
             return std::future::pending().await;
         }
@@ -156,7 +156,8 @@ impl EventSink {
     }
 
     /// Progress reports dropped because the engine did not read.
-    pub fn dropped(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
@@ -180,30 +181,30 @@ impl EventSink {
 /// The skeleton's state, lent to the session on every call: inbox, event sink, state machine,
 /// coalescer and backoff.
 #[derive(Debug)]
-pub struct Skeleton {
+pub(crate) struct Skeleton {
     /// The engine's commands (read during every wait).
-    pub inbox: Inbox,
+    pub(crate) inbox: Inbox,
     /// Events to the engine.
-    pub sink: EventSink,
+    pub(crate) sink: EventSink,
     /// The connection state.
-    pub machine: ConnMachine,
+    pub(crate) machine: ConnMachine,
     /// What goes on the wire and when.
-    pub coalescer: Coalescer,
+    pub(crate) coalescer: Coalescer,
     /// Reconnect delays (reset once a session reaches streaming).
-    pub backoff: Backoff,
+    pub(crate) backoff: Backoff,
     /// Sessions started after the first (shown in the link statistics).
-    pub reconnects: u32,
+    pub(crate) reconnects: u32,
     /// Schemas reported to the engine (a connect waits until it has merged them all).
     schemas_sent: u64,
     /// One-shot commands for the session (uploads, model downloads), taken at its next safe
     /// point.
-    pub for_session: VecDeque<TransportCmd>,
+    pub(crate) for_session: VecDeque<TransportCmd>,
     t0: Instant,
 }
 
 impl Skeleton {
     /// A skeleton reading `inbox`, reporting on `events`.
-    pub fn new(
+    pub(crate) fn new(
         inbox: Inbox,
         events: mpsc::Sender<TransportEvent>,
         send_rate_hz: f64,
@@ -223,27 +224,27 @@ impl Skeleton {
     }
 
     /// Time since the actor started (the coalescer's and machine's clock).
-    pub fn now(&self) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         self.t0.elapsed()
     }
 
     /// The instant [`Skeleton::now`] counts from.
-    pub fn clock(&self) -> Instant {
+    pub(crate) fn clock(&self) -> Instant {
         self.t0
     }
 
     /// The instant `at` (on [`Skeleton::now`]'s clock) for a timer.
-    pub fn instant(&self, at: Duration) -> tokio::time::Instant {
+    pub(crate) fn instant(&self, at: Duration) -> tokio::time::Instant {
         tokio::time::Instant::from_std(self.t0 + at)
     }
 
     /// Reports an event (never waits).
-    pub fn emit(&mut self, ev: TransportEvent) {
+    pub(crate) fn emit(&mut self, ev: TransportEvent) {
         self.sink.emit(ev);
     }
 
     /// Reports an error (also logged).
-    pub fn error(&mut self, msg: impl Into<String>) {
+    pub(crate) fn error(&mut self, msg: impl Into<String>) {
         let msg = msg.into();
         tracing::warn!("{msg}");
         self.emit(TransportEvent::Error(msg));
@@ -251,7 +252,7 @@ impl Skeleton {
 
     /// Moves the state machine (an illegal move is logged as a bug, never a panic). Reaching
     /// streaming resets the backoff: the session worked.
-    pub fn go(&mut self, to: ConnState, reason: impl Into<String>) {
+    pub(crate) fn go(&mut self, to: ConnState, reason: impl Into<String>) {
         let now = self.now();
         match self.machine.go(to, reason, now) {
             Ok(Some(ev)) => self.emit(ev),
@@ -264,13 +265,13 @@ impl Skeleton {
     }
 
     /// The current state.
-    pub fn state(&self) -> ConnState {
+    pub(crate) fn state(&self) -> ConnState {
         self.machine.state()
     }
 
     /// `degraded` when the table allows it from here (the session was up); otherwise the
     /// current state with `reason` (a session still coming up names what went wrong).
-    pub fn degrade(&mut self, reason: impl Into<String>) {
+    pub(crate) fn degrade(&mut self, reason: impl Into<String>) {
         let state = self.state();
         if allowed(state, ConnState::Degraded) {
             self.go(ConnState::Degraded, reason);
@@ -281,7 +282,7 @@ impl Skeleton {
 
     /// Reports a session's schema to the engine (a connect then waits for its merge, see
     /// [`Skeleton::settled_full_state`]).
-    pub fn report_schema(&mut self, specs: Vec<crate::core::params::ParamSpec>) {
+    pub(crate) fn report_schema(&mut self, specs: Vec<crate::core::params::ParamSpec>) {
         self.schemas_sent += 1;
         self.emit(TransportEvent::Schema(specs));
     }
@@ -289,7 +290,7 @@ impl Skeleton {
     /// The engine's full desired state for a session's first message, read once the engine has
     /// merged (and re-clamped its values to) every schema reported so far, or after
     /// [`SETTLE_TIMEOUT`]. Pending continuous values it carries are dropped from the coalescer.
-    pub async fn settled_full_state(&mut self) -> Result<Message, Interrupt> {
+    pub(crate) async fn settled_full_state(&mut self) -> Result<Message, Interrupt> {
         let settled = self.inbox.settled(self.schemas_sent, SETTLE_TIMEOUT);
         if !self.guard(settled).await? {
             tracing::warn!(
@@ -304,7 +305,7 @@ impl Skeleton {
 
     /// Replays the engine's full desired state as the next message (a session that came (back)
     /// up with no initial message of its own).
-    pub fn replay_full_state(&mut self) {
+    pub(crate) fn replay_full_state(&mut self) {
         self.coalescer.clear_continuous();
         let values = self.inbox.full_state();
         self.coalescer.push(ParamUpdate {
@@ -343,7 +344,7 @@ impl Skeleton {
 
     /// Awaits `fut` while serving commands and moving queued events: every session step that
     /// can take time goes through here.
-    pub async fn guard<F: Future>(&mut self, fut: F) -> Result<F::Output, Interrupt> {
+    pub(crate) async fn guard<F: Future>(&mut self, fut: F) -> Result<F::Output, Interrupt> {
         tokio::pin!(fut);
         loop {
             tokio::select! {
@@ -357,7 +358,7 @@ impl Skeleton {
     }
 
     /// Sleeps while serving commands.
-    pub async fn sleep(&mut self, d: Duration) -> Result<(), Interrupt> {
+    pub(crate) async fn sleep(&mut self, d: Duration) -> Result<(), Interrupt> {
         self.guard(tokio::time::sleep(d)).await
     }
 
@@ -379,7 +380,7 @@ impl Skeleton {
 /// The backend-specific part of a transport. Every call gets the [`Skeleton`]; anything that can
 /// take time is awaited through [`Skeleton::guard`] (or runs as a task reporting back through
 /// [`Session::next_event`]), so the inbox is read throughout.
-pub trait Session: Send {
+pub(crate) trait Session: Send {
     /// What the session's own sources report (link events, finished requests, timers).
     type Event: Send;
 
@@ -437,13 +438,13 @@ pub trait Session: Send {
 }
 
 /// A transport that cannot start (a bad URL): says why and stops.
-pub async fn refuse(mut sk: Skeleton, why: String) {
+pub(crate) async fn refuse(mut sk: Skeleton, why: String) {
     sk.error(why.clone());
     sk.stopped(&why).await;
 }
 
 /// Runs `session` until `Shutdown` (answered with `Stopped`) or until the engine is gone.
-pub async fn run<S: Session>(mut sk: Skeleton, mut session: S) {
+pub(crate) async fn run<S: Session>(mut sk: Skeleton, mut session: S) {
     // Wait for the engine's Connect (commands before it only shape the state).
     loop {
         let cmd = tokio::select! {

@@ -45,7 +45,7 @@ const LINK_CAPACITY: usize = 256;
 
 /// Something the WebRTC stack reported.
 #[derive(Debug)]
-pub enum LinkEvent {
+pub(crate) enum LinkEvent {
     /// The data channel opened.
     ChannelOpen,
     /// The data channel closed.
@@ -66,15 +66,15 @@ pub enum LinkEvent {
 
 /// Per-packet counters shared with the RTP reader task (no channel traffic per packet).
 #[derive(Debug, Default)]
-pub struct VideoCounters {
+pub(crate) struct VideoCounters {
     /// Frames completed (RTP marker bits).
-    pub frames: AtomicU64,
+    pub(crate) frames: AtomicU64,
     /// Packets received.
-    pub packets: AtomicU64,
+    pub(crate) packets: AtomicU64,
     /// Packets missing by sequence number.
-    pub lost: AtomicU64,
+    pub(crate) lost: AtomicU64,
     /// Packets the video edge did not take (its channel was full).
-    pub dropped: AtomicU64,
+    pub(crate) dropped: AtomicU64,
 }
 
 /// Where received and sent video goes.
@@ -101,7 +101,7 @@ pub struct KeyframeRequests(Arc<tokio::sync::watch::Sender<u64>>);
 
 impl KeyframeRequests {
     /// A requester and the receiver the encoder watches.
-    pub fn new() -> (KeyframeRequests, tokio::sync::watch::Receiver<u64>) {
+    pub(crate) fn new() -> (KeyframeRequests, tokio::sync::watch::Receiver<u64>) {
         let (tx, rx) = tokio::sync::watch::channel(0);
         (KeyframeRequests(Arc::new(tx)), rx)
     }
@@ -110,17 +110,12 @@ impl KeyframeRequests {
     pub fn request(&self) {
         self.0.send_modify(|n| *n = n.wrapping_add(1));
     }
-
-    /// Requests made so far.
-    pub fn count(&self) -> u64 {
-        *self.0.borrow()
-    }
 }
 
 /// Reads the RTCP the server sends about our outgoing track and turns every PLI/FIR into a
 /// key-frame request to the encoder (webrtc-rs also needs the sender's RTCP read for its
 /// interceptors to see it). Ends with the sender.
-pub fn spawn_rtcp_reader(
+pub(crate) fn spawn_rtcp_reader(
     sender: Arc<webrtc::rtp_transceiver::rtp_sender::RTCRtpSender>,
     keyframes: Option<KeyframeRequests>,
 ) -> tokio::task::JoinHandle<()> {
@@ -149,7 +144,7 @@ pub fn spawn_rtcp_reader(
 /// Reads every RTP packet of a received video track: counts packets, losses (by sequence number)
 /// and frames (marker bits), and hands each packet to the video edge with `try_send` (a full
 /// channel drops and counts; the network side never waits for GStreamer).
-pub fn forward_track(
+pub(crate) fn forward_track(
     track: Arc<webrtc::track::track_remote::TrackRemote>,
     codec: VideoCodec,
     counters: Arc<VideoCounters>,
@@ -193,7 +188,7 @@ pub fn forward_track(
 
 /// Answers the video edge's key-frame requests with RTCP PLI for `media_ssrc`, at most one per
 /// [`PLI_MIN_INTERVAL`], until the peer connection is gone.
-pub fn spawn_pli(
+pub(crate) fn spawn_pli(
     pc: std::sync::Weak<RTCPeerConnection>,
     media_ssrc: u32,
     mut requests: tokio::sync::watch::Receiver<u64>,
@@ -219,22 +214,22 @@ pub fn spawn_pli(
 
 /// Fewest milliseconds between two key-frame requests (a decoder asking every packet must not
 /// flood the sender).
-pub const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A Scope peer session: peer connection, data channel and the events of both.
-pub struct PeerSession {
+pub(crate) struct PeerSession {
     /// The peer connection.
-    pub pc: Arc<RTCPeerConnection>,
+    pub(crate) pc: Arc<RTCPeerConnection>,
     /// The `parameters` channel.
-    pub dc: Arc<RTCDataChannel>,
+    pub(crate) dc: Arc<RTCDataChannel>,
     /// Events from callbacks.
-    pub events: mpsc::Receiver<LinkEvent>,
+    pub(crate) events: mpsc::Receiver<LinkEvent>,
     /// A sender for the actor's own monitors (health polling).
-    pub events_tx: mpsc::Sender<LinkEvent>,
+    pub(crate) events_tx: mpsc::Sender<LinkEvent>,
     /// Video counters.
-    pub counters: Arc<VideoCounters>,
+    pub(crate) counters: Arc<VideoCounters>,
     /// Background tasks to stop with the session.
-    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The video transceiver (its placeholder sender track may need the answer's codec).
     video_transceiver: Arc<RTCRtpTransceiver>,
     /// True when the video edge feeds a real (VP8) track.
@@ -244,7 +239,7 @@ pub struct PeerSession {
 /// Errors from the WebRTC stack (kept as text: they are shown, not matched on).
 #[derive(Debug, thiserror::Error)]
 #[error("WebRTC: {0}")]
-pub struct RtcError(pub String);
+pub(crate) struct RtcError(pub(crate) String);
 
 fn rtc<E: std::fmt::Display>(e: E) -> RtcError {
     RtcError(e.to_string())
@@ -252,7 +247,7 @@ fn rtc<E: std::fmt::Display>(e: E) -> RtcError {
 
 /// Which video codecs a peer connection registers (and so offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codecs {
+pub(crate) enum Codecs {
     /// Scope: VP8 first, H264 accepted ([`sdp::video_codecs`]).
     Scope,
     /// The hosted gateway: H.264 `42001f` only ([`sdp::hosted_video_codecs`]); its media engine
@@ -262,18 +257,20 @@ pub enum Codecs {
 
 /// How [`peer_connection`] builds a peer connection.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PeerOptions {
+pub(crate) struct PeerOptions {
     /// Codecs to register.
-    pub codecs: Codecs,
+    pub(crate) codecs: Codecs,
     /// STUN/TURN servers (empty: host candidates only).
-    pub ice: Vec<IceServer>,
+    pub(crate) ice: Vec<IceServer>,
     /// Loopback-only candidates (a server on this machine, tests).
-    pub loopback: bool,
+    pub(crate) loopback: bool,
 }
 
 /// The one peer-connection builder: codecs, the default interceptors (NACK, RTCP reports, the
 /// stats Scope's RTT comes from), UDP4 without mDNS, loopback candidates only for a local server.
-pub async fn peer_connection(opts: &PeerOptions) -> Result<Arc<RTCPeerConnection>, RtcError> {
+pub(crate) async fn peer_connection(
+    opts: &PeerOptions,
+) -> Result<Arc<RTCPeerConnection>, RtcError> {
     let mut media = MediaEngine::default();
     let codecs = match opts.codecs {
         Codecs::Scope => sdp::video_codecs(),
@@ -313,7 +310,7 @@ pub async fn peer_connection(opts: &PeerOptions) -> Result<Arc<RTCPeerConnection
 }
 
 /// A local video track fed by [`spawn_sample_writer`].
-pub fn sample_track(mime_type: &str, sdp_fmtp_line: &str) -> Arc<TrackLocalStaticSample> {
+pub(crate) fn sample_track(mime_type: &str, sdp_fmtp_line: &str) -> Arc<TrackLocalStaticSample> {
     Arc::new(TrackLocalStaticSample::new(
         RTCRtpCodecCapability {
             mime_type: mime_type.to_owned(),
@@ -328,7 +325,7 @@ pub fn sample_track(mime_type: &str, sdp_fmtp_line: &str) -> Arc<TrackLocalStati
 
 /// Writes the video input's encoded frames onto `track` until either side ends. The receiver is
 /// shared across sessions (one session at a time holds it).
-pub fn spawn_sample_writer(
+pub(crate) fn spawn_sample_writer(
     track: Arc<TrackLocalStaticSample>,
     samples: Arc<Mutex<mpsc::Receiver<EncodedSample>>>,
 ) -> tokio::task::JoinHandle<()> {
@@ -349,7 +346,7 @@ pub fn spawn_sample_writer(
 
 /// Creates the offer and sets it locally; with `gather` waits (up to that long) for ICE
 /// gathering so the SDP carries every candidate (non-trickle). Returns the SDP to send.
-pub async fn offer_sdp(
+pub(crate) async fn offer_sdp(
     pc: &RTCPeerConnection,
     gather: Option<Duration>,
 ) -> Result<String, RtcError> {
@@ -368,7 +365,7 @@ pub async fn offer_sdp(
 }
 
 /// Builds a Scope session: peer connection, data channel and video transceiver.
-pub async fn scope_peer(
+pub(crate) async fn scope_peer(
     ice: &[IceServer],
     loopback: bool,
     trickle: bool,
@@ -518,7 +515,11 @@ pub async fn scope_peer(
 impl PeerSession {
     /// Creates the offer; unless trickling, waits (up to `gather_timeout`) for ICE gathering so
     /// the SDP carries every candidate. Returns the SDP to POST.
-    pub async fn offer(&self, trickle: bool, gather_timeout: Duration) -> Result<String, RtcError> {
+    pub(crate) async fn offer(
+        &self,
+        trickle: bool,
+        gather_timeout: Duration,
+    ) -> Result<String, RtcError> {
         offer_sdp(&self.pc, (!trickle).then_some(gather_timeout)).await
     }
 
@@ -528,7 +529,7 @@ impl PeerSession {
     /// first registered codec (VP8); when Scope answers H264 that placeholder cannot bind, so it
     /// is swapped for an H264 one first. Real outgoing video is VP8: an H264 answer then cannot
     /// carry it, which is reported as such.
-    pub async fn answer(&self, sdp: String) -> Result<(), RtcError> {
+    pub(crate) async fn answer(&self, sdp: String) -> Result<(), RtcError> {
         let chosen = sdp::negotiated_video(&sdp).map(|(c, _)| c);
         if chosen == Some(VideoCodec::H264) {
             if self.has_input {
@@ -559,7 +560,7 @@ impl PeerSession {
 
     /// Sends one text message on the data channel.
     /// A send that does not complete within a second means the association is dying.
-    pub async fn send(&self, text: String) -> Result<(), RtcError> {
+    pub(crate) async fn send(&self, text: String) -> Result<(), RtcError> {
         match tokio::time::timeout(Duration::from_secs(1), self.dc.send_text(text)).await {
             Ok(r) => r.map(|_| ()).map_err(rtc),
             Err(_) => {
@@ -573,7 +574,7 @@ impl PeerSession {
     /// 0.17 never fills it), else RFC 3550 §6.4.1 from the server's receiver reports on our
     /// outgoing video (LSR/DLSR; only sessions that send video have them). Receive-only sessions
     /// have neither (aiortc sends no XR), and the dashboard shows no number rather than a guess.
-    pub async fn rtt_ms(&self) -> Option<f32> {
+    pub(crate) async fn rtt_ms(&self) -> Option<f32> {
         use webrtc::stats::StatsReportType;
         let Ok(report) =
             tokio::time::timeout(Duration::from_millis(200), self.pc.get_stats()).await
@@ -600,7 +601,7 @@ impl PeerSession {
 
     /// Closes the data channel and peer connection (bounded: webrtc-rs can hang closing a
     /// connection whose peer vanished) and stops the helper tasks.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         for t in &self.tasks {
             t.abort();
         }

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{InputConfig, InputSource};
 use super::elements::{self, VideoError};
 use crate::transport::types::{EncodedSample, VideoCodec};
-pub use crate::transport::webrtc_session::KeyframeRequests;
+pub(crate) use crate::transport::webrtc_session::KeyframeRequests;
 
 /// Fewest milliseconds between two forced key frames: a server asking on every broken frame
 /// must not turn the stream into key frames only (requests in between are merged, not lost).

@@ -113,7 +113,7 @@ pub(crate) enum DaydreamEvent {
 }
 
 /// Runs until `Shutdown` (answered with `Stopped`) or until the command channel closes.
-pub async fn run(
+pub(crate) async fn run(
     setup: Setup,
     api: Api,
     http: reqwest::Client,

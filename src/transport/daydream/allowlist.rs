@@ -6,7 +6,7 @@
 use url::{Host, Url};
 
 /// True for a bare domain name (`livepeer.com`): letters, digits, dots and dashes.
-pub fn is_valid_domain(s: &str) -> bool {
+pub(crate) fn is_valid_domain(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
         && !s.ends_with('.')
@@ -49,7 +49,7 @@ fn check_scheme(u: &Url, allow_local_dev: bool) -> Result<(), String> {
 }
 
 /// Checks the API base URL: HTTPS, or HTTP on loopback with the local-development opt-in.
-pub fn check_api_url(raw: &str, allow_local_dev: bool) -> Result<Url, String> {
+pub(crate) fn check_api_url(raw: &str, allow_local_dev: bool) -> Result<Url, String> {
     let u = parse(raw)?;
     check_scheme(&u, allow_local_dev)?;
     Ok(u)
@@ -58,7 +58,7 @@ pub fn check_api_url(raw: &str, allow_local_dev: bool) -> Result<Url, String> {
 /// Checks a WHIP or WHEP URL from the server: HTTPS (HTTP on loopback with the opt-in), and a
 /// host equal to, or a subdomain of, one of `allowed` (loopback counts as allowed only with the
 /// opt-in). The error names the host and says how to allow it.
-pub fn check_media_url(
+pub(crate) fn check_media_url(
     raw: &str,
     allowed: &[String],
     allow_local_dev: bool,

@@ -15,31 +15,31 @@ use crate::transport::daydream::policy::Outcome;
 #[error("{endpoint}: {}{}", .status.map_or("no answer".to_string(), |s| format!("HTTP {s}")), if .detail.is_empty() { String::new() } else { format!(" ({})", .detail) })]
 pub struct HttpFail {
     /// `METHOD /path`.
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// Status, if the server answered.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Short detail (body excerpt or transport error), key-free.
-    pub detail: String,
+    pub(crate) detail: String,
     /// The server's `Retry-After` (seconds form), honoured by the retry pacing.
-    pub retry_after: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl HttpFail {
     /// Retry class of this failure.
-    pub fn outcome(&self) -> Outcome {
+    pub(crate) fn outcome(&self) -> Outcome {
         Outcome::of(self.status)
     }
 
     /// `backoff`, or longer when the server asked for it (capped at a minute so a bad header
     /// cannot stall the show).
-    pub fn pace(&self, backoff: Duration) -> Duration {
+    pub(crate) fn pace(&self, backoff: Duration) -> Duration {
         self.retry_after
             .map_or(backoff, |r| backoff.max(r.min(Duration::from_secs(60))))
     }
 }
 
 /// `Retry-After` in its seconds form (the HTTP-date form is ignored: the backoff applies).
-pub fn retry_after(headers: Option<&reqwest::header::HeaderMap>) -> Option<Duration> {
+pub(crate) fn retry_after(headers: Option<&reqwest::header::HeaderMap>) -> Option<Duration> {
     headers?
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -52,13 +52,13 @@ pub fn retry_after(headers: Option<&reqwest::header::HeaderMap>) -> Option<Durat
 
 /// What `POST /v1/streams` returned.
 #[derive(Clone, PartialEq)]
-pub struct Created {
+pub(crate) struct Created {
     /// Stream id.
-    pub id: String,
+    pub(crate) id: String,
     /// WHIP ingest URL: the stream key is in its path, so it is a secret (never logged).
-    pub whip_url: String,
+    pub(crate) whip_url: String,
     /// Playback id (HLS/iframe), if given.
-    pub playback_id: Option<String>,
+    pub(crate) playback_id: Option<String>,
 }
 
 /// Redacted: the WHIP URL carries the stream key.
@@ -75,7 +75,7 @@ impl std::fmt::Debug for Created {
 /// A URL safe to show: scheme, host and port only. Daydream's WHIP and WHEP URLs carry the
 /// stream key in their path (and could carry tokens in the query), so the path never appears in
 /// logs or errors.
-pub fn redact_url(raw: &str) -> String {
+pub(crate) fn redact_url(raw: &str) -> String {
     match Url::parse(raw) {
         Ok(u) => {
             let host = u.host_str().unwrap_or("");
@@ -95,33 +95,33 @@ pub fn redact_url(raw: &str) -> String {
 #[derive(Clone, Default, PartialEq)]
 pub struct Health {
     /// `success: true` with data: the stream is up.
-    pub active: bool,
+    pub(crate) active: bool,
     /// Frames per second arriving at the pipeline.
-    pub input_fps: Option<f32>,
+    pub(crate) input_fps: Option<f32>,
     /// Frames per second leaving it.
-    pub output_fps: Option<f32>,
+    pub(crate) output_fps: Option<f32>,
     /// Pipeline restarts.
-    pub restart_count: Option<u32>,
+    pub(crate) restart_count: Option<u32>,
     /// Last pipeline error.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// Ingest jitter (seconds or ms as the server reports), video track first.
-    pub jitter: Option<f32>,
+    pub(crate) jitter: Option<f32>,
     /// Ingest packets lost.
-    pub packets_lost: Option<f64>,
+    pub(crate) packets_lost: Option<f64>,
     /// Ingest packet loss in percent, as the gateway computes it.
-    pub loss_pct: Option<f32>,
+    pub(crate) loss_pct: Option<f32>,
     /// Ingest round trip, milliseconds.
-    pub rtt_ms: Option<f32>,
+    pub(crate) rtt_ms: Option<f32>,
     /// The gateway's verdict on the ingest connection (`good`, `poor`...).
-    pub conn_quality: Option<String>,
+    pub(crate) conn_quality: Option<String>,
     /// The pipeline state (`LOADING`, `ONLINE`...).
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
     /// The gateway's last error (`gateway_status.error.error_message`) and when it happened.
-    pub gateway_error: Option<(String, Option<i64>)>,
+    pub(crate) gateway_error: Option<(String, Option<i64>)>,
     /// WHEP URL the gateway reports, if any (carries the stream key: a secret).
-    pub whep_url: Option<String>,
+    pub(crate) whep_url: Option<String>,
     /// Server's error text when `success` is false.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Leaves out the WHEP URL (it carries the stream key).
@@ -143,16 +143,16 @@ impl std::fmt::Debug for Health {
 
 /// A stream listed by `GET /v1/streams` (to find streams a failed create left behind).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// Stream id.
-    pub id: String,
+    pub(crate) id: String,
     /// Creation time, seconds since the Unix epoch, if the entry says.
-    pub created_at: Option<f64>,
+    pub(crate) created_at: Option<f64>,
 }
 
 /// The client.
 #[derive(Clone)]
-pub struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: Url,
     key: ApiKey,
@@ -169,7 +169,7 @@ impl std::fmt::Debug for Api {
 
 /// A plain HTTP client for API and WHIP/WHEP requests: rustls (the app's ring provider), no
 /// redirects (a redirect must not carry the key elsewhere), bounded timeouts.
-pub fn http_client() -> Result<reqwest::Client, String> {
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
@@ -190,7 +190,7 @@ fn excerpt(s: &str, key: &ApiKey) -> String {
 
 impl Api {
     /// A client for `base` (already checked: HTTPS, or loopback HTTP in development).
-    pub fn new(http: reqwest::Client, base: Url, key: ApiKey) -> Self {
+    pub(crate) fn new(http: reqwest::Client, base: Url, key: ApiKey) -> Self {
         Api { http, base, key }
     }
 
@@ -250,7 +250,7 @@ impl Api {
     }
 
     /// `POST /v1/streams`.
-    pub async fn create(&self, body: &Value) -> Result<Created, HttpFail> {
+    pub(crate) async fn create(&self, body: &Value) -> Result<Created, HttpFail> {
         let v = self
             .send(reqwest::Method::POST, "/v1/streams", None, Some(body))
             .await?;
@@ -279,14 +279,14 @@ impl Api {
     }
 
     /// `GET /v1/streams/{id}/status`.
-    pub async fn status(&self, id: &str) -> Result<Health, HttpFail> {
+    pub(crate) async fn status(&self, id: &str) -> Result<Health, HttpFail> {
         let path = format!("/v1/streams/{}/status", enc(id));
         let v = self.send(reqwest::Method::GET, &path, None, None).await?;
         Ok(parse_health(&v))
     }
 
     /// `PATCH /v1/streams/{id}` with `{"pipeline","params":{model_id,...}}`.
-    pub async fn patch(&self, id: &str, body: &Value) -> Result<(), HttpFail> {
+    pub(crate) async fn patch(&self, id: &str, body: &Value) -> Result<(), HttpFail> {
         let path = format!("/v1/streams/{}", enc(id));
         self.send(reqwest::Method::PATCH, &path, None, Some(body))
             .await
@@ -295,7 +295,7 @@ impl Api {
 
     /// `DELETE /v1/streams?id={id}` (the OpenAPI form), falling back to `DELETE
     /// /v1/streams/{id}` (the Unity plugin's form) on 404/405 so a stream is never left running.
-    pub async fn delete(&self, id: &str) -> Result<(), HttpFail> {
+    pub(crate) async fn delete(&self, id: &str) -> Result<(), HttpFail> {
         let first = self
             .send(
                 reqwest::Method::DELETE,
@@ -319,7 +319,7 @@ impl Api {
     }
 
     /// `GET /v1/streams`: the key's streams (`data` array or a bare array).
-    pub async fn list(&self) -> Result<Vec<Listed>, HttpFail> {
+    pub(crate) async fn list(&self) -> Result<Vec<Listed>, HttpFail> {
         let v = self
             .send(reqwest::Method::GET, "/v1/streams", None, None)
             .await?;
@@ -384,7 +384,7 @@ fn enc(id: &str) -> String {
 }
 
 /// A reqwest error's text without the URL (which could carry a pre-signed token).
-pub fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "<url>");

@@ -8,7 +8,7 @@ use crate::config::diagnostics::{ConfigError, SourceDoc};
 use crate::transport::daydream::allowlist;
 
 /// The seeds' production allowlist of Daydream/Livepeer base domains for WHIP and WHEP URLs.
-pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &[
+pub(crate) const DEFAULT_ALLOWED_HOSTS: &[&str] = &[
     "daydream.live",
     "sdaydream.live",
     "livepeer.com",
@@ -162,13 +162,13 @@ impl Validate for DaydreamConfig {
 
 impl DaydreamConfig {
     /// The warm-up grace window.
-    pub fn grace(&self) -> std::time::Duration {
+    pub(crate) fn grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.warmup_grace_secs.max(0.0))
     }
 
     /// The playback retry pacing (1 s doubling to `playback_retry_max_secs`; shorter when the
     /// cap is below 1 s, so tests can scale the schedule down).
-    pub fn playback_backoff(&self) -> crate::transport::backoff::BackoffPolicy {
+    pub(crate) fn playback_backoff(&self) -> crate::transport::backoff::BackoffPolicy {
         let max =
             std::time::Duration::from_secs_f64(self.playback_retry_max_secs.clamp(0.05, 60.0));
         crate::transport::backoff::BackoffPolicy::without_jitter(
@@ -178,7 +178,7 @@ impl DaydreamConfig {
     }
 
     /// The playback wait.
-    pub fn playback_wait(&self) -> std::time::Duration {
+    pub(crate) fn playback_wait(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.playback_wait_secs.clamp(0.0, 3600.0))
     }
 }

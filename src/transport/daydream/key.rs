@@ -6,7 +6,7 @@
 use std::path::Path;
 
 /// Environment variable holding the key.
-pub const ENV_VAR: &str = "DAYDREAM_API_KEY";
+pub(crate) const ENV_VAR: &str = "DAYDREAM_API_KEY";
 
 /// A secret that never prints itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl std::fmt::Display for ApiKey {
 
 /// Why no key could be had. Messages never contain the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     /// Neither the variable nor a file.
     #[error(
         "no Daydream API key: set {ENV_VAR} or [daydream] api_key_file (a file with mode 0600)"
@@ -62,12 +62,12 @@ impl ApiKey {
     }
 
     /// The secret itself, for the `Authorization` header of API requests only.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
     /// The key from `env_value` (the variable's value, if set and non-empty), else from `file`.
-    pub fn load(env_value: Option<String>, file: Option<&Path>) -> Result<ApiKey, KeyError> {
+    pub(crate) fn load(env_value: Option<String>, file: Option<&Path>) -> Result<ApiKey, KeyError> {
         if let Some(v) = env_value.filter(|v| !v.is_empty()) {
             return single_line(&v).ok_or_else(|| KeyError::Malformed(ENV_VAR.into()));
         }
@@ -95,7 +95,7 @@ impl ApiKey {
     }
 
     /// The key from the process environment or `file`.
-    pub fn from_env_or_file(file: Option<&Path>) -> Result<ApiKey, KeyError> {
+    pub(crate) fn from_env_or_file(file: Option<&Path>) -> Result<ApiKey, KeyError> {
         Self::load(std::env::var(ENV_VAR).ok(), file)
     }
 }

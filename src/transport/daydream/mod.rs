@@ -8,14 +8,14 @@
 //! Pure policy lives in [`params`], [`policy`], [`allowlist`] and [`preset`]; the edges in
 //! [`api`], [`rtc`] and [`actor`]. The contract is summarised in docs/daydream-api.md.
 
-pub mod actor;
-pub mod allowlist;
+pub(crate) mod actor;
+pub(crate) mod allowlist;
 pub mod api;
-pub mod config;
-pub mod key;
-pub mod params;
+pub(crate) mod config;
+pub(crate) mod key;
+pub(crate) mod params;
 pub mod policy;
-pub mod preset;
+pub(crate) mod preset;
 pub mod rtc;
 
 use std::path::Path;
@@ -26,7 +26,7 @@ use crate::transport::{StartError, TransportHandle};
 
 pub use config::DaydreamConfig;
 pub use key::ApiKey;
-pub use preset::Preset;
+pub(crate) use preset::Preset;
 
 /// Where the video goes and comes from: the same ports as the Scope backend (WHEP playback into
 /// `rtp_out`, the video input's encoded frames from `samples_in` over WHIP).
@@ -34,18 +34,18 @@ pub type DaydreamVideo = crate::transport::VideoPorts;
 
 /// Everything the actor needs, checked before it starts.
 #[derive(Debug, Clone)]
-pub struct Setup {
+pub(crate) struct Setup {
     /// `[daydream]`.
-    pub cfg: DaydreamConfig,
+    pub(crate) cfg: DaydreamConfig,
     /// The create payload.
-    pub preset: Preset,
+    pub(crate) preset: Preset,
     /// Video ports.
-    pub video: DaydreamVideo,
+    pub(crate) video: DaydreamVideo,
 }
 
 /// Loads the key and preset, checks the API URL and starts the actor. Errors say what to fix
 /// (preset errors name file, line and key) and never contain the key.
-pub fn spawn(
+pub(crate) fn spawn(
     cfg: &DaydreamConfig,
     config_dir: Option<&Path>,
     events: mpsc::Sender<TransportEvent>,

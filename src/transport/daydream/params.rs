@@ -17,7 +17,7 @@ use crate::transport::daydream::preset::{
 };
 
 /// Daydream keys that change without a pipeline reload (plus ControlNet scales).
-pub const DYNAMIC_KEYS: &[&str] = &[
+pub(crate) const DYNAMIC_KEYS: &[&str] = &[
     "prompt",
     "guidance_scale",
     "delta",
@@ -26,28 +26,15 @@ pub const DYNAMIC_KEYS: &[&str] = &[
     "seed",
 ];
 
-/// Daydream keys scope-deck may set that reload the pipeline.
-pub const RELOAD_KEYS: &[&str] = &[
-    "negative_prompt",
-    "width",
-    "height",
-    "prompt_interpolation_method",
-    "seed_interpolation_method",
-    "enable_similar_image_filter",
-    "similar_image_filter_threshold",
-    "do_add_noise",
-    "use_denoising_batch",
-];
-
 /// The one-shot key that confirms held reloading changes.
-pub const CONFIRM_KEY: &str = "confirm_reload";
+pub(crate) const CONFIRM_KEY: &str = "confirm_reload";
 
 /// Prefix of the per-ControlNet scale keys (`controlnet_scale_0`, ...).
-pub const CONTROLNET_PREFIX: &str = "controlnet_scale_";
+pub(crate) const CONTROLNET_PREFIX: &str = "controlnet_scale_";
 
 /// Whether a Daydream key changes live or reloads the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Live.
     Dynamic,
     /// ~30 s reload.
@@ -56,7 +43,7 @@ pub enum Change {
 
 /// Classifies a Daydream parameter key. `controlnets` is dynamic only when nothing but the
 /// scales differ (see [`controlnets_change`]).
-pub fn classify(dd_key: &str) -> Change {
+pub(crate) fn classify(dd_key: &str) -> Change {
     if DYNAMIC_KEYS.contains(&dd_key) {
         Change::Dynamic
     } else {
@@ -65,7 +52,7 @@ pub fn classify(dd_key: &str) -> Change {
 }
 
 /// Whether replacing `old` ControlNets by `new` is live (only `conditioning_scale` differs).
-pub fn controlnets_change(old: &Value, new: &Value) -> Change {
+pub(crate) fn controlnets_change(old: &Value, new: &Value) -> Change {
     let strip = |v: &Value| -> Value {
         match v {
             Value::Array(a) => Value::Array(
@@ -91,7 +78,8 @@ pub fn controlnets_change(old: &Value, new: &Value) -> Change {
 
 /// Keeps only what may be PATCHed live: the dynamic keys, and `controlnets` when only scales
 /// changed relative to `current`. Returns (live, held-for-reload).
-pub fn split_dynamic(
+#[cfg(test)]
+pub(crate) fn split_dynamic(
     params: &Map<String, Value>,
     current: &Map<String, Value>,
 ) -> (Map<String, Value>, Map<String, Value>) {
@@ -113,7 +101,7 @@ pub fn split_dynamic(
 
 /// What one scope-deck key/value means here.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Mapped {
+pub(crate) enum Mapped {
     /// Daydream keys and values.
     Set(Vec<(String, Value)>),
     /// Scale of ControlNet `index`.
@@ -133,7 +121,7 @@ pub enum Mapped {
 
 /// Maps a scope-deck key; `steps` is the stream's current `num_inference_steps` (to convert
 /// Scope's `denoising_step_list`), `controlnets` how many ControlNets the preset has.
-pub fn map_key(key: &str, value: &Value, steps: i64, controlnets: usize) -> Mapped {
+pub(crate) fn map_key(key: &str, value: &Value, steps: i64, controlnets: usize) -> Mapped {
     let num = |v: &Value| v.as_f64().filter(|f| f.is_finite());
     match key {
         "prompts" => match prompts_to_daydream(value) {
@@ -229,7 +217,7 @@ pub fn map_key(key: &str, value: &Value, steps: i64, controlnets: usize) -> Mapp
 
 /// scope-deck `prompts` (`[{text, weight}]`) → Daydream `prompt`: the text for one prompt, a
 /// weighted list `[[text, weight], ...]` for a blend.
-pub fn prompts_to_daydream(v: &Value) -> Option<Value> {
+pub(crate) fn prompts_to_daydream(v: &Value) -> Option<Value> {
     let items = v.as_array()?;
     let mut out = Vec::new();
     for it in items {
@@ -250,7 +238,7 @@ pub fn prompts_to_daydream(v: &Value) -> Option<Value> {
 
 /// Scope's descending timesteps (1000 = pure noise) → StreamDiffusion indices into a schedule of
 /// `steps` (0 = most noise), ascending and de-duplicated.
-pub fn step_list_to_t_index(v: &Value, steps: i64) -> Option<Vec<i64>> {
+pub(crate) fn step_list_to_t_index(v: &Value, steps: i64) -> Option<Vec<i64>> {
     let steps = steps.max(1);
     let mut out: Vec<i64> = Vec::new();
     for x in v.as_array()? {
@@ -264,7 +252,7 @@ pub fn step_list_to_t_index(v: &Value, steps: i64) -> Option<Vec<i64>> {
 
 /// Parameter specs announced to the core for this backend (so knobs and mappings can target
 /// Daydream's own keys; Scope's keys keep their built-in specs and are mapped or reported).
-pub fn specs(controlnets: usize) -> Vec<ParamSpec> {
+pub(crate) fn specs(controlnets: usize) -> Vec<ParamSpec> {
     let spec = |key: &str, kind: ParamKind| ParamSpec {
         key: key.to_string(),
         kind,
@@ -337,17 +325,17 @@ pub fn specs(controlnets: usize) -> Vec<ParamSpec> {
 
 /// Something to tell the performer about a parameter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     /// scope-deck key.
-    pub key: String,
+    pub(crate) key: String,
     /// Why it was not (yet) sent.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The parameter plan of one stream: what it has, what waits to be PATCHed, what waits for a
 /// confirmation, and which unsupported keys were already reported.
 #[derive(Debug, Clone)]
-pub struct ParamPlan {
+pub(crate) struct ParamPlan {
     /// Params the stream was created with / has accepted since.
     stream: Map<String, Value>,
     /// Live changes waiting for the next PATCH (latest wins).
@@ -361,7 +349,7 @@ pub struct ParamPlan {
 
 impl ParamPlan {
     /// A plan starting from the preset's params.
-    pub fn new(preset_params: Map<String, Value>, confirm_reloads: bool) -> Self {
+    pub(crate) fn new(preset_params: Map<String, Value>, confirm_reloads: bool) -> Self {
         let controlnets = preset_params
             .get("controlnets")
             .and_then(Value::as_array)
@@ -377,12 +365,12 @@ impl ParamPlan {
     }
 
     /// The base model every PATCH repeats.
-    pub fn model_id(&self) -> Value {
+    pub(crate) fn model_id(&self) -> Value {
         self.stream.get("model_id").cloned().unwrap_or(Value::Null)
     }
 
     /// How many ControlNets the preset has.
-    pub fn controlnet_count(&self) -> usize {
+    pub(crate) fn controlnet_count(&self) -> usize {
         self.controlnets
     }
 
@@ -433,7 +421,7 @@ impl ParamPlan {
     }
 
     /// Applies the full state before the stream exists: everything goes into the create body.
-    pub fn apply_initial(&mut self, state: &Map<String, Value>) -> Vec<Report> {
+    pub(crate) fn apply_initial(&mut self, state: &Map<String, Value>) -> Vec<Report> {
         let mut reports = Vec::new();
         for (k, v) in state {
             for (dk, dv) in self.map(k, v, &mut reports) {
@@ -445,7 +433,7 @@ impl ParamPlan {
 
     /// The `params` to create a (re)started stream with: the stream's, plus every change not yet
     /// applied (a restart applies held and failed changes too).
-    pub fn create_params(&mut self) -> Map<String, Value> {
+    pub(crate) fn create_params(&mut self) -> Map<String, Value> {
         let held = std::mem::take(&mut self.held);
         let pending = std::mem::take(&mut self.pending);
         for (k, v) in held.into_iter().chain(pending) {
@@ -456,7 +444,7 @@ impl ParamPlan {
 
     /// Takes changes during the show: live ones queue for PATCH (latest wins), reloading ones are
     /// held until confirmed (or queued at once when confirmations are off).
-    pub fn push(&mut self, values: &Map<String, Value>) -> Vec<Report> {
+    pub(crate) fn push(&mut self, values: &Map<String, Value>) -> Vec<Report> {
         let mut reports = Vec::new();
         let mut confirm = false;
         for (k, v) in values {
@@ -538,23 +526,24 @@ impl ParamPlan {
     }
 
     /// Problems with the create body (the API's limits); empty when it may be sent.
-    pub fn create_problems(&self) -> Vec<(String, String)> {
+    pub(crate) fn create_problems(&self) -> Vec<(String, String)> {
         check_params_json(&self.stream)
     }
 
     /// Changes held for confirmation.
-    pub fn held(&self) -> &Map<String, Value> {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> &Map<String, Value> {
         &self.held
     }
 
     /// True when something waits to be PATCHed.
-    pub fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
 
     /// The next PATCH body (`{"pipeline","params":{model_id, ...changed}}`) and the changes it
     /// carries; `None` when nothing waits.
-    pub fn take_patch(&mut self) -> Option<(Value, Map<String, Value>)> {
+    pub(crate) fn take_patch(&mut self) -> Option<(Value, Map<String, Value>)> {
         if self.pending.is_empty() {
             return None;
         }
@@ -571,14 +560,14 @@ impl ParamPlan {
     }
 
     /// The server took `changes`.
-    pub fn patch_succeeded(&mut self, changes: Map<String, Value>) {
+    pub(crate) fn patch_succeeded(&mut self, changes: Map<String, Value>) {
         for (k, v) in changes {
             self.stream.insert(k, v);
         }
     }
 
     /// The PATCH failed and will be retried: put `changes` back unless newer values came in.
-    pub fn requeue(&mut self, changes: Map<String, Value>) {
+    pub(crate) fn requeue(&mut self, changes: Map<String, Value>) {
         for (k, v) in changes {
             self.pending.entry(k).or_insert(v);
         }

@@ -9,14 +9,14 @@
 
 use std::time::Duration;
 
-pub use crate::transport::backoff::BackoffPolicy;
+pub(crate) use crate::transport::backoff::BackoffPolicy;
 
 /// The message shown when live updates are switched off.
-pub const UNAVAILABLE: &str = "live updates unavailable — changes apply on restart";
+pub(crate) const UNAVAILABLE: &str = "live updates unavailable — changes apply on restart";
 
 /// What an HTTP exchange came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// 2xx.
     Ok,
     /// 404/409/429/5xx or a network error: plausibly "not ready yet".
@@ -27,7 +27,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Classifies an HTTP status (`None` = no response: network error or timeout).
-    pub fn of(status: Option<u16>) -> Outcome {
+    pub(crate) fn of(status: Option<u16>) -> Outcome {
         match status {
             Some(s) if (200..300).contains(&s) => Outcome::Ok,
             Some(404 | 409 | 429) | None => Outcome::NotReady,
@@ -44,7 +44,7 @@ pub const WARMUP_RETRY: BackoffPolicy =
 
 /// What to do after a failed step (create, status poll, WHIP/WHEP offer).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Try again after this delay (not shown to the performer).
     RetryAfter(Duration),
     /// Give up and report.
@@ -64,12 +64,12 @@ pub struct Warmup {
 
 impl Warmup {
     /// Whether `now` is still inside the window.
-    pub fn inside(&self, now: Duration) -> bool {
+    pub(crate) fn inside(&self, now: Duration) -> bool {
         now.saturating_sub(self.created_at) < self.grace
     }
 
     /// Retry or give up after the `attempt`-th consecutive failure with `outcome` at `now`.
-    pub fn after_failure(&self, outcome: Outcome, attempt: u32, now: Duration) -> Decision {
+    pub(crate) fn after_failure(&self, outcome: Outcome, attempt: u32, now: Duration) -> Decision {
         match outcome {
             Outcome::NotReady if self.inside(now) => {
                 Decision::RetryAfter(self.backoff.delay(attempt))
@@ -82,7 +82,7 @@ impl Warmup {
 /// Create is not idempotent: a retry after the server created the stream leaves a billed stream
 /// running. So it is retried at most once, and only when no answer came or the server failed
 /// (5xx); never on 409 (a conflict, possibly the account's stream quota) or any other 4xx.
-pub fn create_retry(status: Option<u16>, attempt: u32) -> Option<Duration> {
+pub(crate) fn create_retry(status: Option<u16>, attempt: u32) -> Option<Duration> {
     match status {
         _ if attempt >= 1 => None,
         None => Some(Duration::from_secs(1)),
@@ -93,13 +93,14 @@ pub fn create_retry(status: Option<u16>, attempt: u32) -> Option<Duration> {
 
 /// Whether a failed create may have created the stream anyway (no answer, or a server error):
 /// such a stream is looked for and deleted on quit.
-pub fn may_have_created(status: Option<u16>) -> bool {
+pub(crate) fn may_have_created(status: Option<u16>) -> bool {
     status.is_none_or(|s| s >= 500)
 }
 
 /// The playback retry schedule: `(time of each attempt)` from 0 while it stays inside `wait`
 /// (pure, for the docs and tests: the default must keep trying well past 90 s).
-pub fn playback_attempts(wait: Duration, backoff: BackoffPolicy) -> Vec<Duration> {
+#[cfg(test)]
+pub(crate) fn playback_attempts(wait: Duration, backoff: BackoffPolicy) -> Vec<Duration> {
     let mut t = Duration::ZERO;
     let mut out = vec![t];
     let mut attempt = 0;
@@ -115,7 +116,7 @@ pub fn playback_attempts(wait: Duration, backoff: BackoffPolicy) -> Vec<Duration
 
 /// What the PATCH health counter says about one result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchVerdict {
+pub(crate) enum PatchVerdict {
     /// Applied.
     Applied,
     /// Not ready (inside the window): retry after the delay; not counted.
@@ -133,7 +134,7 @@ pub enum PatchVerdict {
 
 /// Consecutive PATCH failure counter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PatchHealth {
+pub(crate) struct PatchHealth {
     max: u32,
     consecutive: u32,
     not_ready: u32,
@@ -142,7 +143,7 @@ pub struct PatchHealth {
 
 impl PatchHealth {
     /// Switches off after `max` consecutive failures.
-    pub fn new(max: u32) -> Self {
+    pub(crate) fn new(max: u32) -> Self {
         PatchHealth {
             max: max.max(1),
             consecutive: 0,
@@ -152,17 +153,23 @@ impl PatchHealth {
     }
 
     /// Live updates were switched off.
-    pub fn unavailable(&self) -> bool {
+    pub(crate) fn unavailable(&self) -> bool {
         self.unavailable
     }
 
     /// Consecutive counted failures.
-    pub fn consecutive(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn consecutive(&self) -> u32 {
         self.consecutive
     }
 
     /// Records one PATCH result.
-    pub fn record(&mut self, outcome: Outcome, warmup: &Warmup, now: Duration) -> PatchVerdict {
+    pub(crate) fn record(
+        &mut self,
+        outcome: Outcome,
+        warmup: &Warmup,
+        now: Duration,
+    ) -> PatchVerdict {
         if self.unavailable {
             return PatchVerdict::Unavailable;
         }
@@ -193,21 +200,21 @@ impl PatchHealth {
     }
 
     /// A restart (new stream): counting starts again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         *self = PatchHealth::new(self.max);
     }
 }
 
 /// At most one PATCH per interval, and none before a retry delay has passed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     min_interval: Duration,
     not_before: Duration,
 }
 
 impl Throttle {
     /// `rate_hz` PATCHes per second at most.
-    pub fn new(rate_hz: f64) -> Self {
+    pub(crate) fn new(rate_hz: f64) -> Self {
         let rate = if rate_hz.is_finite() && rate_hz > 0.0 {
             rate_hz
         } else {
@@ -220,22 +227,22 @@ impl Throttle {
     }
 
     /// When the next PATCH may go.
-    pub fn next_at(&self) -> Duration {
+    pub(crate) fn next_at(&self) -> Duration {
         self.not_before
     }
 
     /// Whether a PATCH may go at `now`.
-    pub fn ready(&self, now: Duration) -> bool {
+    pub(crate) fn ready(&self, now: Duration) -> bool {
         now >= self.not_before
     }
 
     /// A PATCH went out at `now`.
-    pub fn sent(&mut self, now: Duration) {
+    pub(crate) fn sent(&mut self, now: Duration) {
         self.not_before = now + self.min_interval;
     }
 
     /// Hold off until at least `now + delay` (retry backoff).
-    pub fn delay(&mut self, now: Duration, delay: Duration) {
+    pub(crate) fn delay(&mut self, now: Duration, delay: Duration) {
         self.not_before = self.not_before.max(now + delay);
     }
 }

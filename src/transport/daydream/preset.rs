@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::diagnostics::{ConfigError, SourceDoc};
 
 /// Built-in presets (file stem, text).
-pub const EMBEDDED_PRESETS: &[(&str, &str)] = &[(
+pub(crate) const EMBEDDED_PRESETS: &[(&str, &str)] = &[(
     "daydream-sd-turbo",
     include_str!("../../../presets/daydream-sd-turbo.toml"),
 )];
@@ -17,94 +17,94 @@ pub const EMBEDDED_PRESETS: &[(&str, &str)] = &[(
 /// A whole preset file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Preset {
+pub(crate) struct Preset {
     /// Always `streamdiffusion`.
-    pub pipeline: String,
+    pub(crate) pipeline: String,
     /// The stream parameters.
-    pub params: StreamParams,
+    pub(crate) params: StreamParams,
 }
 
 /// `params` of the create payload (field names are Daydream's).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct StreamParams {
+pub(crate) struct StreamParams {
     /// Base model; every PATCH repeats it.
-    pub model_id: String,
+    pub(crate) model_id: String,
     /// Positive prompt.
-    pub prompt: String,
+    pub(crate) prompt: String,
     /// Negative prompt (reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub negative_prompt: Option<String>,
+    pub(crate) negative_prompt: Option<String>,
     /// Noise seed.
-    pub seed: i64,
+    pub(crate) seed: i64,
     /// Residual noise strength, 0..1.
-    pub delta: f64,
+    pub(crate) delta: f64,
     /// Output width, 384–1024, a multiple of 64.
-    pub width: i64,
+    pub(crate) width: i64,
     /// Output height, 384–1024, a multiple of 64.
-    pub height: i64,
+    pub(crate) height: i64,
     /// Scheduler steps.
-    pub num_inference_steps: i64,
+    pub(crate) num_inference_steps: i64,
     /// Classifier-free guidance.
-    pub guidance_scale: f64,
+    pub(crate) guidance_scale: f64,
     /// `tensorrt`, `xformers`, `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acceleration: Option<String>,
+    pub(crate) acceleration: Option<String>,
     /// StreamDiffusion batching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_denoising_batch: Option<bool>,
+    pub(crate) use_denoising_batch: Option<bool>,
     /// Add noise to the input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub do_add_noise: Option<bool>,
+    pub(crate) do_add_noise: Option<bool>,
     /// Timestep indices, ascending, each below `num_inference_steps`.
-    pub t_index_list: Vec<i64>,
+    pub(crate) t_index_list: Vec<i64>,
     /// Normalise seed weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub normalize_seed_weights: Option<bool>,
+    pub(crate) normalize_seed_weights: Option<bool>,
     /// Normalise prompt weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub normalize_prompt_weights: Option<bool>,
+    pub(crate) normalize_prompt_weights: Option<bool>,
     /// `linear` or `slerp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed_interpolation_method: Option<String>,
+    pub(crate) seed_interpolation_method: Option<String>,
     /// `linear` or `slerp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_interpolation_method: Option<String>,
+    pub(crate) prompt_interpolation_method: Option<String>,
     /// Skip near-identical frames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_similar_image_filter: Option<bool>,
+    pub(crate) enable_similar_image_filter: Option<bool>,
     /// Similarity threshold, 0..1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub similar_image_filter_threshold: Option<f64>,
+    pub(crate) similar_image_filter_threshold: Option<f64>,
     /// Frames skipped at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub similar_image_filter_max_skip_frame: Option<i64>,
+    pub(crate) similar_image_filter_max_skip_frame: Option<i64>,
     /// ControlNets (their `conditioning_scale` is live-changeable).
     #[serde(default)]
-    pub controlnets: Vec<ControlNet>,
+    pub(crate) controlnets: Vec<ControlNet>,
 }
 
 /// One ControlNet.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ControlNet {
+pub(crate) struct ControlNet {
     /// On or off.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// ControlNet model (must match the base model's architecture).
-    pub model_id: String,
+    pub(crate) model_id: String,
     /// Preprocessor name.
-    pub preprocessor: String,
+    pub(crate) preprocessor: String,
     /// Strength, 0..1 (live-changeable; the API answers 400 above 1).
-    pub conditioning_scale: f64,
+    pub(crate) conditioning_scale: f64,
     /// Preprocessor options.
     #[serde(default)]
-    pub preprocessor_params: toml::Table,
+    pub(crate) preprocessor_params: toml::Table,
     /// Guidance start, 0..1.
     #[serde(default)]
-    pub control_guidance_start: f64,
+    pub(crate) control_guidance_start: f64,
     /// Guidance end, 0..1.
     #[serde(default = "one")]
-    pub control_guidance_end: f64,
+    pub(crate) control_guidance_end: f64,
 }
 
 fn one() -> f64 {
@@ -112,17 +112,17 @@ fn one() -> f64 {
 }
 
 /// Resolution bounds from the API docs.
-pub const SIZE_RANGE: std::ops::RangeInclusive<i64> = 384..=1024;
+pub(crate) const SIZE_RANGE: std::ops::RangeInclusive<i64> = 384..=1024;
 /// ControlNet `conditioning_scale` bounds from the OpenAPI schema (above 1 is a 400).
-pub const CONTROLNET_SCALE_MAX: f64 = 1.0;
+pub(crate) const CONTROLNET_SCALE_MAX: f64 = 1.0;
 /// `t_index_list` holds at most this many entries (OpenAPI schema).
-pub const T_INDEX_MAX_ENTRIES: usize = 4;
+pub(crate) const T_INDEX_MAX_ENTRIES: usize = 4;
 /// SDXL models take at most this many enabled ControlNets.
-pub const SDXL_MAX_CONTROLNETS: usize = 3;
+pub(crate) const SDXL_MAX_CONTROLNETS: usize = 3;
 
 impl Preset {
     /// Parses and validates a preset named `name` (for messages); all problems are collected.
-    pub fn from_text(name: &str, text: &str) -> Result<Preset, Vec<ConfigError>> {
+    pub(crate) fn from_text(name: &str, text: &str) -> Result<Preset, Vec<ConfigError>> {
         let doc = SourceDoc::parse(name, text).map_err(|e| vec![e])?;
         let preset: Preset = doc.deserialize().map_err(|e| vec![e])?;
         let errs = preset.validate(&doc);
@@ -134,7 +134,7 @@ impl Preset {
     }
 
     /// Loads preset `name`: `<dir>/presets/<name>.toml` if present, else the built-in.
-    pub fn load(dir: Option<&Path>, name: &str) -> Result<Preset, Vec<ConfigError>> {
+    pub(crate) fn load(dir: Option<&Path>, name: &str) -> Result<Preset, Vec<ConfigError>> {
         if let Some(p) = dir.map(|d| d.join("presets").join(format!("{name}.toml"))) {
             if p.exists() {
                 let shown = p.display().to_string();
@@ -273,7 +273,7 @@ impl Preset {
     }
 
     /// The `params` object as JSON (what is POSTed).
-    pub fn params_json(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub(crate) fn params_json(&self) -> serde_json::Map<String, serde_json::Value> {
         match serde_json::to_value(&self.params) {
             Ok(serde_json::Value::Object(m)) => m,
             _ => serde_json::Map::new(),
@@ -286,7 +286,7 @@ fn is_sdxl(model_id: &str) -> bool {
 }
 
 /// `t_index_list` must hold 1 to 4 entries, not decreasing, each below `steps`.
-pub fn check_t_index_list(list: &[i64], steps: i64) -> Result<(), String> {
+pub(crate) fn check_t_index_list(list: &[i64], steps: i64) -> Result<(), String> {
     if list.is_empty() {
         return Err("must list at least one timestep index".into());
     }
@@ -311,7 +311,9 @@ pub fn check_t_index_list(list: &[i64], steps: i64) -> Result<(), String> {
 /// The API's limits (docs/daydream-api.md, "Limits") checked on a JSON `params` object right
 /// before it is sent, so a body the API would answer with 400 never leaves. Returns
 /// `(top-level key, why)` for each problem.
-pub fn check_params_json(p: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+pub(crate) fn check_params_json(
+    p: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(String, String)> {
     use serde_json::Value;
     let mut bad = Vec::new();
     let int = |k: &str| p.get(k).and_then(Value::as_i64);

@@ -38,11 +38,11 @@ use crate::transport::webrtc_session::{self, Codecs, PeerOptions};
 /// Non-trickle ICE gathering limit (the seeds' 20 s).
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Connection limit after the answer (the seeds' 45 s).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 /// The playback URL header of the WHIP answer.
-pub const PLAYBACK_HEADER: &str = "livepeer-playback-url";
+pub(crate) const PLAYBACK_HEADER: &str = "livepeer-playback-url";
 /// Redirects followed per offer POST (the media host may move a session; the API host never).
-pub const MAX_REDIRECTS: u32 = 3;
+pub(crate) const MAX_REDIRECTS: u32 = 3;
 
 /// Which hosts WHIP/WHEP may talk to (redirect targets and `Location`s are checked against it).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -55,7 +55,7 @@ pub struct HostPolicy {
 
 impl HostPolicy {
     /// The URL if it may be contacted, else why not (naming the host, never the path).
-    pub fn check(&self, raw: &str) -> Result<url::Url, String> {
+    pub(crate) fn check(&self, raw: &str) -> Result<url::Url, String> {
         allowlist::check_media_url(raw, &self.allowed, self.allow_local_dev)
     }
 }
@@ -95,18 +95,18 @@ pub enum MediaError {
 }
 
 /// Per-packet counters of the received video (shared with the Scope transport).
-pub use webrtc_session::VideoCounters as RxCounters;
+pub(crate) use webrtc_session::VideoCounters as RxCounters;
 
 /// A connected WHIP or WHEP session.
 pub struct MediaLink {
     /// The peer connection.
-    pub pc: Arc<RTCPeerConnection>,
+    pub(crate) pc: Arc<RTCPeerConnection>,
     /// The WHIP/WHEP resource (`Location`) for the goodbye DELETE.
-    pub resource: Option<url::Url>,
+    pub(crate) resource: Option<url::Url>,
     /// WHIP: the playback URL header, if any.
-    pub playback_url: Option<String>,
+    pub(crate) playback_url: Option<String>,
     /// Peer state changes after connecting.
-    pub states: mpsc::Receiver<RTCPeerConnectionState>,
+    pub(crate) states: mpsc::Receiver<RTCPeerConnectionState>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -395,7 +395,7 @@ pub async fn whip(
 /// WHEP: receives the generated video from `url` into `rtp_out`. Returns once connected.
 /// `warmup` paces the offer retries: WHEP answers 404 until the first output exists, which on a
 /// cold worker takes minutes, so the caller passes the playback wait, not the create window.
-pub async fn whep(
+pub(crate) async fn whep(
     http: &reqwest::Client,
     url: &url::Url,
     opts: &RtcOptions,
