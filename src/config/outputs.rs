@@ -413,6 +413,20 @@ noise_scale = 0.1
     }
 
     #[test]
+    fn an_outputs_latency_is_its_own_and_bounded() {
+        let app = parse(&TWO_BOXES.replace("seed = 7\n", "seed = 7\nlatency_ms = 450\n")).unwrap();
+        let outs = resolve(&app, &[], false).unwrap();
+        assert_eq!(outs[0].spec.latency, None, "wall: [server] latency_ms");
+        assert_eq!(outs[1].spec.latency, Some(Duration::from_millis(450)));
+        let errs = parse("[[outputs]]\nname = \"a\"\nlatency_ms = 60000\n").unwrap_err();
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (3, "outputs[0].latency_ms")
+        );
+        assert!(errs[0].message.contains("0 to 10000"), "{errs:?}");
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_their_line() {
         let errs = parse("[[outputs]]\nname = \"a\"\nsede = 3\n").unwrap_err();
         assert_eq!(errs[0].line, 3, "{errs:?}");
