@@ -436,54 +436,11 @@ fn soak_pulse(cycles: usize, rng: &mut Rng) {
     println!("pulse: quit took {t:?}, exit code {code:?}");
 }
 
-/// A private jackd (dummy driver) named `name`; SIGTERM on drop so it leaves JACK's registry.
+/// The tests' private jackd (dummy driver; SIGTERM on drop so it leaves JACK's registry).
 #[cfg(feature = "jack")]
-struct Jackd(Child);
-
-#[cfg(feature = "jack")]
-impl Drop for Jackd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-#[cfg(feature = "jack")]
-fn start_jackd(name: &str) -> Jackd {
-    let jackd = Jackd(
-        Command::new("jackd")
-            .args([
-                "-n",
-                name,
-                "--no-realtime",
-                "-d",
-                "dummy",
-                "-r",
-                "48000",
-                "-p",
-                "256",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jackd (Debian package jackd2)"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !Command::new("jack_lsp")
-        .env("JACK_DEFAULT_SERVER", name)
-        .env("JACK_NO_START_SERVER", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        assert!(Instant::now() < deadline, "jackd did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    jackd
-}
+#[allow(dead_code)]
+#[path = "../tests/common/jack.rs"]
+mod jack;
 
 /// The MIDI device: a note loop every 0.25 s on JACK port `soakseq:out`.
 #[cfg(feature = "jack")]
@@ -517,8 +474,8 @@ fn soak_midi(cycles: usize, rng: &mut Rng) {
         "[ui]\nkeymap = \"rig\"\n[server]\nbackend = \"dry-run\"\n",
     )
     .unwrap();
-    let server = format!("scope-deck-soak-{}", std::process::id());
-    let _jackd = start_jackd(&server);
+    let jackd = jack::Jackd::start("scope-deck-soak", 256);
+    let server = jackd.name.clone();
     let env = [
         ("JACK_DEFAULT_SERVER", server.clone()),
         ("JACK_NO_START_SERVER", "1".to_string()),

@@ -116,20 +116,13 @@ async fn run_with(n: usize) -> Figures {
     };
     let engine = tokio::spawn(run_outputs(
         state,
-        EngineIo {
-            inputs: inputs_rx,
-            transport_events: first_events.unwrap(),
-            transport: handles[0].link.clone(),
-            audio_frames: None,
-            video_stats: None,
-            video_changes: None,
-            tempo_commands: None,
-            tempo: Default::default(),
-            events: Some(ev_tx),
-            snapshots: snap_tx,
-            video_control: None,
-            midi_learn: None,
-        },
+        EngineIo::new(
+            inputs_rx,
+            first_events.unwrap(),
+            handles[0].link.clone(),
+            snap_tx,
+        )
+        .with_events(ev_tx),
         Clocks::from_hz(100.0, 30),
         Taps::default(),
         links,

@@ -82,20 +82,7 @@ async fn midi_to_wire(peer: &peer::Peer, fps: u32, control: Duration, n: usize) 
     );
     let engine = tokio::spawn(run(
         state,
-        EngineIo {
-            inputs: inputs_rx,
-            transport_events: tev_rx,
-            transport: transport.link.clone(),
-            audio_frames: None,
-            video_stats: None,
-            video_changes: None,
-            tempo_commands: None,
-            tempo: Default::default(),
-            events: None,
-            snapshots: snap_tx,
-            video_control: None,
-            midi_learn: None,
-        },
+        EngineIo::new(inputs_rx, tev_rx, transport.link.clone(), snap_tx),
         clocks,
     ));
     tokio::time::timeout(

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
 use serde_json::{Value, json};
 
@@ -64,25 +63,13 @@ async fn three_cues_land_at_go_on_the_downbeat_and_by_auto_follow() {
     let peer = Peer::start(PeerOptions::default()).await;
     let sb = common::Sandbox::new();
     sb.write_config(&format!(
-        "[server]\nbackend = \"scope\"\nurl = \"{}\"\npipeline_ids = [\"longlive\"]\n\
-         status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n\
-         [audio]\nsource = \"demo\"\n[ui]\ntheme = \"cue-grid\"\n\
+        "{}[audio]\nsource = \"demo\"\n[ui]\ntheme = \"cue-grid\"\n\
          [show]\nsetlist = \"show.toml\"\n",
-        peer.url()
+        common::deck::scope_server(&peer.url())
     ));
-    std::fs::create_dir_all(sb.config_dir().join("themes")).unwrap();
-    std::fs::write(sb.config_dir().join("themes/cue-grid.toml"), THEME).unwrap();
+    sb.write_theme("cue-grid", THEME);
     std::fs::write(sb.config_dir().join("show.toml"), SETLIST).unwrap();
-    let mut child = Command::new(common::bin())
-        .args(["--headless", "--config-dir"])
-        .arg(sb.config_dir())
-        .env("XDG_STATE_HOME", sb.state_home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let mut deck = Deck::start(&sb);
 
     // Let the beat tracker lock in (beats and bar labels): sixteen forwarded beats.
     peer.wait_log(Duration::from_secs(60), |entries| {
@@ -93,7 +80,7 @@ async fn three_cues_land_at_go_on_the_downbeat_and_by_auto_follow() {
         (beats >= 16).then_some(())
     })
     .await;
-    writeln!(stdin, r#"{{"action":"cue_go"}}"#).unwrap();
+    deck.send(json!({"action": "cue_go"}));
     peer.wait_log(Duration::from_secs(20), |entries| {
         entries
             .iter()
@@ -101,7 +88,7 @@ async fn three_cues_land_at_go_on_the_downbeat_and_by_auto_follow() {
             .then_some(())
     })
     .await;
-    writeln!(stdin, r#"{{"action":"cue_go"}}"#).unwrap();
+    deck.send(json!({"action": "cue_go"}));
     let entries: Vec<Value> = peer
         .wait_log(Duration::from_secs(30), |entries| {
             entries
@@ -110,11 +97,7 @@ async fn three_cues_land_at_go_on_the_downbeat_and_by_auto_follow() {
                 .then(|| entries.to_vec())
         })
         .await;
-    writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
-    let status = common::wait_for("exit", Duration::from_secs(15), || {
-        child.try_wait().unwrap()
-    });
-    assert_eq!(status.code(), Some(0));
+    deck.quit();
 
     let msgs: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "message").collect();
     let one = first_with(&msgs, "cue one").unwrap();

@@ -8,14 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::daydream::{KEY, Standin, StandinOptions};
-use serde_json::Value;
+use common::deck::Deck;
+use serde_json::{Value, json};
 
 fn config(standin: &Standin, extra: &str) -> String {
     format!(
@@ -23,6 +22,17 @@ fn config(standin: &Standin, extra: &str) -> String {
         standin.url()
     )
 }
+
+/// The built-in `default` theme without its audio mapping: `breath` drives noise_scale (Daydream's
+/// `delta`) from the demo audio, and once its hold after a hand-set value runs out (4 s) it
+/// rewrites the value; on a loaded machine a hand-set 0.25 still waiting behind the PATCH
+/// throttle was then replaced before it was ever sent.
+const STILL_THEME: &str = r#"
+name = "Still"
+prompts = ["cosmic nebula, swirling colors, deep space"]
+[params]
+noise_scale = 0.7
+"#;
 
 #[test]
 fn key_is_used_for_the_api_only_and_never_logged() {
@@ -35,79 +45,47 @@ fn key_is_used_for_the_api_only_and_never_logged() {
     });
     let sb = common::Sandbox::new();
     sb.write_config(&config(&standin, "playback_retry_max_secs = 0.5\n"));
-    let mut child = Command::new(common::bin())
-        .args(["--headless", "--config-dir"])
-        .arg(sb.config_dir())
-        .env("XDG_STATE_HOME", sb.state_home())
-        .env("DAYDREAM_API_KEY", KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
+    sb.write_theme("default", STILL_THEME);
+    let mut deck = Deck::start_with(&sb, |cmd| {
+        cmd.env("DAYDREAM_API_KEY", KEY).stderr(Stdio::piped());
     });
-    let mut lines = Vec::new();
-    // Each wait has a 40 s deadline of its own (headless prints stats every second, so a
-    // per-line timeout alone would never fire).
-    let mut wait_for = |what: &str, pred: &dyn Fn(&Value) -> bool| {
-        let end = std::time::Instant::now() + Duration::from_secs(40);
-        loop {
-            let left = end.saturating_duration_since(std::time::Instant::now());
-            let l = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {what} within 40 s; got {lines:#?}"));
-            lines.push(l.clone());
-            if serde_json::from_str::<Value>(&l).is_ok_and(|v| pred(&v)) {
-                break;
-            }
-        }
-    };
-    wait_for("streaming", &|v| {
-        v["event"] == "connection" && v["state"] == "streaming"
-    });
-    let mut stdin = child.stdin.take().unwrap();
-    for l in [
-        r#"{"action":"set_param","key":"noise_scale","value":0.25}"#,
-        r#"{"action":"set_prompt","text":"glass jellyfish","raw":true}"#,
-    ] {
-        writeln!(stdin, "{l}").unwrap();
-    }
+    // Each wait has a 40 s deadline of its own (headless prints stats every second).
+    let within = Duration::from_secs(40);
+    deck.wait_streaming(within);
+    deck.send(json!({"action": "set_param", "key": "noise_scale", "value": 0.25}));
+    deck.send(json!({"action": "set_prompt", "text": "glass jellyfish", "raw": true}));
     // Two PATCHes or one: the prompt (an urgent command) may overtake the value (latest-wins),
     // so wait for each in whatever order they come; playback connects meanwhile (after a few
-    // WHEP 404s), so it is watched for in the same pass.
-    let seen = std::cell::Cell::new((false, false, false));
-    wait_for("both PATCHes and playback", &|v| {
+    // WHEP 404s), so it is watched for in the same pass. On a loaded machine playback may
+    // already be connected when streaming is reported ("ingest and playback connected").
+    let playback = |v: &Value| {
+        v["event"] == "connection"
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("playback connected"))
+    };
+    let seen = std::cell::Cell::new((false, false, deck.seen.iter().any(playback)));
+    let done = deck.wait_until(within, |v| {
         let (mut p, mut d, mut w) = seen.get();
         if v["event"] == "sent" {
             p |= v["payload"]["params"]["prompt"] == "glass jellyfish";
             d |= v["payload"]["params"]["delta"] == 0.25;
         }
-        w |= v["event"] == "connection"
-            && v["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("playback connected"));
+        w |= playback(v);
         seen.set((p, d, w));
         seen.get() == (true, true, true)
     });
-    writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
-    drop(stdin);
-    let status = common::wait_for("exit", Duration::from_secs(20), || {
-        child.try_wait().unwrap()
-    });
+    let (p, d, w) = seen.get();
+    assert!(
+        done.is_some(),
+        "within {within:?}: prompt sent {p}, delta 0.25 sent {d}, playback connected {w}; \
+         last events: {:#?}",
+        deck.recent()
+    );
+    let status = deck.exit_after(json!({"action": "quit"}));
     assert!(status.success(), "exit {status}");
-    for l in rx.try_iter() {
-        lines.push(l);
-    }
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = deck.stderr();
+    let lines = std::mem::take(&mut deck.stdout);
 
     // The key went to the API ...
     let api = standin.matching("POST", "/v1/streams");
@@ -240,16 +218,9 @@ fn binary_streams_test_pattern_in_and_frames_out_to_shm() {
             socket.display()
         ),
     ).replace("level = \"trace\"", "level = \"info\""));
-    let mut child = Command::new(common::bin())
-        .args(["--headless", "--config-dir"])
-        .arg(sb.config_dir())
-        .env("XDG_STATE_HOME", sb.state_home())
-        .env("DAYDREAM_API_KEY", KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut deck = Deck::start_with(&sb, |cmd| {
+        cmd.env("DAYDREAM_API_KEY", KEY);
+    });
     common::wait_for("shm socket", Duration::from_secs(20), || {
         socket.exists().then_some(())
     });
@@ -281,12 +252,7 @@ fn binary_streams_test_pattern_in_and_frames_out_to_shm() {
         !media.iter().any(|e| e["kind"] == "whip_closed"),
         "{media:?}"
     );
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, r#"{{"action":"quit"}}"#).unwrap();
-    drop(stdin);
-    let status = common::wait_for("exit", Duration::from_secs(20), || {
-        child.try_wait().unwrap()
-    });
+    let status = deck.exit_after(json!({"action": "quit"}));
     assert!(status.success(), "exit {status}");
     let got = reader.stop();
     let increasing = got.windows(2).filter(|w| w[1] > w[0]).count();

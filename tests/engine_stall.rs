@@ -54,20 +54,9 @@ async fn a_transport_that_never_reads_does_not_stop_the_engine() {
     let (snap_tx, mut snap_rx) = watch::channel(Arc::new(UiSnapshot::of(&state, Duration::ZERO)));
     let engine = tokio::spawn(run(
         state,
-        EngineIo {
-            inputs: inputs_rx,
-            transport_events: tev_rx,
-            transport: link.clone(),
-            audio_frames: Some(frames_rx),
-            video_stats: None,
-            video_changes: None,
-            tempo_commands: None,
-            tempo: Default::default(),
-            events: Some(ev_tx),
-            snapshots: snap_tx,
-            video_control: None,
-            midi_learn: None,
-        },
+        EngineIo::new(inputs_rx, tev_rx, link.clone(), snap_tx)
+            .with_audio_frames(frames_rx)
+            .with_events(ev_tx),
         Clocks::from_hz(100.0, 10),
     ));
 

@@ -11,10 +11,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
 use serde_json::json;
 
@@ -25,23 +24,11 @@ async fn beat_resets_reach_the_peer_on_the_grid_within_the_cooldown() {
     let peer = Peer::start(PeerOptions::default()).await;
     let sb = common::Sandbox::new();
     sb.write_config(&format!(
-        "[server]\nbackend = \"scope\"\nurl = \"{}\"\npipeline_ids = [\"longlive\"]\n\
-         status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n\
-         [audio]\nsource = \"demo\"\n[ui]\ntheme = \"beat-reset\"\n",
-        peer.url()
+        "{}[audio]\nsource = \"demo\"\n[ui]\ntheme = \"beat-reset\"\n",
+        common::deck::scope_server(&peer.url())
     ));
-    std::fs::create_dir_all(sb.config_dir().join("themes")).unwrap();
-    std::fs::write(sb.config_dir().join("themes/beat-reset.toml"), THEME).unwrap();
-    let mut child = Command::new(common::bin())
-        .args(["--headless", "--config-dir"])
-        .arg(sb.config_dir())
-        .env("XDG_STATE_HOME", sb.state_home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    sb.write_theme("beat-reset", THEME);
+    let mut deck = Deck::start(&sb);
 
     // Wait for twelve resets (the first ones fall in the beat tracker's lock-in).
     let entries: Vec<serde_json::Value> = peer
@@ -88,11 +75,7 @@ async fn beat_resets_reach_the_peer_on_the_grid_within_the_cooldown() {
         "{noise:?}"
     );
 
-    writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
-    let status = common::wait_for("exit", Duration::from_secs(15), || {
-        child.try_wait().unwrap()
-    });
-    assert_eq!(status.code(), Some(0));
+    deck.quit();
 
     // The cooldown, checked on the beat grid (no wall-clock jitter involved): at 120–128 BPM
     // a 1 s cooldown leaves at least two beats between resets. The receive times are only a

@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::deck::{Deck, scope_server};
 use common::peer::{Peer, PeerOptions};
 use serde_json::{Value, json};
 
@@ -23,52 +22,32 @@ fn first_text(v: &Value) -> String {
         .to_string()
 }
 
+/// The first prompt texts of the first `n` transitions on the data channel (10 s deadline).
+async fn transitions(peer: &Peer, n: usize) -> Vec<String> {
+    peer.wait_log(Duration::from_secs(10), |e| {
+        let t: Vec<String> = e
+            .iter()
+            .filter(|x| x["kind"] == "message")
+            .filter_map(|x| x["data"].get("transition").map(first_text))
+            .collect();
+        (t.len() >= n).then_some(t)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn theme_prompt_and_persona_changes_reach_the_peer() {
     let peer = Peer::start(PeerOptions::default()).await;
     let sb = common::Sandbox::new();
     sb.write_config(&format!(
-        "[server]\nbackend = \"scope\"\nurl = \"{}\"\npipeline_ids = [\"longlive\"]\n\
-         status_poll_ms = 50\nhealth_poll_ms = 200\nwarmup_expected_s = 1.0\n\
-         [ui]\ntheme = \"neon-foundry\"\n",
-        peer.url()
+        "{}[ui]\ntheme = \"neon-foundry\"\n",
+        scope_server(&peer.url())
     ));
-    let mut child = Command::new(common::bin())
-        .args(["--headless", "--config-dir"])
-        .arg(sb.config_dir())
-        .env("XDG_STATE_HOME", sb.state_home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines() {
-            let Ok(l) = l else { return };
-            if let Ok(v) = serde_json::from_str(&l) {
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    common::wait_for("streaming", Duration::from_secs(30), || {
-        rx.try_iter()
-            .any(|v| v["event"] == "connection" && v["state"] == "streaming")
-            .then_some(())
-    });
+    let mut deck = Deck::start(&sb);
+    deck.wait_streaming(Duration::from_secs(30));
 
     // The offer carried Neon Foundry.
-    let initial = peer
-        .wait_log(Duration::from_secs(10), |e| {
-            e.iter()
-                .find(|x| x["kind"] == "initial")
-                .map(|x| x["data"].clone())
-        })
-        .await;
+    let initial = peer.wait_initial(Duration::from_secs(10)).await;
     // The theme's default schedule, or — when the demo audio already moved the energy mapping
     // before the offer went out — one of the mapping's own schedules.
     let schedules = [
@@ -93,34 +72,25 @@ async fn theme_prompt_and_persona_changes_reach_the_peer() {
     );
 
     // Synthwave Highway is theme #5: without a beat grid it lands at once, as a crossfade.
-    writeln!(stdin, r#"{{"action":"select_theme","index":4}}"#).unwrap();
+    deck.send(json!({"action": "select_theme", "index": 4}));
     let tr = peer
-        .wait_log(Duration::from_secs(10), |e| {
-            e.iter()
-                .filter(|x| x["kind"] == "message")
-                .find_map(|x| x["data"].get("transition").cloned())
-        })
-        .await;
+        .wait_message(Duration::from_secs(10), |m| m.get("transition").is_some())
+        .await["transition"]
+        .clone();
     assert_eq!(tr["num_steps"], json!(6));
     assert!(
         first_text(&tr).starts_with("androgynous cartoon magical dj driving"),
         "{tr}"
     );
 
-    // Next prompt, then a persona change: each one crossfade, nothing else reloaded.
-    writeln!(stdin, r#"{{"action":"prompt_next"}}"#).unwrap();
-    writeln!(stdin, r#"{{"action":"set_persona","name":"female"}}"#).unwrap();
-    let texts = peer
-        .wait_log(Duration::from_secs(10), |e| {
-            let t: Vec<String> = e
-                .iter()
-                .filter(|x| x["kind"] == "message")
-                .filter_map(|x| x["data"].get("transition").map(first_text))
-                .collect();
-            (t.len() >= 3).then_some(t)
-        })
-        .await;
+    // Next prompt, then a persona change: each one crossfade, nothing else reloaded. Each is
+    // waited for before the next (sent back to back, the transport may merge the two
+    // crossfades into one, latest wins).
+    deck.send(json!({"action": "prompt_next"}));
+    let texts = transitions(&peer, 2).await;
     assert!(texts[1].starts_with("androgynous cartoon magical dj under a giant setting sun"));
+    deck.send(json!({"action": "set_persona", "name": "female"}));
+    let texts = transitions(&peer, 3).await;
     assert!(texts[2].starts_with("female cartoon magical dj under a giant setting sun"));
     // No pipeline reload for any of it: one load at start-up.
     let requests = peer.requests().await;
@@ -130,9 +100,5 @@ async fn theme_prompt_and_persona_changes_reach_the_peer() {
         .count();
     assert_eq!(loads, 1, "{requests:?}");
 
-    writeln!(stdin, r#"{{"action":"force_quit"}}"#).unwrap();
-    let status = common::wait_for("exit", Duration::from_secs(15), || {
-        child.try_wait().unwrap()
-    });
-    assert_eq!(status.code(), Some(0));
+    deck.quit();
 }

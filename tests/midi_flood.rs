@@ -108,20 +108,9 @@ fn ten_thousand_cc_per_second_for_ten_seconds() {
         );
         let engine = tokio::spawn(run(
             state,
-            EngineIo {
-                video_stats: None,
-                video_changes: None,
-                inputs: inputs_rx,
-                transport_events: tev_rx,
-                transport: transport.link.clone(),
-                audio_frames: None,
-                tempo_commands: None,
-                tempo: Default::default(),
-                events: Some(ev_tx),
-                snapshots: snap_tx,
-                video_control: None,
-                midi_learn: Some(midi.learn.clone()),
-            },
+            EngineIo::new(inputs_rx, tev_rx, transport.link.clone(), snap_tx)
+                .with_events(ev_tx)
+                .with_midi_learn(midi.learn.clone()),
             Clocks {
                 control: tick,
                 frame: tick,

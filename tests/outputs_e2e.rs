@@ -14,10 +14,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
 use serde_json::{Value, json};
 
@@ -31,112 +30,6 @@ const RESET_TOLERANCE_S: f64 = 0.150;
 const SERVER: &str = "[server]\nbackend = \"scope\"\npipeline_ids = [\"longlive\"]\n\
     status_poll_ms = 50\nhealth_poll_ms = 200\nhealth_probe_ms = 100\n\
     reconnect_initial_ms = 100\nreconnect_max_ms = 500\nwarmup_expected_s = 1.0\n";
-
-/// The binary, headless, with its events on a channel.
-struct Deck {
-    child: Child,
-    stdin: ChildStdin,
-    rx: std::sync::mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Deck {
-    fn start(sb: &common::Sandbox) -> Deck {
-        let mut child = Command::new(common::bin())
-            .args(["--headless", "--config-dir"])
-            .arg(sb.config_dir())
-            .env("XDG_STATE_HOME", sb.state_home())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<Value>();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines() {
-                let Ok(l) = l else { return };
-                if let Ok(v) = serde_json::from_str(&l) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Deck {
-            child,
-            stdin,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, action: Value) {
-        writeln!(self.stdin, "{action}").unwrap();
-    }
-
-    /// Waits for an event matching `pred` (events are the deck's own; no polling).
-    fn wait(&mut self, what: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(v) = self.rx.recv_timeout(left) else {
-                let tail: Vec<&Value> = self
-                    .seen
-                    .iter()
-                    .filter(|v| {
-                        v["event"] != "tempo" && v["event"] != "output_sent" && v["event"] != "sent"
-                    })
-                    .rev()
-                    .take(30)
-                    .collect();
-                panic!("no {what} within {within:?}; last events: {tail:#?}");
-            };
-            self.seen.push(v.clone());
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    /// Waits until `name`'s latest connection state is `state` (it may already be).
-    fn wait_output(&mut self, name: &str, state: &str, within: Duration) {
-        let latest = self
-            .seen
-            .iter()
-            .rev()
-            .find(|v| v["event"] == "output_connection" && v["output"] == name);
-        if latest.is_some_and(|v| v["state"] == state) {
-            return;
-        }
-        let (n, s) = (name.to_string(), state.to_string());
-        self.wait(&format!("{name} {state}"), within, move |v| {
-            v["event"] == "output_connection"
-                && v["output"] == n.as_str()
-                && v["state"] == s.as_str()
-        });
-    }
-
-    fn quit(mut self) -> i32 {
-        self.send(json!({"action": "force_quit"}));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "deck did not exit after quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Deck {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn resets(p: &Peer) -> Vec<f64> {
     p.entries()
@@ -195,15 +88,9 @@ async fn three_outputs_share_the_grid_route_actions_and_survive_a_lost_peer() {
         deck.wait_output(name, "streaming", Duration::from_secs(60));
     }
     // Each output's first session carried its own desired state.
-    let initial = |p: &Peer| {
-        p.entries()
-            .iter()
-            .find(|e| e["kind"] == "initial")
-            .map(|e| e["data"].clone())
-            .unwrap()
-    };
-    assert_eq!(initial(&peers[2])["seed"], json!(7));
-    assert!(initial(&peers[0]).get("seed").is_none());
+    let within = Duration::from_secs(10);
+    assert_eq!(peers[2].wait_initial(within).await["seed"], json!(7));
+    assert!(peers[0].wait_initial(within).await.get("seed").is_none());
 
     // 1. Beat-locked resets: wait for eight on every peer, then pair each of the wall's with
     //    the nearest on the others.
@@ -308,19 +195,9 @@ async fn three_outputs_share_the_grid_route_actions_and_survive_a_lost_peer() {
         assert_eq!(sessions, 1, "{name} did not reconnect");
     }
     // The peer comes back on the same port: the right output reconnects with its own state.
-    let back = Peer::start(PeerOptions {
-        port: Some(right_port),
-        ..PeerOptions::default()
-    })
-    .await;
+    let back = Peer::start_on(right_port).await;
     deck.wait_output("right", "streaming", Duration::from_secs(30));
-    let replay = back
-        .wait_log(Duration::from_secs(10), |e| {
-            e.iter()
-                .find(|x| x["kind"] == "initial")
-                .map(|x| x["data"].clone())
-        })
-        .await;
+    let replay = back.wait_initial(Duration::from_secs(10)).await;
     assert_eq!(replay["seed"], json!(7), "{replay}");
     assert_eq!(replay["vace_context_scale"], json!(0.75), "{replay}");
     assert_eq!(
@@ -328,7 +205,7 @@ async fn three_outputs_share_the_grid_route_actions_and_survive_a_lost_peer() {
         json!([900, 600, 300]),
         "{replay}"
     );
-    assert_eq!(deck.quit(), 0);
+    deck.quit();
     let _ = (wall_peer, left_peer);
 }
 
@@ -362,25 +239,15 @@ async fn a_lost_primary_moves_its_state_and_video_to_the_standby_and_back() {
         socket.exists().then_some(())
     });
     let reader = common::rtp_gen::ShmReader::start(&socket, 128, 64);
-    common::wait_for("frames from the primary", Duration::from_secs(20), || {
-        (reader.frames_read() >= 15).then_some(())
-    });
+    reader.wait_frames("frames from the primary", 0, 15, Duration::from_secs(20));
 
     // The primary's peer dies: after failover_after_secs its state goes to the standby.
     let port = primary.port;
     drop(primary);
-    deck.wait("the failover notice", Duration::from_secs(20), |v| {
-        v["event"] == "notice"
-            && v["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("move to spare"))
-    });
+    deck.wait_notice("move to spare", Duration::from_secs(20));
     let state = standby
-        .wait_log(Duration::from_secs(10), |e| {
-            e.iter()
-                .filter(|x| x["kind"] == "message")
-                .find(|x| x["data"]["prompts"][0]["text"] == json!("primary prompt"))
-                .map(|x| x["data"].clone())
+        .wait_message(Duration::from_secs(10), |m| {
+            m["prompts"][0]["text"] == json!("primary prompt")
         })
         .await;
     assert_eq!(
@@ -393,51 +260,33 @@ async fn a_lost_primary_moves_its_state_and_video_to_the_standby_and_back() {
         "not the standby's own seed: {state}"
     );
     // The wall's sink keeps receiving frames, now from the standby.
-    let before = reader.frames_read();
-    common::wait_for(
+    reader.wait_frames(
         "frames from the standby on the wall's sink",
+        reader.frames_read(),
+        30,
         Duration::from_secs(20),
-        || (reader.frames_read() >= before + 30).then_some(()),
     );
 
     // The primary comes back: the wall streams from it again and the standby returns to its
     // own state.
-    let back = Peer::start(PeerOptions {
-        port: Some(port),
-        ..PeerOptions::default()
-    })
-    .await;
+    let back = Peer::start_on(port).await;
     deck.wait_output("wall", "streaming", Duration::from_secs(30));
-    deck.wait("the failback notice", Duration::from_secs(10), |v| {
-        v["event"] == "notice"
-            && v["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("wall is back"))
-    });
-    let replay = back
-        .wait_log(Duration::from_secs(10), |e| {
-            e.iter()
-                .find(|x| x["kind"] == "initial")
-                .map(|x| x["data"].clone())
-        })
-        .await;
+    deck.wait_notice("wall is back", Duration::from_secs(10));
+    let replay = back.wait_initial(Duration::from_secs(10)).await;
     assert_eq!(replay["prompts"][0]["text"], json!("primary prompt"));
     assert_eq!(replay["vace_context_scale"], json!(1.25));
     standby
-        .wait_log(Duration::from_secs(10), |e| {
-            e.iter()
-                .filter(|x| x["kind"] == "message")
-                .any(|x| x["data"]["seed"] == json!(9))
-                .then_some(())
-        })
+        .wait_message(Duration::from_secs(10), |m| m["seed"] == json!(9))
         .await;
     // Traffic returns: the wall's sink reads the primary's frames again.
-    let before = reader.frames_read();
-    common::wait_for("frames after failback", Duration::from_secs(20), || {
-        (reader.frames_read() >= before + 15).then_some(())
-    });
+    reader.wait_frames(
+        "frames after failback",
+        reader.frames_read(),
+        15,
+        Duration::from_secs(20),
+    );
     let stats = back.stats().await;
     assert!(stats["frames_sent"].as_u64().unwrap_or(0) > 0, "{stats}");
     drop(reader);
-    assert_eq!(deck.quit(), 0);
+    deck.quit();
 }

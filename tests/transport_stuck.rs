@@ -184,8 +184,21 @@ async fn event(
     }
 }
 
-fn reconnecting_on_request(e: &TransportEvent) -> bool {
-    matches!(e, TransportEvent::State { state: ConnState::Reconnecting, reason: Some(r) } if r.contains("reconnect requested"))
+/// With a `backend` request (`hung`) held open: a burst of urgent commands is taken, then a
+/// `Reconnect` is answered (state `reconnecting`) within a second.
+async fn reconnect_is_answered(
+    handle: &TransportHandle,
+    erx: &mut mpsc::Receiver<TransportEvent>,
+    backend: &str,
+    hung: &str,
+) {
+    urgent_burst_is_taken(handle).await;
+    handle.link.send(TransportCmd::Reconnect).unwrap();
+    let took = event(erx, "reconnecting", Duration::from_secs(1), |e| {
+        matches!(e, TransportEvent::State { state: ConnState::Reconnecting, reason: Some(r) } if r.contains("reconnect requested"))
+    })
+    .await;
+    eprintln!("{backend}: Reconnect answered {took:?} into a hung {hung}");
 }
 
 /// While the commands are answered, a burst larger than the urgent lane is accepted: the
@@ -245,16 +258,7 @@ async fn scope_answers_commands_while_its_pipeline_load_never_returns() {
         })
         .await;
 
-    urgent_burst_is_taken(&handle).await;
-    handle.link.send(TransportCmd::Reconnect).unwrap();
-    let took = event(
-        &mut erx,
-        "reconnecting",
-        Duration::from_secs(1),
-        reconnecting_on_request,
-    )
-    .await;
-    eprintln!("scope: Reconnect answered {took:?} into a hung load");
+    reconnect_is_answered(&handle, &mut erx, "scope", "load").await;
     // The new session starts over (and hangs on the load again).
     requests
         .wait_nth("a second load", Duration::from_secs(5), 2, |s| {
@@ -344,16 +348,7 @@ async fn daydream_answers_commands_while_a_patch_never_returns() {
         .await;
     assert!(patch.body.contains("guidance_scale"), "{patch:?}");
 
-    urgent_burst_is_taken(&handle).await;
-    handle.link.send(TransportCmd::Reconnect).unwrap();
-    let took = event(
-        &mut erx,
-        "reconnecting",
-        Duration::from_secs(1),
-        reconnecting_on_request,
-    )
-    .await;
-    eprintln!("daydream: Reconnect answered {took:?} into a hung PATCH");
+    reconnect_is_answered(&handle, &mut erx, "daydream", "PATCH").await;
     requests
         .wait("the second create", Duration::from_secs(5), |s| {
             s.method == "POST" && s.path == "/v1/streams"

@@ -52,32 +52,80 @@ impl Clocks {
 /// The engine's channels.
 pub struct EngineIo {
     /// Actions, signals and audio events from every input.
-    pub inputs: mpsc::Receiver<Msg>,
+    pub(crate) inputs: mpsc::Receiver<Msg>,
     /// Events from the transport.
-    pub transport_events: mpsc::Receiver<TransportEvent>,
+    pub(crate) transport_events: mpsc::Receiver<TransportEvent>,
     /// Commands to the transport: never awaited (latest-wins values, a bounded urgent lane
     /// whose overflow becomes `Msg::CommandDropped`), plus the published desired state.
-    pub transport: TransportLink,
+    pub(crate) transport: TransportLink,
     /// Latest audio features (latest wins), if an audio source runs.
-    pub audio_frames: Option<watch::Receiver<AudioFrame>>,
+    pub(crate) audio_frames: Option<watch::Receiver<AudioFrame>>,
     /// The video output's statistics (latest wins), if a video output runs.
-    pub video_stats: Option<watch::Receiver<crate::video::VideoStats>>,
+    pub(crate) video_stats: Option<watch::Receiver<crate::video::VideoStats>>,
     /// When the received picture last changed for good (latency samples), if a video output
     /// runs.
-    pub video_changes: Option<watch::Receiver<Option<std::time::Instant>>>,
+    pub(crate) video_changes: Option<watch::Receiver<Option<std::time::Instant>>>,
     /// Tempo commands for the beat tracker (analysis thread), if an audio source runs.
-    pub tempo_commands: Option<mpsc::Sender<crate::audio::tempo::TempoCmd>>,
+    pub(crate) tempo_commands: Option<mpsc::Sender<crate::audio::tempo::TempoCmd>>,
     /// Observable events (headless stdout). Never blocks the engine: a full queue drops.
-    pub events: Option<mpsc::Sender<Event>>,
+    pub(crate) events: Option<mpsc::Sender<Event>>,
     /// The snapshot the front end draws.
-    pub snapshots: watch::Sender<Arc<UiSnapshot>>,
+    pub(crate) snapshots: watch::Sender<Arc<UiSnapshot>>,
     /// Blackout/fade level and the record key for the video edge (latest wins), if a video
     /// output runs.
-    pub video_control: Option<watch::Sender<crate::core::stage::OutputControl>>,
+    pub(crate) video_control: Option<watch::Sender<crate::core::stage::OutputControl>>,
     /// The shared beat grid, its time base and the Link edge (all optional).
-    pub tempo: crate::tempo::TempoIo,
+    pub(crate) tempo: crate::tempo::TempoIo,
     /// Learn mode's commands to the MIDI edge (`try_send`), if it runs.
-    pub midi_learn: Option<mpsc::Sender<scope_deck_core::midi::learn::LearnCmd>>,
+    pub(crate) midi_learn: Option<mpsc::Sender<scope_deck_core::midi::learn::LearnCmd>>,
+}
+
+impl EngineIo {
+    /// The four channels every engine has; every optional edge (audio, video, tempo, events,
+    /// MIDI learn) absent. For tests and benchmarks that run the real engine without the app's
+    /// wiring: add the edges they drive with the `with_*` methods.
+    pub fn new(
+        inputs: mpsc::Receiver<Msg>,
+        transport_events: mpsc::Receiver<TransportEvent>,
+        transport: TransportLink,
+        snapshots: watch::Sender<Arc<UiSnapshot>>,
+    ) -> EngineIo {
+        EngineIo {
+            inputs,
+            transport_events,
+            transport,
+            audio_frames: None,
+            video_stats: None,
+            video_changes: None,
+            tempo_commands: None,
+            events: None,
+            snapshots,
+            video_control: None,
+            tempo: crate::tempo::TempoIo::default(),
+            midi_learn: None,
+        }
+    }
+
+    /// Observable events go to `events` (as headless stdout does).
+    pub fn with_events(mut self, events: mpsc::Sender<Event>) -> EngineIo {
+        self.events = Some(events);
+        self
+    }
+
+    /// Audio features come from `frames` (as from a running audio edge).
+    pub fn with_audio_frames(mut self, frames: watch::Receiver<AudioFrame>) -> EngineIo {
+        self.audio_frames = Some(frames);
+        self
+    }
+
+    /// Learn commands go to a MIDI edge through `learn`.
+    pub fn with_midi_learn(
+        mut self,
+        learn: mpsc::Sender<scope_deck_core::midi::learn::LearnCmd>,
+    ) -> EngineIo {
+        self.midi_learn = Some(learn);
+        self
+    }
 }
 
 /// Observers of the fold, fed from the engine loop and never awaited: the state journal

@@ -9,14 +9,14 @@ use crate::config::diagnostics::{ConfigError, SourceDoc};
 /// `[tempo]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct TempoConfig {
+pub struct TempoConfig {
     /// Priority of the tempo sources: the first alive one sets the grid (`link`, `midi_clock`,
     /// `tap`, `detected`); detection is the last resort even when not listed.
-    pub(crate) sources: Vec<String>,
+    pub sources: Vec<String>,
     /// Join an Ableton Link session (builds with `--features link` only).
-    pub(crate) link: bool,
+    pub link: bool,
     /// Link tempo when the deck starts a session alone.
-    pub(crate) link_bpm: f64,
+    pub link_bpm: f64,
 }
 
 impl Default for TempoConfig {

@@ -4,7 +4,7 @@
 //! The engine publishes the grid after every batch it folds; readers never block it: the grid is
 //! a seqlock of atomics (one writer, wait-free for the writer, readers retry a torn read).
 
-pub(crate) mod config;
+pub mod config;
 #[cfg(feature = "link")]
 pub mod link;
 
@@ -40,7 +40,7 @@ impl SharedGrid {
     }
 
     /// Engine time now.
-    pub(crate) fn now(&self) -> Duration {
+    pub fn now(&self) -> Duration {
         self.epoch.elapsed()
     }
 

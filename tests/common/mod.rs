@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: an isolated environment for the real binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod deck;
 pub mod fixtures;
 pub mod jack;
 pub mod peer;
@@ -44,6 +45,13 @@ impl Sandbox {
     /// Writes `config.toml`.
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.config_dir().join("config.toml"), text).unwrap();
+    }
+
+    /// Writes `themes/<stem>.toml` (replacing a built-in theme of that name).
+    pub fn write_theme(&self, stem: &str, text: &str) {
+        let dir = self.config_dir().join("themes");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{stem}.toml")), text).unwrap();
     }
 
     /// The log text (empty if none yet).

@@ -151,6 +151,15 @@ impl Peer {
         peer
     }
 
+    /// A default peer on `port` again (a "restarted server" on the same address).
+    pub async fn start_on(port: u16) -> Peer {
+        Peer::start(PeerOptions {
+            port: Some(port),
+            ..PeerOptions::default()
+        })
+        .await
+    }
+
     /// Base URL (`http://127.0.0.1:<port>`).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -249,6 +258,27 @@ impl Peer {
             .collect()
     }
 
+    /// The first session's initial parameters (the offer's), waited for up to `within`.
+    pub async fn wait_initial(&self, within: Duration) -> Value {
+        self.wait_log(within, |e| {
+            e.iter()
+                .find(|x| x["kind"] == "initial")
+                .map(|x| x["data"].clone())
+        })
+        .await
+    }
+
+    /// The first data-channel message whose payload matches `pred`, waited for up to `within`.
+    pub async fn wait_message(&self, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_log(within, |e| {
+            e.iter()
+                .filter(|x| x["kind"] == "message")
+                .find(|x| pred(&x["data"]))
+                .map(|x| x["data"].clone())
+        })
+        .await
+    }
+
     /// Polls `check` on the log entries until it returns `Some`, or panics at the deadline.
     pub async fn wait_log<T>(
         &self,
@@ -257,13 +287,14 @@ impl Peer {
     ) -> T {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(t) = check(&self.entries()) {
+            let entries = self.entries();
+            if let Some(t) = check(&entries) {
                 return t;
             }
-            assert!(
-                Instant::now() < deadline,
-                "peer log condition not met within {within:?}"
-            );
+            if Instant::now() >= deadline {
+                let tail = &entries[entries.len().saturating_sub(12)..];
+                panic!("peer log condition not met within {within:?}; last entries: {tail:#?}");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

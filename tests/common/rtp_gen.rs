@@ -238,6 +238,21 @@ impl ShmReader {
         self.counters.lock().map(|v| v.len()).unwrap_or(0)
     }
 
+    /// Waits until `more` frames beyond the `before` already read have come, or panics naming
+    /// `what` after `within` (frames come from another process: polled). Self-contained: some
+    /// tests and benches include this file without the rest of tests/common.
+    pub fn wait_frames(&self, what: &str, before: usize, more: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.frames_read() < before + more {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {} of {more} frames within {within:?}",
+                self.frames_read().saturating_sub(before)
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// Stops the reader and returns every counter it read.
     pub fn stop(mut self) -> Vec<u32> {
         let _ = self.child.kill();
