@@ -22,9 +22,9 @@ mod outputs_deck;
 
 use std::time::{Duration, Instant};
 
+use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
-use outputs_deck::{Deck, SERVER};
-use serde_json::json;
+use outputs_deck::SERVER;
 
 struct Run {
     lost: Duration,
@@ -47,7 +47,7 @@ async fn one_run() -> Run {
         socket.display(),
         standby.url()
     ));
-    let mut deck = Deck::start(&sb, &[]);
+    let mut deck = Deck::start(&sb);
     deck.wait_output("wall", "streaming", Duration::from_secs(60));
     deck.wait_output("spare", "streaming", Duration::from_secs(60));
     common::wait_for("shm socket", Duration::from_secs(10), || {
@@ -76,8 +76,7 @@ async fn one_run() -> Run {
         (reader.frames_read() > before).then(|| killed.elapsed())
     });
     drop(reader);
-    deck.send(json!({"action": "force_quit"}));
-    let _ = deck.wait_exit();
+    deck.quit();
     Run {
         lost,
         switched,

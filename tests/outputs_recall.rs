@@ -9,8 +9,9 @@ mod outputs_deck;
 
 use std::time::Duration;
 
+use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
-use outputs_deck::{Deck, SERVER, write_plain_theme};
+use outputs_deck::{SERVER, write_plain_theme};
 use serde_json::{Value, json};
 
 /// The `initial` offers (initialParameters) the peer got, in order.
@@ -51,7 +52,7 @@ async fn each_outputs_own_values_and_the_selection_come_back_with_resume() {
         side.url()
     ));
     write_plain_theme(&sb);
-    let mut deck = Deck::start(&sb, &[]);
+    let mut deck = Deck::start(&sb);
     for name in ["wall", "side"] {
         deck.wait_output(name, "streaming", Duration::from_secs(60));
     }
@@ -75,9 +76,11 @@ async fn each_outputs_own_values_and_the_selection_come_back_with_resume() {
             .then_some(())
         },
     );
-    deck.kill(); // SIGKILL: no goodbye, no last write
+    drop(deck); // SIGKILL (Deck's drop): no goodbye, no last write
 
-    let mut deck = Deck::start(&sb, &["--resume"]);
+    let mut deck = Deck::start_with(&sb, |c| {
+        c.arg("--resume");
+    });
     deck.wait_notice(
         "resumed 1 output(s)' own values; actions go to side",
         Duration::from_secs(30),
@@ -117,5 +120,5 @@ async fn each_outputs_own_values_and_the_selection_come_back_with_resume() {
         "{:?}",
         sent_in_session(&wall, 1, "noise_scale")
     );
-    assert_eq!(deck.quit(), 0);
+    deck.quit();
 }

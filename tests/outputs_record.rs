@@ -13,8 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
-use outputs_deck::{Deck, SERVER};
+use outputs_deck::SERVER;
 use serde_json::json;
 
 const THEME: &str = r#"
@@ -78,7 +79,9 @@ async fn each_outputs_wire_is_recorded_and_replayed_per_output() {
     std::fs::write(sb.config_dir().join("themes/default.toml"), THEME).unwrap();
     let file = sb.root.path().join("show.jsonl.gz");
     let file_arg = file.display().to_string();
-    let mut deck = Deck::start(&sb, &["--record", &file_arg]);
+    let mut deck = Deck::start_with(&sb, |c| {
+        c.arg("--record").arg(&file_arg);
+    });
     for name in ["wall", "side"] {
         deck.wait_output(name, "streaming", Duration::from_secs(60));
     }
@@ -106,7 +109,7 @@ async fn each_outputs_wire_is_recorded_and_replayed_per_output() {
             .then_some(())
     })
     .await;
-    assert_eq!(deck.quit(), 0);
+    deck.quit();
     assert!(
         !wall
             .messages()
