@@ -72,6 +72,10 @@ pub struct Cli {
     /// print every problem and exit (3 if any).
     #[arg(long)]
     pub(crate) check_config: bool,
+    /// With --check-config: also ask every configured server ([server] url, or each
+    /// [[outputs]] output's) what the show needs, as --server URL does for one URL.
+    #[arg(long)]
+    pub(crate) check_servers: bool,
     /// Setlist (cue list) file to load (overrides [show] setlist); with --check-config only
     /// validates it.
     #[arg(long, value_name = "FILE")]

@@ -244,11 +244,10 @@ pub async fn run_outputs(
                             to_transport.push(cmd)
                         }
                         Effect::Output { output, cmd } => {
-                            // A recording keeps the first output's wire, as with one server.
-                            if output == 0 {
-                                if let Some(r) = taps.record.as_mut() {
-                                    r.output(&cmd, t);
-                                }
+                            // A recording keeps every output's wire (output 0's as one
+                            // server's).
+                            if let Some(r) = taps.record.as_mut() {
+                                r.output_to(output, &cmd, t);
                             }
                             to_outputs.push((output, cmd))
                         }
@@ -305,7 +304,7 @@ pub async fn run_outputs(
                 }
             } else if published_outputs_rev != Some((store.revision(), state.outputs.revision)) {
                 // Each output replays its own desired state (its overrides, or the lost
-                // primary's while it stands in).
+                // primary's while it stands in), cut to its own pipeline's schema.
                 published_outputs_rev = Some((store.revision(), state.outputs.revision));
                 let full = store.full_state();
                 for i in 0..state.outputs.list.len() {
@@ -315,9 +314,11 @@ pub async fn run_outputs(
                         outputs.rest.get(i - 1)
                     };
                     if let Some(link) = link {
+                        // Its own schema count: a connect waits for its own server's schema
+                        // to be merged, never for another output's.
                         link.publish(
                             crate::core::outputs::desired_for(&state, i, &full),
-                            store.schemas_merged(),
+                            state.outputs.list[i].schemas_merged,
                         );
                     }
                 }

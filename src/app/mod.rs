@@ -92,22 +92,39 @@ pub fn run(cli: Cli) -> ExitCode {
             loaded.app.server.backend
         };
         let problems = preflight::check(&loaded, backend);
-        let server = match cli.server.first() {
-            Some(url) => match check_server(&loaded, backend, url) {
-                Ok(r) => Some(r),
+        // Every server asked for: each `--server`, or with `--check-servers` every configured
+        // output's (one report each, prefixed with the output's name when there are several).
+        let mut targets: Vec<server_check::ServerTarget> = cli
+            .server
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let mut t = server_check::ServerTarget::bare(&loaded, backend, url);
+                if cli.server.len() > 1 {
+                    // Named as the show would name them (docs/outputs.md).
+                    t.label = format!("out{}", i + 1);
+                }
+                t
+            })
+            .collect();
+        if cli.check_servers && targets.is_empty() {
+            targets = server_check::ServerTarget::configured(&loaded, cli.dry_run);
+        }
+        let mut server_problems = 0;
+        for target in &targets {
+            let report = match check_server(&loaded, target) {
+                Ok(r) => r,
                 Err(code) => return ExitCode::from(code),
-            },
-            None => None,
-        };
-        if let Some(report) = &server {
+            };
+            let prefix = target.prefix();
             for n in &report.notes {
-                println!("server: {n}");
+                println!("{prefix}: {n}");
             }
             for p in &report.problems {
-                eprintln!("server: {p}");
+                eprintln!("{prefix}: {p}");
             }
+            server_problems += report.problems.len();
         }
-        let server_problems = server.as_ref().map_or(0, |r| r.problems.len());
         if !problems.is_empty() || server_problems > 0 {
             if !problems.is_empty() {
                 eprintln!("{}", config::diagnostics::ConfigErrors(problems.clone()));
@@ -633,6 +650,12 @@ fn start_recording(
         control_hz: loaded.app.engine.control_hz,
         config_files: loaded.files.clone(),
         themes: loaded.themes.iter().map(|t| t.id.clone()).collect(),
+        outputs: state
+            .outputs
+            .list
+            .iter()
+            .map(|o| o.spec.name.clone())
+            .collect(),
     };
     crate::record::start(path, &header)
         .map(Some)
@@ -726,14 +749,15 @@ fn frontend_code(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> u8 {
     }
 }
 
-/// `--check-config --server URL`: the URL is checked like `--server` is for a show, then the
-/// server is asked on a small runtime of its own (the show's runtime is never started).
+/// `--check-config --server URL` / `--check-servers`: the URL is checked like `--server` is for
+/// a show, then the server is asked on a small runtime of its own (the show's runtime is never
+/// started).
 #[allow(clippy::print_stderr)]
 fn check_server(
     loaded: &LoadedConfig,
-    backend: Backend,
-    url: &str,
+    target: &server_check::ServerTarget,
 ) -> Result<server_check::ServerReport, u8> {
+    let url = &target.url;
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
         _ => {
@@ -750,5 +774,5 @@ fn check_server(
             eprintln!("scope-deck: cannot start the runtime for the server check: {e}");
             EXIT_RUNTIME
         })?;
-    Ok(rt.block_on(server_check::check(loaded, backend, url)))
+    Ok(rt.block_on(server_check::check(loaded, target)))
 }

@@ -1,7 +1,9 @@
-//! `--check-config --server URL`: asks a Scope server what the show will need from it, without
-//! starting a session (no pipeline load, no offer): does it answer, does it offer the configured
-//! pipelines, are their models downloaded, can it publish the server-side outputs the config turns
-//! on, and which theme parameters its schema lacks. A pre-flight the operator runs before doors.
+//! `--check-config --server URL` (each `--server` given) and `--check-config --check-servers`
+//! (every configured output's server): asks a Scope server what the show will need from it,
+//! without starting a session (no pipeline load, no offer): does it answer, does it offer the
+//! configured pipelines, are their models downloaded, can it publish the server-side outputs the
+//! config turns on, and which theme parameters its schema lacks. A pre-flight the operator runs
+//! before doors.
 
 use std::time::Duration;
 
@@ -24,8 +26,91 @@ pub(crate) struct ServerReport {
     pub(crate) notes: Vec<String>,
 }
 
-/// Runs the check against `url` (already validated as an http(s) URL with a host).
-pub(crate) async fn check(loaded: &LoadedConfig, backend: Backend, url: &str) -> ServerReport {
+/// One server to check: where it is and what of the config belongs to it.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerTarget {
+    /// `wall` (an output's name) or empty for the single `[server]` / a bare `--server`.
+    pub(crate) label: String,
+    /// Its backend.
+    pub(crate) backend: Backend,
+    /// Its URL (already validated as an http(s) URL with a host).
+    pub(crate) url: String,
+    /// The server-side outputs it must publish (`[video.scope_outputs] enable`, or its own).
+    pub(crate) scope_outputs: Vec<ScopeOutput>,
+    /// The config key those come from (`video.scope_outputs.enable`,
+    /// `outputs[1].video.scope_outputs.enable`).
+    pub(crate) scope_outputs_key: String,
+}
+
+impl ServerTarget {
+    /// A bare URL checked against `[server]` and `[video]` (`--server URL`).
+    pub(crate) fn bare(loaded: &LoadedConfig, backend: Backend, url: &str) -> Self {
+        ServerTarget {
+            label: String::new(),
+            backend,
+            url: url.to_string(),
+            scope_outputs: loaded.app.video.scope_outputs.enable.clone(),
+            scope_outputs_key: "video.scope_outputs.enable".into(),
+        }
+    }
+
+    /// Every configured output's server (`[[outputs]]`, or the single `[server]`), each with
+    /// its own video section; hosted outputs are listed too (their check says there is nothing
+    /// to ask).
+    pub(crate) fn configured(loaded: &LoadedConfig, dry_run: bool) -> Vec<ServerTarget> {
+        let app = &loaded.app;
+        if app.outputs.is_empty() {
+            let backend = if dry_run {
+                Backend::DryRun
+            } else {
+                app.server.backend
+            };
+            return vec![ServerTarget::bare(loaded, backend, &app.server.url)];
+        }
+        app.outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let backend = if dry_run {
+                    Backend::DryRun
+                } else {
+                    o.backend.unwrap_or(app.server.backend)
+                };
+                let (scope_outputs, scope_outputs_key) = match &o.video {
+                    Some(v) => (
+                        v.scope_outputs.enable.clone(),
+                        format!("outputs[{i}].video.scope_outputs.enable"),
+                    ),
+                    None if i == 0 => (
+                        app.video.scope_outputs.enable.clone(),
+                        "video.scope_outputs.enable".into(),
+                    ),
+                    None => (Vec::new(), String::new()),
+                };
+                ServerTarget {
+                    label: o.name.clone(),
+                    backend,
+                    url: o.url.clone().unwrap_or_else(|| app.server.url.clone()),
+                    scope_outputs,
+                    scope_outputs_key,
+                }
+            })
+            .collect()
+    }
+
+    /// `server` or `server wall` (the prefix of its report's lines).
+    pub(crate) fn prefix(&self) -> String {
+        if self.label.is_empty() {
+            "server".into()
+        } else {
+            format!("server {}", self.label)
+        }
+    }
+}
+
+/// Runs the check against one server.
+pub(crate) async fn check(loaded: &LoadedConfig, target: &ServerTarget) -> ServerReport {
+    let (backend, url) = (target.backend, target.url.as_str());
     let mut report = ServerReport::default();
     if !matches!(backend, Backend::Scope | Backend::ScopeOsc) {
         report.notes.push(format!(
@@ -91,7 +176,7 @@ pub(crate) async fn check(loaded: &LoadedConfig, backend: Backend, url: &str) ->
         }
     }
 
-    let wanted = &app.video.scope_outputs.enable;
+    let wanted = &target.scope_outputs;
     if !wanted.is_empty() {
         match http.hardware_info().await {
             Err(e) => report.problems.push(e.to_string()),
@@ -105,7 +190,7 @@ pub(crate) async fn check(loaded: &LoadedConfig, backend: Backend, url: &str) ->
                     if available != Some(true) {
                         report.problems.push(
                             app.error_at(
-                                "video.scope_outputs.enable",
+                                &target.scope_outputs_key,
                                 format!(
                                     "GET /api/v1/hardware/info: the server cannot publish {} \
                                      output ({})",

@@ -18,6 +18,10 @@ use crate::transport::config::{Backend, ServerConfig};
 /// The most outputs a deck drives (F1..F8 select them; the dashboard row has room for them).
 pub const MAX_OUTPUTS: usize = 8;
 
+/// The largest `latency_ms` an output may name: beat-locked changes are decided this early, so
+/// more than a few seconds is a typo, not a pipeline.
+pub const MAX_LATENCY_MS: u64 = 10_000;
+
 /// Default `failover_after_secs`.
 pub const DEFAULT_FAILOVER_SECS: f64 = 5.0;
 
@@ -58,6 +62,10 @@ pub struct OutputConfig {
     /// Added to shared numeric parameters (`noise_scale = 0.1`), clamped to their ranges.
     #[serde(default)]
     pub offsets: BTreeMap<String, f64>,
+    /// Its pipeline's latency, ms: beat-locked changes reach it this early (default:
+    /// `[server] latency_ms`; the first output's is measured when `[server] measure_latency`).
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
     /// Its own video sinks and input (same keys as `[video]`). Without it the first output
     /// has `[video]` and the others none.
     #[serde(default)]
@@ -152,6 +160,13 @@ pub fn validate(
                 None,
             ));
         }
+        if o.latency_ms.is_some_and(|ms| ms > MAX_LATENCY_MS) {
+            errors.push(doc.error_at(
+                &at("latency_ms"),
+                format!("must be from 0 to {MAX_LATENCY_MS} (ms)"),
+                None,
+            ));
+        }
         if o.prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
             errors.push(doc.error_at(&at("prompt"), "must not be empty", None));
         }
@@ -234,6 +249,7 @@ pub fn resolve(
                     prompt: None,
                     seed: None,
                     offsets: BTreeMap::new(),
+                    latency_ms: None,
                     video: None,
                 })
             })
@@ -291,6 +307,7 @@ pub fn resolve(
                     failover_after: Duration::from_secs_f64(
                         e.failover_after_secs.clamp(0.5, 600.0),
                     ),
+                    latency: e.latency_ms.map(Duration::from_millis),
                 },
                 server,
                 daydream,
@@ -393,6 +410,20 @@ noise_scale = 0.1
             errs.iter()
                 .any(|e| e.message.contains("no output named `nobody`"))
         );
+    }
+
+    #[test]
+    fn an_outputs_latency_is_its_own_and_bounded() {
+        let app = parse(&TWO_BOXES.replace("seed = 7\n", "seed = 7\nlatency_ms = 450\n")).unwrap();
+        let outs = resolve(&app, &[], false).unwrap();
+        assert_eq!(outs[0].spec.latency, None, "wall: [server] latency_ms");
+        assert_eq!(outs[1].spec.latency, Some(Duration::from_millis(450)));
+        let errs = parse("[[outputs]]\nname = \"a\"\nlatency_ms = 60000\n").unwrap_err();
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (3, "outputs[0].latency_ms")
+        );
+        assert!(errs[0].message.contains("0 to 10000"), "{errs:?}");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct Header {
     /// Theme ids loaded, in order.
     #[serde(default)]
     pub(crate) themes: Vec<String>,
+    /// Several outputs (`[[outputs]]` or repeated `--server`): their names in order (the
+    /// `output` index of a line); empty with a single `[server]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) outputs: Vec<String>,
 }
 
 /// One line after the header. `t` is engine time in nanoseconds since the engine started.
@@ -64,6 +68,9 @@ pub enum Line {
         t: u64,
         /// The update.
         out: Out,
+        /// For output `output` of several (absent: the first output, or the single server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<usize>,
     },
     /// Another transport command (`connect`, `reconnect`, `shutdown`, ...).
     Cmd {
@@ -71,6 +78,9 @@ pub enum Line {
         t: u64,
         /// Its kind.
         cmd: String,
+        /// For output `output` of several (absent: the first output, or the single server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<usize>,
     },
     /// Lines the writer could not keep up with (total so far): the recording has a gap here.
     Overflow {
@@ -184,6 +194,15 @@ pub enum Input {
         /// Exactly what was sent.
         payload: serde_json::Value,
     },
+    /// A report of output `output`'s transport (several outputs; the first output's come as
+    /// the plain kinds above): `event` is one of `connection`, `schema`, `refused`,
+    /// `transport_error`, `stopped`, `sent`.
+    Output {
+        /// Index in the header's `outputs`.
+        output: usize,
+        /// What it reported.
+        event: Box<Input>,
+    },
     /// Anything else the engine folded (not replayed), by name.
     Other {
         /// `video_stats`, `midi_activity`, `themes_reloaded`, ...
@@ -206,6 +225,10 @@ impl Input {
             Msg::Learn(learn) => Input::Learn { learn },
             Msg::Resume(r) => Input::Resume { state: *r },
             Msg::BadInput(why) => Input::BadInput { why },
+            Msg::OutputEvent { output, event } => Input::Output {
+                output,
+                event: Box::new(Input::of(Msg::Transport(event))),
+            },
             Msg::Transport(ev) => match ev {
                 TransportEvent::State { state, reason } => Input::Connection { state, reason },
                 TransportEvent::Schema(specs) => Input::Schema { specs },
@@ -246,6 +269,10 @@ impl Input {
             }
             Input::TransportError { message } => Msg::Transport(TransportEvent::Error(message)),
             Input::Stopped => Msg::Transport(TransportEvent::Stopped),
+            Input::Output { output, event } => match event.to_msg()? {
+                Msg::Transport(event) => Msg::OutputEvent { output, event },
+                _ => return None,
+            },
             Input::Sent { .. } | Input::Other { .. } => return None,
         })
     }
@@ -275,8 +302,9 @@ fn variant_name(debug: &str) -> String {
 pub(crate) enum Folded {
     /// A message folded at engine time.
     In(Duration, Msg),
-    /// A transport command produced at engine time.
-    Out(Duration, TransportCmd),
+    /// A transport command produced at engine time (for output `n` of several; `None`: the
+    /// first output or the single server).
+    Out(Duration, Option<usize>, TransportCmd),
 }
 
 /// Nanoseconds of engine time (saturating: a show is far shorter than 584 years).
@@ -291,16 +319,18 @@ pub(crate) fn lines_of(f: Folded) -> Vec<Line> {
             t: ns(t),
             input: Input::of(msg),
         }],
-        Folded::Out(t, TransportCmd::Update(u)) => vec![Line::Out {
+        Folded::Out(t, output, TransportCmd::Update(u)) => vec![Line::Out {
             t: ns(t),
             out: Out {
                 urgent: u.urgent,
                 values: u.values,
             },
+            output,
         }],
-        Folded::Out(t, cmd) => vec![Line::Cmd {
+        Folded::Out(t, output, cmd) => vec![Line::Cmd {
             t: ns(t),
             cmd: variant_name(&format!("{cmd:?}")),
+            output,
         }],
     }
 }
@@ -367,10 +397,39 @@ mod tests {
             serde_json::from_str::<Line>(&text).unwrap(),
             Line::overflow(3)
         );
-        let cmd = lines_of(Folded::Out(Duration::ZERO, TransportCmd::Connect));
+        let cmd = lines_of(Folded::Out(Duration::ZERO, None, TransportCmd::Connect));
         assert_eq!(
             serde_json::to_string(&cmd[0]).unwrap(),
             r#"{"t":0,"cmd":"connect"}"#
         );
+        // Several outputs: commands and reports name their output; reports replay as its own.
+        let cmd = lines_of(Folded::Out(Duration::ZERO, Some(2), TransportCmd::Connect));
+        assert_eq!(
+            serde_json::to_string(&cmd[0]).unwrap(),
+            r#"{"t":0,"cmd":"connect","output":2}"#
+        );
+        let ev = Msg::OutputEvent {
+            output: 1,
+            event: TransportEvent::Sent {
+                payload: serde_json::json!({"seed": 7}),
+            },
+        };
+        let line = &lines_of(Folded::In(Duration::ZERO, ev))[0];
+        let text = serde_json::to_string(line).unwrap();
+        assert_eq!(
+            text,
+            r#"{"t":0,"in":{"msg":"output","output":1,"event":{"msg":"sent","payload":{"seed":7}}}}"#
+        );
+        let state = Msg::OutputEvent {
+            output: 1,
+            event: TransportEvent::State {
+                state: ConnState::Reconnecting,
+                reason: None,
+            },
+        };
+        match lines_of(Folded::In(Duration::ZERO, state.clone())).remove(0) {
+            Line::In { input, .. } => assert_eq!(input.to_msg(), Some(state)),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -33,7 +33,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 enum Item {
     In(Duration, Box<Msg>),
-    Out(Duration, TransportCmd),
+    Out(Duration, Option<usize>, TransportCmd),
 }
 
 /// The engine's end of a recording: `try_send` only; a full queue is counted, never waited on.
@@ -52,7 +52,12 @@ impl Recorder {
 
     /// A transport command the fold produced at `t`.
     pub(crate) fn output(&mut self, cmd: &TransportCmd, t: Duration) {
-        self.push(Item::Out(t, cmd.clone()));
+        self.push(Item::Out(t, None, cmd.clone()));
+    }
+
+    /// A command for output `n` of several (output 0's are written as the single server's).
+    pub(crate) fn output_to(&mut self, n: usize, cmd: &TransportCmd, t: Duration) {
+        self.push(Item::Out(t, (n > 0).then_some(n), cmd.clone()));
     }
 
     fn push(&mut self, item: Item) {
@@ -233,7 +238,7 @@ fn write_loop(
 fn item_parts(item: Item) -> format::Folded {
     match item {
         Item::In(t, m) => format::Folded::In(t, *m),
-        Item::Out(t, c) => format::Folded::Out(t, c),
+        Item::Out(t, n, c) => format::Folded::Out(t, n, c),
     }
 }
 
@@ -285,6 +290,7 @@ mod tests {
             control_hz: 100.0,
             config_files: vec![],
             themes: vec![],
+            outputs: vec![],
         };
         let (mut rec, writer) = start_on(Box::new(sink), &header, 8, Path::new("t.jsonl")).unwrap();
         let t0 = Instant::now();

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::cli::{EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 use crate::config::LoadedConfig;
 use crate::core::effect::Effect;
-use crate::core::update::update;
+use crate::core::outputs::update_routed;
 use crate::record::format::{FORMAT, Header, Input, Line, VERSION};
 use crate::record::wire::{Diff, WireCompare};
 use crate::transport::lanes::LaneError;
@@ -74,8 +74,23 @@ pub(crate) struct Report {
     pub(crate) wall_s: f64,
     /// How late each update was produced against its scaled time: max and p99, ms.
     pub(crate) late_ms: (f64, f64),
-    /// The comparison.
+    /// The comparison (the first output's, or the single server's).
     pub(crate) diff: Diff,
+    /// Several outputs: every output's comparison by name, in order (the first is `diff`).
+    pub(crate) output_diffs: Vec<(String, Diff)>,
+    /// The recording's outputs differ from the configuration's (named).
+    pub(crate) outputs_mismatch: Option<String>,
+}
+
+impl Report {
+    /// Differences over every output.
+    pub(crate) fn differences(&self) -> u64 {
+        if self.output_diffs.is_empty() {
+            self.diff.count()
+        } else {
+            self.output_diffs.iter().map(|(_, d)| d.count()).sum()
+        }
+    }
 }
 
 /// Runs the subcommand; returns the exit code.
@@ -101,7 +116,7 @@ pub(crate) fn run(opts: &Options, loaded: &LoadedConfig) -> u8 {
     match result {
         Ok(report) => {
             print!("{}", render(opts, &report));
-            if opts.compare && report.diff.count() > 0 {
+            if opts.compare && report.differences() > 0 {
                 EXIT_DIFFERENT
             } else {
                 EXIT_OK
@@ -159,40 +174,96 @@ pub(crate) fn render(opts: &Options, r: &Report) -> String {
             r.transport_dropped
         );
     }
+    if let Some(m) = &r.outputs_mismatch {
+        s += &format!("warning: {m}\n");
+    }
     if opts.compare {
-        let d = &r.diff;
-        match &d.first {
-            None => {
-                s += &format!(
-                    "compare: identical: {} data-channel message(s), same content, same order\n",
-                    d.recorded
-                )
+        if r.output_diffs.is_empty() {
+            s += &render_diff("compare", &r.diff);
+        } else {
+            for (name, d) in &r.output_diffs {
+                s += &render_diff(&format!("compare {name}"), d);
             }
-            Some(f) => {
-                s += &format!(
-                    "compare: {} difference(s) in {} recorded / {} replayed data-channel message(s): {} inserted, {} missing, {} changed; first at {:.3} s engine time ({} message #{}):\n  recorded: {}\n  replayed: {}\n",
-                    d.count(),
-                    d.recorded,
-                    d.replayed,
-                    d.inserted,
-                    d.missing,
-                    d.changed,
-                    f.t,
-                    f.kind,
-                    f.index,
-                    f.recorded.as_deref().unwrap_or("(none)"),
-                    f.replayed.as_deref().unwrap_or("(none)")
-                )
-            }
-        }
-        if d.after_end > 0 {
-            s += &format!(
-                "compare: {} update(s) after the recording's last message, not compared (the show had stopped sending)\n",
-                d.after_end
-            );
         }
     }
     s
+}
+
+/// One output's (or the single server's) comparison, `label` first on each line.
+fn render_diff(label: &str, d: &Diff) -> String {
+    let mut s = String::new();
+    match &d.first {
+        None => {
+            s += &format!(
+                "{label}: identical: {} data-channel message(s), same content, same order\n",
+                d.recorded
+            )
+        }
+        Some(f) => {
+            s += &format!(
+                "{label}: {} difference(s) in {} recorded / {} replayed data-channel message(s): {} inserted, {} missing, {} changed; first at {:.3} s engine time ({} message #{}):\n  recorded: {}\n  replayed: {}\n",
+                d.count(),
+                d.recorded,
+                d.replayed,
+                d.inserted,
+                d.missing,
+                d.changed,
+                f.t,
+                f.kind,
+                f.index,
+                f.recorded.as_deref().unwrap_or("(none)"),
+                f.replayed.as_deref().unwrap_or("(none)")
+            )
+        }
+    }
+    if d.after_end > 0 {
+        s += &format!(
+            "{label}: {} update(s) after the recording's last message, not compared (the show had stopped sending)\n",
+            d.after_end
+        );
+    }
+    s
+}
+
+/// The outputs to replay into: the configuration's `[[outputs]]` (with their overrides), or,
+/// when the show ran several `--server`s, plain outputs of the recorded names; none for a
+/// single server. A mismatch with the recording is named.
+fn replay_outputs(
+    loaded: &LoadedConfig,
+    header: &Header,
+) -> (Vec<crate::core::outputs::OutputSpec>, Option<String>) {
+    if header.outputs.is_empty() {
+        return (Vec::new(), None);
+    }
+    let configured: Vec<crate::core::outputs::OutputSpec> =
+        crate::config::outputs::resolve(&loaded.app, &[], true)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.spec)
+            .collect();
+    if configured.is_empty() {
+        let plain = header
+            .outputs
+            .iter()
+            .map(|name| crate::core::outputs::OutputSpec {
+                name: name.clone(),
+                backend: "dry-run".into(),
+                target: "replay".into(),
+                ..Default::default()
+            })
+            .collect();
+        return (plain, None);
+    }
+    let names: Vec<&str> = configured.iter().map(|o| o.name.as_str()).collect();
+    let mismatch = (names != header.outputs.iter().map(String::as_str).collect::<Vec<_>>())
+        .then(|| {
+            format!(
+                "the recording has outputs {} but the configuration {}; outputs are compared by position",
+                header.outputs.join(", "),
+                names.join(", ")
+            )
+        });
+    (configured, mismatch)
 }
 
 type Fail = (u8, String);
@@ -241,6 +312,14 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
     }
     let mut state = crate::app::initial_state(loaded, opts.server.is_none());
     state.settings.backend = header.backend.clone();
+    let (outputs, outputs_mismatch) = replay_outputs(loaded, &header);
+    if let Some(m) = &outputs_mismatch {
+        tracing::warn!("replay: {m}");
+    }
+    let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+    if !outputs.is_empty() {
+        state.outputs = crate::core::outputs::OutputsSlice::new(outputs);
+    }
 
     // The live transport: an output only.
     let mut server = loaded.app.server.clone();
@@ -278,8 +357,15 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
         sent
     });
 
-    let mut report = Report::default();
-    let mut wire = WireCompare::default();
+    let mut report = Report {
+        outputs_mismatch,
+        ..Report::default()
+    };
+    // One comparison per output (output 0's is the single server's).
+    let mut wires: Vec<WireCompare> = (0..names.len().max(1))
+        .map(|_| WireCompare::default())
+        .collect();
+    let mut published_outputs_rev = None;
     let mut lates: Vec<f64> = Vec::new();
     let mut published_rev = None;
     let mut shutdown_sent = false;
@@ -313,9 +399,11 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
         };
         match line {
             Line::Overflow { overflow } => report.recording_overflow = overflow,
-            Line::Cmd { cmd, .. } => {
+            Line::Cmd { cmd, output, .. } => {
                 if matches!(cmd.as_str(), "connect" | "reconnect" | "download_models") {
-                    wire.expect_full_state();
+                    if let Some(w) = wires.get_mut(output.unwrap_or(0)) {
+                        w.expect_full_state();
+                    }
                 }
             }
             Line::Out { .. } => report.recorded_updates += 1,
@@ -325,16 +413,31 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
             } => {
                 // What the show's transport put on the wire: the recorded side of --compare.
                 last_t = last_t.max(t);
-                wire.sent(t, &payload);
+                wires[0].sent(t, &payload);
+            }
+            Line::In {
+                t,
+                input: Input::Output { output, event },
+            } if matches!(*event, Input::Sent { .. }) => {
+                last_t = last_t.max(t);
+                if let (Some(w), Input::Sent { payload }) = (wires.get_mut(output), &*event) {
+                    w.sent(t, payload);
+                }
             }
             Line::In { t, input } => {
                 last_t = last_t.max(t);
+                let (who, report_of) = match &input {
+                    Input::Output { output, event } => (*output, &**event),
+                    other => (0, other),
+                };
                 if let Input::Connection {
                     state: ConnState::Connecting | ConnState::Reconnecting,
                     ..
-                } = &input
+                } = report_of
                 {
-                    wire.expect_full_state();
+                    if let Some(w) = wires.get_mut(who) {
+                        w.expect_full_state();
+                    }
                 }
                 let Some(msg) = input.to_msg() else {
                     report.skipped += 1;
@@ -352,12 +455,14 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
                 }
                 report.folded += 1;
                 let mut cmds = Vec::new();
-                for fx in update(&mut state, msg, due) {
-                    if let Effect::Transport(cmd) = fx {
-                        cmds.push(cmd);
+                for fx in update_routed(&mut state, msg, due) {
+                    match fx {
+                        Effect::Transport(cmd) => cmds.push((0, cmd)),
+                        Effect::Output { output, cmd } => cmds.push((output, cmd)),
+                        _ => {}
                     }
                 }
-                if cmds.iter().any(|c| matches!(c, TransportCmd::Update(_))) && opts.speed > 0.0 {
+                if cmds.iter().any(|c| matches!(c.1, TransportCmd::Update(_))) && opts.speed > 0.0 {
                     let late = start
                         .elapsed()
                         .saturating_sub(due.div_f64(opts.speed))
@@ -366,17 +471,34 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
                     lates.push(late);
                 }
                 let store = &state.params.store;
-                if published_rev != Some(store.revision()) {
-                    published_rev = Some(store.revision());
-                    wire.state(t, store.full_state());
-                    // Settled for any schema the live transport reports: the values are the
-                    // recording's (its own schema reports are folded from the file).
-                    link.publish_fixed(store.full_state());
+                if state.outputs.list.is_empty() {
+                    if published_rev != Some(store.revision()) {
+                        published_rev = Some(store.revision());
+                        wires[0].state(t, store.full_state());
+                        // Settled for any schema the live transport reports: the values are
+                        // the recording's (its own schema reports are folded from the file).
+                        link.publish_fixed(store.full_state());
+                    }
+                } else if published_outputs_rev != Some((store.revision(), state.outputs.revision))
+                {
+                    // Each output's own desired state, as the engine publishes it.
+                    published_outputs_rev = Some((store.revision(), state.outputs.revision));
+                    let full = store.full_state();
+                    for (i, w) in wires.iter_mut().enumerate() {
+                        w.state(t, crate::core::outputs::desired_for(&state, i, &full));
+                    }
+                    link.publish_fixed(crate::core::outputs::desired_for(&state, 0, &full));
                 }
-                for cmd in cmds {
+                for (who, cmd) in cmds {
                     if let TransportCmd::Update(u) = &cmd {
                         report.replayed_updates += 1;
-                        wire.update(t, u.urgent, &u.values);
+                        if let Some(w) = wires.get_mut(who) {
+                            w.update(t, u.urgent, &u.values);
+                        }
+                    }
+                    // The live transport plays the first output (the single server's part).
+                    if who != 0 {
+                        continue;
                     }
                     shutdown_sent |= matches!(cmd, TransportCmd::Shutdown);
                     match link.send(cmd) {
@@ -404,6 +526,14 @@ async fn replay(opts: &Options, loaded: &LoadedConfig) -> Result<Report, Fail> {
         .copied()
         .unwrap_or(0.0);
     report.late_ms = (lates.last().copied().unwrap_or(0.0), p99);
-    report.diff = wire.finish();
+    let mut diffs = wires.into_iter().map(WireCompare::finish);
+    report.diff = diffs.next().unwrap_or_default();
+    if !names.is_empty() {
+        report.output_diffs = std::iter::once(report.diff.clone())
+            .chain(diffs)
+            .zip(names)
+            .map(|(d, n)| (n, d))
+            .collect();
+    }
     Ok(report)
 }

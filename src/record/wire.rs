@@ -20,8 +20,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 /// Updates this close before a cut (ns) may have been made after the recorded transport sent
-/// but before its `sent` report was folded: the cut may leave them for the next message.
-const RACE_NS: u64 = 5_000_000;
+/// but before its `sent` report was folded: the cut may leave them for the next message. With
+/// several outputs on a loaded machine a report was folded 15 ms after the send (two transports
+/// and a forwarder per output sharing two cores); 50 ms leaves room. Only a cut whose content
+/// equals the recorded message is taken, so a wider window cannot pair unequal messages.
+const RACE_NS: u64 = 50_000_000;
 
 /// How far back (ns) the replay's parameter states are kept for a full-state message (the
 /// transport reads the state, then reports the message once sent: an offer round trip later).
@@ -82,6 +85,9 @@ struct Queued {
 }
 
 /// Collects both sides as the replay reads the recording, then aligns them.
+/// Keys a transport puts into a message itself (not the engine's parameters).
+const TRANSPORT_KEYS: &[&str] = &["pipeline_ids"];
+
 #[derive(Default)]
 pub(crate) struct WireCompare {
     recorded: Vec<Message>,
@@ -159,6 +165,13 @@ impl WireCompare {
             self.recorded.push((t, canonical(payload).to_string()));
             return;
         };
+        // Keys the transport adds of its own (a Scope session's initialParameters carry the
+        // pipeline it loaded) are not the engine's: left out of the comparison.
+        let mut p = p.clone();
+        for k in TRANSPORT_KEYS {
+            p.remove(*k);
+        }
+        let p = &p;
         self.recorded.push((t, text(p)));
         loop {
             if let Some(m) = self.exact(t, p) {

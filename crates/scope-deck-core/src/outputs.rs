@@ -20,7 +20,7 @@ use crate::action::{Action, ActionSource};
 use crate::ctx::notice;
 use crate::effect::{Effect, Event};
 use crate::msg::Msg;
-use crate::params::{ParamKind, ParamValue};
+use crate::params::{ParamKind, ParamSpec, ParamValue};
 use crate::state::{AppState, Level};
 use crate::transport::types::{ConnState, ParamUpdate, TransportCmd, TransportEvent, WarmUp};
 
@@ -67,6 +67,9 @@ pub struct OutputSpec {
     pub standby: Option<OutputId>,
     /// How long its server must be lost before the standby takes over.
     pub failover_after: Duration,
+    /// Its pipeline's latency (`latency_ms`): beat-locked changes reach it this early. `None`:
+    /// `[server] latency_ms` (or, for the first output, the measured one).
+    pub latency: Option<Duration>,
 }
 
 /// One output while the show runs.
@@ -91,6 +94,15 @@ pub struct Output {
     pub sent: u64,
     /// Its transport said goodbye.
     pub stopped: bool,
+    /// Its own pipeline's schema as its server reported it (`None` until it has).
+    pub schema: Option<BTreeMap<String, ParamSpec>>,
+    /// What its sends are checked against: the built-in specs with its own schema over them
+    /// (as the single server's store), `None` until its schema arrived (the shared store's
+    /// check serves until then).
+    pub specs: Option<BTreeMap<String, ParamSpec>>,
+    /// Schemas from its own transport merged so far: its transport's connect waits for this
+    /// count only, never for another output's schema.
+    pub schemas_merged: u64,
 }
 
 /// Where performer actions go.
@@ -129,6 +141,21 @@ pub struct OutputsSlice {
     /// Bumped whenever an output's desired state may have changed (own values, failover), so
     /// the engine republishes it.
     pub revision: u64,
+    /// Beat-locked commands held back for outputs whose latency is below the largest: each is
+    /// released on the first control tick at or after its time, so every output gets the
+    /// change early by its own latency against the one grid.
+    pub held: Vec<Held>,
+}
+
+/// A beat-locked command waiting for its output's moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// Engine time it is due.
+    pub at: Duration,
+    /// For whom.
+    pub output: OutputId,
+    /// What.
+    pub cmd: TransportCmd,
 }
 
 impl OutputsSlice {
@@ -147,6 +174,9 @@ impl OutputsSlice {
                     rx_fps: 0.0,
                     sent: 0,
                     stopped: false,
+                    schema: None,
+                    specs: None,
+                    schemas_merged: 0,
                 })
                 .collect(),
             ..OutputsSlice::default()
@@ -214,6 +244,80 @@ impl OutputsSlice {
     }
 }
 
+/// The latency output `i`'s beat-locked changes are sent early by: its own `latency_ms`, else
+/// `[server] latency_ms`; the first output's is the measured one once measured (the deck
+/// measures on the first output's video).
+pub fn latency_of(state: &AppState, i: OutputId) -> Duration {
+    let t = &state.tempo;
+    match (i, t.measured_latency()) {
+        (0, Some(m)) => m,
+        _ => state
+            .outputs
+            .list
+            .get(i)
+            .and_then(|o| o.spec.latency)
+            .unwrap_or(t.settings.latency),
+    }
+}
+
+/// Beat-locked changes are decided by the largest latency of all outputs; an output with less
+/// gets its share later by the difference (see [`hold_beat_locked`]).
+fn set_lead_floor(state: &mut AppState) {
+    let n = state.outputs.list.len();
+    state.tempo.lead_floor = (0..n)
+        .map(|i| latency_of(state, i))
+        .max()
+        .unwrap_or_default();
+}
+
+/// In a fold that decided beat-locked changes (a lead beat fired), the urgent updates for an
+/// output whose latency is below the one they were decided by are held back by the difference.
+fn hold_beat_locked(state: &mut AppState, now: Duration, fx: Vec<Effect>) -> Vec<Effect> {
+    let lead = state.tempo.latency();
+    let mut out = Vec::with_capacity(fx.len());
+    for e in fx {
+        match e {
+            Effect::Output {
+                output,
+                cmd: TransportCmd::Update(u),
+            } if u.urgent => {
+                let wait = lead.saturating_sub(latency_of(state, output));
+                if wait.is_zero() {
+                    out.push(Effect::Output {
+                        output,
+                        cmd: TransportCmd::Update(u),
+                    });
+                } else {
+                    state.outputs.held.push(Held {
+                        at: now + wait,
+                        output,
+                        cmd: TransportCmd::Update(u),
+                    });
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Held commands whose time has come, in the order they were held.
+fn release_held(state: &mut AppState, now: Duration) -> Vec<Effect> {
+    if state.outputs.held.is_empty() {
+        return Vec::new();
+    }
+    let (due, later): (Vec<Held>, Vec<Held>) = std::mem::take(&mut state.outputs.held)
+        .into_iter()
+        .partition(|h| h.at <= now);
+    state.outputs.held = later;
+    due.into_iter()
+        .map(|h| Effect::Output {
+            output: h.output,
+            cmd: h.cmd,
+        })
+        .collect()
+}
+
 /// The desired state output `i` replays on every (re)connect: the shared `full` state with the
 /// offsets and own values of the output it carries.
 pub fn desired_for(
@@ -222,7 +326,7 @@ pub fn desired_for(
     full: &Map<String, ParamValue>,
 ) -> Map<String, ParamValue> {
     let outs = &state.outputs;
-    let Some(o) = outs.list.get(outs.carries(i)) else {
+    let (Some(o), Some(me)) = (outs.list.get(outs.carries(i)), outs.list.get(i)) else {
         return full.clone();
     };
     let mut out = Map::new();
@@ -230,12 +334,46 @@ pub fn desired_for(
         if o.own.contains_key(k) {
             continue;
         }
-        out.insert(k.clone(), offset(state, o, k, v));
+        if let Some(v) = fit(state, me, k, offset(state, o, k, v)) {
+            out.insert(k.clone(), v);
+        }
     }
     for (k, v) in &o.own {
-        out.insert(k.clone(), v.clone());
+        if let Some(v) = fit(state, me, k, v.clone()) {
+            out.insert(k.clone(), v);
+        }
     }
     out
+}
+
+/// A value as output `me`'s own pipeline takes it: clamped to its schema's range, `None` when
+/// its pipeline refuses the value's type or lacks a key another output's pipeline has (this
+/// server would refuse it). A key no schema describes (a load-time `seed` from the output's
+/// config) passes as it did with one server. Before its schema arrived the shared check serves.
+fn fit(state: &AppState, me: &Output, key: &str, v: ParamValue) -> Option<ParamValue> {
+    let Some(specs) = &me.specs else {
+        return Some(v);
+    };
+    match specs.get(key) {
+        Some(spec) => spec.accept(&v).ok().map(|a| a.value),
+        None if state.params.store.spec(key).is_some() => None,
+        None => Some(v),
+    }
+}
+
+/// Values as output `i`'s pipeline takes them (see [`fit`]).
+fn fit_all(
+    state: &AppState,
+    i: OutputId,
+    values: &Map<String, ParamValue>,
+) -> Map<String, ParamValue> {
+    let Some(me) = state.outputs.list.get(i) else {
+        return values.clone();
+    };
+    values
+        .iter()
+        .filter_map(|(k, v)| fit(state, me, k, v.clone()).map(|v| (k.clone(), v)))
+        .collect()
 }
 
 /// A shared value as output `o` gets it: its offset added (clamped to the key's range).
@@ -258,6 +396,7 @@ fn offset(state: &AppState, o: &Output, key: &str, v: &ParamValue) -> ParamValue
 fn shape_update(state: &AppState, i: OutputId, u: &ParamUpdate) -> Option<ParamUpdate> {
     let outs = &state.outputs;
     let o = outs.list.get(outs.carries(i))?;
+    let me = outs.list.get(i)?;
     let mut values = Map::new();
     for (k, v) in &u.values {
         let own_prompt = o.own.contains_key("prompts")
@@ -268,7 +407,9 @@ fn shape_update(state: &AppState, i: OutputId, u: &ParamUpdate) -> Option<ParamU
         if o.own.contains_key(k) || own_prompt {
             continue;
         }
-        values.insert(k.clone(), offset(state, o, k, v));
+        if let Some(v) = fit(state, me, k, offset(state, o, k, v)) {
+            values.insert(k.clone(), v);
+        }
     }
     (!values.is_empty()).then_some(ParamUpdate {
         values,
@@ -352,8 +493,31 @@ fn changed(
         .collect()
 }
 
-/// [`crate::update`] with several outputs: routing, per-output transport events and failover.
+/// [`crate::update`] with several outputs: routing, per-output transport events, failover, and
+/// each output's share of beat-locked changes at its own latency.
 pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
+    if state.outputs.list.is_empty() {
+        return route(state, msg, now);
+    }
+    let mut out = if matches!(msg, Msg::Tick) {
+        set_lead_floor(state);
+        release_held(state, now)
+    } else {
+        Vec::new()
+    };
+    // Lead beats fire in whichever fold comes first after they are due (a tick, an audio
+    // frame, an action): that fold's urgent updates are the beat-locked ones.
+    let lead_before = state.tempo.lead_next();
+    let fx = route(state, msg, now);
+    if state.tempo.lead_next() != lead_before {
+        out.extend(hold_beat_locked(state, now, fx));
+    } else {
+        out.extend(fx);
+    }
+    out
+}
+
+fn route(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     if let Msg::Action {
         action: Action::OutputSelect { output, group },
         source,
@@ -375,6 +539,7 @@ pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effec
             routed_action(state, action, source, now)
         }
         Msg::Started => {
+            set_lead_floor(state);
             let fx = crate::update::update(state, Msg::Started, now);
             seed_overrides(state, now);
             fan_out(state, fx)
@@ -385,6 +550,14 @@ pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effec
             fan_out(state, fx)
         }
         msg @ Msg::Action { .. } => {
+            if let Msg::Action {
+                action: Action::Panic,
+                ..
+            } = &msg
+            {
+                // A panic's safe state must not be overtaken by a switch held back for later.
+                state.outputs.held.clear();
+            }
             // To all: a value every output now follows again is no one's own any more.
             let before = state.params.store.full_state();
             let fx = crate::update::update(state, msg, now);
@@ -564,8 +737,22 @@ fn routed_action(
     let mut sent_diff = false;
     for e in fx.drain(..) {
         match e {
+            Effect::Transport(TransportCmd::Update(u)) => {
+                sent_diff = true;
+                for &t in &targets {
+                    let values = fit_all(state, t, &u.values);
+                    if !values.is_empty() {
+                        out.push(Effect::Output {
+                            output: t,
+                            cmd: TransportCmd::Update(ParamUpdate {
+                                values,
+                                urgent: u.urgent,
+                            }),
+                        });
+                    }
+                }
+            }
             Effect::Transport(cmd) => {
-                sent_diff |= matches!(cmd, TransportCmd::Update(_));
                 for &t in &targets {
                     out.push(Effect::Output {
                         output: t,
@@ -578,13 +765,16 @@ fn routed_action(
     }
     if !sent_diff && !diff.is_empty() {
         for &t in &targets {
-            out.push(Effect::Output {
-                output: t,
-                cmd: TransportCmd::Update(ParamUpdate {
-                    values: diff.clone(),
-                    urgent: true,
-                }),
-            });
+            let values = fit_all(state, t, &diff);
+            if !values.is_empty() {
+                out.push(Effect::Output {
+                    output: t,
+                    cmd: TransportCmd::Update(ParamUpdate {
+                        values,
+                        urgent: true,
+                    }),
+                });
+            }
         }
     }
     out
@@ -630,6 +820,9 @@ fn on_output_event(
     now: Duration,
 ) -> Vec<Effect> {
     let mut fx = Vec::new();
+    if let TransportEvent::Schema(specs) = ev {
+        return on_output_schema(state, i, specs, now);
+    }
     let Some(o) = state.outputs.list.get_mut(i) else {
         return fx;
     };
@@ -676,7 +869,6 @@ fn on_output_event(
         // The show has stopped when the last output has said goodbye.
         TransportEvent::Stopped => all_stopped.then_some(TransportEvent::Stopped),
         ev if i == 0 => Some(ev),
-        ev @ TransportEvent::Schema(_) => Some(ev),
         TransportEvent::Error(e) => {
             notice(state, &mut fx, Level::Error, format!("{name}: {e}"), now);
             None
@@ -698,6 +890,133 @@ fn on_output_event(
         fx.extend(fan_out(state, more));
     }
     fx
+}
+
+/// Output `i`'s pipeline reported its schema: it becomes that output's own check (its held own
+/// values are checked again: clamped to its range, or no longer sent when its pipeline lacks
+/// them or refuses their type), its transport's connect may go on (its own count), and the
+/// shared store takes the union of every output's schema (the widest range of each key, so a
+/// value one output's pipeline allows is not cut to another's: each output is cut to its own
+/// on the way out).
+fn on_output_schema(
+    state: &mut AppState,
+    i: OutputId,
+    specs: Vec<ParamSpec>,
+    now: Duration,
+) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    // Keys some pipeline describes (the shared store's check); others (a load-time seed) pass.
+    let described: Vec<String> = state
+        .outputs
+        .list
+        .get(i)
+        .map(|o| {
+            o.own
+                .keys()
+                .filter(|k| state.params.store.spec(k).is_some())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(o) = state.outputs.list.get_mut(i) else {
+        return fx;
+    };
+    let name = o.spec.name.clone();
+    let schema: BTreeMap<String, ParamSpec> =
+        specs.into_iter().map(|s| (s.key.clone(), s)).collect();
+    let mut effective = crate::params::builtin_specs();
+    effective.extend(schema.clone());
+    let mut notes = Vec::new();
+    let mut resend = Map::new();
+    for (k, v) in o.own.iter_mut() {
+        match effective.get(k).map(|s| s.accept(v)) {
+            Some(Ok(a)) if a.value != *v => {
+                notes.push(format!(
+                    "{name}: its pipeline's schema limits its own {k}: {v} → {}",
+                    a.value
+                ));
+                *v = a.value.clone();
+                resend.insert(k.clone(), a.value);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => notes.push(format!(
+                "{name}: its pipeline's schema refuses its own {k} (kept, not sent): {e}"
+            )),
+            None if described.contains(k) => notes.push(format!(
+                "{name}: its pipeline has no {k} (its own value is kept, not sent)"
+            )),
+            None => {}
+        }
+    }
+    o.schema = Some(schema);
+    o.specs = Some(effective);
+    o.schemas_merged += 1;
+    state.outputs.revision += 1;
+    for n in notes {
+        notice(state, &mut fx, Level::Warn, n, now);
+    }
+    if !resend.is_empty() {
+        fx.push(Effect::Output {
+            output: i,
+            cmd: TransportCmd::Update(ParamUpdate {
+                values: resend,
+                urgent: false,
+            }),
+        });
+    }
+    let union = union_schema(&state.outputs);
+    let more = crate::update::update(state, Msg::Transport(TransportEvent::Schema(union)), now);
+    fx.extend(fan_out(state, more));
+    fx
+}
+
+/// Every output's reported schema as one: each key with the widest range any output's pipeline
+/// gives it (the shared store's check; each output is cut to its own on the way out).
+fn union_schema(outs: &OutputsSlice) -> Vec<ParamSpec> {
+    let mut union: BTreeMap<String, ParamSpec> = BTreeMap::new();
+    for o in &outs.list {
+        for (k, s) in o.schema.iter().flatten() {
+            match union.get_mut(k) {
+                None => {
+                    union.insert(k.clone(), s.clone());
+                }
+                Some(u) => u.kind = widest(&u.kind, &s.kind),
+            }
+        }
+    }
+    union.into_values().collect()
+}
+
+/// The wider of two shapes of one key (same shape: the union of ranges or options; different
+/// shapes: the first output's).
+fn widest(a: &ParamKind, b: &ParamKind) -> ParamKind {
+    match (a, b) {
+        (ParamKind::Float { min: a0, max: a1 }, ParamKind::Float { min: b0, max: b1 }) => {
+            ParamKind::Float {
+                min: a0.min(*b0),
+                max: a1.max(*b1),
+            }
+        }
+        (ParamKind::Int { min: a0, max: a1 }, ParamKind::Int { min: b0, max: b1 }) => {
+            ParamKind::Int {
+                min: *a0.min(b0),
+                max: *a1.max(b1),
+            }
+        }
+        (
+            ParamKind::DescendingInts { min: a0, max: a1 },
+            ParamKind::DescendingInts { min: b0, max: b1 },
+        ) => ParamKind::DescendingInts {
+            min: *a0.min(b0),
+            max: *a1.max(b1),
+        },
+        (ParamKind::Choice { options: x }, ParamKind::Choice { options: y }) => {
+            let mut options = x.clone();
+            options.extend(y.iter().filter(|o| !x.contains(o)).cloned());
+            ParamKind::Choice { options }
+        }
+        (a, _) => a.clone(),
+    }
 }
 
 /// Moves a lost primary's state and video to its standby once it has been lost for
@@ -788,6 +1107,191 @@ fn failover(state: &mut AppState, now: Duration, fx: &mut Vec<Effect>) {
             now,
         );
     }
+}
+
+/// What the state journal keeps of the outputs (`crate::recall`): each output's own values (set
+/// while it was selected, from its theme/prompt/seed override, or a schema's re-check), the
+/// selection and the failovers in force — by output name, so a reordered `[[outputs]]` still
+/// finds its own.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OutputsRecall {
+    /// Where performer actions went.
+    #[serde(default)]
+    pub routing: RoutingRecall,
+    /// Each output's own values, by output name (outputs without any are left out).
+    #[serde(default)]
+    pub own: BTreeMap<String, Map<String, ParamValue>>,
+    /// Failovers in force: the lost primary's name and its standby's.
+    #[serde(default)]
+    pub failovers: Vec<FailoverRecall>,
+}
+
+/// [`Routing`] by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingRecall {
+    /// Every output.
+    #[default]
+    All,
+    /// The output of this name.
+    Output(String),
+    /// The outputs of this group.
+    Group(String),
+}
+
+/// A failover in force, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRecall {
+    /// The lost primary.
+    pub primary: String,
+    /// The output carrying it.
+    pub standby: String,
+}
+
+/// The outputs' part of the journal; `None` with a single `[server]`.
+pub fn capture_recall(state: &AppState) -> Option<OutputsRecall> {
+    let outs = &state.outputs;
+    if outs.list.is_empty() {
+        return None;
+    }
+    let name = |i: OutputId| outs.list.get(i).map(|o| o.spec.name.clone());
+    Some(OutputsRecall {
+        routing: match &outs.routing {
+            Routing::All => RoutingRecall::All,
+            Routing::One(i) => name(*i).map_or(RoutingRecall::All, RoutingRecall::Output),
+            Routing::Group(g) => RoutingRecall::Group(g.clone()),
+        },
+        own: outs
+            .list
+            .iter()
+            .filter(|o| !o.own.is_empty())
+            .map(|o| (o.spec.name.clone(), o.own.clone()))
+            .collect(),
+        failovers: outs
+            .failovers
+            .iter()
+            .filter_map(|f| {
+                Some(FailoverRecall {
+                    primary: name(f.primary)?,
+                    standby: name(f.standby)?,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// Brings the outputs' part back (after the shared show): each output's own values replace what
+/// its overrides seeded, the selection and failovers come back (a failover ends as soon as its
+/// primary streams, as a live one does). Names this show no longer has are named in one notice.
+pub fn restore_recall(
+    state: &mut AppState,
+    r: &OutputsRecall,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    if state.outputs.list.is_empty() {
+        if !r.own.is_empty() || r.routing != RoutingRecall::All {
+            notice(
+                state,
+                fx,
+                Level::Warn,
+                "resume: the journal has several outputs; this show has one ([server]): their own values are not restored".into(),
+                now,
+            );
+        }
+        return;
+    }
+    let find = |outs: &OutputsSlice, n: &str| outs.list.iter().position(|o| o.spec.name == n);
+    let mut missing: Vec<String> = Vec::new();
+    let mut restored = 0;
+    for (name, own) in &r.own {
+        match find(&state.outputs, name) {
+            Some(i) => {
+                state.outputs.list[i].own = own.clone();
+                restored += 1;
+            }
+            None => missing.push(name.clone()),
+        }
+    }
+    state.outputs.routing = match &r.routing {
+        RoutingRecall::All => Routing::All,
+        RoutingRecall::Output(n) => match find(&state.outputs, n) {
+            Some(i) => Routing::One(i),
+            None => {
+                missing.push(n.clone());
+                Routing::All
+            }
+        },
+        RoutingRecall::Group(g) => {
+            if state
+                .outputs
+                .list
+                .iter()
+                .any(|o| o.spec.group.as_deref() == Some(g.as_str()))
+            {
+                Routing::Group(g.clone())
+            } else {
+                missing.push(format!("group {g}"));
+                Routing::All
+            }
+        }
+    };
+    state.outputs.failovers.clear();
+    for f in &r.failovers {
+        match (
+            find(&state.outputs, &f.primary),
+            find(&state.outputs, &f.standby),
+        ) {
+            (Some(primary), Some(standby)) if primary != standby => {
+                state.outputs.failovers.push(Failover {
+                    primary,
+                    standby,
+                    since: now,
+                })
+            }
+            _ => missing.push(format!("{}→{}", f.primary, f.standby)),
+        }
+    }
+    state.outputs.revision += 1;
+    // Outputs already streaming take their own state at once (on a fresh start the first
+    // connect carries it: the desired state is republished after this fold).
+    let full = state.params.store.full_state();
+    for i in 0..state.outputs.list.len() {
+        if state.outputs.list[i].conn == ConnState::Streaming {
+            fx.push(Effect::Output {
+                output: i,
+                cmd: TransportCmd::Update(ParamUpdate {
+                    values: desired_for(state, i, &full),
+                    urgent: true,
+                }),
+            });
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        notice(
+            state,
+            fx,
+            Level::Warn,
+            format!(
+                "resume: this show has no {} (journaled, not restored)",
+                missing.join(", ")
+            ),
+            now,
+        );
+    }
+    let label = state.outputs.routing_label();
+    notice(
+        state,
+        fx,
+        Level::Info,
+        format!(
+            "resumed {} output(s)' own values; actions go to {label}",
+            restored
+        ),
+        now,
+    );
 }
 
 /// One output's row on the dashboard.

@@ -5,7 +5,8 @@
 //! `Msg::Resume`, folded right after `Msg::Started` so the first connect already carries it.
 //! Capture reuses the looks' capture (theme, prompts with weights, mapping toggles) and adds what
 //! a look leaves out: every value not owned by the mapping, macros, persona, tempo, the cue
-//! position.
+//! position, and with several outputs each output's own values, the selection and the
+//! failovers in force (`crate::outputs::OutputsRecall`).
 //!
 //! Extension point: when prompt A/B slots (the crossfader, issue 17) exist, add them here as a
 //! field with `#[serde(default)]`, fill it in [`capture`] and apply it in [`restore`]; old
@@ -62,6 +63,10 @@ pub struct Recall {
     /// Setlist position, when a setlist is loaded.
     #[serde(default)]
     pub cues: Option<CueRecall>,
+    /// Several outputs (`[[outputs]]`): each output's own values, the selection, the failovers
+    /// in force (`crate::outputs::OutputsRecall`); absent with a single `[server]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<crate::outputs::OutputsRecall>,
 }
 
 /// One prompt with its weight.
@@ -144,6 +149,7 @@ pub fn capture(state: &AppState) -> Recall {
             current: state.cues.current,
             standby: state.cues.standby,
         }),
+        outputs: crate::outputs::capture_recall(state),
     }
 }
 
@@ -201,6 +207,9 @@ pub fn restore(state: &mut AppState, r: &Recall, now: Duration, fx: &mut Vec<Eff
         crate::update::apply(state, a, src, now, fx);
     }
     restore_toggles(state, r, now, fx);
+    if let Some(o) = &r.outputs {
+        crate::outputs::restore_recall(state, o, now, fx);
+    }
     if let (TempoSource::Tap, Some(bpm)) = (r.tempo.source, r.tempo.bpm) {
         if bpm.is_finite() && bpm > 0.0 {
             // Two taps one beat apart: the tracker holds that tempo as a tapped one (and gives

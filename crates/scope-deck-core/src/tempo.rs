@@ -202,6 +202,10 @@ pub struct TempoSlice {
     pub meter: crate::latency::LatencyMeter,
     /// Next beat (grid numbering) to announce to beat-locked changes when latency is on.
     lead_next: Option<u64>,
+    /// The largest latency of several outputs (`[[outputs]] latency_ms`), kept by
+    /// `crate::outputs`: beat-locked changes are decided at least this early. Zero with one
+    /// server.
+    pub lead_floor: Duration,
     /// Last `tempo` event: source, rounded BPM, confidence tenths, when.
     last_event: Option<(TempoSource, i64, i32, Duration)>,
     /// The Link beat and tempo last handed to the tracker (once a beat, as MIDI clock does).
@@ -254,10 +258,24 @@ impl TempoSlice {
             .unwrap_or(TempoSource::Detected)
     }
 
-    /// The latency beat-locked changes are sent early by: the measured one when measuring and
-    /// measured, else `[server] latency_ms`.
+    /// The latency beat-locked changes are decided early by: the measured one when measuring
+    /// and measured, else `[server] latency_ms` — or, with several outputs, the largest of
+    /// theirs when that is more ([`TempoSlice::lead_floor`]; each output's own share is held
+    /// back for it, `crate::outputs`).
     pub fn latency(&self) -> Duration {
+        self.base_latency().max(self.lead_floor)
+    }
+
+    /// The measured latency when measuring and measured, else `[server] latency_ms` (the first
+    /// output's, whose video the deck measures on).
+    pub fn base_latency(&self) -> Duration {
         self.measured_latency().unwrap_or(self.settings.latency)
+    }
+
+    /// The next beat (grid numbering) beat-locked changes will be decided for; it moves exactly
+    /// when a fold decided some.
+    pub fn lead_next(&self) -> Option<u64> {
+        self.lead_next
     }
 
     /// The measured latency in use (None: the configured one serves).

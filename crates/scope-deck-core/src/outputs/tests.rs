@@ -473,3 +473,224 @@ fn a_theme_override_becomes_the_outputs_own_prompt_and_values() {
     assert!(text(&desired_for(&s, 0, &full)).contains("calm sea"));
     assert_eq!(s.mapping.active, 0, "the shared theme stays");
 }
+
+fn float(key: &str, min: f64, max: f64) -> ParamSpec {
+    ParamSpec {
+        key: key.into(),
+        kind: ParamKind::Float { min, max },
+        one_shot: false,
+    }
+}
+
+fn schema(s: &mut AppState, i: OutputId, specs: Vec<ParamSpec>, at: Duration) -> Vec<Effect> {
+    update_routed(s, event(i, TransportEvent::Schema(specs)), at)
+}
+
+#[test]
+fn each_output_is_checked_against_its_own_pipelines_schema() {
+    let mut s = three();
+    // wall's pipeline: noise_scale up to 1.0 and a `kaleido` only it has; left's: up to 0.4.
+    schema(
+        &mut s,
+        0,
+        vec![float("noise_scale", 0.0, 1.0), float("kaleido", 0.0, 1.0)],
+        ms(2),
+    );
+    schema(&mut s, 1, vec![float("noise_scale", 0.0, 0.4)], ms(3));
+    // The shared store takes the widest range: 0.9 is wall's to have.
+    let fx = act(&mut s, set_noise(0.9), ms(10));
+    assert_eq!(sent_to(&fx, 0)["noise_scale"], json!(0.9));
+    assert_eq!(
+        sent_to(&fx, 1)["noise_scale"],
+        json!(0.4),
+        "cut to left's range"
+    );
+    let fx = act(
+        &mut s,
+        Action::SetParam {
+            key: "kaleido".into(),
+            value: json!(0.5),
+        },
+        ms(20),
+    );
+    assert_eq!(sent_to(&fx, 0)["kaleido"], json!(0.5));
+    assert!(
+        !sent_to(&fx, 1).contains_key("kaleido"),
+        "left's pipeline has no kaleido: {fx:?}"
+    );
+    // Right has reported no schema yet: the shared check serves (its +0.1 offset, clamped to
+    // the shared range).
+    assert!(sent_to(&fx, 2).contains_key("kaleido"));
+    // Each output's desired state (what its reconnect replays) is cut the same way.
+    let full = s.params.store.full_state();
+    assert_eq!(desired_for(&s, 1, &full)["noise_scale"], json!(0.4));
+    assert!(!desired_for(&s, 1, &full).contains_key("kaleido"));
+    assert_eq!(desired_for(&s, 0, &full)["noise_scale"], json!(0.9));
+}
+
+#[test]
+fn a_transport_waits_for_its_own_schema_only_and_own_values_are_rechecked() {
+    let mut s = three();
+    select(&mut s, "left");
+    act(&mut s, set_noise(0.7), ms(10));
+    assert_eq!(s.outputs.list[1].own["noise_scale"], json!(0.7));
+    // Wall's schema counts for wall only.
+    schema(&mut s, 0, vec![float("noise_scale", 0.0, 1.0)], ms(20));
+    let counts: Vec<u64> = s.outputs.list.iter().map(|o| o.schemas_merged).collect();
+    assert_eq!(counts, vec![1, 0, 0]);
+    // Left's narrower schema re-checks the value it holds, says so, and sends the cut value to
+    // left alone.
+    let fx = schema(&mut s, 1, vec![float("noise_scale", 0.0, 0.5)], ms(30));
+    assert_eq!(s.outputs.list[1].own["noise_scale"], json!(0.5));
+    assert_eq!(s.outputs.list[1].schemas_merged, 1);
+    assert_eq!(sent_to(&fx, 1)["noise_scale"], json!(0.5));
+    assert!(!sent_to(&fx, 0).contains_key("noise_scale"), "{fx:?}");
+    assert!(
+        fx.iter()
+            .any(|e| format!("{e:?}")
+                .contains("left: its pipeline's schema limits its own noise_scale")),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn the_journal_keeps_each_outputs_own_values_selection_and_failovers() {
+    let mut s = three();
+    select(&mut s, "left");
+    act(&mut s, set_noise(0.3), ms(10));
+    // wall lost for longer than its failover time, with left (streaming) as its standby.
+    s.outputs.list[0].spec.standby = Some(1);
+    set_state(&mut s, 0, ConnState::Reconnecting, ms(20));
+    update_routed(&mut s, Msg::Tick, ms(3000));
+    assert_eq!(s.outputs.failovers.len(), 1);
+    let r = crate::recall::capture(&s);
+    let o = r.outputs.as_ref().unwrap();
+    assert_eq!(o.routing, RoutingRecall::Output("left".into()));
+    assert_eq!(o.own["left"]["noise_scale"], json!(0.3));
+    assert_eq!(o.own["right"]["seed"], json!(7));
+    assert_eq!(
+        o.failovers,
+        vec![FailoverRecall {
+            primary: "wall".into(),
+            standby: "left".into()
+        }]
+    );
+    // Through JSON, as the journal stores it, into a fresh show of the same outputs.
+    let back: crate::recall::Recall =
+        serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    let mut t = AppState::new(CoreSettings::default());
+    let mut specs = vec![spec("wall"), spec("left"), spec("right")];
+    specs[0].standby = Some(1);
+    specs[2].overrides.seed = Some(7);
+    t.outputs = OutputsSlice::new(specs);
+    update_routed(&mut t, Msg::Started, ms(0));
+    update_routed(&mut t, Msg::Resume(Box::new(back)), ms(1));
+    assert_eq!(t.outputs.list[1].own["noise_scale"], json!(0.3));
+    assert_eq!(t.outputs.routing, Routing::One(1));
+    assert_eq!(t.outputs.carries(1), 0, "left carries wall again");
+    let full = t.params.store.full_state();
+    assert_eq!(desired_for(&t, 2, &full)["seed"], json!(7));
+    // The shared value did not move: wall's own desired state has no 0.3.
+    assert_ne!(
+        desired_for(&t, 0, &full).get("noise_scale"),
+        Some(&json!(0.3))
+    );
+    // A primary that streams again ends the restored failover, as a live one.
+    stream(&mut t, 0, ms(5));
+    update_routed(&mut t, Msg::Tick, ms(10));
+    assert!(t.outputs.failovers.is_empty());
+}
+
+#[test]
+fn a_journal_naming_outputs_this_show_lacks_says_so() {
+    let mut s = three();
+    select(&mut s, "left");
+    act(&mut s, set_noise(0.3), ms(10));
+    let r = crate::recall::capture(&s);
+    let mut t = AppState::new(CoreSettings::default());
+    t.outputs = OutputsSlice::new(vec![spec("wall"), spec("centre")]);
+    update_routed(&mut t, Msg::Started, ms(0));
+    let fx = update_routed(&mut t, Msg::Resume(Box::new(r)), ms(1));
+    assert!(
+        fx.iter()
+            .any(|e| format!("{e:?}").contains("resume: this show has no left")),
+        "{fx:?}"
+    );
+    assert_eq!(t.outputs.routing, Routing::All);
+    assert!(t.outputs.list.iter().all(|o| o.own.is_empty()));
+}
+
+/// Engine times (ms) at which output `i` was sent a cache reset, over ticks every 10 ms.
+fn reset_times(s: &mut AppState, from: u64, to: u64) -> Vec<Vec<u64>> {
+    let mut got = vec![Vec::new(); s.outputs.list.len()];
+    for t in (from..to).step_by(10) {
+        for e in update_routed(s, Msg::Tick, ms(t)) {
+            if let Effect::Output {
+                output,
+                cmd: TransportCmd::Update(u),
+            } = e
+            {
+                if u.values.get("reset_cache") == Some(&json!(true)) {
+                    got[output].push(t);
+                }
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn beat_locked_changes_reach_each_output_early_by_its_own_latency() {
+    let theme = "name = \"Beat\"\nprompts = [\"p\"]\n\
+                 [[triggers]]\nname = \"reset\"\non = \"beat\"\ncooldown_ms = 300\naction = \"reset_cache\"\n";
+    let mut errs = Vec::new();
+    let t = crate::mapping::theme::Theme::from_text("beat.toml", "beat", theme, &mut errs);
+    assert!(errs.is_empty(), "{errs:?}");
+    let mut s = AppState::new(CoreSettings::default());
+    s.mapping = crate::mapping::slice::MappingSlice::new(vec![t.unwrap()], "beat", 4);
+    let mut specs = vec![spec("near"), spec("far"), spec("shared")];
+    specs[0].latency = Some(ms(100));
+    specs[1].latency = Some(ms(400));
+    // `shared` names none: [server] latency_ms (0 here).
+    s.outputs = OutputsSlice::new(specs);
+    update_routed(&mut s, Msg::Started, ms(0));
+    for i in 0..3 {
+        stream(&mut s, i, ms(1));
+    }
+    s.tempo.grid = crate::tempo::Grid {
+        at: ms(1000),
+        count: 0,
+        in_bar: 0,
+        bpm: 120.0,
+        playing: true,
+    };
+    let got = reset_times(&mut s, 1000, 2900);
+    // Beat k falls at 1000 + 500 k; each output's reset leaves its own latency before it (to
+    // the 10 ms tick), decided once against the one grid. Beats 2 and 3 are clear of the start
+    // (the first lead beats were due at once and the trigger's cooldown spaces them).
+    for (i, lat) in [(0, 100), (1, 400), (2, 0)] {
+        for k in 2..=3u64 {
+            let due = 1000 + 500 * k - lat;
+            assert!(
+                got[i].iter().any(|t| t.abs_diff(due) <= 10),
+                "output {i}: beat {k} due at {due}, got {:?}",
+                got[i]
+            );
+        }
+        assert_eq!(
+            got[i].windows(2).filter(|w| w[1] - w[0] < 400).count(),
+            0,
+            "output {i}: one reset a beat: {:?}",
+            got[i]
+        );
+    }
+    assert_eq!(s.tempo.latency(), ms(400), "decided by the largest");
+    // A panic drops what is held (the safe state must not be overtaken by a held switch).
+    s.outputs.held.push(Held {
+        at: ms(5000),
+        output: 0,
+        cmd: TransportCmd::Update(ParamUpdate::default()),
+    });
+    act(&mut s, Action::Panic, ms(2950));
+    assert!(s.outputs.held.is_empty());
+}
