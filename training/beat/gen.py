@@ -107,8 +107,15 @@ FINAL3_CYCLE = (["techno"] * 8 + ["halftime_fast"] * 8 + ["rock_dense"] * 8 + ["
                 + ["hiphop_sync"] * 2 + ["drumless"] * 2 + ["negative"] * 9)
 FINAL3_NEGATIVES = ["loud_noise", "noise_floor", "sweep", "speech", "loud_noise", "noise_floor",
                     "loud_noise", "sweep", "speech"]
+# "validx" (round 5, decoder tuning only, next to valid): what valid has too little of to tune
+# the noise gate and the stop on -- negatives (mostly loud noise) and songs that stop, with the
+# train split's kits and programs.
+VALIDX_CYCLE = (["negative"] * 15 + ["techno", "house", "rock", "rock_dense", "halftime_fast",
+                                     "dnb", "metal", "hiphop", "tempo_change", "trance"] * 2)
+VALIDX_NEGATIVES = ["loud_noise"] * 9 + ["noise_floor", "noise_floor", "sweep", "sweep", "speech",
+                                         "speech"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7, "final3": 8}
+             "final2": 7, "final3": 8, "validx": 9}
 
 
 def pool_of(split):
@@ -461,13 +468,14 @@ def song(genre, rng, split, dur, opts=None):
     end_bar = n_bars
     music_end = dur
     ending = None
-    if rng.random() < (0.6 if pool == "final3" else 0.3) and not plain:
+    endings = pool == "final3" or split == "validx"  # several endings, more stops
+    if rng.random() < (0.6 if endings else 0.3) and not plain:
         end_bar = max(8, n_bars - int(rng.integers(2, 6)))
         music_end = float(grid[end_bar * bar])
         # final3: several endings -- "cut" (the last notes ring 0.9 beat, as elsewhere), "ring"
         # (the last bar's sound decays over 1-3 s), "hit" (a last kick + crash + chord on the
         # next downbeat, which is labelled, then a 1-3 s decay)
-        ending = str(rng.choice(["cut", "ring", "hit"])) if pool == "final3" else "cut"
+        ending = str(rng.choice(["cut", "ring", "hit"])) if endings else "cut"
         if ending == "hit":
             meta["last_hit_s"] = round(music_end, 4)
     meta["ending"] = ending
@@ -762,6 +770,9 @@ def make_one(args):
     elif split == "final3":
         genre = FINAL3_CYCLE[idx % len(FINAL3_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "validx":
+        genre = VALIDX_CYCLE[idx % len(VALIDX_CYCLE)]
+        dur = float(rng.uniform(30, 45))
     elif split == "trainx":
         w = np.array(WEIGHTS_X, float)
         genre = str(rng.choice(GENRES_X, p=w / w.sum()))
@@ -775,6 +786,8 @@ def make_one(args):
         if split == "final2":
             neg_kind = FINAL2_NEGATIVES[sum(g == "negative" for g in FINAL2_CYCLE[:idx % len(FINAL2_CYCLE)])
                                         % len(FINAL2_NEGATIVES)]
+        if split == "validx":
+            neg_kind = VALIDX_NEGATIVES[idx % len(VALIDX_NEGATIVES)]
         if split == "final3":
             neg_kind = FINAL3_NEGATIVES[sum(g == "negative" for g in FINAL3_CYCLE[:idx % len(FINAL3_CYCLE)])
                                         % len(FINAL3_NEGATIVES)]
@@ -826,7 +839,7 @@ def make_one(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
-                                                      "final3"])
+                                                      "final3", "validx"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)

@@ -96,6 +96,27 @@ const LO_MEAN_RATE: f32 = 1.0 / 300.0;
 /// many times as hard as half a beat away from them. Loud noise makes the network murmur
 /// everywhere; music puts its peaks on the beat.
 const CONTRAST: f32 = 0.0;
+/// Beatness (see [`Decoder::beatness`]): running mean of the per-frame log likelihood ratio of
+/// the bar-pointer model against a beat-less one, over about 2 s. Loud noise makes the network
+/// fire now and then but never where the model predicts a beat, so the ratio stays at or below
+/// 0; music puts its activation on the predicted beats. Beats start only above `BEAT_ON` and
+/// stop (coasting included) below `BEAT_OFF` (hysteresis).
+const BEATNESS_RATE: f32 = 1.0 / 200.0;
+const BEAT_ON: f32 = 0.0;
+const BEAT_OFF: f32 = -1.0;
+/// Onset events for coasting: a frame whose all-band positive difference is this many times its
+/// running mean (about 1 s) is an onset. A drum break still has notes starting; a stop into a
+/// ringing or fading tail, or into noise, has none, so coasting needs an onset within
+/// [`COAST_ONSET`] periods.
+const ONSET_RATIO: f32 = 2.5;
+const FLUX_RATE: f32 = 1.0 / 100.0;
+const COAST_ONSET: f64 = 1e9;
+/// Settling: right after the oscillator starts (or jumps to the filter), the filter's tempo is
+/// still moving (the first beats come after two or three peaks); the oscillator follows it and
+/// its phase this much faster at first, the extra gain decaying over `SETTLE_S` seconds. With the
+/// steady gains alone the demo song's first beats carried 131 → 124 → 124 → 120 BPM.
+const SETTLE_GAIN: f64 = 0.3;
+const SETTLE_S: f64 = 0.5;
 
 fn row_of(meter_idx: usize, beat: usize) -> usize {
     if meter_idx == 0 { beat } else { 3 + beat }
@@ -177,6 +198,13 @@ pub struct Decoder {
     between: f32,
     between_max: f32,
     in_between: bool,
+    /// Extra follow gain while settling (1 after a start or jump, decaying).
+    settle: f64,
+    /// Running mean of the per-frame log likelihood ratio, beat model against no beat.
+    beatness: f32,
+    /// Running mean of the all-band onset strength and the last onset event's time.
+    flux_mean: f32,
+    last_onset: f64,
     /// Tuning knobs (see the constants of the same names).
     knobs: Knobs,
 }
@@ -190,6 +218,19 @@ struct Knobs {
     kick_from: f32,
     contrast: f32,
     obs_gain: f32,
+    beat_on: f32,
+    beat_off: f32,
+    onset_ratio: f32,
+    coast_onset: f64,
+    settle_gain: f64,
+    settle_s: f64,
+}
+
+fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl Knobs {
@@ -198,8 +239,14 @@ impl Knobs {
             kick_gain: KICK_GAIN,
             kick_sat: KICK_SAT,
             kick_from: KICK_FROM,
-            contrast: CONTRAST,
+            contrast: knob("BEAT_CONTRAST", CONTRAST),
             obs_gain: OBS_GAIN,
+            beat_on: knob("BEAT_ON", BEAT_ON),
+            beat_off: knob("BEAT_OFF", BEAT_OFF),
+            onset_ratio: knob("BEAT_ONSET_RATIO", ONSET_RATIO),
+            coast_onset: knob("BEAT_COAST_ONSET", COAST_ONSET),
+            settle_gain: knob("BEAT_SETTLE_GAIN", SETTLE_GAIN),
+            settle_s: knob("BEAT_SETTLE_S", SETTLE_S),
         }
     }
 }
@@ -269,6 +316,10 @@ impl Decoder {
             between: 0.0,
             between_max: 0.0,
             in_between: false,
+            settle: 0.0,
+            beatness: 0.0,
+            flux_mean: 0.0,
+            last_onset: f64::NEG_INFINITY,
             knobs: Knobs::get(),
         }
     }
@@ -323,7 +374,11 @@ impl Decoder {
     /// One network frame ending at `t` with softmax `[none, beat, downbeat]` and the frame's
     /// low-band onset strength (sum of the positive log differences of the bands under ~60 Hz;
     /// 0 when unknown).
-    pub fn observe(&mut self, t: f64, p: [f32; 3], low_onset: f32) {
+    pub fn observe(&mut self, t: f64, p: [f32; 3], low_onset: f32, flux: f32) {
+        if flux > self.knobs.onset_ratio * self.flux_mean.max(LO_EPS) {
+            self.last_onset = t;
+        }
+        self.flux_mean += FLUX_RATE * (flux - self.flux_mean);
         let lo = low_onset.max(self.lo_prev);
         let kick = if self.knobs.kick_gain > 0.0 {
             let r = lo / self.lo_mean.max(LO_EPS);
@@ -365,8 +420,10 @@ impl Decoder {
     }
 
     fn steer(&mut self, t: f64, pos_h: f64, period_h: f64, meter: usize) {
+        self.settle *= (-1.0 / (FPS * self.knobs.settle_s)).exp();
         if !self.started {
             self.started = true;
+            self.settle = 1.0;
             self.meter = meter;
             self.period = self.fixed_period.unwrap_or(period_h);
             self.t_ref = t;
@@ -382,16 +439,23 @@ impl Decoder {
         // Error in beats, modulo the bar.
         let e = (pos_h - pos_o + m / 2.0).rem_euclid(m) - m / 2.0;
         let tempo_off = (period_h / self.period - 1.0).abs() > TEMPO_OFF;
+        // Tempo and phase within the beat follow the filter whenever they roughly agree, even
+        // while the bar position or meter disagree (a relabel waits, the beat grid must not:
+        // frozen, the demo's first beats kept 124 BPM for a second while the filter read 120).
+        let e_beat = e - e.round();
+        if !tempo_off && e_beat.abs() < 0.35 {
+            let boost = self.knobs.settle_gain * self.settle;
+            self.t_ref = t;
+            self.pos_ref = pos_o + (0.06 + boost) * e_beat;
+            if self.fixed_period.is_none() {
+                self.period += (0.03 + boost) * (period_h - self.period);
+                // A lasting phase error means the period is off too (second-order loop).
+                self.period *= 1.0 - 0.004 * e_beat;
+            }
+        }
         let small = !tempo_off && e.abs() < 0.35 && meter == self.meter;
         if small {
             self.disagree = 0;
-            self.t_ref = t;
-            self.pos_ref = pos_o + 0.06 * e;
-            if self.fixed_period.is_none() {
-                self.period += 0.03 * (period_h - self.period);
-                // A lasting phase error means the period is off too (second-order loop).
-                self.period *= 1.0 - 0.004 * e;
-            }
         } else {
             self.disagree += 1;
             // Follow at once while not emitting; otherwise only after a lasting disagreement
@@ -407,6 +471,9 @@ impl Decoder {
                 self.meter = meter;
                 if self.fixed_period.is_none() {
                     self.period = period_h;
+                }
+                if !self.active {
+                    self.settle = 1.0;
                 }
                 self.t_ref = t;
                 // Keep the unwrapped count continuous: the nearest value ≡ pos_h (mod bar).
@@ -444,17 +511,21 @@ impl Decoder {
             self.win_max = 0.0;
         }
         let alive = t - self.last_alive < 1.5 * self.period;
-        let sounding = t - self.last_loud < self.period;
-        let coast = self.active && sounding && t - self.last_hit < COAST * self.period;
+        let sounding = t - self.last_loud < self.period
+            && t - self.last_onset < self.knobs.coast_onset * self.period;
+        let beaty = self.beatness >= self.knobs.beat_off;
+        let coast =
+            self.active && sounding && beaty && t - self.last_hit < COAST * self.period;
         if !alive && !coast {
             self.conf = 0.0;
         }
         let hit = t - self.last_hit < HIT_GAP * self.period;
         self.confirmed = alive && hit;
-        let contrast = self.conf >= self.knobs.contrast * self.between;
-        if self.conf >= CONF_ON && alive && hit && contrast {
+        let contrast = self.conf >= self.knobs.contrast * self.between
+            && self.beatness >= self.knobs.beat_on;
+        if self.conf >= CONF_ON && alive && hit && contrast && beaty {
             self.active = true;
-        } else if (self.conf < CONF_OFF || !alive || !hit) && !coast {
+        } else if (self.conf < CONF_OFF || !alive || !hit || !beaty) && !coast {
             self.active = false;
         }
     }
@@ -471,6 +542,12 @@ impl Decoder {
     /// Whether beats are being emitted from the music.
     pub fn active(&self) -> bool {
         self.active
+    }
+
+    /// Running mean of the per-frame log likelihood ratio of the beat model against one without
+    /// beats (positive: the network fires where the model predicts beats).
+    pub fn beatness(&self) -> f32 {
+        self.beatness
     }
 
     /// Emits the beats due before `now + horizon`; `free_run` emits without music (tap/clock).
@@ -593,6 +670,15 @@ impl Decoder {
                 total += sum;
             }
         }
+        // Beatness: the same frame under a model with no beat structure (every position of a beat
+        // at the current interval equally likely, a 4-beat bar).
+        let ib = (self.period_h * FPS).max(I_MIN as f64) as f32;
+        let o_mix = 0.75 * beat_obs + 0.25 * down_obs;
+        let null = (2.0 * o_mix + (ib - 2.0) * pn) / ib;
+        if total > 0.0 && total.is_finite() {
+            let llr = (total / null).ln();
+            self.beatness += BEATNESS_RATE * (llr - self.beatness);
+        }
         let n = self.next.len() as f32;
         if !(total > 0.0 && total.is_finite()) {
             self.next.fill(1.0 / n);
@@ -684,7 +770,7 @@ mod tests {
             while next_frame as f64 / FPS <= now {
                 let t = next_frame as f64 / FPS;
                 let (p, low) = f(t);
-                d.observe(t, p, low);
+                d.observe(t, p, low, 0.0);
                 next_frame += 1;
             }
             r = d.poll(now, HOP, false, &mut |b| beats.push(b));
