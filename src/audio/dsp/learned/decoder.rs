@@ -103,14 +103,21 @@ const CONTRAST: f32 = 0.0;
 /// stop (coasting included) below `BEAT_OFF` (hysteresis).
 const BEATNESS_RATE: f32 = 1.0 / 200.0;
 const BEAT_ON: f32 = 0.0;
-const BEAT_OFF: f32 = -1.0;
+const BEAT_OFF: f32 = 0.03;
+/// The stop rule on beatness waits this long after beats start: music's beatness is still
+/// rising from 0 then (about 0.05 after 1.5 s of a clear beat), noise's has fallen back.
+const BEAT_GRACE_S: f64 = 1.5;
 /// Onset events for coasting: a frame whose all-band positive difference is this many times its
 /// running mean (about 1 s) is an onset. A drum break still has notes starting; a stop into a
 /// ringing or fading tail, or into noise, has none, so coasting needs an onset within
 /// [`COAST_ONSET`] periods.
 const ONSET_RATIO: f32 = 2.5;
 const FLUX_RATE: f32 = 1.0 / 100.0;
-const COAST_ONSET: f64 = 1e9;
+const COAST_ONSET: f64 = 2.0;
+/// A predicted beat counts as confirmed only if the input was loud (see [`Decoder::note_loud`])
+/// this recently when its window closes: music that stops dead makes the network fire on the
+/// cut, which then confirmed one more beat after the end.
+const HIT_LOUD_S: f64 = 0.03;
 /// Settling: right after the oscillator starts (or jumps to the filter), the filter's tempo is
 /// still moving (the first beats come after two or three peaks); the oscillator follows it and
 /// its phase this much faster at first, the extra gain decaying over `SETTLE_S` seconds. With the
@@ -205,6 +212,11 @@ pub struct Decoder {
     /// Running mean of the all-band onset strength and the last onset event's time.
     flux_mean: f32,
     last_onset: f64,
+    /// When beats last started.
+    active_since: f64,
+    /// Beats were stopped by the beatness rule: a restart needs beatness ≥ `BEAT_OFF`, not just
+    /// ≥ `BEAT_ON` (or noise would restart, run its grace period, stop, and so on).
+    doubted: bool,
     /// Tuning knobs (see the constants of the same names).
     knobs: Knobs,
 }
@@ -222,8 +234,12 @@ struct Knobs {
     beat_off: f32,
     onset_ratio: f32,
     coast_onset: f64,
+    grace_s: f64,
+    hit_loud_s: f64,
     settle_gain: f64,
     settle_s: f64,
+    leak: f32,
+    down_gain: f32,
 }
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -245,8 +261,12 @@ impl Knobs {
             beat_off: knob("BEAT_OFF", BEAT_OFF),
             onset_ratio: knob("BEAT_ONSET_RATIO", ONSET_RATIO),
             coast_onset: knob("BEAT_COAST_ONSET", COAST_ONSET),
+            grace_s: knob("BEAT_GRACE_S", BEAT_GRACE_S),
+            hit_loud_s: knob("BEAT_HIT_LOUD_S", HIT_LOUD_S),
             settle_gain: knob("BEAT_SETTLE_GAIN", SETTLE_GAIN),
             settle_s: knob("BEAT_SETTLE_S", SETTLE_S),
+            leak: knob("BEAT_LEAK", LEAK),
+            down_gain: knob("BEAT_DOWN_GAIN", DOWN_GAIN),
         }
     }
 }
@@ -320,6 +340,8 @@ impl Decoder {
             beatness: 0.0,
             flux_mean: 0.0,
             last_onset: f64::NEG_INFINITY,
+            active_since: 0.0,
+            doubted: false,
             knobs: Knobs::get(),
         }
     }
@@ -505,7 +527,7 @@ impl Decoder {
         } else if self.in_win {
             self.in_win = false;
             self.conf += 0.35 * (self.win_max - self.conf);
-            if self.win_max >= HIT {
+            if self.win_max >= HIT && t - self.last_loud < self.knobs.hit_loud_s {
                 self.last_hit = t - BEAT_WINDOW;
             }
             self.win_max = 0.0;
@@ -513,7 +535,8 @@ impl Decoder {
         let alive = t - self.last_alive < 1.5 * self.period;
         let sounding = t - self.last_loud < self.period
             && t - self.last_onset < self.knobs.coast_onset * self.period;
-        let beaty = self.beatness >= self.knobs.beat_off;
+        let beaty = self.beatness >= self.knobs.beat_off
+            || (self.active && t - self.active_since < self.knobs.grace_s);
         let coast =
             self.active && sounding && beaty && t - self.last_hit < COAST * self.period;
         if !alive && !coast {
@@ -521,11 +544,24 @@ impl Decoder {
         }
         let hit = t - self.last_hit < HIT_GAP * self.period;
         self.confirmed = alive && hit;
-        let contrast = self.conf >= self.knobs.contrast * self.between
-            && self.beatness >= self.knobs.beat_on;
-        if self.conf >= CONF_ON && alive && hit && contrast && beaty {
+        if self.beatness >= self.knobs.beat_off {
+            self.doubted = false;
+        }
+        let on_level = if self.doubted {
+            self.knobs.beat_off
+        } else {
+            self.knobs.beat_on
+        };
+        let contrast = self.conf >= self.knobs.contrast * self.between && self.beatness >= on_level;
+        if self.conf >= CONF_ON && alive && hit && contrast && (beaty || !self.active) {
+            if !self.active {
+                self.active_since = t;
+            }
             self.active = true;
         } else if (self.conf < CONF_OFF || !alive || !hit || !beaty) && !coast {
+            if self.active && !beaty {
+                self.doubted = true;
+            }
             self.active = false;
         }
     }
@@ -606,8 +642,9 @@ impl Decoder {
         // does not wipe out a right tempo. Floors keep a missed beat from being fatal.
         let (pn, pb, pd) = (p[0].max(OBS_FLOOR), p[1], p[2]);
         let gain = self.knobs.obs_gain * kick;
-        let beat_obs = gain * (pb + LEAK * pd).max(OBS_FLOOR);
-        let down_obs = gain * (DOWN_GAIN * pd + LEAK * pb).max(OBS_FLOOR);
+        let (leak, down_gain) = (self.knobs.leak, self.knobs.down_gain);
+        let beat_obs = gain * (pb + leak * pd).max(OBS_FLOOR);
+        let down_obs = gain * (down_gain * pd + leak * pb).max(OBS_FLOOR);
         // Mass leaving the last position of every block.
         for row in 0..ROWS {
             for ii in 0..NI {
@@ -770,6 +807,9 @@ mod tests {
             while next_frame as f64 / FPS <= now {
                 let t = next_frame as f64 / FPS;
                 let (p, low) = f(t);
+                // The input sounds throughout (the level gate's view); the activation says
+                // whether it has a beat.
+                d.note_loud(t);
                 d.observe(t, p, low, 0.0);
                 next_frame += 1;
             }
