@@ -102,7 +102,7 @@ const CONTRAST: f32 = 0.0;
 /// 0; music puts its activation on the predicted beats. Beats start only above `BEAT_ON` and
 /// stop (coasting included) below `BEAT_OFF` (hysteresis).
 const BEATNESS_RATE: f32 = 1.0 / 200.0;
-const BEAT_ON: f32 = 0.0;
+const BEAT_ON: f32 = 0.01;
 const BEAT_OFF: f32 = 0.03;
 /// The stop rule on beatness waits this long after beats start: music's beatness is still
 /// rising from 0 then (about 0.05 after 1.5 s of a clear beat), noise's has fallen back.
@@ -221,8 +221,8 @@ pub struct Decoder {
     knobs: Knobs,
 }
 
-/// The decoder's tunable constants in one place (while tuning on valid they were read from
-/// `BEAT_*` environment variables; the shipped decoder uses the constants).
+/// The decoder's tunable constants in one place (while tuning on valid and validx they were read
+/// from `BEAT_*` environment variables; the shipped decoder uses the constants).
 #[derive(Debug, Clone, Copy)]
 struct Knobs {
     kick_gain: f32,
@@ -242,31 +242,24 @@ struct Knobs {
     down_gain: f32,
 }
 
-fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 impl Knobs {
     fn get() -> Self {
         Knobs {
             kick_gain: KICK_GAIN,
             kick_sat: KICK_SAT,
             kick_from: KICK_FROM,
-            contrast: knob("BEAT_CONTRAST", CONTRAST),
+            contrast: CONTRAST,
             obs_gain: OBS_GAIN,
-            beat_on: knob("BEAT_ON", BEAT_ON),
-            beat_off: knob("BEAT_OFF", BEAT_OFF),
-            onset_ratio: knob("BEAT_ONSET_RATIO", ONSET_RATIO),
-            coast_onset: knob("BEAT_COAST_ONSET", COAST_ONSET),
-            grace_s: knob("BEAT_GRACE_S", BEAT_GRACE_S),
-            hit_loud_s: knob("BEAT_HIT_LOUD_S", HIT_LOUD_S),
-            settle_gain: knob("BEAT_SETTLE_GAIN", SETTLE_GAIN),
-            settle_s: knob("BEAT_SETTLE_S", SETTLE_S),
-            leak: knob("BEAT_LEAK", LEAK),
-            down_gain: knob("BEAT_DOWN_GAIN", DOWN_GAIN),
+            beat_on: BEAT_ON,
+            beat_off: BEAT_OFF,
+            onset_ratio: ONSET_RATIO,
+            coast_onset: COAST_ONSET,
+            grace_s: BEAT_GRACE_S,
+            hit_loud_s: HIT_LOUD_S,
+            settle_gain: SETTLE_GAIN,
+            settle_s: SETTLE_S,
+            leak: LEAK,
+            down_gain: DOWN_GAIN,
         }
     }
 }
@@ -537,8 +530,7 @@ impl Decoder {
             && t - self.last_onset < self.knobs.coast_onset * self.period;
         let beaty = self.beatness >= self.knobs.beat_off
             || (self.active && t - self.active_since < self.knobs.grace_s);
-        let coast =
-            self.active && sounding && beaty && t - self.last_hit < COAST * self.period;
+        let coast = self.active && sounding && beaty && t - self.last_hit < COAST * self.period;
         if !alive && !coast {
             self.conf = 0.0;
         }
@@ -924,6 +916,49 @@ mod tests {
             .filter(|b| phase_err(b.time, kick0, period) < 0.04)
             .count();
         assert_eq!(on_kick, late.len(), "{late:?}");
+    }
+
+    /// Loud noise roughly as the network sees it (validx's loud-noise files: a murmur of
+    /// 0.05-0.2 and strong peaks now and then, at random times): beats never run for long and
+    /// the dashboard reads "no beat" at the end. (A guard, not the whole story: these
+    /// independent random peaks get no lasting beat with or without the beatness rule; the
+    /// rule's effect on real noise is measured on validx, docs/performance.md.)
+    #[test]
+    fn random_peaks_of_noise_get_no_lasting_beat() {
+        let mut seed = 0x2545_f491_u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (beats, r, _) = run(40.0, |_| {
+            let u = rnd();
+            let a = if u < 0.03 {
+                0.6 + 0.35 * rnd()
+            } else {
+                0.05 + 0.15 * rnd()
+            } as f32;
+            [1.0 - a, a, 0.0]
+        });
+        // The longest run of beats (gaps under 1.5 s) lasts no longer than the grace period
+        // plus two beats.
+        let mut longest = 0.0f64;
+        let mut run_start = None::<f64>;
+        for w in beats.windows(2) {
+            if w[1].time - w[0].time < 1.5 {
+                let s0 = *run_start.get_or_insert(w[0].time);
+                longest = longest.max(w[1].time - s0);
+            } else {
+                run_start = None;
+            }
+        }
+        assert!(
+            longest < BEAT_GRACE_S + 1.5,
+            "{longest} s of beats: {beats:?}"
+        );
+        assert!(beats.len() < 20, "{} beats: {beats:?}", beats.len());
+        assert_eq!(r.bpm, 0.0);
     }
 
     #[test]

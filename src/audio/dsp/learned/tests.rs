@@ -126,25 +126,3 @@ fn the_demo_song_keeps_its_beat_through_the_breakdown() {
     assert!(gaps.is_empty(), "irregular beats (time, gap): {gaps:?}");
     assert!(beats.last().is_some_and(|&b| b > 47.0), "{beats:?}");
 }
-
-/// Diagnostics (run with `--ignored --nocapture`): the demo song's first beats.
-#[test]
-#[ignore]
-fn dump_demo_first_beats() {
-    use crate::audio::synth::Sequencer;
-    let mut seq = Sequencer::demo(SR as u32);
-    let x = seq.render(12.0);
-    let mut t = LearnedTracker::new(SR, HOP as f64 / SR).unwrap_or_else(|e| panic!("{e}"));
-    for (h, c) in x.chunks(HOP).enumerate() {
-        let now = (h + 1) as f64 * HOP as f64 / SR;
-        t.process(now, c, &mut |e| {
-            if let AudioEvent::Beat { time, bpm, in_bar, .. } = e {
-                eprintln!("beat {time:.3} bpm {bpm:.1} in_bar {in_bar} (now {now:.3})");
-            }
-        });
-        let a = t.activation();
-        if a[1] + a[2] > 0.3 {
-            eprintln!("  act {now:.3} {:.2} {:.2} beatness {:.3} filter bpm {:.1}", a[1], a[2], t.dec.beatness(), t.detected_bpm());
-        }
-    }
-}
