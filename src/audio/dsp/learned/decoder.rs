@@ -13,9 +13,12 @@
 //! predicted beat within 1.3 periods (so beats stop one beat after the music does); while the
 //! input keeps sounding they coast through a drum break on the held tempo (up to 32 beats).
 //! Beats already sent move with a bar relabel, and two beats are never sent closer than half a
-//! period.
+//! period. A *beatness* (the running log likelihood ratio of this model against one without
+//! beats) keeps noise, which makes the network fire at random times, from holding a beat;
+//! coasting also needs onsets, so a ringing tail after the music stops gets no beat.
 //! Allocation-free after construction. The constants were tuned on the generated *valid* split
-//! only (docs/performance.md reports the held-out split separately).
+//! (and, for the beatness gate and the stop, the `validx` tuning split) only; docs/performance.md
+//! reports the held-out and final splits separately.
 
 use super::features::FPS;
 
