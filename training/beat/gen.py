@@ -28,7 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # What is held out: GM drum kits, GM programs and pattern variants used only in "heldout".
 KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40],
-        "final2": [0, 16, 24, 25]}  # final2: TimGM6mb's kits (other samples than FluidR3's)
+        "final2": [0, 16, 24, 25],  # final2: TimGM6mb's kits (other samples than FluidR3's)
+        "final3": [8, 32, 40]}  # final3: TimGM6mb's room/jazz/brush kits (no other split has them)
 PROGS = {
     "train": {
         "bass": [33, 34, 38, 39],
@@ -61,6 +62,15 @@ PROGS = {
         "keys": [11, 16, 18],
         "lead": [86, 81],
     },
+    # "final3" (the third untouched split, 2026-12-06 round 5): TimGM6mb again, with programs no
+    # other split plays from that soundfont (its distorted guitars 29/30 are shared with final2).
+    "final3": {
+        "bass": [33, 35, 39],
+        "guitar": [29, 30, 26],
+        "pad": [96, 97, 99],
+        "keys": [8, 10, 12],
+        "lead": [84, 87],
+    },
 }
 GM = {"kick": 36, "snare": 38, "clap": 39, "chh": 42, "ohh": 46, "ride": 51, "crash": 49,
       "tom": 45, "rim": 37, "shaker": 70, "phh": 44}
@@ -88,12 +98,28 @@ FINAL2_CYCLE = (["techno"] * 12 + ["halftime_fast"] * 10 + ["rock_dense"] * 10 +
                 + ["drumless"] * 1 + ["negative"] * 6)
 # final2's negatives: mostly loud noise (one loud-noise file got 26 beats on "final").
 FINAL2_NEGATIVES = ["loud_noise", "loud_noise", "loud_noise", "loud_noise", "sweep", "speech"]
+# "final3" (round 5): what is still not met after final2 -- negatives of every kind, music that
+# stops into silence with several endings, downbeat-heavy songs ("bars": a clear bar structure
+# whose drum pattern changes every 4 bars, fills and a crash on the next downbeat), half time at
+# 160-190, techno with off-beat hats and bass, dense guitars, drumless intros, tempo steps.
+FINAL3_CYCLE = (["techno"] * 8 + ["halftime_fast"] * 8 + ["rock_dense"] * 8 + ["bars"] * 8
+                + ["tempo_change"] * 6 + ["house"] * 3 + ["metal"] * 3 + ["dnb"] * 3
+                + ["hiphop_sync"] * 2 + ["drumless"] * 2 + ["negative"] * 9)
+FINAL3_NEGATIVES = ["loud_noise", "noise_floor", "sweep", "speech", "loud_noise", "noise_floor",
+                    "loud_noise", "sweep", "speech"]
+# "validx" (round 5, decoder tuning only, next to valid): what valid has too little of to tune
+# the noise gate and the stop on -- negatives (mostly loud noise) and songs that stop, with the
+# train split's kits and programs.
+VALIDX_CYCLE = (["negative"] * 15 + ["techno", "house", "rock", "rock_dense", "halftime_fast",
+                                     "dnb", "metal", "hiphop", "tempo_change", "trance"] * 2)
+VALIDX_NEGATIVES = ["loud_noise"] * 9 + ["noise_floor", "noise_floor", "sweep", "sweep", "speech",
+                                         "speech"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7}
+             "final2": 7, "final3": 8, "validx": 9}
 
 
 def pool_of(split):
-    if split in ("heldout", "final", "final2"):
+    if split in ("heldout", "final", "final2", "final3"):
         return split
     return "train"
 
@@ -138,6 +164,8 @@ def drum_pattern(genre, rng, variant):
             p += [(b + 0.5, "ride", 80) for b in range(4)] + [(x, "rim", 75) for x in steps(3, 10)]
         if variant == "D":  # final2-only: off-beat claps on top of the open hat
             p += [(b + 0.5, "clap", 70) for b in range(4)]
+        if variant == "E":  # final3-only: 16th shaker, rim on the a of 3
+            p += [(x, "shaker", 65) for x in steps(*range(16))] + [(2.75, "rim", 80)]
     elif genre == "techno":
         # the hats and the off-beat louder than the kick (kick quiet, hats hard)
         p += [(b, "kick", 75) for b in range(4)]
@@ -149,6 +177,9 @@ def drum_pattern(genre, rng, variant):
             p += [(x, "shaker", 100) for x in steps(*range(1, 16, 2))]
         if variant == "D":  # final2-only: clap on 2 and 4, loud pedal hat on the off-beat
             p += [(b, "clap", 95) for b in (1, 3)] + [(x, "phh", 110) for x in steps(2, 6, 10, 14)]
+        if variant == "E":  # final3-only: off-beat ride, no kick on beat 4
+            p = [h for h in p if not (h[1] == "kick" and h[0] == 3)]
+            p += [(b + 0.5, "ride", 110) for b in range(4)]
     elif genre == "halftime_fast":
         # punk/metal/dnb at 160-190 felt in half time: snare on 3, kick on 1, 8th hats
         p += [(0, "kick", 120), (2, "snare", 120)]
@@ -160,6 +191,8 @@ def drum_pattern(genre, rng, variant):
             p += [(3.75, "snare", 70), (2.75, "kick", 95)]
         if variant == "D":  # final2-only: ghost snare, pushed kick, 16th ride bell
             p += [(1.75, "snare", 60), (3.25, "kick", 95)] + [(x, "ride", 50) for x in steps(1, 5, 9, 13)]
+        if variant == "E":  # final3-only: crash on 1, a kick on the and of 2
+            p += [(0, "crash", 90), (2.5, "kick", 100)]
     elif genre == "hiphop_sync":
         # syncopated: kicks off the beat, ghost snares, swung 16th hats
         p += [(0, "kick", 115), (0.75, "kick", 95), (1.5, "kick", 100), (2.25, "kick", 105),
@@ -193,6 +226,9 @@ def drum_pattern(genre, rng, variant):
         elif variant == "D":  # final2-only break
             br = [(0, "kick"), (4, "snare"), (6, "snare"), (10, "kick"), (11, "kick"), (12, "snare"),
                   (14, "kick")]
+        elif variant == "E":  # final3-only break
+            br = [(0, "kick"), (2, "kick"), (4, "snare"), (8, "kick"), (10, "snare"), (12, "snare"),
+                  (13, "kick")]
         else:
             br = breaks[rng.integers(len(breaks))]
         p += [(s / 4.0, v, 115 if v == "kick" else 105) for s, v in br]
@@ -231,6 +267,8 @@ def drum_pattern(genre, rng, variant):
             p += [(3.5, "crash", 85), (1.5, "snare", 50)]
         if variant == "D":  # final2-only: 16th hats between the eighths, a kick on the and of 1
             p += [(x, "chh", 45) for x in steps(1, 3, 5, 7, 9, 11, 13, 15)] + [(0.5, "kick", 100)]
+        if variant == "E":  # final3-only: ride bell on the beats, a kick on the and of 3
+            p += [(b, "ride", 75) for b in range(4)] + [(2.5, "kick", 105)]
     elif genre == "waltz":
         bar = 3
         p += [(0, "kick", 110), (1, "chh", 70), (2, "chh", 70)]
@@ -243,14 +281,14 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 selects the heldout / final / final2
-    ranges."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 selects the heldout / final /
+    final2 / final3 ranges."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56)][kitb])
-        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110)][kitb])
+        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50)][kitb])
+        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -263,7 +301,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3, 2.0][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -274,7 +312,8 @@ def synth_voice(voice, rng, kitb):
         dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
         n = int(dur * 2.5 * SR)
         noise = rng.normal(0, 1, n)
-        lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500)][kitb])
+        lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
+                           (1800, 2500)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -364,14 +403,18 @@ def song(genre, rng, split, dur, opts=None):
         variant = "C"
     if pool == "final2" and rng.random() < 0.5:
         variant = "D"
-    xsplit = split in ("trainx", "final", "final2")
+    if pool == "final3" and rng.random() < 0.5:
+        variant = "E"
+    xsplit = split in ("trainx", "final", "final2", "final3")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
     if genre == "tempo_change":
         sub = "tempo_change_house" if rng.random() < 0.5 else "tempo_change_rock"
-    if genre == "rock_dense":
+    if genre in ("rock_dense", "bars"):
         sub = "rock"
+    if genre == "bars" and rng.random() < 0.4:
+        sub = "house"
     lo_hi = {"house": (120, 132), "tempo_change_house": (110, 140), "trance": (136, 140),
              "dnb": (170, 178), "halftime": (140, 140), "hiphop": (85, 95), "rock": (100, 160),
              "tempo_change_rock": (90, 170), "metal": (160, 190), "drumless": (70, 140),
@@ -387,7 +430,7 @@ def song(genre, rng, split, dur, opts=None):
     if genre == "tempo_change":
         bpm1 = float(np.clip(bpm0 * rng.choice([0.8, 0.88, 1.12, 1.25]), 80, 180))
         at = int(rng.integers(16, 40)) // 4 * 4
-        if rng.random() < 0.5:  # step
+        if rng.random() < (0.8 if pool == "final3" else 0.5):  # step
             bpm_fn = lambda i: bpm0 if i < at else bpm1
             kind = "step"
             ramp = 0
@@ -414,7 +457,7 @@ def song(genre, rng, split, dur, opts=None):
     n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
     plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
     drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
-    if split == "final2" and genre != "drumless" and rng.random() < 0.6:
+    if split in ("final2", "final3") and genre != "drumless" and rng.random() < 0.6:
         drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
@@ -424,9 +467,18 @@ def song(genre, rng, split, dur, opts=None):
         breakdown = (b0, b0 + 8)
     end_bar = n_bars
     music_end = dur
-    if rng.random() < 0.3 and not plain:
+    ending = None
+    endings = pool == "final3" or split == "validx"  # several endings, more stops
+    if rng.random() < (0.6 if endings else 0.3) and not plain:
         end_bar = max(8, n_bars - int(rng.integers(2, 6)))
         music_end = float(grid[end_bar * bar])
+        # final3: several endings -- "cut" (the last notes ring 0.9 beat, as elsewhere), "ring"
+        # (the last bar's sound decays over 1-3 s), "hit" (a last kick + crash + chord on the
+        # next downbeat, which is labelled, then a 1-3 s decay)
+        ending = str(rng.choice(["cut", "ring", "hit"])) if endings else "cut"
+        if ending == "hit":
+            meta["last_hit_s"] = round(music_end, 4)
+    meta["ending"] = ending
     meta.update(tempo_desc)
     meta["meter"] = bar
 
@@ -448,17 +500,36 @@ def song(genre, rng, split, dur, opts=None):
             pos = pos + swing / 2
         return float(pos_to_time(grid, pos)) + float(rng.normal(0, hum))
 
+    # "bars" (final3): the pattern changes every 4 bars (verse / chorus), the 4th bar of each
+    # phrase ends in a tom/snare fill and the next phrase opens with a crash and a hard kick.
+    pat_b = None
+    if genre == "bars":
+        pat_b, _ = drum_pattern(sub, rng, "E" if variant != "E" else "A")
+        pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
+            (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
+
     hits = []
     for bi in range(end_bar):
         if not drums_on(bi):
             continue
-        for pos, v, vel in pat:
+        cur = pat
+        if pat_b is not None:
+            cur = pat_b if (bi // 4) % 2 else pat
+            if bi % 4 == 3:  # fill on the last beat (or two) of the phrase
+                cur = [h for h in cur if h[0] < bar - 1] + [
+                    (bar - 1 + x / 4, "tom" if x < 2 else "snare", 100 + 5 * x) for x in range(4)]
+            if bi % 4 == 0:
+                hits.append((t_of(bi * bar), "crash", 115))
+                hits.append((t_of(bi * bar), "kick", 125))
+        for pos, v, vel in cur:
             vel = vel * rng.uniform(0.85, 1.0)
             hits.append((t_of(bi * bar + pos), v, vel))
         if bi % 8 == 0 and sub in ("rock", "metal", "trance", "dnb", "tempo_change_rock") and rng.random() < 0.6:
             hits.append((t_of(bi * bar), "crash", 100))
     if genre == "rock_dense":  # the kick buried under loud guitars
         hits = [(t, v, vel * 0.55) for t, v, vel in hits]
+    if ending == "hit" and hits:
+        hits += [(music_end, "kick", 125), (music_end, "crash", 120), (music_end, "snare", 100)]
     if phase0:
         hits = [h for h in hits if h[0] >= 0]
     drums_start = min([h[0] for h in hits], default=None)
@@ -560,15 +631,22 @@ def song(genre, rng, split, dur, opts=None):
                 accent = 1.0 if pos % 1 == 0 else 0.75
                 midi.note(3, t_of(bi * bar + pos), 60 / bpm_fn(bi * bar) * 0.22, note,
                           95 * accent * rng.uniform(0.8, 1))
+    if ending == "hit":  # the band's last chord on the last hit
+        ch0 = 2 if "pad" in parts else 0
+        if ch0 not in midi.chan_prog:
+            midi.program(ch0, int(rng.choice(progs["pad"])))
+        for iv in CHORDS[0]:
+            midi.note(ch0, music_end, 1.5, 48 + key % 12 + iv, 115)
     meta["gm_drum_kit"] = kit
     meta["gm_programs"] = parts
-    mel = fluid_render(midi, kit, total_n, rng, SF2_FINAL2 if pool == "final2" else SF2)
+    sf2 = SF2_FINAL2 if pool in ("final2", "final3") else SF2
+    mel = fluid_render(midi, kit, total_n, rng, sf2)
     synth = np.zeros(total_n)
     if hits and not use_gm_drums:
         synth = render_synth_drums(hits, total_n, rng,
-                                   kitb={"heldout": 1, "final": 2, "final2": 3}.get(pool, 0))
-        meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D"}.get(
-            pool, "synth-A")
+                                   kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4}.get(pool, 0))
+        meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
+                         "final3": "synth-E"}.get(pool, "synth-A")
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -580,13 +658,22 @@ def song(genre, rng, split, dur, opts=None):
     rms_m = np.sqrt(np.mean(mel**2)) + 1e-9
     rms_s = np.sqrt(np.mean(synth**2)) + 1e-9
     x = mel / rms_m * 0.1 + (synth / rms_s * 0.1 * dr_gain if hits and not use_gm_drums else 0)
-    if music_end < dur:
+    if music_end < dur and ending in ("ring", "hit"):
+        # the sound after the last beat (or the last hit) decays over 1-3 s, then silence
+        s0 = int((music_end + (0.05 if ending == "hit" else 0.0)) * SR)
+        tau = float(rng.uniform(0.25, 0.7))
+        n = total_n - s0
+        if n > 0:
+            x[s0:] *= np.exp(-np.arange(n) / (tau * SR))
+            x[min(total_n, s0 + int(4.5 * tau * SR)):] = 0
+    elif music_end < dur:
         fade = int(0.02 * SR)
         e = int((music_end + 60 / bpm_fn(end_bar * bar) * 0.9) * SR)  # last notes ring a bit
         e = min(e, total_n)
         x[e:] = 0
         x[max(0, e - fade):e] *= np.linspace(1, 0, e - max(0, e - fade))
-    beats = [(float(grid[i]), (i % bar) + 1) for i in range(min(len(grid), end_bar * bar))
+    n_lab = end_bar * bar + (1 if ending == "hit" else 0)
+    beats = [(float(grid[i]), (i % bar) + 1) for i in range(min(len(grid), n_lab))
              if 0 <= grid[i] < dur]
     meta["music_end_s"] = round(music_end, 4)
     return x, beats, meta
@@ -680,6 +767,12 @@ def make_one(args):
     elif split == "final2":
         genre = FINAL2_CYCLE[idx % len(FINAL2_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "final3":
+        genre = FINAL3_CYCLE[idx % len(FINAL3_CYCLE)]
+        dur = float(rng.uniform(30, 45))
+    elif split == "validx":
+        genre = VALIDX_CYCLE[idx % len(VALIDX_CYCLE)]
+        dur = float(rng.uniform(30, 45))
     elif split == "trainx":
         w = np.array(WEIGHTS_X, float)
         genre = str(rng.choice(GENRES_X, p=w / w.sum()))
@@ -693,6 +786,11 @@ def make_one(args):
         if split == "final2":
             neg_kind = FINAL2_NEGATIVES[sum(g == "negative" for g in FINAL2_CYCLE[:idx % len(FINAL2_CYCLE)])
                                         % len(FINAL2_NEGATIVES)]
+        if split == "validx":
+            neg_kind = VALIDX_NEGATIVES[idx % len(VALIDX_NEGATIVES)]
+        if split == "final3":
+            neg_kind = FINAL3_NEGATIVES[sum(g == "negative" for g in FINAL3_CYCLE[:idx % len(FINAL3_CYCLE)])
+                                        % len(FINAL3_NEGATIVES)]
         x, meta = negative(rng, dur, neg_kind)
         beats = []
     else:
@@ -715,7 +813,7 @@ def make_one(args):
     y = signal.resample_poly(x, up // g, down // g) if (up, down) != (SR, SR) else x
     y = np.clip(y, -1, 1)
     beats = [(t / speed, b) for t, b in beats]
-    for k in ("drums_start_s", "music_end_s"):
+    for k in ("drums_start_s", "music_end_s", "last_hit_s"):
         if meta.get(k) is not None:
             meta[k] = round(meta[k] / speed, 4)
     for k in ("bpm", "bpm_from", "bpm_to"):
@@ -740,7 +838,8 @@ def make_one(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2"])
+    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
+                                                      "final3", "validx"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)

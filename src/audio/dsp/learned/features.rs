@@ -23,6 +23,11 @@ pub fn low_onset(raw: &[f32; FEATURES]) -> f32 {
     raw[BANDS..BANDS + LOW_BANDS].iter().sum()
 }
 
+/// The frame's all-band onset strength: the sum of every band's positive log difference.
+pub fn onset(raw: &[f32; FEATURES]) -> f32 {
+    raw[BANDS..].iter().sum()
+}
+
 /// Input hygiene of the contract: non-finite → 0, denormal-small → 0, clamp to [-1, 1].
 #[inline]
 pub fn clean(x: f32) -> f32 {

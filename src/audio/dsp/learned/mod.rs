@@ -241,7 +241,12 @@ impl LearnedTracker {
         self.fe.push(samples, &mut |k, raw| {
             let p = net.step(raw);
             *last = p;
-            dec.observe((k + 1) as f64 / FPS, p, features::low_onset(raw));
+            dec.observe(
+                (k + 1) as f64 / FPS,
+                p,
+                features::low_onset(raw),
+                features::onset(raw),
+            );
         });
         // A held tempo gives way when the music confidently disagrees for 8 s.
         if let Mode::Manual { bpm } = self.mode {
