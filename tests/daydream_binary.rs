@@ -37,10 +37,13 @@ noise_scale = 0.7
 #[test]
 fn key_is_used_for_the_api_only_and_never_logged() {
     // A redirected WHIP and a WHEP that answers 404 at first: the paths with the stream key go
-    // through the retry and redirect logging too, not only the happy path.
+    // through the retry and redirect logging too, not only the happy path. The first output
+    // comes 4 s after ingest starts: WHIP's ICE and DTLS can take well over a second on a fresh
+    // machine, and with 1.5 s playback sometimes connected before ingest did, so the "waiting
+    // for the first output" state checked below was never shown.
     let standin = Standin::start(StandinOptions {
         whip_redirect: true,
-        output_delay: 1.5,
+        output_delay: 4.0,
         ..StandinOptions::default()
     });
     let sb = common::Sandbox::new();
