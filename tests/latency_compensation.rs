@@ -17,33 +17,9 @@ use common::deck::{Deck, scope_server};
 use common::peer::{Peer, PeerOptions};
 use serde_json::{Value, json};
 
+use common::beat_grid::{BeatGrid, THEME_A, THEME_B, wall};
+
 const DELAY_MS: u64 = 400;
-
-/// The built-in `default` and `cosmic-voyage` replaced (so `theme_next` goes from one to the
-/// other): fixed noise, no mappings, a bar-quantised switch, beat forwarding on.
-const THEME_A: &str = r#"
-name = "Latency A"
-prompts = ["grey"]
-[params]
-noise_scale = 0.2
-[switch]
-quantize = "bar"
-[beat]
-forward = true
-interval_ms = 100
-"#;
-
-const THEME_B: &str = r#"
-name = "Latency B"
-prompts = ["bright"]
-[params]
-noise_scale = 0.7
-[switch]
-quantize = "bar"
-[beat]
-forward = true
-interval_ms = 100
-"#;
 
 /// How the deck knows the pipeline latency in a run.
 #[derive(Clone, Copy)]
@@ -63,57 +39,6 @@ struct Run {
     seen: f64,
     /// The latency the deck measured (`Latency::Measured`).
     measured_ms: Option<u64>,
-}
-
-/// The deck's beat grid in the peer's wall clock, from the forwarded beats around the switch.
-///
-/// A forwarded beat leaves when the tracker's beat reaches the engine, which on a loaded machine
-/// can be hundreds of milliseconds after the beat (the learned tracker in a debug build shares
-/// two cores with the build); the latency-compensated switch is scheduled from the grid itself.
-/// So the reference is the grid fitted to all of them: the period is the median slope over pairs
-/// of beats at least 3 apart, the phase the median phase (a few late beats move neither; the
-/// 20 ms blocks of the demo source spread the others by up to a block either way).
-struct BeatGrid {
-    /// Wall time of beat count 0 on the grid.
-    origin: f64,
-    period: f64,
-}
-
-impl BeatGrid {
-    fn fit(beats: impl Iterator<Item = (u64, f64)>) -> Self {
-        let beats: Vec<(u64, f64)> = beats.collect();
-        assert!(
-            beats.len() >= 5,
-            "only {} forwarded beats: {beats:?}",
-            beats.len()
-        );
-        let mut slopes: Vec<f64> = beats
-            .iter()
-            .flat_map(|a| beats.iter().map(move |b| (a, b)))
-            .filter(|(a, b)| b.0 >= a.0 + 3)
-            .map(|(a, b)| (b.1 - a.1) / (b.0 - a.0) as f64)
-            .collect();
-        assert!(!slopes.is_empty(), "beat counts do not advance: {beats:?}");
-        slopes.sort_by(f64::total_cmp);
-        let period = slopes[slopes.len() / 2];
-        let mut phases: Vec<f64> = beats.iter().map(|&(c, t)| t - c as f64 * period).collect();
-        phases.sort_by(f64::total_cmp);
-        let origin = phases[phases.len() / 2];
-        Self { origin, period }
-    }
-
-    /// The first grid beat at or after wall time `t`.
-    fn next_at_or_after(&self, t: f64) -> f64 {
-        self.origin + ((t - self.origin) / self.period).ceil() * self.period
-    }
-}
-
-/// Wall-clock seconds, as the peer's log stamps them.
-fn wall() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
 }
 
 /// The marker value after `n` switches (A, B, A, …).

@@ -17,6 +17,7 @@ mod outputs_deck;
 
 use std::time::Duration;
 
+use common::beat_grid::{BeatGrid, THEME_A, THEME_B, wall};
 use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
 use outputs_deck::SERVER;
@@ -28,71 +29,6 @@ const FAR_MS: u64 = 450;
 /// How far from the bar line a compensated switch may show: under half the two latencies'
 /// difference, so one latency for both outputs fails on one of them.
 const ON_THE_BAR_S: f64 = (FAR_MS - NEAR_MS) as f64 / 2e3 - 0.025;
-
-const THEME_A: &str = r#"
-name = "Latency A"
-prompts = ["grey"]
-[params]
-noise_scale = 0.2
-[switch]
-quantize = "bar"
-[beat]
-forward = true
-interval_ms = 100
-"#;
-
-const THEME_B: &str = r#"
-name = "Latency B"
-prompts = ["bright"]
-[params]
-noise_scale = 0.7
-[switch]
-quantize = "bar"
-[beat]
-forward = true
-interval_ms = 100
-"#;
-
-/// The deck's beat grid in the peer's wall clock (see tests/latency_compensation.rs).
-struct BeatGrid {
-    origin: f64,
-    period: f64,
-}
-
-impl BeatGrid {
-    fn fit(beats: impl Iterator<Item = (u64, f64)>) -> Self {
-        let beats: Vec<(u64, f64)> = beats.collect();
-        assert!(
-            beats.len() >= 5,
-            "only {} forwarded beats: {beats:?}",
-            beats.len()
-        );
-        let mut slopes: Vec<f64> = beats
-            .iter()
-            .flat_map(|a| beats.iter().map(move |b| (a, b)))
-            .filter(|(a, b)| b.0 >= a.0 + 3)
-            .map(|(a, b)| (b.1 - a.1) / (b.0 - a.0) as f64)
-            .collect();
-        assert!(!slopes.is_empty(), "beat counts do not advance: {beats:?}");
-        slopes.sort_by(f64::total_cmp);
-        let period = slopes[slopes.len() / 2];
-        let mut phases: Vec<f64> = beats.iter().map(|&(c, t)| t - c as f64 * period).collect();
-        phases.sort_by(f64::total_cmp);
-        let origin = phases[phases.len() / 2];
-        Self { origin, period }
-    }
-
-    fn next_at_or_after(&self, t: f64) -> f64 {
-        self.origin + ((t - self.origin) / self.period).ceil() * self.period
-    }
-}
-
-fn wall_clock() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 async fn delayed_peer(delay_ms: u64) -> Peer {
     Peer::start(PeerOptions {
@@ -165,7 +101,7 @@ async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency
         })
         .await;
     }
-    let asked = wall_clock();
+    let asked = wall();
     deck.send(json!({"action": "theme_next"}));
     let mut runs = Vec::new();
     for p in [&near, &far] {

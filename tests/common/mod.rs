@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: an isolated environment for the real binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod beat_grid;
 pub mod deck;
 pub mod fixtures;
 pub mod jack;
