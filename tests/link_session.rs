@@ -102,7 +102,13 @@ impl MiniEngine {
     fn until(&mut self, what: &str, mut f: impl FnMut(&AppState) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !f(&self.state) {
-            assert!(Instant::now() < deadline, "timed out: {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {what} (active source {:?}, {:.2} BPM, Link {:?})",
+                self.state.tempo.active,
+                self.state.tempo.grid.bpm,
+                self.state.tempo.link
+            );
             let m = self.rx.blocking_recv().expect("Link edge ended");
             self.fold(m);
         }
@@ -150,6 +156,17 @@ fn inner() {
         .recv_timeout(Duration::from_secs(20))
         .expect("Link peer did not start");
     assert_eq!(first["ready"], Value::Bool(true));
+    // Link merges two sessions by age: the older wins, but sessions created less than 500 ms
+    // apart are ordered by their random session ids (Sessions.hpp, SESSION_EPS). Joining the
+    // peer's session right after it started was a coin toss (the deck's 120 BPM won now and
+    // then); a deck joining a running set is the case under test, so the peer's session runs
+    // four beats (≥ 1.4 s at 128 BPM) before the deck enables Link.
+    for n in 0..4 {
+        let v = from_peer
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("Link peer stopped after {n} beats"));
+        assert!(v["beat"].is_number(), "unexpected peer line {v}");
+    }
 
     // The deck: the Link edge at 120 BPM, its reports folded through the real reducer.
     let epoch = Instant::now();
