@@ -1,15 +1,21 @@
 //! Per-output latency compensation end to end (issue 20 item 3): one deck (headless, demo audio
 //! at 120 BPM, one beat grid) drives two aiortc peers standing in for pipelines of different
-//! latency — `near` shows a parameter change 100 ms after it arrives, `far` 450 ms
+//! latency — `near` shows a parameter change 100 ms after it arrives, `far` 400 ms
 //! (`--video-delay-ms`, `--marker-param noise_scale`) — each configured with its own
 //! `latency_ms`. One bar-quantised theme switch (noise_scale 0.2 → 0.7) is asked for; each peer
 //! logs the first frame that shows it, and that frame must fall on the bar line on both: each
 //! output was sent the switch early by its own latency. With one latency for both, the two
-//! frames would land 350 ms apart, so at least one would be 175 ms off the bar.
+//! frames would land 300 ms apart, so at least one would be 150 ms off the bar.
+//!
+//! The second test configures no latency and gives each output a video pipeline: the deck
+//! measures each output's latency on that output's own received video (switches back and forth
+//! until both are measured), then the timed switch must land on the bar line on both.
 //!
 //! The bar line is taken per peer from the grid of the beats the deck forwards (median slope,
 //! median phase: `BeatGrid`, as in tests/latency_compensation.rs), not from one beat message's
-//! arrival. Figures are printed for docs/performance.md.
+//! arrival. Figures are printed for docs/performance.md. The two tests run one at a time (each
+//! is a deck decoding video and two peers encoding it; side by side on 2 cores they delay the
+//! forwarded beats the bar line is measured from).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
@@ -24,11 +30,20 @@ use outputs_deck::SERVER;
 use serde_json::{Value, json};
 
 const NEAR_MS: u64 = 100;
-const FAR_MS: u64 = 450;
+/// Below a beat at 120 BPM (500 ms) by more than the measuring overhead (the deck measures about
+/// 25 ms more than the peer's delay) and the 30 ms the bar line search allows: a switch sent a
+/// whole beat early could not be told from one sent on the beat before.
+const FAR_MS: u64 = 400;
 
 /// How far from the bar line a compensated switch may show: under half the two latencies'
 /// difference, so one latency for both outputs fails on one of them.
 const ON_THE_BAR_S: f64 = (FAR_MS - NEAR_MS) as f64 / 2e3 - 0.025;
+
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A video output that decodes and discards: what the deck's change probe measures on.
+const DECODE: &str = "[outputs.video]\n[[outputs.video.sinks]]\nkind = \"custom\"\n\
+    pipeline = \"fakesink sync=false\"\n";
 
 async fn delayed_peer(delay_ms: u64) -> Peer {
     Peer::start(PeerOptions {
@@ -44,20 +59,20 @@ async fn delayed_peer(delay_ms: u64) -> Peer {
     .await
 }
 
-/// (sent, seen) of the switch to 0.7 after `asked`, relative to that peer's bar line.
-fn against_the_bar(entries: &[Value], asked: f64) -> (f64, f64) {
+/// (sent, seen) of the switch to `want` after `asked`, relative to that peer's bar line.
+fn against_the_bar(entries: &[Value], asked: f64, want: f64) -> (f64, f64) {
     let ts = |e: &Value| e["ts"].as_f64().unwrap();
     let after = |e: &&Value| e["ts"].as_f64().is_some_and(|t| t > asked);
     let seen = entries
         .iter()
         .filter(after)
-        .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(0.7))
+        .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want))
         .map(ts)
         .unwrap();
     let sent = entries
         .iter()
         .filter(after)
-        .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(0.7))
+        .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(want))
         .map(ts)
         .expect("the switch reached the peer");
     let grid = BeatGrid::fit(
@@ -70,25 +85,36 @@ fn against_the_bar(entries: &[Value], asked: f64) -> (f64, f64) {
     (sent - bar, seen - bar)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency() {
-    let near = delayed_peer(NEAR_MS).await;
-    let far = delayed_peer(FAR_MS).await;
-    let sb = common::Sandbox::new();
-    sb.write_config(&format!(
-        "{SERVER}latency_ms = 0\nmeasure_latency = false\n\
-         [audio]\nsource = \"demo\"\n[ui]\ntheme = \"default\"\n\
-         [[outputs]]\nname = \"near\"\nurl = \"{}\"\nlatency_ms = {NEAR_MS}\n\
-         [[outputs]]\nname = \"far\"\nurl = \"{}\"\nlatency_ms = {FAR_MS}\n",
-        near.url(),
-        far.url()
-    ));
-    std::fs::create_dir_all(sb.config_dir().join("themes")).unwrap();
-    std::fs::write(sb.config_dir().join("themes/default.toml"), THEME_A).unwrap();
-    std::fs::write(sb.config_dir().join("themes/cosmic-voyage.toml"), THEME_B).unwrap();
-    let mut deck = Deck::start(&sb);
-    // The tracker locks in and both show theme A: sixteen forwarded beats each.
-    for p in [&near, &far] {
+/// The deck's config: `near` and `far` at their peers, each with its own `latency_ms`
+/// (`Some`) or, when measuring, none and a video pipeline of its own to measure on.
+fn config(near: &Peer, far: &Peer, latency: Option<(u64, u64)>) -> String {
+    let output = |name: &str, peer: &Peer, ms: Option<u64>| match ms {
+        Some(ms) => format!(
+            "[[outputs]]\nname = \"{name}\"\nurl = \"{}\"\nlatency_ms = {ms}\n",
+            peer.url()
+        ),
+        None => format!(
+            "[[outputs]]\nname = \"{name}\"\nurl = \"{}\"\n{DECODE}",
+            peer.url()
+        ),
+    };
+    format!(
+        "{SERVER}latency_ms = 0\nmeasure_latency = {}\n\
+         [audio]\nsource = \"demo\"\n[ui]\ntheme = \"default\"\n{}{}",
+        latency.is_none(),
+        output("near", near, latency.map(|l| l.0)),
+        output("far", far, latency.map(|l| l.1)),
+    )
+}
+
+/// A deck on `config` with the two latency themes, once the tracker has locked in and both
+/// peers show theme A (sixteen forwarded beats each).
+async fn locked_deck(sb: &common::Sandbox, config: &str, peers: [&Peer; 2]) -> Deck {
+    sb.write_config(config);
+    sb.write_theme("default", THEME_A);
+    sb.write_theme("cosmic-voyage", THEME_B);
+    let deck = Deck::start(sb);
+    for p in peers {
         p.wait_log(Duration::from_secs(90), |entries| {
             let beats = entries
                 .iter()
@@ -101,10 +127,30 @@ async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency
         })
         .await;
     }
+    deck
+}
+
+/// The marker value after `n` switches (A, B, A, …).
+fn marker(n: usize) -> f64 {
+    if n % 2 == 0 { 0.2 } else { 0.7 }
+}
+
+/// Switch number `n` (1-based): to B, back to A (other built-in themes follow B).
+fn switch(n: usize) -> Value {
+    if n % 2 == 1 {
+        json!({"action": "theme_next"})
+    } else {
+        json!({"action": "theme_prev"})
+    }
+}
+
+/// (sent, seen) of switch `n` at each peer, relative to that peer's bar line.
+async fn timed_switch(deck: &mut Deck, peers: [&Peer; 2], n: usize) -> Vec<(f64, f64)> {
     let asked = wall();
-    deck.send(json!({"action": "theme_next"}));
+    deck.send(switch(n));
+    let want = marker(n);
     let mut runs = Vec::new();
-    for p in [&near, &far] {
+    for p in peers {
         let entries = p
             .wait_log(Duration::from_secs(20), |entries| {
                 let shown = entries
@@ -112,10 +158,11 @@ async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency
                     .find(|e| {
                         e["ts"].as_f64().is_some_and(|t| t > asked)
                             && e["kind"] == "marker"
-                            && e["data"]["value"].as_f64() == Some(0.7)
+                            && e["data"]["value"].as_f64() == Some(want)
                     })?
                     .get("ts")?
                     .as_f64()?;
+                // A beat after it too (the bar line may come after the compensated frame).
                 entries
                     .iter()
                     .any(|e| {
@@ -126,8 +173,20 @@ async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency
                     .then(|| entries.to_vec())
             })
             .await;
-        runs.push(against_the_bar(&entries, asked));
+        runs.push(against_the_bar(&entries, asked, want));
     }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
+    let near = delayed_peer(NEAR_MS).await;
+    let far = delayed_peer(FAR_MS).await;
+    let sb = common::Sandbox::new();
+    let cfg = config(&near, &far, Some((NEAR_MS, FAR_MS)));
+    let mut deck = locked_deck(&sb, &cfg, [&near, &far]).await;
+    let runs = timed_switch(&mut deck, [&near, &far], 1).await;
     deck.quit();
     let [(near_sent, near_seen), (far_sent, far_seen)] = [runs[0], runs[1]];
     println!(
@@ -139,6 +198,16 @@ async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency
         far_sent * 1e3,
         far_seen * 1e3
     );
+    assert_on_the_bar(near_seen, far_seen);
+    assert!(
+        far_sent < near_sent,
+        "the far output is sent the switch earlier: far {:+.0} ms, near {:+.0} ms",
+        far_sent * 1e3,
+        near_sent * 1e3
+    );
+}
+
+fn assert_on_the_bar(near_seen: f64, far_seen: f64) {
     for (name, seen) in [("near", near_seen), ("far", far_seen)] {
         assert!(
             seen.abs() < ON_THE_BAR_S,
@@ -148,10 +217,87 @@ async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency
             seen * 1e3
         );
     }
-    assert!(
-        far_sent < near_sent,
-        "the far output is sent the switch earlier: far {:+.0} ms, near {:+.0} ms",
+}
+
+/// The latest measured latency the deck announced for output `name` (its notices).
+fn announced_ms(deck: &Deck, name: &str) -> Option<u64> {
+    let prefix = format!("pipeline latency measured on {name}: ");
+    deck.seen()
+        .iter()
+        .filter(|e| e["event"] == "notice")
+        .filter_map(|e| e["message"].as_str()?.strip_prefix(prefix.as_str()))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .next_back()
+}
+
+/// Nothing configured: each output's latency is measured on its own received video, and the
+/// timed switch then lands on the bar line on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_output_measures_its_own_latency_and_the_switch_lands_on_the_bar() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
+    let near = delayed_peer(NEAR_MS).await;
+    let far = delayed_peer(FAR_MS).await;
+    let sb = common::Sandbox::new();
+    let cfg = config(&near, &far, None);
+    let mut deck = locked_deck(&sb, &cfg, [&near, &far]).await;
+    // Switch back and forth, each shown at both peers before the next, until the deck has
+    // announced a measurement for both outputs.
+    let mut n = 0;
+    let measured = loop {
+        if let (Some(a), Some(b)) = (announced_ms(&deck, "near"), announced_ms(&deck, "far")) {
+            break (a, b);
+        }
+        assert!(
+            n < 10,
+            "no measured latency for both outputs after {n} switches (each shown at both peers): \
+             near {:?}, far {:?}",
+            announced_ms(&deck, "near"),
+            announced_ms(&deck, "far")
+        );
+        n += 1;
+        let asked = wall();
+        deck.send(switch(n));
+        let want = marker(n);
+        for p in [&near, &far] {
+            p.wait_log(Duration::from_secs(20), |entries| {
+                entries
+                    .iter()
+                    .any(|e| {
+                        e["kind"] == "marker"
+                            && e["data"]["value"].as_f64() == Some(want)
+                            && e["ts"].as_f64().is_some_and(|t| t > asked)
+                    })
+                    .then_some(())
+            })
+            .await;
+        }
+        // The deck sees those frames a moment after the peers send them.
+        deck.wait_until(Duration::from_millis(1500), |e| {
+            e["event"] == "notice"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("pipeline latency measured on"))
+        });
+    };
+    let runs = timed_switch(&mut deck, [&near, &far], n + 1).await;
+    deck.quit();
+    let [(near_sent, near_seen), (far_sent, far_seen)] = [runs[0], runs[1]];
+    println!(
+        "per-output latency measured live (30 fps): near ({NEAR_MS} ms delay) measured {} ms, \
+         switch sent {:+.0} ms, shown {:+.0} ms from the bar line; far ({FAR_MS} ms) measured {} \
+         ms, sent {:+.0} ms, shown {:+.0} ms",
+        measured.0,
+        near_sent * 1e3,
+        near_seen * 1e3,
+        measured.1,
         far_sent * 1e3,
-        near_sent * 1e3
+        far_seen * 1e3
     );
+    assert!(
+        measured.1 > measured.0 + (FAR_MS - NEAR_MS) / 2,
+        "far measured {} ms, near {} ms: each must be its own",
+        measured.1,
+        measured.0
+    );
+    assert_on_the_bar(near_seen, far_seen);
 }

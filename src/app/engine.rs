@@ -62,9 +62,12 @@ pub struct EngineIo {
     pub(crate) audio_frames: Option<watch::Receiver<AudioFrame>>,
     /// The video output's statistics (latest wins), if a video output runs.
     pub(crate) video_stats: Option<watch::Receiver<crate::video::VideoStats>>,
-    /// When the received picture last changed for good (latency samples), if a video output
-    /// runs.
-    pub(crate) video_changes: Option<watch::Receiver<Option<std::time::Instant>>>,
+    /// When each output's received picture last changed for good (latency samples measured
+    /// per output), for the outputs whose video pipeline runs; output 0 with a single server.
+    pub(crate) video_changes: Vec<(
+        crate::core::outputs::OutputId,
+        watch::Receiver<Option<std::time::Instant>>,
+    )>,
     /// Tempo commands for the beat tracker (analysis thread), if an audio source runs.
     pub(crate) tempo_commands: Option<mpsc::Sender<crate::audio::tempo::TempoCmd>>,
     /// Observable events (headless stdout). Never blocks the engine: a full queue drops.
@@ -96,7 +99,7 @@ impl EngineIo {
             transport,
             audio_frames: None,
             video_stats: None,
-            video_changes: None,
+            video_changes: Vec::new(),
             tempo_commands: None,
             events: None,
             snapshots,
@@ -426,18 +429,17 @@ pub async fn run_outputs(
                         Err(_) => io.video_stats = None,
                     }
                 }
-                if let Some(rx) = io.video_changes.as_mut() {
-                    match rx.has_changed() {
-                        Ok(true) => {
-                            if let Some(seen) = *rx.borrow_and_update() {
-                                let at = Instant::from_std(seen).saturating_duration_since(start);
-                                pending.push(Msg::VideoChangeSeen { at });
-                            }
+                io.video_changes.retain_mut(|(output, rx)| match rx.has_changed() {
+                    Ok(true) => {
+                        if let Some(seen) = *rx.borrow_and_update() {
+                            let at = Instant::from_std(seen).saturating_duration_since(start);
+                            pending.push(Msg::VideoChangeSeen { output: *output, at });
                         }
-                        Ok(false) => {}
-                        Err(_) => io.video_changes = None,
+                        true
                     }
-                }
+                    Ok(false) => true,
+                    Err(_) => false,
+                });
                 publish = true;
             }
             _ = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => {

@@ -509,7 +509,10 @@ async fn run_async(
         transport: transport.link.clone(),
         audio_frames,
         video_stats: video.as_ref().map(|v| v.stats.clone()),
-        video_changes: video.as_ref().map(|v| v.changes.clone()),
+        video_changes: match &multi {
+            Some(m) => m.video_changes(video.as_ref()),
+            None => video.iter().map(|v| (0, v.changes.clone())).collect(),
+        },
         tempo_commands,
         events: events_tx,
         snapshots: snap_tx,

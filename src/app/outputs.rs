@@ -66,7 +66,13 @@ impl Outputs {
         let rest = Rest {
             transports: self.rest,
             names,
-            videos: self.videos.into_iter().flatten().collect(),
+            first_video,
+            videos: self
+                .videos
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i, v?)))
+                .collect(),
             inputs: self.inputs,
             routes: self.routes,
             control: self.control,
@@ -80,7 +86,11 @@ impl Outputs {
 pub(crate) struct Rest {
     transports: Vec<TransportHandle>,
     names: Vec<String>,
-    videos: Vec<crate::video::VideoHandle>,
+    /// Whose pipeline [`Outputs::split`] handed out as the first video (None: no output has
+    /// sinks).
+    first_video: Option<OutputId>,
+    /// The other pipelines, by output.
+    videos: Vec<(OutputId, crate::video::VideoHandle)>,
     inputs: Vec<crate::video::input::InputHandle>,
     routes: watch::Sender<Vec<OutputId>>,
     /// Blackout/fade/record for every pipeline at once (the engine writes it).
@@ -95,6 +105,22 @@ impl Rest {
             rest: self.transports.iter().map(|h| h.link.clone()).collect(),
             video_routes: Some(self.routes.clone()),
         }
+    }
+
+    /// Every pipeline's change detector by output (latency measured per output), `first`
+    /// being the video [`Outputs::split`] handed out.
+    pub(crate) fn video_changes(
+        &self,
+        first: Option<&crate::video::VideoHandle>,
+    ) -> Vec<(OutputId, watch::Receiver<Option<std::time::Instant>>)> {
+        let first = self
+            .first_video
+            .zip(first)
+            .map(|(i, v)| (i, v.changes.clone()));
+        first
+            .into_iter()
+            .chain(self.videos.iter().map(|(i, v)| (*i, v.changes.clone())))
+            .collect()
     }
 
     /// Asks every other output's transport to say goodbye (when the engine is not there to).
@@ -120,7 +146,7 @@ impl Rest {
         for i in self.inputs {
             stuck.wait("video input", deadline, i.shutdown()).await;
         }
-        for v in self.videos {
+        for (_, v) in self.videos {
             stuck
                 .wait(
                     "video output",

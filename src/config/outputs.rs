@@ -63,7 +63,8 @@ pub struct OutputConfig {
     #[serde(default)]
     pub offsets: BTreeMap<String, f64>,
     /// Its pipeline's latency, ms: beat-locked changes reach it this early (default:
-    /// `[server] latency_ms`; the first output's is measured when `[server] measure_latency`).
+    /// `[server] latency_ms`; measured on its own video instead when `[server] measure_latency`
+    /// and it has a video pipeline).
     #[serde(default)]
     pub latency_ms: Option<u64>,
     /// Its own video sinks and input (same keys as `[video]`). Without it the first output

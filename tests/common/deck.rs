@@ -123,6 +123,11 @@ impl Deck {
         }
     }
 
+    /// Every event read so far, in order.
+    pub fn seen(&self) -> &[Value] {
+        &self.seen
+    }
+
     /// The last 30 events other than the periodic ones (tempo, stats, sends), for failure
     /// messages.
     pub fn recent(&self) -> Vec<&Value> {

@@ -101,11 +101,19 @@ impl LatencyMeter {
 /// on arrival (not one it schedules itself with `_quantized`).
 pub fn sends_visible_change(fx: &[Effect]) -> bool {
     fx.iter().any(|e| match e {
-        Effect::Transport(TransportCmd::Update(u)) => {
+        Effect::Transport(cmd) => is_visible_change(cmd),
+        _ => false,
+    })
+}
+
+/// Whether `cmd` is such a change (for one output's meter, `crate::outputs`).
+pub fn is_visible_change(cmd: &TransportCmd) -> bool {
+    match cmd {
+        TransportCmd::Update(u) => {
             u.urgent && !u.values.is_empty() && !u.values.contains_key("_quantized")
         }
         _ => false,
-    })
+    }
 }
 
 #[cfg(test)]

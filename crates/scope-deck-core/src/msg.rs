@@ -60,6 +60,9 @@ pub enum Msg {
     /// The received picture changed for good at engine time `at` (the video edge's step
     /// detector, `crate::video::change`): a glass-to-glass latency sample (`crate::latency`).
     VideoChangeSeen {
+        /// Whose video pipeline saw it (0 with a single `[server]`); while that output is
+        /// failed over its pipeline shows its standby's video, and the sample is the standby's.
+        output: crate::outputs::OutputId,
         /// When the first frame showing the change arrived.
         at: Duration,
     },

@@ -68,7 +68,8 @@ pub struct OutputSpec {
     /// How long its server must be lost before the standby takes over.
     pub failover_after: Duration,
     /// Its pipeline's latency (`latency_ms`): beat-locked changes reach it this early. `None`:
-    /// `[server] latency_ms` (or, for the first output, the measured one).
+    /// `[server] latency_ms`. Measured on its own video instead once measured
+    /// (`[server] measure_latency`).
     pub latency: Option<Duration>,
 }
 
@@ -103,6 +104,10 @@ pub struct Output {
     /// Schemas from its own transport merged so far: its transport's connect waits for this
     /// count only, never for another output's schema.
     pub schemas_merged: u64,
+    /// Its glass-to-glass latency measured on its own video (`[server] measure_latency`; the
+    /// first output's is the tempo slice's meter, as with a single server). Unused for the
+    /// first output.
+    pub meter: crate::latency::LatencyMeter,
 }
 
 /// Where performer actions go.
@@ -177,6 +182,7 @@ impl OutputsSlice {
                     schema: None,
                     specs: None,
                     schemas_merged: 0,
+                    meter: Default::default(),
                 })
                 .collect(),
             ..OutputsSlice::default()
@@ -244,20 +250,84 @@ impl OutputsSlice {
     }
 }
 
-/// The latency output `i`'s beat-locked changes are sent early by: its own `latency_ms`, else
-/// `[server] latency_ms`; the first output's is the measured one once measured (the deck
-/// measures on the first output's video).
+/// The latency output `i`'s beat-locked changes are sent early by: the one measured on its own
+/// video once measured (`[server] measure_latency`), else its own `latency_ms`, else
+/// `[server] latency_ms`.
 pub fn latency_of(state: &AppState, i: OutputId) -> Duration {
-    let t = &state.tempo;
-    match (i, t.measured_latency()) {
-        (0, Some(m)) => m,
-        _ => state
-            .outputs
-            .list
-            .get(i)
-            .and_then(|o| o.spec.latency)
-            .unwrap_or(t.settings.latency),
+    measured_latency_of(state, i)
+        .or_else(|| state.outputs.list.get(i).and_then(|o| o.spec.latency))
+        .unwrap_or(state.tempo.settings.latency)
+}
+
+/// Output `i`'s measured latency in use (None: not measuring, or not enough samples yet).
+pub fn measured_latency_of(state: &AppState, i: OutputId) -> Option<Duration> {
+    if i == 0 {
+        return state.tempo.measured_latency();
     }
+    if !state.tempo.settings.measure_latency {
+        return None;
+    }
+    state.outputs.list.get(i)?.meter.measured()
+}
+
+/// The meter timing output `i` (the first output's is the tempo slice's, as with a single
+/// server, so the dashboard's tempo line and `tempo` events read it unchanged).
+fn meter_mut(state: &mut AppState, i: OutputId) -> Option<&mut crate::latency::LatencyMeter> {
+    if i == 0 {
+        Some(&mut state.tempo.meter)
+    } else {
+        state.outputs.list.get_mut(i).map(|o| &mut o.meter)
+    }
+}
+
+/// Every visible change in `fx` starts a timing on the meter of the output it leaves for, at
+/// the moment it leaves (a share held back for a lower-latency output leaves later).
+fn time_visible_changes(state: &mut AppState, fx: &[Effect], now: Duration) {
+    for e in fx {
+        if let Effect::Output { output, cmd } = e {
+            if crate::latency::is_visible_change(cmd) {
+                if let Some(m) = meter_mut(state, *output) {
+                    m.on_sent(now);
+                }
+            }
+        }
+    }
+}
+
+/// Output `pipeline`'s video showed a change at `at`: a sample for the output whose video that
+/// pipeline shows (its standby's while failed over). When that output's latency moves, the
+/// lead floor follows, and a notice names the output.
+fn on_video_change(
+    state: &mut AppState,
+    pipeline: OutputId,
+    at: Duration,
+    now: Duration,
+) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    let i = state.outputs.video_source(pipeline);
+    let lead_before = state.tempo.latency();
+    let own_before = latency_of(state, i);
+    let Some(sample) = meter_mut(state, i).and_then(|m| m.on_seen(at)) else {
+        return fx;
+    };
+    set_lead_floor(state);
+    let own_after = latency_of(state, i);
+    if own_after == own_before {
+        return fx;
+    }
+    crate::tempo::latency_changed(state, lead_before, now);
+    let configured = state
+        .outputs
+        .list
+        .get(i)
+        .and_then(|o| o.spec.latency)
+        .unwrap_or(state.tempo.settings.latency);
+    // Said once when the measurement takes over, then only when it moves by more than 50 ms.
+    if own_before == configured || own_after.abs_diff(own_before) > Duration::from_millis(50) {
+        let name = state.outputs.list.get(i).map(|o| o.spec.name.clone());
+        crate::tempo::announce_latency(state, name.as_deref(), own_after, sample, now, &mut fx);
+    }
+    fx
 }
 
 /// Beat-locked changes are decided by the largest latency of all outputs; an output with less
@@ -514,6 +584,7 @@ pub fn update_routed(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effec
     } else {
         out.extend(fx);
     }
+    time_visible_changes(state, &out, now);
     out
 }
 
@@ -530,6 +601,7 @@ fn route(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
     }
     match msg {
         Msg::Transport(ev) => on_output_event(state, 0, ev, now),
+        Msg::VideoChangeSeen { output, at } => on_video_change(state, output, at, now),
         Msg::OutputEvent { output, event } => on_output_event(state, output, event, now),
         Msg::Action { action, source }
             if state.outputs.routing != Routing::All
@@ -1319,6 +1391,12 @@ pub struct OutputView {
     pub own: usize,
     /// `→ spare` while its standby carries it, `← wall` while it carries another.
     pub failover: Option<String>,
+    /// Its beat-locked changes go out this much early (its own share, `latency_of`).
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// `latency_ms` was measured on its own video.
+    #[serde(default)]
+    pub latency_measured: bool,
 }
 
 /// The dashboard's view of every output (empty with a single `[server]`).
@@ -1355,6 +1433,8 @@ pub fn views(state: &AppState) -> Vec<OutputView> {
                     None
                 }
             }),
+            latency_ms: u64::try_from(latency_of(state, i).as_millis()).unwrap_or(u64::MAX),
+            latency_measured: measured_latency_of(state, i).is_some(),
         })
         .collect()
 }

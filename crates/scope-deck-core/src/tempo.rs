@@ -559,33 +559,50 @@ pub fn on_video_change(state: &mut AppState, at: Duration, now: Duration, fx: &m
     if after == before {
         return;
     }
-    if before.is_zero() {
-        // Beats up to now went out directly; the next one goes out as a lead beat (at once
-        // when it falls within `after`), never twice.
-        let t = &mut state.tempo;
+    latency_changed(state, before, now);
+    // Said once when the measurement takes over, then only when it moves by more than 50 ms.
+    if before == state.tempo.settings.latency || after.abs_diff(before) > Duration::from_millis(50)
+    {
+        announce_latency(state, None, after, sample, now, fx);
+    }
+}
+
+/// A latency sample moved the latency in use (it was `before`): the next arbitration reports
+/// it, and when it was zero and is not any more, beats up to now went out directly and the next
+/// one goes out as a lead beat (at once when it falls within the latency), never twice.
+pub fn latency_changed(state: &mut AppState, before: Duration, now: Duration) {
+    let t = &mut state.tempo;
+    t.last_event = None;
+    if before.is_zero() && !t.latency().is_zero() {
         t.lead_next = t
             .grid
             .beat_at(now)
             .filter(|b| *b >= 0.0)
             .map(|b| b.floor() as u64 + 1);
     }
-    // Said once when the measurement takes over, then only when it moves by more than 50 ms.
-    if before == state.tempo.settings.latency || after.abs_diff(before) > Duration::from_millis(50)
-    {
-        crate::ctx::notice(
-            state,
-            fx,
-            crate::state::Level::Info,
-            format!(
-                "pipeline latency measured: {} ms (last sample {} ms); beat-locked changes go out that early",
-                after.as_millis(),
-                sample.as_millis()
-            ),
-            now,
-        );
-    }
-    // The next arbitration reports it.
-    state.tempo.last_event = None;
+}
+
+/// The notice that a measured latency took over or moved (`output`: whose, with several).
+pub fn announce_latency(
+    state: &mut AppState,
+    output: Option<&str>,
+    latency: Duration,
+    sample: Duration,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let whose = output.map_or(String::new(), |o| format!(" on {o}"));
+    crate::ctx::notice(
+        state,
+        fx,
+        crate::state::Level::Info,
+        format!(
+            "pipeline latency measured{whose}: {} ms (last sample {} ms); beat-locked changes go out that early",
+            latency.as_millis(),
+            sample.as_millis()
+        ),
+        now,
+    );
 }
 
 /// The tempo actions: tap, nudge, pin/cycle/clear. Returns false for other actions.

@@ -133,7 +133,7 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
         // Routed by `outputs::update_routed`; the shared reducer has nothing to add.
         Msg::OutputEvent { .. } => {}
         Msg::VideoStats(stats) => on_video_stats(state, *stats, now, &mut fx),
-        Msg::VideoChangeSeen { at } => crate::tempo::on_video_change(state, at, now, &mut fx),
+        Msg::VideoChangeSeen { at, .. } => crate::tempo::on_video_change(state, at, now, &mut fx),
         Msg::Signal(signal) => {
             fx.push(Effect::Emit(Event::Signal { signal }));
             begin_shutdown(state, signal_reason(signal), &mut fx);
@@ -172,8 +172,10 @@ pub fn update(state: &mut AppState, msg: Msg, now: Duration) -> Vec<Effect> {
             }
         }
     }
-    // A change the picture will show: the latency meter times it (crate::latency).
-    if crate::latency::sends_visible_change(&fx) {
+    // A change the picture will show: the latency meter times it (crate::latency). With
+    // several outputs each output's meter times its own share when it leaves
+    // (`crate::outputs`: a share held back for a lower-latency output leaves later).
+    if state.outputs.list.is_empty() && crate::latency::sends_visible_change(&fx) {
         state.tempo.meter.on_sent(now);
     }
     fx

@@ -127,11 +127,15 @@ impl Widget for OutputsPanel<'_> {
                     o.backend,
                     crate::ui::render::keep_ends(&o.target, 28),
                 );
+                // The latency its beat-locked changes go out early by: measured on its own
+                // video (`meas`) or configured (`cfg`).
                 let figures = format!(
-                    " rx {:>4.1} fps  sent {:>6}  own {:>2}  {:<14}",
+                    " rx {:>4.1} fps  sent {:>6}  own {:>2}  lat {:>4} ms {}  {:<14}",
                     o.rx_fps,
                     o.sent,
                     o.own,
+                    o.latency_ms,
+                    if o.latency_measured { "meas" } else { "cfg " },
                     crate::ui::render::keep_ends(o.failover.as_deref().unwrap_or(""), 14)
                 );
                 // glyph (2) + state (12) + the space before the reason (1).

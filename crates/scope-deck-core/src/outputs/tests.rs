@@ -694,3 +694,114 @@ fn beat_locked_changes_reach_each_output_early_by_its_own_latency() {
     act(&mut s, Action::Panic, ms(2950));
     assert!(s.outputs.held.is_empty());
 }
+
+/// A cache reset to every output at `t`, then each output's video showing it `delays[i]` later.
+fn reset_and_show(s: &mut AppState, t: u64, delays: [u64; 3]) -> Vec<Effect> {
+    let mut fx = act(s, Action::ResetCache, ms(t));
+    for (i, d) in delays.into_iter().enumerate() {
+        fx.extend(update_routed(
+            s,
+            Msg::VideoChangeSeen {
+                output: i,
+                at: ms(t + d),
+            },
+            ms(t + d),
+        ));
+    }
+    fx
+}
+
+#[test]
+fn each_output_measures_its_own_latency_on_its_own_video() {
+    let mut s = three();
+    s.tempo.settings.measure_latency = true;
+    s.tempo.settings.latency = ms(100);
+    let mut fx = Vec::new();
+    for n in 0..3 {
+        fx.extend(reset_and_show(&mut s, 1000 + 1000 * n, [400, 250, 700]));
+    }
+    assert_eq!(latency_of(&s, 0), ms(400));
+    assert_eq!(latency_of(&s, 1), ms(250));
+    assert_eq!(latency_of(&s, 2), ms(700));
+    // Output 0's is the tempo slice's, as with a single server; the lead is the largest.
+    assert_eq!(s.tempo.measured_latency(), Some(ms(400)));
+    assert_eq!(s.tempo.latency(), ms(700));
+    for (name, lat) in [("wall", 400), ("left", 250), ("right", 700)] {
+        let said = format!("measured on {name}: {lat} ms");
+        assert!(
+            fx.iter().any(|e| matches!(e, Effect::Emit(Event::Notice { message, .. }) if message.contains(&said))),
+            "no notice {said:?}"
+        );
+    }
+    let v = views(&s);
+    assert_eq!(
+        v.iter()
+            .map(|o| (o.latency_ms, o.latency_measured))
+            .collect::<Vec<_>>(),
+        vec![(400, true), (250, true), (700, true)]
+    );
+}
+
+#[test]
+fn without_measuring_each_output_keeps_its_configured_latency() {
+    let mut s = three();
+    s.outputs.list[2].spec.latency = Some(ms(300));
+    s.tempo.settings.latency = ms(100);
+    for n in 0..3 {
+        reset_and_show(&mut s, 1000 + 1000 * n, [400, 250, 700]);
+    }
+    assert_eq!(
+        (0..3).map(|i| latency_of(&s, i)).collect::<Vec<_>>(),
+        vec![ms(100), ms(100), ms(300)]
+    );
+    assert!(views(&s).iter().all(|o| !o.latency_measured));
+}
+
+#[test]
+fn a_failed_over_pipeline_measures_the_standby_it_shows() {
+    let mut s = three();
+    s.tempo.settings.measure_latency = true;
+    s.outputs.failovers.push(Failover {
+        primary: 0,
+        standby: 1,
+        since: ms(0),
+    });
+    // The wall's pipeline shows the left box's video: its changes are the left box's.
+    for n in 0..3 {
+        let t = 1000 + 1000 * n;
+        act(&mut s, Action::ResetCache, ms(t));
+        update_routed(
+            &mut s,
+            Msg::VideoChangeSeen {
+                output: 0,
+                at: ms(t + 300),
+            },
+            ms(t + 300),
+        );
+    }
+    assert_eq!(measured_latency_of(&s, 1), Some(ms(300)));
+    assert_eq!(measured_latency_of(&s, 0), None);
+}
+
+#[test]
+fn a_share_held_back_is_timed_from_when_it_leaves() {
+    let mut s = three();
+    s.tempo.settings.measure_latency = true;
+    let mut m = crate::latency::LatencyMeter::default();
+    // Output 1's share of a change leaves 300 ms after the fold that decided it.
+    s.outputs.held.push(Held {
+        at: ms(1300),
+        output: 1,
+        cmd: TransportCmd::Update(ParamUpdate {
+            values: [("reset_cache".to_string(), json!(true))]
+                .into_iter()
+                .collect(),
+            urgent: true,
+        }),
+    });
+    update_routed(&mut s, Msg::Tick, ms(1000));
+    assert_eq!(s.outputs.list[1].meter, m, "nothing left yet");
+    update_routed(&mut s, Msg::Tick, ms(1300));
+    m.on_sent(ms(1300));
+    assert_eq!(s.outputs.list[1].meter, m, "timed when it left");
+}
