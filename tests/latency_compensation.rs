@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use common::deck::{Deck, scope_server};
 use common::peer::{Peer, PeerOptions};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use common::beat_grid::{BeatGrid, THEME_A, THEME_B, wall};
+use common::beat_grid::{BeatGrid, THEME_A, THEME_B, marker, switch, wait_shown, wall};
 
 const DELAY_MS: u64 = 400;
 
@@ -39,20 +39,6 @@ struct Run {
     seen: f64,
     /// The latency the deck measured (`Latency::Measured`).
     measured_ms: Option<u64>,
-}
-
-/// The marker value after `n` switches (A, B, A, …).
-fn marker(n: usize) -> f64 {
-    if n % 2 == 0 { 0.2 } else { 0.7 }
-}
-
-/// The action of switch number `n` (1-based): to B and back to A (other built-in themes follow B).
-fn switch(n: usize) -> Value {
-    if n % 2 == 1 {
-        json!({"action": "theme_next"})
-    } else {
-        json!({"action": "theme_prev"})
-    }
 }
 
 /// One run at a time: each run is a deck (demo audio, beat tracking, video decode) and a peer
@@ -115,18 +101,7 @@ async fn run(latency: Latency) -> Run {
             let asked = wall();
             switches += 1;
             deck.send(switch(switches));
-            let want = marker(switches);
-            peer.wait_log(Duration::from_secs(20), |entries| {
-                entries
-                    .iter()
-                    .any(|e| {
-                        e["kind"] == "marker"
-                            && e["data"]["value"].as_f64() == Some(want)
-                            && e["ts"].as_f64().is_some_and(|t| t > asked)
-                    })
-                    .then_some(())
-            })
-            .await;
+            wait_shown(&peer, marker(switches), asked).await;
             // The deck sees that frame a moment later; give it a second and a half, then switch
             // again.
             measured_ms = deck

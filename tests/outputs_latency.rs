@@ -23,11 +23,11 @@ mod outputs_deck;
 
 use std::time::Duration;
 
-use common::beat_grid::{BeatGrid, THEME_A, THEME_B, wall};
+use common::beat_grid::{BeatGrid, THEME_A, THEME_B, marker, switch, wait_shown, wall};
 use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
 use outputs_deck::SERVER;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const NEAR_MS: u64 = 100;
 /// Below a beat at 120 BPM (500 ms) by more than the measuring overhead (the deck measures about
@@ -128,20 +128,6 @@ async fn locked_deck(sb: &common::Sandbox, config: &str, peers: [&Peer; 2]) -> D
         .await;
     }
     deck
-}
-
-/// The marker value after `n` switches (A, B, A, …).
-fn marker(n: usize) -> f64 {
-    if n % 2 == 0 { 0.2 } else { 0.7 }
-}
-
-/// Switch number `n` (1-based): to B, back to A (other built-in themes follow B).
-fn switch(n: usize) -> Value {
-    if n % 2 == 1 {
-        json!({"action": "theme_next"})
-    } else {
-        json!({"action": "theme_prev"})
-    }
 }
 
 /// (sent, seen) of switch `n` at each peer, relative to that peer's bar line.
@@ -257,19 +243,8 @@ async fn each_output_measures_its_own_latency_and_the_switch_lands_on_the_bar() 
         n += 1;
         let asked = wall();
         deck.send(switch(n));
-        let want = marker(n);
         for p in [&near, &far] {
-            p.wait_log(Duration::from_secs(20), |entries| {
-                entries
-                    .iter()
-                    .any(|e| {
-                        e["kind"] == "marker"
-                            && e["data"]["value"].as_f64() == Some(want)
-                            && e["ts"].as_f64().is_some_and(|t| t > asked)
-                    })
-                    .then_some(())
-            })
-            .await;
+            wait_shown(p, marker(n), asked).await;
         }
         // The deck sees those frames a moment after the peers send them.
         deck.wait_until(Duration::from_millis(1500), |e| {

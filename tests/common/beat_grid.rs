@@ -70,6 +70,35 @@ impl BeatGrid {
     }
 }
 
+/// The marker value (THEME_A's or THEME_B's noise_scale) after `n` switches (A, B, A, …).
+pub fn marker(n: usize) -> f64 {
+    if n % 2 == 0 { 0.2 } else { 0.7 }
+}
+
+/// Switch number `n` (1-based): to B and back to A (other built-in themes follow B).
+pub fn switch(n: usize) -> serde_json::Value {
+    if n % 2 == 1 {
+        serde_json::json!({"action": "theme_next"})
+    } else {
+        serde_json::json!({"action": "theme_prev"})
+    }
+}
+
+/// Waits until `peer` logged a frame showing marker `want` after wall time `asked`.
+pub async fn wait_shown(peer: &super::peer::Peer, want: f64, asked: f64) {
+    peer.wait_log(std::time::Duration::from_secs(20), |entries| {
+        entries
+            .iter()
+            .any(|e| {
+                e["kind"] == "marker"
+                    && e["data"]["value"].as_f64() == Some(want)
+                    && e["ts"].as_f64().is_some_and(|t| t > asked)
+            })
+            .then_some(())
+    })
+    .await;
+}
+
 /// Wall-clock seconds, as the peer's log stamps them.
 pub fn wall() -> f64 {
     std::time::SystemTime::now()
