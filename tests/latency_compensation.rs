@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use common::deck::{Deck, scope_server};
 use common::peer::{Peer, PeerOptions};
-use serde_json::Value;
 
-use common::beat_grid::{BeatGrid, THEME_A, THEME_B, marker, switch, wait_shown, wall};
+use common::beat_grid::{
+    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_shown, wall,
+};
 
 const DELAY_MS: u64 = 400;
 
@@ -114,58 +115,11 @@ async fn run(latency: Latency) -> Run {
     // The timed switch.
     let asked = wall();
     deck.send(switch(switches + 1));
-    let want = marker(switches + 1);
-    // Until the switch shows and a beat after it has arrived (the bar line may come after the
-    // compensated frame).
-    let after = |e: &Value| e["ts"].as_f64().is_some_and(|t| t > asked);
-    let entries: Vec<Value> = peer
-        .wait_log(Duration::from_secs(20), |entries| {
-            let shown = entries
-                .iter()
-                .find(|e| {
-                    after(e) && e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want)
-                })?
-                .get("ts")?
-                .as_f64()?;
-            entries
-                .iter()
-                .any(|e| {
-                    e["kind"] == "message"
-                        && e["data"]["beat_count"].is_u64()
-                        && e["ts"].as_f64().is_some_and(|t| t > shown + 0.6)
-                })
-                .then(|| entries.to_vec())
-        })
-        .await;
+    let (sent, seen) = switch_against_the_bar(&peer, asked, marker(switches + 1)).await;
     deck.quit();
-
-    let ts = |e: &Value| e["ts"].as_f64().unwrap();
-    let visible = entries
-        .iter()
-        .filter(|e| after(e))
-        .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want))
-        .map(ts)
-        .unwrap();
-    let sent = entries
-        .iter()
-        .filter(|e| after(e))
-        .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(want))
-        .map(ts)
-        .expect("the switch reached the peer");
-    // The bar line: the beat the switch was quantised to is the first grid beat at or after its
-    // send time (compensated it is sent up to 400 ms before that beat, less than a beat at
-    // 120 BPM; uncompensated with it). Downbeats are checked in the reducer's tests; bar
-    // positions do not survive the transport's latest-wins merging reliably.
-    let grid = BeatGrid::fit(
-        entries
-            .iter()
-            .filter(|e| e["kind"] == "message" && (ts(e) - sent).abs() < 8.0)
-            .filter_map(|e| Some((e["data"]["beat_count"].as_u64()?, ts(e)))),
-    );
-    let bar = grid.next_at_or_after(sent - 0.03);
     Run {
-        sent: sent - bar,
-        seen: visible - bar,
+        sent,
+        seen,
         measured_ms,
     }
 }

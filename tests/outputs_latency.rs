@@ -23,11 +23,12 @@ mod outputs_deck;
 
 use std::time::Duration;
 
-use common::beat_grid::{BeatGrid, THEME_A, THEME_B, marker, switch, wait_shown, wall};
+use common::beat_grid::{
+    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_shown, wall,
+};
 use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
 use outputs_deck::SERVER;
-use serde_json::Value;
 
 const NEAR_MS: u64 = 100;
 /// Below a beat at 120 BPM (500 ms) by more than the measuring overhead (the deck measures about
@@ -57,32 +58,6 @@ async fn delayed_peer(delay_ms: u64) -> Peer {
         ..PeerOptions::default()
     })
     .await
-}
-
-/// (sent, seen) of the switch to `want` after `asked`, relative to that peer's bar line.
-fn against_the_bar(entries: &[Value], asked: f64, want: f64) -> (f64, f64) {
-    let ts = |e: &Value| e["ts"].as_f64().unwrap();
-    let after = |e: &&Value| e["ts"].as_f64().is_some_and(|t| t > asked);
-    let seen = entries
-        .iter()
-        .filter(after)
-        .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want))
-        .map(ts)
-        .unwrap();
-    let sent = entries
-        .iter()
-        .filter(after)
-        .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(want))
-        .map(ts)
-        .expect("the switch reached the peer");
-    let grid = BeatGrid::fit(
-        entries
-            .iter()
-            .filter(|e| e["kind"] == "message" && (ts(e) - sent).abs() < 8.0)
-            .filter_map(|e| Some((e["data"]["beat_count"].as_u64()?, ts(e)))),
-    );
-    let bar = grid.next_at_or_after(sent - 0.03);
-    (sent - bar, seen - bar)
 }
 
 /// The deck's config: `near` and `far` at their peers, each with its own `latency_ms`
@@ -134,32 +109,9 @@ async fn locked_deck(sb: &common::Sandbox, config: &str, peers: [&Peer; 2]) -> D
 async fn timed_switch(deck: &mut Deck, peers: [&Peer; 2], n: usize) -> Vec<(f64, f64)> {
     let asked = wall();
     deck.send(switch(n));
-    let want = marker(n);
     let mut runs = Vec::new();
     for p in peers {
-        let entries = p
-            .wait_log(Duration::from_secs(20), |entries| {
-                let shown = entries
-                    .iter()
-                    .find(|e| {
-                        e["ts"].as_f64().is_some_and(|t| t > asked)
-                            && e["kind"] == "marker"
-                            && e["data"]["value"].as_f64() == Some(want)
-                    })?
-                    .get("ts")?
-                    .as_f64()?;
-                // A beat after it too (the bar line may come after the compensated frame).
-                entries
-                    .iter()
-                    .any(|e| {
-                        e["kind"] == "message"
-                            && e["data"]["beat_count"].is_u64()
-                            && e["ts"].as_f64().is_some_and(|t| t > shown + 0.6)
-                    })
-                    .then(|| entries.to_vec())
-            })
-            .await;
-        runs.push(against_the_bar(&entries, asked, want));
+        runs.push(switch_against_the_bar(p, asked, marker(n)).await);
     }
     runs
 }

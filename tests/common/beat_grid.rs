@@ -99,6 +99,60 @@ pub async fn wait_shown(peer: &super::peer::Peer, want: f64, asked: f64) {
     .await;
 }
 
+/// A switch to marker `want` asked at wall time `asked`, at `peer`: (sent, seen) in seconds
+/// from the bar line — when the switch message arrived and the first frame showing it, against
+/// the grid of the beats the deck forwards. Waits until the switch shows and a beat after it has
+/// arrived (the bar line may come after a compensated frame).
+///
+/// The bar line is the first grid beat at or after the send time less 30 ms: compensated, the
+/// switch is sent up to the latency before its beat, which must stay under a beat less 30 ms
+/// (the tests' delays at 120 BPM do); uncompensated, with it. Downbeats are checked in the
+/// reducer's tests; bar positions do not survive the transport's latest-wins merging reliably.
+pub async fn switch_against_the_bar(peer: &super::peer::Peer, asked: f64, want: f64) -> (f64, f64) {
+    use serde_json::Value;
+    let after = |e: &Value| e["ts"].as_f64().is_some_and(|t| t > asked);
+    let entries: Vec<Value> = peer
+        .wait_log(std::time::Duration::from_secs(20), |entries| {
+            let shown = entries
+                .iter()
+                .find(|e| {
+                    after(e) && e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want)
+                })?
+                .get("ts")?
+                .as_f64()?;
+            entries
+                .iter()
+                .any(|e| {
+                    e["kind"] == "message"
+                        && e["data"]["beat_count"].is_u64()
+                        && e["ts"].as_f64().is_some_and(|t| t > shown + 0.6)
+                })
+                .then(|| entries.to_vec())
+        })
+        .await;
+    let ts = |e: &Value| e["ts"].as_f64().unwrap_or(f64::NAN);
+    let seen = entries
+        .iter()
+        .filter(|e| after(e))
+        .find(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(want))
+        .map(ts)
+        .expect("the waited-for frame");
+    let sent = entries
+        .iter()
+        .filter(|e| after(e))
+        .find(|e| e["kind"] == "message" && e["data"]["noise_scale"].as_f64() == Some(want))
+        .map(ts)
+        .expect("the switch reached the peer");
+    let grid = BeatGrid::fit(
+        entries
+            .iter()
+            .filter(|e| e["kind"] == "message" && (ts(e) - sent).abs() < 8.0)
+            .filter_map(|e| Some((e["data"]["beat_count"].as_u64()?, ts(e)))),
+    );
+    let bar = grid.next_at_or_after(sent - 0.03);
+    (sent - bar, seen - bar)
+}
+
 /// Wall-clock seconds, as the peer's log stamps them.
 pub fn wall() -> f64 {
     std::time::SystemTime::now()
