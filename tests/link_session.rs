@@ -8,7 +8,12 @@
 //! only beyond ±5 ms) — then a nudge and taps on the deck change the peer's tempo, and the deck
 //! starts the session's transport for everyone (start/stop sync).
 //!
-//! Run with `cargo test --features link --test link_session -- --nocapture`.
+//! The second test starts the deck first, alone, with a grid of its own (126 BPM, as if
+//! detected): its Link session carries that grid, and a peer that joins later adopts it — tempo,
+//! beat times within ±5 ms and the bar — instead of the deck's `link_bpm` of 120.
+//!
+//! Each test runs in its own namespace. Run with
+//! `cargo test --features link --test link_session -- --nocapture`.
 
 #![cfg(feature = "link")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -23,7 +28,7 @@ use scope_deck::core::action::Action;
 use scope_deck::core::effect::Effect;
 use scope_deck::core::msg::Msg;
 use scope_deck::core::state::AppState;
-use scope_deck::core::tempo::{LinkCmd, TempoSettings, TempoSlice};
+use scope_deck::core::tempo::{Grid, LinkCmd, TempoSettings, TempoSlice};
 use scope_deck::core::update::update;
 use scope_deck::tempo::SharedGrid;
 use scope_deck::tempo::config::TempoConfig;
@@ -33,23 +38,176 @@ const INNER: &str = "SCOPE_DECK_LINK_INNER";
 
 #[test]
 fn link_follows_and_leads_an_independent_peer() {
+    in_namespace("link_follows_and_leads_an_independent_peer", inner);
+}
+
+#[test]
+fn a_peer_joining_later_starts_on_the_decks_own_grid() {
+    in_namespace(
+        "a_peer_joining_later_starts_on_the_decks_own_grid",
+        joiner_inner,
+    );
+}
+
+/// Runs `body` in this test binary re-executed inside a private network namespace.
+fn in_namespace(name: &str, body: fn()) {
     if std::env::var_os(INNER).is_some() {
-        inner();
+        body();
         return;
     }
     let status = Command::new("unshare")
         .args(["-rn"])
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "link_follows_and_leads_an_independent_peer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(INNER, "1")
         .status()
         .expect("unshare (util-linux) must be installed");
     assert!(status.success(), "inner Link test failed: {status}");
+}
+
+/// Loopback up with multicast (Link discovers peers by multicast).
+fn loopback_with_multicast() {
+    sh(&["link", "set", "lo", "up"]);
+    sh(&["link", "set", "lo", "multicast", "on"]);
+    sh(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+}
+
+/// The aalink peer at `bpm`, its lines read on a thread, once it said it is ready.
+fn start_peer(bpm: f64) -> (std::process::Child, std::sync::mpsc::Receiver<Value>) {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/.venv/bin/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/link_peer.py");
+    let mut peer = Command::new(if python.exists() {
+        python.into_os_string()
+    } else {
+        "python3".into()
+    })
+    .arg(script)
+    .args([
+        "--bpm",
+        &bpm.to_string(),
+        "--quantum",
+        "4",
+        "--seconds",
+        "120",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("python with aalink (tests/peer/requirements.txt)");
+    let from_peer = peer_lines(&mut peer);
+    let first = from_peer
+        .recv_timeout(Duration::from_secs(20))
+        .expect("Link peer did not start");
+    assert_eq!(first["ready"], Value::Bool(true));
+    (peer, from_peer)
+}
+
+/// Link's clock (µs) minus engine time (µs), from a Link instance that never joins.
+fn link_clock_offset_us(grid: &SharedGrid) -> f64 {
+    let clock = rusty_link::AblLink::new(120.0);
+    let a = clock.clock_micros();
+    let e = grid.now();
+    let b = clock.clock_micros();
+    (a + b) as f64 / 2.0 - e.as_secs_f64() * 1e6
+}
+
+fn joiner_inner() {
+    loopback_with_multicast();
+    let grid = Arc::new(SharedGrid::new(Instant::now()));
+    // The deck's own grid (detected, say): 126 BPM, a downbeat at engine time 0.5 s.
+    let g = Grid {
+        at: Duration::from_millis(500),
+        count: 0,
+        in_bar: 0,
+        bpm: 126.0,
+        playing: true,
+    };
+    grid.publish(&g);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let cfg = TempoConfig {
+        link: true,
+        link_bpm: 120.0,
+        ..TempoConfig::default()
+    };
+    let (handle, _link_tx) = scope_deck::tempo::link::spawn(&cfg, 4, grid.clone(), tx).unwrap();
+    let report = |rx: &mut tokio::sync::mpsc::Receiver<Msg>| loop {
+        match rx.blocking_recv().expect("Link edge ended") {
+            Msg::Link(r) => return r,
+            _ => continue,
+        }
+    };
+    // Alone, the session takes the grid: its tempo, and its beat at each report's engine time
+    // in the same place of the bar. Then a second more, so that the deck's session is clearly
+    // the older one when the peer arrives (Link's 500 ms tie band, see the other test).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let carried_at = loop {
+        let r = report(&mut rx);
+        assert!(
+            Instant::now() < deadline,
+            "the session never took the deck's grid: {r:?}"
+        );
+        let want = g.beat_at(r.at).unwrap().rem_euclid(4.0);
+        let off = (r.beat.rem_euclid(4.0) - want + 2.0).rem_euclid(4.0) - 2.0;
+        if r.peers == 0 && (r.bpm - 126.0).abs() < 0.01 && off.abs() < 0.01 {
+            break Instant::now();
+        }
+    };
+    while carried_at.elapsed() < Duration::from_secs(1) {
+        let r = report(&mut rx);
+        assert!(
+            (r.bpm - 126.0).abs() < 0.01,
+            "the session left the grid: {r:?}"
+        );
+    }
+    let offset_us = link_clock_offset_us(&grid);
+
+    // A peer at 128 BPM joins later: it adopts the deck's session.
+    let (mut peer, from_peer) = start_peer(128.0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut errors_ms = Vec::new();
+    let mut bar_ok = 0;
+    while errors_ms.len() < 8 {
+        while rx.try_recv().is_ok() {}
+        assert!(
+            Instant::now() < deadline,
+            "the peer did not settle on the deck's grid ({} beats so far)",
+            errors_ms.len()
+        );
+        let Ok(v) = from_peer.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        let (Some(tempo), Some(t_us)) = (v["tempo"].as_f64(), v["t_us"].as_f64()) else {
+            continue;
+        };
+        if v["peers"].as_u64() < Some(1) || (tempo - 126.0).abs() > 0.01 {
+            continue;
+        }
+        let t = Duration::from_secs_f64(((t_us - offset_us) / 1e6).max(0.0));
+        let pos = g.beat_at(t).unwrap();
+        errors_ms.push((pos - pos.round()) * 60.0 / g.bpm * 1e3);
+        if (pos.round() as i64).rem_euclid(4) as f64 == v["phase"].as_f64().unwrap() {
+            bar_ok += 1;
+        }
+    }
+    let max = errors_ms.iter().map(|e| e.abs()).fold(0.0, f64::max);
+    println!(
+        "a peer joining the deck's session: tempo 126 (deck's grid; link_bpm 120, peer 128), \
+         peer beat − deck grid over {} beats: max |err| {max:.3} ms, bar agreed on {bar_ok}",
+        errors_ms.len()
+    );
+    assert!(
+        max <= 5.0,
+        "peer off the deck's grid by up to {max:.3} ms: {errors_ms:?}"
+    );
+    assert_eq!(bar_ok, errors_ms.len(), "bar positions differ");
+
+    drop(peer.stdin.take());
+    let _ = peer.wait();
+    assert!(
+        handle.stop_within(Duration::from_secs(2)),
+        "Link thread did not stop"
+    );
 }
 
 fn sh(args: &[&str]) {
@@ -134,28 +292,8 @@ fn wait_peer(
 }
 
 fn inner() {
-    sh(&["link", "set", "lo", "up"]);
-    sh(&["link", "set", "lo", "multicast", "on"]);
-    sh(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
-    let python =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/.venv/bin/python");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/link_peer.py");
-    let mut peer = Command::new(if python.exists() {
-        python.into_os_string()
-    } else {
-        "python3".into()
-    })
-    .arg(script)
-    .args(["--bpm", "128", "--quantum", "4", "--seconds", "120"])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("python with aalink (tests/peer/requirements.txt)");
-    let from_peer = peer_lines(&mut peer);
-    let first = from_peer
-        .recv_timeout(Duration::from_secs(20))
-        .expect("Link peer did not start");
-    assert_eq!(first["ready"], Value::Bool(true));
+    loopback_with_multicast();
+    let (mut peer, from_peer) = start_peer(128.0);
     // Link merges two sessions by age: the older wins, but sessions created less than 500 ms
     // apart are ordered by their random session ids (Sessions.hpp, SESSION_EPS). Joining the
     // peer's session right after it started was a coin toss (the deck's 120 BPM won now and
@@ -187,13 +325,7 @@ fn inner() {
         link: link_tx,
     };
     // Link's clock against engine time (Link's clock alone: this instance never joins).
-    let clock = rusty_link::AblLink::new(120.0);
-    let offset_us = {
-        let a = clock.clock_micros();
-        let e = grid.now();
-        let b = clock.clock_micros();
-        (a + b) as f64 / 2.0 - e.as_secs_f64() * 1e6
-    };
+    let offset_us = link_clock_offset_us(&grid);
 
     // Follow: the deck joins the peer's 128 BPM session and Link leads its grid.
     eng.until("Link leads at 128 BPM", |s| {

@@ -5,6 +5,12 @@
 //! Runs on its own thread: every [`REPORT_EVERY`] it captures the app session state and reads
 //! Link's clock and the engine's back to back, so the report's beat is placed in engine time
 //! without assuming the two clocks share a base.
+//!
+//! Alone in its session (no peers), it carries the deck's own grid (detected, tapped or MIDI
+//! clock: whatever leads) — tempo and bar phase. Link merges sessions by age, so when the deck's
+//! session is the older one an app that joins later (a VJ tool, DJ software opened after the deck)
+//! adopts its timeline: it starts in time with the music instead of at `link_bpm`. With peers
+//! the deck never moves the session on its own; only tap, nudge and start/stop do.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +20,7 @@ use rusty_link::{AblLink, SessionState};
 use tokio::sync::mpsc;
 
 use crate::core::msg::Msg;
-use crate::core::tempo::{LinkCmd, LinkReport};
+use crate::core::tempo::{Grid, LinkCmd, LinkReport};
 use crate::edge_thread::EdgeThread;
 use crate::tempo::SharedGrid;
 use crate::tempo::config::TempoConfig;
@@ -80,6 +86,13 @@ fn run(
         // Both clocks read back to back: the beat at Link time `t` is the beat at engine `at`.
         let t = link.clock_micros();
         let at = grid.now();
+        if link.num_peers() == 0 {
+            if let Some(g) = grid.try_read() {
+                if carry_grid(&mut state, &g, t, at, quantum) {
+                    link.commit_app_session_state(&state);
+                }
+            }
+        }
         let report = LinkReport {
             at,
             beat: state.beat_at_time(t, quantum),
@@ -97,4 +110,38 @@ fn run(
     }
     link.enable(false);
     tracing::info!("Link disabled");
+}
+
+/// A session tempo this close to the grid's is left alone (BPM).
+const CARRY_TEMPO_EPS: f64 = 0.005;
+/// A session phase this close to the grid's is left alone (seconds).
+const CARRY_PHASE_EPS: f64 = 0.002;
+
+/// Moves a session the deck is alone in onto grid `g` (Link time `t_us` is engine time `at`):
+/// its tempo, and its phase in a bar of `quantum` beats so that the session's downbeats are the
+/// grid's. Returns whether `state` changed (then it must be committed). A grid without a tempo
+/// leaves the session as it is.
+fn carry_grid(state: &mut SessionState, g: &Grid, t_us: i64, at: Duration, quantum: f64) -> bool {
+    let Some(beat) = g.beat_at(at) else {
+        return false;
+    };
+    if !(20.0..=999.0).contains(&g.bpm) {
+        return false;
+    }
+    // Where `at` falls in the grid's bar, in beats from the bar's downbeat.
+    let in_bar = (beat - g.count as f64 + f64::from(g.in_bar)).rem_euclid(quantum);
+    let mut changed = false;
+    if (state.tempo() - g.bpm).abs() > CARRY_TEMPO_EPS {
+        state.set_tempo(g.bpm, t_us);
+        changed = true;
+    }
+    let off = (state.phase_at_time(t_us, quantum) - in_bar + quantum / 2.0).rem_euclid(quantum)
+        - quantum / 2.0;
+    if changed || (off * 60.0 / g.bpm).abs() > CARRY_PHASE_EPS {
+        // Alone, Link maps this beat to this time exactly (with peers it would wait for the
+        // phase instead of jumping, so a peer arriving meanwhile is never disrupted).
+        state.request_beat_at_time(in_bar, t_us, quantum);
+        changed = true;
+    }
+    changed
 }
