@@ -17,7 +17,7 @@ use common::deck::{Deck, scope_server};
 use common::peer::{Peer, PeerOptions};
 
 use common::beat_grid::{
-    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_shown, wall,
+    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_locked, wait_shown, wall,
 };
 
 const DELAY_MS: u64 = 400;
@@ -78,18 +78,7 @@ async fn run(latency: Latency) -> Run {
     sb.write_theme("default", THEME_A);
     sb.write_theme("cosmic-voyage", THEME_B);
     let mut deck = Deck::start(&sb);
-    // The tracker locks in and the frames show theme A: sixteen forwarded beats.
-    peer.wait_log(Duration::from_secs(60), |entries| {
-        let beats = entries
-            .iter()
-            .filter(|e| e["kind"] == "message" && e["data"]["beat_count"].is_u64())
-            .count();
-        let a = entries
-            .iter()
-            .any(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(0.2));
-        (beats >= 16 && a).then_some(())
-    })
-    .await;
+    wait_locked(&peer, Duration::from_secs(60)).await;
     let mut switches = 0;
     let mut measured_ms = None;
     if let Latency::Measured = latency {

@@ -24,7 +24,7 @@ mod outputs_deck;
 use std::time::Duration;
 
 use common::beat_grid::{
-    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_shown, wall,
+    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_locked, wait_shown, wall,
 };
 use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
@@ -90,17 +90,7 @@ async fn locked_deck(sb: &common::Sandbox, config: &str, peers: [&Peer; 2]) -> D
     sb.write_theme("cosmic-voyage", THEME_B);
     let deck = Deck::start(sb);
     for p in peers {
-        p.wait_log(Duration::from_secs(90), |entries| {
-            let beats = entries
-                .iter()
-                .filter(|e| e["kind"] == "message" && e["data"]["beat_count"].is_u64())
-                .count();
-            let a = entries
-                .iter()
-                .any(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(0.2));
-            (beats >= 16 && a).then_some(())
-        })
-        .await;
+        wait_locked(p, Duration::from_secs(90)).await;
     }
     deck
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
-use outputs_deck::{SERVER, write_plain_theme};
+use outputs_deck::wall_and_side;
 use serde_json::{Value, json};
 
 /// The `initial` offers (initialParameters) the peer got, in order.
@@ -44,18 +44,7 @@ async fn each_outputs_own_values_and_the_selection_come_back_with_resume() {
     let wall = Peer::start(PeerOptions::default()).await;
     let side = Peer::start(PeerOptions::default()).await;
     let sb = common::Sandbox::new();
-    sb.write_config(&format!(
-        "{SERVER}[ui]\ntheme = \"plain\"\n\
-         [[outputs]]\nname = \"wall\"\nurl = \"{}\"\n\
-         [[outputs]]\nname = \"side\"\nurl = \"{}\"\nseed = 7\n",
-        wall.url(),
-        side.url()
-    ));
-    write_plain_theme(&sb);
-    let mut deck = Deck::start(&sb);
-    for name in ["wall", "side"] {
-        deck.wait_output(name, "streaming", Duration::from_secs(60));
-    }
+    let mut deck = wall_and_side(&sb, &wall.url(), &side.url(), "seed = 7\n");
     deck.send(json!({"action": "output_select", "output": "side"}));
     deck.send(json!({"action": "set_param", "key": "noise_scale", "value": 0.33}));
     side.wait_log(Duration::from_secs(20), |_| {

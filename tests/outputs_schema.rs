@@ -9,9 +9,8 @@ mod outputs_deck;
 
 use std::time::Duration;
 
-use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
-use outputs_deck::{SERVER, write_plain_theme};
+use outputs_deck::wall_and_side;
 use serde_json::{Value, json};
 
 /// Every value `key` had in the peer's data-channel messages and offers, in order.
@@ -36,18 +35,7 @@ async fn each_output_gets_values_cut_to_its_own_pipelines_schema() {
     )
     .await;
     let sb = common::Sandbox::new();
-    sb.write_config(&format!(
-        "{SERVER}[ui]\ntheme = \"plain\"\n\
-         [[outputs]]\nname = \"wall\"\nurl = \"{}\"\n\
-         [[outputs]]\nname = \"side\"\nurl = \"{}\"\n",
-        wall.url(),
-        side.url()
-    ));
-    write_plain_theme(&sb);
-    let mut deck = Deck::start(&sb);
-    for name in ["wall", "side"] {
-        deck.wait_output(name, "streaming", Duration::from_secs(60));
-    }
+    let mut deck = wall_and_side(&sb, &wall.url(), &side.url(), "");
     deck.send(json!({"action": "set_param", "key": "noise_scale", "value": 0.7}));
     deck.send(json!({"action": "set_param", "key": "kaleido", "value": 0.5}));
     // A marker sent after both: once each peer has it, both values have been handled.

@@ -84,6 +84,22 @@ pub fn switch(n: usize) -> serde_json::Value {
     }
 }
 
+/// Waits until the deck's tracker has locked in and `peer`'s frames show theme A: sixteen
+/// forwarded beats and a frame with A's marker.
+pub async fn wait_locked(peer: &super::peer::Peer, within: std::time::Duration) {
+    peer.wait_log(within, |entries| {
+        let beats = entries
+            .iter()
+            .filter(|e| e["kind"] == "message" && e["data"]["beat_count"].is_u64())
+            .count();
+        let a = entries
+            .iter()
+            .any(|e| e["kind"] == "marker" && e["data"]["value"].as_f64() == Some(marker(0)));
+        (beats >= 16 && a).then_some(())
+    })
+    .await;
+}
+
 /// Waits until `peer` logged a frame showing marker `want` after wall time `asked`.
 pub async fn wait_shown(peer: &super::peer::Peer, want: f64, asked: f64) {
     peer.wait_log(std::time::Duration::from_secs(20), |entries| {

@@ -14,3 +14,24 @@ pub const PLAIN_THEME: &str = "name = \"Plain\"\nprompts = [\"plain one\", \"pla
 pub fn write_plain_theme(sb: &crate::common::Sandbox) {
     sb.write_theme("plain", PLAIN_THEME);
 }
+
+/// A deck (plain theme) on two outputs, `wall` and `side` (`side_extra`: more keys for side's
+/// `[[outputs]]` table), once both stream.
+pub fn wall_and_side(
+    sb: &crate::common::Sandbox,
+    wall_url: &str,
+    side_url: &str,
+    side_extra: &str,
+) -> crate::common::deck::Deck {
+    sb.write_config(&format!(
+        "{SERVER}[ui]\ntheme = \"plain\"\n\
+         [[outputs]]\nname = \"wall\"\nurl = \"{wall_url}\"\n\
+         [[outputs]]\nname = \"side\"\nurl = \"{side_url}\"\n{side_extra}"
+    ));
+    write_plain_theme(sb);
+    let mut deck = crate::common::deck::Deck::start(sb);
+    for name in ["wall", "side"] {
+        deck.wait_output(name, "streaming", std::time::Duration::from_secs(60));
+    }
+    deck
+}
