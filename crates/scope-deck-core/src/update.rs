@@ -534,42 +534,12 @@ fn send_prompt(
                 .collect(),
         )
     };
-    let transition = if raw {
-        None
-    } else {
-        state
-            .mapping
-            .theme()
-            .map(|t| (t.transition.steps, t.transition.method.clone()))
-            .filter(|(steps, _)| *steps > 0)
+    // Raw text is a cut; composed parts crossfade over the theme's transition (when it has steps).
+    let (steps, method) = match state.mapping.theme() {
+        Some(t) if !raw => (Some(t.transition.steps), t.transition.method.clone()),
+        _ => (None, String::new()),
     };
-    match state.params.store.set("prompts", &value, source, now) {
-        Ok(acc) => {
-            state.params.last_trigger = Some(("prompt".into(), now));
-            fx.push(Effect::Emit(Event::Param {
-                key: "prompts".into(),
-                value: acc.value.clone(),
-                clamped: false,
-            }));
-            let mut upd = ParamUpdate {
-                urgent: true,
-                ..ParamUpdate::default()
-            };
-            match transition {
-                Some((steps, method)) => {
-                    upd.values.insert(
-                        "transition".into(),
-                        crate::mapping::prompt::transition_value(&acc.value, steps, &method),
-                    );
-                }
-                None => {
-                    upd.values.insert("prompts".into(), acc.value);
-                }
-            }
-            fx.push(Effect::Transport(TransportCmd::Update(upd)));
-        }
-        Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
-    }
+    crate::mapping::reduce::store_and_send_prompts(state, &value, steps, &method, source, now, fx);
 }
 
 fn set_param(

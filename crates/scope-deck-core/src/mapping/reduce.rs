@@ -747,7 +747,30 @@ fn send_prompt(
     crate::xfade::release(state);
     state.params.prompt = entry.label();
     state.params.parts = entry.parts.clone();
-    match state.params.store.set("prompts", &prompts, source, now) {
+    let steps = steps.unwrap_or(theme.transition.steps);
+    store_and_send_prompts(
+        state,
+        &prompts,
+        Some(steps),
+        &theme.transition.method,
+        source,
+        now,
+        fx,
+    );
+}
+
+/// Stores `prompts` as the live prompt value and sends it urgently: crossfaded over `steps`
+/// with `method` when `steps > 0`, else at once. A value the store refuses is a notice.
+pub(crate) fn store_and_send_prompts(
+    state: &mut AppState,
+    prompts: &ParamValue,
+    steps: Option<u32>,
+    method: &str,
+    source: ActionSource,
+    now: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    match state.params.store.set("prompts", prompts, source, now) {
         Ok(acc) => {
             state.params.last_trigger = Some(("prompt".into(), now));
             fx.push(Effect::Emit(Event::Param {
@@ -759,8 +782,7 @@ fn send_prompt(
                 urgent: true,
                 ..ParamUpdate::default()
             };
-            let steps = steps.unwrap_or(theme.transition.steps);
-            put_prompts(&mut upd, acc.value, Some(steps), &theme.transition.method);
+            put_prompts(&mut upd, acc.value, steps, method);
             fx.push(Effect::Transport(TransportCmd::Update(upd)));
         }
         Err(e) => notice(state, fx, Level::Error, e.to_string(), now),
