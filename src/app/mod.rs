@@ -383,12 +383,7 @@ async fn run_async(
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("scope-deck: {e}");
-            let _ = transport
-                .link
-                .send(crate::transport::TransportCmd::Shutdown);
-            if let Some(m) = &multi {
-                m.goodbye();
-            }
+            goodbye_all(&transport, multi.as_ref());
             return EXIT_RUNTIME;
         }
     };
@@ -455,22 +450,12 @@ async fn run_async(
             Ok(g) => g,
             Err(e) => {
                 eprintln!("scope-deck: cannot use this terminal ({e}); try --headless");
-                let _ = transport
-                    .link
-                    .send(crate::transport::TransportCmd::Shutdown);
-                if let Some(m) = &multi {
-                    m.goodbye();
-                }
+                goodbye_all(&transport, multi.as_ref());
                 return EXIT_RUNTIME;
             }
         };
         tui::install_panic_hook();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let style = if no_color {
-            loaded.style.clone().monochrome()
-        } else {
-            loaded.style.clone()
-        };
+        let style = loaded.style.clone().for_terminal();
         let fe = tokio::spawn(tui::run(
             guard,
             tui::TuiSetup {
@@ -634,6 +619,14 @@ async fn run_async(
 }
 
 /// Starts `--record FILE`, if asked: the header names the backend, control rate and themes.
+/// Asks every transport to say goodbye (the deck stops before its engine ran).
+fn goodbye_all(first: &crate::transport::TransportHandle, rest: Option<&outputs::Rest>) {
+    let _ = first.link.send(crate::transport::TransportCmd::Shutdown);
+    if let Some(m) = rest {
+        m.goodbye();
+    }
+}
+
 fn start_recording(
     cli: &Cli,
     loaded: &LoadedConfig,

@@ -319,12 +319,7 @@ async fn dashboard(
         }
     };
     tui::install_panic_hook();
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let style = if no_color {
-        loaded.style.clone().monochrome()
-    } else {
-        loaded.style.clone()
-    };
+    let style = loaded.style.clone().for_terminal();
     let result = tui::run(
         guard,
         tui::TuiSetup {

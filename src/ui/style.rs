@@ -134,6 +134,16 @@ impl UiStyle {
     }
 
     /// The same style with every colour removed (for `NO_COLOR`).
+    /// This style as the terminal should get it: without colours when `NO_COLOR` is set to
+    /// anything non-empty (no-color.org).
+    pub(crate) fn for_terminal(self) -> UiStyle {
+        if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+            self.monochrome()
+        } else {
+            self
+        }
+    }
+
     pub(crate) fn monochrome(mut self) -> UiStyle {
         for c in [
             &mut self.accent,
