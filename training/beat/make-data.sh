@@ -20,5 +20,5 @@ nice -n 10 $PY gen.py --split train --count 400 --seed "$SEED"
 nice -n 10 $PY gen.py --split trainx --count 160 --seed "$SEED"
 nice -n 10 $PY gen.py --split final --count 60 --seed "$SEED"
 # validx: decoder tuning only (negatives and stops; round 5).
-nice -n 10 $PY gen.py --split validx --count 35 --seed "$SEED"
+nice -n 10 $PY gen.py --split validx --count 45 --seed "$SEED"  # 35-44: drumless (round 6)
 nice -n 10 $PY cache.py train trainx valid heldout final final2 final3 final4
