@@ -29,7 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # What is held out: GM drum kits, GM programs and pattern variants used only in "heldout".
 KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40],
         "final2": [0, 16, 24, 25],  # final2: TimGM6mb's kits (other samples than FluidR3's)
-        "final3": [8, 32, 40]}  # final3: TimGM6mb's room/jazz/brush kits (no other split has them)
+        "final3": [8, 32, 40],  # final3: TimGM6mb's room/jazz/brush kits (no other split has them)
+        # final4 (round 6): FluidR3's Power 2, Room 3, Jazz 2, Standard 5 and Orchestra kits
+        "final4": [18, 11, 34, 5, 48]}
 PROGS = {
     "train": {
         "bass": [33, 34, 38, 39],
@@ -71,6 +73,22 @@ PROGS = {
         "keys": [8, 10, 12],
         "lead": [84, 87],
     },
+    # "final4" (round 6): FluidR3 again, with programs no split has used (contrabass/tuba basses,
+    # organ/strings/crystal pads, mallets and plucked keys, brass/reed leads, steel guitar).
+    "final4": {
+        "bass": [43, 58],
+        "guitar": [29, 30, 25],
+        "pad": [19, 44, 98],
+        "keys": [9, 13, 15],
+        "lead": [62, 71],
+    },
+}
+# final4's drumless songs: the style decides the "keys" part's program and pattern.
+FINAL4_DRUMLESS = {
+    "pads": ([19, 44, 98], "beat"),  # sustained pads, a soft pad voice on the beats
+    "keys": ([1, 15, 9], "8th"),  # keys/mallets in eighths
+    "plucked": ([45, 46, 24, 105, 107, 108], "8th"),  # pizzicato, harp, nylon, banjo, koto, kalimba
+    "arp": ([13, 46, 108], "16th"),  # sixteenth arpeggios
 }
 GM = {"kick": 36, "snare": 38, "clap": 39, "chh": 42, "ohh": 46, "ride": 51, "crash": 49,
       "tom": 45, "rim": 37, "shaker": 70, "phh": 44}
@@ -114,12 +132,21 @@ VALIDX_CYCLE = (["negative"] * 15 + ["techno", "house", "rock", "rock_dense", "h
                                      "dnb", "metal", "hiphop", "tempo_change", "trance"] * 2)
 VALIDX_NEGATIVES = ["loud_noise"] * 9 + ["noise_floor", "noise_floor", "sweep", "sweep", "speech",
                                          "speech"]
+# "final4" (round 6, generated before that round's changes): drumless songs of several styles,
+# music that stops (half of the endings a `hit`), negatives of every kind with more speech,
+# `bars`, half time at 160-190, dense guitars, dnb, tempo steps.
+FINAL4_CYCLE = (["drumless"] * 8 + ["bars"] * 8 + ["halftime_fast"] * 8 + ["rock_dense"] * 8
+                + ["dnb"] * 5 + ["tempo_change"] * 7 + ["house"] * 3 + ["techno"] * 3
+                + ["negative"] * 10)
+FINAL4_NEGATIVES = ["speech", "loud_noise", "noise_floor", "sweep", "speech", "loud_noise",
+                    "speech", "noise_floor", "loud_noise", "sweep"]
+FINAL4_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "plucked", "pads", "arp", "keys"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7, "final3": 8, "validx": 9}
+             "final2": 7, "final3": 8, "validx": 9, "final4": 10}
 
 
 def pool_of(split):
-    if split in ("heldout", "final", "final2", "final3"):
+    if split in ("heldout", "final", "final2", "final3", "final4"):
         return split
     return "train"
 
@@ -166,6 +193,8 @@ def drum_pattern(genre, rng, variant):
             p += [(b + 0.5, "clap", 70) for b in range(4)]
         if variant == "E":  # final3-only: 16th shaker, rim on the a of 3
             p += [(x, "shaker", 65) for x in steps(*range(16))] + [(2.75, "rim", 80)]
+        if variant == "F":  # final4-only: pedal hat on the beats, tom on the a of 4
+            p += [(b, "phh", 70) for b in range(4)] + [(3.75, "tom", 85)]
     elif genre == "techno":
         # the hats and the off-beat louder than the kick (kick quiet, hats hard)
         p += [(b, "kick", 75) for b in range(4)]
@@ -180,6 +209,8 @@ def drum_pattern(genre, rng, variant):
         if variant == "E":  # final3-only: off-beat ride, no kick on beat 4
             p = [h for h in p if not (h[1] == "kick" and h[0] == 3)]
             p += [(b + 0.5, "ride", 110) for b in range(4)]
+        if variant == "F":  # final4-only: claps on every off-beat 16th before the beat
+            p += [(x, "clap", 80) for x in steps(3, 7, 11, 15)]
     elif genre == "halftime_fast":
         # punk/metal/dnb at 160-190 felt in half time: snare on 3, kick on 1, 8th hats
         p += [(0, "kick", 120), (2, "snare", 120)]
@@ -193,6 +224,8 @@ def drum_pattern(genre, rng, variant):
             p += [(1.75, "snare", 60), (3.25, "kick", 95)] + [(x, "ride", 50) for x in steps(1, 5, 9, 13)]
         if variant == "E":  # final3-only: crash on 1, a kick on the and of 2
             p += [(0, "crash", 90), (2.5, "kick", 100)]
+        if variant == "F":  # final4-only: tom on 4, a kick on the a of 1
+            p += [(3, "tom", 100), (1.75, "kick", 95)]
     elif genre == "hiphop_sync":
         # syncopated: kicks off the beat, ghost snares, swung 16th hats
         p += [(0, "kick", 115), (0.75, "kick", 95), (1.5, "kick", 100), (2.25, "kick", 105),
@@ -229,6 +262,9 @@ def drum_pattern(genre, rng, variant):
         elif variant == "E":  # final3-only break
             br = [(0, "kick"), (2, "kick"), (4, "snare"), (8, "kick"), (10, "snare"), (12, "snare"),
                   (13, "kick")]
+        elif variant == "F":  # final4-only break
+            br = [(0, "kick"), (3, "snare"), (4, "snare"), (6, "kick"), (10, "kick"), (12, "snare"),
+                  (15, "snare")]
         else:
             br = breaks[rng.integers(len(breaks))]
         p += [(s / 4.0, v, 115 if v == "kick" else 105) for s, v in br]
@@ -269,6 +305,8 @@ def drum_pattern(genre, rng, variant):
             p += [(x, "chh", 45) for x in steps(1, 3, 5, 7, 9, 11, 13, 15)] + [(0.5, "kick", 100)]
         if variant == "E":  # final3-only: ride bell on the beats, a kick on the and of 3
             p += [(b, "ride", 75) for b in range(4)] + [(2.5, "kick", 105)]
+        if variant == "F":  # final4-only: open hat on the and of 4, a kick on the a of 2
+            p += [(3.5, "ohh", 90), (1.75, "kick", 100)]
     elif genre == "waltz":
         bar = 3
         p += [(0, "kick", 110), (1, "chh", 70), (2, "chh", 70)]
@@ -281,14 +319,14 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 selects the heldout / final /
-    final2 / final3 ranges."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 selects the heldout / final /
+    final2 / final3 / final4 ranges."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50)][kitb])
-        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700)][kitb])
+        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66)][kitb])
+        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -301,7 +339,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3, 2.0][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -313,7 +351,7 @@ def synth_voice(voice, rng, kitb):
         n = int(dur * 2.5 * SR)
         noise = rng.normal(0, 1, n)
         lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
-                           (1800, 2500)][kitb])
+                           (1800, 2500), (6000, 7000)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -405,7 +443,9 @@ def song(genre, rng, split, dur, opts=None):
         variant = "D"
     if pool == "final3" and rng.random() < 0.5:
         variant = "E"
-    xsplit = split in ("trainx", "final", "final2", "final3")
+    if pool == "final4" and rng.random() < 0.5:
+        variant = "F"
+    xsplit = split in ("trainx", "final", "final2", "final3", "final4")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
@@ -457,7 +497,7 @@ def song(genre, rng, split, dur, opts=None):
     n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
     plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
     drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
-    if split in ("final2", "final3") and genre != "drumless" and rng.random() < 0.6:
+    if split in ("final2", "final3", "final4") and genre != "drumless" and rng.random() < 0.6:
         drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
@@ -468,7 +508,7 @@ def song(genre, rng, split, dur, opts=None):
     end_bar = n_bars
     music_end = dur
     ending = None
-    endings = pool == "final3" or split == "validx"  # several endings, more stops
+    endings = pool in ("final3", "final4") or split == "validx"  # several endings, more stops
     if rng.random() < (0.6 if endings else 0.3) and not plain:
         end_bar = max(8, n_bars - int(rng.integers(2, 6)))
         music_end = float(grid[end_bar * bar])
@@ -476,6 +516,8 @@ def song(genre, rng, split, dur, opts=None):
         # (the last bar's sound decays over 1-3 s), "hit" (a last kick + crash + chord on the
         # next downbeat, which is labelled, then a 1-3 s decay)
         ending = str(rng.choice(["cut", "ring", "hit"])) if endings else "cut"
+        if pool == "final4" and rng.random() < 0.35:
+            ending = "hit"  # final4: more `hit` endings (round 5's late beats)
         if ending == "hit":
             meta["last_hit_s"] = round(music_end, 4)
     meta["ending"] = ending
@@ -504,7 +546,7 @@ def song(genre, rng, split, dur, opts=None):
     # phrase ends in a tom/snare fill and the next phrase opens with a crash and a hard kick.
     pat_b = None
     if genre == "bars":
-        pat_b, _ = drum_pattern(sub, rng, "E" if variant != "E" else "A")
+        pat_b, _ = drum_pattern(sub, rng, ("F" if pool == "final4" else "E") if variant not in ("E", "F") else "A")
         pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
             (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
 
@@ -614,8 +656,13 @@ def song(genre, rng, split, dur, opts=None):
                 midi.note(2, t, 60 / bpm_fn(bi * bar) * bar * 0.98, 60 + key % 12 + iv, 70)
     if rng.random() < 0.6 or genre == "drumless":
         parts["keys"] = int(rng.choice(progs["keys"] + progs["lead"]))
-        midi.program(3, parts["keys"])
         arp = rng.choice(["8th", "beat", "16th", "offbeat"]) if sub not in ("dnb",) else "8th"
+        if pool == "final4" and genre == "drumless":
+            style = opts.get("drumless_style", "keys")
+            parts["keys"] = int(rng.choice(FINAL4_DRUMLESS[style][0]))
+            arp = FINAL4_DRUMLESS[style][1]
+            meta["drumless_style"] = style
+        midi.program(3, parts["keys"])
         for bi in range(end_bar):
             ch = CHORDS[prog_seq[bi % 4]]
             if arp == "16th":
@@ -644,9 +691,10 @@ def song(genre, rng, split, dur, opts=None):
     synth = np.zeros(total_n)
     if hits and not use_gm_drums:
         synth = render_synth_drums(hits, total_n, rng,
-                                   kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4}.get(pool, 0))
+                                   kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
+                                         "final4": 5}.get(pool, 0))
         meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
-                         "final3": "synth-E"}.get(pool, "synth-A")
+                         "final3": "synth-E", "final4": "synth-F"}.get(pool, "synth-A")
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -679,7 +727,7 @@ def song(genre, rng, split, dur, opts=None):
     return x, beats, meta
 
 
-def negative(rng, dur, kind=None):
+def negative(rng, dur, kind=None, voices=None):
     n = int(dur * SR)
     if kind is None:
         kind = rng.choice(["silence", "noise_floor", "loud_noise", "sweep", "speech"])
@@ -703,7 +751,7 @@ def negative(rng, dur, kind=None):
                  "tempo rhythm music speaker microphone stage hello testing one two three "
                  "video model prompt scene colour night city river forest").split()
         text = " ".join(rng.choice(words, 80))
-        voice = str(rng.choice(["en", "en-us", "de", "fr", "es", "en+f3", "en+m3"]))
+        voice = str(rng.choice(voices or ["en", "en-us", "de", "fr", "es", "en+f3", "en+m3"]))
         with tempfile.TemporaryDirectory() as d:
             wp = os.path.join(d, "s.wav")
             subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.integers(130, 200))),
@@ -770,8 +818,12 @@ def make_one(args):
     elif split == "final3":
         genre = FINAL3_CYCLE[idx % len(FINAL3_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "final4":
+        genre = FINAL4_CYCLE[idx % len(FINAL4_CYCLE)]
+        dur = float(rng.uniform(30, 45))
     elif split == "validx":
-        genre = VALIDX_CYCLE[idx % len(VALIDX_CYCLE)]
+        # files 35-44 (round 6): drumless songs, to tune the decoder's gate on music without drums
+        genre = VALIDX_CYCLE[idx % len(VALIDX_CYCLE)] if idx < len(VALIDX_CYCLE) else "drumless"
         dur = float(rng.uniform(30, 45))
     elif split == "trainx":
         w = np.array(WEIGHTS_X, float)
@@ -791,11 +843,19 @@ def make_one(args):
         if split == "final3":
             neg_kind = FINAL3_NEGATIVES[sum(g == "negative" for g in FINAL3_CYCLE[:idx % len(FINAL3_CYCLE)])
                                         % len(FINAL3_NEGATIVES)]
-        x, meta = negative(rng, dur, neg_kind)
+        voices = None
+        if split == "final4":
+            neg_kind = FINAL4_NEGATIVES[sum(g == "negative" for g in FINAL4_CYCLE[:idx % len(FINAL4_CYCLE)])
+                                        % len(FINAL4_NEGATIVES)]
+            voices = ["it", "pt", "nl", "en-gb", "en+f4", "en+m1"]  # voices no other split has
+        x, meta = negative(rng, dur, neg_kind, voices)
         beats = []
     else:
-        x, beats, meta = song(genre, rng, "heldout" if split == "fixture" else split, dur,
-                              forced.get("opts") if forced else None)
+        opts = forced.get("opts") if forced else None
+        if split == "final4" and genre == "drumless":
+            opts = {"drumless_style": FINAL4_DRUMLESS_STYLES[
+                sum(g == "drumless" for g in FINAL4_CYCLE[:idx % len(FINAL4_CYCLE)]) % 8]}
+        x, beats, meta = song(genre, rng, "heldout" if split == "fixture" else split, dur, opts)
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
     if genre != "negative" or meta.get("kind") in ("speech", "loud_noise"):
@@ -839,7 +899,7 @@ def make_one(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
-                                                      "final3", "validx"])
+                                                      "final3", "validx", "final4"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)

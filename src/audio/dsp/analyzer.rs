@@ -6,7 +6,7 @@
 use crate::audio::dsp::beat::{BeatParams, BeatTracker, TrackerKind};
 use crate::audio::dsp::frontend::{FrontEnd, amp_to_db};
 use crate::audio::dsp::learned::LearnedTracker;
-use crate::audio::dsp::onset::{OnsetDetector, OnsetHop, OnsetParams, refine_onset};
+use crate::audio::dsp::onset::{OnsetDetector, OnsetHop, OnsetParams, PulseCheck, refine_onset};
 use crate::audio::features::{AudioEvent, AudioFrame, SPECTRUM_BARS};
 use crate::audio::tempo::TempoCmd;
 
@@ -138,6 +138,7 @@ pub struct Analyzer {
     frame: AudioFrame,
     /// Last onset detection function value (diagnostics).
     pub(crate) last_odf: f32,
+    pulse: PulseCheck,
 }
 
 impl Analyzer {
@@ -178,6 +179,7 @@ impl Analyzer {
             bars: [0.0; SPECTRUM_BARS],
             frame: AudioFrame::default(),
             last_odf: 0.0,
+            pulse: PulseCheck::default(),
             s,
         }
     }
@@ -263,7 +265,17 @@ impl Analyzer {
         let oh: OnsetHop = self.onset.process(self.fe.filterbank(), gain, rms_db);
         self.last_odf = oh.odf;
         let mut onset_at = None;
+        let pulse = oh.onset && self.pulse.push(now);
         if oh.onset {
+            if let BeatPath::Learned(b) = &mut self.beat {
+                b.note_onset(now);
+            }
+        }
+        let music = match &self.beat {
+            BeatPath::Learned(b) => pulse || b.music(now),
+            BeatPath::Dsp(_) => true,
+        };
+        if oh.onset && music {
             let hop = self.s.hop;
             let look = 2 * hop;
             let recent = self.fe.recent(look);

@@ -198,6 +198,39 @@ impl OnsetDetector {
     }
 }
 
+/// Tells a pulse from scattered onsets: the last [`PulseCheck::N`] onsets (the newest included)
+/// are evenly spaced (every gap within [`PulseCheck::TOL`] of their median, 0.2-1.5 s). Clicks or
+/// a kick in heavy noise make a pulse even where the learned tracker hears no beat; speech
+/// syllables and noise bursts rarely line up four in a row.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PulseCheck {
+    times: [f64; PulseCheck::N],
+    seen: usize,
+}
+
+impl PulseCheck {
+    const N: usize = 4;
+    const TOL: f64 = 0.08;
+
+    /// Records an onset at `t`; returns whether the last onsets make a pulse.
+    pub(crate) fn push(&mut self, t: f64) -> bool {
+        self.times.rotate_left(1);
+        self.times[Self::N - 1] = t;
+        self.seen += 1;
+        if self.seen < Self::N {
+            return false;
+        }
+        let mut gaps = [0.0f64; Self::N - 1];
+        for (i, g) in gaps.iter_mut().enumerate() {
+            *g = self.times[i + 1] - self.times[i];
+        }
+        let mut sorted = gaps;
+        sorted.sort_by(f64::total_cmp);
+        let med = sorted[(Self::N - 1) / 2];
+        (0.2..=1.5).contains(&med) && gaps.iter().all(|g| (g / med - 1.0).abs() <= Self::TOL)
+    }
+}
+
 /// Finds where, inside `recent` (the newest samples, oldest first), the energy jumps most:
 /// returns the offset in samples from the start of `recent` of the block that starts the
 /// attack. Blocks are `block` samples.
@@ -223,6 +256,27 @@ pub(crate) fn refine_onset(recent: &[f32], block: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pulse_is_four_evenly_spaced_onsets() {
+        let mut p = PulseCheck::default();
+        let even: Vec<bool> = [1.0, 1.5, 2.0, 2.52, 3.0]
+            .iter()
+            .map(|&t| p.push(t))
+            .collect();
+        assert_eq!(even, [false, false, false, true, true]);
+        let mut p = PulseCheck::default();
+        // Syllable-like: gaps 0.21, 0.35, 0.18, 0.3.
+        let scattered = [1.0, 1.21, 1.56, 1.74, 2.04].map(|t| p.push(t));
+        assert!(!scattered.contains(&true), "{scattered:?}");
+        // Too fast to be a beat (a roll at 20 Hz).
+        let mut p = PulseCheck::default();
+        assert!(
+            ![0.0, 0.05, 0.1, 0.15, 0.2]
+                .map(|t| p.push(t))
+                .contains(&true)
+        );
+    }
 
     #[test]
     fn refine_finds_the_attack_block() {

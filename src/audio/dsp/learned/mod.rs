@@ -133,6 +133,16 @@ impl LearnedTracker {
         self.dec.detected_bpm()
     }
 
+    /// The analyser's onset detector found an onset at stream time `t` (gated or not).
+    pub fn note_onset(&mut self, t: f64) {
+        self.dec.note_onset(t);
+    }
+
+    /// Whether the input sounds like music: the DSP onset path passes its onsets on only then.
+    pub fn music(&self, now: f64) -> bool {
+        self.dec.music(now)
+    }
+
     /// The last network output `[none, beat, downbeat]` (diagnostics).
     pub fn activation(&self) -> [f32; 3] {
         self.last
