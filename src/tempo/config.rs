@@ -15,7 +15,8 @@ pub struct TempoConfig {
     pub sources: Vec<String>,
     /// Join an Ableton Link session (builds with `--features link` only).
     pub link: bool,
-    /// Link tempo when the deck starts a session alone.
+    /// Link tempo when the deck starts a session alone, until the deck has a grid of its own
+    /// (then the lone session carries that grid, `crate::tempo::link`).
     pub link_bpm: f64,
 }
 
