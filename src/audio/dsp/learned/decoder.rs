@@ -1029,6 +1029,16 @@ mod tests {
         assert_eq!(on_kick, late.len(), "{late:?}");
     }
 
+    /// A deterministic uniform [0, 1) source (xorshift64) for the noise tests.
+    fn uniform(mut seed: u64) -> impl FnMut() -> f64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
     /// Loud noise roughly as the network sees it (validx's loud-noise files: a murmur of
     /// 0.05-0.2 and strong peaks now and then, at random times): beats never run for long and
     /// the dashboard reads "no beat" at the end. (A guard, not the whole story: these
@@ -1036,13 +1046,7 @@ mod tests {
     /// rule's effect on real noise is measured on validx, docs/performance.md.)
     #[test]
     fn random_peaks_of_noise_get_no_lasting_beat() {
-        let mut seed = 0x2545_f491_u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rnd = uniform(0x2545_f491_u64);
         let (beats, r, _) = run(40.0, |_| {
             let u = rnd();
             let a = if u < 0.03 {
@@ -1103,13 +1107,7 @@ mod tests {
     /// onset path stays quiet.
     #[test]
     fn noise_is_not_music_after_the_grace() {
-        let mut seed = 0x9e37_79b9_u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rnd = uniform(0x9e37_79b9_u64);
         let mut d = Decoder::new(0.0);
         let (mut music, mut frames) = (0, 0);
         for k in 1..4000 {
