@@ -109,6 +109,14 @@ FINAL5_DRUMLESS = {
     "plucked": ([104, 106], "8th"),  # sitar, shamisen
     "arp": ([14, 106, 17], "16th"),
 }
+# trainy's drumless songs (round 7): the same four styles with train's programs and plucked
+# programs no held-out split uses (clean guitar, tinkle bell, steel drums).
+TRAIN_DRUMLESS = {
+    "pads": ([88, 89, 90, 92, 94, 48, 49], "beat"),
+    "keys": ([0, 4, 5], "8th"),
+    "plucked": ([27, 112, 114], "8th"),
+    "arp": ([0, 4, 5, 27], "16th"),
+}
 GM = {"kick": 36, "snare": 38, "clap": 39, "chh": 42, "ohh": 46, "ride": 51, "crash": 49,
       "tom": 45, "rim": 37, "shaker": 70, "phh": 44}
 
@@ -171,7 +179,11 @@ FINAL5_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "sweep", "s
 FINAL5_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "keys", "plucked", "arp",
                           "pads", "keys"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "final5": 12}
+             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12}
+# "trainy" (round 7, extra training for downbeats and music without drums): `bars` (a pattern
+# change every 4 bars, fills, a crash on the next downbeat), drumless songs and dense guitars,
+# with train's kits and programs; songs stop with the three endings as in validx.
+TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 
 
 def pool_of(split):
@@ -476,7 +488,7 @@ def song(genre, rng, split, dur, opts=None):
         variant = "F"
     if pool == "final5" and rng.random() < 0.5:
         variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
-    xsplit = split in ("trainx", "final", "final2", "final3", "final4", "final5")
+    xsplit = split in ("trainx", "trainy", "final", "final2", "final3", "final4", "final5")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
@@ -528,7 +540,7 @@ def song(genre, rng, split, dur, opts=None):
     n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
     plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
     drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
-    if split in ("final2", "final3", "final4", "final5") and genre != "drumless" and rng.random() < 0.6:
+    if split in ("final2", "final3", "final4", "final5", "trainy") and genre != "drumless" and rng.random() < 0.6:
         drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
@@ -539,7 +551,7 @@ def song(genre, rng, split, dur, opts=None):
     end_bar = n_bars
     music_end = dur
     ending = None
-    endings = pool in ("final3", "final4", "final5") or split == "validx"  # several endings, more stops
+    endings = pool in ("final3", "final4", "final5") or split in ("validx", "trainy")  # several endings, more stops
     if rng.random() < (0.6 if endings else 0.3) and not plain:
         end_bar = max(8, n_bars - int(rng.integers(2, 6)))
         music_end = float(grid[end_bar * bar])
@@ -577,7 +589,7 @@ def song(genre, rng, split, dur, opts=None):
     # phrase ends in a tom/snare fill and the next phrase opens with a crash and a hard kick.
     pat_b = None
     if genre == "bars":
-        pat_b, _ = drum_pattern(sub, rng, ({"final4": "F", "final5": "D"}.get(pool, "E")) if variant not in ("E", "F") else "A")
+        pat_b, _ = drum_pattern(sub, rng, ({"final4": "F", "final5": "D", "final3": "E"}.get(pool, "A")) if variant not in ("E", "F") else "A")
         pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
             (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
 
@@ -688,9 +700,9 @@ def song(genre, rng, split, dur, opts=None):
     if rng.random() < 0.6 or genre == "drumless":
         parts["keys"] = int(rng.choice(progs["keys"] + progs["lead"]))
         arp = rng.choice(["8th", "beat", "16th", "offbeat"]) if sub not in ("dnb",) else "8th"
-        if pool in ("final4", "final5") and genre == "drumless":
-            style = opts.get("drumless_style", "keys")
-            table = FINAL5_DRUMLESS if pool == "final5" else FINAL4_DRUMLESS
+        if (pool in ("final4", "final5") or split == "trainy") and genre == "drumless":
+            style = opts.get("drumless_style") or str(rng.choice(list(TRAIN_DRUMLESS)))
+            table = {"final4": FINAL4_DRUMLESS, "final5": FINAL5_DRUMLESS}.get(pool, TRAIN_DRUMLESS)
             parts["keys"] = int(rng.choice(table[style][0]))
             arp = table[style][1]
             meta["drumless_style"] = style
@@ -853,6 +865,9 @@ def make_one(args):
     elif split == "final4":
         genre = FINAL4_CYCLE[idx % len(FINAL4_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "trainy":
+        genre = TRAINY_CYCLE[idx % len(TRAINY_CYCLE)]
+        dur = float(rng.uniform(30, 45))
     elif split == "final5":
         genre = FINAL5_CYCLE[idx % len(FINAL5_CYCLE)]
         dur = float(rng.uniform(30, 45))
@@ -941,7 +956,7 @@ def make_one(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
-                                                      "final3", "validx", "final4", "final5"])
+                                                      "final3", "validx", "final4", "final5", "trainy"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
