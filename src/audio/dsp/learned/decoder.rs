@@ -24,6 +24,7 @@
 //! reports the held-out and final splits separately.
 
 use super::features::FPS;
+use super::states::States;
 
 /// Shortest beat interval in frames (200 BPM at 100 fps).
 pub const I_MIN: usize = 30;
@@ -203,10 +204,11 @@ pub struct Beat {
 
 /// The forward filter plus the output oscillator.
 pub struct Decoder {
-    alpha: Vec<f32>,
-    next: Vec<f32>,
-    /// First state of each (row, interval) block.
-    start: Vec<usize>,
+    /// State probabilities, block `row * NI + ii` holding the `I_MIN + ii` positions of one
+    /// beat of bar row `row` at interval index `ii`.
+    states: States,
+    /// Mass entering each block's first position this frame.
+    incoming: Vec<f32>,
     /// Tempo transitions from each interval: (first target interval index, weights).
     trans: Vec<(usize, Vec<f32>)>,
     exit: [[f32; NI]; ROWS],
@@ -323,14 +325,12 @@ impl Knobs {
 impl Decoder {
     /// Builds the state space (allocates).
     pub fn new(label_offset_frames: f64) -> Self {
-        let mut start = Vec::with_capacity(ROWS * NI);
-        let mut n = 0;
-        for _ in 0..ROWS {
-            for ii in 0..NI {
-                start.push(n);
-                n += I_MIN + ii;
-            }
-        }
+        let lens: Vec<usize> = (0..ROWS * NI).map(|k| I_MIN + k % NI).collect();
+        let n: usize = lens.iter().sum();
+        // Prior: a state of a 3-beat bar (rows 0..3) weighs PRIOR_3 against a 4-beat one.
+        let n3: usize = lens[..3 * NI].iter().sum();
+        let z = PRIOR_3 * n3 as f32 + (n - n3) as f32;
+        let states = States::new(&lens, |k| if k < 3 * NI { PRIOR_3 / z } else { 1.0 / z });
         let trans = (0..NI)
             .map(|from| {
                 let fi = (I_MIN + from) as f64;
@@ -346,17 +346,9 @@ impl Decoder {
                 )
             })
             .collect();
-        let mut alpha = vec![1.0 / n as f32; n];
-        // Prior: a state of a 3-beat bar (rows 0..3) weighs PRIOR_3 against a 4-beat one.
-        let n3 = start[3 * NI];
-        let z = PRIOR_3 * n3 as f32 + (n - n3) as f32;
-        for (i, a) in alpha.iter_mut().enumerate() {
-            *a = if i < n3 { PRIOR_3 / z } else { 1.0 / z };
-        }
         Decoder {
-            alpha,
-            next: vec![0.0; n],
-            start,
+            states,
+            incoming: vec![0.0; ROWS * NI],
             trans,
             exit: [[0.0; NI]; ROWS],
             block_mass: vec![0.0; ROWS * NI],
@@ -405,7 +397,7 @@ impl Decoder {
 
     /// Number of hidden states.
     pub fn states(&self) -> usize {
-        self.alpha.len()
+        self.states.len()
     }
 
     /// Holds the tempo (tap, nudge, external clock) or releases it (`None`).
@@ -739,31 +731,27 @@ impl Decoder {
     fn forward(&mut self, p: [f32; 3], kick: f32) {
         // The network fires in the one frame holding the event (labels are one frame wide), so
         // only the first frame of a beat is "beat"; the second takes half (a peak one frame
-        // late), and so does the last (a peak one frame early). Beat and downbeat leak a little into each other so a confused bar position
-        // does not wipe out a right tempo. Floors keep a missed beat from being fatal.
+        // late), and so does the last (a peak one frame early). Beat and downbeat leak a little
+        // into each other so a confused bar position does not wipe out a right tempo. Floors
+        // keep a missed beat from being fatal.
         let (pn, pb, pd) = (p[0].max(OBS_FLOOR), p[1], p[2]);
         let gain = self.knobs.obs_gain * kick;
         let (leak, down_gain) = (self.knobs.leak, self.knobs.down_gain);
         let beat_obs = gain * (pb + leak * pd).max(OBS_FLOOR);
         let down_obs = gain * (down_gain * pd + leak * pb).max(OBS_FLOOR);
-        // Mass leaving the last position of every block.
+        // Mass leaving the last position of every block, and where it enters (a new beat of
+        // the next row, at this or another interval).
         for row in 0..ROWS {
             for ii in 0..NI {
-                let s = self.start[row * NI + ii];
-                self.exit[row][ii] = self.alpha[s + I_MIN + ii - 1];
+                self.exit[row][ii] = self.states.last(row * NI + ii);
             }
         }
+        self.incoming.fill(0.0);
         for row in 0..ROWS {
             let (mi, beat) = meter_of_row(row);
             let meter = METERS[mi];
             let prev = row_of(mi, (beat + meter - 1) % meter);
             let other_last = row_of(1 - mi, METERS[1 - mi] - 1);
-            for ii in 0..NI {
-                let s = self.start[row * NI + ii];
-                let len = I_MIN + ii;
-                self.next[s + 1..s + len].copy_from_slice(&self.alpha[s..s + len - 1]);
-                self.next[s] = 0.0;
-            }
             for from in 0..NI {
                 let mut src = self.exit[prev][from];
                 if beat == 0 {
@@ -773,38 +761,35 @@ impl Decoder {
                     continue;
                 }
                 let (first, w) = &self.trans[from];
-                for (k, &wk) in w.iter().enumerate() {
-                    let s = self.start[row * NI + first + k];
-                    self.next[s] += src * wk;
+                let into = &mut self.incoming[row * NI + first..row * NI + first + w.len()];
+                for (v, &wk) in into.iter_mut().zip(w) {
+                    *v += src * wk;
                 }
             }
         }
-        // Observations, block sums, normalisation.
+        // Move on and observe, block sums.
+        let frame = self.states.begin(pn);
         let mut total = 0.0f32;
         for row in 0..ROWS {
-            let (_, beat) = meter_of_row(row);
+            let (mi, beat) = meter_of_row(row);
             let o0 = if beat == 0 { down_obs } else { beat_obs };
-            let o1 = 0.5 * (o0 + pn);
+            // The next beat's peak one frame early.
+            let next_obs = if beat + 1 == METERS[mi] {
+                down_obs
+            } else {
+                beat_obs
+            };
             for ii in 0..NI {
-                let s = self.start[row * NI + ii];
-                let len = I_MIN + ii;
-                let block = &mut self.next[s..s + len];
-                block[0] *= o0;
-                block[1] *= o1;
-                let mut sum = block[0] + block[1];
-                for v in &mut block[2..len - 1] {
-                    *v *= pn;
-                    sum += *v;
-                }
-                // The next beat's peak one frame early.
-                let next_obs = if beat + 1 == METERS[meter_of_row(row).0] {
-                    down_obs
-                } else {
-                    beat_obs
-                };
-                block[len - 1] *= 0.5 * (next_obs + pn);
-                sum += block[len - 1];
-                self.block_mass[row * NI + ii] = sum;
+                let k = row * NI + ii;
+                let sum = self.states.advance(
+                    &frame,
+                    k,
+                    self.incoming[k],
+                    o0,
+                    0.5 * (o0 + pn),
+                    0.5 * (next_obs + pn),
+                );
+                self.block_mass[k] = sum;
                 total += sum;
             }
         }
@@ -817,40 +802,23 @@ impl Decoder {
             let llr = (total / null).ln();
             self.beatness += BEATNESS_RATE * (llr - self.beatness);
         }
-        let n = self.next.len() as f32;
+        let n = self.states.len() as f32;
         if !(total > 0.0 && total.is_finite()) {
-            self.next.fill(1.0 / n);
+            self.states.fill(1.0 / n);
             self.block_mass.fill(0.0);
         } else {
             let scale = (1.0 - FLOOR_MIX) / total;
-            let floor = FLOOR_MIX / n;
-            for v in &mut self.next {
-                *v = *v * scale + floor;
-            }
+            self.states.scale(scale, FLOOR_MIX / n);
             for m in &mut self.block_mass {
                 *m *= scale;
             }
         }
-        std::mem::swap(&mut self.alpha, &mut self.next);
     }
 
     /// (row, interval index, position) of the most likely state.
-    fn map_state(&self) -> (usize, usize, usize) {
-        // Best block by its best state.
-        let mut best = (0usize, 0usize, 0usize);
-        let mut best_v = -1.0f32;
-        for row in 0..ROWS {
-            for ii in 0..NI {
-                let s = self.start[row * NI + ii];
-                for (q, &v) in self.alpha[s..s + I_MIN + ii].iter().enumerate() {
-                    if v > best_v {
-                        best_v = v;
-                        best = (row, ii, q);
-                    }
-                }
-            }
-        }
-        best
+    fn map_state(&mut self) -> (usize, usize, usize) {
+        let (k, q) = self.states.argmax();
+        (k / NI, k % NI, q)
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod decoder;
 pub mod features;
 pub mod gru;
+mod states;
 
 use crate::audio::dsp::beat::BeatState;
 use crate::audio::features::{AudioEvent, TempoSource};
