@@ -31,7 +31,9 @@ KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40],
         "final2": [0, 16, 24, 25],  # final2: TimGM6mb's kits (other samples than FluidR3's)
         "final3": [8, 32, 40],  # final3: TimGM6mb's room/jazz/brush kits (no other split has them)
         # final4 (round 6): FluidR3's Power 2, Room 3, Jazz 2, Standard 5 and Orchestra kits
-        "final4": [18, 11, 34, 5, 48]}
+        "final4": [18, 11, 34, 5, 48],
+        # final5 (round 7): FluidR3's Power 3, Brush 1, Jazz 4, Room 6 and Standard 7 kits
+        "final5": [19, 41, 36, 14, 7]}
 PROGS = {
     "train": {
         "bass": [33, 34, 38, 39],
@@ -82,6 +84,16 @@ PROGS = {
         "keys": [9, 13, 15],
         "lead": [62, 71],
     },
+    # "final5" (round 7): FluidR3, programs no split has used (cello/trombone/baritone sax basses,
+    # reed organ/accordion/brass pads, tubular bells/percussive organ/harmonica keys, trumpet/
+    # soprano sax/flute/ocarina leads; the distorted guitars 29/30 are shared).
+    "final5": {
+        "bass": [42, 57, 67],
+        "guitar": [29, 30],
+        "pad": [20, 21, 61],
+        "keys": [14, 17, 22],
+        "lead": [56, 64, 73, 79],
+    },
 }
 # final4's drumless songs: the style decides the "keys" part's program and pattern.
 FINAL4_DRUMLESS = {
@@ -89,6 +101,21 @@ FINAL4_DRUMLESS = {
     "keys": ([1, 15, 9], "8th"),  # keys/mallets in eighths
     "plucked": ([45, 46, 24, 105, 107, 108], "8th"),  # pizzicato, harp, nylon, banjo, koto, kalimba
     "arp": ([13, 46, 108], "16th"),  # sixteenth arpeggios
+}
+# final5's drumless songs (round 7), the same four styles with programs no split has used.
+FINAL5_DRUMLESS = {
+    "pads": ([20, 21, 61], "beat"),
+    "keys": ([14, 17, 22], "8th"),
+    "plucked": ([104, 106], "8th"),  # sitar, shamisen
+    "arp": ([14, 106, 17], "16th"),
+}
+# trainy's drumless songs (round 7): the same four styles with train's programs and plucked
+# programs no held-out split uses (clean guitar, tinkle bell, steel drums).
+TRAIN_DRUMLESS = {
+    "pads": ([88, 89, 90, 92, 94, 48, 49], "beat"),
+    "keys": ([0, 4, 5], "8th"),
+    "plucked": ([27, 112, 114], "8th"),
+    "arp": ([0, 4, 5, 27], "16th"),
 }
 GM = {"kick": 36, "snare": 38, "clap": 39, "chh": 42, "ohh": 46, "ride": 51, "crash": 49,
       "tom": 45, "rim": 37, "shaker": 70, "phh": 44}
@@ -141,12 +168,26 @@ FINAL4_CYCLE = (["drumless"] * 8 + ["bars"] * 8 + ["halftime_fast"] * 8 + ["rock
 FINAL4_NEGATIVES = ["speech", "loud_noise", "noise_floor", "sweep", "speech", "loud_noise",
                     "speech", "noise_floor", "loud_noise", "sweep"]
 FINAL4_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "plucked", "pads", "arp", "keys"]
+# "final5" (round 7, generated before that round's changes): more drumless songs, `bars`, house
+# (round 6's weakest genre), half time at 160-190, dense guitars, techno, dnb, tempo steps,
+# negatives with speech in voices no other split has.
+FINAL5_CYCLE = (["drumless"] * 10 + ["bars"] * 8 + ["house"] * 6 + ["halftime_fast"] * 6
+                + ["rock_dense"] * 6 + ["techno"] * 4 + ["dnb"] * 4 + ["tempo_change"] * 4
+                + ["hiphop_sync"] * 2 + ["metal"] * 2 + ["negative"] * 8)
+FINAL5_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "sweep", "speech",
+                    "loud_noise", "noise_floor"]
+FINAL5_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "keys", "plucked", "arp",
+                          "pads", "keys"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7, "final3": 8, "validx": 9, "final4": 10}
+             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12}
+# "trainy" (round 7, extra training for downbeats and music without drums): `bars` (a pattern
+# change every 4 bars, fills, a crash on the next downbeat), drumless songs and dense guitars,
+# with train's kits and programs; songs stop with the three endings as in validx.
+TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 
 
 def pool_of(split):
-    if split in ("heldout", "final", "final2", "final3", "final4"):
+    if split in ("heldout", "final", "final2", "final3", "final4", "final5"):
         return split
     return "train"
 
@@ -319,14 +360,14 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 selects the heldout / final /
-    final2 / final3 / final4 ranges."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 selects the heldout /
+    final / final2 / final3 / final4 / final5 ranges."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66)][kitb])
-        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180)][kitb])
+        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78)][kitb])
+        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -339,7 +380,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -351,7 +392,7 @@ def synth_voice(voice, rng, kitb):
         n = int(dur * 2.5 * SR)
         noise = rng.normal(0, 1, n)
         lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
-                           (1800, 2500), (6000, 7000)][kitb])
+                           (1800, 2500), (6000, 7000), (11000, 13000)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -445,7 +486,9 @@ def song(genre, rng, split, dur, opts=None):
         variant = "E"
     if pool == "final4" and rng.random() < 0.5:
         variant = "F"
-    xsplit = split in ("trainx", "final", "final2", "final3", "final4")
+    if pool == "final5" and rng.random() < 0.5:
+        variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
+    xsplit = split in ("trainx", "trainy", "final", "final2", "final3", "final4", "final5")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
@@ -497,7 +540,7 @@ def song(genre, rng, split, dur, opts=None):
     n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
     plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
     drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
-    if split in ("final2", "final3", "final4") and genre != "drumless" and rng.random() < 0.6:
+    if split in ("final2", "final3", "final4", "final5", "trainy") and genre != "drumless" and rng.random() < 0.6:
         drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
@@ -508,7 +551,7 @@ def song(genre, rng, split, dur, opts=None):
     end_bar = n_bars
     music_end = dur
     ending = None
-    endings = pool in ("final3", "final4") or split == "validx"  # several endings, more stops
+    endings = pool in ("final3", "final4", "final5") or split in ("validx", "trainy")  # several endings, more stops
     if rng.random() < (0.6 if endings else 0.3) and not plain:
         end_bar = max(8, n_bars - int(rng.integers(2, 6)))
         music_end = float(grid[end_bar * bar])
@@ -516,7 +559,7 @@ def song(genre, rng, split, dur, opts=None):
         # (the last bar's sound decays over 1-3 s), "hit" (a last kick + crash + chord on the
         # next downbeat, which is labelled, then a 1-3 s decay)
         ending = str(rng.choice(["cut", "ring", "hit"])) if endings else "cut"
-        if pool == "final4" and rng.random() < 0.35:
+        if pool in ("final4", "final5") and rng.random() < 0.35:
             ending = "hit"  # final4: more `hit` endings (round 5's late beats)
         if ending == "hit":
             meta["last_hit_s"] = round(music_end, 4)
@@ -546,7 +589,7 @@ def song(genre, rng, split, dur, opts=None):
     # phrase ends in a tom/snare fill and the next phrase opens with a crash and a hard kick.
     pat_b = None
     if genre == "bars":
-        pat_b, _ = drum_pattern(sub, rng, ("F" if pool == "final4" else "E") if variant not in ("E", "F") else "A")
+        pat_b, _ = drum_pattern(sub, rng, ({"final4": "F", "final5": "D", "final3": "E"}.get(pool, "A")) if variant not in ("E", "F") else "A")
         pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
             (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
 
@@ -657,10 +700,11 @@ def song(genre, rng, split, dur, opts=None):
     if rng.random() < 0.6 or genre == "drumless":
         parts["keys"] = int(rng.choice(progs["keys"] + progs["lead"]))
         arp = rng.choice(["8th", "beat", "16th", "offbeat"]) if sub not in ("dnb",) else "8th"
-        if pool == "final4" and genre == "drumless":
-            style = opts.get("drumless_style", "keys")
-            parts["keys"] = int(rng.choice(FINAL4_DRUMLESS[style][0]))
-            arp = FINAL4_DRUMLESS[style][1]
+        if (pool in ("final4", "final5") or split == "trainy") and genre == "drumless":
+            style = opts.get("drumless_style") or str(rng.choice(list(TRAIN_DRUMLESS)))
+            table = {"final4": FINAL4_DRUMLESS, "final5": FINAL5_DRUMLESS}.get(pool, TRAIN_DRUMLESS)
+            parts["keys"] = int(rng.choice(table[style][0]))
+            arp = table[style][1]
             meta["drumless_style"] = style
         midi.program(3, parts["keys"])
         for bi in range(end_bar):
@@ -692,9 +736,9 @@ def song(genre, rng, split, dur, opts=None):
     if hits and not use_gm_drums:
         synth = render_synth_drums(hits, total_n, rng,
                                    kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
-                                         "final4": 5}.get(pool, 0))
+                                         "final4": 5, "final5": 6}.get(pool, 0))
         meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
-                         "final3": "synth-E", "final4": "synth-F"}.get(pool, "synth-A")
+                         "final3": "synth-E", "final4": "synth-F", "final5": "synth-G"}.get(pool, "synth-A")
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -821,6 +865,12 @@ def make_one(args):
     elif split == "final4":
         genre = FINAL4_CYCLE[idx % len(FINAL4_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "trainy":
+        genre = TRAINY_CYCLE[idx % len(TRAINY_CYCLE)]
+        dur = float(rng.uniform(30, 45))
+    elif split == "final5":
+        genre = FINAL5_CYCLE[idx % len(FINAL5_CYCLE)]
+        dur = float(rng.uniform(30, 45))
     elif split == "validx":
         # files 35-44 (round 6): drumless songs, to tune the decoder's gate on music without drums
         genre = VALIDX_CYCLE[idx % len(VALIDX_CYCLE)] if idx < len(VALIDX_CYCLE) else "drumless"
@@ -848,6 +898,10 @@ def make_one(args):
             neg_kind = FINAL4_NEGATIVES[sum(g == "negative" for g in FINAL4_CYCLE[:idx % len(FINAL4_CYCLE)])
                                         % len(FINAL4_NEGATIVES)]
             voices = ["it", "pt", "nl", "en-gb", "en+f4", "en+m1"]  # voices no other split has
+        if split == "final5":
+            neg_kind = FINAL5_NEGATIVES[sum(g == "negative" for g in FINAL5_CYCLE[:idx % len(FINAL5_CYCLE)])
+                                        % len(FINAL5_NEGATIVES)]
+            voices = ["sv", "pl", "cs", "en-us+m2", "en+f2", "hi"]  # voices no other split has
         x, meta = negative(rng, dur, neg_kind, voices)
         beats = []
     else:
@@ -855,6 +909,9 @@ def make_one(args):
         if split == "final4" and genre == "drumless":
             opts = {"drumless_style": FINAL4_DRUMLESS_STYLES[
                 sum(g == "drumless" for g in FINAL4_CYCLE[:idx % len(FINAL4_CYCLE)]) % 8]}
+        if split == "final5" and genre == "drumless":
+            opts = {"drumless_style": FINAL5_DRUMLESS_STYLES[
+                sum(g == "drumless" for g in FINAL5_CYCLE[:idx % len(FINAL5_CYCLE)]) % 10]}
         x, beats, meta = song(genre, rng, "heldout" if split == "fixture" else split, dur, opts)
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
@@ -899,7 +956,7 @@ def make_one(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
-                                                      "final3", "validx", "final4"])
+                                                      "final3", "validx", "final4", "final5", "trainy"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)

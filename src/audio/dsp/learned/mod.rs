@@ -7,6 +7,7 @@
 pub mod decoder;
 pub mod features;
 pub mod gru;
+mod states;
 
 use crate::audio::dsp::beat::BeatState;
 use crate::audio::features::{AudioEvent, TempoSource};
@@ -131,6 +132,14 @@ impl LearnedTracker {
     /// The tempo the music has (0 when it has no beat), regardless of tap or clock.
     pub fn detected_bpm(&self) -> f64 {
         self.dec.detected_bpm()
+    }
+
+    /// The caller will report the analyser's onsets ([`Self::note_onset`]); beats then start
+    /// only where one of them confirms a predicted beat (loud noise makes the network pulse, but
+    /// not the onset detector).
+    pub fn with_analyser_onsets(mut self) -> Self {
+        self.dec.use_analyser_onsets();
+        self
     }
 
     /// The analyser's onset detector found an onset at stream time `t` (gated or not).
