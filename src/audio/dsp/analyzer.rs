@@ -156,7 +156,7 @@ impl Analyzer {
                 // An untrained placeholder model (before training has committed weights) would
                 // be worse than the hand-written tracker.
                 Ok(t) if t.model_version().starts_with("placeholder") => dsp(),
-                Ok(t) => BeatPath::Learned(Box::new(t.with_analyser_onsets())),
+                Ok(t) => BeatPath::Learned(Box::new(t)),
                 Err(e) => {
                     tracing::warn!("{e}; using the hand-written beat tracker");
                     dsp()

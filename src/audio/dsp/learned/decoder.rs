@@ -156,14 +156,6 @@ const COAST_ONSET: f64 = 2.0;
 /// same way. The two detectors cover each other: the flux onset misses dense double-kick metal,
 /// the analyser's misses distorted guitar walls (validx: late beats 3/22 → 1/22, beats on
 /// loud noise 36 → 15; valid beat F 0.938 → 0.936, validx rock_dense 0.839 → 0.805).
-/// Round 7 (`beatgru-2x64-2026-12-07a`): that network fires on an even ~125 BPM pulse in loud
-/// stationary noise (beatness and tempo evidence as high as a drumless song's), and the flux
-/// onset's fluctuations on noise confirmed it, so beats came in short bursts. With the analyser's
-/// detector attached ([`Decoder::use_analyser_onsets`], as on the live path), only it (silent on
-/// stationary noise) confirms while no beat runs; once beats run either does (validx: beats on
-/// negatives 87 → 17; valid beat F 0.951 → 0.946, heldout 0.923 → 0.915). A window of 1.5
-/// periods won back 0.005 of beat F but let a beat through after a final `hit` (validx late
-/// beats 0/22 → 2/22; on final5 10/37 against 2/37).
 const HIT_ONSET: f64 = 1.0;
 /// A predicted beat counts as confirmed only if the input was loud (see [`Decoder::note_loud`])
 /// this recently when its window closes: music that stops dead makes the network fire on the
@@ -285,8 +277,6 @@ pub struct Decoder {
     prev_onset: f64,
     /// The analyser's last onset (its own detector, see [`Decoder::note_onset`]).
     last_dsp_onset: f64,
-    /// The analyser reports its onsets: only they confirm a beat while none runs.
-    analyser_onsets: bool,
 }
 
 /// The decoder's tunable constants in one place (while tuning on valid and validx they were read
@@ -402,7 +392,6 @@ impl Decoder {
             sound_start: f64::NEG_INFINITY,
             prev_onset: f64::NEG_INFINITY,
             last_dsp_onset: f64::NEG_INFINITY,
-            analyser_onsets: false,
         }
     }
 
@@ -431,12 +420,6 @@ impl Decoder {
     /// The analyser's onset detector fired for an onset at `t`.
     pub fn note_onset(&mut self, t: f64) {
         self.last_dsp_onset = t;
-    }
-
-    /// The caller reports the analyser's onsets through [`Decoder::note_onset`]: beats then start
-    /// only on predicted beats confirmed by one of them (see [`HIT_ONSET`]).
-    pub fn use_analyser_onsets(&mut self) {
-        self.analyser_onsets = true;
     }
 
     /// The held tempo, if any.
@@ -620,11 +603,7 @@ impl Decoder {
             }
             self.on_acc = (0.0, 0);
             let hit_bar = if self.tev >= TEV_ON { HIT_WEAK } else { HIT };
-            let since_onset = if self.active || !self.analyser_onsets {
-                (t - self.last_onset).min(t - self.last_dsp_onset)
-            } else {
-                t - self.last_dsp_onset
-            };
+            let since_onset = (t - self.last_onset).min(t - self.last_dsp_onset);
             let onset_near = since_onset < HIT_ONSET * self.period;
             if self.win_max >= hit_bar && t - self.last_loud < self.knobs.hit_loud_s && onset_near {
                 self.last_hit = t - BEAT_WINDOW;
@@ -1090,35 +1069,6 @@ mod tests {
             );
         }
         assert!(beats.last().is_some_and(|b| b.time > 39.0));
-    }
-
-    /// An even pulse in the activation with flux but no analyser onset (what loud stationary
-    /// noise gives round 7's network) starts no beat once the analyser reports onsets; the same
-    /// pulse with an analyser onset on each beat does.
-    #[test]
-    fn with_analyser_onsets_only_they_start_the_beat() {
-        let period = 60.0 / 125.0;
-        for with_onsets in [false, true] {
-            let mut d = Decoder::new(0.0);
-            d.use_analyser_onsets();
-            let mut beats = 0;
-            for k in 1..2000 {
-                let t = k as f64 / FPS;
-                let beat = t >= 0.5 && ((t - 0.5) / period).fract() < 0.5 / (period * FPS);
-                let a = if beat { 0.8 } else { 0.01 };
-                d.note_loud(t);
-                if with_onsets && beat {
-                    d.note_onset(t);
-                }
-                d.observe(t, [1.0 - a, a, 0.0], 0.0, if beat { 1.0 } else { 0.0 });
-                d.poll(t, HOP, false, &mut |_| beats += 1);
-            }
-            if with_onsets {
-                assert!(beats > 30, "{beats} beats with an onset on every beat");
-            } else {
-                assert_eq!(beats, 0, "beats without analyser onsets");
-            }
-        }
     }
 
     /// Noise (random peaks): after the first seconds the decoder says "not music", so the DSP

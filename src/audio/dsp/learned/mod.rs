@@ -134,14 +134,6 @@ impl LearnedTracker {
         self.dec.detected_bpm()
     }
 
-    /// The caller will report the analyser's onsets ([`Self::note_onset`]); beats then start
-    /// only where one of them confirms a predicted beat (loud noise makes the network pulse, but
-    /// not the onset detector).
-    pub fn with_analyser_onsets(mut self) -> Self {
-        self.dec.use_analyser_onsets();
-        self
-    }
-
     /// The analyser's onset detector found an onset at stream time `t` (gated or not).
     pub fn note_onset(&mut self, t: f64) {
         self.dec.note_onset(t);
