@@ -179,7 +179,12 @@ FINAL5_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "sweep", "s
 FINAL5_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "keys", "plucked", "arp",
                           "pads", "keys"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12}
+             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13}
+# "validk" (round 7, decoder tuning only): kick-every-beat music whose synthesised kick has its
+# fundamental at 62-85 Hz (train's synth kicks: 40-55 Hz), with train's programs -- to tune the
+# off-beat rejection's kick band, which final5's synth kit G (70-78 Hz) showed too low.
+VALIDK_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "techno", "house",
+                "halftime_fast", "dnb"]
 # "trainy" (round 7, extra training for downbeats and music without drums): `bars` (a pattern
 # change every 4 bars, fills, a crash on the next downbeat), drumless songs and dense guitars,
 # with train's kits and programs; songs stop with the three endings as in validx.
@@ -366,8 +371,8 @@ def synth_voice(voice, rng, kitb):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78)][kitb])
-        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130)][kitb])
+        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78), (62, 85)][kitb])
+        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130), (120, 260)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -380,7 +385,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -392,7 +397,7 @@ def synth_voice(voice, rng, kitb):
         n = int(dur * 2.5 * SR)
         noise = rng.normal(0, 1, n)
         lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
-                           (1800, 2500), (6000, 7000), (11000, 13000)][kitb])
+                           (1800, 2500), (6000, 7000), (11000, 13000), (5000, 8000)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -488,7 +493,7 @@ def song(genre, rng, split, dur, opts=None):
         variant = "F"
     if pool == "final5" and rng.random() < 0.5:
         variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
-    xsplit = split in ("trainx", "trainy", "final", "final2", "final3", "final4", "final5")
+    xsplit = split in ("trainx", "trainy", "validk", "final", "final2", "final3", "final4", "final5")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
@@ -736,9 +741,10 @@ def song(genre, rng, split, dur, opts=None):
     if hits and not use_gm_drums:
         synth = render_synth_drums(hits, total_n, rng,
                                    kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
-                                         "final4": 5, "final5": 6}.get(pool, 0))
+                                         "final4": 5, "final5": 6}.get(pool, 7 if split == "validk" else 0))
         meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
-                         "final3": "synth-E", "final4": "synth-F", "final5": "synth-G"}.get(pool, "synth-A")
+                         "final3": "synth-E", "final4": "synth-F", "final5": "synth-G"}.get(
+            pool, "synth-K" if split == "validk" else "synth-A")
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -865,6 +871,9 @@ def make_one(args):
     elif split == "final4":
         genre = FINAL4_CYCLE[idx % len(FINAL4_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "validk":
+        genre = VALIDK_CYCLE[idx % len(VALIDK_CYCLE)]
+        dur = float(rng.uniform(30, 45))
     elif split == "trainy":
         genre = TRAINY_CYCLE[idx % len(TRAINY_CYCLE)]
         dur = float(rng.uniform(30, 45))
@@ -909,6 +918,8 @@ def make_one(args):
         if split == "final4" and genre == "drumless":
             opts = {"drumless_style": FINAL4_DRUMLESS_STYLES[
                 sum(g == "drumless" for g in FINAL4_CYCLE[:idx % len(FINAL4_CYCLE)]) % 8]}
+        if split == "validk":
+            opts = {"gm_drums": False}  # the synthesised high kick on every file
         if split == "final5" and genre == "drumless":
             opts = {"drumless_style": FINAL5_DRUMLESS_STYLES[
                 sum(g == "drumless" for g in FINAL5_CYCLE[:idx % len(FINAL5_CYCLE)]) % 10]}
@@ -956,7 +967,7 @@ def make_one(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
-                                                      "final3", "validx", "final4", "final5", "trainy"])
+                                                      "final3", "validx", "final4", "final5", "trainy", "validk"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
