@@ -179,7 +179,10 @@ FINAL5_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "sweep", "s
 FINAL5_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "keys", "plucked", "arp",
                           "pads", "keys"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13}
+             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13, "trainn": 14}
+# "trainn" (round 7, training only): negatives -- loud noise (the round-7 candidate network pulsed
+# on it), speech in train's voices, noise floor, sweeps.
+TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
 # "validk" (round 7, decoder tuning only): kick-every-beat music whose synthesised kick has its
 # fundamental at 62-85 Hz (train's synth kicks: 40-55 Hz), with train's programs -- to tune the
 # off-beat rejection's kick band, which final5's synth kit G (70-78 Hz) showed too low.
@@ -871,6 +874,9 @@ def make_one(args):
     elif split == "final4":
         genre = FINAL4_CYCLE[idx % len(FINAL4_CYCLE)]
         dur = float(rng.uniform(30, 45))
+    elif split == "trainn":
+        genre = "negative"
+        dur = float(rng.uniform(30, 45))
     elif split == "validk":
         genre = VALIDK_CYCLE[idx % len(VALIDK_CYCLE)]
         dur = float(rng.uniform(30, 45))
@@ -899,6 +905,8 @@ def make_one(args):
                                         % len(FINAL2_NEGATIVES)]
         if split == "validx":
             neg_kind = VALIDX_NEGATIVES[idx % len(VALIDX_NEGATIVES)]
+        if split == "trainn":
+            neg_kind = TRAINN_NEGATIVES[idx % len(TRAINN_NEGATIVES)]
         if split == "final3":
             neg_kind = FINAL3_NEGATIVES[sum(g == "negative" for g in FINAL3_CYCLE[:idx % len(FINAL3_CYCLE)])
                                         % len(FINAL3_NEGATIVES)]
@@ -967,7 +975,7 @@ def make_one(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
-                                                      "final3", "validx", "final4", "final5", "trainy", "validk"])
+                                                      "final3", "validx", "final4", "final5", "trainy", "validk", "trainn"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
