@@ -8,6 +8,10 @@
 #   train.sh --steps 4400 --train-split train,trainx,trainy --down-weight 3 --select beat+down \
 #     --version beatgru-2x64-2026-12-07a --out data/models/r7/a.safetensors
 # (later flags override the defaults below; a fixed step count, so the run repeats exactly).
+# Round 7's second run, `beatgru-2x64-2026-12-07c` (better on every split but held back: with it
+# tests/cue_e2e.rs sees the demo song's bar relabelled between two cues; training/beat/README.md):
+#   train.sh --steps 4400 --train-split train,trainx,trainy,trainn --down-weight 2 --select beat \
+#     --version beatgru-2x64-2026-12-07c --out data/models/r7/c.safetensors
 set -euo pipefail
 cd "$(dirname "$0")"
 args=(--seed 1 --threads 1 --layers 2 --hidden 64 --batch 64 --train-split train,trainx --aux-weight 0.3
