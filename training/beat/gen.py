@@ -194,6 +194,17 @@ VALIDK_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "techno"
 TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 
 
+# Splits whose genres come from a fixed cycle (one pass = the split); "trainn" is all negatives.
+SPLIT_CYCLES = {"final": FINAL_CYCLE, "final2": FINAL2_CYCLE, "final3": FINAL3_CYCLE,
+                "final4": FINAL4_CYCLE, "final5": FINAL5_CYCLE, "trainy": TRAINY_CYCLE,
+                "validk": VALIDK_CYCLE, "trainn": ["negative"]}
+# The kinds of negative the cycled splits' negatives take in turn, and their speech voices.
+NEGATIVE_KINDS = {"final2": FINAL2_NEGATIVES, "final3": FINAL3_NEGATIVES,
+                  "final4": FINAL4_NEGATIVES, "final5": FINAL5_NEGATIVES}
+NEGATIVE_VOICES = {"final4": ["it", "pt", "nl", "en-gb", "en+f4", "en+m1"],  # voices no other
+                   "final5": ["sv", "pl", "cs", "en-us+m2", "en+f2", "hi"]}  # split has
+
+
 def pool_of(split):
     if split in ("heldout", "final", "final2", "final3", "final4", "final5"):
         return split
@@ -862,29 +873,9 @@ def make_one(args):
     rng = np.random.default_rng([seed, SPLIT_IDS[split], idx])
     if forced:
         genre, dur = forced["genre"], forced["dur"]
-    elif split == "final":
-        genre = FINAL_CYCLE[idx % len(FINAL_CYCLE)]
-        dur = float(rng.uniform(30, 45))
-    elif split == "final2":
-        genre = FINAL2_CYCLE[idx % len(FINAL2_CYCLE)]
-        dur = float(rng.uniform(30, 45))
-    elif split == "final3":
-        genre = FINAL3_CYCLE[idx % len(FINAL3_CYCLE)]
-        dur = float(rng.uniform(30, 45))
-    elif split == "final4":
-        genre = FINAL4_CYCLE[idx % len(FINAL4_CYCLE)]
-        dur = float(rng.uniform(30, 45))
-    elif split == "trainn":
-        genre = "negative"
-        dur = float(rng.uniform(30, 45))
-    elif split == "validk":
-        genre = VALIDK_CYCLE[idx % len(VALIDK_CYCLE)]
-        dur = float(rng.uniform(30, 45))
-    elif split == "trainy":
-        genre = TRAINY_CYCLE[idx % len(TRAINY_CYCLE)]
-        dur = float(rng.uniform(30, 45))
-    elif split == "final5":
-        genre = FINAL5_CYCLE[idx % len(FINAL5_CYCLE)]
+    elif split in SPLIT_CYCLES:
+        cycle = SPLIT_CYCLES[split]
+        genre = cycle[idx % len(cycle)]
         dur = float(rng.uniform(30, 45))
     elif split == "validx":
         # files 35-44 (round 6): drumless songs, to tune the decoder's gate on music without drums
@@ -899,26 +890,13 @@ def make_one(args):
         genre = str(rng.choice(GENRES, p=w / w.sum()))
         dur = float(rng.uniform(30, 45))
     if genre == "negative":
-        neg_kind = None
-        if split == "final2":
-            neg_kind = FINAL2_NEGATIVES[sum(g == "negative" for g in FINAL2_CYCLE[:idx % len(FINAL2_CYCLE)])
-                                        % len(FINAL2_NEGATIVES)]
-        if split == "validx":
-            neg_kind = VALIDX_NEGATIVES[idx % len(VALIDX_NEGATIVES)]
-        if split == "trainn":
-            neg_kind = TRAINN_NEGATIVES[idx % len(TRAINN_NEGATIVES)]
-        if split == "final3":
-            neg_kind = FINAL3_NEGATIVES[sum(g == "negative" for g in FINAL3_CYCLE[:idx % len(FINAL3_CYCLE)])
-                                        % len(FINAL3_NEGATIVES)]
-        voices = None
-        if split == "final4":
-            neg_kind = FINAL4_NEGATIVES[sum(g == "negative" for g in FINAL4_CYCLE[:idx % len(FINAL4_CYCLE)])
-                                        % len(FINAL4_NEGATIVES)]
-            voices = ["it", "pt", "nl", "en-gb", "en+f4", "en+m1"]  # voices no other split has
-        if split == "final5":
-            neg_kind = FINAL5_NEGATIVES[sum(g == "negative" for g in FINAL5_CYCLE[:idx % len(FINAL5_CYCLE)])
-                                        % len(FINAL5_NEGATIVES)]
-            voices = ["sv", "pl", "cs", "en-us+m2", "en+f2", "hi"]  # voices no other split has
+        neg_kind, voices = None, NEGATIVE_VOICES.get(split)
+        if split in ("validx", "trainn"):
+            kinds = {"validx": VALIDX_NEGATIVES, "trainn": TRAINN_NEGATIVES}[split]
+            neg_kind = kinds[idx % len(kinds)]
+        elif split in NEGATIVE_KINDS:  # the n-th negative of the split's cycle gets kind n
+            cycle, kinds = SPLIT_CYCLES[split], NEGATIVE_KINDS[split]
+            neg_kind = kinds[sum(g == "negative" for g in cycle[:idx % len(cycle)]) % len(kinds)]
         x, meta = negative(rng, dur, neg_kind, voices)
         beats = []
     else:
