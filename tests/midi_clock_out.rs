@@ -17,7 +17,6 @@ use common::jack::{self, Jackd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use midir::os::unix::VirtualInput;
 use scope_deck::controls::midi::clock_out::{CLOCK, START, STOP, spawn};
 use scope_deck::core::tempo::Grid;
 use scope_deck::tempo::SharedGrid;
@@ -44,16 +43,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn inner() {
     let (tx, rx) = std::sync::mpsc::channel::<Rx>();
-    let _desk = midir::MidiInput::new("desk")
-        .unwrap()
-        .create_virtual(
-            "clock-in",
-            move |stamp, bytes, _| {
-                let _ = tx.send((stamp, Instant::now(), bytes.to_vec()));
-            },
-            (),
-        )
-        .unwrap();
+    let _desk = jack::virtual_input("desk", "clock-in", move |stamp, bytes| {
+        let _ = tx.send((stamp, Instant::now(), bytes.to_vec()));
+    });
     // The grid as the engine would publish it at 120 BPM: re-anchored on every beat.
     let epoch = Instant::now();
     let shared = Arc::new(SharedGrid::new(epoch));

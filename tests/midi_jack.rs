@@ -20,7 +20,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use midir::os::unix::{VirtualInput, VirtualOutput};
 use scope_deck::audio::tempo::TempoCmd;
 use scope_deck::controls::keymap::Keymap;
 use scope_deck::controls::midi::activity::DeviceActivity;
@@ -182,10 +181,7 @@ fn binary_headless() {
     )
     .unwrap();
     std::fs::write(cfg.path().join("config.toml"), "[ui]\nkeymap = \"rig\"\n").unwrap();
-    let mut pads = midir::MidiOutput::new("ctl-bin")
-        .unwrap()
-        .create_virtual("pads")
-        .unwrap();
+    let mut pads = jack::virtual_output("ctl-bin", "pads");
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("scope-deck"))
         .args(["--headless", "--dry-run", "--config-dir"])
         .arg(cfg.path())
@@ -278,21 +274,12 @@ fn library_edge() {
         let mut errs = Vec::new();
         let km = Keymap::from_text("jack.toml", "jack", KEYMAP, &mut errs).expect("valid keymap");
         // The controller: a virtual output we play, and a virtual input that shows the lights.
-        let mut pads = midir::MidiOutput::new("ctl-test")
-            .unwrap()
-            .create_virtual("pads")
-            .unwrap();
+        // Both opened and closed under the deck's client lock (`jack::virtual_output`).
+        let mut pads = jack::virtual_output("ctl-test", "pads");
         let (fb_tx, fb_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let _lights = midir::MidiInput::new("ctl-test-lights")
-            .unwrap()
-            .create_virtual(
-                "lights",
-                move |_, bytes, _| {
-                    let _ = fb_tx.send(bytes.to_vec());
-                },
-                (),
-            )
-            .unwrap();
+        let _lights = jack::virtual_input("ctl-test-lights", "lights", move |_, bytes| {
+            let _ = fb_tx.send(bytes.to_vec());
+        });
 
         // The shipped themes, starting on another one than `default` (the theme light's).
         let mut state = AppState::new(Default::default());
@@ -437,10 +424,7 @@ fn library_edge() {
             "{:?}",
             engine.state.ui.notices
         );
-        let pads = midir::MidiOutput::new("ctl-test")
-            .unwrap()
-            .create_virtual("pads")
-            .unwrap();
+        let pads = jack::virtual_output("ctl-test", "pads");
         poll_until("controller back", || open(&handle.stats) == 1).await;
         engine
             .until("device back", |m| {
@@ -454,10 +438,7 @@ fn library_edge() {
             .await;
 
         // Hot-plug: a clock device appears after start, is found by polling and leads tempo.
-        let mut clock = midir::MidiOutput::new("ctl-test-clock")
-            .unwrap()
-            .create_virtual("clock")
-            .unwrap();
+        let mut clock = jack::virtual_output("ctl-test-clock", "clock");
         let deadline = Instant::now() + Duration::from_secs(30);
         let pulse = Duration::from_secs_f64(60.0 / 120.0 / 24.0);
         let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();

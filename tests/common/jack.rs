@@ -1,9 +1,13 @@
 //! A private jackd (dummy driver) for the MIDI tests, and the re-run of a test inside it: the
 //! test binary runs itself again with `JACK_DEFAULT_SERVER` set (setting the variable in-process
-//! would need `unsafe`).
+//! would need `unsafe`). And the tests' own virtual controller ports, opened and closed under
+//! the deck's midir client lock.
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use midir::os::unix::{VirtualInput, VirtualOutput};
+use scope_deck::controls::midi::client_lock::Guarded;
 
 /// Set in the child that runs a test's body against the private server.
 pub const INNER: &str = "SCOPE_DECK_JACK_INNER";
@@ -76,4 +80,36 @@ impl Drop for Jackd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A virtual JACK MIDI output (`client:port`) standing in for a controller. Opened and closed
+/// under the deck's client lock, like every midir client in this process: libjack deadlocks or
+/// crashes when one thread opens a client while another closes one (see
+/// `scope_deck::controls::midi::client_lock`), and the MIDI edge's threads open and close theirs
+/// while a test's own ports come and go.
+pub fn virtual_output(client: &str, port: &str) -> Guarded<midir::MidiOutputConnection> {
+    Guarded::open(|| {
+        midir::MidiOutput::new(client)
+            .map_err(|e| e.to_string())?
+            .create_virtual(port)
+            .map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|e| panic!("virtual MIDI output {client}:{port}: {e}"))
+}
+
+/// A virtual JACK MIDI input (`client:port`) calling `callback` with JACK's timestamp (µs) and
+/// the bytes of each message; opened and closed under the client lock like
+/// [`virtual_output`].
+pub fn virtual_input(
+    client: &str,
+    port: &str,
+    mut callback: impl FnMut(u64, &[u8]) + Send + 'static,
+) -> Guarded<midir::MidiInputConnection<()>> {
+    Guarded::open(|| {
+        midir::MidiInput::new(client)
+            .map_err(|e| e.to_string())?
+            .create_virtual(port, move |stamp, bytes, _| callback(stamp, bytes), ())
+            .map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|e| panic!("virtual MIDI input {client}:{port}: {e}"))
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::controls::midi::binding::device_matches;
+use crate::controls::midi::client_lock::Guarded;
 use crate::controls::midi::io::CLIENT_PREFIX;
 use crate::core::tempo::Grid;
 use crate::edge_thread::{EdgeThread, Scheduling, promote_to_realtime};
@@ -204,8 +205,11 @@ const PORT_SCAN: Duration = Duration::from_secs(1);
 
 fn run(pattern: &str, grid: &SharedGrid, beats_per_bar: u32, stop: &AtomicBool) {
     let mut clock = ClockOut::new();
-    let mut conns: Vec<(String, midir::MidiOutputConnection)> = Vec::new();
-    let mut probe: Option<midir::MidiOutput> = None;
+    // Opened and closed under the process-wide client lock (`client_lock`): the MIDI edge's
+    // port thread opens and closes clients at the same time. Taking it here can only wait while
+    // scanning or after a port vanished, never for a pulse to an open port (`send` does not lock).
+    let mut conns: Vec<(String, Guarded<midir::MidiOutputConnection>)> = Vec::new();
+    let mut probe: Option<Guarded<midir::MidiOutput>> = None;
     let mut next_scan = Instant::now();
     // The grid as last read whole (see `SharedGrid::try_read`: this thread may be real-time).
     let mut last_grid = grid.try_read().unwrap_or_default();
@@ -257,11 +261,12 @@ fn run(pattern: &str, grid: &SharedGrid, beats_per_bar: u32, stop: &AtomicBool) 
 
 fn scan(
     pattern: &str,
-    probe: &mut Option<midir::MidiOutput>,
-    conns: &mut Vec<(String, midir::MidiOutputConnection)>,
+    probe: &mut Option<Guarded<midir::MidiOutput>>,
+    conns: &mut Vec<(String, Guarded<midir::MidiOutputConnection>)>,
 ) {
     if probe.is_none() {
-        *probe = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-clock-scan")).ok();
+        *probe =
+            Guarded::open(|| midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-clock-scan"))).ok();
     }
     let Some(p) = probe.as_ref() else {
         return;
@@ -279,10 +284,13 @@ fn scan(
         {
             continue;
         }
-        let Ok(out) = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-clock")) else {
-            continue;
-        };
-        match out.connect(&port, "clock") {
+        let opened = Guarded::open(|| {
+            midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-clock"))
+                .map_err(|e| e.to_string())?
+                .connect(&port, "clock")
+                .map_err(|e| e.to_string())
+        });
+        match opened {
             Ok(c) => {
                 tracing::info!(port = %name, "MIDI clock out connected");
                 conns.push((name, c));

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controls::midi::activity::ActivityTracker;
 use crate::controls::midi::binding::{Current, device_matches};
+use crate::controls::midi::client_lock::Guarded;
 use crate::controls::midi::config::MidiConfig;
 use crate::controls::midi::feedback::{Feedback, FeedbackState};
 use crate::controls::midi::learn::{LearnCmd, LearnMsg, LearnedControl, write_binding};
@@ -459,15 +460,17 @@ fn port_thread(
     inject: Injector,
     feedback: std::sync::mpsc::Receiver<(usize, MidiMsg)>,
 ) {
-    let mut inputs: HashMap<String, midir::MidiInputConnection<()>> = HashMap::new();
-    let mut outputs: HashMap<String, midir::MidiOutputConnection> = HashMap::new();
+    // Every midir object is `Guarded`: opened and closed under the process-wide client lock
+    // (the clock-out thread opens and closes clients too; see `client_lock`).
+    let mut inputs: HashMap<String, Guarded<midir::MidiInputConnection<()>>> = HashMap::new();
+    let mut outputs: HashMap<String, Guarded<midir::MidiOutputConnection>> = HashMap::new();
     // Last message per feedback entry, resent when a port (re)appears.
     let mut last: HashMap<usize, MidiMsg> = HashMap::new();
     let mut next_poll = Instant::now();
     // One client each for listing ports, kept for the session (opening a client per poll would
     // churn the JACK graph / ALSA sequencer every half second).
-    let mut probe_in: Option<midir::MidiInput> = None;
-    let mut probe_out: Option<midir::MidiOutput> = None;
+    let mut probe_in: Option<Guarded<midir::MidiInput>> = None;
+    let mut probe_out: Option<Guarded<midir::MidiOutput>> = None;
     let mut ports_ok = true;
     let want_in = |name: &str| {
         !name.contains(CLIENT_PREFIX)
@@ -485,7 +488,7 @@ fn port_thread(
         if ports_ok && Instant::now() >= next_poll {
             next_poll = Instant::now() + PORT_POLL;
             if probe_in.is_none() {
-                match midir::MidiInput::new(&format!("{CLIENT_PREFIX}-scan")) {
+                match Guarded::open(|| midir::MidiInput::new(&format!("{CLIENT_PREFIX}-scan"))) {
                     Ok(p) => probe_in = Some(p),
                     Err(e) => {
                         tracing::error!("MIDI unavailable: {e}; MIDI is off for this session");
@@ -505,7 +508,10 @@ fn port_thread(
             }
             if ports_ok && !cfg.feedback.is_empty() {
                 if probe_out.is_none() {
-                    probe_out = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-scan-out")).ok();
+                    probe_out = Guarded::open(|| {
+                        midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-scan-out"))
+                    })
+                    .ok();
                 }
                 let fresh = match &probe_out {
                     Some(probe) => scan_outputs(probe, &mut outputs, &want_out),
@@ -599,7 +605,7 @@ pub(crate) fn backend_unavailable() -> Option<String> {
 
 fn scan_inputs(
     probe: &midir::MidiInput,
-    conns: &mut HashMap<String, midir::MidiInputConnection<()>>,
+    conns: &mut HashMap<String, Guarded<midir::MidiInputConnection<()>>>,
     want: &dyn Fn(&str) -> bool,
     inject: &Injector,
 ) -> Result<(), String> {
@@ -620,27 +626,38 @@ fn scan_inputs(
         if conns.contains_key(&name) || !want(&name) {
             continue;
         }
-        let mut input =
-            midir::MidiInput::new(&format!("{CLIENT_PREFIX}-in")).map_err(|e| e.to_string())?;
-        input.ignore(midir::Ignore::None);
         let label: Arc<str> = Arc::from(name.as_str());
         let inj = inject.clone();
         let mut parser = MidiParser::new();
-        match input.connect(
-            &port,
-            "in",
-            move |_stamp, bytes, _| {
-                parser.feed(bytes, |m| {
-                    inj.send(&label, m);
-                })
-            },
-            (),
-        ) {
+        let mut backend_failed = false;
+        // The callback runs on the backend's thread: it parses and `try_send`s, nothing else
+        // (never the client lock, never a blocking call).
+        let opened = Guarded::open(|| {
+            let mut input = midir::MidiInput::new(&format!("{CLIENT_PREFIX}-in")).map_err(|e| {
+                backend_failed = true;
+                e.to_string()
+            })?;
+            input.ignore(midir::Ignore::None);
+            input
+                .connect(
+                    &port,
+                    "in",
+                    move |_stamp, bytes, _| {
+                        parser.feed(bytes, |m| {
+                            inj.send(&label, m);
+                        })
+                    },
+                    (),
+                )
+                .map_err(|e| e.to_string())
+        });
+        match opened {
             Ok(c) => {
                 tracing::info!(port = %name, "MIDI input connected");
                 inject.port(&Arc::from(name.as_str()), true);
                 conns.insert(name, c);
             }
+            Err(e) if backend_failed => return Err(e),
             Err(e) => tracing::warn!(port = %name, "cannot open MIDI input: {e}"),
         }
     }
@@ -649,7 +666,7 @@ fn scan_inputs(
 
 fn scan_outputs(
     probe: &midir::MidiOutput,
-    conns: &mut HashMap<String, midir::MidiOutputConnection>,
+    conns: &mut HashMap<String, Guarded<midir::MidiOutputConnection>>,
     want: &dyn Fn(&str) -> bool,
 ) -> Vec<String> {
     let names: Vec<(String, midir::MidiOutputPort)> = probe
@@ -663,10 +680,13 @@ fn scan_outputs(
         if conns.contains_key(&name) || !want(&name) {
             continue;
         }
-        let Ok(out) = midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-out")) else {
-            continue;
-        };
-        match out.connect(&port, "feedback") {
+        let opened = Guarded::open(|| {
+            midir::MidiOutput::new(&format!("{CLIENT_PREFIX}-out"))
+                .map_err(|e| e.to_string())?
+                .connect(&port, "feedback")
+                .map_err(|e| e.to_string())
+        });
+        match opened {
             Ok(c) => {
                 tracing::info!(port = %name, "MIDI output connected");
                 conns.insert(name.clone(), c);

@@ -2,6 +2,7 @@
 //! midir edge that connects them to real ports.
 
 pub use scope_deck_core::midi::{activity, binding, learn_step, parse};
+pub mod client_lock;
 pub(crate) mod clock;
 pub mod clock_out;
 pub(crate) mod config;
