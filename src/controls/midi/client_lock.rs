@@ -1,32 +1,39 @@
 //! One process-wide lock around every midir client open and close.
 //!
-//! Why: libjack (jack2) is not safe when one thread of a process opens a JACK client while
-//! another closes one. A `midi_jack` run under load deadlocked that way: the edge's port thread,
-//! dropping a `MidiInputConnection` after the edge was cancelled, sat in `jack_client_close` →
-//! `pthread_mutex_lock` inside libjack, while the test thread sat in `MidiOutput::new` →
-//! `jack_client_open` → `pthread_mutex_lock` on another libjack mutex; on CI the same race
-//! crashed the process (SIGSEGV). rust-jack serialises its own client opens and closes with a
-//! process-wide mutex for this reason; midir's JACK backend does not, and in the deck two threads
-//! own midir clients (the MIDI edge's port thread and the clock-out thread), so a controller
-//! unplugged while the clock output rescans hits the same race on stage.
+//! Why: midir's JACK backend does nothing to keep one thread's client open from overlapping
+//! another thread's client close (rust-jack guards both with its `CREATE_OR_DESTROY_CLIENT_MUTEX`
+//! for that reason), and libjack (jack2) itself serialises only `jack_client_open` and
+//! `jack_client_close`, not the activation, port registration and connection that follow an
+//! open or the port unregistration and deactivation that precede a close. A `midi_jack` run under
+//! load hung with the MIDI edge's port thread in `jack_client_close` (dropping a
+//! `MidiInputConnection` after the edge was cancelled) and the test thread in `MidiOutput::new`
+//! → `jack_client_open`, each in `pthread_mutex_lock` inside libjack. In the deck two threads own
+//! midir clients (the port thread and the clock-out thread), so a controller unplugged while the
+//! clock output rescans does the same. With this lock no two of the process's own client
+//! lifetimes change at once.
 //!
 //! The rule: every midir client is created under [`lock`] ([`Guarded::open`]) and held in a
 //! [`Guarded`], whose drop closes it under the lock. That covers probes, connections, virtual
 //! ports and the `MidiInput`/`MidiOutput` a failed `connect` hands back inside its error (it is
 //! dropped inside [`Guarded::open`], still under the lock). ALSA does not need it but is
-//! serialised too: the deck cannot tell at compile time which backend a midir build uses, and a
-//! few client opens per hot-plug cost nothing.
+//! serialised too: a few client opens per hot-plug cost nothing.
 //!
 //! The lock is only ever taken by a thread that opens or closes a client — never in a JACK or
 //! ALSA callback (the input callbacks only parse and `try_send`), and never held across a sleep
 //! or a channel wait. Sending on an open connection does not take it.
 //!
-//! Not covered (midir 0.11's JACK backend, not patched here): a connection's drop unregisters
-//! its port (`handler_data.port.take()` + `jack_port_unregister`) *before* `jack_deactivate`,
-//! racing the client's own process callback; and a `connect` that fails after activating the
-//! client frees the callback's data while the client is still active until the returned
-//! `MidiInput` is dropped. Serialising client lifetimes does not fix either; both are short
-//! windows inside one client's own close.
+//! Not fixed by it (midir 0.11's JACK backend, not patched here): a connection's drop unregisters
+//! its port (`handler_data.port.take()` + `jack_port_unregister`) *before* `jack_deactivate`.
+//! While the client is still active, libjack's notification thread for that client may be
+//! walking the client's port list (`JackClient::HandleLatencyCallback`, run on every graph
+//! change) as `jack_port_unregister` removes the entry from it: a core dump of a `midi_jack` run
+//! that crashed (SIGSEGV) with this lock in place shows the port thread in that
+//! `jack_port_unregister` (dropping an input connection at shutdown) and a libjack thread dying
+//! in a walk over a list inside its client object, the shape of that loop (Debian's libjack has
+//! no symbols, so the name is inferred from jack2's source). A lock of ours cannot reach a libjack
+//! thread; deactivating before unregistering (midir's job) would. Likewise a `connect` that fails
+//! after activating the client frees the callback's data while the client stays active until the
+//! returned `MidiInput` is dropped.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};
