@@ -150,7 +150,10 @@ fn inner() {
     // The edge's port thread closes its JACK clients shortly after the router ends; start the
     // binary only once they are gone. Without this wait about one run in five failed with the
     // binary's input connected (its `midi_activity` event said so) but never receiving: jackd
-    // logged that client as "not finished, state = Triggered" in every cycle.
+    // logged that client as "not finished, state = Triggered" in every cycle. Still needed with
+    // the midir client lock (2026-12-07: without the wait, run 3 of 8 failed with "the binary
+    // never reacted to MIDI"); the lock serialises this process's clients, not jackd's scheduling
+    // of another process's.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = Command::new("jack_lsp").output().expect("jack_lsp");
