@@ -17,6 +17,8 @@ pub struct Jackd {
     child: Child,
     /// The server name (`-n`).
     pub name: String,
+    /// jackd's stdout and stderr, quoted when it does not start.
+    log: tempfile::NamedTempFile,
 }
 
 impl Jackd {
@@ -27,14 +29,16 @@ impl Jackd {
     /// clock thread is.
     pub fn start(prefix: &str, period: u32) -> Jackd {
         let name = format!("{prefix}-{}", std::process::id());
+        let log = tempfile::NamedTempFile::new().expect("a temporary file for jackd's log");
+        let out = log.reopen().expect("jackd's log");
         let child = Command::new("jackd")
             .args(["-n", &name, "-d", "dummy", "-r", "48000", "-p"])
             .arg(period.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(out.try_clone().expect("jackd's log"))
+            .stderr(out)
             .spawn()
             .expect("jackd (Debian package jackd2) must be installed");
-        let jackd = Jackd { child, name };
+        let mut jackd = Jackd { child, name, log };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !Command::new("jack_lsp")
             .env("JACK_DEFAULT_SERVER", &jackd.name)
@@ -44,10 +48,25 @@ impl Jackd {
             .status()
             .is_ok_and(|s| s.success())
         {
-            assert!(Instant::now() < deadline, "jackd did not start");
+            // "Too many servers already active": JACK's registry (/dev/shm/jack-shm-registry)
+            // holds 8 servers and keeps those that died without unregistering, e.g. the server
+            // of a test whose process crashed; it frees a slot only for a server of the same name.
+            if let Ok(Some(status)) = jackd.child.try_wait() {
+                panic!("jackd exited at start ({status}):\n{}", jackd.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jackd did not start:\n{}",
+                jackd.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         jackd
+    }
+
+    /// What jackd printed so far.
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_else(|e| format!("(no log: {e})"))
     }
 
     /// Runs this test binary's test `exact` again, inside this server, with [`INNER`] set.
