@@ -1,7 +1,9 @@
 //! The MIDI edge: midir ports in and out, and the async router task.
 //!
 //! * A port thread owns every midir connection. It polls the port lists (hot-plug: new matching
-//!   ports are opened, vanished ones dropped) and sends feedback bytes.
+//!   ports are opened, vanished ones dropped) and sends feedback bytes. Every client is opened
+//!   and closed under [`client_lock`](crate::controls::midi::client_lock), which the clock-out
+//!   thread shares.
 //! * Each input callback parses bytes with its own [`MidiParser`] and `try_send`s the messages
 //!   into one of two bounded channels: discrete messages (notes, programs, clock) and continuous
 //!   ones (CC, pitch bend). The callback never blocks; a full channel drops the message and
