@@ -102,8 +102,8 @@ impl Drop for Jackd {
 }
 
 /// A virtual JACK MIDI output (`client:port`) standing in for a controller. Opened and closed
-/// under the deck's client lock, like every midir client in this process: libjack deadlocks or
-/// crashes when one thread opens a client while another closes one (see
+/// under the deck's client lock, like every midir client in this process: libjack can deadlock
+/// when one thread opens a client while another closes one (see
 /// `scope_deck::controls::midi::client_lock`), and the MIDI edge's threads open and close theirs
 /// while a test's own ports come and go.
 pub fn virtual_output(client: &str, port: &str) -> Guarded<midir::MidiOutputConnection> {

@@ -22,18 +22,18 @@
 //! ALSA callback (the input callbacks only parse and `try_send`), and never held across a sleep
 //! or a channel wait. Sending on an open connection does not take it.
 //!
-//! Not fixed by it (midir 0.11's JACK backend, not patched here): a connection's drop unregisters
-//! its port (`handler_data.port.take()` + `jack_port_unregister`) *before* `jack_deactivate`.
-//! While the client is still active, libjack's notification thread for that client may be
-//! walking the client's port list (`JackClient::HandleLatencyCallback`, run on every graph
-//! change) as `jack_port_unregister` removes the entry from it: a core dump of a `midi_jack` run
-//! that crashed (SIGSEGV) with this lock in place shows the port thread in that
-//! `jack_port_unregister` (dropping an input connection at shutdown) and a libjack thread dying
-//! in a walk over a list inside its client object, the shape of that loop (Debian's libjack has
-//! no symbols, so the name is inferred from jack2's source). A lock of ours cannot reach a libjack
-//! thread; deactivating before unregistering (midir's job) would. Likewise a `connect` that fails
-//! after activating the client frees the callback's data while the client stays active until the
-//! returned `MidiInput` is dropped.
+//! Not fixed by it, and fixed instead in our patched copy of midir (`vendor/midir`, see its
+//! `SCOPE-DECK-PATCH.md`): midir 0.11.1's JACK backend drops a connection by unregistering its
+//! port (`handler_data.port.take()` + `jack_port_unregister`) *before* `jack_deactivate`. While
+//! the client is still active, libjack's notification thread for that client may be walking the
+//! client's port list (`JackClient::HandleLatencyCallback`, run on every graph change) as
+//! `jack_port_unregister` removes the entry from it: a core dump of a `midi_jack` run that crashed
+//! (SIGSEGV) with this lock in place showed the port thread in that `jack_port_unregister`
+//! (dropping an input connection at shutdown) and a libjack thread dying in a walk over a list
+//! inside its client object (Debian's libjack has no symbols, so the name is inferred from jack2's
+//! source). A lock of ours cannot reach a libjack thread; the patch deactivates before
+//! unregistering, and deactivates a client whose `connect` fails before midir frees the process
+//! callback's data. The lock stays: it is what stopped the open/close deadlock above.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -132,6 +132,9 @@ impl MidiInput {
         {
             Ok(p) => p,
             Err(()) => {
+                // scope-deck patch: the client was activated with a process callback pointing at
+                // `handler_data`, which is freed on this return; deactivate first.
+                self.client.as_mut().unwrap().deactivate(); // scope-deck patch
                 return Err(ConnectError::other("could not register JACK port", self));
             }
         };
@@ -144,6 +147,8 @@ impl MidiInput {
             .connect(&port.name, dest_port.get_name())
             .is_err()
         {
+            // scope-deck patch: as above, `handler_data` is freed on this return; deactivate first.
+            self.client.as_mut().unwrap().deactivate(); // scope-deck patch
             return Err(ConnectError::new(ConnectErrorKind::InvalidPort, self));
         }
 
@@ -175,6 +180,9 @@ impl MidiInput {
         {
             Ok(p) => p,
             Err(()) => {
+                // scope-deck patch: the client was activated with a process callback pointing at
+                // `handler_data`, which is freed on this return; deactivate first.
+                self.client.as_mut().unwrap().deactivate(); // scope-deck patch
                 return Err(ConnectError::other("could not register JACK port", self));
             }
         };
@@ -202,9 +210,15 @@ impl<T> MidiInputConnection<T> {
     }
 
     fn close_internal(&mut self) {
-        let port = self.handler_data.port.take().unwrap();
-        self.client.as_mut().unwrap().unregister_midi_port(port);
-        self.client.as_mut().unwrap().deactivate();
+        // scope-deck patch: deactivate BEFORE unregistering the port (upstream unregisters first).
+        // While the client is active, libjack's own threads (the process callback, which reads
+        // `handler_data.port`, and the notification thread's latency callback, which walks the
+        // client's port list) may run while the port is removed: SIGSEGV in that thread. After
+        // `jack_deactivate` returns neither runs for this client, so the port (and
+        // `handler_data.port`) can change safely.
+        self.client.as_mut().unwrap().deactivate(); // scope-deck patch: moved up from last
+        let port = self.handler_data.port.take().unwrap(); // scope-deck patch: now after deactivate
+        self.client.as_mut().unwrap().unregister_midi_port(port); // scope-deck patch: now after deactivate
     }
 }
 
@@ -352,6 +366,9 @@ impl MidiOutput {
         {
             Ok(p) => p,
             Err(()) => {
+                // scope-deck patch: the client was activated with a process callback pointing at
+                // `handler_data`, which is freed on this return; deactivate first.
+                self.client.as_mut().unwrap().deactivate(); // scope-deck patch
                 return Err(ConnectError::other("could not register JACK port", self));
             }
         };
@@ -364,6 +381,8 @@ impl MidiOutput {
             .connect(source_port.get_name(), &port.name)
             .is_err()
         {
+            // scope-deck patch: as above, `handler_data` is freed on this return; deactivate first.
+            self.client.as_mut().unwrap().deactivate(); // scope-deck patch
             return Err(ConnectError::new(ConnectErrorKind::InvalidPort, self));
         }
 
@@ -390,6 +409,9 @@ impl MidiOutput {
         {
             Ok(p) => p,
             Err(()) => {
+                // scope-deck patch: the client was activated with a process callback pointing at
+                // `handler_data`, which is freed on this return; deactivate first.
+                self.client.as_mut().unwrap().deactivate(); // scope-deck patch
                 return Err(ConnectError::other("could not register JACK port", self));
             }
         };
@@ -436,9 +458,15 @@ impl MidiOutputConnection {
     }
 
     fn close_internal(&mut self) {
-        let port = self.handler_data.port.take().unwrap();
-        self.client.as_mut().unwrap().unregister_midi_port(port);
-        self.client.as_mut().unwrap().deactivate();
+        // scope-deck patch: deactivate BEFORE unregistering the port (upstream unregisters first).
+        // While the client is active, libjack's own threads (the process callback, which reads
+        // `handler_data.port`, and the notification thread's latency callback, which walks the
+        // client's port list) may run while the port is removed: SIGSEGV in that thread. After
+        // `jack_deactivate` returns neither runs for this client, so the port (and
+        // `handler_data.port`) can change safely.
+        self.client.as_mut().unwrap().deactivate(); // scope-deck patch: moved up from last
+        let port = self.handler_data.port.take().unwrap(); // scope-deck patch: now after deactivate
+        self.client.as_mut().unwrap().unregister_midi_port(port); // scope-deck patch: now after deactivate
     }
 }
 
