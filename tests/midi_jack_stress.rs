@@ -1,10 +1,12 @@
 //! Four threads connect and close midir JACK clients at once, as the deck's port thread and
-//! clock-out thread do on every hot-plug and at shutdown, while a controller port and a sink port
-//! stay open. Every client is opened and closed under the deck's client lock
-//! (`scope_deck::controls::midi::client_lock`), so this checks what the lock cannot: a connection
-//! whose drop unregistered its port while its client was still active crashed libjack's own
-//! thread (SIGSEGV; fixed by the patch in `vendor/midir`, see `vendor/midir/SCOPE-DECK-PATCH.md`).
-//! A crash kills the inner process and fails the outer test; a deadlock fails the deadline.
+//! clock-out thread do on every hot-plug and at shutdown, each keeping its last few connections
+//! open, while a controller port and a sink port stay open. Every client is opened and closed
+//! under the deck's client lock (`scope_deck::controls::midi::client_lock`), so this checks what
+//! the lock cannot: upstream midir 0.11.1 drops a connection by unregistering its port while its
+//! client is still active, and libjack's own thread for that client crashed (SIGSEGV) walking the
+//! client's ports; `vendor/midir` deactivates first (see `vendor/midir/SCOPE-DECK-PATCH.md`; the
+//! loop figures with and without the patch are in docs/performance.md). A crash kills the inner
+//! process and fails the outer test; a deadlock fails the deadline.
 //!
 //! Run with `cargo test --features jack --test midi_jack_stress`.
 
@@ -15,6 +17,7 @@ mod common;
 
 use common::jack::{self, Jackd};
 
+use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,9 @@ use scope_deck::controls::midi::client_lock::Guarded;
 
 /// Connect-and-close rounds per thread.
 const ROUNDS: usize = 40;
+/// Connections each thread keeps open (it closes its oldest on each new one): more active
+/// clients, each notified of every graph change, so a close often meets a notification in flight.
+const HELD: usize = 3;
 /// All rounds of all threads must be done by then (a few seconds when nothing is stuck).
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -39,6 +45,8 @@ fn connection_churn_from_four_threads() {
 
 /// What a churn thread reports after each round, or why it stopped.
 type Round = Result<(), String>;
+/// A connection held by a churn thread.
+type Held<T> = Result<Guarded<T>, String>;
 
 fn inner() {
     // The ports the churn connects to, open for the whole run.
@@ -48,20 +56,40 @@ fn inner() {
     for t in 0..2 {
         let input_tx = tx.clone();
         std::thread::spawn(move || {
+            let mut held = VecDeque::new();
             for _ in 0..ROUNDS {
-                let _ = input_tx.send(connect_input(&format!("stress-in{t}")));
+                let round = connect_input(&format!("stress-in{t}")).map(|conn| {
+                    held.push_back(conn);
+                    if held.len() > HELD {
+                        held.pop_front();
+                    }
+                });
+                let _ = input_tx.send(round);
             }
+            // Closing what is still held counts as one more round.
+            held.clear();
+            let _ = input_tx.send(Ok(()));
         });
         let output_tx = tx.clone();
         std::thread::spawn(move || {
+            let mut held = VecDeque::new();
             for _ in 0..ROUNDS {
-                let _ = output_tx.send(connect_output(&format!("stress-out{t}")));
+                let round = connect_output(&format!("stress-out{t}")).map(|conn| {
+                    held.push_back(conn);
+                    if held.len() > HELD {
+                        held.pop_front();
+                    }
+                });
+                let _ = output_tx.send(round);
             }
+            // Closing what is still held counts as one more round.
+            held.clear();
+            let _ = output_tx.send(Ok(()));
         });
     }
     drop(tx);
     let started = Instant::now();
-    let expected = 4 * ROUNDS;
+    let expected = 4 * (ROUNDS + 1);
     for done in 0..expected {
         let left = DEADLINE.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
@@ -76,9 +104,9 @@ fn inner() {
     );
 }
 
-/// Opens an input client, connects it to the controller port, closes it (all under the lock).
-fn connect_input(client: &str) -> Round {
-    let conn = Guarded::open(|| {
+/// Opens an input client and connects it to the controller port (under the lock).
+fn connect_input(client: &str) -> Held<midir::MidiInputConnection<()>> {
+    Guarded::open(|| {
         let input = midir::MidiInput::new(client).map_err(|e| e.to_string())?;
         let port = input
             .ports()
@@ -88,13 +116,11 @@ fn connect_input(client: &str) -> Round {
         input
             .connect(&port, "in", |_, _, _| {}, ())
             .map_err(|e| e.to_string())
-    })?;
-    drop(conn);
-    Ok(())
+    })
 }
 
-/// Opens an output client, connects it to the sink port, sends a note, closes it.
-fn connect_output(client: &str) -> Round {
+/// Opens an output client, connects it to the sink port (under the lock), sends a note.
+fn connect_output(client: &str) -> Held<midir::MidiOutputConnection> {
     let mut conn = Guarded::open(|| {
         let output = midir::MidiOutput::new(client).map_err(|e| e.to_string())?;
         let port = output
@@ -105,6 +131,5 @@ fn connect_output(client: &str) -> Round {
         output.connect(&port, "out").map_err(|e| e.to_string())
     })?;
     conn.send(&[0x90, 60, 100]).map_err(|e| e.to_string())?;
-    drop(conn);
-    Ok(())
+    Ok(conn)
 }
