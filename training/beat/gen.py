@@ -35,7 +35,11 @@ KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40],
         # final5 (round 7): FluidR3's Power 3, Brush 1, Jazz 4, Room 6 and Standard 7 kits
         "final5": [19, 41, 36, 14, 7],
         # final6 (round 8): FluidR3's Power 1, Brush 2, Jazz 3, Room 4 and Standard 2 kits
-        "final6": [17, 42, 35, 12, 2]}
+        "final6": [17, 42, 35, 12, 2],
+        # trainz (round 8, training only): the FluidR3 kits no other split uses -- Standard 1, 3,
+        # 4 and 6, Room 1, 2, 5 and 7, Jazz 1 (round 7 and 8's untouched splits put house and
+        # techno on the off-beat with kits whose kick is softer than train's four kits')
+        "trainz": [1, 3, 4, 6, 9, 10, 13, 15, 33]}
 PROGS = {
     "train": {
         "bass": [33, 34, 38, 39],
@@ -205,9 +209,14 @@ FINAL6_CYCLE = (["house"] * 8 + ["techno"] * 8 + ["hiphop_sync"] * 6 + ["bars"] 
                 + ["rock_dense"] * 4 + ["dnb"] * 2 + ["tempo_change"] * 2 + ["negative"] * 5)
 FINAL6_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "speech"]
 FINAL6_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "keys", "plucked"]
+# "trainz" (round 8, extra training): kick-every-beat music and the other drum genres with the
+# kits above, the kick softened (0.35-1x velocity) under off-beat hats and bass, synth kit Z
+# (kick fundamentals 40-90 Hz); train's programs.
+TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_sync", "metal",
+                "techno", "house", "rock_dense", "dnb", "halftime_fast", "bars", "hiphop"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
              "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13, "trainn": 14,
-             "final6": 15}
+             "final6": 15, "trainz": 16}
 # "trainn" (round 7, training only): negatives -- loud noise (the round-7 candidate network pulsed
 # on it), speech in train's voices, noise floor, sweeps.
 TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
@@ -225,7 +234,7 @@ TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 # Splits whose genres come from a fixed cycle (one pass = the split); "trainn" is all negatives.
 SPLIT_CYCLES = {"final": FINAL_CYCLE, "final2": FINAL2_CYCLE, "final3": FINAL3_CYCLE,
                 "final4": FINAL4_CYCLE, "final5": FINAL5_CYCLE, "final6": FINAL6_CYCLE,
-                "trainy": TRAINY_CYCLE,
+                "trainy": TRAINY_CYCLE, "trainz": TRAINZ_CYCLE,
                 "validk": VALIDK_CYCLE, "trainn": ["negative"]}
 # The kinds of negative the cycled splits' negatives take in turn, and their speech voices.
 NEGATIVE_KINDS = {"final2": FINAL2_NEGATIVES, "final3": FINAL3_NEGATIVES,
@@ -410,14 +419,16 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 selects the heldout /
-    final / final2 / final3 / final4 / final5 / validk / final6 ranges."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 selects the heldout /
+    final / final2 / final3 / final4 / final5 / validk / final6 / trainz ranges."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78), (62, 85), (54, 64)][kitb])
-        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130), (120, 260), (180, 240)][kitb])
+        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78), (62, 85), (54, 64),
+                               (40, 90)][kitb])
+        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130), (120, 260), (180, 240),
+                               (100, 400)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -430,7 +441,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -443,7 +454,7 @@ def synth_voice(voice, rng, kitb):
         noise = rng.normal(0, 1, n)
         lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
                            (1800, 2500), (6000, 7000), (11000, 13000), (5000, 8000),
-                           (7000, 9500)][kitb])
+                           (7000, 9500), (2000, 12000)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -539,7 +550,7 @@ def song(genre, rng, split, dur, opts=None):
         variant = "F"
     if pool in ("final5", "final6") and rng.random() < 0.5:
         variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
-    xsplit = split in ("trainx", "trainy", "validk", "final", "final2", "final3", "final4", "final5",
+    xsplit = split in ("trainx", "trainy", "trainz", "validk", "final", "final2", "final3", "final4", "final5",
                        "final6")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
@@ -669,12 +680,16 @@ def song(genre, rng, split, dur, opts=None):
         hits += [(music_end, "kick", 125), (music_end, "crash", 120), (music_end, "snare", 100)]
     if phase0:
         hits = [h for h in hits if h[0] >= 0]
+    if split == "trainz":  # a softer kick than the rest of the kit
+        soft = float(rng.uniform(0.35, 1.0))
+        hits = [(t, v, vel * soft if v == "kick" else vel) for t, v, vel in hits]
     drums_start = min([h[0] for h in hits], default=None)
     meta["drums_start_s"] = round(drums_start, 4) if drums_start is not None else None
 
     midi = Midi()
-    use_gm_drums = (rng.random() < 0.5 and hits) if "gm_drums" not in opts else opts["gm_drums"]
-    kit = int(rng.choice(KITS[pool])) if use_gm_drums else None
+    use_gm_drums = ((rng.random() < (0.7 if split == "trainz" else 0.5) and hits)
+                    if "gm_drums" not in opts else opts["gm_drums"])
+    kit = int(rng.choice(KITS[split if split == "trainz" else pool])) if use_gm_drums else None
     if use_gm_drums:
         for t, v, vel in hits:
             midi.note(9, t, 0.1, GM[v], vel)
@@ -790,11 +805,11 @@ def song(genre, rng, split, dur, opts=None):
         synth = render_synth_drums(hits, total_n, rng,
                                    kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
                                          "final4": 5, "final5": 6, "final6": 8}.get(
-                                             pool, 7 if split == "validk" else 0))
+                                             pool, {"validk": 7, "trainz": 9}.get(split, 0)))
         meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
                          "final3": "synth-E", "final4": "synth-F", "final5": "synth-G",
                          "final6": "synth-H"}.get(
-            pool, "synth-K" if split == "validk" else "synth-A")
+            pool, {"validk": "synth-K", "trainz": "synth-Z"}.get(split, "synth-A"))
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -993,7 +1008,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
                                                       "final3", "validx", "final4", "final5", "trainy", "validk", "trainn",
-                                                      "final6"])
+                                                      "final6", "trainz"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
