@@ -6,7 +6,9 @@
 # stopped and restarted with the same arguments printed the same validation figures at the same
 # step. MINUTES=<m> trains for a wall-clock budget instead. Round 7's first candidate,
 # beatgru-2x64-2026-12-07a (not committed): --train-split train,trainx,trainy --down-weight 3
-# --select beat+down --version beatgru-2x64-2026-12-07a.
+# --select beat+down --version beatgru-2x64-2026-12-07a. Round 8's candidate, beatgru-2x64-2026-12-07d
+# (not committed: house got worse; docs/performance.md, round 8): this script with
+# --train-split train,trainx,trainy,trainn,trainz --version beatgru-2x64-2026-12-07d (49 min).
 set -euo pipefail
 cd "$(dirname "$0")"
 args=(--seed 1 --threads 1 --layers 2 --hidden 64 --batch 64 --train-split train,trainx,trainy,trainn
