@@ -244,9 +244,16 @@ FINAL7_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "keys", "plucked"]
 # (kick fundamentals 40-90 Hz); train's programs.
 TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_sync", "metal",
                 "techno", "house", "rock_dense", "dnb", "halftime_fast", "bars", "hiphop"]
+# "trainp" (round 9, extra training): phase contrast for kick-every-beat music -- the kick 0.3-1x
+# and everything else 1-1.5x as loud as the pattern says, the off-beat bass at full velocity, and
+# bars where the kick drops out under the off-beat hats and bass (an intro on half of the files,
+# gaps later), labels unchanged: the kick's timbre and the genre's convention (open hat and bass
+# between the beats) must decide the phase, not which onset is loudest. Train's kits and
+# programs, synth kit Z.
+TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house", "tempo_change"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
              "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13, "trainn": 14,
-             "final6": 15, "trainz": 16, "final7": 17}
+             "final6": 15, "trainz": 16, "final7": 17, "trainp": 18}
 # "trainn" (round 7, training only): negatives -- loud noise (the round-7 candidate network pulsed
 # on it), speech in train's voices, noise floor, sweeps.
 TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
@@ -265,7 +272,7 @@ TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 SPLIT_CYCLES = {"final": FINAL_CYCLE, "final2": FINAL2_CYCLE, "final3": FINAL3_CYCLE,
                 "final4": FINAL4_CYCLE, "final5": FINAL5_CYCLE, "final6": FINAL6_CYCLE,
                 "final7": FINAL7_CYCLE,
-                "trainy": TRAINY_CYCLE, "trainz": TRAINZ_CYCLE,
+                "trainy": TRAINY_CYCLE, "trainz": TRAINZ_CYCLE, "trainp": TRAINP_CYCLE,
                 "validk": VALIDK_CYCLE, "trainn": ["negative"]}
 # The kinds of negative the cycled splits' negatives take in turn, and their speech voices.
 NEGATIVE_KINDS = {"final2": FINAL2_NEGATIVES, "final3": FINAL3_NEGATIVES,
@@ -582,7 +589,7 @@ def song(genre, rng, split, dur, opts=None):
         variant = "F"
     if pool in ("final5", "final6", "final7") and rng.random() < 0.5:
         variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
-    xsplit = split in ("trainx", "trainy", "trainz", "validk", "final", "final2", "final3", "final4", "final5",
+    xsplit = split in ("trainx", "trainy", "trainz", "trainp", "validk", "final", "final2", "final3", "final4", "final5",
                        "final6", "final7")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
@@ -688,11 +695,24 @@ def song(genre, rng, split, dur, opts=None):
         pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
             (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
 
+    # trainp (round 9): bars whose kick drops out while the hats, claps and bass go on (labels
+    # unchanged): an intro of 2-8 bars on half of the files and one or two 2-4 bar gaps later.
+    kick_drop = set()
+    if split == "trainp" and genre != "drumless":
+        if rng.random() < 0.5:
+            kick_drop.update(range(drum_start_bar, drum_start_bar + int(rng.choice([2, 4, 8]))))
+        for _ in range(int(rng.integers(1, 3))):
+            b0 = int(rng.integers(drum_start_bar + 4, max(drum_start_bar + 5, end_bar - 4)))
+            kick_drop.update(range(b0, b0 + int(rng.integers(2, 5))))
+        meta["kick_drop_bars"] = sorted(kick_drop)
+
     hits = []
     for bi in range(end_bar):
         if not drums_on(bi):
             continue
         cur = pat
+        if bi in kick_drop:
+            cur = [h for h in cur if h[1] != "kick"]
         if pat_b is not None:
             cur = pat_b if (bi // 4) % 2 else pat
             if bi % 4 == 3:  # fill on the last beat (or two) of the phrase
@@ -715,6 +735,10 @@ def song(genre, rng, split, dur, opts=None):
     if split == "trainz":  # a softer kick than the rest of the kit
         soft = float(rng.uniform(0.35, 1.0))
         hits = [(t, v, vel * soft if v == "kick" else vel) for t, v, vel in hits]
+    if split == "trainp":  # phase contrast: the kick's loudness against the rest says nothing
+        soft, loud = float(rng.uniform(0.3, 1.0)), float(rng.uniform(1.0, 1.5))
+        hits = [(t, v, vel * soft if v == "kick" else min(127.0, vel * loud)) for t, v, vel in hits]
+        meta["kick_gain"], meta["other_drums_gain"] = round(soft, 3), round(loud, 3)
     drums_start = min([h[0] for h in hits], default=None)
     meta["drums_start_s"] = round(drums_start, 4) if drums_start is not None else None
 
@@ -756,6 +780,8 @@ def song(genre, rng, split, dur, opts=None):
                 t = t_of(bi * bar + pos)
                 ln = (grid[min(len(grid) - 1, bi * bar + 1)] - grid[bi * bar]) * (0.45 if len(poss) > 2 else 1.5)
                 bvel = 120 if sub == "techno" else 100
+                if split == "trainp":  # the off-beat bass as loud as anything in the mix
+                    bvel = 127
                 midi.note(0, t, float(ln), root, bvel * rng.uniform(0.8, 1))
     # chords: guitar power chords for rock/metal, keys/pads otherwise
     if genre == "rock_dense" or sub == "halftime_fast" and rng.random() < 0.7:
@@ -837,11 +863,11 @@ def song(genre, rng, split, dur, opts=None):
         synth = render_synth_drums(hits, total_n, rng,
                                    kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
                                          "final4": 5, "final5": 6, "final6": 8, "final7": 10}.get(
-                                             pool, {"validk": 7, "trainz": 9}.get(split, 0)))
+                                             pool, {"validk": 7, "trainz": 9, "trainp": 9}.get(split, 0)))
         meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
                          "final3": "synth-E", "final4": "synth-F", "final5": "synth-G",
                          "final6": "synth-H", "final7": "synth-I"}.get(
-            pool, {"validk": "synth-K", "trainz": "synth-Z"}.get(split, "synth-A"))
+            pool, {"validk": "synth-K", "trainz": "synth-Z", "trainp": "synth-Z"}.get(split, "synth-A"))
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -1043,7 +1069,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
                                                       "final3", "validx", "final4", "final5", "trainy", "validk", "trainn",
-                                                      "final6", "trainz", "final7"])
+                                                      "final6", "trainz", "final7", "trainp"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
