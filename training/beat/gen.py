@@ -251,9 +251,14 @@ TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_
 # between the beats) must decide the phase, not which onset is loudest. Train's kits and
 # programs, synth kit Z.
 TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house", "tempo_change"]
+# "trainb" (round 9, extra training, not yet in a model): trainp's phase contrast for breakbeats
+# and other music without a kick on every beat -- the kick 0.3-1x and the rest 1-1.5x, bars
+# without the kick, two or three ghost snares at random 16ths per bar -- because 12-07f, a
+# fine-tune with trainp alone, lost on dnb what it won on techno (docs/performance.md, round 9).
+TRAINB_CYCLE = ["dnb", "dnb", "halftime_fast", "dnb", "hiphop_sync", "dnb", "rock_dense", "dnb"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
              "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13, "trainn": 14,
-             "final6": 15, "trainz": 16, "final7": 17, "trainp": 18}
+             "final6": 15, "trainz": 16, "final7": 17, "trainp": 18, "trainb": 19}
 # "trainn" (round 7, training only): negatives -- loud noise (the round-7 candidate network pulsed
 # on it), speech in train's voices, noise floor, sweeps.
 TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
@@ -272,7 +277,7 @@ TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 SPLIT_CYCLES = {"final": FINAL_CYCLE, "final2": FINAL2_CYCLE, "final3": FINAL3_CYCLE,
                 "final4": FINAL4_CYCLE, "final5": FINAL5_CYCLE, "final6": FINAL6_CYCLE,
                 "final7": FINAL7_CYCLE,
-                "trainy": TRAINY_CYCLE, "trainz": TRAINZ_CYCLE, "trainp": TRAINP_CYCLE,
+                "trainy": TRAINY_CYCLE, "trainz": TRAINZ_CYCLE, "trainp": TRAINP_CYCLE, "trainb": TRAINB_CYCLE,
                 "validk": VALIDK_CYCLE, "trainn": ["negative"]}
 # The kinds of negative the cycled splits' negatives take in turn, and their speech voices.
 NEGATIVE_KINDS = {"final2": FINAL2_NEGATIVES, "final3": FINAL3_NEGATIVES,
@@ -589,7 +594,7 @@ def song(genre, rng, split, dur, opts=None):
         variant = "F"
     if pool in ("final5", "final6", "final7") and rng.random() < 0.5:
         variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
-    xsplit = split in ("trainx", "trainy", "trainz", "trainp", "validk", "final", "final2", "final3", "final4", "final5",
+    xsplit = split in ("trainx", "trainy", "trainz", "trainp", "trainb", "validk", "final", "final2", "final3", "final4", "final5",
                        "final6", "final7")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
@@ -698,7 +703,7 @@ def song(genre, rng, split, dur, opts=None):
     # trainp (round 9): bars whose kick drops out while the hats, claps and bass go on (labels
     # unchanged): an intro of 2-8 bars on half of the files and one or two 2-4 bar gaps later.
     kick_drop = set()
-    if split == "trainp" and genre != "drumless":
+    if split in ("trainp", "trainb") and genre != "drumless":
         if rng.random() < 0.5:
             kick_drop.update(range(drum_start_bar, drum_start_bar + int(rng.choice([2, 4, 8]))))
         for _ in range(int(rng.integers(1, 3))):
@@ -713,6 +718,9 @@ def song(genre, rng, split, dur, opts=None):
         cur = pat
         if bi in kick_drop:
             cur = [h for h in cur if h[1] != "kick"]
+        if split == "trainb":  # ghost snares on two or three random 16ths of every bar
+            cur = cur + [(float(x) / 4, "snare", float(rng.uniform(30, 60)))
+                         for x in rng.choice(bar * 4, int(rng.integers(2, 4)), replace=False)]
         if pat_b is not None:
             cur = pat_b if (bi // 4) % 2 else pat
             if bi % 4 == 3:  # fill on the last beat (or two) of the phrase
@@ -735,7 +743,7 @@ def song(genre, rng, split, dur, opts=None):
     if split == "trainz":  # a softer kick than the rest of the kit
         soft = float(rng.uniform(0.35, 1.0))
         hits = [(t, v, vel * soft if v == "kick" else vel) for t, v, vel in hits]
-    if split == "trainp":  # phase contrast: the kick's loudness against the rest says nothing
+    if split in ("trainp", "trainb"):  # phase contrast: the kick's loudness says nothing
         soft, loud = float(rng.uniform(0.3, 1.0)), float(rng.uniform(1.0, 1.5))
         hits = [(t, v, vel * soft if v == "kick" else min(127.0, vel * loud)) for t, v, vel in hits]
         meta["kick_gain"], meta["other_drums_gain"] = round(soft, 3), round(loud, 3)
@@ -863,11 +871,11 @@ def song(genre, rng, split, dur, opts=None):
         synth = render_synth_drums(hits, total_n, rng,
                                    kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
                                          "final4": 5, "final5": 6, "final6": 8, "final7": 10}.get(
-                                             pool, {"validk": 7, "trainz": 9, "trainp": 9}.get(split, 0)))
+                                             pool, {"validk": 7, "trainz": 9, "trainp": 9, "trainb": 9}.get(split, 0)))
         meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
                          "final3": "synth-E", "final4": "synth-F", "final5": "synth-G",
                          "final6": "synth-H", "final7": "synth-I"}.get(
-            pool, {"validk": "synth-K", "trainz": "synth-Z", "trainp": "synth-Z"}.get(split, "synth-A"))
+            pool, {"validk": "synth-K", "trainz": "synth-Z", "trainp": "synth-Z", "trainb": "synth-Z"}.get(split, "synth-A"))
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -1069,7 +1077,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
                                                       "final3", "validx", "final4", "final5", "trainy", "validk", "trainn",
-                                                      "final6", "trainz", "final7", "trainp"])
+                                                      "final6", "trainz", "final7", "trainp", "trainb"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
