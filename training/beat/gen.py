@@ -463,7 +463,7 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 selects the heldout /
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 / 10 selects the heldout /
     final / final2 / final3 / final4 / final5 / validk / final6 / trainz / final7 ranges."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
@@ -700,7 +700,7 @@ def song(genre, rng, split, dur, opts=None):
         pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
             (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
 
-    # trainp (round 9): bars whose kick drops out while the hats, claps and bass go on (labels
+    # trainp and trainb (round 9): bars whose kick drops out while the hats, claps and bass go on (labels
     # unchanged): an intro of 2-8 bars on half of the files and one or two 2-4 bar gaps later.
     kick_drop = set()
     if split in ("trainp", "trainb") and genre != "drumless":
@@ -716,11 +716,6 @@ def song(genre, rng, split, dur, opts=None):
         if not drums_on(bi):
             continue
         cur = pat
-        if bi in kick_drop:
-            cur = [h for h in cur if h[1] != "kick"]
-        if split == "trainb":  # ghost snares on two or three random 16ths of every bar
-            cur = cur + [(float(x) / 4, "snare", float(rng.uniform(30, 60)))
-                         for x in rng.choice(bar * 4, int(rng.integers(2, 4)), replace=False)]
         if pat_b is not None:
             cur = pat_b if (bi // 4) % 2 else pat
             if bi % 4 == 3:  # fill on the last beat (or two) of the phrase
@@ -729,6 +724,11 @@ def song(genre, rng, split, dur, opts=None):
             if bi % 4 == 0:
                 hits.append((t_of(bi * bar), "crash", 115))
                 hits.append((t_of(bi * bar), "kick", 125))
+        if bi in kick_drop:  # after the choice of pattern, so `bars` would lose its kick too
+            cur = [h for h in cur if h[1] != "kick"]
+        if split == "trainb":  # ghost snares on two or three random 16ths of every bar
+            cur = cur + [(float(x) / 4, "snare", float(rng.uniform(30, 60)))
+                         for x in rng.choice(bar * 4, int(rng.integers(2, 4)), replace=False)]
         for pos, v, vel in cur:
             vel = vel * rng.uniform(0.85, 1.0)
             hits.append((t_of(bi * bar + pos), v, vel))
