@@ -21,7 +21,8 @@ from scipy import signal
 
 SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 # "final2" renders with another General MIDI soundfont (Debian timgm6mb-soundfont): every drum kit
-# and instrument there is a sample set no other split has heard.
+# and instrument there is a sample set no other split has heard (final3 and final8 use it too;
+# no training split does).
 SF2_FINAL2 = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 # "final7" renders everything with a third soundfont (Debian musescore-general-soundfont-small,
 # MIT). It is partly adapted from a mono FluidR3 (train's soundfont), re-edited and mixed with
@@ -46,7 +47,10 @@ KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40],
         "trainz": [1, 3, 4, 6, 9, 10, 13, 15, 33],
         # final7 (round 9): MuseScore General's Standard, Room, Power, Electronic, TR-808, Jazz
         # and Brush kits (no other split renders with that soundfont; see SF3_FINAL7)
-        "final7": [0, 8, 16, 24, 25, 32, 40]}
+        "final7": [0, 8, 16, 24, 25, 32, 40],
+        # final8 (round 10): TimGM6mb's Standard, Room, Power, Electronic, TR-808, Jazz and Brush
+        # kits (see SF2_FINAL2; final2 and final3 had some of them, no training split has)
+        "final8": [0, 8, 16, 24, 25, 32, 40]}
 PROGS = {
     "train": {
         "bass": [33, 34, 38, 39],
@@ -125,6 +129,13 @@ PROGS["final7"] = {  # final7 (round 9): MuseScore General's renderings (see SF3
     "keys": [0, 4, 5, 11],
     "lead": [80, 81, 82],
 }
+PROGS["final8"] = {  # final8 (round 10): final7's program numbers, TimGM6mb's renderings
+    "bass": [33, 34, 35, 38, 39],
+    "guitar": [29, 30],
+    "pad": [88, 89, 90, 91, 95],
+    "keys": [0, 4, 5, 11],
+    "lead": [80, 81, 82],
+}
 # final4's drumless songs: the style decides the "keys" part's program and pattern.
 FINAL4_DRUMLESS = {
     "pads": ([19, 44, 98], "beat"),  # sustained pads, a soft pad voice on the beats
@@ -148,6 +159,13 @@ FINAL6_DRUMLESS = {
 }
 # final7's drumless songs (round 9): MuseScore General's sounds.
 FINAL7_DRUMLESS = {
+    "pads": ([88, 89, 91], "beat"),
+    "keys": ([0, 4, 11], "8th"),
+    "plucked": ([24, 45, 46], "8th"),
+    "arp": ([0, 11, 46], "16th"),
+}
+# final8's drumless songs (round 10): final7's programs, TimGM6mb's sounds.
+FINAL8_DRUMLESS = {
     "pads": ([88, 89, 91], "beat"),
     "keys": ([0, 4, 11], "8th"),
     "plucked": ([24, 45, 46], "8th"),
@@ -239,6 +257,15 @@ FINAL7_CYCLE = (["house"] * 10 + ["techno"] * 10 + ["drumless"] * 6 + ["hiphop_s
                 + ["negative"] * 5)
 FINAL7_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "sweep"]
 FINAL7_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "keys", "plucked"]
+# "final8" (round 10, generated before that round's changes): the eighth untouched split, TimGM6mb
+# soundfont and kits with synth kit J; weighted to what round 9 left unmet -- dnb, techno,
+# syncopated hip-hop, trance, drumless songs.
+FINAL8_CYCLE = (["dnb"] * 8 + ["techno"] * 8 + ["hiphop_sync"] * 6 + ["trance"] * 6
+                + ["drumless"] * 6 + ["house"] * 4 + ["bars"] * 4 + ["tempo_change"] * 4
+                + ["halftime_fast"] * 3 + ["metal"] * 2 + ["rock_dense"] * 2 + ["hiphop"] * 2
+                + ["negative"] * 5)
+FINAL8_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "speech"]
+FINAL8_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "arp"]
 # "trainz" (round 8, extra training): kick-every-beat music and the other drum genres with the
 # kits above, the kick softened (0.35-1x velocity) under off-beat hats and bass, synth kit Z
 # (kick fundamentals 40-90 Hz); train's programs.
@@ -258,7 +285,8 @@ TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house
 TRAINB_CYCLE = ["dnb", "dnb", "halftime_fast", "dnb", "hiphop_sync", "dnb", "rock_dense", "dnb"]
 SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
              "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13, "trainn": 14,
-             "final6": 15, "trainz": 16, "final7": 17, "trainp": 18, "trainb": 19}
+             "final6": 15, "trainz": 16, "final7": 17, "trainp": 18, "trainb": 19,
+             "final8": 20}
 # "trainn" (round 7, training only): negatives -- loud noise (the round-7 candidate network pulsed
 # on it), speech in train's voices, noise floor, sweeps.
 TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
@@ -276,21 +304,24 @@ TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 # Splits whose genres come from a fixed cycle (one pass = the split); "trainn" is all negatives.
 SPLIT_CYCLES = {"final": FINAL_CYCLE, "final2": FINAL2_CYCLE, "final3": FINAL3_CYCLE,
                 "final4": FINAL4_CYCLE, "final5": FINAL5_CYCLE, "final6": FINAL6_CYCLE,
-                "final7": FINAL7_CYCLE,
+                "final7": FINAL7_CYCLE, "final8": FINAL8_CYCLE,
                 "trainy": TRAINY_CYCLE, "trainz": TRAINZ_CYCLE, "trainp": TRAINP_CYCLE, "trainb": TRAINB_CYCLE,
                 "validk": VALIDK_CYCLE, "trainn": ["negative"]}
 # The kinds of negative the cycled splits' negatives take in turn, and their speech voices.
 NEGATIVE_KINDS = {"final2": FINAL2_NEGATIVES, "final3": FINAL3_NEGATIVES,
                   "final4": FINAL4_NEGATIVES, "final5": FINAL5_NEGATIVES,
-                  "final6": FINAL6_NEGATIVES, "final7": FINAL7_NEGATIVES}
+                  "final6": FINAL6_NEGATIVES, "final7": FINAL7_NEGATIVES,
+                  "final8": FINAL8_NEGATIVES}
 NEGATIVE_VOICES = {"final4": ["it", "pt", "nl", "en-gb", "en+f4", "en+m1"],  # voices no other
                    "final5": ["sv", "pl", "cs", "en-us+m2", "en+f2", "hi"],  # split has
                    "final6": ["da", "fi", "hu", "ro", "en+m4", "en+f1"],
-                   "final7": ["el", "tr", "ru", "id", "en+f5", "en+m5"]}
+                   "final7": ["el", "tr", "ru", "id", "en+f5", "en+m5"],
+                   "final8": ["ko", "vi", "bg", "ca", "en+m6", "en+steph"]}
 
 
 def pool_of(split):
-    if split in ("heldout", "final", "final2", "final3", "final4", "final5", "final6", "final7"):
+    if split in ("heldout", "final", "final2", "final3", "final4", "final5", "final6", "final7",
+                 "final8"):
         return split
     return "train"
 
@@ -463,16 +494,18 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 / 10 selects the heldout /
-    final / final2 / final3 / final4 / final5 / validk / final6 / trainz / final7 ranges."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 / 10 / 11 selects the
+    heldout / final / final2 / final3 / final4 / final5 / validk / final6 / trainz / final7 / final8
+    ranges (0: train's; 11, synth kit J: a 58-66 Hz kick swept down from 420-500 Hz, snares 0.8x
+    as long as train's, dark hats high-passed at 1.3-1.8 kHz)."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
         f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78), (62, 85), (54, 64),
-                               (40, 90), (50, 58)][kitb])
+                               (40, 90), (50, 58), (58, 66)][kitb])
         f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130), (120, 260), (180, 240),
-                               (100, 400), (260, 340)][kitb])
+                               (100, 400), (260, 340), (420, 500)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -485,7 +518,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4, 1.2][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4, 1.2, 0.8][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -498,7 +531,7 @@ def synth_voice(voice, rng, kitb):
         noise = rng.normal(0, 1, n)
         lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
                            (1800, 2500), (6000, 7000), (11000, 13000), (5000, 8000),
-                           (7000, 9500), (2000, 12000), (4000, 5500)][kitb])
+                           (7000, 9500), (2000, 12000), (4000, 5500), (1300, 1800)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
@@ -592,10 +625,10 @@ def song(genre, rng, split, dur, opts=None):
         variant = "E"
     if pool == "final4" and rng.random() < 0.5:
         variant = "F"
-    if pool in ("final5", "final6", "final7") and rng.random() < 0.5:
+    if pool in ("final5", "final6", "final7", "final8") and rng.random() < 0.5:
         variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
     xsplit = split in ("trainx", "trainy", "trainz", "trainp", "trainb", "validk", "final", "final2", "final3", "final4", "final5",
-                       "final6", "final7")
+                       "final6", "final7", "final8")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
@@ -647,7 +680,7 @@ def song(genre, rng, split, dur, opts=None):
     n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
     plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
     drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
-    if split in ("final2", "final3", "final4", "final5", "final6", "final7", "trainy") and genre != "drumless" and rng.random() < 0.6:
+    if split in ("final2", "final3", "final4", "final5", "final6", "final7", "final8", "trainy") and genre != "drumless" and rng.random() < 0.6:
         drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
@@ -658,7 +691,7 @@ def song(genre, rng, split, dur, opts=None):
     end_bar = n_bars
     music_end = dur
     ending = None
-    endings = pool in ("final3", "final4", "final5", "final6", "final7") or split in ("validx", "trainy")  # several endings, more stops
+    endings = pool in ("final3", "final4", "final5", "final6", "final7", "final8") or split in ("validx", "trainy")  # several endings, more stops
     if rng.random() < (0.6 if endings else 0.3) and not plain:
         end_bar = max(8, n_bars - int(rng.integers(2, 6)))
         music_end = float(grid[end_bar * bar])
@@ -666,7 +699,7 @@ def song(genre, rng, split, dur, opts=None):
         # (the last bar's sound decays over 1-3 s), "hit" (a last kick + crash + chord on the
         # next downbeat, which is labelled, then a 1-3 s decay)
         ending = str(rng.choice(["cut", "ring", "hit"])) if endings else "cut"
-        if pool in ("final4", "final5", "final6", "final7") and rng.random() < 0.35:
+        if pool in ("final4", "final5", "final6", "final7", "final8") and rng.random() < 0.35:
             ending = "hit"  # final4: more `hit` endings (round 5's late beats)
         if ending == "hit":
             meta["last_hit_s"] = round(music_end, 4)
@@ -696,7 +729,7 @@ def song(genre, rng, split, dur, opts=None):
     # phrase ends in a tom/snare fill and the next phrase opens with a crash and a hard kick.
     pat_b = None
     if genre == "bars":
-        pat_b, _ = drum_pattern(sub, rng, ({"final4": "F", "final5": "D", "final6": "C", "final7": "E", "final3": "E"}.get(pool, "A")) if variant not in ("E", "F") else "A")
+        pat_b, _ = drum_pattern(sub, rng, ({"final4": "F", "final5": "D", "final6": "C", "final7": "E", "final8": "E", "final3": "E"}.get(pool, "A")) if variant not in ("E", "F") else "A")
         pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
             (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
 
@@ -833,10 +866,11 @@ def song(genre, rng, split, dur, opts=None):
     if rng.random() < 0.6 or genre == "drumless":
         parts["keys"] = int(rng.choice(progs["keys"] + progs["lead"]))
         arp = rng.choice(["8th", "beat", "16th", "offbeat"]) if sub not in ("dnb",) else "8th"
-        if (pool in ("final4", "final5", "final6", "final7") or split == "trainy") and genre == "drumless":
+        if (pool in ("final4", "final5", "final6", "final7", "final8") or split == "trainy") and genre == "drumless":
             style = opts.get("drumless_style") or str(rng.choice(list(TRAIN_DRUMLESS)))
             table = {"final4": FINAL4_DRUMLESS, "final5": FINAL5_DRUMLESS,
-                     "final6": FINAL6_DRUMLESS, "final7": FINAL7_DRUMLESS}.get(pool, TRAIN_DRUMLESS)
+                     "final6": FINAL6_DRUMLESS, "final7": FINAL7_DRUMLESS,
+                     "final8": FINAL8_DRUMLESS}.get(pool, TRAIN_DRUMLESS)
             parts["keys"] = int(rng.choice(table[style][0]))
             arp = table[style][1]
             meta["drumless_style"] = style
@@ -864,17 +898,18 @@ def song(genre, rng, split, dur, opts=None):
             midi.note(ch0, music_end, 1.5, 48 + key % 12 + iv, 115)
     meta["gm_drum_kit"] = kit
     meta["gm_programs"] = parts
-    sf2 = SF2_FINAL2 if pool in ("final2", "final3") else SF3_FINAL7 if pool == "final7" else SF2
+    sf2 = SF2_FINAL2 if pool in ("final2", "final3", "final8") else SF3_FINAL7 if pool == "final7" else SF2
     mel = fluid_render(midi, kit, total_n, rng, sf2)
     synth = np.zeros(total_n)
     if hits and not use_gm_drums:
         synth = render_synth_drums(hits, total_n, rng,
                                    kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
-                                         "final4": 5, "final5": 6, "final6": 8, "final7": 10}.get(
+                                         "final4": 5, "final5": 6, "final6": 8, "final7": 10,
+                                         "final8": 11}.get(
                                              pool, {"validk": 7, "trainz": 9, "trainp": 9, "trainb": 9}.get(split, 0)))
         meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
                          "final3": "synth-E", "final4": "synth-F", "final5": "synth-G",
-                         "final6": "synth-H", "final7": "synth-I"}.get(
+                         "final6": "synth-H", "final7": "synth-I", "final8": "synth-J"}.get(
             pool, {"validk": "synth-K", "trainz": "synth-Z", "trainp": "synth-Z", "trainb": "synth-Z"}.get(split, "synth-A"))
     elif hits:
         meta["drums"] = "gm"
@@ -1032,6 +1067,9 @@ def make_one(args):
         if split == "final7" and genre == "drumless":
             opts = {"drumless_style": FINAL7_DRUMLESS_STYLES[
                 sum(g == "drumless" for g in FINAL7_CYCLE[:idx % len(FINAL7_CYCLE)]) % 6]}
+        if split == "final8" and genre == "drumless":
+            opts = {"drumless_style": FINAL8_DRUMLESS_STYLES[
+                sum(g == "drumless" for g in FINAL8_CYCLE[:idx % len(FINAL8_CYCLE)]) % 6]}
         x, beats, meta = song(genre, rng, "heldout" if split == "fixture" else split, dur, opts)
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
@@ -1077,7 +1115,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
                                                       "final3", "validx", "final4", "final5", "trainy", "validk", "trainn",
-                                                      "final6", "trainz", "final7", "trainp", "trainb"])
+                                                      "final6", "trainz", "final7", "trainp", "trainb",
+                                                      "final8"])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
