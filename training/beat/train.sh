@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
 # Retrains assets/beat/model.safetensors from data/ (run make-data.sh first), then golden.json.
-# The committed weights (beatgru-2x64-2026-12-07c, round 7) came from this script as it stands:
-# 4400 fixed steps (so the learning-rate schedule does not depend on the machine's speed), 39 min
-# on one core of a 2-core machine. One torch thread and the seeds make the run repeat: a run
-# stopped and restarted with the same arguments printed the same validation figures at the same
-# step. MINUTES=<m> trains for a wall-clock budget instead. Round 7's first candidate,
-# beatgru-2x64-2026-12-07a (not committed): --train-split train,trainx,trainy --down-weight 3
-# --select beat+down --version beatgru-2x64-2026-12-07a. Round 8's candidate, beatgru-2x64-2026-12-07d
-# (not committed: house got worse; docs/performance.md, round 8): this script with
-# --train-split train,trainx,trainy,trainn,trainz --version beatgru-2x64-2026-12-07d (49 min).
-# Round 9's candidate, beatgru-2x64-2026-12-07f (held back: the demo song's bar jumps twice with
-# it; training/beat/candidates/ keeps its weights): these weights fine-tuned with trainp --
-# train.py --init <this script's output> --steps 1200 --lr 1e-3 --seed 2 --eval-every 100
-# --threads 1 --layers 2 --hidden 64 --batch 64 --aux-weight 0.3 --down-weight 2 --select beat
-# --train-split train,trainx,trainy,trainn,trainp --version beatgru-2x64-2026-12-07f (28.5 min at load 3-4).
+# The committed weights (beatgru-2x64-2026-12-07f, round 9, shipped in round 10) come from this
+# script as it stands, in two stages, seeded, one torch thread (a run stopped and restarted with
+# the same arguments printed the same validation figures at the same step):
+#  1. beatgru-2x64-2026-12-07c (shipped in rounds 8-9) from scratch on train + trainx + trainy +
+#     trainn: 4400 fixed steps (so the learning-rate schedule does not depend on the machine's
+#     speed), 39 min on one core of a 2-core machine; written to data/models/stage1-12-07c.
+#     MINUTES=<m> trains this stage for a wall-clock budget instead, STEPS=<n> for n steps, and
+#     STAGE1=<weights> skips it and starts stage 2 from those weights.
+#  2. 12-07c fine-tuned 1200 steps (lr 1e-3, seed 2) with trainp added (phase contrast for music
+#     with a kick on every beat): 12-07f, 28.5 min on one core at load 3-4.
+# Other arguments go to both stages' train.py (an --out to stage 2 only).
+# Earlier candidates (not committed; their commands, all train.py on this script's stage-1
+# arguments unless said otherwise): round 7's 12-07a: --train-split train,trainx,trainy
+# --down-weight 3 --select beat+down. Round 8's 12-07d (house got worse; docs/performance.md,
+# round 8): --train-split train,trainx,trainy,trainn,trainz (49 min). Round 10's 12-07i (its best
+# valid score stayed 12-07f's own, so it wrote 12-07f back): stage 2's arguments with --init
+# 12-07f --steps 800 --lr 5e-4 --seed 3 and trainb added.
 set -euo pipefail
 cd "$(dirname "$0")"
-args=(--seed 1 --threads 1 --layers 2 --hidden 64 --batch 64 --train-split train,trainx,trainy,trainn
-      --aux-weight 0.3 --down-weight 2 --select beat
-      --version beatgru-2x64-2026-12-07c
-      --recipe "training/beat/make-data.sh (gen.py seed 1: train 400 + trainx 160 + trainy 150 + trainn 60 files; valid 70, heldout 70)")
-if [ -n "${MINUTES:-}" ]; then
-  budget=(--minutes "$MINUTES")
-else
-  budget=(--steps "${STEPS:-4400}")
+RECIPE="training/beat/make-data.sh (gen.py seed 1: train 400 + trainx 160 + trainy 150 + trainn 60"
+common=(--threads 1 --layers 2 --hidden 64 --batch 64 --aux-weight 0.3 --down-weight 2 --select beat)
+stage1="${STAGE1:-}"
+if [ -z "$stage1" ]; then
+  if [ -n "${MINUTES:-}" ]; then
+    budget=(--minutes "$MINUTES")
+  else
+    budget=(--steps "${STEPS:-4400}")
+  fi
+  mkdir -p data/models
+  stage1=data/models/stage1-12-07c.safetensors
+  nice -n 10 .venv/bin/python train.py "${budget[@]}" --seed 1 "${common[@]}" \
+    --train-split train,trainx,trainy,trainn --version beatgru-2x64-2026-12-07c \
+    --recipe "$RECIPE files; valid 70, heldout 70)" "$@" --out "$stage1"
 fi
-nice -n 10 .venv/bin/python train.py "${budget[@]}" "${args[@]}" "$@"
+nice -n 10 .venv/bin/python train.py --init "$stage1" --steps 1200 --lr 1e-3 --seed 2 --eval-every 100 \
+  "${common[@]}" --train-split train,trainx,trainy,trainn,trainp --version beatgru-2x64-2026-12-07f \
+  --recipe "$RECIPE + trainp 160 files; valid 70, heldout 70); fine-tuned from beatgru-2x64-2026-12-07c" "$@"
 .venv/bin/python golden.py

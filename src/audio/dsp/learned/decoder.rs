@@ -59,8 +59,9 @@ const DOWN_GAIN: f32 = 0.5;
 const PRIOR_3: f32 = 0.2;
 /// Beats of lasting disagreement before the bar alone (same tempo and meter) is relabelled:
 /// kick-every-beat music keeps beat 1 and beat 3 close, and flipping between them cost more
-/// than waiting (valid downbeat F 0.758 → 0.767).
-const BAR_PATIENCE: f64 = 4.0;
+/// than waiting (valid downbeat F 0.758 → 0.767). Round 10 lowered it from 4 to 1 together with
+/// `RELABEL_RATIO`, which now does the waiting where the bar is unsure.
+const BAR_PATIENCE: f64 = 1.0;
 /// The patience grows by this many beats per beat the bar has held, up to `BAR_PATIENCE_MAX`: a
 /// bar that has held for bars is likelier right than a few seconds of the network's downbeat
 /// class saying otherwise (with model 12-07c the demo song's verse moved a right bar for three
@@ -68,6 +69,14 @@ const BAR_PATIENCE: f64 = 4.0;
 /// 0.867 → 0.870; validx 0.676 → 0.670).
 const BAR_PATIENCE_GROWTH: f64 = 0.25;
 const BAR_PATIENCE_MAX: f64 = 8.0;
+/// A bar relabel also needs the filter to be this many times surer of its own bar than of the
+/// one shown (the two rows' mass at the same point of the beat, over all tempi); until then the
+/// disagreement does not count. In the demo's intro (equal kicks on 1 and 3) model 12-07f's
+/// filter leant 2:1 towards beat 3 from its first, half-heard kick and relabelled a right bar at
+/// 4 s and back at 13 s. With model 12-07f (tuned on valid and validx; ratio 1 = no gate,
+/// patience 4 → ratio 3, patience 1): downbeat F valid 0.876 → 0.874, validx 0.753 → 0.788,
+/// beat F 0.956 → 0.954 and 0.918 → 0.917. (12-07c loses with it: validx 0.677 → 0.674.)
+const RELABEL_RATIO: f32 = 3.0;
 /// A beat sent within this many periods counts as emitting for the patience above: the
 /// confidence flickers off between the kicks of a kick-on-1-and-3 intro, and following the
 /// filter at once in every such gap relabelled the demo's bar every two beats (`2 3 2 3`).
@@ -551,15 +560,16 @@ impl Decoder {
             }
         }
         let small = !tempo_off && e.abs() < 0.35 && meter == self.meter;
-        if small {
+        // A bar relabel alone: same tempo, same meter, whole beats.
+        let relabel = !small && !tempo_off && meter == self.meter && (e - e.round()).abs() < 0.35;
+        if small || (relabel && self.bar_odds(pos_h, e, meter) < RELABEL_RATIO) {
             self.disagree = 0;
         } else {
             self.disagree += 1;
             // Follow at once while not emitting; otherwise only after a lasting disagreement
             // (half a beat), so one odd frame cannot move the beat.
             // Never on silence: without a recent activation the filter's guess is noise.
-            // A bar relabel alone (same tempo, same meter, whole beats) waits longer.
-            let relabel = !tempo_off && meter == self.meter && (e - e.round()).abs() < 0.35;
+            // A bar relabel waits longer.
             let held = ((t - self.bar_since) / self.period).max(0.0);
             let pat = if relabel {
                 (BAR_PATIENCE + BAR_PATIENCE_GROWTH * held).min(BAR_PATIENCE_MAX)
@@ -591,6 +601,22 @@ impl Decoder {
                 self.emitted_pos += (self.pos_ref - pos_o).round();
             }
         }
+    }
+
+    /// How many times more mass the filter puts on its own bar labelling than on the shown one
+    /// (`e` beats away), compared at the same point of the beat: the row of the filter's beat
+    /// against the row `e` beats before it, over all tempi.
+    fn bar_odds(&self, pos_h: f64, e: f64, meter: usize) -> f32 {
+        let Some(mi) = METERS.iter().position(|&m| m == meter) else {
+            return f32::INFINITY;
+        };
+        let beat_h = (pos_h.floor() as i64).rem_euclid(meter as i64);
+        let beat_o = (beat_h - e.round() as i64).rem_euclid(meter as i64);
+        let row_mass = |b: i64| -> f32 {
+            let row = row_of(mi, b as usize);
+            self.block_mass[row * NI..(row + 1) * NI].iter().sum()
+        };
+        row_mass(beat_h) / row_mass(beat_o).max(f32::MIN_POSITIVE)
     }
 
     /// Confidence: how strongly the network fires where the oscillator puts beats.
