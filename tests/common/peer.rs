@@ -75,10 +75,21 @@ pub fn python() -> PathBuf {
     }
 }
 
-/// A free TCP port on loopback (also free for UDP in practice).
+/// A loopback TCP port (also free for UDP in practice) that was free a moment ago and was not
+/// given to another test of this process. Tests of one binary run in parallel: a stand-in that
+/// lost its port to another test's would have seemed up (the other one answered) until that one
+/// stopped.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl Peer {
