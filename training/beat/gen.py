@@ -4,6 +4,9 @@ Every file is a pure function of (split, index, seed): python gen.py --split tra
 --seed 1. Melodic parts (and half of the drum tracks) are rendered by fluidsynth with FluidR3_GM
 from MIDI written here; the other drum tracks are synthesised in numpy. Note times come from the
 beat grid, so tempo steps, ramps and swing stay exact. See README.md for the recipe and splits.
+
+Everything that differs between splits is one SplitSpec in SPLITS (below the constants): adding
+a split is one entry there (plus its cycle, kit and program constants).
 """
 
 import argparse
@@ -12,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from multiprocessing import Pool
 
 import mido
@@ -31,105 +35,85 @@ SF3_FINAL7 = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
 SR = 44100
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# What is held out: GM drum kits, GM programs and pattern variants used only in "heldout".
-KITS = {"train": [0, 16, 24, 25], "heldout": [8, 32], "final": [40],
-        "final2": [0, 16, 24, 25],  # final2: TimGM6mb's kits (other samples than FluidR3's)
-        "final3": [8, 32, 40],  # final3: TimGM6mb's room/jazz/brush kits (no other split has them)
-        # final4 (round 6): FluidR3's Power 2, Room 3, Jazz 2, Standard 5 and Orchestra kits
-        "final4": [18, 11, 34, 5, 48],
-        # final5 (round 7): FluidR3's Power 3, Brush 1, Jazz 4, Room 6 and Standard 7 kits
-        "final5": [19, 41, 36, 14, 7],
-        # final6 (round 8): FluidR3's Power 1, Brush 2, Jazz 3, Room 4 and Standard 2 kits
-        "final6": [17, 42, 35, 12, 2],
-        # trainz (round 8, training only): the FluidR3 kits no other split uses -- Standard 1, 3,
-        # 4 and 6, Room 1, 2, 5 and 7, Jazz 1 (round 7 and 8's untouched splits put house and
-        # techno on the off-beat with kits whose kick is softer than train's four kits')
-        "trainz": [1, 3, 4, 6, 9, 10, 13, 15, 33],
-        # final7 (round 9): MuseScore General's Standard, Room, Power, Electronic, TR-808, Jazz
-        # and Brush kits (no other split renders with that soundfont; see SF3_FINAL7)
-        "final7": [0, 8, 16, 24, 25, 32, 40],
-        # final8 (round 10): TimGM6mb's Standard, Room, Power, Electronic, TR-808, Jazz and Brush
-        # kits (see SF2_FINAL2; final2 and final3 had some of them, no training split has)
-        "final8": [0, 8, 16, 24, 25, 32, 40]}
-PROGS = {
-    "train": {
-        "bass": [33, 34, 38, 39],
-        "guitar": [29, 30, 27],
-        "pad": [88, 89, 90, 92, 94, 48, 49],
-        "keys": [0, 4, 5],
-        "lead": [80, 81, 84],
-    },
-    "heldout": {
-        "bass": [35, 36],
-        "guitar": [29, 30, 31],
-        "pad": [91, 95, 50, 51],
-        "keys": [1, 2, 6],
-        "lead": [82, 87],
-    },
-    # The "final" split (measured once, at the end): its own programs; guitars 29/30 are shared.
-    "final": {
-        "bass": [32, 37],
-        "guitar": [29, 30, 28],
-        "pad": [93, 52],
-        "keys": [3, 7],
-        "lead": [83, 85],
-    },
-    # "final2" (the second untouched split): TimGM6mb renderings; pads/keys/leads/acoustic
-    # guitars that no other split uses; basses and distorted guitars sound different there.
-    "final2": {
-        "bass": [34, 38],
-        "guitar": [29, 30, 25],
-        "pad": [53, 54, 100],
-        "keys": [11, 16, 18],
-        "lead": [86, 81],
-    },
-    # "final3" (the third untouched split, 2026-12-06 round 5): TimGM6mb again, with programs no
-    # other split plays from that soundfont (its distorted guitars 29/30 are shared with final2).
-    "final3": {
-        "bass": [33, 35, 39],
-        "guitar": [29, 30, 26],
-        "pad": [96, 97, 99],
-        "keys": [8, 10, 12],
-        "lead": [84, 87],
-    },
-    # "final4" (round 6): FluidR3 again, with programs no split has used (contrabass/tuba basses,
-    # organ/strings/crystal pads, mallets and plucked keys, brass/reed leads, steel guitar).
-    "final4": {
-        "bass": [43, 58],
-        "guitar": [29, 30, 25],
-        "pad": [19, 44, 98],
-        "keys": [9, 13, 15],
-        "lead": [62, 71],
-    },
-    # "final5" (round 7): FluidR3, programs no split has used (cello/trombone/baritone sax basses,
-    # reed organ/accordion/brass pads, tubular bells/percussive organ/harmonica keys, trumpet/
-    # soprano sax/flute/ocarina leads; the distorted guitars 29/30 are shared).
-    "final5": {
-        "bass": [42, 57, 67],
-        "guitar": [29, 30],
-        "pad": [20, 21, 61],
-        "keys": [14, 17, 22],
-        "lead": [56, 64, 73, 79],
-    },
-    # "final6" (round 8): FluidR3, programs no split has used (bassoon/french horn/viola basses,
-    # goblins/echoes/synth brass pads, accordion/tenor sax/clarinet keys, alto sax/oboe/recorder/
-    # pan flute leads; the distorted guitars 29/30 are shared).
-    "final6": {
-        "bass": [70, 60, 41],
-        "guitar": [29, 30],
-        "pad": [101, 102, 63],
-        "keys": [23, 66, 72],
-        "lead": [65, 68, 74, 75],
-    },
+# What is held out: GM drum kits (SplitSpec.kits), GM programs (these) and pattern variants used
+# only in "heldout" (and in each final split).
+TRAIN_PROGS = {
+    "bass": [33, 34, 38, 39],
+    "guitar": [29, 30, 27],
+    "pad": [88, 89, 90, 92, 94, 48, 49],
+    "keys": [0, 4, 5],
+    "lead": [80, 81, 84],
 }
-PROGS["final7"] = {  # final7 (round 9): MuseScore General's renderings (see SF3_FINAL7)
+HELDOUT_PROGS = {
+    "bass": [35, 36],
+    "guitar": [29, 30, 31],
+    "pad": [91, 95, 50, 51],
+    "keys": [1, 2, 6],
+    "lead": [82, 87],
+}
+# The "final" split (measured once, at the end): its own programs; guitars 29/30 are shared.
+FINAL_PROGS = {
+    "bass": [32, 37],
+    "guitar": [29, 30, 28],
+    "pad": [93, 52],
+    "keys": [3, 7],
+    "lead": [83, 85],
+}
+# "final2" (the second untouched split): TimGM6mb renderings; pads/keys/leads/acoustic
+# guitars that no other split uses; basses and distorted guitars sound different there.
+FINAL2_PROGS = {
+    "bass": [34, 38],
+    "guitar": [29, 30, 25],
+    "pad": [53, 54, 100],
+    "keys": [11, 16, 18],
+    "lead": [86, 81],
+}
+# "final3" (the third untouched split, 2026-12-06 round 5): TimGM6mb again, with programs no
+# other split plays from that soundfont (its distorted guitars 29/30 are shared with final2).
+FINAL3_PROGS = {
+    "bass": [33, 35, 39],
+    "guitar": [29, 30, 26],
+    "pad": [96, 97, 99],
+    "keys": [8, 10, 12],
+    "lead": [84, 87],
+}
+# "final4" (round 6): FluidR3 again, with programs no split has used (contrabass/tuba basses,
+# organ/strings/crystal pads, mallets and plucked keys, brass/reed leads, steel guitar).
+FINAL4_PROGS = {
+    "bass": [43, 58],
+    "guitar": [29, 30, 25],
+    "pad": [19, 44, 98],
+    "keys": [9, 13, 15],
+    "lead": [62, 71],
+}
+# "final5" (round 7): FluidR3, programs no split has used (cello/trombone/baritone sax basses,
+# reed organ/accordion/brass pads, tubular bells/percussive organ/harmonica keys, trumpet/
+# soprano sax/flute/ocarina leads; the distorted guitars 29/30 are shared).
+FINAL5_PROGS = {
+    "bass": [42, 57, 67],
+    "guitar": [29, 30],
+    "pad": [20, 21, 61],
+    "keys": [14, 17, 22],
+    "lead": [56, 64, 73, 79],
+}
+# "final6" (round 8): FluidR3, programs no split has used (bassoon/french horn/viola basses,
+# goblins/echoes/synth brass pads, accordion/tenor sax/clarinet keys, alto sax/oboe/recorder/
+# pan flute leads; the distorted guitars 29/30 are shared).
+FINAL6_PROGS = {
+    "bass": [70, 60, 41],
+    "guitar": [29, 30],
+    "pad": [101, 102, 63],
+    "keys": [23, 66, 72],
+    "lead": [65, 68, 74, 75],
+}
+FINAL7_PROGS = {  # final7 (round 9): MuseScore General's renderings (see SF3_FINAL7)
     "bass": [33, 34, 35, 38, 39],
     "guitar": [29, 30],
     "pad": [88, 89, 90, 91, 95],
     "keys": [0, 4, 5, 11],
     "lead": [80, 81, 82],
 }
-PROGS["final8"] = {  # final8 (round 10): final7's program numbers, TimGM6mb's renderings
+FINAL8_PROGS = {  # final8 (round 10): final7's program numbers, TimGM6mb's renderings
     "bass": [33, 34, 35, 38, 39],
     "guitar": [29, 30],
     "pad": [88, 89, 90, 91, 95],
@@ -193,46 +177,33 @@ WEIGHTS = [14, 8, 12, 7, 9, 12, 11, 8, 5, 9, 5]
 GENRES_X = ["techno", "rock_dense", "halftime_fast", "hiphop_sync", "house", "trance", "dnb",
             "halftime", "hiphop", "rock", "metal", "drumless", "waltz", "tempo_change", "negative"]
 WEIGHTS_X = [14, 14, 12, 12, 4, 6, 8, 3, 3, 5, 5, 3, 3, 5, 2]
-# "final": every genre in turn (about 4 files each), so each has a row in the table.
+
+# The genre cycles (one pass = the split; what each split is for: its entry in SPLITS), the kinds
+# of negative a split's negatives take in turn and the styles of its drumless songs in turn.
 FINAL_CYCLE = ["techno", "rock_dense", "halftime_fast", "hiphop_sync", "house", "trance", "dnb",
                "halftime", "hiphop", "rock", "metal", "drumless", "waltz", "tempo_change",
                "negative", "dnb", "techno", "rock_dense", "halftime_fast", "hiphop_sync"]
-# "final2": the failure modes issue 23 names, weighted to them (techno with off-beat hats and bass,
-# half time at 160-190, buried kicks under dense guitars, loud-noise negatives, tempo changes);
-# 60 files, one pass through this list.
+# final2: 60 files, one pass through this list.
 FINAL2_CYCLE = (["techno"] * 12 + ["halftime_fast"] * 10 + ["rock_dense"] * 10 + ["metal"] * 5
                 + ["tempo_change"] * 8 + ["house"] * 3 + ["dnb"] * 3 + ["hiphop_sync"] * 2
                 + ["drumless"] * 1 + ["negative"] * 6)
 # final2's negatives: mostly loud noise (one loud-noise file got 26 beats on "final").
 FINAL2_NEGATIVES = ["loud_noise", "loud_noise", "loud_noise", "loud_noise", "sweep", "speech"]
-# "final3" (round 5): what is still not met after final2 -- negatives of every kind, music that
-# stops into silence with several endings, downbeat-heavy songs ("bars": a clear bar structure
-# whose drum pattern changes every 4 bars, fills and a crash on the next downbeat), half time at
-# 160-190, techno with off-beat hats and bass, dense guitars, drumless intros, tempo steps.
 FINAL3_CYCLE = (["techno"] * 8 + ["halftime_fast"] * 8 + ["rock_dense"] * 8 + ["bars"] * 8
                 + ["tempo_change"] * 6 + ["house"] * 3 + ["metal"] * 3 + ["dnb"] * 3
                 + ["hiphop_sync"] * 2 + ["drumless"] * 2 + ["negative"] * 9)
 FINAL3_NEGATIVES = ["loud_noise", "noise_floor", "sweep", "speech", "loud_noise", "noise_floor",
                     "loud_noise", "sweep", "speech"]
-# "validx" (round 5, decoder tuning only, next to valid): what valid has too little of to tune
-# the noise gate and the stop on -- negatives (mostly loud noise) and songs that stop, with the
-# train split's kits and programs.
 VALIDX_CYCLE = (["negative"] * 15 + ["techno", "house", "rock", "rock_dense", "halftime_fast",
                                      "dnb", "metal", "hiphop", "tempo_change", "trance"] * 2)
 VALIDX_NEGATIVES = ["loud_noise"] * 9 + ["noise_floor", "noise_floor", "sweep", "sweep", "speech",
                                          "speech"]
-# "final4" (round 6, generated before that round's changes): drumless songs of several styles,
-# music that stops (half of the endings a `hit`), negatives of every kind with more speech,
-# `bars`, half time at 160-190, dense guitars, dnb, tempo steps.
 FINAL4_CYCLE = (["drumless"] * 8 + ["bars"] * 8 + ["halftime_fast"] * 8 + ["rock_dense"] * 8
                 + ["dnb"] * 5 + ["tempo_change"] * 7 + ["house"] * 3 + ["techno"] * 3
                 + ["negative"] * 10)
 FINAL4_NEGATIVES = ["speech", "loud_noise", "noise_floor", "sweep", "speech", "loud_noise",
                     "speech", "noise_floor", "loud_noise", "sweep"]
 FINAL4_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "plucked", "pads", "arp", "keys"]
-# "final5" (round 7, generated before that round's changes): more drumless songs, `bars`, house
-# (round 6's weakest genre), half time at 160-190, dense guitars, techno, dnb, tempo steps,
-# negatives with speech in voices no other split has.
 FINAL5_CYCLE = (["drumless"] * 10 + ["bars"] * 8 + ["house"] * 6 + ["halftime_fast"] * 6
                 + ["rock_dense"] * 6 + ["techno"] * 4 + ["dnb"] * 4 + ["tempo_change"] * 4
                 + ["hiphop_sync"] * 2 + ["metal"] * 2 + ["negative"] * 8)
@@ -240,90 +211,214 @@ FINAL5_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "sweep", "s
                     "loud_noise", "noise_floor"]
 FINAL5_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "keys", "plucked", "arp",
                           "pads", "keys"]
-# "final6" (round 8, generated before that round's changes): what final5 left unmet -- house and
-# techno (off-beat locking), syncopated hip-hop, metal, trance, `bars`, drumless songs, speech
-# negatives in voices no other split has; FluidR3 kits and programs no split has used, synth kit H.
 FINAL6_CYCLE = (["house"] * 8 + ["techno"] * 8 + ["hiphop_sync"] * 6 + ["bars"] * 6
                 + ["drumless"] * 6 + ["metal"] * 5 + ["trance"] * 4 + ["halftime_fast"] * 4
                 + ["rock_dense"] * 4 + ["dnb"] * 2 + ["tempo_change"] * 2 + ["negative"] * 5)
 FINAL6_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "speech"]
 FINAL6_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "keys", "plucked"]
-# "final7" (round 9, generated before that round's changes): the seventh untouched split, on a
-# soundfont no split has used (MuseScore General) and synth kit I; weighted to what final6 left
-# unmet -- house and techno (the off-beat coin toss), drumless songs, syncopated hip-hop, trance.
 FINAL7_CYCLE = (["house"] * 10 + ["techno"] * 10 + ["drumless"] * 6 + ["hiphop_sync"] * 4
                 + ["trance"] * 4 + ["bars"] * 4 + ["metal"] * 3 + ["rock_dense"] * 3
                 + ["halftime_fast"] * 3 + ["dnb"] * 3 + ["tempo_change"] * 3 + ["hiphop"] * 2
                 + ["negative"] * 5)
 FINAL7_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "sweep"]
 FINAL7_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "keys", "plucked"]
-# "final8" (round 10, generated before that round's changes): the eighth untouched split, TimGM6mb
-# soundfont and kits with synth kit J; weighted to what round 9 left unmet -- dnb, techno,
-# syncopated hip-hop, trance, drumless songs.
 FINAL8_CYCLE = (["dnb"] * 8 + ["techno"] * 8 + ["hiphop_sync"] * 6 + ["trance"] * 6
                 + ["drumless"] * 6 + ["house"] * 4 + ["bars"] * 4 + ["tempo_change"] * 4
                 + ["halftime_fast"] * 3 + ["metal"] * 2 + ["rock_dense"] * 2 + ["hiphop"] * 2
                 + ["negative"] * 5)
 FINAL8_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "speech"]
 FINAL8_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "arp"]
-# "trainz" (round 8, extra training): kick-every-beat music and the other drum genres with the
-# kits above, the kick softened (0.35-1x velocity) under off-beat hats and bass, synth kit Z
-# (kick fundamentals 40-90 Hz); train's programs.
 TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_sync", "metal",
                 "techno", "house", "rock_dense", "dnb", "halftime_fast", "bars", "hiphop"]
-# "trainp" (round 9, extra training): phase contrast for kick-every-beat music -- the kick 0.3-1x
-# and everything else 1-1.5x as loud as the pattern says, the off-beat bass at full velocity, and
-# bars where the kick drops out under the off-beat hats and bass (an intro on half of the files,
-# gaps later), labels unchanged: the kick's timbre and the genre's convention (open hat and bass
-# between the beats) must decide the phase, not which onset is loudest. Train's kits and
-# programs, synth kit Z.
 TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house", "tempo_change"]
-# "trainb" (round 9, extra training, not yet in a model): trainp's phase contrast for breakbeats
-# and other music without a kick on every beat -- the kick 0.3-1x and the rest 1-1.5x, bars
-# without the kick, two or three ghost snares at random 16ths per bar -- because 12-07f, a
-# fine-tune with trainp alone, lost on dnb what it won on techno (docs/performance.md, round 9).
 TRAINB_CYCLE = ["dnb", "dnb", "halftime_fast", "dnb", "hiphop_sync", "dnb", "rock_dense", "dnb"]
-SPLIT_IDS = {"train": 1, "valid": 2, "heldout": 3, "fixture": 4, "final": 5, "trainx": 6,
-             "final2": 7, "final3": 8, "validx": 9, "final4": 10, "trainy": 11, "final5": 12, "validk": 13, "trainn": 14,
-             "final6": 15, "trainz": 16, "final7": 17, "trainp": 18, "trainb": 19,
-             "final8": 20}
-# "trainn" (round 7, training only): negatives -- loud noise (the round-7 candidate network pulsed
-# on it), speech in train's voices, noise floor, sweeps.
 TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
-# "validk" (round 7, decoder tuning only): kick-every-beat music whose synthesised kick has its
-# fundamental at 62-85 Hz (train's synth kicks: 40-55 Hz), with train's programs -- to tune the
-# off-beat rejection's kick band, which final5's synth kit G (70-78 Hz) showed too low.
 VALIDK_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "techno", "house",
                 "halftime_fast", "dnb"]
-# "trainy" (round 7, extra training for downbeats and music without drums): `bars` (a pattern
-# change every 4 bars, fills, a crash on the next downbeat), drumless songs and dense guitars,
-# with train's kits and programs; songs stop with the three endings as in validx.
 TRAINY_CYCLE = ["bars", "bars", "drumless", "rock_dense", "bars", "drumless"]
 
 
-# Splits whose genres come from a fixed cycle (one pass = the split); "trainn" is all negatives.
-SPLIT_CYCLES = {"final": FINAL_CYCLE, "final2": FINAL2_CYCLE, "final3": FINAL3_CYCLE,
-                "final4": FINAL4_CYCLE, "final5": FINAL5_CYCLE, "final6": FINAL6_CYCLE,
-                "final7": FINAL7_CYCLE, "final8": FINAL8_CYCLE,
-                "trainy": TRAINY_CYCLE, "trainz": TRAINZ_CYCLE, "trainp": TRAINP_CYCLE, "trainb": TRAINB_CYCLE,
-                "validk": VALIDK_CYCLE, "trainn": ["negative"]}
-# The kinds of negative the cycled splits' negatives take in turn, and their speech voices.
-NEGATIVE_KINDS = {"final2": FINAL2_NEGATIVES, "final3": FINAL3_NEGATIVES,
-                  "final4": FINAL4_NEGATIVES, "final5": FINAL5_NEGATIVES,
-                  "final6": FINAL6_NEGATIVES, "final7": FINAL7_NEGATIVES,
-                  "final8": FINAL8_NEGATIVES}
-NEGATIVE_VOICES = {"final4": ["it", "pt", "nl", "en-gb", "en+f4", "en+m1"],  # voices no other
-                   "final5": ["sv", "pl", "cs", "en-us+m2", "en+f2", "hi"],  # split has
-                   "final6": ["da", "fi", "hu", "ro", "en+m4", "en+f1"],
-                   "final7": ["el", "tr", "ru", "id", "en+f5", "en+m5"],
-                   "final8": ["ko", "vi", "bg", "ca", "en+m6", "en+steph"]}
+@dataclass(frozen=True)
+class SplitSpec:
+    """Everything that makes one split differ from another.
+
+    A split draws its GM drum kits, GM programs, pattern variants and soundfont from its `pool`
+    (a split with held-out sounds is its own pool; the training and tuning splits use "train"'s);
+    the fields marked "(pool)" are read from the pool's entry, all others from the split's own.
+    The defaults are train's: a field left out means the split does as train does."""
+    id: int  # the seed stream: file i is np.random.default_rng([seed, id, i]); never reuse one
+    pool: str = "train"  # whose GM kits, programs, pattern variants and soundfont it uses
+    # -- sounds
+    programs: dict | None = None  # (pool) GM programs per part ("bass", "guitar", "pad", ...)
+    kits: list | None = None  # GM drum kits; None: the pool's
+    soundfont: str = SF2  # (pool) what fluidsynth renders the MIDI with
+    variant: str | None = None  # (pool) its own pattern variant (drum_pattern), on half the songs
+    borrowed_variants: bool = False  # (pool) half the songs take one of variants C-F at random
+    bars_variant: str = "A"  # (pool) `bars`' second pattern's variant (if the song's is not E/F)
+    synth_kit: int = 0  # the numpy drum kit's ranges (synth_voice's kitb)
+    synth_name: str = "synth-A"  # meta["drums"] when that kit plays
+    gm_drums_p: float = 0.5  # how often a song's drums are GM (fluidsynth), not the synth kit
+    synth_drums_only: bool = False  # every song with drums plays the synth kit
+    # -- genres and negatives
+    cycle: list | None = None  # the genres in turn (one pass = the split); None: drawn by weight
+    after_cycle: str | None = None  # the genre of every file after one pass (None: cycle again)
+    genres: list | None = None  # drawn from when there is no cycle (None: GENRES)
+    weights: list | None = None  # their weights (None: WEIGHTS)
+    # the kinds its negatives take in turn (None: random): the n-th negative of the cycle takes
+    # kind n, or with negatives_per_file file i takes kind i
+    negatives: list | None = None
+    negatives_per_file: bool = False
+    voices: list | None = None  # espeak-ng voices of its speech negatives (None: train's)
+    # -- features of the songs
+    pickups: bool = False  # 40% of the songs start on beat 2, 3 or 4 of a bar
+    tempo_step_p: float = 0.5  # how often a tempo change is a step (not a ramp)
+    drumless_intros: bool = False  # 60% of the drum songs start with 2-8 bars without drums
+    several_endings: bool = False  # 60% of the songs stop (not 30%): a "cut", "ring" or "hit"
+    more_hit_endings: bool = False  # and 35% of those stops a `hit`
+    # drumless songs in styles: style -> (programs of the "keys" part, its pattern) (None: none)
+    drumless: dict | None = None
+    drumless_styles: list | None = None  # the styles of its drumless songs in turn (None: random)
+    soft_kick: bool = False  # the kick 0.35-1x as loud as the rest of the kit
+    phase_contrast: bool = False  # the kick 0.3-1x, the other drums 1-1.5x
+    kick_drops: bool = False  # bars whose kick drops out (an intro, one or two gaps)
+    ghost_snares: bool = False  # two or three ghost snares at random 16ths of every bar
+    loud_bass: bool = False  # the (off-beat) bass at full velocity
+    # -- other
+    renders_as: str | None = None  # its songs are made as this split's (fixtures.py)
+    cli: bool = True  # a --split choice
 
 
-def pool_of(split):
-    if split in ("heldout", "final", "final2", "final3", "final4", "final5", "final6", "final7",
-                 "final8"):
-        return split
-    return "train"
+SPLITS = {
+    "train": SplitSpec(id=1, pool="train", programs=TRAIN_PROGS, kits=[0, 16, 24, 25]),
+    "valid": SplitSpec(id=2),
+    "heldout": SplitSpec(id=3, pool="heldout", programs=HELDOUT_PROGS, kits=[8, 32], variant="B",
+                         synth_kit=1, synth_name="synth-B"),
+    # CI fixtures (fixtures.py, through make_one): heldout's settings, their own seed stream.
+    "fixture": SplitSpec(id=4, pool="heldout", renders_as="heldout", cli=False),
+    # "final": every genre in turn (about 4 files each), so each has a row in the table.
+    "final": SplitSpec(id=5, pool="final", programs=FINAL_PROGS, kits=[40], variant="C",
+                       synth_kit=2, synth_name="synth-C", cycle=FINAL_CYCLE, pickups=True),
+    # "trainx" (extra training): the styles of GENRES_X.
+    "trainx": SplitSpec(id=6, genres=GENRES_X, weights=WEIGHTS_X, pickups=True),
+    # "final2": the failure modes issue 23 names, weighted to them (techno with off-beat hats and
+    # bass, half time at 160-190, buried kicks under dense guitars, loud-noise negatives, tempo
+    # changes); TimGM6mb's kits (other samples than FluidR3's).
+    "final2": SplitSpec(id=7, pool="final2", programs=FINAL2_PROGS, kits=[0, 16, 24, 25],
+                        soundfont=SF2_FINAL2, variant="D", synth_kit=3, synth_name="synth-D",
+                        cycle=FINAL2_CYCLE, negatives=FINAL2_NEGATIVES, pickups=True,
+                        drumless_intros=True),
+    # "final3" (round 5): what is still not met after final2 -- negatives of every kind, music that
+    # stops into silence with several endings, downbeat-heavy songs ("bars": a clear bar structure
+    # whose drum pattern changes every 4 bars, fills and a crash on the next downbeat), half time at
+    # 160-190, techno with off-beat hats and bass, dense guitars, drumless intros, tempo steps;
+    # TimGM6mb's room/jazz/brush kits (no other split has them).
+    "final3": SplitSpec(id=8, pool="final3", programs=FINAL3_PROGS, kits=[8, 32, 40],
+                        soundfont=SF2_FINAL2, variant="E", bars_variant="E", synth_kit=4,
+                        synth_name="synth-E", cycle=FINAL3_CYCLE, negatives=FINAL3_NEGATIVES,
+                        pickups=True, tempo_step_p=0.8, drumless_intros=True,
+                        several_endings=True),
+    # "validx" (round 5, decoder tuning only, next to valid): what valid has too little of to tune
+    # the noise gate and the stop on -- negatives (mostly loud noise) and songs that stop, with the
+    # train split's kits and programs; files 35-44 (round 6): drumless songs, to tune the
+    # decoder's gate on music without drums.
+    "validx": SplitSpec(id=9, cycle=VALIDX_CYCLE, after_cycle="drumless",
+                        negatives=VALIDX_NEGATIVES, negatives_per_file=True,
+                        several_endings=True),
+    # "final4" (round 6, generated before that round's changes): drumless songs of several styles,
+    # music that stops (half of the endings a `hit`), negatives of every kind with more speech,
+    # `bars`, half time at 160-190, dense guitars, dnb, tempo steps; FluidR3's Power 2, Room 3,
+    # Jazz 2, Standard 5 and Orchestra kits.
+    "final4": SplitSpec(id=10, pool="final4", programs=FINAL4_PROGS, kits=[18, 11, 34, 5, 48],
+                        variant="F", bars_variant="F", synth_kit=5, synth_name="synth-F",
+                        cycle=FINAL4_CYCLE, negatives=FINAL4_NEGATIVES,
+                        # speech negatives in voices no other split has (so do final5-final8)
+                        voices=["it", "pt", "nl", "en-gb", "en+f4", "en+m1"],
+                        pickups=True, drumless_intros=True, several_endings=True,
+                        more_hit_endings=True, drumless=FINAL4_DRUMLESS,
+                        drumless_styles=FINAL4_DRUMLESS_STYLES),
+    # "trainy" (round 7, extra training for downbeats and music without drums): `bars` (a pattern
+    # change every 4 bars, fills, a crash on the next downbeat), drumless songs and dense guitars,
+    # with train's kits and programs; songs stop with the three endings as in validx.
+    "trainy": SplitSpec(id=11, cycle=TRAINY_CYCLE, pickups=True, drumless_intros=True,
+                        several_endings=True, drumless=TRAIN_DRUMLESS),
+    # "final5" (round 7, generated before that round's changes): more drumless songs, `bars`, house
+    # (round 6's weakest genre), half time at 160-190, dense guitars, techno, dnb, tempo steps,
+    # negatives with speech in voices no other split has; FluidR3's Power 3, Brush 1, Jazz 4,
+    # Room 6 and Standard 7 kits.
+    "final5": SplitSpec(id=12, pool="final5", programs=FINAL5_PROGS, kits=[19, 41, 36, 14, 7],
+                        borrowed_variants=True, bars_variant="D", synth_kit=6,
+                        synth_name="synth-G", cycle=FINAL5_CYCLE, negatives=FINAL5_NEGATIVES,
+                        voices=["sv", "pl", "cs", "en-us+m2", "en+f2", "hi"], pickups=True,
+                        drumless_intros=True, several_endings=True, more_hit_endings=True,
+                        drumless=FINAL5_DRUMLESS, drumless_styles=FINAL5_DRUMLESS_STYLES),
+    # "validk" (round 7, decoder tuning only): kick-every-beat music whose synthesised kick has its
+    # fundamental at 62-85 Hz (train's synth kicks: 40-55 Hz), with train's programs -- to tune the
+    # off-beat rejection's kick band, which final5's synth kit G (70-78 Hz) showed too low.
+    "validk": SplitSpec(id=13, synth_kit=7, synth_name="synth-K", synth_drums_only=True,
+                        cycle=VALIDK_CYCLE, pickups=True),
+    # "trainn" (round 7, training only): negatives -- loud noise (the round-7 candidate network
+    # pulsed on it), speech in train's voices, noise floor, sweeps.
+    "trainn": SplitSpec(id=14, cycle=["negative"], negatives=TRAINN_NEGATIVES,
+                        negatives_per_file=True),
+    # "final6" (round 8, generated before that round's changes): what final5 left unmet -- house and
+    # techno (off-beat locking), syncopated hip-hop, metal, trance, `bars`, drumless songs, speech
+    # negatives in voices no other split has; FluidR3 kits and programs no split has used (Power 1,
+    # Brush 2, Jazz 3, Room 4 and Standard 2 kits), synth kit H.
+    "final6": SplitSpec(id=15, pool="final6", programs=FINAL6_PROGS, kits=[17, 42, 35, 12, 2],
+                        borrowed_variants=True, bars_variant="C", synth_kit=8,
+                        synth_name="synth-H", cycle=FINAL6_CYCLE, negatives=FINAL6_NEGATIVES,
+                        voices=["da", "fi", "hu", "ro", "en+m4", "en+f1"], pickups=True,
+                        drumless_intros=True, several_endings=True, more_hit_endings=True,
+                        drumless=FINAL6_DRUMLESS, drumless_styles=FINAL6_DRUMLESS_STYLES),
+    # "trainz" (round 8, extra training): kick-every-beat music and the other drum genres with the
+    # kits below, the kick softened (0.35-1x velocity) under off-beat hats and bass, synth kit Z
+    # (kick fundamentals 40-90 Hz); train's programs. Its kits: the FluidR3 kits no other split
+    # uses -- Standard 1, 3, 4 and 6, Room 1, 2, 5 and 7, Jazz 1 (round 7 and 8's untouched splits
+    # put house and techno on the off-beat with kits whose kick is softer than train's four kits').
+    "trainz": SplitSpec(id=16, kits=[1, 3, 4, 6, 9, 10, 13, 15, 33], synth_kit=9,
+                        synth_name="synth-Z", gm_drums_p=0.7, cycle=TRAINZ_CYCLE, pickups=True,
+                        soft_kick=True),
+    # "final7" (round 9, generated before that round's changes): the seventh untouched split, on a
+    # soundfont no split has used (MuseScore General; see SF3_FINAL7) and synth kit I; weighted to
+    # what final6 left unmet -- house and techno (the off-beat coin toss), drumless songs,
+    # syncopated hip-hop, trance. MuseScore General's Standard, Room, Power, Electronic, TR-808,
+    # Jazz and Brush kits.
+    "final7": SplitSpec(id=17, pool="final7", programs=FINAL7_PROGS,
+                        kits=[0, 8, 16, 24, 25, 32, 40], soundfont=SF3_FINAL7,
+                        borrowed_variants=True, bars_variant="E", synth_kit=10,
+                        synth_name="synth-I", cycle=FINAL7_CYCLE, negatives=FINAL7_NEGATIVES,
+                        voices=["el", "tr", "ru", "id", "en+f5", "en+m5"], pickups=True,
+                        drumless_intros=True, several_endings=True, more_hit_endings=True,
+                        drumless=FINAL7_DRUMLESS, drumless_styles=FINAL7_DRUMLESS_STYLES),
+    # "trainp" (round 9, extra training): phase contrast for kick-every-beat music -- the kick 0.3-1x
+    # and everything else 1-1.5x as loud as the pattern says, the off-beat bass at full velocity, and
+    # bars where the kick drops out under the off-beat hats and bass (an intro on half of the files,
+    # gaps later), labels unchanged: the kick's timbre and the genre's convention (open hat and bass
+    # between the beats) must decide the phase, not which onset is loudest. Train's kits and
+    # programs, synth kit Z.
+    "trainp": SplitSpec(id=18, synth_kit=9, synth_name="synth-Z", cycle=TRAINP_CYCLE,
+                        pickups=True, phase_contrast=True, kick_drops=True, loud_bass=True),
+    # "trainb" (round 9, extra training, not yet in a model): trainp's phase contrast for breakbeats
+    # and other music without a kick on every beat -- the kick 0.3-1x and the rest 1-1.5x, bars
+    # without the kick, two or three ghost snares at random 16ths per bar -- because 12-07f, a
+    # fine-tune with trainp alone, lost on dnb what it won on techno (docs/performance.md, round 9).
+    "trainb": SplitSpec(id=19, synth_kit=9, synth_name="synth-Z", cycle=TRAINB_CYCLE,
+                        pickups=True, phase_contrast=True, kick_drops=True, ghost_snares=True),
+    # "final8" (round 10, generated before that round's changes): the eighth untouched split, TimGM6mb
+    # soundfont and kits with synth kit J; weighted to what round 9 left unmet -- dnb, techno,
+    # syncopated hip-hop, trance, drumless songs. TimGM6mb's Standard, Room, Power, Electronic,
+    # TR-808, Jazz and Brush kits (see SF2_FINAL2; final2 and final3 had some of them, no training
+    # split has).
+    "final8": SplitSpec(id=20, pool="final8", programs=FINAL8_PROGS,
+                        kits=[0, 8, 16, 24, 25, 32, 40], soundfont=SF2_FINAL2,
+                        borrowed_variants=True, bars_variant="E", synth_kit=11,
+                        synth_name="synth-J", cycle=FINAL8_CYCLE, negatives=FINAL8_NEGATIVES,
+                        voices=["ko", "vi", "bg", "ca", "en+m6", "en+steph"], pickups=True,
+                        drumless_intros=True, several_endings=True, more_hit_endings=True,
+                        drumless=FINAL8_DRUMLESS, drumless_styles=FINAL8_DRUMLESS_STYLES),
+}
+assert len({s.id for s in SPLITS.values()}) == len(SPLITS), "two splits share a seed stream"
+assert all(SPLITS[s.pool].programs and SPLITS[s.pool].kits for s in SPLITS.values())
 
 
 # ---------------------------------------------------------------- beat grids
@@ -614,21 +709,14 @@ CHORDS = [[0, 4, 7], [9, 12, 16], [5, 9, 12], [7, 11, 14], [2, 5, 9], [4, 7, 11]
 def song(genre, rng, split, dur, opts=None):
     """Render one piece. Returns (audio@SR, beats [(t, beat_in_bar)], meta)."""
     opts = opts or {}
-    pool = pool_of(split)
-    progs = PROGS[pool]
-    variant = "B" if (pool == "heldout" and rng.random() < 0.5) else "A"
-    if pool == "final" and rng.random() < 0.5:
-        variant = "C"
-    if pool == "final2" and rng.random() < 0.5:
-        variant = "D"
-    if pool == "final3" and rng.random() < 0.5:
-        variant = "E"
-    if pool == "final4" and rng.random() < 0.5:
-        variant = "F"
-    if pool in ("final5", "final6", "final7", "final8") and rng.random() < 0.5:
+    spec = SPLITS[split]
+    pool = SPLITS[spec.pool]  # whose GM kits, programs, pattern variants and soundfont
+    progs = pool.programs
+    variant = "A"
+    if pool.variant is not None and rng.random() < 0.5:  # heldout's "B", final's "C", ...
+        variant = pool.variant
+    if pool.borrowed_variants and rng.random() < 0.5:
         variant = str(rng.choice(["C", "D", "E", "F"]))  # held-out variants, new kits/programs
-    xsplit = split in ("trainx", "trainy", "trainz", "trainp", "trainb", "validk", "final", "final2", "final3", "final4", "final5",
-                       "final6", "final7", "final8")
     variant = opts.get("variant", variant)
     meta = {"genre": genre, "variant": variant}
     sub = genre
@@ -653,7 +741,7 @@ def song(genre, rng, split, dur, opts=None):
     if genre == "tempo_change":
         bpm1 = float(np.clip(bpm0 * rng.choice([0.8, 0.88, 1.12, 1.25]), 80, 180))
         at = int(rng.integers(16, 40)) // 4 * 4
-        if rng.random() < (0.8 if pool == "final3" else 0.5):  # step
+        if rng.random() < spec.tempo_step_p:  # step
             bpm_fn = lambda i: bpm0 if i < at else bpm1
             kind = "step"
             ramp = 0
@@ -668,7 +756,7 @@ def song(genre, rng, split, dur, opts=None):
     # pickup: the music starts on beat 2, 3 or 4 of a bar (its first beats are not downbeats);
     # the grid moves so that beat `phase0` sits at lead_in and earlier beats fall before 0 s.
     phase0 = 0
-    if xsplit and not opts.get("plain") and rng.random() < 0.4:
+    if spec.pickups and not opts.get("plain") and rng.random() < 0.4:
         phase0 = int(rng.integers(1, 4))
         grid = grid - (grid[phase0] - lead_in)
     meta["first_beat_in_bar"] = phase0 + 1
@@ -680,7 +768,7 @@ def song(genre, rng, split, dur, opts=None):
     n_bars = int((np.searchsorted(grid, dur) - 1) // bar)
     plain = opts.get("plain", False)  # no intro, breakdown or stop (test fixtures)
     drum_start_bar = int(rng.choice([0, 0, 2, 4])) if genre != "drumless" else 10**6
-    if split in ("final2", "final3", "final4", "final5", "final6", "final7", "final8", "trainy") and genre != "drumless" and rng.random() < 0.6:
+    if spec.drumless_intros and genre != "drumless" and rng.random() < 0.6:
         drum_start_bar = int(rng.choice([2, 4, 4, 8]))  # drumless intros, more and longer
     drum_start_bar = 0 if plain else drum_start_bar
     breakdown = None
@@ -691,7 +779,7 @@ def song(genre, rng, split, dur, opts=None):
     end_bar = n_bars
     music_end = dur
     ending = None
-    endings = pool in ("final3", "final4", "final5", "final6", "final7", "final8") or split in ("validx", "trainy")  # several endings, more stops
+    endings = spec.several_endings  # several endings, more stops
     if rng.random() < (0.6 if endings else 0.3) and not plain:
         end_bar = max(8, n_bars - int(rng.integers(2, 6)))
         music_end = float(grid[end_bar * bar])
@@ -699,7 +787,7 @@ def song(genre, rng, split, dur, opts=None):
         # (the last bar's sound decays over 1-3 s), "hit" (a last kick + crash + chord on the
         # next downbeat, which is labelled, then a 1-3 s decay)
         ending = str(rng.choice(["cut", "ring", "hit"])) if endings else "cut"
-        if pool in ("final4", "final5", "final6", "final7", "final8") and rng.random() < 0.35:
+        if spec.more_hit_endings and rng.random() < 0.35:
             ending = "hit"  # final4: more `hit` endings (round 5's late beats)
         if ending == "hit":
             meta["last_hit_s"] = round(music_end, 4)
@@ -729,14 +817,14 @@ def song(genre, rng, split, dur, opts=None):
     # phrase ends in a tom/snare fill and the next phrase opens with a crash and a hard kick.
     pat_b = None
     if genre == "bars":
-        pat_b, _ = drum_pattern(sub, rng, ({"final4": "F", "final5": "D", "final6": "C", "final7": "E", "final8": "E", "final3": "E"}.get(pool, "A")) if variant not in ("E", "F") else "A")
+        pat_b, _ = drum_pattern(sub, rng, pool.bars_variant if variant not in ("E", "F") else "A")
         pat_b = [h for h in pat_b if h[1] not in ("chh", "ohh")] + [
             (x / 2, "ride", 85 if x % 2 == 0 else 55) for x in range(bar * 2)]
 
     # trainp and trainb (round 9): bars whose kick drops out while the hats, claps and bass go on (labels
     # unchanged): an intro of 2-8 bars on half of the files and one or two 2-4 bar gaps later.
     kick_drop = set()
-    if split in ("trainp", "trainb") and genre != "drumless":
+    if spec.kick_drops and genre != "drumless":
         if rng.random() < 0.5:
             kick_drop.update(range(drum_start_bar, drum_start_bar + int(rng.choice([2, 4, 8]))))
         for _ in range(int(rng.integers(1, 3))):
@@ -759,7 +847,7 @@ def song(genre, rng, split, dur, opts=None):
                 hits.append((t_of(bi * bar), "kick", 125))
         if bi in kick_drop:  # after the choice of pattern, so `bars` would lose its kick too
             cur = [h for h in cur if h[1] != "kick"]
-        if split == "trainb":  # ghost snares on two or three random 16ths of every bar
+        if spec.ghost_snares:  # ghost snares on two or three random 16ths of every bar
             cur = cur + [(float(x) / 4, "snare", float(rng.uniform(30, 60)))
                          for x in rng.choice(bar * 4, int(rng.integers(2, 4)), replace=False)]
         for pos, v, vel in cur:
@@ -773,10 +861,10 @@ def song(genre, rng, split, dur, opts=None):
         hits += [(music_end, "kick", 125), (music_end, "crash", 120), (music_end, "snare", 100)]
     if phase0:
         hits = [h for h in hits if h[0] >= 0]
-    if split == "trainz":  # a softer kick than the rest of the kit
+    if spec.soft_kick:  # a softer kick than the rest of the kit
         soft = float(rng.uniform(0.35, 1.0))
         hits = [(t, v, vel * soft if v == "kick" else vel) for t, v, vel in hits]
-    if split in ("trainp", "trainb"):  # phase contrast: the kick's loudness says nothing
+    if spec.phase_contrast:  # phase contrast: the kick's loudness says nothing
         soft, loud = float(rng.uniform(0.3, 1.0)), float(rng.uniform(1.0, 1.5))
         hits = [(t, v, vel * soft if v == "kick" else min(127.0, vel * loud)) for t, v, vel in hits]
         meta["kick_gain"], meta["other_drums_gain"] = round(soft, 3), round(loud, 3)
@@ -784,9 +872,10 @@ def song(genre, rng, split, dur, opts=None):
     meta["drums_start_s"] = round(drums_start, 4) if drums_start is not None else None
 
     midi = Midi()
-    use_gm_drums = ((rng.random() < (0.7 if split == "trainz" else 0.5) and hits)
+    use_gm_drums = ((rng.random() < spec.gm_drums_p and hits)
                     if "gm_drums" not in opts else opts["gm_drums"])
-    kit = int(rng.choice(KITS[split if split == "trainz" else pool])) if use_gm_drums else None
+    kits = spec.kits if spec.kits is not None else pool.kits
+    kit = int(rng.choice(kits)) if use_gm_drums else None
     if use_gm_drums:
         for t, v, vel in hits:
             midi.note(9, t, 0.1, GM[v], vel)
@@ -821,7 +910,7 @@ def song(genre, rng, split, dur, opts=None):
                 t = t_of(bi * bar + pos)
                 ln = (grid[min(len(grid) - 1, bi * bar + 1)] - grid[bi * bar]) * (0.45 if len(poss) > 2 else 1.5)
                 bvel = 120 if sub == "techno" else 100
-                if split == "trainp":  # the off-beat bass as loud as anything in the mix
+                if spec.loud_bass:  # the off-beat bass as loud as anything in the mix
                     bvel = 127
                 midi.note(0, t, float(ln), root, bvel * rng.uniform(0.8, 1))
     # chords: guitar power chords for rock/metal, keys/pads otherwise
@@ -866,11 +955,9 @@ def song(genre, rng, split, dur, opts=None):
     if rng.random() < 0.6 or genre == "drumless":
         parts["keys"] = int(rng.choice(progs["keys"] + progs["lead"]))
         arp = rng.choice(["8th", "beat", "16th", "offbeat"]) if sub not in ("dnb",) else "8th"
-        if (pool in ("final4", "final5", "final6", "final7", "final8") or split == "trainy") and genre == "drumless":
-            style = opts.get("drumless_style") or str(rng.choice(list(TRAIN_DRUMLESS)))
-            table = {"final4": FINAL4_DRUMLESS, "final5": FINAL5_DRUMLESS,
-                     "final6": FINAL6_DRUMLESS, "final7": FINAL7_DRUMLESS,
-                     "final8": FINAL8_DRUMLESS}.get(pool, TRAIN_DRUMLESS)
+        if spec.drumless is not None and genre == "drumless":
+            table = spec.drumless
+            style = opts.get("drumless_style") or str(rng.choice(list(table)))
             parts["keys"] = int(rng.choice(table[style][0]))
             arp = table[style][1]
             meta["drumless_style"] = style
@@ -898,19 +985,11 @@ def song(genre, rng, split, dur, opts=None):
             midi.note(ch0, music_end, 1.5, 48 + key % 12 + iv, 115)
     meta["gm_drum_kit"] = kit
     meta["gm_programs"] = parts
-    sf2 = SF2_FINAL2 if pool in ("final2", "final3", "final8") else SF3_FINAL7 if pool == "final7" else SF2
-    mel = fluid_render(midi, kit, total_n, rng, sf2)
+    mel = fluid_render(midi, kit, total_n, rng, pool.soundfont)
     synth = np.zeros(total_n)
     if hits and not use_gm_drums:
-        synth = render_synth_drums(hits, total_n, rng,
-                                   kitb={"heldout": 1, "final": 2, "final2": 3, "final3": 4,
-                                         "final4": 5, "final5": 6, "final6": 8, "final7": 10,
-                                         "final8": 11}.get(
-                                             pool, {"validk": 7, "trainz": 9, "trainp": 9, "trainb": 9}.get(split, 0)))
-        meta["drums"] = {"heldout": "synth-B", "final": "synth-C", "final2": "synth-D",
-                         "final3": "synth-E", "final4": "synth-F", "final5": "synth-G",
-                         "final6": "synth-H", "final7": "synth-I", "final8": "synth-J"}.get(
-            pool, {"validk": "synth-K", "trainz": "synth-Z", "trainp": "synth-Z", "trainb": "synth-Z"}.get(split, "synth-A"))
+        synth = render_synth_drums(hits, total_n, rng, kitb=spec.synth_kit)
+        meta["drums"] = spec.synth_name
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -1022,55 +1101,41 @@ def out_rate(rng):
 # ---------------------------------------------------------------- driver
 def make_one(args):
     split, idx, seed, out_dir, forced = args
-    rng = np.random.default_rng([seed, SPLIT_IDS[split], idx])
+    spec = SPLITS[split]
+    rng = np.random.default_rng([seed, spec.id, idx])
     if forced:
         genre, dur = forced["genre"], forced["dur"]
-    elif split in SPLIT_CYCLES:
-        cycle = SPLIT_CYCLES[split]
-        genre = cycle[idx % len(cycle)]
-        dur = float(rng.uniform(30, 45))
-    elif split == "validx":
-        # files 35-44 (round 6): drumless songs, to tune the decoder's gate on music without drums
-        genre = VALIDX_CYCLE[idx % len(VALIDX_CYCLE)] if idx < len(VALIDX_CYCLE) else "drumless"
-        dur = float(rng.uniform(30, 45))
-    elif split == "trainx":
-        w = np.array(WEIGHTS_X, float)
-        genre = str(rng.choice(GENRES_X, p=w / w.sum()))
+    elif spec.cycle is not None:
+        cycle = spec.cycle
+        if idx < len(cycle) or spec.after_cycle is None:
+            genre = cycle[idx % len(cycle)]
+        else:
+            genre = spec.after_cycle  # validx's files 35-44
         dur = float(rng.uniform(30, 45))
     else:
-        w = np.array(WEIGHTS, float)
-        genre = str(rng.choice(GENRES, p=w / w.sum()))
+        w = np.array(spec.weights if spec.weights is not None else WEIGHTS, float)
+        genre = str(rng.choice(spec.genres if spec.genres is not None else GENRES, p=w / w.sum()))
         dur = float(rng.uniform(30, 45))
     if genre == "negative":
-        neg_kind, voices = None, NEGATIVE_VOICES.get(split)
-        if split in ("validx", "trainn"):
-            kinds = {"validx": VALIDX_NEGATIVES, "trainn": TRAINN_NEGATIVES}[split]
+        neg_kind, voices = None, spec.voices
+        if spec.negatives is not None and spec.negatives_per_file:
+            kinds = spec.negatives
             neg_kind = kinds[idx % len(kinds)]
-        elif split in NEGATIVE_KINDS:  # the n-th negative of the split's cycle gets kind n
-            cycle, kinds = SPLIT_CYCLES[split], NEGATIVE_KINDS[split]
+        elif spec.negatives is not None:  # the n-th negative of the split's cycle gets kind n
+            cycle, kinds = spec.cycle, spec.negatives
             neg_kind = kinds[sum(g == "negative" for g in cycle[:idx % len(cycle)]) % len(kinds)]
         x, meta = negative(rng, dur, neg_kind, voices)
         beats = []
     else:
         opts = forced.get("opts") if forced else None
-        if split == "final4" and genre == "drumless":
-            opts = {"drumless_style": FINAL4_DRUMLESS_STYLES[
-                sum(g == "drumless" for g in FINAL4_CYCLE[:idx % len(FINAL4_CYCLE)]) % 8]}
-        if split == "validk":
+        if spec.drumless_styles is not None and genre == "drumless":
+            # the n-th drumless song of the split's cycle gets style n
+            cycle, styles = spec.cycle, spec.drumless_styles
+            opts = {"drumless_style": styles[
+                sum(g == "drumless" for g in cycle[:idx % len(cycle)]) % len(styles)]}
+        if spec.synth_drums_only:
             opts = {"gm_drums": False}  # the synthesised high kick on every file
-        if split == "final5" and genre == "drumless":
-            opts = {"drumless_style": FINAL5_DRUMLESS_STYLES[
-                sum(g == "drumless" for g in FINAL5_CYCLE[:idx % len(FINAL5_CYCLE)]) % 10]}
-        if split == "final6" and genre == "drumless":
-            opts = {"drumless_style": FINAL6_DRUMLESS_STYLES[
-                sum(g == "drumless" for g in FINAL6_CYCLE[:idx % len(FINAL6_CYCLE)]) % 6]}
-        if split == "final7" and genre == "drumless":
-            opts = {"drumless_style": FINAL7_DRUMLESS_STYLES[
-                sum(g == "drumless" for g in FINAL7_CYCLE[:idx % len(FINAL7_CYCLE)]) % 6]}
-        if split == "final8" and genre == "drumless":
-            opts = {"drumless_style": FINAL8_DRUMLESS_STYLES[
-                sum(g == "drumless" for g in FINAL8_CYCLE[:idx % len(FINAL8_CYCLE)]) % 6]}
-        x, beats, meta = song(genre, rng, "heldout" if split == "fixture" else split, dur, opts)
+        x, beats, meta = song(genre, rng, spec.renders_as or split, dur, opts)
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
     if genre != "negative" or meta.get("kind") in ("speech", "loud_noise"):
@@ -1113,10 +1178,8 @@ def make_one(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--split", required=True, choices=["train", "valid", "heldout", "trainx", "final", "final2",
-                                                      "final3", "validx", "final4", "final5", "trainy", "validk", "trainn",
-                                                      "final6", "trainz", "final7", "trainp", "trainb",
-                                                      "final8"])
+    ap.add_argument("--split", required=True,
+                    choices=[name for name, spec in SPLITS.items() if spec.cli])
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
