@@ -32,6 +32,11 @@ SF2_FINAL2 = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 # MIT). It is partly adapted from a mono FluidR3 (train's soundfont), re-edited and mixed with
 # other samples, so some of its sounds are close relatives of train's, not strangers.
 SF3_FINAL7 = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
+# "final9" renders everything with a fourth soundfont (Debian opl3-soundfont, CC-BY-SA-4.0):
+# samples of an OPL3 FM chip, so every instrument and its one drum kit are FM sounds no other
+# split has (not a relative of FluidR3 like MuseScore General; the full MuseScore General,
+# Debian musescore-general-soundfont, has the Lite one's drum kits and differs in five presets).
+SF_FINAL9 = "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2"
 SR = 44100
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -120,6 +125,16 @@ FINAL8_PROGS = {  # final8 (round 10): final7's program numbers, TimGM6mb's rend
     "keys": [0, 4, 5, 11],
     "lead": [80, 81, 82],
 }
+# final9 (round 11): OPL3 FM renderings of program numbers final7/final8 did not use (acoustic,
+# slap and contrabass basses; muted guitar; bowed/metallic/halo pads and string ensembles;
+# electric grand, harpsichord, clavinet, marimba; charang, voice, fifths and bass+lead leads).
+FINAL9_PROGS = {
+    "bass": [32, 36, 37, 43],
+    "guitar": [29, 30, 28],
+    "pad": [92, 93, 94, 48, 50],
+    "keys": [2, 6, 7, 12],
+    "lead": [84, 85, 86, 87],
+}
 # final4's drumless songs: the style decides the "keys" part's program and pattern.
 FINAL4_DRUMLESS = {
     "pads": ([19, 44, 98], "beat"),  # sustained pads, a soft pad voice on the beats
@@ -154,6 +169,13 @@ FINAL8_DRUMLESS = {
     "keys": ([0, 4, 11], "8th"),
     "plucked": ([24, 45, 46], "8th"),
     "arp": ([0, 11, 46], "16th"),
+}
+# final9's drumless songs (round 11): other programs than final8's, OPL3 FM sounds.
+FINAL9_DRUMLESS = {
+    "pads": ([92, 94, 50], "beat"),
+    "keys": ([2, 6, 7], "8th"),
+    "plucked": ([25, 105, 107], "8th"),  # steel guitar, banjo, koto
+    "arp": ([7, 12, 108], "16th"),  # clavinet, marimba, kalimba
 }
 # trainy's drumless songs (round 7): the same four styles with train's programs and plucked
 # programs no held-out split uses (clean guitar, tinkle bell, steel drums).
@@ -228,6 +250,11 @@ FINAL8_CYCLE = (["dnb"] * 8 + ["techno"] * 8 + ["hiphop_sync"] * 6 + ["trance"] 
                 + ["negative"] * 5)
 FINAL8_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "speech"]
 FINAL8_DRUMLESS_STYLES = ["pads", "keys", "plucked", "arp", "pads", "arp"]
+FINAL9_CYCLE = (["trance"] * 8 + ["hiphop_sync"] * 8 + ["dnb"] * 6 + ["metal"] * 6
+                + ["rock_dense"] * 5 + ["drumless"] * 6 + ["halftime_fast"] * 4 + ["techno"] * 3
+                + ["house"] * 3 + ["tempo_change"] * 3 + ["bars"] * 3 + ["negative"] * 5)
+FINAL9_NEGATIVES = ["speech", "loud_noise", "speech", "sweep", "speech"]
+FINAL9_DRUMLESS_STYLES = ["keys", "pads", "arp", "plucked", "keys", "pads"]
 TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_sync", "metal",
                 "techno", "house", "rock_dense", "dnb", "halftime_fast", "bars", "hiphop"]
 TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house", "tempo_change"]
@@ -331,7 +358,7 @@ SPLITS = {
     "final4": SplitSpec(id=10, pool="final4", programs=FINAL4_PROGS, kits=[18, 11, 34, 5, 48],
                         variant="F", bars_variant="F", synth_kit=5, synth_name="synth-F",
                         cycle=FINAL4_CYCLE, negatives=FINAL4_NEGATIVES,
-                        # speech negatives in voices no other split has (so do final5-final8)
+                        # speech negatives in voices no other split has (so do final5-final9)
                         voices=["it", "pt", "nl", "en-gb", "en+f4", "en+m1"],
                         pickups=True, drumless_intros=True, several_endings=True,
                         more_hit_endings=True, drumless=FINAL4_DRUMLESS,
@@ -416,6 +443,18 @@ SPLITS = {
                         voices=["ko", "vi", "bg", "ca", "en+m6", "en+steph"], pickups=True,
                         drumless_intros=True, several_endings=True, more_hit_endings=True,
                         drumless=FINAL8_DRUMLESS, drumless_styles=FINAL8_DRUMLESS_STYLES),
+    # "final9" (round 11, generated before that round's changes): the ninth untouched split, on a
+    # fourth soundfont no split has used (OPL3 FM; see SF_FINAL9) -- its one drum kit (GM kit 0,
+    # FM drums) -- and synth kit L; weighted to what is still weak -- trance, syncopated hip-hop,
+    # dnb, metal, dense guitars, drumless songs -- with half time at 160-190, techno, house, tempo
+    # changes, `bars` (alternating with variant D) and negatives with more speech.
+    "final9": SplitSpec(id=21, pool="final9", programs=FINAL9_PROGS, kits=[0],
+                        soundfont=SF_FINAL9, borrowed_variants=True, bars_variant="D",
+                        synth_kit=12, synth_name="synth-L", cycle=FINAL9_CYCLE,
+                        negatives=FINAL9_NEGATIVES,
+                        voices=["sk", "uk", "lt", "hr", "en+m7", "en+Annie"], pickups=True,
+                        drumless_intros=True, several_endings=True, more_hit_endings=True,
+                        drumless=FINAL9_DRUMLESS, drumless_styles=FINAL9_DRUMLESS_STYLES),
 }
 assert len({s.id for s in SPLITS.values()}) == len(SPLITS), "two splits share a seed stream"
 assert all(SPLITS[s.pool].programs and SPLITS[s.pool].kits for s in SPLITS.values())
@@ -589,18 +628,20 @@ def drum_pattern(genre, rng, variant):
 
 # ---------------------------------------------------------------- numpy drum synth
 def synth_voice(voice, rng, kitb):
-    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 / 10 / 11 selects the
-    heldout / final / final2 / final3 / final4 / final5 / validk / final6 / trainz / final7 / final8
-    ranges (0: train's; 11, synth kit J: a 58-66 Hz kick swept down from 420-500 Hz, snares 0.8x
-    as long as train's, dark hats high-passed at 1.3-1.8 kHz)."""
+    """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 / 10 / 11 / 12 selects
+    the heldout / final / final2 / final3 / final4 / final5 / validk / final6 / trainz / final7 /
+    final8 / final9 ranges (0: train's; 11, synth kit J: a 58-66 Hz kick swept down from 420-500 Hz,
+    snares 0.8x as long as train's, dark hats high-passed at 1.3-1.8 kHz; 12, synth kit L: a 46-53
+    Hz kick swept down from 700-900 Hz (a clicky attack), snares 2.2x as long as train's, bright
+    hats high-passed at 9.5-12.5 kHz)."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
         f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78), (62, 85), (54, 64),
-                               (40, 90), (50, 58), (58, 66)][kitb])
+                               (40, 90), (50, 58), (58, 66), (46, 53)][kitb])
         f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130), (120, 260), (180, 240),
-                               (100, 400), (260, 340), (420, 500)][kitb])
+                               (100, 400), (260, 340), (420, 500), (700, 900)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
         x = np.sin(ph) * env(n, rng.uniform(0.08, 0.25))
@@ -613,7 +654,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4, 1.2, 0.8][kitb]
+        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4, 1.2, 0.8, 2.2][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -626,7 +667,8 @@ def synth_voice(voice, rng, kitb):
         noise = rng.normal(0, 1, n)
         lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
                            (1800, 2500), (6000, 7000), (11000, 13000), (5000, 8000),
-                           (7000, 9500), (2000, 12000), (4000, 5500), (1300, 1800)][kitb])
+                           (7000, 9500), (2000, 12000), (4000, 5500), (1300, 1800),
+                           (9500, 12500)][kitb])
         b, a = signal.butter(2, min(lo / (SR / 2), 0.9), "high")
         x = signal.lfilter(b, a, noise) * env(n, dur / 2.5) * 0.5
         return x
