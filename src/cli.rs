@@ -110,7 +110,9 @@ different paths share a name (a/set.wav, b/set.wav) both are keyed by the path a
 entry has `path` (as given) and either the analysis (beats, onsets, bpm, beat_detect_times,
 onset_detect_times, beat_confidence, beat_in_bar, downbeats, sample_rate, duration, tracker,
 model_version) or `error`. Files are decoded and analysed in blocks: memory does not grow with
-length. `--beat-tracker dsp|learned` overrides `[audio] beat_tracker` for this run.
+length. `--beat-tracker dsp|learned` overrides `[audio] beat_tracker` for this run;
+`--beat-model FILE` runs the learned tracker with other weights (a safetensors file that
+training/beat/train.py wrote; `model_version` in the JSON says which).
 
 Exit status: 0 every file was analysed; 1 one or more files failed (each failure is printed on
 stderr and is an `error` entry in the JSON, the other files are still analysed); 2 bad command
@@ -135,6 +137,10 @@ pub(crate) enum Command {
         /// compare both on the same files.
         #[arg(long, value_enum, value_name = "TRACKER")]
         beat_tracker: Option<crate::audio::dsp::beat::TrackerKind>,
+        /// Run the learned tracker with these weights instead of the compiled-in ones (a
+        /// training candidate, scored without rebuilding).
+        #[arg(long, value_name = "FILE")]
+        beat_model: Option<PathBuf>,
     },
     /// Play a recording (`--record FILE`) back into the engine: its actions, audio events and
     /// analysis frames at their recorded engine times, in real time or faster, against the

@@ -153,6 +153,66 @@ fn analyze_bad_file_is_a_clear_error_on_stderr_and_in_the_json() {
     assert!(e.get("beats").is_none());
 }
 
+/// `--beat-model FILE` runs the learned tracker with that file's weights: the committed model
+/// with its version string changed in place (same length, so the safetensors header stays
+/// valid) shows the new version in the JSON; a file that is not a model is a usage error naming
+/// the flag and the file, before any audio is read.
+#[test]
+fn beat_model_flag_runs_other_weights_and_rejects_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = clicks(dir.path(), "a.wav", 120.0);
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/beat/model.safetensors");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let (_, v, _) = analyze(dir.path(), &[a.as_os_str()]);
+    let shipped = v["a.wav"]["model_version"].as_str().unwrap().to_string();
+    let key = format!("\"model_version\":\"{shipped}\"");
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .expect("the version is in the file's header")
+        + key.len()
+        - 1
+        - shipped.len();
+    let last = at + shipped.len() - 1;
+    bytes[last] = if bytes[last] == b'Z' { b'Y' } else { b'Z' };
+    let other = String::from_utf8(bytes[at..=last].to_vec()).unwrap();
+    let cand = dir.path().join("candidate.safetensors");
+    std::fs::write(&cand, &bytes).unwrap();
+    let (code, v, err) = analyze(
+        dir.path(),
+        &["--beat-model".as_ref(), cand.as_os_str(), a.as_os_str()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["a.wav"]["model_version"], other.as_str(), "{v}");
+    assert!(
+        v["a.wav"]["tracker"]
+            .as_str()
+            .unwrap()
+            .starts_with("learned"),
+        "{v}"
+    );
+    let found = v["a.wav"]["bpm"].as_f64().unwrap();
+    assert!((found - 120.0).abs() < 2.4, "{found}");
+
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let out = Command::cargo_bin("scope-deck")
+        .unwrap()
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["analyze", "--beat-model"])
+        .arg(&junk)
+        .arg(&a)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--beat-model") && err.contains("junk.safetensors"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn one_corrupt_file_in_a_batch_does_not_hide_the_good_ones() {
     let dir = tempfile::tempdir().unwrap();

@@ -56,14 +56,15 @@ def load_ref(f):
     return meta, beats, down, duration
 
 
-def make_trackers(names, binary):
+def make_trackers(names, binary, beat_model=None):
     made = []
     for n in names:
         try:
             if n == "scope-deck":
                 made.append(T.ScopeDeck(binary))
             elif n in ("scope-deck-learned", "scope-deck-dsp"):
-                made.append(T.ScopeDeck(binary, n.rsplit("-", 1)[1]))
+                kind = n.rsplit("-", 1)[1]
+                made.append(T.ScopeDeck(binary, kind, beat_model if kind == "learned" else None))
             elif n == "madmom":
                 made.append(T.MadmomOnline())
             elif n == "beatnet":
@@ -193,6 +194,8 @@ def main():
     ap.add_argument("--splits", default="heldout,valid")
     ap.add_argument("--trackers",
                     default="scope-deck-learned,scope-deck-dsp,madmom,beatnet,aubio,librosa")
+    ap.add_argument("--beat-model", default=None,
+                    help="weights for scope-deck-learned (analyze --beat-model): a training candidate")
     ap.add_argument("--limit", type=int, default=0, help="at most N files per split (0 = all)")
     ap.add_argument("--out", default=str(HERE / "out"))
     a = ap.parse_args()
@@ -201,7 +204,7 @@ def main():
     found = discover(a.data, splits)
     if not found:
         sys.exit(f"bench-beat: no <genre>/<name>.flac + .json under {a.data}")
-    trs = make_trackers(a.trackers.split(","), a.bin)
+    trs = make_trackers(a.trackers.split(","), a.bin, a.beat_model)
     names = [t.name for t in trs]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

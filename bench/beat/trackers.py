@@ -38,8 +38,10 @@ class ScopeDeck:
     name = "scope-deck"
     online = True
 
-    def __init__(self, binary, tracker=None):
+    def __init__(self, binary, tracker=None, beat_model=None):
         self.binary = binary
+        # `analyze --beat-model FILE`: the learned tracker with a candidate's weights.
+        self.beat_model = beat_model
         self.version = None
         # `--beat-tracker dsp|learned` (builds before it ran the configured tracker only).
         self.tracker = tracker
@@ -59,6 +61,8 @@ class ScopeDeck:
         for b in batches:
             c0 = _child_cpu()
             opt = ["--beat-tracker", self.tracker] if self.tracker else []
+            if self.beat_model:
+                opt += ["--beat-model", str(self.beat_model)]
             p = subprocess.run([self.binary, "analyze", "--json", *opt, *map(str, b)],
                                capture_output=True, text=True)
             cpu = _child_cpu() - c0

@@ -2,6 +2,7 @@
 //! starts. Only the requested output goes to stdout; problems go to stderr.
 
 use crate::audio::config::AudioConfig;
+use crate::audio::dsp::beat::TrackerKind;
 use crate::cli::{Command, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 
 /// Runs an audio subcommand if `cmd` is one; returns the exit code, or `None` for other
@@ -12,11 +13,19 @@ pub(crate) fn dispatch(cmd: Option<&Command>, cfg: &AudioConfig) -> Option<u8> {
         Command::Analyze {
             files,
             beat_tracker,
+            beat_model,
             ..
         } => {
             let mut cfg = cfg.clone();
             if let Some(t) = beat_tracker {
                 cfg.beat_tracker = *t;
+            }
+            if let Some(path) = beat_model {
+                if let Err(e) = use_beat_model(path, *beat_tracker) {
+                    eprintln!("scope-deck analyze: --beat-model {}: {e}", path.display());
+                    return Some(EXIT_USAGE);
+                }
+                cfg.beat_tracker = TrackerKind::Learned;
             }
             let (map, failed) = crate::audio::analyze::analyze_files(files, &cfg, &mut |e| {
                 eprintln!("scope-deck analyze: {e}");
@@ -70,4 +79,15 @@ pub(crate) fn dispatch(cmd: Option<&Command>, cfg: &AudioConfig) -> Option<u8> {
         }),
         _ => None,
     }
+}
+
+/// Loads `analyze --beat-model`'s weights in place of the compiled-in ones.
+fn use_beat_model(path: &std::path::Path, tracker: Option<TrackerKind>) -> Result<(), String> {
+    if tracker == Some(TrackerKind::Dsp) {
+        return Err("needs the learned tracker, not --beat-tracker dsp".into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    crate::audio::dsp::learned::gru::override_model(bytes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -10,6 +10,25 @@ use super::features::FEATURES;
 /// The committed model, compiled in.
 pub static MODEL: &[u8] = include_bytes!("../../../../assets/beat/model.safetensors");
 
+/// Weights `analyze --beat-model FILE` loaded in place of [`MODEL`] for the whole process (a
+/// candidate scored without rebuilding; set once, before any tracker is built).
+static MODEL_OVERRIDE: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
+
+/// The weights new trackers load: the override when one was set, else the compiled-in model.
+pub fn model() -> &'static [u8] {
+    MODEL_OVERRIDE.get().copied().unwrap_or(MODEL)
+}
+
+/// Makes every tracker built from now on load `bytes` (checked first) instead of the
+/// compiled-in model; returns the file's model version. Once per process.
+pub fn override_model(bytes: Vec<u8>) -> Result<String, ModelError> {
+    let version = Gru::from_bytes(&bytes)?.version().to_string();
+    MODEL_OVERRIDE
+        .set(Vec::leak(bytes))
+        .map_err(|_| ModelError("the beat model was already replaced in this process".into()))?;
+    Ok(version)
+}
+
 /// A malformed weights file.
 #[derive(Debug, thiserror::Error)]
 #[error("beat model: {0}")]

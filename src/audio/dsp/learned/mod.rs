@@ -88,9 +88,10 @@ impl LoudGate {
 }
 
 impl LearnedTracker {
-    /// A tracker for `sample_rate` fed every `hop_secs` with the compiled-in model.
+    /// A tracker for `sample_rate` fed every `hop_secs` with the compiled-in model (or the one
+    /// `analyze --beat-model` put in its place: [`gru::override_model`]).
     pub fn new(sample_rate: f64, hop_secs: f64) -> Result<Self, ModelError> {
-        Self::with_model(sample_rate, hop_secs, gru::MODEL)
+        Self::with_model(sample_rate, hop_secs, gru::model())
     }
 
     /// As [`Self::new`] with another weights file.
