@@ -258,6 +258,9 @@ FINAL9_DRUMLESS_STYLES = ["keys", "pads", "arp", "plucked", "keys", "pads"]
 TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_sync", "metal",
                 "techno", "house", "rock_dense", "dnb", "halftime_fast", "bars", "hiphop"]
 TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house", "tempo_change"]
+RANDOM_KIT = -1  # SplitSpec.synth_kit: every song draws its own kit (random_kit)
+TRAINR_CYCLE = ["house", "techno", "trance", "rock_dense", "hiphop_sync", "halftime_fast", "house",
+                "techno", "dnb", "metal", "bars", "trance", "rock", "hiphop"]
 TRAINB_CYCLE = ["dnb", "dnb", "halftime_fast", "dnb", "hiphop_sync", "dnb", "rock_dense", "dnb"]
 TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
 VALIDK_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "techno", "house",
@@ -431,6 +434,13 @@ SPLITS = {
     # fine-tune with trainp alone, lost on dnb what it won on techno (docs/performance.md, round 9).
     "trainb": SplitSpec(id=19, synth_kit=9, synth_name="synth-Z", cycle=TRAINB_CYCLE,
                         pickups=True, phase_contrast=True, kick_drops=True, ghost_snares=True),
+    # "trainr" (round 11, extra training): every drum song on its own random synth kit
+    # (`random_kit`), 60% with drumless intros, for the off-beat locks round 11 found: the
+    # network fires between the kicks of synth kits it never heard, or keeps the phase a
+    # drumless intro's bass suggested after the kicks come in.
+    "trainr": SplitSpec(id=22, synth_kit=RANDOM_KIT, synth_name="synth-R", synth_drums_only=True,
+                        cycle=TRAINR_CYCLE, pickups=True, drumless_intros=True,
+                        several_endings=True),
     # "final8" (round 10, generated before that round's changes): the eighth untouched split, TimGM6mb
     # soundfont and kits with synth kit J; weighted to what round 9 left unmet -- dnb, techno,
     # syncopated hip-hop, trance, drumless songs. TimGM6mb's Standard, Room, Power, Electronic,
@@ -627,20 +637,21 @@ def drum_pattern(genre, rng, variant):
 
 
 # ---------------------------------------------------------------- numpy drum synth
-def synth_voice(voice, rng, kitb):
+def synth_voice(voice, rng, kitb, drawn=None):
     """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 / 10 / 11 / 12 selects
     the heldout / final / final2 / final3 / final4 / final5 / validk / final6 / trainz / final7 /
     final8 / final9 ranges (0: train's; 11, synth kit J: a 58-66 Hz kick swept down from 420-500 Hz,
     snares 0.8x as long as train's, dark hats high-passed at 1.3-1.8 kHz; 12, synth kit L: a 46-53
     Hz kick swept down from 700-900 Hz (a clicky attack), snares 2.2x as long as train's, bright
-    hats high-passed at 9.5-12.5 kHz)."""
+    hats high-passed at 9.5-12.5 kHz). kitb -1 (`RANDOM_KIT`): every song draws its own ranges
+    (`drawn`, from `random_kit`)."""
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
         n = int(0.35 * SR)
-        f0 = rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78), (62, 85), (54, 64),
+        f0 = rng.uniform(*drawn["f0"]) if kitb == RANDOM_KIT else rng.uniform(*[(40, 55), (58, 70), (33, 40), (48, 56), (44, 50), (60, 66), (70, 78), (62, 85), (54, 64),
                                (40, 90), (50, 58), (58, 66), (46, 53)][kitb])
-        f1 = rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130), (120, 260), (180, 240),
+        f1 = rng.uniform(*drawn["f1"]) if kitb == RANDOM_KIT else rng.uniform(*[(120, 200), (220, 300), (300, 420), (85, 110), (500, 700), (150, 180), (110, 130), (120, 260), (180, 240),
                                (100, 400), (260, 340), (420, 500), (700, 900)][kitb])
         f = f0 + (f1 - f0) * env(n, 0.025)
         ph = 2 * np.pi * np.cumsum(f) / SR
@@ -654,7 +665,7 @@ def synth_voice(voice, rng, kitb):
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
-        tau *= [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4, 1.2, 0.8, 2.2][kitb]
+        tau *= drawn["snare"] if kitb == RANDOM_KIT else [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4, 1.2, 0.8, 2.2][kitb]
         x = (0.7 * noise + 0.4 * tone) * env(n, tau)
         if voice == "clap":
             for d in (0.01, 0.02):
@@ -665,7 +676,7 @@ def synth_voice(voice, rng, kitb):
         dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
         n = int(dur * 2.5 * SR)
         noise = rng.normal(0, 1, n)
-        lo = rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
+        lo = rng.uniform(*drawn["hat"]) if kitb == RANDOM_KIT else rng.uniform(*[(5000, 8000), (3500, 5000), (8500, 11000), (2500, 3500),
                            (1800, 2500), (6000, 7000), (11000, 13000), (5000, 8000),
                            (7000, 9500), (2000, 12000), (4000, 5500), (1300, 1800),
                            (9500, 12500)][kitb])
@@ -679,12 +690,25 @@ def synth_voice(voice, rng, kitb):
     return np.zeros(1)
 
 
+def random_kit(rng):
+    """One song's own synth kit ranges (kitb RANDOM_KIT; round 11's trainr): kick 30-95 Hz swept
+    down from 80-650 Hz, snares 0.4-2.8x train's length, hats high-passed at 1.2-9 kHz. The
+    sweeps above 650 Hz and hats above 9 kHz stay out, so final9's synth kit L (700-900 Hz,
+    9.5-12.5 kHz) is still a kit no training split has."""
+    f0 = rng.uniform(30, 95)
+    f1 = rng.uniform(max(80, 1.5 * f0), 650)
+    hat = rng.uniform(1200, 9000)
+    return {"f0": (0.95 * f0, 1.05 * f0), "f1": (0.9 * f1, 1.1 * f1),
+            "snare": float(rng.uniform(0.4, 2.8)), "hat": (0.9 * hat, min(9000, 1.1 * hat))}
+
+
 def render_synth_drums(hits, total_n, rng, kitb):
     """hits: list of (time_s, voice, velocity)."""
     out = np.zeros(total_n + SR)
     bank = {}
+    drawn = random_kit(rng) if kitb == RANDOM_KIT else None
     for v in sorted(set(h[1] for h in hits)):  # sorted: set order depends on the hash seed
-        bank[v] = [synth_voice(v, rng, kitb) for _ in range(3)]  # round robin
+        bank[v] = [synth_voice(v, rng, kitb, drawn) for _ in range(3)]  # round robin
     for i, (t, v, vel) in enumerate(hits):
         s = int(round(t * SR))
         if s < 0 or s >= total_n:

@@ -201,7 +201,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=48)
-    ap.add_argument("--chunk", type=int, default=600)
+    ap.add_argument("--chunk", type=int, default=600, help="frames per training sequence")
+    ap.add_argument("--start-p", type=float, default=0.2,
+                    help="how often a sequence starts at its file's first frame (intros, drum entries)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--eval-every", type=int, default=150)
@@ -213,6 +215,8 @@ def main():
                     help="weight of the training-only beat-phase target (0 = off)")
     ap.add_argument("--down-weight", type=float, default=1.0,
                     help="loss weight of downbeat frames relative to other beat frames")
+    ap.add_argument("--snapshots", action="store_true",
+                    help="also write every evaluated step's weights to OUT.stepN (candidates to score with the decoder)")
     ap.add_argument("--select", default="beat", choices=["beat", "beat+down"],
                     help="checkpoint chosen by valid beat F, or by beat F + downbeat F (music)")
     ap.add_argument("--recipe", default="training/beat/make-data.sh (gen.py seed 1: train 400, valid 70, heldout 70 files)")
@@ -274,7 +278,7 @@ def main():
         for i in rng.choice(len(train), a.batch, p=prob):
             it = train[i]
             n = len(it["x"])
-            s = 0 if (rng.random() < 0.2 or n <= a.chunk) else int(rng.integers(0, n - a.chunk))
+            s = 0 if (rng.random() < a.start_p or n <= a.chunk) else int(rng.integers(0, n - a.chunk))
             e = min(n, s + a.chunk)
             pad = a.chunk - (e - s)
             xx = np.pad(it["x"][s:e], ((0, pad), (0, 0)))
@@ -308,6 +312,8 @@ def main():
             sc = score(r)
             print(f"step {step} {time.time() - tstart:.0f}s lr {lr:.5f} loss {loss.item():.4f} valid beat F {f:.3f} "
                   f"music {r['ALL_MUSIC']['beat_f']:.3f} downbeat {r['ALL_MUSIC']['downbeat_f']:.3f}", flush=True)
+            if a.snapshots:
+                export(net, f"{a.out}.step{step}", meta)
             if sc > best:
                 best = sc
                 best_state = {k: v.clone() for k, v in net.state_dict().items()}
