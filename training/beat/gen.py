@@ -21,7 +21,7 @@ from multiprocessing import Pool
 import mido
 import numpy as np
 import soundfile as sf
-from scipy import signal
+from scipy import ndimage, signal
 
 SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 # "final2" renders with another General MIDI soundfont (Debian timgm6mb-soundfont): every drum kit
@@ -37,6 +37,16 @@ SF3_FINAL7 = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
 # split has (not a relative of FluidR3 like MuseScore General; the full MuseScore General,
 # Debian musescore-general-soundfont, has the Lite one's drum kits and differs in five presets).
 SF_FINAL9 = "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2"
+# "final10" plays its GM-drum songs on recorded acoustic drum kits (Debian avldrums.lv2-soundfont,
+# AVL Drumkits by Glen MacArthur, CC-BY-SA-3.0): a Pearl and a Ludwig kit with Sabian/Zildjian
+# cymbals, five velocity layers per drum -- the first recorded kits any split has (every GM kit so
+# far is a GM soundfont's). Each file holds one whole kit as preset 0 of bank 0 (no bank 128), so
+# the drums get their own fluidsynth pass on a melodic channel; the kits have no shaker (GM 70),
+# so the tambourine (54) plays its part. csound-soundfont (sf_GMbank.sf2, public domain) was
+# looked at and not taken: 318 of its 488 samples are TimGM6mb's, bit for bit.
+AVL_KITS = ("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2",
+            "/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2")
+AVL_NOTE = {"shaker": 54}  # GM[voice] unless here
 SR = 44100
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -135,6 +145,19 @@ FINAL9_PROGS = {
     "keys": [2, 6, 7, 12],
     "lead": [84, 85, 86, 87],
 }
+# final10 (round 12): TimGM6mb's renderings (the melodic parts; the drums are AVL_KITS or synth
+# kit M) of programs TimGM6mb has never played in any split and, but for the basses, final7-9 did
+# not use: acoustic and slap basses (all eight GM basses are in final7-9; these three only on
+# OPL3), clean guitar beside the distorted 29/30, slow strings/synth strings 2/choir/crystal/
+# goblins pads, bright piano, honky-tonk, glockenspiel and percussive organ keys, chiffer lead,
+# synth brass 2, tenor sax and clarinet leads.
+FINAL10_PROGS = {
+    "bass": [32, 36, 37],
+    "guitar": [29, 30, 27],
+    "pad": [49, 51, 52, 98, 101],
+    "keys": [1, 3, 9, 17],
+    "lead": [83, 63, 66, 71],
+}
 # final4's drumless songs: the style decides the "keys" part's program and pattern.
 FINAL4_DRUMLESS = {
     "pads": ([19, 44, 98], "beat"),  # sustained pads, a soft pad voice on the beats
@@ -176,6 +199,13 @@ FINAL9_DRUMLESS = {
     "keys": ([2, 6, 7], "8th"),
     "plucked": ([25, 105, 107], "8th"),  # steel guitar, banjo, koto
     "arp": ([7, 12, 108], "16th"),  # clavinet, marimba, kalimba
+}
+# final10's drumless songs (round 12): TimGM6mb, programs it has never played in any split.
+FINAL10_DRUMLESS = {
+    "pads": ([49, 51, 98], "beat"),
+    "keys": ([1, 3, 17], "8th"),
+    "plucked": ([104, 106, 15], "8th"),  # sitar, shamisen, dulcimer
+    "arp": ([13, 9, 3], "16th"),  # xylophone, glockenspiel, honky-tonk
 }
 # trainy's drumless songs (round 7): the same four styles with train's programs and plucked
 # programs no held-out split uses (clean guitar, tinkle bell, steel drums).
@@ -255,6 +285,13 @@ FINAL9_CYCLE = (["trance"] * 8 + ["hiphop_sync"] * 8 + ["dnb"] * 6 + ["metal"] *
                 + ["house"] * 3 + ["tempo_change"] * 3 + ["bars"] * 3 + ["negative"] * 5)
 FINAL9_NEGATIVES = ["speech", "loud_noise", "speech", "sweep", "speech"]
 FINAL9_DRUMLESS_STYLES = ["keys", "pads", "arp", "plucked", "keys", "pads"]
+# final10: final9's weights, one more half time at 160-190 (learned 0.397 on final9) for one
+# trance and one syncopated hip-hop; 60 files.
+FINAL10_CYCLE = (["trance"] * 7 + ["hiphop_sync"] * 7 + ["dnb"] * 6 + ["metal"] * 6
+                 + ["rock_dense"] * 5 + ["drumless"] * 6 + ["halftime_fast"] * 5 + ["techno"] * 4
+                 + ["house"] * 3 + ["tempo_change"] * 3 + ["bars"] * 3 + ["negative"] * 5)
+FINAL10_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "speech"]
+FINAL10_DRUMLESS_STYLES = ["arp", "plucked", "keys", "pads", "arp", "plucked"]
 TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_sync", "metal",
                 "techno", "house", "rock_dense", "dnb", "halftime_fast", "bars", "hiphop"]
 TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house", "tempo_change"]
@@ -282,6 +319,9 @@ class SplitSpec:
     programs: dict | None = None  # (pool) GM programs per part ("bass", "guitar", "pad", ...)
     kits: list | None = None  # GM drum kits; None: the pool's
     soundfont: str = SF2  # (pool) what fluidsynth renders the MIDI with
+    # (pool) whole-kit soundfonts (preset 0 each) the GM drums play from instead, one per song, in
+    # their own fluidsynth pass, mixed like the synth kit (None: `kits` of `soundfont`)
+    drum_soundfonts: tuple | None = None
     variant: str | None = None  # (pool) its own pattern variant (drum_pattern), on half the songs
     borrowed_variants: bool = False  # (pool) half the songs take one of variants C-F at random
     bars_variant: str = "A"  # (pool) `bars`' second pattern's variant (if the song's is not E/F)
@@ -313,6 +353,9 @@ class SplitSpec:
     kick_drops: bool = False  # bars whose kick drops out (an intro, one or two gaps)
     ghost_snares: bool = False  # two or three ghost snares at random 16ths of every bar
     loud_bass: bool = False  # the (off-beat) bass at full velocity
+    # how often a song goes through `club_master` (the music ducked by the kick, hall reverb, bus
+    # compression, tape saturation, a brickwall limiter pushed hard) and stays loud after augment
+    master_p: float = 0.0
     # -- other
     renders_as: str | None = None  # its songs are made as this split's (fixtures.py)
     cli: bool = True  # a --split choice
@@ -465,6 +508,21 @@ SPLITS = {
                         voices=["sk", "uk", "lt", "hr", "en+m7", "en+Annie"], pickups=True,
                         drumless_intros=True, several_endings=True, more_hit_endings=True,
                         drumless=FINAL9_DRUMLESS, drumless_styles=FINAL9_DRUMLESS_STYLES),
+    # "final10" (round 12, generated before that round's changes): the tenth untouched split. Its
+    # GM drums are recorded acoustic kits (AVL_KITS: no split has heard a recorded kit), its other
+    # drum songs play synth kit M (outside every synth kit's and trainr's ranges; see
+    # synth_voice_m), and half of its songs go through a club master no split has (`club_master`:
+    # the music pumping under the kick, a hall, glue compression, tape, a limiter pushed hard).
+    # Melodic parts from TimGM6mb with programs it never played; weighted as final9 (trance,
+    # syncopated hip-hop, dnb, metal, dense guitars, drumless songs, half time at 160-190, ...).
+    "final10": SplitSpec(id=23, pool="final10", programs=FINAL10_PROGS, kits=[0],
+                         soundfont=SF2_FINAL2, drum_soundfonts=AVL_KITS, borrowed_variants=True,
+                         bars_variant="C", synth_kit=13, synth_name="synth-M",
+                         cycle=FINAL10_CYCLE, negatives=FINAL10_NEGATIVES,
+                         voices=["is", "lv", "sl", "cy", "en+m8", "en+grandma"], pickups=True,
+                         drumless_intros=True, several_endings=True, more_hit_endings=True,
+                         drumless=FINAL10_DRUMLESS, drumless_styles=FINAL10_DRUMLESS_STYLES,
+                         master_p=0.5),
 }
 assert len({s.id for s in SPLITS.values()}) == len(SPLITS), "two splits share a seed stream"
 assert all(SPLITS[s.pool].programs and SPLITS[s.pool].kits for s in SPLITS.values())
@@ -644,7 +702,10 @@ def synth_voice(voice, rng, kitb, drawn=None):
     snares 0.8x as long as train's, dark hats high-passed at 1.3-1.8 kHz; 12, synth kit L: a 46-53
     Hz kick swept down from 700-900 Hz (a clicky attack), snares 2.2x as long as train's, bright
     hats high-passed at 9.5-12.5 kHz). kitb -1 (`RANDOM_KIT`): every song draws its own ranges
-    (`drawn`, from `random_kit`)."""
+    (`drawn`, from `random_kit`). kitb 13 (`KIT_M`, final10's synth kit M): `synth_voice_m`."""
+    if kitb == KIT_M and voice != "tom":
+        return synth_voice_m(voice, rng)
+
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
     if voice == "kick":
@@ -690,11 +751,68 @@ def synth_voice(voice, rng, kitb, drawn=None):
     return np.zeros(1)
 
 
+KIT_M = 13  # SplitSpec.synth_kit of final10's synth kit M (synth_voice_m)
+# The TR-808's six cymbal/hat square-wave oscillators (Hz); kit M's metallic hats and cymbals.
+METAL_HZ = (205.3, 304.4, 369.6, 522.7, 540.0, 800.0)
+
+
+def synth_voice_m(voice, rng):
+    """Synth kit M (final10, round 12): drums outside every other kit's and trainr's ranges
+    (`synth_voice`, `random_kit`) in their shape, not only in their numbers. Every other kit's
+    kick is a clean sine swept down from at most 900 Hz (trainr: 715) with a 25 ms pitch time
+    constant and an 80-250 ms body; M's kick (its 45-50 Hz fundamental is inside the others'
+    ranges) sweeps down from 1.1-1.4 kHz in 8 ms, its body decays in 30-50 ms and is driven 4-8x
+    into tanh (near-square, odd harmonics; no other kit saturates): a short, clicky, distorted kick. Its snare rings at 280-340 Hz (others 160-240) under noise
+    band-passed from 3-4.5 kHz (others from 0.8-2 kHz) with 3.2x train's decay (others and
+    trainr at most 2.8x). Its hats and cymbals are metallic, the TR-808's six square waves
+    (detuned together by +-5 %) band-passed at 6-8.5 kHz, with a little noise: every other kit's
+    hats are high-passed noise. Toms as every kit's (`synth_voice`)."""
+    def env(n, tau):
+        return np.exp(-np.arange(n) / (tau * SR))
+    if voice == "kick":
+        n = int(0.25 * SR)
+        f0, f1 = rng.uniform(45, 50), rng.uniform(1100, 1400)
+        f = f0 + (f1 - f0) * env(n, 0.008)
+        body = np.sin(2 * np.pi * np.cumsum(f) / SR) * env(n, rng.uniform(0.03, 0.05))
+        drive = rng.uniform(4, 8)
+        x = np.tanh(drive * body) / np.tanh(drive)
+        x[:150] += rng.normal(0, 0.4, 150) * env(150, 0.0007)
+        return x
+    if voice in ("snare", "clap", "rim"):
+        tau = (0.06 if voice == "snare" else 0.03) * 3.2
+        n = int(6 * tau * SR)
+        noise = rng.normal(0, 1, n)
+        b, a = signal.butter(2, [rng.uniform(3000, 4500) / (SR / 2), 0.6], "band")
+        noise = signal.lfilter(b, a, noise)
+        tone = np.sin(2 * np.pi * rng.uniform(280, 340) * np.arange(n) / SR)
+        x = (0.7 * noise + 0.4 * tone) * env(n, tau)
+        if voice == "clap":
+            for d in (0.01, 0.02):
+                k = int(d * SR)
+                x[k:] += 0.6 * x[: n - k]
+        return x * (0.5 if voice == "rim" else 1.0)
+    if voice in ("chh", "ohh", "shaker", "phh", "ride", "crash"):
+        dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
+        n = int(dur * 2.5 * SR)
+        t = np.arange(n) / SR
+        detune = rng.uniform(0.95, 1.05)
+        sq = sum(np.sign(np.sin(2 * np.pi * hz * detune * t + rng.uniform(0, 2 * np.pi)))
+                 for hz in METAL_HZ)
+        b, a = signal.butter(2, [rng.uniform(6000, 8500) / (SR / 2), 0.9], "band")
+        metal = signal.lfilter(b, a, sq)
+        metal /= np.sqrt(np.mean(metal**2)) + 1e-12
+        noise = signal.lfilter(b, a, rng.normal(0, 1, n))
+        noise /= np.sqrt(np.mean(noise**2)) + 1e-12
+        return (0.8 * metal + 0.3 * noise) * env(n, dur / 2.5) * 0.5
+    return np.zeros(1)
+
+
 def random_kit(rng):
     """One song's own synth kit ranges (kitb RANDOM_KIT; round 11's trainr): kick 30-95 Hz swept
     down from 80-650 Hz, snares 0.4-2.8x train's length, hats high-passed at 1.2-9 kHz. The
     sweeps above 650 Hz and hats above 9 kHz stay out, so final9's synth kit L (700-900 Hz,
-    9.5-12.5 kHz) is still a kit no training split has."""
+    9.5-12.5 kHz) is still a kit no training split has; final10's kit M (synth_voice_m) is
+    outside it in kind: a saturated 30-50 ms kick swept from 1.1-1.4 kHz, metallic hats."""
     f0 = rng.uniform(30, 95)
     f1 = rng.uniform(max(80, 1.5 * f0), 650)
     hat = rng.uniform(1200, 9000)
@@ -717,6 +835,112 @@ def render_synth_drums(hits, total_n, rng, kitb):
         e = min(len(out), s + len(x))
         out[s:e] += x[: e - s]
     return out[:total_n]
+
+
+# ---------------------------------------------------------------- final10's club master
+def _rms(x):
+    return float(np.sqrt(np.mean(x**2))) + 1e-12
+
+
+def _blocks(x, hop):
+    """Mean square of x in blocks of `hop` samples (the last one padded with zeros)."""
+    m = -(-len(x) // hop)
+    return np.pad(x**2, (0, m * hop - len(x))).reshape(m, hop).mean(axis=1)
+
+
+def sidechain_gain(kicks, n, rng):
+    """The music bus's gain under a sidechain compressor keyed by the kick (`kicks`: (time_s,
+    velocity)): from each kick's own onset (never before it) the music dips 6-14 dB in 2-6 ms,
+    holds 10-30 ms and comes back over 120-300 ms (a raised-cosine curve) -- the dance-music pump,
+    whose swell peaks between the kicks. Returns (gain per sample, description)."""
+    depth_db = float(rng.uniform(6, 14))
+    att, hold, rel = (float(rng.uniform(0.002, 0.006)), float(rng.uniform(0.01, 0.03)),
+                      float(rng.uniform(0.12, 0.3)))
+    na, nh, nr = int(att * SR), int(hold * SR), int(rel * SR)
+    shape = np.concatenate([np.linspace(0, 1, na, endpoint=False), np.ones(nh),
+                            0.5 + 0.5 * np.cos(np.pi * np.arange(nr) / nr)])
+    duck = np.zeros(n)
+    for t, vel in kicks:
+        s = int(round(t * SR))
+        if s < 0 or s >= n:
+            continue
+        e = min(n, s + len(shape))
+        duck[s:e] = np.maximum(duck[s:e], shape[: e - s] * min(1.0, vel / 110.0))
+    return 10 ** (-depth_db * duck / 20), {"pump_db": round(depth_db, 1),
+                                           "pump_release_s": round(rel, 3)}
+
+
+def club_master(x, rng):
+    """final10's master bus, on the whole mix (after the stop, so a hall tail rings into the
+    silence): a hall reverb return, glue compression, tape saturation and a brickwall limiter
+    pushed 7-13 dB into -1 dBFS (a club track's loudness). Nothing delays the audio: the dry path
+    is untouched, the compressor and limiter take their gains from the whole file (look-ahead
+    without latency), the tape's filters are zero-phase (filtfilt) -- so the beat grid stays exact.
+    Returns (audio, description)."""
+    n = len(x)
+    if _rms(x) < 1e-9:
+        return x, {}
+    desc = {}
+    # hall: decaying noise (RT60 1.8-3.2 s) darkened by a low-pass, after a 15-40 ms pre-delay,
+    # returned 8-14 dB under the dry mix
+    rt60 = float(rng.uniform(1.8, 3.2))
+    m = int(min(1.2 * rt60, 4.0) * SR)
+    ir = rng.normal(0, 1, m) * np.exp(-6.91 * np.arange(m) / (rt60 * SR))
+    b, a = signal.butter(1, rng.uniform(3000, 6000) / (SR / 2))
+    ir = np.concatenate([np.zeros(int(rng.uniform(0.015, 0.04) * SR)), signal.lfilter(b, a, ir)])
+    wet = signal.fftconvolve(x, ir)[:n]
+    wet_db = float(rng.uniform(-14, -8))
+    x = x + wet * _rms(x) / _rms(wet) * 10 ** (wet_db / 20)
+    desc.update(hall_rt60_s=round(rt60, 2), hall_db=round(wet_db, 1))
+    # glue compression: block RMS (0.73 ms blocks), attack 5-20 ms / release 80-250 ms on the
+    # level in dB, ratio 2-4 above a threshold 0-4 dB over the file's RMS
+    hop = 32
+    lev = 10 * np.log10(_blocks(x, hop) + 1e-12)
+    thr = 20 * np.log10(_rms(x)) + float(rng.uniform(0, 4))
+    ratio = float(rng.uniform(2, 4))
+    ka = np.exp(-hop / (rng.uniform(0.005, 0.02) * SR))
+    kr = np.exp(-hop / (rng.uniform(0.08, 0.25) * SR))
+    env = np.empty_like(lev)
+    e = lev[0]
+    for i, v in enumerate(lev):
+        k = ka if v > e else kr
+        e = k * e + (1 - k) * v
+        env[i] = e
+    gr_db = -np.maximum(0.0, env - thr) * (1 - 1 / ratio)
+    centers = (np.arange(len(lev)) + 0.5) * hop
+    x = x * 10 ** (np.interp(np.arange(n), centers, gr_db) / 20)
+    desc.update(comp_ratio=round(ratio, 2), comp_max_gr_db=round(float(-gr_db.min()), 1))
+    # tape: asymmetric tanh saturation (drive 4-10 dB into the knee), its DC and lows under
+    # 15 Hz removed and the highs rolled off from 11-16 kHz, both zero-phase
+    drive = 10 ** (rng.uniform(4, 10) / 20)
+    bias = float(rng.uniform(0.05, 0.15))
+    y = x / np.max(np.abs(x))
+    y = np.tanh(drive * (y + bias)) - np.tanh(drive * bias)
+    b, a = signal.butter(2, 15 / (SR / 2), "high")
+    y = signal.filtfilt(b, a, y)
+    b, a = signal.butter(1, rng.uniform(11000, 16000) / (SR / 2))
+    y = signal.filtfilt(b, a, y)
+    desc["tape_drive_db"] = round(float(20 * np.log10(drive)), 1)
+    # brickwall limiter: peaks pushed 7-13 dB over a -1 dBFS ceiling; the gain each sample needs,
+    # its minimum over +-3 ms then averaged over 3 ms (so it reaches every peak's need in time and
+    # is never above it), recovering over 30-120 ms after each reduction
+    push = float(rng.uniform(7, 13))
+    ceil = 10 ** (-1 / 20)
+    y = y / np.max(np.abs(y)) * ceil * 10 ** (push / 20)
+    need = np.minimum(1.0, ceil / np.maximum(np.abs(y), 1e-12))
+    la = int(0.003 * SR) // 2 * 2
+    g = ndimage.uniform_filter1d(ndimage.minimum_filter1d(need, 2 * la + 1), la + 1)
+    gb = ndimage.minimum_filter1d(g, hop)[hop // 2::hop]  # each block's least gain
+    kr = np.exp(-hop / (rng.uniform(0.03, 0.12) * SR))
+    rel = np.empty_like(gb)
+    e = 1.0
+    for i, v in enumerate(gb):
+        e = v if v < e else kr * e + (1 - kr) * 1.0
+        rel[i] = e
+    g = np.minimum(g, np.interp(np.arange(n), np.arange(len(gb)) * hop + hop // 2, rel))
+    y = np.clip(y * g, -ceil, ceil)
+    desc.update(limiter_push_db=round(push, 1), limiter_max_gr_db=round(float(-20 * np.log10(g.min())), 1))
+    return y, desc
 
 
 # ---------------------------------------------------------------- MIDI + fluidsynth
@@ -942,7 +1166,14 @@ def song(genre, rng, split, dur, opts=None):
                     if "gm_drums" not in opts else opts["gm_drums"])
     kits = spec.kits if spec.kits is not None else pool.kits
     kit = int(rng.choice(kits)) if use_gm_drums else None
-    if use_gm_drums:
+    kit_sf = None  # final10: a recorded kit, in its own pass (AVL_KITS)
+    if use_gm_drums and pool.drum_soundfonts is not None:
+        kit_sf = str(rng.choice(pool.drum_soundfonts))
+        drum_midi = Midi()
+        drum_midi.program(0, kit)  # the kit is preset 0 of bank 0: a melodic channel
+        for t, v, vel in hits:
+            drum_midi.note(0, t, 0.1, AVL_NOTE.get(v, GM[v]), vel)
+    elif use_gm_drums:
         for t, v, vel in hits:
             midi.note(9, t, 0.1, GM[v], vel)
     key = int(rng.integers(0, 12))
@@ -1051,22 +1282,35 @@ def song(genre, rng, split, dur, opts=None):
             midi.note(ch0, music_end, 1.5, 48 + key % 12 + iv, 115)
     meta["gm_drum_kit"] = kit
     meta["gm_programs"] = parts
-    mel = fluid_render(midi, kit, total_n, rng, pool.soundfont)
+    mel = fluid_render(midi, None if kit_sf else kit, total_n, rng, pool.soundfont)
     synth = np.zeros(total_n)
     if hits and not use_gm_drums:
         synth = render_synth_drums(hits, total_n, rng, kitb=spec.synth_kit)
         meta["drums"] = spec.synth_name
+    elif hits and kit_sf:  # the recorded kit, mixed like the synth kit
+        synth = fluid_render(drum_midi, None, total_n, rng, kit_sf)
+        meta["drums"] = "gm"
+        meta["drum_soundfont"] = os.path.basename(kit_sf)
     elif hits:
         meta["drums"] = "gm"
     else:
         meta["drums"] = None
+    drum_bus = bool(hits) and (not use_gm_drums or kit_sf is not None)
     # mix: drums relative to the rest
     dr_gain = 10 ** (rng.uniform(-8, 4) / 20)
     if genre == "rock_dense":
         dr_gain = 10 ** (rng.uniform(-16, -8) / 20)
     rms_m = np.sqrt(np.mean(mel**2)) + 1e-9
     rms_s = np.sqrt(np.mean(synth**2)) + 1e-9
-    x = mel / rms_m * 0.1 + (synth / rms_s * 0.1 * dr_gain if hits and not use_gm_drums else 0)
+    music = mel / rms_m * 0.1
+    master = spec.master_p > 0 and rng.random() < spec.master_p  # final10's club master
+    if master and drum_bus:  # the music (not the drums) ducked by the kick
+        kicks = [(t, vel) for t, v, vel in hits if v == "kick"]
+        if kicks:
+            pump, pdesc = sidechain_gain(kicks, total_n, rng)
+            music = music * pump
+            meta["pump"] = pdesc
+    x = music + (synth / rms_s * 0.1 * dr_gain if drum_bus else 0)
     if music_end < dur and ending in ("ring", "hit"):
         # the sound after the last beat (or the last hit) decays over 1-3 s, then silence
         s0 = int((music_end + (0.05 if ending == "hit" else 0.0)) * SR)
@@ -1081,6 +1325,10 @@ def song(genre, rng, split, dur, opts=None):
         e = min(e, total_n)
         x[e:] = 0
         x[max(0, e - fade):e] *= np.linspace(1, 0, e - max(0, e - fade))
+    if master:
+        x, meta["master"] = club_master(x, rng)
+    elif spec.master_p > 0:
+        meta["master"] = None
     n_lab = end_bar * bar + (1 if ending == "hit" else 0)
     beats = [(float(grid[i]), (i % bar) + 1) for i in range(min(len(grid), n_lab))
              if 0 <= grid[i] < dur]
@@ -1127,7 +1375,8 @@ def negative(rng, dur, kind=None, voices=None):
 
 
 # ---------------------------------------------------------------- augmentation
-def augment(x, rng, strength=1.0):
+def augment(x, rng, strength=1.0, keep_loud=False):
+    """keep_loud (final10's club masters): the level stays at a -1 dBFS peak (drawn, not used)."""
     desc = {}
     if rng.random() < 0.6 * strength:  # EQ: random tilt / band cut
         b, a = signal.butter(2, rng.uniform(80, 400) / (SR / 2), "high" if rng.random() < 0.5 else "low")
@@ -1151,6 +1400,8 @@ def augment(x, rng, strength=1.0):
         desc["compress_db"] = round(20 * np.log10(drive), 1)
     peak = np.max(np.abs(x)) + 1e-12
     level = 10 ** (rng.uniform(-30, -0.5) / 20) if strength > 0 else 10 ** (-3 / 20)
+    if keep_loud:
+        level = 10 ** (-1 / 20)
     x = x / peak * level if peak > 1e-9 else x
     if rng.random() < 0.35 * strength:
         snr = rng.uniform(10, 45)
@@ -1205,7 +1456,7 @@ def make_one(args):
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
     if genre != "negative" or meta.get("kind") in ("speech", "loud_noise"):
-        x, aug = augment(x, rng, strength)
+        x, aug = augment(x, rng, strength, keep_loud=bool(meta.get("master")))
         meta["augment"] = aug
     # varispeed (time-stretch with pitch): exact, the grid scales with it
     speed = 1.0
