@@ -166,16 +166,15 @@ fn beat_model_flag_runs_other_weights_and_rejects_a_bad_file() {
     let (_, v, _) = analyze(dir.path(), &[a.as_os_str()]);
     let shipped = v["a.wav"]["model_version"].as_str().unwrap().to_string();
     let key = format!("\"model_version\":\"{shipped}\"");
-    let at = bytes
+    // The version's last character sits just before the key's closing quote.
+    let last = bytes
         .windows(key.len())
         .position(|w| w == key.as_bytes())
         .expect("the version is in the file's header")
         + key.len()
-        - 1
-        - shipped.len();
-    let last = at + shipped.len() - 1;
+        - 2;
     bytes[last] = if bytes[last] == b'Z' { b'Y' } else { b'Z' };
-    let other = String::from_utf8(bytes[at..=last].to_vec()).unwrap();
+    let other = String::from_utf8(bytes[last + 1 - shipped.len()..=last].to_vec()).unwrap();
     let cand = dir.path().join("candidate.safetensors");
     std::fs::write(&cand, &bytes).unwrap();
     let (code, v, err) = analyze(

@@ -87,7 +87,5 @@ fn use_beat_model(path: &std::path::Path, tracker: Option<TrackerKind>) -> Resul
         return Err("needs the learned tracker, not --beat-tracker dsp".into());
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    crate::audio::dsp::learned::gru::override_model(bytes)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    crate::audio::dsp::learned::gru::override_model(bytes).map_err(|e| e.to_string())
 }

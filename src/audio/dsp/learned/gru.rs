@@ -20,13 +20,12 @@ pub fn model() -> &'static [u8] {
 }
 
 /// Makes every tracker built from now on load `bytes` (checked first) instead of the
-/// compiled-in model; returns the file's model version. Once per process.
-pub fn override_model(bytes: Vec<u8>) -> Result<String, ModelError> {
-    let version = Gru::from_bytes(&bytes)?.version().to_string();
+/// compiled-in model. Once per process.
+pub fn override_model(bytes: Vec<u8>) -> Result<(), ModelError> {
+    Gru::from_bytes(&bytes)?;
     MODEL_OVERRIDE
         .set(Vec::leak(bytes))
-        .map_err(|_| ModelError("the beat model was already replaced in this process".into()))?;
-    Ok(version)
+        .map_err(|_| ModelError("the beat model was already replaced in this process".into()))
 }
 
 /// A malformed weights file.
