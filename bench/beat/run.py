@@ -160,6 +160,8 @@ def tables(split, rows, names, durations):
          lambda n: frac([r[2][n].get("tempo_ok_reported") for r in pos]))
     line("reported BPM agrees with its own beats (4 %)",
          lambda n: frac([r[2][n].get("reported_agrees_beats") for r in pos]))
+    line("reported BPM agrees with its last 5 beats (4 %)",
+         lambda n: frac([r[2][n].get("reported_agrees_last_beats") for r in pos]))
     line("downbeat F, mean", lambda n: fmt(mean([r[2][n].get("down_f") for r in pos])))
 
     def lock(n, drums):
