@@ -298,6 +298,14 @@ TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house
 RANDOM_KIT = -1  # SplitSpec.synth_kit: every song draws its own kit (random_kit)
 TRAINR_CYCLE = ["house", "techno", "trance", "rock_dense", "hiphop_sync", "halftime_fast", "house",
                 "techno", "dnb", "metal", "bars", "trance", "rock", "hiphop"]
+# trainm (round 12, extra training): weighted to what is weak on final9/final10 -- half time at
+# 160-190 5, syncopated hip-hop 5, house 4, dense guitars 4, metal 3, techno 3, trance 3, dnb 3,
+# `bars` 2, drumless 2 -- per 34 files, interleaved.
+TRAINM_CYCLE = ["halftime_fast", "hiphop_sync", "house", "rock_dense", "metal", "techno", "trance",
+                "dnb", "halftime_fast", "hiphop_sync", "house", "bars", "drumless", "rock_dense",
+                "metal", "halftime_fast", "hiphop_sync", "techno", "trance", "dnb", "house",
+                "rock_dense", "halftime_fast", "hiphop_sync", "metal", "techno", "bars", "trance",
+                "dnb", "drumless", "halftime_fast", "hiphop_sync", "house", "rock_dense"]
 TRAINB_CYCLE = ["dnb", "dnb", "halftime_fast", "dnb", "hiphop_sync", "dnb", "rock_dense", "dnb"]
 TRAINN_NEGATIVES = ["loud_noise", "loud_noise", "speech", "noise_floor", "sweep", "loud_noise"]
 VALIDK_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "techno", "house",
@@ -353,9 +361,14 @@ class SplitSpec:
     kick_drops: bool = False  # bars whose kick drops out (an intro, one or two gaps)
     ghost_snares: bool = False  # two or three ghost snares at random 16ths of every bar
     loud_bass: bool = False  # the (off-beat) bass at full velocity
-    # how often a song goes through `club_master` (the music ducked by the kick, hall reverb, bus
-    # compression, tape saturation, a brickwall limiter pushed hard) and stays loud after augment
+    # how often a song goes through a master chain and stays loud after augment (at the chain's
+    # ceiling): `club_master` (final10: the music ducked by the kick, hall reverb, bus
+    # compression, tape saturation, a brickwall limiter pushed hard) or `random_master`
     master_p: float = 0.0
+    master_chain: str = "club"  # "club": `club_master`; "random": `random_master` (trainm)
+    # the GM drums in their own fluidsynth pass (the pool's soundfont, channel 9), mixed like the
+    # synth kit, so a master's pump can duck the music and not the drums (trainm)
+    gm_drum_pass: bool = False
     # -- other
     renders_as: str | None = None  # its songs are made as this split's (fixtures.py)
     cli: bool = True  # a --split choice
@@ -523,6 +536,23 @@ SPLITS = {
                          drumless_intros=True, several_endings=True, more_hit_endings=True,
                          drumless=FINAL10_DRUMLESS, drumless_styles=FINAL10_DRUMLESS_STYLES,
                          master_p=0.5),
+    # "trainm" (round 12, extra training; made after final10 was scored, from its result: beat F
+    # 0.63 on its club-mastered files against 0.79 on the rest, and no training split had any
+    # mastering): 70 % of the songs through `random_master`, a chain drawn per song (pump,
+    # EQ, reverb, one- or three-band compression, saturation, lo-fi, limiter or clipper, each on
+    # or off; its ranges beside final10's above `_rms`). It covers final10's master condition
+    # (pump depth/release, glue compression, the limiter pushed 7-13 dB into -1 dBFS): a model
+    # trained on it has heard mastering, so final10's mastered files are no longer an unheard
+    # condition for it, only a relative of what it heard. Drums: trainr's random synth kits
+    # (`random_kit`) and the FluidR3 kits of train and trainz, the GM drums in their own pass so
+    # the pump ducks the music only; never final10's recorded AVL kits or synth kit M. Train's
+    # programs; weighted to what is weak on final9/final10 (TRAINM_CYCLE); pickups, drumless
+    # intros and several endings as in trainr.
+    "trainm": SplitSpec(id=24, kits=[0, 16, 24, 25, 1, 3, 4, 6, 9, 10, 13, 15, 33],
+                        synth_kit=RANDOM_KIT, synth_name="synth-R", gm_drum_pass=True,
+                        cycle=TRAINM_CYCLE, pickups=True, drumless_intros=True,
+                        several_endings=True, drumless=TRAIN_DRUMLESS, master_p=0.7,
+                        master_chain="random"),
 }
 assert len({s.id for s in SPLITS.values()}) == len(SPLITS), "two splits share a seed stream"
 assert all(SPLITS[s.pool].programs and SPLITS[s.pool].kits for s in SPLITS.values())
@@ -837,7 +867,52 @@ def render_synth_drums(hits, total_n, rng, kitb):
     return out[:total_n]
 
 
-# ---------------------------------------------------------------- final10's club master
+# ---------------------------------------------------------------- master chains (final10, trainm)
+# final10's `club_master` (after the kick-keyed `sidechain_gain` on its music bus) and trainm's
+# `random_master` are built from the stages below. A stage draws its parameters from the ranges
+# it is given, in a fixed order (a (lo, hi) tuple is drawn uniformly; a plain number is used as it
+# is and draws nothing), so final10 draws exactly what it drew before trainm existed and its files
+# stay byte-identical. No stage delays the audio: dry paths are untouched, compressor and limiter
+# gains are computed from the whole file (look-ahead without latency), every filter is zero-phase
+# (filtfilt) -- so the beat grid stays exact.
+#
+# The ranges, final10 (every stage on every mastered song, 50 % of its songs) against trainm
+# (70 % of its songs; each stage on or off at random, drawn per song):
+#   pump        final10  6-14 dB, attack 2-6 ms, hold 10-30 ms, release 120-300 ms, raised-cosine
+#                        recovery; every mastered song with kicks on a drum bus
+#               trainm   3-16 dB, attack 0.5-10 ms, hold 0-40 ms, release 80-300 ms, exponential
+#                        or linear recovery (never final10's raised cosine); 60 % of them
+#   reverb      final10  hall: one noise tail low-passed at 3-6 kHz, RT60 1.8-3.2 s, pre-delay
+#                        15-40 ms, 8-14 dB under the dry mix
+#               trainm   room (RT60 0.3-1.2 s) or hall (1.2-4 s): 3-8 early reflections 5-60 ms
+#                        after a 0-30 ms pre-delay and a tail whose highs (above 2-8 kHz) die
+#                        1.5-3x faster, wet 5-30 % of the dry RMS (10.5-26 dB under it); 50 %
+#   compressor  final10  one band: threshold 0-4 dB over the file's RMS, ratio 2-4, attack 5-20
+#                        ms, release 80-250 ms
+#               trainm   one band (60 %) or three (crossovers 100-300 Hz and 2-5 kHz, zero-phase,
+#                        the bands sum back to the input), each: threshold -2..+6 dB over its
+#                        RMS, ratio 1.5-8, attack 1-30 ms, release 40-400 ms; 70 %
+#   saturation  final10  tape: asymmetric tanh (bias 0.05-0.15), drive 4-10 dB, 15 Hz high-pass,
+#                        11-16 kHz roll-off
+#               trainm   tanh or cubic soft clip (drive 1-14 dB), or the tape with a bias of
+#                        0-0.05 (never final10's asymmetry) and a 14-20 kHz roll-off; 50 %
+#   EQ          final10  none (its tape's roll-off aside)
+#               trainm   low cut at 20-150 Hz and/or a high shelf of -6..+6 dB from 2-10 kHz; 50 %
+#   lo-fi       final10  none
+#               trainm   6-12 bits or a low-pass at 8-16 kHz; 12 %
+#   limiter     final10  brickwall pushed 7-13 dB into -1 dBFS, 3 ms look-ahead, release 30-120 ms
+#               trainm   the same brickwall pushed 3-15 dB into -0.3..-1.5 dBFS, 1-5 ms
+#                        look-ahead, release 10-250 ms (77 %), or a hard clip pushed 1-6 dB into
+#                        the ceiling (13 %), or none (10 %: the file is scaled to peak at it)
+# What trainm covers of final10's master (trainm is made after final10 was scored, from its
+# result): the pump's depth, attack, hold and release; glue compression in all of final10's
+# ranges; the brickwall limiter itself, pushed as hard into the same ceiling; the loudness and
+# crest factor those give; halls with final10's RT60 (another IR) up to 10.5 dB under the mix.
+# Not covered: the pump's raised-cosine recovery, final10's hall IR and its wettest 8-10.5 dB,
+# tape at final10's 0.05-0.15 bias, and the whole chain on recorded kits and synth kit M (trainm
+# plays neither). So FINAL10'S MASTER CONDITION IS NO LONGER UNHEARD for a model trained on
+# trainm: on such a model, final10's mastered-vs-rest gap measures generalisation from trainm's
+# chains to a near relative, not a first meeting with mastered audio.
 def _rms(x):
     return float(np.sqrt(np.mean(x**2))) + 1e-12
 
@@ -848,58 +923,98 @@ def _blocks(x, hop):
     return np.pad(x**2, (0, m * hop - len(x))).reshape(m, hop).mean(axis=1)
 
 
-def sidechain_gain(kicks, n, rng):
+def _draw(rng, r):
+    """A (lo, hi) range drawn uniformly; a plain number as it is (no draw)."""
+    return float(rng.uniform(*r)) if isinstance(r, tuple) else r
+
+
+def _zp(x, order, hz, kind="low"):
+    """Zero-phase Butterworth filter (forward and back: no delay, the magnitude squared)."""
+    return signal.sosfiltfilt(signal.butter(order, hz, kind, fs=SR, output="sos"), x)
+
+
+HOP = 32  # block length of the compressor's and the limiter's gain computation (0.73 ms)
+
+
+def sidechain_gain(kicks, n, rng, depth_db=(6, 14), attack=(0.002, 0.006), hold=(0.01, 0.03),
+                   release=(0.12, 0.3), shape="cos"):
     """The music bus's gain under a sidechain compressor keyed by the kick (`kicks`: (time_s,
-    velocity)): from each kick's own onset (never before it) the music dips 6-14 dB in 2-6 ms,
-    holds 10-30 ms and comes back over 120-300 ms (a raised-cosine curve) -- the dance-music pump,
-    whose swell peaks between the kicks. Returns (gain per sample, description)."""
-    depth_db = float(rng.uniform(6, 14))
-    att, hold, rel = (float(rng.uniform(0.002, 0.006)), float(rng.uniform(0.01, 0.03)),
-                      float(rng.uniform(0.12, 0.3)))
+    velocity)): from each kick's own onset (never before it) the music dips `depth_db` in
+    `attack`, holds and comes back over `release` -- the dance-music pump, whose swell peaks
+    between the kicks. shape "cos" (final10): a raised-cosine recovery; "exp": exponential (a
+    compressor's release, -40 dB of the dip left at `release`); "lin": linear (a volume shaper).
+    The defaults are final10's. Returns (gain per sample, description)."""
+    depth_db = _draw(rng, depth_db)
+    att, hold, rel = (_draw(rng, attack), _draw(rng, hold), _draw(rng, release))
     na, nh, nr = int(att * SR), int(hold * SR), int(rel * SR)
-    shape = np.concatenate([np.linspace(0, 1, na, endpoint=False), np.ones(nh),
-                            0.5 + 0.5 * np.cos(np.pi * np.arange(nr) / nr)])
+    k = np.arange(nr)
+    tail = {"cos": lambda: 0.5 + 0.5 * np.cos(np.pi * k / nr),
+            "exp": lambda: (np.exp(-4.6 * k / nr) - 0.01) / 0.99,
+            "lin": lambda: 1 - k / nr}[shape]()
+    curve = np.concatenate([np.linspace(0, 1, na, endpoint=False), np.ones(nh), tail])
     duck = np.zeros(n)
     for t, vel in kicks:
         s = int(round(t * SR))
         if s < 0 or s >= n:
             continue
-        e = min(n, s + len(shape))
-        duck[s:e] = np.maximum(duck[s:e], shape[: e - s] * min(1.0, vel / 110.0))
+        e = min(n, s + len(curve))
+        duck[s:e] = np.maximum(duck[s:e], curve[: e - s] * min(1.0, vel / 110.0))
     return 10 ** (-depth_db * duck / 20), {"pump_db": round(depth_db, 1),
                                            "pump_release_s": round(rel, 3)}
 
 
-def club_master(x, rng):
-    """final10's master bus, on the whole mix (after the stop, so a hall tail rings into the
-    silence): a hall reverb return, glue compression, tape saturation and a brickwall limiter
-    pushed 7-13 dB into -1 dBFS (a club track's loudness). Nothing delays the audio: the dry path
-    is untouched, the compressor and limiter take their gains from the whole file (look-ahead
-    without latency), the tape's filters are zero-phase (filtfilt) -- so the beat grid stays exact.
-    Returns (audio, description)."""
-    n = len(x)
-    if _rms(x) < 1e-9:
-        return x, {}
-    desc = {}
-    # hall: decaying noise (RT60 1.8-3.2 s) darkened by a low-pass, after a 15-40 ms pre-delay,
-    # returned 8-14 dB under the dry mix
-    rt60 = float(rng.uniform(1.8, 3.2))
+def _add_wet(x, ir, wet_db):
+    """x plus its convolution with ir (the reverb return), `wet_db` re x's RMS; the dry path as
+    it is."""
+    wet = signal.fftconvolve(x, ir)[:len(x)]
+    return x + wet * _rms(x) / _rms(wet) * 10 ** (wet_db / 20)
+
+
+def hall_ir(rng, rt60=(1.8, 3.2), lp_hz=(3000, 6000), predelay=(0.015, 0.04)):
+    """final10's hall: decaying noise darkened by a one-pole low-pass after a pre-delay.
+    Returns (ir, rt60)."""
+    rt60 = _draw(rng, rt60)
     m = int(min(1.2 * rt60, 4.0) * SR)
     ir = rng.normal(0, 1, m) * np.exp(-6.91 * np.arange(m) / (rt60 * SR))
-    b, a = signal.butter(1, rng.uniform(3000, 6000) / (SR / 2))
-    ir = np.concatenate([np.zeros(int(rng.uniform(0.015, 0.04) * SR)), signal.lfilter(b, a, ir)])
-    wet = signal.fftconvolve(x, ir)[:n]
-    wet_db = float(rng.uniform(-14, -8))
-    x = x + wet * _rms(x) / _rms(wet) * 10 ** (wet_db / 20)
-    desc.update(hall_rt60_s=round(rt60, 2), hall_db=round(wet_db, 1))
-    # glue compression: block RMS (0.73 ms blocks), attack 5-20 ms / release 80-250 ms on the
-    # level in dB, ratio 2-4 above a threshold 0-4 dB over the file's RMS
-    hop = 32
+    b, a = signal.butter(1, _draw(rng, lp_hz) / (SR / 2))
+    ir = np.concatenate([np.zeros(int(_draw(rng, predelay) * SR)), signal.lfilter(b, a, ir)])
+    return ir, rt60
+
+
+def room_ir(rng, rt60, predelay=(0.0, 0.03), split_hz=(2000, 8000), hf_faster=(1.5, 3.0)):
+    """trainm's rooms and halls (another construction than `hall_ir`): after a pre-delay, 3-8
+    early reflections (single taps of either sign, 5-60 ms later) and a diffuse noise tail that
+    fades in over 10 ms and whose highs (above `split_hz`) decay `hf_faster` times faster than its
+    lows. Returns (ir, rt60)."""
+    rt60 = _draw(rng, rt60)
+    m = int(min(1.2 * rt60, 4.8) * SR)
+    pre = int(_draw(rng, predelay) * SR)
+    noise = rng.normal(0, 1, m)
+    low = _zp(noise, 2, _draw(rng, split_hz))
+    k = np.arange(m) / (rt60 * SR)
+    tail = low * np.exp(-6.91 * k) + (noise - low) * np.exp(-6.91 * _draw(rng, hf_faster) * k)
+    tail *= np.minimum(1.0, np.arange(m) / (0.01 * SR))
+    ir = np.zeros(pre + m)
+    ir[pre:] = tail
+    # each reflection carries 4-36 % of the energy of the tail's first 50 ms
+    scale = _rms(tail[: int(0.05 * SR)]) * np.sqrt(0.05 * SR)
+    for _ in range(int(rng.integers(3, 9))):
+        ir[pre + int(_draw(rng, (0.005, 0.06)) * SR)] += (
+            scale * _draw(rng, (0.2, 0.6)) * (1 if rng.random() < 0.5 else -1))
+    return ir, rt60
+
+
+def compress(x, rng, thr_db=(0, 4), ratio=(2, 4), attack=(0.005, 0.02), release=(0.08, 0.25)):
+    """A feed-forward compressor on the level in dB of HOP-sample blocks: attack/release smoothing,
+    `ratio` above a threshold `thr_db` over x's RMS, the gain interpolated between block centres
+    (no delay; the gain follows the level as a compressor's does). Defaults: final10's glue
+    compression. Returns (x, ratio, the largest gain reduction in dB)."""
+    n, hop = len(x), HOP
     lev = 10 * np.log10(_blocks(x, hop) + 1e-12)
-    thr = 20 * np.log10(_rms(x)) + float(rng.uniform(0, 4))
-    ratio = float(rng.uniform(2, 4))
-    ka = np.exp(-hop / (rng.uniform(0.005, 0.02) * SR))
-    kr = np.exp(-hop / (rng.uniform(0.08, 0.25) * SR))
+    thr = 20 * np.log10(_rms(x)) + _draw(rng, thr_db)
+    ratio = _draw(rng, ratio)
+    ka = np.exp(-hop / (_draw(rng, attack) * SR))
+    kr = np.exp(-hop / (_draw(rng, release) * SR))
     env = np.empty_like(lev)
     e = lev[0]
     for i, v in enumerate(lev):
@@ -909,29 +1024,38 @@ def club_master(x, rng):
     gr_db = -np.maximum(0.0, env - thr) * (1 - 1 / ratio)
     centers = (np.arange(len(lev)) + 0.5) * hop
     x = x * 10 ** (np.interp(np.arange(n), centers, gr_db) / 20)
-    desc.update(comp_ratio=round(ratio, 2), comp_max_gr_db=round(float(-gr_db.min()), 1))
-    # tape: asymmetric tanh saturation (drive 4-10 dB into the knee), its DC and lows under
-    # 15 Hz removed and the highs rolled off from 11-16 kHz, both zero-phase
-    drive = 10 ** (rng.uniform(4, 10) / 20)
-    bias = float(rng.uniform(0.05, 0.15))
+    return x, ratio, float(-gr_db.min())
+
+
+def tape(x, rng, drive_db=(4, 10), bias=(0.05, 0.15), lp_hz=(11000, 16000)):
+    """Asymmetric tanh saturation (x scaled to peak 1, then driven `drive_db` into the knee with a
+    `bias`), its DC and lows under 15 Hz removed and the highs rolled off from `lp_hz`, both
+    zero-phase. Defaults: final10's tape. Returns (y, drive as a gain)."""
+    drive = 10 ** (_draw(rng, drive_db) / 20)
+    bias = _draw(rng, bias)
     y = x / np.max(np.abs(x))
     y = np.tanh(drive * (y + bias)) - np.tanh(drive * bias)
     b, a = signal.butter(2, 15 / (SR / 2), "high")
     y = signal.filtfilt(b, a, y)
-    b, a = signal.butter(1, rng.uniform(11000, 16000) / (SR / 2))
+    b, a = signal.butter(1, _draw(rng, lp_hz) / (SR / 2))
     y = signal.filtfilt(b, a, y)
-    desc["tape_drive_db"] = round(float(20 * np.log10(drive)), 1)
-    # brickwall limiter: peaks pushed 7-13 dB over a -1 dBFS ceiling; the gain each sample needs,
-    # its minimum over +-3 ms then averaged over 3 ms (so it reaches every peak's need in time and
-    # is never above it), recovering over 30-120 ms after each reduction
-    push = float(rng.uniform(7, 13))
-    ceil = 10 ** (-1 / 20)
+    return y, drive
+
+
+def limiter(y, rng, push_db=(7, 13), ceil_db=-1, release=(0.03, 0.12), lookahead=0.003):
+    """Brickwall limiter: peaks pushed `push_db` over a `ceil_db` ceiling; the gain each sample
+    needs, its minimum over +-lookahead then averaged over the look-ahead (so it reaches every
+    peak's need in time and is never above it), recovering over `release` after each reduction.
+    Defaults: final10's. Returns (y, push in dB, the largest gain reduction in dB)."""
+    n, hop = len(y), HOP
+    push = _draw(rng, push_db)
+    ceil = 10 ** (_draw(rng, ceil_db) / 20)
     y = y / np.max(np.abs(y)) * ceil * 10 ** (push / 20)
     need = np.minimum(1.0, ceil / np.maximum(np.abs(y), 1e-12))
-    la = int(0.003 * SR) // 2 * 2
+    la = int(_draw(rng, lookahead) * SR) // 2 * 2
     g = ndimage.uniform_filter1d(ndimage.minimum_filter1d(need, 2 * la + 1), la + 1)
     gb = ndimage.minimum_filter1d(g, hop)[hop // 2::hop]  # each block's least gain
-    kr = np.exp(-hop / (rng.uniform(0.03, 0.12) * SR))
+    kr = np.exp(-hop / (_draw(rng, release) * SR))
     rel = np.empty_like(gb)
     e = 1.0
     for i, v in enumerate(gb):
@@ -939,8 +1063,119 @@ def club_master(x, rng):
         rel[i] = e
     g = np.minimum(g, np.interp(np.arange(n), np.arange(len(gb)) * hop + hop // 2, rel))
     y = np.clip(y * g, -ceil, ceil)
-    desc.update(limiter_push_db=round(push, 1), limiter_max_gr_db=round(float(-20 * np.log10(g.min())), 1))
+    return y, push, float(-20 * np.log10(g.min()))
+
+
+def club_master(x, rng):
+    """final10's master bus, on the whole mix (after the stop, so a hall tail rings into the
+    silence): a hall reverb return (`hall_ir`, 8-14 dB under the dry mix), glue compression,
+    tape saturation and a brickwall limiter pushed 7-13 dB into -1 dBFS (a club track's
+    loudness); the stages' defaults are its ranges. Returns (audio, description)."""
+    if _rms(x) < 1e-9:
+        return x, {}
+    desc = {}
+    ir, rt60 = hall_ir(rng)
+    wet_db = float(rng.uniform(-14, -8))
+    x = _add_wet(x, ir, wet_db)
+    desc.update(hall_rt60_s=round(rt60, 2), hall_db=round(wet_db, 1))
+    x, ratio, gr = compress(x, rng)
+    desc.update(comp_ratio=round(ratio, 2), comp_max_gr_db=round(gr, 1))
+    y, drive = tape(x, rng)
+    desc["tape_drive_db"] = round(float(20 * np.log10(drive)), 1)
+    y, push, gr = limiter(y, rng)
+    desc.update(limiter_push_db=round(push, 1), limiter_max_gr_db=round(gr, 1))
     return y, desc
+
+
+# trainm's pump (see the table above); on 60 % of its mastered songs with kicks on a drum bus
+TRAINM_PUMP = {"depth_db": (3, 16), "attack": (0.0005, 0.01), "hold": (0.0, 0.04),
+               "release": (0.08, 0.3)}
+
+
+def random_master(x, rng):
+    """trainm's master bus, on the whole mix (after the stop): every stage of the table above on
+    or off at random, in a mastering engineer's order -- EQ, reverb return, compression (one or
+    three bands), saturation, lo-fi, limiter or clipper -- with parameters drawn per song; the file
+    ends peaking at its ceiling (-0.3..-1.5 dBFS), which augment keeps. Nothing delays the audio.
+    Returns (audio, description; "ceiling_dbfs" always in it)."""
+    if _rms(x) < 1e-9:
+        return x, {}
+    ceil_db = round(float(rng.uniform(-1.5, -0.3)), 2)
+    desc = {"ceiling_dbfs": ceil_db}
+    on = {k: bool(rng.random() < p) for k, p in
+          (("eq", 0.5), ("reverb", 0.5), ("comp", 0.7), ("sat", 0.5), ("lofi", 0.12))}
+    if on["eq"]:  # low cut, high shelf or both (zero-phase)
+        r = rng.random()
+        if r < 2 / 3:
+            hz = _draw(rng, (20, 150))
+            x = _zp(x, 2, hz, "high")
+            desc["eq_low_cut_hz"] = round(hz)
+        if r >= 1 / 3:
+            hz, g_db = _draw(rng, (2000, 10000)), _draw(rng, (-6, 6))
+            x = x + (10 ** (g_db / 20) - 1) * _zp(x, 1, hz, "high")
+            desc.update(eq_shelf_hz=round(hz), eq_shelf_db=round(g_db, 1))
+    if on["reverb"]:
+        kind = "room" if rng.random() < 0.5 else "hall"
+        ir, rt60 = room_ir(rng, (0.3, 1.2) if kind == "room" else (1.2, 4.0))
+        wet_db = _draw(rng, (-26, -10.5))
+        x = _add_wet(x, ir, wet_db)
+        desc.update(reverb=kind, reverb_rt60_s=round(rt60, 2), reverb_db=round(wet_db, 1))
+    if on["comp"]:
+        comp = {"thr_db": (-2, 6), "ratio": (1.5, 8), "attack": (0.001, 0.03),
+                "release": (0.04, 0.4)}
+        if rng.random() < 0.4:  # three bands that sum back to x (zero-phase crossovers)
+            f1, f2 = _draw(rng, (100, 300)), _draw(rng, (2000, 5000))
+            low = _zp(x, 2, f1)
+            mid = _zp(x - low, 2, f2)
+            bands = [low, mid, x - low - mid]
+            out, ratios, grs = 0, [], []
+            for band in bands:
+                y, ratio, gr = compress(band, rng, **comp)
+                out, ratios, grs = out + y, ratios + [round(ratio, 2)], grs + [round(gr, 1)]
+            x = out
+            desc.update(comp="3-band", comp_xover_hz=[round(f1), round(f2)], comp_ratio=ratios,
+                        comp_max_gr_db=grs)
+        else:
+            x, ratio, gr = compress(x, rng, **comp)
+            desc.update(comp="1-band", comp_ratio=round(ratio, 2), comp_max_gr_db=round(gr, 1))
+    if on["sat"]:
+        kind = str(rng.choice(["tanh", "soft", "tape"]))
+        if kind == "tape":
+            x, drive = tape(x, rng, drive_db=(1, 14), bias=(0.0, 0.05), lp_hz=(14000, 20000))
+        else:
+            drive = 10 ** (_draw(rng, (1, 14)) / 20)
+            y = x / np.max(np.abs(x)) * drive
+            if kind == "tanh":
+                x = np.tanh(y)
+            else:  # cubic soft clip: linear at first, flat from 1
+                y = np.clip(y, -1, 1)
+                x = 1.5 * y - 0.5 * y**3
+        desc.update(sat=kind, sat_drive_db=round(float(20 * np.log10(drive)), 1))
+    if on["lofi"]:
+        if rng.random() < 0.5:
+            bits = int(rng.integers(6, 13))
+            peak, q = np.max(np.abs(x)), 2 ** (bits - 1)
+            x = np.round(x / peak * q) / q * peak
+            desc["lofi_bits"] = bits
+        else:
+            hz = _draw(rng, (8000, 16000))
+            x = _zp(x, 4, hz)
+            desc["lofi_lowpass_hz"] = round(hz)
+    r = rng.random()
+    ceil = 10 ** (ceil_db / 20)
+    if r < 0.10:  # no limiter: the file scaled to peak at the ceiling
+        x = x / np.max(np.abs(x)) * ceil
+        desc["limiter"] = None
+    elif r < 0.23:  # a hard clip into the ceiling
+        push = _draw(rng, (1, 6))
+        x = np.clip(x / np.max(np.abs(x)) * ceil * 10 ** (push / 20), -ceil, ceil)
+        desc.update(limiter="clip", limiter_push_db=round(push, 1))
+    else:
+        x, push, gr = limiter(x, rng, push_db=(3, 15), ceil_db=ceil_db, release=(0.01, 0.25),
+                              lookahead=(0.001, 0.005))
+        desc.update(limiter="brickwall", limiter_push_db=round(push, 1),
+                    limiter_max_gr_db=round(gr, 1))
+    return x, desc
 
 
 # ---------------------------------------------------------------- MIDI + fluidsynth
@@ -1166,13 +1401,19 @@ def song(genre, rng, split, dur, opts=None):
                     if "gm_drums" not in opts else opts["gm_drums"])
     kits = spec.kits if spec.kits is not None else pool.kits
     kit = int(rng.choice(kits)) if use_gm_drums else None
-    kit_sf = None  # final10: a recorded kit, in its own pass (AVL_KITS)
+    kit_sf = None  # final10: a recorded kit, in its own pass (AVL_KITS); trainm: the GM kit's
+    pass_kit = None  # the GM kit of that pass (trainm's gm_drum_pass; final10's kits are preset 0)
     if use_gm_drums and pool.drum_soundfonts is not None:
         kit_sf = str(rng.choice(pool.drum_soundfonts))
         drum_midi = Midi()
         drum_midi.program(0, kit)  # the kit is preset 0 of bank 0: a melodic channel
         for t, v, vel in hits:
             drum_midi.note(0, t, 0.1, AVL_NOTE.get(v, GM[v]), vel)
+    elif use_gm_drums and spec.gm_drum_pass:
+        kit_sf, pass_kit = pool.soundfont, kit
+        drum_midi = Midi()
+        for t, v, vel in hits:
+            drum_midi.note(9, t, 0.1, GM[v], vel)
     elif use_gm_drums:
         for t, v, vel in hits:
             midi.note(9, t, 0.1, GM[v], vel)
@@ -1287,10 +1528,11 @@ def song(genre, rng, split, dur, opts=None):
     if hits and not use_gm_drums:
         synth = render_synth_drums(hits, total_n, rng, kitb=spec.synth_kit)
         meta["drums"] = spec.synth_name
-    elif hits and kit_sf:  # the recorded kit, mixed like the synth kit
-        synth = fluid_render(drum_midi, None, total_n, rng, kit_sf)
+    elif hits and kit_sf:  # the recorded kit (or trainm's GM kit), mixed like the synth kit
+        synth = fluid_render(drum_midi, pass_kit, total_n, rng, kit_sf)
         meta["drums"] = "gm"
-        meta["drum_soundfont"] = os.path.basename(kit_sf)
+        if pool.drum_soundfonts is not None:
+            meta["drum_soundfont"] = os.path.basename(kit_sf)
     elif hits:
         meta["drums"] = "gm"
     else:
@@ -1303,13 +1545,18 @@ def song(genre, rng, split, dur, opts=None):
     rms_m = np.sqrt(np.mean(mel**2)) + 1e-9
     rms_s = np.sqrt(np.mean(synth**2)) + 1e-9
     music = mel / rms_m * 0.1
-    master = spec.master_p > 0 and rng.random() < spec.master_p  # final10's club master
+    master = spec.master_p > 0 and rng.random() < spec.master_p  # final10's, trainm's masters
     if master and drum_bus:  # the music (not the drums) ducked by the kick
         kicks = [(t, vel) for t, v, vel in hits if v == "kick"]
-        if kicks:
+        if kicks and spec.master_chain == "club":
             pump, pdesc = sidechain_gain(kicks, total_n, rng)
             music = music * pump
             meta["pump"] = pdesc
+        elif kicks and rng.random() < 0.6:  # trainm: on 60 %, another recovery than final10's
+            curve = "exp" if rng.random() < 0.5 else "lin"
+            pump, pdesc = sidechain_gain(kicks, total_n, rng, shape=curve, **TRAINM_PUMP)
+            music = music * pump
+            meta["pump"] = dict(pdesc, pump_shape=curve)
     x = music + (synth / rms_s * 0.1 * dr_gain if drum_bus else 0)
     if music_end < dur and ending in ("ring", "hit"):
         # the sound after the last beat (or the last hit) decays over 1-3 s, then silence
@@ -1326,7 +1573,8 @@ def song(genre, rng, split, dur, opts=None):
         x[e:] = 0
         x[max(0, e - fade):e] *= np.linspace(1, 0, e - max(0, e - fade))
     if master:
-        x, meta["master"] = club_master(x, rng)
+        chain = club_master if spec.master_chain == "club" else random_master
+        x, meta["master"] = chain(x, rng)
     elif spec.master_p > 0:
         meta["master"] = None
     n_lab = end_bar * bar + (1 if ending == "hit" else 0)
@@ -1375,8 +1623,9 @@ def negative(rng, dur, kind=None, voices=None):
 
 
 # ---------------------------------------------------------------- augmentation
-def augment(x, rng, strength=1.0, keep_loud=False):
-    """keep_loud (final10's club masters): the level stays at a -1 dBFS peak (drawn, not used)."""
+def augment(x, rng, strength=1.0, keep_loud=None):
+    """keep_loud (mastered songs): the peak level in dBFS the file stays at (final10's club
+    masters -1, trainm's its ceiling; the random level is drawn, not used)."""
     desc = {}
     if rng.random() < 0.6 * strength:  # EQ: random tilt / band cut
         b, a = signal.butter(2, rng.uniform(80, 400) / (SR / 2), "high" if rng.random() < 0.5 else "low")
@@ -1400,8 +1649,8 @@ def augment(x, rng, strength=1.0, keep_loud=False):
         desc["compress_db"] = round(20 * np.log10(drive), 1)
     peak = np.max(np.abs(x)) + 1e-12
     level = 10 ** (rng.uniform(-30, -0.5) / 20) if strength > 0 else 10 ** (-3 / 20)
-    if keep_loud:
-        level = 10 ** (-1 / 20)
+    if keep_loud is not None:
+        level = 10 ** (keep_loud / 20)
     x = x / peak * level if peak > 1e-9 else x
     if rng.random() < 0.35 * strength:
         snr = rng.uniform(10, 45)
@@ -1456,7 +1705,8 @@ def make_one(args):
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
     if genre != "negative" or meta.get("kind") in ("speech", "loud_noise"):
-        x, aug = augment(x, rng, strength, keep_loud=bool(meta.get("master")))
+        m = meta.get("master")  # a master's ceiling (final10's: -1 dBFS) stays
+        x, aug = augment(x, rng, strength, keep_loud=m.get("ceiling_dbfs", -1) if m else None)
         meta["augment"] = aug
     # varispeed (time-stretch with pitch): exact, the grid scales with it
     speed = 1.0

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates training/beat/data/{train,trainx,trainy,valid,heldout,final,final2,final3,final4,final5,final6,final7,final8,final9,final10,validx,validk,trainn,trainz,trainp,trainb,trainr} deterministically (seed 1)
+# Regenerates training/beat/data/{train,trainx,trainy,valid,heldout,final,final2,final3,final4,final5,final6,final7,final8,final9,final10,validx,validk,trainn,trainz,trainp,trainb,trainr,trainm} deterministically (seed 1)
 # and caches features. Needs: ./setup.sh (fluidsynth, the four soundfonts, the AVL drum kits, espeak-ng, the venv).
 set -euo pipefail
 cd "$(dirname "$0")"
 SEED="${SEED:-1}"
 PY=.venv/bin/python
-rm -rf data/train data/trainx data/trainy data/valid data/heldout data/final data/final2 data/final3 data/final4 data/final5 data/final6 data/final7 data/final8 data/final9 data/final10 data/validx data/validk data/trainn data/trainz data/trainp data/trainb data/trainr data/cache
+rm -rf data/train data/trainx data/trainy data/valid data/heldout data/final data/final2 data/final3 data/final4 data/final5 data/final6 data/final7 data/final8 data/final9 data/final10 data/validx data/validk data/trainn data/trainz data/trainp data/trainb data/trainr data/trainm data/cache
 # final2 first: the second split measured only at the end (the failure modes of issue 23 on
 # another soundfont, own seed stream); generated before any model or decoder change.
 nice -n 10 $PY gen.py --split final2 --count 60 --seed "$SEED"
@@ -42,9 +42,12 @@ nice -n 10 $PY gen.py --split trainp --count 160 --seed "$SEED"
 nice -n 10 $PY gen.py --split trainb --count 120 --seed "$SEED"
 # trainr (round 11): every drum song on its own random synth kit, drumless intros.
 nice -n 10 $PY gen.py --split trainr --count 280 --seed "$SEED"
+# trainm (round 12): 70 % of the songs through a random master chain (pump, EQ, reverb, 1-/3-band
+# compression, saturation, lo-fi, limiter/clipper), random synth and FluidR3 kits; covers final10's master.
+nice -n 10 $PY gen.py --split trainm --count 280 --seed "$SEED"
 nice -n 10 $PY gen.py --split final --count 60 --seed "$SEED"
 # validx: decoder tuning only (negatives and stops; round 5).
 nice -n 10 $PY gen.py --split validx --count 45 --seed "$SEED"  # 35-44: drumless (round 6)
 # validk: decoder tuning only (round 7): kick-every-beat music with 62-85 Hz synthesised kicks.
 nice -n 10 $PY gen.py --split validk --count 30 --seed "$SEED"
-nice -n 10 $PY cache.py train trainx trainy trainn trainz trainp trainb trainr valid heldout final final2 final3 final4 final5 final6 final7 final8 final9 final10
+nice -n 10 $PY cache.py train trainx trainy trainn trainz trainp trainb trainr trainm valid heldout final final2 final3 final4 final5 final6 final7 final8 final9 final10
