@@ -2,14 +2,15 @@
 //! at 120 BPM, one beat grid) drives two aiortc peers standing in for pipelines of different
 //! latency — `near` shows a parameter change 100 ms after it arrives, `far` 400 ms
 //! (`--video-delay-ms`, `--marker-param noise_scale`) — each configured with its own
-//! `latency_ms`. One bar-quantised theme switch (noise_scale 0.2 → 0.7) is asked for; each peer
-//! logs the first frame that shows it, and that frame must fall on the bar line on both: each
-//! output was sent the switch early by its own latency. With one latency for both, the two
-//! frames would land 300 ms apart, so at least one would be 150 ms off the bar.
+//! `latency_ms`. Bar-quantised theme switches (noise_scale 0.2 → 0.7 and back, three of them,
+//! one at a time) are asked for; each peer logs the first frame that shows each, and that frame
+//! must fall on the bar line on both (each output's median of the three): each output was sent
+//! the switch early by its own latency. With one latency for both, the two frames would land
+//! 300 ms apart, so at least one would be 150 ms off the bar.
 //!
 //! The second test configures no latency and gives each output a video pipeline: the deck
 //! measures each output's latency on that output's own received video (switches back and forth
-//! until both are measured), then the timed switch must land on the bar line on both.
+//! until both are measured), then the timed switches must land on the bar line on both.
 //!
 //! The bar line is taken per peer from the grid of the beats the deck forwards (median slope,
 //! median phase: `BeatGrid`, as in tests/latency_compensation.rs), not from one beat message's
@@ -95,15 +96,60 @@ async fn locked_deck(sb: &common::Sandbox, config: &str, peers: [&Peer; 2]) -> D
     deck
 }
 
+/// How many timed switches each test makes; the assertions take each output's median.
+const SWITCHES: usize = 3;
+
+/// One timed switch: (sent, seen) at the near and the far peer, s from that peer's bar line.
+type Run = [(f64, f64); 2];
+
 /// (sent, seen) of switch `n` at each peer, relative to that peer's bar line.
-async fn timed_switch(deck: &mut Deck, peers: [&Peer; 2], n: usize) -> Vec<(f64, f64)> {
+async fn timed_switch(deck: &mut Deck, peers: [&Peer; 2], n: usize) -> Run {
     let asked = wall();
     deck.send(switch(n));
-    let mut runs = Vec::new();
-    for p in peers {
-        runs.push(switch_against_the_bar(p, asked, marker(n)).await);
+    let mut runs = [(0.0, 0.0); 2];
+    for (run, p) in runs.iter_mut().zip(peers) {
+        *run = switch_against_the_bar(p, asked, marker(n)).await;
     }
     runs
+}
+
+/// Switches `first`, `first + 1`, … (`SWITCHES` of them, each shown at both peers before the
+/// next): every run, and each peer's median (sent, seen). One switch alone failed about one run
+/// in three with both cores busy besides (round 12, 2 of 4 with two busy loops; round 11 once
+/// in CI), either output and either way (near shown −335 ms, far +452 ms): each peer's bar line
+/// comes from the arrival of forwarded beats at a peer that is itself encoding video, so a
+/// stalled moment moves one run's figures; the median of three keeps the test about the deck.
+async fn timed_switches(deck: &mut Deck, peers: [&Peer; 2], first: usize) -> (Vec<Run>, Run) {
+    let mut runs = Vec::new();
+    for n in first..first + SWITCHES {
+        runs.push(timed_switch(deck, peers, n).await);
+    }
+    let median = |f: &dyn Fn(&Run) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let m = [
+        (median(&|r| r[0].0), median(&|r| r[0].1)),
+        (median(&|r| r[1].0), median(&|r| r[1].1)),
+    ];
+    (runs, m)
+}
+
+/// One line per run, in ms from each peer's bar line.
+fn runs_ms(runs: &[Run]) -> String {
+    runs.iter()
+        .map(|[n, f]| {
+            format!(
+                "near sent {:+.0} shown {:+.0}, far sent {:+.0} shown {:+.0}",
+                n.0 * 1e3,
+                n.1 * 1e3,
+                f.0 * 1e3,
+                f.1 * 1e3
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,17 +160,18 @@ async fn a_bar_quantised_switch_shows_on_the_bar_on_outputs_of_different_latency
     let sb = common::Sandbox::new();
     let cfg = config(&near, &far, Some((NEAR_MS, FAR_MS)));
     let mut deck = locked_deck(&sb, &cfg, [&near, &far]).await;
-    let runs = timed_switch(&mut deck, [&near, &far], 1).await;
+    let (runs, median) = timed_switches(&mut deck, [&near, &far], 1).await;
     deck.quit();
-    let [(near_sent, near_seen), (far_sent, far_seen)] = [runs[0], runs[1]];
+    let [(near_sent, near_seen), (far_sent, far_seen)] = median;
     println!(
-        "per-output latency compensation (one grid, 30 fps): near ({NEAR_MS} ms) switch sent \
-         {:+.0} ms, shown {:+.0} ms from the bar line; far ({FAR_MS} ms) sent {:+.0} ms, shown \
-         {:+.0} ms",
+        "per-output latency compensation (one grid, 30 fps, median of {SWITCHES}): near \
+         ({NEAR_MS} ms) switch sent {:+.0} ms, shown {:+.0} ms from the bar line; far ({FAR_MS} \
+         ms) sent {:+.0} ms, shown {:+.0} ms (runs: {})",
         near_sent * 1e3,
         near_seen * 1e3,
         far_sent * 1e3,
-        far_seen * 1e3
+        far_seen * 1e3,
+        runs_ms(&runs)
     );
     assert_on_the_bar(near_seen, far_seen);
     assert!(
@@ -196,19 +243,20 @@ async fn each_output_measures_its_own_latency_and_the_switch_lands_on_the_bar() 
                     .is_some_and(|m| m.starts_with("pipeline latency measured on"))
         });
     };
-    let runs = timed_switch(&mut deck, [&near, &far], n + 1).await;
+    let (runs, median) = timed_switches(&mut deck, [&near, &far], n + 1).await;
     deck.quit();
-    let [(near_sent, near_seen), (far_sent, far_seen)] = [runs[0], runs[1]];
+    let [(near_sent, near_seen), (far_sent, far_seen)] = median;
     println!(
-        "per-output latency measured live (30 fps): near ({NEAR_MS} ms delay) measured {} ms, \
-         switch sent {:+.0} ms, shown {:+.0} ms from the bar line; far ({FAR_MS} ms) measured {} \
-         ms, sent {:+.0} ms, shown {:+.0} ms",
+        "per-output latency measured live (30 fps, median of {SWITCHES}): near ({NEAR_MS} ms \
+         delay) measured {} ms, switch sent {:+.0} ms, shown {:+.0} ms from the bar line; far \
+         ({FAR_MS} ms) measured {} ms, sent {:+.0} ms, shown {:+.0} ms (runs: {})",
         measured.0,
         near_sent * 1e3,
         near_seen * 1e3,
         measured.1,
         far_sent * 1e3,
-        far_seen * 1e3
+        far_seen * 1e3,
+        runs_ms(&runs)
     );
     assert!(
         measured.1 > measured.0 + (FAR_MS - NEAR_MS) / 2,

@@ -193,7 +193,15 @@ async fn reconnect_is_answered(
     hung: &str,
 ) {
     urgent_burst_is_taken(handle).await;
-    handle.link.send(TransportCmd::Reconnect).unwrap();
+    // The burst may leave the lane full for a moment (under load the transport has not drained
+    // it yet): the Reconnect waits for room, within the same second.
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        handle.link.send_waiting(TransportCmd::Reconnect),
+    )
+    .await
+    .expect("room on the urgent lane for a Reconnect within a second")
+    .unwrap();
     let took = event(erx, "reconnecting", Duration::from_secs(1), |e| {
         matches!(e, TransportEvent::State { state: ConnState::Reconnecting, reason: Some(r) } if r.contains("reconnect requested"))
     })
