@@ -1,12 +1,15 @@
 //! Latency compensation end to end: the real binary (headless, `scope` backend, demo audio at
 //! 120 BPM) against the aiortc test peer standing in for a pipeline that shows a parameter change
-//! 400 ms after it arrives (`--video-delay-ms 400 --marker-param noise_scale`). A bar-quantised
+//! 300 ms after it arrives (`--video-delay-ms 300 --marker-param noise_scale`). A bar-quantised
 //! theme switch (noise_scale 0.2 → 0.7) is asked for; the peer logs the first frame that shows
-//! it. With `[server] latency_ms = 400` that frame goes out on the bar line (the forwarded beat
+//! it. With `[server] latency_ms = 300` that frame goes out on the bar line (the forwarded beat
 //! the switch was quantised to); with 0 it is late by the delay. With nothing configured and a
 //! video output running, the deck measures the delay from the switches it sees come back and
 //! the next switch lands on the bar. Figures are printed for docs/performance.md; the
-//! assertions only tell "on the bar" from "a delay late" (half the delay apart).
+//! assertions only tell "on the bar" from "a delay late" (half the delay apart). The control
+//! (latency 0) goes out when the tracker's beat reaches the engine: under load after the grid
+//! (57 ms in one CI run, which read as the next beat's bar line when only 30 ms were allowed),
+//! so its bar line is looked for up to 200 ms back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
@@ -17,10 +20,15 @@ use common::deck::{Deck, scope_server};
 use common::peer::{Peer, PeerOptions};
 
 use common::beat_grid::{
-    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_locked, wait_shown, wall,
+    LATE_OK_COMPENSATED, LATE_OK_UNCOMPENSATED, THEME_A, THEME_B, marker, switch,
+    switch_against_the_bar, wait_locked, wait_shown, wall,
 };
 
-const DELAY_MS: u64 = 400;
+/// Well under a beat at 120 BPM (500 ms): the peer's bar line comes from forwarded beats, which
+/// reach it 10–45 ms after the deck's own grid, and the deck measures 25–45 ms over the delay,
+/// so a switch compensated for 400 ms went out up to 490 ms before the peer's bar line and read
+/// as sent on the beat before (one local run, round 13).
+const DELAY_MS: u64 = 300;
 
 /// How the deck knows the pipeline latency in a run.
 #[derive(Clone, Copy)]
@@ -104,7 +112,13 @@ async fn run(latency: Latency) -> Run {
     // The timed switch.
     let asked = wall();
     deck.send(switch(switches + 1));
-    let (sent, seen) = switch_against_the_bar(&peer, asked, marker(switches + 1)).await;
+    // Uncompensated, the switch follows the tracker's beat events (late under load); else it is
+    // scheduled from the grid.
+    let late_ok = match latency {
+        Latency::Configured(0) => LATE_OK_UNCOMPENSATED,
+        _ => LATE_OK_COMPENSATED,
+    };
+    let (sent, seen) = switch_against_the_bar(&peer, asked, marker(switches + 1), late_ok).await;
     deck.quit();
     Run {
         sent,

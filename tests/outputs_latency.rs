@@ -1,6 +1,6 @@
 //! Per-output latency compensation end to end (issue 20 item 3): one deck (headless, demo audio
 //! at 120 BPM, one beat grid) drives two aiortc peers standing in for pipelines of different
-//! latency — `near` shows a parameter change 100 ms after it arrives, `far` 400 ms
+//! latency — `near` shows a parameter change 50 ms after it arrives, `far` 350 ms
 //! (`--video-delay-ms`, `--marker-param noise_scale`) — each configured with its own
 //! `latency_ms`. Bar-quantised theme switches (noise_scale 0.2 → 0.7 and back, three of them,
 //! one at a time) are asked for; each peer logs the first frame that shows each, and that frame
@@ -25,17 +25,20 @@ mod outputs_deck;
 use std::time::Duration;
 
 use common::beat_grid::{
-    THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_locked, wait_shown, wall,
+    LATE_OK_COMPENSATED, THEME_A, THEME_B, marker, switch, switch_against_the_bar, wait_locked,
+    wait_shown, wall,
 };
 use common::deck::Deck;
 use common::peer::{Peer, PeerOptions};
 use outputs_deck::SERVER;
 
-const NEAR_MS: u64 = 100;
-/// Below a beat at 120 BPM (500 ms) by more than the measuring overhead (the deck measures about
-/// 25 ms more than the peer's delay) and the 30 ms the bar line search allows: a switch sent a
-/// whole beat early could not be told from one sent on the beat before.
-const FAR_MS: u64 = 400;
+const NEAR_MS: u64 = 50;
+/// Below a beat at 120 BPM (500 ms) by more than the measuring overhead (the deck measures
+/// 25–45 ms more than the peer's delay), the lag of the forwarded beats the peer's bar line is
+/// fitted to (10–45 ms after the deck's grid) and the 10 ms the bar line search allows: a switch
+/// sent a whole beat early could not be told from one sent on the beat before. 400 ms left as
+/// little as 10 ms of that.
+const FAR_MS: u64 = 350;
 
 /// How far from the bar line a compensated switch may show: under half the two latencies'
 /// difference, so one latency for both outputs fails on one of them.
@@ -108,7 +111,7 @@ async fn timed_switch(deck: &mut Deck, peers: [&Peer; 2], n: usize) -> Run {
     deck.send(switch(n));
     let mut runs = [(0.0, 0.0); 2];
     for (run, p) in runs.iter_mut().zip(peers) {
-        *run = switch_against_the_bar(p, asked, marker(n)).await;
+        *run = switch_against_the_bar(p, asked, marker(n), LATE_OK_COMPENSATED).await;
     }
     runs
 }

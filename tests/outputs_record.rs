@@ -119,7 +119,17 @@ async fn each_outputs_wire_is_recorded_and_replayed_per_output() {
     );
 
     let (code, text) = replay(&sb, &file);
-    assert_eq!(code, Some(0), "{text}");
+    if code != Some(0) {
+        // Kept for a look (the sandbox goes with the test): a difference here is either the
+        // deck's or the comparison's, and only the recording tells which.
+        let kept =
+            std::env::temp_dir().join(format!("outputs_record-{}.jsonl.gz", std::process::id()));
+        let _ = std::fs::copy(&file, &kept);
+        panic!(
+            "replay --compare exited {code:?} (recording kept at {}):\n{text}",
+            kept.display()
+        );
+    }
     let (w, s) = (identical(&text, "wall"), identical(&text, "side"));
     assert!(w.is_some_and(|n| n > 10), "{text}");
     assert!(s.is_some_and(|n| n > 10), "{text}");

@@ -120,11 +120,19 @@ pub async fn wait_shown(peer: &super::peer::Peer, want: f64, asked: f64) {
 /// the grid of the beats the deck forwards. Waits until the switch shows and a beat after it has
 /// arrived (the bar line may come after a compensated frame).
 ///
-/// The bar line is the first grid beat at or after the send time less 30 ms: compensated, the
-/// switch is sent up to the latency before its beat, which must stay under a beat less 30 ms
-/// (the tests' delays at 120 BPM do); uncompensated, with it. Downbeats are checked in the
-/// reducer's tests; bar positions do not survive the transport's latest-wins merging reliably.
-pub async fn switch_against_the_bar(peer: &super::peer::Peer, asked: f64, want: f64) -> (f64, f64) {
+/// The bar line is the first grid beat at or after the send time less `late_ok`: compensated,
+/// the switch is sent up to the latency before its beat, which must stay under a beat less
+/// `late_ok` (the tests' delays at 120 BPM do; they pass [`LATE_OK_COMPENSATED`]). Uncompensated,
+/// the switch goes out when the tracker's beat reaches the engine, which under load is later
+/// than the grid fitted over many beats (57 ms in one CI run): the control run passes
+/// [`LATE_OK_UNCOMPENSATED`]. Downbeats are checked in the reducer's tests; bar positions do not
+/// survive the transport's latest-wins merging reliably.
+pub async fn switch_against_the_bar(
+    peer: &super::peer::Peer,
+    asked: f64,
+    want: f64,
+    late_ok: f64,
+) -> (f64, f64) {
     use serde_json::Value;
     let after = |e: &Value| e["ts"].as_f64().is_some_and(|t| t > asked);
     let entries: Vec<Value> = peer
@@ -165,9 +173,21 @@ pub async fn switch_against_the_bar(peer: &super::peer::Peer, asked: f64, want: 
             .filter(|e| e["kind"] == "message" && (ts(e) - sent).abs() < 8.0)
             .filter_map(|e| Some((e["data"]["beat_count"].as_u64()?, ts(e)))),
     );
-    let bar = grid.next_at_or_after(sent - 0.03);
+    let bar = grid.next_at_or_after(sent - late_ok);
     (sent - bar, seen - bar)
 }
+
+/// How late after the grid a compensated switch may be sent and still belong to that beat. It
+/// is sent the latency before the deck's grid, and the peer's grid (from forwarded beats) lags
+/// the deck's, so it is never after its beat; the smaller this, the closer to a whole beat the
+/// latency may come before a switch reads as sent on the beat before.
+pub const LATE_OK_COMPENSATED: f64 = 0.01;
+
+/// The same for an uncompensated switch (the control): it follows the tracker's beat events,
+/// late under load by up to this much. Any lateness below it is still "on that beat" for the
+/// control, whose only claim is that the peer shows the switch a delay after the beat it went
+/// out on.
+pub const LATE_OK_UNCOMPENSATED: f64 = 0.2;
 
 /// Wall-clock seconds, as the peer's log stamps them.
 pub fn wall() -> f64 {
