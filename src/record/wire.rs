@@ -82,6 +82,11 @@ struct Queued {
     t: u64,
     urgent: bool,
     values: Map<String, Value>,
+    /// Made while the replay's state already equalled a full-state message's (it set values to
+    /// what they were): the show's transport may have read its state before it (then it followed
+    /// as a message of its own) or after (then the full state included it and it never went out
+    /// alone). Kept queued, and dropped when the next cut cannot be made with it.
+    absorbed: bool,
 }
 
 /// Collects both sides as the replay reads the recording, then aligns them.
@@ -137,7 +142,12 @@ impl WireCompare {
         // Through JSON text, as the recorded side was: the same numbers compare equal.
         let values = serde_json::from_str(&Value::Object(values.clone()).to_string())
             .unwrap_or_else(|_| values.clone());
-        self.queue.push_back(Queued { t, urgent, values });
+        self.queue.push_back(Queued {
+            t,
+            urgent,
+            values,
+            absorbed: false,
+        });
     }
 
     /// The replay's parameter state after a change at `t` (what a full-state message carries).
@@ -177,6 +187,13 @@ impl WireCompare {
             if let Some(m) = self.exact(t, p) {
                 self.replayed.push((t, text(&m)));
                 return;
+            }
+            // Updates the full state may already have carried: without them, try again.
+            if self.queue.front().is_some_and(|q| q.absorbed) {
+                while self.queue.front().is_some_and(|q| q.absorbed) {
+                    self.queue.pop_front();
+                }
+                continue;
             }
             if self.full_due {
                 if let Some(m) = self.full_state(p) {
@@ -254,15 +271,39 @@ impl WireCompare {
     /// The full-state message after a (re)connect: the replay's state when the transport read
     /// it, or, when no recent state equals it, the latest one (a changed message). Continuous
     /// updates it includes leave the queue.
+    ///
+    /// A parameter set to the value it has still makes an update (a forwarded beat's phase of 0
+    /// before the beat starts, a mapping at its floor), so the state can equal the message over
+    /// several updates in a row; which of them the show's transport read before is not in the
+    /// recording. The earliest of those states is taken and the updates after it are kept as
+    /// `absorbed` (round 12's CI: taking the latest dropped the update the show then sent as
+    /// its second message, and the comparison called that message missing).
     fn full_state(&mut self, p: &Map<String, Value>) -> Option<Map<String, Value>> {
-        let (at, m) = match self.states.iter().rev().find(|(_, s)| same(s, p)) {
-            Some((at, s)) => (*at, s.clone()),
+        let (from, to, m) = match self.states.iter().rposition(|(_, s)| same(s, p)) {
+            Some(last) => {
+                let first = self
+                    .states
+                    .iter()
+                    .take(last + 1)
+                    .rev()
+                    .take_while(|(_, s)| same(s, p))
+                    .count();
+                let first = last + 1 - first;
+                (
+                    self.states[first].0,
+                    self.states[last].0,
+                    self.states[last].1.clone(),
+                )
+            }
             None => {
                 let (at, latest) = self.states.back()?;
-                (*at, latest.clone())
+                (*at, *at, latest.clone())
             }
         };
-        self.queue.retain(|q| q.urgent || q.t > at);
+        self.queue.retain(|q| q.urgent || q.t > from);
+        for q in self.queue.iter_mut().filter(|q| !q.urgent && q.t <= to) {
+            q.absorbed = true;
+        }
         Some(m)
     }
 
@@ -491,6 +532,49 @@ mod tests {
         let d = compare(&rec, &other);
         assert!(d.changed > 10, "{d:?}");
         assert_eq!(d.first.as_ref().unwrap().kind, "changed");
+    }
+
+    /// The full state equals the replay's state before and after an update that set a value to
+    /// what it was (round 12's CI: the first forwarded beat's phase 0 before the music's first
+    /// beat). Whether the show's transport read its state before that update (which then went
+    /// out as the next message) or after (it did not go out alone), the replay matches.
+    #[test]
+    fn an_update_that_changes_nothing_matches_either_side_of_the_full_state() {
+        let run = |read_before: bool| {
+            let mut w = WireCompare::default();
+            let state = obj(json!({"prompts": "a", "beat_phase": 0.0, "noise_scale": 0.3}));
+            w.update(
+                10 * MS,
+                false,
+                &obj(json!({"beat_phase": 0.0, "noise_scale": 0.3})),
+            );
+            w.state(10 * MS, state.clone());
+            w.expect_full_state();
+            // The same values again: the store's revision moves, its content does not.
+            w.update(
+                20 * MS,
+                false,
+                &obj(json!({"beat_phase": 0.0, "noise_scale": 0.3})),
+            );
+            w.state(20 * MS, state.clone());
+            w.update(30 * MS, false, &obj(json!({"noise_scale": 0.4})));
+            w.state(
+                30 * MS,
+                obj(json!({"prompts": "a", "beat_phase": 0.0, "noise_scale": 0.4})),
+            );
+            w.sent(30 * MS + 100, &Value::Object(state));
+            if read_before {
+                w.sent(40 * MS, &json!({"beat_phase": 0.0, "noise_scale": 0.4}));
+            } else {
+                w.sent(40 * MS, &json!({"noise_scale": 0.4}));
+            }
+            w.finish()
+        };
+        for read_before in [true, false] {
+            let d = run(read_before);
+            assert_eq!(d.count(), 0, "read before the repeat: {read_before}: {d:?}");
+            assert_eq!(d.recorded, 2);
+        }
     }
 
     #[test]
