@@ -585,7 +585,7 @@ impl Decoder {
         let small = !tempo_off && e.abs() < 0.35 && meter == self.meter;
         // A bar relabel alone: same tempo, same meter, whole beats.
         let relabel = !small && !tempo_off && meter == self.meter && (e - e.round()).abs() < 0.35;
-        if small || (relabel && self.bar_odds(pos_h, e, meter) < RELABEL_RATIO) {
+        if small || (relabel && !self.relabel_sure(pos_h, e, meter)) {
             self.disagree = 0;
         } else {
             self.disagree += 1;
@@ -626,29 +626,30 @@ impl Decoder {
         }
     }
 
-    /// How many times more mass the filter puts on its own bar labelling than on the shown one
-    /// (`e` beats away), compared at the same point of the beat: the row of the filter's beat
-    /// against the row `e` beats before it, over all tempi. 0 when the last bar alone did not
-    /// move those odds [`RELABEL_RECENT`] times towards the filter's labelling.
-    fn bar_odds(&self, pos_h: f64, e: f64, meter: usize) -> f32 {
+    /// Whether the filter is sure enough of its own bar labelling to relabel the shown one (`e`
+    /// beats away): it puts [`RELABEL_RATIO`] times more mass on its own, compared at the same
+    /// point of the beat (the row of the filter's beat against the row `e` beats before it,
+    /// over all tempi), and the last bar alone moved those odds [`RELABEL_RECENT`] times
+    /// towards it (with less than a bar heard, all of it is the last bar).
+    fn relabel_sure(&self, pos_h: f64, e: f64, meter: usize) -> bool {
         let Some(mi) = METERS.iter().position(|&m| m == meter) else {
-            return f32::INFINITY;
+            return true;
         };
         let beat_h = (pos_h.floor() as i64).rem_euclid(meter as i64);
         let beat_o = (beat_h - e.round() as i64).rem_euclid(meter as i64);
         let (rh, ro) = (row_of(mi, beat_h as usize), row_of(mi, beat_o as usize));
         let odds = |rows: &[f32; ROWS]| rows[rh] / rows[ro].max(f32::MIN_POSITIVE);
         let now = odds(&self.row_hist[(self.hist_n + HIST - 1) % HIST]);
+        if now < RELABEL_RATIO {
+            return false;
+        }
         // One bar back, the same rows are at the same point of the beat.
         let back = ((meter as f64 * self.period_h * FPS).round() as usize).min(HIST - 1);
         if back >= self.hist_n {
-            return now;
+            return true;
         }
         let then = odds(&self.row_hist[(self.hist_n - 1 - back) % HIST]);
-        if now < RELABEL_RECENT * then {
-            return 0.0;
-        }
-        now
+        now >= RELABEL_RECENT * then
     }
 
     /// Confidence: how strongly the network fires where the oscillator puts beats.
