@@ -292,6 +292,13 @@ FINAL10_CYCLE = (["trance"] * 7 + ["hiphop_sync"] * 7 + ["dnb"] * 6 + ["metal"] 
                  + ["house"] * 3 + ["tempo_change"] * 3 + ["bars"] * 3 + ["negative"] * 5)
 FINAL10_NEGATIVES = ["speech", "loud_noise", "speech", "noise_floor", "speech"]
 FINAL10_DRUMLESS_STYLES = ["arp", "plucked", "keys", "pads", "arp", "plucked"]
+# final11: final10's genre cycle and drumless styles; its negatives have a club crowd without
+# music (`room_capture`) where final10's have a noise floor.
+FINAL11_CYCLE = FINAL10_CYCLE
+FINAL11_NEGATIVES = ["speech", "crowd", "speech", "loud_noise", "speech"]
+# final11's live conditions by file index (see `dj_mixer`, `room_capture`): 22 mixer, 22 room
+# and 11 neither of its 55 music files, spread over the genres.
+FINAL11_LIVE = ["mixer", "room", "mixer", "room", None]
 TRAINZ_CYCLE = ["techno", "house", "techno", "house", "trance", "rock", "hiphop_sync", "metal",
                 "techno", "house", "rock_dense", "dnb", "halftime_fast", "bars", "hiphop"]
 TRAINP_CYCLE = ["techno", "house", "techno", "house", "trance", "techno", "house", "tempo_change"]
@@ -369,6 +376,10 @@ class SplitSpec:
     # the GM drums in their own fluidsynth pass (the pool's soundfont, channel 9), mixed like the
     # synth kit, so a master's pump can duck the music and not the drums (trainm)
     gm_drum_pass: bool = False
+    # final11: the live condition of file i, live[i % len(live)] (FINAL11_LIVE: "mixer" -- DJ
+    # mixer moves, `dj_mixer` --, "room" -- a room-mic capture with a crowd, `room_capture` -- or
+    # None); None: no such stage (and no "live" in the JSON)
+    live: list | None = None
     # -- other
     renders_as: str | None = None  # its songs are made as this split's (fixtures.py)
     cli: bool = True  # a --split choice
@@ -553,6 +564,23 @@ SPLITS = {
                         cycle=TRAINM_CYCLE, pickups=True, drumless_intros=True,
                         several_endings=True, drumless=TRAIN_DRUMLESS, master_p=0.7,
                         master_chain="random"),
+    # "final11" (round 13, generated before that round's changes): the eleventh untouched split,
+    # about what a DJ's line-in sees live (FINAL11_LIVE, by file index): on 2 of every 5 files
+    # DJ mixer moves (`dj_mixer`: an isolator's bass kill held 4-16 bars, resonant high- or
+    # low-pass sweeps over 4-16 bars), on 2 of 5 a room-mic capture (`room_capture`: a small
+    # club's IR with a 50-90 Hz boom and a flutter echo, a chattering and cheering crowd 6-20 dB
+    # under the music, a mic's response), on 1 of 5 neither; its other drum songs play synth kit
+    # N (an FM drum machine outside every kit's ranges in shape; see synth_voice_n); speech
+    # negatives in voices no other split uses, and a crowd without music. Its GM drums, programs,
+    # soundfont and pattern variants are final10's (pool "final10": the recorded AVL kits,
+    # TimGM6mb's programs; in no training split), so its None files are final10's conditions
+    # unmastered; weighted as final10.
+    "final11": SplitSpec(id=25, pool="final10", synth_kit=14, synth_name="synth-N",
+                         cycle=FINAL11_CYCLE, negatives=FINAL11_NEGATIVES,
+                         voices=["af", "sq", "et", "eu", "en+Gene", "en+announcer"],
+                         pickups=True, drumless_intros=True, several_endings=True,
+                         more_hit_endings=True, drumless=FINAL10_DRUMLESS,
+                         drumless_styles=FINAL10_DRUMLESS_STYLES, live=FINAL11_LIVE),
 }
 assert len({s.id for s in SPLITS.values()}) == len(SPLITS), "two splits share a seed stream"
 assert all(SPLITS[s.pool].programs and SPLITS[s.pool].kits for s in SPLITS.values())
@@ -732,9 +760,12 @@ def synth_voice(voice, rng, kitb, drawn=None):
     snares 0.8x as long as train's, dark hats high-passed at 1.3-1.8 kHz; 12, synth kit L: a 46-53
     Hz kick swept down from 700-900 Hz (a clicky attack), snares 2.2x as long as train's, bright
     hats high-passed at 9.5-12.5 kHz). kitb -1 (`RANDOM_KIT`): every song draws its own ranges
-    (`drawn`, from `random_kit`). kitb 13 (`KIT_M`, final10's synth kit M): `synth_voice_m`."""
+    (`drawn`, from `random_kit`). kitb 13 (`KIT_M`, final10's synth kit M): `synth_voice_m`;
+    kitb 14 (`KIT_N`, final11's synth kit N): `synth_voice_n`."""
     if kitb == KIT_M and voice != "tom":
         return synth_voice_m(voice, rng)
+    if kitb == KIT_N and voice != "tom":
+        return synth_voice_n(voice, rng)
 
     def env(n, tau):
         return np.exp(-np.arange(n) / (tau * SR))
@@ -837,12 +868,92 @@ def synth_voice_m(voice, rng):
     return np.zeros(1)
 
 
+KIT_N = 14  # SplitSpec.synth_kit of final11's synth kit N (synth_voice_n)
+
+
+def synth_voice_n(voice, rng):
+    """Synth kit N (final11): a lo-fi FM drum machine, outside every other kit's (`synth_voice`,
+    `synth_voice_m`) and trainr's (`random_kit`) ranges in shape. Every other kick is one sine
+    (M: driven into tanh) whose pitch falls with a 25 ms (M: 8 ms) time constant, whose level
+    decays from its first sample, with a noise click; N's is frequency-modulated (a modulator at
+    1.4-1.8x the carrier, index 2-4 decaying in 10-20 ms: an inharmonic knock, no noise), its pitch
+    falls from 2.5-3.5x to 52-62 Hz with a slow 40-70 ms time constant, and its level holds for
+    15-30 ms before decaying (60-110 ms). Every other snare is band-passed noise from 0.8-4.5 kHz
+    over a 160-340 Hz sine, decaying exponentially; N's is low-passed noise (5-7 kHz) over an FM
+    tone at 125-150 Hz, gated: flat for 60-120 ms, then cut in 10 ms. Every other clap is its
+    snare at 0/10/20 ms and every rim its snare halved; N's clap is four narrow-band bursts at
+    1-1.6 kHz, 6-14 ms apart, then a gated tail, and its rim two inharmonic sines at 0.8-1 kHz
+    and 1.6-1.8x that. Every other kit's hats and cymbals are high-passed white noise (M: the
+    TR-808's squares), decaying exponentially; N's are sample-and-hold noise (held 3-5 samples,
+    8.8-14.7 kHz, quantised to 5-7 bits: an early sampler's aliased images) high-passed at 4-6
+    kHz, gated: flat for 40-70 % of the voice's length, then a fast release. Toms as every kit's
+    (`synth_voice`)."""
+    def env(n, tau):
+        return np.exp(-np.arange(n) / (tau * SR))
+
+    def gate(n, hold, release):  # flat for `hold` s, then an exponential release
+        k = np.arange(n) / SR
+        return np.where(k < hold, 1.0, np.exp(-(k - hold) / release))
+    if voice == "kick":
+        n = int(0.4 * SR)
+        f0 = rng.uniform(52, 62)
+        f1 = f0 * rng.uniform(2.5, 3.5)
+        f = f0 + (f1 - f0) * env(n, rng.uniform(0.04, 0.07))
+        ph = 2 * np.pi * np.cumsum(f) / SR
+        index = rng.uniform(2, 4) * env(n, rng.uniform(0.01, 0.02))
+        x = np.sin(ph + index * np.sin(rng.uniform(1.4, 1.8) * ph))
+        return x * gate(n, rng.uniform(0.015, 0.03), rng.uniform(0.06, 0.11))
+    if voice == "snare":
+        n = int(0.3 * SR)
+        noise = _zp(rng.normal(0, 1, n), 2, rng.uniform(5000, 7000))
+        noise /= _rms(noise)
+        fc = rng.uniform(125, 150)
+        ph = 2 * np.pi * np.cumsum(fc * (1 + 0.5 * env(n, 0.015))) / SR
+        tone = np.sin(ph + 1.5 * env(n, 0.02) * np.sin(1.41 * ph)) * env(n, 0.05)
+        return (0.45 * noise + 0.5 * tone) * gate(n, rng.uniform(0.06, 0.12), 0.01)
+    if voice == "clap":
+        n = int(0.3 * SR)
+        fc = rng.uniform(1000, 1600)
+        band = _zp(rng.normal(0, 1, n), 2, [0.8 * fc, 1.25 * fc], "band")
+        band /= _rms(band)
+        x = np.zeros(n)
+        s = 0
+        for _ in range(4):  # four bursts, 6-14 ms apart
+            m = n - s
+            x[s:] += band[:m] * env(m, rng.uniform(0.003, 0.005))
+            s += int(rng.uniform(0.006, 0.014) * SR)
+        m = n - s
+        x[s:] += 0.5 * band[:m] * gate(m, rng.uniform(0.04, 0.08), 0.015)
+        return 0.5 * x
+    if voice == "rim":
+        n = int(0.08 * SR)
+        t = np.arange(n) / SR
+        f1 = rng.uniform(800, 1000)
+        f2 = f1 * rng.uniform(1.6, 1.8)
+        return 0.6 * (np.sin(2 * np.pi * f1 * t) + 0.7 * np.sin(2 * np.pi * f2 * t)) * env(
+            n, rng.uniform(0.008, 0.015))
+    if voice in ("chh", "ohh", "shaker", "phh", "ride", "crash"):
+        dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
+        n = int(dur * 2.5 * SR)
+        hold = int(rng.integers(3, 6))
+        q = 2 ** (int(rng.integers(5, 8)) - 1)
+        held = np.repeat(rng.normal(0, 1, n // hold + 1), hold)[:n]
+        held = np.round(np.clip(held / 3, -1, 1) * q) / q
+        b, a = signal.butter(2, rng.uniform(4000, 6000) / (SR / 2), "high")
+        x = signal.lfilter(b, a, held)
+        x /= _rms(x[: max(1, int(dur * SR))])
+        return 0.4 * x * gate(n, dur * rng.uniform(0.4, 0.7), dur / 10)
+    return np.zeros(1)
+
+
 def random_kit(rng):
     """One song's own synth kit ranges (kitb RANDOM_KIT; round 11's trainr): kick 30-95 Hz swept
     down from 80-650 Hz, snares 0.4-2.8x train's length, hats high-passed at 1.2-9 kHz. The
     sweeps above 650 Hz and hats above 9 kHz stay out, so final9's synth kit L (700-900 Hz,
     9.5-12.5 kHz) is still a kit no training split has; final10's kit M (synth_voice_m) is
-    outside it in kind: a saturated 30-50 ms kick swept from 1.1-1.4 kHz, metallic hats."""
+    outside it in kind: a saturated 30-50 ms kick swept from 1.1-1.4 kHz, metallic hats; and so is
+    final11's kit N (synth_voice_n): an FM kick with a slow glide and a held level, gated snares,
+    sample-and-hold hats."""
     f0 = rng.uniform(30, 95)
     f1 = rng.uniform(max(80, 1.5 * f0), 650)
     hat = rng.uniform(1200, 9000)
@@ -1176,6 +1287,246 @@ def random_master(x, rng):
         desc.update(limiter="brickwall", limiter_push_db=round(push, 1),
                     limiter_max_gr_db=round(gr, 1))
     return x, desc
+
+
+# ---------------------------------------------------------------- live capture (final11)
+# final11 is about what a DJ's line-in sees live. Its music files take in turn (SplitSpec.live,
+# FINAL11_LIVE, by file index) one of two conditions no other split has, on the whole mix after
+# the stop:
+#   mixer  `dj_mixer`: one or two DJ mixer moves, each 4-16 bars from a bar line: half of them
+#          an isolator's bass kill (the band below 150-250 Hz cut by 20-30 dB, engaged and
+#          released within 5-250 ms, up to a quarter beat early), the others a resonant filter
+#          sweep: a high-pass from 20 Hz up to 1-2 kHz, or a low-pass from 18 kHz down to
+#          300-1000 Hz, and back (a build-up: up over the whole move and snapped back at its
+#          end, or up and then down again), Q 1-2 per pass (a resonant peak of +2.5..+12.6 dB).
+#   room   `room_capture`: the PA in a small club through a room mic: the club's impulse
+#          response (`club_ir`: the direct sound at 0, one or two boom modes at 50-90 Hz ringing
+#          for 0.5-1.2 s, 10-16 dB over the room's mean response at 150-1000 Hz, a flutter echo
+#          between parallel walls -- a bright tap every 12-35 ms, each 0.6-0.85x the last --,
+#          and a short dark tail, RT60 0.4-0.9 s, 0-8 dB under the direct sound), a crowd
+#          (`crowd_noise`: 6-16 chattering talkers and 1-3 cheering swells, 6-20 dB under the
+#          music) in the same room, and the microphone's response (high-pass at 80-150 Hz, a
+#          +3..+8 dB presence bump at 2.5-6 kHz, highs rolled off from 9-15 kHz).
+#   None   neither (the comparison third).
+# Every filter is zero-phase (forward and backward: sosfiltfilt, or `_sweep_filter` for the
+# moving cutoff), so nothing delays the audio and the beat grid stays exact: clicks on a 128 BPM
+# grid through 40 drawn mixers (2186 beats inside moves) come out peaking on their own sample,
+# the energy centroid of each response within 0.004 ms (below 150 Hz within 0.30 ms), and kicks
+# (synth kits A and N) cross-correlate with their dry selves at lag 0. The room's IR has its
+# direct sound at sample 0, its largest tap (its boom and flutter arrive after it, as in a room).
+
+
+def _biquads(kind, fc, q):
+    """RBJ-cookbook resonant 2nd-order low- or high-pass sections (one sos row per cutoff)."""
+    w0 = 2 * np.pi * np.asarray(fc, float) / SR
+    cw, al = np.cos(w0), np.sin(w0) / (2 * q)
+    b0, b1 = ((1 - cw) / 2, 1 - cw) if kind == "low" else ((1 + cw) / 2, -(1 + cw))
+    a0 = 1 + al
+    return np.stack([b0 / a0, b1 / a0, b0 / a0, np.ones_like(w0), -2 * cw / a0, (1 - al) / a0], 1)
+
+
+def _sweep_filter(x, kind, fc, q, block=32):
+    """x through a resonant 2nd-order `kind`-pass whose cutoff moves (fc: one value per `block`
+    samples), run forward and then backward in time with the same cutoff at each sample: like
+    filtfilt, zero-phase (no delay) with the magnitude squared, while the cutoff moves slowly."""
+    nb = len(fc)
+    xp = np.pad(x, (0, nb * block - len(x)))
+    sos = _biquads(kind, fc, q)
+    y = np.empty_like(xp)
+    zi = np.zeros((1, 2))
+    for i in range(nb):
+        b = slice(i * block, (i + 1) * block)
+        y[b], zi = signal.sosfilt(sos[i:i + 1], xp[b], zi=zi)
+    zi = np.zeros((1, 2))
+    for i in range(nb - 1, -1, -1):
+        b = slice(i * block, (i + 1) * block)
+        out, zi = signal.sosfilt(sos[i:i + 1], y[b][::-1], zi=zi)
+        y[b] = out[::-1]
+    return y[:len(x)]
+
+
+def _ramp(n, s, e, n_in, n_out):
+    """0 outside [s, e), 1 inside, raised-cosine ramps of n_in samples from s and n_out up to e."""
+    w = np.zeros(n)
+    s, e = max(0, s), min(n, e)
+    if e <= s:
+        return w
+    w[s:e] = 1.0
+    for a, m, up in ((s, n_in, True), (e - n_out, n_out, False)):
+        a0, m = max(a, s), min(m, e - s)
+        if m > 0:
+            r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(m) + 0.5) / m)
+            w[a0:a0 + m] *= r if up else r[::-1]
+    return w
+
+
+def dj_mixer(x, rng, bar_times, bar, lo_bar, end_bar):
+    """final11's DJ mixer moves (see FINAL11_LIVE) on the whole mix: one or two moves between bar
+    `lo_bar` (the drums' entry, if any) and the stop at `end_bar`; bar_times[b] is bar b's
+    downbeat, `bar` its beats. Returns (audio, description)."""
+    n = len(x)
+    moves = []
+    cur = lo_bar
+    n_moves = 1 if rng.random() < 0.5 else 2
+    for k in range(n_moves):
+        room = end_bar - cur
+        if room < 4:
+            break
+        bars = min(int(rng.choice([4, 8, 8, 12, 16])), room)
+        spare = room - bars
+        b0 = cur + int(rng.integers(0, (spare if k == n_moves - 1 else spare // 2) + 1))
+        kind = str(rng.choice(["bass_kill", "hpf", "lpf"], p=[0.5, 0.25, 0.25]))
+        t0, t1 = float(bar_times[b0]), float(bar_times[b0 + bars])
+        m = {"move": kind, "bars": bars}
+        if kind == "bass_kill":  # the isolator's low knob to kill, held, and back
+            beat_s = (float(bar_times[b0 + 1]) - float(bar_times[b0])) / bar
+            t0 -= float(rng.uniform(0, 0.25)) * beat_s
+            t1 -= float(rng.uniform(0, 0.25)) * beat_s
+            hz, cut_db = _draw(rng, (150, 250)), _draw(rng, (20, 30))
+            n_in, n_out = (int(_draw(rng, (0.005, 0.25)) * SR) for _ in range(2))
+            low = _zp(x, 4, hz)  # the zero-phase low band; x - low the rest (they sum to x)
+            w = _ramp(n, int(t0 * SR), int(t1 * SR), n_in, n_out)
+            x = x - (1 - 10 ** (-cut_db / 20)) * w * low
+            m.update(below_hz=round(hz), cut_db=round(cut_db, 1))
+        else:  # the filter knob: a resonant sweep and back, or up and snapped back at the end
+            q = _draw(rng, (1.0, 2.0))
+            ends = (20.0, _draw(rng, (1000, 2000))) if kind == "hpf" else (
+                18000.0, _draw(rng, (300, 1000)))
+            shape = "snap" if rng.random() < 0.5 else "back"
+            up = 1.0 if shape == "snap" else _draw(rng, (0.5, 0.8))  # the share going there
+            curve = _draw(rng, (1.0, 2.5))  # >1: the knob turned faster towards the peak
+            pad = int(1.0 * SR)  # the filter settles at its start cutoff before the move
+            s0, s1 = int(t0 * SR), int(t1 * SR)
+            a, b = max(0, s0 - pad), min(n, s1 + pad)
+            block = 32
+            tc = (np.arange(a, b, block) + block / 2 - s0) / max(1, s1 - s0)  # 0..1 in the move
+            u = np.clip(tc / up, 0, 1) ** curve
+            if shape == "back":
+                down = np.clip((tc - up) / (1 - up), 0, 1)
+                u = np.where(tc <= up, u, 0.5 + 0.5 * np.cos(np.pi * down))
+            fc = np.exp(np.log(ends[0]) + (np.log(ends[1]) - np.log(ends[0])) * u)
+            wet = _sweep_filter(x[a:b], "high" if kind == "hpf" else "low", fc, q, block)
+            n_out = int(_draw(rng, (0.01, 0.05)) * SR) if shape == "snap" else int(0.02 * SR)
+            w = _ramp(b - a, s0 - a, s1 - a, int(0.02 * SR), n_out)
+            x = x.copy()
+            x[a:b] += w * (wet - x[a:b])
+            m.update(peak_hz=round(ends[1]), q=round(q, 2), shape=shape,
+                     peak_s=round(t0 + up * (t1 - t0), 4))
+        m.update(start_s=round(t0, 4), end_s=round(t1, 4))
+        moves.append(m)
+        cur = b0 + bars + 1
+    return x, {"live": "mixer", "moves": moves}
+
+
+def club_ir(rng):
+    """final11's small club as its room mic hears the PA (another shape than final10's
+    `hall_ir` and trainm's `room_ir`, which have a pre-delay, single early taps and a noise tail
+    only): the direct sound at sample 0; a flutter echo between parallel walls (taps every 12-35
+    ms after a first reflection at 4-20 ms, each 0.6-0.85x the last, from 0.2-0.4x the direct
+    sound, band-passed at 0.7-8 kHz); a dark tail (noise low-passed at 2-5 kHz, RT60 0.4-0.9 s,
+    fading in over 5 ms) whose energy is 0-8 dB under the direct sound's; and one or two boom
+    modes (decaying sines at 50-90 Hz and, on half, a second at 1.25-1.7x that, 3-8 dB weaker)
+    ringing for 0.5-1.2 s (RT60), the first standing 10-16 dB over the rest's mean response at
+    150-1000 Hz (the mic's high-pass takes 2-10 dB of it back). Returns (ir, description)."""
+    m = int(1.3 * SR)
+    t = np.arange(m) / SR
+    ir = np.zeros(m)
+    ir[0] = 1.0
+    period, first = _draw(rng, (0.012, 0.035)), _draw(rng, (0.004, 0.02))
+    tap, decay = _draw(rng, (0.2, 0.4)), _draw(rng, (0.6, 0.85))
+    flutter = np.zeros(m)
+    k, amp = first, tap
+    while amp > 0.003 and k < 0.6:
+        flutter[int(k * SR)] += amp
+        k, amp = k + period, amp * decay
+    ir += _zp(flutter, 1, [700, 8000], "band")
+    rt = _draw(rng, (0.4, 0.9))
+    tail = _zp(rng.normal(0, 1, m), 2, _draw(rng, (2000, 5000))) * np.exp(-6.91 * t / rt)
+    tail *= np.minimum(1.0, t / 0.005)
+    drr = _draw(rng, (0, 8))
+    ir += tail / np.sqrt(np.sum(tail**2)) * 10 ** (-drr / 20)
+    spec = np.abs(np.fft.rfft(ir)) ** 2
+    f_ax = np.fft.rfftfreq(m, 1 / SR)
+    p_mid = float(np.mean(spec[(f_ax >= 150) & (f_ax <= 1000)]))  # the rest's mean power
+    f_boom, boom_db = _draw(rng, (50, 90)), _draw(rng, (10, 16))
+    modes = [(f_boom, 0.0)]
+    if rng.random() < 0.5:
+        modes.append((f_boom * _draw(rng, (1.25, 1.7)), -_draw(rng, (3, 8))))
+    for f, rel_db in modes:
+        h = np.exp(-6.91 * t / _draw(rng, (0.5, 1.2))) * np.sin(2 * np.pi * f * t)
+        g = np.abs(np.sum(h * np.exp(-2j * np.pi * f * t)))  # its gain at f
+        ir += h / g * np.sqrt(p_mid * (10 ** ((boom_db + rel_db) / 10) - 1))
+    return ir, {"boom_hz": [round(f, 1) for f, _ in modes], "boom_db": round(boom_db, 1),
+                "flutter_ms": round(1000 * period, 1), "tail_rt60_s": round(rt, 2),
+                "tail_db": round(-drr, 1)}
+
+
+def crowd_noise(rng, n):
+    """A club crowd (final11): 6-16 talkers -- noise band-passed around a formant-like 0.3-2.5 kHz,
+    each switched by its own random syllable envelope (low-passed noise at 3-6 Hz, above a
+    threshold) inside phrases (a 0.2-0.5 Hz one) -- and 1-3 cheering swells (noise at 0.4-6 kHz
+    rising over 0.4-1.5 s, held 0.5-3 s, falling over 1-4 s, 4-12 dB over the chatter), half of
+    them with a whistle (2-3.5 kHz, vibrato 5-8 Hz). Nothing in it repeats at a tempo. Returns
+    (crowd, cheers [{peak_s, ...}])."""
+    t = np.arange(n) / SR
+    chatter = np.zeros(n)
+    for _ in range(int(rng.integers(6, 17))):
+        f = float(np.exp(rng.uniform(np.log(300), np.log(2500))))
+        voice = _zp(rng.normal(0, 1, n), 1, [f / 1.5, min(f * 1.5, 0.45 * SR)], "band")
+        syl = _zp(rng.normal(0, 1, n), 2, _draw(rng, (3, 6)))
+        syl = np.maximum(0.0, syl / _rms(syl) - _draw(rng, (0.0, 0.8)))
+        phrase = _zp(rng.normal(0, 1, n), 1, _draw(rng, (0.2, 0.5)))
+        phrase = (phrase > _rms(phrase) * _draw(rng, (-0.5, 0.5))).astype(float)
+        talk = voice / _rms(voice) * syl * _zp(phrase, 1, 20.0)
+        chatter += talk * 10 ** (_draw(rng, (-6, 6)) / 20)
+    chatter /= _rms(chatter)
+    crowd = chatter.copy()
+    cheers = []
+    for _ in range(int(rng.integers(1, 4))):
+        att, hold, rel = _draw(rng, (0.4, 1.5)), _draw(rng, (0.5, 3.0)), _draw(rng, (1.0, 4.0))
+        t0 = _draw(rng, (0.0, max(0.1, n / SR - att - hold)))
+        s0, s1 = int(t0 * SR), int((t0 + att + hold) * SR)
+        e = _ramp(n, s0, min(n, s1 + int(rel * SR)), int(att * SR), int(rel * SR))
+        roar = _zp(rng.normal(0, 1, n), 2, [400, 6000], "band")
+        db = _draw(rng, (4, 12))
+        crowd += roar / _rms(roar) * e * 10 ** (db / 20)
+        c = {"peak_s": round(t0 + att, 3), "db": round(db, 1)}
+        if rng.random() < 0.5:
+            w0, wl = t0 + att * _draw(rng, (0.3, 1.0)), _draw(rng, (0.5, 1.5))
+            f = _draw(rng, (2000, 3500)) * (1 + 0.03 * np.sin(2 * np.pi * _draw(rng, (5, 8)) * t))
+            ws = _ramp(n, int(w0 * SR), int((w0 + wl) * SR), int(0.05 * SR), int(0.15 * SR))
+            crowd += 1.5 * np.sin(2 * np.pi * np.cumsum(f) / SR) * ws
+            c["whistle"] = True
+        cheers.append(c)
+    return crowd, cheers
+
+
+def room_capture(x, rng, music_n):
+    """final11's room-mic capture of the whole mix x (see FINAL11_LIVE): x through the club's IR
+    (`club_ir`: its direct sound at 0, not delayed), a crowd (`crowd_noise`) through the same
+    room 6-20 dB under the music's RMS over its first music_n samples (music_n 0: a crowd-only
+    negative, at its own level), then the mic's response, zero-phase: a high-pass (1st order,
+    both ways) at 80-150 Hz, a presence bump of +3..+8 dB at 2.5-6 kHz and a roll-off (1st order)
+    from 9-15 kHz. Returns (audio, description)."""
+    n = len(x)
+    ir, desc = club_ir(rng)
+    crowd, cheers = crowd_noise(rng, n)
+    room = signal.fftconvolve(x, ir)[:n]
+    crowd = signal.fftconvolve(crowd, ir)[:n]
+    scr = _draw(rng, (6, 20))
+    if music_n > 0 and _rms(room[:music_n]) > 1e-9:
+        room = room + crowd * _rms(room[:music_n]) / _rms(crowd) * 10 ** (-scr / 20)
+        desc["crowd_db"] = round(-scr, 1)
+    else:
+        room = room + crowd * 0.1 / _rms(crowd)
+    hp, pres, pres_db, lp = (_draw(rng, (80, 150)), _draw(rng, (2500, 6000)), _draw(rng, (3, 8)),
+                             _draw(rng, (9000, 15000)))
+    y = _zp(room, 1, hp, "high")
+    y = y + (10 ** (pres_db / 20) - 1) * _zp(y, 1, [pres / 1.6, pres * 1.6], "band")
+    y = _zp(y, 1, lp)
+    desc.update(cheers=cheers, mic_highpass_hz=round(hp), presence_hz=round(pres),
+                presence_db=round(pres_db, 1), mic_rolloff_hz=round(lp))
+    return y, dict({"live": "room"}, **desc)
 
 
 # ---------------------------------------------------------------- MIDI + fluidsynth
@@ -1572,6 +1923,16 @@ def song(genre, rng, split, dur, opts=None):
         e = min(e, total_n)
         x[e:] = 0
         x[max(0, e - fade):e] *= np.linspace(1, 0, e - max(0, e - fade))
+    live = opts.get("live") if spec.live is not None else None  # final11's live capture
+    if live == "mixer":
+        bar_times = [float(grid[b * bar]) for b in range(end_bar + 1)]
+        first = 1 if bar_times[0] < 0 else 0  # a pickup's bar 0 starts before the file
+        lo = max(first, drum_start_bar if hits and end_bar - drum_start_bar >= 4 else 0)
+        x, meta["live"] = dj_mixer(x, rng, bar_times, bar, lo, end_bar)
+    elif live == "room":
+        x, meta["live"] = room_capture(x, rng, int(music_end * SR))
+    elif spec.live is not None:
+        meta["live"] = None
     if master:
         chain = club_master if spec.master_chain == "club" else random_master
         x, meta["master"] = chain(x, rng)
@@ -1599,6 +1960,8 @@ def negative(rng, dur, kind=None, voices=None):
             b, a = signal.butter(1, 0.02)
             x = signal.lfilter(b, a, x)
         x = x / np.max(np.abs(x)) * 10 ** (rng.uniform(-12, -1) / 20)
+    elif kind == "crowd":  # final11: a club crowd through its room mic, no music
+        x, live = room_capture(np.zeros(n), rng, 0)
     elif kind == "sweep":
         f0, f1 = rng.uniform(20, 200), rng.uniform(2000, 18000)
         ph = 2 * np.pi * f0 * dur / np.log(f1 / f0) * (np.exp(t / dur * np.log(f1 / f0)) - 1)
@@ -1618,8 +1981,11 @@ def negative(rng, dur, kind=None, voices=None):
         s = signal.resample_poly(s, SR, ssr)
         x = np.zeros(n)
         x[: min(n, len(s))] = s[:n] * 0.5
-    return x, {"genre": "negative", "negative": True, "kind": str(kind), "bpm": None,
-               "drums_start_s": None, "music_end_s": None}
+    meta = {"genre": "negative", "negative": True, "kind": str(kind), "bpm": None,
+            "drums_start_s": None, "music_end_s": None}
+    if kind == "crowd":
+        meta["live"] = live
+    return x, meta
 
 
 # ---------------------------------------------------------------- augmentation
@@ -1701,10 +2067,12 @@ def make_one(args):
                 sum(g == "drumless" for g in cycle[:idx % len(cycle)]) % len(styles)]}
         if spec.synth_drums_only:
             opts = {"gm_drums": False}  # the synthesised high kick on every file
+        if spec.live is not None:  # final11: the file's live condition, in turn
+            opts = dict(opts or {}, live=spec.live[idx % len(spec.live)])
         x, beats, meta = song(genre, rng, spec.renders_as or split, dur, opts)
         meta["negative"] = False
     strength = forced.get("aug", 1.0) if forced else 1.0
-    if genre != "negative" or meta.get("kind") in ("speech", "loud_noise"):
+    if genre != "negative" or meta.get("kind") in ("speech", "loud_noise", "crowd"):
         m = meta.get("master")  # a master's ceiling (final10's: -1 dBFS) stays
         x, aug = augment(x, rng, strength, keep_loud=m.get("ceiling_dbfs", -1) if m else None)
         meta["augment"] = aug
@@ -1726,6 +2094,10 @@ def make_one(args):
     for k in ("bpm", "bpm_from", "bpm_to"):
         if meta.get(k) is not None:
             meta[k] = round(meta[k] * speed, 3)
+    for m in (meta.get("live") or {}).get("moves", []) + (meta.get("live") or {}).get("cheers", []):
+        for k in ("start_s", "end_s", "peak_s"):  # final11's mixer moves and cheers
+            if k in m:
+                m[k] = round(m[k] / speed, 4)
     meta["speed"] = round(speed, 4)
     meta["sample_rate"] = sr
     meta["duration_s"] = round(len(y) / sr, 4)
