@@ -753,6 +753,18 @@ def drum_pattern(genre, rng, variant):
 
 
 # ---------------------------------------------------------------- numpy drum synth
+def clap_or_rim(x, voice):
+    """A snare hit x made into the voice asked for (`synth_voice`'s kits and kit M; kit N has its
+    own clap and rim): the clap is the hit with two echoes 10 and 20 ms later (0.6x each), the rim
+    the hit halved, the snare the hit as it is."""
+    if voice == "clap":
+        n = len(x)
+        for d in (0.01, 0.02):
+            k = int(d * SR)
+            x[k:] += 0.6 * x[: n - k]
+    return x * (0.5 if voice == "rim" else 1.0)
+
+
 def synth_voice(voice, rng, kitb, drawn=None):
     """One drum hit as a numpy array at SR; kitb 1 / 2 / 3 / 4 / 5 / 6 / 7 / 8 / 9 / 10 / 11 / 12 selects
     the heldout / final / final2 / final3 / final4 / final5 / validk / final6 / trainz / final7 /
@@ -788,12 +800,7 @@ def synth_voice(voice, rng, kitb, drawn=None):
         tone = np.sin(2 * np.pi * rng.uniform(160, 240) * np.arange(n) / SR)
         tau = 0.06 if voice == "snare" else 0.03
         tau *= drawn["snare"] if kitb == RANDOM_KIT else [1.0, 1.6, 0.7, 1.3, 2.0, 0.5, 2.6, 1.0, 1.8, 1.4, 1.2, 0.8, 2.2][kitb]
-        x = (0.7 * noise + 0.4 * tone) * env(n, tau)
-        if voice == "clap":
-            for d in (0.01, 0.02):
-                k = int(d * SR)
-                x[k:] += 0.6 * x[: n - k]
-        return x * (0.5 if voice == "rim" else 1.0)
+        return clap_or_rim((0.7 * noise + 0.4 * tone) * env(n, tau), voice)
     if voice in ("chh", "ohh", "shaker", "phh", "ride", "crash"):
         dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
         n = int(dur * 2.5 * SR)
@@ -846,12 +853,7 @@ def synth_voice_m(voice, rng):
         b, a = signal.butter(2, [rng.uniform(3000, 4500) / (SR / 2), 0.6], "band")
         noise = signal.lfilter(b, a, noise)
         tone = np.sin(2 * np.pi * rng.uniform(280, 340) * np.arange(n) / SR)
-        x = (0.7 * noise + 0.4 * tone) * env(n, tau)
-        if voice == "clap":
-            for d in (0.01, 0.02):
-                k = int(d * SR)
-                x[k:] += 0.6 * x[: n - k]
-        return x * (0.5 if voice == "rim" else 1.0)
+        return clap_or_rim((0.7 * noise + 0.4 * tone) * env(n, tau), voice)
     if voice in ("chh", "ohh", "shaker", "phh", "ride", "crash"):
         dur = {"chh": 0.06, "ohh": 0.35, "shaker": 0.08, "phh": 0.05, "ride": 0.6, "crash": 1.2}[voice]
         n = int(dur * 2.5 * SR)
