@@ -281,19 +281,14 @@ impl WireCompare {
     fn full_state(&mut self, p: &Map<String, Value>) -> Option<Map<String, Value>> {
         let (from, to, m) = match self.states.iter().rposition(|(_, s)| same(s, p)) {
             Some(last) => {
+                // The start of the run of equal states that ends at `last`.
                 let first = self
                     .states
-                    .iter()
-                    .take(last + 1)
-                    .rev()
-                    .take_while(|(_, s)| same(s, p))
-                    .count();
-                let first = last + 1 - first;
-                (
-                    self.states[first].0,
-                    self.states[last].0,
-                    self.states[last].1.clone(),
-                )
+                    .range(..last)
+                    .rposition(|(_, s)| !same(s, p))
+                    .map_or(0, |i| i + 1);
+                let (to, m) = &self.states[last];
+                (self.states[first].0, *to, m.clone())
             }
             None => {
                 let (at, latest) = self.states.back()?;
